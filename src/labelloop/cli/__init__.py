@@ -1,0 +1,44 @@
+"""The `labelloop` command: parse options, call the service layer, print."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from ..errors import InputError, LabelloopError
+from .app import app
+
+__all__ = ["app", "main", "run"]
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status (2 = bad input, 1 = other failure)."""
+    try:
+        app(args=argv, prog_name="labelloop", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; work done so far is saved, run the command again to go on\n")
+        return 130
+    except (LabelloopError, Exception) as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if os.environ.get("LABELLOOP_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,53 @@
+"""Options and output shared by every command: --project, --db, --json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..project import Project
+
+ProjectDir = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="Project folder.", show_default="current folder"),
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (SQLite file or any SQLAlchemy URL); default: the project's own, "
+        "or LABELLOOP_DB.",
+    ),
+]
+JsonOut = Annotated[
+    bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")
+]
+
+out = Console()
+err = Console(stderr=True)
+
+
+def open_project(project: Path, db: str | None = None) -> Project:
+    return Project.open(project, db=db)
+
+
+def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
+    """Print `result` as JSON (stdout) or through `render` for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render(result)
+    else:
+        for key, value in result.items():
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"

@@ -1,0 +1,1 @@
+"""Import and export: files and DataFrames in, labeled data with provenance out."""

@@ -1,0 +1,194 @@
+"""Turn raw records into validated items: column mapping, ids, labels, size bounds.
+
+Validation happens before anything is written, so a bad row rejects the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+from .readers import Record
+
+MAX_TEXT_CHARS = 1_000_000  # larger texts are almost always a parsing mistake
+MAX_ID_CHARS = 200
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewItem:
+    uid: str
+    text: str
+    text_hash: str
+    line: int
+    gold_label: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass
+class Mapping:
+    """Which columns hold the text, the label and the id."""
+
+    text_col: str = "text"
+    label_col: str | None = None
+    id_col: str | None = None
+    meta_cols: Sequence[str] | None = None  # None: every other column
+
+
+@dataclass
+class Prepared:
+    items: list[NewItem] = field(default_factory=list)
+    duplicates_in_file: int = 0
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def canonical_labels(labels: Sequence[str]) -> dict[str, str]:
+    """Map case- and space-insensitive spellings to the project's own spelling."""
+    return {" ".join(label.split()).casefold(): label for label in labels}
+
+
+def match_label(value: str, canonical: dict[str, str]) -> str | None:
+    return canonical.get(" ".join(str(value).split()).casefold())
+
+
+def _jsonable(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def prepare_items(
+    records: Iterable[Record],
+    *,
+    source: str,
+    mapping: Mapping,
+    labels: Sequence[str],
+    split: str,
+) -> Prepared:
+    """Validate records and build items; raise InputError at the first bad row."""
+    canonical = canonical_labels(labels)
+    label_col = mapping.label_col
+    if split == "gold" and label_col is None:
+        label_col = "label"
+    prepared = Prepared()
+    seen: dict[str, tuple[str, int]] = {}
+    checked_columns = False
+    for line, record in records:
+        if not checked_columns:
+            for role, column in (
+                ("text", mapping.text_col),
+                ("label", label_col),
+                ("id", mapping.id_col),
+            ):
+                if column is not None and column not in record:
+                    raise InputError(
+                        f"no {role} column {column!r}; columns are "
+                        + ", ".join(repr(c) for c in record),
+                        file=source,
+                        line=line,
+                    )
+            checked_columns = True
+        text = record.get(mapping.text_col)
+        if _is_missing(text) or not isinstance(text, str):
+            kind = "missing" if _is_missing(text) else f"a {type(text).__name__}, not text"
+            raise InputError(
+                f"the text is {kind}",
+                file=source,
+                line=line,
+                column=mapping.text_col,
+                value=None if _is_missing(text) else text,
+            )
+        if not text.strip():
+            raise InputError("the text is empty", file=source, line=line, column=mapping.text_col)
+        if len(text) > MAX_TEXT_CHARS:
+            raise InputError(
+                f"the text has {len(text):,} characters, more than the limit of {MAX_TEXT_CHARS:,}",
+                file=source,
+                line=line,
+                column=mapping.text_col,
+            )
+        if "\x00" in text:
+            raise InputError(
+                "the text holds a NUL character", file=source, line=line, column=mapping.text_col
+            )
+        digest = text_hash(text)
+        if mapping.id_col is not None:
+            raw_id = record.get(mapping.id_col)
+            if _is_missing(raw_id) or str(raw_id).strip() == "":
+                raise InputError("the id is empty", file=source, line=line, column=mapping.id_col)
+            uid = str(raw_id).strip()
+            if len(uid) > MAX_ID_CHARS:
+                raise InputError(
+                    f"the id is longer than {MAX_ID_CHARS} characters",
+                    file=source,
+                    line=line,
+                    column=mapping.id_col,
+                    value=uid,
+                )
+        else:
+            uid = digest[:20]
+        gold = None
+        if label_col is not None:
+            value = record.get(label_col)
+            if _is_missing(value) or str(value).strip() == "":
+                if split == "gold":
+                    raise InputError(
+                        "a gold item needs a label", file=source, line=line, column=label_col
+                    )
+            else:
+                gold = match_label(str(value), canonical)
+                if gold is None:
+                    raise InputError(
+                        f"label not in the label set ({', '.join(labels)})",
+                        file=source,
+                        line=line,
+                        column=label_col,
+                        value=value,
+                    )
+        previous = seen.get(uid)
+        if previous is not None:
+            if previous[0] != digest:
+                raise InputError(
+                    f"duplicate id {uid!r} with a different text (first seen on line "
+                    f"{previous[1]})",
+                    file=source,
+                    line=line,
+                    column=mapping.id_col,
+                )
+            prepared.duplicates_in_file += 1
+            continue
+        seen[uid] = (digest, line)
+        skip = {mapping.text_col, label_col, mapping.id_col}
+        if mapping.meta_cols is None:
+            extra = {k: _jsonable(v) for k, v in record.items() if k not in skip}
+        else:
+            extra = {k: _jsonable(record.get(k)) for k in mapping.meta_cols}
+        if split != "gold" and gold is not None:
+            extra["source_label"] = gold
+            gold = None
+        prepared.items.append(
+            NewItem(
+                uid=uid, text=text, text_hash=digest, line=line, gold_label=gold, meta=extra or None
+            )
+        )
+    return prepared

@@ -1,0 +1,703 @@
+"""The service layer: one `Project` that the CLI, the web app and Python users all call.
+
+A project is a folder holding `labelloop.json` (which database, which project in it) and, by
+default, the SQLite store `labelloop.db`. Every method reads and writes the store, so any step can
+be interrupted and run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from . import routing
+from .data.importer import Mapping, NewItem, canonical_labels, match_label, prepare_items
+from .data.readers import read_file, records_from_data
+from .errors import InputError
+from .store import (
+    AUTO_ACCEPTED,
+    GOLD,
+    HUMAN_LABELED,
+    IN_REVIEW,
+    POOL,
+    UNRESOLVED,
+    Annotation,
+    Annotator,
+    Item,
+    Prediction,
+    ProjectRow,
+    ReviewTask,
+    Store,
+)
+from .store.db import sqlite_url
+
+CONFIG_FILE = "labelloop.json"
+DEFAULT_DB_FILE = "labelloop.db"
+ENV_DB = "LABELLOOP_DB"
+ACTIONS = ("label", "accept", "correct", "reject", "skip")
+INSERT_BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    rows: int
+    added: int
+    updated: int
+    unchanged: int
+    duplicates_in_file: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _parse_labels(labels: Sequence[str] | str) -> list[str]:
+    if isinstance(labels, str):
+        labels = labels.split(",")
+    cleaned = [" ".join(str(label).split()) for label in labels]
+    if any(not label for label in cleaned):
+        raise InputError("a label is empty; give labels as --labels a,b,c")
+    if len(cleaned) < 2:
+        raise InputError("a project needs at least two labels")
+    folded = [label.casefold() for label in cleaned]
+    if len(set(folded)) != len(folded):
+        raise InputError(f"labels repeat (case-insensitively): {', '.join(cleaned)}")
+    return cleaned
+
+
+def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
+    url = db or os.environ.get(ENV_DB) or config.get("db")
+    if url:
+        if "://" not in url:  # a plain file name means SQLite, relative to the project folder
+            candidate = Path(url)
+            return sqlite_url(candidate if candidate.is_absolute() else path / candidate)
+        return url
+    return sqlite_url(path / DEFAULT_DB_FILE)
+
+
+class Project:
+    """A labeling project: its items, predictions, annotations and decisions."""
+
+    def __init__(self, store: Store, project_id: int, path: Path) -> None:
+        self.store = store
+        self.id = project_id
+        self.path = path
+
+    # ----------------------------------------------------------------- open / create
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        task: str,
+        labels: Sequence[str] | str,
+        db: str | None = None,
+        name: str | None = None,
+    ) -> Project:
+        """Create a project folder (and its store) for a task and an ordered label set."""
+        path = Path(path).resolve()
+        if (path / CONFIG_FILE).exists():
+            raise InputError(f"{path} is already a labelloop project")
+        if not task or not task.strip():
+            raise InputError("the task description is empty; describe the task with --task")
+        label_list = _parse_labels(labels)
+        name = name or re.sub(r"[^\w.-]+", "-", path.name) or "project"
+        path.mkdir(parents=True, exist_ok=True)
+        url = _resolve_db(path, db, {})
+        store = Store(url)
+        with store.session() as session:
+            if session.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
+                store.dispose()
+                raise InputError(
+                    f"the database already holds a project named {name!r}; choose another --name"
+                )
+            row = ProjectRow(name=name, task=task.strip(), labels=label_list, settings={})
+            session.add(row)
+            session.flush()
+            project_id = row.id
+        config: dict[str, Any] = {"project": name}
+        if db and "://" in db:
+            config["db"] = db
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return cls(store, project_id, path)
+
+    @classmethod
+    def open(cls, path: str | Path = ".", *, db: str | None = None) -> Project:
+        """Open the project in `path` (the store URL may be overridden by `db`/LABELLOOP_DB)."""
+        path = Path(path).resolve()
+        config_path = path / CONFIG_FILE
+        if not config_path.exists():
+            raise InputError(
+                f"{path} is not a labelloop project (no {CONFIG_FILE}); "
+                "create one with `labelloop init`"
+            )
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{config_path} is not valid JSON: {exc}") from exc
+        store = Store(_resolve_db(path, db, config))
+        with store.session() as session:
+            project_id = session.scalar(
+                select(ProjectRow.id).where(ProjectRow.name == config.get("project"))
+            )
+        if project_id is None:
+            store.dispose()
+            raise InputError(f"the database has no project named {config.get('project')!r}")
+        return cls(store, project_id, path)
+
+    def close(self) -> None:
+        self.store.dispose()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- settings
+    def _row(self, session: Session) -> ProjectRow:
+        return session.get_one(ProjectRow, self.id)
+
+    @property
+    def task(self) -> str:
+        with self.store.session() as session:
+            return self._row(session).task
+
+    @property
+    def labels(self) -> list[str]:
+        with self.store.session() as session:
+            return list(self._row(session).labels)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        with self.store.session() as session:
+            return dict(self._row(session).settings or {})
+
+    def update_settings(self, **values: Any) -> dict[str, Any]:
+        with self.store.session() as session:
+            row = self._row(session)
+            row.settings = {**(row.settings or {}), **values}
+            return dict(row.settings)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.settings.get("threshold", routing.DEFAULT_THRESHOLD))
+
+    # ----------------------------------------------------------------- import
+    def import_file(
+        self,
+        file: str | Path,
+        *,
+        text_col: str = "text",
+        label_col: str | None = None,
+        id_col: str | None = None,
+        split: str = POOL,
+        fmt: str | None = None,
+    ) -> ImportResult:
+        """Import a CSV, TSV, JSONL, JSON or Parquet file in one transaction."""
+        return self._add_records(
+            read_file(file, fmt), str(file), Mapping(text_col, label_col, id_col), split
+        )
+
+    def add_items(
+        self,
+        data: Any,
+        *,
+        text_col: str = "text",
+        label_col: str | None = None,
+        id_col: str | None = None,
+        split: str = POOL,
+    ) -> ImportResult:
+        """Add items from a pandas/polars DataFrame, a list of dicts or a list of strings."""
+        source, records = records_from_data(data)
+        return self._add_records(records, source, Mapping(text_col, label_col, id_col), split)
+
+    def _add_records(
+        self, records: Iterable[tuple[int, dict]], source: str, mapping: Mapping, split: str
+    ) -> ImportResult:
+        if split not in (POOL, GOLD):
+            raise InputError(f"split must be 'pool' or 'gold', not {split!r}")
+        prepared = prepare_items(
+            records, source=source, mapping=mapping, labels=self.labels, split=split
+        )
+        with self.store.session() as session:
+            existing = self._existing(session, prepared.items)
+            new_rows, upgrades, unchanged = [], [], 0
+            for item in prepared.items:
+                known = existing.get(item.uid)
+                if known is None:
+                    new_rows.append(self._row_for(item, split))
+                    continue
+                item_id, digest, known_split = known
+                if digest != item.text_hash:
+                    raise InputError(
+                        f"id {item.uid!r} already exists in the project with a different text",
+                        file=source,
+                        line=item.line,
+                    )
+                if split == GOLD and known_split != GOLD:
+                    upgrades.append((item_id, item.gold_label))
+                else:
+                    unchanged += 1
+            for start in range(0, len(new_rows), INSERT_BATCH):
+                session.execute(insert(Item), new_rows[start : start + INSERT_BATCH])
+            for item_id, label in upgrades:
+                session.execute(
+                    update(Item)
+                    .where(Item.id == item_id)
+                    .values(
+                        split=GOLD,
+                        gold_label=label,
+                        state=HUMAN_LABELED,
+                        final_label=label,
+                        final_source="human",
+                    )
+                )
+                session.execute(
+                    delete(ReviewTask).where(
+                        ReviewTask.item_id == item_id, ReviewTask.done.is_(False)
+                    )
+                )
+        return ImportResult(
+            rows=len(prepared.items) + prepared.duplicates_in_file,
+            added=len(new_rows),
+            updated=len(upgrades),
+            unchanged=unchanged,
+            duplicates_in_file=prepared.duplicates_in_file,
+        )
+
+    def _row_for(self, item: NewItem, split: str) -> dict[str, Any]:
+        gold = split == GOLD
+        return {
+            "project_id": self.id,
+            "uid": item.uid,
+            "text": item.text,
+            "text_hash": item.text_hash,
+            "meta": item.meta,
+            "split": split,
+            "gold_label": item.gold_label,
+            "state": HUMAN_LABELED if gold else UNRESOLVED,
+            "final_label": item.gold_label if gold else None,
+            "final_source": "human" if gold else None,
+            "audit": False,
+        }
+
+    def _existing(
+        self, session: Session, items: Sequence[NewItem]
+    ) -> dict[str, tuple[int, str, str]]:
+        """uid → (id, text hash, split) for the uids about to be imported that already exist."""
+        wanted = {item.uid for item in items}
+        found: dict[str, tuple[int, str, str]] = {}
+        if not wanted:
+            return found
+        total = session.scalar(select(func.count()).where(Item.project_id == self.id)) or 0
+        query = select(Item.uid, Item.id, Item.text_hash, Item.split).where(
+            Item.project_id == self.id
+        )
+        if total <= 4 * len(wanted):
+            rows = session.execute(query.execution_options(yield_per=50_000))
+            return {uid: (i, h, s) for uid, i, h, s in rows if uid in wanted}
+        uids = sorted(wanted)
+        for start in range(0, len(uids), 5_000):
+            chunk = uids[start : start + 5_000]
+            for uid, i, h, s in session.execute(query.where(Item.uid.in_(chunk))):
+                found[uid] = (i, h, s)
+        return found
+
+    # ----------------------------------------------------------------- predictions
+    def active_predictor(self) -> tuple[str, str] | None:
+        active = self.settings.get("active_predictor")
+        return (active["model"], active["prompt_version"]) if active else None
+
+    def set_active_predictor(self, model: str, prompt_version: str) -> None:
+        """Make (model, prompt version) the prediction that routing and exports show."""
+        self.update_settings(active_predictor={"model": model, "prompt_version": prompt_version})
+        self.refresh_item_predictions()
+
+    def refresh_item_predictions(self, item_ids: Sequence[int] | None = None) -> None:
+        """Copy the active predictor's label and confidences onto the items."""
+        active = self.active_predictor()
+        if active is None:
+            return
+        model, version = active
+        pred = (
+            select(Prediction)
+            .where(
+                Prediction.project_id == self.id,
+                Prediction.model == model,
+                Prediction.prompt_version == version,
+                Prediction.item_id == Item.id,
+            )
+            .correlate(Item)
+        )
+        condition = Item.project_id == self.id
+        if item_ids is not None:
+            condition = and_(condition, Item.id.in_(item_ids))
+        with self.store.session() as session:
+            session.execute(
+                update(Item)
+                .where(condition)
+                .values(
+                    prediction_id=pred.with_only_columns(Prediction.id).scalar_subquery(),
+                    llm_label=pred.with_only_columns(Prediction.label).scalar_subquery(),
+                    confidence=pred.with_only_columns(Prediction.confidence).scalar_subquery(),
+                    calibrated_confidence=pred.with_only_columns(
+                        Prediction.calibrated_confidence
+                    ).scalar_subquery(),
+                )
+            )
+
+    def save_predictions(
+        self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
+    ) -> int:
+        """Store labeler results for items (by item id); existing keys are left untouched.
+
+        Returns the number of new predictions. Keyed by (item, model, prompt version), so a
+        re-run after an interruption neither loses nor duplicates work.
+        """
+        if not results:
+            return 0
+        ids = [item_id for item_id, _ in results]
+        with self.store.session() as session:
+            done = set(
+                session.scalars(
+                    select(Prediction.item_id).where(
+                        Prediction.item_id.in_(ids),
+                        Prediction.model == model,
+                        Prediction.prompt_version == prompt_version,
+                    )
+                )
+            )
+            rows = []
+            for item_id, result in results:
+                if item_id in done:
+                    continue
+                done.add(item_id)
+                rows.append(
+                    {
+                        "project_id": self.id,
+                        "item_id": item_id,
+                        "model": model,
+                        "prompt_version": prompt_version,
+                        "label": result.label,
+                        "probs": result.probs,
+                        "confidence": result.confidence,
+                        "calibrated_confidence": None,
+                        "reasoning": result.reasoning,
+                        "tokens_in": result.tokens_in,
+                        "tokens_out": result.tokens_out,
+                        "latency_s": result.latency_s,
+                        "cost_usd": result.cost_usd,
+                        "error": result.error,
+                        "raw": result.raw,
+                    }
+                )
+            if rows:
+                session.execute(insert(Prediction), rows)
+        return len(rows)
+
+    # ----------------------------------------------------------------- routing
+    def route(self, threshold: float | None = None) -> dict[str, Any]:
+        """Auto-accept confident predictions; queue everything else without a label for review."""
+        settings = self.settings
+        if threshold is None:
+            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
+        elif not 0.0 <= threshold <= 1.0:
+            raise InputError(f"the threshold must lie in [0, 1], not {threshold}")
+        label_thresholds = settings.get("label_thresholds") or {}
+        confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
+        open_items = and_(Item.project_id == self.id, Item.state != HUMAN_LABELED)
+        confident = and_(
+            Item.llm_label.is_not(None),
+            confidence.is_not(None),
+            self._threshold_condition(confidence, threshold, label_thresholds),
+        )
+        with self.store.session() as session:
+            session.execute(
+                update(Item)
+                .where(open_items, confident)
+                .values(state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source="llm")
+            )
+            session.execute(
+                update(Item)
+                .where(open_items, ~confident | Item.llm_label.is_(None) | confidence.is_(None))
+                .values(state=IN_REVIEW, final_label=None, final_source=None)
+            )
+            # Queue newly uncertain items; drop unanswered review tasks of now-confident ones.
+            queued = select(ReviewTask.id).where(
+                ReviewTask.item_id == Item.id, ReviewTask.queue == "review"
+            )
+            session.execute(
+                insert(ReviewTask).from_select(
+                    [
+                        "project_id",
+                        "item_id",
+                        "queue",
+                        "priority",
+                        "answers_needed",
+                        "answers",
+                        "done",
+                    ],
+                    select(
+                        Item.project_id,
+                        Item.id,
+                        literal("review"),
+                        func.coalesce(confidence, 0.0),
+                        literal(1),
+                        literal(0),
+                        literal(False),
+                    ).where(Item.project_id == self.id, Item.state == IN_REVIEW, ~queued.exists()),
+                )
+            )
+            session.execute(
+                delete(ReviewTask).where(
+                    ReviewTask.project_id == self.id,
+                    ReviewTask.queue == "review",
+                    ReviewTask.answers == 0,
+                    ReviewTask.item_id.in_(
+                        select(Item.id).where(
+                            Item.project_id == self.id, Item.state == AUTO_ACCEPTED
+                        )
+                    ),
+                )
+            )
+        if threshold != settings.get("threshold"):
+            self.update_settings(threshold=threshold)
+        counts = self._state_counts()
+        return {"threshold": threshold, "label_thresholds": label_thresholds or None, **counts}
+
+    @staticmethod
+    def _threshold_condition(confidence: Any, threshold: float, label_thresholds: dict) -> Any:
+        if not label_thresholds:
+            return confidence >= threshold
+        per_label = [
+            and_(Item.llm_label == label, confidence >= float(value))
+            for label, value in label_thresholds.items()
+        ]
+        other = and_(Item.llm_label.not_in(list(label_thresholds)), confidence >= threshold)
+        return or_(*per_label, other)
+
+    # ----------------------------------------------------------------- annotations
+    def annotator_id(self, name: str, *, create: bool = True, role: str = "annotator") -> int:
+        with self.store.session() as session:
+            found = session.scalar(
+                select(Annotator.id).where(Annotator.project_id == self.id, Annotator.name == name)
+            )
+            if found is not None:
+                return found
+            if not create:
+                raise InputError(f"no annotator named {name!r}")
+            row = Annotator(project_id=self.id, name=name, role=role)
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def item_id(self, uid: str) -> int:
+        with self.store.session() as session:
+            found = session.scalar(
+                select(Item.id).where(Item.project_id == self.id, Item.uid == uid)
+            )
+        if found is None:
+            raise InputError(f"no item with id {uid!r}")
+        return found
+
+    def annotate(
+        self,
+        item: str | int,
+        *,
+        action: str,
+        label: str | None = None,
+        annotator: str | int | None = None,
+        time_spent_s: float | None = None,
+        queue: str | None = None,
+        source: str = "labelloop",
+        external_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Record a person's answer on an item and update its final label.
+
+        `accept` takes the suggestion's label; `correct` and `label` need a label; `reject`
+        says the suggestion is wrong without giving a label; `skip` gives nothing.
+        """
+        if action not in ACTIONS:
+            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        item_id = item if isinstance(item, int) else self.item_id(item)
+        annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
+        canonical = canonical_labels(self.labels)
+        with self.store.session() as session:
+            row = session.get(Item, item_id)
+            if row is None or row.project_id != self.id:
+                raise InputError(f"no item with id {item!r}")
+            if action == "accept":
+                if label is None:
+                    label = row.llm_label
+                if label is None:
+                    raise InputError("there is no suggestion to accept; give a label")
+            if action in ("label", "correct") and label is None:
+                raise InputError(f"the action {action!r} needs a label")
+            if label is not None:
+                matched = match_label(label, canonical)
+                if matched is None:
+                    raise InputError(
+                        f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
+                    )
+                label = matched
+            if action in ("reject", "skip"):
+                label = None
+            annotation = Annotation(
+                project_id=self.id,
+                item_id=item_id,
+                annotator_id=annotator_id,
+                label=label,
+                action=action,
+                suggested_label=row.llm_label,
+                queue=queue,
+                source=source,
+                external_id=external_id,
+                time_spent_s=time_spent_s,
+            )
+            session.add(annotation)
+            session.flush()
+            self._resolve_item(session, row)
+            if action != "skip":
+                tasks = select(ReviewTask).where(
+                    ReviewTask.item_id == item_id, ReviewTask.done.is_(False)
+                )
+                if queue:
+                    tasks = tasks.where(ReviewTask.queue == queue)
+                for task in session.scalars(tasks):
+                    task.answers += 1
+                    task.done = task.answers >= task.answers_needed
+                    task.lease_owner, task.lease_expires = None, None
+            return {
+                "annotation_id": annotation.id,
+                "item": row.uid,
+                "state": row.state,
+                "label": row.final_label,
+            }
+
+    def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
+        """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
+        with self.store.session() as session:
+            annotation = session.get(Annotation, annotation_id)
+            if annotation is None or annotation.project_id != self.id or annotation.undone:
+                raise InputError(f"no answer {annotation_id} to undo")
+            annotation.undone = True
+            row = session.get_one(Item, annotation.item_id)
+            self._resolve_item(session, row)
+            if annotation.action != "skip":
+                tasks = select(ReviewTask).where(ReviewTask.item_id == row.id)
+                if annotation.queue:
+                    tasks = tasks.where(ReviewTask.queue == annotation.queue)
+                for task in session.scalars(tasks):
+                    if task.answers > 0:
+                        task.answers -= 1
+                        task.done = task.answers >= task.answers_needed
+            return {"item": row.uid, "state": row.state, "label": row.final_label}
+
+    def _resolve_item(self, session: Session, row: Item) -> None:
+        if row.split == GOLD:
+            return  # gold labels are trusted as given; answers on gold items measure annotators
+        votes = [
+            routing.Vote(a.annotator_id, a.label, a.action, a.id)
+            for a in session.scalars(
+                select(Annotation).where(Annotation.item_id == row.id, Annotation.undone.is_(False))
+            )
+        ]
+        human = routing.resolve_human_label(votes)
+        if human is not None:
+            row.state, row.final_label, row.final_source = HUMAN_LABELED, human, "human"
+            return
+        settings = self.settings
+        confident = routing.is_confident(
+            row.llm_label,
+            row.calibrated_confidence if row.calibrated_confidence is not None else row.confidence,
+            float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
+            settings.get("label_thresholds"),
+        )
+        rejected = any(vote.action == "reject" for vote in votes)
+        if confident and not rejected:
+            row.state, row.final_label, row.final_source = AUTO_ACCEPTED, row.llm_label, "llm"
+        else:
+            row.state, row.final_label, row.final_source = IN_REVIEW, None, None
+
+    # ----------------------------------------------------------------- stats / export
+    def _state_counts(self) -> dict[str, int]:
+        with self.store.session() as session:
+            counts = dict(
+                session.execute(
+                    select(Item.state, func.count())
+                    .where(Item.project_id == self.id)
+                    .group_by(Item.state)
+                ).all()
+            )
+        return {
+            state: int(counts.get(state, 0))
+            for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per state, review rate and the LLM's accuracy on gold."""
+        with self.store.session() as session:
+            base = select(func.count()).select_from(Item).where(Item.project_id == self.id)
+            items = session.scalar(base) or 0
+            gold = session.scalar(base.where(Item.split == GOLD)) or 0
+            predicted = session.scalar(base.where(Item.llm_label.is_not(None))) or 0
+            gold_predicted = (
+                session.scalar(base.where(Item.split == GOLD, Item.llm_label.is_not(None))) or 0
+            )
+            gold_correct = (
+                session.scalar(base.where(Item.split == GOLD, Item.llm_label == Item.gold_label))
+                or 0
+            )
+            pool_human = (
+                session.scalar(base.where(Item.split == POOL, Item.state == HUMAN_LABELED)) or 0
+            )
+        counts = self._state_counts()
+        pool = items - gold
+        return {
+            "items": items,
+            "gold": gold,
+            "pool": pool,
+            "predicted": predicted,
+            **counts,
+            "review_rate": (counts[IN_REVIEW] + pool_human) / pool if pool else None,
+            "gold_accuracy": gold_correct / gold_predicted if gold_predicted else None,
+            "gold_predicted": gold_predicted,
+            "threshold": self.threshold,
+            "active_predictor": self.settings.get("active_predictor"),
+        }
+
+    def iter_export_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per item with its final label and where it came from."""
+        query = (
+            select(Item, Prediction.model, Prediction.prompt_version, Prediction.reasoning)
+            .outerjoin(Prediction, Prediction.id == Item.prediction_id)
+            .where(Item.project_id == self.id)
+            .order_by(Item.id)
+            .execution_options(yield_per=10_000)
+        )
+        with self.store.session() as session:
+            for item, model, version, reasoning in session.execute(query):
+                yield {
+                    "id": item.uid,
+                    "text": item.text,
+                    "state": item.state,
+                    "label": item.final_label,
+                    "label_source": item.final_source,
+                    "llm_label": item.llm_label,
+                    "confidence": item.confidence,
+                    "calibrated_confidence": item.calibrated_confidence,
+                    "split": item.split,
+                    "gold_label": item.gold_label,
+                    "model": model,
+                    "prompt_version": version,
+                    "reasoning": reasoning,
+                    "meta": item.meta,
+                }

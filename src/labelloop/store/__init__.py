@@ -1,0 +1,47 @@
+"""The project store: models, sessions and migrations."""
+
+from .db import Store, make_engine, migrate
+from .models import (
+    AUTO_ACCEPTED,
+    GOLD,
+    HUMAN_LABELED,
+    IN_REVIEW,
+    POOL,
+    STATES,
+    UNRESOLVED,
+    ActiveLearningRound,
+    Annotation,
+    Annotator,
+    ApiToken,
+    Base,
+    Calibration,
+    Embedding,
+    Item,
+    Prediction,
+    ProjectRow,
+    ReviewTask,
+)
+
+__all__ = [
+    "AUTO_ACCEPTED",
+    "GOLD",
+    "HUMAN_LABELED",
+    "IN_REVIEW",
+    "POOL",
+    "STATES",
+    "UNRESOLVED",
+    "ActiveLearningRound",
+    "Annotation",
+    "Annotator",
+    "ApiToken",
+    "Base",
+    "Calibration",
+    "Embedding",
+    "Item",
+    "Prediction",
+    "ProjectRow",
+    "ReviewTask",
+    "Store",
+    "make_engine",
+    "migrate",
+]

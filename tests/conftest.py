@@ -1,0 +1,92 @@
+"""Shared fixtures: both databases, project factories, the CLI in-process."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labelloop.cli import run as cli_run
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_BASE = os.environ.get(
+    "LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_BASE.replace("+psycopg", ""), connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means unavailable
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def need_postgres() -> None:
+    """Skip locally, but fail under CI, when the PostgreSQL server is not reachable."""
+    reason = _postgres_available()
+    if reason is not None:
+        message = f"PostgreSQL at {PG_BASE} is not reachable ({reason})"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search path is a fresh schema, dropped afterwards."""
+    need_postgres()
+    import psycopg
+
+    schema = f"ll_test_{uuid.uuid4().hex[:12]}"
+    plain = PG_BASE.replace("+psycopg", "")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path: Path) -> str:
+    """Each store test runs on SQLite (a file) and on PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def cli():
+    """Run the labelloop command in-process; returns (exit status, stdout, stderr)."""
+
+    def invoke(*args: str, capsys=None) -> int:
+        return cli_run([str(a) for a in args])
+
+    return invoke
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, db_url: str):
+    from labelloop import Project
+
+    created = []
+
+    def factory(labels=("positive", "negative", "neutral"), task="Classify the sentiment.",
+                name: str | None = None):
+        folder = tmp_path / (name or f"proj{len(created)}")
+        project = Project.create(folder, task=task, labels=list(labels), db=db_url)
+        created.append(project)
+        return project
+
+    yield factory
+    for project in created:
+        project.close()
