@@ -82,6 +82,16 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
     return sqlite_url(path / DEFAULT_DB_FILE)
 
 
+def make_labeler(model: str, **options: Any) -> Any:
+    """A labeler by name, with configuration mistakes reported as bad input."""
+    from .labelers import get_labeler
+
+    try:
+        return get_labeler(model, **options)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from exc
+
+
 class Project:
     """A labeling project: its items, predictions, annotations and decisions."""
 
@@ -402,6 +412,43 @@ class Project:
             if rows:
                 session.execute(insert(Prediction), rows)
         return len(rows)
+
+    def prelabel(
+        self,
+        labeler: Any = None,
+        *,
+        model: str = "local",
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        limit: int | None = None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Pre-label items that lack a prediction from this labeler (resumable).
+
+        Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
+        served by an OpenAI-compatible endpoint at `base_url`.
+        """
+        from .workflows.prelabel import prelabel
+
+        if limit is not None and limit < 0:
+            raise InputError(f"--limit must not be negative, not {limit}")
+        owned = labeler is None
+        if owned:
+            labeler = make_labeler(
+                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+            )
+        try:
+            return prelabel(self, labeler, limit=limit, progress=progress)
+        finally:
+            if owned:
+                labeler.close()
+
+    def calibrate(self, **options: Any) -> dict[str, Any]:
+        """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`)."""
+        from .workflows.calibrate import calibrate
+
+        return calibrate(self, **options)
 
     # ----------------------------------------------------------------- routing
     def route(self, threshold: float | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; work done so far is saved, run the command again to go on\n")
         return 130
-    except (LabelloopError, Exception) as exc:  # noqa: BLE001 - the CLI's last line of defence
+    except (LabelloopError, Exception) as exc:
         if os.environ.get("LABELLOOP_DEBUG"):
             traceback.print_exc()
         sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")

@@ -10,7 +10,16 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..project import Project
-from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out, percent
+from .common import (
+    DbUrl,
+    JsonOut,
+    ProjectDir,
+    emit,
+    open_project,
+    out,
+    percent,
+    progress_bar,
+)
 
 app = typer.Typer(
     name="labelloop",
@@ -36,9 +45,13 @@ def init(
     """Create a project for a task and an ordered label set."""
     with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
         result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
-    emit(result, as_json, lambda r: out.print(
-        f"Created project in {r['project']} with labels {', '.join(r['labels'])}."
-    ))
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"Created project in {r['project']} with labels {', '.join(r['labels'])}."
+        ),
+    )
 
 
 @app.command("import")
@@ -64,11 +77,15 @@ def import_(
         result = proj.import_file(
             file, text_col=text_col, label_col=label_col, id_col=id_col, split=split, fmt=fmt
         ).to_dict()
-    emit(result, as_json, lambda r: out.print(
-        f"{r['added']} items added ({r['split'] if 'split' in r else split}), "
-        f"{r['unchanged']} already present, {r['updated']} moved to gold, "
-        f"{r['duplicates_in_file']} duplicate rows in the file."
-    ))
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"{r['added']} items added ({split}), "
+            f"{r['unchanged']} already present, {r['updated']} moved to gold, "
+            f"{r['duplicates_in_file']} duplicate rows in the file."
+        ),
+    )
 
 
 @app.command()
@@ -84,20 +101,128 @@ def route(
     """Auto-accept confident predictions; send the rest to the review queue."""
     with open_project(project, db) as proj:
         result = proj.route(threshold)
-    emit(result, as_json, lambda r: out.print(
-        f"threshold {r['threshold']:.3f}: {r['auto_accepted']} auto-accepted, "
-        f"{r['in_review']} in review, {r['human_labeled']} labeled by people."
-    ))
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"threshold {r['threshold']:.3f}: {r['auto_accepted']} auto-accepted, "
+            f"{r['in_review']} in review, {r['human_labeled']} labeled by people."
+        ),
+    )
+
+
+@app.command()
+def prelabel(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="local (embedded), local:gemma3, a PATH.gguf, or a model name served "
+            "at --base-url."
+        ),
+    ] = "local",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    limit: Annotated[
+        int | None, typer.Option(min=0, help="Label at most N pool items this run.")
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """LLM labels with confidence and reasoning; re-runs label only what is missing."""
+    with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
+        result = proj.prelabel(
+            model=model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            limit=limit,
+            progress=progress,
+        )
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"{r['done']} labeled, {r['failed']} failed, {r['skipped']} skipped in "
+            f"{r['elapsed_s']:.1f} s ({r['tokens']:,} tokens, ${r['cost_usd']:.4f})."
+        ),
+    )
+
+
+@app.command()
+def calibrate(
+    method: Annotated[
+        str, typer.Option(help="auto, isotonic, platt, temperature, histogram or none.")
+    ] = "auto",
+    budget: Annotated[
+        float | None, typer.Option(help="Largest share of items sent to review (default 0.3).")
+    ] = None,
+    target_accuracy: Annotated[
+        float | None, typer.Option(help="Reach this accuracy with the least review instead.")
+    ] = None,
+    confidence_level: Annotated[
+        float | None,
+        typer.Option(help="Certify the accuracy with this probability (Clopper–Pearson)."),
+    ] = None,
+    per_label: Annotated[bool, typer.Option(help="Choose one threshold per label.")] = False,
+    plots: Annotated[
+        Path | None, typer.Option(help="Folder for the PNG plots (default: PROJECT/plots).")
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Fit the calibrator on gold items and choose the routing threshold."""
+    with open_project(project, db) as proj:
+        result = proj.calibrate(
+            method=method,
+            budget=budget,
+            target_accuracy=target_accuracy,
+            confidence_level=confidence_level,
+            per_label=per_label,
+            plots_dir=plots if plots is not None else proj.path / "plots",
+        )
+    emit(result, as_json, _render_calibration)
+
+
+def _render_calibration(r: dict) -> None:
+    out.print(
+        f"{r['method']} calibration on {r['n_gold']} gold items ({r['threshold_rule']}):\n"
+        f"  threshold {r['threshold']:.3f} → expected accuracy {percent(r['expected_accuracy'])}"
+        f" with {percent(r['review_rate'])} reviewed\n"
+        f"  ECE on held-out folds {r['ece_before']:.3f} → {r['ece_after']:.3f}"
+    )
+    if r.get("guarantee"):
+        out.print(f"  {r['guarantee'].get('message', r['guarantee'])}")
+    if r.get("fallback"):
+        out.print(f"  note: {r['fallback']}")
+    if r.get("plots"):
+        out.print("  plots: " + ", ".join(r["plots"].values()))
 
 
 def _render_stats(result: dict) -> None:
     table = Table(title="labelloop stats", show_header=False)
-    for key in ("items", "gold", "predicted", "auto_accepted", "in_review", "human_labeled",
-                "unresolved"):
+    for key in (
+        "items",
+        "gold",
+        "predicted",
+        "auto_accepted",
+        "in_review",
+        "human_labeled",
+        "unresolved",
+    ):
         table.add_row(key.replace("_", " "), f"{result[key]:,}")
     table.add_row("review rate", percent(result["review_rate"]))
-    table.add_row("LLM accuracy on gold", percent(result["gold_accuracy"])
-                  + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""))
+    table.add_row(
+        "LLM accuracy on gold",
+        percent(result["gold_accuracy"])
+        + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""),
+    )
     table.add_row("threshold", f"{result['threshold']:.3f}")
     out.print(table)
 
@@ -123,8 +248,11 @@ def export(
 
     with open_project(project, db) as proj:
         count = export_rows(proj.iter_export_rows(), out_path, fmt)
-    emit({"rows": count, "out": str(out_path), "format": fmt}, as_json,
-         lambda r: out.print(f"Wrote {r['rows']} rows to {r['out']}."))
+    emit(
+        {"rows": count, "out": str(out_path), "format": fmt},
+        as_json,
+        lambda r: out.print(f"Wrote {r['rows']} rows to {r['out']}."),
+    )
 
 
 @app.command()
@@ -149,5 +277,6 @@ def later(name: str, what: str) -> None:
         raise InputError(f"`labelloop {name}` ({what}) is not available in this version yet")
 
     command.__doc__ = f"{what[0].upper()}{what[1:]} (not available in this version yet)."
-    app.command(name, context_settings={"ignore_unknown_options": True,
-                                        "allow_extra_args": True})(command)
+    app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
+        command
+    )

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from ..project import Project
 
@@ -47,6 +57,28 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None
     else:
         for key, value in result.items():
             out.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar with rate and ETA on stderr; yields an `update(done, total)` callback."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(description, total=None, rate="")
+        started = time.monotonic()
+
+        def update(done: int, total: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f}/s")
+
+        yield update
 
 
 def percent(value: float | None) -> str:

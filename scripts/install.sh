@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install labelloop with everything its demo and test suite need.
+#  - Python packages: labelloop itself (editable) with the test extra. llama-cpp-python compiles
+#    on install (a few minutes; needs cmake and a C/C++ compiler).
+#  - Debian's Chromium, for the real-browser tests of the review app (skipped when apt-get is
+#    not available or we are not root; the browser tests then say what is missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium (Debian package) for the browser tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "note: Chromium not found; install Debian's 'chromium' package for the browser tests" >&2
+  fi
+fi
+
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+python3 -m pip install --disable-pip-version-check -q -e ".[test]"

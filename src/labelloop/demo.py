@@ -1,0 +1,83 @@
+"""`labelloop demo`: the whole loop on bundled sample data, offline, with the embedded model."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .project import Project
+
+TASK = "Classify the sentiment of this movie review."
+LABELS = ["positive", "negative"]
+
+
+def sample_file(name: str) -> Path:
+    return Path(str(files("labelloop") / "sample_data" / name))
+
+
+def run_demo(directory: Path | None = None, *, limit: int = 200, quiet: bool = False,
+             model: str = "local") -> dict[str, Any]:
+    """Create a project, import sample reviews, pre-label, calibrate, route and summarise."""
+    console = Console(stderr=True, quiet=quiet)
+    folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="labelloop-demo-"))
+    console.rule("labelloop demo")
+    console.print(f"project folder: {folder}")
+    with Project.create(folder, task=TASK, labels=LABELS) as project:
+        gold = project.import_file(sample_file("reviews_gold.csv"), id_col="id", split="gold")
+        pool = project.import_file(sample_file("reviews_pool.csv"), id_col="id")
+        console.print(f"imported {gold.added} gold items and {pool.added} pool items")
+
+        console.print(f"pre-labeling with the embedded model ({model}) …")
+        with console.status("pre-labeling"):
+            prelabel = project.prelabel(model=model, limit=limit)
+        console.print(
+            f"  {prelabel['done']} labeled, {prelabel['failed']} failed in "
+            f"{prelabel['elapsed_s']:.1f} s"
+        )
+        calibration = project.calibrate(budget=0.3, plots_dir=folder / "plots")
+        console.print(
+            f"calibrated ({calibration['method']}) on {calibration['n_gold']} gold items: "
+            f"threshold {calibration['threshold']:.3f}, ECE {calibration['ece_before']:.3f} → "
+            f"{calibration['ece_after']:.3f}"
+        )
+        routed = project.route()
+        stats = project.stats()
+        final = _reference_accuracy(project)
+    console.print(
+        f"routed: {routed['auto_accepted']} auto-accepted, {routed['in_review']} to review "
+        f"({_pct(stats['review_rate'])} of the pool)"
+    )
+    console.print(f"LLM accuracy on gold: {_pct(stats['gold_accuracy'])}")
+    console.print(
+        f"auto-accepted labels right (against the sample's reference labels): "
+        f"{_pct(final['auto_accepted_accuracy'])} of {final['auto_accepted']}"
+    )
+    console.print(f"next: `labelloop serve --project {folder}` to review the queue")
+    return {
+        "project": str(folder),
+        "prelabel": prelabel,
+        "calibration": {k: calibration[k] for k in (
+            "method", "threshold", "ece_before", "ece_after", "expected_accuracy", "review_rate")},
+        "route": routed,
+        "stats": stats,
+        "reference": final,
+    }
+
+
+def _reference_accuracy(project: Project) -> dict[str, Any]:
+    """Accuracy of auto-accepted labels against the reference labels kept in the sample."""
+    right = total = 0
+    for row in project.iter_export_rows():
+        reference = (row["meta"] or {}).get("reference_label")
+        if row["state"] == "auto_accepted" and reference:
+            total += 1
+            right += row["label"] == reference
+    return {"auto_accepted": total, "auto_accepted_accuracy": right / total if total else None}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"

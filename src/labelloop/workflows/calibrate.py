@@ -1,0 +1,259 @@
+"""Fit a calibrator on gold items, apply it to every prediction, choose the threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select, update
+
+from ..calibration import calibrate_report, calibrator_from_dict, plots
+from ..calibration.evaluate import cross_fit
+from ..errors import InputError, NotReadyError
+from ..store import GOLD, Calibration, Item, Prediction
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+MIN_GOLD = 10
+APPLY_BATCH = 20_000
+
+
+def score_matrix(
+    rows: list[tuple[str | None, dict | None, float | None]], labels: list[str]
+) -> np.ndarray | None:
+    """Per-label probabilities in label order when every row has them and agrees with its label.
+
+    Otherwise None: calibration then works on the scalar confidence.
+    """
+    if not rows:
+        return None
+    matrix = np.empty((len(rows), len(labels)))
+    for i, (label, probs, _) in enumerate(rows):
+        if not probs or any(name not in probs for name in labels):
+            return None
+        matrix[i] = [float(probs[name]) for name in labels]
+        if label is None or labels[int(np.argmax(matrix[i]))] != label:
+            return None
+    return matrix
+
+
+def _gold_rows(project: Project, model: str, version: str) -> list[Any]:
+    excluded = set(project.settings.get("few_shot_item_ids") or [])
+    with project.store.session() as session:
+        rows = session.execute(
+            select(
+                Item.id, Item.gold_label, Prediction.label, Prediction.probs, Prediction.confidence
+            )
+            .join(Prediction, Prediction.item_id == Item.id)
+            .where(
+                Item.project_id == project.id,
+                Item.split == GOLD,
+                Prediction.model == model,
+                Prediction.prompt_version == version,
+                Prediction.label.is_not(None),
+                Prediction.confidence.is_not(None),
+            )
+            .order_by(Item.id)
+        ).all()
+    # Items shown to the model as few-shot examples would flatter it.
+    return [row for row in rows if row.id not in excluded]
+
+
+def calibrate(
+    project: Project,
+    *,
+    method: str = "auto",
+    budget: float | None = None,
+    target_accuracy: float | None = None,
+    confidence_level: float | None = None,
+    per_label: bool = False,
+    plots_dir: str | Path | None = None,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Calibrate the active predictor on gold items and set the routing threshold."""
+    if budget is not None and target_accuracy is not None:
+        raise InputError("give either --budget or --target-accuracy, not both")
+    for name, value in (
+        ("budget", budget),
+        ("target accuracy", target_accuracy),
+        ("confidence level", confidence_level),
+    ):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    active = project.active_predictor()
+    if active is None:
+        raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
+    model, version = active
+    labels = project.labels
+    rows = _gold_rows(project, model, version)
+    if len(rows) < MIN_GOLD:
+        raise NotReadyError(
+            f"calibration needs at least {MIN_GOLD} gold items with predictions from {model}; "
+            f"found {len(rows)}. Import gold items with `labelloop import FILE --split gold` "
+            "and run `labelloop prelabel` again"
+        )
+    triples = [(r.label, r.probs, r.confidence) for r in rows]
+    matrix = score_matrix(triples, labels)
+    scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
+    predicted = [r.label for r in rows]
+    gold = [r.gold_label for r in rows]
+    try:
+        calibrator, report = calibrate_report(
+            scores,
+            predicted,
+            gold,
+            method=method,
+            budget=budget,
+            target_accuracy=target_accuracy,
+            confidence_level=confidence_level,
+            labels=labels if matrix is not None else None,
+            random_state=random_state,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    state = calibrator.to_dict()
+    scores_kind = "probabilities" if matrix is not None else "confidence"
+    with project.store.session() as session:
+        session.execute(
+            update(Calibration)
+            .where(
+                Calibration.project_id == project.id,
+                Calibration.model == model,
+                Calibration.prompt_version == version,
+            )
+            .values(active=False)
+        )
+        session.add(
+            Calibration(
+                project_id=project.id,
+                model=model,
+                prompt_version=version,
+                method=report["method"],
+                calibrator={**state, "scores": scores_kind},
+                threshold=float(report["threshold"]),
+                label_thresholds=report.get("per_label_thresholds") if per_label else None,
+                report=report,
+                active=True,
+            )
+        )
+    applied = apply_calibration(project, model, version)
+    project.update_settings(
+        threshold=float(report["threshold"]),
+        label_thresholds=report.get("per_label_thresholds") if per_label else None,
+    )
+    if plots_dir is not None:
+        report["plots"] = _plots(Path(plots_dir), scores, predicted, gold, labels, report)
+    return {
+        "model": model,
+        "prompt_version": version,
+        "n_gold": len(rows),
+        "calibrated_predictions": applied,
+        **report,
+    }
+
+
+def active_calibration(project: Project, model: str, version: str) -> Calibration | None:
+    with project.store.session() as session:
+        return session.scalar(
+            select(Calibration)
+            .where(
+                Calibration.project_id == project.id,
+                Calibration.model == model,
+                Calibration.prompt_version == version,
+                Calibration.active.is_(True),
+            )
+            .order_by(Calibration.id.desc())
+        )
+
+
+def apply_calibration(project: Project, model: str, version: str) -> int:
+    """Write calibrated confidences for every prediction of (model, version)."""
+    calibration = active_calibration(project, model, version)
+    if calibration is None:
+        return 0
+    calibrator = calibrator_from_dict(calibration.calibrator)
+    use_matrix = calibration.calibrator.get("scores") == "probabilities"
+    labels = project.labels
+    query = (
+        select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence)
+        .where(
+            Prediction.project_id == project.id,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+        )
+        .order_by(Prediction.id)
+    )
+    count = 0
+    with project.store.session() as session:
+        rows = session.execute(query).all()
+        for start in range(0, len(rows), APPLY_BATCH):
+            batch = rows[start : start + APPLY_BATCH]
+            values = _calibrated(batch, labels, calibrator, use_matrix)
+            session.execute(
+                update(Prediction),
+                [
+                    {"id": row.id, "calibrated_confidence": value}
+                    for row, value in zip(batch, values, strict=True)
+                ],
+            )
+            count += sum(value is not None for value in values)
+    project.refresh_item_predictions()
+    return count
+
+
+def _calibrated(
+    batch: list[Any], labels: list[str], calibrator: Any, use_matrix: bool
+) -> list[float | None]:
+    out: list[float | None] = [None] * len(batch)
+    usable = [
+        i for i, row in enumerate(batch) if row.label is not None and row.confidence is not None
+    ]
+    if use_matrix:
+        matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
+        if matrix is None:  # some rows lack probabilities: calibrate row by row where possible
+            for i in usable:
+                row_matrix = score_matrix([(batch[i].label, batch[i].probs, None)], labels)
+                if row_matrix is not None:
+                    out[i] = float(calibrator.transform(row_matrix)[0])
+            return out
+        values = calibrator.transform(matrix)
+    else:
+        values = calibrator.transform(np.array([batch[i].confidence for i in usable], float))
+    for i, value in zip(usable, values, strict=True):
+        out[i] = float(value)
+    return out
+
+
+def _plots(
+    folder: Path,
+    scores: np.ndarray,
+    predicted: list,
+    gold: list,
+    labels: list[str],
+    report: dict[str, Any],
+) -> dict[str, str]:
+    """Reliability diagram, accuracy–coverage curve and review rate against threshold.
+
+    "After" uses out-of-fold calibrated confidences: no item is judged by a calibrator that
+    was fitted on it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)], float)
+    before = scores.max(axis=1) if scores.ndim == 2 else scores
+    target = np.array([labels.index(g) for g in gold]) if scores.ndim == 2 else correct
+    after = cross_fit(scores, target, report["method"])["confidence"]
+    return {
+        "reliability": str(
+            plots.plot_reliability(correct, before, after, folder / "reliability.png")
+        ),
+        "accuracy_coverage": str(
+            plots.plot_accuracy_coverage(after, correct, folder / "accuracy_coverage.png")
+        ),
+        "review_rate": str(
+            plots.plot_review_rate(
+                after, correct, folder / "review_rate.png", threshold=report["threshold"]
+            )
+        ),
+    }
