@@ -37,13 +37,13 @@ from .store import (
     ReviewTask,
     Store,
 )
+from .store.bulk import bulk_insert
 from .store.db import sqlite_url
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
 ENV_DB = "LABELLOOP_DB"
 ACTIONS = ("label", "accept", "correct", "reject", "skip")
-INSERT_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -256,8 +256,7 @@ class Project:
                     upgrades.append((item_id, item.gold_label))
                 else:
                     unchanged += 1
-            for start in range(0, len(new_rows), INSERT_BATCH):
-                session.execute(insert(Item), new_rows[start : start + INSERT_BATCH])
+            bulk_insert(session, Item.__table__, new_rows)
             for item_id, label in upgrades:
                 session.execute(
                     update(Item)
@@ -312,7 +311,7 @@ class Project:
             Item.project_id == self.id
         )
         if total <= 4 * len(wanted):
-            rows = session.execute(query.execution_options(yield_per=50_000))
+            rows = session.execute(query)
             return {uid: (i, h, s) for uid, i, h, s in rows if uid in wanted}
         uids = sorted(wanted)
         for start in range(0, len(uids), 5_000):
@@ -748,3 +747,51 @@ class Project:
                     "reasoning": reasoning,
                     "meta": item.meta,
                 }
+
+    # --- review: queues, annotators, tokens (thin delegates to `labelloop.review`)
+    def add_user(
+        self, name: str, *, role: str = "annotator", password: str | None = None
+    ) -> dict[str, Any]:
+        """Create a login for the review server (admin or annotator)."""
+        from . import review
+
+        return review.add_user(self, name, role=role, password=password)
+
+    def create_token(self, name: str) -> str:
+        """A new API token for a user, shown once (only its hash is stored)."""
+        from . import review
+
+        return review.create_token(self, name)
+
+    def enqueue(
+        self, item_ids: Sequence[int], *, queue: str = "active", priorities: Any = None
+    ) -> int:
+        """Queue items (store ids) for people, e.g. active-learning selections."""
+        from . import review
+
+        return review.enqueue(self, item_ids, queue=queue, priorities=priorities)
+
+    def sample_audit(self, rate: float | None = None, random_state: Any = None) -> int:
+        """Queue a random share of auto-accepted items for audit."""
+        from . import review
+
+        return review.sample_audit(self, rate, random_state)
+
+    def set_queue_settings(self, **values: Any) -> dict[str, Any]:
+        """Overlap, gold rate, audit rate and lease length of the review queues."""
+        from . import review
+
+        return review.set_queue_settings(self, **values)
+
+    def next_item(self, annotator: str | int, *, exclude: Sequence[int] = ()) -> Any:
+        """An annotator's next item to review (leased to them), or None when done."""
+        from . import review
+
+        annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
+        return review.next_item(self, annotator_id, exclude=exclude)
+
+    def dashboard(self) -> dict[str, Any]:
+        """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
+        from . import review
+
+        return review.dashboard(self)

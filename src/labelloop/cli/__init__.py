@@ -6,9 +6,8 @@ import os
 import sys
 import traceback
 
-import click
-
 from ..errors import InputError, LabelloopError
+from . import serve  # noqa: F401
 from .app import app
 
 __all__ = ["app", "main", "run"]
@@ -17,15 +16,10 @@ __all__ = ["app", "main", "run"]
 def run(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status (2 = bad input, 1 = other failure)."""
     try:
-        app(args=argv, prog_name="labelloop", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        sys.stderr.write("aborted\n")
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        # Standalone mode: the parser reports usage errors itself (exit status 2).
+        app(args=argv, prog_name="labelloop", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

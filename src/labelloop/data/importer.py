@@ -77,6 +77,80 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _bad_text(text: Any, source: str, line: int, column: str) -> None:
+    """Raise the InputError that explains what is wrong with a text value."""
+    if _is_missing(text):
+        raise InputError("the text is missing", file=source, line=line, column=column)
+    if not isinstance(text, str):
+        raise InputError(
+            f"the text is a {type(text).__name__}, not text",
+            file=source,
+            line=line,
+            column=column,
+            value=text,
+        )
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(
+            f"the text has {len(text):,} characters, more than the limit of {MAX_TEXT_CHARS:,}",
+            file=source,
+            line=line,
+            column=column,
+        )
+    if "\x00" in text:
+        raise InputError("the text holds a NUL character", file=source, line=line, column=column)
+    raise InputError("the text is empty", file=source, line=line, column=column)
+
+
+def _item_id(record: dict[str, Any], id_col: str, source: str, line: int) -> str:
+    raw = record.get(id_col)
+    if (
+        type(raw) is str
+        and 0 < len(raw) <= MAX_ID_CHARS
+        and not raw[0].isspace()
+        and not raw[-1].isspace()
+    ):
+        return raw  # the common case, checked cheaply
+    if _is_missing(raw) or str(raw).strip() == "":
+        raise InputError("the id is empty", file=source, line=line, column=id_col)
+    uid = str(raw).strip()
+    if len(uid) > MAX_ID_CHARS:
+        raise InputError(
+            f"the id is longer than {MAX_ID_CHARS} characters",
+            file=source,
+            line=line,
+            column=id_col,
+            value=uid,
+        )
+    return uid
+
+
+def _gold_label(
+    value: Any,
+    canonical: dict[str, str],
+    labels: Sequence[str],
+    split: str,
+    source: str,
+    line: int,
+    column: str,
+) -> str | None:
+    if _is_missing(value) or str(value).strip() == "":
+        if split == "gold":
+            raise InputError("a gold item needs a label", file=source, line=line, column=column)
+        return None
+    label = canonical.get(value) if type(value) is str else None
+    if label is None:
+        label = match_label(str(value), canonical)
+    if label is None:
+        raise InputError(
+            f"label not in the label set ({', '.join(labels)})",
+            file=source,
+            line=line,
+            column=column,
+            value=value,
+        )
+    return label
+
+
 def prepare_items(
     records: Iterable[Record],
     *,
@@ -92,14 +166,12 @@ def prepare_items(
         label_col = "label"
     prepared = Prepared()
     seen: dict[str, tuple[str, int]] = {}
+    text_col, id_col = mapping.text_col, mapping.id_col
+    roles = {text_col, label_col, id_col} - {None}
     checked_columns = False
     for line, record in records:
         if not checked_columns:
-            for role, column in (
-                ("text", mapping.text_col),
-                ("label", label_col),
-                ("id", mapping.id_col),
-            ):
+            for role, column in (("text", text_col), ("label", label_col), ("id", id_col)):
                 if column is not None and column not in record:
                     raise InputError(
                         f"no {role} column {column!r}; columns are "
@@ -108,63 +180,18 @@ def prepare_items(
                         line=line,
                     )
             checked_columns = True
-        text = record.get(mapping.text_col)
-        if _is_missing(text) or not isinstance(text, str):
-            kind = "missing" if _is_missing(text) else f"a {type(text).__name__}, not text"
-            raise InputError(
-                f"the text is {kind}",
-                file=source,
-                line=line,
-                column=mapping.text_col,
-                value=None if _is_missing(text) else text,
-            )
-        if not text.strip():
-            raise InputError("the text is empty", file=source, line=line, column=mapping.text_col)
-        if len(text) > MAX_TEXT_CHARS:
-            raise InputError(
-                f"the text has {len(text):,} characters, more than the limit of {MAX_TEXT_CHARS:,}",
-                file=source,
-                line=line,
-                column=mapping.text_col,
-            )
-        if "\x00" in text:
-            raise InputError(
-                "the text holds a NUL character", file=source, line=line, column=mapping.text_col
-            )
+        text = record.get(text_col)
+        if type(text) is not str:
+            _bad_text(text, source, line, text_col)
+        if not text.strip() or len(text) > MAX_TEXT_CHARS or "\x00" in text:
+            _bad_text(text, source, line, text_col)
         digest = text_hash(text)
-        if mapping.id_col is not None:
-            raw_id = record.get(mapping.id_col)
-            if _is_missing(raw_id) or str(raw_id).strip() == "":
-                raise InputError("the id is empty", file=source, line=line, column=mapping.id_col)
-            uid = str(raw_id).strip()
-            if len(uid) > MAX_ID_CHARS:
-                raise InputError(
-                    f"the id is longer than {MAX_ID_CHARS} characters",
-                    file=source,
-                    line=line,
-                    column=mapping.id_col,
-                    value=uid,
-                )
-        else:
-            uid = digest[:20]
+        uid = _item_id(record, id_col, source, line) if id_col is not None else digest[:20]
         gold = None
         if label_col is not None:
-            value = record.get(label_col)
-            if _is_missing(value) or str(value).strip() == "":
-                if split == "gold":
-                    raise InputError(
-                        "a gold item needs a label", file=source, line=line, column=label_col
-                    )
-            else:
-                gold = match_label(str(value), canonical)
-                if gold is None:
-                    raise InputError(
-                        f"label not in the label set ({', '.join(labels)})",
-                        file=source,
-                        line=line,
-                        column=label_col,
-                        value=value,
-                    )
+            gold = _gold_label(
+                record.get(label_col), canonical, labels, split, source, line, label_col
+            )
         previous = seen.get(uid)
         if previous is not None:
             if previous[0] != digest:
@@ -173,22 +200,19 @@ def prepare_items(
                     f"{previous[1]})",
                     file=source,
                     line=line,
-                    column=mapping.id_col,
+                    column=id_col,
                 )
             prepared.duplicates_in_file += 1
             continue
         seen[uid] = (digest, line)
-        skip = {mapping.text_col, label_col, mapping.id_col}
-        if mapping.meta_cols is None:
-            extra = {k: _jsonable(v) for k, v in record.items() if k not in skip}
-        else:
+        if mapping.meta_cols is not None:
             extra = {k: _jsonable(record.get(k)) for k in mapping.meta_cols}
+        elif len(record) > len(roles):
+            extra = {k: _jsonable(v) for k, v in record.items() if k not in roles}
+        else:
+            extra = None
         if split != "gold" and gold is not None:
-            extra["source_label"] = gold
+            extra = {**(extra or {}), "source_label": gold}
             gold = None
-        prepared.items.append(
-            NewItem(
-                uid=uid, text=text, text_hash=digest, line=line, gold_label=gold, meta=extra or None
-            )
-        )
+        prepared.items.append(NewItem(uid, text, digest, line, gold, extra or None))
     return prepared

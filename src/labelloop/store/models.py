@@ -133,9 +133,25 @@ class ApiToken(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ReviewSession(Base):
+    """A browser login: the cookie holds a random token, the store only its hash."""
+
+    __tablename__ = "review_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Annotation(Base):
     __tablename__ = "annotations"
-    __table_args__ = (Index("ix_annotations_item", "item_id"),)
+    __table_args__ = (
+        Index("ix_annotations_item", "item_id"),
+        Index("ix_annotations_annotator", "annotator_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -189,6 +205,7 @@ class ReviewTask(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "queue", name="uq_review_tasks_item_queue"),
         Index("ix_review_tasks_next", "project_id", "done", "priority"),
+        Index("ix_review_tasks_lease", "lease_owner"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
