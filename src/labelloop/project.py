@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -450,8 +451,18 @@ class Project:
         return calibrate(self, **options)
 
     # ----------------------------------------------------------------- routing
-    def route(self, threshold: float | None = None) -> dict[str, Any]:
-        """Auto-accept confident predictions; queue everything else without a label for review."""
+    def route(
+        self, threshold: float | None = None, *, audit_rate: float | None = None
+    ) -> dict[str, Any]:
+        """Auto-accept confident predictions; queue everything else without a label for review.
+
+        With an audit rate, that share of the newly auto-accepted items also goes to an audit
+        queue, so that the accuracy of auto-accepted labels keeps being measured.
+        """
+        if audit_rate is not None:
+            if not 0.0 <= audit_rate <= 1.0:
+                raise InputError(f"the audit rate must lie in [0, 1], not {audit_rate}")
+            self.update_settings(audit_rate=audit_rate)
         settings = self.settings
         if threshold is None:
             threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
@@ -516,8 +527,95 @@ class Project:
             )
         if threshold != settings.get("threshold"):
             self.update_settings(threshold=threshold)
+        audited = self._queue_audits(float(settings.get("audit_rate") or 0.0))
         counts = self._state_counts()
-        return {"threshold": threshold, "label_thresholds": label_thresholds or None, **counts}
+        return {
+            "threshold": threshold,
+            "label_thresholds": label_thresholds or None,
+            **counts,
+            "audit_queued": audited,
+        }
+
+    def _queue_audits(self, rate: float) -> int:
+        """Keep `rate` of the auto-accepted items in the audit queue, drawn at random.
+
+        Items already audited count toward the share, so routing again draws only what the
+        newly accepted items add.
+        """
+        if rate <= 0:
+            return 0
+        with self.store.session() as session:
+            accepted = session.execute(
+                select(Item.id, Item.audit)
+                .where(Item.project_id == self.id, Item.state == AUTO_ACCEPTED)
+                .order_by(Item.id)
+            ).all()
+            audited = (
+                session.scalar(
+                    select(func.count()).where(Item.project_id == self.id, Item.audit.is_(True))
+                )
+                or 0
+            )
+            candidates = [item_id for item_id, is_audited in accepted if not is_audited]
+            wanted = round(rate * (len(candidates) + audited)) - audited
+            if wanted <= 0 or not candidates:
+                return 0
+            rng = np.random.default_rng([int(self.settings.get("seed", 0)), len(accepted)])
+            picked = sorted(
+                int(i)
+                for i in rng.choice(candidates, size=min(wanted, len(candidates)), replace=False)
+            )
+            for start in range(0, len(picked), 5_000):
+                chunk = picked[start : start + 5_000]
+                session.execute(update(Item).where(Item.id.in_(chunk)).values(audit=True))
+                bulk_insert(
+                    session,
+                    ReviewTask.__table__,
+                    [
+                        {
+                            "project_id": self.id,
+                            "item_id": item_id,
+                            "queue": "audit",
+                            "priority": 0.0,
+                            "answers_needed": 1,
+                            "answers": 0,
+                            "done": False,
+                        }
+                        for item_id in chunk
+                    ],
+                )
+        return len(picked)
+
+    def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
+        """Accuracy of auto-accepted labels measured on audited items, with an interval."""
+        from .calibration import audit_estimate
+
+        with self.store.session() as session:
+            rows = session.execute(
+                select(
+                    Annotation.item_id,
+                    Annotation.action,
+                    Annotation.label,
+                    Annotation.suggested_label,
+                )
+                .where(
+                    Annotation.project_id == self.id,
+                    Annotation.queue == "audit",
+                    Annotation.undone.is_(False),
+                    Annotation.action.in_(("accept", "correct", "label", "reject")),
+                )
+                .order_by(Annotation.id)
+            ).all()
+        first: dict[int, bool] = {}
+        for item_id, action, label, suggested in rows:
+            if item_id not in first:
+                first[item_id] = action == "accept" or (
+                    action != "reject" and label is not None and label == suggested
+                )
+        if not first:
+            return None
+        estimate = audit_estimate(list(first.values()), confidence_level)
+        return {k: v for k, v in estimate.items() if not k.startswith("running_")}
 
     @staticmethod
     def _threshold_condition(confidence: Any, threshold: float, label_thresholds: dict) -> Any:
@@ -718,6 +816,7 @@ class Project:
             "gold_predicted": gold_predicted,
             "threshold": self.threshold,
             "active_predictor": self.settings.get("active_predictor"),
+            "audit": self.audit_estimate(),
         }
 
     def iter_export_rows(self) -> Iterator[dict[str, Any]]:

@@ -67,12 +67,36 @@ def import_(
     split: Annotated[
         str, typer.Option(help="pool: to be labeled; gold: trusted labels for calibration.")
     ] = "pool",
-    fmt: Annotated[str | None, typer.Option("--format", help="Override the format.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Override the file format (csv, tsv, jsonl, json, parquet), or read another "
+            "tool's export with its labels and provenance: labelstudio, argilla, prodigy, hf, "
+            "labelloop (a labelloop export).",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Add items from a file; nothing is imported if any row is bad."""
+    from ..data.formats import IMPORTERS
+
+    if fmt is not None and fmt.lower() in IMPORTERS:
+        from ..workflows.exchange import import_project
+
+        with open_project(project, db) as proj:
+            result = import_project(proj, file, fmt)
+        emit(
+            result,
+            as_json,
+            lambda r: out.print(
+                f"{r['added']} items added, {r['existing']} already present; "
+                f"{r['predictions']} predictions and {r['annotations']} answers imported."
+            ),
+        )
+        return
     with open_project(project, db) as proj:
         result = proj.import_file(
             file, text_col=text_col, label_col=label_col, id_col=id_col, split=split, fmt=fmt
@@ -94,13 +118,17 @@ def route(
         float | None,
         typer.Option(help="Override the threshold (default: the calibrated one, else 0.85)."),
     ] = None,
+    audit_rate: Annotated[
+        float | None,
+        typer.Option(help="Share of auto-accepted items also sent to an audit queue (kept)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Auto-accept confident predictions; send the rest to the review queue."""
     with open_project(project, db) as proj:
-        result = proj.route(threshold)
+        result = proj.route(threshold, audit_rate=audit_rate)
     emit(
         result,
         as_json,
@@ -224,6 +252,13 @@ def _render_stats(result: dict) -> None:
         + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""),
     )
     table.add_row("threshold", f"{result['threshold']:.3f}")
+    audit = result.get("audit")
+    if audit:
+        table.add_row(
+            "auto-accepted accuracy (audits)",
+            f"{percent(audit['accuracy'])} [{percent(audit['lower'])}, {percent(audit['upper'])}]"
+            f" n={audit['n_audited']}",
+        )
     out.print(table)
 
 
@@ -238,16 +273,30 @@ def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = 
 @app.command()
 def export(
     out_path: Annotated[Path, typer.Option("--out", help="File to write.")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet.")] = "jsonl",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="jsonl, csv, parquet, labelstudio (JSON tasks), argilla (v2 records), "
+            "prodigy (JSONL) or hf (a Hugging Face datasets folder).",
+        ),
+    ] = "jsonl",
+    include: Annotated[
+        str | None,
+        typer.Option(
+            help="Provenance to nest in each row: a comma-separated subset of annotations, "
+            "predictions (every predictor's), meta; or all. Default: annotations,meta.",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Write every item with its final label and provenance."""
-    from ..data.export import export_rows
+    from ..workflows.exchange import export_project
 
     with open_project(project, db) as proj:
-        count = export_rows(proj.iter_export_rows(), out_path, fmt)
+        count = export_project(proj, out_path, fmt, include=include)["rows"]
     emit(
         {"rows": count, "out": str(out_path), "format": fmt},
         as_json,

@@ -1,0 +1,115 @@
+"""`calibrate` on a project: fit on gold, apply to every prediction, route on it; audits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from labelloop import InputError
+from labelloop.cli import run
+from labelloop.errors import NotReadyError
+
+from .test_routing import Result
+
+LABELS = ["positive", "negative"]
+
+
+def overconfident_project(make_project, n_gold=120, n_pool=200, seed=0):
+    """The model always says 0.8–1.0, but is right only about 60% of the time."""
+    rng = np.random.default_rng(seed)
+    project = make_project(labels=LABELS)
+    gold = [{"id": f"g{i}", "text": f"gold review {i}", "label": LABELS[i % 2]}
+            for i in range(n_gold)]
+    pool = [{"id": f"p{i}", "text": f"pool review {i}"} for i in range(n_pool)]
+    project.add_items(gold, id_col="id", split="gold")
+    project.add_items(pool, id_col="id")
+    results = []
+    for row in gold + pool:
+        truth = row.get("label", LABELS[int(row["id"][1:]) % 2])
+        right = rng.random() < 0.6
+        label = truth if right else LABELS[1 - LABELS.index(truth)]
+        p = float(rng.uniform(0.8, 1.0))
+        probs = {label: p, LABELS[1 - LABELS.index(label)]: 1 - p}
+        results.append((project.item_id(row["id"]), Result(label, p, probs)))
+    project.save_predictions("m", "v1", results)
+    project.set_active_predictor("m", "v1")
+    return project
+
+
+def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
+    project = overconfident_project(make_project)
+    before = project.route()  # raw confidences ≥ 0.8 < 0.85 … some auto-accepted
+    assert before["auto_accepted"] > 0
+    report = project.calibrate(budget=0.3, plots_dir=tmp_path / "plots")
+    for key in ("method", "threshold", "ece_before", "ece_after", "expected_accuracy",
+                "review_rate"):
+        assert key in report
+    assert report["ece_after"] < report["ece_before"]
+    assert report["calibrated_predictions"] == 320
+    rows = list(project.iter_export_rows())
+    calibrated = [r["calibrated_confidence"] for r in rows if r["split"] == "pool"]
+    assert all(c is not None for c in calibrated)
+    assert np.mean(calibrated) < 0.8  # pulled down toward the real accuracy (~0.6)
+    assert project.threshold == pytest.approx(report["threshold"])
+    routed = project.route()
+    pool_rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
+    for row in pool_rows:
+        accepted = row["calibrated_confidence"] >= report["threshold"]
+        assert row["state"] == ("auto_accepted" if accepted else "in_review")
+    assert routed["in_review"] / 200 <= 0.3 + 0.15  # the budget holds roughly on the pool
+    assert (tmp_path / "plots" / "reliability.png").stat().st_size > 1000
+
+
+def test_calibrate_needs_gold_and_predictions(make_project):
+    project = make_project(labels=LABELS)
+    with pytest.raises(NotReadyError, match="prelabel"):
+        project.calibrate()
+    project.add_items(["a", "b"])
+    project.save_predictions("m", "v1", [(project.item_id(r["id"]), Result("positive", 0.9))
+                                         for r in project.iter_export_rows()])
+    project.set_active_predictor("m", "v1")
+    with pytest.raises(NotReadyError, match="gold"):
+        project.calibrate()
+    with pytest.raises(InputError, match="not both"):
+        project.calibrate(budget=0.2, target_accuracy=0.9)
+
+
+def test_target_accuracy_with_guarantee(make_project):
+    project = overconfident_project(make_project, n_gold=200)
+    report = project.calibrate(target_accuracy=0.95, confidence_level=0.9)
+    assert report["guarantee"] is not None
+    assert "threshold" in report
+
+
+def test_calibrate_cli_json(make_project, capsys):
+    project = overconfident_project(make_project)
+    status = run(["calibrate", "--method", "isotonic", "-p", str(project.path), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0 and result["method"] in ("isotonic", "platt", "temperature")
+
+
+def test_audit_queue_and_estimate(make_project):
+    project = overconfident_project(make_project)
+    routed = project.route(0.5, audit_rate=0.1)
+    assert routed["audit_queued"] == round(0.1 * routed["auto_accepted"])
+    audited = [r for r in project.iter_export_rows() if r["state"] == "auto_accepted"]
+    assert project.stats()["audit"] is None
+    # People check a few audited items: two confirmations, one rejection.
+    from sqlalchemy import select
+
+    from labelloop.store import Item
+
+    with project.store.session() as session:
+        uids = list(session.scalars(select(Item.uid).where(Item.project_id == project.id,
+                                                           Item.audit.is_(True))))
+    assert len(uids) == routed["audit_queued"] and len(audited) >= len(uids)
+    project.annotate(uids[0], action="accept", annotator="a", queue="audit")
+    project.annotate(uids[1], action="accept", annotator="a", queue="audit")
+    project.annotate(uids[2], action="reject", annotator="a", queue="audit")
+    estimate = project.stats()["audit"]
+    assert estimate["n_audited"] == 3 and estimate["accuracy"] == pytest.approx(2 / 3)
+    assert 0 <= estimate["lower"] < 2 / 3 < estimate["upper"] <= 1
+    again = project.route(0.5)
+    assert again["audit_queued"] == 0  # audited items are not drawn twice
