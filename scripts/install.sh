@@ -17,5 +17,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# llama-cpp-python: build only the text library (no multimodal tools), on every core.
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
+export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 python3 -m pip install --disable-pip-version-check -q -e ".[test]"
