@@ -450,6 +450,31 @@ class Project:
 
         return calibrate(self, **options)
 
+    def learn(self, **options: Any) -> dict[str, Any]:
+        """Train the student and the stack on trusted labels; the best predictor becomes active
+        and calibration and routing are refreshed (see `workflows.learn`)."""
+        from .workflows.learn import learn
+
+        return learn(self, **options)
+
+    def select(self, strategy: str, k: int, **options: Any) -> dict[str, Any]:
+        """Queue the `k` items whose human label should help most (see `workflows.select`)."""
+        from .workflows.select import select
+
+        return select(self, strategy, k, **options)
+
+    def agreement(self, **options: Any) -> dict[str, Any]:
+        """Agreement between annotators and LLM labelers (see `workflows.agreement`)."""
+        from .workflows.agreement import agreement
+
+        return agreement(self, **options)
+
+    def label_issues(self, **options: Any) -> dict[str, Any]:
+        """Likely-mislabeled items, queued for a second look (see `workflows.agreement`)."""
+        from .workflows.agreement import label_issues
+
+        return label_issues(self, **options)
+
     # ----------------------------------------------------------------- routing
     def route(
         self, threshold: float | None = None, *, audit_rate: float | None = None
@@ -525,8 +550,8 @@ class Project:
                     ),
                 )
             )
-        if threshold != settings.get("threshold"):
-            self.update_settings(threshold=threshold)
+        if threshold != settings.get("threshold") or not settings.get("routed"):
+            self.update_settings(threshold=threshold, routed=True)
         audited = self._queue_audits(float(settings.get("audit_rate") or 0.0))
         counts = self._state_counts()
         return {
@@ -894,3 +919,20 @@ class Project:
         from . import review
 
         return review.dashboard(self)
+
+    # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
+    def export(
+        self, out: str | Path, fmt: str = "jsonl", *, include: str | Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Write every item with its label's provenance: jsonl, csv, parquet, labelstudio,
+        argilla, prodigy or hf (see `labelloop.data.formats`)."""
+        from .workflows.exchange import export_project
+
+        return export_project(self, out, fmt, include=include)
+
+    def import_from(self, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
+        """Import another tool's export (labelstudio, argilla, prodigy, hf) or a labelloop
+        export (labelloop) with its predictions and answers, in one transaction."""
+        from .workflows.exchange import import_project
+
+        return import_project(self, path, fmt, **options)

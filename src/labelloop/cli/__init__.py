@@ -7,7 +7,10 @@ import sys
 import traceback
 
 from ..errors import InputError, LabelloopError
-from . import serve  # noqa: F401
+from . import (
+    learning,  # noqa: F401
+    serve,  # noqa: F401
+)
 from .app import app
 
 __all__ = ["app", "main", "run"]

@@ -142,6 +142,14 @@ def calibrate(
     project.update_settings(
         threshold=float(report["threshold"]),
         label_thresholds=report.get("per_label_thresholds") if per_label else None,
+        # Remembered so that retraining can recalibrate the same way.
+        calibration_options={
+            "method": method,
+            "budget": budget,
+            "target_accuracy": target_accuracy,
+            "confidence_level": confidence_level,
+            "per_label": per_label,
+        },
     )
     if plots_dir is not None:
         report["plots"] = _plots(Path(plots_dir), scores, predicted, gold, labels, report)

@@ -1,0 +1,178 @@
+"""Commands of the learning loop: learn, select, simulate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..active import format_simulation
+from .app import app
+from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out, percent, progress_bar
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _render_learn(r: dict) -> None:
+    out.print(
+        f"trained on {r['trusted_labels']} trusted labels "
+        f"(majority class {percent(r['majority_rate'])}); cross-validated:"
+    )
+    for name, m in r["components"].items():
+        out.print(
+            f"  {name:<40} acc {percent(m['accuracy']):>7}  log loss {_fmt(m['log_loss'])}"
+            f"  AUROC {_fmt(m['auroc'])}  (n={m['n']})",
+            highlight=False,
+        )
+    if r["weak_labelers"]:
+        out.print(
+            "  below the majority-class rate, left out of the stack: "
+            + ", ".join(r["weak_labelers"])
+        )
+    out.print(f"stack weights: {json.dumps(r['stack_weights'])}", highlight=False)
+    out.print(f"best predictor (lowest log loss): {r['best']} — now used for routing")
+
+
+@app.command()
+def learn(
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Train the student on trusted labels and stack it with the LLMs; report per component.
+
+    The predictor with the lowest cross-validated log loss becomes the one routing trusts;
+    calibration and routing are refreshed with their last settings.
+    """
+    with open_project(project, db) as proj, progress_bar("embedding") as progress:
+        result = proj.learn(progress=progress)
+    emit(result, as_json, _render_learn)
+
+
+@app.command("select")
+def select_(
+    strategy: Annotated[str, typer.Option(help="Query strategy, e.g. hybrid, margin, badge.")] = (
+        "hybrid"
+    ),
+    k: Annotated[int, typer.Option("--k", min=1, help="How many items to queue.")] = 50,
+    budget: Annotated[
+        int | None, typer.Option(help="Stopping rule: total human labels to spend.")
+    ] = None,
+    target_accuracy: Annotated[
+        float | None, typer.Option(help="Stopping rule: student accuracy on gold to reach.")
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Active learning: queue the K most useful items for review."""
+    with open_project(project, db) as proj, progress_bar("embedding") as progress:
+        result = proj.select(
+            strategy, k, label_budget_total=budget, target=target_accuracy, progress=progress
+        )
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"queued {r['queued']} items for review ({r['strategy']}); "
+            f"{r['trusted_labels']} trusted labels so far"
+            + ("; stopping rules say: stop" if r["stopping"].get("stop") else "")
+        ),
+    )
+
+
+@app.command()
+def simulate(
+    data: Annotated[Path, typer.Option(help="Labeled CSV/JSONL/Parquet: gold is the oracle.")],
+    strategy: Annotated[
+        list[str], typer.Option(help="Strategy to compare (repeat the option).")
+    ] = ["random", "hybrid"],  # noqa: B006 - typer reads the default
+    text_col: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    label_col: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
+    seed_size: Annotated[int, typer.Option(help="Random labels to start from.")] = 20,
+    batch: Annotated[int, typer.Option(help="Labels per round.")] = 20,
+    rounds: Annotated[int, typer.Option(help="Rounds of selection.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Repeats with other seeds (mean ± std).")] = 5,
+    target: Annotated[
+        float, typer.Option(help="Target, as a share of the full-data accuracy.")
+    ] = 0.95,
+    plot: Annotated[Path | None, typer.Option(help="Write the learning curves as a PNG.")] = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Learning curves on a labeled file with gold labels as the oracle."""
+    from ..workflows.simulate import simulate as run
+
+    result = run(
+        data,
+        strategy,
+        text_col=text_col,
+        label_col=label_col,
+        seed_size=seed_size,
+        batch=batch,
+        rounds=rounds,
+        repeats=repeats,
+        target_fraction=target,
+        plot=plot,
+    )
+    emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
+
+
+def _render_agreement(r: dict) -> None:
+    for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
+        m = r.get(key) or {}
+        if m.get("estimate") is not None:
+            interval = f" [{_fmt(m.get('low'))}, {_fmt(m.get('high'))}]" if m.get("low") else ""
+            reading = f" — {m['interpretation']}" if m.get("interpretation") else ""
+            out.print(
+                f"{key.replace('_', ' '):<20} {m['estimate']:.3f}{interval}{reading}",
+                highlight=False,
+            )
+    for entry in r.get("pairwise_cohen", []):
+        out.print(
+            f"  κ {entry['a']} / {entry['b']}: {_fmt(entry['estimate'])} (n={entry['n_items']})",
+            highlight=False,
+        )
+    for entry in r.get("vs_majority", []):
+        out.print(
+            f"  κ {entry['rater']} vs the majority of the others: "
+            f"{_fmt(entry['estimate'])} — {entry['interpretation']}",
+            highlight=False,
+        )
+    for flag in r.get("flags", []):
+        out.print(f"  flag: {flag}", highlight=False)
+    issues = r.get("label_issues")
+    if issues:
+        out.print(
+            f"likely mislabeled: {len(issues['suspects'])} of {issues['checked']} checked"
+            f" ({issues['queued']} queued for a second look)"
+        )
+
+
+@app.command()
+def agreement(
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for intervals (0: none).")
+    ] = 1000,
+    issues: Annotated[
+        bool, typer.Option(help="Also look for likely-mislabeled items (needs `learn`).")
+    ] = True,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Agreement between annotators and LLMs, annotator quality, likely-mislabeled items."""
+    from ..errors import NotReadyError
+
+    with open_project(project, db) as proj:
+        result = proj.agreement(n_boot=bootstrap)
+        if issues:
+            try:
+                result["label_issues"] = proj.label_issues()
+            except NotReadyError as exc:
+                result["label_issues"] = None
+                result.setdefault("notes", []).append(str(exc))
+    emit(result, as_json, _render_agreement)

@@ -1,0 +1,155 @@
+"""Agreement between every rater — people and LLM labelers — and likely-mislabeled items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from ..agreement import agreement_report, find_label_issues
+from ..errors import NotReadyError
+from ..routing import LABELING_ACTIONS
+from ..store import GOLD, Annotation, Annotator, Item, Prediction, ReviewTask
+from ..store.bulk import bulk_insert
+from .learn import STUDENT
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+RECHECK_QUEUE = "recheck"
+
+
+def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str | None]]]:
+    """Raters × items labels: each annotator's latest answer and each labeler's prediction.
+
+    Only items rated by at least two raters count. Student and ensemble are not raters: they
+    are trained on the people's labels.
+    """
+    ratings: dict[str, dict[int, str]] = {}
+    with project.store.session() as session:
+        names = dict(
+            session.execute(
+                select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
+            )
+        )
+        for annotator_id, item_id, label in session.execute(
+            select(Annotation.annotator_id, Annotation.item_id, Annotation.label)
+            .where(
+                Annotation.project_id == project.id,
+                Annotation.undone.is_(False),
+                Annotation.action.in_(LABELING_ACTIONS),
+                Annotation.label.is_not(None),
+            )
+            .order_by(Annotation.id)
+        ):
+            rater = f"human:{names.get(annotator_id, 'unknown')}"
+            ratings.setdefault(rater, {})[item_id] = label
+        for model, version, item_id, label in session.execute(
+            select(
+                Prediction.model, Prediction.prompt_version, Prediction.item_id, Prediction.label
+            ).where(
+                Prediction.project_id == project.id,
+                Prediction.label.is_not(None),
+                Prediction.model.not_in((STUDENT, "ensemble")),
+            )
+        ):
+            ratings.setdefault(f"llm:{model}@{version}", {})[item_id] = label
+    counts: dict[int, int] = {}
+    for by_item in ratings.values():
+        for item_id in by_item:
+            counts[item_id] = counts.get(item_id, 0) + 1
+    items = sorted(item_id for item_id, n in counts.items() if n >= 2)
+    raters = sorted(ratings)
+    matrix = [[ratings[r].get(item_id) for item_id in items] for r in raters]
+    return raters, items, matrix
+
+
+def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) -> dict[str, Any]:
+    """The agreement report over all raters, with each annotator's accuracy on gold items."""
+    raters, items, matrix = rating_matrix(project)
+    if len(raters) < 2 or not items:
+        raise NotReadyError(
+            "agreement needs at least two raters on the same items (annotators' answers or "
+            "LLM predictions); found " + (", ".join(raters) or "none")
+        )
+    with project.store.session() as session:
+        gold_of = dict(
+            session.execute(
+                select(Item.id, Item.gold_label).where(Item.id.in_(items), Item.split == GOLD)
+            )
+        )
+    gold = [gold_of.get(item_id) for item_id in items] if gold_of else None
+    report = agreement_report(
+        matrix, project.labels, raters, n_boot=n_boot, random_state=random_state, gold=gold
+    )
+    with project.store.session() as session:
+        uids = dict(session.execute(select(Item.id, Item.uid).where(Item.id.in_(items))))
+    for flag in report.get("flags", []):
+        if "items" in flag:
+            flag["items"] = [uids[items[i]] for i in flag["items"] if i < len(items)]
+    return report
+
+
+def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> dict[str, Any]:
+    """Final labels that the student (out-of-fold) confidently disagrees with.
+
+    Needs `learn` to have run: the student's stored probabilities are out-of-fold for the
+    items it was trained on and out-of-sample for the others.
+    """
+    labels = project.labels
+    with project.store.session() as session:
+        rows = session.execute(
+            select(Item.id, Item.uid, Item.final_label, Prediction.probs)
+            .join(Prediction, Prediction.item_id == Item.id)
+            .where(
+                Item.project_id == project.id,
+                Item.final_label.is_not(None),
+                Prediction.model == STUDENT,
+            )
+            .order_by(Item.id)
+        ).all()
+    if not rows:
+        raise NotReadyError("no student predictions yet; run `labelloop learn` first")
+    given = np.array([labels.index(r.final_label) for r in rows])
+    probs = np.array([[r.probs[label] for label in labels] for r in rows])
+    issues = find_label_issues(given, probs, rank_by="self_confidence", max_issues=top)
+    suspects = [
+        {
+            "id": rows[i].uid,
+            "label": rows[i].final_label,
+            "suggested": labels[int(s)],
+            "score": float(score),
+        }
+        for i, s, score in zip(issues.indices, issues.suggested, issues.scores, strict=True)
+    ]
+    queued = 0
+    if queue and suspects:
+        ids = [rows[i].id for i in issues.indices]
+        with project.store.session() as session:
+            existing = set(
+                session.scalars(
+                    select(ReviewTask.item_id).where(
+                        ReviewTask.item_id.in_(ids), ReviewTask.queue == RECHECK_QUEUE
+                    )
+                )
+            )
+            new = [item_id for item_id in ids if item_id not in existing]
+            bulk_insert(
+                session,
+                ReviewTask.__table__,
+                [
+                    {
+                        "project_id": project.id,
+                        "item_id": item_id,
+                        "queue": RECHECK_QUEUE,
+                        "priority": -0.5,
+                        "answers_needed": 1,
+                        "answers": 0,
+                        "done": False,
+                    }
+                    for item_id in new
+                ],
+            )
+            queued = len(new)
+    return {"checked": len(rows), "suspects": suspects, "queued": queued}

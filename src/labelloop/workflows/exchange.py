@@ -1,0 +1,616 @@
+"""Exchange with other labeling tools: export in their formats, import from them.
+
+Imports are all-or-nothing: every record is read and validated first, then items, predictions,
+annotators and annotations are written in one transaction, so a bad file imports nothing.
+Re-importing the same file adds nothing twice (predictions are keyed by item, model and prompt
+version; annotations by their source and external id).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import routing
+from ..data.formats import EXPORTERS, IMPORTERS, format_names
+from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
+from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
+from ..errors import InputError
+from ..store import (
+    GOLD,
+    HUMAN_LABELED,
+    POOL,
+    STATES,
+    Annotation,
+    Annotator,
+    Calibration,
+    Item,
+    Prediction,
+    ProjectRow,
+)
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+
+def export_project(
+    project: Project, out: str | Path, fmt: str, *, include: str | Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Write the project's items with provenance in `fmt` (see `data.formats`)."""
+    key = fmt.lower()
+    if key not in EXPORTERS:
+        raise InputError(f"unknown export format {fmt!r}; use one of {format_names(EXPORTERS)}")
+    count = EXPORTERS[key](project, Path(out), include)
+    return {"rows": count, "out": str(out), "format": key}
+
+
+def import_project(project: Project, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
+    """Read a file in a tool's format and add its items, predictions and answers."""
+    key = fmt.lower()
+    if key not in IMPORTERS:
+        raise InputError(f"unknown import format {fmt!r}; use one of {format_names(IMPORTERS)}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or folder", file=str(path))
+    records = IMPORTERS[key](project, path, **options)
+    return {"format": key, **ingest(project, records)}
+
+
+# ----------------------------------------------------------------------------- validation
+class _Labels:
+    """Map any spelling of a label in a file to the project's own, or fail naming the place."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.canonical = canonical_labels(labels)
+
+    def __call__(self, value: str | None, item: ItemIn, field: str) -> str | None:
+        if value is None:
+            return None
+        matched = match_label(value, self.canonical)
+        if matched is None:
+            raise item.where.error(
+                f"label not in the project's label set ({', '.join(self.labels)})", field, value
+            )
+        return matched
+
+
+def _validate(item: ItemIn, label: _Labels) -> None:
+    where = item.where
+    if not item.uid.strip() or len(item.uid) > MAX_ID_CHARS:
+        raise where.error(f"the id must have 1 to {MAX_ID_CHARS} characters", "id", item.uid)
+    if not isinstance(item.text, str) or not item.text.strip():
+        raise where.error("the text is missing or empty", "text")
+    if len(item.text) > MAX_TEXT_CHARS:
+        raise where.error(f"the text is longer than {MAX_TEXT_CHARS:,} characters", "text")
+    if "\x00" in item.text:
+        raise where.error("the text holds a NUL character", "text")
+    if item.split not in (POOL, GOLD):
+        raise where.error("split must be 'pool' or 'gold'", "split", item.split)
+    item.gold_label = label(item.gold_label, item, "gold_label")
+    if item.split == GOLD and item.gold_label is None:
+        raise where.error("a gold item needs a gold label", "gold_label")
+    for p in item.predictions:
+        p.label = label(p.label, item, "prediction.label")
+        if p.probs is not None:
+            p.probs = {label(k, item, "prediction.probs"): float(v) for k, v in p.probs.items()}
+        for name, value in (("confidence", p.confidence), ("calibrated", p.calibrated_confidence)):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise where.error("a confidence must lie in [0, 1]", name, value)
+    for a in item.annotations:
+        a.label = label(a.label, item, "annotation.label")
+        a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
+        if a.action in ("label", "accept", "correct") and a.label is None:
+            raise where.error(f"the answer {a.action!r} needs a label", "annotation.label")
+    if item.final is not None:
+        if item.final.state not in STATES:
+            raise where.error("unknown state", "state", item.final.state)
+        item.final.label = label(item.final.label, item, "label")
+
+
+def _merge(items: Iterable[ItemIn], label: _Labels) -> list[ItemIn]:
+    """Validate every record; records of the same id (one per annotator) become one item."""
+    merged: dict[str, ItemIn] = {}
+    for item in items:
+        _validate(item, label)
+        known = merged.get(item.uid)
+        if known is None:
+            merged[item.uid] = item
+            continue
+        if known.text != item.text:
+            raise item.where.error(f"the id {item.uid!r} appears earlier with another text", "id")
+        known.predictions.extend(item.predictions)
+        known.annotations.extend(item.annotations)
+        known.final = item.final or known.final
+    return list(merged.values())
+
+
+# ----------------------------------------------------------------------------- writing
+def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
+    """Validate all records, then write them in one transaction."""
+    items = _merge(records, _Labels(project.labels))
+    counts = Counter(items=len(items), added=0, existing=0, predictions=0, annotations=0)
+    with project.store.session() as session:
+        ids = _ensure_items(session, project.id, items, counts)
+        row = session.get_one(ProjectRow, project.id)
+        settings = dict(row.settings or {})
+        active = settings.get("active_predictor")
+        if active is None:
+            keys = Counter(
+                (p.model, p.prompt_version) for i in items for p in i.predictions if p.active
+            )
+            if keys:
+                (model, version), _ = keys.most_common(1)[0]
+                active = {"model": model, "prompt_version": version}
+                row.settings = {**settings, "active_predictor": active}
+        active_key = (active["model"], active["prompt_version"]) if active else None
+        _add_predictions(session, project.id, items, ids, counts)
+        names = _annotators(session, project.id, items)
+        _add_annotations(session, project.id, items, ids, names, counts)
+        session.flush()
+        for item in items:
+            _settle(session, session.get_one(Item, ids[item.uid]), item, active_key)
+    return dict(counts)
+
+
+def _ensure_items(
+    session: Session, project_id: int, items: list[ItemIn], counts: Counter
+) -> dict[str, int]:
+    uids = [item.uid for item in items]
+    found: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(uids), 5_000):
+        chunk = uids[start : start + 5_000]
+        for uid, item_id, digest in session.execute(
+            select(Item.uid, Item.id, Item.text_hash).where(
+                Item.project_id == project_id, Item.uid.in_(chunk)
+            )
+        ):
+            found[uid] = (item_id, digest)
+    new = []
+    for item in items:
+        digest = text_hash(item.text)
+        if item.uid in found:
+            if found[item.uid][1] != digest:
+                raise item.where.error(
+                    f"the id {item.uid!r} is already in the project with another text", "id"
+                )
+            counts["existing"] += 1
+            continue
+        gold = item.split == GOLD
+        new.append(
+            (
+                item.uid,
+                Item(
+                    project_id=project_id,
+                    uid=item.uid,
+                    text=item.text,
+                    text_hash=digest,
+                    meta=item.meta,
+                    split=item.split,
+                    gold_label=item.gold_label,
+                    state=HUMAN_LABELED if gold else "unresolved",
+                    final_label=item.gold_label if gold else None,
+                    final_source="human" if gold else None,
+                    audit=False,
+                ),
+            )
+        )
+    session.add_all(row for _, row in new)
+    session.flush()
+    counts["added"] += len(new)
+    return {**{uid: pair[0] for uid, pair in found.items()}, **{uid: row.id for uid, row in new}}
+
+
+def _add_predictions(
+    session: Session, project_id: int, items: list[ItemIn], ids: dict[str, int], counts: Counter
+) -> None:
+    item_ids = list(ids.values())
+    done: set[tuple[int, str, str]] = set()
+    for start in range(0, len(item_ids), 5_000):
+        done.update(
+            session.execute(
+                select(Prediction.item_id, Prediction.model, Prediction.prompt_version).where(
+                    Prediction.item_id.in_(item_ids[start : start + 5_000])
+                )
+            )
+        )
+    for item in items:
+        for p in item.predictions:
+            key = (ids[item.uid], p.model, p.prompt_version)
+            if key in done:
+                continue
+            done.add(key)
+            session.add(_prediction_row(project_id, key[0], p))
+            counts["predictions"] += 1
+
+
+def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> Prediction:
+    extra = {"created_at": p.created_at} if p.created_at else {}
+    return Prediction(
+        project_id=project_id,
+        item_id=item_id,
+        model=p.model,
+        prompt_version=p.prompt_version,
+        label=p.label,
+        probs=p.probs,
+        confidence=p.confidence,
+        calibrated_confidence=p.calibrated_confidence,
+        reasoning=p.reasoning,
+        **extra,
+    )
+
+
+def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[str, int]:
+    wanted = {a.annotator for item in items for a in item.annotations if a.annotator}
+    names = {
+        name: annotator_id
+        for name, annotator_id in session.execute(
+            select(Annotator.name, Annotator.id).where(
+                Annotator.project_id == project_id, Annotator.name.in_(sorted(wanted))
+            )
+        )
+    }
+    for name in sorted(wanted - set(names)):
+        row = Annotator(project_id=project_id, name=name, role="annotator")
+        session.add(row)
+        session.flush()
+        names[name] = row.id
+    return names
+
+
+def _add_annotations(
+    session: Session,
+    project_id: int,
+    items: list[ItemIn],
+    ids: dict[str, int],
+    names: dict[str, int],
+    counts: Counter,
+) -> None:
+    item_ids = list(ids.values())
+    seen: set[tuple] = set()
+    for start in range(0, len(item_ids), 5_000):
+        for row in session.execute(
+            select(
+                Annotation.item_id,
+                Annotation.source,
+                Annotation.external_id,
+                Annotation.annotator_id,
+                Annotation.action,
+                Annotation.label,
+                Annotation.created_at,
+            ).where(Annotation.item_id.in_(item_ids[start : start + 5_000]))
+        ):
+            seen.add(_answer_key(row.item_id, row.source, row.external_id, row[3:]))
+    for item in items:
+        item_id = ids[item.uid]
+        for a in item.annotations:
+            annotator = names.get(a.annotator) if a.annotator else None
+            key = _answer_key(
+                item_id, a.source, a.external_id, (annotator, a.action, a.label, a.created_at)
+            )
+            if key in seen:
+                continue
+            seen.add(key)
+            session.add(_annotation_row(project_id, item_id, a, names))
+            counts["annotations"] += 1
+
+
+def _answer_key(item_id: int, source: str, external_id: str | None, rest: tuple) -> tuple:
+    """Answers are the same when their tool's id is; without one, when who, what and when are."""
+    if external_id is not None:
+        return (item_id, source, external_id)
+    annotator, action, label, created_at = rest
+    return (item_id, source, annotator, action, label, iso(created_at))
+
+
+def _annotation_row(
+    project_id: int, item_id: int, a: AnnotationIn, names: dict[str, int]
+) -> Annotation:
+    extra = {"created_at": a.created_at} if a.created_at else {}
+    return Annotation(
+        project_id=project_id,
+        item_id=item_id,
+        annotator_id=names.get(a.annotator) if a.annotator else None,
+        label=None if a.action in ("reject", "skip") else a.label,
+        action=a.action,
+        suggested_label=a.suggested_label,
+        queue=a.queue,
+        source=a.source,
+        external_id=a.external_id,
+        time_spent_s=a.time_spent_s,
+        undone=False,
+        **extra,
+    )
+
+
+def _settle(session: Session, row: Item, item: ItemIn, active: tuple[str, str] | None) -> None:
+    """Point the item at the active predictor's prediction and set its final label."""
+    if active is not None:
+        prediction = session.scalar(
+            select(Prediction).where(
+                Prediction.item_id == row.id,
+                Prediction.model == active[0],
+                Prediction.prompt_version == active[1],
+            )
+        )
+        if prediction is not None:
+            row.prediction_id = prediction.id
+            row.llm_label = prediction.label
+            row.confidence = prediction.confidence
+            row.calibrated_confidence = prediction.calibrated_confidence
+    if item.final is not None:
+        row.state, row.final_label = item.final.state, item.final.label
+        row.final_source = item.final.source
+        return
+    if row.split == GOLD:
+        return
+    votes = [
+        routing.Vote(a.annotator_id, a.label, a.action, a.id)
+        for a in session.scalars(
+            select(Annotation).where(Annotation.item_id == row.id, Annotation.undone.is_(False))
+        )
+    ]
+    human = routing.resolve_human_label(votes)
+    if human is not None:
+        row.state, row.final_label, row.final_source = HUMAN_LABELED, human, "human"
+
+
+# ----------------------------------------------------------------------------- Label Studio
+REQUEST = "the Label Studio request"
+
+
+def ensure_tasks(
+    project: Project, tasks: Sequence[Any], config: Any, id_key: str | None = None
+) -> list[str]:
+    """Make every task Label Studio sends an item of the project; returns their item ids."""
+    from ..data.formats.labelstudio import task_uid
+    from ..data.formats.records import Where
+
+    items = []
+    for number, task in enumerate(tasks, start=1):
+        where = Where(REQUEST, record=number)
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise where.error("a task must be an object with 'data'", "data")
+        text = task["data"].get(config.data_key)
+        if not isinstance(text, str):
+            raise where.error(f"no text in data.{config.data_key}", f"data.{config.data_key}")
+        meta = {"labelstudio_task": task.get("id")} if task.get("id") is not None else None
+        items.append(ItemIn(uid=task_uid(task, id_key), text=text, where=where, meta=meta))
+    known = _known(project, [item.uid for item in items])
+    missing = [item for item in items if item.uid not in known]
+    if missing:
+        ingest(project, missing)
+    return [item.uid for item in items]
+
+
+def _known(project: Project, uids: Sequence[str]) -> set[str]:
+    with project.store.session() as session:
+        return set(
+            session.scalars(
+                select(Item.uid).where(Item.project_id == project.id, Item.uid.in_(list(uids)))
+            )
+        )
+
+
+def item_predictions(project: Project, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """uid → the active prediction shown for the item (label, confidences, item id)."""
+    with project.store.session() as session:
+        rows = session.execute(
+            select(
+                Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
+            ).where(Item.project_id == project.id, Item.uid.in_(list(uids)))
+        ).all()
+    return {
+        r.uid: {
+            "item_id": r.id,
+            "label": r.llm_label,
+            "confidence": r.confidence,
+            "calibrated_confidence": r.calibrated_confidence,
+        }
+        for r in rows
+    }
+
+
+def _examples(project: Project) -> list[tuple[str, str]]:
+    """The few-shot examples of the last pre-labeling run (so the prompt version matches)."""
+    from ..workflows.prelabel import few_shot_examples
+
+    chosen = project.settings.get("few_shot_item_ids")
+    if chosen is None:
+        return [(text, label) for _, text, label in few_shot_examples(project)]
+    with project.store.session() as session:
+        found = {
+            r.id: (r.text, r.final_label)
+            for r in session.execute(
+                select(Item.id, Item.text, Item.final_label).where(Item.id.in_(chosen))
+            )
+        }
+    return [found[i] for i in chosen if i in found and found[i][1] is not None]
+
+
+def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
+    """Pre-label just these items (the ones Label Studio asked about), calibrated when the
+    project has a calibration for this labeler."""
+    from ..calibration import calibrator_from_dict
+    from ..labelers.base import LabelTask
+    from ..workflows.calibrate import _calibrated, active_calibration
+
+    if not item_ids:
+        return 0
+    task = LabelTask(description=project.task, labels=project.labels, examples=_examples(project))
+    model, version = labeler.model_id, labeler.prompt_version(task)
+    if project.active_predictor() is None:
+        project.set_active_predictor(model, version)
+    with project.store.session() as session:
+        texts = dict(session.execute(select(Item.id, Item.text).where(Item.id.in_(item_ids))).all())
+    ids = [i for i in item_ids if i in texts]
+    results = list(labeler.label_stream([texts[i] for i in ids], task))
+    saved = project.save_predictions(model, version, [(ids[index], r) for index, r in results])
+    calibration = active_calibration(project, model, version)
+    if calibration is not None:
+        with project.store.session() as session:
+            rows = session.execute(
+                select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence)
+                .where(
+                    Prediction.item_id.in_(ids),
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                )
+                .order_by(Prediction.id)
+            ).all()
+            values = _calibrated(
+                rows,
+                project.labels,
+                calibrator_from_dict(calibration.calibrator),
+                calibration.calibrator.get("scores") == "probabilities",
+            )
+            for row, value in zip(rows, values, strict=True):
+                session.get_one(Prediction, row.id).calibrated_confidence = value
+    project.refresh_item_predictions(ids)
+    return saved
+
+
+def model_version(project: Project, labeler: Any = None) -> str:
+    """What Label Studio records on predictions: predictor, prompt version and calibration.
+
+    A new calibration changes it, so Label Studio asks again for predictions it already has.
+    """
+    active = project.active_predictor()
+    if active is None:
+        return f"labelloop:{labeler.model_id}" if labeler is not None else "labelloop"
+    with project.store.session() as session:
+        calibration = session.scalar(
+            select(func.max(Calibration.id)).where(
+                Calibration.project_id == project.id,
+                Calibration.model == active[0],
+                Calibration.prompt_version == active[1],
+                Calibration.active.is_(True),
+            )
+        )
+    suffix = f"+cal{calibration}" if calibration is not None else ""
+    return f"labelloop:{active[0]}@{active[1]}{suffix}"
+
+
+def labelstudio_predictions(
+    project: Project,
+    tasks: Sequence[Any],
+    config: Any,
+    *,
+    labeler: Any = None,
+    id_key: str | None = None,
+) -> list[dict[str, Any]]:
+    """One Label Studio prediction per task, in order: the item's prediction if it has one,
+    else the labeler's (when there is one), else an empty result."""
+    from ..data.formats.labelstudio import prediction_result
+
+    uids = ensure_tasks(project, tasks, config, id_key)
+    shown = item_predictions(project, uids)
+    missing = [shown[uid]["item_id"] for uid in uids if shown[uid]["label"] is None]
+    if missing and labeler is not None:
+        label_items(project, labeler, missing)
+        shown = item_predictions(project, uids)
+    version = model_version(project, labeler)
+    results = []
+    for uid in uids:
+        p = shown[uid]
+        score = p["calibrated_confidence"]
+        score = p["confidence"] if score is None else score
+        if p["label"] is None or p["label"] not in config.choices:
+            results.append({"result": [], "score": 0.0, "model_version": version})
+            continue
+        results.append(
+            {
+                "result": [prediction_result(p["label"], score, config)],
+                "score": score,
+                "model_version": version,
+            }
+        )
+    return results
+
+
+def _annotation_ids(project: Project, external_ids: Sequence[str]) -> list[int]:
+    with project.store.session() as session:
+        return list(
+            session.scalars(
+                select(Annotation.id).where(
+                    Annotation.project_id == project.id,
+                    Annotation.source == "labelstudio",
+                    Annotation.external_id.in_(list(external_ids)),
+                    Annotation.undone.is_(False),
+                )
+            )
+        )
+
+
+EVENTS_THAT_TEACH = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
+
+
+def labelstudio_event(
+    project: Project, payload: Any, config: Any, id_key: str | None = None
+) -> dict[str, Any]:
+    """Apply a Label Studio webhook event to the store. Returns what was done and whether the
+    predictor should be recalibrated / retrained (which the caller does in the background)."""
+    from ..data.formats.labelstudio import annotation_from_ls
+    from ..data.formats.records import Where
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
+        raise InputError("a Label Studio webhook needs an 'action'")
+    action = payload["action"]
+    where = Where(REQUEST)
+    if action in DELETE_EVENTS:
+        found = payload.get("annotations") or [payload.get("annotation") or {}]
+        ids = [str(a["id"]) for a in found if isinstance(a, dict) and a.get("id") is not None]
+        undone = [project.undo_annotation(i) for i in _annotation_ids(project, ids)]
+        return {"action": action, "undone": len(undone), "retrain": bool(undone)}
+    if action == "START_TRAINING":
+        return {"action": action, "retrain": True}
+    if action not in EVENTS_THAT_TEACH:
+        return {"action": action, "ignored": True, "retrain": False}
+    annotations, tasks = payload.get("annotation"), payload.get("task")
+    if not isinstance(annotations, list):  # ANNOTATIONS_CREATED sends lists, the others one
+        annotations, tasks = [annotations], [tasks]
+    if not isinstance(tasks, list) or len(tasks) != len(annotations):
+        raise InputError(f"{action} needs as many 'task' objects as 'annotation' objects")
+    done: dict[str, Any] = {"action": action, "replaced": 0}
+    for annotation, task in zip(annotations, tasks, strict=True):
+        if not isinstance(annotation, dict) or not isinstance(task, dict):
+            raise InputError(f"{action} needs 'annotation' and 'task' objects")
+        (uid,) = ensure_tasks(project, [task], config, id_key)
+        suggestion = item_predictions(project, [uid])[uid]["label"]
+        answer = annotation_from_ls(annotation, config, where, suggestion)
+        replaced = _annotation_ids(project, [answer.external_id])
+        done["replaced"] += len([project.undo_annotation(i) for i in replaced])
+        done.update(
+            project.annotate(
+                uid,
+                action=answer.action,
+                label=answer.label,
+                annotator=answer.annotator,
+                time_spent_s=answer.time_spent_s,
+                source="labelstudio",
+                external_id=answer.external_id,
+            )
+        )
+    return {**done, "retrain": True}
+
+
+def retrain(project: Project) -> dict[str, Any]:
+    """Recalibrate (and retrain the student, where the project can) after new human labels;
+    a project not ready yet (too little gold, no predictions) is left as it is."""
+    done: dict[str, Any] = {}
+    for step in ("calibrate", "learn"):
+        method = getattr(project, step, None)
+        if method is None:
+            continue
+        try:
+            method()
+            done[step] = "done"
+        except InputError as exc:  # NotReadyError included: too little gold, no predictions
+            done[step] = f"not ready: {exc}"
+    return done

@@ -1,0 +1,353 @@
+"""Train the student on trusted labels, stack it with every LLM, and let the best predictor win.
+
+Trusted labels are gold labels and human labels. Every probability that calibration or
+thresholds will see for a trusted item is out-of-fold (cross-fitted): the student's for the
+items it was trained on, and the stack's over those out-of-fold inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sqlalchemy import delete, select
+
+from ..active import LogisticStudent, cross_val_proba, get_embedder
+from ..calibration.metrics import auroc
+from ..errors import NotReadyError
+from ..store import GOLD, HUMAN_LABELED, Item, Prediction
+from ..store.bulk import bulk_insert
+from .embed import item_embeddings
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+STUDENT, ENSEMBLE = "student", "ensemble"
+DERIVED = (STUDENT, ENSEMBLE)
+MIN_LABELS = 20
+EPS = 1e-6
+
+
+@dataclass
+class Pool:
+    """Every item of the project, with trusted labels where they exist."""
+
+    ids: list[int]
+    texts: list[str]
+    y: np.ndarray  # label index, -1 where no trusted label
+    excluded: np.ndarray  # few-shot examples: leaky for the LLM features
+
+
+def load_pool(project: Project) -> Pool:
+    labels = {label: i for i, label in enumerate(project.labels)}
+    few_shot = set(project.settings.get("few_shot_item_ids") or [])
+    with project.store.session() as session:
+        rows = session.execute(
+            select(
+                Item.id,
+                Item.text,
+                Item.split,
+                Item.state,
+                Item.final_label,
+                Item.gold_label,
+                Item.final_source,
+            )
+            .where(Item.project_id == project.id)
+            .order_by(Item.id)
+        ).all()
+    y = np.full(len(rows), -1)
+    for i, row in enumerate(rows):
+        if row.split == GOLD and row.gold_label in labels:
+            y[i] = labels[row.gold_label]
+        elif row.state == HUMAN_LABELED and row.final_source == "human":
+            y[i] = labels.get(row.final_label, -1)
+    return Pool(
+        ids=[row.id for row in rows],
+        texts=[row.text for row in rows],
+        y=y,
+        excluded=np.array([row.id in few_shot for row in rows], dtype=bool),
+    )
+
+
+def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
+    """Per-label probabilities of every labeler (model @ prompt version); NaN rows if missing."""
+    labels = project.labels
+    position = {item_id: i for i, item_id in enumerate(pool.ids)}
+    components: dict[str, np.ndarray] = {}
+    with project.store.session() as session:
+        rows = session.execute(
+            select(
+                Prediction.item_id,
+                Prediction.model,
+                Prediction.prompt_version,
+                Prediction.probs,
+                Prediction.label,
+            ).where(Prediction.project_id == project.id, Prediction.model.not_in(DERIVED))
+        )
+        for item_id, model, version, probs, label in rows:
+            name = f"{model}@{version}"
+            if name not in components:
+                components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+            if probs and all(k in probs for k in labels):
+                vector = np.array([float(probs[k]) for k in labels])
+            elif label in labels:  # a bare label: a soft one-hot
+                vector = np.full(len(labels), 0.1 / max(len(labels) - 1, 1))
+                vector[labels.index(label)] = 0.9
+            else:
+                continue
+            total = vector.sum()
+            if total > 0:
+                components[name][position[item_id]] = vector / total
+    return components
+
+
+def _folds(y: np.ndarray, n_splits: int, random_state: int):
+    _, counts = np.unique(y, return_counts=True)
+    n_splits = max(2, min(n_splits, len(y)))
+    if counts.min() >= n_splits:
+        return StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(y, y)
+    return KFold(n_splits, shuffle=True, random_state=random_state).split(y)
+
+
+def _features(components: list[np.ndarray]) -> np.ndarray:
+    """Log-probabilities of each component, plus a 'missing' flag where it has no answer."""
+    parts = []
+    for probs in components:
+        missing = np.isnan(probs).any(axis=1)
+        filled = np.where(missing[:, None], 1.0 / probs.shape[1], probs)
+        parts.append(np.log(np.clip(filled, EPS, 1.0)))
+        if missing.any():
+            parts.append(missing[:, None].astype(float))
+    return np.hstack(parts)
+
+
+def _meta_model(random_state: int) -> LogisticRegression:
+    return LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)
+
+
+def _full_columns(model: LogisticRegression, X: np.ndarray, n_labels: int) -> np.ndarray:
+    out = np.zeros((len(X), n_labels))
+    out[:, model.classes_] = model.predict_proba(X)
+    return out
+
+
+def stack(
+    features: np.ndarray,
+    y: np.ndarray,
+    trusted: np.ndarray,
+    n_labels: int,
+    n_splits: int,
+    random_state: int,
+) -> tuple[np.ndarray, LogisticRegression]:
+    """Stacked probabilities for every item: out-of-fold for trusted ones."""
+    X, yt = features[trusted], y[trusted]
+    out = np.zeros((len(features), n_labels))
+    rows = np.flatnonzero(trusted)
+    for train, test in _folds(yt, n_splits, random_state):
+        if len(np.unique(yt[train])) < 2:
+            out[rows[test]] = np.bincount(yt[train], minlength=n_labels) / len(train)
+            continue
+        model = _meta_model(random_state).fit(X[train], yt[train])
+        out[rows[test]] = _full_columns(model, X[test], n_labels)
+    final = _meta_model(random_state).fit(X, yt)
+    out[~trusted] = _full_columns(final, features[~trusted], n_labels)
+    return out, final
+
+
+def component_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Accuracy, log loss and AUROC (confidence for correctness) on the rows with answers."""
+    answered = ~np.isnan(probs).any(axis=1)
+    p, t = probs[answered], y[answered]
+    if len(t) == 0:
+        return {"n": 0, "accuracy": None, "log_loss": None, "auroc": None}
+    predicted = p.argmax(axis=1)
+    correct = predicted == t
+    log_loss = float(-np.mean(np.log(np.clip(p[np.arange(len(t)), t], EPS, 1.0))))
+    try:
+        area = float(auroc(p.max(axis=1), correct))
+    except ValueError:
+        area = None
+    return {
+        "n": len(t),
+        "accuracy": float(correct.mean()),
+        "log_loss": log_loss,
+        "auroc": area if area == area else None,
+    }
+
+
+def _explain(model: LogisticRegression, names: list[str], widths: list[int]) -> dict[str, float]:
+    """Share of the meta-model's weight magnitude that each input carries."""
+    weights = np.abs(model.coef_).sum(axis=0)
+    shares, start = {}, 0
+    for name, width in zip(names, widths, strict=True):
+        shares[name] = float(weights[start : start + width].sum())
+        start += width
+    total = sum(shares.values()) or 1.0
+    return {name: round(value / total, 4) for name, value in shares.items()}
+
+
+def learn(
+    project: Project,
+    *,
+    embedder: Any = None,
+    n_splits: int = 5,
+    random_state: int = 0,
+    progress: Any = None,
+    recalibrate: bool = True,
+) -> dict[str, Any]:
+    """Train student and stack, store their predictions, make the best predictor active."""
+    labels = project.labels
+    pool = load_pool(project)
+    trusted = pool.y >= 0
+    classes = np.unique(pool.y[trusted])
+    if trusted.sum() < MIN_LABELS or len(classes) < 2:
+        raise NotReadyError(
+            f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
+            f"least two classes; found {int(trusted.sum())} in {len(classes)}"
+        )
+    embedder = embedder or get_embedder("auto")
+    X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
+    student = LogisticStudent(classes=np.arange(len(labels)))
+    student_probs = student.fit(X[trusted], pool.y[trusted]).predict_proba(X)
+    student_probs[trusted] = cross_val_proba(
+        student, X[trusted], pool.y[trusted], n_splits, random_state
+    )
+    components = llm_components(project, pool)
+    majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
+    metrics = {
+        name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
+    }
+    metrics[STUDENT] = component_metrics(student_probs[trusted], pool.y[trusted])
+    # A labeler that does worse than always answering the majority class only adds noise.
+    weak = [
+        name
+        for name, m in metrics.items()
+        if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
+    ]
+    used = [name for name in components if name not in weak]
+    inputs = [components[name] for name in used] + [student_probs]
+    features = _features(inputs)
+    stack_rows = trusted & ~pool.excluded
+    stacked, meta = stack(features, pool.y, stack_rows, len(labels), n_splits, random_state)
+    # Few-shot examples are not stack training rows: give them the final model's answer.
+    metrics[ENSEMBLE] = component_metrics(stacked[stack_rows], pool.y[stack_rows])
+    widths = [len(labels) + int(np.isnan(p).any(axis=1).any()) for p in inputs]
+    explanation = _explain(meta, [*used, STUDENT], widths)
+
+    version = hashlib.sha256(
+        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
+    ).hexdigest()[:12]
+    _store(
+        project,
+        STUDENT,
+        version,
+        pool.ids,
+        student_probs,
+        labels,
+        lambda i: (
+            "student: logistic regression on embeddings" + (" (out-of-fold)" if trusted[i] else "")
+        ),
+    )
+    reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
+    _store(
+        project,
+        ENSEMBLE,
+        version,
+        pool.ids,
+        stacked,
+        labels,
+        lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
+    )
+
+    candidates = {name: m for name, m in metrics.items() if m["log_loss"] is not None}
+    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
+    if best in (STUDENT, ENSEMBLE):
+        project.set_active_predictor(best, version)
+    else:
+        model, _, prompt_version = best.partition("@")
+        project.set_active_predictor(model, prompt_version)
+    result: dict[str, Any] = {
+        "trusted_labels": int(trusted.sum()),
+        "majority_rate": majority,
+        "components": metrics,
+        "weak_labelers": weak,
+        "stack_weights": explanation,
+        "best": best,
+        "active_predictor": project.settings.get("active_predictor"),
+        "embedder": embedder.model_id,
+    }
+    if recalibrate:
+        result.update(_recalibrate(project))
+    return result
+
+
+def _store(
+    project: Project,
+    model: str,
+    version: str,
+    ids: list[int],
+    probs: np.ndarray,
+    labels: list[str],
+    reasoning: Any,
+) -> None:
+    """Replace this model's predictions: a retrained model supersedes its previous answers."""
+    rows = []
+    for i, item_id in enumerate(ids):
+        p = probs[i]
+        best = int(np.argmax(p))
+        rows.append(
+            {
+                "project_id": project.id,
+                "item_id": item_id,
+                "model": model,
+                "prompt_version": version,
+                "label": labels[best],
+                "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
+                "confidence": float(p[best]),
+                "calibrated_confidence": None,
+                "reasoning": reasoning(i),
+                "tokens_in": 0,
+                "tokens_out": 0,
+                "latency_s": 0.0,
+                "cost_usd": 0.0,
+                "error": None,
+                "raw": None,
+            }
+        )
+    with project.store.session() as session:
+        session.execute(
+            delete(Prediction).where(Prediction.project_id == project.id, Prediction.model == model)
+        )
+        bulk_insert(session, Prediction.__table__, rows)
+
+
+def _recalibrate(project: Project) -> dict[str, Any]:
+    """Refit calibration and re-route with the settings last used, when they exist."""
+    from .calibrate import calibrate
+
+    settings = project.settings
+    options = settings.get("calibration_options")
+    out: dict[str, Any] = {}
+    if options is not None:
+        try:
+            report = calibrate(project, **options)
+            out["calibration"] = {
+                k: report.get(k)
+                for k in (
+                    "method",
+                    "threshold",
+                    "ece_before",
+                    "ece_after",
+                    "expected_accuracy",
+                    "review_rate",
+                )
+            }
+        except NotReadyError as exc:
+            out["calibration"] = {"skipped": str(exc)}
+    if settings.get("routed"):
+        out["route"] = project.route()
+    return out

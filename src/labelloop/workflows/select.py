@@ -1,0 +1,217 @@
+"""One round of active learning: score the pool, queue the most useful items for review."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select as sql_select
+
+from ..active import (
+    Committee,
+    LogisticStudent,
+    StabilizingPredictions,
+    get_embedder,
+    get_strategy,
+    label_budget,
+    target_accuracy,
+)
+from ..errors import InputError
+from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
+from ..store.bulk import bulk_insert
+from .embed import item_embeddings
+from .learn import llm_components, load_pool
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+ACTIVE_QUEUE = "active"
+STOP_SET_SIZE = 2_000
+COMMITTEE_SIZE = 5
+
+
+def _queued(project: Project) -> set[int]:
+    with project.store.session() as session:
+        return set(
+            session.scalars(
+                sql_select(ReviewTask.item_id).where(
+                    ReviewTask.project_id == project.id,
+                    ReviewTask.queue == ACTIVE_QUEUE,
+                    ReviewTask.done.is_(False),
+                )
+            )
+        )
+
+
+def _gold_mask(project: Project, ids: list[int]) -> np.ndarray:
+    with project.store.session() as session:
+        gold = set(
+            session.scalars(
+                sql_select(Item.id).where(Item.project_id == project.id, Item.split == GOLD)
+            )
+        )
+    return np.array([item_id in gold for item_id in ids], dtype=bool)
+
+
+def _llm_proba(project: Project, pool: Any) -> np.ndarray | None:
+    """The LLM labeler that answered most items, with missing rows set to uniform."""
+    components = llm_components(project, pool)
+    if not components:
+        return None
+    probs = max(components.values(), key=lambda p: int((~np.isnan(p).any(axis=1)).sum()))
+    return np.where(np.isnan(probs), 1.0 / probs.shape[1], probs)
+
+
+def _stop_set(ids: list[int]) -> np.ndarray:
+    """A fixed pseudo-random subset of items whose predictions are compared across rounds."""
+    keys = [hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids]
+    return np.argsort(keys)[:STOP_SET_SIZE]
+
+
+def select(
+    project: Project,
+    strategy: str,
+    k: int,
+    *,
+    embedder: Any = None,
+    label_budget_total: int | None = None,
+    target: float | None = None,
+    random_state: int = 0,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Queue the `k` pool items whose human label should help most, and check stopping rules."""
+    if k <= 0:
+        raise InputError(f"--k must be positive, not {k}")
+    try:
+        chooser = get_strategy(strategy)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    labels = project.labels
+    pool = load_pool(project)
+    if not pool.ids:
+        raise InputError("the project has no items; import some first")
+    embedder = embedder or get_embedder("auto")
+    X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
+    trusted = pool.y >= 0
+    queued = _queued(project)
+    labeled = (
+        trusted
+        | _gold_mask(project, pool.ids)
+        | np.array([item_id in queued for item_id in pool.ids], dtype=bool)
+    )
+    classes_seen = np.unique(pool.y[trusted])
+    llm = _llm_proba(project, pool)
+    proba = committee = None
+    student_metrics: dict[str, Any] = {"trusted_labels": int(trusted.sum())}
+    if len(classes_seen) >= 2:
+        student = LogisticStudent(classes=np.arange(len(labels)), random_state=random_state)
+        proba = student.fit(X[trusted], pool.y[trusted]).predict_proba(X)
+        members = Committee(
+            base=LogisticStudent(classes=np.arange(len(labels))),
+            n_bootstrap=COMMITTEE_SIZE,
+            random_state=random_state,
+            external=[llm] if llm is not None else [],
+        )
+        committee = members.fit(X[trusted], pool.y[trusted]).member_probas(X)
+    elif llm is not None:
+        proba = llm  # before people have labeled two classes, the LLM is the only model
+    try:
+        picked = chooser.select(
+            k,
+            proba=proba,
+            embeddings=X,
+            labeled_mask=labeled,
+            committee_probas=committee,
+            llm_proba=llm,
+            random_state=random_state,
+        )
+    except ValueError as exc:
+        raise InputError(f"strategy {strategy!r} cannot run yet: {exc}") from exc
+    chosen = [pool.ids[i] for i in picked]
+    stopping, stop_set_predictions = _stopping(
+        project, pool, proba, trusted, label_budget_total, target
+    )
+    with project.store.session() as session:
+        bulk_insert(
+            session,
+            ReviewTask.__table__,
+            [
+                {
+                    "project_id": project.id,
+                    "item_id": item_id,
+                    "queue": ACTIVE_QUEUE,
+                    "priority": -1.0 + rank / max(len(chosen), 1),
+                    "answers_needed": 1,
+                    "answers": 0,
+                    "done": False,
+                }
+                for rank, item_id in enumerate(chosen)
+            ],
+        )
+        uids = (
+            dict(session.execute(sql_select(Item.id, Item.uid).where(Item.id.in_(chosen))).all())
+            if chosen
+            else {}
+        )
+        session.add(
+            ActiveLearningRound(
+                project_id=project.id,
+                strategy=strategy,
+                k=k,
+                selected=[uids[item_id] for item_id in chosen],
+                metrics={
+                    **student_metrics,
+                    "stopping": stopping,
+                    "stop_set_predictions": stop_set_predictions,
+                },
+            )
+        )
+    return {
+        "strategy": strategy,
+        "k": k,
+        "queued": len(chosen),
+        "selected": [uids[item_id] for item_id in chosen],
+        **student_metrics,
+        "stopping": stopping,
+        "embedder": embedder.model_id,
+    }
+
+
+def _stopping(
+    project: Project,
+    pool: Any,
+    proba: np.ndarray | None,
+    trusted: np.ndarray,
+    budget: int | None,
+    target: float | None,
+) -> dict[str, Any]:
+    """Label budget, target accuracy on gold, and stabilising predictions."""
+    decisions: dict[str, Any] = {}
+    if budget is not None:
+        decision = label_budget(int(trusted.sum()), budget)
+        decisions["label_budget"] = {"stop": decision.stop, "reason": decision.reason}
+    if proba is None:
+        decisions["stop"] = any(d["stop"] for d in decisions.values())
+        return decisions, None
+    predictions = proba.argmax(axis=1)
+    gold = _gold_mask(project, pool.ids) & trusted
+    if target is not None and gold.any():
+        decision = target_accuracy(pool.y[gold], predictions[gold], target)
+        decisions["target_accuracy"] = {"stop": decision.stop, "reason": decision.reason}
+    stop_set = _stop_set(pool.ids)
+    rule = StabilizingPredictions()
+    with project.store.session() as session:
+        history = session.scalars(
+            sql_select(ActiveLearningRound.metrics)
+            .where(ActiveLearningRound.project_id == project.id)
+            .order_by(ActiveLearningRound.id)
+        )
+        for metrics in history:
+            previous = (metrics or {}).get("stop_set_predictions")
+            if previous and len(previous) == len(stop_set):
+                rule.update(np.array(previous))
+    decision = rule.update(predictions[stop_set])
+    decisions["stabilizing_predictions"] = {"stop": decision.stop, "reason": decision.reason}
+    decisions["stop"] = any(d["stop"] for d in decisions.values() if isinstance(d, dict))
+    return decisions, predictions[stop_set].tolist()
