@@ -1,0 +1,120 @@
+"""ECE before and after calibration on held-out folds, with at most 200 gold items.
+
+Feed it predictions of a real labeler on a real corpus, either
+  * a CSV with columns `predicted`, `gold` and either `confidence` or one `p_<label>` column per
+    label (per-label probabilities; the predicted label must be the row's argmax):
+      PYTHONPATH=src python bench/bench_calibration_ece.py predictions.csv --name rotten-tomatoes
+  * or, from Python, a callable returning (scores, predicted, gold, labels):
+      from bench_calibration_ece import run; run(my_loader, name="bbc-news")
+With no argument it runs on synthetic over-confident data (a smoke run; nothing is written to
+docs/benchmarks.md unless --write is given). A random sample of at most --gold items is the gold
+set; all metrics after calibration are out-of-fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
+from labelloop.calibration import calibrate_report
+
+Loaded = tuple[np.ndarray, np.ndarray, np.ndarray, list[str] | None]
+
+
+def load_csv(path: str | Path) -> Loaded:
+    """(scores, predicted, gold, labels) from a predictions CSV (see the module docstring)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    predicted = np.array([r["predicted"] for r in rows])
+    gold = np.array([r["gold"] for r in rows])
+    prob_cols = [c for c in rows[0] if c.startswith("p_")]
+    if prob_cols:
+        labels = [c[2:] for c in prob_cols]
+        scores = np.array([[float(r[c]) for c in prob_cols] for r in rows])
+        return scores, predicted, gold, labels
+    return np.array([float(r["confidence"]) for r in rows]), predicted, gold, None
+
+
+def synthetic(n: int = 2000, seed: int = 0) -> Loaded:
+    """An over-confident 4-label model: reports softmax(3 z) where labels follow softmax(z)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 4))
+    true = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = (true.cumsum(1) > rng.random((n, 1))).argmax(1)
+    scores = np.exp(3 * z) / np.exp(3 * z).sum(1, keepdims=True)
+    labels = ["a", "b", "c", "d"]
+    names = np.array(labels)
+    return scores, names[scores.argmax(1)], names[y], labels
+
+
+def run(
+    source: Callable[[], Loaded] | Loaded,
+    name: str = "synthetic",
+    gold_size: int = 200,
+    method: str = "auto",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Sample the gold set, calibrate with cross-fitting, return the headline figures."""
+    scores, predicted, gold, labels = source() if callable(source) else source
+    rng = np.random.default_rng(seed)
+    take = rng.permutation(len(predicted))[:gold_size]
+    _, report = calibrate_report(
+        scores[take], predicted[take], gold[take], method=method, labels=labels, random_state=seed
+    )
+    return {
+        "corpus": name,
+        "gold": int(take.size),
+        "method": report["method"],
+        "accuracy": report["metrics_before"]["accuracy"],
+        "ece_before": report["ece_before"],
+        "ece_after": report["ece_after"],
+        "ece_equal_mass_before": report["metrics_before"]["ece_equal_mass"],
+        "ece_equal_mass_after": report["metrics_after"]["ece_equal_mass"],
+    }
+
+
+def to_markdown(results: list[dict[str, Any]]) -> str:
+    head = "| corpus | gold | method | accuracy | ECE before | ECE after (held-out) |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        f"| {r['corpus']} | {r['gold']} | {r['method']} | {r['accuracy']:.3f} | "
+        f"{r['ece_before']:.3f} | {r['ece_after']:.3f} |"
+        for r in results
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("csv", nargs="*", help="predictions CSV files")
+    parser.add_argument("--name", action="append", help="corpus name per CSV")
+    parser.add_argument("--gold", type=int, default=200)
+    parser.add_argument("--method", default="auto")
+    parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
+    args = parser.parse_args()
+    names = args.name or [Path(p).stem for p in args.csv]
+    if args.csv:
+        results = [
+            run(load_csv(p), n, args.gold, args.method)
+            for p, n in zip(args.csv, names, strict=True)
+        ]
+    else:
+        results = [run(synthetic, "synthetic (over-confident, T=3)", args.gold, args.method)]
+    text = to_markdown(results)
+    print(text)
+    if args.write or args.csv:
+        write_section("calibration-ece", text, "PYTHONPATH=src python " + " ".join(sys.argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Agreement between raters (people and LLMs) and label quality.
+
+Multi-rater data is raters × items with missing ratings as None or NaN; every function encodes
+labels to integer codes once and counts with NumPy.
+"""
+
+from labelloop.agreement.bootstrap import (
+    Interval,
+    bootstrap_agreement,
+    bootstrap_cohens_kappa,
+)
+from labelloop.agreement.dawid_skene import LatentClassFit, fit_dawid_skene
+from labelloop.agreement.gold import mix_gold
+from labelloop.agreement.interpret import landis_koch
+from labelloop.agreement.label_issues import (
+    LabelIssues,
+    confident_joint,
+    find_label_issues,
+    label_quality_scores,
+)
+from labelloop.agreement.metrics import (
+    cohens_kappa,
+    fleiss_kappa,
+    fleiss_kappa_by_category,
+    gwet_ac1,
+    krippendorff_alpha,
+    percent_agreement,
+    ratings_table,
+)
+from labelloop.agreement.raters import (
+    CopyFlag,
+    GoldAccuracy,
+    VsMajority,
+    copying_flags,
+    gold_accuracy,
+    pairwise_cohens_kappa,
+    vs_majority,
+)
+from labelloop.agreement.report import agreement_report
+
+__all__ = [
+    "CopyFlag",
+    "GoldAccuracy",
+    "Interval",
+    "LabelIssues",
+    "LatentClassFit",
+    "VsMajority",
+    "agreement_report",
+    "bootstrap_agreement",
+    "bootstrap_cohens_kappa",
+    "cohens_kappa",
+    "confident_joint",
+    "copying_flags",
+    "find_label_issues",
+    "fit_dawid_skene",
+    "fleiss_kappa",
+    "fleiss_kappa_by_category",
+    "gold_accuracy",
+    "gwet_ac1",
+    "krippendorff_alpha",
+    "label_quality_scores",
+    "landis_koch",
+    "mix_gold",
+    "pairwise_cohens_kappa",
+    "percent_agreement",
+    "ratings_table",
+    "vs_majority",
+]
