@@ -19,8 +19,9 @@ def sample_file(name: str) -> Path:
     return Path(str(files("labelloop") / "sample_data" / name))
 
 
-def run_demo(directory: Path | None = None, *, limit: int = 200, quiet: bool = False,
-             model: str = "local") -> dict[str, Any]:
+def run_demo(
+    directory: Path | None = None, *, limit: int = 200, quiet: bool = False, model: str = "local"
+) -> dict[str, Any]:
     """Create a project, import sample reviews, pre-label, calibrate, route and summarise."""
     console = Console(stderr=True, quiet=quiet)
     folder = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="labelloop-demo-"))
@@ -46,23 +47,51 @@ def run_demo(directory: Path | None = None, *, limit: int = 200, quiet: bool = F
         )
         routed = project.route()
         stats = project.stats()
+        llm_only = _reference_accuracy(project)
+        console.print(
+            f"routed on the LLM alone: {routed['auto_accepted']} auto-accepted, "
+            f"{routed['in_review']} to review ({_pct(stats['review_rate'])} of the pool); "
+            f"LLM accuracy on gold {_pct(stats['gold_accuracy'])}"
+        )
+        console.print("training the student on the gold labels and stacking it with the LLM …")
+        learned = project.learn()
+        console.print(
+            "  cross-validated accuracy: "
+            + ", ".join(
+                f"{name.split('@')[0]} {_pct(m['accuracy'])}"
+                for name, m in learned["components"].items()
+            )
+            + f"; routing now trusts {learned['best'].split('@')[0]}"
+        )
+        stats = project.stats()
         final = _reference_accuracy(project)
     console.print(
-        f"routed: {routed['auto_accepted']} auto-accepted, {routed['in_review']} to review "
+        f"routed: {stats['auto_accepted']} auto-accepted, {stats['in_review']} to review "
         f"({_pct(stats['review_rate'])} of the pool)"
     )
-    console.print(f"LLM accuracy on gold: {_pct(stats['gold_accuracy'])}")
     console.print(
         f"auto-accepted labels right (against the sample's reference labels): "
-        f"{_pct(final['auto_accepted_accuracy'])} of {final['auto_accepted']}"
+        f"{_pct(final['auto_accepted_accuracy'])} of {final['auto_accepted']} "
+        f"(LLM alone: {_pct(llm_only['auto_accepted_accuracy'])} of {llm_only['auto_accepted']})"
     )
     console.print(f"next: `labelloop serve --project {folder}` to review the queue")
     return {
         "project": str(folder),
         "prelabel": prelabel,
-        "calibration": {k: calibration[k] for k in (
-            "method", "threshold", "ece_before", "ece_after", "expected_accuracy", "review_rate")},
-        "route": routed,
+        "calibration": {
+            k: calibration[k]
+            for k in (
+                "method",
+                "threshold",
+                "ece_before",
+                "ece_after",
+                "expected_accuracy",
+                "review_rate",
+            )
+        },
+        "route_llm_only": routed,
+        "reference_llm_only": llm_only,
+        "learn": {k: learned[k] for k in ("trusted_labels", "best", "components")},
         "stats": stats,
         "reference": final,
     }

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -423,23 +422,42 @@ class Project:
         concurrency: int = 16,
         limit: int | None = None,
         progress: Any = None,
+        engine: str = "local",
+        ray_address: str | None = None,
+        ray_options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
-        served by an OpenAI-compatible endpoint at `base_url`.
+        served by an OpenAI-compatible endpoint at `base_url`. `engine="ray"` runs the labeler
+        on the Ray cluster at `ray_address` (default: RAY_ADDRESS, else a local Ray).
         """
         from .workflows.prelabel import prelabel
 
         if limit is not None and limit < 0:
             raise InputError(f"--limit must not be negative, not {limit}")
+        if engine not in ("local", "ray"):
+            raise InputError(f"--engine must be local or ray, not {engine!r}")
+        if engine == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError as exc:
+                raise InputError("--engine ray needs Ray: pip install 'labelloop[ray]'") from exc
         owned = labeler is None
         if owned:
             labeler = make_labeler(
                 model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
             )
         try:
-            return prelabel(self, labeler, limit=limit, progress=progress)
+            return prelabel(
+                self,
+                labeler,
+                limit=limit,
+                progress=progress,
+                engine=engine,
+                ray_address=ray_address,
+                ray_options=ray_options,
+            )
         finally:
             if owned:
                 labeler.close()
@@ -484,11 +502,15 @@ class Project:
         With an audit rate, that share of the newly auto-accepted items also goes to an audit
         queue, so that the accuracy of auto-accepted labels keeps being measured.
         """
+        from . import review
+
+        settings = self.settings
         if audit_rate is not None:
             if not 0.0 <= audit_rate <= 1.0:
                 raise InputError(f"the audit rate must lie in [0, 1], not {audit_rate}")
-            self.update_settings(audit_rate=audit_rate)
-        settings = self.settings
+            self.update_settings(
+                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
+            )
         if threshold is None:
             threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
         elif not 0.0 <= threshold <= 1.0:
@@ -552,7 +574,8 @@ class Project:
             )
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
-        audited = self._queue_audits(float(settings.get("audit_rate") or 0.0))
+        audited = review.sample_audit(self, random_state=int(settings.get("seed", 0)))
+        review.apply_overlap(self)
         counts = self._state_counts()
         return {
             "threshold": threshold,
@@ -560,56 +583,6 @@ class Project:
             **counts,
             "audit_queued": audited,
         }
-
-    def _queue_audits(self, rate: float) -> int:
-        """Keep `rate` of the auto-accepted items in the audit queue, drawn at random.
-
-        Items already audited count toward the share, so routing again draws only what the
-        newly accepted items add.
-        """
-        if rate <= 0:
-            return 0
-        with self.store.session() as session:
-            accepted = session.execute(
-                select(Item.id, Item.audit)
-                .where(Item.project_id == self.id, Item.state == AUTO_ACCEPTED)
-                .order_by(Item.id)
-            ).all()
-            audited = (
-                session.scalar(
-                    select(func.count()).where(Item.project_id == self.id, Item.audit.is_(True))
-                )
-                or 0
-            )
-            candidates = [item_id for item_id, is_audited in accepted if not is_audited]
-            wanted = round(rate * (len(candidates) + audited)) - audited
-            if wanted <= 0 or not candidates:
-                return 0
-            rng = np.random.default_rng([int(self.settings.get("seed", 0)), len(accepted)])
-            picked = sorted(
-                int(i)
-                for i in rng.choice(candidates, size=min(wanted, len(candidates)), replace=False)
-            )
-            for start in range(0, len(picked), 5_000):
-                chunk = picked[start : start + 5_000]
-                session.execute(update(Item).where(Item.id.in_(chunk)).values(audit=True))
-                bulk_insert(
-                    session,
-                    ReviewTask.__table__,
-                    [
-                        {
-                            "project_id": self.id,
-                            "item_id": item_id,
-                            "queue": "audit",
-                            "priority": 0.0,
-                            "answers_needed": 1,
-                            "answers": 0,
-                            "done": False,
-                        }
-                        for item_id in chunk
-                    ],
-                )
-        return len(picked)
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""

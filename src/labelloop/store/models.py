@@ -151,6 +151,7 @@ class Annotation(Base):
     __table_args__ = (
         Index("ix_annotations_item", "item_id"),
         Index("ix_annotations_annotator", "annotator_id", "id"),
+        Index("ix_annotations_item_annotator", "item_id", "annotator_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

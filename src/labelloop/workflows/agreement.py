@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select
 
+from .. import review
 from ..agreement import agreement_report, find_label_issues
 from ..errors import NotReadyError
 from ..routing import LABELING_ACTIONS
-from ..store import GOLD, Annotation, Annotator, Item, Prediction, ReviewTask
-from ..store.bulk import bulk_insert
+from ..store import GOLD, Annotation, Annotator, Item, Prediction
 from .learn import STUDENT
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
         names = dict(
             session.execute(
                 select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
-            )
+            ).all()
         )
         for annotator_id, item_id, label in session.execute(
             select(Annotation.annotator_id, Annotation.item_id, Annotation.label)
@@ -76,15 +76,18 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) ->
     with project.store.session() as session:
         gold_of = dict(
             session.execute(
-                select(Item.id, Item.gold_label).where(Item.id.in_(items), Item.split == GOLD)
-            )
+                select(Item.id, Item.gold_label).where(
+                    Item.project_id == project.id, Item.split == GOLD
+                )
+            ).all()
+        )
+        uids = dict(
+            session.execute(select(Item.id, Item.uid).where(Item.project_id == project.id)).all()
         )
     gold = [gold_of.get(item_id) for item_id in items] if gold_of else None
     report = agreement_report(
         matrix, project.labels, raters, n_boot=n_boot, random_state=random_state, gold=gold
     )
-    with project.store.session() as session:
-        uids = dict(session.execute(select(Item.id, Item.uid).where(Item.id.in_(items))))
     for flag in report.get("flags", []):
         if "items" in flag:
             flag["items"] = [uids[items[i]] for i in flag["items"] if i < len(items)]
@@ -126,30 +129,5 @@ def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> dict
     queued = 0
     if queue and suspects:
         ids = [rows[i].id for i in issues.indices]
-        with project.store.session() as session:
-            existing = set(
-                session.scalars(
-                    select(ReviewTask.item_id).where(
-                        ReviewTask.item_id.in_(ids), ReviewTask.queue == RECHECK_QUEUE
-                    )
-                )
-            )
-            new = [item_id for item_id in ids if item_id not in existing]
-            bulk_insert(
-                session,
-                ReviewTask.__table__,
-                [
-                    {
-                        "project_id": project.id,
-                        "item_id": item_id,
-                        "queue": RECHECK_QUEUE,
-                        "priority": -0.5,
-                        "answers_needed": 1,
-                        "answers": 0,
-                        "done": False,
-                    }
-                    for item_id in new
-                ],
-            )
-            queued = len(new)
+        queued = review.enqueue(project, ids, queue=RECHECK_QUEUE)
     return {"checked": len(rows), "suspects": suspects, "queued": queued}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select as sql_select
 
+from .. import review
 from ..active import (
     Committee,
     LogisticStudent,
@@ -19,7 +20,6 @@ from ..active import (
 )
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
-from ..store.bulk import bulk_insert
 from .embed import item_embeddings
 from .learn import llm_components, load_pool
 
@@ -132,23 +132,15 @@ def select(
     stopping, stop_set_predictions = _stopping(
         project, pool, proba, trusted, label_budget_total, target
     )
+    # Served before the routing queue, in the strategy's order.
+    review.enqueue(
+        project,
+        chosen,
+        queue=ACTIVE_QUEUE,
+        priorities=[-1.0 + rank / max(len(chosen), 1) for rank in range(len(chosen))],
+    )
+    review.apply_overlap(project)
     with project.store.session() as session:
-        bulk_insert(
-            session,
-            ReviewTask.__table__,
-            [
-                {
-                    "project_id": project.id,
-                    "item_id": item_id,
-                    "queue": ACTIVE_QUEUE,
-                    "priority": -1.0 + rank / max(len(chosen), 1),
-                    "answers_needed": 1,
-                    "answers": 0,
-                    "done": False,
-                }
-                for rank, item_id in enumerate(chosen)
-            ],
-        )
         uids = (
             dict(session.execute(sql_select(Item.id, Item.uid).where(Item.id.in_(chosen))).all())
             if chosen

@@ -32,10 +32,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_review_tasks_lease", ["lease_owner"], unique=False)
     with op.batch_alter_table("annotations", schema=None) as batch_op:
         batch_op.create_index("ix_annotations_annotator", ["annotator_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_annotations_item_annotator", ["item_id", "annotator_id"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("annotations", schema=None) as batch_op:
+        batch_op.drop_index("ix_annotations_item_annotator")
         batch_op.drop_index("ix_annotations_annotator")
     with op.batch_alter_table("review_tasks", schema=None) as batch_op:
         batch_op.drop_index("ix_review_tasks_lease")

@@ -1,0 +1,234 @@
+"""Review server under load: next-item latency and answer throughput with 1,000,000 queued items.
+
+For SQLite and PostgreSQL: fill a store with N items, all queued for review, start
+`labelloop serve` in its own process, then from loopback (httpx, bounded: fixed request counts)
+
+- baseline: `GET /health` latency (same server, same HTTP stack, no database work);
+- `GET /api/v1/queue/next` latency p50/p99, each call taking a fresh lease;
+- answers per second: T client threads, each an annotator looping next → POST answer.
+
+Run: PYTHONPATH=src python bench/bench_server.py [--items 1000000] [--db sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from sqlalchemy import insert, literal, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
+from labelloop import Project, review
+from labelloop.store import IN_REVIEW, Item, ReviewTask
+
+PG = os.environ.get("LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+LABELS = ["positive", "negative", "neutral"]
+BATCH = 50_000
+
+
+def fill(project: Project, n: int) -> None:
+    """N items in review with an LLM suggestion, and one review task each."""
+    for start in range(0, n, BATCH):
+        rows = []
+        for i in range(start, min(start + BATCH, n)):
+            text = f"item {i}: the delivery was late but the support team was helpful"
+            rows.append(
+                {
+                    "project_id": project.id,
+                    "uid": f"u{i}",
+                    "text": text,
+                    "text_hash": hashlib.sha256(text.encode()).hexdigest(),
+                    "meta": None,
+                    "split": "pool",
+                    "gold_label": None,
+                    "state": IN_REVIEW,
+                    "llm_label": LABELS[i % 3],
+                    "confidence": 0.3 + (i * 7919 % 1000) / 2000,
+                    "audit": False,
+                }
+            )
+        with project.store.session() as session:
+            session.execute(insert(Item), rows)
+    with project.store.session() as session:
+        session.execute(
+            insert(ReviewTask).from_select(
+                ["project_id", "item_id", "queue", "priority", "answers_needed", "answers", "done"],
+                select(
+                    Item.project_id,
+                    Item.id,
+                    literal("review"),
+                    Item.confidence,
+                    literal(1),
+                    literal(0),
+                    literal(False),
+                ).where(Item.project_id == project.id),
+            )
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    code = "import sys; from labelloop.cli import main; sys.argv[0] = 'labelloop'; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--project", str(folder), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    values = np.asarray(samples) * 1000
+    return float(np.percentile(values, 50)), float(np.percentile(values, 99))
+
+
+def timed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def answer_loop(base: str, token: str, count: int) -> tuple[list[float], list[float]]:
+    """`count` rounds of next-item then answer; returns both latencies."""
+    nexts, answers = [], []
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            item = client.get("/api/v1/queue/next")
+            nexts.append(time.perf_counter() - started)
+            item.raise_for_status()
+            body = item.json()
+            label = body["suggestion"]["label"]
+            started = time.perf_counter()
+            posted = client.post(
+                f"/api/v1/items/{body['id']}/annotations",
+                json={"action": "accept", "label": label, "time_spent_s": 1.0},
+            )
+            answers.append(time.perf_counter() - started)
+            assert posted.status_code == 201, posted.text
+    return nexts, answers
+
+
+def run(db: str, n: int, requests: int, threads: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "bench"
+        url = None
+        if db == "postgres":
+            import psycopg
+
+            schema = f"ll_bench_{os.getpid()}"
+            plain = PG.replace("+psycopg", "")
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+            url = f"{PG}?options=-csearch_path%3D{schema}"
+        project = Project.create(folder, task="Sentiment of a review.", labels=LABELS, db=url)
+        started = time.perf_counter()
+        fill(project, n)
+        fill_s = time.perf_counter() - started
+        tokens = []
+        for k in range(threads + 1):
+            review.add_user(project, f"a{k}", password="bench-password")
+            tokens.append(review.create_token(project, f"a{k}"))
+        project.close()
+        port = free_port()
+        server = start_server(folder, port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for _ in range(50):
+                    client.get("/health")
+                health = [timed(lambda: client.get("/health")) for _ in range(requests)]
+            nexts, answers = answer_loop(base, tokens[0], requests)
+            per_thread = max(requests // threads, 1)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(
+                    pool.map(lambda t: answer_loop(base, t, per_thread), tokens[1 : threads + 1])
+                )
+            elapsed = time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        if db == "postgres":
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    loaded_next = [x for nx, _ in results for x in nx]
+    h50, h99 = percentiles(health)
+    n50, n99 = percentiles(nexts)
+    a50, a99 = percentiles(answers)
+    l50, l99 = percentiles(loaded_next)
+    return {
+        "fill_s": fill_s,
+        "health_p50": h50,
+        "health_p99": h99,
+        "next_p50": n50,
+        "next_p99": n99,
+        "answer_p50": a50,
+        "answer_p99": a99,
+        "loaded_next_p50": l50,
+        "loaded_next_p99": l99,
+        "answers_per_s": threads * per_thread / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--db", default="sqlite,postgres")
+    args = parser.parse_args()
+    lines = [
+        f"{args.items:,} items queued for review; server `labelloop serve` (one uvicorn process) "
+        f"and client (httpx) on the same {os.cpu_count()}-core machine over loopback. "
+        f"Latencies from {args.requests} sequential requests (each next-item takes a fresh lease); "
+        f"throughput from {args.threads} client threads, each an annotator looping "
+        "next-item → answer. Baseline: `GET /health` on the same server.",
+        "",
+        "| store | /health p50 / p99 (ms) | next p50 / p99 (ms) | next p50 vs /health | "
+        "answer p50 / p99 (ms) | next p50 / p99 under load (ms) | answers/s | fill (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for db in args.db.split(","):
+        r = run(db, args.items, args.requests, args.threads)
+        print(db, r, flush=True)
+        lines.append(
+            f"| {db} | {r['health_p50']:.2f} / {r['health_p99']:.2f} | "
+            f"{r['next_p50']:.2f} / {r['next_p99']:.2f} | {r['next_p50'] / r['health_p50']:.1f}× | "
+            f"{r['answer_p50']:.2f} / {r['answer_p99']:.2f} | "
+            f"{r['loaded_next_p50']:.2f} / {r['loaded_next_p99']:.2f} | "
+            f"{r['answers_per_s']:.0f} | {r['fill_s']:.0f} |"
+        )
+    command = "PYTHONPATH=src python bench/bench_server.py " + " ".join(sys.argv[1:])
+    write_section("review-server", "\n".join(lines), command.strip())
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""`labelloop serve` and `labelloop user`: the review server and its accounts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import review
+from .app import app
+from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out
+
+PASSWORD_ENV = "LABELLOOP_PASSWORD"
+
+user_app = typer.Typer(help="Accounts for the review server.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+) -> None:
+    """Serve the review UI, the REST API and the Label Studio ML backend."""
+    import uvicorn
+
+    from ..server import create_app
+
+    with open_project(project, db) as proj:
+        review.apply_overlap(proj)
+        out.print(f"Review server for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
+        uvicorn.run(create_app(proj), host=host, port=port, log_level="info")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Annotated[str, typer.Option(help="admin or annotator.")] = "annotator",
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Create an account; the password comes from LABELLOOP_PASSWORD or a prompt."""
+    password = os.environ.get(PASSWORD_ENV) or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True, err=True
+    )
+    with open_project(project, db) as proj:
+        result = review.add_user(proj, name, role=role, password=password)
+    emit(result, as_json, lambda r: out.print(f"Created {r['role']} {r['name']!r}."))
+
+
+@user_app.command("token")
+def user_token(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Print a new API token for scripts (Authorization: Bearer TOKEN); it is shown once."""
+    with open_project(project, db) as proj:
+        token = review.create_token(proj, name)
+    emit({"name": name, "token": token}, as_json, lambda r: print(r["token"]))

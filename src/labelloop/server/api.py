@@ -1,0 +1,166 @@
+"""The REST API under /api/v1: everything the review page does, for scripts too."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from .. import review
+from .auth import AdminUser, CurrentUser, ProjectDep
+from .schemas import (
+    AnnotationIn,
+    AnnotationOut,
+    AuditIn,
+    Count,
+    EnqueueIn,
+    Me,
+    MyAnnotation,
+    ProjectInfo,
+    QueueItem,
+    Queues,
+    QueueSettings,
+    TokenOut,
+    UndoIn,
+    UndoOut,
+    User,
+    UserIn,
+)
+
+router = APIRouter(prefix="/api/v1")
+NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
+
+
+@router.get("/me", response_model=Me, tags=["review"])
+def me(who: CurrentUser) -> Any:
+    """The account making the request."""
+    return {"id": who.id, "name": who.name, "role": who.role}
+
+
+@router.get("/project", response_model=ProjectInfo, tags=["review"])
+def project_info(who: CurrentUser, project: ProjectDep) -> Any:
+    """The task and the label set (in order: key 1 picks the first label)."""
+    return review.project_info(project)
+
+
+@router.get("/queue/next", response_model=QueueItem, responses=NO_CONTENT, tags=["review"])
+def queue_next(
+    who: CurrentUser,
+    project: ProjectDep,
+    exclude: Annotated[
+        list[int], Query(description="Item ids already on screen or prefetched.")
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+) -> Any:
+    """Your next item, leased to you for a while; 204 when nothing is left for you."""
+    item = review.next_item(project, who.id, exclude=exclude)
+    if item is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return item
+
+
+@router.post(
+    "/items/{item_id}/annotations",
+    response_model=AnnotationOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["review"],
+)
+def annotate(item_id: int, body: AnnotationIn, who: CurrentUser, project: ProjectDep) -> Any:
+    """Answer an item you were served: accept or reject the suggestion, correct it, or skip."""
+    return review.submit(
+        project,
+        who,
+        item_id,
+        action=body.action,
+        label=body.label,
+        time_spent_s=body.time_spent_s,
+    )
+
+
+@router.post("/undo", response_model=UndoOut, tags=["review"])
+def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> Any:
+    """Withdraw your latest answer (or a given one); the item is given back to you."""
+    return review.undo(project, who, body.annotation_id if body else None)
+
+
+@router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
+def delete_annotation(annotation_id: int, who: CurrentUser, project: ProjectDep) -> Any:
+    """Withdraw one answer (yours, or anyone's for admins)."""
+    return review.undo(project, who, annotation_id)
+
+
+@router.get("/annotations/mine", response_model=list[MyAnnotation], tags=["review"])
+def my_annotations(
+    who: CurrentUser,
+    project: ProjectDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[int | None, Query(description="Page: answers older than this id.")] = None,
+) -> Any:
+    """Your own answers, newest first."""
+    return review.annotations_of(project, who.id, limit=limit, before=before)
+
+
+@router.post("/leases/release", response_model=Count, tags=["review"])
+def release(who: CurrentUser, project: ProjectDep) -> Any:
+    """Give back the items you hold, so that others can take them now."""
+    return {"count": review.release_leases(project, who.id)}
+
+
+# ----------------------------------------------------------------------------- admin
+@router.get("/users", response_model=list[User], tags=["admin"])
+def users(who: AdminUser, project: ProjectDep) -> Any:
+    return review.list_users(project)
+
+
+@router.post("/users", response_model=User, status_code=status.HTTP_201_CREATED, tags=["admin"])
+def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
+    """Create an annotator (or another admin) with a password."""
+    return review.add_user(project, body.name, role=body.role, password=body.password)
+
+
+@router.post(
+    "/users/{name}/tokens",
+    response_model=TokenOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["admin"],
+)
+def add_token(name: str, who: AdminUser, project: ProjectDep) -> Any:
+    """A new API token for a user."""
+    return {"token": review.create_token(project, name)}
+
+
+@router.get("/queues", response_model=Queues, tags=["admin"])
+def queues(who: AdminUser, project: ProjectDep) -> Any:
+    board = review.dashboard(project)
+    return {"settings": board["queue_settings"], "queues": board["queues"]}
+
+
+@router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])
+def set_queues(body: QueueSettings, who: AdminUser, project: ProjectDep) -> Any:
+    """Overlap (answers per item, share of items), gold-check rate, audit rate, lease length."""
+    return review.set_queue_settings(project, **body.model_dump(exclude_none=True))
+
+
+@router.post(
+    "/queues/{queue}/items",
+    response_model=Count,
+    status_code=status.HTTP_201_CREATED,
+    tags=["admin"],
+)
+def enqueue(queue: str, body: EnqueueIn, who: AdminUser, project: ProjectDep) -> Any:
+    """Queue items (store ids) in `review`, `active` or `audit`."""
+    return {
+        "count": review.enqueue(project, body.item_ids, queue=queue, priorities=body.priorities)
+    }
+
+
+@router.post("/queues/audit/sample", response_model=Count, tags=["admin"])
+def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = None) -> Any:
+    """Queue a random share of auto-accepted items for audit."""
+    body = body or AuditIn()
+    return {"count": review.sample_audit(project, body.rate, body.random_state)}
+
+
+@router.get("/dashboard", response_model=dict[str, Any], tags=["admin"])
+def dashboard(who: AdminUser, project: ProjectDep) -> Any:
+    """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
+    return review.dashboard(project)

@@ -1,0 +1,73 @@
+"""The FastAPI application: one process serving the review UI, the REST API and the ML backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__ as version
+from ..errors import InputError, LabelloopError
+from ..project import Project
+from ..review import ConflictError, ForbiddenError, NotFoundError
+from . import api, pages
+from .auth import LoginRequired, api_principal
+from .ml_backend import router as ml_backend_router
+from .schemas import Health
+from .security import LoginLimiter, SecurityHeaders
+
+STATIC = Path(__file__).parent / "static"
+ERROR_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFoundError, status.HTTP_404_NOT_FOUND),
+    (ConflictError, status.HTTP_409_CONFLICT),
+    (ForbiddenError, status.HTTP_403_FORBIDDEN),
+    (InputError, status.HTTP_400_BAD_REQUEST),
+]
+
+
+def _error_status(exc: Exception) -> int:
+    return next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 500)
+
+
+def create_app(project: Project, *, login_limiter: LoginLimiter | None = None) -> FastAPI:
+    """The app for one project; the caller keeps ownership of `project` (and closes it)."""
+    app = FastAPI(
+        title="labelloop review server",
+        version=version,
+        description="Review UI, REST API and Label Studio ML backend of a labelloop project. "
+        "Scripts authenticate with `Authorization: Bearer TOKEN` (`labelloop user token NAME`).",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, behind authentication
+    )
+    app.state.project = project
+    app.state.login_limiter = login_limiter or LoginLimiter()
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> Any:
+        """Liveness, without authentication (the Label Studio ML-backend shape)."""
+        return {"status": "UP", "model_class": "labelloop", "project": project.path.name}
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(api_principal)])
+    def openapi() -> Any:
+        return app.openapi()
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(ml_backend_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(LoginRequired)
+    def to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
+    @app.exception_handler(LabelloopError)
+    def labelloop_error(request: Request, exc: LabelloopError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=_error_status(exc))
+
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,211 @@
+"""The Label Studio ML-backend contract, served at the root of labelloop's server.
+
+Label Studio calls `GET /health` and `POST /setup` before most operations, `POST /predict` for
+pre-annotations, and `POST /webhook` synchronously with a 1 s timeout when an annotation is
+created, updated or deleted, or training is asked for. So the webhook only records the answer
+and leaves recalibration / retraining to a background task.
+
+The router reads the project from `request.app.state.project`, and optionally
+`app.state.labeler` (a `Labeler` for tasks that have no prediction yet),
+`app.state.ml_backend_auth` (a `(user, password)` pair: HTTP basic auth, which is what Label
+Studio can send) and `app.state.ml_backend_id_key` (the task data field holding labelloop's
+item id; tasks without it become items `ls-<task id>`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import threading
+from collections import Counter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, HTTPException, Request
+
+from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project_label_config
+from ..errors import InputError
+from ..project import Project
+from ..workflows import exchange
+
+log = logging.getLogger(__name__)
+_state_lock = threading.Lock()
+
+
+def _state(request: Request, name: str, default: Any = None) -> Any:
+    return getattr(request.app.state, name, default)
+
+
+def require_basic_auth(request: Request) -> None:
+    """HTTP basic auth, when the app was given credentials (constant-time comparison)."""
+    expected = _state(request, "ml_backend_auth")
+    if not expected:
+        return
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        user, password = "", ""
+    sent = f"{user}:{password}".encode()
+    if scheme.lower() != "basic" or not hmac.compare_digest(sent, ":".join(expected).encode()):
+        raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
+
+
+router = APIRouter(dependencies=[Depends(require_basic_auth)], tags=["label-studio"])
+
+
+class _Runtime:
+    """Per-app counters, a labeling lock and the background retraining state."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.labeling = threading.Lock()  # local models are not safe to call concurrently
+        self.training = threading.Lock()
+        self.pending = False
+        self.last_training: dict[str, Any] | None = None
+
+
+def _runtime(request: Request) -> _Runtime:
+    with _state_lock:
+        runtime = _state(request, "_ml_backend_runtime")
+        if runtime is None:
+            runtime = _Runtime()
+            request.app.state._ml_backend_runtime = runtime
+        return runtime
+
+
+def _project(request: Request) -> Project:
+    return request.app.state.project
+
+
+def _bad_request(exc: InputError) -> HTTPException:
+    return HTTPException(400, str(exc))
+
+
+@router.post("/setup")
+def setup(
+    request: Request, body: Annotated[dict[str, Any] | None, Body()] = None
+) -> dict[str, Any]:
+    """Label Studio announces its project and label config; answer with the model version."""
+    project = _project(request)
+    schema = (body or {}).get("schema")
+    if schema:
+        try:
+            parse_label_config(schema)
+        except InputError as exc:
+            raise _bad_request(exc) from exc
+        stored = project.settings.get(SETTINGS_KEY) or {}
+        wanted = {"label_config": schema, "project": (body or {}).get("project")}
+        if {k: stored.get(k) for k in wanted} != wanted:
+            project.update_settings(**{SETTINGS_KEY: {**stored, **wanted}})
+    _runtime(request).counts["setup"] += 1
+    return {"model_version": exchange.model_version(project, _state(request, "labeler"))}
+
+
+@router.post("/predict")
+def predict(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """One prediction per task, in the order given (`score` = calibrated confidence)."""
+    project = _project(request)
+    tasks = body.get("tasks")
+    if not isinstance(tasks, list):
+        raise HTTPException(400, "the body needs a 'tasks' list")
+    runtime = _runtime(request)
+    try:
+        config = (
+            parse_label_config(body["label_config"])
+            if body.get("label_config")
+            else project_label_config(project)
+        )
+        with runtime.labeling:
+            results = exchange.labelstudio_predictions(
+                project,
+                tasks,
+                config,
+                labeler=_state(request, "labeler"),
+                id_key=_state(request, "ml_backend_id_key"),
+            )
+    except InputError as exc:
+        raise _bad_request(exc) from exc
+    runtime.counts["predict_requests"] += 1
+    runtime.counts["predicted_tasks"] += len(results)
+    return {"results": results}
+
+
+def _retrain(project: Project, runtime: _Runtime) -> None:
+    """Run retraining once at a time; events that arrive meanwhile cause one more run."""
+    runtime.pending = True
+    if not runtime.training.acquire(blocking=False):
+        return
+    try:
+        while runtime.pending:
+            runtime.pending = False
+            try:
+                runtime.last_training = exchange.retrain(project)
+                runtime.counts["trainings"] += 1
+            except Exception:  # a background task must not die silently nor kill the server
+                log.exception("retraining after a Label Studio event failed")
+                runtime.counts["training_failures"] += 1
+    finally:
+        runtime.training.release()
+
+
+@router.post("/webhook")
+def webhook(
+    request: Request, background: BackgroundTasks, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Record an annotation event at once; recalibrate / retrain after answering."""
+    project = _project(request)
+    runtime = _runtime(request)
+    try:
+        result = exchange.labelstudio_event(
+            project,
+            body,
+            project_label_config(project),
+            id_key=_state(request, "ml_backend_id_key"),
+        )
+    except InputError as exc:
+        raise _bad_request(exc) from exc
+    runtime.counts[f"webhook_{body.get('action', 'unknown').lower()}"] += 1
+    if result.pop("retrain", False):
+        background.add_task(_retrain, project, runtime)
+    return {"status": "ok", **result}
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> dict[str, Any]:
+    """Counts of what Label Studio asked for, and the project's state counts."""
+    runtime = _runtime(request)
+    return {
+        "model_version": exchange.model_version(_project(request), _state(request, "labeler")),
+        "requests": dict(runtime.counts),
+        "last_training": runtime.last_training,
+        "project": _project(request).stats(),
+    }
+
+
+@router.get("/versions")
+def versions(request: Request) -> dict[str, Any]:
+    return {"versions": [exchange.model_version(_project(request), _state(request, "labeler"))]}
+
+
+def create_ml_backend_app(
+    project: Project,
+    basic_auth: tuple[str, str] | None = None,
+    *,
+    labeler: Any = None,
+    id_key: str | None = None,
+) -> FastAPI:
+    """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract."""
+    app = FastAPI(title="labelloop ML backend for Label Studio", docs_url=None, redoc_url=None)
+    app.state.project = project
+    app.state.labeler = labeler
+    app.state.ml_backend_auth = basic_auth
+    app.state.ml_backend_id_key = id_key
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "UP", "model_class": "labelloop", "project": project.path.name}
+
+    app.include_router(router)
+    return app

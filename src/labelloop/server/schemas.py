@@ -1,0 +1,118 @@
+"""Request and response bodies of the REST API (they document it in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: str = "UP"
+    model_class: str = "labelloop"
+    project: str
+
+
+class Suggestion(BaseModel):
+    label: str
+    confidence: float | None = Field(description="Calibrated confidence when calibrated.")
+    calibrated: bool
+    reasoning: str | None
+
+
+class QueueItem(BaseModel):
+    id: int = Field(description="Store id of the item; answer it at /api/v1/items/{id}/...")
+    uid: str = Field(description="The item's id in the imported data.")
+    text: str
+    truncated: bool = Field(description="True when the text was cut for display.")
+    suggestion: Suggestion | None
+    queue: str
+
+
+class AnnotationIn(BaseModel):
+    action: Literal["accept", "correct", "label", "reject", "skip"]
+    label: str | None = Field(None, max_length=200)
+    time_spent_s: float | None = Field(None, ge=0, le=86_400)
+
+
+class AnnotationOut(BaseModel):
+    annotation_id: int
+    item_id: int
+    action: str
+
+
+class UndoIn(BaseModel):
+    annotation_id: int | None = Field(None, description="Default: your latest answer.")
+
+
+class UndoOut(BaseModel):
+    undone: int
+    item: QueueItem
+
+
+class MyAnnotation(BaseModel):
+    id: int
+    item_id: int
+    uid: str
+    action: str
+    label: str | None
+    suggested_label: str | None
+    time_spent_s: float | None
+    undone: bool
+    created_at: str | None
+
+
+class Me(BaseModel):
+    id: int
+    name: str
+    role: str
+
+
+class ProjectInfo(BaseModel):
+    name: str
+    task: str
+    labels: list[str]
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Literal["admin", "annotator"] = "annotator"
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class User(BaseModel):
+    id: int
+    name: str
+    role: str
+    active: bool = True
+
+
+class TokenOut(BaseModel):
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+class QueueSettings(BaseModel):
+    overlap: int | None = Field(None, ge=1, le=100)
+    overlap_share: float | None = Field(None, ge=0, le=1)
+    gold_rate: float | None = Field(None, ge=0, lt=1)
+    audit_rate: float | None = Field(None, ge=0, le=1)
+    lease_minutes: float | None = Field(None, gt=0, le=1440)
+
+
+class EnqueueIn(BaseModel):
+    item_ids: list[int] = Field(max_length=1_000_000)
+    priorities: list[float] | None = None
+
+
+class AuditIn(BaseModel):
+    rate: float | None = Field(None, ge=0, le=1)
+    random_state: int | None = None
+
+
+class Count(BaseModel):
+    count: int
+
+
+class Queues(BaseModel):
+    settings: dict[str, Any]
+    queues: dict[str, dict[str, int]]

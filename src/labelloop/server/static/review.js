@@ -1,0 +1,217 @@
+// The review page: one item at a time, keyboard first, next item prefetched.
+// Item data is untrusted: it only ever reaches the page through textContent.
+"use strict";
+(() => {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  let labels = [];
+  let current = null; // the item on screen
+  let buffer = []; // prefetched items
+  let pending = null; // the in-flight prefetch
+  let shownAt = 0;
+  let busy = false;
+  let answered = 0;
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) {
+      window.location.assign("/login?next=/review");
+      throw new Error("logged out");
+    }
+    return response;
+  }
+
+  function say(text, isError) {
+    const message = $("message");
+    message.textContent = text || "";
+    message.classList.toggle("error", Boolean(isError));
+  }
+
+  async function detail(response) {
+    try {
+      const body = await response.json();
+      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    } catch (_) {
+      return response.statusText;
+    }
+  }
+
+  function heldIds() {
+    return [current, ...buffer].filter(Boolean).map((item) => item.id);
+  }
+
+  async function fetchNext() {
+    const query = new URLSearchParams();
+    heldIds().forEach((id) => query.append("exclude", id));
+    const response = await api("GET", "/api/v1/queue/next?" + query.toString());
+    if (response.status === 204) return null;
+    if (!response.ok) throw new Error(await detail(response));
+    return response.json();
+  }
+
+  // One prefetch at a time; its result lands in the buffer (never twice the same item).
+  function prefetch() {
+    if (pending || buffer.length > 0) return pending || Promise.resolve();
+    pending = fetchNext()
+      .then((item) => {
+        if (item && !heldIds().includes(item.id)) buffer.push(item);
+      })
+      .catch((error) => say(error.message, true))
+      .finally(() => {
+        pending = null;
+      });
+    return pending;
+  }
+
+  function renderChoices() {
+    const box = $("choices");
+    box.replaceChildren();
+    labels.forEach((label, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "choice";
+      button.dataset.index = String(index);
+      if (index < 9) {
+        const key = document.createElement("kbd");
+        key.textContent = String(index + 1);
+        button.append(key, " ");
+      }
+      const name = document.createElement("span");
+      name.textContent = label;
+      button.append(name);
+      button.addEventListener("click", () => pick(index));
+      box.append(button);
+    });
+  }
+
+  function render() {
+    const empty = current === null;
+    $("card").hidden = empty;
+    $("empty").hidden = !empty;
+    if (empty) return;
+    $("text").textContent = current.text;
+    $("uid").textContent = current.uid;
+    $("queue").textContent = current.queue;
+    $("truncated").hidden = !current.truncated;
+    const suggestion = current.suggestion;
+    $("suggestion").hidden = !suggestion;
+    $("no-suggestion").hidden = Boolean(suggestion);
+    $("btn-accept").disabled = !suggestion;
+    if (suggestion) {
+      $("sugg-label").textContent = suggestion.label;
+      const confidence = suggestion.confidence;
+      $("sugg-meter").value = confidence === null ? 0 : confidence;
+      $("sugg-conf").textContent =
+        confidence === null ? "no confidence" :
+        `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : ""}`;
+      $("sugg-reason").textContent = suggestion.reasoning || "";
+    }
+    document.querySelectorAll(".choice").forEach((button) => {
+      const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
+      button.classList.toggle("suggested", Boolean(same));
+    });
+    shownAt = performance.now();
+  }
+
+  async function advance() {
+    if (buffer.length === 0) await prefetch();
+    current = buffer.shift() || null;
+    render();
+    prefetch();
+  }
+
+  async function answer(action, label) {
+    if (!current || busy) return;
+    busy = true;
+    const item = current;
+    const spent = (performance.now() - shownAt) / 1000;
+    try {
+      const body = { action, time_spent_s: Math.round(spent * 1000) / 1000 };
+      if (label !== undefined) body.label = label;
+      const response = await api("POST", `/api/v1/items/${item.id}/annotations`, body);
+      if (response.status !== 201) {
+        say(await detail(response), true);
+        if (response.status === 409 || response.status === 404) await advance();
+        return;
+      }
+      answered += 1;
+      $("done-count").textContent = String(answered);
+      say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
+      await advance();
+    } catch (error) {
+      say(error.message, true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function pick(index) {
+    if (!current || index >= labels.length) return;
+    const label = labels[index];
+    const suggested = current.suggestion && current.suggestion.label;
+    answer(suggested ? (label === suggested ? "accept" : "correct") : "label", label);
+  }
+
+  async function undo() {
+    if (busy) return;
+    busy = true;
+    try {
+      const response = await api("POST", "/api/v1/undo", {});
+      if (!response.ok) {
+        say(await detail(response), true);
+        return;
+      }
+      const body = await response.json();
+      if (current) buffer.unshift(current);
+      buffer = buffer.filter((item) => item.id !== body.item.id);
+      current = body.item;
+      answered = Math.max(0, answered - 1);
+      $("done-count").textContent = String(answered);
+      render();
+      say("Answer withdrawn.");
+    } catch (error) {
+      say(error.message, true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    const key = event.key;
+    let handled = true;
+    if (/^[1-9]$/.test(key)) pick(Number(key) - 1);
+    else if (key === "Enter" || key === "a") {
+      if (current && current.suggestion) answer("accept");
+    } else if (key === "x") answer("reject");
+    else if (key === " ") answer("skip");
+    else if (key === "Backspace") undo();
+    else handled = false;
+    if (handled) event.preventDefault();
+  }
+
+  async function start() {
+    const response = await api("GET", "/api/v1/project");
+    const project = await response.json();
+    labels = project.labels;
+    $("task").textContent = project.task;
+    renderChoices();
+    await advance();
+  }
+
+  $("btn-accept").addEventListener("click", () => answer("accept"));
+  $("btn-reject").addEventListener("click", () => answer("reject"));
+  $("btn-skip").addEventListener("click", () => answer("skip"));
+  $("btn-undo").addEventListener("click", undo);
+  $("btn-undo-empty").addEventListener("click", undo);
+  $("btn-refresh").addEventListener("click", advance);
+  document.addEventListener("keydown", onKey);
+  start().catch((error) => say(error.message, true));
+})();

@@ -1,0 +1,151 @@
+"""learn, select, simulate and agreement on a real store with the real embedding model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from labelloop.cli import run
+from labelloop.errors import NotReadyError
+from labelloop.store import ActiveLearningRound, ReviewTask
+
+from .test_routing import Result
+
+LABELS = ["positive", "negative"]
+GOOD = ["loved", "wonderful", "brilliant", "delightful", "superb", "moving", "funny", "great"]
+BAD = ["hated", "boring", "awful", "dreadful", "tedious", "clumsy", "dull", "terrible"]
+THINGS = ["film", "plot", "cast", "ending", "script", "soundtrack", "pacing", "dialogue"]
+
+
+def review(rng: np.random.Generator, positive: bool) -> str:
+    words = GOOD if positive else BAD
+    return (f"The {rng.choice(THINGS)} was {rng.choice(words)} and the {rng.choice(THINGS)} "
+            f"felt {rng.choice(words)}. Review {rng.integers(1_000_000)}.")
+
+
+def corpus(n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        positive = bool(i % 2)
+        rows.append({"id": f"r{seed}-{i}", "text": review(rng, positive),
+                     "label": LABELS[0] if positive else LABELS[1]})
+    return rows
+
+
+@pytest.fixture
+def learning_project(make_project):
+    """60 gold items, 100 pool items, and a noisy LLM that is right 65% of the time."""
+    project = make_project(labels=LABELS)
+    gold, pool = corpus(60, 1), corpus(100, 2)
+    project.add_items(gold, id_col="id", split="gold")
+    project.add_items([{k: v for k, v in r.items() if k != "label"} for r in pool], id_col="id")
+    rng = np.random.default_rng(3)
+    results = []
+    for row in gold + pool:
+        right = rng.random() < 0.65
+        label = row["label"] if right else LABELS[1 - LABELS.index(row["label"])]
+        p = float(rng.uniform(0.55, 0.95))
+        results.append((project.item_id(row["id"]),
+                        Result(label, p, {label: p, LABELS[1 - LABELS.index(label)]: 1 - p})))
+    project.save_predictions("toy-llm", "v1", results)
+    project.set_active_predictor("toy-llm", "v1")
+    project.truth = {r["id"]: r["label"] for r in gold + pool}
+    return project
+
+
+def test_learn_picks_the_better_predictor(learning_project):
+    project = learning_project
+    project.calibrate(budget=0.3)
+    project.route()
+    report = project.learn()
+    components = report["components"]
+    assert set(components) == {"toy-llm@v1", "student", "ensemble"}
+    assert components["student"]["accuracy"] > components["toy-llm@v1"]["accuracy"] + 0.15
+    assert report["best"] in ("student", "ensemble")
+    assert project.settings["active_predictor"]["model"] == report["best"]
+    assert "calibration" in report and "route" in report  # refreshed with the last settings
+    rows = list(project.iter_export_rows())
+    gold_rows = [r for r in rows if r["split"] == "gold"]
+    assert all("out-of-fold" in (r["reasoning"] or "") for r in gold_rows)
+    pool_rows = [r for r in rows if r["split"] == "pool"]
+    accuracy = np.mean([r["llm_label"] == project.truth[r["id"]] for r in pool_rows])
+    assert accuracy > 0.8  # the active predictor now labels the pool well
+
+
+def test_learn_needs_labels(make_project):
+    project = make_project(labels=LABELS)
+    project.add_items(["a text", "another"])
+    with pytest.raises(NotReadyError, match="trusted labels"):
+        project.learn()
+
+
+def test_select_queues_new_unlabeled_items(learning_project):
+    project = learning_project
+    first = project.select("margin", 10, label_budget_total=500)
+    assert first["queued"] == 10 and len(set(first["selected"])) == 10
+    assert all(uid.startswith("r2-") for uid in first["selected"])  # pool items only
+    second = project.select("hybrid", 10)
+    assert not set(first["selected"]) & set(second["selected"])  # queued items are skipped
+    with project.store.session() as session:
+        queued = session.scalar(select(func.count()).select_from(ReviewTask)
+                                .where(ReviewTask.queue == "active"))
+        rounds = session.scalar(select(func.count()).select_from(ActiveLearningRound))
+    assert queued == 20 and rounds == 2
+    assert first["stopping"]["label_budget"]["stop"] is False
+    assert "stabilizing_predictions" in second["stopping"]
+
+
+def test_select_cold_start_without_labels(make_project):
+    project = make_project(labels=LABELS)
+    project.add_items([r["text"] for r in corpus(40, 5)])
+    result = project.select("entropy", 5)
+    assert result["queued"] == 5
+
+
+def test_select_unknown_strategy_is_bad_input(learning_project, capsys):
+    status = run(["select", "--strategy", "psychic", "--k", "3", "-p",
+                  str(learning_project.path)])
+    assert status == 2 and "unknown strategy" in capsys.readouterr().err
+
+
+def test_simulate_cli(tmp_path, capsys):
+    data = tmp_path / "labeled.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in corpus(200, 7)))
+    plot = tmp_path / "curves.png"
+    status = run(["simulate", "--data", str(data), "--strategy", "random", "--strategy",
+                  "margin", "--seed-size", "6", "--batch", "6", "--rounds", "4", "--repeats",
+                  "2", "--plot", str(plot), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0
+    for name in ("random", "margin"):
+        entry = result["strategies"][name]
+        assert len(entry["curve"]) == 5 and {"labels", "accuracy_mean", "accuracy_std"} <= set(
+            entry["curve"][0])
+        assert 0 <= entry["aulc"] <= 1 and "labels_to_target" in entry
+    assert plot.stat().st_size > 1000
+
+
+def test_agreement_and_label_issues(learning_project):
+    project = learning_project
+    gold_ids = [uid for uid in project.truth if uid.startswith("r1-")][:30]
+    for i, uid in enumerate(gold_ids):
+        truth = project.truth[uid]
+        project.annotate(uid, action="label", label=truth, annotator="ann")
+        other = truth if i % 5 else LABELS[1 - LABELS.index(truth)]
+        project.annotate(uid, action="label", label=other, annotator="bob")
+    report = project.agreement(n_boot=50)
+    names = [r["name"] for r in report["raters"]]
+    assert names == ["human:ann", "human:bob", "llm:toy-llm@v1"]
+    assert report["fleiss_kappa"]["estimate"] is not None
+    pair = next(p for p in report["pairwise_cohen"] if {p["a"], p["b"]} ==
+                {"human:ann", "human:bob"})
+    assert pair["estimate"] == pytest.approx(0.6, abs=0.15)
+    with pytest.raises(NotReadyError):
+        project.label_issues()
+    project.learn(recalibrate=False)
+    issues = project.label_issues(top=5)
+    assert issues["checked"] >= 60 and issues["queued"] == len(issues["suspects"]) <= 5

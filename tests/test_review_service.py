@@ -1,0 +1,322 @@
+"""Review queues, leases, accounts and the dashboard at the service layer, on both databases."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import func, select, update
+
+from labelloop import review
+from labelloop.labelers.base import LabelResult
+from labelloop.review import Principal
+from labelloop.store import Annotation, Annotator, ApiToken, ReviewTask
+
+LABELS = ("positive", "negative", "neutral")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch) -> None:
+    """Cheap argon2 parameters: the defaults cost about a second per hash on a busy machine."""
+    monkeypatch.setattr(
+        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+def seed(project, n_review: int, *, n_confident: int = 0, n_gold: int = 0) -> dict[str, list]:
+    """Items with predictions: `n_review` uncertain (queued), `n_confident` auto-accepted, gold.
+
+    Uncertain item i gets confidence 0.30 + i / (10 n): lower confidence is served first.
+    Returns the store ids per group.
+    """
+    rows = [{"id": f"r{i}", "text": f"review text {i}"} for i in range(n_review)]
+    rows += [{"id": f"c{i}", "text": f"confident text {i}"} for i in range(n_confident)]
+    if rows:
+        project.add_items(rows, id_col="id")
+    if n_gold:
+        gold = [
+            {"id": f"g{i}", "text": f"gold text {i}", "label": LABELS[i % 3]} for i in range(n_gold)
+        ]
+        project.add_items(gold, id_col="id", label_col="label", split="gold")
+    ids = {
+        "review": [project.item_id(f"r{i}") for i in range(n_review)],
+        "confident": [project.item_id(f"c{i}") for i in range(n_confident)],
+        "gold": [project.item_id(f"g{i}") for i in range(n_gold)],
+    }
+    results = [
+        (item, LabelResult(LABELS[i % 3], None, 0.30 + i / (10 * max(n_review, 1)), f"why {i}"))
+        for i, item in enumerate(ids["review"])
+    ]
+    results += [(item, LabelResult("positive", None, 0.97, "sure")) for item in ids["confident"]]
+    # Gold items are predicted "positive": right on a third of them.
+    results += [(item, LabelResult("positive", None, 0.95, "gold guess")) for item in ids["gold"]]
+    project.save_predictions("fake", "v1", results)
+    project.set_active_predictor("fake", "v1")
+    project.route(threshold=0.85)
+    return ids
+
+
+def drain(project, who: Principal, action: str = "accept", limit: int = 10_000) -> list[int]:
+    """Answer everything served to `who`; returns the item ids in the order served."""
+    seen = []
+    for _ in range(limit):
+        item = review.next_item(project, who.id)
+        if item is None:
+            return seen
+        seen.append(item["id"])
+        review.submit(project, who, item["id"], action=action, time_spent_s=1.0)
+    raise AssertionError("the queue never ran dry")
+
+
+def user(project, name: str, role: str = "annotator") -> Principal:
+    made = review.add_user(project, name, role=role, password="password-" + name)
+    return Principal(made["id"], made["name"], made["role"])
+
+
+def test_serves_lowest_confidence_first_with_suggestion_and_reasoning(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 5, n_confident=3)
+    ann = user(project, "ann")
+    first = review.next_item(project, ann.id)
+    assert first["id"] == ids["review"][0]
+    assert first["queue"] == "review"
+    assert first["suggestion"] == {
+        "label": "positive",
+        "confidence": pytest.approx(0.30),
+        "calibrated": False,
+        "reasoning": "why 0",
+    }
+    # A lease held is served again (a reload shows the same item) unless it is excluded.
+    assert review.next_item(project, ann.id)["id"] == first["id"]
+    assert review.next_item(project, ann.id, exclude=[first["id"]])["id"] == ids["review"][1]
+    served = drain(project, ann)
+    assert sorted(served) == sorted(ids["review"])  # confident items are not queued
+    assert review.next_item(project, ann.id) is None
+
+
+def test_two_annotators_never_share_a_leased_item(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 4)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    a = review.next_item(project, ann.id)
+    b = review.next_item(project, bob.id)
+    assert a["id"] != b["id"]
+    # An expired lease is free again: bob takes ann's item after her lease ran out.
+    with project.store.session() as session:
+        session.execute(
+            update(ReviewTask)
+            .where(ReviewTask.item_id == a["id"])
+            .values(lease_expires=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    c = review.next_item(project, bob.id, exclude=[b["id"]])
+    assert c["id"] == a["id"] == ids["review"][0]
+
+
+def test_parallel_annotators_lose_nothing_and_duplicate_nothing(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 60)
+    people = [user(project, f"p{i}") for i in range(4)]
+    served: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def work(who: Principal) -> None:
+        try:
+            served[who.name] = drain(project, who)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(who,)) for who in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    everything = [item for items in served.values() for item in items]
+    assert sorted(everything) == sorted(ids["review"])  # each item exactly once
+    with project.store.session() as session:
+        answers = session.scalar(select(func.count()).select_from(Annotation))
+        open_tasks = session.scalar(
+            select(func.count()).where(ReviewTask.done.is_(False)).select_from(ReviewTask)
+        )
+    assert answers == 60
+    assert open_tasks == 0
+    assert project.stats()["human_labeled"] == 60
+
+
+def test_overlap_shows_an_item_to_n_different_people(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 6)
+    review.set_queue_settings(project, overlap=3)
+    people = [user(project, name) for name in ("ann", "bob", "cy", "dee")]
+    seen = {who.name: drain(project, who) for who in people}
+    for name, items in seen.items():
+        assert len(items) == len(set(items)), f"{name} saw an item twice"
+    counts = {item: sum(item in items for items in seen.values()) for item in ids["review"]}
+    assert set(counts.values()) == {3}
+    board = review.dashboard(project)
+    assert board["queues"]["review"]["overlap"] == 6
+    assert board["agreement"]["n_items"] == 6
+    assert board["agreement"]["percent_agreement"]["estimate"] == pytest.approx(1.0)
+
+
+def test_overlap_share_picks_a_stable_subset(make_project) -> None:
+    project = make_project()
+    seed(project, 200)
+    review.set_queue_settings(project, overlap=2, overlap_share=0.25)
+    with project.store.session() as session:
+        doubled = session.scalar(
+            select(func.count()).where(ReviewTask.answers_needed == 2).select_from(ReviewTask)
+        )
+    assert 20 <= doubled <= 80  # about a quarter of 200
+    assert review.apply_overlap(project) == 200
+    with project.store.session() as session:
+        again = session.scalar(
+            select(func.count()).where(ReviewTask.answers_needed == 2).select_from(ReviewTask)
+        )
+    assert again == doubled
+
+
+def test_gold_checks_are_disguised_and_scored_per_annotator(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 10, n_gold=6)
+    review.set_queue_settings(project, gold_rate=0.5)
+    ann = user(project, "ann")
+    served = drain(project, ann)
+    gold_served = [item for item in served if item in ids["gold"]]
+    assert gold_served, "no gold check was mixed in"
+    assert set(ids["review"]) <= set(served)
+    with project.store.session() as session:
+        queues = dict(session.execute(select(Annotation.item_id, Annotation.queue)).all())
+    assert {queues[item] for item in gold_served} == {"gold"}
+    row = next(a for a in review.dashboard(project)["annotators"] if a["name"] == "ann")
+    # "accept" takes the LLM's "positive"; gold labels cycle positive/negative/neutral.
+    gold_labels = {ids["gold"][i]: LABELS[i % 3] for i in range(6)}
+    expected = sum(gold_labels[item] == "positive" for item in gold_served) / len(gold_served)
+    assert row["gold_checked"] == len(gold_served)
+    assert row["gold_accuracy"] == pytest.approx(expected)
+
+
+def test_gold_item_payload_hides_the_queue(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 3, n_gold=2)
+    review.set_queue_settings(project, gold_rate=0.99)
+    ann = user(project, "ann")
+    item = review.next_item(project, ann.id)
+    assert item["id"] in ids["gold"]
+    assert item["queue"] == "review"
+
+
+def test_audit_sampling_and_auto_accepted_accuracy(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 0, n_confident=40)
+    assert review.sample_audit(project, 0.25, random_state=0) == 10
+    assert review.sample_audit(project, 0.25, random_state=1) == 0  # idempotent
+    ann = user(project, "ann")
+    audited = []
+    for i in range(10):
+        item = review.next_item(project, ann.id)
+        assert item["queue"] == "audit" and item["id"] in ids["confident"]
+        audited.append(item["id"])
+        # 7 confirmations, 3 rejections.
+        review.submit(project, ann, item["id"], action="accept" if i < 7 else "reject")
+    acc = review.dashboard(project)["auto_accepted_accuracy"]["audit"]
+    assert acc == {"n": 10, "accuracy": pytest.approx(0.7)}
+    # A rejected auto-accepted item needs a label now: someone else is asked for it.
+    bob = user(project, "bob")
+    reopened = drain(project, bob, action="skip")
+    assert sorted(reopened) == sorted(audited[7:])
+
+
+def test_undo_restores_the_item_and_gives_it_back(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 3)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)
+    done = review.submit(project, ann, item["id"], action="correct", label="neutral")
+    assert project.stats()["human_labeled"] == 1
+    with pytest.raises(review.ConflictError):
+        review.submit(project, ann, item["id"], action="accept")  # no double answers
+    with pytest.raises(review.ForbiddenError):
+        review.undo(project, bob, done["annotation_id"])
+    back = review.undo(project, ann)
+    assert back["undone"] == done["annotation_id"]
+    assert back["item"]["id"] == item["id"] == ids["review"][0]
+    assert project.stats()["human_labeled"] == 0
+    # The item is leased to ann again: bob gets another one.
+    assert review.next_item(project, bob.id)["id"] != item["id"]
+    with pytest.raises(review.NotFoundError):
+        review.undo(project, bob)
+
+
+def test_undone_rejection_no_longer_asks_for_another_person(make_project) -> None:
+    project = make_project()
+    seed(project, 1)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)
+    review.submit(project, ann, item["id"], action="reject")
+    review.undo(project, ann)
+    review.submit(project, ann, item["id"], action="accept")
+    assert review.next_item(project, bob.id) is None
+    assert project.stats()["human_labeled"] == 1
+
+
+def test_skip_frees_the_item_for_others_but_not_for_the_skipper(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 1)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)
+    review.submit(project, ann, item["id"], action="skip")
+    assert review.next_item(project, ann.id) is None
+    assert review.next_item(project, bob.id)["id"] == ids["review"][0]
+
+
+def test_answers_outside_the_queue_are_refused(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 1, n_confident=1)
+    ann = user(project, "ann")
+    with pytest.raises(review.ConflictError):
+        review.submit(project, ann, ids["confident"][0], action="accept")
+    with pytest.raises(review.NotFoundError):
+        review.submit(project, ann, 10_000_000, action="accept")
+    with pytest.raises(review.InputError):
+        review.submit(project, ann, ids["review"][0], action="accept", time_spent_s=-1)
+
+
+def test_enqueue_active_selections_in_order(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 0, n_confident=5)
+    picked = ids["confident"][::-1][:3]
+    assert review.enqueue(project, picked, queue="active") == 3
+    assert review.enqueue(project, picked, queue="active") == 0
+    ann = user(project, "ann")
+    assert drain(project, ann) == picked
+    with pytest.raises(review.NotFoundError):
+        review.enqueue(project, [123_456_789])
+
+
+def test_accounts_passwords_tokens_and_sessions(make_project) -> None:
+    project = make_project()
+    ann = user(project, "ann")
+    assert review.authenticate(project, "ann", "password-ann") == ann
+    assert review.authenticate(project, "ann", "wrong-password") is None
+    assert review.authenticate(project, "nobody", "password-ann") is None
+    with pytest.raises(review.ConflictError):
+        review.add_user(project, "ann", password="another-one")
+    with pytest.raises(review.InputError):
+        review.add_user(project, "short", password="1234")
+    with pytest.raises(review.InputError):
+        review.add_user(project, "boss", role="root", password="long-enough")
+    token = review.create_token(project, "ann")
+    assert review.principal_for_token(project, token) == ann
+    assert review.principal_for_token(project, token + "x") is None
+    cookie, csrf = review.create_session(project, ann)
+    assert review.session_principal(project, cookie) == (ann, csrf)
+    review.end_session(project, cookie)
+    assert review.session_principal(project, cookie) is None
+    with project.store.session() as session:
+        stored = session.scalars(select(ApiToken.token_hash)).all()
+        password_hash = session.scalar(select(Annotator.password_hash))
+    assert token not in stored and len(stored) == 1  # only a hash is kept
+    assert password_hash.startswith("$argon2")
