@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install labelloop with everything its demo and test suite need.
-#  - Python packages: labelloop itself (editable) with the test extra. llama-cpp-python compiles
-#    on install (a few minutes; needs cmake and a C/C++ compiler).
+#  - Python packages: labelloop itself (editable) with the test and Ray extras. llama-cpp-python
+#    compiles on install (a few minutes; needs cmake and a C/C++ compiler).
+#  - Label Studio in .venv-labelstudio/, for the ML-backend integration test.
 #  - Debian's Chromium, for the real-browser tests of the review app (skipped when apt-get is
 #    not available or we are not root; the browser tests then say what is missing).
 set -euo pipefail
@@ -20,4 +21,8 @@ fi
 # llama-cpp-python: build only the text library (no multimodal tools), on every core.
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
-python3 -m pip install --disable-pip-version-check -q -e ".[test]"
+python3 -m pip install --disable-pip-version-check -q -e ".[test,ray]"
+
+# A real Label Studio in its own virtual environment, for the integration test of the
+# ML backend (about 1 GB; not a dependency of labelloop).
+./scripts/setup-labelstudio.sh

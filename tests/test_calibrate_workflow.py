@@ -11,7 +11,7 @@ from labelloop import InputError
 from labelloop.cli import run
 from labelloop.errors import NotReadyError
 
-from .test_routing import Result
+from test_routing import Result
 
 LABELS = ["positive", "negative"]
 

@@ -12,7 +12,7 @@ from labelloop.cli import run
 from labelloop.errors import NotReadyError
 from labelloop.store import ActiveLearningRound, ReviewTask
 
-from .test_routing import Result
+from test_routing import Result
 
 LABELS = ["positive", "negative"]
 GOOD = ["loved", "wonderful", "brilliant", "delightful", "superb", "moving", "funny", "great"]

@@ -276,3 +276,32 @@ def test_next_item_exclude_and_empty_queue(client, project) -> None:
     assert client.get("/api/v1/queue/next", headers=bob).status_code == 204
     assert client.post("/api/v1/leases/release", headers=auth).json() == {"count": 2}
     assert client.get("/api/v1/queue/next", headers=bob).json()["id"] == ids["review"][0]
+
+
+def test_ml_backend_routes_need_credentials_on_the_full_server(make_project):
+    """Label Studio sends basic auth: an account name with an API token, or a configured pair."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from labelloop.server import create_app
+
+    project = make_project()
+    project.add_user("ls", role="admin", password="long enough password")
+    token = project.create_token("ls")
+    body = {"tasks": [], "project": "1.0", "label_config": "<View/>"}
+    with TestClient(create_app(project, ml_backend_auth=("studio", "s3cret"))) as client:
+        assert client.post("/predict", json=body).status_code == 401
+        assert client.get("/metrics").status_code == 401
+
+        def basic(user: str, password: str) -> dict:
+            raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {raw}"}
+
+        assert client.get("/metrics", headers=basic("ls", "wrong")).status_code == 401
+        assert client.get("/metrics", headers=basic("other", token)).status_code == 401
+        assert client.get("/metrics", headers=basic("ls", token)).status_code == 200
+        assert client.get("/metrics", headers=basic("studio", "s3cret")).status_code == 200
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code \
+            == 200
+        assert client.get("/health").status_code == 200

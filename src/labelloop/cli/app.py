@@ -158,6 +158,16 @@ def prelabel(
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local: this process; ray: actors of a Ray cluster (pip install labelloop[ray])."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
@@ -171,6 +181,8 @@ def prelabel(
             concurrency=concurrency,
             limit=limit,
             progress=progress,
+            engine=engine,
+            ray_address=ray_address,
         )
     emit(
         result,

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from .. import review
+from ..errors import InputError
 from .app import app
 from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
+ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
 
 user_app = typer.Typer(help="Accounts for the review server.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -22,6 +24,16 @@ app.add_typer(user_app, name="user")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    ml_backend_only: Annotated[
+        bool, typer.Option(help="Serve only the Label Studio ML backend (and /health).")
+    ] = False,
+    ml_basic_auth: Annotated[
+        str | None,
+        typer.Option(
+            envvar=ML_AUTH_ENV,
+            help="USER:PASSWORD that Label Studio sends to the ML backend (basic auth).",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
@@ -29,11 +41,24 @@ def serve(
     import uvicorn
 
     from ..server import create_app
+    from ..server.ml_backend import create_ml_backend_app
 
+    basic_auth = None
+    if ml_basic_auth:
+        user, sep, password = ml_basic_auth.partition(":")
+        if not sep or not user or not password:
+            raise InputError(f"--ml-basic-auth must look like USER:PASSWORD ({ML_AUTH_ENV})")
+        basic_auth = (user, password)
     with open_project(project, db) as proj:
-        review.apply_overlap(proj)
-        out.print(f"Review server for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        uvicorn.run(create_app(proj), host=host, port=port, log_level="info")
+        if ml_backend_only:
+            server = create_ml_backend_app(proj, basic_auth)
+            what = "Label Studio ML backend"
+        else:
+            review.apply_overlap(proj)
+            server = create_app(proj, ml_backend_auth=basic_auth)
+            what = "Review server"
+        out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
+        uvicorn.run(server, host=host, port=port, log_level="info")
 
 
 @user_app.command("add")

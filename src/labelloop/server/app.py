@@ -33,8 +33,17 @@ def _error_status(exc: Exception) -> int:
     return next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 500)
 
 
-def create_app(project: Project, *, login_limiter: LoginLimiter | None = None) -> FastAPI:
-    """The app for one project; the caller keeps ownership of `project` (and closes it)."""
+def create_app(
+    project: Project,
+    *,
+    login_limiter: LoginLimiter | None = None,
+    ml_backend_auth: tuple[str, str] | None = None,
+) -> FastAPI:
+    """The app for one project; the caller keeps ownership of `project` (and closes it).
+
+    The Label Studio ML-backend routes take HTTP basic auth: `ml_backend_auth`, or an account
+    name with one of its API tokens as the password.
+    """
     app = FastAPI(
         title="labelloop review server",
         version=version,
@@ -46,6 +55,8 @@ def create_app(project: Project, *, login_limiter: LoginLimiter | None = None) -
     )
     app.state.project = project
     app.state.login_limiter = login_limiter or LoginLimiter()
+    app.state.ml_backend_auth = ml_backend_auth
+    app.state.ml_backend_accounts = True
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> Any:

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Body, Depends, FastAPI, HTTPException, Request
 
+from .. import review
 from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project_label_config
 from ..errors import InputError
 from ..project import Project
@@ -38,18 +39,34 @@ def _state(request: Request, name: str, default: Any = None) -> Any:
 
 
 def require_basic_auth(request: Request) -> None:
-    """HTTP basic auth, when the app was given credentials (constant-time comparison)."""
+    """HTTP basic auth (what Label Studio can send), when the app asks for it.
+
+    Accepted: the configured `(user, password)` pair, or — on the full server, where these
+    routes are never open — a labelloop account name with one of its API tokens as the
+    password, or an `Authorization: Bearer TOKEN` header. The standalone ML backend without
+    configured credentials is open, like Label Studio's own ML backends.
+    """
     expected = _state(request, "ml_backend_auth")
-    if not expected:
+    accounts = _state(request, "ml_backend_accounts", False)
+    if not expected and not accounts:
         return
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    bearer = accounts and scheme.lower() == "bearer" and encoded
+    if bearer and review.principal_for_token(request.app.state.project, encoded.strip()):
+        return
     try:
         user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         user, password = "", ""
-    sent = f"{user}:{password}".encode()
-    if scheme.lower() != "basic" or not hmac.compare_digest(sent, ":".join(expected).encode()):
-        raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
+    if scheme.lower() == "basic":
+        sent = f"{user}:{password}".encode()
+        if expected and hmac.compare_digest(sent, ":".join(expected).encode()):
+            return
+        if accounts and password:
+            principal = review.principal_for_token(request.app.state.project, password)
+            if principal is not None and hmac.compare_digest(principal.name, user):
+                return
+    raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
 
 
 router = APIRouter(dependencies=[Depends(require_basic_auth)], tags=["label-studio"])

@@ -6,10 +6,11 @@ the driver's executemany with values already converted by the column types' own 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session
 
 
@@ -32,7 +33,7 @@ def bulk_insert(
         if column.name not in given and column.default is not None and not column.primary_key
     }
     names = given + list(defaults)
-    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    processors = [_processor(table.c[name].type, dialect) for name in names]
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     # Only identifiers quoted by the dialect and placeholders: no data goes into the SQL text.
@@ -53,6 +54,15 @@ def bulk_insert(
             params = [_apply(values, process_given) for values in params]
         connection.exec_driver_sql(sql, params)
     return len(rows)
+
+
+def _processor(column_type: Any, dialect: Any) -> Any:
+    """The column type's own bind conversion; JSON is serialised here when the dialect leaves
+    it to its own parameter binding (which raw executemany bypasses)."""
+    process = column_type.bind_processor(dialect)
+    if process is None and isinstance(column_type, JSON):
+        return lambda value: json.dumps(value, ensure_ascii=False)
+    return process
 
 
 def _process(value: Any, process: Any) -> Any:

@@ -8,12 +8,12 @@ version; annotations by their source and external id).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .. import routing
@@ -33,9 +33,12 @@ from ..store import (
     Prediction,
     ProjectRow,
 )
+from ..store.models import UNRESOLVED, utcnow
 
 if TYPE_CHECKING:
     from ..project import Project
+
+CHUNK = 5_000  # ids per IN (...) query
 
 
 def export_project(
@@ -153,8 +156,8 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         names = _annotators(session, project.id, items)
         _add_annotations(session, project.id, items, ids, names, counts)
         session.flush()
-        for item in items:
-            _settle(session, session.get_one(Item, ids[item.uid]), item, active_key)
+        for start in range(0, len(items), CHUNK):
+            _settle(session, items[start : start + CHUNK], ids, active_key)
     return dict(counts)
 
 
@@ -163,8 +166,8 @@ def _ensure_items(
 ) -> dict[str, int]:
     uids = [item.uid for item in items]
     found: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(uids), 5_000):
-        chunk = uids[start : start + 5_000]
+    for start in range(0, len(uids), CHUNK):
+        chunk = uids[start : start + CHUNK]
         for uid, item_id, digest in session.execute(
             select(Item.uid, Item.id, Item.text_hash).where(
                 Item.project_id == project_id, Item.uid.in_(chunk)
@@ -183,27 +186,28 @@ def _ensure_items(
             continue
         gold = item.split == GOLD
         new.append(
-            (
-                item.uid,
-                Item(
-                    project_id=project_id,
-                    uid=item.uid,
-                    text=item.text,
-                    text_hash=digest,
-                    meta=item.meta,
-                    split=item.split,
-                    gold_label=item.gold_label,
-                    state=HUMAN_LABELED if gold else "unresolved",
-                    final_label=item.gold_label if gold else None,
-                    final_source="human" if gold else None,
-                    audit=False,
-                ),
-            )
+            {
+                "project_id": project_id,
+                "uid": item.uid,
+                "text": item.text,
+                "text_hash": digest,
+                "meta": item.meta,
+                "split": item.split,
+                "gold_label": item.gold_label,
+                "state": HUMAN_LABELED if gold else UNRESOLVED,
+                "final_label": item.gold_label if gold else None,
+                "final_source": "human" if gold else None,
+                "audit": False,
+            }
         )
-    session.add_all(row for _, row in new)
-    session.flush()
+    ids = {uid: pair[0] for uid, pair in found.items()}
+    for start in range(0, len(new), CHUNK):
+        inserted = session.execute(
+            insert(Item).returning(Item.uid, Item.id), new[start : start + CHUNK]
+        )
+        ids.update({uid: item_id for uid, item_id in inserted})
     counts["added"] += len(new)
-    return {**{uid: pair[0] for uid, pair in found.items()}, **{uid: row.id for uid, row in new}}
+    return ids
 
 
 def _add_predictions(
@@ -211,38 +215,44 @@ def _add_predictions(
 ) -> None:
     item_ids = list(ids.values())
     done: set[tuple[int, str, str]] = set()
-    for start in range(0, len(item_ids), 5_000):
+    for start in range(0, len(item_ids), CHUNK):
         done.update(
             session.execute(
                 select(Prediction.item_id, Prediction.model, Prediction.prompt_version).where(
-                    Prediction.item_id.in_(item_ids[start : start + 5_000])
+                    Prediction.item_id.in_(item_ids[start : start + CHUNK])
                 )
             )
         )
+    rows: list[dict[str, Any]] = []
     for item in items:
         for p in item.predictions:
             key = (ids[item.uid], p.model, p.prompt_version)
             if key in done:
                 continue
             done.add(key)
-            session.add(_prediction_row(project_id, key[0], p))
-            counts["predictions"] += 1
+            rows.append(_prediction_row(project_id, key[0], p))
+    _insert(session, Prediction, rows)
+    counts["predictions"] += len(rows)
 
 
-def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> Prediction:
-    extra = {"created_at": p.created_at} if p.created_at else {}
-    return Prediction(
-        project_id=project_id,
-        item_id=item_id,
-        model=p.model,
-        prompt_version=p.prompt_version,
-        label=p.label,
-        probs=p.probs,
-        confidence=p.confidence,
-        calibrated_confidence=p.calibrated_confidence,
-        reasoning=p.reasoning,
-        **extra,
-    )
+def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "item_id": item_id,
+        "model": p.model,
+        "prompt_version": p.prompt_version,
+        "label": p.label,
+        "probs": p.probs,
+        "confidence": p.confidence,
+        "calibrated_confidence": p.calibrated_confidence,
+        "reasoning": p.reasoning,
+        "created_at": p.created_at or utcnow(),
+    }
+
+
+def _insert(session: Session, table: type, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(table), rows[start : start + CHUNK])
 
 
 def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[str, int]:
@@ -273,7 +283,7 @@ def _add_annotations(
 ) -> None:
     item_ids = list(ids.values())
     seen: set[tuple] = set()
-    for start in range(0, len(item_ids), 5_000):
+    for start in range(0, len(item_ids), CHUNK):
         for row in session.execute(
             select(
                 Annotation.item_id,
@@ -283,9 +293,10 @@ def _add_annotations(
                 Annotation.action,
                 Annotation.label,
                 Annotation.created_at,
-            ).where(Annotation.item_id.in_(item_ids[start : start + 5_000]))
+            ).where(Annotation.item_id.in_(item_ids[start : start + CHUNK]))
         ):
             seen.add(_answer_key(row.item_id, row.source, row.external_id, row[3:]))
+    rows: list[dict[str, Any]] = []
     for item in items:
         item_id = ids[item.uid]
         for a in item.annotations:
@@ -296,8 +307,9 @@ def _add_annotations(
             if key in seen:
                 continue
             seen.add(key)
-            session.add(_annotation_row(project_id, item_id, a, names))
-            counts["annotations"] += 1
+            rows.append(_annotation_row(project_id, item_id, a, names))
+    _insert(session, Annotation, rows)
+    counts["annotations"] += len(rows)
 
 
 def _answer_key(item_id: int, source: str, external_id: str | None, rest: tuple) -> tuple:
@@ -310,54 +322,81 @@ def _answer_key(item_id: int, source: str, external_id: str | None, rest: tuple)
 
 def _annotation_row(
     project_id: int, item_id: int, a: AnnotationIn, names: dict[str, int]
-) -> Annotation:
-    extra = {"created_at": a.created_at} if a.created_at else {}
-    return Annotation(
-        project_id=project_id,
-        item_id=item_id,
-        annotator_id=names.get(a.annotator) if a.annotator else None,
-        label=None if a.action in ("reject", "skip") else a.label,
-        action=a.action,
-        suggested_label=a.suggested_label,
-        queue=a.queue,
-        source=a.source,
-        external_id=a.external_id,
-        time_spent_s=a.time_spent_s,
-        undone=False,
-        **extra,
-    )
+) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "item_id": item_id,
+        "annotator_id": names.get(a.annotator) if a.annotator else None,
+        "label": None if a.action in ("reject", "skip") else a.label,
+        "action": a.action,
+        "suggested_label": a.suggested_label,
+        "queue": a.queue,
+        "source": a.source,
+        "external_id": a.external_id,
+        "time_spent_s": a.time_spent_s,
+        "undone": False,
+        "created_at": a.created_at or utcnow(),
+    }
 
 
-def _settle(session: Session, row: Item, item: ItemIn, active: tuple[str, str] | None) -> None:
-    """Point the item at the active predictor's prediction and set its final label."""
+def _settle(
+    session: Session, items: list[ItemIn], ids: dict[str, int], active: tuple[str, str] | None
+) -> None:
+    """Point items at the active predictor's prediction and set their final labels: as
+    recorded in the file when it says, else from people's answers."""
+    chunk = [ids[item.uid] for item in items]
+    splits = dict(session.execute(select(Item.id, Item.split).where(Item.id.in_(chunk))).all())
     if active is not None:
-        prediction = session.scalar(
-            select(Prediction).where(
-                Prediction.item_id == row.id,
-                Prediction.model == active[0],
-                Prediction.prompt_version == active[1],
+        shown = [
+            {
+                "id": p.item_id,
+                "prediction_id": p.id,
+                "llm_label": p.label,
+                "confidence": p.confidence,
+                "calibrated_confidence": p.calibrated_confidence,
+            }
+            for p in session.execute(
+                select(
+                    Prediction.id,
+                    Prediction.item_id,
+                    Prediction.label,
+                    Prediction.confidence,
+                    Prediction.calibrated_confidence,
+                ).where(
+                    Prediction.item_id.in_(chunk),
+                    Prediction.model == active[0],
+                    Prediction.prompt_version == active[1],
+                )
             )
+        ]
+        if shown:
+            session.execute(update(Item), shown)
+    votes: dict[int, list[routing.Vote]] = defaultdict(list)
+    for a in session.execute(
+        select(
+            Annotation.id,
+            Annotation.item_id,
+            Annotation.annotator_id,
+            Annotation.label,
+            Annotation.action,
+        ).where(Annotation.item_id.in_(chunk), Annotation.undone.is_(False))
+    ):
+        votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
+    finals = []
+    for item in items:
+        item_id = ids[item.uid]
+        if item.final is not None:
+            final = (item.final.state, item.final.label, item.final.source)
+        else:
+            human = routing.resolve_human_label(votes[item_id])
+            if human is None or splits[item_id] == GOLD:
+                continue
+            final = (HUMAN_LABELED, human, "human")
+        finals.append(
+            {"id": item_id, "state": final[0], "final_label": final[1], "final_source": final[2]}
         )
-        if prediction is not None:
-            row.prediction_id = prediction.id
-            row.llm_label = prediction.label
-            row.confidence = prediction.confidence
-            row.calibrated_confidence = prediction.calibrated_confidence
-    if item.final is not None:
-        row.state, row.final_label = item.final.state, item.final.label
-        row.final_source = item.final.source
-        return
-    if row.split == GOLD:
-        return
-    votes = [
-        routing.Vote(a.annotator_id, a.label, a.action, a.id)
-        for a in session.scalars(
-            select(Annotation).where(Annotation.item_id == row.id, Annotation.undone.is_(False))
-        )
-    ]
-    human = routing.resolve_human_label(votes)
-    if human is not None:
-        row.state, row.final_label, row.final_source = HUMAN_LABELED, human, "human"
+    if finals:
+        session.execute(update(Item), finals)
 
 
 # ----------------------------------------------------------------------------- Label Studio

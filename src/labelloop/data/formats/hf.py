@@ -1,0 +1,132 @@
+"""Hugging Face `datasets`: a dataset folder written by `save_to_disk`, read by `load_from_disk`.
+
+Columns are labelloop's export rows with explicit types, so an empty column never loses its
+type; label→probability maps and free-form metadata are JSON text (their keys vary by project).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import InputError
+from ._optional import require
+from .provenance import is_provenance_row, item_from_row, iter_provenance_rows, parse_include
+from .records import ItemIn, Where
+
+if TYPE_CHECKING:
+    from ...project import Project
+
+CHUNK = 50_000
+STRINGS = ("id", "text", "state", "label", "label_source", "llm_label")
+MORE_STRINGS = ("split", "gold_label", "model", "prompt_version", "reasoning", "probs")
+TIMES = ("predicted_at", "labeled_at")
+ANSWER_STRINGS = ("annotator", "label", "action", "suggested_label", "source", "external_id")
+PREDICTION_STRINGS = ("model", "prompt_version", "label", "probs", "reasoning", "created_at")
+
+
+def _features(include: frozenset[str]) -> Any:
+    datasets = require("datasets")
+    text, number = datasets.Value("string"), datasets.Value("float64")
+    features: dict[str, Any] = {name: text for name in STRINGS}
+    features |= {"confidence": number, "calibrated_confidence": number}
+    features |= {name: text for name in (*MORE_STRINGS, *TIMES)}
+    features["annotators"] = datasets.Sequence(text)
+    if "annotations" in include:
+        answer = {name: text for name in (*ANSWER_STRINGS, "queue", "created_at")}
+        features["annotations"] = [{**answer, "time_spent_s": number}]
+    if "predictions" in include:
+        prediction = {name: text for name in PREDICTION_STRINGS}
+        features["predictions"] = [
+            {**prediction, "confidence": number, "calibrated_confidence": number}
+        ]
+    if "meta" in include:
+        features["meta"] = text
+    return datasets.Features(features)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    row = {**row, "probs": _json(row.get("probs"))}
+    if "meta" in row:
+        row["meta"] = _json(row["meta"])
+    if "predictions" in row:
+        row["predictions"] = [{**p, "probs": _json(p.get("probs"))} for p in row["predictions"]]
+    return row
+
+
+def export_hf(project: Project, out: Path, include: Any) -> int:
+    """Save the rows as a `datasets.Dataset` folder (replaced atomically when it exists)."""
+    datasets = require("datasets")
+    wanted = parse_include(include)
+    features = _features(wanted)
+    parts, batch, count = [], [], 0
+    for row in iter_provenance_rows(project, wanted):
+        batch.append(_flatten(row))
+        count += 1
+        if len(batch) >= CHUNK:
+            parts.append(datasets.Dataset.from_list(batch, features=features))
+            batch = []
+    if batch or not parts:
+        parts.append(datasets.Dataset.from_list(batch, features=features))
+    dataset = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    dataset.save_to_disk(str(partial))
+    if out.exists():
+        shutil.rmtree(out)
+    partial.replace(out)
+    return count
+
+
+def _load(path: Path) -> Any:
+    datasets = require("datasets")
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise InputError(f"not a Hugging Face dataset folder ({exc})", file=str(path)) from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        if len(loaded) != 1:
+            raise InputError(
+                f"the dataset has several splits ({', '.join(loaded)}); save one split",
+                file=str(path),
+            )
+        loaded = next(iter(loaded.values()))
+    return loaded
+
+
+def read_hf(project: Project, path: Path, *, text_col: str = "text") -> Iterator[ItemIn]:
+    """A labelloop export, or any dataset with a text column (a label column becomes
+    `source_label` in the item's metadata, as in a plain import)."""
+    from ..importer import text_hash
+
+    dataset = _load(path)
+    label_names = None
+    feature = dataset.features.get("label")
+    if feature is not None and hasattr(feature, "names"):
+        label_names = feature.names
+    for number, row in enumerate(dataset, start=1):
+        where = Where(str(path), record=number)
+        if is_provenance_row(row):
+            yield item_from_row(row, where)
+            continue
+        text = row.get(text_col)
+        if not isinstance(text, str):
+            raise where.error(f"no text in the column {text_col!r}", text_col)
+        meta = {k: v for k, v in row.items() if k not in (text_col, "id", "label")}
+        if row.get("label") is not None:
+            label = row["label"]
+            meta["source_label"] = label_names[label] if label_names and label >= 0 else label
+        uid = row.get("id")
+        yield ItemIn(
+            uid=str(uid) if uid not in (None, "") else text_hash(text)[:20],
+            text=text,
+            where=where,
+            meta=json.loads(json.dumps(meta, default=str)) or None,
+        )

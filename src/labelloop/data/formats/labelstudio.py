@@ -1,0 +1,369 @@
+"""Label Studio: label configs, and tasks with predictions and annotations, both ways.
+
+A Label Studio task is `{"id", "data": {...}, "annotations": [...], "predictions": [...]}`; a
+single-label classification answer is a result entry of type `choices` whose `from_name` is the
+`<Choices>` tag and `to_name` the `<Text>` tag it labels. labelloop's provenance that Label Studio
+has no place for rides along under `labelloop` keys, which Label Studio ignores on import.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree
+
+from ...errors import InputError
+from .provenance import annotation_in, iter_provenance_rows
+from .records import (
+    AnnotationIn,
+    FinalIn,
+    ItemIn,
+    PredictionIn,
+    Where,
+    action_for,
+    as_float,
+    as_time,
+    need,
+)
+
+if TYPE_CHECKING:
+    from ...project import Project
+
+ID_KEY = "labelloop_id"  # the data field that carries labelloop's item id
+PROVENANCE_KEY = "labelloop"
+SETTINGS_KEY = "labelstudio"  # project settings: {"label_config": "<View>…", "id_key": ...}
+MAX_CONFIG_CHARS = 1_000_000
+
+try:  # defusedxml refuses entity expansion and external references outright
+    from defusedxml.ElementTree import fromstring as _parse_xml
+except ImportError:  # expat (≥ 2.4.1, bundled with Python 3.11) limits entity amplification
+    _parse_xml = ElementTree.fromstring
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The parts of a Label Studio `<View>` that a single-label text task uses."""
+
+    from_name: str  # the <Choices name=...>
+    to_name: str  # its toName: the <Text name=...> it labels
+    data_key: str  # the task data field the <Text> shows ($text → "text")
+    choices: tuple[str, ...]
+    xml: str
+
+
+def default_label_config(labels: Sequence[str], data_key: str = "text") -> str:
+    """A minimal config for the project's labels: one text, one single-choice question."""
+    view = ElementTree.Element("View")
+    ElementTree.SubElement(view, "Text", name="text", value=f"${data_key}")
+    choices = ElementTree.SubElement(
+        view, "Choices", name="label", toName="text", choice="single", showInLine="true"
+    )
+    for label in labels:
+        ElementTree.SubElement(choices, "Choice", value=label)
+    return ElementTree.tostring(view, encoding="unicode")
+
+
+def parse_label_config(xml: str) -> LabelConfig:
+    """Find the `<Choices>` question and the `<Text>` it labels; fail clearly otherwise."""
+    if not isinstance(xml, str) or not xml.strip():
+        raise InputError("the Label Studio label config is empty")
+    if len(xml) > MAX_CONFIG_CHARS:
+        raise InputError("the Label Studio label config is too large")
+    try:
+        root = _parse_xml(xml)
+    except Exception as exc:  # ParseError, or defusedxml's refusal of entities
+        raise InputError(f"the Label Studio label config is not valid XML: {exc}") from exc
+    choices = next((el for el in root.iter("Choices") if el.get("name") and el.get("toName")), None)
+    if choices is None:
+        raise InputError(
+            "the Label Studio label config has no <Choices name=... toName=...> question; "
+            "labelloop serves single-label classification"
+        )
+    to_name = choices.get("toName", "").split(",")[0].strip()
+    target = next((el for el in root.iter() if el.get("name") == to_name), None)
+    value = (target.get("value") or "") if target is not None else ""
+    data_key = value[1:] if value.startswith("$") else to_name
+    values = tuple(c.get("value") or c.get("alias") or "" for c in choices.iter("Choice"))
+    return LabelConfig(choices.get("name", ""), to_name, data_key, values, xml)
+
+
+def project_label_config(project: Project) -> LabelConfig:
+    """The config stored with the project (set by Label Studio's /setup), else the default."""
+    stored = (project.settings.get(SETTINGS_KEY) or {}).get("label_config")
+    return parse_label_config(stored or default_label_config(project.labels))
+
+
+def task_uid(task: dict[str, Any], id_key: str | None = None) -> str:
+    """labelloop's item id for a Label Studio task: its id field if it has one, else `ls-<id>`."""
+    data = task.get("data") or {}
+    for key in (id_key, ID_KEY):
+        if key and data.get(key) not in (None, ""):
+            return str(data[key])
+    return f"ls-{task.get('id')}"
+
+
+def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str) -> str | None:
+    """The single label chosen in a result list (None when the question was left empty)."""
+    if not isinstance(results, list):
+        raise where.error("result must be a list", field, results)
+    for entry in results:
+        if not isinstance(entry, dict) or entry.get("type", "choices") != "choices":
+            continue
+        if config is not None and entry.get("from_name") not in (None, config.from_name):
+            continue
+        chosen = (entry.get("value") or {}).get("choices")
+        if not isinstance(chosen, list) or not chosen:
+            raise where.error("a choices result needs value.choices", field, entry)
+        if len(chosen) > 1:
+            raise where.error("more than one choice; labelloop projects are single-label", field)
+        return str(chosen[0])
+    return None
+
+
+def prediction_result(label: str, score: float | None, config: LabelConfig) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "from_name": config.from_name,
+        "to_name": config.to_name,
+        "type": "choices",
+        "value": {"choices": [label]},
+    }
+    if score is not None:
+        entry["score"] = score
+    return entry
+
+
+# ----------------------------------------------------------------------------- export
+def _ls_prediction(p: dict[str, Any], config: LabelConfig) -> dict[str, Any] | None:
+    if p.get("label") is None:
+        return None
+    score = p.get("calibrated_confidence")
+    score = p.get("confidence") if score is None else score
+    return {
+        "model_version": f"{p['model']}@{p['prompt_version']}",
+        "score": score,
+        "result": [prediction_result(p["label"], score, config)],
+        PROVENANCE_KEY: {k: p.get(k) for k in PREDICTION_KEYS},
+    }
+
+
+PREDICTION_KEYS = (
+    "model",
+    "prompt_version",
+    "label",
+    "confidence",
+    "calibrated_confidence",
+    "probs",
+    "reasoning",
+    "created_at",
+)
+
+
+def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
+    """One labelloop export row as a Label Studio task to import."""
+    active = {
+        "model": row.get("model"),
+        "prompt_version": row.get("prompt_version"),
+        "label": row.get("llm_label"),
+        "confidence": row.get("confidence"),
+        "calibrated_confidence": row.get("calibrated_confidence"),
+        "probs": row.get("probs"),
+        "reasoning": row.get("reasoning"),
+        "created_at": row.get("predicted_at"),
+    }
+    predictions = []
+    if active["model"]:
+        predictions.append(_ls_prediction(active, config))
+    for p in row.get("predictions") or []:
+        if (p["model"], p["prompt_version"]) != (active["model"], active["prompt_version"]):
+            predictions.append(_ls_prediction(p, config))
+    annotations = []
+    for a in row.get("annotations") or []:
+        label = a["label"] if a["action"] in ("label", "accept", "correct") else None
+        annotations.append(
+            {
+                "result": [prediction_result(label, None, config)] if label else [],
+                "was_cancelled": a["action"] in ("skip", "reject"),
+                "lead_time": a.get("time_spent_s"),
+                "created_at": a.get("created_at"),
+                PROVENANCE_KEY: a,
+            }
+        )
+    if row.get("split") == "gold" and row.get("gold_label"):
+        annotations.append(
+            {
+                "result": [prediction_result(row["gold_label"], None, config)],
+                "ground_truth": True,
+                PROVENANCE_KEY: {"gold": True},
+            }
+        )
+    state = {k: row.get(k) for k in ("state", "label", "label_source", "split", "labeled_at")}
+    return {
+        "data": {
+            config.data_key: row["text"],
+            ID_KEY: row["id"],
+            PROVENANCE_KEY: {**state, "annotators": row.get("annotators"), "meta": row.get("meta")},
+        },
+        "annotations": annotations,
+        "predictions": [p for p in predictions if p is not None],
+    }
+
+
+def export_labelstudio(project: Project, out: Path, include: Any) -> int:
+    """A JSON array of tasks (Label Studio's import format) and the label config beside it."""
+    config = project_label_config(project)
+    wanted = "annotations,meta" if include is None else include
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write("[")
+        for row in iter_provenance_rows(project, _with_annotations(wanted)):
+            handle.write(("," if count else "") + "\n")
+            handle.write(json.dumps(task_from_row(row, config), ensure_ascii=False))
+            count += 1
+        handle.write("\n]\n")
+    partial.replace(out)
+    out.with_name(out.stem + ".label_config.xml").write_text(config.xml + "\n", encoding="utf-8")
+    return count
+
+
+def _with_annotations(include: Any) -> str:
+    parts = include.split(",") if isinstance(include, str) else list(include)
+    return ",".join(sorted({*parts, "annotations"}))
+
+
+# ----------------------------------------------------------------------------- import
+def _annotator(annotation: dict[str, Any]) -> str:
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("email") or who.get("id")
+    return f"labelstudio:{who}" if who not in (None, "") else "labelstudio"
+
+
+def annotation_from_ls(
+    annotation: dict[str, Any],
+    config: LabelConfig | None,
+    where: Where,
+    suggestion: str | None,
+) -> AnnotationIn:
+    """A Label Studio annotation as a person's answer (a cancelled one is a skip)."""
+    ours = annotation.get(PROVENANCE_KEY)
+    if isinstance(ours, dict) and "action" in ours:
+        return annotation_in(ours, where, "annotations.labelloop")
+    label = choice_of(annotation.get("result", []), config, where, "annotations.result")
+    if annotation.get("was_cancelled"):
+        label = None
+    return AnnotationIn(
+        annotator=_annotator(annotation),
+        action=action_for(label, suggestion),
+        label=label,
+        source="labelstudio",
+        external_id=None if annotation.get("id") is None else str(annotation["id"]),
+        suggested_label=suggestion,
+        time_spent_s=as_float(annotation.get("lead_time"), where, "annotations.lead_time"),
+        created_at=as_time(annotation.get("created_at"), where, "annotations.created_at"),
+    )
+
+
+def _prediction_from_ls(p: dict[str, Any], config: LabelConfig, where: Where) -> PredictionIn:
+    ours = p.get(PROVENANCE_KEY)
+    if isinstance(ours, dict) and ours.get("model"):
+        return PredictionIn(
+            model=str(ours["model"]),
+            prompt_version=str(ours["prompt_version"]),
+            label=ours.get("label"),
+            confidence=as_float(ours.get("confidence"), where, "predictions.confidence"),
+            calibrated_confidence=as_float(
+                ours.get("calibrated_confidence"), where, "predictions.calibrated_confidence"
+            ),
+            probs=ours.get("probs"),
+            reasoning=ours.get("reasoning"),
+            created_at=as_time(ours.get("created_at"), where, "predictions.created_at"),
+        )
+    label = choice_of(p.get("result", []), config, where, "predictions.result")
+    return PredictionIn(
+        model=str(p.get("model_version") or "labelstudio"),
+        prompt_version="labelstudio",
+        label=label,
+        confidence=as_float(p.get("score"), where, "predictions.score"),
+        created_at=as_time(p.get("created_at"), where, "predictions.created_at"),
+    )
+
+
+def item_from_task(
+    task: Any, config: LabelConfig, where: Where, id_key: str | None = None
+) -> ItemIn:
+    """A Label Studio task (from an export or a request) as an item to import."""
+    if not isinstance(task, dict):
+        raise where.error("a task must be a JSON object", None, task)
+    data = need(task, "data", where, dict)
+    text = data.get(config.data_key)
+    if not isinstance(text, str):
+        raise where.error(
+            f"the task has no text in data.{config.data_key} (the field the label config shows)",
+            f"data.{config.data_key}",
+        )
+    predictions = [
+        _prediction_from_ls(p, config, where)
+        for p in task.get("predictions") or []
+        if isinstance(p, dict)  # Label Studio exports list bare prediction ids by default
+    ]
+    if predictions:
+        predictions[0].active = True
+    suggestion = predictions[0].label if predictions else None
+    ours = data.get(PROVENANCE_KEY) if isinstance(data.get(PROVENANCE_KEY), dict) else {}
+    annotations, gold = [], None
+    for a in need(task, "annotations", where, list) if "annotations" in task else []:
+        if not isinstance(a, dict):
+            raise where.error("an annotation must be an object", "annotations", a)
+        if isinstance(a.get(PROVENANCE_KEY), dict) and a[PROVENANCE_KEY].get("gold"):
+            gold = choice_of(a.get("result", []), config, where, "annotations.result")
+            continue
+        annotations.append(annotation_from_ls(a, config, where, suggestion))
+    final = None
+    if ours.get("state"):
+        final = FinalIn(ours["state"], ours.get("label"), ours.get("label_source"))
+    return ItemIn(
+        uid=task_uid(task, id_key),
+        text=text,
+        where=where,
+        split="gold" if gold is not None else str(ours.get("split") or "pool"),
+        gold_label=gold,
+        meta=ours.get("meta"),
+        predictions=predictions,
+        annotations=annotations,
+        final=final,
+    )
+
+
+def read_labelstudio(
+    project: Project,
+    path: Path,
+    *,
+    label_config: str | Path | None = None,
+    id_key: str | None = None,
+) -> Iterator[ItemIn]:
+    """Tasks from a Label Studio JSON export (or a file written by `export_labelstudio`)."""
+    if label_config is not None:
+        xml = Path(label_config).read_text(encoding="utf-8")
+        config = parse_label_config(xml)
+    else:
+        beside = path.with_name(path.stem + ".label_config.xml")
+        config = (
+            parse_label_config(beside.read_text(encoding="utf-8"))
+            if beside.is_file()
+            else project_label_config(project)
+        )
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a Label Studio JSON export: {exc}", file=str(path)) from exc
+    if isinstance(tasks, dict):
+        tasks = [tasks]
+    if not isinstance(tasks, list):
+        raise InputError("expected a JSON array of Label Studio tasks", file=str(path))
+    for number, task in enumerate(tasks, start=1):
+        yield item_from_task(task, config, Where(str(path), record=number), id_key)

@@ -1,0 +1,122 @@
+"""Prodigy JSONL: one task per line, `{"text", "label", "answer", "meta"}`.
+
+Exports write one line per item in Prodigy's binary text-classification shape: the final label
+with `answer: accept`, a rejected suggestion with `answer: reject`, and `ignore` when nobody
+decided. `meta` (shown in Prodigy's UI) holds the provenance in brief; `_labelloop` holds all of
+it for a lossless round trip. Imports read Prodigy's own annotations too: one line per answer,
+the annotator in `_annotator_id` / `_session_id`, choice tasks through `options` and `accept`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..readers import read_jsonl
+from .provenance import is_provenance_row, item_from_row, iter_provenance_rows
+from .records import AnnotationIn, ItemIn, Where, as_time, need
+from .tabular import write_jsonl
+
+if TYPE_CHECKING:
+    from ...project import Project
+
+ANSWERS = ("accept", "reject", "ignore")
+PROVENANCE_KEY = "_labelloop"
+META_KEYS = ("state", "label_source", "model", "prompt_version", "confidence")
+
+
+def task_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One labelloop export row as a Prodigy task with its answer."""
+    rejected = next(
+        (a.get("suggested_label") for a in row.get("annotations") or [] if a["action"] == "reject"),
+        None,
+    )
+    if row["label"] is not None:
+        label, answer = row["label"], "accept"
+    elif rejected is not None:
+        label, answer = rejected, "reject"
+    else:
+        label, answer = row.get("llm_label"), "ignore"
+    meta = {"id": row["id"], **{k: row.get(k) for k in META_KEYS if row.get(k) is not None}}
+    if row.get("calibrated_confidence") is not None:
+        meta["score"] = row["calibrated_confidence"]
+    task = {"text": row["text"], "label": label, "answer": answer, "meta": meta}
+    if label is None:
+        del task["label"]
+    task[PROVENANCE_KEY] = row
+    return task
+
+
+def export_prodigy(project: Project, out: Path, include: Any) -> int:
+    return write_jsonl((task_from_row(r) for r in iter_provenance_rows(project, include)), out)
+
+
+def _uid(task: dict[str, Any]) -> str | None:
+    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    for value in (task.get("id"), meta.get("id")):
+        if value not in (None, ""):
+            return str(value)
+    if task.get("_input_hash") is not None:
+        return f"prodigy-{task['_input_hash']}"
+    return None
+
+
+def _label(task: dict[str, Any], where: Where) -> str | None:
+    """The label a Prodigy line is about: `label`, or the single accepted option."""
+    if task.get("label") not in (None, ""):
+        return str(task["label"])
+    accepted = task.get("accept")
+    if accepted is None:
+        return None
+    if not isinstance(accepted, list) or len(accepted) > 1:
+        raise where.error("accept must list at most one option (single-label)", "accept", accepted)
+    if not accepted:
+        return None
+    names = {
+        str(o.get("id")): o.get("text") for o in task.get("options") or [] if isinstance(o, dict)
+    }
+    return str(names.get(str(accepted[0])) or accepted[0])
+
+
+def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
+    """A Prodigy line (an answer from one annotator) as an item with that answer."""
+    if isinstance(task.get(PROVENANCE_KEY), dict):
+        return item_from_row(task[PROVENANCE_KEY], where)
+    text = need(task, "text", where)
+    answer = need(task, "answer", where)
+    if answer not in ANSWERS:
+        raise where.error(f"answer must be one of {', '.join(ANSWERS)}", "answer", answer)
+    label = _label(task, where)
+    if answer == "accept" and label is None:
+        raise where.error("an accepted task needs a label (or an accepted option)", "label")
+    action = {"accept": "label", "reject": "reject", "ignore": "skip"}[answer]
+    from ..importer import text_hash
+
+    who = task.get("_annotator_id") or task.get("_session_id")
+    return ItemIn(
+        uid=_uid(task) or text_hash(text)[:20],
+        text=text,
+        where=where,
+        meta=task.get("meta") if isinstance(task.get("meta"), dict) else None,
+        annotations=[
+            AnnotationIn(
+                annotator=f"prodigy:{who}" if who else "prodigy",
+                action=action,
+                label=label if action == "label" else None,
+                suggested_label=label if action == "reject" else None,
+                source="prodigy",
+                external_id=None if task.get("_task_hash") is None else str(task["_task_hash"]),
+                created_at=as_time(task.get("_timestamp"), where, "_timestamp"),
+            )
+        ],
+    )
+
+
+def read_prodigy(project: Project, path: Path) -> Iterator[ItemIn]:
+    for line, task in read_jsonl(path):
+        where = Where(str(path), line=line)
+        yield item_from_row(task, where) if is_provenance_row(task) else item_from_task(task, where)
+
+
+__all__ = ["export_prodigy", "item_from_task", "read_prodigy", "task_from_row"]

@@ -1,0 +1,287 @@
+"""One row per item with its final label and where that label came from.
+
+A row says which label the item ended with and who gave it (people, or the LLM accepted
+automatically), which model and prompt version predicted what with which raw and calibrated
+confidence and why, and every person's answer with its time. All tool formats are built from
+these rows, and labelloop's own JSONL / CSV / Parquet / Hugging Face exports are these rows, so
+importing them back restores the same items, labels and provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from ...store import STATES, Annotation, Annotator, Item, Prediction
+from .records import (
+    HUMAN_ACTIONS,
+    AnnotationIn,
+    FinalIn,
+    ItemIn,
+    PredictionIn,
+    Where,
+    as_float,
+    as_time,
+    iso,
+    need,
+)
+
+if TYPE_CHECKING:
+    from ...project import Project
+
+#: Keys every export row has (the DESIGN contract of `export --format jsonl`), then provenance.
+BASE_KEYS = (
+    "id",
+    "text",
+    "state",
+    "label",
+    "label_source",
+    "llm_label",
+    "confidence",
+    "calibrated_confidence",
+)
+INCLUDE_CHOICES = ("annotations", "predictions", "meta")
+DEFAULT_INCLUDE = ("annotations", "meta")
+CHUNK = 2_000
+
+
+def parse_include(include: str | Sequence[str] | None) -> frozenset[str]:
+    """`--include annotations,predictions`: which nested provenance the rows carry."""
+    from ...errors import InputError
+
+    if include is None:
+        return frozenset(DEFAULT_INCLUDE)
+    parts = include.split(",") if isinstance(include, str) else list(include)
+    chosen = {p.strip().lower() for p in parts if p.strip()}
+    if "all" in chosen:
+        return frozenset(INCLUDE_CHOICES)
+    unknown = chosen - set(INCLUDE_CHOICES)
+    if unknown:
+        raise InputError(
+            f"unknown --include value(s) {', '.join(sorted(unknown))}; "
+            f"use a comma-separated subset of {', '.join(INCLUDE_CHOICES)} or 'all'"
+        )
+    return frozenset(chosen)
+
+
+def _prediction_dict(p: Prediction) -> dict[str, Any]:
+    return {
+        "model": p.model,
+        "prompt_version": p.prompt_version,
+        "label": p.label,
+        "confidence": p.confidence,
+        "calibrated_confidence": p.calibrated_confidence,
+        "probs": p.probs,
+        "reasoning": p.reasoning,
+        "created_at": iso(p.created_at),
+    }
+
+
+def iter_provenance_rows(
+    project: Project, include: str | Sequence[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every item of the project, in id order, with the provenance of its label."""
+    wanted = parse_include(include)
+    last_id = 0
+    while True:
+        with project.store.session() as session:
+            items = session.scalars(
+                select(Item)
+                .where(Item.project_id == project.id, Item.id > last_id)
+                .order_by(Item.id)
+                .limit(CHUNK)
+            ).all()
+            if not items:
+                return
+            ids = [item.id for item in items]
+            last_id = ids[-1]
+            active = {
+                p.id: p
+                for p in session.scalars(
+                    select(Prediction).where(
+                        Prediction.id.in_([i.prediction_id for i in items if i.prediction_id])
+                    )
+                )
+            }
+            answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            for annotation, name in session.execute(
+                select(Annotation, Annotator.name)
+                .outerjoin(Annotator, Annotator.id == Annotation.annotator_id)
+                .where(Annotation.item_id.in_(ids), Annotation.undone.is_(False))
+                .order_by(Annotation.id)
+            ):
+                answers[annotation.item_id].append(
+                    {
+                        "annotator": name,
+                        "label": annotation.label,
+                        "action": annotation.action,
+                        "suggested_label": annotation.suggested_label,
+                        "source": annotation.source,
+                        "external_id": annotation.external_id,
+                        "queue": annotation.queue,
+                        "time_spent_s": annotation.time_spent_s,
+                        "created_at": iso(annotation.created_at),
+                    }
+                )
+            every: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            if "predictions" in wanted:
+                for p in session.scalars(
+                    select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)
+                ):
+                    every[p.item_id].append(_prediction_dict(p))
+            for item in items:
+                yield _row(item, active.get(item.prediction_id), answers[item.id], every, wanted)
+
+
+def _row(
+    item: Item,
+    prediction: Prediction | None,
+    answers: list[dict[str, Any]],
+    every: dict[int, list[dict[str, Any]]],
+    wanted: frozenset[str],
+) -> dict[str, Any]:
+    labeling = [a for a in answers if a["action"] in ("label", "accept", "correct")]
+    if item.final_source == "human":
+        labeled_at = labeling[-1]["created_at"] if labeling else None
+    elif item.final_source == "llm" and prediction is not None:
+        labeled_at = iso(prediction.created_at)
+    else:
+        labeled_at = None
+    row: dict[str, Any] = {
+        "id": item.uid,
+        "text": item.text,
+        "state": item.state,
+        "label": item.final_label,
+        "label_source": item.final_source,
+        "llm_label": item.llm_label,
+        "confidence": item.confidence,
+        "calibrated_confidence": item.calibrated_confidence,
+        "split": item.split,
+        "gold_label": item.gold_label,
+        "model": prediction.model if prediction else None,
+        "prompt_version": prediction.prompt_version if prediction else None,
+        "reasoning": prediction.reasoning if prediction else None,
+        "probs": prediction.probs if prediction else None,
+        "predicted_at": iso(prediction.created_at) if prediction else None,
+        "labeled_at": labeled_at,
+        "annotators": sorted({a["annotator"] for a in labeling if a["annotator"]}),
+    }
+    if "annotations" in wanted:
+        row["annotations"] = answers
+    if "predictions" in wanted:
+        row["predictions"] = every[item.id]
+    if "meta" in wanted:
+        row["meta"] = item.meta
+    return row
+
+
+# ----------------------------------------------------------------------------- reading back
+def _nested(value: Any, where: Where, field_name: str) -> Any:
+    """Nested values come back as JSON text from CSV and Parquet (empty: missing)."""
+    if value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise where.error(f"not valid JSON ({exc.msg})", field_name, value) from exc
+    return value
+
+
+def _optional_str(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    return str(value)
+
+
+def _prediction_in(p: dict[str, Any], where: Where, field_name: str, active: bool) -> PredictionIn:
+    if not isinstance(p, dict):
+        raise where.error("a prediction must be an object", field_name, p)
+    probs = _nested(p.get("probs"), where, f"{field_name}.probs")
+    if probs is not None and not isinstance(probs, dict):
+        raise where.error("probs must map labels to numbers", f"{field_name}.probs", probs)
+    return PredictionIn(
+        model=str(need(p, "model", where)),
+        prompt_version=str(need(p, "prompt_version", where)),
+        label=_optional_str(p, "llm_label" if active else "label"),
+        confidence=as_float(p.get("confidence"), where, f"{field_name}.confidence"),
+        calibrated_confidence=as_float(
+            p.get("calibrated_confidence"), where, f"{field_name}.calibrated_confidence"
+        ),
+        probs=probs,
+        reasoning=p["reasoning"] if isinstance(p.get("reasoning"), str) else None,
+        created_at=as_time(
+            p.get("created_at", p.get("predicted_at")), where, f"{field_name}.created_at"
+        ),
+        active=active,
+    )
+
+
+def annotation_in(a: Any, where: Where, field_name: str = "annotations") -> AnnotationIn:
+    if not isinstance(a, dict):
+        raise where.error("an annotation must be an object", field_name, a)
+    action = need(a, "action", where)
+    if action not in HUMAN_ACTIONS:
+        raise where.error(
+            f"unknown action; use one of {', '.join(HUMAN_ACTIONS)}", f"{field_name}.action", action
+        )
+    return AnnotationIn(
+        annotator=_optional_str(a, "annotator"),
+        action=action,
+        label=_optional_str(a, "label"),
+        source=_optional_str(a, "source") or "labelloop",
+        external_id=_optional_str(a, "external_id"),
+        suggested_label=_optional_str(a, "suggested_label"),
+        time_spent_s=as_float(a.get("time_spent_s"), where, f"{field_name}.time_spent_s"),
+        created_at=as_time(a.get("created_at"), where, f"{field_name}.created_at"),
+        queue=_optional_str(a, "queue"),
+    )
+
+
+def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
+    """A labelloop export row (any of its file formats) back into an item to import."""
+    uid = need(row, "id", where, (str, int))
+    text = need(row, "text", where)
+    state = need(row, "state", where)
+    if state not in STATES:
+        raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
+    source = _optional_str(row, "label_source")
+    if source not in (None, "human", "llm"):
+        raise where.error("label_source must be human, llm or empty", "label_source", source)
+    predictions: list[PredictionIn] = []
+    if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
+        predictions.append(_prediction_in(row, where, "model", active=True))
+    for p in _nested(row.get("predictions"), where, "predictions") or []:
+        candidate = _prediction_in(p, where, "predictions", active=False)
+        if not any(
+            (q.model, q.prompt_version) == (candidate.model, candidate.prompt_version)
+            for q in predictions
+        ):
+            predictions.append(candidate)
+    annotations = _nested(row.get("annotations"), where, "annotations") or []
+    if not isinstance(annotations, list):
+        raise where.error("annotations must be a list", "annotations", annotations)
+    meta = _nested(row.get("meta"), where, "meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise where.error("meta must be an object", "meta", meta)
+    return ItemIn(
+        uid=str(uid),
+        text=text,
+        where=where,
+        split=_optional_str(row, "split") or "pool",
+        gold_label=_optional_str(row, "gold_label"),
+        meta=meta,
+        predictions=predictions,
+        annotations=[annotation_in(a, where) for a in annotations],
+        final=FinalIn(state=state, label=_optional_str(row, "label"), source=source),
+    )
+
+
+def is_provenance_row(row: dict[str, Any]) -> bool:
+    """Whether a record looks like one of labelloop's own export rows."""
+    return all(key in row for key in ("id", "text", "state", "label_source"))

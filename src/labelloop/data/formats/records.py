@@ -1,0 +1,133 @@
+"""What an import brings in, whatever tool it came from: items with their predictions and
+annotations, plus where each one was read (for error messages).
+
+Every reader (Label Studio, Argilla, Prodigy, Hugging Face, labelloop's own exports) turns its
+file into these records; one ingest step validates and writes them in a single transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ...errors import InputError
+
+HUMAN_ACTIONS = ("label", "accept", "correct", "reject", "skip")
+
+
+@dataclass(frozen=True)
+class Where:
+    """A place in an input file: the file, a line or a record number, and a field."""
+
+    file: str
+    line: int | None = None
+    record: int | None = None
+
+    def error(self, message: str, field: str | None = None, value: Any = None) -> InputError:
+        if self.record is not None:
+            message = f"record {self.record}: {message}"
+        return InputError(message, file=self.file, line=self.line, column=field, value=value)
+
+
+@dataclass
+class PredictionIn:
+    model: str
+    prompt_version: str
+    label: str | None
+    confidence: float | None = None
+    calibrated_confidence: float | None = None
+    probs: dict[str, float] | None = None
+    reasoning: str | None = None
+    created_at: datetime | None = None
+    active: bool = False  # the prediction that routing trusts for this item
+
+
+@dataclass
+class AnnotationIn:
+    annotator: str | None
+    action: str
+    label: str | None
+    source: str
+    external_id: str | None = None
+    suggested_label: str | None = None
+    time_spent_s: float | None = None
+    created_at: datetime | None = None
+    queue: str | None = None
+
+
+@dataclass
+class FinalIn:
+    """The item's recorded outcome, restored as is (labelloop's own exports carry it)."""
+
+    state: str
+    label: str | None
+    source: str | None
+
+
+@dataclass
+class ItemIn:
+    uid: str
+    text: str
+    where: Where
+    split: str = "pool"
+    gold_label: str | None = None
+    meta: dict[str, Any] | None = None
+    predictions: list[PredictionIn] = field(default_factory=list)
+    annotations: list[AnnotationIn] = field(default_factory=list)
+    final: FinalIn | None = None
+
+
+def action_for(label: str | None, suggestion: str | None) -> str:
+    """The labelloop action a person's label amounts to, given the suggestion they saw."""
+    if label is None:
+        return "skip"
+    if suggestion is None:
+        return "label"
+    return "accept" if label == suggestion else "correct"
+
+
+def as_time(value: Any, where: Where, field_name: str) -> datetime | None:
+    """An ISO 8601 time (or Unix seconds) as an aware datetime; naive times are UTC."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return datetime.fromtimestamp(float(value), UTC)
+        if isinstance(value, datetime):
+            parsed = value
+        else:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError) as exc:
+        raise where.error("not a time (expected ISO 8601)", field_name, value) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC (SQLite hands times back without their zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def as_float(value: Any, where: Where, field_name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise where.error("not a number", field_name, value) from exc
+    if number != number:  # NaN means missing
+        return None
+    return number
+
+
+def need(record: dict[str, Any], key: str, where: Where, kind: type | tuple = str) -> Any:
+    """record[key], which must be present and of `kind`."""
+    if key not in record or record[key] is None:
+        raise where.error(f"the field {key!r} is missing", key)
+    value = record[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise where.error(f"the field {key!r} must be a {names}", key, value)
+    return value

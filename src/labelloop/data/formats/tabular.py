@@ -1,0 +1,40 @@
+"""labelloop's own exports as JSONL, CSV and Parquet files, and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..export import export_rows
+from ..readers import read_file
+from .provenance import item_from_row, iter_provenance_rows
+from .records import ItemIn, Where
+
+if TYPE_CHECKING:
+    from ...project import Project
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: Path) -> int:
+    return export_rows(rows, out, "jsonl")
+
+
+def exporter(fmt: str):
+    """An exporter of provenance rows in one of the plain file formats."""
+
+    def export(project: Project, out: Path, include: Any) -> int:
+        return export_rows(iter_provenance_rows(project, include), out, fmt)
+
+    export.__name__ = f"export_{fmt}"
+    return export
+
+
+def read_labelloop(project: Project, path: Path, *, fmt: str | None = None) -> Iterator[ItemIn]:
+    """Rows of a labelloop export (JSONL, CSV or Parquet, by extension unless `fmt`)."""
+    for number, row in read_file(path, fmt):
+        where = (
+            Where(str(path), line=number)
+            if path.suffix != ".parquet"
+            else Where(str(path), record=number)
+        )
+        yield item_from_row(row, where)

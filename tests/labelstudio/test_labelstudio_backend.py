@@ -1,0 +1,254 @@
+"""labelloop's ML backend against a real Label Studio (from PyPI, in its own venv).
+
+Label Studio starts on a free loopback port with a fresh data folder; labelloop's backend runs
+under uvicorn on another port, labeling with the fake OpenAI-compatible server (the network
+edge). Through Label Studio's REST API the test creates a project, connects the backend, imports
+tasks, retrieves predictions, annotates, and checks the answers land in labelloop's store.
+
+Install Label Studio with `scripts/setup-labelstudio.sh`. Without it the test is skipped
+locally and fails under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path(os.environ.get("LABELLOOP_LABELSTUDIO_VENV", REPO / ".venv-labelstudio"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TOKEN = "labelloop-test-token-0123456789"
+START_TIMEOUT_S = 240.0
+CONFIG = """<View>
+  <Text name="review" value="$review_text"/>
+  <Choices name="sentiment" toName="review" choice="single" showInLine="true">
+    <Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>
+  </Choices>
+</View>"""
+TEXTS = ["truly positive, loved it", "negative: it broke", "a neutral note", "negative again"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+    pytest.fail(f"{what} did not come up within {timeout:.0f} s\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory) -> Iterator[str]:
+    executable = VENV / "bin" / "label-studio"
+    if not executable.exists():
+        message = f"Label Studio is not installed in {VENV}; run scripts/setup-labelstudio.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    folder = tmp_path_factory.mktemp("labelstudio")
+    port = free_port()
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(folder / "data"),  # fresh: see the recipe's gotcha 1
+        "LABEL_STUDIO_USERNAME": "admin@example.com",
+        "LABEL_STUDIO_PASSWORD": "admin12345",
+        "LABEL_STUDIO_USER_TOKEN": TOKEN,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
+        "LATEST_VERSION_CHECK": "false",
+        "SENTRY_DSN": "",
+        "FRONTEND_SENTRY_DSN": "",
+        "COLLECT_ANALYTICS": "false",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    log = folder / "label-studio.log"
+    with log.open("wb") as out:
+        command = [str(executable), "start", "--no-browser", "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--internal-host", "127.0.0.1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so its workers stop with it
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"Label Studio exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(healthy, START_TIMEOUT_S, "Label Studio", log)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def backend(tmp_path) -> Iterator[tuple[str, object]]:
+    """labelloop's ML backend under uvicorn, labeling through the fake OpenAI server."""
+    import uvicorn
+
+    from labelloop import Project
+    from labelloop.labelers.openai import OpenAILabeler
+    from labelloop.server.ml_backend import create_ml_backend_app
+    from labelloop.testing.fake_openai import serve_fake_openai
+
+    project = Project.create(
+        tmp_path / "proj", task="Sentiment of a review.", labels=["positive", "negative", "neutral"]
+    )
+    with serve_fake_openai() as fake:
+        labeler = OpenAILabeler("fake-model", base_url=fake.base_url, concurrency=4)
+        app = create_ml_backend_app(project, labeler=labeler)
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, 30, "labelloop's ML backend")
+        try:
+            yield f"http://127.0.0.1:{port}", project
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            labeler.close()
+            project.close()
+
+
+def test_label_studio_gets_predictions_and_sends_annotations(label_studio, backend) -> None:
+    from labelloop.store import Annotation
+
+    backend_url, project = backend
+    ls = httpx.Client(
+        base_url=label_studio, headers={"Authorization": f"Token {TOKEN}"}, timeout=60
+    )
+    created = ls.post("/api/projects", json={"title": "labelloop", "label_config": CONFIG})
+    assert created.status_code == 201, created.text
+    ls_project = created.json()["id"]
+
+    connected = ls.post(
+        "/api/ml",
+        json={"project": ls_project, "url": backend_url, "title": "labelloop"},
+    )
+    assert connected.status_code == 201, connected.text
+    ml_id = connected.json()["id"]
+    assert project.settings["labelstudio"]["label_config"].strip() == CONFIG.strip()
+
+    imported = ls.post(
+        f"/api/projects/{ls_project}/import", json=[{"review_text": t} for t in TEXTS]
+    )
+    assert imported.status_code == 201, imported.text
+    tasks = ls.get("/api/tasks", params={"project": ls_project, "page_size": 100}).json()
+    tasks = tasks["tasks"] if isinstance(tasks, dict) else tasks
+    by_text = {t["data"]["review_text"]: t["id"] for t in tasks}
+    assert set(by_text) == set(TEXTS)
+
+    action = ls.post(
+        "/api/dm/actions",
+        params={"id": "retrieve_tasks_predictions", "project": ls_project},
+        json={"selectedItems": {"all": True, "excluded": []}},
+    )
+    assert action.status_code == 200, action.text
+
+    expected = {TEXTS[0]: "positive", TEXTS[1]: "negative", TEXTS[2]: "neutral"}
+    rows = {r["id"]: r for r in project.iter_export_rows()}
+    for text, label in expected.items():
+        task_id = by_text[text]
+        predictions = ls.get("/api/predictions", params={"task": task_id}).json()
+        assert len(predictions) == 1, predictions
+        (prediction,) = predictions
+        assert prediction["model_version"].startswith("labelloop:fake-model@")
+        (entry,) = prediction["result"]
+        assert entry["from_name"] == "sentiment" and entry["to_name"] == "review"
+        assert entry["value"]["choices"] == [label]
+        # The score Label Studio stored is labelloop's confidence for that item.
+        row = rows[f"ls-{task_id}"]
+        assert row["text"] == text and row["llm_label"] == label
+        assert prediction["score"] == pytest.approx(row["confidence"])
+
+    # A person corrects the first task in Label Studio: the answer reaches labelloop's store.
+    first = by_text[TEXTS[0]]
+    result = [
+        {
+            "from_name": "sentiment",
+            "to_name": "review",
+            "type": "choices",
+            "value": {"choices": ["neutral"]},
+        }
+    ]
+    annotated = ls.post(f"/api/tasks/{first}/annotations", json={"result": result, "lead_time": 3})
+    assert annotated.status_code == 201, annotated.text
+    annotation_id = annotated.json()["id"]
+
+    def stored() -> list[Annotation]:
+        with project.store.session() as session:
+            return list(
+                session.scalars(
+                    select(Annotation).where(Annotation.external_id == str(annotation_id))
+                )
+            )
+
+    wait_until(lambda: len(stored()) == 1, 10, "the annotation in labelloop's store")
+    (answer,) = stored()
+    assert (answer.source, answer.label, answer.action, answer.undone) == (
+        "labelstudio",
+        "neutral",
+        "correct",
+        False,
+    )
+    assert answer.suggested_label == "positive"
+    row = {r["id"]: r for r in project.iter_export_rows()}[f"ls-{first}"]
+    assert (row["state"], row["label"], row["label_source"]) == (
+        "human_labeled",
+        "neutral",
+        "human",
+    )
+
+    # Updating it in Label Studio replaces it; deleting it withdraws it.
+    result[0]["value"]["choices"] = ["negative"]
+    assert ls.patch(f"/api/annotations/{annotation_id}", json={"result": result}).is_success
+    wait_until(
+        lambda: [a.label for a in stored() if not a.undone] == ["negative"], 10, "the update"
+    )
+    assert ls.delete(f"/api/annotations/{annotation_id}").is_success
+    wait_until(lambda: all(a.undone for a in stored()), 10, "the deletion")
+    row = {r["id"]: r for r in project.iter_export_rows()}[f"ls-{first}"]
+    assert row["label_source"] != "human"
+
+    # Training asked for in Label Studio reaches the backend's webhook.
+    assert ls.post(f"/api/ml/{ml_id}/train", json={}).is_success
+    metrics = httpx.get(f"{backend_url}/metrics", timeout=10).json()
+    assert metrics["requests"].get("webhook_start_training") == 1
+    assert metrics["requests"]["predicted_tasks"] >= len(TEXTS)
