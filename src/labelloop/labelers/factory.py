@@ -1,0 +1,48 @@
+"""Choosing a labeler from the CLI's ``--model`` / ``--base-url`` options."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from labelloop.labelers.base import Labeler
+
+__all__ = ["LOCAL_MODELS", "get_labeler"]
+
+#: Names of the embedded models; ``local`` is the default one.
+LOCAL_MODELS = ("local", "local:smollm2", "local:gemma3")
+
+
+def get_labeler(
+    model: str = "local",
+    *,
+    base_url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int = 16,
+    **options: Any,
+) -> Labeler:
+    """``local`` (or ``local:smollm2`` / ``local:gemma3``) = an embedded model; a path ending
+    ``.gguf`` = that GGUF file; any other name = an OpenAI-compatible endpoint, at ``base_url``
+    (or ``OPENAI_BASE_URL``, or OpenAI's own when the key variable is set).
+
+    Extra keyword options go to the backend's constructor.
+    """
+    if model in LOCAL_MODELS or model.lower().endswith(".gguf"):
+        from labelloop.labelers.local import LocalLabeler
+
+        if model.lower().endswith(".gguf"):
+            if not os.path.isfile(model):
+                raise FileNotFoundError(f"GGUF model file not found: {model}")
+            return LocalLabeler(model, **options)
+        return LocalLabeler.embedded(model.partition(":")[2] or None, **options)
+    from labelloop.labelers.openai import OpenAILabeler
+
+    base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+    if base_url is None and not os.environ.get(api_key_env):
+        raise ValueError(
+            f"model {model!r} needs an endpoint: pass --base-url, set OPENAI_BASE_URL, "
+            f"or set {api_key_env} to use OpenAI"
+        )
+    return OpenAILabeler(
+        model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **options
+    )

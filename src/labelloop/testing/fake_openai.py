@@ -1,0 +1,344 @@
+"""A fake OpenAI-compatible chat server on loopback, for tests and benchmarks.
+
+It speaks real HTTP (``POST /v1/chat/completions``), answers from a deterministic rule
+(keyword → label) and injects faults on request: latency, 429 with Retry-After, 500, dropped
+connections, hangs past the client's timeout, non-JSON garbage, out-of-set labels and bad
+confidences. Faults are drawn from a hash of (item text, how many times it was asked), so a run
+is reproducible whatever the order requests arrive in. Counters per item let tests check that
+nothing was lost or duplicated.
+
+    with serve_fake_openai(FakeConfig(latency_s=0.2)) as server:
+        labeler = OpenAILabeler("fake-model", base_url=server.base_url)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import accumulate
+from typing import Any
+
+from labelloop.labelers.base import FENCE_END, FENCE_START, normalise_label
+
+__all__ = ["FakeConfig", "FakeOpenAIServer", "FakeStats", "keyword_rule", "serve_fake_openai"]
+
+Rule = Callable[[str, list[str]], str]
+
+
+def keyword_rule(text: str, labels: list[str]) -> str:
+    """The label whose name occurs first in the text (as a word), else the first label."""
+    low = text.casefold()
+    best, best_pos = labels[0], math.inf
+    for label in labels:
+        match = re.search(r"\b" + re.escape(normalise_label(label)) + r"\b", low)
+        if match and match.start() < best_pos:
+            best, best_pos = label, match.start()
+    return best
+
+
+@dataclass
+class FakeConfig:
+    """Knobs of the fake server. Fault fractions are per request and add up (must be ≤ 1)."""
+
+    latency_s: float = 0.0
+    p_429: float = 0.0
+    retry_after_s: float = 0.05
+    p_500: float = 0.0
+    p_drop: float = 0.0  # close the connection without answering
+    p_timeout: float = 0.0  # hang for ``hang_s`` (past the client's timeout)
+    hang_s: float = 5.0
+    p_garbage: float = 0.0  # a 200 whose content is not JSON
+    p_out_of_set: float = 0.0  # a label outside the label set
+    p_bad_confidence: float = 0.0  # confidence missing, > 1 or NaN
+    p_case_noise: float = 0.0  # the right label in odd case and spacing (must be accepted)
+    always_garbage: Callable[[str], bool] | None = None  # texts that never get a valid answer
+    rule: Rule = keyword_rule
+    confidence: float = 0.9
+    logprobs: bool = True  # answer with token logprobs when the request asks for them
+    label_prob: float = 0.8  # probability given to the chosen label in the logprobs
+    label_token_chars: int | None = None  # split label values into tokens of this many chars
+    sample_flip: float = 0.0  # with n > 1, fraction of samples that pick another label
+    max_n: int | None = None  # cap on choices per request (None: honour ``n``)
+    first_429: int = 0  # the first k requests of every item get a 429 with Retry-After
+    seed: int = 0
+
+
+@dataclass
+class FakeStats:
+    """What the server saw. ``requests`` and ``answered`` count per item text."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    answered: Counter[str] = field(default_factory=Counter)  # valid, in-set answers sent
+    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, text)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    prompts: list[list[dict[str, Any]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+_SEED_TEXT = re.compile(r'Text: "(.*)"\s*\n\s*Available labels', re.S)
+_LABELS = re.compile(r"labels[^:\n]*:\s*(\[.*?\])", re.I)
+
+
+def _extract(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    """The item text (fenced, or the seed's ``Text: "..."``) and the label set of a prompt."""
+    everything = "\n".join(str(m.get("content", "")) for m in messages)
+    user = str(messages[-1].get("content", "")) if messages else ""
+    start = user.rfind(FENCE_START + "\n")
+    end = user.rfind("\n" + FENCE_END)
+    if 0 <= start < end:
+        text = user[start + len(FENCE_START) + 1 : end]
+    else:
+        seed = _SEED_TEXT.search(everything)
+        text = seed.group(1) if seed else user
+    found = _LABELS.search(everything)
+    labels = json.loads(found.group(1)) if found else ["positive", "negative"]
+    return text, [str(label) for label in labels]
+
+
+def _uniform(seed: int, *parts: object) -> float:
+    digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeOpenAIServer
+
+    def setup(self) -> None:
+        super().setup()  # headers and body go out in two writes: without this, Nagle's
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 40 ms stalls
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/_stats":  # counters, for a client in another process
+            stats = self.server.stats
+            with stats.lock:
+                payload = {
+                    "total": stats.total,
+                    "requests": dict(stats.requests),
+                    "answered": dict(stats.answered),
+                    "max_in_flight": stats.max_in_flight,
+                }
+            self._send(200, payload)
+            return
+        self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        stats = self.server.stats
+        messages = body.get("messages", [])
+        text, labels = _extract(messages)
+        with stats.lock:
+            stats.requests[text] += 1
+            attempt = stats.requests[text]
+            stats.arrivals.append((time.monotonic(), text))
+            stats.prompts.append(messages)
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            self._answer(body, text, labels, attempt)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            with stats.lock:
+                stats.in_flight -= 1
+
+    def _answer(self, body: dict[str, Any], text: str, labels: list[str], attempt: int) -> None:
+        cfg, stop = self.server.config, self.server.stop
+        if cfg.latency_s:
+            stop.wait(cfg.latency_s)
+        u = _uniform(cfg.seed, text, attempt)
+        edges = [cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage]
+        fault = next((i for i, edge in enumerate(accumulate(edges)) if u < edge), None)
+        if fault == 0:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == 1:
+            stop.wait(cfg.hang_s)
+        if fault == 2 or attempt <= cfg.first_429:
+            self._send(429, {"error": {"message": "rate limited"}}, cfg.retry_after_s)
+            return
+        if fault == 3:
+            self._send(500, {"error": {"message": "internal error"}})
+            return
+        if fault == 4 or (cfg.always_garbage and cfg.always_garbage(text)):
+            self._send(200, self._completion(body, ["Sure! I think it is good."], labels, text))
+            return
+        n = max(1, int(body.get("n", 1) or 1))
+        n = min(n, cfg.max_n or n)
+        contents = [self._content(text, labels, attempt, u, k) for k in range(n)]
+        self._send(200, self._completion(body, contents, labels, text))
+
+    def _content(self, text: str, labels: list[str], attempt: int, u: float, k: int) -> str:
+        cfg = self.server.config
+        label = cfg.rule(text, labels)
+        if (k or attempt > 1) and _uniform(cfg.seed, text, attempt, k, "flip") < cfg.sample_flip:
+            label = labels[(labels.index(label) + 1) % len(labels)]
+        base = sum([cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage])
+        answer: dict[str, Any] = {"label": label, "confidence": cfg.confidence}
+        v = u - base
+        if 0 <= v < cfg.p_out_of_set:
+            answer["label"] = "banana"
+        elif 0 <= v - cfg.p_out_of_set < cfg.p_bad_confidence:
+            bad = [None, 1.7, math.nan][attempt % 3]
+            if bad is None:
+                del answer["confidence"]
+            else:
+                answer["confidence"] = bad
+        elif 0 <= v - cfg.p_out_of_set - cfg.p_bad_confidence < cfg.p_case_noise:
+            answer["label"] = f"  {label.upper()} "
+        answer["reasoning"] = "matched a keyword"
+        if answer["label"] == label and answer.get("confidence") == cfg.confidence:
+            with self.server.stats.lock:
+                self.server.stats.answered[text] += 1
+        return json.dumps(answer)
+
+    def _completion(
+        self, body: dict[str, Any], contents: list[str], labels: list[str], text: str
+    ) -> dict[str, Any]:
+        want_logprobs = bool(body.get("logprobs")) and self.server.config.logprobs
+        choices = []
+        for k, content in enumerate(contents):
+            choice: dict[str, Any] = {
+                "index": k,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+            if want_logprobs:
+                choice["logprobs"] = {"content": self._logprobs(content, labels)}
+            choices.append(choice)
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+        usage = {
+            "prompt_tokens": prompt_chars // 4 + 1,
+            "completion_tokens": sum(len(c) for c in contents) // 4 + 1,
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake-model"),
+            "choices": choices,
+            "usage": usage,
+        }
+
+    def _logprobs(self, content: str, labels: list[str]) -> list[dict[str, Any]]:
+        """Token logprobs of ``content``; at the label value, alternatives for every label."""
+        cfg = self.server.config
+        match = re.search(r'"label":\s*"([^"]*)"', content)
+        if not match:
+            return [_token(content, 0.0)]
+        value = match.group(1)
+        step = cfg.label_token_chars or max(1, len(value))
+        pieces = [value[i : i + step] for i in range(0, len(value), step)] or [""]
+        rest = (1.0 - cfg.label_prob) / max(1, len(labels) - 1)
+        alternatives = {value[:step]: cfg.label_prob}
+        for label in labels:
+            if label != value:
+                alternatives.setdefault(label[:step], 0.0)
+                alternatives[label[:step]] += rest
+        tokens = [_token(content[: match.start(1) - 1], -0.01), _token('"' + pieces[0], 0.0)]
+        tokens[-1]["logprob"] = math.log(cfg.label_prob)
+        tokens[-1]["top_logprobs"] = [
+            {"token": '"' + alt, "logprob": math.log(p), "bytes": None}
+            for alt, p in alternatives.items()
+            if p > 0
+        ]
+        tokens += [_token(piece, -0.001) for piece in pieces[1:]]
+        tokens.append(_token(content[match.end(1) :], -0.01))
+        return tokens
+
+    def _send(self, status: int, payload: dict[str, Any], retry_after: float | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if retry_after is not None:
+            self.send_header("Retry-After", f"{retry_after:g}")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _token(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": None, "top_logprobs": []}
+
+
+class FakeOpenAIServer(ThreadingHTTPServer):
+    """The server object; use :func:`serve_fake_openai` to run it in a background thread."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 512
+    allow_reuse_address = True
+
+    def __init__(self, config: FakeConfig, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.config = config
+        self.stats = FakeStats()
+        self.stop = threading.Event()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+@contextmanager
+def serve_fake_openai(config: FakeConfig | None = None) -> Iterator[FakeOpenAIServer]:
+    """Run a fake server on a free loopback port for the duration of the ``with`` block."""
+    server = FakeOpenAIServer(config or FakeConfig())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a fake server in the foreground (for benchmarks in a separate process); prints its
+    base URL on the first line of stdout."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(FakeConfig(latency_s=args.latency, seed=args.seed), args.port)
+    print(server.base_url, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
