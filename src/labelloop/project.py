@@ -817,33 +817,11 @@ class Project:
             "audit": self.audit_estimate(),
         }
 
-    def iter_export_rows(self) -> Iterator[dict[str, Any]]:
-        """One row per item with its final label and where it came from."""
-        query = (
-            select(Item, Prediction.model, Prediction.prompt_version, Prediction.reasoning)
-            .outerjoin(Prediction, Prediction.id == Item.prediction_id)
-            .where(Item.project_id == self.id)
-            .order_by(Item.id)
-            .execution_options(yield_per=10_000)
-        )
-        with self.store.session() as session:
-            for item, model, version, reasoning in session.execute(query):
-                yield {
-                    "id": item.uid,
-                    "text": item.text,
-                    "state": item.state,
-                    "label": item.final_label,
-                    "label_source": item.final_source,
-                    "llm_label": item.llm_label,
-                    "confidence": item.confidence,
-                    "calibrated_confidence": item.calibrated_confidence,
-                    "split": item.split,
-                    "gold_label": item.gold_label,
-                    "model": model,
-                    "prompt_version": version,
-                    "reasoning": reasoning,
-                    "meta": item.meta,
-                }
+    def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
+        """One row per item with its final label and where it came from (see `export`)."""
+        from .data.formats.provenance import iter_provenance_rows
+
+        return iter_provenance_rows(self, include)
 
     # --- review: queues, annotators, tokens (thin delegates to `labelloop.review`)
     def add_user(
