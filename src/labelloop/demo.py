@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from .project import Project
+from .workflows.calibrate import summary
 
 TASK = "Classify the sentiment of this movie review."
 LABELS = ["positive", "negative"]
@@ -78,17 +79,7 @@ def run_demo(
     return {
         "project": str(folder),
         "prelabel": prelabel,
-        "calibration": {
-            k: calibration[k]
-            for k in (
-                "method",
-                "threshold",
-                "ece_before",
-                "ece_after",
-                "expected_accuracy",
-                "review_rate",
-            )
-        },
+        "calibration": summary(calibration),
         "route_llm_only": routed,
         "reference_llm_only": llm_only,
         "learn": {k: learned[k] for k in ("trusted_labels", "best", "components")},

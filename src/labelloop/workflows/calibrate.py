@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from ..project import Project
 
 MIN_GOLD = 10
+#: The keys of `labelloop calibrate --json` that summarise a calibration.
+SUMMARY_KEYS = (
+    "method",
+    "threshold",
+    "ece_before",
+    "ece_after",
+    "expected_accuracy",
+    "review_rate",
+)
 APPLY_BATCH = 20_000
 
 
@@ -160,6 +169,10 @@ def calibrate(
         "calibrated_predictions": applied,
         **report,
     }
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: report.get(key) for key in SUMMARY_KEYS}
 
 
 def active_calibration(project: Project, model: str, version: str) -> Calibration | None:

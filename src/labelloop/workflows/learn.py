@@ -327,7 +327,7 @@ def _store(
 
 def _recalibrate(project: Project) -> dict[str, Any]:
     """Refit calibration and re-route with the settings last used, when they exist."""
-    from .calibrate import calibrate
+    from .calibrate import calibrate, summary
 
     settings = project.settings
     options = settings.get("calibration_options")
@@ -335,17 +335,7 @@ def _recalibrate(project: Project) -> dict[str, Any]:
     if options is not None:
         try:
             report = calibrate(project, **options)
-            out["calibration"] = {
-                k: report.get(k)
-                for k in (
-                    "method",
-                    "threshold",
-                    "ece_before",
-                    "ece_after",
-                    "expected_accuracy",
-                    "review_rate",
-                )
-            }
+            out["calibration"] = summary(report)
         except NotReadyError as exc:
             out["calibration"] = {"skipped": str(exc)}
     if settings.get("routed"):

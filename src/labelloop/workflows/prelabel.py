@@ -7,9 +7,9 @@ from collections.abc import Callable
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 
-from ..labelers.base import Labeler, LabelTask
+from ..labelers.base import Labeler, LabelResult, LabelTask
 from ..store import GOLD, HUMAN_LABELED, POOL, Item, Prediction
 
 if TYPE_CHECKING:
@@ -53,20 +53,13 @@ def few_shot_examples(project: Project, per_label: int = EXAMPLES_PER_LABEL) -> 
     return [row for row in chain.from_iterable(zip_longest(*per_label_rows)) if row]
 
 
-def prelabel(
-    project: Project,
-    labeler: Labeler,
-    *,
-    limit: int | None = None,
-    use_examples: bool = True,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Label every item that lacks a prediction from this labeler and prompt.
+def start_run(
+    project: Project, labeler: Labeler, use_examples: bool = True
+) -> tuple[LabelTask, str, str, int]:
+    """The task a run labels, its (model, prompt version) key and how many few-shot examples.
 
-    Gold items come first (calibration needs them) and do not count toward `limit`. Items that
-    already carry a human label are not sent. Results are saved every few dozen items.
+    Also makes that key the project's active predictor, so results show as they are saved.
     """
-    started = time.perf_counter()
     examples = few_shot_examples(project) if use_examples else []
     task = LabelTask(
         description=project.task,
@@ -76,7 +69,14 @@ def prelabel(
     model, version = labeler.model_id, labeler.prompt_version(task)
     project.update_settings(few_shot_item_ids=[item_id for item_id, _, _ in examples])
     project.set_active_predictor(model, version)
+    return task, model, version, len(examples)
 
+
+def pending_queries(project: Project, model: str, version: str) -> tuple[Select, Select]:
+    """(gold, pool) queries of `(id, text)` lacking a prediction under this key, by id.
+
+    Pool items that already carry a human label are not sent.
+    """
     done_already = (
         select(Prediction.id)
         .where(
@@ -87,34 +87,97 @@ def prelabel(
         .exists()
     )
     wanted = (Item.project_id == project.id) & ~done_already
+    gold = select(Item.id, Item.text).where(wanted, Item.split == GOLD).order_by(Item.id)
+    pool = (
+        select(Item.id, Item.text)
+        .where(wanted, Item.split == POOL, Item.state != HUMAN_LABELED)
+        .order_by(Item.id)
+    )
+    return gold, pool
+
+
+def count_items(project: Project) -> int:
     with project.store.session() as session:
-        gold = session.execute(
-            select(Item.id, Item.text).where(wanted, Item.split == GOLD).order_by(Item.id)
-        ).all()
-        pool_query = (
-            select(Item.id, Item.text)
-            .where(wanted, Item.split == POOL, Item.state != HUMAN_LABELED)
-            .order_by(Item.id)
+        query = select(func.count()).select_from(Item).where(Item.project_id == project.id)
+        return session.scalar(query) or 0
+
+
+class Tally:
+    """Running totals of a run's results (the counts of the result dict)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Any] = {"done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0}
+
+    def add(self, result: LabelResult) -> None:
+        ok = result.error is None and result.label is not None
+        self.counts["done" if ok else "failed"] += 1
+        self.counts["tokens"] += result.tokens_in + result.tokens_out
+        self.counts["cost_usd"] += result.cost_usd
+
+    @property
+    def seen(self) -> int:
+        return self.counts["done"] + self.counts["failed"]
+
+
+def save_batch(project: Project, model: str, version: str, results: list[tuple[int, Any]]) -> int:
+    """Store results (idempotently, by key) and show them on their items."""
+    if not results:
+        return 0
+    added = project.save_predictions(model, version, results)
+    project.refresh_item_predictions([item_id for item_id, _ in results])
+    return added
+
+
+def prelabel(
+    project: Project,
+    labeler: Labeler,
+    *,
+    limit: int | None = None,
+    use_examples: bool = True,
+    progress: Progress | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Label every item that lacks a prediction from this labeler and prompt.
+
+    Gold items come first (calibration needs them) and do not count toward `limit`. Items that
+    already carry a human label are not sent. Results are saved every few dozen items.
+    `engine="ray"` runs the labeler on a Ray cluster (see `labelloop.engines.ray_engine`),
+    with the same keys, results and result dict.
+    """
+    if engine == "ray":
+        from ..engines.ray_engine import prelabel_ray
+
+        return prelabel_ray(
+            project,
+            labeler,
+            address=ray_address,
+            limit=limit,
+            use_examples=use_examples,
+            progress=progress,
+            **(ray_options or {}),
         )
-        if limit is not None:
-            pool_query = pool_query.limit(limit)
-        pool = session.execute(pool_query).all()
-        total = session.scalar(
-            select(func.count()).select_from(Item).where(Item.project_id == project.id)
-        )
-    todo = gold + pool
+    if engine != "local":
+        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
+    started = time.perf_counter()
+    task, model, version, n_examples = start_run(project, labeler, use_examples)
+    gold_query, pool_query = pending_queries(project, model, version)
+    if limit is not None:
+        pool_query = pool_query.limit(limit)
+    with project.store.session() as session:
+        todo = session.execute(gold_query).all() + session.execute(pool_query).all()
+    total = count_items(project)
     ids = [row.id for row in todo]
     texts = [row.text for row in todo]
-    counts = {"done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0}
+    tally = Tally()
     buffer: list[tuple[int, Any]] = []
     last_flush = time.monotonic()
 
     def flush() -> None:
         nonlocal last_flush
-        if buffer:
-            project.save_predictions(model, version, buffer)
-            project.refresh_item_predictions([item_id for item_id, _ in buffer])
-            buffer.clear()
+        save_batch(project, model, version, buffer)
+        buffer.clear()
         last_flush = time.monotonic()
 
     if progress:
@@ -123,13 +186,11 @@ def prelabel(
     try:
         for index, result in stream:
             buffer.append((ids[index], result))
-            counts["done" if result.error is None and result.label is not None else "failed"] += 1
-            counts["tokens"] += result.tokens_in + result.tokens_out
-            counts["cost_usd"] += result.cost_usd
+            tally.add(result)
             if len(buffer) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
                 flush()
             if progress:
-                progress(counts["done"] + counts["failed"], len(todo))
+                progress(tally.seen, len(todo))
     finally:
         close = getattr(stream, "close", None)
         if close:
@@ -138,8 +199,9 @@ def prelabel(
     return {
         "model": model,
         "prompt_version": version,
-        **counts,
-        "skipped": (total or 0) - len(todo),
+        **tally.counts,
+        "skipped": total - len(todo),
         "elapsed_s": round(time.perf_counter() - started, 3),
-        "few_shot_examples": len(examples),
+        "few_shot_examples": n_examples,
+        "engine": "local",
     }
