@@ -1,0 +1,60 @@
+"""Active learning: embeddings, student models, query strategies, stopping rules, simulation.
+
+Everything here is a pure computation on NumPy arrays (and texts, for embeddings); the
+project's service layer feeds it from the store and records what it returns.
+"""
+
+from labelloop.active._distances import greedy_k_center, min_cosine_distance
+from labelloop.active.embeddings import (
+    Embedder,
+    OnnxEmbedder,
+    TfidfEmbedder,
+    get_embedder,
+)
+from labelloop.active.loop import RoundResult, select_round
+from labelloop.active.seed import diversity_sampling, hybrid_acquisition, uncertainty_sampling
+from labelloop.active.simulate import format_simulation, plot_learning_curves, simulate
+from labelloop.active.stopping import (
+    StabilizingPredictions,
+    StopDecision,
+    label_budget,
+    target_accuracy,
+)
+from labelloop.active.strategies import STRATEGIES, QueryStrategy, cold_start, get_strategy
+from labelloop.active.students import (
+    Committee,
+    LogisticStudent,
+    SklearnStudent,
+    Student,
+    cross_val_proba,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "Committee",
+    "Embedder",
+    "LogisticStudent",
+    "OnnxEmbedder",
+    "QueryStrategy",
+    "RoundResult",
+    "SklearnStudent",
+    "StabilizingPredictions",
+    "StopDecision",
+    "Student",
+    "TfidfEmbedder",
+    "cold_start",
+    "cross_val_proba",
+    "diversity_sampling",
+    "format_simulation",
+    "get_embedder",
+    "get_strategy",
+    "greedy_k_center",
+    "hybrid_acquisition",
+    "label_budget",
+    "min_cosine_distance",
+    "plot_learning_curves",
+    "select_round",
+    "simulate",
+    "target_accuracy",
+    "uncertainty_sampling",
+]

