@@ -671,8 +671,9 @@ class Project:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        canonical = canonical_labels(self.labels)
         with self.store.session() as session:
+            project_row = self._row(session)
+            canonical = canonical_labels(project_row.labels)
             row = session.get(Item, item_id)
             if row is None or row.project_id != self.id:
                 raise InputError(f"no item with id {item!r}")
@@ -706,7 +707,7 @@ class Project:
             )
             session.add(annotation)
             session.flush()
-            self._resolve_item(session, row)
+            self._resolve_item(session, row, project_row.settings or {})
             if action != "skip":
                 tasks = select(ReviewTask).where(
                     ReviewTask.item_id == item_id, ReviewTask.done.is_(False)
@@ -732,7 +733,7 @@ class Project:
                 raise InputError(f"no answer {annotation_id} to undo")
             annotation.undone = True
             row = session.get_one(Item, annotation.item_id)
-            self._resolve_item(session, row)
+            self._resolve_item(session, row, self._row(session).settings or {})
             if annotation.action != "skip":
                 tasks = select(ReviewTask).where(ReviewTask.item_id == row.id)
                 if annotation.queue:
@@ -743,7 +744,7 @@ class Project:
                         task.done = task.answers >= task.answers_needed
             return {"item": row.uid, "state": row.state, "label": row.final_label}
 
-    def _resolve_item(self, session: Session, row: Item) -> None:
+    def _resolve_item(self, session: Session, row: Item, settings: dict[str, Any]) -> None:
         if row.split == GOLD:
             return  # gold labels are trusted as given; answers on gold items measure annotators
         votes = [
@@ -756,7 +757,6 @@ class Project:
         if human is not None:
             row.state, row.final_label, row.final_source = HUMAN_LABELED, human, "human"
             return
-        settings = self.settings
         confident = routing.is_confident(
             row.llm_label,
             row.calibrated_confidence if row.calibrated_confidence is not None else row.confidence,
