@@ -33,5 +33,9 @@ def write_section(name: str, markdown: str, command: str) -> None:
         f"{markdown.strip()}\n{end}"
     )
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip() + "\n\n" + body + "\n"
+    text = (
+        pattern.sub(lambda _: body, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + body + "\n"
+    )
     REPORT.write_text(text)

@@ -17,11 +17,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import write_section
+from labelloop import Project
 
-from labelloop import Project  # noqa: E402
-
-WORDS = "good bad fine movie plot actor scene boring great awful slow funny dark".split()
+WORDS = [
+    "good",
+    "bad",
+    "fine",
+    "movie",
+    "plot",
+    "actor",
+    "scene",
+    "boring",
+    "great",
+    "awful",
+    "slow",
+    "funny",
+    "dark",
+]
 
 
 def make_files(folder: Path, rows: int) -> tuple[Path, Path]:

@@ -162,7 +162,7 @@ counted); its elapsed time includes starting the actors and reading the pool in 
 
 - **Throughput ratio Ray / local: {rate_ray / rate_local:.2f}** (Ray overhead {overhead:.0%}; the
   target is under 20%); once the actors run: {steady_ray / rate_local:.2f}. Starting the actors
-  is a fixed cost, paid once per run and per window of 100,000 items.
+  is a fixed cost, paid once per run and per window of 250,000 items.
 - Store write rate (save_predictions + refresh, batches of 512, SQLite): **{writes:,.0f}
   predictions/s** — {writes / max(rate_local, rate_ray):.0f}× what either engine needs here.
 - Store read rate (pages of 10,000 ids + texts, SQLite): **{reads:,.0f} rows/s**.

@@ -12,9 +12,7 @@ import pytest
 from labelloop.cli import run as cli_run
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PG_BASE = os.environ.get(
-    "LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_BASE = os.environ.get("LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def _postgres_available() -> str | None:
@@ -24,7 +22,7 @@ def _postgres_available() -> str | None:
 
         with psycopg.connect(PG_BASE.replace("+psycopg", ""), connect_timeout=3) as conn:
             conn.execute("select 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means unavailable
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -80,8 +78,11 @@ def make_project(tmp_path: Path, db_url: str):
 
     created = []
 
-    def factory(labels=("positive", "negative", "neutral"), task="Classify the sentiment.",
-                name: str | None = None):
+    def factory(
+        labels=("positive", "negative", "neutral"),
+        task="Classify the sentiment.",
+        name: str | None = None,
+    ):
         folder = tmp_path / (name or f"proj{len(created)}")
         project = Project.create(folder, task=task, labels=list(labels), db=db_url)
         created.append(project)

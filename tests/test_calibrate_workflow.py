@@ -10,7 +10,6 @@ import pytest
 from labelloop import InputError
 from labelloop.cli import run
 from labelloop.errors import NotReadyError
-
 from test_routing import Result
 
 LABELS = ["positive", "negative"]
@@ -20,8 +19,9 @@ def overconfident_project(make_project, n_gold=120, n_pool=200, seed=0):
     """The model always says 0.8–1.0, but is right only about 60% of the time."""
     rng = np.random.default_rng(seed)
     project = make_project(labels=LABELS)
-    gold = [{"id": f"g{i}", "text": f"gold review {i}", "label": LABELS[i % 2]}
-            for i in range(n_gold)]
+    gold = [
+        {"id": f"g{i}", "text": f"gold review {i}", "label": LABELS[i % 2]} for i in range(n_gold)
+    ]
     pool = [{"id": f"p{i}", "text": f"pool review {i}"} for i in range(n_pool)]
     project.add_items(gold, id_col="id", split="gold")
     project.add_items(pool, id_col="id")
@@ -43,8 +43,14 @@ def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
     before = project.route()  # raw confidences ≥ 0.8 < 0.85 … some auto-accepted
     assert before["auto_accepted"] > 0
     report = project.calibrate(budget=0.3, plots_dir=tmp_path / "plots")
-    for key in ("method", "threshold", "ece_before", "ece_after", "expected_accuracy",
-                "review_rate"):
+    for key in (
+        "method",
+        "threshold",
+        "ece_before",
+        "ece_after",
+        "expected_accuracy",
+        "review_rate",
+    ):
         assert key in report
     assert report["ece_after"] < report["ece_before"]
     assert report["calibrated_predictions"] == 320
@@ -67,8 +73,11 @@ def test_calibrate_needs_gold_and_predictions(make_project):
     with pytest.raises(NotReadyError, match="prelabel"):
         project.calibrate()
     project.add_items(["a", "b"])
-    project.save_predictions("m", "v1", [(project.item_id(r["id"]), Result("positive", 0.9))
-                                         for r in project.iter_export_rows()])
+    project.save_predictions(
+        "m",
+        "v1",
+        [(project.item_id(r["id"]), Result("positive", 0.9)) for r in project.iter_export_rows()],
+    )
     project.set_active_predictor("m", "v1")
     with pytest.raises(NotReadyError, match="gold"):
         project.calibrate()
@@ -102,8 +111,11 @@ def test_audit_queue_and_estimate(make_project):
     from labelloop.store import Item
 
     with project.store.session() as session:
-        uids = list(session.scalars(select(Item.uid).where(Item.project_id == project.id,
-                                                           Item.audit.is_(True))))
+        uids = list(
+            session.scalars(
+                select(Item.uid).where(Item.project_id == project.id, Item.audit.is_(True))
+            )
+        )
     assert len(uids) == routed["audit_queued"] and len(audited) >= len(uids)
     project.annotate(uids[0], action="accept", annotator="a", queue="audit")
     project.annotate(uids[1], action="accept", annotator="a", queue="audit")

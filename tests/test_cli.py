@@ -19,8 +19,17 @@ def call(capsys, *args) -> tuple[int, str, str]:
 @pytest.fixture
 def project_dir(tmp_path, db_url, capsys) -> Path:
     folder = tmp_path / "proj"
-    status, _, err = call(capsys, "init", folder, "--task", "Sentiment of reviews",
-                          "--labels", "positive,negative,neutral", "--db", db_url)
+    status, _, err = call(
+        capsys,
+        "init",
+        folder,
+        "--task",
+        "Sentiment of reviews",
+        "--labels",
+        "positive,negative,neutral",
+        "--db",
+        db_url,
+    )
     assert status == 0, err
     return folder
 
@@ -42,12 +51,21 @@ def test_init_import_route_stats_export(project_dir, tmp_path, capsys):
     assert stats["items"] == 5 and stats["gold"] == 3 and stats["in_review"] == 2
     assert stats["gold_accuracy"] is None and stats["predicted"] == 0
     target = tmp_path / "out.jsonl"
-    status, out, _ = call(capsys, "export", "--format", "jsonl", "--out", target,
-                          "-p", project_dir, "--json")
+    status, out, _ = call(
+        capsys, "export", "--format", "jsonl", "--out", target, "-p", project_dir, "--json"
+    )
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert status == 0 and json.loads(out)["rows"] == 5 == len(rows)
-    for key in ("id", "text", "state", "label", "label_source", "llm_label", "confidence",
-                "calibrated_confidence"):
+    for key in (
+        "id",
+        "text",
+        "state",
+        "label",
+        "label_source",
+        "llm_label",
+        "confidence",
+        "calibrated_confidence",
+    ):
         assert all(key in row for row in rows)
     assert {r["text"] for r in rows} >= {"<b>bold</b> & risky"}
 
@@ -95,6 +113,5 @@ def test_route_with_bad_threshold(project_dir, capsys):
 def test_help_lists_the_design_commands(capsys):
     status, out, _ = call(capsys, "--help")
     assert status == 0
-    for command in ("init", "import", "prelabel", "calibrate", "route", "stats", "export",
-                    "demo"):
+    for command in ("init", "import", "prelabel", "calibrate", "route", "stats", "export", "demo"):
         assert command in out

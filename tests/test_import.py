@@ -45,10 +45,16 @@ def test_csv_jsonl_parquet_and_reimport(make_project, tmp_path):
 
 def test_ids_from_column_and_gold(make_project, tmp_path):
     project = make_project()
-    gold = write(tmp_path / "g.jsonl", "\n".join(json.dumps(r) for r in [
-        {"id": 1, "text": "wonderful", "label": " Positive "},
-        {"id": 2, "text": "dreadful", "label": "NEGATIVE"},
-    ]))
+    gold = write(
+        tmp_path / "g.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": 1, "text": "wonderful", "label": " Positive "},
+                {"id": 2, "text": "dreadful", "label": "NEGATIVE"},
+            ]
+        ),
+    )
     result = project.import_file(gold, id_col="id", split="gold")
     assert result.added == 2
     rows = {r["id"]: r for r in project.iter_export_rows()}
@@ -60,8 +66,9 @@ def test_ids_from_column_and_gold(make_project, tmp_path):
 def test_pool_item_becomes_gold(make_project, tmp_path):
     project = make_project()
     project.add_items([{"id": "x", "text": "fine"}], id_col="id")
-    result = project.add_items([{"id": "x", "text": "fine", "label": "neutral"}], id_col="id",
-                               split="gold")
+    result = project.add_items(
+        [{"id": "x", "text": "fine", "label": "neutral"}], id_col="id", split="gold"
+    )
     assert (result.added, result.updated) == (0, 1)
     assert project.stats()["gold"] == 1
 
@@ -76,24 +83,35 @@ def test_dataframes_and_lists(make_project):
 
 def test_duplicate_rows_in_one_file(make_project, tmp_path):
     project = make_project()
-    result = project.import_file(write(tmp_path / "d.csv", "id,text\n1,a\n1,a\n2,b\n"),
-                                 id_col="id")
+    result = project.import_file(write(tmp_path / "d.csv", "id,text\n1,a\n1,a\n2,b\n"), id_col="id")
     assert (result.added, result.duplicates_in_file) == (2, 1)
 
 
 BAD_CASES = {
     "missing column": ("m.csv", "body\nhello\n", {"text_col": "text"}, "no text column 'text'"),
-    "label not in set": ("l.csv", "text,label\nok,positive\nbad,angry\n", {"split": "gold"},
-                         "line 3"),
+    "label not in set": (
+        "l.csv",
+        "text,label\nok,positive\nbad,angry\n",
+        {"split": "gold"},
+        "line 3",
+    ),
     "empty text": ("e.csv", "text\nfine\n   \n", {}, "the text is empty"),
     "non-text value": ("n.jsonl", '{"text": "ok"}\n{"text": 42}\n', {}, "line 2"),
     "undecodable bytes": ("u.csv", b"text\nfine\ncaf\xe9 bad\n", {}, "line 3"),
-    "duplicate id different text": ("i.csv", "id,text\n7,a\n7,b\n", {"id_col": "id"},
-                                    "duplicate id '7'"),
+    "duplicate id different text": (
+        "i.csv",
+        "id,text\n7,a\n7,b\n",
+        {"id_col": "id"},
+        "duplicate id '7'",
+    ),
     "truncated jsonl": ("t.jsonl", '{"text": "ok"}\n{"text": "cut', {}, "line 2"),
     "truncated csv": ("t.csv", 'text,other\n"fine",1\n"never closed,2\n', {}, "truncated"),
-    "gold without label": ("g.csv", "text,label\nok,positive\nhmm,\n", {"split": "gold"},
-                           "needs a label"),
+    "gold without label": (
+        "g.csv",
+        "text,label\nok,positive\nhmm,\n",
+        {"split": "gold"},
+        "needs a label",
+    ),
     "unknown extension": ("x.xml", "<a/>", {}, "format"),
 }
 

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from labelloop.cli import run
 from labelloop.errors import NotReadyError
 from labelloop.store import ActiveLearningRound, ReviewTask
-
 from test_routing import Result
 
 LABELS = ["positive", "negative"]
@@ -22,8 +21,10 @@ THINGS = ["film", "plot", "cast", "ending", "script", "soundtrack", "pacing", "d
 
 def review(rng: np.random.Generator, positive: bool) -> str:
     words = GOOD if positive else BAD
-    return (f"The {rng.choice(THINGS)} was {rng.choice(words)} and the {rng.choice(THINGS)} "
-            f"felt {rng.choice(words)}. Review {rng.integers(1_000_000)}.")
+    return (
+        f"The {rng.choice(THINGS)} was {rng.choice(words)} and the {rng.choice(THINGS)} "
+        f"felt {rng.choice(words)}. Review {rng.integers(1_000_000)}."
+    )
 
 
 def corpus(n: int, seed: int) -> list[dict]:
@@ -31,8 +32,13 @@ def corpus(n: int, seed: int) -> list[dict]:
     rows = []
     for i in range(n):
         positive = bool(i % 2)
-        rows.append({"id": f"r{seed}-{i}", "text": review(rng, positive),
-                     "label": LABELS[0] if positive else LABELS[1]})
+        rows.append(
+            {
+                "id": f"r{seed}-{i}",
+                "text": review(rng, positive),
+                "label": LABELS[0] if positive else LABELS[1],
+            }
+        )
     return rows
 
 
@@ -49,8 +55,12 @@ def learning_project(make_project):
         right = rng.random() < 0.65
         label = row["label"] if right else LABELS[1 - LABELS.index(row["label"])]
         p = float(rng.uniform(0.55, 0.95))
-        results.append((project.item_id(row["id"]),
-                        Result(label, p, {label: p, LABELS[1 - LABELS.index(label)]: 1 - p})))
+        results.append(
+            (
+                project.item_id(row["id"]),
+                Result(label, p, {label: p, LABELS[1 - LABELS.index(label)]: 1 - p}),
+            )
+        )
     project.save_predictions("toy-llm", "v1", results)
     project.set_active_predictor("toy-llm", "v1")
     project.truth = {r["id"]: r["label"] for r in gold + pool}
@@ -91,8 +101,9 @@ def test_select_queues_new_unlabeled_items(learning_project):
     second = project.select("hybrid", 10)
     assert not set(first["selected"]) & set(second["selected"])  # queued items are skipped
     with project.store.session() as session:
-        queued = session.scalar(select(func.count()).select_from(ReviewTask)
-                                .where(ReviewTask.queue == "active"))
+        queued = session.scalar(
+            select(func.count()).select_from(ReviewTask).where(ReviewTask.queue == "active")
+        )
         rounds = session.scalar(select(func.count()).select_from(ActiveLearningRound))
     assert queued == 20 and rounds == 2
     assert first["stopping"]["label_budget"]["stop"] is False
@@ -107,8 +118,7 @@ def test_select_cold_start_without_labels(make_project):
 
 
 def test_select_unknown_strategy_is_bad_input(learning_project, capsys):
-    status = run(["select", "--strategy", "psychic", "--k", "3", "-p",
-                  str(learning_project.path)])
+    status = run(["select", "--strategy", "psychic", "--k", "3", "-p", str(learning_project.path)])
     assert status == 2 and "unknown strategy" in capsys.readouterr().err
 
 
@@ -116,15 +126,35 @@ def test_simulate_cli(tmp_path, capsys):
     data = tmp_path / "labeled.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in corpus(200, 7)))
     plot = tmp_path / "curves.png"
-    status = run(["simulate", "--data", str(data), "--strategy", "random", "--strategy",
-                  "margin", "--seed-size", "6", "--batch", "6", "--rounds", "4", "--repeats",
-                  "2", "--plot", str(plot), "--json"])
+    status = run(
+        [
+            "simulate",
+            "--data",
+            str(data),
+            "--strategy",
+            "random",
+            "--strategy",
+            "margin",
+            "--seed-size",
+            "6",
+            "--batch",
+            "6",
+            "--rounds",
+            "4",
+            "--repeats",
+            "2",
+            "--plot",
+            str(plot),
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert status == 0
     for name in ("random", "margin"):
         entry = result["strategies"][name]
         assert len(entry["curve"]) == 5 and {"labels", "accuracy_mean", "accuracy_std"} <= set(
-            entry["curve"][0])
+            entry["curve"][0]
+        )
         assert 0 <= entry["aulc"] <= 1 and "labels_to_target" in entry
     assert plot.stat().st_size > 1000
 
@@ -141,8 +171,9 @@ def test_agreement_and_label_issues(learning_project):
     names = [r["name"] for r in report["raters"]]
     assert names == ["human:ann", "human:bob", "llm:toy-llm@v1"]
     assert report["fleiss_kappa"]["estimate"] is not None
-    pair = next(p for p in report["pairwise_cohen"] if {p["a"], p["b"]} ==
-                {"human:ann", "human:bob"})
+    pair = next(
+        p for p in report["pairwise_cohen"] if {p["a"], p["b"]} == {"human:ann", "human:bob"}
+    )
     assert pair["estimate"] == pytest.approx(0.6, abs=0.15)
     with pytest.raises(NotReadyError):
         project.label_issues()

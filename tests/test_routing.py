@@ -45,8 +45,9 @@ ROWS = [
 
 
 def states(project):
-    return {r["id"]: (r["state"], r["label"], r["label_source"]) for r in
-            project.iter_export_rows()}
+    return {
+        r["id"]: (r["state"], r["label"], r["label_source"]) for r in project.iter_export_rows()
+    }
 
 
 def test_route_default_threshold(make_project):
@@ -111,17 +112,31 @@ def test_accept_reject_skip(make_project):
 
 def test_stats_keys_and_gold_accuracy(make_project):
     project = predicted_project(make_project, ROWS)
-    project.add_items([{"id": "g1", "text": "gold one", "label": "positive"},
-                       {"id": "g2", "text": "gold two", "label": "negative"}],
-                      id_col="id", split="gold")
+    project.add_items(
+        [
+            {"id": "g1", "text": "gold one", "label": "positive"},
+            {"id": "g2", "text": "gold two", "label": "negative"},
+        ],
+        id_col="id",
+        split="gold",
+    )
     ids = [project.item_id("g1"), project.item_id("g2")]
-    project.save_predictions("m", "v1", [(ids[0], Result("positive", 0.9)),
-                                         (ids[1], Result("positive", 0.7))])
+    project.save_predictions(
+        "m", "v1", [(ids[0], Result("positive", 0.9)), (ids[1], Result("positive", 0.7))]
+    )
     project.refresh_item_predictions()
     project.route()
     stats = project.stats()
-    for key in ("items", "gold", "predicted", "auto_accepted", "in_review", "human_labeled",
-                "unresolved", "gold_accuracy"):
+    for key in (
+        "items",
+        "gold",
+        "predicted",
+        "auto_accepted",
+        "in_review",
+        "human_labeled",
+        "unresolved",
+        "gold_accuracy",
+    ):
         assert key in stats
     assert stats["gold"] == 2 and stats["items"] == 6
     assert stats["gold_accuracy"] == pytest.approx(0.5)

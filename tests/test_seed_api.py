@@ -9,9 +9,17 @@ import labelloop
 
 
 def test_seed_names_are_exported():
-    for name in ("llm_prelabel", "PreLabel", "find_optimal_threshold", "uncertainty_sampling",
-                 "diversity_sampling", "hybrid_acquisition", "cohens_kappa", "fleiss_kappa",
-                 "krippendorff_alpha"):
+    for name in (
+        "llm_prelabel",
+        "PreLabel",
+        "find_optimal_threshold",
+        "uncertainty_sampling",
+        "diversity_sampling",
+        "hybrid_acquisition",
+        "cohens_kappa",
+        "fleiss_kappa",
+        "krippendorff_alpha",
+    ):
         assert callable(getattr(labelloop, name)), name
     with pytest.raises(AttributeError):
         labelloop.not_a_function  # noqa: B018
@@ -33,12 +41,18 @@ def test_seed_threshold_search_from_the_top_level():
     confidences = np.random.beta(5, 2, n).tolist()
     labels = ["positive", "negative", "neutral"]
     llm_labels = [np.random.choice(labels) for _ in range(n)]
-    gold = [x if np.random.random() < c else np.random.choice(labels)
-            for x, c in zip(llm_labels, confidences, strict=True)]
-    grid = labelloop.find_optimal_threshold(confidences, llm_labels, gold, 0.3,
-                                            thresholds=np.arange(0.5, 1.0, 0.05))
-    assert (grid["optimal_threshold"], grid["expected_accuracy"],
-            grid["human_review_rate"]) == (0.6, 0.87, 0.225)
+    gold = [
+        x if np.random.random() < c else np.random.choice(labels)
+        for x, c in zip(llm_labels, confidences, strict=True)
+    ]
+    grid = labelloop.find_optimal_threshold(
+        confidences, llm_labels, gold, 0.3, thresholds=np.arange(0.5, 1.0, 0.05)
+    )
+    assert (grid["optimal_threshold"], grid["expected_accuracy"], grid["human_review_rate"]) == (
+        0.6,
+        0.87,
+        0.225,
+    )
     exact = labelloop.find_optimal_threshold(confidences, llm_labels, gold, 0.3)
     assert exact["expected_accuracy"] >= grid["expected_accuracy"]
     assert exact["human_review_rate"] <= 0.3

@@ -302,6 +302,7 @@ def test_ml_backend_routes_need_credentials_on_the_full_server(make_project):
         assert client.get("/metrics", headers=basic("other", token)).status_code == 401
         assert client.get("/metrics", headers=basic("ls", token)).status_code == 200
         assert client.get("/metrics", headers=basic("studio", "s3cret")).status_code == 200
-        assert client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code \
-            == 200
+        assert (
+            client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        )
         assert client.get("/health").status_code == 200

@@ -15,8 +15,18 @@ def test_migrations_create_every_table(db_url):
     try:
         assert current_revision(store.engine) == head_revision()
         tables = set(inspect(store.engine).get_table_names())
-        assert {"projects", "items", "predictions", "annotations", "annotators", "calibrations",
-                "al_rounds", "review_tasks", "embeddings", "api_tokens"} <= tables
+        assert {
+            "projects",
+            "items",
+            "predictions",
+            "annotations",
+            "annotators",
+            "calibrations",
+            "al_rounds",
+            "review_tasks",
+            "embeddings",
+            "api_tokens",
+        } <= tables
         Store(db_url).dispose()  # opening again is a no-op migration
     finally:
         store.dispose()
