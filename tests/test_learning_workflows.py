@@ -180,3 +180,8 @@ def test_agreement_and_label_issues(learning_project):
     project.learn(recalibrate=False)
     issues = project.label_issues(top=5)
     assert issues["checked"] >= 60 and issues["queued"] == len(issues["suspects"]) <= 5
+
+
+def test_unknown_engine_is_bad_input(learning_project, capsys):
+    status = run(["learn", "--engine", "spark", "-p", str(learning_project.path)])
+    assert status == 2 and "engine must be" in capsys.readouterr().err

@@ -37,8 +37,18 @@ def _render_learn(r: dict) -> None:
     out.print(f"best predictor (lowest log loss): {r['best']} — now used for routing")
 
 
+Engine = Annotated[
+    str, typer.Option(help="local, or ray: embed the pool on a Ray cluster (labelloop[ray]).")
+]
+RayAddress = Annotated[
+    str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else local).")
+]
+
+
 @app.command()
 def learn(
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
@@ -49,7 +59,7 @@ def learn(
     calibration and routing are refreshed with their last settings.
     """
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
-        result = proj.learn(progress=progress)
+        result = proj.learn(progress=progress, engine=engine, ray_address=ray_address)
     emit(result, as_json, _render_learn)
 
 
@@ -65,6 +75,8 @@ def select_(
     target_accuracy: Annotated[
         float | None, typer.Option(help="Stopping rule: student accuracy on gold to reach.")
     ] = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
@@ -72,7 +84,13 @@ def select_(
     """Active learning: queue the K most useful items for review."""
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
         result = proj.select(
-            strategy, k, label_budget_total=budget, target=target_accuracy, progress=progress
+            strategy,
+            k,
+            label_budget_total=budget,
+            target=target_accuracy,
+            progress=progress,
+            engine=engine,
+            ray_address=ray_address,
         )
     emit(
         result,

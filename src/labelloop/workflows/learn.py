@@ -21,7 +21,7 @@ from ..calibration.metrics import auroc
 from ..errors import NotReadyError
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
-from .embed import item_embeddings
+from .embed import item_embeddings, prefill_on_engine
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -198,6 +198,8 @@ def learn(
     random_state: int = 0,
     progress: Any = None,
     recalibrate: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
@@ -210,6 +212,7 @@ def learn(
             f"least two classes; found {int(trusted.sum())} in {len(classes)}"
         )
     embedder = embedder or get_embedder("auto")
+    prefill_on_engine(project, embedder, engine, ray_address)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     student = LogisticStudent(classes=np.arange(len(labels)))
     student_probs = student.fit(X[trusted], pool.y[trusted]).predict_proba(X)

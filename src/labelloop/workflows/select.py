@@ -20,7 +20,7 @@ from ..active import (
 )
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
-from .embed import item_embeddings
+from .embed import item_embeddings, prefill_on_engine
 from .learn import llm_components, load_pool
 
 if TYPE_CHECKING:
@@ -79,6 +79,8 @@ def select(
     target: float | None = None,
     random_state: int = 0,
     progress: Any = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Queue the `k` pool items whose human label should help most, and check stopping rules."""
     if k <= 0:
@@ -92,6 +94,7 @@ def select(
     if not pool.ids:
         raise InputError("the project has no items; import some first")
     embedder = embedder or get_embedder("auto")
+    prefill_on_engine(project, embedder, engine, ray_address)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     trusted = pool.y >= 0
     queued = _queued(project)
