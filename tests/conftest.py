@@ -64,9 +64,9 @@ def db_url(request, tmp_path: Path) -> str:
 
 @pytest.fixture
 def cli():
-    """Run the labelloop command in-process; returns (exit status, stdout, stderr)."""
+    """Run the labelloop command in-process; returns its exit status (output: capsys)."""
 
-    def invoke(*args: str, capsys=None) -> int:
+    def invoke(*args: object) -> int:
         return cli_run([str(a) for a in args])
 
     return invoke
