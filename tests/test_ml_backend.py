@@ -175,8 +175,10 @@ def test_training_runs_in_the_background_and_metrics_count_requests(project):
     started = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
     assert started.status_code == 200
     metrics = client.get("/metrics").json()
-    # Without gold labels calibration is not possible yet: reported, not raised.
-    assert metrics["last_training"]["calibrate"].startswith("not ready")
+    # Without trusted labels the student cannot learn yet: reported, not raised; with no
+    # calibration chosen so far there is nothing to refit either.
+    assert metrics["last_training"]["learn"].startswith("not ready")
+    assert "calibrate" not in metrics["last_training"]
     assert metrics["requests"]["webhook_start_training"] == 1
     assert client.get("/versions").json()["versions"][0].startswith("labelloop")
     unknown = client.post("/webhook", json={"action": "PROJECT_UPDATED"})

@@ -306,3 +306,22 @@ def test_ml_backend_routes_need_credentials_on_the_full_server(make_project):
             client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
         )
         assert client.get("/health").status_code == 200
+
+
+def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None:
+    """Every RETRAIN_EVERY answers the student, stack and calibration are retrained."""
+    from labelloop.server.ml_backend import training_runtime
+
+    monkeypatch.setattr(api, "RETRAIN_EVERY", 3)
+    calls = []
+    monkeypatch.setattr(type(project), "learn", lambda self, **kw: calls.append(kw) or {})
+    seed(project, 8)
+    headers = bearer(project, "ann")
+    for expected in (0, 0, 1, 1, 1, 2):
+        item = client.get("/api/v1/queue/next", headers=headers).json()
+        answer = client.post(f"/api/v1/items/{item['id']}/annotations", headers=headers,
+                             json={"label": "positive", "action": "correct"})
+        assert answer.status_code == 201
+        assert len(calls) == expected  # TestClient runs background tasks before returning
+    runtime = training_runtime(client.app)
+    assert runtime.last_training == {"learn": "done", "best": None}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
 from .auth import AdminUser, CurrentUser, ProjectDep
+from .ml_backend import retrain_in_background, training_runtime
 from .schemas import (
     AnnotationIn,
     AnnotationOut,
@@ -26,6 +27,9 @@ from .schemas import (
     User,
     UserIn,
 )
+
+#: Review answers between two background retrainings of student, stack and calibration.
+RETRAIN_EVERY = 20
 
 router = APIRouter(prefix="/api/v1")
 NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
@@ -64,9 +68,20 @@ def queue_next(
     status_code=status.HTTP_201_CREATED,
     tags=["review"],
 )
-def annotate(item_id: int, body: AnnotationIn, who: CurrentUser, project: ProjectDep) -> Any:
-    """Answer an item you were served: accept or reject the suggestion, correct it, or skip."""
-    return review.submit(
+def annotate(
+    item_id: int,
+    body: AnnotationIn,
+    who: CurrentUser,
+    project: ProjectDep,
+    request: Request,
+    background: BackgroundTasks,
+) -> Any:
+    """Answer an item you were served: accept or reject the suggestion, correct it, or skip.
+
+    Every `RETRAIN_EVERY` answers, student, stack and calibration are retrained in the
+    background (once at a time), so routing follows the best predictor as people label.
+    """
+    result = review.submit(
         project,
         who,
         item_id,
@@ -74,6 +89,13 @@ def annotate(item_id: int, body: AnnotationIn, who: CurrentUser, project: Projec
         label=body.label,
         time_spent_s=body.time_spent_s,
     )
+    if body.action != "skip":
+        runtime = training_runtime(request.app)
+        runtime.answers_since_training += 1
+        if runtime.answers_since_training >= RETRAIN_EVERY:
+            runtime.answers_since_training = 0
+            background.add_task(retrain_in_background, project, runtime)
+    return result
 
 
 @router.post("/undo", response_model=UndoOut, tags=["review"])

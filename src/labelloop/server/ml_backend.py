@@ -81,15 +81,21 @@ class _Runtime:
         self.training = threading.Lock()
         self.pending = False
         self.last_training: dict[str, Any] | None = None
+        self.answers_since_training = 0  # review answers since the last retraining began
+
+
+def training_runtime(app: FastAPI) -> _Runtime:
+    """The app's one retraining state, shared by Label Studio events and review answers."""
+    with _state_lock:
+        runtime = getattr(app.state, "_ml_backend_runtime", None)
+        if runtime is None:
+            runtime = _Runtime()
+            app.state._ml_backend_runtime = runtime
+        return runtime
 
 
 def _runtime(request: Request) -> _Runtime:
-    with _state_lock:
-        runtime = _state(request, "_ml_backend_runtime")
-        if runtime is None:
-            runtime = _Runtime()
-            request.app.state._ml_backend_runtime = runtime
-        return runtime
+    return training_runtime(request.app)
 
 
 def _project(request: Request) -> Project:
@@ -149,7 +155,7 @@ def predict(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[s
     return {"results": results}
 
 
-def _retrain(project: Project, runtime: _Runtime) -> None:
+def retrain_in_background(project: Project, runtime: _Runtime) -> None:
     """Run retraining once at a time; events that arrive meanwhile cause one more run."""
     runtime.pending = True
     if not runtime.training.acquire(blocking=False):
@@ -161,7 +167,7 @@ def _retrain(project: Project, runtime: _Runtime) -> None:
                 runtime.last_training = exchange.retrain(project)
                 runtime.counts["trainings"] += 1
             except Exception:  # a background task must not die silently nor kill the server
-                log.exception("retraining after a Label Studio event failed")
+                log.exception("retraining after new human labels failed")
                 runtime.counts["training_failures"] += 1
     finally:
         runtime.training.release()
@@ -185,7 +191,7 @@ def webhook(
         raise _bad_request(exc) from exc
     runtime.counts[f"webhook_{body.get('action', 'unknown').lower()}"] += 1
     if result.pop("retrain", False):
-        background.add_task(_retrain, project, runtime)
+        background.add_task(retrain_in_background, project, runtime)
     return {"status": "ok", **result}
 
 

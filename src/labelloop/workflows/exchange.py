@@ -640,16 +640,19 @@ def labelstudio_event(
 
 
 def retrain(project: Project) -> dict[str, Any]:
-    """Recalibrate (and retrain the student, where the project can) after new human labels;
-    a project not ready yet (too little gold, no predictions) is left as it is."""
-    done: dict[str, Any] = {}
-    for step in ("calibrate", "learn"):
-        method = getattr(project, step, None)
-        if method is None:
-            continue
+    """Retrain student and stack after new human labels; `learn` recalibrates and re-routes with
+    the options last used. A project not ready to learn (too few trusted labels) is still
+    recalibrated with those options; a project not ready for either is left as it is."""
+    try:
+        report = project.learn()
+        return {"learn": "done", "best": report.get("best")}
+    except InputError as exc:  # NotReadyError included
+        done: dict[str, Any] = {"learn": f"not ready: {exc}"}
+    options = project.settings.get("calibration_options")
+    if options is not None:
         try:
-            method()
-            done[step] = "done"
-        except InputError as exc:  # NotReadyError included: too little gold, no predictions
-            done[step] = f"not ready: {exc}"
+            project.calibrate(**options)
+            done["calibrate"] = "done"
+        except InputError as exc:
+            done["calibrate"] = f"not ready: {exc}"
     return done
