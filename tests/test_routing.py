@@ -102,6 +102,8 @@ def test_accept_reject_skip(make_project):
     assert states(project)["c"] == ("human_labeled", "neutral", "human")
     project.annotate("a", action="reject", annotator="ann")  # an audit says the LLM is wrong
     assert states(project)["a"] == ("in_review", None, None)
+    project.route()  # routing again does not accept a rejected suggestion
+    assert states(project)["a"] == ("in_review", None, None)
     project.annotate("d", action="skip", annotator="ann")
     assert states(project)["d"][0] == "in_review"
     with pytest.raises(InputError, match="no suggestion"):

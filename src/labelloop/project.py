@@ -518,10 +518,21 @@ class Project:
         label_thresholds = settings.get("label_thresholds") or {}
         confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
         open_items = and_(Item.project_id == self.id, Item.state != HUMAN_LABELED)
+        # A person said the suggestion is wrong: it is never accepted automatically again.
+        rejected = (
+            select(Annotation.id)
+            .where(
+                Annotation.item_id == Item.id,
+                Annotation.action == "reject",
+                Annotation.undone.is_(False),
+            )
+            .exists()
+        )
         confident = and_(
             Item.llm_label.is_not(None),
             confidence.is_not(None),
             self._threshold_condition(confidence, threshold, label_thresholds),
+            ~rejected,
         )
         with self.store.session() as session:
             session.execute(
