@@ -1,0 +1,5 @@
+"""`python -m labelloop` runs the labelloop command."""
+
+from .cli import main
+
+main()
