@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+from sklearn.model_selection import KFold, StratifiedKFold
 from sqlalchemy import delete, select
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
@@ -125,28 +125,8 @@ def _features(components: list[np.ndarray]) -> np.ndarray:
     return np.hstack(parts)
 
 
-META_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
-
-
-def _fit_meta(X: np.ndarray, y: np.ndarray, random_state: int) -> LogisticRegression:
-    """The stacking model, with its regularisation chosen by inner cross-validated log loss.
-
-    Weak regularisation lets the stack reproduce its best input (weight 1 on the student's
-    log-probabilities gives the student back); strong regularisation protects small label sets.
-    """
-    _, counts = np.unique(y, return_counts=True)
-    if counts.min() < 3:
-        return LogisticRegression(C=1.0, max_iter=2000, random_state=random_state).fit(X, y)
-    inner = StratifiedKFold(3, shuffle=True, random_state=random_state)
-
-    def model(c: float) -> LogisticRegression:
-        return LogisticRegression(C=c, max_iter=2000, random_state=random_state)
-
-    best = max(
-        META_CS,
-        key=lambda c: cross_val_score(model(c), X, y, cv=inner, scoring="neg_log_loss").mean(),
-    )
-    return model(best).fit(X, y)
+def _meta_model(random_state: int) -> LogisticRegression:
+    return LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)
 
 
 def _full_columns(model: LogisticRegression, X: np.ndarray, n_labels: int) -> np.ndarray:
@@ -171,9 +151,9 @@ def stack(
         if len(np.unique(yt[train])) < 2:
             out[rows[test]] = np.bincount(yt[train], minlength=n_labels) / len(train)
             continue
-        model = _fit_meta(X[train], yt[train], random_state)
+        model = _meta_model(random_state).fit(X[train], yt[train])
         out[rows[test]] = _full_columns(model, X[test], n_labels)
-    final = _fit_meta(X, yt, random_state)
+    final = _meta_model(random_state).fit(X, yt)
     out[~trusted] = _full_columns(final, features[~trusted], n_labels)
     return out, final
 
