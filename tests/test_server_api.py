@@ -319,8 +319,11 @@ def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None
     headers = bearer(project, "ann")
     for expected in (0, 0, 1, 1, 1, 2):
         item = client.get("/api/v1/queue/next", headers=headers).json()
-        answer = client.post(f"/api/v1/items/{item['id']}/annotations", headers=headers,
-                             json={"label": "positive", "action": "correct"})
+        answer = client.post(
+            f"/api/v1/items/{item['id']}/annotations",
+            headers=headers,
+            json={"label": "positive", "action": "correct"},
+        )
         assert answer.status_code == 201
         assert len(calls) == expected  # TestClient runs background tasks before returning
     runtime = training_runtime(client.app)
