@@ -12,8 +12,10 @@ from ..errors import InputError
 from ..project import Project
 from .common import (
     DbUrl,
+    Engine,
     JsonOut,
     ProjectDir,
+    RayAddress,
     emit,
     open_project,
     out,
@@ -158,16 +160,8 @@ def prelabel(
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
     ] = None,
-    engine: Annotated[
-        str,
-        typer.Option(
-            help="local: this process; ray: actors of a Ray cluster (pip install labelloop[ray])."
-        ),
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
-    ] = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,

@@ -35,6 +35,16 @@ DbUrl = Annotated[
         "or LABELLOOP_DB.",
     ),
 ]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="local: this process; ray: actors of a Ray cluster (pip install labelloop[ray])."
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+]
 JsonOut = Annotated[
     bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")
 ]

@@ -10,7 +10,18 @@ import typer
 
 from ..active import format_simulation
 from .app import app
-from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out, percent, progress_bar
+from .common import (
+    DbUrl,
+    Engine,
+    JsonOut,
+    ProjectDir,
+    RayAddress,
+    emit,
+    open_project,
+    out,
+    percent,
+    progress_bar,
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -35,14 +46,6 @@ def _render_learn(r: dict) -> None:
         )
     out.print(f"stack weights: {json.dumps(r['stack_weights'])}", highlight=False)
     out.print(f"best predictor (lowest log loss): {r['best']} — now used for routing")
-
-
-Engine = Annotated[
-    str, typer.Option(help="local, or ray: embed the pool on a Ray cluster (labelloop[ray]).")
-]
-RayAddress = Annotated[
-    str | None, typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else local).")
-]
 
 
 @app.command()
