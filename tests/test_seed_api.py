@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import labelloop
+from test_calibration_seed import SEED_GRID, seed_data
 
 
 def test_seed_names_are_exported():
@@ -36,17 +36,9 @@ def test_seed_kappas_from_the_top_level():
 
 
 def test_seed_threshold_search_from_the_top_level():
-    np.random.seed(42)
-    n = 200
-    confidences = np.random.beta(5, 2, n).tolist()
-    labels = ["positive", "negative", "neutral"]
-    llm_labels = [np.random.choice(labels) for _ in range(n)]
-    gold = [
-        x if np.random.random() < c else np.random.choice(labels)
-        for x, c in zip(llm_labels, confidences, strict=True)
-    ]
+    confidences, llm_labels, gold = seed_data()
     grid = labelloop.find_optimal_threshold(
-        confidences, llm_labels, gold, 0.3, thresholds=np.arange(0.5, 1.0, 0.05)
+        confidences, llm_labels, gold, 0.3, thresholds=SEED_GRID
     )
     assert (grid["optimal_threshold"], grid["expected_accuracy"], grid["human_review_rate"]) == (
         0.6,
