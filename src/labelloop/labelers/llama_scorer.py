@@ -77,6 +77,10 @@ class LlamaScorer:
         ll = _llama()
         self._ll = ll
         mparams = ll.llama_model_default_params()
+        # Plain CPU weight buffers: llama.cpp's AMX weight buffers (chosen automatically when it
+        # was built on a CPU with AMX) run tile instructions on threads whose tiles were never
+        # configured, and the process dies with SIGILL.
+        mparams.use_extra_bufts = False
         self._model = ll.llama_model_load_from_file(str(model_path).encode(), mparams)
         if not self._model:
             raise ValueError(f"could not load a GGUF model from {model_path}")
