@@ -40,9 +40,9 @@ def test_budget_search_matches_brute_force() -> None:
         res = threshold_for_budget(conf, correct, budget)
         feasible = [c for c in brute_cuts(conf, correct) if c[1] <= budget * conf.size]
         best = max(c[2] for c in feasible)
-        least_review = min(c[1] for c in feasible if c[2] == best)
+        most_review = max(c[1] for c in feasible if c[2] == best)
         assert res.expected_accuracy * conf.size == pytest.approx(best)
-        assert res.n_review == least_review
+        assert res.n_review == most_review
         auto = conf >= res.threshold
         assert (~auto).sum() == res.n_review
 

@@ -135,13 +135,15 @@ def threshold_for_budget(
     """Best overall accuracy with at most `budget` (a fraction) of the items sent to review.
 
     Overall accuracy never falls as more items are reviewed, so the answer is the cut with the
-    most review inside the budget; among cuts of equal accuracy the one with least review wins.
-    Any budget in [0, 1] is feasible: accepting everything reviews nothing.
+    most review inside the budget. Among cuts of equal accuracy on the gold items the one with
+    most review wins too: once a finite gold set shows no error left above a cut, the items
+    routed later still hold some (every confidence below 1 says so), and the budget is the review
+    the user allowed. Any budget in [0, 1] is feasible: accepting everything reviews nothing.
     """
     curve = threshold_curve(confidences, correct)
     feasible = np.flatnonzero(curve.n_review <= max_review_count(budget, curve.n))
     best = curve.overall_correct[feasible].max()
-    return _result(curve, int(feasible[curve.overall_correct[feasible] == best][-1]))
+    return _result(curve, int(feasible[curve.overall_correct[feasible] == best][0]))
 
 
 def threshold_for_accuracy(
