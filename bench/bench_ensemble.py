@@ -67,7 +67,9 @@ def evaluate(project: Project, truth: dict[str, str]) -> dict[str, float]:
     }
 
 
-def run_corpus(name: str, n_gold: int, n_pool: int, models: list[str], seed: int) -> list[str]:
+def run_corpus(
+    name: str, n_gold: int, n_pool: int, models: list[str], seed: int, workdir: Path | None
+) -> list[str]:
     texts, labels = CORPORA[name]()
     task, mapping = TASKS[name]
     names = [mapping.get(str(x), str(x)) if mapping else str(x) for x in labels]
@@ -83,14 +85,21 @@ def run_corpus(name: str, n_gold: int, n_pool: int, models: list[str], seed: int
     truth = {f"p{i}": names[i] for i in keep[n_gold:]}
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
-        project = Project.create(Path(tmp) / "p", task=task, labels=label_set)
-        project.add_items(gold, id_col="id", split="gold")
-        project.add_items(pool, id_col="id")
+        folder = (
+            workdir or Path(tmp)
+        ) / f"{name.replace(' ', '-').lower()}-{n_gold}-{n_pool}-{seed}"
+        if (folder / "labelloop.json").exists():  # predictions already stored are reused
+            project = Project.open(folder)
+        else:
+            project = Project.create(folder, task=task, labels=label_set)
+            project.add_items(gold, id_col="id", split="gold")
+            project.add_items(pool, id_col="id")
         timings, versions = {}, {}
         for model in models:
             started = time.perf_counter()
             result = project.prelabel(model=model)
-            timings[model] = (time.perf_counter() - started) / (n_gold + n_pool)
+            if result["done"] + result["failed"]:  # otherwise every answer was stored already
+                timings[model] = (time.perf_counter() - started) / (n_gold + n_pool)
             versions[model] = (result["model"], result["prompt_version"])
         started = time.perf_counter()
         project.learn(recalibrate=False)
@@ -139,10 +148,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["local"])
     parser.add_argument("--corpus", nargs="+", default=list(CORPORA))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the projects here; a re-run reuses stored LLM answers"
+    )
     args = parser.parse_args()
     lines = []
     for name in args.corpus:
-        lines += run_corpus(name, args.gold, args.pool, args.models, args.seed)
+        lines += run_corpus(name, args.gold, args.pool, args.models, args.seed, args.workdir)
         print("\n".join(lines), flush=True)
     write_section(
         "ensemble",
