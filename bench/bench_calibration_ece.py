@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
-from labelloop.calibration import calibrate_report
+from labelloop.calibration import calibrate_report, expected_calibration_error, select_calibrator
 
 Loaded = tuple[np.ndarray, np.ndarray, np.ndarray, list[str] | None]
 
@@ -83,6 +83,92 @@ def run(
     }
 
 
+HELD_OUT_METHODS = ("auto", "temperature", "vector", "platt", "isotonic", "histogram")
+
+
+def load_ensemble_project(
+    workdir: Path, corpus: str, n_gold: int, n_pool: int, model: str, seed: int = 0
+) -> Loaded:
+    """A labeler's stored answers from `bench_ensemble.py --workdir`, with reference labels.
+
+    The few-shot examples are left out: they were in the prompt."""
+    from sqlalchemy import select
+
+    from bench_ensemble import corpus_split, project_folder
+    from labelloop import Project
+    from labelloop.store import Item, Prediction
+
+    gold, _, truth, labels = corpus_split(corpus, n_gold, n_pool, seed)
+    truth |= {row["id"]: row["label"] for row in gold}
+    project = Project.open(project_folder(workdir, corpus, n_gold, n_pool, seed))
+    shots = set(project.settings.get("few_shot_item_ids") or [])
+    with project.store.session() as session:
+        rows = session.execute(
+            select(Item.id, Item.uid, Prediction.probs)
+            .join(Prediction, Prediction.item_id == Item.id)
+            .where(Prediction.model == model, Prediction.probs.is_not(None))
+        ).all()
+    project.close()
+    rows = [r for r in rows if r.id not in shots]
+    if not rows:
+        raise SystemExit(f"no answers of {model!r} stored for {corpus}")
+    scores = np.array([[r.probs[label] for label in labels] for r in rows])
+    names = np.array(labels)
+    return scores, names[scores.argmax(1)], np.array([truth[r.uid] for r in rows]), labels
+
+
+def held_out(
+    loaded: Loaded, gold_size: int = 200, repeats: int = 20, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Calibrate on a random gold set, measure ECE on every other item; repeat with new draws."""
+    scores, predicted, gold, labels = loaded
+    assert labels is not None, "held-out evaluation needs per-label probabilities"
+    target = np.array([labels.index(g) for g in gold])
+    correct = predicted == gold
+    raw = scores.max(axis=1)
+    rng = np.random.default_rng(seed)
+    figures: dict[str, list[float]] = {"before": []} | {m: [] for m in HELD_OUT_METHODS}
+    picked: dict[str, int] = {}
+    for _ in range(repeats):
+        order = rng.permutation(len(target))
+        fit, rest = order[:gold_size], order[gold_size:]
+        figures["before"].append(expected_calibration_error(raw[rest], correct[rest]))
+        for method in HELD_OUT_METHODS:
+            selection = select_calibrator(scores[fit], target[fit], method)
+            calibrated = selection.calibrator.transform(scores[rest])
+            figures[method].append(expected_calibration_error(calibrated, correct[rest]))
+            if method == "auto":
+                picked[selection.method] = picked.get(selection.method, 0) + 1
+    return [
+        {
+            "method": name if name != "auto" else f"auto (picked {_counts(picked)})",
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+        }
+        for name, values in figures.items()
+    ]
+
+
+def _counts(picked: dict[str, int]) -> str:
+    return ", ".join(f"{m} {n}×" for m, n in sorted(picked.items(), key=lambda kv: -kv[1]))
+
+
+def held_out_markdown(name: str, n_items: int, gold_size: int, repeats: int, rows: list) -> str:
+    lines = [
+        f"**{name}**: {n_items} items; {repeats} random gold sets of {gold_size}, ECE (15 "
+        f"equal-width bins) on the other {n_items - gold_size} items each time, mean ± sd.",
+        "",
+        "| calibration | ECE on held-out items |",
+        "| --- | ---: |",
+    ]
+    lines += [
+        f"| {'none (as the labeler reports)' if r['method'] == 'before' else r['method']} | "
+        f"{r['mean']:.3f} ± {r['std']:.3f} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def to_markdown(results: list[dict[str, Any]]) -> str:
     head = "| corpus | gold | method | accuracy | ECE before | ECE after (held-out) |"
     lines = [head, "| --- | --- | --- | --- | --- | --- |"]
@@ -101,7 +187,33 @@ def main() -> None:
     parser.add_argument("--gold", type=int, default=200)
     parser.add_argument("--method", default="auto")
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument(
+        "--ensemble-workdir",
+        type=Path,
+        help="read a labeler's answers stored by bench_ensemble.py --workdir (held-out mode)",
+    )
+    parser.add_argument("--corpus", action="append", help="corpus (held-out mode)")
+    parser.add_argument("--pool", type=int, action="append", help="pool size per corpus")
+    parser.add_argument("--model", default="local:gemma3")
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    if args.ensemble_workdir:
+        parts = []
+        for corpus, pool in zip(args.corpus, args.pool, strict=True):
+            loaded = load_ensemble_project(args.ensemble_workdir, corpus, 200, pool, args.model)
+            rows = held_out(loaded, args.gold, args.repeats)
+            parts.append(held_out_markdown(corpus, len(loaded[1]), args.gold, args.repeats, rows))
+            print(parts[-1], flush=True)
+        intro = (
+            f"Embedded labeler `{args.model}` (answers from `bench/bench_ensemble.py`). "
+            "Each calibrator is fitted on the gold set only; nothing it is judged on was seen."
+        )
+        write_section(
+            "calibration-ece-held-out",
+            "\n\n".join([intro, *parts]),
+            "PYTHONPATH=src python " + " ".join(sys.argv),
+        )
+        return
     names = args.name or [Path(p).stem for p in args.csv]
     if args.csv:
         results = [

@@ -1,11 +1,11 @@
 """The best predictor wins: each LLM alone, the student alone and the stack, on real corpora.
 
-For each corpus: 200 gold items (trusted labels) and 400 held-out pool items whose reference
-labels are used only for scoring. Every predictor is calibrated on the gold items the same way
+For each corpus: 200 gold items (trusted labels) and a held-out pool whose reference labels are
+used only for scoring. Every predictor is calibrated on the gold items the same way
 (`calibrate --budget 0.3`), then judged on the pool: accuracy, AUROC of confidence for
-correctness, ECE of the calibrated confidence, final accuracy when the items under the
-threshold are reviewed (reviewed items counted right), and the review needed for 95% and 97%
-final accuracy. Baseline: the embedded LLM alone, in the same run.
+correctness, ECE (15 equal-width bins) of the confidence before and after calibration, final
+accuracy when the items under the threshold are reviewed (reviewed items counted right), and the
+review needed for 95% and 97% final accuracy. Baseline: the embedded LLM alone, in the same run.
 
 Run: PYTHONPATH=src python bench/bench_ensemble.py [--gold 200] [--pool 400] [--models local]
 """
@@ -59,6 +59,7 @@ def evaluate(project: Project, truth: dict[str, str]) -> dict[str, float]:
     return {
         "accuracy": float(correct.mean()),
         "auroc": float(auroc(raw, correct)),
+        "ece_raw": float(expected_calibration_error(raw, correct)),
         "ece": float(expected_calibration_error(conf, correct)),
         "review": float(1 - auto.mean()),
         "final": float(1 - (~correct & auto).sum() / len(correct)),
@@ -67,13 +68,13 @@ def evaluate(project: Project, truth: dict[str, str]) -> dict[str, float]:
     }
 
 
-def run_corpus(
-    name: str, n_gold: int, n_pool: int, models: list[str], seed: int, workdir: Path | None
-) -> list[str]:
+def corpus_split(
+    name: str, n_gold: int, n_pool: int, seed: int
+) -> tuple[list[dict], list[dict], dict[str, str], list[str]]:
+    """Gold rows, pool rows, the pool's reference labels and the label set of one corpus."""
     texts, labels = CORPORA[name]()
-    task, mapping = TASKS[name]
+    _, mapping = TASKS[name]
     names = [mapping.get(str(x), str(x)) if mapping else str(x) for x in labels]
-    label_set = sorted(set(names))
     rng = np.random.default_rng(seed)
     keep = [i for i in rng.permutation(len(texts)) if len(texts[i].strip()) >= 20][
         : n_gold + n_pool
@@ -83,11 +84,21 @@ def run_corpus(
     ]
     pool = [{"id": f"p{i}", "text": texts[i].strip()[:4000]} for i in keep[n_gold:]]
     truth = {f"p{i}": names[i] for i in keep[n_gold:]}
+    return gold, pool, truth, sorted(set(names))
+
+
+def project_folder(workdir: Path, name: str, n_gold: int, n_pool: int, seed: int) -> Path:
+    return workdir / f"{name.replace(' ', '-').lower()}-{n_gold}-{n_pool}-{seed}"
+
+
+def run_corpus(
+    name: str, n_gold: int, n_pool: int, models: list[str], seed: int, workdir: Path | None
+) -> list[str]:
+    task, _ = TASKS[name]
+    gold, pool, truth, label_set = corpus_split(name, n_gold, n_pool, seed)
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = (
-            workdir or Path(tmp)
-        ) / f"{name.replace(' ', '-').lower()}-{n_gold}-{n_pool}-{seed}"
+        folder = project_folder(workdir or Path(tmp), name, n_gold, n_pool, seed)
         if (folder / "labelloop.json").exists():  # predictions already stored are reused
             project = Project.open(folder)
         else:
@@ -119,13 +130,14 @@ def run_corpus(
     baseline = figures[f"LLM {models[0]}"]
     lines.append(f"### {name} ({n_gold} gold, {n_pool} evaluated, {len(label_set)} labels)\n")
     lines.append(
-        "| predictor | accuracy | AUROC | ECE | review | final accuracy | review for "
-        "95% | review for 97% |"
+        "| predictor | accuracy | AUROC | ECE before | ECE after | review | final accuracy |"
+        " review for 95% | review for 97% |"
     )
-    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, f in figures.items():
         lines.append(
-            f"| {label} | {f['accuracy']:.3f} | {f['auroc']:.3f} | {f['ece']:.3f} | "
+            f"| {label} | {f['accuracy']:.3f} | {f['auroc']:.3f} | {f['ece_raw']:.3f} | "
+            f"{f['ece']:.3f} | "
             f"{f['review']:.1%} | {f['final']:.3f} | {f['review95']:.1%} | "
             f"{f['review97']:.1%} |"
         )
@@ -135,8 +147,10 @@ def run_corpus(
         f"Stack vs the LLM alone: accuracy ×{stack['accuracy'] / baseline['accuracy']:.2f},"
         f" review for 95% ×{stack['review95'] / max(baseline['review95'], 1e-9):.2f}. "
         "Cost per item: "
-        + ", ".join(f"{m} {t * 1000:.0f} ms" for m, t in timings.items())
-        + f", student + stack {learn_time * 1000:.1f} ms (embedding included).\n"
+        + "".join(f"{m} {t * 1000:.0f} ms, " for m, t in timings.items())
+        + f"student + stack {learn_time * 1000:.1f} ms (embedding included"
+        + ("" if timings else "; LLM answers and embeddings stored by an earlier run")
+        + ").\n"
     )
     return lines
 

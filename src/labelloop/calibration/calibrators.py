@@ -12,7 +12,8 @@ Every calibrator follows one contract, scikit-learn style:
 - `to_dict()` / `calibrator_from_dict()`: a plain JSON-able dict, so a fitted calibrator can be
   stored per (model, prompt version) and applied when routing.
 
-Temperature scaling needs per-label probabilities; the others need only a scalar confidence.
+Temperature and vector scaling need per-label probabilities; the others need only a scalar
+confidence.
 """
 
 from __future__ import annotations
@@ -223,6 +224,94 @@ class TemperatureScaling(Calibrator):
         self.temperature = float(params["temperature"])
 
 
+class VectorScaling(Calibrator):
+    """Temperature scaling plus one bias per label: softmax(log p / T + b), fitted by NLL.
+
+    A labeler that favours one label (a prompt's or a small model's habit) is over-confident on
+    that label and under-confident on the others; one temperature cannot fix both, a bias per
+    label can. As with every calibrator the predicted label stays the labeler's: its
+    confidence is the calibrated probability of that label, which may fall below another's.
+    The biases carry a small L2 penalty so a label rare in the gold set keeps a finite bias.
+    """
+
+    method = "vector"
+    needs_proba = True
+    PENALTY = 1e-3
+
+    def __init__(self, temperature: float = 1.0, bias: list[float] | None = None) -> None:
+        super().__init__()
+        self.temperature = float(temperature)
+        self.bias = np.asarray(bias if bias is not None else [], dtype=np.float64)
+
+    def fit(self, scores: ArrayLike, target: ArrayLike) -> VectorScaling:
+        proba = _proba_matrix(scores, self.method)
+        y = as_label_index(target, proba.shape[0], proba.shape[1])
+        if proba.shape[0] == 0:
+            raise ValueError("cannot fit a calibrator on zero items")
+        logp = np.log(np.clip(proba, EPS, 1.0))
+        rows, cols = np.flatnonzero(y >= 0), y[y >= 0]
+        k = proba.shape[1]
+        if rows.size == 0:
+            self.temperature, self.bias = 1.0, np.zeros(k)
+        else:
+            x, onehot = logp[rows], np.eye(k)[cols]
+
+            def nll(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+                inv_t, bias = np.exp(-theta[0]), theta[1:]
+                logq = log_softmax(x * inv_t + bias, axis=1)
+                residual = (np.exp(logq) - onehot) / rows.size
+                loss = -float((logq * onehot).sum() / rows.size) + self.PENALTY * bias @ bias
+                grad_t = -inv_t * float((residual * x).sum())
+                return loss, np.r_[grad_t, residual.sum(axis=0) + 2 * self.PENALTY * bias]
+
+            bounds = [
+                (np.log(TemperatureScaling.T_BOUNDS[0]), np.log(TemperatureScaling.T_BOUNDS[1]))
+            ]
+            res = minimize(
+                nll,
+                np.zeros(k + 1),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds + [(None, None)] * k,
+            )
+            self.temperature, self.bias = float(np.exp(res.x[0])), res.x[1:]
+        self.n_fit_ = int(proba.shape[0])
+        return self
+
+    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
+        proba = _proba_matrix(scores, self.method)
+        if proba.shape[1] != self.bias.size:
+            raise ValueError(
+                f"this calibrator was fitted on {self.bias.size} labels, got {proba.shape[1]}"
+            )
+        logp = np.log(np.clip(proba, EPS, 1.0))
+        calibrated = np.exp(log_softmax(logp / self.temperature + self.bias, axis=1))
+        return calibrated[np.arange(proba.shape[0]), proba.argmax(axis=1)]
+
+    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+        raise NotImplementedError  # fit() is overridden: the biases need the whole matrix
+
+    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError  # transform() is overridden
+
+    def _params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "bias": [float(b) for b in self.bias]}
+
+    def _set_params(self, params: dict[str, Any]) -> None:
+        self.temperature = float(params["temperature"])
+        self.bias = np.asarray(params["bias"], dtype=np.float64)
+
+
+def _proba_matrix(scores: ArrayLike, method: str) -> NDArray[np.float64]:
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{method} scaling needs a per-label probability matrix; with only a scalar "
+            "confidence use 'platt', 'isotonic' or 'histogram'"
+        )
+    return as_proba(arr)
+
+
 class PlattScaling(Calibrator):
     """Logistic regression of correctness on logit(confidence): p = sigmoid(a * logit(c) + b).
 
@@ -355,6 +444,7 @@ CALIBRATORS: dict[str, type[Calibrator]] = {
     for cls in (
         IdentityCalibrator,
         TemperatureScaling,
+        VectorScaling,
         PlattScaling,
         IsotonicCalibrator,
         HistogramBinning,

@@ -63,8 +63,8 @@ def folds(
 
 
 def candidate_methods(has_proba: bool) -> tuple[str, ...]:
-    """Methods that apply to the input: temperature only with per-label probabilities."""
-    return ("temperature", *SCALAR_METHODS) if has_proba else SCALAR_METHODS
+    """Methods that apply to the input: temperature and vector only with per-label probabilities."""
+    return ("temperature", "vector", *SCALAR_METHODS) if has_proba else SCALAR_METHODS
 
 
 def _fallback(
@@ -78,9 +78,9 @@ def _fallback(
     n = correct.size
     if n == 0:
         return "none", "no gold items: confidences are left uncalibrated"
-    if method == "temperature" and proba is None:
+    if method in ("temperature", "vector") and proba is None:
         raise ValueError(
-            "temperature scaling needs per-label probabilities; only scalar confidences exist"
+            f"{method} scaling needs per-label probabilities; only scalar confidences exist"
         )
     if correct.min() == correct.max():
         state = "right" if correct[0] else "wrong"

@@ -191,7 +191,7 @@ def prelabel(
 @app.command()
 def calibrate(
     method: Annotated[
-        str, typer.Option(help="auto, isotonic, platt, temperature, histogram or none.")
+        str, typer.Option(help="auto, isotonic, platt, temperature, vector, histogram or none.")
     ] = "auto",
     budget: Annotated[
         float | None, typer.Option(help="Largest share of items sent to review (default 0.3).")
