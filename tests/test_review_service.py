@@ -170,7 +170,7 @@ def test_overlap_share_picks_a_stable_subset(make_project) -> None:
             select(func.count()).where(ReviewTask.answers_needed == 2).select_from(ReviewTask)
         )
     assert 20 <= doubled <= 80  # about a quarter of 200
-    assert review.apply_overlap(project) == 200
+    assert review.apply_overlap(project) == 0  # re-applying changes nothing
     with project.store.session() as session:
         again = session.scalar(
             select(func.count()).where(ReviewTask.answers_needed == 2).select_from(ReviewTask)
@@ -282,6 +282,59 @@ def test_answers_outside_the_queue_are_refused(make_project) -> None:
         review.submit(project, ann, 10_000_000, action="accept")
     with pytest.raises(review.InputError):
         review.submit(project, ann, ids["review"][0], action="accept", time_spent_s=-1)
+
+
+def test_a_refused_answer_leaves_nothing_behind(make_project) -> None:
+    """An answer is one transaction: a second answer by the same person is rolled back whole."""
+    project = make_project()
+    project.set_queue_settings(overlap=2)
+    ids = seed(project, 1)
+    ann = user(project, "ann")
+    item = review.next_item(project, ann.id)
+    review.submit(project, ann, item["id"], action="correct", label="negative")
+    with pytest.raises(review.ConflictError):
+        review.submit(project, ann, item["id"], action="accept")
+    with project.store.session() as session:
+        labels = session.scalars(select(Annotation.label)).all()
+        task = session.execute(select(ReviewTask.answers, ReviewTask.done)).one()
+    assert labels == ["negative"] and tuple(task) == (1, False)
+    assert review.next_item(project, ann.id) is None  # answered: never served again
+    bob = user(project, "bob")
+    assert review.next_item(project, bob.id)["id"] == ids["review"][0]
+
+
+def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
+    """With planner statistics (ANALYZE), next-item walks indexes instead of the queue."""
+    from sqlalchemy import event
+
+    from labelloop import Project
+
+    def explain(conn, cursor, statement, parameters, context, executemany):
+        return "EXPLAIN QUERY PLAN " + statement, parameters
+
+    project = Project.create(tmp_path / "p", task="t", labels=list(LABELS))
+    try:
+        seed(project, 300)
+        ann = user(project, "ann")
+        with project.store.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")  # statistics taken while no task is leased
+            conn.commit()
+        review.next_item(project, ann.id)
+        params = {"project": project.id, "who": ann.id, "now": datetime.now(UTC)}
+        params |= {"exclude": [1], "expires": datetime.now(UTC)}
+        with project.store.engine.connect() as conn:
+            event.listen(conn, "before_cursor_execute", explain, retval=True)
+            for exclude in (True, False):
+                for query in (
+                    review._open_tasks(True, exclude),
+                    review._open_tasks(False, exclude),
+                    review._take(exclude),
+                ):
+                    plan = " ".join(str(row[-1]) for row in conn.execute(query, params))
+                    assert "SCAN review_tasks" not in plan, plan
+                    assert "USING INDEX ix_review_tasks_" in plan, plan
+    finally:
+        project.close()
 
 
 def test_enqueue_active_selections_in_order(make_project) -> None:

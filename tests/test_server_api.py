@@ -328,3 +328,22 @@ def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None
         assert len(calls) == expected  # TestClient runs background tasks before returning
     runtime = training_runtime(client.app)
     assert runtime.last_training == {"learn": "done", "best": None}
+
+
+def test_retraining_after_answers_can_be_turned_off(project, monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(api, "RETRAIN_EVERY", 1)
+    monkeypatch.setattr(type(project), "learn", lambda self, **kw: calls.append(kw) or {})
+    seed(project, 3)
+    headers = bearer(project, "ann")
+    with TestClient(create_app(project, retrain_every=0)) as client:
+        for _ in range(3):
+            item = client.get("/api/v1/queue/next", headers=headers).json()
+            answer = client.post(
+                f"/api/v1/items/{item['id']}/annotations",
+                headers=headers,
+                json={"action": "accept"},
+            )
+            assert answer.status_code == 201
+        assert client.get("/api/v1/queue/next", headers=headers).status_code == 204
+    assert calls == []

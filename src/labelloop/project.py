@@ -12,10 +12,22 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from . import routing
@@ -39,6 +51,7 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
+from .store.models import utcnow
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
@@ -56,6 +69,77 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer just recorded (or withdrawn) and the item it left behind."""
+
+    annotation_id: int
+    item_uid: str
+    state: str
+    label: str | None
+    live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "annotation_id": self.annotation_id,
+            "item": self.item_uid,
+            "state": self.state,
+            "label": self.label,
+        }
+
+
+# The answer path: prebuilt Core statements (compiled once, then cached by SQLAlchemy), each
+# touching a few rows through the primary key or an index.
+_ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
+_TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
+_ITEM_STATE = select(
+    _ITEMS.c.id,
+    _ITEMS.c.uid,
+    _ITEMS.c.project_id,
+    _ITEMS.c.split,
+    _ITEMS.c.state,
+    _ITEMS.c.final_label,
+    _ITEMS.c.final_source,
+    _ITEMS.c.llm_label,
+    _ITEMS.c.confidence,
+    _ITEMS.c.calibrated_confidence,
+).where(_ITEMS.c.id == bindparam("item"))
+_PROJECT_STATE = select(_PROJECTS.c.labels, _PROJECTS.c.settings).where(
+    _PROJECTS.c.id == bindparam("project")
+)
+_LIVE_ANSWERS = select(
+    _ANNOTATIONS.c.id,
+    _ANNOTATIONS.c.annotator_id,
+    _ANNOTATIONS.c.label,
+    _ANNOTATIONS.c.action,
+    _ANNOTATIONS.c.queue,
+).where(_ANNOTATIONS.c.item_id == bindparam("item"), _ANNOTATIONS.c.undone.is_(False))
+_SET_ITEM_STATE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"))
+    .values(
+        state=bindparam("new_state"),
+        final_label=bindparam("new_label"),
+        final_source=bindparam("new_source"),
+    )
+)
+_ANSWER_OF = select(
+    _ANNOTATIONS.c.item_id,
+    _ANNOTATIONS.c.action,
+    _ANNOTATIONS.c.queue,
+    _ANNOTATIONS.c.project_id,
+    _ANNOTATIONS.c.undone,
+).where(_ANNOTATIONS.c.id == bindparam("annotation"))
+_MARK_UNDONE = (
+    update(_ANNOTATIONS).where(_ANNOTATIONS.c.id == bindparam("annotation")).values(undone=True)
+)
+
+
+@lru_cache(maxsize=64)
+def _canonical(labels: tuple[str, ...]) -> dict[str, str]:
+    return canonical_labels(labels)
 
 
 def _parse_labels(labels: Sequence[str] | str) -> list[str]:
@@ -682,103 +766,183 @@ class Project:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        with self.store.session() as session:
-            project_row = self._row(session)
-            canonical = canonical_labels(project_row.labels)
-            row = session.get(Item, item_id)
-            if row is None or row.project_id != self.id:
-                raise InputError(f"no item with id {item!r}")
-            if action == "accept":
-                if label is None:
-                    label = row.llm_label
-                if label is None:
-                    raise InputError("there is no suggestion to accept; give a label")
-            if action in ("label", "correct") and label is None:
-                raise InputError(f"the action {action!r} needs a label")
-            if label is not None:
-                matched = match_label(label, canonical)
-                if matched is None:
-                    raise InputError(
-                        f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
-                    )
-                label = matched
-            if action in ("reject", "skip"):
-                label = None
-            annotation = Annotation(
-                project_id=self.id,
-                item_id=item_id,
-                annotator_id=annotator_id,
-                label=label,
+        with self.store.engine.begin() as conn:
+            answer = self.answer_in(
+                conn,
+                item_id,
                 action=action,
-                suggested_label=row.llm_label,
+                label=label,
+                annotator_id=annotator_id,
+                time_spent_s=time_spent_s,
                 queue=queue,
                 source=source,
                 external_id=external_id,
-                time_spent_s=time_spent_s,
+                shown_as=item,
             )
-            session.add(annotation)
-            session.flush()
-            self._resolve_item(session, row, project_row.settings or {})
-            if action != "skip":
-                tasks = select(ReviewTask).where(
-                    ReviewTask.item_id == item_id, ReviewTask.done.is_(False)
+        return answer.to_dict()
+
+    def answer_in(
+        self,
+        conn: Connection,
+        item_id: int,
+        *,
+        action: str,
+        label: str | None = None,
+        annotator_id: int | None = None,
+        time_spent_s: float | None = None,
+        queue: str | None = None,
+        source: str = "labelloop",
+        external_id: str | None = None,
+        count_tasks: bool = True,
+        shown_as: str | int | None = None,
+        state: tuple[list[str], dict[str, Any]] | None = None,
+        item: Any = None,
+    ) -> Answer:
+        """`annotate` inside the caller's transaction, a constant number of indexed statements.
+
+        With `count_tasks` the item's open tasks (of `queue` when given) count the answer and
+        free their leases; the review server recounts them itself (`count_tasks=False`).
+        `state` (`labels_and_settings`) and `item` (`item_state`) may come from the caller.
+        """
+        if action not in ACTIONS:
+            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        labels, settings = state or self.labels_and_settings(conn)
+        item = item or self.item_state(conn, item_id)
+        if item is None or item.project_id != self.id:
+            raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
+        if action == "accept" and label is None:
+            label = item.llm_label
+            if label is None:
+                raise InputError("there is no suggestion to accept; give a label")
+        if action in ("label", "correct") and label is None:
+            raise InputError(f"the action {action!r} needs a label")
+        if label is not None:
+            canonical = _canonical(tuple(labels))
+            matched = match_label(label, canonical)
+            if matched is None:
+                raise InputError(
+                    f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
                 )
-                if queue:
-                    tasks = tasks.where(ReviewTask.queue == queue)
-                for task in session.scalars(tasks):
-                    task.answers += 1
-                    task.done = task.answers >= task.answers_needed
-                    task.lease_owner, task.lease_expires = None, None
-            return {
-                "annotation_id": annotation.id,
-                "item": row.uid,
-                "state": row.state,
-                "label": row.final_label,
-            }
+            label = matched
+        if action in ("reject", "skip"):
+            label = None
+        annotation_id = conn.execute(
+            insert(_ANNOTATIONS),
+            {
+                "project_id": self.id,
+                "item_id": item_id,
+                "annotator_id": annotator_id,
+                "label": label,
+                "action": action,
+                "suggested_label": item.llm_label,
+                "queue": queue,
+                "source": source,
+                "external_id": external_id,
+                "time_spent_s": time_spent_s,
+                "undone": False,
+                "created_at": utcnow(),
+            },
+        ).inserted_primary_key[0]
+        answer = self._resolve_item(conn, item, settings, annotation_id)
+        if action != "skip" and count_tasks:
+            conditions = [_TASKS.c.item_id == item_id, _TASKS.c.done.is_(False)]
+            if queue:
+                conditions.append(_TASKS.c.queue == queue)
+            answers = _TASKS.c.answers + 1
+            conn.execute(
+                update(_TASKS)
+                .where(*conditions)
+                .values(
+                    answers=answers,
+                    done=answers >= _TASKS.c.answers_needed,
+                    lease_owner=None,
+                    lease_expires=None,
+                )
+            )
+        return answer
 
     def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
-        with self.store.session() as session:
-            annotation = session.get(Annotation, annotation_id)
-            if annotation is None or annotation.project_id != self.id or annotation.undone:
-                raise InputError(f"no answer {annotation_id} to undo")
-            annotation.undone = True
-            row = session.get_one(Item, annotation.item_id)
-            self._resolve_item(session, row, self._row(session).settings or {})
-            if annotation.action != "skip":
-                tasks = select(ReviewTask).where(ReviewTask.item_id == row.id)
-                if annotation.queue:
-                    tasks = tasks.where(ReviewTask.queue == annotation.queue)
-                for task in session.scalars(tasks):
-                    if task.answers > 0:
-                        task.answers -= 1
-                        task.done = task.answers >= task.answers_needed
-            return {"item": row.uid, "state": row.state, "label": row.final_label}
+        with self.store.engine.begin() as conn:
+            return self.undo_in(conn, annotation_id).to_dict()
 
-    def _resolve_item(self, session: Session, row: Item, settings: dict[str, Any]) -> None:
-        if row.split == GOLD:
-            return  # gold labels are trusted as given; answers on gold items measure annotators
-        votes = [
-            routing.Vote(a.annotator_id, a.label, a.action, a.id)
-            for a in session.scalars(
-                select(Annotation).where(Annotation.item_id == row.id, Annotation.undone.is_(False))
+    def undo_in(
+        self,
+        conn: Connection,
+        annotation_id: int,
+        *,
+        count_tasks: bool = True,
+        state: tuple[list[str], dict[str, Any]] | None = None,
+    ) -> Answer:
+        """`undo_annotation` inside the caller's transaction (see `answer_in`)."""
+        found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
+        if found is None or found.project_id != self.id or found.undone:
+            raise InputError(f"no answer {annotation_id} to undo")
+        conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
+        item = conn.execute(_ITEM_STATE, {"item": found.item_id}).one()
+        settings = (state or self.labels_and_settings(conn))[1]
+        answer = self._resolve_item(conn, item, settings, annotation_id)
+        if found.action != "skip" and count_tasks:
+            conditions = [_TASKS.c.item_id == found.item_id, _TASKS.c.answers > 0]
+            if found.queue:
+                conditions.append(_TASKS.c.queue == found.queue)
+            answers = _TASKS.c.answers - 1
+            conn.execute(
+                update(_TASKS)
+                .where(*conditions)
+                .values(answers=answers, done=answers >= _TASKS.c.answers_needed)
             )
-        ]
+        return answer
+
+    def item_state(self, conn: Connection, item_id: int) -> Any:
+        """The item's split, state and suggestion (a row, or None), read in `conn`."""
+        return conn.execute(_ITEM_STATE, {"item": item_id}).first()
+
+    def labels_and_settings(self, conn: Connection) -> tuple[list[str], dict[str, Any]]:
+        """The label set and settings, read in the caller's transaction (one primary-key row)."""
+        row = conn.execute(_PROJECT_STATE, {"project": self.id}).one()
+        return list(row.labels), dict(row.settings or {})
+
+    def _resolve_item(
+        self, conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
+    ) -> Answer:
+        """Recompute the item's state and final label from its live answers (written if changed)."""
+        live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
+        resolved = (item.state, item.final_label, item.final_source)
+        if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
+            votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
+            resolved = self._resolved_state(item, votes, settings)
+        if resolved != (item.state, item.final_label, item.final_source):
+            state, final_label, final_source = resolved
+            conn.execute(
+                _SET_ITEM_STATE,
+                {
+                    "item": item.id,
+                    "new_state": state,
+                    "new_label": final_label,
+                    "new_source": final_source,
+                },
+            )
+        return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
+
+    @staticmethod
+    def _resolved_state(
+        item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
+    ) -> tuple[str, str | None, str | None]:
         human = routing.resolve_human_label(votes)
         if human is not None:
-            row.state, row.final_label, row.final_source = HUMAN_LABELED, human, "human"
-            return
+            return HUMAN_LABELED, human, "human"
         confident = routing.is_confident(
-            row.llm_label,
-            row.calibrated_confidence if row.calibrated_confidence is not None else row.confidence,
+            item.llm_label,
+            item.calibrated_confidence
+            if item.calibrated_confidence is not None
+            else item.confidence,
             float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
             settings.get("label_thresholds"),
         )
-        rejected = any(vote.action == "reject" for vote in votes)
-        if confident and not rejected:
-            row.state, row.final_label, row.final_source = AUTO_ACCEPTED, row.llm_label, "llm"
-        else:
-            row.state, row.final_label, row.final_source = IN_REVIEW, None, None
+        if confident and not any(vote.action == "reject" for vote in votes):
+            return AUTO_ACCEPTED, item.llm_label, "llm"
+        return IN_REVIEW, None, None
 
     # ----------------------------------------------------------------- stats / export
     def _state_counts(self) -> dict[str, int]:

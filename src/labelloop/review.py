@@ -21,17 +21,19 @@ import math
 import random
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from .errors import InputError, LabelloopError
@@ -50,7 +52,7 @@ from .store import (
 from .store.models import ReviewSession
 
 if TYPE_CHECKING:
-    from .project import Project
+    from .project import Answer, Project
 
 ROLES = ("admin", "annotator")
 TASK_QUEUES = ("review", "active", "audit", "recheck")
@@ -232,20 +234,75 @@ def create_token(project: Project, name: str) -> str:
     return token
 
 
-def _principal_query(project: Project) -> Any:
-    return select(Annotator.id, Annotator.name, Annotator.role).where(
-        Annotator.project_id == project.id, Annotator.active.is_(True)
+_PRINCIPAL = select(Annotator.id, Annotator.name, Annotator.role).where(
+    Annotator.project_id == bindparam("project"), Annotator.active.is_(True)
+)
+_TOKEN_PRINCIPAL = _PRINCIPAL.join(ApiToken, ApiToken.annotator_id == Annotator.id).where(
+    ApiToken.token_hash == bindparam("digest")
+)
+_SESSION_PRINCIPAL = (
+    _PRINCIPAL.add_columns(ReviewSession.csrf_token)
+    .join(ReviewSession, ReviewSession.annotator_id == Annotator.id)
+    .where(
+        ReviewSession.token_hash == bindparam("digest"),
+        ReviewSession.expires_at > bindparam("now"),
     )
+)
+
+
+class _TokenCache:
+    """Recently seen API tokens → their account, for `TOKEN_CACHE_S` seconds.
+
+    Scripts send a token with every request; the lookup would otherwise be a store round trip of
+    its own before each one. Tokens cannot be revoked through the API, and an account disabled
+    in the store stops working within `TOKEN_CACHE_S`. Unknown tokens are never cached.
+    """
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self.max_size = max_size
+        self.entries: dict[tuple[int, str], tuple[float, Principal]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[int, str]) -> Principal | None:
+        found = self.entries.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: tuple[int, str], principal: Principal) -> None:
+        with self.lock:
+            if len(self.entries) >= self.max_size:
+                self.entries.clear()
+            self.entries[key] = (time.monotonic() + TOKEN_CACHE_S, principal)
+
+
+TOKEN_CACHE_S = 5.0
+_TOKENS: weakref.WeakKeyDictionary[Store, _TokenCache] = weakref.WeakKeyDictionary()
+
+
+def _token_cache(project: Project) -> _TokenCache:
+    with _LOCKS_GUARD:
+        return _TOKENS.get(project.store) or _TOKENS.setdefault(project.store, _TokenCache())
+
+
+def cached_principal(project: Project, token: str) -> Principal | None:
+    """The account of an API token seen in the last `TOKEN_CACHE_S` seconds (no store access)."""
+    return _token_cache(project).get((project.id, _digest(token)))
 
 
 def principal_for_token(project: Project, token: str) -> Principal | None:
-    with project.store.session() as session:
-        row = session.execute(
-            _principal_query(project)
-            .join(ApiToken, ApiToken.annotator_id == Annotator.id)
-            .where(ApiToken.token_hash == _digest(token))
-        ).first()
-    return Principal(*row) if row is not None else None
+    digest = _digest(token)
+    cache = _token_cache(project)
+    principal = cache.get((project.id, digest))
+    if principal is not None:
+        return principal
+    with project.store.engine.connect() as conn:  # one indexed read, no ORM session
+        row = conn.execute(_TOKEN_PRINCIPAL, {"project": project.id, "digest": digest}).first()
+    if row is None:
+        return None
+    principal = Principal(*row)
+    cache.put((project.id, digest), principal)
+    return principal
 
 
 def create_session(project: Project, principal: Principal) -> tuple[str, str]:
@@ -268,13 +325,9 @@ def create_session(project: Project, principal: Principal) -> tuple[str, str]:
 
 def session_principal(project: Project, token: str) -> tuple[Principal, str] | None:
     """The account and CSRF token of a live browser session."""
-    with project.store.session() as session:
-        row = session.execute(
-            _principal_query(project)
-            .add_columns(ReviewSession.csrf_token)
-            .join(ReviewSession, ReviewSession.annotator_id == Annotator.id)
-            .where(ReviewSession.token_hash == _digest(token), ReviewSession.expires_at > _now())
-        ).first()
+    params = {"project": project.id, "digest": _digest(token), "now": _now()}
+    with project.store.engine.connect() as conn:
+        row = conn.execute(_SESSION_PRINCIPAL, params).first()
     return (Principal(row[0], row[1], row[2]), row[3]) if row is not None else None
 
 
@@ -285,7 +338,7 @@ def end_session(project: Project, token: str) -> None:
 
 # ----------------------------------------------------------------------------- queue settings
 def queue_settings(project: Project) -> dict[str, Any]:
-    return {**DEFAULT_SETTINGS, **(project.settings.get("review") or {})}
+    return _queue_settings_of(project.settings)
 
 
 def set_queue_settings(project: Project, **values: Any) -> dict[str, Any]:
@@ -321,16 +374,23 @@ def apply_overlap(project: Project) -> int:
     """Set `answers_needed` of review and active tasks from the overlap settings.
 
     Call after routing or selection adds tasks. Tasks that already have enough answers stay done.
+    Only tasks whose values change are written (the server applies it at every start: rewriting
+    a million unchanged rows would bloat the store). Returns the number of tasks changed.
     """
     settings = queue_settings(project)
     needed = case(
         (_overlap_selected(float(settings["overlap_share"])), int(settings["overlap"])), else_=1
     )
+    done = ReviewTask.answers >= needed
     with _writing(project) as session:
         result = session.execute(
             update(ReviewTask)
-            .where(ReviewTask.project_id == project.id, ReviewTask.queue.in_(("review", "active")))
-            .values(answers_needed=needed, done=ReviewTask.answers >= needed)
+            .where(
+                ReviewTask.project_id == project.id,
+                ReviewTask.queue.in_(("review", "active")),
+                or_(ReviewTask.answers_needed != needed, ReviewTask.done != done),
+            )
+            .values(answers_needed=needed, done=done)
         )
         return result.rowcount or 0
 
@@ -437,71 +497,177 @@ def sample_audit(project: Project, rate: float | None = None, random_state: Any 
 
 
 # ----------------------------------------------------------------------------- serving items
-def _answered_by(annotator_id: int, item_column: Any) -> Any:
+# The serving path (next item, answer, undo) runs one short transaction per request, built from
+# SQLAlchemy Core statements that each touch a handful of rows through an index: its cost does
+# not grow with the store. `bench/bench_server.py` measures it with 1,000,000 queued items.
+_TASKS, _ITEMS = ReviewTask.__table__, Item.__table__
+_ANNOTATIONS, _PREDICTIONS = Annotation.__table__, Prediction.__table__
+_PAYLOAD = (
+    select(
+        _ITEMS.c.id,
+        _ITEMS.c.uid,
+        _ITEMS.c.text,
+        _ITEMS.c.llm_label,
+        _ITEMS.c.confidence,
+        _ITEMS.c.calibrated_confidence,
+        _PREDICTIONS.c.reasoning,
+    )
+    .select_from(_ITEMS)
+    .outerjoin(_PREDICTIONS, _PREDICTIONS.c.id == _ITEMS.c.prediction_id)
+    .where(_ITEMS.c.id == bindparam("item"))
+)
+
+
+@contextmanager
+def _transaction(project: Project) -> Iterator[Connection]:
+    """One Core transaction (behind the SQLite writer lock): committed on success."""
+    with _write_lock(project), project.store.engine.begin() as conn:
+        yield conn
+
+
+def _queue_settings_of(settings: dict[str, Any]) -> dict[str, Any]:
+    return {**DEFAULT_SETTINGS, **(settings.get("review") or {})}
+
+
+def _settings_in(conn: Connection, project: Project) -> dict[str, Any]:
+    return _queue_settings_of(project.labels_and_settings(conn)[1])
+
+
+def _answered_by(item_column: Any) -> Any:
+    """The annotator `:who` has a live answer on the item."""
     return (
-        select(Annotation.id)
+        select(_ANNOTATIONS.c.id)
         .where(
-            Annotation.item_id == item_column,
-            Annotation.annotator_id == annotator_id,
-            Annotation.undone.is_(False),
+            _ANNOTATIONS.c.item_id == item_column,
+            _ANNOTATIONS.c.annotator_id == bindparam("who"),
+            _ANNOTATIONS.c.undone.is_(False),
         )
         .exists()
     )
 
 
-def _lease_free(now: datetime) -> Any:
-    return or_(ReviewTask.lease_owner.is_(None), ReviewTask.lease_expires < now)
+def _lease_free() -> Any:
+    return or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
 
 
-def _open_tasks(project: Project, annotator_id: int, exclude: Sequence[int]) -> Any:
-    query = select(ReviewTask.id, ReviewTask.item_id, ReviewTask.queue).where(
-        ReviewTask.project_id == project.id,
-        ReviewTask.done.is_(False),
-        ~_answered_by(annotator_id, ReviewTask.item_id),
+@lru_cache(maxsize=8)
+def _open_tasks(held: bool, exclude: bool) -> Any:
+    """Open tasks of `:project` that `:who` has not answered (and not in `:exclude`): the lease
+    `:who` holds (by id: the partial lease index, a person holds a handful), or the first free
+    one by priority (the open-task index, walked in priority order)."""
+    query = select(_TASKS.c.id, _TASKS.c.item_id, _TASKS.c.queue).where(
+        _TASKS.c.project_id == bindparam("project"),
+        _TASKS.c.done.is_(False),
+        ~_answered_by(_TASKS.c.item_id),
     )
     if exclude:
-        query = query.where(ReviewTask.item_id.not_in(list(exclude)))
-    return query
+        query = query.where(_TASKS.c.item_id.not_in(bindparam("exclude", expanding=True)))
+    if held:
+        query = query.where(
+            _TASKS.c.lease_owner == bindparam("who"), _TASKS.c.lease_expires >= bindparam("now")
+        )
+        return query.order_by(_TASKS.c.id).limit(1)
+    return query.where(_lease_free()).order_by(_TASKS.c.priority).limit(1)
 
 
-def _payload(session: Session, item_id: int, queue: str) -> dict[str, Any]:
-    item, reasoning = session.execute(
-        select(Item, Prediction.reasoning)
-        .outerjoin(Prediction, Prediction.id == Item.prediction_id)
-        .where(Item.id == item_id)
-    ).one()
-    confidence = (
-        item.calibrated_confidence if item.calibrated_confidence is not None else item.confidence
+@lru_cache(maxsize=2)
+def _take(exclude: bool) -> Any:
+    """Lease the first free task to `:who` in one statement. PostgreSQL locks the chosen row
+    and skips rows others hold locked; SQLite runs one writer at a time."""
+    first = _open_tasks(False, exclude).with_only_columns(_TASKS.c.id)
+    return (
+        update(_TASKS)
+        .where(_TASKS.c.id == first.with_for_update(skip_locked=True).scalar_subquery())
+        .where(_lease_free())
+        .values(lease_owner=bindparam("who"), lease_expires=bindparam("expires"))
+        .returning(_TASKS.c.item_id, _TASKS.c.queue)
     )
-    text = item.text
+
+
+_RENEW = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task"))
+    .values(lease_expires=bindparam("expires"))
+)
+_RELEASE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
+    .values(lease_owner=None, lease_expires=None)
+)
+_GIVE_BACK = (
+    update(_TASKS)
+    .where(
+        _TASKS.c.item_id == bindparam("item"),
+        _TASKS.c.done.is_(False),
+        or_(_lease_free(), _TASKS.c.lease_owner == bindparam("who")),
+    )
+    .values(lease_owner=bindparam("who"), lease_expires=bindparam("expires"))
+)
+_SETTLE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        answers_needed=bindparam("n_needed"),
+        done=bindparam("is_done"),
+    )
+)
+_ANSWER_QUEUE = (
+    select(_TASKS.c.queue)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
+    .order_by(case((_TASKS.c.lease_owner == bindparam("who"), 0), else_=1), _TASKS.c.priority)
+    .limit(1)
+)
+_GOLD = (
+    select(_ITEMS.c.id)
+    .where(
+        _ITEMS.c.project_id == bindparam("project"),
+        _ITEMS.c.split == GOLD,
+        ~_answered_by(_ITEMS.c.id),
+        _ITEMS.c.id.not_in(bindparam("exclude", expanding=True)),
+    )
+    .order_by(_ITEMS.c.id)
+    .limit(32)
+)
+_LAST_ANSWER = select(
+    _ANNOTATIONS.c.id,
+    _ANNOTATIONS.c.annotator_id,
+    _ANNOTATIONS.c.item_id,
+    _ANNOTATIONS.c.queue,
+    _ANNOTATIONS.c.action,
+).where(_ANNOTATIONS.c.project_id == bindparam("project"), _ANNOTATIONS.c.undone.is_(False))
+_MY_LAST_ANSWER = (
+    _LAST_ANSWER.where(_ANNOTATIONS.c.annotator_id == bindparam("who"))
+    .order_by(_ANNOTATIONS.c.id.desc())
+    .limit(1)
+)
+_ANSWER_BY_ID = _LAST_ANSWER.where(_ANNOTATIONS.c.id == bindparam("annotation"))
+
+
+def _payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
+    item = conn.execute(_PAYLOAD, {"item": item_id}).one()
+    calibrated = item.calibrated_confidence
     suggestion = None
     if item.llm_label is not None:
         suggestion = {
             "label": item.llm_label,
-            "confidence": confidence,
-            "calibrated": item.calibrated_confidence is not None,
-            "reasoning": reasoning,
+            "confidence": calibrated if calibrated is not None else item.confidence,
+            "calibrated": calibrated is not None,
+            "reasoning": item.reasoning,
         }
     return {
         "id": item.id,
         "uid": item.uid,
-        "text": text[:MAX_TEXT_SHOWN],
-        "truncated": len(text) > MAX_TEXT_SHOWN,
+        "text": item.text[:MAX_TEXT_SHOWN],
+        "truncated": len(item.text) > MAX_TEXT_SHOWN,
         "suggestion": suggestion,
         # Gold checks look like review items, so that people cannot tell them apart.
         "queue": "review" if queue == "gold" else queue,
     }
 
 
-def _gold_item(
-    session: Session, project: Project, annotator_id: int, exclude: Sequence[int]
-) -> int | None:
-    query = select(Item.id).where(
-        Item.project_id == project.id, Item.split == GOLD, ~_answered_by(annotator_id, Item.id)
-    )
-    if exclude:
-        query = query.where(Item.id.not_in(list(exclude)))
-    candidates = list(session.scalars(query.order_by(Item.id).limit(32)))
+def _gold_item(conn: Connection, params: dict[str, Any]) -> int | None:
+    candidates = list(conn.scalars(_GOLD, params))
     return random.choice(candidates) if candidates else None
 
 
@@ -513,67 +679,44 @@ def next_item(
     A lease the caller already holds is served again first (a reload shows the same item);
     `exclude` lists item ids the caller already has on screen or prefetched.
     """
-    settings = queue_settings(project)
     exclude = [int(i) for i in exclude][:MAX_EXCLUDE]
-    now = _now()
-    expires = now + timedelta(minutes=float(settings["lease_minutes"]))
-    postgres = not project.store.is_sqlite
-    with _writing(project) as session:
-        # Ordered by id, not priority: the planner must use the lease index (a person holds a
-        # handful of leases) rather than walk the whole queue in priority order.
-        held = session.execute(
-            _open_tasks(project, annotator_id, exclude)
-            .where(ReviewTask.lease_owner == annotator_id, ReviewTask.lease_expires >= now)
-            .order_by(ReviewTask.id)
-            .limit(1)
-        ).first()
+    with _transaction(project) as conn:
+        settings = _settings_in(conn, project)
+        now = _now()
+        params = {
+            "project": project.id,
+            "who": annotator_id,
+            "now": now,
+            "exclude": exclude,
+            "expires": now + timedelta(minutes=float(settings["lease_minutes"])),
+        }
+        held = conn.execute(_open_tasks(True, bool(exclude)), params).first()
         if held is not None:
-            session.execute(
-                update(ReviewTask).where(ReviewTask.id == held.id).values(lease_expires=expires)
-            )
-            return _payload(session, held.item_id, held.queue)
-        free = (
-            _open_tasks(project, annotator_id, exclude)
-            .where(_lease_free(now))
-            .order_by(ReviewTask.priority)
-        )
+            conn.execute(_RENEW, {**params, "task": held.id})
+            return _payload(conn, held.item_id, held.queue)
         gold_rate = float(settings["gold_rate"])
-        for _ in range(5):
-            if postgres:
-                candidates = session.execute(free.limit(1).with_for_update(skip_locked=True)).all()
-            else:
-                candidates = session.execute(free.limit(8)).all()
-            if not candidates:
-                return None
-            if gold_rate > 0 and random.random() < gold_rate:
-                gold = _gold_item(session, project, annotator_id, exclude)
-                if gold is not None:
-                    return _payload(session, gold, "gold")
-            for task in candidates:
-                taken = session.execute(
-                    update(ReviewTask)
-                    .where(ReviewTask.id == task.id, _lease_free(now))
-                    .values(lease_owner=annotator_id, lease_expires=expires)
-                )
-                if taken.rowcount == 1:
-                    return _payload(session, task.item_id, task.queue)
-    return None
+        # Gold checks are mixed into a stream that is not over yet.
+        if (
+            gold_rate > 0
+            and random.random() < gold_rate
+            and conn.execute(_open_tasks(False, bool(exclude)), params).first() is not None
+            and (gold := _gold_item(conn, params)) is not None
+        ):
+            return _payload(conn, gold, "gold")
+        task = conn.execute(_take(bool(exclude)), params).first()
+        return _payload(conn, task.item_id, task.queue) if task is not None else None
 
 
-def _release(session: Session, item_id: int, annotator_id: int) -> None:
-    session.execute(
-        update(ReviewTask)
-        .where(ReviewTask.item_id == item_id, ReviewTask.lease_owner == annotator_id)
-        .values(lease_owner=None, lease_expires=None)
-    )
+def _release(conn: Connection, item_id: int, annotator_id: int) -> None:
+    conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
 
 
 def release_leases(project: Project, annotator_id: int) -> int:
     """Give back every lease a person holds (logout, or leaving the review page)."""
-    with _writing(project) as session:
-        result = session.execute(
-            update(ReviewTask)
-            .where(ReviewTask.project_id == project.id, ReviewTask.lease_owner == annotator_id)
+    with _transaction(project) as conn:
+        result = conn.execute(
+            update(_TASKS)
+            .where(_TASKS.c.project_id == project.id, _TASKS.c.lease_owner == annotator_id)
             .values(lease_owner=None, lease_expires=None)
         )
         return result.rowcount or 0
@@ -588,34 +731,13 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(session: Session, project: Project, who: Principal, item_id: int) -> str | None:
+def _answer_queue(conn: Connection, who: Principal, item: Any) -> str | None:
     """The queue an answer counts for; raises when the caller may not answer this item."""
-    item = session.execute(
-        select(Item.split).where(Item.id == item_id, Item.project_id == project.id)
-    ).first()
-    if item is None:
-        raise NotFoundError(f"no item with id {item_id}")
-    answered = session.scalar(
-        select(Annotation.id).where(
-            Annotation.item_id == item_id,
-            Annotation.annotator_id == who.id,
-            Annotation.undone.is_(False),
-            Annotation.action != "skip",
-        )
-    )
-    if answered is not None:
-        raise ConflictError(f"you already answered item {item_id}; undo that answer first")
     if item.split == GOLD:
         return "gold"
-    mine = case((ReviewTask.lease_owner == who.id, 0), else_=1)
-    queue = session.scalar(
-        select(ReviewTask.queue)
-        .where(ReviewTask.item_id == item_id, ReviewTask.done.is_(False))
-        .order_by(mine, ReviewTask.priority)
-        .limit(1)
-    )
+    queue = conn.scalar(_ANSWER_QUEUE, {"item": item.id, "who": who.id})
     if queue is None and not who.is_admin:
-        raise ConflictError(f"item {item_id} is not waiting for an answer")
+        raise ConflictError(f"item {item.id} is not waiting for an answer")
     return queue
 
 
@@ -627,30 +749,27 @@ def _base_answers(settings: dict[str, Any], item_id: int, queue: str) -> int:
     return int(settings["overlap"]) if selected else 1
 
 
-def _settle(session: Session, project: Project, item_id: int, queue: str | None) -> None:
-    """Recount a task from its live answers; each rejection asks one more person.
+def _settle(
+    conn: Connection, settings: dict[str, Any], answer: Answer, item_id: int, queue: str | None
+) -> None:
+    """Recount a task from the item's live answers; each rejection asks one more person.
 
     A rejected suggestion leaves the item without a label, so the task stays open for someone
     else (the rejecter is never served it again); undoing the rejection takes that back.
     """
     if queue is None or queue == "gold":
         return
-    live = and_(
-        Annotation.item_id == item_id,
-        Annotation.queue == queue,
-        Annotation.undone.is_(False),
-        Annotation.action != "skip",
-    )
-    answers, rejects = session.execute(
-        select(func.count(), func.sum(case((Annotation.action == "reject", 1), else_=0))).where(
-            live
-        )
-    ).one()
-    needed = _base_answers(queue_settings(project), item_id, queue) + int(rejects or 0)
-    session.execute(
-        update(ReviewTask)
-        .where(ReviewTask.item_id == item_id, ReviewTask.queue == queue)
-        .values(answers=answers, answers_needed=needed, done=answers >= needed)
+    actions = [a.action for a in answer.live if a.queue == queue and a.action != "skip"]
+    needed = _base_answers(settings, item_id, queue) + actions.count("reject")
+    conn.execute(
+        _SETTLE,
+        {
+            "item": item_id,
+            "task_queue": queue,
+            "n_answers": len(actions),
+            "n_needed": needed,
+            "is_done": len(actions) >= needed,
+        },
     )
 
 
@@ -663,27 +782,42 @@ def submit(
     label: str | None = None,
     time_spent_s: float | None = None,
 ) -> dict[str, Any]:
-    """Record a person's answer on an item they were served, and free its lease."""
+    """Record a person's answer on an item they were served, and free its lease.
+
+    One transaction: the answer, the item's new state, the task's count and the lease.
+    """
     if action not in REVIEW_ACTIONS:
         raise InputError(f"action must be one of {', '.join(REVIEW_ACTIONS)}, not {action!r}")
     spent = _check_time(time_spent_s)
-    with _write_lock(project):
-        with project.store.session() as session:
-            queue = _answer_queue(session, project, who, item_id)
-        result = project.annotate(
+    with _transaction(project) as conn:
+        item = project.item_state(conn, item_id)
+        if item is None or item.project_id != project.id:
+            raise NotFoundError(f"no item with id {item_id}")
+        queue = _answer_queue(conn, who, item)
+        state = project.labels_and_settings(conn)
+        answer = project.answer_in(
+            conn,
             item_id,
             action=action,
             label=label,
-            annotator=who.id,
+            annotator_id=who.id,
             time_spent_s=spent,
             queue=queue,
             source="review",
+            count_tasks=False,
+            state=state,
+            item=item,
         )
-        with project.store.session() as session:
-            _release(session, item_id, who.id)
-            if action != "skip":
-                _settle(session, project, item_id, queue)
-    return {"annotation_id": result["annotation_id"], "item_id": item_id, "action": action}
+        # Checked on the item's answers, the new one included (a refusal rolls it all back).
+        if any(
+            a.annotator_id == who.id and a.action != "skip" and a.id != answer.annotation_id
+            for a in answer.live
+        ):
+            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+        _release(conn, item_id, who.id)
+        if action != "skip":
+            _settle(conn, _queue_settings_of(state[1]), answer, item_id, queue)
+    return {"annotation_id": answer.annotation_id, "item_id": item_id, "action": action}
 
 
 def undo(project: Project, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:
@@ -691,38 +825,23 @@ def undo(project: Project, who: Principal, annotation_id: int | None = None) -> 
 
     Returns the item as `next_item` would, so the review page can show it again.
     """
-    with _write_lock(project):
-        with project.store.session() as session:
-            query = select(Annotation.id, Annotation.annotator_id, Annotation.item_id).where(
-                Annotation.project_id == project.id, Annotation.undone.is_(False)
-            )
-            if annotation_id is None:
-                query = query.where(Annotation.annotator_id == who.id).order_by(
-                    Annotation.id.desc()
-                )
-            else:
-                query = query.where(Annotation.id == annotation_id)
-            row = session.execute(query.limit(1)).first()
+    params: dict[str, Any] = {"project": project.id, "who": who.id, "annotation": annotation_id}
+    query = _MY_LAST_ANSWER if annotation_id is None else _ANSWER_BY_ID
+    with _transaction(project) as conn:
+        row = conn.execute(query, params).first()
         if row is None:
             raise NotFoundError("there is no answer to undo")
         if row.annotator_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own answers")
-        project.undo_annotation(row.id)
-        minutes = float(queue_settings(project)["lease_minutes"])
+        state = project.labels_and_settings(conn)
+        settings = _queue_settings_of(state[1])
+        answer = project.undo_in(conn, row.id, count_tasks=False, state=state)
+        if row.action != "skip":
+            _settle(conn, settings, answer, row.item_id, row.queue)
         now = _now()
-        with project.store.session() as session:
-            queue = session.scalar(select(Annotation.queue).where(Annotation.id == row.id))
-            _settle(session, project, row.item_id, queue)
-            session.execute(
-                update(ReviewTask)
-                .where(
-                    ReviewTask.item_id == row.item_id,
-                    ReviewTask.done.is_(False),
-                    or_(_lease_free(now), ReviewTask.lease_owner == who.id),
-                )
-                .values(lease_owner=who.id, lease_expires=now + timedelta(minutes=minutes))
-            )
-            item = _payload(session, row.item_id, queue or "review")
+        expires = now + timedelta(minutes=float(settings["lease_minutes"]))
+        conn.execute(_GIVE_BACK, {**params, "item": row.item_id, "now": now, "expires": expires})
+        item = _payload(conn, row.item_id, row.queue or "review")
     return {"undone": row.id, "item": item}
 
 
@@ -791,6 +910,12 @@ def _queue_counts(session: Session, project: Project) -> dict[str, dict[str, int
         }
         for queue, o, d, le, ov, a in rows
     }
+
+
+def queue_counts(project: Project) -> dict[str, dict[str, int]]:
+    """Open, done, leased and overlap tasks and answers per queue."""
+    with project.store.session() as session:
+        return _queue_counts(session, project)
 
 
 def _annotator_rows(session: Session, project: Project) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from labelloop.labelers.base import LabelResult
 from labelloop.store import Annotation, Item, ReviewTask
 from test_review_service import seed
 
-pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
+pytestmark = pytest.mark.browser  # on both stores: the `db_url` fixture of tests/conftest.py
 SCREENSHOT = os.environ.get("LABELLOOP_SCREENSHOT")
 
 

@@ -34,13 +34,15 @@ def serve(
             help="USER:PASSWORD that Label Studio sends to the ML backend (basic auth).",
         ),
     ] = None,
+    retrain_every: Annotated[
+        int | None,
+        typer.Option(min=0, help="Review answers between background retrainings (0: never)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
     """Serve the review UI, the REST API and the Label Studio ML backend."""
-    import uvicorn
-
-    from ..server import create_app
+    from ..server import create_app, run
     from ..server.ml_backend import create_ml_backend_app
 
     basic_auth = None
@@ -55,10 +57,10 @@ def serve(
             what = "Label Studio ML backend"
         else:
             review.apply_overlap(proj)
-            server = create_app(proj, ml_backend_auth=basic_auth)
+            server = create_app(proj, ml_backend_auth=basic_auth, retrain_every=retrain_every)
             what = "Review server"
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        uvicorn.run(server, host=host, port=port, log_level="info")
+        run(server, host=host, port=port)
 
 
 @user_app.command("add")

@@ -78,8 +78,9 @@ def annotate(
 ) -> Any:
     """Answer an item you were served: accept or reject the suggestion, correct it, or skip.
 
-    Every `RETRAIN_EVERY` answers, student, stack and calibration are retrained in the
-    background (once at a time), so routing follows the best predictor as people label.
+    Every `RETRAIN_EVERY` answers (the app's `retrain_every`; 0 turns it off), student, stack
+    and calibration are retrained in the background (once at a time), so routing follows the
+    best predictor as people label.
     """
     result = review.submit(
         project,
@@ -89,10 +90,12 @@ def annotate(
         label=body.label,
         time_spent_s=body.time_spent_s,
     )
-    if body.action != "skip":
+    every = request.app.state.retrain_every
+    every = RETRAIN_EVERY if every is None else every
+    if body.action != "skip" and every > 0:
         runtime = training_runtime(request.app)
         runtime.answers_since_training += 1
-        if runtime.answers_since_training >= RETRAIN_EVERY:
+        if runtime.answers_since_training >= every:
             runtime.answers_since_training = 0
             background.add_task(retrain_in_background, project, runtime)
     return result
@@ -152,8 +155,7 @@ def add_token(name: str, who: AdminUser, project: ProjectDep) -> Any:
 
 @router.get("/queues", response_model=Queues, tags=["admin"])
 def queues(who: AdminUser, project: ProjectDep) -> Any:
-    board = review.dashboard(project)
-    return {"settings": board["queue_settings"], "queues": board["queues"]}
+    return {"settings": review.queue_settings(project), "queues": review.queue_counts(project)}
 
 
 @router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])

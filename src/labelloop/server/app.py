@@ -38,11 +38,13 @@ def create_app(
     *,
     login_limiter: LoginLimiter | None = None,
     ml_backend_auth: tuple[str, str] | None = None,
+    retrain_every: int | None = None,
 ) -> FastAPI:
     """The app for one project; the caller keeps ownership of `project` (and closes it).
 
     The Label Studio ML-backend routes take HTTP basic auth: `ml_backend_auth`, or an account
-    name with one of its API tokens as the password.
+    name with one of its API tokens as the password. `retrain_every` review answers trigger a
+    background retraining (default `api.RETRAIN_EVERY`; 0 turns it off).
     """
     app = FastAPI(
         title="labelloop review server",
@@ -57,6 +59,7 @@ def create_app(
     app.state.login_limiter = login_limiter or LoginLimiter()
     app.state.ml_backend_auth = ml_backend_auth
     app.state.ml_backend_accounts = True
+    app.state.retrain_every = retrain_every
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> Any:
@@ -82,3 +85,22 @@ def create_app(
 
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def run(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve an app with uvicorn in this process (one process: leases, the login limiter and
+    retraining live in it). The fastest installed event loop and HTTP parser are used and the
+    per-request access log is off: at hundreds of requests per second it costs more than the
+    database work."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        loop="auto",  # uvloop when installed
+        http="auto",  # httptools when installed
+        timeout_keep_alive=30,
+    )

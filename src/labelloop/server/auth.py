@@ -6,6 +6,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from .. import review
 from ..project import Project
@@ -60,8 +61,21 @@ def _from_session(request: Request, *, check_csrf: bool = True) -> Principal | N
     return who
 
 
-def api_principal(request: Request) -> Principal:
-    """The caller of an API route: a Bearer token, or a browser session plus its CSRF token."""
+async def api_principal(request: Request) -> Principal:
+    """The caller of an API route: a Bearer token, or a browser session plus its CSRF token.
+
+    A token seen in the last seconds is answered from memory on the event loop; anything that
+    needs the store is looked up in a worker thread.
+    """
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        who = review.cached_principal(get_project(request), token.strip())
+        if who is not None:
+            return who
+    return await run_in_threadpool(_api_principal, request)
+
+
+def _api_principal(request: Request) -> Principal:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer":
         who = review.principal_for_token(get_project(request), token.strip())
@@ -74,7 +88,7 @@ def api_principal(request: Request) -> Principal:
     return who
 
 
-def admin_principal(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
+async def admin_principal(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
     return who
@@ -95,4 +109,10 @@ def page_principal(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(api_principal)]
 AdminUser = Annotated[Principal, Depends(admin_principal)]
 PageUser = Annotated[Principal, Depends(page_principal)]
-ProjectDep = Annotated[Project, Depends(get_project)]
+
+
+async def _project_dependency(request: Request) -> Project:
+    return get_project(request)  # async: no worker thread for reading app state
+
+
+ProjectDep = Annotated[Project, Depends(_project_dependency)]

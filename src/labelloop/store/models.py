@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -206,7 +207,13 @@ class ReviewTask(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "queue", name="uq_review_tasks_item_queue"),
         Index("ix_review_tasks_next", "project_id", "done", "priority"),
-        Index("ix_review_tasks_lease", "lease_owner"),
+        # Only leased tasks (a handful per person at work), so that the planners use it.
+        Index(
+            "ix_review_tasks_leased",
+            "lease_owner",
+            sqlite_where=text("lease_owner IS NOT NULL"),
+            postgresql_where=text("lease_owner IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
