@@ -198,3 +198,33 @@ def test_basic_auth_guards_everything_but_health(project):
     headers = {"Authorization": f"Basic {right}"}
     assert client.post("/setup", json={}, headers=headers).status_code == 200
     assert client.get("/metrics", headers=headers).status_code == 200
+
+
+def test_retraining_asked_for_during_a_run_waits_so_it_takes_a_bounded_share(monkeypatch):
+    from labelloop.server import ml_backend
+
+    clock = {"now": 100.0}
+    slept: list[float] = []
+    runs: list[float] = []
+    runtime = ml_backend._Runtime()
+
+    def retrain(project):
+        runs.append(clock["now"])
+        clock["now"] += 3.0  # a run takes 3 s
+        if len(runs) == 1:
+            runtime.pending = True  # new answers arrive while it runs
+        return {"run": len(runs)}
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(ml_backend.exchange, "retrain", retrain)
+    monkeypatch.setattr(ml_backend.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(ml_backend.time, "sleep", sleep)
+    ml_backend.retrain_in_background(object(), runtime)
+    assert len(runs) == 2 and runtime.counts["trainings"] == 2
+    share = ml_backend.MAX_TRAINING_SHARE
+    assert slept == [pytest.approx(3.0 * (1 / share - 1))]  # one wait, between the two runs
+    assert runs[1] - runs[0] == pytest.approx(3.0 / share)
+    assert runtime.last_training == {"run": 2} and not runtime.pending

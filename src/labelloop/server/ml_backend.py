@@ -19,6 +19,7 @@ import binascii
 import hmac
 import logging
 import threading
+import time
 from collections import Counter
 from typing import Annotated, Any
 
@@ -31,6 +32,11 @@ from ..project import Project
 from ..workflows import exchange
 
 log = logging.getLogger(__name__)
+
+#: The largest share of wall-clock time background retraining may take. After a run of d
+#: seconds, a run asked for meanwhile waits d * (1 / share - 1): on a large store, whose
+#: retraining takes long, answers keep flowing instead of the server retraining back to back.
+MAX_TRAINING_SHARE = 0.2
 _state_lock = threading.Lock()
 
 
@@ -163,12 +169,15 @@ def retrain_in_background(project: Project, runtime: _Runtime) -> None:
     try:
         while runtime.pending:
             runtime.pending = False
+            began = time.monotonic()
             try:
                 runtime.last_training = exchange.retrain(project)
                 runtime.counts["trainings"] += 1
             except Exception:  # a background task must not die silently nor kill the server
                 log.exception("retraining after new human labels failed")
                 runtime.counts["training_failures"] += 1
+            if runtime.pending:
+                time.sleep((time.monotonic() - began) * (1 / MAX_TRAINING_SHARE - 1))
     finally:
         runtime.training.release()
 
