@@ -59,13 +59,30 @@ def test_other_sizes_and_weights_match(seed_inputs, n_select, weight):
     )
 
 
+def test_large_pool_path_selects_what_the_seed_code_selects(seed_inputs, monkeypatch):
+    from labelloop.active import _index
+
+    monkeypatch.setattr(_index, "EXACT_CELLS", 0)  # the pruned index, as on a large pool
+    predictions, embeddings, labeled = seed_inputs
+    for n_select, weight in [(1, 0.0), (50, 0.6), (17, 0.3)]:
+        np.testing.assert_array_equal(
+            hybrid_acquisition(predictions, embeddings, labeled, n_select, weight),
+            seed_hybrid(predictions, embeddings, labeled, n_select, weight),
+        )
+    np.testing.assert_array_equal(
+        diversity_sampling(embeddings, labeled, 50), seed_diversity(embeddings, labeled)
+    )
+
+
 def test_blocked_distances_equal_dense_distances():
     rng = np.random.default_rng(3)
     x, ref = rng.normal(size=(503, 40)), rng.normal(size=(77, 40))
     x[5] = 0.0  # a zero row: sklearn gives distance 1 to everything
     dense = cosine_distances(x, ref).min(axis=1)
-    # Tiny blocks force many row blocks; float64 results are bitwise identical.
-    np.testing.assert_array_equal(min_cosine_distance(x, ref, block_cells=500), dense)
+    # One block: bitwise identical. Tiny blocks force many row blocks, whose products BLAS may
+    # round differently in the last bit.
+    np.testing.assert_array_equal(min_cosine_distance(x, ref), dense)
+    np.testing.assert_allclose(min_cosine_distance(x, ref, block_cells=500), dense, atol=1e-14)
     x32, ref32 = x.astype(np.float32), ref.astype(np.float32)
     blocked32 = min_cosine_distance(x32, ref32, block_cells=500)
     assert blocked32.dtype == np.float32

@@ -246,18 +246,20 @@ def test_take_distinct_skips_duplicates_across_chunks():
     assert len(take_distinct(order, 10, x, chunk=4)) == 3
 
 
-def test_labeled_distance_cache_updates_incrementally():
-    from labelloop.active._distances import NearestLabeledDistance
+def test_pruned_coreset_equals_textbook_greedy(monkeypatch):
+    from labelloop.active import _index
 
+    monkeypatch.setattr(_index, "EXACT_CELLS", 0)  # the index, not every distance
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(500, 12)).astype(np.float32)
-    cache = NearestLabeledDistance()
-    mask = np.zeros(500, dtype=bool)
-    for _ in range(4):
-        mask[rng.choice(500, 20, replace=False)] = True
-        np.testing.assert_allclose(cache(x, mask), labeled_distance(x, mask), atol=1e-6)
-    mask[np.flatnonzero(mask)[:5]] = False  # labels removed: must recompute, not reuse
-    np.testing.assert_allclose(cache(x, mask), labeled_distance(x, mask), atol=1e-6)
-    x2 = x.copy()
-    x2[::7] *= -1  # a different pool
-    np.testing.assert_allclose(cache(x2, mask), labeled_distance(x2, mask), atol=1e-6)
+    centers = rng.normal(size=(10, 24)) * 2
+    x = (centers[rng.integers(0, 10, 4000)] + rng.normal(size=(4000, 24))).astype(np.float32)
+    labeled = np.zeros(len(x), dtype=bool)
+    labeled[rng.choice(len(x), 200, replace=False)] = True
+    strategy = get_strategy("coreset")
+    assert strategy.select(60, embeddings=x, labeled_mask=labeled).tolist() == naive_k_center(
+        x, 60, labeled
+    )
+    labeled[rng.choice(np.flatnonzero(~labeled), 100, replace=False)] = True  # next round
+    assert strategy.select(60, embeddings=x, labeled_mask=labeled).tolist() == naive_k_center(
+        x, 60, labeled
+    )

@@ -85,6 +85,7 @@ def greedy_k_center(
     min_distance: np.ndarray,
     *,
     flush_every: int = 64,
+    stop_at: float = -np.inf,
 ) -> np.ndarray:
     """Greedy k-center (core-set): repeatedly pick the row farthest from every chosen center.
 
@@ -92,7 +93,8 @@ def greedy_k_center(
     `inf` for none, `-inf` for rows that must never be picked). Exact, but lazy: a new center
     is applied to the whole pool only every `flush_every` picks. In between, a heap of the
     rows with the largest (upper-bound) distances is refreshed one row at a time, which is
-    enough because distances only shrink as centers are added.
+    enough because distances only shrink as centers are added. Picking stops early, before
+    `k`, once the farthest row is no farther than `stop_at`.
     """
     m = np.array(min_distance, dtype=np.float32, copy=True)
     inv = inverse_norms(x)
@@ -100,15 +102,25 @@ def greedy_k_center(
     k = min(k, n_free)
     picked: list[int] = []
     while len(picked) < k:
-        pending = _lazy_round(x, inv, m, picked, min(flush_every, k - len(picked)))
-        max_sim = max_cosine_to(x, inv, pending)
-        np.minimum(m, np.float32(1.0) - max_sim, out=m)
-        m[picked] = -np.inf
+        before = len(picked)
+        n_picks = min(flush_every, k - len(picked))
+        pending = _lazy_round(x, inv, m, picked, n_picks, stop_at)
+        if len(picked) - before < n_picks and float(m.max()) <= stop_at:
+            break
+        if len(pending):
+            max_sim = max_cosine_to(x, inv, pending)
+            np.minimum(m, np.float32(1.0) - max_sim, out=m)
+            m[picked] = -np.inf
     return np.asarray(picked, dtype=np.intp)
 
 
 def _lazy_round(
-    x: np.ndarray, inv: np.ndarray, m: np.ndarray, picked: list[int], n_picks: int
+    x: np.ndarray,
+    inv: np.ndarray,
+    m: np.ndarray,
+    picked: list[int],
+    n_picks: int,
+    stop_at: float = -np.inf,
 ) -> np.ndarray:
     """Pick up to `n_picks` centers exactly; return their unit vectors (not yet applied)."""
     n_free = int(np.count_nonzero(m > -np.inf))
@@ -126,49 +138,9 @@ def _lazy_round(
             sim = float(np.max(np.stack(pending[seen:]) @ x[i].astype(np.float32)) * inv[i])
             heapq.heappush(heap, (-min(-neg, 1.0 - sim), i, len(pending)))
             continue
-        if -neg < floor:  # a row outside the heap may now be farther: refresh everything
+        if -neg < floor or -neg <= stop_at:  # refresh everything (or stop)
             break
         picked.append(i)
         m[i] = -np.inf
         pending.append(x[i].astype(np.float32) * inv[i])
     return np.stack(pending) if pending else np.zeros((0, x.shape[1]), dtype=np.float32)
-
-
-class NearestLabeledDistance:
-    """Each pool item's cosine distance to its nearest labeled item, kept across rounds.
-
-    Labels only accumulate in an active-learning loop, so after the first round only the
-    newly labeled items need a pass over the pool (k columns instead of all labeled ones).
-    Any other change of the labeled set (or of the pool) triggers a full recomputation.
-    """
-
-    def __init__(self) -> None:
-        self._mask: np.ndarray | None = None
-        self._distance: np.ndarray | None = None
-        self._pool_id: tuple[object, ...] | None = None
-
-    def __call__(self, embeddings: np.ndarray, labeled_mask: np.ndarray) -> np.ndarray:
-        """Distances (float32, `inf` when nothing is labeled); do not modify the result."""
-        mask = np.asarray(labeled_mask, dtype=bool)
-        pool_id = _fingerprint(embeddings)
-        grows = (
-            self._mask is not None
-            and self._pool_id == pool_id
-            and len(self._mask) == len(mask)
-            and not np.any(self._mask & ~mask)
-        )
-        if grows:
-            new = mask & ~self._mask
-            if new.any():
-                fresh = min_cosine_distance(embeddings, embeddings[new], dtype=np.float32)
-                np.minimum(self._distance, fresh, out=self._distance)
-        else:
-            self._distance = min_cosine_distance(embeddings, embeddings[mask], dtype=np.float32)
-        self._mask, self._pool_id = mask.copy(), pool_id
-        return self._distance
-
-
-def _fingerprint(x: np.ndarray) -> tuple[object, ...]:
-    """Identity, shape and a strided sample of the rows: changes when the pool does."""
-    sample = np.asarray(x[:: max(1, len(x) // 64)], dtype=np.float32)
-    return id(x), np.shape(x), hash(sample.tobytes())

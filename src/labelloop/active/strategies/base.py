@@ -101,18 +101,38 @@ class ScoreStrategy(QueryStrategy):
         """A secondary key (higher first) for equal scores; None for index order only."""
         return None
 
+    def candidates(self, n: int, **inputs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Unlabeled rows that include the `n` best-ranked ones, and their scores.
+
+        Every unlabeled row left out must score strictly less (rounded to 10 decimals) than
+        the `n`-th best returned. The default scores every row; strategies whose scores are
+        expensive narrow the set down first.
+        """
+        rows = np.flatnonzero(~inputs["labeled_mask"])
+        return rows, self.scores(**inputs)[rows]
+
     def _select(self, k: int, *, random_state: object, **inputs: np.ndarray | None) -> np.ndarray:
-        # Rounding makes float noise (0.6 - 0.4 vs 0.5 - 0.3) a tie that the keys below break.
-        scores = np.round(self.scores(**inputs), 10)
-        labeled = inputs["labeled_mask"]
-        candidates = np.flatnonzero(~labeled)
-        keys = [candidates]  # np.lexsort sorts by the last key first
+        n_free = int(np.count_nonzero(~inputs["labeled_mask"]))
         secondary = self.tie_break(**inputs)
+        n = min(n_free, k + k // 4 + 16)  # a little room for near-duplicates
+        while True:
+            rows, scores = self.candidates(n, **inputs)
+            complete = len(rows) == n_free
+            order = self._rank(rows, scores, secondary)
+            picked = take_distinct(order if complete else order[:n], k, inputs["embeddings"])
+            if len(picked) == k or complete:
+                return picked
+            n = min(n_free, 4 * n)
+
+    @staticmethod
+    def _rank(rows: np.ndarray, scores: np.ndarray, secondary: np.ndarray | None) -> np.ndarray:
+        """`rows` by score (higher first), then by `secondary`, then by index."""
+        # Rounding makes float noise (0.6 - 0.4 vs 0.5 - 0.3) a tie that the keys below break.
+        keys = [rows]  # np.lexsort sorts by the last key first
         if secondary is not None:
-            keys.append(-secondary[candidates])
-        keys.append(-scores[candidates])
-        order = candidates[np.lexsort(keys)]
-        return take_distinct(order, k, inputs["embeddings"])
+            keys.append(-secondary[rows])
+        keys.append(-np.round(scores, 10))
+        return rows[np.lexsort(keys)]
 
 
 def take_distinct(
