@@ -158,7 +158,9 @@ def run_corpus(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gold", type=int, default=200)
-    parser.add_argument("--pool", type=int, default=400)
+    parser.add_argument(
+        "--pool", type=int, nargs="+", default=[400], help="pool size, one for all or per corpus"
+    )
     parser.add_argument("--models", nargs="+", default=["local"])
     parser.add_argument("--corpus", nargs="+", default=list(CORPORA))
     parser.add_argument("--seed", type=int, default=0)
@@ -167,14 +169,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     lines = []
-    for name in args.corpus:
-        lines += run_corpus(name, args.gold, args.pool, args.models, args.seed, args.workdir)
+    pools = args.pool * len(args.corpus) if len(args.pool) == 1 else args.pool
+    for name, n_pool in zip(args.corpus, pools, strict=True):
+        lines += run_corpus(name, args.gold, n_pool, args.models, args.seed, args.workdir)
         print("\n".join(lines), flush=True)
     write_section(
         "ensemble",
         "\n".join(lines),
-        f"python bench/bench_ensemble.py --gold {args.gold} --pool {args.pool} "
-        f"--models {' '.join(args.models)}",
+        f"python bench/bench_ensemble.py --gold {args.gold} --pool {' '.join(map(str, pools))} "
+        f"--models {' '.join(args.models)}"
+        + (f" --workdir {args.workdir}" if args.workdir else ""),
     )
 
 
