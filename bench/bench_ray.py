@@ -3,9 +3,10 @@
 The fake OpenAI-compatible server runs in its own process on loopback and answers every request
 after 50 ms. The same items go through `prelabel --engine local` and `prelabel --engine ray` (a
 two-CPU Ray cluster on this machine, two actors) with the same total concurrency, each engine in
-a process of its own so that its peak memory is its own. Also measured: how fast the store takes
+a process of its own so that its peak memory is its own. Also measured, on SQLite and on
+PostgreSQL (``LABELLOOP_TEST_PG``, a fresh schema dropped afterwards): how fast the store takes
 predictions (`save_predictions` + `refresh_item_predictions`, batches of 512), the ceiling of
-any engine's write-back.
+any engine's write-back, and how fast the driver reads pending items.
 
     PYTHONPATH=src python bench/bench_ray.py [--items 100000] [--concurrency 16]
 """
@@ -13,7 +14,9 @@ any engine's write-back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -22,16 +25,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sqlalchemy import text
+
 from _report import write_section
 from labelloop import Project
 from labelloop.labelers import LabelResult, OpenAILabeler
 from labelloop.workflows.prelabel import save_batch
 
 LABELS = ["positive", "negative", "neutral"]
+PG = os.environ.get("LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def make_project(path: Path, n: int) -> Project:
-    project = Project.create(path, task="Classify the sentiment of the review.", labels=LABELS)
+def make_project(path: Path, n: int, db: str | None = None) -> Project:
+    project = Project.create(
+        path, task="Classify the sentiment of the review.", labels=LABELS, db=db
+    )
     words = ["great", "awful", "fine"]
     project.add_items(
         [{"id": f"r{i}", "text": f"Review {i}: {LABELS[i % 3]}, {words[i % 3]} product."}
@@ -63,13 +71,33 @@ def run_engine(engine: str, project: Path, base_url: str, args: argparse.Namespa
     return result
 
 
-def store_rates(folder: Path, n: int) -> tuple[float, float]:
+@contextlib.contextmanager
+def postgres_schema():
+    """A URL of the PostgreSQL store in a fresh schema, dropped afterwards."""
+    import psycopg
+
+    schema, plain = f"ll_bench_ray_{os.getpid()}", PG.replace("+psycopg", "")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def store_rates(
+    folder: Path, n: int, db: str | None = None, analyze_every: int | None = None
+) -> tuple[float, float]:
     """Rows per second the driver reads (pages of ids + texts) and writes (predictions
-    through the service layer, in batches of 512)."""
+    through the service layer, in batches of 512). With `analyze_every`, the tables'
+    planner statistics are refreshed (ANALYZE) every that many rows written, as PostgreSQL's
+    autovacuum does on a server where it is on."""
     from labelloop.engines.ray_engine import read_pages
     from labelloop.workflows.prelabel import pending_queries
 
-    project = make_project(folder / "writes", n)
+    project = make_project(folder, n, db)
     started = time.perf_counter()
     read = sum(t.num_rows for t in read_pages(project, list(pending_queries(project, "m", "v"))))
     read_rate = read / (time.perf_counter() - started)
@@ -85,6 +113,9 @@ def store_rates(folder: Path, n: int) -> tuple[float, float]:
     started = time.perf_counter()
     for start in range(0, len(ids), 512):
         save_batch(project, "fake-model", "v1", [(i, result) for i in ids[start : start + 512]])
+        if analyze_every and (start // 512 + 1) * 512 % analyze_every < 512:
+            with project.store.session() as session:
+                session.execute(text("ANALYZE"))
     rate = len(ids) / (time.perf_counter() - started)
     project.close()
     return read_rate, rate
@@ -121,7 +152,16 @@ def main() -> None:
             with local_cluster(folder / "ray-tmp", num_cpus=2) as address:
                 cluster_start_s = time.perf_counter() - started
                 on_ray = run_engine("ray", folder / "ray", base_url, args, address)
-            reads, writes = store_rates(folder, min(args.items, 50_000))
+            n_store = min(args.items, 50_000)
+            rates = {"SQLite": store_rates(folder / "sqlite-writes", n_store)}
+            with postgres_schema() as url:
+                rates["PostgreSQL, statistics never refreshed"] = store_rates(
+                    folder / "pg-writes", n_store, url
+                )
+            with postgres_schema() as url:
+                rates["PostgreSQL, ANALYZE every 10,000 rows"] = store_rates(
+                    folder / "pg-analyzed", n_store, url, analyze_every=10_000
+                )
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -152,9 +192,18 @@ def main() -> None:
         + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     )
     overhead = 1 - rate_ray / rate_local
+    needed = max(rate_local, rate_ray)
+    store_table = "\n".join(
+        ["| store | writes (predictions/s) | × what either engine needs here | reads (rows/s) |",
+         "| --- | ---: | ---: | ---: |"]
+        + [f"| {name} | {w:,.0f} | {w / needed:.1f}× | {r:,.0f} |"
+           for name, (r, w) in rates.items()]
+    )  # fmt: skip
+    load = os.getloadavg()[0]
     markdown = f"""
 Fake OpenAI-compatible server in its own process on loopback, {args.latency * 1000:.0f} ms per
-request (ceiling {ideal:.0f} items/s at {args.concurrency} in flight); SQLite store. The Ray
+request (ceiling {ideal:.0f} items/s at {args.concurrency} in flight); SQLite store; load average
+{load:.1f} at the end on 2 cores. The Ray
 engine runs on a two-CPU Ray cluster on the same machine (started in {cluster_start_s:.0f} s, not
 counted); its elapsed time includes starting the actors and reading the pool in pages.
 
@@ -163,9 +212,14 @@ counted); its elapsed time includes starting the actors and reading the pool in 
 - **Throughput ratio Ray / local: {rate_ray / rate_local:.2f}** (Ray overhead {overhead:.0%}; the
   target is under 20%); once the actors run: {steady_ray / rate_local:.2f}. Starting the actors
   is a fixed cost, paid once per run and per window of 250,000 items.
-- Store write rate (save_predictions + refresh, batches of 512, SQLite): **{writes:,.0f}
-  predictions/s** — {writes / max(rate_local, rate_ray):.0f}× what either engine needs here.
-- Store read rate (pages of 10,000 ids + texts, SQLite): **{reads:,.0f} rows/s**.
+
+The driver's store ({n_store:,} items; writes through save_predictions + refresh in batches of
+512; reads in pages of 10,000 ids + texts). The PostgreSQL server here runs with autovacuum
+off, so its planner statistics stay those of an empty table unless refreshed: the refresh of
+the items' predictions then scans every prediction of the model per item. The second row
+refreshes them every 10,000 rows, as autovacuum would:
+
+{store_table}
 """
     write_section("ray", markdown, f"PYTHONPATH=src python bench/bench_ray.py --items {args.items}")
     print(markdown)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -223,4 +226,154 @@ def test_embeddings_and_pool_scores_match_one_machine(ray_address: str, tmp_path
     pool = [k for k, r in enumerate(rows) if r.split == "pool"]
     assert scored_ids.tolist() == [ids[k] for k in pool]
     np.testing.assert_allclose(scores, student.predict_proba(fresh[pool]), atol=1e-6)
+    project.close()
+
+
+def _stored(project: Project) -> dict[tuple[str, str], tuple]:
+    with project.store.session() as session:
+        rows = session.execute(
+            select(Item.uid, Prediction.model, Prediction.label, Prediction.probs)
+            .join(Prediction, Prediction.item_id == Item.id)
+        ).all()  # fmt: skip
+    return {(uid, model): (label, probs) for uid, model, label, probs in rows}
+
+
+def test_learn_and_select_on_ray_match_one_machine(
+    ray_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The student scores the pool on the cluster (from the stored vectors) and gives the very
+    probabilities, stored predictions and selections of the local engine."""
+    from labelloop.active.embeddings import get_embedder
+    from labelloop.engines import ray_engine
+
+    scored: list[int] = []
+    score_models = ray_engine.score_models
+
+    def counted(project, models, item_ids, *args, **kwargs):
+        scored.append(len(item_ids))
+        return score_models(project, models, item_ids, *args, **kwargs)
+
+    monkeypatch.setattr(ray_engine, "score_models", counted)
+    embedder = get_embedder("onnx", num_threads=1)
+    stored, selected, learned = {}, {}, {}
+    for engine in ("local", "ray"):
+        project = _project(tmp_path / engine, 120, gold=30)
+        options = {"embedder": embedder, "engine": engine, "ray_address": ray_address}
+        learned[engine] = project.learn(recalibrate=False, **options)
+        stored[engine] = _stored(project)
+        # The committee strategy reads the committee's scores; the stopping rules the student's.
+        selected[engine] = project.select("committee", 8, **options)
+        project.close()
+    assert scored == [120, 120]  # one pass for learn, one for select
+    assert {model for _, model in stored["ray"]} == {"student", "ensemble"}
+    assert len(stored["ray"]) == 240
+    assert stored["ray"] == stored["local"]
+    assert learned["ray"]["components"] == learned["local"]["components"]
+    assert selected["ray"] == selected["local"]
+    assert len(selected["ray"]["selected"]) == 8
+    assert "stabilizing_predictions" in selected["ray"]["stopping"]
+
+
+def test_a_killed_driver_resumes_without_loss_or_duplicates(
+    ray_address: str, tmp_path: Path
+) -> None:
+    """`labelloop prelabel --engine ray` is killed (SIGKILL) mid-run; run again, every item
+    ends with exactly one prediction under the run's key."""
+    project = _project(tmp_path / "p", 600, gold=0)
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p),
+    }
+    with serve_fake_openai(FakeConfig(latency_s=0.05)) as server:
+        command = [
+            sys.executable,
+            "-m",
+            "labelloop",
+            "prelabel",
+            "--model",
+            "fake-model",
+            "--base-url",
+            server.base_url,
+            "--concurrency",
+            "4",
+            "--engine",
+            "ray",
+            "--ray-address",
+            ray_address,
+            "--project",
+            str(project.path),
+            "--json",
+        ]
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 180
+            while project.stats()["predicted"] == 0:  # the first batch has been saved
+                assert first.poll() is None, first.stderr.read()
+                assert time.monotonic() < deadline, "the run saved nothing"
+                time.sleep(0.05)
+        finally:
+            first.kill()
+            first.wait(timeout=30)
+        saved = set(_predictions(project))
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        asked = dict(server.stats.requests)
+    assert first.returncode == -signal.SIGKILL
+    saved_before = len(saved)
+    assert 0 < saved_before < 600, "the driver was not killed mid-run"
+    assert second.returncode == 0, second.stderr[-3000:]
+    result = json.loads(second.stdout.strip().splitlines()[-1])
+    assert result["skipped"] == saved_before  # nothing saved is labeled again
+    assert result["done"] + saved_before == 600 and result["failed"] == 0
+    with project.store.session() as session:
+        copies = session.execute(
+            select(func.count()).select_from(Prediction)
+            .group_by(Prediction.item_id, Prediction.model, Prediction.prompt_version)
+        ).scalars().all()  # fmt: skip
+    assert len(copies) == 600 and set(copies) == {1}
+    assert len(_predictions(project)) == 600
+    # The server sees the cleaned text; each names its item ("item 7: ...", uid "p7").
+    item_number = re.compile(r"item (\d+):")
+    asked_per_item = {"p" + item_number.search(text)[1]: n for text, n in asked.items()}
+    assert len(asked_per_item) == 600
+    assert {asked_per_item[uid] for uid in saved} == {1}  # nothing saved is asked again
+    project.close()
+
+
+def test_a_committee_shares_each_endpoints_rate_across_actors(
+    ray_address: str, tmp_path: Path
+) -> None:
+    """Two members on one endpoint and one on another, two actors: each endpoint gets one
+    limit for the whole cluster (the strictest its members ask), not one per member or actor."""
+    from labelloop.labelers import Committee
+
+    project = _project(tmp_path / "p", 40, gold=0)
+    rate = 20.0
+    config = FakeConfig(latency_s=0.01)
+    with serve_fake_openai(config) as shared, serve_fake_openai(config) as other:
+        committee = Committee([
+            _labeler(shared, concurrency=4, requests_per_second=rate),
+            OpenAILabeler("fake-model-b", base_url=shared.base_url, concurrency=4,
+                          requests_per_second=2 * rate),
+            _labeler(other, concurrency=4, requests_per_second=rate),
+        ])  # fmt: skip
+        result = project.prelabel(
+            committee, engine="ray", ray_address=ray_address, ray_options={"batch_size": 10}
+        )
+        arrivals = {
+            "shared": sorted(t for t, _ in shared.stats.arrivals),
+            "other": sorted(t for t, _ in other.stats.arrivals),
+        }
+        in_flight = shared.stats.max_in_flight
+    assert result["done"] == 40 and result["actors"] == 2
+    assert len(arrivals["shared"]) == 80 and len(arrivals["other"]) == 40
+    assert in_flight <= 8  # each member's concurrency is a total across the actors
+    for times in arrivals.values():
+        for k in range(len(times)):  # no one-second window holds more than rate + burst
+            assert sum(1 for t in times[k:] if t - times[k] < 1.0) <= rate + 2
+    # Two actors (or two members) each allowed the full rate would be at least twice as fast.
+    shared_times = arrivals["shared"]
+    assert shared_times[-1] - shared_times[0] >= (len(shared_times) - 1) / rate * 0.9
     project.close()

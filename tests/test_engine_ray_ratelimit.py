@@ -13,6 +13,8 @@ from labelloop.engines.ratelimit import (
     STALE_AFTER_S,
     RateSchedule,
     SharedTokenBucket,
+    endpoint_rates,
+    leaf_labelers,
     permit_batch,
     share_rate_limit,
 )
@@ -120,3 +122,39 @@ def test_share_rate_limit_only_touches_rate_limited_labelers() -> None:
 def test_an_unknown_engine_is_bad_input(cli, tmp_path) -> None:
     assert cli("init", tmp_path / "p", "--task", "Sort.", "--labels", "a,b") == 0
     assert cli("prelabel", "--engine", "spark", "--project", tmp_path / "p") == 2
+
+
+def test_endpoint_rates_take_the_strictest_per_endpoint() -> None:
+    from labelloop.labelers import Committee
+
+    def member(name: str, url: str, rate: float | None) -> OpenAILabeler:
+        return OpenAILabeler(name, base_url=url, requests_per_second=rate)
+
+    a, b = "http://127.0.0.1:9/v1", "http://127.0.0.2:9/v1"
+    inner = Committee([member("m2", a, 5.0), member("m3", b, 7.0)])
+    committee = Committee([member("m1", a, 10.0), inner, member("m4", b, None)])
+    assert [leaf.model_id for leaf in leaf_labelers(committee)] == ["m1", "m2", "m3", "m4"]
+    assert endpoint_rates(leaf_labelers(committee)) == {a: 5.0, b: 7.0}
+
+
+def test_a_local_committee_shares_its_endpoints_limit() -> None:
+    """Two members calling one endpoint at 20 requests/s each stay at 20/s together; the
+    labelers given to the committee keep their own settings."""
+    from labelloop.labelers import Committee, LabelTask
+    from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+
+    rate = 20.0
+    with serve_fake_openai(FakeConfig(latency_s=0.005)) as server:
+        members = [
+            OpenAILabeler(name, base_url=server.base_url, concurrency=4, requests_per_second=rate)
+            for name in ("fake-model", "fake-model-b")
+        ]
+        task = LabelTask("Sentiment.", ["positive", "negative"])
+        texts = [f"item {i} is {('positive', 'negative')[i % 2]}" for i in range(15)]
+        results = dict(Committee(members).label_stream(texts, task))
+        times = sorted(t for t, _ in server.stats.arrivals)
+    assert len(results) == 15 and all(r.ok for r in results.values())
+    assert len(times) == 30
+    assert times[-1] - times[0] >= 29 / rate * 0.9  # one limit, not one per member
+    assert _most_in_window(times, 1.0) <= rate + 1
+    assert all(m.requests_per_second == rate for m in members)

@@ -4,18 +4,34 @@ A single scheduler (on Ray, one named actor) owns the schedule. Each worker rese
 permits at a time and spends them locally, so the scheduler sees one call per batch rather than
 one per request, while the total rate across every worker never exceeds the limit: permits are
 timestamps on one shared timeline, spaced ``1/rate`` apart, with at most ``burst`` at once.
+
+Limits are per endpoint: every labeler calling the same endpoint (a committee's members, on every
+worker) draws on that endpoint's one schedule, at the strictest rate any of them asks for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-__all__ = ["RateSchedule", "SharedTokenBucket", "permit_batch", "share_rate_limit"]
+__all__ = [
+    "LocalSchedules",
+    "RateSchedule",
+    "SharedTokenBucket",
+    "endpoint_of",
+    "endpoint_rates",
+    "leaf_labelers",
+    "permit_batch",
+    "share_endpoint_limits",
+    "share_rate_limit",
+    "with_shared_endpoint_limits",
+]
 
 #: A permit not spent within this many seconds of its time is dropped rather than spent late,
 #: so a worker that fell idle cannot release a backlog of old permits as one burst.
@@ -102,3 +118,80 @@ def share_rate_limit(labeler: Any, bucket: Any) -> bool:
     labeler._label_one = limited
     labeler.requests_per_second = None  # its own bucket would only slow it further
     return True
+
+
+def leaf_labelers(labeler: Any) -> list[Any]:
+    """The labelers that send requests: `labeler` itself, or a committee's members (nested
+    committees included)."""
+    members = getattr(labeler, "members", None)
+    if members is None:
+        return [labeler]
+    return [leaf for member in members for leaf in leaf_labelers(member)]
+
+
+def endpoint_of(labeler: Any) -> str | None:
+    """The key of a labeler's rate limit: its endpoint, when it has a client-side limit."""
+    if not getattr(labeler, "requests_per_second", None):
+        return None
+    return str(getattr(labeler, "base_url", None) or type(labeler).__name__)
+
+
+def endpoint_rates(labelers: Sequence[Any]) -> dict[str, float]:
+    """One rate per endpoint among `labelers`: labelers that call the same endpoint share one
+    limit, the strictest any of them asks for."""
+    rates: dict[str, float] = {}
+    for leaf in labelers:
+        key = endpoint_of(leaf)
+        if key is not None:
+            rate = float(leaf.requests_per_second)
+            rates[key] = min(rates.get(key, rate), rate)
+    return rates
+
+
+def share_endpoint_limits(
+    labelers: Sequence[Any],
+    reserve_for: Callable[[str], Callable[[int], Awaitable[Sequence[float]]]],
+    rates: dict[str, float],
+) -> None:
+    """Make every rate-limited labeler take its permits from its endpoint's schedule, through
+    ``reserve_for(endpoint)`` (an async ``reserve(n)``), each with a bucket of its own."""
+    for labeler in labelers:
+        key = endpoint_of(labeler)
+        if key is not None:
+            batch = permit_batch(rates[key], getattr(labeler, "concurrency", 1))
+            share_rate_limit(labeler, SharedTokenBucket(reserve_for(key), batch))
+
+
+class LocalSchedules:
+    """Per-endpoint schedules for the threads of one process (a committee's members)."""
+
+    def __init__(self, rates: dict[str, float], burst: float = 1.0) -> None:
+        self._schedules = {key: RateSchedule(rate, burst) for key, rate in rates.items()}
+        self._lock = threading.Lock()
+
+    def reserve_for(self, key: str) -> Callable[[int], Awaitable[list[float]]]:
+        schedule = self._schedules[key]
+
+        async def reserve(n: int) -> list[float]:
+            with self._lock:
+                return schedule.reserve(n)
+
+        return reserve
+
+
+def with_shared_endpoint_limits(labelers: Sequence[Any]) -> list[Any]:
+    """`labelers` as run side by side in one process: those that call one endpoint with a
+    client-side limit get copies drawing on one schedule for that endpoint, so together they
+    stay within its rate; the others (and the originals) are left as they are."""
+    keys = [endpoint_of(labeler) for labeler in labelers]
+    shared = {key for key in keys if key is not None and keys.count(key) > 1}
+    if not shared:
+        return list(labelers)
+    rates = {k: r for k, r in endpoint_rates(labelers).items() if k in shared}
+    copies = [copy.copy(m) if k in shared else m for m, k in zip(labelers, keys, strict=True)]
+    share_endpoint_limits(
+        [m for m, k in zip(copies, keys, strict=True) if k in shared],
+        LocalSchedules(rates).reserve_for,
+        rates,
+    )
+    return copies

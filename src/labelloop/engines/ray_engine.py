@@ -10,12 +10,14 @@ still pending and go on; a dead driver is resumed by running the same command ag
 
 Remote endpoints are shared fairly: ``concurrency`` is the total of requests in flight across
 the cluster (split evenly over the actors), and ``requests_per_second`` one limit for the whole
-cluster, held by a named scheduler actor from which workers reserve permits in small batches.
+cluster and endpoint, held by a named scheduler actor from which workers reserve permits in small
+batches; a committee's members that call the same endpoint share that endpoint's limit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -35,17 +37,19 @@ from ..labelers.base import Labeler, LabelResult, LabelTask
 from ..store import Embedding, Item
 from ..store.bulk import bulk_insert
 from ..workflows.prelabel import Tally, count_items, pending_queries, save_batch, start_run
-from .ratelimit import RateSchedule, SharedTokenBucket, permit_batch, share_rate_limit
+from .ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
 
 if TYPE_CHECKING:
     from ..project import Project
 
 __all__ = [
     "NAMESPACE",
+    "ModelScorer",
     "StudentScorer",
     "embed_items",
     "prelabel_ray",
     "ray_session",
+    "score_models",
     "score_pool",
 ]
 
@@ -94,14 +98,16 @@ def cluster_cpus() -> float:
 
 
 class Coordinator:
-    """A run's named actor: the shared request-rate schedule and the roll of workers."""
+    """A run's named actor: the request-rate schedule of each endpoint and the roll of workers."""
 
-    def __init__(self, rate: float | None = None, burst: float | None = None) -> None:
-        self.schedule = RateSchedule(rate, burst or 1.0) if rate else None
+    def __init__(self, rates: dict[str, float] | None = None, burst: float | None = None) -> None:
+        self.schedules = {
+            key: RateSchedule(rate, burst or 1.0) for key, rate in (rates or {}).items()
+        }
         self.roll: dict[str, dict[str, Any]] = {}
 
-    def reserve(self, n: int) -> list[float]:
-        return self.schedule.reserve(n) if self.schedule else [0.0] * n
+    def reserve(self, n: int, endpoint: str) -> list[float]:
+        return self.schedules[endpoint].reserve(n)
 
     def report(self, worker: str, info: dict[str, Any]) -> None:
         self.roll[worker] = {**self.roll.get(worker, {}), **info}
@@ -132,25 +138,34 @@ class _Worker:
 
 
 class LabelWorker(_Worker):
-    """One labeler per actor, loaded on first use and kept for every batch."""
+    """One labeler (or committee) per actor, loaded on first use and kept for every batch.
+
+    Each labeler's ``concurrency`` is split over the actors, and its rate limit replaced by a
+    share of its endpoint's schedule in the coordinator.
+    """
 
     def __init__(
         self, labeler: Labeler, task: LabelTask, actors: int, coordinator: str | None
     ) -> None:
         super().__init__(coordinator)
         self.labeler, self.task = labeler, task
-        total = getattr(labeler, "concurrency", None)
-        if isinstance(total, int):
-            labeler.concurrency = max(1, math.ceil(total / actors))  # type: ignore[attr-defined]
-        rate = getattr(labeler, "requests_per_second", None)
-        if rate and self._coordinator is not None:
-            scheduler = self._coordinator
+        leaves = leaf_labelers(labeler)
+        for leaf in leaves:
+            total = getattr(leaf, "concurrency", None)
+            if isinstance(total, int):
+                leaf.concurrency = max(1, math.ceil(total / actors))
+        rates = endpoint_rates(leaves)
+        if rates and self._coordinator is not None:
+            share_endpoint_limits(leaves, self._reserve_for, rates)
 
-            async def reserve(n: int) -> list[float]:
-                return await scheduler.reserve.remote(n)
+    def _reserve_for(self, endpoint: str) -> Callable[[int], Any]:
+        scheduler = self._coordinator
+        assert scheduler is not None
 
-            batch = permit_batch(rate, getattr(labeler, "concurrency", 1))
-            share_rate_limit(labeler, SharedTokenBucket(reserve, batch))
+        async def reserve(n: int) -> list[float]:
+            return await scheduler.reserve.remote(n, endpoint)
+
+        return reserve
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [str(t) for t in batch["text"]]
@@ -167,38 +182,45 @@ class LabelWorker(_Worker):
 
 
 class ArrayWorker(_Worker):
-    """One model per actor, built by a picklable factory, turning texts into an array row each
-    through its method `method` (an embedder's ``embed``, a scorer's ``score``)."""
+    """One model per actor, built by a picklable factory, turning each row into an array row
+    through its method `method` (an embedder's ``embed``, a scorer's ``score``): rows are texts,
+    or stored float32 vectors when the blocks carry a ``vector`` column."""
 
     def __init__(self, factory: Callable[[], Any], method: str, coordinator: str | None) -> None:
         super().__init__(coordinator)
         self.model, self.method = factory(), method
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = np.asarray(getattr(self.model, self.method)([str(t) for t in batch["text"]]))
+        if "vector" in batch:
+            rows: Any = np.stack([np.frombuffer(v, dtype=np.float32) for v in batch["vector"]])
+        else:
+            rows = [str(t) for t in batch["text"]]
+        values = np.asarray(getattr(self.model, self.method)(rows))
         self._done_batch()
         return {"id": batch["id"], "value": values.reshape(len(batch["id"]), -1)}
 
 
 # ------------------------------------------------------------------------------- reading
 def read_pages(
-    project: Project, queries: list[Select], page: int = READ_PAGE
+    project: Project, queries: list[Select], page: int = READ_PAGE, column: str = "text"
 ) -> Iterator[pa.Table]:
-    """`(id, text)` tables of at most `page` rows, by keyset on id (each query ordered by id).
+    """`(id, column)` tables of at most `page` rows, by keyset on the first selected column
+    (an item id; each query ordered by it).
 
     Keyset paging reads each row once even while results are being written.
     """
     for query in queries:
+        key = query.selected_columns[0]
         last = None
         while True:
-            paged = query if last is None else query.where(Item.id > last)
+            paged = query if last is None else query.where(key > last)
             with project.store.session() as session:
                 rows = session.execute(paged.limit(page)).all()
             if not rows:
                 break
             last = rows[-1][0]
             yield pa.table(
-                {"id": pa.array([r[0] for r in rows], pa.int64()), "text": [r[1] for r in rows]}
+                {"id": pa.array([r[0] for r in rows], pa.int64()), column: [r[1] for r in rows]}
             )
             if len(rows) < page:
                 break
@@ -229,7 +251,7 @@ class _Run:
         actors: int | None,
         num_cpus: float,
         batch_size: int,
-        rate: float | None = None,
+        rates: dict[str, float] | None = None,
         burst: float | None = None,
         run_id: str | None = None,
         runtime_env: dict[str, Any] | None = None,
@@ -239,7 +261,7 @@ class _Run:
         self.runtime_env = runtime_env
         self.name = f"run-{run_id or uuid.uuid4().hex[:12]}"
         actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Coordinator)
-        self.coordinator = actor.options(name=self.name, namespace=NAMESPACE).remote(rate, burst)
+        self.coordinator = actor.options(name=self.name, namespace=NAMESPACE).remote(rates, burst)
 
     def map(
         self, tables: list[pa.Table], worker: type, kwargs: dict[str, Any]
@@ -304,12 +326,11 @@ def _memory(run: _Run) -> dict[str, Any]:
 
 
 def _forwarded_env(labeler: Any) -> dict[str, Any] | None:
-    """The API key variable, passed to the workers when it is set here (workers of a cluster
-    do not inherit the driver's environment)."""
-    name = getattr(labeler, "api_key_env", None)
-    if name and os.environ.get(name):
-        return {"env_vars": {name: os.environ[name]}}
-    return None
+    """The API key variables, passed to the workers when they are set here (workers of a
+    cluster do not inherit the driver's environment)."""
+    names = {getattr(leaf, "api_key_env", None) for leaf in leaf_labelers(labeler)}
+    found = {name: os.environ[name] for name in names if name and os.environ.get(name)}
+    return {"env_vars": found} if found else None
 
 
 # ------------------------------------------------------------------------------- prelabel
@@ -365,7 +386,7 @@ def prelabel_ray(
             actors=actors,
             num_cpus=num_cpus,
             batch_size=batch_size,
-            rate=getattr(labeler, "requests_per_second", None),
+            rates=endpoint_rates(leaf_labelers(labeler)),
             burst=burst,
             run_id=run_id,
             runtime_env=_forwarded_env(labeler),
@@ -520,11 +541,34 @@ class StudentScorer:
         return self.student.predict_proba(self.embedder.embed(texts))
 
 
+class ModelScorer:
+    """Class probabilities of several fitted models on stored vectors, side by side: row i is
+    ``[models[0].predict_proba(X)[i], models[1]...]``.
+
+    ``functools.partial(ModelScorer, models)`` is a `score_pool` factory for
+    ``embedding_model=...``: the same vectors as the local path, so the same probabilities.
+    """
+
+    def __init__(self, models: list[Any]) -> None:
+        self.models = models
+
+    def score(self, vectors: np.ndarray) -> np.ndarray:
+        return np.hstack([model.predict_proba(vectors) for model in self.models])
+
+
+def _by_id_chunks(query: Select, key: Any, item_ids: Any) -> list[Select]:
+    """`query` restricted to `item_ids`, as one query per page of ids (bounded IN lists)."""
+    ids = np.sort(np.asarray(item_ids, np.int64))
+    chunks = np.array_split(ids, max(1, math.ceil(len(ids) / READ_PAGE)))
+    return [query.where(key.in_([int(i) for i in chunk])) for chunk in chunks if len(chunk)]
+
+
 def score_pool(
     project: Project,
     scorer_factory: Callable[[], Any],
     item_ids: Any = None,
     *,
+    embedding_model: str | None = None,
     address: str | None = None,
     progress: Progress | None = None,
     actors: int | None = None,
@@ -535,32 +579,36 @@ def score_pool(
     """Scores of pool items on Ray: ``(item ids, scores)`` with one row per item, by id.
 
     `scorer_factory` is a picklable zero-argument callable returning an object with
-    ``score(texts) -> (n, k) array`` — for active learning, a fitted student behind its
-    embedder, giving class probabilities. Nothing is stored (scores change every round);
-    `item_ids` restricts the items (default: every pool item without a human label).
+    ``score(rows) -> (n, k) array``: rows are the items' texts, or with `embedding_model` their
+    stored vectors under that model (an ``(n, dim)`` float32 array; items without one are left
+    out). For active learning, a fitted student giving class probabilities. Nothing is stored
+    (scores change every round); `item_ids` restricts the items (default: every pool item
+    without a human label).
     """
     from ..store import HUMAN_LABELED, POOL
 
-    query = select(Item.id, Item.text).where(Item.project_id == project.id).order_by(Item.id)
+    if embedding_model is None:
+        key, column = Item.id, "text"
+        query = select(Item.id, Item.text).where(Item.project_id == project.id)
+    else:
+        key, column = Embedding.item_id, "vector"
+        query = (
+            select(Embedding.item_id, Embedding.vector)
+            .join(Item, Item.id == Embedding.item_id)
+            .where(Item.project_id == project.id, Embedding.model == embedding_model)
+        )
+    query = query.order_by(key)
     if item_ids is None:
-        query = query.where(Item.split == POOL, Item.state != HUMAN_LABELED)
-    queries = (
-        [query]
-        if item_ids is None
-        else [
-            query.where(Item.id.in_([int(i) for i in chunk]))
-            for chunk in np.array_split(np.sort(np.asarray(item_ids, np.int64)),
-                                        max(1, math.ceil(len(item_ids) / READ_PAGE)))
-            if len(chunk)
-        ]
-    )  # fmt: skip
+        queries = [query.where(Item.split == POOL, Item.state != HUMAN_LABELED)]
+    else:
+        queries = _by_id_chunks(query, key, item_ids)
     ids: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     seen = 0
     with ray_session(address):
         run = _Run(actors=actors, num_cpus=num_cpus, batch_size=batch_size)
         try:
-            for group in windows(read_pages(project, queries), window):
+            for group in windows(read_pages(project, queries, column=column), window):
                 kwargs = {"factory": scorer_factory, "method": "score"}
                 for out in run.map(group, ArrayWorker, kwargs):
                     ids.append(np.asarray(out["id"], np.int64))
@@ -575,3 +623,38 @@ def score_pool(
     all_ids, all_scores = np.concatenate(ids), np.concatenate(scores)
     order = np.argsort(all_ids, kind="stable")
     return all_ids[order], all_scores[order]
+
+
+def score_models(
+    project: Project,
+    models: list[Any],
+    item_ids: Any,
+    embedding_model: str,
+    *,
+    address: str | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """``predict_proba`` of each fitted model on the stored vectors of `item_ids`, on Ray:
+    shape ``(len(models), len(item_ids), n_classes)``, rows in the order of `item_ids`.
+
+    Every item must have a vector under `embedding_model` (embed them first).
+    """
+    wanted = np.asarray(item_ids, np.int64)
+    if not len(wanted):
+        return np.zeros((len(models), 0, 0))
+    ids, scores = score_pool(
+        project,
+        functools.partial(ModelScorer, list(models)),
+        wanted,
+        embedding_model=embedding_model,
+        address=address,
+        **options,
+    )
+    rows = np.searchsorted(ids, wanted)
+    found = rows < len(ids)
+    found[found] = ids[rows[found]] == wanted[found]
+    if not found.all():
+        raise ValueError(
+            f"{int((~found).sum())} items have no stored vector under {embedding_model!r}"
+        )
+    return scores[rows].reshape(len(wanted), len(models), -1).transpose(1, 0, 2)

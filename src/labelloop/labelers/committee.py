@@ -3,7 +3,8 @@
 Members run side by side (one thread each, so a local model and a remote endpoint overlap); an
 item is yielded as soon as every member has answered it. The committee's distribution is the
 average of the members' distributions (a member without probabilities counts as a one-hot vote),
-so it stays a real distribution that downstream calibration can use.
+so it stays a real distribution that downstream calibration can use. Members that call the same
+endpoint with a client-side rate limit share one limit for that endpoint (the strictest asked).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from labelloop.engines.ratelimit import with_shared_endpoint_limits
 from labelloop.labelers.base import Labeler, LabelResult, LabelTask, stable_hash
 
 __all__ = ["Committee", "combine", "disagreement"]
@@ -91,7 +93,7 @@ class Committee:
         stop = threading.Event()
         threads = [
             threading.Thread(target=_feed, args=(k, m, texts, task, inbox, stop), daemon=True)
-            for k, m in enumerate(self.members)
+            for k, m in enumerate(with_shared_endpoint_limits(self.members))
         ]
         for thread in threads:
             thread.start()

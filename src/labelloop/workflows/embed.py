@@ -91,3 +91,25 @@ def prefill_on_engine(
     return embed_items(
         project, partial(get_embedder, "onnx"), model_id=embedder.model_id, address=ray_address
     )
+
+
+def predict_on_engine(
+    project: Project,
+    models: Sequence[Any],
+    item_ids: Sequence[int],
+    X: np.ndarray,
+    embedder: Any,
+    engine: str,
+    ray_address: str | None = None,
+) -> np.ndarray:
+    """``predict_proba`` of each fitted model on the items, shape ``(models, items, classes)``.
+
+    With `engine="ray"` the pool is scored on a Ray cluster, block by block, from the vectors
+    stored under the embedder (`prefill_on_engine` stored them): the rows of `X`, so the same
+    probabilities. Corpus-fitted embedders, whose vectors are not stored, score here.
+    """
+    if engine == "ray" and not is_corpus_fitted(embedder):
+        from ..engines.ray_engine import score_models
+
+        return score_models(project, list(models), item_ids, embedder.model_id, address=ray_address)
+    return np.stack([model.predict_proba(X) for model in models])

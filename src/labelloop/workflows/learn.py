@@ -12,16 +12,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sqlalchemy import delete, select
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
+from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
-from .embed import item_embeddings, prefill_on_engine
+from .embed import item_embeddings, predict_on_engine, prefill_on_engine
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -113,48 +113,24 @@ def _folds(y: np.ndarray, n_splits: int, random_state: int):
     return KFold(n_splits, shuffle=True, random_state=random_state).split(y)
 
 
-def _features(components: list[np.ndarray]) -> np.ndarray:
-    """Log-probabilities of each component, plus a 'missing' flag where it has no answer."""
-    parts = []
-    for probs in components:
-        missing = np.isnan(probs).any(axis=1)
-        filled = np.where(missing[:, None], 1.0 / probs.shape[1], probs)
-        parts.append(np.log(np.clip(filled, EPS, 1.0)))
-        if missing.any():
-            parts.append(missing[:, None].astype(float))
-    return np.hstack(parts)
-
-
-def _meta_model(random_state: int) -> LogisticRegression:
-    return LogisticRegression(C=1.0, max_iter=2000, random_state=random_state)
-
-
-def _full_columns(model: LogisticRegression, X: np.ndarray, n_labels: int) -> np.ndarray:
-    out = np.zeros((len(X), n_labels))
-    out[:, model.classes_] = model.predict_proba(X)
-    return out
-
-
 def stack(
-    features: np.ndarray,
+    inputs: np.ndarray,
     y: np.ndarray,
     trusted: np.ndarray,
     n_labels: int,
     n_splits: int,
     random_state: int,
-) -> tuple[np.ndarray, LogisticRegression]:
-    """Stacked probabilities for every item: out-of-fold for trusted ones."""
-    X, yt = features[trusted], y[trusted]
-    out = np.zeros((len(features), n_labels))
+) -> tuple[np.ndarray, LogLinearPool]:
+    """Pooled probabilities for every item, out-of-fold for the trusted ones.
+
+    ``inputs`` holds each component's per-label probabilities, shape (n, components, labels)."""
+    X, yt = inputs[trusted], y[trusted]
+    out = np.zeros((len(inputs), n_labels))
     rows = np.flatnonzero(trusted)
     for train, test in _folds(yt, n_splits, random_state):
-        if len(np.unique(yt[train])) < 2:
-            out[rows[test]] = np.bincount(yt[train], minlength=n_labels) / len(train)
-            continue
-        model = _meta_model(random_state).fit(X[train], yt[train])
-        out[rows[test]] = _full_columns(model, X[test], n_labels)
-    final = _meta_model(random_state).fit(X, yt)
-    out[~trusted] = _full_columns(final, features[~trusted], n_labels)
+        out[rows[test]] = LogLinearPool().fit(X[train], yt[train]).predict_proba(X[test])
+    final = LogLinearPool().fit(X, yt)
+    out[~trusted] = final.predict_proba(inputs[~trusted])
     return out, final
 
 
@@ -177,17 +153,6 @@ def component_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "log_loss": log_loss,
         "auroc": area if area == area else None,
     }
-
-
-def _explain(model: LogisticRegression, names: list[str], widths: list[int]) -> dict[str, float]:
-    """Share of the meta-model's weight magnitude that each input carries."""
-    weights = np.abs(model.coef_).sum(axis=0)
-    shares, start = {}, 0
-    for name, width in zip(names, widths, strict=True):
-        shares[name] = float(weights[start : start + width].sum())
-        start += width
-    total = sum(shares.values()) or 1.0
-    return {name: round(value / total, 4) for name, value in shares.items()}
 
 
 def learn(
@@ -215,7 +180,10 @@ def learn(
     prefill_on_engine(project, embedder, engine, ray_address)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     student = LogisticStudent(classes=np.arange(len(labels)))
-    student_probs = student.fit(X[trusted], pool.y[trusted]).predict_proba(X)
+    student.fit(X[trusted], pool.y[trusted])
+    student_probs = predict_on_engine(
+        project, [student], pool.ids, X, embedder, engine, ray_address
+    )[0]
     student_probs[trusted] = cross_val_proba(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )
@@ -232,14 +200,15 @@ def learn(
         if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
     ]
     used = [name for name in components if name not in weak]
-    inputs = [components[name] for name in used] + [student_probs]
-    features = _features(inputs)
+    inputs = np.stack([components[name] for name in used] + [student_probs], axis=1)
     stack_rows = trusted & ~pool.excluded
-    stacked, meta = stack(features, pool.y, stack_rows, len(labels), n_splits, random_state)
+    stacked, meta = stack(inputs, pool.y, stack_rows, len(labels), n_splits, random_state)
     # Few-shot examples are not stack training rows: give them the final model's answer.
     metrics[ENSEMBLE] = component_metrics(stacked[stack_rows], pool.y[stack_rows])
-    widths = [len(labels) + int(np.isnan(p).any(axis=1).any()) for p in inputs]
-    explanation = _explain(meta, [*used, STUDENT], widths)
+    shares = meta.influence(inputs[stack_rows])
+    explanation = {
+        name: round(float(v), 4) for name, v in zip([*used, STUDENT], shares, strict=True)
+    }
 
     version = hashlib.sha256(
         f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
@@ -326,6 +295,7 @@ def _store(
             delete(Prediction).where(Prediction.project_id == project.id, Prediction.model == model)
         )
         bulk_insert(session, Prediction.__table__, rows)
+    project.store.grew("predictions", len(rows))
 
 
 def _recalibrate(project: Project) -> dict[str, Any]:

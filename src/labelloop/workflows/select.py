@@ -20,7 +20,7 @@ from ..active import (
 )
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
-from .embed import item_embeddings, prefill_on_engine
+from .embed import item_embeddings, predict_on_engine, prefill_on_engine
 from .learn import llm_components, load_pool
 
 if TYPE_CHECKING:
@@ -109,14 +109,20 @@ def select(
     student_metrics: dict[str, Any] = {"trusted_labels": int(trusted.sum())}
     if len(classes_seen) >= 2:
         student = LogisticStudent(classes=np.arange(len(labels)), random_state=random_state)
-        proba = student.fit(X[trusted], pool.y[trusted]).predict_proba(X)
+        student.fit(X[trusted], pool.y[trusted])
         members = Committee(
             base=LogisticStudent(classes=np.arange(len(labels))),
             n_bootstrap=COMMITTEE_SIZE,
             random_state=random_state,
             external=[llm] if llm is not None else [],
         )
-        committee = members.fit(X[trusted], pool.y[trusted]).member_probas(X)
+        members.fit(X[trusted], pool.y[trusted])
+        # The student and the committee's trained members score the pool in one pass.
+        scored = predict_on_engine(
+            project, [student, *members.members_], pool.ids, X, embedder, engine, ray_address
+        )
+        proba = scored[0]
+        committee = np.stack([*scored[1:], *members.external])
     elif llm is not None:
         proba = llm  # before people have labeled two classes, the LLM is the only model
     try:
