@@ -68,3 +68,31 @@ def test_urls():
     assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
     with pytest.raises(InputError):
         normalise_url("::not a url::")
+
+
+def test_a_fast_growing_predictions_table_keeps_planner_statistics(tmp_path, db_url):
+    from sqlalchemy import select, text
+
+    from labelloop.labelers import LabelResult
+    from labelloop.store import Item
+
+    project = Project.create(tmp_path / "p", task="t", labels=["x", "y"], db=db_url)
+    project.add_items([{"text": f"item {i}"} for i in range(1500)])
+    with project.store.session() as session:
+        ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id)))
+    result = LabelResult("x", {"x": 0.9, "y": 0.1}, 0.9, "r")
+    saved = project.save_predictions("m", "v1", [(i, result) for i in ids[:1200]])
+    assert saved == 1200
+    if project.store.is_sqlite:  # nothing to keep current: SQLite plans without statistics
+        assert project.store._growth == {}
+    else:
+        with project.store.engine.connect() as connection:
+            counted = connection.execute(
+                text(
+                    "SELECT reltuples FROM pg_class WHERE relname = 'predictions' "
+                    "AND relnamespace = current_schema()::regnamespace"
+                )
+            ).scalar()
+        assert counted == 1200  # analysed after this growth, not left looking empty
+        assert project.store._growth["predictions"] == [0, 1200]
+    project.close()

@@ -494,6 +494,7 @@ class Project:
                 )
             if rows:
                 session.execute(insert(Prediction), rows)
+        self.store.grew("predictions", len(rows))
         return len(rows)
 
     def prelabel(
