@@ -233,9 +233,9 @@ def _render(results: dict, n: int) -> str:
         survived += f" ({', '.join(f'{v:,}' for v in too_big)} would not fit)"
     return (
         f"Pool {n:,} × {DIM} float32 (clustered), {N_LABELED:,} labeled, select {K:,}; "
-        "one subprocess per line. The machine (2 cores) was shared: load average (1, 5, "
-        f"15 min) {load('strategies')} during this table, so times are several times those "
-        "of an idle machine. Distance-based selections keep an inverted-file upper bound of "
+        "one subprocess per line. Load average (1, 5, 15 min) on the 2 cores, which other "
+        f"work may share, {load('strategies')} during this table. Distance-based selections "
+        "keep an inverted-file upper bound of "
         "each item's distance to the labeled set (spherical k-means lists of the labeled "
         "items, one probe per item, ~2% of the exact N·M·d work) and compute exact distances "
         "only for the few thousand items whose bound reaches the top; no N×M matrix, float32 "
