@@ -14,7 +14,6 @@ any engine's write-back, and how fast the driver reads pending items.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -30,6 +29,7 @@ from sqlalchemy import text
 from _report import write_section
 from labelloop import Project
 from labelloop.labelers import LabelResult, OpenAILabeler
+from labelloop.testing.postgres import scratch_schema
 from labelloop.workflows.prelabel import save_batch
 
 LABELS = ["positive", "negative", "neutral"]
@@ -69,22 +69,6 @@ def run_engine(engine: str, project: Path, base_url: str, args: argparse.Namespa
     result = json.loads(out.strip().splitlines()[-1])
     result["wall_s"] = time.perf_counter() - started
     return result
-
-
-@contextlib.contextmanager
-def postgres_schema():
-    """A URL of the PostgreSQL store in a fresh schema, dropped afterwards."""
-    import psycopg
-
-    schema, plain = f"ll_bench_ray_{os.getpid()}", PG.replace("+psycopg", "")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def store_rates(
@@ -154,11 +138,11 @@ def main() -> None:
                 on_ray = run_engine("ray", folder / "ray", base_url, args, address)
             n_store = min(args.items, 50_000)
             rates = {"SQLite": store_rates(folder / "sqlite-writes", n_store)}
-            with postgres_schema() as url:
+            with scratch_schema(PG, "ll_bench_ray") as url:
                 rates["PostgreSQL, statistics never refreshed"] = store_rates(
                     folder / "pg-writes", n_store, url
                 )
-            with postgres_schema() as url:
+            with scratch_schema(PG, "ll_bench_ray") as url:
                 rates["PostgreSQL, ANALYZE every 10,000 rows"] = store_rates(
                     folder / "pg-analyzed", n_store, url, analyze_every=10_000
                 )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labelloop.cli import run as cli_run
+from labelloop.testing.postgres import scratch_schema
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_BASE = os.environ.get("LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -41,17 +41,8 @@ def need_postgres() -> None:
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search path is a fresh schema, dropped afterwards."""
     need_postgres()
-    import psycopg
-
-    schema = f"ll_test_{uuid.uuid4().hex[:12]}"
-    plain = PG_BASE.replace("+psycopg", "")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with scratch_schema(PG_BASE, "ll_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
