@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sqlalchemy import text
 
 from _report import write_section
 from labelloop import Project
@@ -71,13 +70,9 @@ def run_engine(engine: str, project: Path, base_url: str, args: argparse.Namespa
     return result
 
 
-def store_rates(
-    folder: Path, n: int, db: str | None = None, analyze_every: int | None = None
-) -> tuple[float, float]:
+def store_rates(folder: Path, n: int, db: str | None = None) -> tuple[float, float]:
     """Rows per second the driver reads (pages of ids + texts) and writes (predictions
-    through the service layer, in batches of 512). With `analyze_every`, the tables'
-    planner statistics are refreshed (ANALYZE) every that many rows written, as PostgreSQL's
-    autovacuum does on a server where it is on."""
+    through the service layer, in batches of 512)."""
     from labelloop.engines.ray_engine import read_pages
     from labelloop.workflows.prelabel import pending_queries
 
@@ -97,9 +92,6 @@ def store_rates(
     started = time.perf_counter()
     for start in range(0, len(ids), 512):
         save_batch(project, "fake-model", "v1", [(i, result) for i in ids[start : start + 512]])
-        if analyze_every and (start // 512 + 1) * 512 % analyze_every < 512:
-            with project.store.session() as session:
-                session.execute(text("ANALYZE"))
     rate = len(ids) / (time.perf_counter() - started)
     project.close()
     return read_rate, rate
@@ -139,13 +131,7 @@ def main() -> None:
             n_store = min(args.items, 50_000)
             rates = {"SQLite": store_rates(folder / "sqlite-writes", n_store)}
             with scratch_schema(PG, "ll_bench_ray") as url:
-                rates["PostgreSQL, statistics never refreshed"] = store_rates(
-                    folder / "pg-writes", n_store, url
-                )
-            with scratch_schema(PG, "ll_bench_ray") as url:
-                rates["PostgreSQL, ANALYZE every 10,000 rows"] = store_rates(
-                    folder / "pg-analyzed", n_store, url, analyze_every=10_000
-                )
+                rates["PostgreSQL"] = store_rates(folder / "pg-writes", n_store, url)
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -199,9 +185,8 @@ counted); its elapsed time includes starting the actors and reading the pool in 
 
 The driver's store ({n_store:,} items; writes through save_predictions + refresh in batches of
 512; reads in pages of 10,000 ids + texts). The PostgreSQL server here runs with autovacuum
-off, so its planner statistics stay those of an empty table unless refreshed: the refresh of
-the items' predictions then scans every prediction of the model per item. The second row
-refreshes them every 10,000 rows, as autovacuum would:
+off; the store analyses the predictions table itself as it grows, so the refresh of the items'
+predictions stays an index lookup per item:
 
 {store_table}
 """
