@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -211,7 +212,7 @@ def main() -> None:
         write_section(
             "calibration-ece-held-out",
             "\n\n".join([intro, *parts]),
-            "PYTHONPATH=src python " + " ".join(sys.argv),
+            "PYTHONPATH=src python " + shlex.join(sys.argv),
         )
         return
     names = args.name or [Path(p).stem for p in args.csv]
@@ -225,7 +226,7 @@ def main() -> None:
     text = to_markdown(results)
     print(text)
     if args.write or args.csv:
-        write_section("calibration-ece", text, "PYTHONPATH=src python " + " ".join(sys.argv))
+        write_section("calibration-ece", text, "PYTHONPATH=src python " + shlex.join(sys.argv))
 
 
 if __name__ == "__main__":
