@@ -175,6 +175,15 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     project.close()
 
 
+def window_bound(rate: float) -> float:
+    """Most requests one second of arrivals may hold under a global limit of ``rate``.
+
+    Permits leave the scheduler at the rate (plus a burst of 2), but requests then cross actor
+    threads and the loopback, and a busy machine bunches their arrival; a quarter of slack
+    absorbs that, while a limit per actor (two here) would show about twice the rate."""
+    return rate * 1.25 + 2
+
+
 def test_rate_and_concurrency_are_global(ray_address: str, tmp_path: Path) -> None:
     project = _project(tmp_path / "p", 70, gold=0)
     rate = 25.0
@@ -189,9 +198,9 @@ def test_rate_and_concurrency_are_global(ray_address: str, tmp_path: Path) -> No
     assert max_in_flight <= 4
     # Two actors each allowed the full rate would send the 70 requests in about 1.4 s.
     assert times[-1] - times[0] >= (len(times) - 1) / rate * 0.9
-    for k in range(len(times)):  # no one-second window holds more than rate + burst permits
+    for k in range(len(times)):  # no one-second window holds much more than rate + burst
         in_window = sum(1 for t in times[k:] if t - times[k] < 1.0)
-        assert in_window <= rate + 2
+        assert in_window <= window_bound(rate)
     project.close()
 
 
@@ -371,8 +380,8 @@ def test_a_committee_shares_each_endpoints_rate_across_actors(
     assert len(arrivals["shared"]) == 80 and len(arrivals["other"]) == 40
     assert in_flight <= 8  # each member's concurrency is a total across the actors
     for times in arrivals.values():
-        for k in range(len(times)):  # no one-second window holds more than rate + burst
-            assert sum(1 for t in times[k:] if t - times[k] < 1.0) <= rate + 2
+        for k in range(len(times)):  # no one-second window holds much more than rate + burst
+            assert sum(1 for t in times[k:] if t - times[k] < 1.0) <= window_bound(rate)
     # Two actors (or two members) each allowed the full rate would be at least twice as fast.
     shared_times = arrivals["shared"]
     assert shared_times[-1] - shared_times[0] >= (len(shared_times) - 1) / rate * 0.9
