@@ -173,25 +173,14 @@ class TemperatureScaling(Calibrator):
         self.temperature = float(temperature)
 
     def fit(self, scores: ArrayLike, target: ArrayLike) -> TemperatureScaling:
-        arr = np.asarray(scores, dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError(
-                "temperature scaling needs a per-label probability matrix; with only a scalar "
-                "confidence use 'platt', 'isotonic' or 'histogram'"
-            )
-        proba = as_proba(arr)
-        y = as_label_index(target, proba.shape[0], proba.shape[1])
-        if proba.shape[0] == 0:
-            raise ValueError("cannot fit a calibrator on zero items")
-        logp = np.log(np.clip(proba, EPS, 1.0))
-        rows, cols = np.flatnonzero(y >= 0), y[y >= 0]
-        if rows.size == 0:
+        proba, x, cols = _gold_log_proba(scores, target, self.method)
+        if cols.size == 0:
             self.temperature = 1.0
         else:
 
             def nll(log_t: float) -> float:
-                logq = log_softmax(logp[rows] / np.exp(log_t), axis=1)
-                return float(-logq[np.arange(rows.size), cols].mean())
+                logq = log_softmax(x / np.exp(log_t), axis=1)
+                return float(-logq[np.arange(cols.size), cols].mean())
 
             lo, hi = np.log(self.T_BOUNDS[0]), np.log(self.T_BOUNDS[1])
             res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
@@ -200,12 +189,7 @@ class TemperatureScaling(Calibrator):
         return self
 
     def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
-        arr = np.asarray(scores, dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError(
-                "temperature scaling maps probability matrices, not scalar confidences"
-            )
-        logp = np.log(np.clip(as_proba(arr), EPS, 1.0))
+        _, logp = _log_proba(scores, self.method)
         return np.exp(log_softmax(logp / self.temperature, axis=1))
 
     def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
@@ -244,23 +228,18 @@ class VectorScaling(Calibrator):
         self.bias = np.asarray(bias if bias is not None else [], dtype=np.float64)
 
     def fit(self, scores: ArrayLike, target: ArrayLike) -> VectorScaling:
-        proba = _proba_matrix(scores, self.method)
-        y = as_label_index(target, proba.shape[0], proba.shape[1])
-        if proba.shape[0] == 0:
-            raise ValueError("cannot fit a calibrator on zero items")
-        logp = np.log(np.clip(proba, EPS, 1.0))
-        rows, cols = np.flatnonzero(y >= 0), y[y >= 0]
+        proba, x, cols = _gold_log_proba(scores, target, self.method)
         k = proba.shape[1]
-        if rows.size == 0:
+        if cols.size == 0:
             self.temperature, self.bias = 1.0, np.zeros(k)
         else:
-            x, onehot = logp[rows], np.eye(k)[cols]
+            onehot = np.eye(k)[cols]
 
             def nll(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
                 inv_t, bias = np.exp(-theta[0]), theta[1:]
                 logq = log_softmax(x * inv_t + bias, axis=1)
-                residual = (np.exp(logq) - onehot) / rows.size
-                loss = -float((logq * onehot).sum() / rows.size) + self.PENALTY * bias @ bias
+                residual = (np.exp(logq) - onehot) / cols.size
+                loss = -float((logq * onehot).sum() / cols.size) + self.PENALTY * bias @ bias
                 grad_t = -inv_t * float((residual * x).sum())
                 return loss, np.r_[grad_t, residual.sum(axis=0) + 2 * self.PENALTY * bias]
 
@@ -279,12 +258,11 @@ class VectorScaling(Calibrator):
         return self
 
     def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
-        proba = _proba_matrix(scores, self.method)
+        proba, logp = _log_proba(scores, self.method)
         if proba.shape[1] != self.bias.size:
             raise ValueError(
                 f"this calibrator was fitted on {self.bias.size} labels, got {proba.shape[1]}"
             )
-        logp = np.log(np.clip(proba, EPS, 1.0))
         calibrated = np.exp(log_softmax(logp / self.temperature + self.bias, axis=1))
         return calibrated[np.arange(proba.shape[0]), proba.argmax(axis=1)]
 
@@ -302,14 +280,29 @@ class VectorScaling(Calibrator):
         self.bias = np.asarray(params["bias"], dtype=np.float64)
 
 
-def _proba_matrix(scores: ArrayLike, method: str) -> NDArray[np.float64]:
+def _log_proba(scores: ArrayLike, method: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The probability matrix that temperature and vector scaling need, and its logarithm."""
     arr = np.asarray(scores, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(
             f"{method} scaling needs a per-label probability matrix; with only a scalar "
             "confidence use 'platt', 'isotonic' or 'histogram'"
         )
-    return as_proba(arr)
+    proba = as_proba(arr)
+    return proba, np.log(np.clip(proba, EPS, 1.0))
+
+
+def _gold_log_proba(
+    scores: ArrayLike, target: ArrayLike, method: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]]:
+    """The probability matrix, the log-probabilities of the gold items whose true label is in
+    the label set, and those labels' column indices."""
+    proba, logp = _log_proba(scores, method)
+    y = as_label_index(target, proba.shape[0], proba.shape[1])
+    if proba.shape[0] == 0:
+        raise ValueError("cannot fit a calibrator on zero items")
+    known = y >= 0
+    return proba, logp[known], y[known]
 
 
 class PlattScaling(Calibrator):
