@@ -7,7 +7,7 @@ never have to reconcile column orders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -149,6 +149,21 @@ class Committee:
         return self.member_probas(X).mean(axis=0)
 
 
+def cross_fit_splits(
+    y: np.ndarray, n_splits: int = 5, random_state: int | None = 0
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs for cross-fitting on labels `y`: stratified when every class
+    has at least `n_splits` items; the number of folds shrinks for tiny label sets (at least 2).
+    """
+    n_splits = max(2, min(n_splits, len(y)))
+    _, counts = np.unique(y, return_counts=True)
+    if counts.min() >= n_splits:
+        splitter: Any = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
+    else:
+        splitter = KFold(n_splits, shuffle=True, random_state=random_state)
+    return splitter.split(np.zeros(len(y)), y)
+
+
 def cross_val_proba(
     student: Student,
     X: np.ndarray,
@@ -158,23 +173,16 @@ def cross_val_proba(
 ) -> np.ndarray:
     """Out-of-fold probabilities for every training item (full label-set columns).
 
-    Calibration and thresholds must never be fitted on in-sample confidences. Folds are
-    stratified when every class has at least `n_splits` items, and the number of folds
-    shrinks for tiny label sets (at least 2).
+    Calibration and thresholds must never be fitted on in-sample confidences. Folds come from
+    `cross_fit_splits`.
     """
     y = np.asarray(y)
     if len(y) < 2:
         raise ValueError("cross-fitting needs at least 2 labeled items")
-    n_splits = max(2, min(n_splits, len(y)))
-    _, counts = np.unique(y, return_counts=True)
-    if counts.min() >= n_splits:
-        splitter: Any = StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
-    else:
-        splitter = KFold(n_splits, shuffle=True, random_state=random_state)
     classes = getattr(student, "classes", None)
     classes = np.unique(y) if classes is None else np.asarray(classes)
     out = np.zeros((len(y), len(classes)), dtype=np.float64)
-    for train, test in splitter.split(X, y):
+    for train, test in cross_fit_splits(y, n_splits, random_state):
         fold = clone(student)
         if "classes" in fold.get_params():
             fold.set_params(classes=classes)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 from sqlalchemy import delete, select
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
+from ..active.students import cross_fit_splits
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
 from ..stacking import LogLinearPool
@@ -105,14 +105,6 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
     return components
 
 
-def _folds(y: np.ndarray, n_splits: int, random_state: int):
-    _, counts = np.unique(y, return_counts=True)
-    n_splits = max(2, min(n_splits, len(y)))
-    if counts.min() >= n_splits:
-        return StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(y, y)
-    return KFold(n_splits, shuffle=True, random_state=random_state).split(y)
-
-
 def stack(
     inputs: np.ndarray,
     y: np.ndarray,
@@ -127,7 +119,7 @@ def stack(
     X, yt = inputs[trusted], y[trusted]
     out = np.zeros((len(inputs), n_labels))
     rows = np.flatnonzero(trusted)
-    for train, test in _folds(yt, n_splits, random_state):
+    for train, test in cross_fit_splits(yt, n_splits, random_state):
         out[rows[test]] = LogLinearPool().fit(X[train], yt[train]).predict_proba(X[test])
     final = LogLinearPool().fit(X, yt)
     out[~trusted] = final.predict_proba(inputs[~trusted])
