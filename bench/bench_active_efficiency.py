@@ -5,7 +5,10 @@ test split and random seed set each, learning curves up to a few hundred labels.
 labels each strategy needs for its mean accuracy to reach 95% of the same student trained on
 the whole pool, and that count relative to random's.
 
-    PYTHONPATH=src python bench/bench_active_efficiency.py [--repeats 5] [--quick]
+    PYTHONPATH=src python bench/bench_active_efficiency.py [--repeats 5] [--quick] [--cold-start]
+
+With --cold-start each strategy picks its own first items from nothing labeled (k-means
+typicality; random stays random), as on a new project, instead of a shared random seed set.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2 repeats, 3 strategies")
     parser.add_argument("--corpus", choices=list(CORPORA), action="append")
+    parser.add_argument("--cold-start", action="store_true", help="each strategy seeds itself")
     args = parser.parse_args()
     names = ["random", "margin", "coreset"] if args.quick else NAMES
     repeats = 2 if args.quick else args.repeats
@@ -44,18 +48,29 @@ def main() -> None:
         x = embedded(texts, embedder)
         t_embed = time.perf_counter() - t0
         t0 = time.perf_counter()
-        result = simulate(x, y, names, repeats=repeats, random_state=0, **SETTINGS[corpus])
+        result = simulate(
+            x,
+            y,
+            names,
+            repeats=repeats,
+            cold_start=args.cold_start,
+            random_state=0,
+            **SETTINGS[corpus],
+        )
         t_sim = time.perf_counter() - t0
-        slug = corpus.lower().replace(" ", "-")
+        slug = corpus.lower().replace(" ", "-") + ("-cold-start" if args.cold_start else "")
+        title = f"Active learning: label efficiency, {corpus}"
+        title += ", cold start" if args.cold_start else ""
         plot = Path(__file__).resolve().parent.parent / "docs" / f"active-{slug}.png"
         plot_learning_curves(result, plot, title=f"{corpus}: {len(y)} items, {repeats} repeats")
         table = _table(corpus, len(y), len(set(y)), result, plot.name, t_embed, t_sim)
         print(table, flush=True)
         write_section(
-            f"Active learning: label efficiency, {corpus}",
+            title,
             __doc__.split("\n\n")[1] + "\n\n" + table,
             f"PYTHONPATH=src python bench/bench_active_efficiency.py --corpus '{corpus}'"
-            + (" --quick" if args.quick else f" --repeats {repeats}"),
+            + (" --quick" if args.quick else f" --repeats {repeats}")
+            + (" --cold-start" if args.cold_start else ""),
         )
 
 
@@ -65,7 +80,9 @@ def _table(corpus, n, n_classes, result, plot_name, t_embed, t_sim) -> str:
     rows = [
         f"{corpus}: {n} items, {n_classes} labels.",
         "",
-        f"Seed {settings['seed_size']}, batch {settings['batch']}, {settings['rounds']} rounds, "
+        f"Seed {settings['seed_size']} "
+        + ("(each strategy's own cold start)" if settings["cold_start"] else "(random, shared)")
+        + f", batch {settings['batch']}, {settings['rounds']} rounds, "
         f"{settings['repeats']} repeats. Full-pool accuracy {result['full_accuracy']:.3f}, "
         f"target (95%) {result['target_accuracy']:.3f}. Embedding {t_embed:.0f} s (cached "
         f"after the first run), simulation {t_sim:.0f} s. Curves: `docs/{plot_name}`.",

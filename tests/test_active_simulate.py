@@ -87,3 +87,22 @@ def test_select_round_retrains_selects_and_reports(easy):
     assert step.to_dict()["strategy"] == "margin"
     committee = select_round("committee", x, labeled, labels, 5, random_state=0)
     assert len(committee.selected) == 5
+
+
+def test_cold_start_lets_each_strategy_pick_its_own_seed():
+    # Six tight, well-apart clusters, one class each: six typical items cover every class,
+    # six random ones rarely do.
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(6, 16)) * 10
+    y = np.repeat(np.arange(6), 150)
+    x = (centers[y] + rng.normal(size=(len(y), 16))).astype(np.float32)
+    out = simulate(
+        x, y, ["random", "margin"], seed_size=6, batch=2, rounds=1, repeats=3, cold_start=True
+    )
+    assert out["settings"]["cold_start"] is True
+    first = {name: s["curve"][0]["accuracy_mean"] for name, s in out["strategies"].items()}
+    assert first["margin"] == 1.0
+    assert first["random"] < 0.95
+    shared = simulate(x, y, ["random", "margin"], seed_size=6, batch=2, rounds=1, repeats=3)
+    points = [s["curve"][0]["accuracy_mean"] for s in shared["strategies"].values()]
+    assert points[0] == points[1]  # one random seed set for both without cold start

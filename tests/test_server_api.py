@@ -278,6 +278,42 @@ def test_next_item_exclude_and_empty_queue(client, project) -> None:
     assert client.get("/api/v1/queue/next", headers=bob).json()["id"] == ids["review"][0]
 
 
+def test_answer_can_bring_the_next_item_in_the_same_round_trip(client, project) -> None:
+    ids = seed(project, 3)
+    auth = bearer(project, "ann")
+    first = client.get("/api/v1/queue/next", headers=auth).json()
+    second = client.get(f"/api/v1/queue/next?exclude={first['id']}", headers=auth).json()
+    plain = client.post(
+        f"/api/v1/items/{first['id']}/annotations", json={"action": "accept"}, headers=auth
+    )
+    assert plain.status_code == 201 and "next" not in plain.json()
+    # The prefetched item is excluded, so the reply leases the one after it.
+    chained = client.post(
+        f"/api/v1/items/{second['id']}/annotations?next=true&exclude={second['id']}",
+        json={"action": "correct", "label": "neutral"},
+        headers=auth,
+    )
+    assert chained.status_code == 201, chained.text
+    body = chained.json()
+    assert body["item_id"] == second["id"] and body["next"]["id"] == ids["review"][2]
+    assert set(body["next"]) >= {"id", "text", "suggestion", "queue"}
+    # Leased to ann in that transaction: bob cannot get it, ann gets it again.
+    assert client.get("/api/v1/queue/next", headers=bearer(project, "bob")).status_code == 204
+    last = client.post(
+        f"/api/v1/items/{body['next']['id']}/annotations?next=true",
+        json={"action": "accept"},
+        headers=auth,
+    )
+    assert last.status_code == 201 and last.json()["next"] is None
+    with project.store.session() as session:
+        answered = sorted(session.scalars(select(Annotation.item_id)))
+    assert answered == sorted(ids["review"])
+    # A refused answer serves nothing and leases nothing.
+    path = f"/api/v1/items/{first['id']}/annotations?next=true"
+    again = client.post(path, json={"action": "accept"}, headers=auth)
+    assert again.status_code == 409 and "next" not in again.json()
+
+
 def test_ml_backend_routes_need_credentials_on_the_full_server(make_project):
     """Label Studio sends basic auth: an account name with an API token, or a configured pair."""
     import base64

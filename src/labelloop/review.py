@@ -679,32 +679,42 @@ def next_item(
     A lease the caller already holds is served again first (a reload shows the same item);
     `exclude` lists item ids the caller already has on screen or prefetched.
     """
-    exclude = [int(i) for i in exclude][:MAX_EXCLUDE]
     with _transaction(project) as conn:
-        settings = _settings_in(conn, project)
-        now = _now()
-        params = {
-            "project": project.id,
-            "who": annotator_id,
-            "now": now,
-            "exclude": exclude,
-            "expires": now + timedelta(minutes=float(settings["lease_minutes"])),
-        }
-        held = conn.execute(_open_tasks(True, bool(exclude)), params).first()
-        if held is not None:
-            conn.execute(_RENEW, {**params, "task": held.id})
-            return _payload(conn, held.item_id, held.queue)
-        gold_rate = float(settings["gold_rate"])
-        # Gold checks are mixed into a stream that is not over yet.
-        if (
-            gold_rate > 0
-            and random.random() < gold_rate
-            and conn.execute(_open_tasks(False, bool(exclude)), params).first() is not None
-            and (gold := _gold_item(conn, params)) is not None
-        ):
-            return _payload(conn, gold, "gold")
-        task = conn.execute(_take(bool(exclude)), params).first()
-        return _payload(conn, task.item_id, task.queue) if task is not None else None
+        return _next_in(conn, project, annotator_id, exclude, _settings_in(conn, project))
+
+
+def _next_in(
+    conn: Connection,
+    project: Project,
+    annotator_id: int,
+    exclude: Sequence[int],
+    settings: dict[str, Any],
+) -> dict[str, Any] | None:
+    """`next_item` inside the caller's transaction."""
+    exclude = [int(i) for i in exclude][:MAX_EXCLUDE]
+    now = _now()
+    params = {
+        "project": project.id,
+        "who": annotator_id,
+        "now": now,
+        "exclude": exclude,
+        "expires": now + timedelta(minutes=float(settings["lease_minutes"])),
+    }
+    held = conn.execute(_open_tasks(True, bool(exclude)), params).first()
+    if held is not None:
+        conn.execute(_RENEW, {**params, "task": held.id})
+        return _payload(conn, held.item_id, held.queue)
+    gold_rate = float(settings["gold_rate"])
+    # Gold checks are mixed into a stream that is not over yet.
+    if (
+        gold_rate > 0
+        and random.random() < gold_rate
+        and conn.execute(_open_tasks(False, bool(exclude)), params).first() is not None
+        and (gold := _gold_item(conn, params)) is not None
+    ):
+        return _payload(conn, gold, "gold")
+    task = conn.execute(_take(bool(exclude)), params).first()
+    return _payload(conn, task.item_id, task.queue) if task is not None else None
 
 
 def _release(conn: Connection, item_id: int, annotator_id: int) -> None:
@@ -781,10 +791,14 @@ def submit(
     action: str,
     label: str | None = None,
     time_spent_s: float | None = None,
+    then_next: bool = False,
+    exclude: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Record a person's answer on an item they were served, and free its lease.
 
-    One transaction: the answer, the item's new state, the task's count and the lease.
+    One transaction: the answer, the item's new state, the task's count and the lease. With
+    `then_next` the same transaction also serves the caller's next item (as `next_item` with
+    `exclude`, under the key "next"): one round trip per answer for a review page or a script.
     """
     if action not in REVIEW_ACTIONS:
         raise InputError(f"action must be one of {', '.join(REVIEW_ACTIONS)}, not {action!r}")
@@ -815,9 +829,17 @@ def submit(
         ):
             raise ConflictError(f"you already answered item {item_id}; undo that answer first")
         _release(conn, item_id, who.id)
+        settings = _queue_settings_of(state[1])
         if action != "skip":
-            _settle(conn, _queue_settings_of(state[1]), answer, item_id, queue)
-    return {"annotation_id": answer.annotation_id, "item_id": item_id, "action": action}
+            _settle(conn, settings, answer, item_id, queue)
+        result: dict[str, Any] = {
+            "annotation_id": answer.annotation_id,
+            "item_id": item_id,
+            "action": action,
+        }
+        if then_next:
+            result["next"] = _next_in(conn, project, who.id, exclude, settings)
+    return result
 
 
 def undo(project: Project, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:

@@ -95,6 +95,25 @@ HOSTILE = [
 ]
 
 
+def test_each_answer_is_one_round_trip_that_brings_the_next_item(live_server, page: Page):
+    base, project = live_server
+    seed(project, 6)
+    review.add_user(project, "ann", password="ann-password")
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(f"{r.method} {r.url}") if "/api/" in r.url else 0)
+    log_in(page, base, "ann", "ann-password")
+    for i in range(6):
+        showing(page, f"review text {i}")
+        page.keyboard.press("Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    posts = [c for c in calls if c.startswith("POST") and "/annotations" in c]
+    fetches = [c for c in calls if c.startswith("GET") and "/queue/next" in c]
+    assert len(posts) == 6 and all("next=true" in c for c in posts)
+    assert len(fetches) <= 2  # the first item and one prefetch; answers bring the rest
+    with project.store.session() as session:
+        assert len(session.scalars(select(Annotation.id)).all()) == 6
+
+
 def test_hostile_items_are_shown_as_text(live_server, page: Page) -> None:
     base, project = live_server
     project.add_items(

@@ -31,16 +31,21 @@ def simulate(
     student: Student | None = None,
     llm_proba: np.ndarray | None = None,
     committee_size: int = 5,
+    cold_start: bool = False,
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Learning curves of each strategy, averaged over `repeats` random test splits and seeds.
 
     Every repeat draws one held-out test split and one random seed set shared by all
-    strategies (a paired comparison). Returns the `simulate --json` shape: `strategies` maps
-    each name to its `curve` (`labels`, `accuracy_mean`, `accuracy_std`), `aulc` (mean
-    accuracy over the labeled range, i.e. the area under the curve normalised by its width)
-    and `labels_to_target` (first point where mean accuracy reaches `target_fraction` of the
-    same student trained on the whole pool; None if never reached).
+    strategies (a paired comparison). With `cold_start` each strategy instead picks its own
+    first `seed_size` items from nothing labeled, as it would on a new project (typical,
+    varied items by k-means for most; random picks at random).
+
+    Returns the `simulate --json` shape: `strategies` maps each name to its `curve` (`labels`,
+    `accuracy_mean`, `accuracy_std`), `aulc` (mean accuracy over the labeled range, i.e. the
+    area under the curve normalised by its width) and `labels_to_target` (first point where
+    mean accuracy reaches `target_fraction` of the same student trained on the whole pool;
+    None if never reached).
     """
     X, y = np.asarray(X), np.asarray(y)
     classes = np.unique(y)
@@ -59,6 +64,13 @@ def simulate(
         seed = rng.choice(len(pool), size=min(seed_size, len(pool)), replace=False)
         llm_pool = None if llm_proba is None else np.asarray(llm_proba)[pool]
         for name, strategy in zip(names, chosen, strict=True):
+            if cold_start:
+                seed = strategy.select(
+                    seed_size,
+                    embeddings=X[pool],
+                    labeled_mask=np.zeros(len(pool), dtype=bool),
+                    random_state=rng.randint(2**31 - 1),
+                )
             curve, counts = _run(
                 strategy,
                 student,
@@ -88,6 +100,7 @@ def simulate(
             "repeats": repeats,
             "test_size": test_size,
             "target_fraction": target_fraction,
+            "cold_start": cold_start,
             "random_state": random_state,
             "pool_size": len(y),
         },

@@ -121,6 +121,13 @@ def simulate(
     target: Annotated[
         float, typer.Option(help="Target, as a share of the full-data accuracy.")
     ] = 0.95,
+    cold_start: Annotated[
+        bool,
+        typer.Option(
+            help="Each strategy picks its own first --seed-size items from nothing labeled "
+            "(k-means typicality; random stays random) instead of a shared random seed set."
+        ),
+    ] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the learning curves as a PNG.")] = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -137,6 +144,7 @@ def simulate(
         rounds=rounds,
         repeats=repeats,
         target_fraction=target,
+        cold_start=cold_start,
         plot=plot,
     )
     emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))

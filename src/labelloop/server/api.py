@@ -33,6 +33,9 @@ RETRAIN_EVERY = 20
 
 router = APIRouter(prefix="/api/v1")
 NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
+HeldItems = Annotated[
+    list[int], Query(description="Item ids already on screen or prefetched.", max_length=100)
+]
 
 
 @router.get("/me", response_model=Me, tags=["review"])
@@ -51,9 +54,7 @@ def project_info(who: CurrentUser, project: ProjectDep) -> Any:
 def queue_next(
     who: CurrentUser,
     project: ProjectDep,
-    exclude: Annotated[
-        list[int], Query(description="Item ids already on screen or prefetched.")
-    ] = [],  # noqa: B006 - FastAPI copies query defaults
+    exclude: HeldItems = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Any:
     """Your next item, leased to you for a while; 204 when nothing is left for you."""
     item = review.next_item(project, who.id, exclude=exclude)
@@ -66,6 +67,7 @@ def queue_next(
     "/items/{item_id}/annotations",
     response_model=AnnotationOut,
     status_code=status.HTTP_201_CREATED,
+    response_model_exclude_unset=True,
     tags=["review"],
 )
 def annotate(
@@ -75,8 +77,19 @@ def annotate(
     project: ProjectDep,
     request: Request,
     background: BackgroundTasks,
+    then_next: Annotated[
+        bool,
+        Query(
+            alias="next",
+            description="Also serve your next item (as GET /queue/next) in the same round trip.",
+        ),
+    ] = False,
+    exclude: HeldItems = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Any:
     """Answer an item you were served: accept or reject the suggestion, correct it, or skip.
+
+    With `?next=true` the answer's reply also holds your next item under `next` (null when
+    nothing is left for you), leased in the same transaction.
 
     Every `RETRAIN_EVERY` answers (the app's `retrain_every`; 0 turns it off), student, stack
     and calibration are retrained in the background (once at a time), so routing follows the
@@ -89,6 +102,8 @@ def annotate(
         action=body.action,
         label=body.label,
         time_spent_s=body.time_spent_s,
+        then_next=then_next,
+        exclude=exclude,
     )
     every = request.app.state.retrain_every
     every = RETRAIN_EVERY if every is None else every

@@ -39,6 +39,9 @@ class AnnotationOut(BaseModel):
     annotation_id: int
     item_id: int
     action: str
+    next: QueueItem | None = Field(
+        None, description="Present when asked for with ?next=true: your next item, or null."
+    )
 
 
 class UndoIn(BaseModel):

@@ -47,6 +47,7 @@ def simulate(
     rounds: int = 10,
     repeats: int = 5,
     target_fraction: float = 0.95,
+    cold_start: bool = False,
     plot: str | Path | None = None,
     embedder: Any = None,
     random_state: int = 0,
@@ -86,6 +87,7 @@ def simulate(
         rounds=rounds,
         repeats=repeats,
         target_fraction=target_fraction,
+        cold_start=cold_start,
         random_state=random_state,
     )
     result["items"] = len(texts)

@@ -11,6 +11,7 @@
   let shownAt = 0;
   let busy = false;
   let answered = 0;
+  let drained = false; // an answer's reply said nothing is left: no fetch until a refresh
 
   async function api(method, path, body) {
     const response = await fetch(path, {
@@ -119,10 +120,15 @@
   }
 
   async function advance() {
-    if (buffer.length === 0) await prefetch();
+    if (buffer.length === 0 && !drained) await prefetch();
     current = buffer.shift() || null;
     render();
-    prefetch();
+    if (!drained) prefetch();
+  }
+
+  function refresh() {
+    drained = false;
+    return advance();
   }
 
   async function answer(action, label) {
@@ -133,12 +139,20 @@
     try {
       const body = { action, time_spent_s: Math.round(spent * 1000) / 1000 };
       if (label !== undefined) body.label = label;
-      const response = await api("POST", `/api/v1/items/${item.id}/annotations`, body);
+      // The answer's reply brings the item after the prefetched one: one round trip per item.
+      if (pending) await pending;
+      const query = new URLSearchParams({ next: "true" });
+      buffer.forEach((held) => query.append("exclude", held.id));
+      const response = await api(
+        "POST", `/api/v1/items/${item.id}/annotations?${query.toString()}`, body);
       if (response.status !== 201) {
         say(await detail(response), true);
         if (response.status === 409 || response.status === 404) await advance();
         return;
       }
+      const saved = await response.json();
+      if (saved.next && !heldIds().includes(saved.next.id)) buffer.push(saved.next);
+      drained = saved.next === null;
       answered += 1;
       $("done-count").textContent = String(answered);
       say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
@@ -211,7 +225,7 @@
   $("btn-skip").addEventListener("click", () => answer("skip"));
   $("btn-undo").addEventListener("click", undo);
   $("btn-undo-empty").addEventListener("click", undo);
-  $("btn-refresh").addEventListener("click", advance);
+  $("btn-refresh").addEventListener("click", refresh);
   document.addEventListener("keydown", onKey);
   start().catch((error) => say(error.message, true));
 })();
