@@ -94,7 +94,8 @@ class Answer:
 # touching a few rows through the primary key or an index.
 _ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
 _TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
-_ITEM_STATE = select(
+#: What answering needs to know of an item (see `item_state`).
+ITEM_STATE_COLUMNS = (
     _ITEMS.c.id,
     _ITEMS.c.uid,
     _ITEMS.c.project_id,
@@ -105,7 +106,8 @@ _ITEM_STATE = select(
     _ITEMS.c.llm_label,
     _ITEMS.c.confidence,
     _ITEMS.c.calibrated_confidence,
-).where(_ITEMS.c.id == bindparam("item"))
+)
+_ITEM_STATE = select(*ITEM_STATE_COLUMNS).where(_ITEMS.c.id == bindparam("item"))
 _PROJECT_STATE = select(_PROJECTS.c.labels, _PROJECTS.c.settings).where(
     _PROJECTS.c.id == bindparam("project")
 )

@@ -37,6 +37,7 @@ from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, 
 from sqlalchemy.orm import Session
 
 from .errors import InputError, LabelloopError
+from .project import ITEM_STATE_COLUMNS
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -500,7 +501,7 @@ def sample_audit(project: Project, rate: float | None = None, random_state: Any 
 # The serving path (next item, answer, undo) runs one short transaction per request, built from
 # SQLAlchemy Core statements that each touch a handful of rows through an index: its cost does
 # not grow with the store. `bench/bench_server.py` measures it with 1,000,000 queued items.
-_TASKS, _ITEMS = ReviewTask.__table__, Item.__table__
+_TASKS, _ITEMS, _PROJECTS = ReviewTask.__table__, Item.__table__, ProjectRow.__table__
 _ANNOTATIONS, _PREDICTIONS = Annotation.__table__, Prediction.__table__
 _PAYLOAD = (
     select(
@@ -612,11 +613,23 @@ _SETTLE = (
         done=bindparam("is_done"),
     )
 )
-_ANSWER_QUEUE = (
-    select(_TASKS.c.queue)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
-    .order_by(case((_TASKS.c.lease_owner == bindparam("who"), 0), else_=1), _TASKS.c.priority)
-    .limit(1)
+#: Everything an answer reads, in one statement: the item's state, the project's label set and
+#: settings, and the open task the answer counts for (the caller's lease first).
+_ANSWER_CONTEXT = (
+    select(
+        *ITEM_STATE_COLUMNS,
+        _PROJECTS.c.labels,
+        _PROJECTS.c.settings,
+        select(_TASKS.c.queue)
+        .where(_TASKS.c.item_id == _ITEMS.c.id, _TASKS.c.done.is_(False))
+        .order_by(case((_TASKS.c.lease_owner == bindparam("who"), 0), else_=1), _TASKS.c.priority)
+        .limit(1)
+        .correlate(_ITEMS)
+        .scalar_subquery()
+        .label("task_queue"),
+    )
+    .join_from(_ITEMS, _PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
+    .where(_ITEMS.c.id == bindparam("item"))
 )
 _GOLD = (
     select(_ITEMS.c.id)
@@ -741,14 +754,13 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(conn: Connection, who: Principal, item: Any) -> str | None:
+def _answer_queue(who: Principal, item: Any) -> str | None:
     """The queue an answer counts for; raises when the caller may not answer this item."""
     if item.split == GOLD:
         return "gold"
-    queue = conn.scalar(_ANSWER_QUEUE, {"item": item.id, "who": who.id})
-    if queue is None and not who.is_admin:
+    if item.task_queue is None and not who.is_admin:
         raise ConflictError(f"item {item.id} is not waiting for an answer")
-    return queue
+    return item.task_queue
 
 
 def _base_answers(settings: dict[str, Any], item_id: int, queue: str) -> int:
@@ -804,11 +816,11 @@ def submit(
         raise InputError(f"action must be one of {', '.join(REVIEW_ACTIONS)}, not {action!r}")
     spent = _check_time(time_spent_s)
     with _transaction(project) as conn:
-        item = project.item_state(conn, item_id)
+        item = conn.execute(_ANSWER_CONTEXT, {"item": item_id, "who": who.id}).first()
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
-        queue = _answer_queue(conn, who, item)
-        state = project.labels_and_settings(conn)
+        queue = _answer_queue(who, item)
+        state = (list(item.labels), dict(item.settings or {}))
         answer = project.answer_in(
             conn,
             item_id,
