@@ -36,6 +36,14 @@ def test_columns_cover_the_full_label_set(data, n_seen):
         assert np.all(student.predict(x) == LABELS[0])
 
 
+def test_a_single_seen_class_works_for_any_label_dtype(data):
+    x, _ = data
+    for y in (np.array(["pos"] * 5, dtype=object), np.array(["pos"] * 5), np.array([2] * 5)):
+        classes = ["neg", "neu", "pos"] if y.dtype.kind != "i" else [0, 1, 2]
+        proba = LogisticStudent(classes=classes).fit(x[:5], y).predict_proba(x)
+        assert np.all(proba[:, 2] == 1.0)
+
+
 def test_a_single_example_per_class_still_trains(data):
     x, y = data
     rows = [np.flatnonzero(y == label)[0] for label in LABELS]

@@ -58,7 +58,7 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
         position = {c: i for i, c in enumerate(self.classes_.tolist())}
         if self.estimator_ is None:
             if len(self._seen) == 1:
-                out[:, position[self._seen[0].item()]] = 1.0
+                out[:, position[self._seen.tolist()[0]]] = 1.0
             else:
                 out.fill(1.0 / n_classes)
             return out
