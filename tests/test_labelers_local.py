@@ -89,3 +89,29 @@ def test_prompt_version_tracks_examples_and_settings(labeler):
         LabelTask(TASK.description, TASK.labels, list(reversed(EXAMPLES)))
     )
     assert labeler.prompt_version(TASK) != labeler.prompt_version(zero)
+
+
+def test_bf16_copy_is_written_once_and_scores_like_the_shipped_weights(tmp_path, monkeypatch):
+    from labelloop.labelers.local import embedded_model_path
+    from labelloop.labelers.reencode import bf16_copy
+
+    monkeypatch.setenv("LABELLOOP_MODEL_CACHE", str(tmp_path))
+    source = embedded_model_path("smollm2")
+    texts = POSITIVE + NEGATIVE
+    scores = {}
+    for bf16 in (False, True):
+        labeler = LocalLabeler(source, bf16=bf16)
+        try:
+            scores[bf16] = labeler.score(texts, TASK)
+        finally:
+            labeler.close()
+    copy = bf16_copy(source)
+    assert [p.name for p in tmp_path.iterdir()] == [copy.name]  # one file, no partial left
+    written = copy.stat().st_mtime_ns
+    assert bf16_copy(source) == copy and copy.stat().st_mtime_ns == written  # reused
+    shipped, reencoded = (v - np.logaddexp.reduce(v, 1, keepdims=True) for v in scores.values())
+    assert np.array_equal(shipped.argmax(axis=1), reencoded.argmax(axis=1))
+    assert np.abs(shipped - reencoded).max() < 0.5  # same weights, other rounding
+    assert not np.array_equal(shipped, reencoded)  # the copy is what ran
+    versions = {LocalLabeler(source, bf16=b).prompt_version(TASK) for b in (False, True)}
+    assert len(versions) == 2  # predictions of the two are never mixed

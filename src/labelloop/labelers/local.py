@@ -82,6 +82,8 @@ class LocalLabeler:
         those for fewer, so a label log-score can move by ~0.1 with how items are grouped; the
         same texts in the same order always give the same probabilities. ``n_ubatch=32`` makes
         every item independent of its neighbours, at a cost in speed.
+    bf16 : run a BF16 copy of the weights (same values, faster kernels; see ``reencode``),
+        written once to the model cache. Default: when the CPU has AVX-512 BF16.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class LocalLabeler:
         max_item_tokens: int = 256,
         chunk_items: int = 16,
         n_ubatch: int = 512,
+        bf16: bool | None = None,
     ) -> None:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"GGUF model file not found: {model_path}")
@@ -105,6 +108,7 @@ class LocalLabeler:
         self.examples_per_label = examples_per_label
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
+        self.bf16 = bf16
         self._scorer = None
         self._content_free: dict[str, np.ndarray] = {}
 
@@ -121,6 +125,7 @@ class LocalLabeler:
             "shrink": self.shrink,
             "max_item_tokens": self.max_item_tokens,
             "model_bytes": os.path.getsize(self.model_path),
+            "weights": "bf16" if self._use_bf16() else "as shipped",
         }
         templates = (TEMPLATE_VERSION, PREFIX_TEMPLATE, SHOT_TEMPLATE, ITEM_OPEN, ITEM_CLOSE)
         return stable_hash(templates, settings, task.description, task.labels, self._examples(task))
@@ -193,13 +198,23 @@ class LocalLabeler:
         return self.score(list(CONTENT_FREE_INPUTS), task)
 
     # -- internals ------------------------------------------------------------------------
+    def _use_bf16(self) -> bool:
+        if self.bf16 is None:
+            from labelloop.labelers.reencode import cpu_has_bf16
+
+            self.bf16 = cpu_has_bf16()
+        return self.bf16
+
     def _load(self):
         if self._scorer is None:
             from labelloop.labelers.llama_scorer import LlamaScorer
 
-            self._scorer = LlamaScorer(
-                self.model_path, n_threads=self.n_threads, n_ubatch=self.n_ubatch
-            )
+            path = self.model_path
+            if self._use_bf16():
+                from labelloop.labelers.reencode import bf16_copy
+
+                path = str(bf16_copy(path))
+            self._scorer = LlamaScorer(path, n_threads=self.n_threads, n_ubatch=self.n_ubatch)
         return self._scorer
 
     def _examples(self, task: LabelTask) -> list[tuple[str, str]]:
