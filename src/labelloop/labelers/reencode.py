@@ -14,6 +14,7 @@ The copy is written once, next to nothing the user owns: under ``LABELLOOP_MODEL
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["bf16_copy", "cpu_has_bf16", "model_cache_dir"]
+
+logger = logging.getLogger(__name__)
 
 #: Tensors kept as shipped: looked up row by row, and the bulk of a small model.
 KEEP_AS_SHIPPED = ("token_embd.weight",)
@@ -57,6 +60,8 @@ def bf16_copy(source: str | Path, cache_dir: str | Path | None = None) -> Path:
     target = folder / f"{source.stem}.{_content_hash(source)}.bf16.gguf"
     if target.is_file():
         return target
+    # Shown by default (a one-time pause of seconds, and a file of hundreds of MB in the cache).
+    logger.warning("writing a BF16 copy of %s to %s (once)", source.name, target)
     folder.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
     os.close(handle)
