@@ -63,8 +63,11 @@ def folds(
 
 
 def candidate_methods(has_proba: bool) -> tuple[str, ...]:
-    """Methods that apply to the input: temperature and vector only with per-label probabilities."""
-    return ("temperature", "vector", *SCALAR_METHODS) if has_proba else SCALAR_METHODS
+    """Methods that apply to the input: temperature and vector only with per-label probabilities.
+    Leaving the confidences as reported ("none") competes too: a labeler that is calibrated
+    already is only made worse by a map fitted on a few hundred items."""
+    methods = ("temperature", "vector", *SCALAR_METHODS) if has_proba else SCALAR_METHODS
+    return ("none", *methods)
 
 
 def _fallback(
