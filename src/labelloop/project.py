@@ -108,6 +108,13 @@ ITEM_STATE_COLUMNS = (
     _ITEMS.c.calibrated_confidence,
 )
 _ITEM_STATE = select(*ITEM_STATE_COLUMNS).where(_ITEMS.c.id == bindparam("item"))
+
+
+def labels_and_settings_of(row: Any) -> tuple[list[str], dict[str, Any]]:
+    """The label set and settings from a row holding the project's `labels` and `settings`."""
+    return list(row.labels), dict(row.settings or {})
+
+
 _PROJECT_STATE = select(_PROJECTS.c.labels, _PROJECTS.c.settings).where(
     _PROJECTS.c.id == bindparam("project")
 )
@@ -903,8 +910,7 @@ class Project:
 
     def labels_and_settings(self, conn: Connection) -> tuple[list[str], dict[str, Any]]:
         """The label set and settings, read in the caller's transaction (one primary-key row)."""
-        row = conn.execute(_PROJECT_STATE, {"project": self.id}).one()
-        return list(row.labels), dict(row.settings or {})
+        return labels_and_settings_of(conn.execute(_PROJECT_STATE, {"project": self.id}).one())
 
     def _resolve_item(
         self, conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, 
 from sqlalchemy.orm import Session
 
 from .errors import InputError, LabelloopError
-from .project import ITEM_STATE_COLUMNS
+from .project import ITEM_STATE_COLUMNS, labels_and_settings_of
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -820,7 +820,7 @@ def submit(
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         queue = _answer_queue(who, item)
-        state = (list(item.labels), dict(item.settings or {}))
+        state = labels_and_settings_of(item)
         answer = project.answer_in(
             conn,
             item_id,
