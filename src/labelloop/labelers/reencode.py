@@ -13,6 +13,7 @@ The copy is written once, next to nothing the user owns: under ``LABELLOOP_MODEL
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -46,8 +47,16 @@ def cpu_has_bf16() -> bool:
 
 
 def _content_hash(path: Path) -> str:
+    """Hash of the file's bytes; read once per file version in a process (every labeler load
+    asks, and a model file is hundreds of MB)."""
+    stat = path.stat()
+    return _hash_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_file(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256(_VERSION.encode())
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
