@@ -9,6 +9,10 @@ Feed it predictions of a real labeler on a real corpus, either
 With no argument it runs on synthetic over-confident data (a smoke run; nothing is written to
 docs/benchmarks.md unless --write is given). A random sample of at most --gold items is the gold
 set; all metrics after calibration are out-of-fold.
+
+With `--gold-sizes 100 200 400 800` the held-out mode also shows what each gold size allows,
+against two floors: the calibrator fitted on every labeled item, and a perfectly calibrated
+labeler measured the same way.
 """
 
 from __future__ import annotations
@@ -119,7 +123,11 @@ def load_ensemble_project(
 
 
 def held_out(
-    loaded: Loaded, gold_size: int = 200, repeats: int = 20, seed: int = 0
+    loaded: Loaded,
+    gold_size: int = 200,
+    repeats: int = 20,
+    seed: int = 0,
+    methods: tuple[str, ...] = HELD_OUT_METHODS,
 ) -> list[dict[str, Any]]:
     """Calibrate on a random gold set, measure ECE on every other item; repeat with new draws."""
     scores, predicted, gold, labels = loaded
@@ -128,13 +136,13 @@ def held_out(
     correct = predicted == gold
     raw = scores.max(axis=1)
     rng = np.random.default_rng(seed)
-    figures: dict[str, list[float]] = {"before": []} | {m: [] for m in HELD_OUT_METHODS}
+    figures: dict[str, list[float]] = {"before": []} | {m: [] for m in methods}
     picked: dict[str, int] = {}
     for _ in range(repeats):
         order = rng.permutation(len(target))
         fit, rest = order[:gold_size], order[gold_size:]
         figures["before"].append(expected_calibration_error(raw[rest], correct[rest]))
-        for method in HELD_OUT_METHODS:
+        for method in methods:
             selection = select_calibrator(scores[fit], target[fit], method)
             calibrated = selection.calibrator.transform(scores[rest])
             figures[method].append(expected_calibration_error(calibrated, correct[rest]))
@@ -148,6 +156,68 @@ def held_out(
         }
         for name, values in figures.items()
     ]
+
+
+def limits(
+    loaded: Loaded, gold_sizes: list[int], repeats: int = 20, seed: int = 0
+) -> dict[str, Any]:
+    """What a gold set of each size can show, against two floors no gold set can beat.
+
+    * `in_sample`: `auto` fitted on every labeled item and measured on the same items — the best
+      this calibrator family does on this labeler.
+    * `estimator_floor`: the ECE of a perfectly calibrated labeler (outcomes drawn from the
+      in-sample calibrated confidences) measured on as many items as the held-out sets hold —
+      the binned estimator's own noise.
+    * per gold size: held-out ECE of `auto`, and the standard error of the labeler's accuracy as
+      that many gold items estimate it (a calibrated confidence cannot know the accuracy better).
+    """
+    scores, predicted, gold, labels = loaded
+    assert labels is not None, "held-out evaluation needs per-label probabilities"
+    target = np.array([labels.index(g) for g in gold])
+    correct = predicted == gold
+    confidence = select_calibrator(scores, target, "auto").calibrator.transform(scores)
+    rng = np.random.default_rng(seed)
+    n_rest = len(correct) - min(gold_sizes)
+    floor = [
+        expected_calibration_error(confidence[rows], rng.random(rows.size) < confidence[rows])
+        for rows in (rng.permutation(len(correct))[:n_rest] for _ in range(repeats))
+    ]
+    accuracy = float(correct.mean())
+    by_size = []
+    for size in gold_sizes:
+        auto = held_out(loaded, size, repeats, seed, methods=("auto",))[1]
+        by_size.append(
+            {
+                "gold": size,
+                "mean": auto["mean"],
+                "std": auto["std"],
+                "accuracy_se": float(np.sqrt(accuracy * (1 - accuracy) / size)),
+            }
+        )
+    return {
+        "accuracy": accuracy,
+        "in_sample": float(expected_calibration_error(confidence, correct)),
+        "estimator_floor": float(np.mean(floor)),
+        "n_rest": n_rest,
+        "by_size": by_size,
+    }
+
+
+def limits_markdown(name: str, repeats: int, found: dict[str, Any]) -> str:
+    lines = [
+        f"*{name}, by gold size* (labeler accuracy {found['accuracy']:.3f}): `auto` fitted on "
+        f"every labeled item and measured on them, {found['in_sample']:.3f}; a perfectly "
+        f"calibrated labeler measured on {found['n_rest']} items, {found['estimator_floor']:.3f} "
+        f"(the estimator's floor, mean of {repeats} draws).",
+        "",
+        "| gold items | ECE of auto on held-out items | s.e. of accuracy from the gold set |",
+        "| ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['gold']} | {r['mean']:.3f} ± {r['std']:.3f} | {r['accuracy_se']:.3f} |"
+        for r in found["by_size"]
+    ]
+    return "\n".join(lines)
 
 
 def _counts(picked: dict[str, int]) -> str:
@@ -197,6 +267,12 @@ def main() -> None:
     parser.add_argument("--pool", type=int, action="append", help="pool size per corpus")
     parser.add_argument("--model", default="local:gemma3")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--gold-sizes",
+        type=int,
+        nargs="+",
+        help="held-out mode: also measure auto at these gold sizes, against the floors",
+    )
     args = parser.parse_args()
     if args.ensemble_workdir:
         parts = []
@@ -204,7 +280,10 @@ def main() -> None:
             loaded = load_ensemble_project(args.ensemble_workdir, corpus, 200, pool, args.model)
             rows = held_out(loaded, args.gold, args.repeats)
             parts.append(held_out_markdown(corpus, len(loaded[1]), args.gold, args.repeats, rows))
-            print(parts[-1], flush=True)
+            if args.gold_sizes:
+                found = limits(loaded, args.gold_sizes, args.repeats)
+                parts.append(limits_markdown(corpus, args.repeats, found))
+            print("\n\n".join(parts[-2 if args.gold_sizes else -1 :]), flush=True)
         intro = (
             f"Embedded labeler `{args.model}` (answers from `bench/bench_ensemble.py`). "
             "Each calibrator is fitted on the gold set only; nothing it is judged on was seen."

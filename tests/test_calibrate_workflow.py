@@ -97,6 +97,12 @@ def test_calibrate_cli_json(make_project, capsys):
     status = run(["calibrate", "--method", "isotonic", "-p", str(project.path), "--json"])
     result = json.loads(capsys.readouterr().out)
     assert status == 0 and result["method"] in ("isotonic", "platt", "temperature")
+    g = result["gold_accuracy"]
+    assert g["low"] < g["accuracy"] < g["high"]
+    # The text report says how precise the gold set lets calibrated confidences be.
+    assert run(["calibrate", "-p", str(project.path)]) == 0
+    text = capsys.readouterr().out
+    assert f"interval {100 * g['low']:.1f}%" in text and "accuracy on gold" in text
 
 
 def test_audit_queue_and_estimate(make_project):

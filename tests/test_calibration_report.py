@@ -71,6 +71,20 @@ def test_report_with_matrix_and_certified_target() -> None:
         calibrate_report(proba, labels[proba.argmin(1)], labels[y], labels=labels)
 
 
+def test_gold_accuracy_interval_covers_the_accuracy_and_narrows_with_more_gold() -> None:
+    widths = []
+    for n in (100, 400, 1600):
+        conf, pred, gold = overconfident(n, 3)
+        _, report = calibrate_report(conf, pred, gold)
+        g = report["gold_accuracy"]
+        assert g["n"] == n and g["level"] == 0.95
+        assert g["accuracy"] == pytest.approx(np.mean(pred == gold))
+        assert g["low"] < g["accuracy"] < g["high"]
+        widths.append(g["high"] - g["low"])
+    # An exact binomial interval shrinks about as 1/sqrt(n).
+    assert widths[0] > 1.7 * widths[1] > 1.7**2 * widths[2]
+
+
 def test_report_with_few_gold_items_says_so() -> None:
     conf, pred, gold = overconfident(12, 2)
     _, report = calibrate_report(conf, pred, gold)

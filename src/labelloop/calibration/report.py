@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import beta
+from scipy.stats import beta, binomtest
 
 from ._validation import labels_equal, split_scores
 from .calibrators import Calibrator
@@ -103,6 +103,7 @@ def calibrate_report(
         raise ValueError("calibration needs gold items with predictions; none were given")
     evaluation = evaluate_calibration(scores, target, selection.method, n_splits, random_state)
     report |= {
+        "gold_accuracy": gold_accuracy_interval(correct),
         "ece_before": evaluation["before"]["ece"],
         "ece_after": evaluation["after"]["ece"],
         "metrics_before": evaluation["before"],
@@ -113,6 +114,24 @@ def calibrate_report(
         calibrated, correct, predicted, budget, target_accuracy, confidence_level
     )
     return calibrator, _jsonable(report)
+
+
+def gold_accuracy_interval(correct: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """The labeler's accuracy on the gold items with its exact (Clopper–Pearson) interval.
+
+    It is the resolution of everything fitted on those items: a calibrated confidence cannot
+    know the labeler's accuracy better than its gold set does (with 200 gold items at 73%
+    accuracy the interval spans about ±6 points).
+    """
+    n, right = int(correct.size), int(np.count_nonzero(correct))
+    interval = binomtest(right, n).proportion_ci(confidence_level=level, method="exact")
+    return {
+        "accuracy": right / n,
+        "low": float(interval.low),
+        "high": float(interval.high),
+        "level": level,
+        "n": n,
+    }
 
 
 def _threshold_part(

@@ -231,6 +231,13 @@ def _render_calibration(r: dict) -> None:
         f" with {percent(r['review_rate'])} reviewed\n"
         f"  ECE on held-out folds {r['ece_before']:.3f} → {r['ece_after']:.3f}"
     )
+    if r.get("gold_accuracy"):
+        g = r["gold_accuracy"]
+        out.print(
+            f"  accuracy on gold {percent(g['accuracy'])} ({g['level']:.0%} interval "
+            f"{percent(g['low'])}–{percent(g['high'])}): calibrated confidences are no more "
+            "precise than this; more gold items narrow it"
+        )
     if r.get("guarantee"):
         out.print(f"  {r['guarantee'].get('message', r['guarantee'])}")
     if r.get("fallback"):
