@@ -3,7 +3,8 @@
 For each corpus: MiniLM (int8 ONNX) embeddings, the logistic student, 5 repeats with a fresh
 test split and random seed set each, learning curves up to a few hundred labels. Reports the
 labels each strategy needs for its mean accuracy to reach 95% of the same student trained on
-the whole pool, and that count relative to random's.
+the whole pool, and that count relative to random's, with a 90% bootstrap interval over the
+repeats (resampled in pairs: the interval is wide where the curves are flat at the target).
 
     PYTHONPATH=src python bench/bench_active_efficiency.py [--repeats 5] [--quick] [--cold-start]
 
@@ -22,7 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _active_corpora import CORPORA, embedded
 from _report import write_section
-from labelloop.active import STRATEGIES, get_embedder, plot_learning_curves, simulate
+from labelloop.active import (
+    STRATEGIES,
+    format_interval,
+    get_embedder,
+    labels_ratio_interval,
+    plot_learning_curves,
+    simulate,
+)
 
 # The LLM-disagreement strategy needs LLM probabilities, which this benchmark does not compute.
 NAMES = [n for n in STRATEGIES if n != "disagreement"]
@@ -87,8 +95,8 @@ def _table(corpus, n, n_classes, result, plot_name, t_embed, t_sim) -> str:
         f"target (95%) {result['target_accuracy']:.3f}. Embedding {t_embed:.0f} s (cached "
         f"after the first run), simulation {t_sim:.0f} s. Curves: `docs/{plot_name}`.",
         "",
-        "| strategy | labels to target | vs random | AULC | final accuracy |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| strategy | labels to target | vs random | 90% interval | AULC | final accuracy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     ranked = sorted(
         result["strategies"].items(),
@@ -101,9 +109,11 @@ def _table(corpus, n, n_classes, result, plot_name, t_embed, t_sim) -> str:
     for name, s in ranked:
         reached = s["labels_to_target"]
         ratio = f"{reached / random_labels:.2f}" if reached and random_labels else "—"
+        interval = labels_ratio_interval(result, name) if name != "random" else None
+        span = format_interval(interval) if interval else "—"
         last = s["curve"][-1]
         rows.append(
-            f"| {name} | {reached if reached is not None else 'not reached'} | {ratio} | "
+            f"| {name} | {reached if reached is not None else 'not reached'} | {ratio} | {span} | "
             f"{s['aulc']:.3f} | {last['accuracy_mean']:.3f} ± {last['accuracy_std']:.3f} |"
         )
     return "\n".join(rows)

@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 from labelloop.calibration import calibrate_report, expected_calibration_error, select_calibrator
+from labelloop.calibration.evaluate import calibrated_correctness
 
 Loaded = tuple[np.ndarray, np.ndarray, np.ndarray, list[str] | None]
 
@@ -129,7 +130,10 @@ def held_out(
     seed: int = 0,
     methods: tuple[str, ...] = HELD_OUT_METHODS,
 ) -> list[dict[str, Any]]:
-    """Calibrate on a random gold set, measure ECE on every other item; repeat with new draws."""
+    """Calibrate on a random gold set, measure ECE on every other item; repeat with new draws.
+
+    ECE is that of the label each calibrator vouches for (vector scaling can move labels), and
+    `accuracy` is those labels' accuracy on the same items."""
     scores, predicted, gold, labels = loaded
     assert labels is not None, "held-out evaluation needs per-label probabilities"
     target = np.array([labels.index(g) for g in gold])
@@ -137,15 +141,19 @@ def held_out(
     raw = scores.max(axis=1)
     rng = np.random.default_rng(seed)
     figures: dict[str, list[float]] = {"before": []} | {m: [] for m in methods}
+    accuracy: dict[str, list[float]] = {name: [] for name in figures}
     picked: dict[str, int] = {}
     for _ in range(repeats):
         order = rng.permutation(len(target))
         fit, rest = order[:gold_size], order[gold_size:]
         figures["before"].append(expected_calibration_error(raw[rest], correct[rest]))
+        accuracy["before"].append(float(correct[rest].mean()))
         for method in methods:
             selection = select_calibrator(scores[fit], target[fit], method)
             calibrated = selection.calibrator.transform(scores[rest])
-            figures[method].append(expected_calibration_error(calibrated, correct[rest]))
+            right = calibrated_correctness(selection.calibrator, scores[rest], target[rest])
+            figures[method].append(expected_calibration_error(calibrated, right))
+            accuracy[method].append(float(right.mean()))
             if method == "auto":
                 picked[selection.method] = picked.get(selection.method, 0) + 1
     return [
@@ -153,6 +161,7 @@ def held_out(
             "method": name if name != "auto" else f"auto (picked {_counts(picked)})",
             "mean": float(np.mean(values)),
             "std": float(np.std(values)),
+            "accuracy": float(np.mean(accuracy[name])),
         }
         for name, values in figures.items()
     ]
@@ -171,11 +180,12 @@ def limits(
     * per gold size: held-out ECE of `auto`, and the standard error of the labeler's accuracy as
       that many gold items estimate it (a calibrated confidence cannot know the accuracy better).
     """
-    scores, predicted, gold, labels = loaded
+    scores, _, gold, labels = loaded
     assert labels is not None, "held-out evaluation needs per-label probabilities"
     target = np.array([labels.index(g) for g in gold])
-    correct = predicted == gold
-    confidence = select_calibrator(scores, target, "auto").calibrator.transform(scores)
+    calibrator = select_calibrator(scores, target, "auto").calibrator
+    confidence = calibrator.transform(scores)
+    correct = calibrated_correctness(calibrator, scores, target).astype(bool)
     rng = np.random.default_rng(seed)
     n_rest = len(correct) - min(gold_sizes)
     floor = [
@@ -205,7 +215,8 @@ def limits(
 
 def limits_markdown(name: str, repeats: int, found: dict[str, Any]) -> str:
     lines = [
-        f"*{name}, by gold size* (labeler accuracy {found['accuracy']:.3f}): `auto` fitted on "
+        f"*{name}, by gold size* (accuracy of the calibrated labels {found['accuracy']:.3f}): "
+        "`auto` fitted on "
         f"every labeled item and measured on them, {found['in_sample']:.3f}; a perfectly "
         f"calibrated labeler measured on {found['n_rest']} items, {found['estimator_floor']:.3f} "
         f"(the estimator's floor, mean of {repeats} draws).",
@@ -229,12 +240,12 @@ def held_out_markdown(name: str, n_items: int, gold_size: int, repeats: int, row
         f"**{name}**: {n_items} items; {repeats} random gold sets of {gold_size}, ECE (15 "
         f"equal-width bins) on the other {n_items - gold_size} items each time, mean ± sd.",
         "",
-        "| calibration | ECE on held-out items |",
-        "| --- | ---: |",
+        "| calibration | ECE on held-out items | accuracy of the labels |",
+        "| --- | ---: | ---: |",
     ]
     lines += [
         f"| {'none (as the labeler reports)' if r['method'] == 'before' else r['method']} | "
-        f"{r['mean']:.3f} ± {r['std']:.3f} |"
+        f"{r['mean']:.3f} ± {r['std']:.3f} | {r['accuracy']:.3f} |"
         for r in rows
     ]
     return "\n".join(lines)

@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from labelloop.active import format_simulation, plot_learning_curves, simulate
+from labelloop.active import (
+    format_interval,
+    format_simulation,
+    labels_ratio_interval,
+    plot_learning_curves,
+    simulate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +112,42 @@ def test_cold_start_lets_each_strategy_pick_its_own_seed():
     shared = simulate(x, y, ["random", "margin"], seed_size=6, batch=2, rounds=1, repeats=3)
     points = [s["curve"][0]["accuracy_mean"] for s in shared["strategies"].values()]
     assert points[0] == points[1]  # one random seed set for both without cold start
+
+
+def test_ratio_interval_brackets_the_ratio_and_is_none_without_a_crossing(result):
+    margin, random = result["strategies"]["margin"], result["strategies"]["random"]
+    assert np.asarray(margin["accuracy_by_repeat"]).shape == (3, len(margin["curve"]))
+    # Each repeat's curve averages to the reported mean curve.
+    assert np.allclose(
+        np.mean(margin["accuracy_by_repeat"], axis=0),
+        [p["accuracy_mean"] for p in margin["curve"]],
+    )
+    interval = labels_ratio_interval(result, "margin")
+    if margin["labels_to_target"] and random["labels_to_target"]:
+        ratio = margin["labels_to_target"] / random["labels_to_target"]
+        assert interval is not None and interval[0] <= ratio <= interval[1]
+    unreachable = {**result, "target_accuracy": 1.01}
+    assert labels_ratio_interval(unreachable, "margin") is None
+    assert "vs random" in format_simulation(result)
+    assert format_interval((0.5, float("inf"))) == "0.50–∞"
+
+
+def test_ratio_interval_is_wide_for_identical_noisy_strategies():
+    # Two copies of the same noisy curves: the point ratio is 1 but the interval is honest.
+    rng = np.random.default_rng(0)
+    labels = np.arange(10, 210, 20)
+    curves = 0.6 + 0.1 * (1 - np.exp(-labels / 80)) + rng.normal(0, 0.02, (5, labels.size))
+    other = 0.6 + 0.1 * (1 - np.exp(-labels / 80)) + rng.normal(0, 0.02, (5, labels.size))
+
+    def entry(c):
+        return {
+            "curve": [
+                {"labels": int(n), "accuracy_mean": float(m)}
+                for n, m in zip(labels, c.mean(0), strict=True)
+            ],
+            "accuracy_by_repeat": c.tolist(),
+        }
+
+    fake = {"target_accuracy": 0.68, "strategies": {"a": entry(curves), "random": entry(other)}}
+    low, high = labels_ratio_interval(fake, "a")
+    assert low < 1.0 < high

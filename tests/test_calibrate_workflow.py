@@ -131,3 +131,49 @@ def test_audit_queue_and_estimate(make_project):
     assert 0 <= estimate["lower"] < 2 / 3 < estimate["upper"] <= 1
     again = project.route(0.5)
     assert again["audit_queued"] == 0  # audited items are not drawn twice
+
+
+def label_biased_project(make_project, n_gold=200, n_pool=400, seed=3):
+    """A labeler that says "positive" for most items of a balanced set: its weak "positive"
+    answers are mostly wrong, as with a small model's habit for one label."""
+    rng = np.random.default_rng(seed)
+    project = make_project(labels=LABELS)
+    truth = {f"g{i}": LABELS[i % 2] for i in range(n_gold)}
+    truth |= {f"p{i}": LABELS[i % 2] for i in range(n_pool)}
+    gold = [{"id": uid, "text": f"review {uid}", "label": y} for uid, y in truth.items()][:n_gold]
+    pool = [{"id": uid, "text": f"review {uid}"} for uid in list(truth)[n_gold:]]
+    project.add_items(gold, id_col="id", split="gold")
+    project.add_items(pool, id_col="id")
+    results = []
+    for uid, y in truth.items():
+        z = rng.normal(1.0 if y == "positive" else -1.0, 1.0) + 1.2  # log-odds of "positive"
+        p = float(1 / (1 + np.exp(-z)))
+        label = "positive" if p >= 0.5 else "negative"
+        probs = {"positive": p, "negative": 1 - p}
+        results.append((project.item_id(uid), Result(label, max(p, 1 - p), probs)))
+    project.save_predictions("m", "v1", results)
+    project.set_active_predictor("m", "v1")
+    return project, truth
+
+
+def test_vector_calibration_moves_a_biased_labelers_labels(make_project):
+    project, truth = label_biased_project(make_project)
+    report = project.calibrate(method="vector", budget=0.3)
+    assert report["method"] == "vector" and report["relabeled_gold"] > 0
+    # Held-out accuracy of the labels after calibration beats the labeler's own.
+    assert report["metrics_after"]["accuracy"] > report["metrics_before"]["accuracy"] + 0.05
+    rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
+    moved = [r for r in rows if r["llm_label"] != r["labeler_label"]]
+    assert moved and all(r["labeler_label"] == "positive" for r in moved)
+    raw_accuracy = np.mean([r["labeler_label"] == truth[r["id"]] for r in rows])
+    shown_accuracy = np.mean([r["llm_label"] == truth[r["id"]] for r in rows])
+    assert shown_accuracy > raw_accuracy + 0.05
+    # Routing accepts the moved label, with the calibrated confidence of that label.
+    project.route()
+    for r in project.iter_export_rows():
+        if r["state"] == "auto_accepted":
+            assert r["label"] == r["llm_label"] and r["calibrated_confidence"] >= 0.5
+    # A method that cannot move labels puts them back.
+    project.calibrate(method="temperature")
+    rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
+    assert all(r["llm_label"] == r["labeler_label"] for r in rows)

@@ -45,6 +45,12 @@ def source(make_project):
             .where(Prediction.model == "model-a", Prediction.item_id.in_(ids[4:]))
             .values(calibrated_confidence=0.93)
         )
+        # A calibration that moved one label: people see (and routing accepts) "negative".
+        session.execute(
+            update(Prediction)
+            .where(Prediction.model == "model-a", Prediction.item_id == ids[6])
+            .values(calibrated_label="negative")
+        )
     project.set_active_predictor("model-a", "p1")
     project.route(0.9)
     project.annotate("i0", action="accept", annotator="ann", time_spent_s=3.5)
@@ -79,6 +85,9 @@ def test_source_rows_carry_the_provenance_the_design_asks_for(source):
     assert rows["i0"]["reasoning"] == "because 0" and rows["i0"]["model"] == "model-a"
     assert rows["i2"]["label"] is None and rows["i2"]["state"] == "in_review"
     assert rows["g1"]["split"] == "gold" and rows["g1"]["label"] == "negative"
+    assert rows["i6"]["llm_label"] == rows["i6"]["label"] == "negative"
+    assert rows["i6"]["labeler_label"] == "positive"
+    assert rows["i4"]["llm_label"] == rows["i4"]["labeler_label"] == "positive"
 
 
 @pytest.mark.parametrize(

@@ -424,7 +424,8 @@ class Project:
         self.refresh_item_predictions()
 
     def refresh_item_predictions(self, item_ids: Sequence[int] | None = None) -> None:
-        """Copy the active predictor's label and confidences onto the items."""
+        """Copy the active predictor's label and confidences onto the items (the calibrated
+        label where a calibration moved it)."""
         active = self.active_predictor()
         if active is None:
             return
@@ -448,7 +449,9 @@ class Project:
                 .where(condition)
                 .values(
                     prediction_id=pred.with_only_columns(Prediction.id).scalar_subquery(),
-                    llm_label=pred.with_only_columns(Prediction.label).scalar_subquery(),
+                    llm_label=pred.with_only_columns(
+                        func.coalesce(Prediction.calibrated_label, Prediction.label)
+                    ).scalar_subquery(),
                     confidence=pred.with_only_columns(Prediction.confidence).scalar_subquery(),
                     calibrated_confidence=pred.with_only_columns(
                         Prediction.calibrated_confidence
@@ -492,6 +495,7 @@ class Project:
                         "probs": result.probs,
                         "confidence": result.confidence,
                         "calibrated_confidence": None,
+                        "calibrated_label": None,
                         "reasoning": result.reasoning,
                         "tokens_in": result.tokens_in,
                         "tokens_out": result.tokens_out,

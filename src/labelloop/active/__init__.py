@@ -13,7 +13,13 @@ from labelloop.active.embeddings import (
 )
 from labelloop.active.loop import RoundResult, select_round
 from labelloop.active.seed import diversity_sampling, hybrid_acquisition, uncertainty_sampling
-from labelloop.active.simulate import format_simulation, plot_learning_curves, simulate
+from labelloop.active.simulate import (
+    format_interval,
+    format_simulation,
+    labels_ratio_interval,
+    plot_learning_curves,
+    simulate,
+)
 from labelloop.active.stopping import (
     StabilizingPredictions,
     StopDecision,
@@ -45,12 +51,14 @@ __all__ = [
     "cold_start",
     "cross_val_proba",
     "diversity_sampling",
+    "format_interval",
     "format_simulation",
     "get_embedder",
     "get_strategy",
     "greedy_k_center",
     "hybrid_acquisition",
     "label_budget",
+    "labels_ratio_interval",
     "min_cosine_distance",
     "plot_learning_curves",
     "select_round",

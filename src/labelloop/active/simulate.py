@@ -43,9 +43,10 @@ def simulate(
 
     Returns the `simulate --json` shape: `strategies` maps each name to its `curve` (`labels`,
     `accuracy_mean`, `accuracy_std`), `aulc` (mean accuracy over the labeled range, i.e. the
-    area under the curve normalised by its width) and `labels_to_target` (first point where
+    area under the curve normalised by its width), `labels_to_target` (first point where
     mean accuracy reaches `target_fraction` of the same student trained on the whole pool;
-    None if never reached).
+    None if never reached) and `accuracy_by_repeat` (each repeat's curve, from which
+    `labels_ratio_interval` says how sure the comparison with a baseline is).
     """
     X, y = np.asarray(X), np.asarray(y)
     classes = np.unique(y)
@@ -183,14 +184,60 @@ def _summarise(labels: np.ndarray, accuracy: np.ndarray, target: float) -> dict[
         ],
         "aulc": aulc,
         "labels_to_target": int(labels[reached[0]]) if len(reached) else None,
+        "accuracy_by_repeat": accuracy.tolist(),
     }
+
+
+def labels_ratio_interval(
+    result: dict[str, Any],
+    strategy: str,
+    baseline: str = "random",
+    level: float = 0.9,
+    n_boot: int = 2000,
+    random_state: int = 0,
+) -> tuple[float, float] | None:
+    """Bootstrap interval of `strategy`'s labels to target divided by `baseline`'s.
+
+    Repeats are resampled in pairs (both strategies saw the same test split in a repeat), the
+    mean curves recomputed and the crossing points read off as `labels_to_target` does. Where
+    the target sits on a flat stretch of the curves, a small change of accuracy moves the
+    crossing by many labels, and the interval says so. A resample where a curve never reaches
+    the target counts that strategy as needing more labels than were simulated (ratio +inf or
+    0). None without per-repeat curves or when neither ever reaches the target.
+    """
+    chosen, base = result["strategies"][strategy], result["strategies"][baseline]
+    if "accuracy_by_repeat" not in chosen or "accuracy_by_repeat" not in base:
+        return None
+    a, b = np.asarray(chosen["accuracy_by_repeat"]), np.asarray(base["accuracy_by_repeat"])
+    labels = np.array([p["labels"] for p in chosen["curve"]], dtype=np.float64)
+    target = result["target_accuracy"]
+    rng = np.random.default_rng(random_state)
+    rows = rng.integers(0, a.shape[0], size=(n_boot, a.shape[0]))
+    with np.errstate(invalid="ignore"):
+        ratios = _crossing(a[rows].mean(axis=1), labels, target) / _crossing(
+            b[rows].mean(axis=1), labels, target
+        )
+    ratios = ratios[~np.isnan(ratios)]  # neither reached the target: no ratio
+    if ratios.size == 0:
+        return None
+    # No interpolation: a bound may be +inf (the strategy often never reached the target).
+    low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def _crossing(curves: np.ndarray, labels: np.ndarray, target: float) -> np.ndarray:
+    """First label count where each mean curve (one per row) reaches `target`; inf if never."""
+    reached = curves >= target
+    first = reached.argmax(axis=1)
+    return np.where(reached.any(axis=1), labels[first], np.inf)
 
 
 def format_simulation(result: dict[str, Any]) -> str:
     """A plain-text table of the simulation for the terminal."""
     lines = [
         f"full-pool accuracy {result['full_accuracy']:.3f}; target {result['target_accuracy']:.3f}",
-        f"{'strategy':<24}{'AULC':>8}{'final acc':>12}{'labels to target':>18}",
+        f"{'strategy':<24}{'AULC':>8}{'final acc':>12}{'labels to target':>18}"
+        f"{'vs random (90% interval)':>28}",
     ]
     for name, s in result["strategies"].items():
         last = s["curve"][-1]
@@ -199,8 +246,25 @@ def format_simulation(result: dict[str, Any]) -> str:
             f"{name:<24}{s['aulc']:>8.3f}"
             f"{last['accuracy_mean']:>7.3f}±{last['accuracy_std']:.3f}"
             f"{reached if reached is not None else 'not reached':>18}"
+            f"{_versus_random(result, name):>28}"
         )
     return "\n".join(lines)
+
+
+def _versus_random(result: dict[str, Any], name: str) -> str:
+    """`0.82 (0.61–1.10)`: labels to target relative to random, with its bootstrap interval."""
+    strategies = result["strategies"]
+    if name == "random" or "random" not in strategies:
+        return ""
+    mine, theirs = strategies[name]["labels_to_target"], strategies["random"]["labels_to_target"]
+    ratio = f"{mine / theirs:.2f}" if mine and theirs else "—"
+    interval = labels_ratio_interval(result, name)
+    return ratio + (f" ({format_interval(interval)})" if interval else "")
+
+
+def format_interval(interval: tuple[float, float]) -> str:
+    """`0.61–1.10`, with ∞ for a bound where the target was out of reach."""
+    return "–".join("∞" if np.isinf(v) else f"{v:.2f}" for v in interval)
 
 
 def plot_learning_curves(

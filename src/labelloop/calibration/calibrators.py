@@ -5,8 +5,12 @@ Every calibrator follows one contract, scikit-learn style:
 - `fit(scores, target)`: `scores` is either a 1-D vector of top confidences with `target` the
   0/1 correctness of each prediction, or a 2-D (items x labels) probability matrix with `target`
   the column index of each true label (-1 when the true label is outside the label set). With a
-  matrix the predicted label is its argmax.
-- `transform(scores)`: the calibrated confidence of the predicted label (1-D).
+  matrix the labeler's predicted label is its argmax.
+- `predict(scores)`: for a matrix, the label the calibrated distribution puts first. That is the
+  labeler's own label except for calibrators that model every label (`relabels`): vector
+  scaling's per-label biases undo a labeler's habit of favouring one label, and where they do,
+  the label moves with them.
+- `transform(scores)`: the calibrated confidence of the label `predict` gives (1-D).
 - `predict_proba(scores)`: for a matrix, the calibrated matrix; for a vector, the sklearn-style
   (n, 2) matrix of [P(wrong), P(right)].
 - `to_dict()` / `calibrator_from_dict()`: a plain JSON-able dict, so a fitted calibrator can be
@@ -41,6 +45,9 @@ class Calibrator(ABC):
 
     method: ClassVar[str]
     needs_proba: ClassVar[bool] = False
+    #: Whether `predict` may differ from the labeler's argmax. A scalar map speaks only about the
+    #: top label's chance of being right, so it never moves the label.
+    relabels: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.n_fit_: int = 0
@@ -98,8 +105,8 @@ class Calibrator(ABC):
         return out
 
     def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
-        """Predicted label index for a matrix (calibration never changes the prediction); predicted
-        correctness (0/1) for a vector."""
+        """Predicted label index for a matrix (the labeler's, unless this calibrator `relabels`);
+        predicted correctness (0/1) for a vector."""
         arr = np.asarray(scores, dtype=np.float64)
         if arr.ndim == 2:
             return as_proba(arr).argmax(axis=1)
@@ -213,13 +220,15 @@ class VectorScaling(Calibrator):
 
     A labeler that favours one label (a prompt's or a small model's habit) is over-confident on
     that label and under-confident on the others; one temperature cannot fix both, a bias per
-    label can. As with every calibrator the predicted label stays the labeler's: its
-    confidence is the calibrated probability of that label, which may fall below another's.
+    label can. Where the biases put another label first, that label is the prediction: a
+    labeler that says "positive" for three reviews in four of a balanced corpus is wrong on
+    most of its weak "positive" answers, and the calibrated distribution knows which.
     The biases carry a small L2 penalty so a label rare in the gold set keeps a finite bias.
     """
 
     method = "vector"
     needs_proba = True
+    relabels = True
     PENALTY = 1e-3
 
     def __init__(self, temperature: float = 1.0, bias: list[float] | None = None) -> None:
@@ -257,14 +266,19 @@ class VectorScaling(Calibrator):
         self.n_fit_ = int(proba.shape[0])
         return self
 
-    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
+    def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
         proba, logp = _log_proba(scores, self.method)
         if proba.shape[1] != self.bias.size:
             raise ValueError(
                 f"this calibrator was fitted on {self.bias.size} labels, got {proba.shape[1]}"
             )
-        calibrated = np.exp(log_softmax(logp / self.temperature + self.bias, axis=1))
-        return calibrated[np.arange(proba.shape[0]), proba.argmax(axis=1)]
+        return np.exp(log_softmax(logp / self.temperature + self.bias, axis=1))
+
+    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
+        return self.predict_proba(scores).max(axis=1)
+
+    def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
+        return self.predict_proba(scores).argmax(axis=1)
 
     def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
         raise NotImplementedError  # fit() is overridden: the biases need the whole matrix

@@ -1,8 +1,9 @@
 """Cross-fitted calibration: choose a method and measure it on items it was not fitted on.
 
-Methods are compared by the binary log loss of the calibrated confidence against correctness on
-held-out folds: that confidence is what routing thresholds, so it is what must be right. Folds
-are stratified on correctness and shuffled with `random_state`, so results are reproducible.
+Methods are compared by the binary log loss of the calibrated confidence against the correctness
+of the label it vouches for, on held-out folds: that confidence is what routing thresholds, so it
+is what must be right. Folds are stratified on correctness and shuffled with `random_state`, so
+results are reproducible.
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ def correctness(scores: ArrayLike, target: ArrayLike) -> NDArray[np.float64]:
         return as_correct(target, conf.size)
     y = as_label_index(target, proba.shape[0], proba.shape[1])
     return (proba.argmax(axis=1) == y).astype(np.float64)
+
+
+def calibrated_correctness(
+    calibrator: Calibrator, scores: ArrayLike, target: ArrayLike
+) -> NDArray[np.float64]:
+    """0/1 correctness of the label the calibrator vouches for: the labeler's, unless the
+    calibrator moves it (see `Calibrator.relabels`)."""
+    _, proba = split_scores(scores)
+    if proba is None or not calibrator.relabels:
+        return correctness(scores, target)
+    y = as_label_index(target, proba.shape[0], proba.shape[1])
+    return (calibrator.predict(proba) == y).astype(np.float64)
 
 
 def folds(
@@ -104,9 +117,9 @@ def _fallback(
 def cross_val_log_loss(
     scores: ArrayLike, target: ArrayLike, method: str, n_splits: int = 5, random_state: int = 0
 ) -> float:
-    """Held-out binary log loss of `method`'s calibrated confidence."""
-    oof = cross_fit(scores, target, method, n_splits, random_state)["confidence"]
-    return log_loss(oof, correctness(scores, target))
+    """Held-out binary log loss of `method`'s calibrated confidence in the label it vouches for."""
+    oof = cross_fit(scores, target, method, n_splits, random_state)
+    return log_loss(oof["confidence"], oof["correct"])
 
 
 def select_calibrator(
@@ -143,10 +156,12 @@ def cross_fit(
     """Out-of-fold calibrated confidences (and probability matrix, for matrix input): each item is
     calibrated by a calibrator fitted without it. `auto` is selected anew inside every fold.
 
-    Returns `confidence`, `proba` (or None) and `methods` (the method each fold used)."""
+    Returns `confidence`, `correct` (of the label each item's calibrator vouches for), `proba`
+    (or None) and `methods` (the method each fold used)."""
     _, proba = split_scores(scores)
     tgt = np.asarray(target)
     correct = correctness(scores, target)
+    oof_correct = correct.copy()
     oof_conf = np.full(correct.size, np.nan)
     oof_proba = None if proba is None else np.full(proba.shape, np.nan)
     methods: list[str] = []
@@ -162,9 +177,10 @@ def cross_fit(
             fitted = make_calibrator(used).fit(_take(scores, train), tgt[train])
         methods.append(fitted.method)
         oof_conf[test] = fitted.transform(_take(scores, test))
+        oof_correct[test] = calibrated_correctness(fitted, _take(scores, test), tgt[test])
         if oof_proba is not None:
             oof_proba[test] = fitted.predict_proba(_take(scores, test))
-    return {"confidence": oof_conf, "proba": oof_proba, "methods": methods}
+    return {"confidence": oof_conf, "correct": oof_correct, "proba": oof_proba, "methods": methods}
 
 
 def evaluate_calibration(
@@ -187,7 +203,11 @@ def evaluate_calibration(
     done = ~np.isnan(fit["confidence"])
     after_proba = None if fit["proba"] is None else fit["proba"][done]
     after = calibration_summary(
-        fit["confidence"][done], correct[done], after_proba, None if y is None else y[done], n_bins
+        fit["confidence"][done],
+        fit["correct"][done],
+        after_proba,
+        None if y is None else y[done],
+        n_bins,
     )
     return {
         "before": before,

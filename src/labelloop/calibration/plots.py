@@ -31,16 +31,20 @@ def plot_reliability(
     after: ArrayLike | None,
     path: str | Path,
     n_bins: int = 10,
+    correct_after: ArrayLike | None = None,
 ) -> Path:
     """Reliability diagram: accuracy against confidence per bin, before and after calibration
-    (marker area proportional to the bin's item count)."""
+    (marker area proportional to the bin's item count). `correct_after` is the correctness of
+    the calibrated labels when the calibrator moved some (default: `correct`)."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
-    series = [("before", before, "tab:red")]
+    series = [("before", before, correct, "tab:red")]
     if after is not None:
-        series.append(("after", after, "tab:blue"))
-    for name, conf, colour in series:
-        bins = reliability_bins(conf, correct, n_bins, "uniform")
+        series.append(
+            ("after", after, correct if correct_after is None else correct_after, "tab:blue")
+        )
+    for name, conf, right, colour in series:
+        bins = reliability_bins(conf, right, n_bins, "uniform")
         size = 20 + 200 * bins.count / max(int(bins.count.max(initial=1)), 1)
         ax.plot(bins.confidence, bins.accuracy, color=colour, label=name)
         ax.scatter(bins.confidence, bins.accuracy, s=size, color=colour, alpha=0.6)

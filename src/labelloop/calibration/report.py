@@ -15,7 +15,7 @@ from scipy.stats import beta, binomtest
 
 from ._validation import labels_equal, split_scores
 from .calibrators import Calibrator
-from .evaluate import evaluate_calibration, select_calibrator
+from .evaluate import calibrated_correctness, evaluate_calibration, select_calibrator
 from .thresholds import (
     certify_threshold,
     evaluate_threshold,
@@ -109,9 +109,16 @@ def calibrate_report(
         "metrics_before": evaluation["before"],
         "metrics_after": evaluation["after"],
     }
+    # Thresholds apply to the label the calibrator vouches for, which vector scaling can move.
     calibrated = calibrator.transform(scores)
+    after_correct = calibrated_correctness(calibrator, scores, target).astype(bool)
+    after_predicted = np.asarray(predicted)
+    if calibrator.relabels and labels is not None:
+        names = np.array([str(x) for x in np.asarray(labels).tolist()], dtype=object)
+        after_predicted = names[calibrator.predict(scores)]
+        report["relabeled_gold"] = int(np.count_nonzero(after_predicted != np.asarray(predicted)))
     report |= _threshold_part(
-        calibrated, correct, predicted, budget, target_accuracy, confidence_level
+        calibrated, after_correct, after_predicted, budget, target_accuracy, confidence_level
     )
     return calibrator, _jsonable(report)
 

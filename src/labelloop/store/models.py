@@ -101,6 +101,9 @@ class Prediction(Base):
     probs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     calibrated_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The label the calibrated distribution puts first where it is not the labeler's own
+    # (vector scaling's biases can move it); null otherwise.
+    calibrated_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
     tokens_in: Mapped[int] = mapped_column(Integer, default=0)
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,8 @@ from ..errors import InputError, NotReadyError
 from ..store import GOLD, Calibration, Item, Prediction
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from ..project import Project
 
 MIN_GOLD = 10
@@ -190,13 +192,10 @@ def active_calibration(project: Project, model: str, version: str) -> Calibratio
 
 
 def apply_calibration(project: Project, model: str, version: str) -> int:
-    """Write calibrated confidences for every prediction of (model, version)."""
+    """Write calibrated labels and confidences for every prediction of (model, version)."""
     calibration = active_calibration(project, model, version)
     if calibration is None:
         return 0
-    calibrator = calibrator_from_dict(calibration.calibrator)
-    use_matrix = calibration.calibrator.get("scores") == "probabilities"
-    labels = project.labels
     query = (
         select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence)
         .where(
@@ -210,40 +209,62 @@ def apply_calibration(project: Project, model: str, version: str) -> int:
     with project.store.session() as session:
         rows = session.execute(query).all()
         for start in range(0, len(rows), APPLY_BATCH):
-            batch = rows[start : start + APPLY_BATCH]
-            values = _calibrated(batch, labels, calibrator, use_matrix)
-            session.execute(
-                update(Prediction),
-                [
-                    {"id": row.id, "calibrated_confidence": value}
-                    for row, value in zip(batch, values, strict=True)
-                ],
+            count += write_calibrated(
+                session, rows[start : start + APPLY_BATCH], project.labels, calibration
             )
-            count += sum(value is not None for value in values)
     project.refresh_item_predictions()
     return count
 
 
+def write_calibrated(
+    session: Session, rows: list[Any], labels: list[str], calibration: Calibration
+) -> int:
+    """Store the calibrated label and confidence of these prediction rows (id, label, probs,
+    confidence); returns how many could be calibrated."""
+    calibrator = calibrator_from_dict(calibration.calibrator)
+    use_matrix = calibration.calibrator.get("scores") == "probabilities"
+    values = _calibrated(rows, labels, calibrator, use_matrix)
+    session.execute(
+        update(Prediction),
+        [
+            {
+                "id": row.id,
+                "calibrated_label": label if label != row.label else None,
+                "calibrated_confidence": confidence,
+            }
+            for row, (label, confidence) in zip(rows, values, strict=True)
+        ],
+    )
+    return sum(confidence is not None for _, confidence in values)
+
+
 def _calibrated(
     batch: list[Any], labels: list[str], calibrator: Any, use_matrix: bool
-) -> list[float | None]:
-    out: list[float | None] = [None] * len(batch)
+) -> list[tuple[str | None, float | None]]:
+    """(label, confidence) after calibration per row; (None, None) where it cannot apply."""
+    out: list[tuple[str | None, float | None]] = [(None, None)] * len(batch)
     usable = [
         i for i, row in enumerate(batch) if row.label is not None and row.confidence is not None
     ]
-    if use_matrix:
-        matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
-        if matrix is None:  # some rows lack probabilities: calibrate row by row where possible
-            for i in usable:
-                row_matrix = score_matrix([(batch[i].label, batch[i].probs, None)], labels)
-                if row_matrix is not None:
-                    out[i] = float(calibrator.transform(row_matrix)[0])
-            return out
-        values = calibrator.transform(matrix)
-    else:
+    if not use_matrix:
         values = calibrator.transform(np.array([batch[i].confidence for i in usable], float))
-    for i, value in zip(usable, values, strict=True):
-        out[i] = float(value)
+        for i, value in zip(usable, values, strict=True):
+            out[i] = (batch[i].label, float(value))
+        return out
+    matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
+    # Where some rows lack probabilities, calibrate row by row where possible.
+    groups = [usable] if matrix is not None else [[i] for i in usable]
+    for group in groups:
+        rows = (
+            matrix
+            if matrix is not None
+            else score_matrix([(batch[group[0]].label, batch[group[0]].probs, None)], labels)
+        )
+        if rows is None:
+            continue
+        values, predicted = calibrator.transform(rows), calibrator.predict(rows)
+        for i, value, column in zip(group, values, predicted, strict=True):
+            out[i] = (labels[int(column)], float(value))
     return out
 
 
@@ -264,17 +285,20 @@ def _plots(
     correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)], float)
     before = scores.max(axis=1) if scores.ndim == 2 else scores
     target = np.array([labels.index(g) for g in gold]) if scores.ndim == 2 else correct
-    after = cross_fit(scores, target, report["method"])["confidence"]
+    fit = cross_fit(scores, target, report["method"])
+    after, after_correct = fit["confidence"], fit["correct"]
     return {
         "reliability": str(
-            plots.plot_reliability(correct, before, after, folder / "reliability.png")
+            plots.plot_reliability(
+                correct, before, after, folder / "reliability.png", correct_after=after_correct
+            )
         ),
         "accuracy_coverage": str(
-            plots.plot_accuracy_coverage(after, correct, folder / "accuracy_coverage.png")
+            plots.plot_accuracy_coverage(after, after_correct, folder / "accuracy_coverage.png")
         ),
         "review_rate": str(
             plots.plot_review_rate(
-                after, correct, folder / "review_rate.png", threshold=report["threshold"]
+                after, after_correct, folder / "review_rate.png", threshold=report["threshold"]
             )
         ),
     }

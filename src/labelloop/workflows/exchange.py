@@ -100,6 +100,7 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         raise where.error("a gold item needs a gold label", "gold_label")
     for p in item.predictions:
         p.label = label(p.label, item, "prediction.label")
+        p.calibrated_label = label(p.calibrated_label, item, "prediction.calibrated_label")
         if p.probs is not None:
             p.probs = {label(k, item, "prediction.probs"): float(v) for k, v in p.probs.items()}
         for name, value in (("confidence", p.confidence), ("calibrated", p.calibrated_confidence)):
@@ -245,6 +246,7 @@ def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str,
         "probs": p.probs,
         "confidence": p.confidence,
         "calibrated_confidence": p.calibrated_confidence,
+        "calibrated_label": p.calibrated_label,
         "reasoning": p.reasoning,
         "created_at": p.created_at or utcnow(),
     }
@@ -351,7 +353,7 @@ def _settle(
             {
                 "id": p.item_id,
                 "prediction_id": p.id,
-                "llm_label": p.label,
+                "llm_label": p.calibrated_label or p.label,
                 "confidence": p.confidence,
                 "calibrated_confidence": p.calibrated_confidence,
             }
@@ -360,6 +362,7 @@ def _settle(
                     Prediction.id,
                     Prediction.item_id,
                     Prediction.label,
+                    Prediction.calibrated_label,
                     Prediction.confidence,
                     Prediction.calibrated_confidence,
                 ).where(
@@ -475,9 +478,8 @@ def _examples(project: Project) -> list[tuple[str, str]]:
 def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
     """Pre-label just these items (the ones Label Studio asked about), calibrated when the
     project has a calibration for this labeler."""
-    from ..calibration import calibrator_from_dict
     from ..labelers.base import LabelTask
-    from ..workflows.calibrate import _calibrated, active_calibration
+    from ..workflows.calibrate import active_calibration, write_calibrated
 
     if not item_ids:
         return 0
@@ -502,14 +504,7 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
                 )
                 .order_by(Prediction.id)
             ).all()
-            values = _calibrated(
-                rows,
-                project.labels,
-                calibrator_from_dict(calibration.calibrator),
-                calibration.calibrator.get("scores") == "probabilities",
-            )
-            for row, value in zip(rows, values, strict=True):
-                session.get_one(Prediction, row.id).calibrated_confidence = value
+            write_calibrated(session, rows, project.labels, calibration)
     project.refresh_item_predictions(ids)
     return saved
 

@@ -273,6 +273,7 @@ def _store(
                 "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
                 "confidence": float(p[best]),
                 "calibrated_confidence": None,
+                "calibrated_label": None,
                 "reasoning": reasoning(i),
                 "tokens_in": 0,
                 "tokens_out": 0,

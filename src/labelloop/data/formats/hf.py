@@ -22,10 +22,26 @@ if TYPE_CHECKING:
 
 CHUNK = 50_000
 STRINGS = ("id", "text", "state", "label", "label_source", "llm_label")
-MORE_STRINGS = ("split", "gold_label", "model", "prompt_version", "reasoning", "probs")
+MORE_STRINGS = (
+    "labeler_label",
+    "split",
+    "gold_label",
+    "model",
+    "prompt_version",
+    "reasoning",
+    "probs",
+)
 TIMES = ("predicted_at", "labeled_at")
 ANSWER_STRINGS = ("annotator", "label", "action", "suggested_label", "source", "external_id")
-PREDICTION_STRINGS = ("model", "prompt_version", "label", "probs", "reasoning", "created_at")
+PREDICTION_STRINGS = (
+    "model",
+    "prompt_version",
+    "label",
+    "calibrated_label",
+    "probs",
+    "reasoning",
+    "created_at",
+)
 
 
 def _features(include: frozenset[str]) -> Any:

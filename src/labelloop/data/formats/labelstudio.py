@@ -141,10 +141,11 @@ def _ls_prediction(p: dict[str, Any], config: LabelConfig) -> dict[str, Any] | N
         return None
     score = p.get("calibrated_confidence")
     score = p.get("confidence") if score is None else score
+    shown = p.get("calibrated_label") or p["label"]  # the label after calibration, if it moved
     return {
         "model_version": f"{p['model']}@{p['prompt_version']}",
         "score": score,
-        "result": [prediction_result(p["label"], score, config)],
+        "result": [prediction_result(shown, score, config)],
         PROVENANCE_KEY: {k: p.get(k) for k in PREDICTION_KEYS},
     }
 
@@ -155,6 +156,7 @@ PREDICTION_KEYS = (
     "label",
     "confidence",
     "calibrated_confidence",
+    "calibrated_label",
     "probs",
     "reasoning",
     "created_at",
@@ -166,9 +168,14 @@ def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
     active = {
         "model": row.get("model"),
         "prompt_version": row.get("prompt_version"),
-        "label": row.get("llm_label"),
+        "label": row.get("labeler_label") or row.get("llm_label"),
         "confidence": row.get("confidence"),
         "calibrated_confidence": row.get("calibrated_confidence"),
+        "calibrated_label": (
+            row.get("llm_label")
+            if row.get("labeler_label") and row.get("llm_label") != row.get("labeler_label")
+            else None
+        ),
         "probs": row.get("probs"),
         "reasoning": row.get("reasoning"),
         "created_at": row.get("predicted_at"),
@@ -279,6 +286,7 @@ def _prediction_from_ls(p: dict[str, Any], config: LabelConfig, where: Where) ->
             calibrated_confidence=as_float(
                 ours.get("calibrated_confidence"), where, "predictions.calibrated_confidence"
             ),
+            calibrated_label=ours.get("calibrated_label"),
             probs=ours.get("probs"),
             reasoning=ours.get("reasoning"),
             created_at=as_time(ours.get("created_at"), where, "predictions.created_at"),

@@ -75,6 +75,7 @@ def _prediction_dict(p: Prediction) -> dict[str, Any]:
         "label": p.label,
         "confidence": p.confidence,
         "calibrated_confidence": p.calibrated_confidence,
+        "calibrated_label": p.calibrated_label,
         "probs": p.probs,
         "reasoning": p.reasoning,
         "created_at": iso(p.created_at),
@@ -160,6 +161,8 @@ def _row(
         "llm_label": item.llm_label,
         "confidence": item.confidence,
         "calibrated_confidence": item.calibrated_confidence,
+        # The labeler's own answer; llm_label differs from it where calibration moved the label.
+        "labeler_label": prediction.label if prediction else None,
         "split": item.split,
         "gold_label": item.gold_label,
         "model": prediction.model if prediction else None,
@@ -205,10 +208,19 @@ def _prediction_in(p: dict[str, Any], where: Where, field_name: str, active: boo
     probs = _nested(p.get("probs"), where, f"{field_name}.probs")
     if probs is not None and not isinstance(probs, dict):
         raise where.error("probs must map labels to numbers", f"{field_name}.probs", probs)
+    if active and _optional_str(p, "labeler_label") is not None:
+        # An export row: llm_label is the label after calibration, labeler_label the answer.
+        label, shown = _optional_str(p, "labeler_label"), _optional_str(p, "llm_label")
+        calibrated_label = shown if shown != label else None
+    elif active:
+        label, calibrated_label = _optional_str(p, "llm_label"), None
+    else:
+        label, calibrated_label = _optional_str(p, "label"), _optional_str(p, "calibrated_label")
     return PredictionIn(
         model=str(need(p, "model", where)),
         prompt_version=str(need(p, "prompt_version", where)),
-        label=_optional_str(p, "llm_label" if active else "label"),
+        label=label,
+        calibrated_label=calibrated_label,
         confidence=as_float(p.get("confidence"), where, f"{field_name}.confidence"),
         calibrated_confidence=as_float(
             p.get("calibrated_confidence"), where, f"{field_name}.calibrated_confidence"

@@ -37,6 +37,7 @@ class PredictionIn:
     label: str | None
     confidence: float | None = None
     calibrated_confidence: float | None = None
+    calibrated_label: str | None = None
     probs: dict[str, float] | None = None
     reasoning: str | None = None
     created_at: datetime | None = None
