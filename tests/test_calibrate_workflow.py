@@ -156,10 +156,12 @@ def label_biased_project(make_project, n_gold=200, n_pool=400, seed=3):
     return project, truth
 
 
-def test_vector_calibration_moves_a_biased_labelers_labels(make_project):
+def test_vector_calibration_moves_a_biased_labelers_labels(make_project, capsys):
     project, truth = label_biased_project(make_project)
     report = project.calibrate(method="vector", budget=0.3)
     assert report["method"] == "vector" and report["relabeled_gold"] > 0
+    assert run(["calibrate", "--method", "vector", "-p", str(project.path)]) == 0
+    assert f"moved {report['relabeled_gold']} of 200 gold labels" in capsys.readouterr().out
     # Held-out accuracy of the labels after calibration beats the labeler's own.
     assert report["metrics_after"]["accuracy"] > report["metrics_before"]["accuracy"] + 0.05
     rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]

@@ -238,6 +238,12 @@ def _render_calibration(r: dict) -> None:
             f"{percent(g['low'])}–{percent(g['high'])}): calibrated confidences are no more "
             "precise than this; more gold items narrow it"
         )
+    if r.get("relabeled_gold"):
+        after = r["metrics_after"]["accuracy"]
+        out.print(
+            f"  calibration moved {r['relabeled_gold']} of {r['n_gold']} gold labels "
+            f"(held-out accuracy {percent(r['metrics_before']['accuracy'])} → {percent(after)})"
+        )
     if r.get("guarantee"):
         out.print(f"  {r['guarantee'].get('message', r['guarantee'])}")
     if r.get("fallback"):
