@@ -2,10 +2,11 @@
 
 For each corpus: 200 gold items (trusted labels) and a held-out pool whose reference labels are
 used only for scoring. Every predictor is calibrated on the gold items the same way
-(`calibrate --budget 0.3`), then judged on the pool: accuracy, AUROC of confidence for
-correctness, ECE (15 equal-width bins) of the confidence before and after calibration, final
-accuracy when the items under the threshold are reviewed (reviewed items counted right), and the
-review needed for 95% and 97% final accuracy. Baseline: the embedded LLM alone, in the same run.
+(`calibrate --budget 0.3`), then judged on the pool: accuracy of its own answers and of the
+labels after calibration (which can move a label), AUROC of confidence for correctness, ECE (15
+equal-width bins) of the confidence before and after calibration, final accuracy when the items
+under the threshold are reviewed (reviewed items counted right), and the review needed for 95%
+and 97% final accuracy. Baseline: the embedded LLM alone, in the same run.
 
 Run: PYTHONPATH=src python bench/bench_ensemble.py [--gold 200] [--pool 400] [--models local]
 """
@@ -53,13 +54,16 @@ def evaluate(project: Project, truth: dict[str, str]) -> dict[str, float]:
     rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     conf = np.array([r["calibrated_confidence"] or 0.0 for r in rows])
     raw = np.array([r["confidence"] or 0.0 for r in rows])
+    # The label shown (after calibration, which can move it) and the predictor's own answer.
     correct = np.array([r["llm_label"] == truth[r["id"]] for r in rows])
+    raw_correct = np.array([r["labeler_label"] == truth[r["id"]] for r in rows])
     threshold = report["threshold"]
     auto = conf >= threshold
     return {
+        "raw_accuracy": float(raw_correct.mean()),
         "accuracy": float(correct.mean()),
-        "auroc": float(auroc(raw, correct)),
-        "ece_raw": float(expected_calibration_error(raw, correct)),
+        "auroc": float(auroc(raw, raw_correct)),
+        "ece_raw": float(expected_calibration_error(raw, raw_correct)),
         "ece": float(expected_calibration_error(conf, correct)),
         "review": float(1 - auto.mean()),
         "final": float(1 - (~correct & auto).sum() / len(correct)),
@@ -130,13 +134,14 @@ def run_corpus(
     baseline = figures[f"LLM {models[0]}"]
     lines.append(f"### {name} ({n_gold} gold, {n_pool} evaluated, {len(label_set)} labels)\n")
     lines.append(
-        "| predictor | accuracy | AUROC | ECE before | ECE after | review | final accuracy |"
-        " review for 95% | review for 97% |"
+        "| predictor | accuracy before → after calibration | AUROC | ECE before | ECE after |"
+        " review | final accuracy | review for 95% | review for 97% |"
     )
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, f in figures.items():
         lines.append(
-            f"| {label} | {f['accuracy']:.3f} | {f['auroc']:.3f} | {f['ece_raw']:.3f} | "
+            f"| {label} | {f['raw_accuracy']:.3f} → {f['accuracy']:.3f} | {f['auroc']:.3f} | "
+            f"{f['ece_raw']:.3f} | "
             f"{f['ece']:.3f} | "
             f"{f['review']:.1%} | {f['final']:.3f} | {f['review95']:.1%} | "
             f"{f['review97']:.1%} |"
