@@ -297,7 +297,9 @@ def main() -> None:
             print("\n\n".join(parts[-2 if args.gold_sizes else -1 :]), flush=True)
         intro = (
             f"Embedded labeler `{args.model}` (answers from `bench/bench_ensemble.py`). "
-            "Each calibrator is fitted on the gold set only; nothing it is judged on was seen."
+            "Each calibrator is fitted on the gold set only; nothing it is judged on was seen. "
+            "Vector scaling's per-label biases can move a label: ECE and accuracy are those of "
+            "the labels each calibrator gives."
         )
         write_section(
             "calibration-ece-held-out",
