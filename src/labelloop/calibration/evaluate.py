@@ -49,10 +49,10 @@ def correctness(scores: ArrayLike, target: ArrayLike) -> NDArray[np.float64]:
 def calibrated_correctness(
     calibrator: Calibrator, scores: ArrayLike, target: ArrayLike
 ) -> NDArray[np.float64]:
-    """0/1 correctness of the label the calibrator vouches for: the labeler's, unless the
-    calibrator moves it (see `Calibrator.relabels`)."""
+    """0/1 correctness of the label the calibrator vouches for (`Calibrator.predict`): the
+    labeler's, unless the calibrator moves it (see `Calibrator.relabels`)."""
     _, proba = split_scores(scores)
-    if proba is None or not calibrator.relabels:
+    if proba is None:
         return correctness(scores, target)
     y = as_label_index(target, proba.shape[0], proba.shape[1])
     return (calibrator.predict(proba) == y).astype(np.float64)

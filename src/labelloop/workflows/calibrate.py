@@ -252,14 +252,13 @@ def _calibrated(
             out[i] = (batch[i].label, float(value))
         return out
     matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
-    # Where some rows lack probabilities, calibrate row by row where possible.
-    groups = [usable] if matrix is not None else [[i] for i in usable]
-    for group in groups:
-        rows = (
-            matrix
-            if matrix is not None
-            else score_matrix([(batch[group[0]].label, batch[group[0]].probs, None)], labels)
-        )
+    if matrix is not None:
+        groups = [(usable, matrix)]
+    else:  # some rows lack probabilities: calibrate row by row where possible
+        groups = [
+            ([i], score_matrix([(batch[i].label, batch[i].probs, None)], labels)) for i in usable
+        ]
+    for group, rows in groups:
         if rows is None:
             continue
         values, predicted = calibrator.transform(rows), calibrator.predict(rows)
