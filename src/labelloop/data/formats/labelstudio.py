@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from ...errors import InputError
-from .provenance import annotation_in, iter_provenance_rows
+from .provenance import annotation_in, iter_provenance_rows, row_prediction_labels
 from .records import (
     AnnotationIn,
     FinalIn,
@@ -165,17 +165,14 @@ PREDICTION_KEYS = (
 
 def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
     """One labelloop export row as a Label Studio task to import."""
+    answer, moved_to = row_prediction_labels(row)
     active = {
         "model": row.get("model"),
         "prompt_version": row.get("prompt_version"),
-        "label": row.get("labeler_label") or row.get("llm_label"),
+        "label": answer,
         "confidence": row.get("confidence"),
         "calibrated_confidence": row.get("calibrated_confidence"),
-        "calibrated_label": (
-            row.get("llm_label")
-            if row.get("labeler_label") and row.get("llm_label") != row.get("labeler_label")
-            else None
-        ),
+        "calibrated_label": moved_to,
         "probs": row.get("probs"),
         "reasoning": row.get("reasoning"),
         "created_at": row.get("predicted_at"),

@@ -202,18 +202,26 @@ def _optional_str(row: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
+def row_prediction_labels(row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(the labeler's answer, the label calibration moved it to or None) of an export row.
+
+    `llm_label` is the label after calibration and `labeler_label` the answer; rows written
+    before `labeler_label` existed carry only `llm_label`, the answer."""
+    shown = _optional_str(row, "llm_label")
+    answer = _optional_str(row, "labeler_label")
+    if answer is None:
+        return shown, None
+    return answer, shown if shown != answer else None
+
+
 def _prediction_in(p: dict[str, Any], where: Where, field_name: str, active: bool) -> PredictionIn:
     if not isinstance(p, dict):
         raise where.error("a prediction must be an object", field_name, p)
     probs = _nested(p.get("probs"), where, f"{field_name}.probs")
     if probs is not None and not isinstance(probs, dict):
         raise where.error("probs must map labels to numbers", f"{field_name}.probs", probs)
-    if active and _optional_str(p, "labeler_label") is not None:
-        # An export row: llm_label is the label after calibration, labeler_label the answer.
-        label, shown = _optional_str(p, "labeler_label"), _optional_str(p, "llm_label")
-        calibrated_label = shown if shown != label else None
-    elif active:
-        label, calibrated_label = _optional_str(p, "llm_label"), None
+    if active:
+        label, calibrated_label = row_prediction_labels(p)
     else:
         label, calibrated_label = _optional_str(p, "label"), _optional_str(p, "calibrated_label")
     return PredictionIn(
