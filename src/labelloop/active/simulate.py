@@ -176,14 +176,14 @@ def _summarise(labels: np.ndarray, accuracy: np.ndarray, target: float) -> dict[
     mean, std = accuracy.mean(axis=0), accuracy.std(axis=0)
     width = labels[-1] - labels[0]
     aulc = float(trapezoid(mean, labels) / width) if width > 0 else float(mean[0])
-    reached = np.flatnonzero(mean >= target)
+    reached = _crossing(mean[None, :], labels, target)[0]
     return {
         "curve": [
             {"labels": int(n), "accuracy_mean": float(m), "accuracy_std": float(s)}
             for n, m, s in zip(labels, mean, std, strict=True)
         ],
         "aulc": aulc,
-        "labels_to_target": int(labels[reached[0]]) if len(reached) else None,
+        "labels_to_target": int(reached) if np.isfinite(reached) else None,
         "accuracy_by_repeat": accuracy.tolist(),
     }
 
@@ -199,7 +199,7 @@ def labels_ratio_interval(
     """Bootstrap interval of `strategy`'s labels to target divided by `baseline`'s.
 
     Repeats are resampled in pairs (both strategies saw the same test split in a repeat), the
-    mean curves recomputed and the crossing points read off as `labels_to_target` does. Where
+    mean curves recomputed and the crossing points read off as for `labels_to_target`. Where
     the target sits on a flat stretch of the curves, a small change of accuracy moves the
     crossing by many labels, and the interval says so. A resample where a curve never reaches
     the target counts that strategy as needing more labels than were simulated (ratio +inf or
