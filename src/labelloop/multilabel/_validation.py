@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labelloop.calibration._validation import as_confidences
+
 
 def as_indicator(y: ArrayLike, name: str = "y") -> NDArray[np.bool_]:
     """A 2-D (items x labels) boolean matrix from booleans or 0/1 numbers."""
@@ -26,10 +28,7 @@ def as_label_proba(proba: ArrayLike, name: str = "proba") -> NDArray[np.float64]
     arr = np.asarray(proba, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (items x labels) matrix, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got range [{arr.min()}, {arr.max()}]")
+    as_confidences(arr.ravel(), name)  # finite and within [0, 1], or a clear error
     return arr
 
 
