@@ -8,8 +8,10 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
 from .auth import AdminUser, CurrentUser, ProjectDep
+from .inbound import StrictJSONRoute
 from .ml_backend import retrain_in_background, training_runtime
 from .schemas import (
+    AccountName,
     AnnotationIn,
     AnnotationOut,
     AuditIn,
@@ -21,6 +23,7 @@ from .schemas import (
     QueueItem,
     Queues,
     QueueSettings,
+    StoreId,
     TokenOut,
     UndoIn,
     UndoOut,
@@ -31,10 +34,10 @@ from .schemas import (
 #: Review answers between two background retrainings of student, stack and calibration.
 RETRAIN_EVERY = 20
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
 NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
 HeldItems = Annotated[
-    list[int], Query(description="Item ids already on screen or prefetched.", max_length=100)
+    list[StoreId], Query(description="Item ids already on screen or prefetched.", max_length=100)
 ]
 
 
@@ -71,7 +74,7 @@ def queue_next(
     tags=["review"],
 )
 def annotate(
-    item_id: int,
+    item_id: StoreId,
     body: AnnotationIn,
     who: CurrentUser,
     project: ProjectDep,
@@ -123,7 +126,7 @@ def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> A
 
 
 @router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
-def delete_annotation(annotation_id: int, who: CurrentUser, project: ProjectDep) -> Any:
+def delete_annotation(annotation_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """Withdraw one answer (yours, or anyone's for admins)."""
     return review.undo(project, who, annotation_id)
 
@@ -133,7 +136,9 @@ def my_annotations(
     who: CurrentUser,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(description="Page: answers older than this id.")] = None,
+    before: Annotated[
+        StoreId | None, Query(description="Page: answers older than this id.")
+    ] = None,
 ) -> Any:
     """Your own answers, newest first."""
     return review.annotations_of(project, who.id, limit=limit, before=before)
@@ -163,7 +168,7 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
     status_code=status.HTTP_201_CREATED,
     tags=["admin"],
 )
-def add_token(name: str, who: AdminUser, project: ProjectDep) -> Any:
+def add_token(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
     """A new API token for a user."""
     return {"token": review.create_token(project, name)}
 

@@ -30,6 +30,7 @@ from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project
 from ..errors import InputError
 from ..project import Project
 from ..workflows import exchange
+from .inbound import DEFAULT_MAX_BULK_BODY_BYTES, StrictJSONRoute, guard
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def require_basic_auth(request: Request) -> None:
     raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
 
 
-router = APIRouter(dependencies=[Depends(require_basic_auth)], tags=["label-studio"])
+router = APIRouter(
+    dependencies=[Depends(require_basic_auth)], tags=["label-studio"], route_class=StrictJSONRoute
+)
 
 
 class _Runtime:
@@ -227,8 +230,13 @@ def create_ml_backend_app(
     *,
     labeler: Any = None,
     id_key: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract."""
+    """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract.
+
+    Its routes carry whole tasks: bodies up to `max_body_bytes` (default: the review server's
+    bulk limit, 64 MiB).
+    """
     app = FastAPI(title="labelloop ML backend for Label Studio", docs_url=None, redoc_url=None)
     app.state.project = project
     app.state.labeler = labeler
@@ -240,4 +248,6 @@ def create_ml_backend_app(
         return {"status": "UP", "model_class": "labelloop", "project": project.path.name}
 
     app.include_router(router)
+    bulk = max_body_bytes or DEFAULT_MAX_BULK_BODY_BYTES
+    guard(app, max_body_bytes=bulk, max_bulk_body_bytes=bulk)
     return app
