@@ -192,6 +192,12 @@ def test_ties_are_broken_at_random_not_by_label_order() -> None:
             r"item positions must lie in 0..2",
         ),
         (lambda: Answers.from_records([0], ["x"], ["a"], label_set=["a"]), "at least two labels"),
+        (
+            lambda: Answers.from_records(
+                [0, 1], ["x", "mallory"], ["a", "b"], label_set=LABELS, annotator_names=["x"]
+            ),
+            r"answer 1: annotator 'mallory' is not in the annotator set \['x'\]",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, message: str) -> None:

@@ -18,8 +18,11 @@ import numpy as np
 from labelloop.agreement._encode import MISSING, _is_missing, _sorted_categories, as_array
 
 
-def _label_codes(values: np.ndarray, label_set: Sequence[Any], what: str) -> np.ndarray:
-    """Codes of `values` in `label_set` (-1 where missing); ValueError naming the first stranger."""
+def _label_codes(
+    values: np.ndarray, label_set: Sequence[Any], what: str, noun: str = "label"
+) -> np.ndarray:
+    """Codes of `values` in `label_set` (-1 where missing); ValueError naming the first stranger
+    (`what` and its index, the `noun` and its value)."""
     lookup = {value: code for code, value in enumerate(label_set)}
     if len(lookup) != len(label_set):
         raise ValueError("the label set has duplicates")
@@ -34,7 +37,7 @@ def _label_codes(values: np.ndarray, label_set: Sequence[Any], what: str) -> np.
     for i in np.flatnonzero(codes == MISSING):
         if not _is_missing(flat[i]):
             raise ValueError(
-                f"{what} {int(i)}: label {flat[i]!r} is not in the label set {list(label_set)!r}"
+                f"{what} {int(i)}: {noun} {flat[i]!r} is not in the {noun} set {list(label_set)!r}"
             )
     return codes.reshape(values.shape)
 
@@ -134,7 +137,7 @@ class Answers:
             raise ValueError(f"answer {int(np.argmax(codes == MISSING))} has no label")
         if annotator_names is None:
             annotator_names = _sorted_categories(set(names.tolist()))
-        who = _label_codes(names, list(annotator_names), "answer")
+        who = _label_codes(names, list(annotator_names), "answer", "annotator")
         if np.any(who == MISSING):
             raise ValueError(f"answer {int(np.argmax(who == MISSING))} has no annotator")
         if times is None:

@@ -534,8 +534,10 @@ class WeightedConsensus:
 def _difference(a: np.ndarray, b: np.ndarray, confidence: float) -> Interval:
     """Mean of `a` minus mean of `b`, with a normal-approximation interval."""
     mean_a, mean_b = float(a.mean()), float(b.mean())
-    spread = np.sqrt(
-        max(mean_a * (1 - mean_a), 1e-12) / a.size + max(mean_b * (1 - mean_b), 1e-12) / b.size
+    spread = float(
+        np.sqrt(
+            max(mean_a * (1 - mean_a), 1e-12) / a.size + max(mean_b * (1 - mean_b), 1e-12) / b.size
+        )
     )
     z = float(stats.norm.ppf(0.5 + confidence / 2.0))
     diff = mean_a - mean_b
