@@ -163,6 +163,12 @@ def row_sum(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def logsumexp_rows(log_values: np.ndarray) -> np.ndarray:
+    """(N,) log Σ_k exp of each row, stable for very negative logs."""
+    top = row_max(log_values)
+    return top + np.log(row_sum(np.exp(log_values - top[:, None])))
+
+
 def softmax_rows(log_values: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for very negative logs."""
     out = np.exp(log_values - row_max(log_values)[:, None])
@@ -194,11 +200,23 @@ def log_item_prior(
     """Each item's log prior over the true label: the model's probabilities raised to
     `model_weight` times the class prior raised to ``1 - model_weight`` (a geometric blend, so
     weight 1 trusts the calibrated model fully and weight 0 ignores it). Shape (N, K) or (1, K)."""
-    log_class = np.log(np.maximum(class_prior, _FLOOR))[None, :]
+    return _model_term(model_proba, model_weight) + _class_term(
+        class_prior, model_proba, model_weight
+    )
+
+
+def _model_term(model_proba: np.ndarray | None, model_weight: float) -> np.ndarray | float:
+    """The part of the log item prior that EM does not change (computed once per fit)."""
     if model_proba is None or model_weight == 0:
-        return log_class
-    log_model = np.log(np.maximum(model_proba, _FLOOR))
-    return model_weight * log_model + (1.0 - model_weight) * log_class
+        return 0.0
+    return model_weight * np.log(np.maximum(model_proba, _FLOOR))
+
+
+def _class_term(
+    class_prior: np.ndarray, model_proba: np.ndarray | None, model_weight: float
+) -> np.ndarray:
+    share = 1.0 if model_proba is None else 1.0 - model_weight
+    return share * np.log(np.maximum(class_prior, _FLOOR))[None, :]
 
 
 def _at_top(scores: np.ndarray) -> np.ndarray:
@@ -235,6 +253,8 @@ class WeightedConsensus:
     confusion:
         ``"auto"`` chooses per annotator by answer count (see the module docstring); or force
         ``"full"``, ``"class_conditional"`` or ``"one_coin"``.
+    max_iter, tol:
+        At most `max_iter` E-steps; stop once no posterior moves by `tol` in an iteration.
     model_weight:
         0..1, how far the item prior follows the model's calibrated probabilities rather than
         the class frequencies. 1 is exact Bayes if the model is calibrated *per item* and the
@@ -262,7 +282,7 @@ class WeightedConsensus:
         confusion: ConfusionKind = "auto",
         model_weight: float = 0.7,
         smoothing: float = 2.0,
-        max_iter: int = 100,
+        max_iter: int = 300,
         tol: float = 1e-5,
         confidence: float = 0.95,
         random_state: int | np.random.Generator | None = None,
@@ -373,35 +393,81 @@ class WeightedConsensus:
         gold_code: np.ndarray,
         kinds: np.ndarray,
     ) -> np.ndarray:
-        """EM from the soft vote (the model voting with `model_weight`); gold rows stay fixed."""
-        n_items, n_labels = answers.n_items, answers.n_labels
+        """EM from the soft vote (the model voting with `model_weight`), gold rows fixed.
+
+        Plain EM crawls when answers are sparse (a hundred steps for three answers per item), so
+        its steps are extrapolated by SQUAREM (Varadhan & Roland 2008, Scand. J. Statist. 35),
+        keeping an extrapolated step only when it does not lower the likelihood of a plain one.
+        """
+        n_labels = answers.n_labels
         is_gold = gold_code >= 0
-        informed = is_gold | (self.n_answers_ > 0)
         gold_rows = np.eye(n_labels)[gold_code[is_gold]]
+        informed = (is_gold | (self.n_answers_ > 0)).astype(np.float64)
+        one_hot_t = one_hot.T.tocsr()
+        model_term = _model_term(proba, self.model_weight)
+        blended = proba is not None and 0.0 < self.model_weight < 1.0
+        n_confusion = answers.n_annotators * n_labels * n_labels
+        e_steps = 0
+
+        def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return theta[:n_confusion].reshape(-1, n_labels, n_labels), theta[n_confusion:]
+
+        def maximise(posterior: np.ndarray) -> np.ndarray:
+            counts = np.asarray(one_hot_t @ posterior).reshape(-1, n_labels, n_labels)
+            confusion = estimate_confusions(counts.transpose(0, 2, 1), kinds, self.smoothing)
+            return np.concatenate([confusion.ravel(), self._class_prior(posterior, informed)])
+
+        def expect(theta: np.ndarray) -> tuple[np.ndarray, float]:
+            """Posterior and log-likelihood (answers and gold labels) under `theta`."""
+            nonlocal e_steps
+            e_steps += 1
+            confusion, prior = unpack(theta)
+            log_prior = model_term + _class_term(prior, proba, self.model_weight)
+            if blended:  # a geometric blend is not normalised
+                log_prior = log_prior - logsumexp_rows(log_prior)[:, None]
+            log_joint = one_hot @ np.log(confusion).transpose(0, 2, 1).reshape(-1, n_labels)
+            log_joint += log_prior
+            log_evidence = logsumexp_rows(log_joint)
+            posterior = np.exp(log_joint - log_evidence[:, None])
+            log_like = log_evidence[~is_gold].sum() + log_joint[is_gold, gold_code[is_gold]].sum()
+            posterior[is_gold] = gold_rows
+            return posterior, float(log_like)
+
+        def project(theta: np.ndarray) -> np.ndarray:
+            """Back into the parameter space after an extrapolation."""
+            confusion, prior = unpack(np.maximum(theta, _FLOOR))
+            confusion = confusion / confusion.sum(axis=2, keepdims=True)
+            return np.concatenate([confusion.ravel(), prior / prior.sum()])
+
         start = answers.votes().astype(np.float64)
         if proba is not None:
             start += self.model_weight * proba
         start[row_sum(start) == 0] = 1.0
-        posterior = start / row_sum(start)[:, None]
-        posterior[is_gold] = gold_rows
-        one_hot_t = one_hot.T.tocsr()
+        theta = maximise(start / row_sum(start)[:, None])
+        posterior, _ = expect(theta)
         self.converged_ = False
-        for iteration in range(1, self.max_iter + 1):
-            counts = np.asarray(one_hot_t @ posterior).reshape(-1, n_labels, n_labels)
-            self.class_prior_ = self._class_prior(posterior, informed)
-            self.confusion_ = estimate_confusions(counts.transpose(0, 2, 1), kinds, self.smoothing)
-            log_confusion = np.log(self.confusion_).transpose(0, 2, 1).reshape(-1, n_labels)
-            log_posterior = one_hot @ log_confusion + log_item_prior(
-                self.class_prior_, proba, self.model_weight
-            )
-            updated = softmax_rows(log_posterior)
-            updated[is_gold] = gold_rows
-            change = float(np.abs(updated - posterior).max()) if n_items else 0.0
-            posterior = updated
-            self.n_iter_ = iteration
+        while e_steps < self.max_iter:
+            theta_1 = maximise(posterior)
+            posterior_1, _ = expect(theta_1)
+            theta_2 = maximise(posterior_1)
+            step = (theta_2, *expect(theta_2))
+            r, v = theta_1 - theta, theta_2 - 2.0 * theta_1 + theta
+            v_norm = float(np.linalg.norm(v))
+            alpha = min(-float(np.linalg.norm(r)) / v_norm, -1.0) if v_norm > 0 else -1.0
+            if alpha < -1.0 and e_steps + 2 <= self.max_iter:
+                jump = project(theta - 2.0 * alpha * r + alpha**2 * v)
+                jump = maximise(expect(jump)[0])  # a plain step from the jump steadies it
+                trial = (jump, *expect(jump))
+                if trial[2] >= step[2] - 1e-9 * abs(step[2]):
+                    step = trial
+            change = float(np.abs(step[1] - posterior).max()) if posterior.size else 0.0
+            theta, posterior = step[0], step[1]
             if change < self.tol:
                 self.converged_ = True
                 break
+        self.n_iter_ = e_steps
+        confusion, self.class_prior_ = unpack(theta)
+        self.confusion_ = confusion.copy()
         return posterior
 
     @staticmethod
