@@ -13,7 +13,7 @@ the likelihood rather than as an ensemble of scores.
 How much structure each confusion matrix gets depends on how many answers support it
 (``confusion="auto"``): a full K × K matrix has K(K-1) free values and a one-coin model only one,
 so an annotator needs about ten answers per free value before the richer model earns its keep.
-Every level is shrunk toward the one above it (full → class-conditional → one-coin → the crowd's
+Every level is shrunk toward the simpler one (full → class-conditional → one-coin → the crowd's
 pooled accuracy) with `smoothing` pseudo-answers, a Dirichlet prior centred on the simpler model,
 so a new annotator starts as an average one rather than as a guess.
 
@@ -351,7 +351,7 @@ class WeightedConsensus:
             self.n_iter_, self.converged_ = 0, True
             self.class_prior_ = self._class_prior(posterior, is_gold)
             self.confusion_ = estimate_confusions(
-                self._expected_counts(one_hot, posterior), kinds, self.smoothing
+                self._expected_counts(one_hot.T.tocsr(), posterior), kinds, self.smoothing
             )
         else:
             posterior = self._em(one_hot, answers, proba, gold_code, kinds)
@@ -374,11 +374,12 @@ class WeightedConsensus:
         return self
 
     @staticmethod
-    def _expected_counts(one_hot: sparse.csr_matrix, posterior: np.ndarray) -> np.ndarray:
-        """(R, K, K) expected answers of each annotator per (true label, given label)."""
+    def _expected_counts(one_hot_t: sparse.csr_matrix, posterior: np.ndarray) -> np.ndarray:
+        """(R, K, K) expected answers of each annotator per (true label, given label), from the
+        transposed answer indicator (rows: annotator × given label)."""
         n_labels = posterior.shape[1]
-        stacked = one_hot.T @ posterior  # rows (annotator, given label), columns true label
-        return np.asarray(stacked).reshape(-1, n_labels, n_labels).transpose(0, 2, 1)
+        stacked = np.asarray(one_hot_t @ posterior)  # columns: true label
+        return stacked.reshape(-1, n_labels, n_labels).transpose(0, 2, 1)
 
     @staticmethod
     def _class_prior(posterior: np.ndarray, informed: np.ndarray) -> np.ndarray:
@@ -413,8 +414,8 @@ class WeightedConsensus:
             return theta[:n_confusion].reshape(-1, n_labels, n_labels), theta[n_confusion:]
 
         def maximise(posterior: np.ndarray) -> np.ndarray:
-            counts = np.asarray(one_hot_t @ posterior).reshape(-1, n_labels, n_labels)
-            confusion = estimate_confusions(counts.transpose(0, 2, 1), kinds, self.smoothing)
+            counts = self._expected_counts(one_hot_t, posterior)
+            confusion = estimate_confusions(counts, kinds, self.smoothing)
             return np.concatenate([confusion.ravel(), self._class_prior(posterior, informed)])
 
         def expect(theta: np.ndarray) -> tuple[np.ndarray, float]:
