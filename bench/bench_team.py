@@ -93,19 +93,20 @@ def make_world(x: np.ndarray, y: np.ndarray, seed: int) -> World:
     # favourite is right as often as it is the truth.
     hit = np.where(biased, share[favourite], 1.0 / n_labels)
     knows = np.clip((target - hit) / (1.0 - hit), 0.0, 1.0)
+
+    def answers(truth: np.ndarray, who: np.ndarray) -> np.ndarray:
+        """What annotators `who` say of items whose true labels are `truth`."""
+        sure = rng.random(who.shape) < knows[who]
+        guess = np.where(biased[who], favourite[who], rng.integers(0, n_labels, who.shape))
+        return np.where(sure, truth, guess)
+
     who = np.argsort(rng.random((n_items, N_ANNOTATORS)), axis=1)
-    sure = rng.random(who.shape) < knows[who]
-    guess = np.where(biased[who], favourite[who], rng.integers(0, n_labels, who.shape))
-    answer = np.where(sure, y[:, None], guess)
+    answer = answers(y[:, None], who)
     gold_item = np.concatenate(
         [rng.choice(gold, GOLD_PER_ANNOTATOR, replace=False) for _ in range(N_ANNOTATORS)]
     )
     gold_who = np.repeat(np.arange(N_ANNOTATORS), GOLD_PER_ANNOTATOR)
-    gold_sure = rng.random(gold_item.size) < knows[gold_who]
-    gold_guess = np.where(
-        biased[gold_who], favourite[gold_who], rng.integers(0, n_labels, gold_item.size)
-    )
-    gold_label = np.where(gold_sure, y[gold_item], gold_guess)
+    gold_label = answers(y[gold_item], gold_who)
     right = (answer == y[:, None])[pool]
     accuracy = np.bincount(who[pool].ravel(), weights=right.ravel(), minlength=N_ANNOTATORS)
     accuracy /= np.bincount(who[pool].ravel(), minlength=N_ANNOTATORS)
