@@ -213,6 +213,14 @@ def test_posterior_of_one_item_matches_the_fit_and_refuses_unknown_labels() -> N
     names = [answers.annotators[r] for r in answers.annotator[rows]]
     labels = [answers.labels[k] for k in answers.label[rows]]
     assert fit.posterior_of(names, labels, proba[7]) == pytest.approx(fit.posterior_[7], abs=1e-6)
+    numbered = Answers.from_records(  # annotators named by numbers: looked up all the same
+        answers.item, answers.annotator, answers.label, label_set=[0, 1, 2], n_items=400
+    )
+    by_number = WeightedConsensus(tol=1e-10).fit(numbered)
+    own = [int(r) for r in answers.annotator[rows]]
+    assert by_number.posterior_of(own, [int(k) for k in answers.label[rows]]) == pytest.approx(
+        by_number.posterior_[7], abs=1e-6
+    )
     newcomer = fit.posterior_of(["someone_new"], ["l1"])
     assert newcomer.argmax() == 1 and newcomer.sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="label 'l9' is not in the label set"):

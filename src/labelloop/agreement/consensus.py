@@ -593,7 +593,8 @@ class WeightedConsensus:
         log_post = log_item_prior(self.class_prior_, proba, self.model_weight)[0].copy()
         index = {name: r for r, name in enumerate(self.annotators_)}
         for who, code in zip(annotators, codes, strict=True):
-            matrix = self.confusion_[index[who]] if who in index else self.typical_confusion_
+            name = str(who)  # names are kept as text, as `Answers` stores them
+            matrix = self.confusion_[index[name]] if name in index else self.typical_confusion_
             log_post += np.log(matrix[:, code])
         return softmax_rows(log_post[None, :])[0]
 
