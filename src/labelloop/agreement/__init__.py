@@ -1,13 +1,22 @@
 """Agreement between raters (people and LLMs) and label quality.
 
 Multi-rater data is raters × items with missing ratings as None or NaN; every function encodes
-labels to integer codes once and counts with NumPy.
+labels to integer codes once and counts with NumPy. Team answers for final labels and adaptive
+overlap come in long form (`Answers`), one row per answer.
 """
 
+from labelloop.agreement.answers import Answers
 from labelloop.agreement.bootstrap import (
     Interval,
     bootstrap_agreement,
     bootstrap_cohens_kappa,
+)
+from labelloop.agreement.consensus import (
+    AnnotatorDrift,
+    AnnotatorQuality,
+    DriftWindow,
+    WeightedConsensus,
+    jeffreys_interval,
 )
 from labelloop.agreement.dawid_skene import LatentClassFit, fit_dawid_skene
 from labelloop.agreement.gold import mix_gold
@@ -36,6 +45,7 @@ from labelloop.agreement.multilabel import (
     masi_distances,
     per_label_kappa,
 )
+from labelloop.agreement.overlap import OverlapPolicy, expected_gain
 from labelloop.agreement.raters import (
     CopyFlag,
     GoldAccuracy,
@@ -49,12 +59,18 @@ from labelloop.agreement.report import agreement_report
 
 __all__ = [
     "AnnotatorF1",
+    "AnnotatorDrift",
+    "AnnotatorQuality",
+    "Answers",
     "CopyFlag",
+    "DriftWindow",
     "GoldAccuracy",
     "Interval",
     "LabelIssues",
     "LatentClassFit",
+    "OverlapPolicy",
     "VsMajority",
+    "WeightedConsensus",
     "agreement_report",
     "annotator_f1",
     "bootstrap_agreement",
@@ -63,12 +79,14 @@ __all__ = [
     "confident_joint",
     "copying_flags",
     "encode_label_sets",
+    "expected_gain",
     "find_label_issues",
     "fit_dawid_skene",
     "fleiss_kappa",
     "fleiss_kappa_by_category",
     "gold_accuracy",
     "gwet_ac1",
+    "jeffreys_interval",
     "krippendorff_alpha",
     "krippendorff_alpha_masi",
     "label_quality_scores",

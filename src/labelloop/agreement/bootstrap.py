@@ -35,7 +35,8 @@ _CHUNK_CELLS = 1 << 22
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with its bootstrap percentile interval."""
+    """A point estimate with its interval (a bootstrap percentile interval here; a Jeffreys
+    interval for the annotator accuracies of `consensus`)."""
 
     estimate: float
     low: float
