@@ -58,8 +58,8 @@ from labelloop.agreement.raters import (
 from labelloop.agreement.report import agreement_report
 
 __all__ = [
-    "AnnotatorF1",
     "AnnotatorDrift",
+    "AnnotatorF1",
     "AnnotatorQuality",
     "Answers",
     "CopyFlag",
