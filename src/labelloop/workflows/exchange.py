@@ -21,6 +21,7 @@ from ..data.formats import EXPORTERS, IMPORTERS, format_names
 from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
+from ..review import user_name_problem
 from ..store import (
     GOLD,
     HUMAN_LABELED,
@@ -107,6 +108,8 @@ def _validate(item: ItemIn, label: _Labels) -> None:
             if value is not None and not 0.0 <= value <= 1.0:
                 raise where.error("a confidence must lie in [0, 1]", name, value)
     for a in item.annotations:
+        if a.annotator is not None and (problem := user_name_problem(a.annotator)):
+            raise where.error(problem, "annotation.annotator", a.annotator)
         a.label = label(a.label, item, "annotation.label")
         a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
         if a.action in ("label", "accept", "correct") and a.label is None:

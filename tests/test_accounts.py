@@ -1,0 +1,273 @@
+"""Accounts: roles (service included), disabling, passwords, token expiry and revocation, the
+token cache, user names, and the login limiter — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from labelloop import Project, review
+from labelloop.server import create_app
+from labelloop.store import Annotator
+from test_review_service import seed
+
+CONFIG = """<View>
+  <Text name="review" value="$text"/>
+  <Choices name="sentiment" toName="review" choice="single">
+    <Choice value="positive"/><Choice value="negative"/><Choice value="neutral"/>
+  </Choices>
+</View>"""
+BAD_NAMES = ["bad\u0000name", "bad\nname", "ali\u202eecila", "a\u2066b\u2069", "x\u200fy", "tab\tx"]
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch) -> None:
+    monkeypatch.setattr(
+        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture
+def project(make_project):
+    project = make_project()
+    review.add_user(project, "admin", role="admin", password="admin-password")
+    review.add_user(project, "ann", password="ann-password")
+    return project
+
+
+def service_token(project, name: str = "studio") -> str:
+    review.add_user(project, name, role="service")
+    return review.create_token(project, name)
+
+
+@pytest.fixture
+def client(project):
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(client: TestClient, name: str, password: str):
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf})
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+def test_service_accounts_get_no_review_pages_or_review_api(client, project) -> None:
+    seed(project, 2)
+    studio = bearer(service_token(project))
+    assert client.get("/api/v1/me", headers=studio).json()["role"] == "service"
+    for method, path in [
+        ("GET", "/api/v1/queue/next"),
+        ("GET", "/api/v1/project"),
+        ("GET", "/api/v1/annotations/mine"),
+        ("POST", "/api/v1/leases/release"),
+        ("POST", "/api/v1/undo"),
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/dashboard"),
+    ]:
+        assert client.request(method, path, headers=studio).status_code == 403, path
+    # No password, so no login and no pages.
+    assert login(client, "studio", "").status_code in (401, 422)
+    assert review.list_users(project)[2]["password"] is False
+    with pytest.raises(review.InputError):
+        review.add_user(project, "other", role="service", password="a-password")
+    with pytest.raises(review.InputError):
+        review.set_password(project, "studio", "a-password")
+
+
+# ----------------------------------------------------------------------------- account care
+def test_admins_disable_enable_and_change_passwords_through_the_api(client, project) -> None:
+    admin, ann = bearer(review.create_token(project, "admin")), review.create_token(project, "ann")
+    seed(project, 2)
+    assert client.get("/api/v1/queue/next", headers=bearer(ann)).status_code == 200
+    assert login(client, "ann", "ann-password").status_code == 303
+    assert client.get("/review").status_code == 200
+    for method, path, body in [
+        ("PATCH", "/api/v1/users/ann", {"active": False}),
+        ("PUT", "/api/v1/users/ann/password", {"password": "something-new"}),
+        ("DELETE", "/api/v1/users/ann/tokens", None),
+        ("POST", "/api/v1/users/ann/tokens", {"expires": "1d"}),
+    ]:
+        answer = client.request(method, path, json=body, headers=bearer(ann))
+        assert answer.status_code == 403, path
+    disabled = client.patch("/api/v1/users/ann", json={"active": False}, headers=admin)
+    assert disabled.status_code == 200 and disabled.json()["active"] is False
+    # At once: the token (cached a moment ago), the session, the lease and the login.
+    assert client.get("/api/v1/me", headers=bearer(ann)).status_code == 401
+    assert client.get("/review").status_code == 303
+    assert review.queue_counts(project)["review"]["leased"] == 0
+    client.cookies.clear()
+    assert login(client, "ann", "ann-password").status_code == 401
+    enabled = client.patch("/api/v1/users/ann", json={"active": True}, headers=admin)
+    assert enabled.json()["active"] is True
+    assert client.get("/api/v1/me", headers=bearer(ann)).status_code == 200
+    # A new password ends sessions; the old one stops working.
+    assert login(client, "ann", "ann-password").status_code == 303
+    changed = client.put(
+        "/api/v1/users/ann/password", json={"password": "ann-new-password"}, headers=admin
+    )
+    assert changed.status_code == 204
+    assert client.get("/review").status_code == 303
+    client.cookies.clear()
+    assert login(client, "ann", "ann-password").status_code == 401
+    assert login(client, "ann", "ann-new-password").status_code == 303
+    short = client.put("/api/v1/users/ann/password", json={"password": "short"}, headers=admin)
+    assert short.status_code == 422
+    missing = client.patch("/api/v1/users/nobody", json={"active": False}, headers=admin)
+    assert missing.status_code == 404
+
+
+def test_revoke_ends_every_token_and_session_and_expired_tokens_fail(client, project) -> None:
+    admin = bearer(review.create_token(project, "admin"))
+    tokens = [review.create_token(project, "ann") for _ in range(2)]
+    for token in tokens:
+        assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    assert login(client, "ann", "ann-password").status_code == 303
+    revoked = client.delete("/api/v1/users/ann/tokens", headers=admin)
+    assert revoked.status_code == 200 and revoked.json() == {
+        "name": "ann",
+        "tokens": 2,
+        "sessions": 1,
+    }
+    for token in tokens:
+        assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+    assert client.get("/review").status_code == 303
+    # Expiry: given as a duration, stored, and enforced (from the cache too).
+    issued = client.post("/api/v1/users/ann/tokens", json={"expires": "30d"}, headers=admin)
+    assert issued.status_code == 201
+    expires_at = datetime.fromisoformat(issued.json()["expires_at"])
+    assert abs(expires_at - datetime.now(UTC) - timedelta(days=30)) < timedelta(minutes=1)
+    bad = client.post("/api/v1/users/ann/tokens", json={"expires": "soon"}, headers=admin)
+    assert bad.status_code == 400 and "duration" in bad.json()["detail"]
+    short = review.new_token(project, "ann", expires=timedelta(seconds=1))["token"]
+    assert client.get("/api/v1/me", headers=bearer(short)).status_code == 200
+    time.sleep(1.1)
+    assert client.get("/api/v1/me", headers=bearer(short)).status_code == 401
+    listed = {u["name"]: u for u in client.get("/api/v1/users", headers=admin).json()}
+    assert listed["ann"]["tokens"] == 1  # the 30-day one; the expired one is not counted
+    spec = client.get("/openapi.json", headers=admin).json()["paths"]
+    assert {"patch"} <= set(spec["/api/v1/users/{name}"])
+    assert {"post", "delete"} <= set(spec["/api/v1/users/{name}/tokens"])
+    assert "put" in spec["/api/v1/users/{name}/password"]
+
+
+def test_a_change_made_by_another_process_reaches_the_token_cache_within_its_bound(
+    project, monkeypatch
+) -> None:
+    token = review.create_token(project, "ann")
+    assert review.principal_for_token(project, token) is not None
+    assert review.cached_principal(project, token) is not None  # served from memory now
+    # Another process: its own store and its own cache (the CLI, a second server).
+    other = Project.open(project.path, db=project.store.url)
+    try:
+        review.set_active(other, "ann", False)
+        time.sleep(review.ACCOUNTS_CHECK_S)
+        assert review.cached_principal(project, token) is None
+        assert review.principal_for_token(project, token) is None
+        review.set_active(other, "ann", True)
+        monkeypatch.setattr(review, "ACCOUNTS_CHECK_S", 0.0)  # the version read every time
+        assert review.principal_for_token(project, token) is not None
+        review.revoke(other, "ann")
+        assert review.principal_for_token(project, token) is None
+    finally:
+        other.close()
+
+
+# ----------------------------------------------------------------------------- names
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_user_names_with_control_or_bidi_characters_are_refused(client, project, name) -> None:
+    admin = bearer(review.create_token(project, "admin"))
+    answer = client.post(
+        "/api/v1/users", json={"name": name, "password": "long-password"}, headers=admin
+    )
+    assert answer.status_code == 400, answer.text
+    assert "U+" in answer.json()["detail"]
+    with pytest.raises(review.InputError):
+        project.annotate("x", action="skip", annotator=name)
+    with project.store.session() as session:
+        assert name not in set(session.scalars(select(Annotator.name)))
+    # Letters of any script, spaces and joiners stay welcome.
+    assert review.add_user(project, "Zoë  O\u2019Brien", password="long-password")["name"] == (
+        "Zoë O\u2019Brien"
+    )
+    review.add_user(project, "\u0645\u0631\u06cc\u200c\u0645", password="long-password")
+
+
+def test_imported_answers_with_a_bidi_annotator_name_are_refused(project, tmp_path) -> None:
+    rows = [
+        {
+            "id": "a",
+            "text": "fine",
+            "state": "human_labeled",
+            "label": "neutral",
+            "label_source": "human",
+            "annotations": [{"annotator": "eve\u202e", "action": "label", "label": "neutral"}],
+        }
+    ]
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with pytest.raises(review.InputError, match="U\\+202E") as raised:
+        project.import_from(path, "labelloop")
+    assert "export.jsonl" in str(raised.value)
+    assert project.stats()["items"] == 0
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_user_commands(cli, db_url, tmp_path, capsys, monkeypatch) -> None:
+    folder = tmp_path / "proj"
+    assert cli("init", folder, "--task", "t", "--labels", "a,b", "--db", db_url) == 0
+    monkeypatch.setenv("LABELLOOP_PASSWORD", "first-password")
+    assert cli("user", "add", "ann", "--project", folder) == 0
+    assert cli("user", "add", "studio", "--role", "service", "--project", folder) == 0
+    assert cli("user", "add", "ls-person", "--labelstudio-user", "12", "--project", folder) == 0
+    for bad in BAD_NAMES[:3]:
+        assert cli("user", "add", bad, "--project", folder) == 2
+        assert "U+" in capsys.readouterr().err
+    capsys.readouterr()
+
+    def json_of(*args) -> object:
+        assert cli(*args, "--project", folder, "--json") == 0, capsys.readouterr().err
+        return json.loads(capsys.readouterr().out)
+
+    users = {u["name"]: u for u in json_of("user", "list")}
+    assert set(users) == {"ann", "studio", "ls-person"}
+    assert users["studio"]["role"] == "service" and users["studio"]["password"] is False
+    assert users["ls-person"]["labelstudio_user"] == 12
+    issued = json_of("user", "token", "ann", "--expires", "12h")
+    expires_at = datetime.fromisoformat(issued["expires_at"])
+    assert abs(expires_at - datetime.now(UTC) - timedelta(hours=12)) < timedelta(minutes=1)
+    assert cli("user", "token", "ann", "--expires", "12 parsecs", "--project", folder) == 2
+    with Project.open(folder) as project:
+        assert review.principal_for_token(project, issued["token"]).name == "ann"
+    assert json_of("user", "disable", "ann")["active"] is False
+    with Project.open(folder) as project:
+        assert review.principal_for_token(project, issued["token"]) is None
+        assert review.authenticate(project, "ann", "first-password") is None
+    assert json_of("user", "enable", "ann")["active"] is True
+    monkeypatch.setenv("LABELLOOP_PASSWORD", "second-password")
+    json_of("user", "passwd", "ann")
+    with Project.open(folder) as project:
+        assert review.authenticate(project, "ann", "first-password") is None
+        assert review.authenticate(project, "ann", "second-password") is not None
+    assert json_of("user", "revoke", "ann")["tokens"] == 1
+    with Project.open(folder) as project:
+        assert review.principal_for_token(project, issued["token"]) is None
+    assert json_of("user", "link", "ann", "7")["labelstudio_user"] == 7
+    assert cli("user", "link", "ls-person", "7", "--project", folder) == 2  # taken by ann
+    assert cli("user", "disable", "nobody", "--project", folder) == 2
+    assert cli("user", "list", "--project", folder) == 0
+    assert "studio" in capsys.readouterr().out
