@@ -3,6 +3,7 @@ token cache, user names, and the login limiter — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 from labelloop import Project, review
 from labelloop.server import create_app
-from labelloop.store import Annotator
+from labelloop.store import Annotation, Annotator, Item
 from test_review_service import seed
 
 CONFIG = """<View>
@@ -57,13 +58,49 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def basic(user: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
 def login(client: TestClient, name: str, password: str):
     form = client.get("/login")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
     return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf})
 
 
+def ml_calls() -> list[tuple[str, str, dict | None]]:
+    task = {"id": 41, "data": {"text": "a new task from Label Studio"}}
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "annotation": {"id": 5, "completed_by": 3, "result": []},
+        "task": task,
+    }
+    return [
+        ("POST", "/setup", {"schema": CONFIG, "project": "9"}),
+        ("POST", "/predict", {"tasks": [task]}),
+        ("POST", "/webhook", event),
+        ("GET", "/metrics", None),
+        ("GET", "/versions", None),
+    ]
+
+
 # ----------------------------------------------------------------------------- roles
+def test_ml_backend_routes_take_admins_and_service_accounts_only(client, project) -> None:
+    ann = review.create_token(project, "ann")
+    for method, path, body in ml_calls():
+        for headers in (bearer(ann), basic("ann", ann)):
+            answer = client.request(method, path, json=body, headers=headers)
+            assert answer.status_code == 403, (method, path, answer.text)
+    # Nothing an annotator sent changed the store.
+    assert project.stats()["items"] == 0
+    assert "labelstudio" not in project.settings
+    studio, admin = service_token(project), review.create_token(project, "admin")
+    for method, path, body in ml_calls():
+        answer = client.request(method, path, json=body, headers=basic("studio", studio))
+        assert answer.status_code == 200, (method, path, answer.text)
+        assert client.request(method, path, json=body, headers=bearer(admin)).status_code == 200
+    assert project.settings["labelstudio"]["label_config"] == CONFIG
 
 
 def test_service_accounts_get_no_review_pages_or_review_api(client, project) -> None:
@@ -226,6 +263,42 @@ def test_imported_answers_with_a_bidi_annotator_name_are_refused(project, tmp_pa
     assert project.stats()["items"] == 0
 
 
+def test_webhook_accounts_come_from_label_studio_user_ids(client, project) -> None:
+    studio = basic("admin", review.create_token(project, "admin"))
+    client.post("/setup", json={"schema": CONFIG}, headers=studio)
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "annotation": {"id": 8, "completed_by": "7\u202e", "result": []},
+        "task": {"id": 1, "data": {"text": "t"}},
+    }
+    answer = client.post("/webhook", json=event, headers=studio)
+    assert answer.status_code == 400 and "completed_by" in answer.json()["detail"]
+    with project.store.session() as session:
+        assert session.scalar(select(Annotation.id)) is None
+
+
+# ----------------------------------------------------------------------------- basic auth
+def test_basic_auth_with_a_non_ascii_name_never_fails_the_server(project) -> None:
+    review.add_user(project, "stüdio", role="admin", password="long-password")
+    token = review.create_token(project, "stüdio")
+    app = create_app(project, ml_backend_auth=("ünïcode", "pässword"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def status(user: str, password: str) -> int:
+            raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return client.get("/metrics", headers={"Authorization": f"Basic {raw}"}).status_code
+
+        assert status("stüdio", token) == 200
+        assert status("stüdio", "wrong") == 401
+        assert status("ünïcode", "pässword") == 200
+        assert status("ünïcode", "wrong") == 401
+        assert status("\u202eevil", token) == 401
+        latin1 = base64.b64encode("stüdio:".encode("latin-1") + token.encode()).decode()
+        assert client.get("/metrics", headers={"Authorization": f"Basic {latin1}"}).status_code == (
+            401
+        )
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_user_commands(cli, db_url, tmp_path, capsys, monkeypatch) -> None:
     folder = tmp_path / "proj"
@@ -271,3 +344,13 @@ def test_user_commands(cli, db_url, tmp_path, capsys, monkeypatch) -> None:
     assert cli("user", "disable", "nobody", "--project", folder) == 2
     assert cli("user", "list", "--project", folder) == 0
     assert "studio" in capsys.readouterr().out
+
+
+def test_items_of_the_store_are_untouched_by_refused_ml_calls(client, project) -> None:
+    """403 is decided before the body is read: /predict and /webhook create nothing."""
+    ann = review.create_token(project, "ann")
+    for method, path, body in ml_calls():
+        client.request(method, path, json=body, headers=bearer(ann))
+    with project.store.session() as session:
+        assert session.scalar(select(Item.id)) is None
+        assert session.scalar(select(Annotation.id)) is None

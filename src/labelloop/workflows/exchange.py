@@ -586,6 +586,30 @@ def _annotation_ids(project: Project, external_ids: Sequence[str]) -> list[int]:
 
 EVENTS_THAT_TEACH = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
+MAX_LABELSTUDIO_USER = 2**31 - 1
+
+
+def labelstudio_annotator(project: Project, annotation: dict[str, Any]) -> int:
+    """The account an answer made in Label Studio is credited to (its annotator id).
+
+    Label Studio names the person by `completed_by` (a user id, or an object with one): the
+    account linked to that user (`labelloop user link`), else the one named `labelstudio:<id>`,
+    made on first use. Names written elsewhere in the payload are never believed.
+    """
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("id")
+    if who is None:
+        return project.annotator_id("labelstudio")
+    if isinstance(who, bool) or not isinstance(who, int) or not 0 <= who <= MAX_LABELSTUDIO_USER:
+        raise InputError("annotation.completed_by must be a Label Studio user id", value=who)
+    with project.store.session() as session:
+        linked = session.scalar(
+            select(Annotator.id).where(
+                Annotator.project_id == project.id, Annotator.labelstudio_user == who
+            )
+        )
+    return linked if linked is not None else project.annotator_id(f"labelstudio:{who}")
 
 
 def labelstudio_event(
@@ -593,7 +617,7 @@ def labelstudio_event(
 ) -> dict[str, Any]:
     """Apply a Label Studio webhook event to the store. Returns what was done and whether the
     predictor should be recalibrated / retrained (which the caller does in the background)."""
-    from ..data.formats.labelstudio import annotation_from_ls
+    from ..data.formats.labelstudio import PROVENANCE_KEY, annotation_from_ls
     from ..data.formats.records import Where
 
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
@@ -620,7 +644,10 @@ def labelstudio_event(
             raise InputError(f"{action} needs 'annotation' and 'task' objects")
         (uid,) = ensure_tasks(project, [task], config, id_key)
         suggestion = item_predictions(project, [uid])[uid]["label"]
-        answer = annotation_from_ls(annotation, config, where, suggestion)
+        # What Label Studio itself recorded, not provenance riding along under our key.
+        made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
+        answer = annotation_from_ls(made_in_studio, config, where, suggestion)
+        annotator = labelstudio_annotator(project, annotation)
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
         done.update(
@@ -628,7 +655,7 @@ def labelstudio_event(
                 uid,
                 action=answer.action,
                 label=answer.label,
-                annotator=answer.annotator,
+                annotator=annotator,
                 time_spent_s=answer.time_spent_s,
                 source="labelstudio",
                 external_id=answer.external_id,
