@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -16,6 +21,7 @@ from sqlalchemy import select
 
 from labelloop import Project, review
 from labelloop.server import create_app
+from labelloop.server.security import LoginLimiter
 from labelloop.store import Annotation, Annotator, Item
 from test_review_service import seed
 
@@ -297,6 +303,104 @@ def test_basic_auth_with_a_non_ascii_name_never_fails_the_server(project) -> Non
         assert client.get("/metrics", headers={"Authorization": f"Basic {latin1}"}).status_code == (
             401
         )
+
+
+# ----------------------------------------------------------------------------- login limiter
+def test_one_address_failures_do_not_lock_out_the_user_elsewhere(project) -> None:
+    app = create_app(project)
+    with (
+        TestClient(app, client=("203.0.113.9", 5000), follow_redirects=False) as attacker,
+        TestClient(app, client=("198.51.100.7", 5000), follow_redirects=False) as owner,
+    ):
+        codes = [login(attacker, "ann", f"guess-{i}").status_code for i in range(8)]
+        assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        assert login(attacker, "ann", "ann-password").status_code == 429
+        assert login(owner, "ann", "ann-password").status_code == 303
+
+
+def test_a_guesser_spread_over_addresses_gets_one_guess_each_once_the_account_is_attacked(
+    project,
+) -> None:
+    app = create_app(project)
+    limiter: LoginLimiter = app.state.login_limiter
+    with TestClient(app, follow_redirects=False) as client:
+        login(client, "ann", "warm up the form")
+    for i in range(limiter.per_account):
+        limiter.failed("ann", f"10.0.0.{i}")
+    # Under attack: an address that failed once may not guess again...
+    assert limiter.retry_after("ann", "10.0.0.1") > 0
+    # ...while a clean address still may, and other accounts are untouched.
+    assert limiter.retry_after("ann", "192.0.2.1") == 0
+    assert limiter.retry_after("bob", "10.0.0.1") == 0
+    with (
+        TestClient(app, client=("10.0.0.1", 1), follow_redirects=False) as guesser,
+        TestClient(app, client=("192.0.2.1", 1), follow_redirects=False) as owner,
+    ):
+        assert login(guesser, "ann", "ann-password").status_code == 429
+        assert login(owner, "ann", "ann-password").status_code == 303
+
+
+def test_limiter_forgets_failures_that_left_the_window() -> None:
+    limiter = LoginLimiter(per_address=3, per_pair=2, per_account=10, window_s=0.2)
+    for _ in range(3):
+        limiter.failed("ann", "a")
+    assert limiter.retry_after("bob", "a") > 0  # the address is blocked for every account
+    time.sleep(0.25)
+    assert limiter.retry_after("ann", "a") == 0
+    limiter.failed("ann", "b")
+    assert len(limiter._failures) == 3  # the expired keys were dropped on the way
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(folder, port: int, *extra: str) -> subprocess.Popen:
+    code = "import sys; from labelloop.cli import main; sys.argv[0] = 'labelloop'; main()"
+    command = [sys.executable, "-c", code, "serve", "--project", str(folder), "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(process.stderr.read().decode()[-2000:])
+
+
+def live_login(base: str, password: str, forwarded_for: str) -> int:
+    with httpx.Client(base_url=base) as http:
+        form = http.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        return http.post(
+            "/login",
+            data={"username": "ann", "password": password, "csrf_token": csrf},
+            headers={"X-Forwarded-For": forwarded_for},
+        ).status_code
+
+
+def test_serve_believes_x_forwarded_for_only_from_configured_proxies(tmp_path) -> None:
+    with Project.create(tmp_path / "p", task="t", labels=["a", "b"]) as project:
+        review.add_user(project, "ann", password="ann-password")
+    for extra, spoofable in [((), False), (("--forwarded-allow-ips", "127.0.0.1"), True)]:
+        port = free_port()
+        process = serve(tmp_path / "p", port, *extra)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            codes = [live_login(base, "wrong-guess", f"198.51.100.{i}") for i in range(7)]
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+        if spoofable:  # a trusted proxy's client addresses: seven different clients
+            assert codes == [401] * 7
+        else:  # the header is ignored: one client, throttled after five failures
+            assert codes == [401] * 5 + [429] * 2
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -40,6 +40,14 @@ def serve(
         int | None,
         typer.Option(min=0, help="Review answers between background retrainings (0: never)."),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated proxy addresses (or networks) whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed; default: none, the peer's address is the client's "
+            "(the login limiter counts by it).",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
@@ -62,7 +70,7 @@ def serve(
             server = create_app(proj, ml_backend_auth=basic_auth, retrain_every=retrain_every)
             what = "Review server"
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        run(server, host=host, port=port)
+        run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
 
 
 Name = Annotated[str, typer.Argument(help="Login name.")]
