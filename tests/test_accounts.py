@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -23,7 +18,9 @@ from labelloop import Project, review
 from labelloop.server import create_app
 from labelloop.server.security import LoginLimiter
 from labelloop.store import Annotation, Annotator, Item
-from test_review_service import seed
+from labelloop.testing.serve import free_port, start_serve
+from test_review_service import fast_password_hashing, seed  # noqa: F401 - autouse fixture
+from test_server_api import login
 
 CONFIG = """<View>
   <Text name="review" value="$text"/>
@@ -32,13 +29,6 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 BAD_NAMES = ["bad\u0000name", "bad\nname", "ali\u202eecila", "a\u2066b\u2069", "x\u200fy", "tab\tx"]
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch) -> None:
-    monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 @pytest.fixture
@@ -67,12 +57,6 @@ def bearer(token: str) -> dict[str, str]:
 def basic(user: str, password: str) -> dict[str, str]:
     raw = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {raw}"}
-
-
-def login(client: TestClient, name: str, password: str):
-    form = client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-    return client.post("/login", data={"username": name, "password": password, "csrf_token": csrf})
 
 
 def ml_calls() -> list[tuple[str, str, dict | None]]:
@@ -351,29 +335,6 @@ def test_limiter_forgets_failures_that_left_the_window() -> None:
     assert len(limiter._failures) == 3  # the expired keys were dropped on the way
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def serve(folder, port: int, *extra: str) -> subprocess.Popen:
-    code = "import sys; from labelloop.cli import main; sys.argv[0] = 'labelloop'; main()"
-    command = [sys.executable, "-c", code, "serve", "--project", str(folder), "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError(process.stderr.read().decode()[-2000:])
-
-
 def live_login(base: str, password: str, forwarded_for: str) -> int:
     with httpx.Client(base_url=base) as http:
         form = http.get("/login")
@@ -390,7 +351,7 @@ def test_serve_believes_x_forwarded_for_only_from_configured_proxies(tmp_path) -
         review.add_user(project, "ann", password="ann-password")
     for extra, spoofable in [((), False), (("--forwarded-allow-ips", "127.0.0.1"), True)]:
         port = free_port()
-        process = serve(tmp_path / "p", port, *extra)
+        process = start_serve(tmp_path / "p", port, *extra)
         try:
             base = f"http://127.0.0.1:{port}"
             codes = [live_login(base, "wrong-guess", f"198.51.100.{i}") for i in range(7)]

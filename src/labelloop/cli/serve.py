@@ -132,9 +132,7 @@ def user_disable(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Stop an account at once: its sessions end, its tokens and leases stop working."""
-    with open_project(project, db) as proj:
-        result = review.set_active(proj, name, False)
-    emit(result, as_json, lambda r: out.print(f"Disabled {r['name']!r}."))
+    _set_active(name, False, project, db, as_json)
 
 
 @user_app.command("enable")
@@ -142,9 +140,14 @@ def user_enable(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Let a disabled account work again (its tokens that were not revoked included)."""
+    _set_active(name, True, project, db, as_json)
+
+
+def _set_active(name: str, active: bool, project: Path, db: str | None, as_json: bool) -> None:
     with open_project(project, db) as proj:
-        result = review.set_active(proj, name, True)
-    emit(result, as_json, lambda r: out.print(f"Enabled {r['name']!r}."))
+        result = review.set_active(proj, name, active)
+    done = "Enabled" if active else "Disabled"
+    emit(result, as_json, lambda r: out.print(f"{done} {r['name']!r}."))
 
 
 @user_app.command("passwd")
