@@ -62,6 +62,7 @@ TASK_QUEUES = ("review", "active", "audit", "recheck")
 REVIEW_ACTIONS = ("accept", "correct", "label", "reject", "skip")
 MIN_PASSWORD = 8
 MAX_NAME = 200
+MAX_LABELSTUDIO_USER = 2**31 - 1  # the store's integer column
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
 SESSION_HOURS = 12
@@ -227,6 +228,8 @@ def add_user(
 
 
 def _link(session: Session, project: Project, row: Annotator, labelstudio_user: int) -> None:
+    if not 0 <= labelstudio_user <= MAX_LABELSTUDIO_USER:
+        raise InputError("a Label Studio user id is a number from 0 to 2^31 - 1")
     taken = session.scalar(
         select(Annotator.name).where(
             Annotator.project_id == project.id,

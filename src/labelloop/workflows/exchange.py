@@ -21,7 +21,7 @@ from ..data.formats import EXPORTERS, IMPORTERS, format_names
 from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
-from ..review import user_name_problem
+from ..review import MAX_LABELSTUDIO_USER, user_name_problem
 from ..store import (
     GOLD,
     HUMAN_LABELED,
@@ -586,7 +586,6 @@ def _annotation_ids(project: Project, external_ids: Sequence[str]) -> list[int]:
 
 EVENTS_THAT_TEACH = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
-MAX_LABELSTUDIO_USER = 2**31 - 1
 
 
 def labelstudio_annotator(project: Project, annotation: dict[str, Any]) -> int:
