@@ -615,7 +615,11 @@ def labelstudio_event(
     project: Project, payload: Any, config: Any, id_key: str | None = None
 ) -> dict[str, Any]:
     """Apply a Label Studio webhook event to the store. Returns what was done and whether the
-    predictor should be recalibrated / retrained (which the caller does in the background)."""
+    predictor should be recalibrated / retrained (which the caller does in the background).
+
+    Answers are read from what Label Studio recorded and credited to its `completed_by` user
+    (`labelstudio_annotator`); delete events withdraw only answers that came from Label Studio.
+    """
     from ..data.formats.labelstudio import PROVENANCE_KEY, annotation_from_ls
     from ..data.formats.records import Where
 
