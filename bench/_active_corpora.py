@@ -1,4 +1,4 @@
-"""Two real corpora from PyPI packages, loaded offline, and their cached embeddings."""
+"""Real corpora from PyPI packages, loaded offline, and their cached embeddings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import bz2
 import hashlib
 import importlib.util
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,29 @@ def bbc_news() -> tuple[list[str], np.ndarray]:
 
 
 CORPORA = {"Rotten Tomatoes": rotten_tomatoes, "BBC News": bbc_news}
+
+
+def nrc_emotion_lexicon() -> tuple[list[str], np.ndarray, list[str]]:
+    """NRCLex's copy of the NRC Emotion Lexicon (Mohammad & Turney 2013, crowd-annotated):
+    6,468 English words, each with every emotion (8) or sentiment (2) it evokes.
+
+    Returns the words, their (items x labels) indicator matrix and the label names. Every word
+    has at least one label (the package keeps only associated words); 57% have two or more.
+    The lexicon's terms allow research use, which these hand-run benchmarks are.
+    """
+    path = _package_dir("nrclex") / "data" / "nrc_en.json"
+    lexicon: dict[str, list[str]] = json.loads(path.read_text(encoding="utf-8"))
+    labels = sorted({label for associated in lexicon.values() for label in associated})
+    words = sorted(lexicon)
+    column = {label: j for j, label in enumerate(labels)}
+    y = np.zeros((len(words), len(labels)), dtype=bool)
+    for i, word in enumerate(words):
+        y[i, [column[label] for label in lexicon[word]]] = True
+    return words, y, labels
+
+
+#: Multi-label corpora: name -> () -> (texts, indicator matrix, label names).
+MULTILABEL_CORPORA = {"NRC Emotion Lexicon": nrc_emotion_lexicon}
 
 
 def embedded(texts: list[str], embedder) -> np.ndarray:

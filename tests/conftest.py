@@ -54,6 +54,17 @@ def db_url(request, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def fast_password_hashing(monkeypatch) -> None:
+    """Cheap argon2 parameters, for tests that create accounts and log in many times."""
+    from argon2 import PasswordHasher
+
+    from labelloop import review
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(review, "PASSWORD_HASHER", cheap)
+
+
+@pytest.fixture
 def cli():
     """Run the labelloop command in-process; returns its exit status (output: capsys)."""
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from labelloop.active import TfidfEmbedder, get_embedder
 from labelloop.active import _int8_graph as int8_graph
@@ -174,6 +175,13 @@ def test_tfidf_fallback_is_dense_normalised_and_topical():
     np.testing.assert_array_equal(
         v, TfidfEmbedder(dim=16, random_state=0).fit(corpus).embed(SENTENCES)
     )
+    # An estimator: a clone has the same settings and none of the fit; unfitted, `embed` fits
+    # on the texts it is given.
+    again = clone(e)
+    assert again.get_params() == e.get_params() and not hasattr(again, "pipeline_")
+    lazy = again.embed(corpus)
+    assert hasattr(again, "pipeline_")
+    np.testing.assert_array_equal(lazy, e.fit(corpus).embed(corpus))
 
 
 def test_auto_falls_back_to_tfidf_with_a_warning(monkeypatch, caplog):

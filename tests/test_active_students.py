@@ -1,9 +1,14 @@
 """Students always answer over the full label set, and cross-fitting is out-of-fold."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import NotFittedError
 from sklearn.naive_bayes import GaussianNB
+from sklearn.utils import estimator_checks
 
 from labelloop.active import Committee, LogisticStudent, SklearnStudent, cross_val_proba
 
@@ -119,3 +124,51 @@ def test_cross_val_proba_with_tiny_classes(data):
     oof = cross_val_proba(LogisticStudent(classes=LABELS), x[rows], y[rows], n_splits=5)
     assert oof.shape == (7, 3)
     np.testing.assert_allclose(oof.sum(axis=1), 1.0)
+
+
+#: scikit-learn's own checks of the estimator rules that fit students and committees: arguments
+#: stored unchanged and nothing else set in __init__, fit leaves them alone, NotFittedError
+#: before fit, repeated fits agree, pickling keeps predictions.
+ESTIMATOR_RULES = [
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_parameters_default_constructible,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+    estimator_checks.check_dont_overwrite_parameters,
+    estimator_checks.check_estimators_overwrite_params,
+    estimator_checks.check_estimators_unfitted,
+    estimator_checks.check_fit_check_is_fitted,
+    estimator_checks.check_fit_idempotent,
+    estimator_checks.check_estimators_pickle,
+]
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [LogisticStudent(random_state=0), SklearnStudent(GaussianNB()), Committee(n_bootstrap=2)],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("check", ESTIMATOR_RULES, ids=lambda c: c.__name__)
+def test_students_and_committees_keep_the_estimator_rules(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks' deliberately awkward data warn
+        check(type(estimator).__name__, estimator)
+
+
+def test_a_committee_is_checked_at_fit_and_cloned_without_its_members(data):
+    x, y = data
+    with pytest.raises(ValueError, match="at least one member"):
+        Committee().fit(x, y)
+    llm = np.tile([0.2, 0.3, 0.5], (len(x), 1))
+    committee = Committee(n_bootstrap=2, external=[llm], random_state=0)
+    with pytest.raises(NotFittedError):
+        committee.member_probas(x)  # not just the external member, silently
+    committee.fit(x[:100], y[:100])
+    again = clone(committee)
+    assert again.get_params()["n_bootstrap"] == 2 and again.external[0] is not llm
+    np.testing.assert_array_equal(again.external[0], llm)
+    with pytest.raises(NotFittedError):
+        again.predict_proba(x)
+    np.testing.assert_array_equal(
+        again.fit(x[:100], y[:100]).member_probas(x), committee.member_probas(x)
+    )

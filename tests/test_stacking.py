@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from labelloop.stacking import LogLinearPool
 
@@ -71,3 +73,16 @@ def test_output_is_a_distribution_even_for_a_class_absent_from_training():
 def test_rejects_a_flat_feature_matrix():
     with pytest.raises(ValueError, match="components"):
         LogLinearPool().fit(np.ones((3, 2)), np.array([0, 1, 0]))
+
+
+def test_an_unfitted_pool_says_so_and_a_clone_forgets_its_fit(views):
+    y, good, weak, _ = views
+    inputs = np.stack([good, weak], axis=1)
+    with pytest.raises(NotFittedError):
+        LogLinearPool().predict_proba(inputs)
+    with pytest.raises(NotFittedError):
+        LogLinearPool().influence(inputs)
+    model = LogLinearPool(alpha=0.1).fit(inputs, y)
+    again = clone(model)
+    assert again.get_params() == {"alpha": 0.1} and not hasattr(again, "weights_")
+    np.testing.assert_array_equal(again.fit(inputs, y).weights_, model.weights_)

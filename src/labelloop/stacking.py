@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["LogLinearPool"]
 
@@ -37,13 +39,19 @@ def _centered_log_probs(probs: np.ndarray) -> np.ndarray:
     return np.where(missing, 0.0, logs)
 
 
-class LogLinearPool:
+class LogLinearPool(BaseEstimator):
     """Weighted geometric pooling of component distributions, fitted by penalised log loss.
 
     Parameters
     ----------
     alpha : L2 penalty on weights and biases (per item), keeping the fit finite when one
         component separates the training labels perfectly.
+
+    Attributes
+    ----------
+    weights_ : (M,) non-negative weight per component.
+    bias_ : (K,) bias per label.
+    n_labels_ : K.
     """
 
     def __init__(self, alpha: float = 1e-3) -> None:
@@ -76,6 +84,7 @@ class LogLinearPool:
         return self
 
     def predict_log_proba(self, probs: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
         logs = _centered_log_probs(probs)
         return log_softmax(np.einsum("imk,m->ik", logs, self.weights_) + self.bias_, axis=1)
 
@@ -84,6 +93,7 @@ class LogLinearPool:
 
     def influence(self, probs: np.ndarray) -> np.ndarray:
         """Share of the pooled log-odds each component carries on these items (sums to 1)."""
+        check_is_fitted(self)
         spread = np.abs(_centered_log_probs(probs)).mean(axis=(0, 2))
         weight = self.weights_ * spread
         total = weight.sum()

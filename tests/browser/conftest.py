@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,32 +55,14 @@ def _chromium_present() -> None:
 
 
 @pytest.fixture
-def live_server(make_project) -> Iterator[tuple[str, object]]:
-    """(base URL, project): uvicorn serving the review app on a free loopback port."""
-    import uvicorn
-    from argon2 import PasswordHasher
+def live_server(request, make_project, fast_password_hashing) -> Iterator[tuple[str, object]]:
+    """(base URL, project): uvicorn serving the review app on a free loopback port.
 
-    from labelloop import review
+    Indirect parameters are the project's options: `labels`, `task`.
+    """
     from labelloop.server import create_app
+    from labelloop.testing.server import serve_app
 
-    review.PASSWORD_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    project = make_project()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(project), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the review server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", project
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        review.PASSWORD_HASHER = PasswordHasher()
+    project = make_project(**getattr(request, "param", {}))
+    with serve_app(create_app(project)) as base:
+        yield base, project

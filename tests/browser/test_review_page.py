@@ -140,6 +140,66 @@ def test_hostile_items_are_shown_as_text(live_server, page: Page) -> None:
     assert page.evaluate("window.__pwned") is None
 
 
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: what follows it would be shown reversed
+MARKER = "\u27e8U+202E\u27e9"
+# The characters of an element's text nodes (one line of them) in the order they appear on
+# screen, left to right, each placed by the box of its own Range.
+VISUAL_ORDER = """selector => {
+  const chars = [];
+  const walker = document.createTreeWalker(document.querySelector(selector), NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; i++) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (box.width > 0) chars.push([box.left, node.data[i]]);
+    }
+  }
+  chars.sort((a, b) => a[0] - b[0]);
+  return chars.map((c) => c[1]).join("");
+}"""
+
+
+@pytest.mark.parametrize(
+    "live_server", [{"labels": ("positive", f"neg{RLO}ative", "neutral")}], indirect=True
+)
+def test_bidi_overrides_are_shown_not_applied(live_server, page: Page) -> None:
+    """A right-to-left override in a text, a label, a reasoning or an id does not reorder what
+    the annotator reads: it shows as a marked placeholder, and the rest keeps its order."""
+    base, project = live_server
+    label, uid = f"neg{RLO}ative", f"u{RLO}1"
+    project.add_items([{"id": uid, "text": f"abc{RLO}def"}], id_col="id")
+    item = project.item_id(uid)
+    project.save_predictions("fake", "v1", [(item, LabelResult(label, None, 0.2, f"why{RLO}so"))])
+    project.set_active_predictor("fake", "v1")
+    project.route(threshold=0.85)
+    review.add_user(project, "ann", password="ann-password")
+    log_in(page, base, "ann", "ann-password")
+    expect(page.locator("#card")).to_be_visible()
+    shown = {
+        "#text": f"abc{MARKER}def",
+        "#sugg-reason": f"why{MARKER}so",
+        "#sugg-label": f"neg{MARKER}ative",
+        ".choice:nth-child(2) .label-name": f"neg{MARKER}ative",
+        "#uid": f"u{MARKER}1",
+    }
+    for selector, text in shown.items():
+        expect(page.locator(selector)).to_have_text(text)
+        assert page.evaluate(VISUAL_ORDER, selector) == text, selector
+        expect(page.locator(f"{selector} .bidi-control")).to_be_visible()
+    styles = page.evaluate(
+        """() => [getComputedStyle(document.getElementById("text")).unicodeBidi,
+                  getComputedStyle(document.querySelector(".bidi-control")).borderTopStyle]"""
+    )
+    assert styles == ["plaintext", "solid"]
+    # Only the display changes: picking the label stores it as it is.
+    page.keyboard.press("2")
+    expect(page.locator("#empty")).to_be_visible()
+    with project.store.session() as session:
+        assert session.scalars(select(Annotation.label)).all() == [label]
+
+
 def test_two_annotators_in_parallel_lose_nothing(live_server, browser) -> None:
     base, project = live_server
     ids = seed(project, 8)

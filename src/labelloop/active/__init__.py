@@ -12,6 +12,7 @@ from labelloop.active.embeddings import (
     get_embedder,
 )
 from labelloop.active.loop import RoundResult, select_round
+from labelloop.active.multilabel import OneVsRestStudent, cross_val_proba_multilabel
 from labelloop.active.seed import diversity_sampling, hybrid_acquisition, uncertainty_sampling
 from labelloop.active.simulate import (
     format_interval,
@@ -26,7 +27,14 @@ from labelloop.active.stopping import (
     label_budget,
     target_accuracy,
 )
-from labelloop.active.strategies import STRATEGIES, QueryStrategy, cold_start, get_strategy
+from labelloop.active.strategies import (
+    MULTILABEL_STRATEGIES,
+    STRATEGIES,
+    QueryStrategy,
+    cold_start,
+    get_multilabel_strategy,
+    get_strategy,
+)
 from labelloop.active.students import (
     Committee,
     LogisticStudent,
@@ -36,10 +44,12 @@ from labelloop.active.students import (
 )
 
 __all__ = [
+    "MULTILABEL_STRATEGIES",
     "STRATEGIES",
     "Committee",
     "Embedder",
     "LogisticStudent",
+    "OneVsRestStudent",
     "OnnxEmbedder",
     "QueryStrategy",
     "RoundResult",
@@ -50,10 +60,12 @@ __all__ = [
     "TfidfEmbedder",
     "cold_start",
     "cross_val_proba",
+    "cross_val_proba_multilabel",
     "diversity_sampling",
     "format_interval",
     "format_simulation",
     "get_embedder",
+    "get_multilabel_strategy",
     "get_strategy",
     "greedy_k_center",
     "hybrid_acquisition",

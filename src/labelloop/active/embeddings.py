@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from labelloop.active._int8_graph import int8_product_graph
 
@@ -167,11 +168,12 @@ class OnnxEmbedder:
         return _l2_normalise(pooled)
 
 
-class TfidfEmbedder:
+class TfidfEmbedder(BaseEstimator):
     """TF-IDF (word 1–2-grams, sublinear tf) reduced by truncated SVD to a dense float32 matrix.
 
     Fitted on the pool it embeds (`fit`, or lazily at the first `embed`), so it needs no
-    model at all; `random_state` makes the SVD reproducible.
+    model at all; `random_state` makes the SVD reproducible. The fitted pipeline is
+    `pipeline_`.
     """
 
     model_id = "tfidf-svd"
@@ -180,7 +182,6 @@ class TfidfEmbedder:
         self.dim = dim
         self.max_features = max_features
         self.random_state = random_state
-        self._pipeline = None
 
     def fit(self, texts: Sequence[str]) -> TfidfEmbedder:
         from sklearn.decomposition import TruncatedSVD
@@ -198,14 +199,14 @@ class TfidfEmbedder:
         n_features = len(vectorizer.fit(cleaned).vocabulary_)
         n_components = max(1, min(self.dim, n_features - 1, len(cleaned) - 1))
         svd = TruncatedSVD(n_components=n_components, random_state=self.random_state)
-        self._pipeline = make_pipeline(vectorizer, svd).fit(cleaned)
+        self.pipeline_ = make_pipeline(vectorizer, svd).fit(cleaned)
         return self
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Dense vectors of width `dim` (zero-padded if the pool allows fewer components)."""
-        if self._pipeline is None:
+        if not hasattr(self, "pipeline_"):
             self.fit(texts)
-        reduced = self._pipeline.transform([_clean(t) for t in texts])
+        reduced = self.pipeline_.transform([_clean(t) for t in texts])
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         out[:, : reduced.shape[1]] = reduced
         return _l2_normalise(out)

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 
 class Student(Protocol):
@@ -46,19 +47,20 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
         unknown = set(np.unique(y).tolist()) - set(self.classes_.tolist())
         if unknown:
             raise ValueError(f"labels not in the label set: {sorted(map(str, unknown))}")
-        self._seen = np.unique(y)
+        self.seen_classes_ = np.unique(y)
         self.estimator_ = None
-        if len(self._seen) >= 2:
+        if len(self.seen_classes_) >= 2:
             self.estimator_ = self._make_estimator().fit(X, y)
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
         n, n_classes = len(X), len(self.classes_)
         out = np.zeros((n, n_classes), dtype=np.float64)
         position = {c: i for i, c in enumerate(self.classes_.tolist())}
         if self.estimator_ is None:
-            if len(self._seen) == 1:
-                out[:, position[self._seen.tolist()[0]]] = 1.0
+            if len(self.seen_classes_) == 1:
+                out[:, position[self.seen_classes_.tolist()[0]]] = 1.0
             else:
                 out.fill(1.0 / n_classes)
             return out
@@ -67,7 +69,8 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class LogisticStudent(SklearnStudent):
@@ -86,7 +89,6 @@ class LogisticStudent(SklearnStudent):
         self.class_weight = class_weight
         self.max_iter = max_iter
         self.random_state = random_state
-        self.estimator = None
 
     def _make_estimator(self) -> LogisticRegression:
         return LogisticRegression(
@@ -97,12 +99,13 @@ class LogisticStudent(SklearnStudent):
         )
 
 
-class Committee:
+class Committee(BaseEstimator):
     """Several students (and fixed probability sources such as an LLM) voting on each item.
 
     Members are the given `students`, plus `n_bootstrap` copies of `base` each trained on a
     bootstrap resample, plus `external` probability matrices (one row per pool item, columns
-    in the label-set order) that are not trained at all.
+    in the label-set order) that are not trained at all. `fit` trains clones, so the given
+    students stay untouched; the trained ones are `members_`.
     """
 
     def __init__(
@@ -114,15 +117,15 @@ class Committee:
         external: Sequence[np.ndarray] = (),
         random_state: int | None = None,
     ) -> None:
-        if not students and not n_bootstrap and not len(external):
-            raise ValueError("a committee needs at least one member")
-        self.students = list(students)
+        self.students = students
         self.base = base
         self.n_bootstrap = n_bootstrap
-        self.external = [np.asarray(p, dtype=np.float64) for p in external]
+        self.external = external
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Committee:
+        if not len(self.students) and not self.n_bootstrap and not len(self.external):
+            raise ValueError("a committee needs at least one member")
         y = np.asarray(y)
         rng = check_random_state(self.random_state)
         self.members_ = [clone(s).fit(X, y) for s in self.students]
@@ -134,8 +137,9 @@ class Committee:
 
     def member_probas(self, X: np.ndarray) -> np.ndarray:
         """Probabilities of every member: shape (n_members, n_items, n_classes)."""
-        probas = [m.predict_proba(X) for m in getattr(self, "members_", [])]
-        for p in self.external:
+        check_is_fitted(self)
+        probas = [m.predict_proba(X) for m in self.members_]
+        for p in (np.asarray(p, dtype=np.float64) for p in self.external):
             if len(p) != len(X):
                 raise ValueError(f"external member has {len(p)} rows, pool has {len(X)}")
             probas.append(p)

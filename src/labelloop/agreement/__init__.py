@@ -27,6 +27,15 @@ from labelloop.agreement.metrics import (
     percent_agreement,
     ratings_table,
 )
+from labelloop.agreement.multilabel import (
+    AnnotatorF1,
+    annotator_f1,
+    encode_label_sets,
+    krippendorff_alpha_masi,
+    masi_distance,
+    masi_distances,
+    per_label_kappa,
+)
 from labelloop.agreement.raters import (
     CopyFlag,
     GoldAccuracy,
@@ -39,6 +48,7 @@ from labelloop.agreement.raters import (
 from labelloop.agreement.report import agreement_report
 
 __all__ = [
+    "AnnotatorF1",
     "CopyFlag",
     "GoldAccuracy",
     "Interval",
@@ -46,11 +56,13 @@ __all__ = [
     "LatentClassFit",
     "VsMajority",
     "agreement_report",
+    "annotator_f1",
     "bootstrap_agreement",
     "bootstrap_cohens_kappa",
     "cohens_kappa",
     "confident_joint",
     "copying_flags",
+    "encode_label_sets",
     "find_label_issues",
     "fit_dawid_skene",
     "fleiss_kappa",
@@ -58,10 +70,14 @@ __all__ = [
     "gold_accuracy",
     "gwet_ac1",
     "krippendorff_alpha",
+    "krippendorff_alpha_masi",
     "label_quality_scores",
     "landis_koch",
+    "masi_distance",
+    "masi_distances",
     "mix_gold",
     "pairwise_cohens_kappa",
+    "per_label_kappa",
     "percent_agreement",
     "ratings_table",
     "vs_majority",

@@ -1,6 +1,9 @@
 """Calibrators: map a model's reported confidence to the accuracy it actually reaches.
 
-Every calibrator follows one contract, scikit-learn style:
+Every calibrator is a scikit-learn estimator: its constructor takes hyper-parameters only
+(stored unchanged, so `clone`, `get_params` and `set_params` work), `fit` learns the
+trailing-underscore attributes and returns the calibrator, and using it before `fit` raises
+`NotFittedError` instead of quietly passing confidences through. The contract:
 
 - `fit(scores, target)`: `scores` is either a 1-D vector of top confidences with `target` the
   0/1 correctness of each prediction, or a 2-D (items x labels) probability matrix with `target`
@@ -16,23 +19,30 @@ Every calibrator follows one contract, scikit-learn style:
 - `to_dict()` / `calibrator_from_dict()`: a plain JSON-able dict, so a fitted calibrator can be
   stored per (model, prompt version) and applied when routing.
 
-Temperature and vector scaling need per-label probabilities; the others need only a scalar
-confidence.
+Two families share that contract. A `ScalarCalibrator` (Platt, isotonic, histogram) maps the top
+label's confidence alone, so it works without per-label probabilities. A `MatrixCalibrator`
+(temperature, vector scaling) maps the whole log-probability vector and needs the matrix.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, logit
+from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.validation import check_is_fitted
 
 from ._validation import EPS, as_confidences, as_correct, as_label_index, as_proba
 
+#: The stored form: {"method", "format_version", "n_fit", "params"}, where `params` holds the
+#: hyper-parameters and the learned values (each without its trailing underscore). It has not
+#: changed since the first release, so every stored project still routes; a record written
+#: before a hyper-parameter existed reads with that hyper-parameter's default.
 FORMAT_VERSION = 1
 
 
@@ -40,43 +50,104 @@ def _clipped_logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
     return logit(np.clip(p, 1e-6, 1.0 - 1e-6))
 
 
-class Calibrator(ABC):
-    """Base class: input handling, the probability-matrix view and serialisation."""
+def _to_json(value: Any) -> float | list[float]:
+    return [float(v) for v in value] if isinstance(value, np.ndarray) else float(value)
+
+
+def _from_json(value: Any) -> float | NDArray[np.float64]:
+    return np.asarray(value, dtype=np.float64) if isinstance(value, list) else float(value)
+
+
+class Calibrator(BaseEstimator, ABC):
+    """Base class: the contract both families keep, and the stored form.
+
+    Subclasses list what `fit` learns in `fitted_attributes`; `to_dict` and `from_dict` store
+    and restore exactly those, so the stored form needs no code per method.
+    """
 
     method: ClassVar[str]
     needs_proba: ClassVar[bool] = False
     #: Whether `predict` may differ from the labeler's argmax. A scalar map speaks only about the
     #: top label's chance of being right, so it never moves the label.
     relabels: ClassVar[bool] = False
+    #: Learned attributes (trailing underscore), stored under their names without it.
+    fitted_attributes: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self) -> None:
-        self.n_fit_: int = 0
-
-    # -- the part each method supplies -------------------------------------------------------
-    @abstractmethod
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None: ...
+    #: How many gold items the calibrator was fitted on (set by `fit`).
+    n_fit_: int
 
     @abstractmethod
-    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]: ...
-
-    @abstractmethod
-    def _params(self) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def _set_params(self, params: dict[str, Any]) -> None: ...
-
-    # -- the shared contract -----------------------------------------------------------------
-    def fit(self, scores: ArrayLike, target: ArrayLike) -> Calibrator:
+    def fit(self, scores: ArrayLike, target: ArrayLike) -> Self:
         """Fit on gold items; see the module docstring for the two input forms."""
+
+    @abstractmethod
+    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated confidence of each predicted label."""
+
+    @abstractmethod
+    def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated probabilities (see the module docstring)."""
+
+    @abstractmethod
+    def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
+        """Predicted label index for a matrix; predicted correctness (0/1) for a vector."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description that `calibrator_from_dict` turns back into this calibrator."""
+        check_is_fitted(self)
+        learned = {
+            name.removesuffix("_"): _to_json(getattr(self, name)) for name in self.fitted_attributes
+        }
+        return {
+            "method": self.method,
+            "format_version": FORMAT_VERSION,
+            "n_fit": self.n_fit_,
+            "params": {**self.get_params(), **learned},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """The fitted calibrator a `to_dict` output describes."""
+        if data.get("method") != cls.method:
+            raise ValueError(f"expected method {cls.method!r}, got {data.get('method')!r}")
+        stored = dict(data["params"])
+        obj = cls()
+        # Records written before a hyper-parameter existed keep its default.
+        obj.set_params(**{name: stored[name] for name in obj.get_params() if name in stored})
+        for name in cls.fitted_attributes:
+            key = name.removesuffix("_")
+            if key not in stored:
+                raise ValueError(f"stored {cls.method} calibrator lacks its {key!r} value")
+            setattr(obj, name, _from_json(stored[key]))
+        obj.n_fit_ = int(data.get("n_fit", 0))
+        return obj
+
+
+class ScalarCalibrator(Calibrator):
+    """A map from the top label's reported confidence to its calibrated confidence.
+
+    It needs only a scalar confidence; given a matrix it reads the top probability and, in
+    `predict_proba`, rescales the row around it. Subclasses supply `_fit_map` and `_map`.
+    """
+
+    @abstractmethod
+    def _fit_map(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+        """Learn the map from confidences and the 0/1 correctness of their predictions."""
+
+    @abstractmethod
+    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The fitted map applied to validated confidences."""
+
+    def fit(self, scores: ArrayLike, target: ArrayLike) -> Self:
         conf, correct = _confidence_and_correctness(scores, target)
         if conf.size == 0:
             raise ValueError("cannot fit a calibrator on zero items")
-        self._fit_scalar(conf, correct)
+        self._fit_map(conf, correct)
         self.n_fit_ = int(conf.size)
         return self
 
     def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
-        """Calibrated confidence of each predicted label."""
+        check_is_fitted(self)
         arr = np.asarray(scores, dtype=np.float64)
         conf = as_proba(arr).max(axis=1) if arr.ndim == 2 else as_confidences(arr)
         return np.clip(self._map(conf), 0.0, 1.0)
@@ -105,33 +176,53 @@ class Calibrator(ABC):
         return out
 
     def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
-        """Predicted label index for a matrix (the labeler's, unless this calibrator `relabels`);
-        predicted correctness (0/1) for a vector."""
+        """The labeler's label for a matrix; predicted correctness (0/1) for a vector."""
+        check_is_fitted(self)
         arr = np.asarray(scores, dtype=np.float64)
         if arr.ndim == 2:
             return as_proba(arr).argmax(axis=1)
         return (self.transform(arr) >= 0.5).astype(np.intp)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description that `calibrator_from_dict` turns back into this calibrator."""
-        return {
-            "method": self.method,
-            "format_version": FORMAT_VERSION,
-            "n_fit": self.n_fit_,
-            "params": self._params(),
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        if data.get("method") != cls.method:
-            raise ValueError(f"expected method {cls.method!r}, got {data.get('method')!r}")
-        obj = cls()
-        obj._set_params(dict(data["params"]))
-        obj.n_fit_ = int(data.get("n_fit", 0))
-        return obj
+class MatrixCalibrator(Calibrator):
+    """A map from per-label log-probabilities to calibrated logits, fitted by the NLL of the
+    true label; it needs the (items x labels) matrix. Subclasses supply `_fit_logits` and
+    `_logits`."""
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._params()})"
+    needs_proba = True
+
+    @abstractmethod
+    def _fit_logits(
+        self, log_proba: NDArray[np.float64], columns: NDArray[np.intp], n_labels: int
+    ) -> None:
+        """Learn from the gold rows' log-probabilities and their true labels' columns (possibly
+        none, when no true label is in the label set)."""
+
+    @abstractmethod
+    def _logits(self, log_proba: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Calibrated logits (before softmax) of these log-probabilities."""
+
+    def fit(self, scores: ArrayLike, target: ArrayLike) -> Self:
+        proba, log_proba, columns = _gold_log_proba(scores, target, self.method)
+        self._fit_logits(log_proba, columns, proba.shape[1])
+        self.n_fit_ = int(proba.shape[0])
+        return self
+
+    def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
+        check_is_fitted(self)
+        _, log_proba = _log_proba(scores, self.method)
+        return np.exp(log_softmax(self._logits(log_proba), axis=1))
+
+    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
+        return self.predict_proba(scores).max(axis=1)
+
+    def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
+        """The calibrated argmax when this calibrator `relabels`, the labeler's otherwise."""
+        if self.relabels:
+            return self.predict_proba(scores).argmax(axis=1)
+        check_is_fitted(self)
+        proba, _ = _log_proba(scores, self.method)
+        return proba.argmax(axis=1)
 
 
 def _confidence_and_correctness(
@@ -144,154 +235,6 @@ def _confidence_and_correctness(
         return proba.max(axis=1), (proba.argmax(axis=1) == y).astype(np.float64)
     conf = as_confidences(arr)
     return conf, as_correct(target, conf.size)
-
-
-class IdentityCalibrator(Calibrator):
-    """No calibration: the reported confidence is kept (the 'before' of every comparison)."""
-
-    method = "none"
-
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
-        return None
-
-    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
-        return conf
-
-    def _params(self) -> dict[str, Any]:
-        return {}
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        return None
-
-
-class TemperatureScaling(Calibrator):
-    """Divide log-probabilities by one temperature T fitted by the NLL of the true label.
-
-    One parameter cannot overfit a small gold set, and it never changes which label wins.
-    `T > 1` softens an over-confident model. T is searched in [0.05, 20].
-    """
-
-    method = "temperature"
-    needs_proba = True
-    T_BOUNDS = (0.05, 20.0)
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        self.temperature = float(temperature)
-
-    def fit(self, scores: ArrayLike, target: ArrayLike) -> TemperatureScaling:
-        proba, x, cols = _gold_log_proba(scores, target, self.method)
-        if cols.size == 0:
-            self.temperature = 1.0
-        else:
-
-            def nll(log_t: float) -> float:
-                logq = log_softmax(x / np.exp(log_t), axis=1)
-                return float(-logq[np.arange(cols.size), cols].mean())
-
-            lo, hi = np.log(self.T_BOUNDS[0]), np.log(self.T_BOUNDS[1])
-            res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-            self.temperature = float(np.exp(res.x))
-        self.n_fit_ = int(proba.shape[0])
-        return self
-
-    def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
-        _, logp = _log_proba(scores, self.method)
-        return np.exp(log_softmax(logp / self.temperature, axis=1))
-
-    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
-        return self.predict_proba(scores).max(axis=1)
-
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
-        raise NotImplementedError  # fit() is overridden: temperature needs the whole matrix
-
-    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
-        raise NotImplementedError  # transform() is overridden
-
-    def _params(self) -> dict[str, Any]:
-        return {"temperature": self.temperature}
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self.temperature = float(params["temperature"])
-
-
-class VectorScaling(Calibrator):
-    """Temperature scaling plus one bias per label: softmax(log p / T + b), fitted by NLL.
-
-    A labeler that favours one label (a prompt's or a small model's habit) is over-confident on
-    that label and under-confident on the others; one temperature cannot fix both, a bias per
-    label can. Where the biases put another label first, that label is the prediction: a
-    labeler that says "positive" for three reviews in four of a balanced corpus is wrong on
-    most of its weak "positive" answers, and the calibrated distribution knows which.
-    The biases carry a small L2 penalty so a label rare in the gold set keeps a finite bias.
-    """
-
-    method = "vector"
-    needs_proba = True
-    relabels = True
-    PENALTY = 1e-3
-
-    def __init__(self, temperature: float = 1.0, bias: list[float] | None = None) -> None:
-        super().__init__()
-        self.temperature = float(temperature)
-        self.bias = np.asarray(bias if bias is not None else [], dtype=np.float64)
-
-    def fit(self, scores: ArrayLike, target: ArrayLike) -> VectorScaling:
-        proba, x, cols = _gold_log_proba(scores, target, self.method)
-        k = proba.shape[1]
-        if cols.size == 0:
-            self.temperature, self.bias = 1.0, np.zeros(k)
-        else:
-            onehot = np.eye(k)[cols]
-
-            def nll(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-                inv_t, bias = np.exp(-theta[0]), theta[1:]
-                logq = log_softmax(x * inv_t + bias, axis=1)
-                residual = (np.exp(logq) - onehot) / cols.size
-                loss = -float((logq * onehot).sum() / cols.size) + self.PENALTY * bias @ bias
-                grad_t = -inv_t * float((residual * x).sum())
-                return loss, np.r_[grad_t, residual.sum(axis=0) + 2 * self.PENALTY * bias]
-
-            bounds = [
-                (np.log(TemperatureScaling.T_BOUNDS[0]), np.log(TemperatureScaling.T_BOUNDS[1]))
-            ]
-            res = minimize(
-                nll,
-                np.zeros(k + 1),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds + [(None, None)] * k,
-            )
-            self.temperature, self.bias = float(np.exp(res.x[0])), res.x[1:]
-        self.n_fit_ = int(proba.shape[0])
-        return self
-
-    def predict_proba(self, scores: ArrayLike) -> NDArray[np.float64]:
-        proba, logp = _log_proba(scores, self.method)
-        if proba.shape[1] != self.bias.size:
-            raise ValueError(
-                f"this calibrator was fitted on {self.bias.size} labels, got {proba.shape[1]}"
-            )
-        return np.exp(log_softmax(logp / self.temperature + self.bias, axis=1))
-
-    def transform(self, scores: ArrayLike) -> NDArray[np.float64]:
-        return self.predict_proba(scores).max(axis=1)
-
-    def predict(self, scores: ArrayLike) -> NDArray[np.intp]:
-        return self.predict_proba(scores).argmax(axis=1)
-
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
-        raise NotImplementedError  # fit() is overridden: the biases need the whole matrix
-
-    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
-        raise NotImplementedError  # transform() is overridden
-
-    def _params(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "bias": [float(b) for b in self.bias]}
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self.temperature = float(params["temperature"])
-        self.bias = np.asarray(params["bias"], dtype=np.float64)
 
 
 def _log_proba(scores: ArrayLike, method: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -319,20 +262,128 @@ def _gold_log_proba(
     return proba, logp[known], y[known]
 
 
-class PlattScaling(Calibrator):
+class IdentityCalibrator(ScalarCalibrator):
+    """No calibration: the reported confidence is kept (the 'before' of every comparison)."""
+
+    method = "none"
+
+    def _fit_map(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+        return None
+
+    def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
+        return conf
+
+
+class TemperatureScaling(MatrixCalibrator):
+    """Divide log-probabilities by one temperature T fitted by the NLL of the true label.
+
+    One parameter cannot overfit a small gold set, and it never changes which label wins.
+    `T > 1` softens an over-confident model. T is searched in [0.05, 20]; with no gold item whose
+    true label is in the label set, T stays 1.
+
+    Attributes: `temperature_` (T), `n_fit_`.
+    """
+
+    method = "temperature"
+    fitted_attributes = ("temperature_",)
+    T_BOUNDS = (0.05, 20.0)
+
+    temperature_: float
+
+    def _fit_logits(
+        self, log_proba: NDArray[np.float64], columns: NDArray[np.intp], n_labels: int
+    ) -> None:
+        if columns.size == 0:
+            self.temperature_ = 1.0
+            return
+
+        def nll(log_t: float) -> float:
+            logq = log_softmax(log_proba / np.exp(log_t), axis=1)
+            return float(-logq[np.arange(columns.size), columns].mean())
+
+        lo, hi = np.log(self.T_BOUNDS[0]), np.log(self.T_BOUNDS[1])
+        res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+        self.temperature_ = float(np.exp(res.x))
+
+    def _logits(self, log_proba: NDArray[np.float64]) -> NDArray[np.float64]:
+        return log_proba / self.temperature_
+
+
+class VectorScaling(MatrixCalibrator):
+    """Temperature scaling plus one bias per label: softmax(log p / T + b), fitted by NLL.
+
+    A labeler that favours one label (a prompt's or a small model's habit) is over-confident on
+    that label and under-confident on the others; one temperature cannot fix both, a bias per
+    label can. Where the biases put another label first, that label is the prediction: a
+    labeler that says "positive" for three reviews in four of a balanced corpus is wrong on
+    most of its weak "positive" answers, and the calibrated distribution knows which.
+
+    Parameters: `penalty`, the L2 penalty on the biases, so a label rare in the gold set keeps a
+    finite bias. Attributes: `temperature_`, `bias_` (one per label), `n_fit_`.
+    """
+
+    method = "vector"
+    relabels = True
+    fitted_attributes = ("temperature_", "bias_")
+
+    temperature_: float
+    bias_: NDArray[np.float64]
+
+    def __init__(self, penalty: float = 1e-3) -> None:
+        self.penalty = penalty
+
+    def _fit_logits(
+        self, log_proba: NDArray[np.float64], columns: NDArray[np.intp], n_labels: int
+    ) -> None:
+        if self.penalty < 0:
+            raise ValueError(f"penalty must be non-negative, got {self.penalty}")
+        if columns.size == 0:
+            self.temperature_, self.bias_ = 1.0, np.zeros(n_labels)
+            return
+        onehot = np.eye(n_labels)[columns]
+
+        def nll(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+            inv_t, bias = np.exp(-theta[0]), theta[1:]
+            logq = log_softmax(log_proba * inv_t + bias, axis=1)
+            residual = (np.exp(logq) - onehot) / columns.size
+            loss = -float((logq * onehot).sum() / columns.size) + float(self.penalty * bias @ bias)
+            grad_t = -inv_t * float((residual * log_proba).sum())
+            return loss, np.r_[grad_t, residual.sum(axis=0) + 2 * self.penalty * bias]
+
+        bounds = [(np.log(TemperatureScaling.T_BOUNDS[0]), np.log(TemperatureScaling.T_BOUNDS[1]))]
+        res = minimize(
+            nll,
+            np.zeros(n_labels + 1),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds + [(None, None)] * n_labels,
+        )
+        self.temperature_, self.bias_ = float(np.exp(res.x[0])), res.x[1:]
+
+    def _logits(self, log_proba: NDArray[np.float64]) -> NDArray[np.float64]:
+        if log_proba.shape[1] != self.bias_.size:
+            raise ValueError(
+                f"this calibrator was fitted on {self.bias_.size} labels, got {log_proba.shape[1]}"
+            )
+        return log_proba / self.temperature_ + self.bias_
+
+
+class PlattScaling(ScalarCalibrator):
     """Logistic regression of correctness on logit(confidence): p = sigmoid(a * logit(c) + b).
 
     Uses Platt's smoothed targets ((N+ + 1)/(N+ + 2) and 1/(N- + 2)) so that a gold set where
     every prediction is right still gives a finite, honest confidence instead of 1.0.
+
+    Attributes: `a_` (slope), `b_` (intercept), `n_fit_`.
     """
 
     method = "platt"
+    fitted_attributes = ("a_", "b_")
 
-    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
-        super().__init__()
-        self.a, self.b = float(a), float(b)
+    a_: float
+    b_: float
 
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+    def _fit_map(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
         x = _clipped_logit(conf)
         n_pos = correct.sum()
         n_neg = correct.size - n_pos
@@ -347,19 +398,13 @@ class PlattScaling(Calibrator):
 
         b0 = float(logit((n_pos + 1.0) / (correct.size + 2.0)))
         res = minimize(loss_grad, np.array([0.0, b0]), jac=True, method="L-BFGS-B")
-        self.a, self.b = float(res.x[0]), float(res.x[1])
+        self.a_, self.b_ = float(res.x[0]), float(res.x[1])
 
     def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
-        return expit(self.a * _clipped_logit(conf) + self.b)
-
-    def _params(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b}
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self.a, self.b = float(params["a"]), float(params["b"])
+        return expit(self.a_ * _clipped_logit(conf) + self.b_)
 
 
-class IsotonicCalibrator(Calibrator):
+class IsotonicCalibrator(ScalarCalibrator):
     """Isotonic regression of correctness on confidence, made strictly increasing.
 
     Plain isotonic regression returns flat steps, so items with different confidences tie and
@@ -367,83 +412,68 @@ class IsotonicCalibrator(Calibrator):
     the knots are joined linearly (centred isotonic regression), which is strictly increasing
     between the outer knots. Inputs outside the fitted range are clipped to the end values, and
     outputs are kept within [1/(n+2), (n+1)/(n+2)] so a small gold set never claims certainty.
+
+    Attributes: `x_` and `y_` (the knots' confidences and calibrated values), `n_fit_`.
     """
 
     method = "isotonic"
+    fitted_attributes = ("x_", "y_")
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.x_: list[float] = [0.0, 1.0]
-        self.y_: list[float] = [0.0, 1.0]
+    x_: NDArray[np.float64]
+    y_: NDArray[np.float64]
 
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+    def _fit_map(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         fitted = iso.fit_transform(conf, correct)
         order = np.argsort(conf, kind="stable")
         xs, ys = conf[order], fitted[order]
         starts = np.flatnonzero(np.r_[True, ys[1:] != ys[:-1]])
         sizes = np.diff(np.r_[starts, xs.size])
-        knots_x = np.add.reduceat(xs, starts) / sizes
-        knots_y = ys[starts]
         margin = 1.0 / (conf.size + 2.0)
-        self.x_ = knots_x.tolist()
-        self.y_ = np.clip(knots_y, margin, 1.0 - margin).tolist()
+        self.x_ = np.add.reduceat(xs, starts) / sizes
+        self.y_ = np.clip(ys[starts], margin, 1.0 - margin)
 
     def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
         return np.interp(conf, self.x_, self.y_)
 
-    def _params(self) -> dict[str, Any]:
-        return {"x": list(self.x_), "y": list(self.y_)}
 
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self.x_, self.y_ = [float(v) for v in params["x"]], [float(v) for v in params["y"]]
-
-
-class HistogramBinning(Calibrator):
+class HistogramBinning(ScalarCalibrator):
     """Equal-mass bins of confidence, each mapped to its smoothed accuracy.
 
     A bin's value is the posterior mean under a Beta prior centred on the overall accuracy with
     `prior_strength` pseudo-items, so a bin of three right answers says about 0.9, not 1.0.
     `n_bins=None` picks about one bin per 20 items (2 to 15 bins).
+
+    Attributes: `edges_` (inner bin edges), `values_` (one per bin), `n_fit_`.
     """
 
     method = "histogram"
+    fitted_attributes = ("edges_", "values_")
+
+    edges_: NDArray[np.float64]
+    values_: NDArray[np.float64]
 
     def __init__(self, n_bins: int | None = None, prior_strength: float = 2.0) -> None:
-        super().__init__()
         self.n_bins = n_bins
-        self.prior_strength = float(prior_strength)
-        self.edges_: list[float] = []
-        self.values_: list[float] = [0.5]
+        self.prior_strength = prior_strength
 
-    def _fit_scalar(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+    def _fit_map(self, conf: NDArray[np.float64], correct: NDArray[np.float64]) -> None:
+        if self.n_bins is not None and self.n_bins < 1:
+            raise ValueError(f"n_bins must be at least 1 (or None), got {self.n_bins}")
+        if self.prior_strength <= 0:
+            raise ValueError(f"prior_strength must be positive, got {self.prior_strength}")
         n_bins = self.n_bins or int(np.clip(conf.size // 20, 2, 15))
         inner = np.quantile(conf, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
-        self.edges_ = np.unique(inner).tolist()
+        self.edges_ = np.unique(inner)
         bin_id = np.searchsorted(self.edges_, conf, side="right")
-        m = len(self.edges_) + 1
+        m = self.edges_.size + 1
         count = np.bincount(bin_id, minlength=m)
         hits = np.bincount(bin_id, weights=correct, minlength=m)
         prior = (correct.sum() + 1.0) / (correct.size + 2.0)
-        values = (hits + self.prior_strength * prior) / (count + self.prior_strength)
-        self.values_ = values.tolist()
+        self.values_ = (hits + self.prior_strength * prior) / (count + self.prior_strength)
 
     def _map(self, conf: NDArray[np.float64]) -> NDArray[np.float64]:
-        return np.asarray(self.values_)[np.searchsorted(self.edges_, conf, side="right")]
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "n_bins": self.n_bins,
-            "prior_strength": self.prior_strength,
-            "edges": list(self.edges_),
-            "values": list(self.values_),
-        }
-
-    def _set_params(self, params: dict[str, Any]) -> None:
-        self.n_bins = params.get("n_bins")
-        self.prior_strength = float(params.get("prior_strength", 2.0))
-        self.edges_ = [float(v) for v in params["edges"]]
-        self.values_ = [float(v) for v in params["values"]]
+        return self.values_[np.searchsorted(self.edges_, conf, side="right")]
 
 
 CALIBRATORS: dict[str, type[Calibrator]] = {

@@ -130,7 +130,8 @@ def select_calibrator(
     random_state: int = 0,
 ) -> Selection:
     """Fit the requested method (or, for `auto`, the one with the lowest cross-validated log loss)
-    on all items, falling back to a safe method on degenerate inputs and saying why."""
+    on all items, falling back to a safe method on degenerate inputs and saying why. With no
+    items there is nothing to fit: the calibrator ("none") comes back unfitted."""
     correct = correctness(scores, target)
     _, proba = split_scores(scores)
     used, reason = _fallback(method, scores, correct)

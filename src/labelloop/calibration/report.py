@@ -89,6 +89,8 @@ def calibrate_report(
     if budget is None and target_accuracy is None:
         budget = 0.3
     target, correct = _targets(scores, predicted, gold, labels)
+    if correct.size == 0:
+        raise ValueError("calibration needs gold items with predictions; none were given")
     selection = select_calibrator(scores, target, method, n_splits, random_state)
     calibrator = selection.calibrator
     report: dict[str, Any] = {
@@ -99,8 +101,6 @@ def calibrate_report(
         "cv_log_loss": selection.cv_log_loss,
         "calibrator": calibrator.to_dict(),
     }
-    if correct.size == 0:
-        raise ValueError("calibration needs gold items with predictions; none were given")
     evaluation = evaluate_calibration(scores, target, selection.method, n_splits, random_state)
     report |= {
         "gold_accuracy": gold_accuracy_interval(correct),

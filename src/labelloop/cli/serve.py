@@ -40,6 +40,18 @@ def serve(
         int | None,
         typer.Option(min=0, help="Review answers between background retrainings (0: never)."),
     ] = None,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Largest request body in bytes (default 1 MiB); larger: 413."),
+    ] = None,
+    max_bulk_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Largest body of the Label Studio routes (/webhook, /predict, /setup) and of "
+            "bulk enqueues, which carry whole tasks (default 64 MiB).",
+        ),
+    ] = None,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -63,11 +75,17 @@ def serve(
         basic_auth = (user, password)
     with open_project(project, db) as proj:
         if ml_backend_only:
-            server = create_ml_backend_app(proj, basic_auth)
+            server = create_ml_backend_app(proj, basic_auth, max_body_bytes=max_bulk_body_bytes)
             what = "Label Studio ML backend"
         else:
             review.apply_overlap(proj)
-            server = create_app(proj, ml_backend_auth=basic_auth, retrain_every=retrain_every)
+            server = create_app(
+                proj,
+                ml_backend_auth=basic_auth,
+                retrain_every=retrain_every,
+                max_body_bytes=max_body_bytes,
+                max_bulk_body_bytes=max_bulk_body_bytes,
+            )
             what = "Review server"
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
         run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)

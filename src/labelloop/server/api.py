@@ -8,8 +8,10 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
 from .auth import AdminUser, AnyUser, CurrentUser, ProjectDep
+from .inbound import StrictJSONRoute
 from .ml_backend import retrain_in_background, training_runtime
 from .schemas import (
+    AccountName,
     AnnotationIn,
     AnnotationOut,
     AuditIn,
@@ -23,6 +25,7 @@ from .schemas import (
     Queues,
     QueueSettings,
     Revoked,
+    StoreId,
     TokenIn,
     TokenOut,
     UndoIn,
@@ -35,10 +38,10 @@ from .schemas import (
 #: Review answers between two background retrainings of student, stack and calibration.
 RETRAIN_EVERY = 20
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
 NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
 HeldItems = Annotated[
-    list[int], Query(description="Item ids already on screen or prefetched.", max_length=100)
+    list[StoreId], Query(description="Item ids already on screen or prefetched.", max_length=100)
 ]
 
 
@@ -75,7 +78,7 @@ def queue_next(
     tags=["review"],
 )
 def annotate(
-    item_id: int,
+    item_id: StoreId,
     body: AnnotationIn,
     who: CurrentUser,
     project: ProjectDep,
@@ -127,7 +130,7 @@ def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> A
 
 
 @router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
-def delete_annotation(annotation_id: int, who: CurrentUser, project: ProjectDep) -> Any:
+def delete_annotation(annotation_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """Withdraw one answer (yours, or anyone's for admins)."""
     return review.undo(project, who, annotation_id)
 
@@ -137,7 +140,9 @@ def my_annotations(
     who: CurrentUser,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[int | None, Query(description="Page: answers older than this id.")] = None,
+    before: Annotated[
+        StoreId | None, Query(description="Page: answers older than this id.")
+    ] = None,
 ) -> Any:
     """Your own answers, newest first."""
     return review.annotations_of(project, who.id, limit=limit, before=before)
@@ -170,7 +175,7 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
 
 
 @router.patch("/users/{name}", response_model=User, tags=["admin"])
-def change_user(name: str, body: UserChange, who: AdminUser, project: ProjectDep) -> Any:
+def change_user(name: AccountName, body: UserChange, who: AdminUser, project: ProjectDep) -> Any:
     """Disable or enable an account (at once, sessions and tokens included), or link it to a
     Label Studio user."""
     if "labelstudio_user" in body.model_fields_set:
@@ -181,7 +186,9 @@ def change_user(name: str, body: UserChange, who: AdminUser, project: ProjectDep
 
 
 @router.put("/users/{name}/password", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
-def set_password(name: str, body: PasswordIn, who: AdminUser, project: ProjectDep) -> Response:
+def set_password(
+    name: AccountName, body: PasswordIn, who: AdminUser, project: ProjectDep
+) -> Response:
     """A new password; the account's browser sessions end (its API tokens stay)."""
     review.set_password(project, name, body.password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -193,13 +200,15 @@ def set_password(name: str, body: PasswordIn, who: AdminUser, project: ProjectDe
     status_code=status.HTTP_201_CREATED,
     tags=["admin"],
 )
-def add_token(name: str, who: AdminUser, project: ProjectDep, body: TokenIn | None = None) -> Any:
+def add_token(
+    name: AccountName, who: AdminUser, project: ProjectDep, body: TokenIn | None = None
+) -> Any:
     """A new API token for a user, valid until revoked or for `expires` (e.g. 30d)."""
     return review.new_token(project, name, expires=body.expires if body else None)
 
 
 @router.delete("/users/{name}/tokens", response_model=Revoked, tags=["admin"])
-def revoke(name: str, who: AdminUser, project: ProjectDep) -> Any:
+def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
     """Delete all of a user's API tokens and end their browser sessions, at once."""
     return review.revoke(project, name)
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request, status
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__ as version
@@ -17,6 +17,7 @@ from ..project import Project
 from ..review import ConflictError, ForbiddenError, NotFoundError
 from . import api, pages
 from .auth import LoginRequired, api_principal
+from .inbound import ErrorResponse, guard
 from .ml_backend import router as ml_backend_router
 from .schemas import Health
 from .security import LoginLimiter, SecurityHeaders
@@ -40,12 +41,16 @@ def create_app(
     login_limiter: LoginLimiter | None = None,
     ml_backend_auth: tuple[str, str] | None = None,
     retrain_every: int | None = None,
+    max_body_bytes: int | None = None,
+    max_bulk_body_bytes: int | None = None,
 ) -> FastAPI:
     """The app for one project; the caller keeps ownership of `project` (and closes it).
 
     The Label Studio ML-backend routes take HTTP basic auth: `ml_backend_auth`, or an account
     name with one of its API tokens as the password. `retrain_every` review answers trigger a
-    background retraining (default `api.RETRAIN_EVERY`; 0 turns it off).
+    background retraining (default `api.RETRAIN_EVERY`; 0 turns it off). Request bodies over
+    `max_body_bytes` (default 1 MiB) are refused with 413; the ML-backend routes and bulk
+    enqueues, which carry whole tasks or long id lists, have `max_bulk_body_bytes` (64 MiB).
     """
     app = FastAPI(
         title="labelloop review server",
@@ -82,8 +87,9 @@ def create_app(
 
     @app.exception_handler(LabelloopError)
     def labelloop_error(request: Request, exc: LabelloopError) -> Response:
-        return JSONResponse({"detail": str(exc)}, status_code=_error_status(exc))
+        return ErrorResponse({"detail": str(exc)}, status_code=_error_status(exc))
 
+    guard(app, max_body_bytes=max_body_bytes, max_bulk_body_bytes=max_bulk_body_bytes)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -35,6 +35,7 @@ from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project
 from ..errors import InputError
 from ..project import Project
 from ..workflows import exchange
+from .inbound import DEFAULT_MAX_BULK_BODY_BYTES, StrictJSONRoute, guard
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ def require_basic_auth(request: Request) -> None:
         raise HTTPException(403, "the Label Studio routes take an admin or service account")
 
 
-router = APIRouter(dependencies=[Depends(require_basic_auth)], tags=["label-studio"])
+router = APIRouter(
+    dependencies=[Depends(require_basic_auth)], tags=["label-studio"], route_class=StrictJSONRoute
+)
 
 
 class _Runtime:
@@ -258,8 +261,13 @@ def create_ml_backend_app(
     *,
     labeler: Any = None,
     id_key: str | None = None,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
-    """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract."""
+    """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract.
+
+    Its routes carry whole tasks: bodies up to `max_body_bytes` (default: the review server's
+    bulk limit, 64 MiB).
+    """
     app = FastAPI(title="labelloop ML backend for Label Studio", docs_url=None, redoc_url=None)
     app.state.project = project
     app.state.labeler = labeler
@@ -271,4 +279,6 @@ def create_ml_backend_app(
         return {"status": "UP", "model_class": "labelloop", "project": project.path.name}
 
     app.include_router(router)
+    bulk = max_body_bytes or DEFAULT_MAX_BULK_BODY_BYTES
+    guard(app, max_body_bytes=bulk, max_bulk_body_bytes=bulk)
     return app

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, model_validator
+
+#: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
+MAX_STORE_ID = 2**63 - 1
+#: A store id as it enters the API, in a path, a query or a body: anything else is a 422.
+StoreId = Annotated[int, Field(ge=1, le=MAX_STORE_ID)]
+#: An account name in a path: no control characters (PostgreSQL text cannot even hold NUL).
+AccountName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class Health(BaseModel):
@@ -33,7 +40,7 @@ class QueueItem(BaseModel):
 class AnnotationIn(BaseModel):
     action: Literal["accept", "correct", "label", "reject", "skip"]
     label: str | None = Field(None, max_length=200)
-    time_spent_s: float | None = Field(None, ge=0, le=86_400)
+    time_spent_s: FiniteFloat | None = Field(None, ge=0, le=86_400)
 
 
 class AnnotationOut(BaseModel):
@@ -46,7 +53,7 @@ class AnnotationOut(BaseModel):
 
 
 class UndoIn(BaseModel):
-    annotation_id: int | None = Field(None, description="Default: your latest answer.")
+    annotation_id: StoreId | None = Field(None, description="Default: your latest answer.")
 
 
 class UndoOut(BaseModel):
@@ -155,12 +162,14 @@ class QueueSettings(BaseModel):
 
 
 class EnqueueIn(BaseModel):
-    item_ids: list[int] = Field(max_length=1_000_000)
-    priorities: list[float] | None = None
+    item_ids: list[StoreId] = Field(max_length=1_000_000)
+    priorities: list[FiniteFloat] | None = Field(
+        None, max_length=1_000_000, description="One per item; lower is served first."
+    )
 
 
 class AuditIn(BaseModel):
-    rate: float | None = Field(None, ge=0, le=1)
+    rate: FiniteFloat | None = Field(None, ge=0, le=1)
     random_state: int | None = None
 
 

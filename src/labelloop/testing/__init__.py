@@ -1,1 +1,1 @@
-"""Test helpers: a fake OpenAI-compatible server on loopback."""
+"""Test helpers: a fake OpenAI-compatible server and live app servers on loopback."""

@@ -13,6 +13,13 @@ from labelloop.active.strategies.disagreement import LLMDisagreement, jensen_sha
 from labelloop.active.strategies.diversity import CoreSet, Diversity
 from labelloop.active.strategies.hybrid import Hybrid
 from labelloop.active.strategies.model_change import ExpectedModelChange, expected_gradient_length
+from labelloop.active.strategies.multilabel import (
+    MULTILABEL_STRATEGIES,
+    MaxLabelUncertainty,
+    MaxLossReduction,
+    MeanLabelUncertainty,
+    get_multilabel_strategy,
+)
 from labelloop.active.strategies.random import RandomSampling
 from labelloop.active.strategies.uncertainty import Entropy, LeastConfidence, Margin
 
@@ -46,6 +53,7 @@ def get_strategy(name: str, **params: object) -> QueryStrategy:
 
 
 __all__ = [
+    "MULTILABEL_STRATEGIES",
     "STRATEGIES",
     "Badge",
     "CommitteeDisagreement",
@@ -57,11 +65,15 @@ __all__ = [
     "LLMDisagreement",
     "LeastConfidence",
     "Margin",
+    "MaxLabelUncertainty",
+    "MaxLossReduction",
+    "MeanLabelUncertainty",
     "QueryStrategy",
     "RandomSampling",
     "ScoreStrategy",
     "cold_start",
     "expected_gradient_length",
+    "get_multilabel_strategy",
     "get_strategy",
     "jensen_shannon",
     "kl_to_consensus",

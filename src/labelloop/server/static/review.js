@@ -1,7 +1,10 @@
 // The review page: one item at a time, keyboard first, next item prefetched.
-// Item data is untrusted: it only ever reaches the page through textContent.
+// Item data is untrusted: it only ever reaches the page as text nodes (see showText).
 "use strict";
 (() => {
+  // Bidirectional controls (embeddings, overrides, isolates, marks) let a text reorder what the
+  // annotator reads relative to what is stored: each is shown as a marker instead of applied.
+  const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
   let labels = [];
@@ -27,9 +30,25 @@
     return response;
   }
 
+  // Put untrusted text in an element: text nodes only, bidi controls as visible markers.
+  function showText(element, text) {
+    element.replaceChildren();
+    let start = 0;
+    for (const match of text.matchAll(BIDI_CONTROL)) {
+      const code = match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const marker = document.createElement("span");
+      marker.className = "bidi-control";
+      marker.title = "A bidirectional control character in the text, shown, not applied.";
+      marker.textContent = `⟨U+${code}⟩`;
+      element.append(text.slice(start, match.index), marker);
+      start = match.index + match[0].length;
+    }
+    element.append(text.slice(start));
+  }
+
   function say(text, isError) {
     const message = $("message");
-    message.textContent = text || "";
+    showText(message, text || "");
     message.classList.toggle("error", Boolean(isError));
   }
 
@@ -83,7 +102,9 @@
         button.append(key, " ");
       }
       const name = document.createElement("span");
-      name.textContent = label;
+      name.className = "label-name";
+      name.dir = "auto";
+      showText(name, label);
       button.append(name);
       button.addEventListener("click", () => pick(index));
       box.append(button);
@@ -95,8 +116,8 @@
     $("card").hidden = empty;
     $("empty").hidden = !empty;
     if (empty) return;
-    $("text").textContent = current.text;
-    $("uid").textContent = current.uid;
+    showText($("text"), current.text);
+    showText($("uid"), current.uid);
     $("queue").textContent = current.queue;
     $("truncated").hidden = !current.truncated;
     const suggestion = current.suggestion;
@@ -104,13 +125,13 @@
     $("no-suggestion").hidden = Boolean(suggestion);
     $("btn-accept").disabled = !suggestion;
     if (suggestion) {
-      $("sugg-label").textContent = suggestion.label;
+      showText($("sugg-label"), suggestion.label);
       const confidence = suggestion.confidence;
       $("sugg-meter").value = confidence === null ? 0 : confidence;
       $("sugg-conf").textContent =
         confidence === null ? "no confidence" :
         `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : ""}`;
-      $("sugg-reason").textContent = suggestion.reasoning || "";
+      showText($("sugg-reason"), suggestion.reasoning || "");
     }
     document.querySelectorAll(".choice").forEach((button) => {
       const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
@@ -215,7 +236,7 @@
     const response = await api("GET", "/api/v1/project");
     const project = await response.json();
     labels = project.labels;
-    $("task").textContent = project.task;
+    showText($("task"), project.task);
     renderChoices();
     await advance();
   }
