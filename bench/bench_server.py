@@ -36,7 +36,7 @@ from _report import write_section
 from labelloop import Project, review
 from labelloop.store import IN_REVIEW, Item, ReviewTask
 from labelloop.store.bulk import bulk_insert
-from labelloop.testing.serve import free_port, start_serve
+from labelloop.testing.server import free_port, start_serve
 
 PG = os.environ.get("LABELLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 LABELS = ["positive", "negative", "neutral"]

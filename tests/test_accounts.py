@@ -18,10 +18,11 @@ from labelloop import Project, review
 from labelloop.server import create_app
 from labelloop.server.security import LoginLimiter
 from labelloop.store import Annotation, Annotator, Item
-from labelloop.testing.serve import free_port, start_serve
-from test_review_service import fast_password_hashing, seed  # noqa: F401 - autouse fixture
+from labelloop.testing.server import free_port, start_serve
+from test_review_service import seed
 from test_server_api import login
 
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 CONFIG = """<View>
   <Text name="review" value="$text"/>
   <Choices name="sentiment" toName="review" choice="single">

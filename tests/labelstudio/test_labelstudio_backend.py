@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+
+from labelloop.testing.server import free_port, serve_app
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -39,12 +39,6 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 TEXTS = ["truly positive, loved it", "negative: it broke", "a neutral note", "negative again"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, log: Path | None = None) -> None:
@@ -117,23 +111,6 @@ def label_studio(tmp_path_factory) -> Iterator[str]:
 
 
 @contextmanager
-def serving(app) -> Iterator[str]:
-    """An ASGI app under uvicorn on a free loopback port, in a thread; yields its URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 30, "labelloop's server")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@contextmanager
 def labeled_project(folder: Path) -> Iterator[tuple[object, object]]:
     """A project and a labeler that answers through the fake OpenAI server."""
     from labelloop import Project
@@ -159,7 +136,7 @@ def backend(tmp_path) -> Iterator[tuple[str, object]]:
 
     with (
         labeled_project(tmp_path / "proj") as (project, labeler),
-        serving(create_ml_backend_app(project, labeler=labeler)) as url,
+        serve_app(create_ml_backend_app(project, labeler=labeler)) as url,
     ):
         yield url, project
 
@@ -172,7 +149,7 @@ def full_server(tmp_path) -> Iterator[tuple[str, object]]:
     with labeled_project(tmp_path / "proj") as (project, labeler):
         app = create_app(project, retrain_every=0)
         app.state.labeler = labeler
-        with serving(app) as url:
+        with serve_app(app) as url:
             yield url, project
 
 
