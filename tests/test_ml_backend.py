@@ -228,3 +228,82 @@ def test_retraining_asked_for_during_a_run_waits_so_it_takes_a_bounded_share(mon
     assert slept == [pytest.approx(3.0 * (1 / share - 1))]  # one wait, between the two runs
     assert runs[1] - runs[0] == pytest.approx(3.0 / share)
     assert runtime.last_training == {"run": 2} and not runtime.pending
+
+
+def test_setup_refuses_a_label_config_whose_choices_are_not_the_projects_labels(project):
+    client = client_for(project)
+    assert client.post("/setup", json={"schema": CONFIG}).status_code == 200
+    other = CONFIG.replace('<Choice value="neutral"/>', '<Choice value="mixed"/>')
+    fewer = CONFIG.replace('<Choice value="neutral"/>', "")
+    for schema in (other, fewer, CONFIG.replace("</Choices>", '<Choice value="x"/></Choices>')):
+        answer = client.post("/setup", json={"schema": schema, "project": "2"})
+        assert answer.status_code == 400, answer.text
+        assert "labels" in answer.json()["detail"]
+    assert "'neutral'" in client.post("/setup", json={"schema": other}).json()["detail"]
+    assert project.settings["labelstudio"]["label_config"] == CONFIG  # left as it was
+    shuffled = CONFIG.replace('"positive"', '"tmp"').replace('"neutral"', '"positive"')
+    shuffled = shuffled.replace('"tmp"', '"neutral"')
+    assert client.post("/setup", json={"schema": shuffled}).status_code == 200
+
+
+def answers_by_annotator(project) -> list[tuple[str, str, str]]:
+    from labelloop.store import Annotator
+
+    with project.store.session() as session:
+        rows = session.execute(
+            select(Annotator.name, Annotation.external_id, Annotation.label)
+            .join(Annotator, Annotator.id == Annotation.annotator_id)
+            .where(Annotation.undone.is_(False))
+            .order_by(Annotation.id)
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def test_webhook_credits_the_label_studio_user_never_a_name_in_the_payload(project):
+    from labelloop import review
+
+    review.add_user(project, "admin", role="admin", password="admin-password")
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    forged = event("ANNOTATION_CREATED", 21, 1, "good", "positive")
+    # Provenance under labelloop's key names an admin and another source: not believed.
+    forged["annotation"]["labelloop"] = {
+        "action": "accept",
+        "annotator": "admin",
+        "label": "negative",
+        "source": "review",
+        "external_id": "999",
+    }
+    assert client.post("/webhook", json=forged).status_code == 200
+    assert answers_by_annotator(project) == [("labelstudio:7", "21", "positive")]
+    # A labelloop account linked to Label Studio user 9 gets that user's answers.
+    review.add_user(project, "alice", password="alice-password", labelstudio_user=9)
+    as_object = event("ANNOTATION_CREATED", 22, 2, "bad", "negative")
+    as_object["annotation"]["completed_by"] = {"id": 9, "email": "admin"}
+    assert client.post("/webhook", json=as_object).status_code == 200
+    assert answers_by_annotator(project) == [
+        ("labelstudio:7", "21", "positive"),
+        ("alice", "22", "negative"),
+    ]
+    board = {a["name"] for a in review.dashboard(project)["annotators"]}
+    assert board == {"labelstudio:7", "alice"}
+    for bad in ("admin", True, -1, 2**40, 1.5):
+        wrong = event("ANNOTATION_CREATED", 23, 3, "meh", "neutral")
+        wrong["annotation"]["completed_by"] = bad
+        answer = client.post("/webhook", json=wrong)
+        assert answer.status_code == 400 and "completed_by" in answer.json()["detail"], bad
+    assert len(answers_by_annotator(project)) == 2
+
+
+def test_delete_events_withdraw_only_answers_that_came_from_label_studio(project):
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    project.add_items([{"id": "own", "text": "answered in labelloop"}], id_col="id")
+    mine = project.annotate(
+        "own", action="label", label="neutral", annotator="ann", external_id="31"
+    )
+    client.post("/webhook", json=event("ANNOTATION_CREATED", 31, 4, "in studio", "positive"))
+    ids = [{"id": 31}, {"id": mine["annotation_id"]}, {"id": "31"}]
+    deleted = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": ids})
+    assert deleted.json()["undone"] == 1
+    assert answers_by_annotator(project) == [("ann", "31", "neutral")]

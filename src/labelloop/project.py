@@ -737,6 +737,8 @@ class Project:
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = "annotator") -> int:
+        from .review import check_user_name
+
         with self.store.session() as session:
             found = session.scalar(
                 select(Annotator.id).where(Annotator.project_id == self.id, Annotator.name == name)
@@ -745,7 +747,7 @@ class Project:
                 return found
             if not create:
                 raise InputError(f"no annotator named {name!r}")
-            row = Annotator(project_id=self.id, name=name, role=role)
+            row = Annotator(project_id=self.id, name=check_user_name(name), role=role)
             session.add(row)
             session.flush()
             return row.id
@@ -1020,11 +1022,11 @@ class Project:
 
         return review.add_user(self, name, role=role, password=password)
 
-    def create_token(self, name: str) -> str:
-        """A new API token for a user, shown once (only its hash is stored)."""
+    def create_token(self, name: str, *, expires: str | None = None) -> str:
+        """A new API token for a user, shown once (only its hash is stored); `expires`: '30d'."""
         from . import review
 
-        return review.create_token(self, name)
+        return review.create_token(self, name, expires=expires)
 
     def enqueue(
         self, item_ids: Sequence[int], *, queue: str = "active", priorities: Any = None

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
+
+from labelloop.testing.server import free_port, serve_app
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.slow]
 
@@ -38,12 +39,6 @@ CONFIG = """<View>
   </Choices>
 </View>"""
 TEXTS = ["truly positive, loved it", "negative: it broke", "a neutral note", "negative again"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(check, timeout: float, what: str, log: Path | None = None) -> None:
@@ -115,36 +110,65 @@ def label_studio(tmp_path_factory) -> Iterator[str]:
             process.wait()
 
 
-@pytest.fixture
-def backend(tmp_path) -> Iterator[tuple[str, object]]:
-    """labelloop's ML backend under uvicorn, labeling through the fake OpenAI server."""
-    import uvicorn
-
+@contextmanager
+def labeled_project(folder: Path) -> Iterator[tuple[object, object]]:
+    """A project and a labeler that answers through the fake OpenAI server."""
     from labelloop import Project
     from labelloop.labelers.openai import OpenAILabeler
-    from labelloop.server.ml_backend import create_ml_backend_app
     from labelloop.testing.fake_openai import serve_fake_openai
 
     project = Project.create(
-        tmp_path / "proj", task="Sentiment of a review.", labels=["positive", "negative", "neutral"]
+        folder, task="Sentiment of a review.", labels=["positive", "negative", "neutral"]
     )
     with serve_fake_openai() as fake:
         labeler = OpenAILabeler("fake-model", base_url=fake.base_url, concurrency=4)
-        app = create_ml_backend_app(project, labeler=labeler)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_until(lambda: server.started, 30, "labelloop's ML backend")
         try:
-            yield f"http://127.0.0.1:{port}", project
+            yield project, labeler
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             labeler.close()
             project.close()
+
+
+@pytest.fixture
+def backend(tmp_path) -> Iterator[tuple[str, object]]:
+    """labelloop's ML backend alone (open, as `serve --ml-backend-only` without a pair)."""
+    from labelloop.server.ml_backend import create_ml_backend_app
+
+    with (
+        labeled_project(tmp_path / "proj") as (project, labeler),
+        serve_app(create_ml_backend_app(project, labeler=labeler)) as url,
+    ):
+        yield url, project
+
+
+@pytest.fixture
+def full_server(tmp_path) -> Iterator[tuple[str, object]]:
+    """The full review server, whose Label Studio routes take admin or service accounts."""
+    from labelloop.server import create_app
+
+    with labeled_project(tmp_path / "proj") as (project, labeler):
+        app = create_app(project, retrain_every=0)
+        app.state.labeler = labeler
+        with serve_app(app) as url:
+            yield url, project
+
+
+def choice_result(label: str) -> list[dict]:
+    return [
+        {
+            "from_name": "sentiment",
+            "to_name": "review",
+            "type": "choices",
+            "value": {"choices": [label]},
+        }
+    ]
+
+
+def annotate(ls: httpx.Client, task_id: int, label: str) -> int:
+    body = {"result": choice_result(label), "lead_time": 3}
+    annotated = ls.post(f"/api/tasks/{task_id}/annotations", json=body)
+    assert annotated.status_code == 201, annotated.text
+    return annotated.json()["id"]
 
 
 def test_label_studio_gets_predictions_and_sends_annotations(label_studio, backend) -> None:
@@ -200,17 +224,7 @@ def test_label_studio_gets_predictions_and_sends_annotations(label_studio, backe
 
     # A person corrects the first task in Label Studio: the answer reaches labelloop's store.
     first = by_text[TEXTS[0]]
-    result = [
-        {
-            "from_name": "sentiment",
-            "to_name": "review",
-            "type": "choices",
-            "value": {"choices": ["neutral"]},
-        }
-    ]
-    annotated = ls.post(f"/api/tasks/{first}/annotations", json={"result": result, "lead_time": 3})
-    assert annotated.status_code == 201, annotated.text
-    annotation_id = annotated.json()["id"]
+    annotation_id = annotate(ls, first, "neutral")
 
     def stored() -> list[Annotation]:
         with project.store.session() as session:
@@ -237,8 +251,9 @@ def test_label_studio_gets_predictions_and_sends_annotations(label_studio, backe
     )
 
     # Updating it in Label Studio replaces it; deleting it withdraws it.
-    result[0]["value"]["choices"] = ["negative"]
-    assert ls.patch(f"/api/annotations/{annotation_id}", json={"result": result}).is_success
+    assert ls.patch(
+        f"/api/annotations/{annotation_id}", json={"result": choice_result("negative")}
+    ).is_success
     wait_until(
         lambda: [a.label for a in stored() if not a.undone] == ["negative"], 10, "the update"
     )
@@ -252,3 +267,68 @@ def test_label_studio_gets_predictions_and_sends_annotations(label_studio, backe
     metrics = httpx.get(f"{backend_url}/metrics", timeout=10).json()
     assert metrics["requests"].get("webhook_start_training") == 1
     assert metrics["requests"]["predicted_tasks"] >= len(TEXTS)
+
+
+def test_label_studio_reaches_the_full_server_with_a_service_account(
+    label_studio, full_server
+) -> None:
+    """What the README tells a team to do: a service account's token as the basic-auth
+    password of the ML-backend connection, and as a header of the webhook Label Studio makes."""
+    from labelloop import review
+
+    backend_url, project = full_server
+    review.add_user(project, "studio", role="service")
+    review.add_user(project, "ann", password="ann-password")
+    token = review.create_token(project, "studio")
+    ls = httpx.Client(
+        base_url=label_studio, headers={"Authorization": f"Token {TOKEN}"}, timeout=60
+    )
+    created = ls.post("/api/projects", json={"title": "full", "label_config": CONFIG})
+    assert created.status_code == 201, created.text
+    ls_project = created.json()["id"]
+    connection = {"project": ls_project, "url": backend_url, "title": "labelloop"}
+    basic = {"auth_method": "BASIC_AUTH", "basic_auth_user": "ann"}
+    # An annotator's credentials are refused, so Label Studio cannot connect with them.
+    annotator = {**connection, **basic, "basic_auth_pass": review.create_token(project, "ann")}
+    assert ls.post("/api/ml", json=annotator).status_code == 400
+    service = {**connection, **basic, "basic_auth_user": "studio", "basic_auth_pass": token}
+    connected = ls.post("/api/ml", json=service)
+    assert connected.status_code == 201, connected.text
+    assert project.settings["labelstudio"]["label_config"].strip() == CONFIG.strip()
+    hooks = ls.get("/api/webhooks", params={"project": ls_project}).json()
+    (hook,) = [h for h in hooks if h["url"].startswith(backend_url)]
+    patched = ls.patch(
+        f"/api/webhooks/{hook['id']}", json={"headers": {"Authorization": f"Bearer {token}"}}
+    )
+    assert patched.is_success, patched.text
+
+    imported = ls.post(f"/api/projects/{ls_project}/import", json=[{"review_text": TEXTS[1]}])
+    assert imported.status_code == 201, imported.text
+    (task,) = ls.get("/api/tasks", params={"project": ls_project}).json()["tasks"]
+    action = ls.post(
+        "/api/dm/actions",
+        params={"id": "retrieve_tasks_predictions", "project": ls_project},
+        json={"selectedItems": {"all": True, "excluded": []}},
+    )
+    assert action.status_code == 200, action.text
+    (prediction,) = ls.get("/api/predictions", params={"task": task["id"]}).json()
+    assert prediction["result"][0]["value"]["choices"] == ["negative"]
+
+    # The person who answers in Label Studio is credited, through the account linked to them.
+    me = ls.get("/api/current-user/whoami").json()
+    review.add_user(project, "lena", password="lena-password", labelstudio_user=me["id"])
+    annotate(ls, task["id"], "neutral")
+
+    def credited() -> list[tuple[str, str]]:
+        from labelloop.store import Annotation, Annotator
+
+        with project.store.session() as session:
+            rows = session.execute(
+                select(Annotator.name, Annotation.label).join(
+                    Annotation, Annotation.annotator_id == Annotator.id
+                )
+            )
+            return [tuple(row) for row in rows]
+
+    wait_until(lambda: len(credited()) == 1, 10, "the annotation in labelloop's store")
+    assert credited() == [("lena", "neutral")]

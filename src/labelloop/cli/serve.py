@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from .. import review
 from ..errors import InputError
 from .app import app
-from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out
+from .common import DbUrl, JsonOut, ProjectDir, emit, err, open_project, out
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
 ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
@@ -50,6 +52,14 @@ def serve(
             "bulk enqueues, which carry whole tasks (default 64 MiB).",
         ),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated proxy addresses (or networks) whose X-Forwarded-For and "
+            "X-Forwarded-Proto are believed; default: none, the peer's address is the client's "
+            "(the login limiter counts by it).",
+        ),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
@@ -78,34 +88,152 @@ def serve(
             )
             what = "Review server"
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        run(server, host=host, port=port)
+        run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+
+
+Name = Annotated[str, typer.Argument(help="Login name.")]
+
+
+def _password(prompt: str = "Password") -> str:
+    return os.environ.get(PASSWORD_ENV) or typer.prompt(
+        prompt, hide_input=True, confirmation_prompt=True, err=True
+    )
 
 
 @user_app.command("add")
 def user_add(
-    name: Annotated[str, typer.Argument(help="Login name.")],
-    role: Annotated[str, typer.Option(help="admin or annotator.")] = "annotator",
+    name: Name,
+    role: Annotated[
+        str, typer.Option(help="admin, annotator, or service (Label Studio; tokens only).")
+    ] = "annotator",
+    labelstudio_user: Annotated[
+        int | None,
+        typer.Option(min=0, help="Credit this Label Studio user id's webhook answers to it."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Create an account; the password comes from LABELLOOP_PASSWORD or a prompt."""
-    password = os.environ.get(PASSWORD_ENV) or typer.prompt(
-        "Password", hide_input=True, confirmation_prompt=True, err=True
-    )
+    """Create an account; a person's password comes from LABELLOOP_PASSWORD or a prompt."""
+    password = None if role == "service" else _password()
     with open_project(project, db) as proj:
-        result = review.add_user(proj, name, role=role, password=password)
+        result = review.add_user(
+            proj, name, role=role, password=password, labelstudio_user=labelstudio_user
+        )
     emit(result, as_json, lambda r: out.print(f"Created {r['role']} {r['name']!r}."))
+
+
+@user_app.command("list")
+def user_list(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False) -> None:
+    """Every account (and name that answered): role, active, password, live tokens."""
+    with open_project(project, db) as proj:
+        result = review.list_users(proj)
+    emit(result, as_json, _render_users)
+
+
+def _render_users(users: list[dict]) -> None:
+    table = Table("name", "role", "active", "password", "tokens", "Label Studio user")
+    for u in users:
+        table.add_row(
+            escape(u["name"]),
+            u["role"],
+            "yes" if u["active"] else "disabled",
+            "yes" if u["password"] else "—",
+            str(u["tokens"]),
+            "—" if u["labelstudio_user"] is None else str(u["labelstudio_user"]),
+        )
+    out.print(table)
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
+) -> None:
+    """Stop an account at once: its sessions end, its tokens and leases stop working."""
+    _set_active(name, False, project, db, as_json)
+
+
+@user_app.command("enable")
+def user_enable(
+    name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
+) -> None:
+    """Let a disabled account work again (its tokens that were not revoked included)."""
+    _set_active(name, True, project, db, as_json)
+
+
+def _set_active(name: str, active: bool, project: Path, db: str | None, as_json: bool) -> None:
+    with open_project(project, db) as proj:
+        result = review.set_active(proj, name, active)
+    done = "Enabled" if active else "Disabled"
+    emit(result, as_json, lambda r: out.print(f"{done} {r['name']!r}."))
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
+) -> None:
+    """Set a new password (LABELLOOP_PASSWORD or a prompt); the account's sessions end."""
+    password = _password("New password")
+    with open_project(project, db) as proj:
+        review.set_password(proj, name, password)
+    emit({"name": name}, as_json, lambda r: out.print(f"Password of {r['name']!r} changed."))
+
+
+@user_app.command("revoke")
+def user_revoke(
+    name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
+) -> None:
+    """Delete all of an account's API tokens and end its browser sessions."""
+    with open_project(project, db) as proj:
+        result = review.revoke(proj, name)
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"Revoked {r['tokens']} tokens and {r['sessions']} sessions of {r['name']!r}."
+        ),
+    )
+
+
+@user_app.command("link")
+def user_link(
+    name: Name,
+    labelstudio_user: Annotated[
+        int | None,
+        typer.Argument(min=0, help="The Label Studio user id; leave out to unlink."),
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Credit the answers a Label Studio user sends by webhook to this account."""
+    with open_project(project, db) as proj:
+        result = review.link_labelstudio(proj, name, labelstudio_user)
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(f"{r['name']!r} is Label Studio user {r['labelstudio_user']}."),
+    )
 
 
 @user_app.command("token")
 def user_token(
-    name: Annotated[str, typer.Argument(help="Login name.")],
+    name: Name,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Lifetime such as 90m, 12h, 30d or 2w (default: until revoked)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Print a new API token for scripts (Authorization: Bearer TOKEN); it is shown once."""
     with open_project(project, db) as proj:
-        token = review.create_token(proj, name)
-    emit({"name": name, "token": token}, as_json, lambda r: print(r["token"]))
+        result = review.new_token(proj, name, expires=expires)
+    emit(result, as_json, _render_token)
+
+
+def _render_token(result: dict) -> None:
+    print(result["token"])
+    if result["expires_at"] is not None:
+        err.print(f"valid until {result['expires_at']:%Y-%m-%d %H:%M} UTC")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
-from .auth import AdminUser, CurrentUser, ProjectDep
+from .auth import AdminUser, AnyUser, CurrentUser, ProjectDep
 from .inbound import StrictJSONRoute
 from .ml_backend import retrain_in_background, training_runtime
 from .schemas import (
@@ -19,15 +19,19 @@ from .schemas import (
     EnqueueIn,
     Me,
     MyAnnotation,
+    PasswordIn,
     ProjectInfo,
     QueueItem,
     Queues,
     QueueSettings,
+    Revoked,
     StoreId,
+    TokenIn,
     TokenOut,
     UndoIn,
     UndoOut,
     User,
+    UserChange,
     UserIn,
 )
 
@@ -42,7 +46,7 @@ HeldItems = Annotated[
 
 
 @router.get("/me", response_model=Me, tags=["review"])
-def me(who: CurrentUser) -> Any:
+def me(who: AnyUser) -> Any:
     """The account making the request."""
     return {"id": who.id, "name": who.name, "role": who.role}
 
@@ -153,13 +157,41 @@ def release(who: CurrentUser, project: ProjectDep) -> Any:
 # ----------------------------------------------------------------------------- admin
 @router.get("/users", response_model=list[User], tags=["admin"])
 def users(who: AdminUser, project: ProjectDep) -> Any:
+    """Every account (and name that answered): role, active, password, live tokens."""
     return review.list_users(project)
 
 
 @router.post("/users", response_model=User, status_code=status.HTTP_201_CREATED, tags=["admin"])
 def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
-    """Create an annotator (or another admin) with a password."""
-    return review.add_user(project, body.name, role=body.role, password=body.password)
+    """Create an annotator or an admin with a password, or a `service` account (tokens only,
+    for Label Studio's ML-backend requests)."""
+    return review.add_user(
+        project,
+        body.name,
+        role=body.role,
+        password=body.password,
+        labelstudio_user=body.labelstudio_user,
+    )
+
+
+@router.patch("/users/{name}", response_model=User, tags=["admin"])
+def change_user(name: AccountName, body: UserChange, who: AdminUser, project: ProjectDep) -> Any:
+    """Disable or enable an account (at once, sessions and tokens included), or link it to a
+    Label Studio user."""
+    if "labelstudio_user" in body.model_fields_set:
+        review.link_labelstudio(project, name, body.labelstudio_user)
+    if body.active is not None:
+        review.set_active(project, name, body.active)
+    return review.get_user(project, name)
+
+
+@router.put("/users/{name}/password", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
+def set_password(
+    name: AccountName, body: PasswordIn, who: AdminUser, project: ProjectDep
+) -> Response:
+    """A new password; the account's browser sessions end (its API tokens stay)."""
+    review.set_password(project, name, body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
@@ -168,9 +200,17 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
     status_code=status.HTTP_201_CREATED,
     tags=["admin"],
 )
-def add_token(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
-    """A new API token for a user."""
-    return {"token": review.create_token(project, name)}
+def add_token(
+    name: AccountName, who: AdminUser, project: ProjectDep, body: TokenIn | None = None
+) -> Any:
+    """A new API token for a user, valid until revoked or for `expires` (e.g. 30d)."""
+    return review.new_token(project, name, expires=body.expires if body else None)
+
+
+@router.delete("/users/{name}/tokens", response_model=Revoked, tags=["admin"])
+def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
+    """Delete all of a user's API tokens and end their browser sessions, at once."""
+    return review.revoke(project, name)
 
 
 @router.get("/queues", response_model=Queues, tags=["admin"])

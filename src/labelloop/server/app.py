@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -93,14 +94,25 @@ def create_app(
     return app
 
 
-def run(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve an app with uvicorn in this process (one process: leases, the login limiter and
-    retraining live in it). The fastest installed event loop and HTTP parser are used and the
-    per-request access log is off: at hundreds of requests per second it costs more than the
-    database work."""
+def server_config(
+    app: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    forwarded_allow_ips: str | None = None,
+) -> Any:
+    """How uvicorn serves an app. The fastest installed event loop and HTTP parser are used and
+    the per-request access log is off: at hundreds of requests per second it costs more than the
+    database work.
+
+    X-Forwarded-For / -Proto are believed only from the proxies in `forwarded_allow_ips`
+    (comma-separated addresses or networks, "*" for any); by default from nobody, not even
+    127.0.0.1 (uvicorn's default), so that a client cannot choose the address the login
+    limiter counts it under.
+    """
     import uvicorn
 
-    uvicorn.run(
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -109,4 +121,25 @@ def run(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
         loop="auto",  # uvloop when installed
         http="auto",  # httptools when installed
         timeout_keep_alive=30,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
     )
+
+
+def run(
+    app: FastAPI,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    forwarded_allow_ips: str | None = None,
+) -> None:
+    """Serve an app with uvicorn in this process (one process: leases, the login limiter and
+    retraining live in it); see `server_config`."""
+    import uvicorn
+
+    config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on Ctrl+C, then re-raises it
+        server.run()
+    if not server.started:
+        raise LabelloopError(f"the server could not start on {host}:{port} (see the log above)")

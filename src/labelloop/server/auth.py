@@ -1,4 +1,10 @@
-"""Who is calling: API tokens (Bearer) for scripts, session cookies (with CSRF) for browsers."""
+"""Who is calling: API tokens (Bearer) for scripts, session cookies (with CSRF) for browsers.
+
+Roles: `annotator` (the review routes, own work), `admin` (also the admin routes, pages and the
+Label Studio routes), `service` (a machine caller with tokens only: the Label Studio routes,
+`/api/v1/me` and the OpenAPI document; no pages, no review). Disabled accounts, revoked and
+expired tokens and ended sessions are refused with 401.
+"""
 
 from __future__ import annotations
 
@@ -88,6 +94,15 @@ def _api_principal(request: Request) -> Principal:
     return who
 
 
+async def person_principal(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
+    """A person (annotator or admin): service accounts only call the Label Studio routes."""
+    if who.is_service:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "service accounts only call the Label Studio routes"
+        )
+    return who
+
+
 async def admin_principal(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
@@ -106,7 +121,8 @@ def page_principal(request: Request) -> Principal:
     return who
 
 
-CurrentUser = Annotated[Principal, Depends(api_principal)]
+AnyUser = Annotated[Principal, Depends(api_principal)]
+CurrentUser = Annotated[Principal, Depends(person_principal)]
 AdminUser = Annotated[Principal, Depends(admin_principal)]
 PageUser = Annotated[Principal, Depends(page_principal)]
 

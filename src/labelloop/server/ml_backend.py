@@ -8,8 +8,13 @@ and leaves recalibration / retraining to a background task.
 The router reads the project from `request.app.state.project`, and optionally
 `app.state.labeler` (a `Labeler` for tasks that have no prediction yet),
 `app.state.ml_backend_auth` (a `(user, password)` pair: HTTP basic auth, which is what Label
-Studio can send) and `app.state.ml_backend_id_key` (the task data field holding labelloop's
-item id; tasks without it become items `ls-<task id>`).
+Studio can send), `app.state.ml_backend_accounts` (the full server: admin and service tokens,
+see `require_basic_auth`) and `app.state.ml_backend_id_key` (the task data field holding
+labelloop's item id; tasks without it become items `ls-<task id>`).
+
+Who may call: every route but /health needs the caller of `require_basic_auth`. A webhook
+answer is credited to the Label Studio user who made it (`exchange.labelstudio_annotator`),
+never to the caller; a delete event withdraws only answers that came from Label Studio.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ log = logging.getLogger(__name__)
 #: seconds, a run asked for meanwhile waits d * (1 / share - 1): on a large store, whose
 #: retraining takes long, answers keep flowing instead of the server retraining back to back.
 MAX_TRAINING_SHARE = 0.2
+#: Accounts whose tokens the Label Studio routes take on the full server.
+CALLER_ROLES = ("admin", "service")
 _state_lock = threading.Lock()
 
 
@@ -45,35 +52,47 @@ def _state(request: Request, name: str, default: Any = None) -> Any:
     return getattr(request.app.state, name, default)
 
 
-def require_basic_auth(request: Request) -> None:
-    """HTTP basic auth (what Label Studio can send), when the app asks for it.
+def _basic_credentials(encoded: str) -> tuple[bytes, bytes]:
+    """The (user, password) of a basic-auth header as bytes (compared as bytes: any name)."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return b"", b""
+    user, _, password = raw.partition(b":")
+    return user, password
 
-    Accepted: the configured `(user, password)` pair, or — on the full server, where these
-    routes are never open — a labelloop account name with one of its API tokens as the
-    password, or an `Authorization: Bearer TOKEN` header. The standalone ML backend without
-    configured credentials is open, like Label Studio's own ML backends.
+
+def require_basic_auth(request: Request) -> None:
+    """Who may call the Label Studio routes: what Label Studio can send, HTTP basic auth.
+
+    The standalone ML backend (`serve --ml-backend-only`) takes the configured `(user,
+    password)` pair, and is open without one, like Label Studio's own ML backends. The full
+    server also takes an admin's or a service account's API token: as the basic-auth password
+    with the account's name as user, or as `Authorization: Bearer TOKEN`. Any other account is
+    refused (403): these routes create items, record answers and change the label config.
     """
     expected = _state(request, "ml_backend_auth")
     accounts = _state(request, "ml_backend_accounts", False)
     if not expected and not accounts:
         return
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    bearer = accounts and scheme.lower() == "bearer" and encoded
-    if bearer and review.principal_for_token(request.app.state.project, encoded.strip()):
-        return
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        user, password = "", ""
-    if scheme.lower() == "basic":
-        sent = f"{user}:{password}".encode()
-        if expected and hmac.compare_digest(sent, ":".join(expected).encode()):
+    scheme, encoded = scheme.lower(), encoded.strip()
+    principal = None
+    if scheme == "basic":
+        user, password = _basic_credentials(encoded)
+        if expected and hmac.compare_digest(user + b":" + password, ":".join(expected).encode()):
             return
         if accounts and password:
-            principal = review.principal_for_token(request.app.state.project, password)
-            if principal is not None and hmac.compare_digest(principal.name, user):
-                return
-    raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
+            token = password.decode("utf-8", "replace")
+            found = review.principal_for_token(request.app.state.project, token)
+            if found is not None and hmac.compare_digest(found.name.encode(), user):
+                principal = found
+    elif scheme == "bearer" and accounts and encoded:
+        principal = review.principal_for_token(request.app.state.project, encoded)
+    if principal is None:
+        raise HTTPException(401, "authentication required", {"WWW-Authenticate": "Basic"})
+    if principal.role not in CALLER_ROLES:
+        raise HTTPException(403, "the Label Studio routes take an admin or service account")
 
 
 router = APIRouter(
@@ -119,14 +138,26 @@ def _bad_request(exc: InputError) -> HTTPException:
 def setup(
     request: Request, body: Annotated[dict[str, Any] | None, Body()] = None
 ) -> dict[str, Any]:
-    """Label Studio announces its project and label config; answer with the model version."""
+    """Label Studio announces its project and label config; answer with the model version.
+
+    The config's choices must be the project's labels (in any order): answers and predictions
+    are exchanged by label name.
+    """
     project = _project(request)
     schema = (body or {}).get("schema")
     if schema:
         try:
-            parse_label_config(schema)
+            config = parse_label_config(schema)
         except InputError as exc:
             raise _bad_request(exc) from exc
+        if sorted(config.choices) != sorted(project.labels):
+            missing = sorted(set(project.labels) - set(config.choices))
+            unknown = sorted(set(config.choices) - set(project.labels))
+            detail = (
+                "the label config's choices must be the project's labels: "
+                f"missing {missing!r}, not in the project {unknown!r}"
+            )
+            raise HTTPException(400, detail[:1000])
         stored = project.settings.get(SETTINGS_KEY) or {}
         wanted = {"label_config": schema, "project": (body or {}).get("project")}
         if {k: stored.get(k) for k in wanted} != wanted:

@@ -20,7 +20,6 @@ templates.env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}
 templates.env.filters["num"] = lambda v: "—" if v is None else f"{v:.3f}"
 router = APIRouter(include_in_schema=False)
 PLOT_NAME = re.compile(r"^[\w.-]{1,200}\.png$")
-PER_NAME_FAILURES, PER_ADDRESS_FAILURES = 5, 30
 
 
 def _safe_next(value: str | None) -> str:
@@ -75,12 +74,9 @@ def login(
     ):
         return _login_page(request, error="The form expired; please try again.", code=403)
     limiter: LoginLimiter = request.app.state.login_limiter
+    # The peer's address: uvicorn replaces it with X-Forwarded-For only for trusted proxies.
     address = request.client.host if request.client else "unknown"
-    keys = [
-        (f"addr:{address}", PER_ADDRESS_FAILURES),
-        (f"name:{address}:{username}", PER_NAME_FAILURES),
-    ]
-    wait = limiter.retry_after(keys)
+    wait = limiter.retry_after(username, address)
     if wait > 0:
         response = _login_page(
             request, error="Too many failed attempts; wait a few minutes.", code=429
@@ -89,9 +85,9 @@ def login(
         return response
     who = review.authenticate(project, username, password)
     if who is None:
-        limiter.failed(key for key, _ in keys)
+        limiter.failed(username, address)
         return _login_page(request, error="Wrong name or password.", next_path=next_path, code=401)
-    limiter.succeeded(keys[1][0])
+    limiter.succeeded(username, address)
     token, _csrf = review.create_session(project, who)
     response = RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
     response.set_cookie(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, FiniteFloat
+from pydantic import BaseModel, Field, FiniteFloat, model_validator
 
 #: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
 MAX_STORE_ID = 2**63 - 1
@@ -84,10 +85,25 @@ class ProjectInfo(BaseModel):
     labels: list[str]
 
 
+LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio user id.")
+
+
 class UserIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    role: Literal["admin", "annotator"] = "annotator"
-    password: str = Field(min_length=8, max_length=1024)
+    name: str = Field(min_length=1, max_length=200, description="No control or bidi characters.")
+    role: Literal["admin", "annotator", "service"] = "annotator"
+    password: str | None = Field(
+        None,
+        min_length=8,
+        max_length=1024,
+        description="Needed by people; a service account has none (it uses API tokens).",
+    )
+    labelstudio_user: int | None = LabelStudioUser
+
+    @model_validator(mode="after")
+    def _password_for_people(self) -> UserIn:
+        if (self.password is None) != (self.role == "service"):
+            raise ValueError("people need a password; a service account takes none")
+        return self
 
 
 class User(BaseModel):
@@ -95,10 +111,46 @@ class User(BaseModel):
     name: str
     role: str
     active: bool = True
+    password: bool = Field(False, description="Whether the account can log in to the pages.")
+    tokens: int = Field(0, description="Unexpired API tokens.")
+    labelstudio_user: int | None = Field(
+        None, description="The Label Studio user whose webhook answers are this account's."
+    )
+
+
+class UserChange(BaseModel):
+    active: bool | None = Field(
+        None,
+        description="false disables the account: its sessions end, its tokens stop working "
+        "and its leases are given back at once; true enables it again.",
+    )
+    labelstudio_user: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Link a Label Studio user id; null unlinks."
+    )
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class TokenIn(BaseModel):
+    expires: str | None = Field(
+        None,
+        max_length=20,
+        description="Lifetime such as 90m, 12h, 30d or 2w (at most 3650d); default: none.",
+        examples=["30d"],
+    )
 
 
 class TokenOut(BaseModel):
     token: str = Field(description="Shown once; only its hash is stored.")
+    expires_at: datetime | None = Field(None, description="When the token stops working.")
+
+
+class Revoked(BaseModel):
+    name: str
+    tokens: int = Field(description="API tokens deleted.")
+    sessions: int = Field(description="Browser sessions ended.")
 
 
 class QueueSettings(BaseModel):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,41 +64,76 @@ def same_token(sent: str | None, expected: str | None) -> bool:
 
 
 class LoginLimiter:
-    """Failed logins per key in a sliding window (per address, and per address and name).
+    """Failed logins in a sliding window of `window_s` seconds, counted three ways.
 
-    In memory: the server is one process. After `max_failures` failures within `window_s`
-    seconds further attempts are refused until the oldest failure leaves the window.
+    Policy (addresses are the peer's, or the client a trusted proxy names: `serve
+    --forwarded-allow-ips`; a client cannot choose its own):
+
+    - per address: after `per_address` failures an address may try no account at all;
+    - per account and address: after `per_pair` failures an address may not try that account;
+    - per account: after `per_account` failures from anywhere the account is under attack, and
+      an address may try it only while it has no failure on it in the window. A guesser spread
+      over many addresses gets one guess per address and window instead of `per_pair`, while
+      the account's owner, from an address that has not failed, still logs in with the right
+      password: nobody's failures lock an account for everyone.
+
+    A successful login clears its (account, address) count. In memory (the server is one
+    process); keys whose failures have all left the window are dropped.
     """
 
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
-        self.max_failures = max_failures
+    def __init__(
+        self,
+        per_address: int = 30,
+        per_pair: int = 5,
+        per_account: int = 20,
+        window_s: float = 300.0,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.per_address = per_address
+        self.per_pair = per_pair
+        self.per_account = per_account
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        self._failures: dict[tuple[str, ...], deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _prune(self, key: str, now: float) -> deque[float]:
-        times = self._failures[key]
+    @staticmethod
+    def _keys(account: str, address: str) -> tuple[tuple[str, ...], ...]:
+        return ("address", address), ("pair", account, address), ("account", account)
+
+    def _times(self, key: tuple[str, ...], now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
         while times and times[0] <= now - self.window_s:
             times.popleft()
+        if not times:
+            del self._failures[key]
         return times
 
-    def retry_after(self, keys: Iterable[tuple[str, int]]) -> float:
-        """Seconds to wait before another attempt (0 when allowed); keys carry their limits."""
+    def retry_after(self, account: str, address: str) -> float:
+        """Seconds before this address may try this account again (0: it may now)."""
         now = time.monotonic()
-        wait = 0.0
+        by_address, pair, by_account = self._keys(account, address)
         with self._lock:
-            for key, limit in keys:
-                times = self._prune(key, now)
-                if len(times) >= limit:
-                    wait = max(wait, times[0] + self.window_s - now)
-        return wait
+            under_attack = len(self._times(by_account, now)) >= self.per_account
+            limits = ((by_address, self.per_address), (pair, 1 if under_attack else self.per_pair))
+            waits = [
+                times[-limit] + self.window_s - now
+                for key, limit in limits
+                if len(times := self._times(key, now)) >= limit
+            ]
+        return max(waits, default=0.0)
 
-    def failed(self, keys: Iterable[str]) -> None:
+    def failed(self, account: str, address: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in keys:
-                self._prune(key, now).append(now)
+            if len(self._failures) >= self.max_keys:
+                for key in list(self._failures):
+                    self._times(key, now)
+            for key in self._keys(account, address):
+                self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, account: str, address: str) -> None:
         with self._lock:
-            self._failures.pop(key, None)
+            self._failures.pop(self._keys(account, address)[1], None)

@@ -54,6 +54,8 @@ class ProjectRow(Base):
     task: Mapped[str] = mapped_column(Text)
     labels: Mapped[list[Any]] = mapped_column(JSON)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Grows with every account change (see `review`): token caches compare it, not the tokens.
+    accounts_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -116,7 +118,10 @@ class Prediction(Base):
 
 class Annotator(Base):
     __tablename__ = "annotators"
-    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_annotators_name"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_annotators_name"),
+        Index("uq_annotators_labelstudio_user", "project_id", "labelstudio_user", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
@@ -124,6 +129,8 @@ class Annotator(Base):
     role: Mapped[str] = mapped_column(String(16), default="annotator")
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The Label Studio user (id) whose answers sent by webhook are this account's.
+    labelstudio_user: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -135,6 +142,7 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ReviewSession(Base):

@@ -21,6 +21,7 @@ from ..data.formats import EXPORTERS, IMPORTERS, format_names
 from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
+from ..review import MAX_LABELSTUDIO_USER, user_name_problem
 from ..store import (
     GOLD,
     HUMAN_LABELED,
@@ -107,6 +108,8 @@ def _validate(item: ItemIn, label: _Labels) -> None:
             if value is not None and not 0.0 <= value <= 1.0:
                 raise where.error("a confidence must lie in [0, 1]", name, value)
     for a in item.annotations:
+        if a.annotator is not None and (problem := user_name_problem(a.annotator)):
+            raise where.error(problem, "annotation.annotator", a.annotator)
         a.label = label(a.label, item, "annotation.label")
         a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
         if a.action in ("label", "accept", "correct") and a.label is None:
@@ -585,12 +588,39 @@ EVENTS_THAT_TEACH = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CR
 DELETE_EVENTS = ("ANNOTATION_DELETED", "ANNOTATIONS_DELETED")
 
 
+def labelstudio_annotator(project: Project, annotation: dict[str, Any]) -> int:
+    """The account an answer made in Label Studio is credited to (its annotator id).
+
+    Label Studio names the person by `completed_by` (a user id, or an object with one): the
+    account linked to that user (`labelloop user link`), else the one named `labelstudio:<id>`,
+    made on first use. Names written elsewhere in the payload are never believed.
+    """
+    who = annotation.get("completed_by")
+    if isinstance(who, dict):
+        who = who.get("id")
+    if who is None:
+        return project.annotator_id("labelstudio")
+    if isinstance(who, bool) or not isinstance(who, int) or not 0 <= who <= MAX_LABELSTUDIO_USER:
+        raise InputError("annotation.completed_by must be a Label Studio user id", value=who)
+    with project.store.session() as session:
+        linked = session.scalar(
+            select(Annotator.id).where(
+                Annotator.project_id == project.id, Annotator.labelstudio_user == who
+            )
+        )
+    return linked if linked is not None else project.annotator_id(f"labelstudio:{who}")
+
+
 def labelstudio_event(
     project: Project, payload: Any, config: Any, id_key: str | None = None
 ) -> dict[str, Any]:
     """Apply a Label Studio webhook event to the store. Returns what was done and whether the
-    predictor should be recalibrated / retrained (which the caller does in the background)."""
-    from ..data.formats.labelstudio import annotation_from_ls
+    predictor should be recalibrated / retrained (which the caller does in the background).
+
+    Answers are read from what Label Studio recorded and credited to its `completed_by` user
+    (`labelstudio_annotator`); delete events withdraw only answers that came from Label Studio.
+    """
+    from ..data.formats.labelstudio import PROVENANCE_KEY, annotation_from_ls
     from ..data.formats.records import Where
 
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
@@ -617,7 +647,10 @@ def labelstudio_event(
             raise InputError(f"{action} needs 'annotation' and 'task' objects")
         (uid,) = ensure_tasks(project, [task], config, id_key)
         suggestion = item_predictions(project, [uid])[uid]["label"]
-        answer = annotation_from_ls(annotation, config, where, suggestion)
+        # What Label Studio itself recorded, not provenance riding along under our key.
+        made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
+        answer = annotation_from_ls(made_in_studio, config, where, suggestion)
+        annotator = labelstudio_annotator(project, annotation)
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
         done.update(
@@ -625,7 +658,7 @@ def labelstudio_event(
                 uid,
                 action=answer.action,
                 label=answer.label,
-                annotator=answer.annotator,
+                annotator=annotator,
                 time_spent_s=answer.time_spent_s,
                 source="labelstudio",
                 external_id=answer.external_id,
