@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import inspect
 
 from labelloop import InputError, Project
@@ -96,3 +99,76 @@ def test_a_fast_growing_predictions_table_keeps_planner_statistics(tmp_path, db_
         assert counted == 1200  # analysed after this growth, not left looking empty
         assert project.store._growth["predictions"] == [0, 1200]
     project.close()
+
+
+def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
+    """Before 0005 a rejection's extra answer lived in `answers_needed`, and re-applying the
+    overlap reset it: the task closed with the item still in review. Upgrading recounts."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from labelloop.store import Annotation, Annotator, Item, ProjectRow, ReviewTask
+    from labelloop.store.db import _alembic_config, make_engine
+
+    engine = make_engine(db_url)
+    command.upgrade(_alembic_config(engine), "0004")
+    columns = ("project_id", "item_id", "queue", "priority", "answers_needed", "answers", "done")
+    old_tasks = sa.table("review_tasks", *map(sa.column, (*columns, "created_at")))
+    with engine.begin() as conn:
+        project = conn.execute(
+            insert(ProjectRow).values(
+                name="p", task="t", labels=["a", "b"], settings={"review": {"overlap": 1}}
+            )
+        ).inserted_primary_key[0]
+        who = conn.execute(
+            insert(Annotator).values(project_id=project, name="ann")
+        ).inserted_primary_key[0]
+        items = {}
+        # (answer, queue, answers_needed and done as 0004 left them)
+        for uid, action, queue, needed, done in [
+            ("rejected", "reject", "review", 1, True),  # the overlap re-applied: closed
+            ("accepted", "accept", "review", 1, True),
+            ("audited", "reject", "audit", 2, False),  # 1 + the rejection
+        ]:
+            item = conn.execute(
+                insert(Item).values(
+                    project_id=project, uid=uid, text=uid, text_hash=uid, state="in_review"
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                insert(Annotation).values(
+                    project_id=project,
+                    item_id=item,
+                    annotator_id=who,
+                    action=action,
+                    queue=queue,
+                    undone=False,
+                )
+            )
+            values = (project, item, queue, 0.0, needed, 1, done, datetime.now(UTC))
+            conn.execute(
+                insert(old_tasks).values(dict(zip(old_tasks.c.keys(), values, strict=True)))
+            )
+            items[uid] = item
+    engine.dispose()
+    store = Store(db_url)
+    try:
+        with store.session() as session:
+            tasks = session.execute(
+                select(
+                    ReviewTask.item_id,
+                    ReviewTask.answers_needed,
+                    ReviewTask.answers,
+                    ReviewTask.rejections,
+                    ReviewTask.done,
+                )
+            ).all()
+    finally:
+        store.dispose()
+    assert sorted(tuple(t) for t in tasks) == sorted(
+        [
+            (items["rejected"], 1, 1, 1, False),  # reopened: one more answer is wanted
+            (items["accepted"], 1, 1, 0, True),
+            (items["audited"], 1, 1, 1, False),
+        ]
+    )

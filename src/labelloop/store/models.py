@@ -232,12 +232,36 @@ class ReviewTask(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     queue: Mapped[str] = mapped_column(String(32))  # review | active | audit | gold | overlap
     priority: Mapped[float] = mapped_column(Float, default=0.0)  # lower is served first
+    # Answers wanted before rejections: the overlap for review/active tasks, else 1. Each live
+    # rejection asks one more person (`rejections`): the task is done once
+    # answers >= answers_needed + rejections.
     answers_needed: Mapped[int] = mapped_column(Integer, default=1)
     answers: Mapped[int] = mapped_column(Integer, default=0)
+    rejections: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[int | None] = mapped_column(Integer, nullable=True)
     lease_expires: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GoldLease(Base):
+    """A gold check served to one person, who alone may answer it.
+
+    Gold checks are not tasks: many people are served the same gold item, each once, so each
+    serving is a lease of its own (deleted when answered or given back).
+    """
+
+    __tablename__ = "gold_leases"
+    __table_args__ = (
+        UniqueConstraint("item_id", "annotator_id", name="uq_gold_leases_item_annotator"),
+        Index("ix_gold_leases_annotator", "annotator_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
+    lease_expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Embedding(Base):
