@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from labelloop import review
 from labelloop.labelers.base import LabelResult
 from labelloop.review import Principal
-from labelloop.store import Annotation, Annotator, ApiToken, ReviewTask
+from labelloop.store import Annotation, Annotator, ApiToken, GoldLease, Item, ReviewTask
 
 LABELS = ("positive", "negative", "neutral")
 
@@ -56,6 +56,26 @@ def seed(project, n_review: int, *, n_confident: int = 0, n_gold: int = 0) -> di
     project.set_active_predictor("fake", "v1")
     project.route(threshold=0.85)
     return ids
+
+
+class Clock:
+    """The queues' clock, moved by hand: leases run out without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(review, "clock", clock)
+    return clock
 
 
 def drain(project, who: Principal, action: str = "accept", limit: int = 10_000) -> list[int]:
@@ -373,3 +393,175 @@ def test_accounts_passwords_tokens_and_sessions(make_project) -> None:
         password_hash = session.scalar(select(Annotator.password_hash))
     assert token not in stored and len(stored) == 1  # only a hash is kept
     assert password_hash.startswith("$argon2")
+
+
+def snapshot(project) -> tuple:
+    """Everything an answer may change: answers, item states, task counts and leases."""
+    with project.store.session() as session:
+        answers = session.execute(
+            select(Annotation.id, Annotation.undone).order_by(Annotation.id)
+        ).all()
+        states = session.execute(select(Item.id, Item.state, Item.final_label)).all()
+        tasks = session.execute(
+            select(
+                ReviewTask.id,
+                ReviewTask.answers,
+                ReviewTask.rejections,
+                ReviewTask.done,
+                ReviewTask.lease_owner,
+                ReviewTask.lease_expires,
+            ).order_by(ReviewTask.id)
+        ).all()
+        gold = session.execute(select(GoldLease.item_id, GoldLease.annotator_id)).all()
+    return answers, sorted(states), tasks, sorted(gold)
+
+
+def refused(project, who: Principal, item_id: int, action: str = "accept", **options) -> str:
+    """Answer and expect a refusal that changes nothing; returns its message."""
+    before = snapshot(project)
+    with pytest.raises(review.ConflictError) as refusal:
+        review.submit(project, who, item_id, action=action, **options)
+    assert snapshot(project) == before
+    return str(refusal.value)
+
+
+def test_an_answer_needs_the_callers_lease(make_project, clock) -> None:
+    project = make_project()
+    ids = seed(project, 3)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)["id"]
+    refused(project, bob, item)  # leased to ann
+    refused(project, bob, ids["review"][2], action="skip")  # leased to nobody
+    # Bob's refusals left ann's lease alone: she answers, and bob is never served the item.
+    review.submit(project, ann, item, action="accept")
+    assert item not in drain(project, bob)
+    assert project.stats()["human_labeled"] == 3
+
+
+def test_a_lease_that_ran_out_counts_until_someone_else_takes_the_item(make_project, clock) -> None:
+    project = make_project()
+    project.set_queue_settings(lease_minutes=5)
+    seed(project, 2)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    first = review.next_item(project, ann.id)["id"]
+    second = review.next_item(project, ann.id, exclude=[first])["id"]
+    clock.advance(minutes=6)
+    review.submit(project, ann, first, action="accept")  # ran out, but nobody took it
+    assert review.next_item(project, bob.id)["id"] == second  # free for bob now
+    refused(project, ann, second)
+    review.submit(project, bob, second, action="accept")
+
+
+def test_admins_label_directly_but_never_take_a_held_item(make_project, clock) -> None:
+    project = make_project()
+    ids = seed(project, 2, n_confident=1)
+    ann, boss = user(project, "ann"), user(project, "boss", role="admin")
+    held = review.next_item(project, ann.id)["id"]
+    refused(project, boss, held)
+    # An item nobody holds: the admin's answer counts for its open task.
+    free = ids["review"][1]
+    review.submit(project, boss, free, action="correct", label="neutral")
+    with project.store.session() as session:
+        task = session.execute(
+            select(ReviewTask.answers, ReviewTask.done).where(ReviewTask.item_id == free)
+        ).one()
+    assert tuple(task) == (1, True)
+    # An item without an open task (auto-accepted): a direct label, counted for no queue.
+    direct = review.submit(project, boss, ids["confident"][0], action="correct", label="neutral")
+    with project.store.session() as session:
+        assert session.get(Annotation, direct["annotation_id"]).queue is None
+    assert project.stats()["human_labeled"] == 2
+    review.submit(project, ann, held, action="accept")  # ann's lease was never touched
+
+
+def test_unserved_gold_checks_are_refused_like_any_unserved_item(make_project, clock) -> None:
+    project = make_project()
+    ids = seed(project, 2, n_gold=1)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    gold, plain = ids["gold"][0], ids["review"][1]
+    for who in (ann, bob):
+        said = {
+            kind: refused(project, who, item, action="skip").replace(str(item), "ID")
+            for kind, item in (("gold", gold), ("review", plain))
+        }
+        assert said["gold"] == said["review"]
+    project.set_queue_settings(gold_rate=0.99)
+    # Served to ann: a lease of her own, served again on a reload, answerable by her alone.
+    assert review.next_item(project, ann.id)["id"] == gold
+    assert review.next_item(project, ann.id)["id"] == gold
+    refused(project, bob, gold, action="skip")
+    review.submit(project, ann, gold, action="skip")
+    refused(project, ann, gold, action="skip")  # once
+    # Served to bob too: each person answers the same gold item once.
+    assert review.next_item(project, bob.id)["id"] == gold
+    review.submit(project, bob, gold, action="correct", label=LABELS[0])
+    assert gold not in drain(project, ann) + drain(project, bob)
+
+
+def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 1, n_gold=1)
+    project.set_queue_settings(gold_rate=0.99)
+    ann = user(project, "ann")
+    gold = review.next_item(project, ann.id)["id"]
+    assert gold == ids["gold"][0]
+    review.submit(project, ann, gold, action="accept")
+    back = review.undo(project, ann)["item"]
+    assert back["id"] == gold and back["queue"] == "review"  # still looks like any item
+    review.submit(project, ann, gold, action="correct", label="neutral")  # the lease came back
+    assert review.release_leases(project, ann.id) == 0  # answered: nothing left held
+
+
+def test_released_gold_checks_can_no_longer_be_answered(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 1, n_gold=1)
+    project.set_queue_settings(gold_rate=0.99)
+    ann = user(project, "ann")
+    assert review.next_item(project, ann.id)["id"] == ids["gold"][0]
+    assert review.release_leases(project, ann.id) == 1
+    refused(project, ann, ids["gold"][0])
+
+
+@pytest.mark.parametrize(
+    "reapply",
+    [
+        lambda project: review.apply_overlap(project),  # server start, retraining
+        lambda project: project.route(),
+        lambda project: project.set_queue_settings(lease_minutes=20),
+        lambda project: project.enqueue([], queue="active"),
+    ],
+    ids=["apply_overlap", "route", "settings", "enqueue"],
+)
+def test_a_rejection_keeps_asking_for_another_answer(make_project, reapply) -> None:
+    project = make_project()
+    ids = seed(project, 1)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)["id"]
+    review.submit(project, ann, item, action="reject")
+    reapply(project)
+    assert review.next_item(project, bob.id)["id"] == item == ids["review"][0]
+    review.submit(project, bob, item, action="correct", label="neutral")
+    assert project.stats()["human_labeled"] == 1
+    with project.store.session() as session:
+        task = session.execute(
+            select(ReviewTask.answers, ReviewTask.rejections, ReviewTask.done)
+        ).one()
+    assert tuple(task) == (2, 1, True)
+
+
+def test_trusted_answers_count_rejections_and_leave_other_leases(make_project) -> None:
+    """`Project.annotate` (Python, CLI, Label Studio) records answers without leases."""
+    project = make_project()
+    project.set_queue_settings(overlap=2)
+    ids = seed(project, 1)
+    ann = user(project, "ann")
+    item = review.next_item(project, ann.id)["id"]
+    project.annotate(item, action="reject", annotator="carl")
+    review.apply_overlap(project)
+    review.submit(project, ann, item, action="correct", label="neutral")  # still hers
+    with project.store.session() as session:
+        task = session.execute(select(ReviewTask.answers, ReviewTask.done)).one()
+    assert tuple(task) == (2, False)  # overlap 2 and one rejection: a third answer is wanted
+    project.annotate(ids["review"][0], action="label", label="neutral", annotator="dee")
+    with project.store.session() as session:
+        assert session.execute(select(ReviewTask.answers, ReviewTask.done)).one() == (3, True)

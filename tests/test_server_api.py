@@ -383,3 +383,31 @@ def test_retraining_after_answers_can_be_turned_off(project, monkeypatch) -> Non
             assert answer.status_code == 201
         assert client.get("/api/v1/queue/next", headers=headers).status_code == 204
     assert calls == []
+
+
+def answer(client, item_id: int, auth, **body):
+    return client.post(f"/api/v1/items/{item_id}/annotations", json=body, headers=auth)
+
+
+def test_only_the_lease_holder_answers_an_item(client, project) -> None:
+    seed(project, 2)
+    ann, bob, admin = bearer(project, "ann"), bearer(project, "bob"), bearer(project, "admin")
+    item = client.get("/api/v1/queue/next", headers=ann).json()["id"]
+    for who in (bob, admin):  # an admin cannot take it from her either
+        refused = answer(client, item, who, action="correct", label="neutral")
+        assert refused.status_code == 409, refused.text
+    assert answer(client, item, ann, action="accept").status_code == 201
+    with project.store.session() as session:
+        assert session.scalars(select(Annotation.annotator_id)).all() == [
+            review.principal_for_token(project, ann["Authorization"][7:]).id
+        ]
+
+
+def test_unserved_gold_checks_answer_like_any_unserved_item(client, project) -> None:
+    ids = seed(project, 2, n_gold=2)
+    ann = bearer(project, "ann")
+    items = [ids["gold"][0], ids["review"][1], ids["gold"][1], ids["review"][0]]
+    replies = [answer(client, item, ann, action="skip") for item in items]
+    assert [r.status_code for r in replies] == [409] * 4
+    said = {r.json()["detail"].replace(str(i), "ID") for r, i in zip(replies, items, strict=True)}
+    assert len(said) == 1

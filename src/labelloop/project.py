@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -94,6 +95,63 @@ class Answer:
 # touching a few rows through the primary key or an index.
 _ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
 _TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
+
+
+def task_done(answers: Any, rejections: Any, answers_needed: Any = _TASKS.c.answers_needed) -> Any:
+    """Whether a review task has all its answers (SQL; the one rule every count uses).
+
+    A task wants `answers_needed` answers from different people (the overlap), and one more for
+    each live rejection: a rejected suggestion leaves the item without a label.
+    """
+    return answers >= answers_needed + rejections
+
+
+#: A task nobody holds: never leased, or its lease ran out before `:now`.
+LEASE_FREE = or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
+#: The open task of an item that an answer outside the queues counts for: one that nobody
+#: holds first, then by priority (`free` says whether it is held).
+OPEN_TASK = (
+    select(_TASKS.c.queue, LEASE_FREE.label("free"))
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
+    .order_by(case((LEASE_FREE, 0), else_=1), _TASKS.c.priority)
+    .limit(1)
+)
+_SETTLE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        rejections=bindparam("n_rejections"),
+        done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
+    )
+)
+_RELEASE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
+    .values(lease_owner=None, lease_expires=None)
+)
+
+
+def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str | None) -> None:
+    """Recount the item's task in `queue` from the item's live answers given in that queue.
+
+    Recounting (rather than adding one) keeps a task's count equal to its answers whatever
+    happened before: answers, undos, rejections, overlap changes.
+    """
+    if queue is None or queue == "gold":  # no task to count for
+        return
+    actions = [a.action for a in live if a.queue == queue and a.action != "skip"]
+    conn.execute(
+        _SETTLE,
+        {
+            "item": item_id,
+            "task_queue": queue,
+            "n_answers": len(actions),
+            "n_rejections": actions.count("reject"),
+        },
+    )
+
+
 #: What answering needs to know of an item (see `item_state`).
 ITEM_STATE_COLUMNS = (
     _ITEMS.c.id,
@@ -149,6 +207,17 @@ _MARK_UNDONE = (
 @lru_cache(maxsize=64)
 def _canonical(labels: tuple[str, ...]) -> dict[str, str]:
     return canonical_labels(labels)
+
+
+def checked_label(labels: Sequence[str], label: str) -> str:
+    """`label` as the label set spells it (case and spacing forgiven); InputError otherwise."""
+    canonical = _canonical(tuple(labels))
+    matched = match_label(label, canonical)
+    if matched is None:
+        raise InputError(
+            f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
+        )
+    return matched
 
 
 def _parse_labels(labels: Sequence[str] | str) -> list[str]:
@@ -777,6 +846,9 @@ class Project:
 
         `accept` takes the suggestion's label; `correct` and `label` need a label; `reject`
         says the suggestion is wrong without giving a label; `skip` gives nothing.
+
+        A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
+        item's task in `queue`, or without one for its first open task (see `answer_in`).
         """
         if action not in ACTIONS:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -809,15 +881,15 @@ class Project:
         queue: str | None = None,
         source: str = "labelloop",
         external_id: str | None = None,
-        count_tasks: bool = True,
         shown_as: str | int | None = None,
         state: tuple[list[str], dict[str, Any]] | None = None,
         item: Any = None,
     ) -> Answer:
         """`annotate` inside the caller's transaction, a constant number of indexed statements.
 
-        With `count_tasks` the item's open tasks (of `queue` when given) count the answer and
-        free their leases; the review server recounts them itself (`count_tasks=False`).
+        The answer is recorded in `queue` and recounts the item's task in that queue; without
+        a queue it counts for the item's first open task (`OPEN_TASK`), if any, and is recorded
+        in its queue. The answerer's own lease on the item ends; other people's stay theirs.
         `state` (`labels_and_settings`) and `item` (`item_state`) may come from the caller.
         """
         if action not in ACTIONS:
@@ -833,15 +905,12 @@ class Project:
         if action in ("label", "correct") and label is None:
             raise InputError(f"the action {action!r} needs a label")
         if label is not None:
-            canonical = _canonical(tuple(labels))
-            matched = match_label(label, canonical)
-            if matched is None:
-                raise InputError(
-                    f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
-                )
-            label = matched
+            label = checked_label(labels, label)
         if action in ("reject", "skip"):
             label = None
+        if queue is None:
+            task = conn.execute(OPEN_TASK, {"item": item_id, "now": utcnow()}).first()
+            queue = task.queue if task is not None else None
         annotation_id = conn.execute(
             insert(_ANNOTATIONS),
             {
@@ -860,21 +929,10 @@ class Project:
             },
         ).inserted_primary_key[0]
         answer = self._resolve_item(conn, item, settings, annotation_id)
-        if action != "skip" and count_tasks:
-            conditions = [_TASKS.c.item_id == item_id, _TASKS.c.done.is_(False)]
-            if queue:
-                conditions.append(_TASKS.c.queue == queue)
-            answers = _TASKS.c.answers + 1
-            conn.execute(
-                update(_TASKS)
-                .where(*conditions)
-                .values(
-                    answers=answers,
-                    done=answers >= _TASKS.c.answers_needed,
-                    lease_owner=None,
-                    lease_expires=None,
-                )
-            )
+        if action != "skip":
+            _settle_task(conn, answer.live, item_id, queue)
+        if annotator_id is not None:
+            conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
         return answer
 
     def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
@@ -887,10 +945,10 @@ class Project:
         conn: Connection,
         annotation_id: int,
         *,
-        count_tasks: bool = True,
         state: tuple[list[str], dict[str, Any]] | None = None,
     ) -> Answer:
-        """`undo_annotation` inside the caller's transaction (see `answer_in`)."""
+        """`undo_annotation` inside the caller's transaction: the item's state and the task the
+        answer counted for are recounted (see `answer_in`)."""
         found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
         if found is None or found.project_id != self.id or found.undone:
             raise InputError(f"no answer {annotation_id} to undo")
@@ -898,16 +956,8 @@ class Project:
         item = conn.execute(_ITEM_STATE, {"item": found.item_id}).one()
         settings = (state or self.labels_and_settings(conn))[1]
         answer = self._resolve_item(conn, item, settings, annotation_id)
-        if found.action != "skip" and count_tasks:
-            conditions = [_TASKS.c.item_id == found.item_id, _TASKS.c.answers > 0]
-            if found.queue:
-                conditions.append(_TASKS.c.queue == found.queue)
-            answers = _TASKS.c.answers - 1
-            conn.execute(
-                update(_TASKS)
-                .where(*conditions)
-                .values(answers=answers, done=answers >= _TASKS.c.answers_needed)
-            )
+        if found.action != "skip":
+            _settle_task(conn, answer.live, found.item_id, found.queue)
         return answer
 
     def item_state(self, conn: Connection, item_id: int) -> Any:

@@ -25,7 +25,7 @@ import threading
 import time
 import unicodedata
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,16 +36,27 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from .errors import InputError, LabelloopError
-from .project import ITEM_STATE_COLUMNS, labels_and_settings_of
+from .project import (
+    ITEM_STATE_COLUMNS,
+    LEASE_FREE,
+    OPEN_TASK,
+    checked_label,
+    labels_and_settings_of,
+    task_done,
+)
+from .routing import LABELING_ACTIONS
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
     Annotation,
     Annotator,
     ApiToken,
+    GoldLease,
     Item,
     Prediction,
     ProjectRow,
@@ -55,7 +66,7 @@ from .store import (
 from .store.models import ReviewSession
 
 if TYPE_CHECKING:
-    from .project import Answer, Project
+    from .project import Project
 
 ROLES = ("admin", "annotator", "service")
 TASK_QUEUES = ("review", "active", "audit", "recheck")
@@ -108,8 +119,16 @@ class Principal:
         return self.role == "service"
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: The clock of leases, sessions and the dashboard; tests replace it to let time pass.
+clock: Callable[[], datetime] = utc_now
+
+
+def _now() -> datetime:
+    return clock()
 
 
 def _digest(token: str) -> str:
@@ -622,15 +641,17 @@ def _overlap_selected(share: float) -> Any:
 def apply_overlap(project: Project) -> int:
     """Set `answers_needed` of review and active tasks from the overlap settings.
 
-    Call after routing or selection adds tasks. Tasks that already have enough answers stay done.
-    Only tasks whose values change are written (the server applies it at every start: rewriting
-    a million unchanged rows would bloat the store). Returns the number of tasks changed.
+    Call after routing or selection adds tasks. A task is done once it has `answers_needed`
+    answers plus one per live rejection (`task_done`): the rejections are counted on the task,
+    so re-applying the overlap never drops the extra answer a rejection asked for. Only tasks
+    whose values change are written (the server applies it at every start: rewriting a million
+    unchanged rows would bloat the store). Returns the number of tasks changed.
     """
     settings = queue_settings(project)
     needed = case(
         (_overlap_selected(float(settings["overlap_share"])), int(settings["overlap"])), else_=1
     )
-    done = ReviewTask.answers >= needed
+    done = task_done(ReviewTask.answers, ReviewTask.rejections, needed)
     with _writing(project) as session:
         result = session.execute(
             update(ReviewTask)
@@ -653,7 +674,8 @@ def enqueue(
 ) -> int:
     """Queue items (store ids) for people; earlier ids are served first unless priorities say.
 
-    Items already in that queue are left as they are. Returns the number of new tasks.
+    Items already in that queue are left as they are, and gold items are left out: they are
+    checks served at the gold rate, never work in a queue. Returns the number of new tasks.
     """
     if queue not in TASK_QUEUES:
         raise InputError(f"queue must be one of {', '.join(TASK_QUEUES)}, not {queue!r}")
@@ -667,13 +689,15 @@ def enqueue(
     with _writing(project) as session:
         for start in range(0, len(ids), 5_000):
             chunk = ids[start : start + 5_000]
-            known = set(
-                session.scalars(
-                    select(Item.id).where(Item.project_id == project.id, Item.id.in_(chunk))
-                )
+            split_of = dict(
+                session.execute(
+                    select(Item.id, Item.split).where(
+                        Item.project_id == project.id, Item.id.in_(chunk)
+                    )
+                ).all()
             )
-            if len(known) != len(chunk):
-                missing = next(i for i in chunk if i not in known)
+            if len(split_of) != len(chunk):
+                missing = next(i for i in chunk if i not in split_of)
                 raise NotFoundError(f"no item with store id {missing}")
             queued = set(
                 session.scalars(
@@ -693,7 +717,7 @@ def enqueue(
                     "done": False,
                 }
                 for i in chunk
-                if i not in queued
+                if i not in queued and split_of[i] != GOLD
             ]
             if rows:
                 session.execute(insert(ReviewTask), rows)
@@ -750,6 +774,7 @@ def sample_audit(project: Project, rate: float | None = None, random_state: Any 
 # SQLAlchemy Core statements that each touch a handful of rows through an index: its cost does
 # not grow with the store. `bench/bench_server.py` measures it with 1,000,000 queued items.
 _TASKS, _ITEMS, _PROJECTS = ReviewTask.__table__, Item.__table__, ProjectRow.__table__
+_GOLD_LEASES = GoldLease.__table__
 _ANNOTATIONS, _PREDICTIONS = Annotation.__table__, Prediction.__table__
 _PAYLOAD = (
     select(
@@ -795,10 +820,6 @@ def _answered_by(item_column: Any) -> Any:
     )
 
 
-def _lease_free() -> Any:
-    return or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
-
-
 @lru_cache(maxsize=8)
 def _open_tasks(held: bool, exclude: bool) -> Any:
     """Open tasks of `:project` that `:who` has not answered (and not in `:exclude`): the lease
@@ -816,7 +837,7 @@ def _open_tasks(held: bool, exclude: bool) -> Any:
             _TASKS.c.lease_owner == bindparam("who"), _TASKS.c.lease_expires >= bindparam("now")
         )
         return query.order_by(_TASKS.c.id).limit(1)
-    return query.where(_lease_free()).order_by(_TASKS.c.priority).limit(1)
+    return query.where(LEASE_FREE).order_by(_TASKS.c.priority).limit(1)
 
 
 @lru_cache(maxsize=2)
@@ -827,7 +848,7 @@ def _take(exclude: bool) -> Any:
     return (
         update(_TASKS)
         .where(_TASKS.c.id == first.with_for_update(skip_locked=True).scalar_subquery())
-        .where(_lease_free())
+        .where(LEASE_FREE)
         .values(lease_owner=bindparam("who"), lease_expires=bindparam("expires"))
         .returning(_TASKS.c.item_id, _TASKS.c.queue)
     )
@@ -838,46 +859,78 @@ _RENEW = (
     .where(_TASKS.c.id == bindparam("task"))
     .values(lease_expires=bindparam("expires"))
 )
-_RELEASE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
-    .values(lease_owner=None, lease_expires=None)
-)
 _GIVE_BACK = (
     update(_TASKS)
     .where(
         _TASKS.c.item_id == bindparam("item"),
         _TASKS.c.done.is_(False),
-        or_(_lease_free(), _TASKS.c.lease_owner == bindparam("who")),
+        or_(LEASE_FREE, _TASKS.c.lease_owner == bindparam("who")),
     )
     .values(lease_owner=bindparam("who"), lease_expires=bindparam("expires"))
 )
-_SETTLE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
-    .values(
-        answers=bindparam("n_answers"),
-        answers_needed=bindparam("n_needed"),
-        done=bindparam("is_done"),
-    )
-)
 #: Everything an answer reads, in one statement: the item's state, the project's label set and
-#: settings, and the open task the answer counts for (the caller's lease first).
+#: settings, the open task whose lease names the caller, and whether a gold check was served to
+#: the caller.
 _ANSWER_CONTEXT = (
     select(
         *ITEM_STATE_COLUMNS,
         _PROJECTS.c.labels,
         _PROJECTS.c.settings,
         select(_TASKS.c.queue)
-        .where(_TASKS.c.item_id == _ITEMS.c.id, _TASKS.c.done.is_(False))
-        .order_by(case((_TASKS.c.lease_owner == bindparam("who"), 0), else_=1), _TASKS.c.priority)
+        .where(
+            _TASKS.c.item_id == _ITEMS.c.id,
+            _TASKS.c.done.is_(False),
+            _TASKS.c.lease_owner == bindparam("who"),
+        )
+        .order_by(_TASKS.c.priority)
         .limit(1)
         .correlate(_ITEMS)
         .scalar_subquery()
-        .label("task_queue"),
+        .label("held_queue"),
+        select(_GOLD_LEASES.c.id)
+        .where(
+            _GOLD_LEASES.c.item_id == _ITEMS.c.id,
+            _GOLD_LEASES.c.annotator_id == bindparam("who"),
+        )
+        .correlate(_ITEMS)
+        .exists()
+        .label("gold_held"),
     )
     .join_from(_ITEMS, _PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
     .where(_ITEMS.c.id == bindparam("item"))
+)
+
+
+@lru_cache(maxsize=2)
+def _held_gold(exclude: bool) -> Any:
+    """A gold check served to `:who` whose lease is live (served again first, as tasks are)."""
+    query = select(_GOLD_LEASES.c.item_id).where(
+        _GOLD_LEASES.c.annotator_id == bindparam("who"),
+        _GOLD_LEASES.c.lease_expires >= bindparam("now"),
+        ~_answered_by(_GOLD_LEASES.c.item_id),
+    )
+    if exclude:
+        query = query.where(_GOLD_LEASES.c.item_id.not_in(bindparam("exclude", expanding=True)))
+    return query.order_by(_GOLD_LEASES.c.id).limit(1)
+
+
+def _upsert_gold_lease(dialect: str) -> Any:
+    insert_for = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert_for(_GOLD_LEASES).values(
+        project_id=bindparam("project"),
+        item_id=bindparam("item"),
+        annotator_id=bindparam("who"),
+        lease_expires=bindparam("expires"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_GOLD_LEASES.c.item_id, _GOLD_LEASES.c.annotator_id],
+        set_={"lease_expires": statement.excluded.lease_expires},
+    )
+
+
+_LEASE_GOLD = {dialect: _upsert_gold_lease(dialect) for dialect in ("sqlite", "postgresql")}
+_RETURN_GOLD = delete(_GOLD_LEASES).where(
+    _GOLD_LEASES.c.item_id == bindparam("item"), _GOLD_LEASES.c.annotator_id == bindparam("who")
 )
 _GOLD = (
     select(_ITEMS.c.id)
@@ -937,11 +990,24 @@ def next_item(
 ) -> dict[str, Any] | None:
     """The caller's next item (leased to them), or None when nothing is left for them.
 
-    A lease the caller already holds is served again first (a reload shows the same item);
-    `exclude` lists item ids the caller already has on screen or prefetched.
+    A lease the caller already holds is served again first (a reload shows the same item),
+    gold check or not; `exclude` lists item ids the caller already has on screen or prefetched.
     """
     with _transaction(project) as conn:
         return _next_in(conn, project, annotator_id, exclude, _settings_in(conn, project))
+
+
+def _lease_params(
+    project: Project, annotator_id: int, settings: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    now = _now()
+    expires = now + timedelta(minutes=float(settings["lease_minutes"]))
+    return {"project": project.id, "who": annotator_id, "now": now, "expires": expires, **more}
+
+
+def _lease_gold(conn: Connection, item_id: int, params: dict[str, Any]) -> None:
+    """Serve a gold check to `params["who"]`: a lease of their own, taken or renewed."""
+    conn.execute(_LEASE_GOLD[conn.dialect.name], {**params, "item": item_id})
 
 
 def _next_in(
@@ -953,44 +1019,44 @@ def _next_in(
 ) -> dict[str, Any] | None:
     """`next_item` inside the caller's transaction."""
     exclude = [int(i) for i in exclude][:MAX_EXCLUDE]
-    now = _now()
-    params = {
-        "project": project.id,
-        "who": annotator_id,
-        "now": now,
-        "exclude": exclude,
-        "expires": now + timedelta(minutes=float(settings["lease_minutes"])),
-    }
+    params = _lease_params(project, annotator_id, settings, exclude=exclude)
     held = conn.execute(_open_tasks(True, bool(exclude)), params).first()
     if held is not None:
         conn.execute(_RENEW, {**params, "task": held.id})
         return _payload(conn, held.item_id, held.queue)
     gold_rate = float(settings["gold_rate"])
-    # Gold checks are mixed into a stream that is not over yet.
-    if (
-        gold_rate > 0
-        and random.random() < gold_rate
-        and conn.execute(_open_tasks(False, bool(exclude)), params).first() is not None
-        and (gold := _gold_item(conn, params)) is not None
-    ):
-        return _payload(conn, gold, "gold")
+    if gold_rate > 0:
+        gold = conn.execute(_held_gold(bool(exclude)), params).scalar()
+        # Gold checks are mixed into a stream that is not over yet.
+        if (
+            gold is None
+            and random.random() < gold_rate
+            and conn.execute(_open_tasks(False, bool(exclude)), params).first() is not None
+        ):
+            gold = _gold_item(conn, params)
+        if gold is not None:
+            _lease_gold(conn, gold, params)
+            return _payload(conn, gold, "gold")
     task = conn.execute(_take(bool(exclude)), params).first()
     return _payload(conn, task.item_id, task.queue) if task is not None else None
 
 
-def _release(conn: Connection, item_id: int, annotator_id: int) -> None:
-    conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
-
-
 def release_leases(project: Project, annotator_id: int) -> int:
-    """Give back every lease a person holds (logout, or leaving the review page)."""
+    """Give back every lease a person holds, gold checks included (logout, or leaving the
+    review page); they can no longer answer those items until they are served them again."""
     with _transaction(project) as conn:
-        result = conn.execute(
+        tasks = conn.execute(
             update(_TASKS)
             .where(_TASKS.c.project_id == project.id, _TASKS.c.lease_owner == annotator_id)
             .values(lease_owner=None, lease_expires=None)
         )
-        return result.rowcount or 0
+        gold = conn.execute(
+            delete(_GOLD_LEASES).where(
+                _GOLD_LEASES.c.project_id == project.id,
+                _GOLD_LEASES.c.annotator_id == annotator_id,
+            )
+        )
+        return (tasks.rowcount or 0) + (gold.rowcount or 0)
 
 
 def _check_time(time_spent_s: float | None) -> float | None:
@@ -1002,45 +1068,30 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(who: Principal, item: Any) -> str | None:
-    """The queue an answer counts for; raises when the caller may not answer this item."""
-    if item.split == GOLD:
-        return "gold"
-    if item.task_queue is None and not who.is_admin:
-        raise ConflictError(f"item {item.id} is not waiting for an answer")
-    return item.task_queue
+def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
+    """The queue an answer counts for; ConflictError when the caller may not answer the item.
 
-
-def _base_answers(settings: dict[str, Any], item_id: int, queue: str) -> int:
-    """Answers a task wants before rejections: the overlap for selected review/active items."""
-    if queue not in ("review", "active"):
-        return 1
-    selected = (item_id * 7919) % 1000 < round(float(settings["overlap_share"]) * 1000)
-    return int(settings["overlap"]) if selected else 1
-
-
-def _settle(
-    conn: Connection, settings: dict[str, Any], answer: Answer, item_id: int, queue: str | None
-) -> None:
-    """Recount a task from the item's live answers; each rejection asks one more person.
-
-    A rejected suggestion leaves the item without a label, so the task stays open for someone
-    else (the rejecter is never served it again); undoing the rejection takes that back.
+    People answer what they hold: an open task whose lease names them (a lease that ran out
+    still counts until someone else takes the task, so a slow reader's answer is not thrown
+    away), or a gold check served to them. An admin may also answer an item directly when
+    nobody else holds it: the answer counts for its first open task whose lease is free; on an
+    item without an open task only a label is taken (a rejection there would leave the item in
+    review with nobody asked). A task someone else holds is never taken from them. Everything
+    else is refused with the same error, gold check or not, so a refusal tells nothing about
+    the item.
     """
-    if queue is None or queue == "gold":
-        return
-    actions = [a.action for a in answer.live if a.queue == queue and a.action != "skip"]
-    needed = _base_answers(settings, item_id, queue) + actions.count("reject")
-    conn.execute(
-        _SETTLE,
-        {
-            "item": item_id,
-            "task_queue": queue,
-            "n_answers": len(actions),
-            "n_needed": needed,
-            "is_done": len(actions) >= needed,
-        },
-    )
+    if item.split == GOLD:
+        if item.gold_held:
+            return "gold"
+    elif item.held_queue is not None:
+        return item.held_queue
+    elif who.is_admin:
+        task = conn.execute(OPEN_TASK, {"item": item.id, "now": _now()}).first()
+        if task is None and action in LABELING_ACTIONS:
+            return None
+        if task is not None and task.free:
+            return task.queue
+    raise ConflictError(f"item {item.id} is not leased to you; answer the items you are served")
 
 
 def submit(
@@ -1054,11 +1105,12 @@ def submit(
     then_next: bool = False,
     exclude: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Record a person's answer on an item they were served, and free its lease.
+    """Record a person's answer on an item they hold (see `_answer_queue`), and free its lease.
 
-    One transaction: the answer, the item's new state, the task's count and the lease. With
-    `then_next` the same transaction also serves the caller's next item (as `next_item` with
-    `exclude`, under the key "next"): one round trip per answer for a review page or a script.
+    One transaction: the answer, the item's new state, the task's count and the lease; a
+    refusal changes nothing. With `then_next` the same transaction also serves the caller's
+    next item (as `next_item` with `exclude`, under the key "next"): one round trip per answer
+    for a review page or a script.
     """
     if action not in REVIEW_ACTIONS:
         raise InputError(f"action must be one of {', '.join(REVIEW_ACTIONS)}, not {action!r}")
@@ -1067,8 +1119,10 @@ def submit(
         item = conn.execute(_ANSWER_CONTEXT, {"item": item_id, "who": who.id}).first()
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
-        queue = _answer_queue(who, item)
         state = labels_and_settings_of(item)
+        if label is not None:  # bad input whatever the item, before the item is looked at
+            checked_label(state[0], label)
+        queue = _answer_queue(conn, who, item, action)
         answer = project.answer_in(
             conn,
             item_id,
@@ -1078,7 +1132,6 @@ def submit(
             time_spent_s=spent,
             queue=queue,
             source="review",
-            count_tasks=False,
             state=state,
             item=item,
         )
@@ -1088,16 +1141,15 @@ def submit(
             for a in answer.live
         ):
             raise ConflictError(f"you already answered item {item_id}; undo that answer first")
-        _release(conn, item_id, who.id)
-        settings = _queue_settings_of(state[1])
-        if action != "skip":
-            _settle(conn, settings, answer, item_id, queue)
+        if queue == "gold":
+            conn.execute(_RETURN_GOLD, {"item": item_id, "who": who.id})
         result: dict[str, Any] = {
             "annotation_id": answer.annotation_id,
             "item_id": item_id,
             "action": action,
         }
         if then_next:
+            settings = _queue_settings_of(state[1])
             result["next"] = _next_in(conn, project, who.id, exclude, settings)
     return result
 
@@ -1105,7 +1157,10 @@ def submit(
 def undo(project: Project, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:
     """Withdraw the caller's last answer (or a given one) and give the item back to them.
 
-    Returns the item as `next_item` would, so the review page can show it again.
+    The caller gets the lease back, so that they can answer again: on a gold check always, on
+    a task when nobody else took it meanwhile (otherwise answering it again is refused, as for
+    any item not leased to them). Returns the item as `next_item` would, so the review page can
+    show it again.
     """
     params: dict[str, Any] = {"project": project.id, "who": who.id, "annotation": annotation_id}
     query = _MY_LAST_ANSWER if annotation_id is None else _ANSWER_BY_ID
@@ -1116,13 +1171,15 @@ def undo(project: Project, who: Principal, annotation_id: int | None = None) -> 
         if row.annotator_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own answers")
         state = project.labels_and_settings(conn)
-        settings = _queue_settings_of(state[1])
-        answer = project.undo_in(conn, row.id, count_tasks=False, state=state)
-        if row.action != "skip":
-            _settle(conn, settings, answer, row.item_id, row.queue)
-        now = _now()
-        expires = now + timedelta(minutes=float(settings["lease_minutes"]))
-        conn.execute(_GIVE_BACK, {**params, "item": row.item_id, "now": now, "expires": expires})
+        project.undo_in(conn, row.id, state=state)
+        lease = _lease_params(project, who.id, _queue_settings_of(state[1]), item=row.item_id)
+        if row.queue == "gold":
+            _lease_gold(conn, row.item_id, lease)
+        else:
+            give_back = _GIVE_BACK
+            if row.queue is not None:
+                give_back = give_back.where(_TASKS.c.queue == row.queue)
+            conn.execute(give_back, lease)
         item = _payload(conn, row.item_id, row.queue or "review")
     return {"undone": row.id, "item": item}
 
