@@ -110,6 +110,20 @@ def test_route_with_bad_threshold(project_dir, capsys):
     assert status == 2 and "threshold" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--threshold", "nan", "threshold must be a number from 0 to 1, not nan"),
+        ("--threshold", "inf", "threshold must be a number from 0 to 1, not inf"),
+        ("--audit-rate", "nan", "audit_rate must be a number from 0 to 1, not nan"),
+        ("--audit-rate", "1.5", "audit_rate must be a number from 0 to 1, not 1.5"),
+    ],
+)
+def test_route_options_name_their_range(project_dir, capsys, option, value, expected):
+    status, _, err = call(capsys, "route", option, value, "-p", project_dir)
+    assert status == 2 and expected in " ".join(err.split())
+
+
 def test_help_lists_the_design_commands(capsys):
     status, out, _ = call(capsys, "--help")
     assert status == 0

@@ -565,3 +565,45 @@ def test_trusted_answers_count_rejections_and_leave_other_leases(make_project) -
     project.annotate(ids["review"][0], action="label", label="neutral", annotator="dee")
     with project.store.session() as session:
         assert session.execute(select(ReviewTask.answers, ReviewTask.done)).one() == (3, True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("lease_minutes", 5e-324),
+        ("lease_minutes", 0.5),
+        ("lease_minutes", 1441),
+        ("lease_minutes", float("nan")),
+        ("lease_minutes", float("inf")),
+        ("overlap", 0),
+        ("overlap", 2.5),
+        ("overlap", True),
+        ("overlap", "3"),
+        ("overlap_share", -0.1),
+        ("gold_rate", 1.0),
+        ("audit_rate", float("nan")),
+    ],
+)
+def test_queue_settings_stay_within_bounds(make_project, name, value) -> None:
+    project = make_project()
+    before = review.queue_settings(project)
+    with pytest.raises(review.InputError) as refusal:
+        review.set_queue_settings(project, **{name: value})
+    message = str(refusal.value)
+    assert (
+        message.startswith(f"{name} must be ") and review.SETTING_BOUNDS[name].describe() in message
+    )
+    assert review.queue_settings(project) == before
+
+
+def test_a_stored_setting_out_of_range_reads_as_the_default(make_project, clock) -> None:
+    project = make_project()
+    seed(project, 2)
+    project.update_settings(review={"lease_minutes": 5e-324, "overlap": 2})
+    assert (
+        review.queue_settings(project)["lease_minutes"] == review.DEFAULT_SETTINGS["lease_minutes"]
+    )
+    assert review.queue_settings(project)["overlap"] == 2
+    ann, bob = user(project, "ann"), user(project, "bob")
+    item = review.next_item(project, ann.id)["id"]
+    assert review.next_item(project, bob.id)["id"] != item  # ann's lease did not run out

@@ -411,3 +411,27 @@ def test_unserved_gold_checks_answer_like_any_unserved_item(client, project) -> 
     assert [r.status_code for r in replies] == [409] * 4
     said = {r.json()["detail"].replace(str(i), "ID") for r, i in zip(replies, items, strict=True)}
     assert len(said) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        ({"lease_minutes": 5e-324}, "lease_minutes"),
+        ({"lease_minutes": 0.5}, "lease_minutes"),
+        ({"lease_minutes": 1441}, "lease_minutes"),
+        ({"overlap": 2.5}, "overlap"),
+        ({"overlap": True}, "overlap"),
+        ({"overlap_share": 2}, "overlap_share"),
+        ({"gold_rate": 1}, "gold_rate"),
+        ({"audit_rate": -0.5}, "audit_rate"),
+    ],
+)
+def test_queue_settings_out_of_range_are_refused(client, project, body, name) -> None:
+    admin = bearer(project, "admin")
+    before = client.get("/api/v1/queues", headers=admin).json()["settings"]
+    response = client.put("/api/v1/queues/settings", json=body, headers=admin)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", name]
+    assert review.SETTING_BOUNDS[name].describe() in error["msg"]
+    assert client.get("/api/v1/queues", headers=admin).json()["settings"] == before

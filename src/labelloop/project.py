@@ -672,16 +672,15 @@ class Project:
         from . import review
 
         settings = self.settings
+        if threshold is None:
+            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
+        else:
+            threshold = review.Bounds(0.0, 1.0).check("threshold", threshold)
         if audit_rate is not None:
-            if not 0.0 <= audit_rate <= 1.0:
-                raise InputError(f"the audit rate must lie in [0, 1], not {audit_rate}")
+            audit_rate = review.check_setting("audit_rate", audit_rate)
             self.update_settings(
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
-        if threshold is None:
-            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
-        elif not 0.0 <= threshold <= 1.0:
-            raise InputError(f"the threshold must lie in [0, 1], not {threshold}")
         label_thresholds = settings.get("label_thresholds") or {}
         confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
         open_items = and_(Item.project_id == self.id, Item.state != HUMAN_LABELED)

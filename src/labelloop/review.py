@@ -605,30 +605,71 @@ def end_session(project: Project, token: str) -> None:
 
 
 # ----------------------------------------------------------------------------- queue settings
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric setting may take: finite numbers within a range."""
+
+    low: float
+    high: float
+    high_open: bool = False  # the high end itself is excluded
+    whole: bool = False  # whole numbers only
+    unit: str = ""  # as in "a number of minutes"
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value) or (self.whole and value != int(value)):
+            return False
+        return self.low <= value and (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        kind = ("a whole number" if self.whole else "a number") + self.unit
+        if self.high_open:
+            return f"{kind} at least {self.low:g} and below {self.high:g}"
+        return f"{kind} from {self.low:g} to {self.high:g}"
+
+    def check(self, name: str, value: Any) -> float | int:
+        """`value` as a number within bounds; anything else is bad input naming `name`."""
+        if not self.holds(value):
+            raise InputError(f"{name} must be {self.describe()}, not {value!r}")
+        return int(value) if self.whole else float(value)
+
+
+#: The range of each queue setting. A lease shorter than a minute would run out while a person
+#: reads an item and hand it to someone else (the double assignment leases exist to prevent);
+#: longer than a day, an abandoned lease keeps an item from everyone for more than a working day.
+SETTING_BOUNDS: dict[str, Bounds] = {
+    "overlap": Bounds(1, 100, whole=True),
+    "overlap_share": Bounds(0.0, 1.0),
+    "gold_rate": Bounds(0.0, 1.0, high_open=True),  # 1 would serve nothing but gold checks
+    "audit_rate": Bounds(0.0, 1.0),
+    "lease_minutes": Bounds(1.0, 24 * 60, unit=" of minutes"),
+}
+
+
+def check_setting(name: str, value: Any) -> float | int:
+    """A queue setting's value, checked against `SETTING_BOUNDS` (InputError naming the range)."""
+    return SETTING_BOUNDS[name].check(name, value)
+
+
 def queue_settings(project: Project) -> dict[str, Any]:
     return _queue_settings_of(project.settings)
 
 
 def set_queue_settings(project: Project, **values: Any) -> dict[str, Any]:
-    """Change overlap, gold rate, audit rate or lease length, and apply them to the queues."""
-    unknown = set(values) - set(DEFAULT_SETTINGS)
+    """Change overlap, gold rate, audit rate or lease length, and apply them to the queues.
+
+    Values of None are left as they are; each given value is checked against its range
+    (`SETTING_BOUNDS`) before anything is stored.
+    """
+    unknown = set(values) - set(SETTING_BOUNDS)
     if unknown:
         raise InputError(f"unknown queue settings: {', '.join(sorted(unknown))}")
-    merged = {**queue_settings(project), **{k: v for k, v in values.items() if v is not None}}
-    checks = {
-        "overlap": 1 <= int(merged["overlap"]) <= 100,
-        "overlap_share": 0.0 <= float(merged["overlap_share"]) <= 1.0,
-        "gold_rate": 0.0 <= float(merged["gold_rate"]) < 1.0,
-        "audit_rate": 0.0 <= float(merged["audit_rate"]) <= 1.0,
-        "lease_minutes": 0.0 < float(merged["lease_minutes"]) <= 24 * 60,
-    }
-    for key, ok in checks.items():
-        if not ok:
-            raise InputError(f"the queue setting {key} is out of range", value=merged[key])
-    merged["overlap"] = int(merged["overlap"])
+    given = {name: check_setting(name, v) for name, v in values.items() if v is not None}
+    merged = {**queue_settings(project), **given}
     project.update_settings(review=merged)
     apply_overlap(project)
-    if values.get("audit_rate") is not None:
+    if "audit_rate" in given:
         sample_audit(project)
     return merged
 
@@ -732,9 +773,9 @@ def sample_audit(project: Project, rate: float | None = None, random_state: Any 
 
     Idempotent: a second call with the same rate adds only what new auto-accepted items need.
     """
-    rate = float(queue_settings(project)["audit_rate"] if rate is None else rate)
-    if not 0.0 <= rate <= 1.0:
-        raise InputError("the audit rate must lie in [0, 1]", value=rate)
+    if rate is None:
+        rate = queue_settings(project)["audit_rate"]
+    rate = check_setting("audit_rate", rate)
     rng = random.Random(random_state)
     with _writing(project) as session:
         auto = and_(Item.project_id == project.id, Item.state == AUTO_ACCEPTED)
@@ -800,7 +841,15 @@ def _transaction(project: Project) -> Iterator[Connection]:
 
 
 def _queue_settings_of(settings: dict[str, Any]) -> dict[str, Any]:
-    return {**DEFAULT_SETTINGS, **(settings.get("review") or {})}
+    """The queue settings stored in a project's settings; a value out of range (stored before
+    ranges were checked) reads as the default."""
+    stored = settings.get("review") or {}
+    merged = dict(DEFAULT_SETTINGS)
+    for name, value in stored.items():
+        bounds = SETTING_BOUNDS.get(name)
+        if bounds is not None and bounds.holds(value):
+            merged[name] = value
+    return merged
 
 
 def _settings_in(conn: Connection, project: Project) -> dict[str, Any]:

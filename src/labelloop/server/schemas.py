@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, FiniteFloat, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+
+from ..errors import InputError
+from ..review import SETTING_BOUNDS, check_setting
 
 #: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
 MAX_STORE_ID = 2**63 - 1
@@ -153,12 +156,34 @@ class Revoked(BaseModel):
     sessions: int = Field(description="Browser sessions ended.")
 
 
+def _setting(name: str, description: str) -> Any:
+    """A queue setting's field: its range (`review.SETTING_BOUNDS`) documented and enforced."""
+    bounds = SETTING_BOUNDS[name]
+    limits = {"ge": bounds.low, ("lt" if bounds.high_open else "le"): bounds.high}
+    return Field(None, description=f"{description}: {bounds.describe()}.", **limits)
+
+
 class QueueSettings(BaseModel):
-    overlap: int | None = Field(None, ge=1, le=100)
-    overlap_share: float | None = Field(None, ge=0, le=1)
-    gold_rate: float | None = Field(None, ge=0, lt=1)
-    audit_rate: float | None = Field(None, ge=0, le=1)
-    lease_minutes: float | None = Field(None, gt=0, le=1440)
+    """Queue settings to change; those left out (or null) stay as they are."""
+
+    overlap: int | None = _setting("overlap", "Answers wanted per item, from different people")
+    overlap_share: float | None = _setting("overlap_share", "Share of items that get the overlap")
+    gold_rate: float | None = _setting("gold_rate", "Share of served items that are gold checks")
+    audit_rate: float | None = _setting("audit_rate", "Share of auto-accepted items audited")
+    lease_minutes: float | None = _setting(
+        "lease_minutes", "How long an item served to someone stays theirs alone"
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        """One message naming the setting and its whole range (NaN and infinities included)."""
+        if value is None:
+            return value
+        try:
+            return check_setting(info.field_name, value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class EnqueueIn(BaseModel):
