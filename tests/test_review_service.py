@@ -567,6 +567,21 @@ def test_trusted_answers_count_rejections_and_leave_other_leases(make_project) -
         assert session.execute(select(ReviewTask.answers, ReviewTask.done)).one() == (3, True)
 
 
+def test_a_trusted_answer_counts_for_the_task_its_author_holds(make_project) -> None:
+    """Python users take items with `next_item` and answer them with `annotate`."""
+    project = make_project()
+    ids = seed(project, 1)
+    project.enqueue(ids["review"], queue="active")  # served before the review task
+    item = project.next_item("ann")["id"]
+    project.annotate(item, action="label", label="neutral", annotator="ann")
+    with project.store.session() as session:
+        tasks = dict(session.execute(select(ReviewTask.queue, ReviewTask.done)).all())
+        lease = session.scalars(select(ReviewTask.lease_owner)).all()
+        queue = session.scalar(select(Annotation.queue))
+    assert queue == "active" and tasks == {"active": True, "review": False}
+    assert lease == [None, None]
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -108,12 +108,15 @@ def task_done(answers: Any, rejections: Any, answers_needed: Any = _TASKS.c.answ
 
 #: A task nobody holds: never leased, or its lease ran out before `:now`.
 LEASE_FREE = or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
-#: The open task of an item that an answer outside the queues counts for: one that nobody
-#: holds first, then by priority (`free` says whether it is held).
+#: The open task of an item that an answer without a queue counts for: the one `:who` holds,
+#: else one that nobody holds, then by priority (`free` says whether it is held).
 OPEN_TASK = (
     select(_TASKS.c.queue, LEASE_FREE.label("free"))
     .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
-    .order_by(case((LEASE_FREE, 0), else_=1), _TASKS.c.priority)
+    .order_by(
+        case((_TASKS.c.lease_owner == bindparam("who"), 0), (LEASE_FREE, 1), else_=2),
+        _TASKS.c.priority,
+    )
     .limit(1)
 )
 _SETTLE = (
@@ -847,7 +850,8 @@ class Project:
         says the suggestion is wrong without giving a label; `skip` gives nothing.
 
         A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
-        item's task in `queue`, or without one for its first open task (see `answer_in`).
+        item's task in `queue`, or without one for the open task they hold or the item's first
+        (see `answer_in`).
         """
         if action not in ACTIONS:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -887,9 +891,10 @@ class Project:
         """`annotate` inside the caller's transaction, a constant number of indexed statements.
 
         The answer is recorded in `queue` and recounts the item's task in that queue; without
-        a queue it counts for the item's first open task (`OPEN_TASK`), if any, and is recorded
-        in its queue. The answerer's own lease on the item ends; other people's stay theirs.
-        `state` (`labels_and_settings`) and `item` (`item_state`) may come from the caller.
+        a queue it counts for the item's open task the answerer holds, else its first open task
+        (`OPEN_TASK`), if any, and is recorded in that task's queue. The answerer's own lease on
+        the item ends; other people's stay theirs. `state` (`labels_and_settings`) and `item`
+        (`item_state`) may come from the caller.
         """
         if action not in ACTIONS:
             raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -908,7 +913,8 @@ class Project:
         if action in ("reject", "skip"):
             label = None
         if queue is None:
-            task = conn.execute(OPEN_TASK, {"item": item_id, "now": utcnow()}).first()
+            where = {"item": item_id, "who": annotator_id, "now": utcnow()}
+            task = conn.execute(OPEN_TASK, where).first()
             queue = task.queue if task is not None else None
         annotation_id = conn.execute(
             insert(_ANNOTATIONS),

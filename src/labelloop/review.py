@@ -1135,7 +1135,7 @@ def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> s
     elif item.held_queue is not None:
         return item.held_queue
     elif who.is_admin:
-        task = conn.execute(OPEN_TASK, {"item": item.id, "now": _now()}).first()
+        task = conn.execute(OPEN_TASK, {"item": item.id, "who": who.id, "now": _now()}).first()
         if task is None and action in LABELING_ACTIONS:
             return None
         if task is not None and task.free:
