@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import random
 import re
 import secrets
@@ -616,7 +617,7 @@ class Bounds:
     unit: str = ""  # as in "a number of minutes"
 
     def holds(self, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
         if not math.isfinite(value) or (self.whole and value != int(value)):
             return False
