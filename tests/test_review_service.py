@@ -353,6 +353,10 @@ def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
                     plan = " ".join(str(row[-1]) for row in conn.execute(query, params))
                     assert "SCAN review_tasks" not in plan, plan
                     assert "USING INDEX ix_review_tasks_" in plan, plan
+                plan = " ".join(
+                    str(row[-1]) for row in conn.execute(review._held_gold(exclude), params)
+                )
+                assert "USING INDEX ix_gold_leases_annotator" in plan, plan
     finally:
         project.close()
 
