@@ -5,13 +5,16 @@ query is built with SQLAlchemy expressions (never from strings).
 
 Queues. Each open `ReviewTask` belongs to one queue — `review` (routing), `active` (active
 learning), `audit` (a sample of auto-accepted items) — and needs `answers_needed` answers from
-different people (more than one when overlap is set, for agreement). Gold checks are not tasks:
-gold items are mixed into a person's stream at the configured rate and look like review items.
+different people (more than one when overlap is set, for agreement), plus one for each live
+rejection (`task_done`). Gold checks are not tasks: gold items are mixed into a person's stream at
+the configured rate, look like review items, and each serving is a lease of its own (`GoldLease`):
+many people are served the same gold item, each once.
 
 Leases. Handing out a task takes a lease on it atomically (an UPDATE that only matches when the
 lease is free or expired, checked by row count; on PostgreSQL the candidate row is also locked with
 `FOR UPDATE SKIP LOCKED`), so two people never hold the same task at once, and an abandoned lease
-frees itself after `lease_minutes`. Nobody is served an item they have already answered.
+frees itself after `lease_minutes`. Nobody is served an item they have already answered, and an
+answer needs the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
 """
 
 from __future__ import annotations
