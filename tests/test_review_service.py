@@ -165,6 +165,37 @@ def test_parallel_annotators_lose_nothing_and_duplicate_nothing(make_project) ->
     assert project.stats()["human_labeled"] == 60
 
 
+def twice_at_once(project, who: Principal, item_id: int) -> list[str]:
+    """Send the same answer from two threads at the same moment; returns what became of each."""
+    start, outcomes = threading.Barrier(2), []
+
+    def send() -> None:
+        start.wait()
+        try:
+            review.submit(project, who, item_id, action="accept")
+            outcomes.append("taken")
+        except review.ConflictError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+def test_the_same_answer_sent_twice_at_once_is_taken_once(make_project) -> None:
+    project = make_project()
+    seed(project, 8)
+    ann = user(project, "ann")
+    for _ in range(8):
+        item = review.next_item(project, ann.id)["id"]
+        assert twice_at_once(project, ann, item) == ["refused", "taken"]
+    with project.store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Annotation)) == 8
+
+
 def test_overlap_shows_an_item_to_n_different_people(make_project) -> None:
     project = make_project()
     ids = seed(project, 6)

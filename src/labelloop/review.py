@@ -923,7 +923,9 @@ _GIVE_BACK = (
 )
 #: Everything an answer reads, in one statement: the item's state, the project's label set and
 #: settings, the open task whose lease names the caller, and whether a gold check was served to
-#: the caller.
+#: the caller. The item's row is locked (PostgreSQL; SQLite has one writer), so that answers to
+#: one item take turns and each sees the ones before it: the same answer sent twice at once is
+#: taken once.
 _ANSWER_CONTEXT = (
     select(
         *ITEM_STATE_COLUMNS,
@@ -951,6 +953,7 @@ _ANSWER_CONTEXT = (
     )
     .join_from(_ITEMS, _PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
     .where(_ITEMS.c.id == bindparam("item"))
+    .with_for_update(of=_ITEMS)
 )
 
 
