@@ -31,10 +31,9 @@ from sqlalchemy import select
 
 from labelloop import Project, review
 from labelloop.store import GOLD, IN_REVIEW, Annotation, GoldLease, Item, ReviewTask
+from test_review_service import LABELS, Clock, seed, user
 
-# fast_password_hashing: the autouse fixture of those tests, for these too.
-from test_review_service import LABELS, Clock, fast_password_hashing, seed, user  # noqa: F401
-
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 ACTIONS = ("accept", "correct", "reject", "skip")
 EXAMPLES = {"sqlite": 20, "postgres": 6}
 
