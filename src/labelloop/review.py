@@ -635,7 +635,9 @@ class Bounds:
     def check(self, name: str, value: Any) -> float | int:
         """`value` as a number within bounds; anything else is bad input naming `name`."""
         if not self.holds(value):
-            raise InputError(f"{name} must be {self.describe()}, not {value!r}")
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:80] + "…"
+            raise InputError(f"{name} must be {self.describe()}, not {shown}")
         return int(value) if self.whole else float(value)
 
 

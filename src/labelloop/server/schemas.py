@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from ..errors import InputError
 from ..review import SETTING_BOUNDS, check_setting
@@ -183,7 +184,7 @@ class QueueSettings(BaseModel):
         try:
             return check_setting(info.field_name, value)
         except InputError as exc:
-            raise ValueError(str(exc)) from None
+            raise PydanticCustomError("queue_setting", str(exc)) from None
 
 
 class EnqueueIn(BaseModel):
