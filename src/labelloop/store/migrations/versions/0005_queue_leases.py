@@ -10,7 +10,7 @@ Gold checks served to a person are recorded (`gold_leases`), so that only someon
 served a gold item can answer it.
 
 Revision ID: 0005_queue_leases
-Revises: 0004
+Revises: 0005_accounts
 """
 
 from collections.abc import Sequence
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_queue_leases"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
