@@ -127,7 +127,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-#: The clock of leases, sessions and the dashboard; tests replace it to let time pass.
+#: The clock of leases, sessions, token expiry and the dashboard; tests replace it to let time
+#: pass.
 clock: Callable[[], datetime] = utc_now
 
 
