@@ -102,16 +102,20 @@ def test_a_fast_growing_predictions_table_keeps_planner_statistics(tmp_path, db_
 
 
 def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
-    """Before 0005 a rejection's extra answer lived in `answers_needed`, and re-applying the
-    overlap reset it: the task closed with the item still in review. Upgrading recounts."""
+    """Before 0005_queue_leases a rejection's extra answer lived in `answers_needed`, and
+    re-applying the overlap reset it: the task closed with the item still in review. Upgrading
+    recounts."""
     from alembic import command
+    from alembic.script import ScriptDirectory
     from sqlalchemy import insert, select
 
     from labelloop.store import Annotation, Annotator, Item, ProjectRow, ReviewTask
     from labelloop.store.db import _alembic_config, make_engine
 
     engine = make_engine(db_url)
-    command.upgrade(_alembic_config(engine), "0004")
+    config = _alembic_config(engine)
+    before = ScriptDirectory.from_config(config).get_revision("0005_queue_leases").down_revision
+    command.upgrade(config, before)
     columns = ("project_id", "item_id", "queue", "priority", "answers_needed", "answers", "done")
     old_tasks = sa.table("review_tasks", *map(sa.column, (*columns, "created_at")))
     with engine.begin() as conn:
