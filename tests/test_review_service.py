@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -536,14 +537,19 @@ def test_unserved_gold_checks_are_refused_like_any_unserved_item(make_project, c
     assert gold not in drain(project, ann) + drain(project, bob)
 
 
-def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project) -> None:
+def served_a_gold_check(make_project) -> tuple[Any, Principal, int]:
+    """A project with one review item and one gold item, the gold check served to ann."""
     project = make_project()
     ids = seed(project, 1, n_gold=1)
     project.set_queue_settings(gold_rate=0.99)
     random.seed(0)  # gold checks are drawn at random: the same draws on every run
     ann = user(project, "ann")
-    gold = review.next_item(project, ann.id)["id"]
-    assert gold == ids["gold"][0]
+    assert review.next_item(project, ann.id)["id"] == ids["gold"][0]
+    return project, ann, ids["gold"][0]
+
+
+def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project) -> None:
+    project, ann, gold = served_a_gold_check(make_project)
     review.submit(project, ann, gold, action="accept")
     back = review.undo(project, ann)["item"]
     assert back["id"] == gold and back["queue"] == "review"  # still looks like any item
@@ -552,14 +558,9 @@ def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project
 
 
 def test_released_gold_checks_can_no_longer_be_answered(make_project) -> None:
-    project = make_project()
-    ids = seed(project, 1, n_gold=1)
-    project.set_queue_settings(gold_rate=0.99)
-    random.seed(0)  # gold checks are drawn at random: the same draws on every run
-    ann = user(project, "ann")
-    assert review.next_item(project, ann.id)["id"] == ids["gold"][0]
+    project, ann, gold = served_a_gold_check(make_project)
     assert review.release_leases(project, ann.id) == 1
-    refused(project, ann, ids["gold"][0])
+    refused(project, ann, gold)
 
 
 @pytest.mark.parametrize(
