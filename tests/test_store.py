@@ -102,7 +102,7 @@ def test_a_fast_growing_predictions_table_keeps_planner_statistics(tmp_path, db_
 
 
 def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
-    """Before 0005_queue_leases a rejection's extra answer lived in `answers_needed`, and
+    """Before 0006_queue_leases a rejection's extra answer lived in `answers_needed`, and
     re-applying the overlap reset it: the task closed with the item still in review. Upgrading
     recounts."""
     from alembic import command
@@ -114,7 +114,7 @@ def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
 
     engine = make_engine(db_url)
     config = _alembic_config(engine)
-    before = ScriptDirectory.from_config(config).get_revision("0005_queue_leases").down_revision
+    before = ScriptDirectory.from_config(config).get_revision("0006_queue_leases").down_revision
     command.upgrade(config, before)
     columns = ("project_id", "item_id", "queue", "priority", "answers_needed", "answers", "done")
     old_tasks = sa.table("review_tasks", *map(sa.column, (*columns, "created_at")))

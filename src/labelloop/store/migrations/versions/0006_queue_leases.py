@@ -9,7 +9,7 @@ are recounted from their live answers (which reopens the ones closed too early).
 Gold checks served to a person are recorded (`gold_leases`), so that only someone who was
 served a gold item can answer it.
 
-Revision ID: 0005_queue_leases
+Revision ID: 0006_queue_leases
 Revises: 0005_accounts
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_queue_leases"
+revision: str = "0006_queue_leases"
 down_revision: str | None = "0005_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
