@@ -53,11 +53,12 @@ from .store import (
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
 from .store.models import utcnow
+from .vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue, Role
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
 ENV_DB = "LABELLOOP_DB"
-ACTIONS = ("label", "accept", "correct", "reject", "skip")
+ACTIONS = tuple(Action)
 
 
 @dataclass(frozen=True)
@@ -141,16 +142,16 @@ def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str
     Recounting (rather than adding one) keeps a task's count equal to its answers whatever
     happened before: answers, undos, rejections, overlap changes.
     """
-    if queue is None or queue == "gold":  # no task to count for
+    if queue is None or queue == Queue.GOLD:  # no task to count for
         return
-    actions = [a.action for a in live if a.queue == queue and a.action != "skip"]
+    actions = [a.action for a in live if a.queue == queue and a.action != Action.SKIP]
     conn.execute(
         _SETTLE,
         {
             "item": item_id,
             "task_queue": queue,
             "n_answers": len(actions),
-            "n_rejections": actions.count("reject"),
+            "n_rejections": actions.count(Action.REJECT),
         },
     )
 
@@ -431,7 +432,7 @@ class Project:
                         gold_label=label,
                         state=HUMAN_LABELED,
                         final_label=label,
-                        final_source="human",
+                        final_source=LabelSource.HUMAN,
                     )
                 )
                 session.execute(
@@ -459,7 +460,7 @@ class Project:
             "gold_label": item.gold_label,
             "state": HUMAN_LABELED if gold else UNRESOLVED,
             "final_label": item.gold_label if gold else None,
-            "final_source": "human" if gold else None,
+            "final_source": LabelSource.HUMAN if gold else None,
             "audit": False,
         }
 
@@ -692,7 +693,7 @@ class Project:
             select(Annotation.id)
             .where(
                 Annotation.item_id == Item.id,
-                Annotation.action == "reject",
+                Annotation.action == Action.REJECT,
                 Annotation.undone.is_(False),
             )
             .exists()
@@ -707,7 +708,7 @@ class Project:
             session.execute(
                 update(Item)
                 .where(open_items, confident)
-                .values(state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source="llm")
+                .values(state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source=LabelSource.LLM)
             )
             session.execute(
                 update(Item)
@@ -716,7 +717,7 @@ class Project:
             )
             # Queue newly uncertain items; drop unanswered review tasks of now-confident ones.
             queued = select(ReviewTask.id).where(
-                ReviewTask.item_id == Item.id, ReviewTask.queue == "review"
+                ReviewTask.item_id == Item.id, ReviewTask.queue == Queue.REVIEW
             )
             session.execute(
                 insert(ReviewTask).from_select(
@@ -732,7 +733,7 @@ class Project:
                     select(
                         Item.project_id,
                         Item.id,
-                        literal("review"),
+                        literal(Queue.REVIEW.value),
                         func.coalesce(confidence, 0.0),
                         literal(1),
                         literal(0),
@@ -743,7 +744,7 @@ class Project:
             session.execute(
                 delete(ReviewTask).where(
                     ReviewTask.project_id == self.id,
-                    ReviewTask.queue == "review",
+                    ReviewTask.queue == Queue.REVIEW,
                     ReviewTask.answers == 0,
                     ReviewTask.item_id.in_(
                         select(Item.id).where(
@@ -778,17 +779,17 @@ class Project:
                 )
                 .where(
                     Annotation.project_id == self.id,
-                    Annotation.queue == "audit",
+                    Annotation.queue == Queue.AUDIT,
                     Annotation.undone.is_(False),
-                    Annotation.action.in_(("accept", "correct", "label", "reject")),
+                    Annotation.action.in_((*LABELING_ACTIONS, Action.REJECT)),
                 )
                 .order_by(Annotation.id)
             ).all()
         first: dict[int, bool] = {}
         for item_id, action, label, suggested in rows:
             if item_id not in first:
-                first[item_id] = action == "accept" or (
-                    action != "reject" and label is not None and label == suggested
+                first[item_id] = action == Action.ACCEPT or (
+                    action != Action.REJECT and label is not None and label == suggested
                 )
         if not first:
             return None
@@ -807,7 +808,7 @@ class Project:
         return or_(*per_label, other)
 
     # ----------------------------------------------------------------- annotations
-    def annotator_id(self, name: str, *, create: bool = True, role: str = "annotator") -> int:
+    def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
         from .review import check_user_name
 
         with self.store.session() as session:
@@ -902,15 +903,15 @@ class Project:
         item = item or self.item_state(conn, item_id)
         if item is None or item.project_id != self.id:
             raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
-        if action == "accept" and label is None:
+        if action == Action.ACCEPT and label is None:
             label = item.llm_label
             if label is None:
                 raise InputError("there is no suggestion to accept; give a label")
-        if action in ("label", "correct") and label is None:
+        if action in (Action.LABEL, Action.CORRECT) and label is None:
             raise InputError(f"the action {action!r} needs a label")
         if label is not None:
             label = checked_label(labels, label)
-        if action in ("reject", "skip"):
+        if action in NO_LABEL_ACTIONS:
             label = None
         if queue is None:
             where = {"item": item_id, "who": annotator_id, "now": utcnow()}
@@ -934,7 +935,7 @@ class Project:
             },
         ).inserted_primary_key[0]
         answer = self._resolve_item(conn, item, settings, annotation_id)
-        if action != "skip":
+        if action != Action.SKIP:
             _settle_task(conn, answer.live, item_id, queue)
         if annotator_id is not None:
             conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
@@ -961,7 +962,7 @@ class Project:
         item = conn.execute(_ITEM_STATE, {"item": found.item_id}).one()
         settings = (state or self.labels_and_settings(conn))[1]
         answer = self._resolve_item(conn, item, settings, annotation_id)
-        if found.action != "skip":
+        if found.action != Action.SKIP:
             _settle_task(conn, answer.live, found.item_id, found.queue)
         return answer
 
@@ -1001,7 +1002,7 @@ class Project:
     ) -> tuple[str, str | None, str | None]:
         human = routing.resolve_human_label(votes)
         if human is not None:
-            return HUMAN_LABELED, human, "human"
+            return HUMAN_LABELED, human, LabelSource.HUMAN
         confident = routing.is_confident(
             item.llm_label,
             item.calibrated_confidence
@@ -1010,8 +1011,8 @@ class Project:
             float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
             settings.get("label_thresholds"),
         )
-        if confident and not any(vote.action == "reject" for vote in votes):
-            return AUTO_ACCEPTED, item.llm_label, "llm"
+        if confident and not any(vote.action == Action.REJECT for vote in votes):
+            return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM
         return IN_REVIEW, None, None
 
     # ----------------------------------------------------------------- stats / export
@@ -1070,7 +1071,7 @@ class Project:
 
     # --- review: queues, annotators, tokens (thin delegates to `labelloop.review`)
     def add_user(
-        self, name: str, *, role: str = "annotator", password: str | None = None
+        self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
     ) -> dict[str, Any]:
         """Create a login for the review server (admin or annotator)."""
         from . import review
@@ -1084,7 +1085,7 @@ class Project:
         return review.create_token(self, name, expires=expires)
 
     def enqueue(
-        self, item_ids: Sequence[int], *, queue: str = "active", priorities: Any = None
+        self, item_ids: Sequence[int], *, queue: str = Queue.ACTIVE, priorities: Any = None
     ) -> int:
         """Queue items (store ids) for people, e.g. active-learning selections."""
         from . import review

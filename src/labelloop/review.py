@@ -53,7 +53,6 @@ from .project import (
     labels_and_settings_of,
     task_done,
 )
-from .routing import LABELING_ACTIONS
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -68,13 +67,13 @@ from .store import (
     Store,
 )
 from .store.models import ReviewSession
+from .vocabulary import LABELING_ACTIONS, TASK_QUEUES, Action, Queue, Role
 
 if TYPE_CHECKING:
     from .project import Project
 
-ROLES = ("admin", "annotator", "service")
-TASK_QUEUES = ("review", "active", "audit", "recheck")
-REVIEW_ACTIONS = ("accept", "correct", "label", "reject", "skip")
+ROLES = tuple(Role)
+REVIEW_ACTIONS = tuple(Action)
 MIN_PASSWORD = 8
 MAX_NAME = 200
 MAX_LABELSTUDIO_USER = 2**31 - 1  # the store's integer column
@@ -116,11 +115,11 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     @property
     def is_service(self) -> bool:
-        return self.role == "service"
+        return self.role == Role.SERVICE
 
 
 def utc_now() -> datetime:
@@ -221,7 +220,7 @@ def add_user(
     project: Project,
     name: str,
     *,
-    role: str = "annotator",
+    role: str = Role.ANNOTATOR,
     password: str | None = None,
     labelstudio_user: int | None = None,
 ) -> dict[str, Any]:
@@ -231,7 +230,7 @@ def add_user(
     """
     name = " ".join(check_user_name(name).split())
     _check_role(role)
-    if role == "service" and password is not None:
+    if role == Role.SERVICE and password is not None:
         raise InputError("a service account has no password; give it an API token")
     if password is not None:
         _check_password(password)
@@ -240,7 +239,7 @@ def add_user(
         row = session.scalar(
             select(Annotator).where(Annotator.project_id == project.id, Annotator.name == name)
         )
-        if row is not None and (row.password_hash is not None or row.role != "annotator"):
+        if row is not None and (row.password_hash is not None or row.role != Role.ANNOTATOR):
             raise ConflictError(f"a user named {name!r} already exists")
         if row is None:
             row = Annotator(project_id=project.id, name=name)
@@ -299,7 +298,7 @@ def set_password(project: Project, name: str, password: str) -> None:
     """A new password; the account's browser sessions end (its API tokens stay: `revoke`)."""
     _check_password(password)
     with _changing_account(project, name) as (session, row):
-        if row.role == "service":
+        if row.role == Role.SERVICE:
             raise InputError("a service account has no password; give it an API token")
         row.password_hash = hash_password(password)
         _end_sessions(session, row.id)
@@ -705,7 +704,7 @@ def apply_overlap(project: Project) -> int:
             update(ReviewTask)
             .where(
                 ReviewTask.project_id == project.id,
-                ReviewTask.queue.in_(("review", "active")),
+                ReviewTask.queue.in_((Queue.REVIEW, Queue.ACTIVE)),
                 or_(ReviewTask.answers_needed != needed, ReviewTask.done != done),
             )
             .values(answers_needed=needed, done=done)
@@ -717,7 +716,7 @@ def enqueue(
     project: Project,
     item_ids: Sequence[int],
     *,
-    queue: str = "active",
+    queue: str = Queue.ACTIVE,
     priorities: Sequence[float] | None = None,
 ) -> int:
     """Queue items (store ids) for people; earlier ids are served first unless priorities say.
@@ -770,7 +769,7 @@ def enqueue(
             if rows:
                 session.execute(insert(ReviewTask), rows)
                 added += len(rows)
-    if queue != "audit":
+    if queue != Queue.AUDIT:
         apply_overlap(project)
     return added
 
@@ -805,7 +804,7 @@ def sample_audit(project: Project, rate: float | None = None, random_state: Any 
                     {
                         "project_id": project.id,
                         "item_id": i,
-                        "queue": "audit",
+                        "queue": Queue.AUDIT,
                         "priority": rng.random(),
                         "answers_needed": 1,
                         "answers": 0,
@@ -1035,7 +1034,7 @@ def _payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
         "truncated": len(item.text) > MAX_TEXT_SHOWN,
         "suggestion": suggestion,
         # Gold checks look like review items, so that people cannot tell them apart.
-        "queue": "review" if queue == "gold" else queue,
+        "queue": Queue.REVIEW if queue == Queue.GOLD else queue,
     }
 
 
@@ -1095,7 +1094,7 @@ def _next_in(
             gold = _gold_item(conn, params)
         if gold is not None:
             _lease_gold(conn, gold, params)
-            return _payload(conn, gold, "gold")
+            return _payload(conn, gold, Queue.GOLD)
     task = conn.execute(_take(bool(exclude)), params).first()
     return _payload(conn, task.item_id, task.queue) if task is not None else None
 
@@ -1141,7 +1140,7 @@ def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> s
     """
     if item.split == GOLD:
         if item.gold_held:
-            return "gold"
+            return Queue.GOLD
     elif item.held_queue is not None:
         return item.held_queue
     elif who.is_admin:
@@ -1196,11 +1195,11 @@ def submit(
         )
         # Checked on the item's answers, the new one included (a refusal rolls it all back).
         if any(
-            a.annotator_id == who.id and a.action != "skip" and a.id != answer.annotation_id
+            a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
             for a in answer.live
         ):
             raise ConflictError(f"you already answered item {item_id}; undo that answer first")
-        if queue == "gold":
+        if queue == Queue.GOLD:
             conn.execute(_RETURN_GOLD, {"item": item_id, "who": who.id})
         result: dict[str, Any] = {
             "annotation_id": answer.annotation_id,
@@ -1232,14 +1231,14 @@ def undo(project: Project, who: Principal, annotation_id: int | None = None) -> 
         state = project.labels_and_settings(conn)
         project.undo_in(conn, row.id, state=state)
         lease = _lease_params(project, who.id, _queue_settings_of(state[1]), item=row.item_id)
-        if row.queue == "gold":
+        if row.queue == Queue.GOLD:
             _lease_gold(conn, row.item_id, lease)
         else:
             give_back = _GIVE_BACK
             if row.queue is not None:
                 give_back = give_back.where(_TASKS.c.queue == row.queue)
             conn.execute(give_back, lease)
-        item = _payload(conn, row.item_id, row.queue or "review")
+        item = _payload(conn, row.item_id, row.queue or Queue.REVIEW)
     return {"undone": row.id, "item": item}
 
 
@@ -1318,7 +1317,7 @@ def queue_counts(project: Project) -> dict[str, dict[str, int]]:
 
 def _annotator_rows(session: Session, project: Project) -> list[dict[str, Any]]:
     live = and_(Annotation.project_id == project.id, Annotation.undone.is_(False))
-    answered = Annotation.action != "skip"
+    answered = Annotation.action != Action.SKIP
     gold = and_(Item.split == GOLD, answered)
     since = _now() - timedelta(hours=1)
     rows = session.execute(
@@ -1326,7 +1325,7 @@ def _annotator_rows(session: Session, project: Project) -> list[dict[str, Any]]:
             Annotator.name,
             Annotator.role,
             func.sum(case((answered, 1), else_=0)),
-            func.sum(case((Annotation.action == "skip", 1), else_=0)),
+            func.sum(case((Annotation.action == Action.SKIP, 1), else_=0)),
             func.avg(Annotation.time_spent_s),
             func.sum(case((gold, 1), else_=0)),
             func.sum(case((and_(gold, Annotation.label == Item.gold_label), 1), else_=0)),
@@ -1361,9 +1360,9 @@ def _auto_accuracy(session: Session, project: Project) -> dict[str, Any]:
             func.sum(case((Annotation.label == Annotation.suggested_label, 1), else_=0)),
         ).where(
             Annotation.project_id == project.id,
-            Annotation.queue == "audit",
+            Annotation.queue == Queue.AUDIT,
             Annotation.undone.is_(False),
-            Annotation.action != "skip",
+            Annotation.action != Action.SKIP,
         )
     ).one()
     confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)

@@ -34,6 +34,7 @@ from .. import review
 from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project_label_config
 from ..errors import InputError
 from ..project import Project
+from ..vocabulary import Role
 from ..workflows import exchange
 from .inbound import DEFAULT_MAX_BULK_BODY_BYTES, StrictJSONRoute, guard
 
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 #: retraining takes long, answers keep flowing instead of the server retraining back to back.
 MAX_TRAINING_SHARE = 0.2
 #: Accounts whose tokens the Label Studio routes take on the full server.
-CALLER_ROLES = ("admin", "service")
+CALLER_ROLES = (Role.ADMIN, Role.SERVICE)
 _state_lock = threading.Lock()
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..errors import InputError
 from ..review import SETTING_BOUNDS, check_setting
+from ..vocabulary import Action, Role
 
 #: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
 MAX_STORE_ID = 2**63 - 1
@@ -42,7 +43,7 @@ class QueueItem(BaseModel):
 
 
 class AnnotationIn(BaseModel):
-    action: Literal["accept", "correct", "label", "reject", "skip"]
+    action: Action
     label: str | None = Field(None, max_length=200)
     time_spent_s: FiniteFloat | None = Field(None, ge=0, le=86_400)
 
@@ -94,7 +95,7 @@ LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio us
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="No control or bidi characters.")
-    role: Literal["admin", "annotator", "service"] = "annotator"
+    role: Role = Role.ANNOTATOR
     password: str | None = Field(
         None,
         min_length=8,
@@ -105,7 +106,7 @@ class UserIn(BaseModel):
 
     @model_validator(mode="after")
     def _password_for_people(self) -> UserIn:
-        if (self.password is None) != (self.role == "service"):
+        if (self.password is None) != (self.role == Role.SERVICE):
             raise ValueError("people need a password; a service account takes none")
         return self
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ..vocabulary import ItemState, Role, Split
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -36,14 +38,12 @@ class Base(DeclarativeBase):
     pass
 
 
-# Item states, as exported.
-UNRESOLVED = "unresolved"  # no label yet and not routed
-AUTO_ACCEPTED = "auto_accepted"  # the LLM label was confident enough
-IN_REVIEW = "in_review"  # waiting for a person
-HUMAN_LABELED = "human_labeled"  # a person (or the gold set) gave the label
-STATES = (UNRESOLVED, AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED)
+# Item states and splits, as exported (short names for `labelloop.vocabulary`).
+UNRESOLVED, AUTO_ACCEPTED = ItemState.UNRESOLVED, ItemState.AUTO_ACCEPTED
+IN_REVIEW, HUMAN_LABELED = ItemState.IN_REVIEW, ItemState.HUMAN_LABELED
+STATES = tuple(ItemState)
 
-POOL, GOLD = "pool", "gold"
+POOL, GOLD = Split.POOL, Split.GOLD
 
 
 class ProjectRow(Base):
@@ -126,7 +126,7 @@ class Annotator(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="annotator")
+    role: Mapped[str] = mapped_column(String(16), default=Role.ANNOTATOR.value)
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The Label Studio user (id) whose answers sent by webhook are this account's.

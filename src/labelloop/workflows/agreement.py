@@ -10,14 +10,14 @@ from sqlalchemy import select
 from .. import review
 from ..agreement import agreement_report, find_label_issues
 from ..errors import NotReadyError
-from ..routing import LABELING_ACTIONS
 from ..store import GOLD, Annotation, Annotator, Item, Prediction
+from ..vocabulary import LABELING_ACTIONS, Queue
 from .learn import STUDENT
 
 if TYPE_CHECKING:
     from ..project import Project
 
-RECHECK_QUEUE = "recheck"
+RECHECK_QUEUE = Queue.RECHECK
 
 
 def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str | None]]]:

@@ -35,6 +35,7 @@ from ..store import (
     ProjectRow,
 )
 from ..store.models import UNRESOLVED, utcnow
+from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, LabelSource, Role
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -112,7 +113,7 @@ def _validate(item: ItemIn, label: _Labels) -> None:
             raise where.error(problem, "annotation.annotator", a.annotator)
         a.label = label(a.label, item, "annotation.label")
         a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
-        if a.action in ("label", "accept", "correct") and a.label is None:
+        if a.action in LABELING_ACTIONS and a.label is None:
             raise where.error(f"the answer {a.action!r} needs a label", "annotation.label")
     if item.final is not None:
         if item.final.state not in STATES:
@@ -200,7 +201,7 @@ def _ensure_items(
                 "gold_label": item.gold_label,
                 "state": HUMAN_LABELED if gold else UNRESOLVED,
                 "final_label": item.gold_label if gold else None,
-                "final_source": "human" if gold else None,
+                "final_source": LabelSource.HUMAN if gold else None,
                 "audit": False,
             }
         )
@@ -271,7 +272,7 @@ def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[
         )
     }
     for name in sorted(wanted - set(names)):
-        row = Annotator(project_id=project_id, name=name, role="annotator")
+        row = Annotator(project_id=project_id, name=name, role=Role.ANNOTATOR)
         session.add(row)
         session.flush()
         names[name] = row.id
@@ -332,7 +333,7 @@ def _annotation_row(
         "project_id": project_id,
         "item_id": item_id,
         "annotator_id": names.get(a.annotator) if a.annotator else None,
-        "label": None if a.action in ("reject", "skip") else a.label,
+        "label": None if a.action in NO_LABEL_ACTIONS else a.label,
         "action": a.action,
         "suggested_label": a.suggested_label,
         "queue": a.queue,
@@ -397,7 +398,7 @@ def _settle(
             human = routing.resolve_human_label(votes[item_id])
             if human is None or splits[item_id] == GOLD:
                 continue
-            final = (HUMAN_LABELED, human, "human")
+            final = (HUMAN_LABELED, human, LabelSource.HUMAN)
         finals.append(
             {"id": item_id, "state": final[0], "final_label": final[1], "final_source": final[2]}
         )

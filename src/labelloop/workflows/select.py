@@ -20,13 +20,14 @@ from ..active import (
 )
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
+from ..vocabulary import Queue
 from .embed import item_embeddings, predict_on_engine, prefill_on_engine
 from .learn import llm_components, load_pool
 
 if TYPE_CHECKING:
     from ..project import Project
 
-ACTIVE_QUEUE = "active"
+ACTIVE_QUEUE = Queue.ACTIVE
 STOP_SET_SIZE = 2_000
 COMMITTEE_SIZE = 5
 

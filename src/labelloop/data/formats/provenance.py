@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ...store import STATES, Annotation, Annotator, Item, Prediction
+from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
     AnnotationIn,
@@ -145,10 +146,10 @@ def _row(
     every: dict[int, list[dict[str, Any]]],
     wanted: frozenset[str],
 ) -> dict[str, Any]:
-    labeling = [a for a in answers if a["action"] in ("label", "accept", "correct")]
-    if item.final_source == "human":
+    labeling = [a for a in answers if a["action"] in LABELING_ACTIONS]
+    if item.final_source == LabelSource.HUMAN:
         labeled_at = labeling[-1]["created_at"] if labeling else None
-    elif item.final_source == "llm" and prediction is not None:
+    elif item.final_source == LabelSource.LLM and prediction is not None:
         labeled_at = iso(prediction.created_at)
     else:
         labeled_at = None
@@ -271,7 +272,7 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
     if state not in STATES:
         raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
     source = _optional_str(row, "label_source")
-    if source not in (None, "human", "llm"):
+    if source is not None and source not in tuple(LabelSource):
         raise where.error("label_source must be human, llm or empty", "label_source", source)
     predictions: list[PredictionIn] = []
     if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
