@@ -54,6 +54,7 @@ from .store.bulk import bulk_insert
 from .store.db import sqlite_url
 from .store.models import utcnow
 from .vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue, Role
+from .workflows.engine import Engine, LocalEngine
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
@@ -593,42 +594,24 @@ class Project:
         concurrency: int = 16,
         limit: int | None = None,
         progress: Any = None,
-        engine: str = "local",
-        ray_address: str | None = None,
-        ray_options: dict[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> dict[str, Any]:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
-        served by an OpenAI-compatible endpoint at `base_url`. `engine="ray"` runs the labeler
-        on the Ray cluster at `ray_address` (default: RAY_ADDRESS, else a local Ray).
+        served by an OpenAI-compatible endpoint at `base_url`. The labeler runs on `engine`
+        (default: this process; ``labelloop.engines.engine_for("ray")`` for a Ray cluster).
         """
-        from .workflows.prelabel import prelabel
-
         if limit is not None and limit < 0:
             raise InputError(f"--limit must not be negative, not {limit}")
-        if engine not in ("local", "ray"):
-            raise InputError(f"--engine must be local or ray, not {engine!r}")
-        if engine == "ray":
-            try:
-                import ray  # noqa: F401
-            except ImportError as exc:
-                raise InputError("--engine ray needs Ray: pip install 'labelloop[ray]'") from exc
+        engine = engine or LocalEngine()
         owned = labeler is None
         if owned:
             labeler = make_labeler(
                 model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
             )
         try:
-            return prelabel(
-                self,
-                labeler,
-                limit=limit,
-                progress=progress,
-                engine=engine,
-                ray_address=ray_address,
-                ray_options=ray_options,
-            )
+            return engine.prelabel(self, labeler, limit=limit, progress=progress)
         finally:
             if owned:
                 labeler.close()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..engines import engine_for
 from ..errors import InputError
 from ..project import Project
 from .common import (
@@ -167,6 +168,7 @@ def prelabel(
     as_json: JsonOut = False,
 ) -> None:
     """LLM labels with confidence and reasoning; re-runs label only what is missing."""
+    runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
         result = proj.prelabel(
             model=model,
@@ -175,8 +177,7 @@ def prelabel(
             concurrency=concurrency,
             limit=limit,
             progress=progress,
-            engine=engine,
-            ray_address=ray_address,
+            engine=runner,
         )
     emit(
         result,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..active import format_simulation
+from ..engines import engine_for
 from .app import app
 from .common import (
     DbUrl,
@@ -61,8 +62,9 @@ def learn(
     The predictor with the lowest cross-validated log loss becomes the one routing trusts;
     calibration and routing are refreshed with their last settings.
     """
+    runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
-        result = proj.learn(progress=progress, engine=engine, ray_address=ray_address)
+        result = proj.learn(progress=progress, engine=runner)
     emit(result, as_json, _render_learn)
 
 
@@ -85,6 +87,7 @@ def select_(
     as_json: JsonOut = False,
 ) -> None:
     """Active learning: queue the K most useful items for review."""
+    runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
         result = proj.select(
             strategy,
@@ -92,8 +95,7 @@ def select_(
             label_budget_total=budget,
             target=target_accuracy,
             progress=progress,
-            engine=engine,
-            ray_address=ray_address,
+            engine=runner,
         )
     emit(
         result,

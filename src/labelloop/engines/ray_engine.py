@@ -25,19 +25,21 @@ import pickle
 import resource
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import ray
 from sqlalchemy import Select, func, select
 
+from ..active import get_embedder
 from ..labelers.base import Labeler, LabelResult, LabelTask
-from ..store import Embedding, Item
+from ..labelers.ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
+from ..store import HUMAN_LABELED, POOL, Embedding, Item
 from ..store.bulk import bulk_insert
+from ..workflows.embed import is_corpus_fitted
 from ..workflows.prelabel import Tally, count_items, pending_queries, save_batch, start_run
-from .ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NAMESPACE",
     "ModelScorer",
+    "RayEngine",
     "StudentScorer",
     "embed_items",
     "prelabel_ray",
@@ -479,8 +482,6 @@ def embed_items(
     get_embedder, "onnx")``) run once per actor. Corpus-fitted embedders (TF-IDF) are refused:
     their vectors mean nothing outside the fit, so they are never stored.
     """
-    from ..workflows.embed import is_corpus_fitted
-
     started = time.perf_counter()
     if model_id is None:
         probe = embedder_factory()
@@ -585,8 +586,6 @@ def score_pool(
     (scores change every round); `item_ids` restricts the items (default: every pool item
     without a human label).
     """
-    from ..store import HUMAN_LABELED, POOL
-
     if embedding_model is None:
         key, column = Item.id, "text"
         query = select(Item.id, Item.text).where(Item.project_id == project.id)
@@ -658,3 +657,65 @@ def score_models(
             f"{int((~found).sum())} items have no stored vector under {embedding_model!r}"
         )
     return scores[rows].reshape(len(wanted), len(models), -1).transpose(1, 0, 2)
+
+
+# ------------------------------------------------------------------------------- the engine
+class RayEngine:
+    """The `labelloop.workflows.engine.Engine` of a Ray cluster: same results as `LocalEngine`.
+
+    `address` is the cluster's (default: RAY_ADDRESS, else a local Ray); `options` go to
+    `prelabel_ray` (actors, batch size, retries...).
+    """
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(self, address: str | None = None, **options: Any) -> None:
+        self.address = address
+        self.options = options
+
+    def prelabel(
+        self,
+        project: Project,
+        labeler: Labeler,
+        *,
+        limit: int | None = None,
+        use_examples: bool = True,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        return prelabel_ray(
+            project,
+            labeler,
+            address=self.address,
+            limit=limit,
+            use_examples=use_examples,
+            progress=progress,
+            **self.options,
+        )
+
+    def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
+        """Embed the items missing from the cache on the cluster, so that the local pass only
+        reads vectors. Corpus-fitted embedders (TF-IDF) always run locally."""
+        if is_corpus_fitted(embedder):
+            return None
+        factory = functools.partial(get_embedder, "onnx")
+        return embed_items(project, factory, model_id=embedder.model_id, address=self.address)
+
+    def predict(
+        self,
+        project: Project,
+        models: Sequence[Any],
+        item_ids: Sequence[int],
+        X: np.ndarray,
+        embedder: Any,
+    ) -> np.ndarray:
+        """Score the pool on the cluster, block by block, from the vectors stored under the
+        embedder (`prefill_embeddings` stored them): the rows of `X`, so the same
+        probabilities. Corpus-fitted embedders, whose vectors are not stored, score here."""
+        if is_corpus_fitted(embedder):
+            return np.stack([model.predict_proba(X) for model in models])
+        return score_models(
+            project, list(models), item_ids, embedder.model_id, address=self.address
+        )
+
+    def __repr__(self) -> str:
+        return f"RayEngine(address={self.address!r})"

@@ -9,7 +9,6 @@ import numpy as np
 from sqlalchemy import select
 
 from ..active.embeddings import TfidfEmbedder
-from ..errors import InputError
 from ..store import Embedding
 from ..store.bulk import bulk_insert
 
@@ -72,44 +71,3 @@ def item_embeddings(
     if not item_ids:
         return np.zeros((0, getattr(embedder, "dim", 0)), dtype=np.float32)
     return np.stack([vectors[item_id] for item_id in item_ids])
-
-
-def prefill_on_engine(
-    project: Project, embedder: Any, engine: str, ray_address: str | None = None
-) -> dict[str, Any] | None:
-    """With `engine="ray"`, embed the items missing from the cache on a Ray cluster first, so
-    that the local pass only reads vectors. Corpus-fitted embedders always run locally."""
-    if engine == "local" or is_corpus_fitted(embedder):
-        return None
-    if engine != "ray":
-        raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
-    from functools import partial
-
-    from ..active import get_embedder
-    from ..engines.ray_engine import embed_items
-
-    return embed_items(
-        project, partial(get_embedder, "onnx"), model_id=embedder.model_id, address=ray_address
-    )
-
-
-def predict_on_engine(
-    project: Project,
-    models: Sequence[Any],
-    item_ids: Sequence[int],
-    X: np.ndarray,
-    embedder: Any,
-    engine: str,
-    ray_address: str | None = None,
-) -> np.ndarray:
-    """``predict_proba`` of each fitted model on the items, shape ``(models, items, classes)``.
-
-    With `engine="ray"` the pool is scored on a Ray cluster, block by block, from the vectors
-    stored under the embedder (`prefill_on_engine` stored them): the rows of `X`, so the same
-    probabilities. Corpus-fitted embedders, whose vectors are not stored, score here.
-    """
-    if engine == "ray" and not is_corpus_fitted(embedder):
-        from ..engines.ray_engine import score_models
-
-        return score_models(project, list(models), item_ids, embedder.model_id, address=ray_address)
-    return np.stack([model.predict_proba(X) for model in models])

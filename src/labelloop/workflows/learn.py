@@ -22,7 +22,8 @@ from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
 from ..vocabulary import LabelSource
-from .embed import item_embeddings, predict_on_engine, prefill_on_engine
+from .embed import item_embeddings
+from .engine import Engine, LocalEngine
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -156,8 +157,7 @@ def learn(
     random_state: int = 0,
     progress: Any = None,
     recalibrate: bool = True,
-    engine: str = "local",
-    ray_address: str | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
@@ -170,13 +170,12 @@ def learn(
             f"least two classes; found {int(trusted.sum())} in {len(classes)}"
         )
     embedder = embedder or get_embedder("auto")
-    prefill_on_engine(project, embedder, engine, ray_address)
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     student = LogisticStudent(classes=np.arange(len(labels)))
     student.fit(X[trusted], pool.y[trusted])
-    student_probs = predict_on_engine(
-        project, [student], pool.ids, X, embedder, engine, ray_address
-    )[0]
+    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
     student_probs[trusted] = cross_val_proba(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )

@@ -135,31 +135,13 @@ def prelabel(
     limit: int | None = None,
     use_examples: bool = True,
     progress: Progress | None = None,
-    engine: str = "local",
-    ray_address: str | None = None,
-    ray_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Label every item that lacks a prediction from this labeler and prompt.
 
     Gold items come first (calibration needs them) and do not count toward `limit`. Items that
-    already carry a human label are not sent. Results are saved every few dozen items.
-    `engine="ray"` runs the labeler on a Ray cluster (see `labelloop.engines.ray_engine`),
-    with the same keys, results and result dict.
+    already carry a human label are not sent. Results are saved every few dozen items. This
+    runs here; `labelloop.engines.ray_engine.RayEngine` runs the same on a Ray cluster.
     """
-    if engine == "ray":
-        from ..engines.ray_engine import prelabel_ray
-
-        return prelabel_ray(
-            project,
-            labeler,
-            address=ray_address,
-            limit=limit,
-            use_examples=use_examples,
-            progress=progress,
-            **(ray_options or {}),
-        )
-    if engine != "local":
-        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
     gold_query, pool_query = pending_queries(project, model, version)

@@ -21,7 +21,8 @@ from ..active import (
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
 from ..vocabulary import Queue
-from .embed import item_embeddings, predict_on_engine, prefill_on_engine
+from .embed import item_embeddings
+from .engine import Engine, LocalEngine
 from .learn import llm_components, load_pool
 
 if TYPE_CHECKING:
@@ -80,8 +81,7 @@ def select(
     target: float | None = None,
     random_state: int = 0,
     progress: Any = None,
-    engine: str = "local",
-    ray_address: str | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Queue the `k` pool items whose human label should help most, and check stopping rules."""
     if k <= 0:
@@ -95,7 +95,8 @@ def select(
     if not pool.ids:
         raise InputError("the project has no items; import some first")
     embedder = embedder or get_embedder("auto")
-    prefill_on_engine(project, embedder, engine, ray_address)
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     trusted = pool.y >= 0
     queued = _queued(project)
@@ -119,9 +120,7 @@ def select(
         )
         members.fit(X[trusted], pool.y[trusted])
         # The student and the committee's trained members score the pool in one pass.
-        scored = predict_on_engine(
-            project, [student, *members.members_], pool.ids, X, embedder, engine, ray_address
-        )
+        scored = engine.predict(project, [student, *members.members_], pool.ids, X, embedder)
         proba = scored[0]
         committee = np.stack([*scored[1:], *members.external])
     elif llm is not None:

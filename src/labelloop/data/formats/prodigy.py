@@ -30,7 +30,11 @@ META_KEYS = ("state", "label_source", "model", "prompt_version", "confidence")
 def task_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """One labelloop export row as a Prodigy task with its answer."""
     rejected = next(
-        (a.get("suggested_label") for a in row.get("annotations") or [] if a["action"] == Action.REJECT),
+        (
+            a.get("suggested_label")
+            for a in row.get("annotations") or []
+            if a["action"] == Action.REJECT
+        ),
         None,
     )
     if row["label"] is not None:
