@@ -12,15 +12,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     and_,
-    bindparam,
-    case,
     delete,
     func,
     insert,
@@ -32,9 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from . import routing
-from .data.importer import Mapping, NewItem, canonical_labels, match_label, prepare_items
+from .data.importer import Mapping, NewItem, prepare_items
 from .data.readers import read_file, records_from_data
 from .errors import InputError
+from .review import accounts, answers, overview, queues
+from .review.accounts import check_user_name
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -52,14 +50,12 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
-from .store.models import utcnow
-from .vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue, Role
+from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
 from .workflows.engine import Engine, LocalEngine
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
 ENV_DB = "LABELLOOP_DB"
-ACTIONS = tuple(Action)
 
 
 @dataclass(frozen=True)
@@ -72,157 +68,6 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer just recorded (or withdrawn) and the item it left behind."""
-
-    annotation_id: int
-    item_uid: str
-    state: str
-    label: str | None
-    live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "annotation_id": self.annotation_id,
-            "item": self.item_uid,
-            "state": self.state,
-            "label": self.label,
-        }
-
-
-# The answer path: prebuilt Core statements (compiled once, then cached by SQLAlchemy), each
-# touching a few rows through the primary key or an index.
-_ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
-_TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
-
-
-def task_done(answers: Any, rejections: Any, answers_needed: Any = _TASKS.c.answers_needed) -> Any:
-    """Whether a review task has all its answers (SQL; the one rule every count uses).
-
-    A task wants `answers_needed` answers from different people (the overlap), and one more for
-    each live rejection: a rejected suggestion leaves the item without a label.
-    """
-    return answers >= answers_needed + rejections
-
-
-#: A task nobody holds: never leased, or its lease ran out before `:now`.
-LEASE_FREE = or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
-#: The open task of an item that an answer without a queue counts for: the one `:who` holds,
-#: else one that nobody holds, then by priority (`free` says whether it is held).
-OPEN_TASK = (
-    select(_TASKS.c.queue, LEASE_FREE.label("free"))
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
-    .order_by(
-        case((_TASKS.c.lease_owner == bindparam("who"), 0), (LEASE_FREE, 1), else_=2),
-        _TASKS.c.priority,
-    )
-    .limit(1)
-)
-_SETTLE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
-    .values(
-        answers=bindparam("n_answers"),
-        rejections=bindparam("n_rejections"),
-        done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
-    )
-)
-_RELEASE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
-    .values(lease_owner=None, lease_expires=None)
-)
-
-
-def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str | None) -> None:
-    """Recount the item's task in `queue` from the item's live answers given in that queue.
-
-    Recounting (rather than adding one) keeps a task's count equal to its answers whatever
-    happened before: answers, undos, rejections, overlap changes.
-    """
-    if queue is None or queue == Queue.GOLD:  # no task to count for
-        return
-    actions = [a.action for a in live if a.queue == queue and a.action != Action.SKIP]
-    conn.execute(
-        _SETTLE,
-        {
-            "item": item_id,
-            "task_queue": queue,
-            "n_answers": len(actions),
-            "n_rejections": actions.count(Action.REJECT),
-        },
-    )
-
-
-#: What answering needs to know of an item (see `item_state`).
-ITEM_STATE_COLUMNS = (
-    _ITEMS.c.id,
-    _ITEMS.c.uid,
-    _ITEMS.c.project_id,
-    _ITEMS.c.split,
-    _ITEMS.c.state,
-    _ITEMS.c.final_label,
-    _ITEMS.c.final_source,
-    _ITEMS.c.llm_label,
-    _ITEMS.c.confidence,
-    _ITEMS.c.calibrated_confidence,
-)
-_ITEM_STATE = select(*ITEM_STATE_COLUMNS).where(_ITEMS.c.id == bindparam("item"))
-
-
-def labels_and_settings_of(row: Any) -> tuple[list[str], dict[str, Any]]:
-    """The label set and settings from a row holding the project's `labels` and `settings`."""
-    return list(row.labels), dict(row.settings or {})
-
-
-_PROJECT_STATE = select(_PROJECTS.c.labels, _PROJECTS.c.settings).where(
-    _PROJECTS.c.id == bindparam("project")
-)
-_LIVE_ANSWERS = select(
-    _ANNOTATIONS.c.id,
-    _ANNOTATIONS.c.annotator_id,
-    _ANNOTATIONS.c.label,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-).where(_ANNOTATIONS.c.item_id == bindparam("item"), _ANNOTATIONS.c.undone.is_(False))
-_SET_ITEM_STATE = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("item"))
-    .values(
-        state=bindparam("new_state"),
-        final_label=bindparam("new_label"),
-        final_source=bindparam("new_source"),
-    )
-)
-_ANSWER_OF = select(
-    _ANNOTATIONS.c.item_id,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-    _ANNOTATIONS.c.project_id,
-    _ANNOTATIONS.c.undone,
-).where(_ANNOTATIONS.c.id == bindparam("annotation"))
-_MARK_UNDONE = (
-    update(_ANNOTATIONS).where(_ANNOTATIONS.c.id == bindparam("annotation")).values(undone=True)
-)
-
-
-@lru_cache(maxsize=64)
-def _canonical(labels: tuple[str, ...]) -> dict[str, str]:
-    return canonical_labels(labels)
-
-
-def checked_label(labels: Sequence[str], label: str) -> str:
-    """`label` as the label set spells it (case and spacing forgiven); InputError otherwise."""
-    canonical = _canonical(tuple(labels))
-    matched = match_label(label, canonical)
-    if matched is None:
-        raise InputError(
-            f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
-        )
-    return matched
 
 
 def _parse_labels(labels: Sequence[str] | str) -> list[str]:
@@ -656,15 +501,13 @@ class Project:
         With an audit rate, that share of the newly auto-accepted items also goes to an audit
         queue, so that the accuracy of auto-accepted labels keeps being measured.
         """
-        from . import review
-
         settings = self.settings
         if threshold is None:
             threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
         else:
-            threshold = review.Bounds(0.0, 1.0).check("threshold", threshold)
+            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
         if audit_rate is not None:
-            audit_rate = review.check_setting("audit_rate", audit_rate)
+            audit_rate = queues.check_setting("audit_rate", audit_rate)
             self.update_settings(
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
@@ -691,7 +534,9 @@ class Project:
             session.execute(
                 update(Item)
                 .where(open_items, confident)
-                .values(state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source=LabelSource.LLM)
+                .values(
+                    state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source=LabelSource.LLM
+                )
             )
             session.execute(
                 update(Item)
@@ -738,8 +583,8 @@ class Project:
             )
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
-        audited = review.sample_audit(self, random_state=int(settings.get("seed", 0)))
-        review.apply_overlap(self)
+        audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
+        queues.apply_overlap(self)
         counts = self._state_counts()
         return {
             "threshold": threshold,
@@ -792,8 +637,6 @@ class Project:
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
-        from .review import check_user_name
-
         with self.store.session() as session:
             found = session.scalar(
                 select(Annotator.id).where(Annotator.project_id == self.id, Annotator.name == name)
@@ -835,168 +678,17 @@ class Project:
 
         A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
         item's task in `queue`, or without one for the open task they hold or the item's first
-        (see `answer_in`).
+        (see `labelloop.review.answers.annotate`).
         """
-        if action not in ACTIONS:
-            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        answers.check_action(action)
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        with self.store.engine.begin() as conn:
-            answer = self.answer_in(
-                conn,
-                item_id,
-                action=action,
-                label=label,
-                annotator_id=annotator_id,
-                time_spent_s=time_spent_s,
-                queue=queue,
-                source=source,
-                external_id=external_id,
-                shown_as=item,
-            )
-        return answer.to_dict()
-
-    def answer_in(
-        self,
-        conn: Connection,
-        item_id: int,
-        *,
-        action: str,
-        label: str | None = None,
-        annotator_id: int | None = None,
-        time_spent_s: float | None = None,
-        queue: str | None = None,
-        source: str = "labelloop",
-        external_id: str | None = None,
-        shown_as: str | int | None = None,
-        state: tuple[list[str], dict[str, Any]] | None = None,
-        item: Any = None,
-    ) -> Answer:
-        """`annotate` inside the caller's transaction, a constant number of indexed statements.
-
-        The answer is recorded in `queue` and recounts the item's task in that queue; without
-        a queue it counts for the item's open task the answerer holds, else its first open task
-        (`OPEN_TASK`), if any, and is recorded in that task's queue. The answerer's own lease on
-        the item ends; other people's stay theirs. `state` (`labels_and_settings`) and `item`
-        (`item_state`) may come from the caller.
-        """
-        if action not in ACTIONS:
-            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
-        labels, settings = state or self.labels_and_settings(conn)
-        item = item or self.item_state(conn, item_id)
-        if item is None or item.project_id != self.id:
-            raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
-        if action == Action.ACCEPT and label is None:
-            label = item.llm_label
-            if label is None:
-                raise InputError("there is no suggestion to accept; give a label")
-        if action in (Action.LABEL, Action.CORRECT) and label is None:
-            raise InputError(f"the action {action!r} needs a label")
-        if label is not None:
-            label = checked_label(labels, label)
-        if action in NO_LABEL_ACTIONS:
-            label = None
-        if queue is None:
-            where = {"item": item_id, "who": annotator_id, "now": utcnow()}
-            task = conn.execute(OPEN_TASK, where).first()
-            queue = task.queue if task is not None else None
-        annotation_id = conn.execute(
-            insert(_ANNOTATIONS),
-            {
-                "project_id": self.id,
-                "item_id": item_id,
-                "annotator_id": annotator_id,
-                "label": label,
-                "action": action,
-                "suggested_label": item.llm_label,
-                "queue": queue,
-                "source": source,
-                "external_id": external_id,
-                "time_spent_s": time_spent_s,
-                "undone": False,
-                "created_at": utcnow(),
-            },
-        ).inserted_primary_key[0]
-        answer = self._resolve_item(conn, item, settings, annotation_id)
-        if action != Action.SKIP:
-            _settle_task(conn, answer.live, item_id, queue)
-        if annotator_id is not None:
-            conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
-        return answer
+        given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
+        return answers.annotate(self, item_id, given, queue=queue, shown_as=item).to_dict()
 
     def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
-        with self.store.engine.begin() as conn:
-            return self.undo_in(conn, annotation_id).to_dict()
-
-    def undo_in(
-        self,
-        conn: Connection,
-        annotation_id: int,
-        *,
-        state: tuple[list[str], dict[str, Any]] | None = None,
-    ) -> Answer:
-        """`undo_annotation` inside the caller's transaction: the item's state and the task the
-        answer counted for are recounted (see `answer_in`)."""
-        found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
-        if found is None or found.project_id != self.id or found.undone:
-            raise InputError(f"no answer {annotation_id} to undo")
-        conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
-        item = conn.execute(_ITEM_STATE, {"item": found.item_id}).one()
-        settings = (state or self.labels_and_settings(conn))[1]
-        answer = self._resolve_item(conn, item, settings, annotation_id)
-        if found.action != Action.SKIP:
-            _settle_task(conn, answer.live, found.item_id, found.queue)
-        return answer
-
-    def item_state(self, conn: Connection, item_id: int) -> Any:
-        """The item's split, state and suggestion (a row, or None), read in `conn`."""
-        return conn.execute(_ITEM_STATE, {"item": item_id}).first()
-
-    def labels_and_settings(self, conn: Connection) -> tuple[list[str], dict[str, Any]]:
-        """The label set and settings, read in the caller's transaction (one primary-key row)."""
-        return labels_and_settings_of(conn.execute(_PROJECT_STATE, {"project": self.id}).one())
-
-    def _resolve_item(
-        self, conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
-    ) -> Answer:
-        """Recompute the item's state and final label from its live answers (written if changed)."""
-        live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
-        resolved = (item.state, item.final_label, item.final_source)
-        if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
-            votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
-            resolved = self._resolved_state(item, votes, settings)
-        if resolved != (item.state, item.final_label, item.final_source):
-            state, final_label, final_source = resolved
-            conn.execute(
-                _SET_ITEM_STATE,
-                {
-                    "item": item.id,
-                    "new_state": state,
-                    "new_label": final_label,
-                    "new_source": final_source,
-                },
-            )
-        return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
-
-    @staticmethod
-    def _resolved_state(
-        item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
-    ) -> tuple[str, str | None, str | None]:
-        human = routing.resolve_human_label(votes)
-        if human is not None:
-            return HUMAN_LABELED, human, LabelSource.HUMAN
-        confident = routing.is_confident(
-            item.llm_label,
-            item.calibrated_confidence
-            if item.calibrated_confidence is not None
-            else item.confidence,
-            float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
-            settings.get("label_thresholds"),
-        )
-        if confident and not any(vote.action == Action.REJECT for vote in votes):
-            return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM
-        return IN_REVIEW, None, None
+        return answers.unannotate(self, annotation_id).to_dict()
 
     # ----------------------------------------------------------------- stats / export
     def _state_counts(self) -> dict[str, int]:
@@ -1052,53 +744,39 @@ class Project:
 
         return iter_provenance_rows(self, include)
 
-    # --- review: queues, annotators, tokens (thin delegates to `labelloop.review`)
+    # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
         self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
     ) -> dict[str, Any]:
         """Create a login for the review server (admin or annotator)."""
-        from . import review
-
-        return review.add_user(self, name, role=role, password=password)
+        return accounts.add_user(self, name, role=role, password=password)
 
     def create_token(self, name: str, *, expires: str | None = None) -> str:
         """A new API token for a user, shown once (only its hash is stored); `expires`: '30d'."""
-        from . import review
-
-        return review.create_token(self, name, expires=expires)
+        return accounts.create_token(self, name, expires=expires)
 
     def enqueue(
         self, item_ids: Sequence[int], *, queue: str = Queue.ACTIVE, priorities: Any = None
     ) -> int:
         """Queue items (store ids) for people, e.g. active-learning selections."""
-        from . import review
-
-        return review.enqueue(self, item_ids, queue=queue, priorities=priorities)
+        return queues.enqueue(self, item_ids, queue=queue, priorities=priorities)
 
     def sample_audit(self, rate: float | None = None, random_state: Any = None) -> int:
         """Queue a random share of auto-accepted items for audit."""
-        from . import review
-
-        return review.sample_audit(self, rate, random_state)
+        return queues.sample_audit(self, rate, random_state)
 
     def set_queue_settings(self, **values: Any) -> dict[str, Any]:
         """Overlap, gold rate, audit rate and lease length of the review queues."""
-        from . import review
-
-        return review.set_queue_settings(self, **values)
+        return queues.set_queue_settings(self, **values)
 
     def next_item(self, annotator: str | int, *, exclude: Sequence[int] = ()) -> Any:
         """An annotator's next item to review (leased to them), or None when done."""
-        from . import review
-
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        return review.next_item(self, annotator_id, exclude=exclude)
+        return queues.next_item(self, annotator_id, exclude=exclude)
 
     def dashboard(self) -> dict[str, Any]:
         """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-        from . import review
-
-        return review.dashboard(self)
+        return overview.dashboard(self)
 
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(
