@@ -179,3 +179,25 @@ def test_vector_calibration_moves_a_biased_labelers_labels(make_project, capsys)
     project.calibrate(method="temperature")
     rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     assert all(r["llm_label"] == r["labeler_label"] for r in rows)
+
+
+def test_only_the_options_are_bad_input(make_project, monkeypatch, capsys):
+    """A wrong option is bad input (exit 2); an error raised while fitting is a failure of
+    labelloop (exit 1), not something the user could fix by changing the command."""
+    from labelloop.workflows import calibrate as calibrate_workflow
+
+    project = overconfident_project(make_project)
+    with pytest.raises(InputError, match="unknown calibration method 'magic'"):
+        project.calibrate(method="magic")
+    assert run(["calibrate", "--method", "magic", "-p", str(project.path)]) == 2
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal shape mismatch")
+
+    monkeypatch.setattr(calibrate_workflow, "calibrate_report", broken)
+    with pytest.raises(ValueError, match="internal shape mismatch") as raised:
+        project.calibrate(budget=0.3)
+    assert not isinstance(raised.value, InputError)
+    capsys.readouterr()
+    assert run(["calibrate", "-p", str(project.path)]) == 1
+    assert "ValueError" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from ..calibration import calibrate_report, calibrator_from_dict, plots
+from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorScaling
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
 from ..store import GOLD, Calibration, Item, Prediction
@@ -72,6 +73,10 @@ def _gold_rows(project: Project, model: str, version: str) -> list[Any]:
     return [row for row in rows if row.id not in excluded]
 
 
+#: Calibration methods that need a probability per label, not one confidence.
+MATRIX_METHODS = (TemperatureScaling.method, VectorScaling.method)
+
+
 def calibrate(
     project: Project,
     *,
@@ -93,6 +98,9 @@ def calibrate(
     ):
         if value is not None and not 0.0 < value <= 1.0:
             raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    if method != "auto" and method not in CALIBRATORS:
+        choices = ", ".join(["auto", *sorted(CALIBRATORS)])
+        raise InputError(f"unknown calibration method {method!r}; choose one of {choices}")
     active = project.active_predictor()
     if active is None:
         raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
@@ -107,23 +115,25 @@ def calibrate(
         )
     triples = [(r.label, r.probs, r.confidence) for r in rows]
     matrix = score_matrix(triples, labels)
+    if matrix is None and method in MATRIX_METHODS:
+        raise InputError(
+            f"{method} scaling needs per-label probabilities, which the active predictor does "
+            "not give; use platt, isotonic or histogram"
+        )
     scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
     predicted = [r.label for r in rows]
     gold = [r.gold_label for r in rows]
-    try:
-        calibrator, report = calibrate_report(
-            scores,
-            predicted,
-            gold,
-            method=method,
-            budget=budget,
-            target_accuracy=target_accuracy,
-            confidence_level=confidence_level,
-            labels=labels if matrix is not None else None,
-            random_state=random_state,
-        )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    calibrator, report = calibrate_report(
+        scores,
+        predicted,
+        gold,
+        method=method,
+        budget=budget,
+        target_accuracy=target_accuracy,
+        confidence_level=confidence_level,
+        labels=labels if matrix is not None else None,
+        random_state=random_state,
+    )
     state = calibrator.to_dict()
     scores_kind = "probabilities" if matrix is not None else "confidence"
     with project.store.session() as session:

@@ -125,18 +125,15 @@ def select(
         committee = np.stack([*scored[1:], *members.external])
     elif llm is not None:
         proba = llm  # before people have labeled two classes, the LLM is the only model
-    try:
-        picked = chooser.select(
-            k,
-            proba=proba,
-            embeddings=X,
-            labeled_mask=labeled,
-            committee_probas=committee,
-            llm_proba=llm,
-            random_state=random_state,
+    inputs = {"proba": proba, "embeddings": X, "committee_probas": committee, "llm_proba": llm}
+    cold_start = not labeled.any() and chooser.cold_starts
+    missing = sorted(name for name in chooser.requires if inputs[name] is None)
+    if missing and not cold_start and (~labeled).any():
+        raise InputError(
+            f"strategy {strategy!r} cannot run yet: strategy {chooser.name!r} needs "
+            + ", ".join(missing)
         )
-    except ValueError as exc:
-        raise InputError(f"strategy {strategy!r} cannot run yet: {exc}") from exc
+    picked = chooser.select(k, labeled_mask=labeled, random_state=random_state, **inputs)
     chosen = [pool.ids[i] for i in picked]
     stopping, stop_set_predictions = _stopping(
         project, pool, proba, trusted, label_budget_total, target
