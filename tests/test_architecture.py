@@ -88,3 +88,13 @@ def test_the_cycle_finder_finds_a_cycle():
         ["a", "b", "c"]
     ]
 
+
+def test_the_type_checker_finds_no_error():
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "pyproject.toml", "src"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]

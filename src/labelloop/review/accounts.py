@@ -32,7 +32,7 @@ from ..store import Annotator, ApiToken, ProjectRow, Store
 from ..store.models import ReviewSession
 from ..vocabulary import Role
 from . import common
-from .common import ProjectScope, writing
+from .common import ProjectScope, rowcount, writing
 from .queues import release_leases
 
 ROLES = tuple(Role)
@@ -188,7 +188,7 @@ def _changing_account(project: ProjectScope, name: str) -> Iterator[tuple[Sessio
 
 def _end_sessions(session: Session, annotator_id: int) -> int:
     ended = session.execute(delete(ReviewSession).where(ReviewSession.annotator_id == annotator_id))
-    return ended.rowcount or 0
+    return rowcount(ended)
 
 
 def set_password(project: ProjectScope, name: str, password: str) -> None:
@@ -221,7 +221,7 @@ def revoke(project: ProjectScope, name: str) -> dict[str, Any]:
     with _changing_account(project, name) as (session, row):
         tokens = session.execute(delete(ApiToken).where(ApiToken.annotator_id == row.id))
         sessions = _end_sessions(session, row.id)
-    return {"name": name, "tokens": tokens.rowcount or 0, "sessions": sessions}
+    return {"name": name, "tokens": rowcount(tokens), "sessions": sessions}
 
 
 def link_labelstudio(

@@ -34,7 +34,7 @@ from ..store import (
     ProjectRow,
     ReviewTask,
 )
-from ..store.models import utcnow
+from ..store.models import table_of, utcnow
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
 from . import common
 from .accounts import Principal
@@ -54,9 +54,9 @@ from .queues import (
 
 ACTIONS = tuple(Action)
 
-_ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
-_TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
-_GOLD_LEASES = GoldLease.__table__
+_ITEMS, _ANNOTATIONS = table_of(Item), table_of(Annotation)
+_TASKS, _PROJECTS = table_of(ReviewTask), table_of(ProjectRow)
+_GOLD_LEASES = table_of(GoldLease)
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
         label = checked_label(labels, label)
     if action in NO_LABEL_ACTIONS:
         label = None
-    annotation_id = conn.execute(
+    inserted = conn.execute(
         insert(_ANNOTATIONS),
         {
             "project_id": item.project_id,
@@ -276,7 +276,9 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
             "undone": False,
             "created_at": utcnow(),
         },
-    ).inserted_primary_key[0]
+    ).inserted_primary_key
+    assert inserted is not None  # an INSERT of one row
+    annotation_id = int(inserted[0])
     result = resolve_item(conn, item, settings, annotation_id)
     if action != Action.SKIP:
         _settle_task(conn, result.live, item.id, queue)

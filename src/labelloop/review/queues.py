@@ -39,9 +39,10 @@ from ..store import (
     ProjectRow,
     ReviewTask,
 )
+from ..store.models import table_of
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
-from .common import ProjectScope, transaction, writing
+from .common import ProjectScope, rowcount, transaction, writing
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
@@ -55,9 +56,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 
 # Prebuilt Core statements (compiled once, then cached by SQLAlchemy), each touching a few rows
 # through the primary key or an index.
-_TASKS, _ITEMS, _PROJECTS = ReviewTask.__table__, Item.__table__, ProjectRow.__table__
-_GOLD_LEASES = GoldLease.__table__
-_ANNOTATIONS, _PREDICTIONS = Annotation.__table__, Prediction.__table__
+_TASKS, _ITEMS, _PROJECTS = table_of(ReviewTask), table_of(Item), table_of(ProjectRow)
+_GOLD_LEASES = table_of(GoldLease)
+_ANNOTATIONS, _PREDICTIONS = table_of(Annotation), table_of(Prediction)
 
 
 def task_done(answers: Any, rejections: Any, answers_needed: Any = _TASKS.c.answers_needed) -> Any:
@@ -98,9 +99,12 @@ class Bounds:
     def holds(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
-        if not math.isfinite(value) or (self.whole and value != int(value)):
+        number = float(value)
+        if not math.isfinite(number) or (self.whole and number != int(number)):
             return False
-        return self.low <= value and (value < self.high if self.high_open else value <= self.high)
+        return self.low <= number and (
+            number < self.high if self.high_open else number <= self.high
+        )
 
     def describe(self) -> str:
         kind = ("a whole number" if self.whole else "a number") + self.unit
@@ -185,7 +189,7 @@ def apply_overlap(project: ProjectScope) -> int:
             )
             .values(answers_needed=needed, done=done)
         )
-        return result.rowcount or 0
+        return rowcount(result)
 
 
 def enqueue(

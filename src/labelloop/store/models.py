@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -36,6 +37,14 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, typed as one (the declarative `__table__` is typed as any
+    selectable), for the prebuilt Core statements of the serving path."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 # Item states and splits, as exported (short names for `labelloop.vocabulary`).

@@ -183,8 +183,9 @@ def _stopping(
     trusted: np.ndarray,
     budget: int | None,
     target: float | None,
-) -> dict[str, Any]:
-    """Label budget, target accuracy on gold, and stabilising predictions."""
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Label budget, target accuracy on gold, and stabilising predictions: the decisions, and
+    the predictions on the stop set that the next round compares with."""
     decisions: dict[str, Any] = {}
     if budget is not None:
         decision = label_budget(int(trusted.sum()), budget)
