@@ -84,6 +84,15 @@ def app_routes(app) -> list[tuple[str, str, object, set]]:
     return found
 
 
+def listed_routes(app, documented: dict, seen: set):
+    """The app's routes, each checked to be in the doc's table and added to `seen`."""
+    for method, path, route, included in app_routes(app):
+        key = (method, path)
+        seen.add(key)
+        assert key in documented, f"{method} {path} is missing from {DOC.name}"
+        yield key, route, included
+
+
 def is_public(route: object, included: set, guards: set) -> bool:
     if included & guards:
         return False
@@ -140,10 +149,8 @@ def test_every_route_of_the_server_is_in_the_doc_with_the_roles_it_enforces(acco
     app = create_app(project)
     seen = set()
     with TestClient(app, follow_redirects=False) as client:
-        for method, path, route, included in app_routes(app):
+        for (method, path), route, included in listed_routes(app, documented, seen):
             key = (method, path)
-            seen.add(key)
-            assert key in documented, f"{method} {path} is missing from {DOC.name}"
             if is_public(route, included, guards):
                 assert documented[key] == ({"anyone"}, {"none"}), key
                 continue
@@ -174,10 +181,8 @@ def test_the_standalone_ml_backend_is_in_the_doc(accounts) -> None:
     app = create_ml_backend_app(project, ("ls", "secret"))
     seen = set()
     with TestClient(app, follow_redirects=False) as client:
-        for method, path, route, _ in app_routes(app):
-            key = (method, path)
-            seen.add(key)
-            assert key in documented, f"{method} {path} is missing from {DOC.name}"
+        for key, route, _ in listed_routes(app, documented, seen):
+            method, path = key
             anyone = not refused(call(client, method, path, route))
             basic = not refused(
                 call(client, method, path, route, headers={"Authorization": ("Basic bHM6c2VjcmV0")})
