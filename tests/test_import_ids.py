@@ -104,7 +104,7 @@ def test_an_empty_id_is_an_error_that_says_where_ids_come_from(make_project, tmp
     project = make_project()
     path = tmp_path / "gap.csv"
     path.write_text("id,text\na,one\n,two\n", encoding="utf-8")
-    with pytest.raises(InputError, match="the id is empty.*'id' column.*--hash-ids"):
+    with pytest.raises(InputError, match=r"the id is empty.*'id' column.*--hash-ids"):
         project.import_file(path)
 
 
