@@ -1436,8 +1436,13 @@ def plot_files(project: Project) -> list[str]:
 
 
 def dashboard(project: Project) -> dict[str, Any]:
-    """Progress, review rate, auto-accepted accuracy, agreement, per-annotator work, plots."""
+    """Progress, review rate, auto-accepted accuracy, agreement, per-annotator work, plots
+    (the calibration plots redrawn when they do not show the calibration in force)."""
+    from .workflows.calibrate import current_plots
+    from .workflows.learn import predictor_title
+
     stats = project.stats()
+    calibration_plots = current_plots(project)
     with project.store.session() as session:
         queues = _queue_counts(session, project)
         annotators = _annotator_rows(session, project)
@@ -1456,4 +1461,6 @@ def dashboard(project: Project) -> dict[str, Any]:
         "auto_accepted_accuracy": accuracy,
         "agreement": agreement,
         "plots": plot_files(project),
+        "calibration_plots": calibration_plots,
+        "predictor": predictor_title(stats.get("active_predictor")),
     }
