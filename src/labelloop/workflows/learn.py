@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 STUDENT, ENSEMBLE = "student", "ensemble"
 DERIVED = (STUDENT, ENSEMBLE)
+MIN_LABELS = 20
+EPS = 1e-6
 
 
 def predictor_title(active: dict[str, str] | None) -> str:
@@ -40,10 +42,6 @@ def predictor_title(active: dict[str, str] | None) -> str:
     if model == STUDENT:
         return "the student"
     return f"LLM {model}"
-
-
-MIN_LABELS = 20
-EPS = 1e-6
 
 
 @dataclass
