@@ -143,3 +143,13 @@ def test_dataframes_and_the_cli_summary(make_project, tmp_path, cli, capsys):
     assert cli("import", path, "--project", project.path, "--hash-ids", "--json") == 0
     result = json.loads(capsys.readouterr().out)
     assert result["id_col"] is None and result["added"] == 1
+
+
+def test_of_two_rows_with_one_text_the_row_imported_before_takes_the_item(make_project, tmp_path):
+    project = make_project()
+    path = tmp_path / "twins.csv"
+    path.write_text("id,text\nb,same text\na,same text\n", encoding="utf-8")
+    assert project.import_file(path, hash_ids=True).added == 1  # one text, kept with id b
+    result = project.import_file(path)
+    assert (result.added, result.ids_adopted) == (1, 1)
+    assert set(uids(project)) == {"a", "b"}

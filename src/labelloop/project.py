@@ -420,7 +420,7 @@ class Project:
             records, source=source, mapping=mapping, labels=self.labels, split=split
         )
         with self.store.session() as session:
-            existing = self._existing(session, prepared.items)
+            existing = self._existing(session, {item.uid for item in prepared.items})
             adopted = self._adopt_file_ids(session, prepared, existing)
             new_rows, upgrades, unchanged = [], [], 0
             for item in prepared.items:
@@ -484,10 +484,9 @@ class Project:
         }
 
     def _existing(
-        self, session: Session, items: Sequence[NewItem], *columns: Any
+        self, session: Session, wanted: set[str], *columns: Any
     ) -> dict[str, tuple[Any, ...]]:
-        """uid → (id, text hash, split, *columns) for the uids of `items` that already exist."""
-        wanted = {item.uid for item in items}
+        """uid → (id, text hash, split, *columns) for the `wanted` uids that already exist."""
         found: dict[str, tuple[Any, ...]] = {}
         if not wanted:
             return found
@@ -515,20 +514,21 @@ class Project:
         (same text, same id in `meta`) and renames them, so that the import adds nothing and
         exports show the file's ids. `existing` learns the new names.
         """
-        if prepared.id_col is None:
+        if prepared.id_col is None or len(existing) == len(prepared.items):
             return 0
-        missing = [item for item in prepared.items if item.uid not in existing]
-        by_hash = {hash_id(item.text_hash): item for item in missing}
-        if not by_hash:
-            return 0
-        hashed = [NewItem(uid, "", "", 0) for uid in by_hash]
+        if session.scalar(select(Item.id).where(Item.project_id == self.id).limit(1)) is None:
+            return 0  # a first import: nothing to adopt
+        by_hash: dict[str, dict[str, NewItem]] = {}  # rows of one text: by their ids
+        for item in prepared.items:
+            if item.uid not in existing:
+                by_hash.setdefault(hash_id(item.text_hash), {})[item.uid] = item
         adopted = 0
         for old_uid, (item_id, digest, split, meta) in self._existing(
-            session, hashed, Item.meta
+            session, set(by_hash), Item.meta
         ).items():
-            item = by_hash[old_uid]
             kept = (meta or {}).get(prepared.id_col)
-            if digest != item.text_hash or kept is None or str(kept).strip() != item.uid:
+            item = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
+            if item is None or digest != item.text_hash:
                 continue
             session.execute(update(Item).where(Item.id == item_id).values(uid=item.uid))
             existing[item.uid] = (item_id, digest, split)
