@@ -28,7 +28,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from . import routing
-from .data.importer import Mapping, NewItem, prepare_items
+from .data.importer import (
+    Mapping,
+    NewItem,
+    Prepared,
+    canonical_labels,
+    hash_id,
+    match_label,
+    prepare_items,
+)
 from .data.readers import read_file, records_from_data
 from .errors import InputError
 from .review import accounts, answers, overview, queues
@@ -65,8 +73,10 @@ class ImportResult:
     updated: int
     unchanged: int
     duplicates_in_file: int
+    id_col: str | None = None  # the column the ids came from; None: content hashes
+    ids_adopted: int = 0  # items imported before with content-hash ids that now have the file's
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -222,11 +232,15 @@ class Project:
         id_col: str | None = None,
         split: str = POOL,
         fmt: str | None = None,
+        hash_ids: bool = False,
     ) -> ImportResult:
-        """Import a CSV, TSV, JSONL, JSON or Parquet file in one transaction."""
-        return self._add_records(
-            read_file(file, fmt), str(file), Mapping(text_col, label_col, id_col), split
-        )
+        """Import a CSV, TSV, JSONL, JSON or Parquet file in one transaction.
+
+        Item ids come from `id_col`, else from the file's `id` column when it has one, else (or
+        with `hash_ids`) from a hash of the text.
+        """
+        mapping = Mapping(text_col, label_col, id_col, hash_ids=hash_ids)
+        return self._add_records(read_file(file, fmt), str(file), mapping, split)
 
     def add_items(
         self,
@@ -236,10 +250,13 @@ class Project:
         label_col: str | None = None,
         id_col: str | None = None,
         split: str = POOL,
+        hash_ids: bool = False,
     ) -> ImportResult:
-        """Add items from a pandas/polars DataFrame, a list of dicts or a list of strings."""
+        """Add items from a pandas/polars DataFrame, a list of dicts or a list of strings (ids
+        as in `import_file`)."""
         source, records = records_from_data(data)
-        return self._add_records(records, source, Mapping(text_col, label_col, id_col), split)
+        mapping = Mapping(text_col, label_col, id_col, hash_ids=hash_ids)
+        return self._add_records(records, source, mapping, split)
 
     def _add_records(
         self, records: Iterable[tuple[int, dict]], source: str, mapping: Mapping, split: str
@@ -250,14 +267,15 @@ class Project:
             records, source=source, mapping=mapping, labels=self.labels, split=split
         )
         with self.store.session() as session:
-            existing = self._existing(session, prepared.items)
+            existing = self._existing(session, {item.uid for item in prepared.items})
+            adopted = self._adopt_file_ids(session, prepared, existing)
             new_rows, upgrades, unchanged = [], [], 0
             for item in prepared.items:
                 known = existing.get(item.uid)
                 if known is None:
                     new_rows.append(self._row_for(item, split))
                     continue
-                item_id, digest, known_split = known
+                item_id, digest, known_split = known[:3]
                 if digest != item.text_hash:
                     raise InputError(
                         f"id {item.uid!r} already exists in the project with a different text",
@@ -292,6 +310,8 @@ class Project:
             updated=len(upgrades),
             unchanged=unchanged,
             duplicates_in_file=prepared.duplicates_in_file,
+            id_col=prepared.id_col,
+            ids_adopted=adopted,
         )
 
     def _row_for(self, item: NewItem, split: str) -> dict[str, Any]:
@@ -311,26 +331,56 @@ class Project:
         }
 
     def _existing(
-        self, session: Session, items: Sequence[NewItem]
-    ) -> dict[str, tuple[int, str, str]]:
-        """uid → (id, text hash, split) for the uids about to be imported that already exist."""
-        wanted = {item.uid for item in items}
-        found: dict[str, tuple[int, str, str]] = {}
+        self, session: Session, wanted: set[str], *columns: Any
+    ) -> dict[str, tuple[Any, ...]]:
+        """uid → (id, text hash, split, *columns) for the `wanted` uids that already exist."""
+        found: dict[str, tuple[Any, ...]] = {}
         if not wanted:
             return found
         total = session.scalar(select(func.count()).where(Item.project_id == self.id)) or 0
-        query = select(Item.uid, Item.id, Item.text_hash, Item.split).where(
+        query = select(Item.uid, Item.id, Item.text_hash, Item.split, *columns).where(
             Item.project_id == self.id
         )
         if total <= 4 * len(wanted):
             rows = session.execute(query)
-            return {uid: (i, h, s) for uid, i, h, s in rows if uid in wanted}
+            return {uid: tuple(rest) for uid, *rest in rows if uid in wanted}
         uids = sorted(wanted)
         for start in range(0, len(uids), 5_000):
             chunk = uids[start : start + 5_000]
-            for uid, i, h, s in session.execute(query.where(Item.uid.in_(chunk))):
-                found[uid] = (i, h, s)
+            for uid, *rest in session.execute(query.where(Item.uid.in_(chunk))):
+                found[uid] = tuple(rest)
         return found
+
+    def _adopt_file_ids(
+        self, session: Session, prepared: Prepared, existing: dict[str, tuple[Any, ...]]
+    ) -> int:
+        """Give the file's ids to items imported from it before with content-hash ids.
+
+        Before files' own ids were the items' ids, a row imported without `--id-col` got the
+        hash of its text as id and its id in `meta`. Re-importing such a file finds those items
+        (same text, same id in `meta`) and renames them, so that the import adds nothing and
+        exports show the file's ids. `existing` learns the new names.
+        """
+        if prepared.id_col is None or len(existing) == len(prepared.items):
+            return 0
+        if session.scalar(select(Item.id).where(Item.project_id == self.id).limit(1)) is None:
+            return 0  # a first import: nothing to adopt
+        by_hash: dict[str, dict[str, NewItem]] = {}  # rows of one text: by their ids
+        for item in prepared.items:
+            if item.uid not in existing:
+                by_hash.setdefault(hash_id(item.text_hash), {})[item.uid] = item
+        adopted = 0
+        for old_uid, (item_id, digest, split, meta) in self._existing(
+            session, set(by_hash), Item.meta
+        ).items():
+            kept = (meta or {}).get(prepared.id_col)
+            item = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
+            if item is None or digest != item.text_hash:
+                continue
+            session.execute(update(Item).where(Item.id == item_id).values(uid=item.uid))
+            existing[item.uid] = (item_id, digest, split)
+            adopted += 1
+        return adopted
 
     # ----------------------------------------------------------------- predictions
     def active_predictor(self) -> tuple[str, str] | None:
@@ -775,8 +825,15 @@ class Project:
         return queues.next_item(self, annotator_id, exclude=exclude)
 
     def dashboard(self) -> dict[str, Any]:
-        """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-        return overview.dashboard(self)
+        """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
+        the calibration plots (redrawn first when they do not show the calibration in force)."""
+        from .workflows.calibrate import current_plots
+        from .workflows.learn import predictor_title
+
+        board = overview.dashboard(self)
+        board["calibration_plots"] = current_plots(self)
+        board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
+        return board
 
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..engines import engine_for
@@ -65,8 +66,15 @@ def import_(
         str | None, typer.Option(help="Column holding labels (required for --split gold).")
     ] = None,
     id_col: Annotated[
-        str | None, typer.Option(help="Column holding stable ids (default: a content hash).")
+        str | None,
+        typer.Option(help="Column holding the items' ids (default: 'id' when the file has one)."),
     ] = None,
+    hash_ids: Annotated[
+        bool,
+        typer.Option(
+            "--hash-ids", help="Ids from a hash of each text, even when the file has ids."
+        ),
+    ] = False,
     split: Annotated[
         str, typer.Option(help="pool: to be labeled; gold: trusted labels for calibration.")
     ] = "pool",
@@ -102,16 +110,30 @@ def import_(
         return
     with open_project(project, db) as proj:
         result = proj.import_file(
-            file, text_col=text_col, label_col=label_col, id_col=id_col, split=split, fmt=fmt
+            file,
+            text_col=text_col,
+            label_col=label_col,
+            id_col=id_col,
+            split=split,
+            fmt=fmt,
+            hash_ids=hash_ids,
         ).to_dict()
-    emit(
-        result,
-        as_json,
-        lambda r: out.print(
-            f"{r['added']} items added ({split}), "
-            f"{r['unchanged']} already present, {r['updated']} moved to gold, "
-            f"{r['duplicates_in_file']} duplicate rows in the file."
-        ),
+    emit(result, as_json, lambda r: out.print(_import_summary(r, split)))
+
+
+def _import_summary(result: dict, split: str) -> str:
+    ids = (
+        f"ids from column {escape(repr(result['id_col']))}"
+        if result["id_col"] is not None
+        else "ids are hashes of the texts"
+    )
+    adopted = result["ids_adopted"]
+    return (
+        f"{result['added']} items added ({split}), "
+        f"{result['unchanged']} already present, {result['updated']} moved to gold, "
+        f"{result['duplicates_in_file']} duplicate rows in the file; {ids}"
+        + (f" ({adopted} items imported before took the file's ids)" if adopted else "")
+        + "."
     )
 
 

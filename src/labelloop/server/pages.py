@@ -138,7 +138,7 @@ def review_page(request: Request, who: PageUser) -> Response:
 def dashboard_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
-    return _page(request, "dashboard.html", who, board=review.dashboard(project))
+    return _page(request, "dashboard.html", who, board=project.dashboard())
 
 
 @router.get("/plots/{name}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +34,14 @@ SUMMARY_KEYS = (
     "review_rate",
 )
 APPLY_BATCH = 20_000
+#: The calibration plots, and the file beside them that says which calibration they show.
+PLOTS = {
+    "reliability": "reliability.png",
+    "accuracy_coverage": "accuracy_coverage.png",
+    "review_rate": "review_rate.png",
+}
+PLOTS_RECORD = "calibration-plots.json"
+_drawing = threading.Lock()  # pyplot keeps global state: one drawing at a time per process
 
 
 def score_matrix(
@@ -77,6 +89,14 @@ def _gold_rows(project: Project, model: str, version: str) -> list[Any]:
 MATRIX_METHODS = (TemperatureScaling.method, VectorScaling.method)
 
 
+def _gold_scores(rows: list[Any], labels: list[str]) -> tuple[np.ndarray, list, list]:
+    """(scores, predicted labels, gold labels) of gold rows: per-label probabilities when every
+    row has them, else the confidences."""
+    matrix = score_matrix([(r.label, r.probs, r.confidence) for r in rows], labels)
+    scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
+    return scores, [r.label for r in rows], [r.gold_label for r in rows]
+
+
 def calibrate(
     project: Project,
     *,
@@ -113,16 +133,13 @@ def calibrate(
             f"found {len(rows)}. Import gold items with `labelloop import FILE --split gold` "
             "and run `labelloop prelabel` again"
         )
-    triples = [(r.label, r.probs, r.confidence) for r in rows]
-    matrix = score_matrix(triples, labels)
+    scores, predicted, gold = _gold_scores(rows, labels)
+    matrix = scores if scores.ndim == 2 else None
     if matrix is None and method in MATRIX_METHODS:
         raise InputError(
             f"{method} scaling needs per-label probabilities, which the active predictor does "
             "not give; use platt, isotonic or histogram"
         )
-    scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
-    predicted = [r.label for r in rows]
-    gold = [r.gold_label for r in rows]
     calibrator, report = calibrate_report(
         scores,
         predicted,
@@ -146,19 +163,20 @@ def calibrate(
             )
             .values(active=False)
         )
-        session.add(
-            Calibration(
-                project_id=project.id,
-                model=model,
-                prompt_version=version,
-                method=report["method"],
-                calibrator={**state, "scores": scores_kind},
-                threshold=float(report["threshold"]),
-                label_thresholds=report.get("per_label_thresholds") if per_label else None,
-                report=report,
-                active=True,
-            )
+        stored = Calibration(
+            project_id=project.id,
+            model=model,
+            prompt_version=version,
+            method=report["method"],
+            calibrator={**state, "scores": scores_kind},
+            threshold=float(report["threshold"]),
+            label_thresholds=report.get("per_label_thresholds") if per_label else None,
+            report=report,
+            active=True,
         )
+        session.add(stored)
+        session.flush()
+        session.expunge(stored)
     applied = apply_calibration(project, model, version)
     project.update_settings(
         threshold=float(report["threshold"]),
@@ -173,7 +191,7 @@ def calibrate(
         },
     )
     if plots_dir is not None:
-        report["plots"] = _plots(Path(plots_dir), scores, predicted, gold, labels, report)
+        report["plots"] = _draw(Path(plots_dir), stored, scores, predicted, gold, labels)
     return {
         "model": model,
         "prompt_version": version,
@@ -277,37 +295,92 @@ def _calibrated(
     return out
 
 
-def _plots(
+def _draw(
     folder: Path,
+    calibration: Calibration,
     scores: np.ndarray,
     predicted: list,
     gold: list,
     labels: list[str],
-    report: dict[str, Any],
 ) -> dict[str, str]:
-    """Reliability diagram, accuracy–coverage curve and review rate against threshold.
+    """Reliability diagram, accuracy–coverage curve and review rate against threshold of a
+    calibration, and the record of which calibration they show (`PLOTS_RECORD`).
 
     "After" uses out-of-fold calibrated confidences: no item is judged by a calibrator that
-    was fitted on it.
+    was fitted on it. Each file is drawn beside its final name and renamed, so that a page
+    never shows a half-written plot.
     """
     folder.mkdir(parents=True, exist_ok=True)
     correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)], float)
     before = scores.max(axis=1) if scores.ndim == 2 else scores
     target = np.array([labels.index(g) for g in gold]) if scores.ndim == 2 else correct
-    fit = cross_fit(scores, target, report["method"])
+    fit = cross_fit(scores, target, calibration.method)
     after, after_correct = fit["confidence"], fit["correct"]
-    return {
-        "reliability": str(
-            plots.plot_reliability(
-                correct, before, after, folder / "reliability.png", correct_after=after_correct
-            )
+    draw = {
+        "reliability": lambda out: plots.plot_reliability(
+            correct, before, after, out, correct_after=after_correct
         ),
-        "accuracy_coverage": str(
-            plots.plot_accuracy_coverage(after, after_correct, folder / "accuracy_coverage.png")
-        ),
-        "review_rate": str(
-            plots.plot_review_rate(
-                after, after_correct, folder / "review_rate.png", threshold=report["threshold"]
-            )
+        "accuracy_coverage": lambda out: plots.plot_accuracy_coverage(after, after_correct, out),
+        "review_rate": lambda out: plots.plot_review_rate(
+            after, after_correct, out, threshold=calibration.threshold
         ),
     }
+    with _drawing:
+        for kind, name in PLOTS.items():
+            partial = folder / f".{name}.partial"
+            draw[kind](partial)
+            os.replace(partial, folder / name)
+        created = calibration.created_at
+        record = {
+            "calibration_id": calibration.id,
+            "calibrated_at": (created if created.tzinfo else created.replace(tzinfo=UTC)).isoformat(
+                timespec="seconds"
+            ),
+            "model": calibration.model,
+            "prompt_version": calibration.prompt_version,
+            "method": calibration.method,
+            "threshold": calibration.threshold,
+            "n_gold": len(gold),
+            "files": dict(PLOTS),
+        }
+        partial = folder / f".{PLOTS_RECORD}.partial"
+        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, folder / PLOTS_RECORD)
+    return {kind: str(folder / name) for kind, name in PLOTS.items()}
+
+
+def plots_record(folder: Path) -> dict[str, Any] | None:
+    """Which calibration the plots in `folder` show (None: no calibration plots there)."""
+    try:
+        record = json.loads((folder / PLOTS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all((folder / n).is_file() for n in PLOTS.values()):
+        return None
+    return record
+
+
+def current_plots(project: Project, folder: Path | None = None) -> dict[str, Any] | None:
+    """The record of the calibration plots in `folder` (default: the project's `plots/`),
+    redrawn first when they do not show the calibration that routing uses now; `current` says
+    whether they do.
+
+    Calibration changes without anyone asking for plots (`learn`, retraining in the server);
+    whoever looks at the plots gets those of the calibration in force. When that cannot be
+    drawn (no calibration for the routing predictor, too few gold items left), the plots there
+    stay, and their record says whose they are.
+    """
+    folder = folder or Path(project.path) / "plots"
+    record = plots_record(folder)
+    active = project.active_predictor()
+    calibration = active_calibration(project, *active) if active else None
+    if calibration is not None and not (record and record["calibration_id"] == calibration.id):
+        rows = _gold_rows(project, calibration.model, calibration.prompt_version)
+        if len(rows) >= MIN_GOLD:
+            scores, predicted, gold = _gold_scores(rows, project.labels)
+            _draw(folder, calibration, scores, predicted, gold, project.labels)
+            record = plots_record(folder)
+    if record is None:
+        return None
+    current = calibration is not None and record.get("calibration_id") == calibration.id
+    return {**record, "current": current}

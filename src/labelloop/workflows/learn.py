@@ -34,6 +34,18 @@ MIN_LABELS = 20
 EPS = 1e-6
 
 
+def predictor_title(active: dict[str, str] | None) -> str:
+    """Whose labels routing uses, in words: the stack, the student or an LLM by name."""
+    if not active:
+        return "no predictions yet"
+    model = active.get("model")
+    if model == ENSEMBLE:
+        return "the stack (LLMs + student)"
+    if model == STUDENT:
+        return "the student"
+    return f"LLM {model}"
+
+
 @dataclass
 class Pool:
     """Every item of the project, with trusted labels where they exist."""
