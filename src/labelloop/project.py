@@ -463,6 +463,7 @@ class Project:
                         "label": result.label,
                         "probs": result.probs,
                         "confidence": result.confidence,
+                        "reported_confidence": getattr(result, "reported_confidence", None),
                         "calibrated_confidence": None,
                         "calibrated_label": None,
                         "reasoning": result.reasoning,
@@ -636,11 +637,46 @@ class Project:
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
         counts = self._state_counts()
+        self_reported = self._self_reported_routing()
         return {
             "threshold": threshold,
             "label_thresholds": label_thresholds or None,
             **counts,
             "audit_queued": audited,
+            **self_reported,
+        }
+
+    def _self_reported_routing(self) -> dict[str, Any]:
+        """Routed items whose confidence is a number the model wrote, not calibrated: they are
+        counted and named in a warning, because such a number can say anything (an item can even
+        dictate it)."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(Item.state, func.count())
+                .join(Prediction, Prediction.id == Item.prediction_id)
+                .where(
+                    Item.project_id == self.id,
+                    Item.state.in_((AUTO_ACCEPTED, IN_REVIEW)),
+                    Item.calibrated_confidence.is_(None),
+                    Prediction.reported_confidence.is_not(None),
+                )
+                .group_by(Item.state)
+            ).all()
+        counts = {state: n for state, n in rows}
+        total = sum(counts.values())
+        warnings = []
+        if total:
+            warnings.append(
+                f"{total} items were routed on confidences the model wrote itself "
+                f"({counts.get(AUTO_ACCEPTED, 0)} auto-accepted): the endpoint gave no "
+                "log-probabilities and no calibration has been fitted, so these numbers are "
+                "uncalibrated. Run `labelloop calibrate` on gold items, or use an endpoint that "
+                "returns logprobs."
+            )
+        return {
+            "self_reported_confidences": total,
+            "self_reported_auto_accepted": counts.get(AUTO_ACCEPTED, 0),
+            "warnings": warnings,
         }
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:

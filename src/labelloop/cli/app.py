@@ -19,6 +19,7 @@ from .common import (
     ProjectDir,
     RayAddress,
     emit,
+    err,
     open_project,
     out,
     percent,
@@ -154,6 +155,8 @@ def route(
     """Auto-accept confident predictions; send the rest to the review queue."""
     with open_project(project, db) as proj:
         result = proj.route(threshold, audit_rate=audit_rate)
+    for warning in result.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     emit(
         result,
         as_json,

@@ -72,6 +72,9 @@ class LabelResult:
     votes: dict[str, int] | None = None  # self-consistency or committee votes
     members: list[LabelResult] | None = None  # committee members' own results
     label_logprobs: dict[str, float] | None = None  # uncalibrated log-probabilities, if scored
+    # The number the model wrote, kept only where the endpoint gave no usable probabilities
+    # (``confidence`` is then that same self-reported number, which routing must not trust).
+    reported_confidence: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -111,6 +111,9 @@ class Prediction(Base):
     label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     probs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set only when `confidence` is the number the model wrote (the endpoint gave no
+    # probabilities): such a confidence is not to be trusted before calibration.
+    reported_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     calibrated_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The label the calibrated distribution puts first where it is not the labeler's own
     # (vector scaling's biases can move it); null otherwise.

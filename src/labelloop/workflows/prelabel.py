@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from itertools import chain, zip_longest
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
     from ..project import Project
 
 Progress = Callable[[int, int], None]
-FLUSH_EVERY = 64
-FLUSH_SECONDS = 2.0
 EXAMPLES_PER_LABEL = 2
 
 
@@ -128,6 +128,66 @@ def save_batch(project: Project, model: str, version: str, results: list[tuple[i
     return added
 
 
+class AnswerWriter:
+    """Stores answers as they arrive, on a thread of its own (a group commit).
+
+    An answer from an endpoint has been paid for: it is written at once, together with every
+    answer that arrived while the previous write was running, and writes start at most every
+    `interval` seconds. Under load the batches grow, so the store keeps up with any request rate
+    in at most 1/interval transactions a second; when answers trickle in, each is written as
+    it comes. After a crash only the answers still in flight (or received in the last
+    `interval`) are asked again.
+    """
+
+    _STOP = object()
+
+    def __init__(
+        self, save: Callable[[list[tuple[int, Any]]], Any], interval: float = 0.05
+    ) -> None:
+        self._save, self._interval = save, interval
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._unsaved: list[tuple[int, Any]] = []
+        self._thread = threading.Thread(target=self._run, name="labelloop-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, item_id: int, result: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((item_id, result))
+
+    def close(self) -> None:
+        """Write what is left and stop; re-raises a failed write after one last attempt."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self._error is not None:
+            self._save(self._unsaved + self._take([])[0])  # the store may be back
+            raise self._error
+
+    def _take(self, entries: list[Any]) -> tuple[list[tuple[int, Any]], bool]:
+        """`entries` and every answer waiting after them; and whether to stop."""
+        while True:
+            try:
+                entries.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        batch = [entry for entry in entries if entry is not self._STOP]
+        return batch, len(batch) < len(entries)
+
+    def _run(self) -> None:
+        stopping, started = False, -self._interval
+        while not stopping:
+            first = self._queue.get()
+            time.sleep(max(0.0, started + self._interval - time.monotonic()))
+            started = time.monotonic()
+            batch, stopping = self._take([first])
+            try:
+                self._save(batch)
+            except BaseException as exc:  # kept, and raised in the caller's thread
+                self._error, self._unsaved = exc, batch
+                return
+
+
 def prelabel(
     project: Project,
     labeler: Labeler,
@@ -139,8 +199,8 @@ def prelabel(
     """Label every item that lacks a prediction from this labeler and prompt.
 
     Gold items come first (calibration needs them) and do not count toward `limit`. Items that
-    already carry a human label are not sent. Results are saved every few dozen items. This
-    runs here; `labelloop.engines.ray_engine.RayEngine` runs the same on a Ray cluster.
+    already carry a human label are not sent. Results are saved as they arrive. This runs
+    here; `labelloop.engines.ray_engine.RayEngine` runs the same on a Ray cluster.
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
@@ -153,31 +213,21 @@ def prelabel(
     ids = [row.id for row in todo]
     texts = [row.text for row in todo]
     tally = Tally()
-    buffer: list[tuple[int, Any]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        save_batch(project, model, version, buffer)
-        buffer.clear()
-        last_flush = time.monotonic()
-
+    writer = AnswerWriter(lambda batch: save_batch(project, model, version, batch))
     if progress:
         progress(0, len(todo))
     stream = labeler.label_stream(texts, task)
     try:
         for index, result in stream:
-            buffer.append((ids[index], result))
+            writer.put(ids[index], result)
             tally.add(result)
-            if len(buffer) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
-                flush()
             if progress:
                 progress(tally.seen, len(todo))
     finally:
         close = getattr(stream, "close", None)
         if close:
             close()
-        flush()
+        writer.close()
     return {
         "model": model,
         "prompt_version": version,
