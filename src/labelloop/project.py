@@ -32,9 +32,7 @@ from .data.importer import (
     Mapping,
     NewItem,
     Prepared,
-    canonical_labels,
     hash_id,
-    match_label,
     prepare_items,
 )
 from .data.readers import read_file, records_from_data
