@@ -73,7 +73,7 @@ def test_plots_of_another_predictor_say_so(make_project, monkeypatch):
 
 def test_gold_accuracy_names_the_routing_predictor(make_project, monkeypatch):
     project = overconfident_project(make_project)
-    assert "accuracy on gold: <span class=\"predictor\">LLM m</span>" in dashboard_html(
+    assert 'accuracy on gold: <span class="predictor">LLM m</span>' in dashboard_html(
         project, monkeypatch
     )
     project.update_settings(active_predictor={"model": "ensemble", "prompt_version": "x"})
