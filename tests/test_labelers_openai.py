@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from labelloop.errors import InputError
 from labelloop.labelers import LabelTask, OpenAILabeler, get_labeler, llm_prelabel
 from labelloop.labelers.base import FENCE_END, FENCE_START
 from labelloop.labelers.openai import answer_format, estimate_cost
@@ -231,9 +232,9 @@ def test_llm_prelabel_is_seed_compatible(monkeypatch):
 def test_get_labeler_needs_an_endpoint_for_remote_models(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="base-url"):
+    with pytest.raises(InputError, match="base-url"):
         get_labeler("gpt-4o-mini")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="GGUF model file not found"):
         get_labeler(str(tmp_path / "missing.gguf"))
     labeler = get_labeler("gpt-4o-mini", base_url="http://127.0.0.1:1/v1", concurrency=3)
     assert labeler.model_id == "gpt-4o-mini" and labeler.concurrency == 3

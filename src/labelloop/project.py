@@ -103,13 +103,10 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
 
 
 def make_labeler(model: str, **options: Any) -> Any:
-    """A labeler by name, with configuration mistakes reported as bad input."""
+    """A labeler by name (a missing model file or endpoint is bad input)."""
     from .labelers import get_labeler
 
-    try:
-        return get_labeler(model, **options)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputError(str(exc)) from exc
+    return get_labeler(model, **options)
 
 
 class Project:
