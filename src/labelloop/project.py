@@ -20,8 +20,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
-    or_,
     select,
     update,
 )
@@ -56,6 +54,7 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
+from .store.routing import route_items
 from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
 from .workflows.engine import Engine, LocalEngine
 
@@ -558,75 +557,8 @@ class Project:
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
         label_thresholds = settings.get("label_thresholds") or {}
-        confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
-        open_items = and_(Item.project_id == self.id, Item.state != HUMAN_LABELED)
-        # A person said the suggestion is wrong: it is never accepted automatically again.
-        rejected = (
-            select(Annotation.id)
-            .where(
-                Annotation.item_id == Item.id,
-                Annotation.action == Action.REJECT,
-                Annotation.undone.is_(False),
-            )
-            .exists()
-        )
-        confident = and_(
-            Item.llm_label.is_not(None),
-            confidence.is_not(None),
-            self._threshold_condition(confidence, threshold, label_thresholds),
-            ~rejected,
-        )
         with self.store.session() as session:
-            session.execute(
-                update(Item)
-                .where(open_items, confident)
-                .values(
-                    state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source=LabelSource.LLM
-                )
-            )
-            session.execute(
-                update(Item)
-                .where(open_items, ~confident | Item.llm_label.is_(None) | confidence.is_(None))
-                .values(state=IN_REVIEW, final_label=None, final_source=None)
-            )
-            # Queue newly uncertain items; drop unanswered review tasks of now-confident ones.
-            queued = select(ReviewTask.id).where(
-                ReviewTask.item_id == Item.id, ReviewTask.queue == Queue.REVIEW
-            )
-            session.execute(
-                insert(ReviewTask).from_select(
-                    [
-                        "project_id",
-                        "item_id",
-                        "queue",
-                        "priority",
-                        "answers_needed",
-                        "answers",
-                        "done",
-                    ],
-                    select(
-                        Item.project_id,
-                        Item.id,
-                        literal(Queue.REVIEW.value),
-                        func.coalesce(confidence, 0.0),
-                        literal(1),
-                        literal(0),
-                        literal(False),
-                    ).where(Item.project_id == self.id, Item.state == IN_REVIEW, ~queued.exists()),
-                )
-            )
-            session.execute(
-                delete(ReviewTask).where(
-                    ReviewTask.project_id == self.id,
-                    ReviewTask.queue == Queue.REVIEW,
-                    ReviewTask.answers == 0,
-                    ReviewTask.item_id.in_(
-                        select(Item.id).where(
-                            Item.project_id == self.id, Item.state == AUTO_ACCEPTED
-                        )
-                    ),
-                )
-            )
+            route_items(session, self.id, threshold, label_thresholds)
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
@@ -704,17 +636,6 @@ class Project:
             return None
         estimate = audit_estimate(list(first.values()), confidence_level)
         return {k: v for k, v in estimate.items() if not k.startswith("running_")}
-
-    @staticmethod
-    def _threshold_condition(confidence: Any, threshold: float, label_thresholds: dict) -> Any:
-        if not label_thresholds:
-            return confidence >= threshold
-        per_label = [
-            and_(Item.llm_label == label, confidence >= float(value))
-            for label, value in label_thresholds.items()
-        ]
-        other = and_(Item.llm_label.not_in(list(label_thresholds)), confidence >= threshold)
-        return or_(*per_label, other)
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:

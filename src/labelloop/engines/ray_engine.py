@@ -37,7 +37,7 @@ from ..active import get_embedder
 from ..labelers.base import Labeler, LabelResult, LabelTask
 from ..labelers.ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
 from ..store import HUMAN_LABELED, POOL, Embedding, Item
-from ..store.bulk import bulk_insert
+from ..store.embeddings import save_vectors
 from ..workflows.embed import is_corpus_fitted
 from ..workflows.prelabel import Tally, count_items, pending_queries, save_batch, start_run
 
@@ -176,10 +176,12 @@ class LabelWorker(_Worker):
         for index, result in self.labeler.label_stream(texts, self.task):
             results[index] = result
         payload = np.empty(len(texts), dtype=object)
-        for i, result in enumerate(results):
-            if result is None:  # a backend that skipped an item must not lose it silently
-                result = LabelResult(None, None, None, error="the labeler returned no result")
-            payload[i] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        missing = LabelResult(None, None, None, error="the labeler returned no result")
+        for i, got in enumerate(results):
+            # A backend that skipped an item must not lose it silently.
+            payload[i] = pickle.dumps(
+                missing if got is None else got, protocol=pickle.HIGHEST_PROTOCOL
+            )
         self._done_batch()
         return {"id": batch["id"], "result": payload}
 
@@ -264,7 +266,10 @@ class _Run:
         self.runtime_env = runtime_env
         self.name = f"run-{run_id or uuid.uuid4().hex[:12]}"
         actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Coordinator)
-        self.coordinator = actor.options(name=self.name, namespace=NAMESPACE).remote(rates, burst)
+        # An actor handle (Ray's stubs type the decorated class as the class itself).
+        self.coordinator: Any = actor.options(name=self.name, namespace=NAMESPACE).remote(
+            rates, burst
+        )
 
     def map(
         self, tables: list[pa.Table], worker: type, kwargs: dict[str, Any]
@@ -442,26 +447,6 @@ def prelabel_ray(
 
 
 # ------------------------------------------------------------------------------- embeddings
-def _save_embeddings(project: Project, model: str, ids: np.ndarray, vectors: np.ndarray) -> int:
-    """Insert vectors of items that have none under `model` yet; returns how many were new."""
-    wanted = [int(i) for i in ids]
-    with project.store.session() as session:
-        known = set(
-            session.scalars(
-                select(Embedding.item_id).where(
-                    Embedding.item_id.in_(wanted), Embedding.model == model
-                )
-            )
-        )
-        rows = [
-            {"project_id": project.id, "item_id": item_id, "model": model, "vector": v.tobytes()}
-            for item_id, v in zip(wanted, np.asarray(vectors, np.float32), strict=True)
-            if item_id not in known
-        ]
-        bulk_insert(session, Embedding.__table__, rows)
-    return len(rows)
-
-
 def embed_items(
     project: Project,
     embedder_factory: Callable[[], Any],
@@ -511,7 +496,9 @@ def embed_items(
             for group in windows(read_pages(project, [pending]), window):
                 kwargs = {"factory": embedder_factory, "method": "embed"}
                 for out in run.map(group, ArrayWorker, kwargs):
-                    added += _save_embeddings(project, model_id, out["id"], out["value"])
+                    added += save_vectors(
+                        project.store, project.id, model_id, out["id"], out["value"]
+                    )
                     if progress:
                         progress(added, todo)
 
@@ -586,6 +573,7 @@ def score_pool(
     (scores change every round); `item_ids` restricts the items (default: every pool item
     without a human label).
     """
+    query: Select[Any, Any]
     if embedding_model is None:
         key, column = Item.id, "text"
         query = select(Item.id, Item.text).where(Item.project_id == project.id)

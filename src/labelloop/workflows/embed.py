@@ -6,17 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
 from ..active.embeddings import TfidfEmbedder
-from ..store import Embedding
-from ..store.bulk import bulk_insert
+from ..store.embeddings import save_vectors, stored_vectors
 
 if TYPE_CHECKING:
     from ..project import Project
 
 EMBED_BATCH = 512
-READ_CHUNK = 5_000
 
 
 def is_corpus_fitted(embedder: Any) -> bool:
@@ -35,16 +32,7 @@ def item_embeddings(
     if is_corpus_fitted(embedder):
         return embedder.fit(list(texts)).embed(list(texts))
     model = embedder.model_id
-    vectors: dict[int, np.ndarray] = {}
-    with project.store.session() as session:
-        for start in range(0, len(item_ids), READ_CHUNK):
-            chunk = list(item_ids[start : start + READ_CHUNK])
-            for item_id, blob in session.execute(
-                select(Embedding.item_id, Embedding.vector).where(
-                    Embedding.item_id.in_(chunk), Embedding.model == model
-                )
-            ):
-                vectors[item_id] = np.frombuffer(blob, dtype=np.float32)
+    vectors = stored_vectors(project.store, model, item_ids)
     missing = [i for i, item_id in enumerate(item_ids) if item_id not in vectors]
     done = len(item_ids) - len(missing)
     if progress:
@@ -52,19 +40,9 @@ def item_embeddings(
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
         embedded = np.asarray(embedder.embed([texts[i] for i in batch]), dtype=np.float32)
-        rows = []
-        for i, vector in zip(batch, embedded, strict=True):
-            vectors[item_ids[i]] = vector
-            rows.append(
-                {
-                    "project_id": project.id,
-                    "item_id": item_ids[i],
-                    "model": model,
-                    "vector": vector.tobytes(),
-                }
-            )
-        with project.store.session() as session:
-            bulk_insert(session, Embedding.__table__, rows)
+        batch_ids = [item_ids[i] for i in batch]
+        vectors.update(zip(batch_ids, embedded, strict=True))
+        save_vectors(project.store, project.id, model, batch_ids, embedded)
         done += len(batch)
         if progress:
             progress(done, len(item_ids))
