@@ -34,7 +34,9 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
     it predicts uniformly — so the loop can run from the very first label.
     """
 
-    def __init__(self, estimator: Any = None, classes: Sequence[Any] | None = None) -> None:
+    def __init__(
+        self, estimator: Any = None, classes: Sequence[Any] | np.ndarray | None = None
+    ) -> None:
         self.estimator = estimator
         self.classes = classes
 
@@ -78,7 +80,7 @@ class LogisticStudent(SklearnStudent):
 
     def __init__(
         self,
-        classes: Sequence[Any] | None = None,
+        classes: Sequence[Any] | np.ndarray | None = None,
         C: float = 1.0,
         class_weight: str | dict | None = None,
         max_iter: int = 1000,

@@ -26,9 +26,9 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
     Only items rated by at least two raters count. Student and ensemble are not raters: they
     are trained on the people's labels.
     """
-    ratings: dict[str, dict[int, str]] = {}
+    ratings: dict[str, dict[int, str | None]] = {}  # labels: NOT NULL by the queries
     with project.store.session() as session:
-        names = dict(
+        names: dict[int | None, str] = dict(
             session.execute(
                 select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
             ).all()

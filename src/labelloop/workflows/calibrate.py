@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,18 +98,13 @@ def _gold_scores(rows: list[Any], labels: list[str]) -> tuple[np.ndarray, list, 
     return scores, [r.label for r in rows], [r.gold_label for r in rows]
 
 
-def calibrate(
-    project: Project,
-    *,
-    method: str = "auto",
-    budget: float | None = None,
-    target_accuracy: float | None = None,
-    confidence_level: float | None = None,
-    per_label: bool = False,
-    plots_dir: str | Path | None = None,
-    random_state: int = 0,
-) -> dict[str, Any]:
-    """Calibrate the active predictor on gold items and set the routing threshold."""
+def check_options(
+    method: str,
+    budget: float | None,
+    target_accuracy: float | None,
+    confidence_level: float | None,
+) -> None:
+    """The caller's choices, checked before any work: the only bad input calibration has."""
     if budget is not None and target_accuracy is not None:
         raise InputError("give either --budget or --target-accuracy, not both")
     for name, value in (
@@ -121,6 +117,21 @@ def calibrate(
     if method != "auto" and method not in CALIBRATORS:
         choices = ", ".join(["auto", *sorted(CALIBRATORS)])
         raise InputError(f"unknown calibration method {method!r}; choose one of {choices}")
+
+
+def calibrate(
+    project: Project,
+    *,
+    method: str = "auto",
+    budget: float | None = None,
+    target_accuracy: float | None = None,
+    confidence_level: float | None = None,
+    per_label: bool = False,
+    plots_dir: str | Path | None = None,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Calibrate the active predictor on gold items and set the routing threshold."""
+    check_options(method, budget, target_accuracy, confidence_level)
     active = project.active_predictor()
     if active is None:
         raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
@@ -245,7 +256,7 @@ def apply_calibration(project: Project, model: str, version: str) -> int:
 
 
 def write_calibrated(
-    session: Session, rows: list[Any], labels: list[str], calibration: Calibration
+    session: Session, rows: Sequence[Any], labels: list[str], calibration: Calibration
 ) -> int:
     """Store the calibrated label and confidence of these prediction rows (id, label, probs,
     confidence); returns how many could be calibrated."""
@@ -267,7 +278,7 @@ def write_calibrated(
 
 
 def _calibrated(
-    batch: list[Any], labels: list[str], calibrator: Any, use_matrix: bool
+    batch: Sequence[Any], labels: list[str], calibrator: Any, use_matrix: bool
 ) -> list[tuple[str | None, float | None]]:
     """(label, confidence) after calibration per row; (None, None) where it cannot apply."""
     out: list[tuple[str | None, float | None]] = [(None, None)] * len(batch)
@@ -280,6 +291,7 @@ def _calibrated(
             out[i] = (batch[i].label, float(value))
         return out
     matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
+    groups: list[tuple[list[int], np.ndarray | None]]
     if matrix is not None:
         groups = [(usable, matrix)]
     else:  # some rows lack probabilities: calibrate row by row where possible

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -73,6 +73,15 @@ class _Labels:
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
         self.canonical = canonical_labels(labels)
+
+    @overload
+    def __call__(self, value: str, item: ItemIn, field: str) -> str: ...
+
+    @overload
+    def __call__(self, value: None, item: ItemIn, field: str) -> None: ...
+
+    @overload
+    def __call__(self, value: str | None, item: ItemIn, field: str) -> str | None: ...
 
     def __call__(self, value: str | None, item: ItemIn, field: str) -> str | None:
         if value is None:
@@ -571,7 +580,7 @@ def labelstudio_predictions(
     return results
 
 
-def _annotation_ids(project: Project, external_ids: Sequence[str]) -> list[int]:
+def _annotation_ids(project: Project, external_ids: Sequence[str | None]) -> list[int]:
     with project.store.session() as session:
         return list(
             session.scalars(

@@ -71,6 +71,18 @@ def _stop_set(ids: list[int]) -> np.ndarray:
     return np.argsort(keys)[:STOP_SET_SIZE]
 
 
+def _check_ready(chooser: Any, strategy: str, inputs: dict[str, Any], labeled: np.ndarray) -> None:
+    """InputError when the project lacks what the strategy needs (predictions, a committee...)
+    for this round; a cold start or a pool with nothing left to pick needs nothing."""
+    cold_start = not labeled.any() and chooser.cold_starts
+    missing = sorted(name for name in chooser.requires if inputs[name] is None)
+    if missing and not cold_start and (~labeled).any():
+        raise InputError(
+            f"strategy {strategy!r} cannot run yet: strategy {chooser.name!r} needs "
+            + ", ".join(missing)
+        )
+
+
 def select(
     project: Project,
     strategy: str,
@@ -126,13 +138,7 @@ def select(
     elif llm is not None:
         proba = llm  # before people have labeled two classes, the LLM is the only model
     inputs = {"proba": proba, "embeddings": X, "committee_probas": committee, "llm_proba": llm}
-    cold_start = not labeled.any() and chooser.cold_starts
-    missing = sorted(name for name in chooser.requires if inputs[name] is None)
-    if missing and not cold_start and (~labeled).any():
-        raise InputError(
-            f"strategy {strategy!r} cannot run yet: strategy {chooser.name!r} needs "
-            + ", ".join(missing)
-        )
+    _check_ready(chooser, strategy, inputs, labeled)
     picked = chooser.select(k, labeled_mask=labeled, random_state=random_state, **inputs)
     chosen = [pool.ids[i] for i in picked]
     stopping, stop_set_predictions = _stopping(
