@@ -96,10 +96,8 @@ def import_(
     from ..data.formats import IMPORTERS
 
     if fmt is not None and fmt.lower() in IMPORTERS:
-        from ..workflows.exchange import import_project
-
         with open_project(project, db) as proj:
-            result = import_project(proj, file, fmt)
+            result = proj.import_from(file, fmt)
         emit(
             result,
             as_json,
@@ -338,10 +336,8 @@ def export(
     as_json: JsonOut = False,
 ) -> None:
     """Write every item with its final label and provenance."""
-    from ..workflows.exchange import export_project
-
     with open_project(project, db) as proj:
-        count = export_project(proj, out_path, fmt, include=include)["rows"]
+        count = proj.export(out_path, fmt, include=include)["rows"]
     emit(
         {"rows": count, "out": str(out_path), "format": fmt},
         as_json,
