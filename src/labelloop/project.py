@@ -368,11 +368,11 @@ class Project:
             session, set(by_hash), Item.meta
         ).items():
             kept = (meta or {}).get(prepared.id_col)
-            item = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
-            if item is None or digest != item.text_hash:
+            named = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
+            if named is None or digest != named.text_hash:
                 continue
-            session.execute(update(Item).where(Item.id == item_id).values(uid=item.uid))
-            existing[item.uid] = (item_id, digest, split)
+            session.execute(update(Item).where(Item.id == item_id).values(uid=named.uid))
+            existing[named.uid] = (item_id, digest, split)
             adopted += 1
         return adopted
 
