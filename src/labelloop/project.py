@@ -534,54 +534,80 @@ class Project:
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
     ) -> int:
-        """Store labeler results for items (by item id); existing keys are left untouched.
+        """Store labeler results for items (by item id); stored answers are left untouched.
 
-        Returns the number of new predictions. Keyed by (item, model, prompt version), so a
-        re-run after an interruption neither loses nor duplicates work.
+        Returns the number of predictions stored. Keyed by (item, model, prompt version), so a
+        re-run after an interruption neither loses nor duplicates work. A stored failure is
+        replaced by a new result (a retry), its error appended to the row's `failures`.
         """
         if not results:
             return 0
         ids = [item_id for item_id, _ in results]
         with self.store.session() as session:
-            done = set(
-                session.scalars(
-                    select(Prediction.item_id).where(
+            stored = {
+                row.item_id: row
+                for row in session.execute(
+                    select(
+                        Prediction.item_id,
+                        Prediction.id,
+                        Prediction.error,
+                        Prediction.failures,
+                        Prediction.created_at,
+                    ).where(
                         Prediction.item_id.in_(ids),
                         Prediction.model == model,
                         Prediction.prompt_version == prompt_version,
                     )
                 )
-            )
-            rows = []
+            }
+            rows, retried, seen = [], [], set()
             for item_id, result in results:
-                if item_id in done:
-                    continue
-                done.add(item_id)
-                rows.append(
-                    {
-                        "project_id": self.id,
-                        "item_id": item_id,
-                        "model": model,
-                        "prompt_version": prompt_version,
-                        "label": result.label,
-                        "probs": result.probs,
-                        "confidence": result.confidence,
-                        "reported_confidence": getattr(result, "reported_confidence", None),
-                        "calibrated_confidence": None,
-                        "calibrated_label": None,
-                        "reasoning": result.reasoning,
-                        "tokens_in": result.tokens_in,
-                        "tokens_out": result.tokens_out,
-                        "latency_s": result.latency_s,
-                        "cost_usd": result.cost_usd,
-                        "error": result.error,
-                        "raw": result.raw,
-                    }
-                )
+                earlier = stored.get(item_id)
+                if item_id in seen or (earlier is not None and earlier.error is None):
+                    continue  # an answer is kept
+                seen.add(item_id)
+                values = {
+                    "label": result.label,
+                    "probs": result.probs,
+                    "confidence": result.confidence,
+                    "reported_confidence": getattr(result, "reported_confidence", None),
+                    "calibrated_confidence": None,
+                    "calibrated_label": None,
+                    "reasoning": result.reasoning,
+                    "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out,
+                    "latency_s": result.latency_s,
+                    "cost_usd": result.cost_usd,
+                    "error": result.error,
+                    "raw": result.raw,
+                }
+                if earlier is None:
+                    rows.append(
+                        {
+                            "project_id": self.id,
+                            "item_id": item_id,
+                            "model": model,
+                            "prompt_version": prompt_version,
+                            **values,
+                        }
+                    )
+                else:
+                    at = earlier.created_at
+                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+                    retried.append(
+                        {
+                            "id": earlier.id,
+                            **values,
+                            "failures": [*(earlier.failures or []), failure],
+                            "created_at": utcnow(),
+                        }
+                    )
             if rows:
                 session.execute(insert(Prediction), rows)
+            if retried:
+                session.execute(update(Prediction), retried)
         self.store.grew("predictions", len(rows))
-        return len(rows)
+        return len(rows) + len(retried)
 
     def prelabel(
         self,
@@ -596,12 +622,16 @@ class Project:
         engine: str = "local",
         ray_address: str | None = None,
         ray_options: dict[str, Any] | None = None,
+        retry_failed: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
-        served by an OpenAI-compatible endpoint at `base_url`. `engine="ray"` runs the labeler
-        on the Ray cluster at `ray_address` (default: RAY_ADDRESS, else a local Ray).
+        served by an OpenAI-compatible endpoint at `base_url` (`timeout`: seconds per request).
+        `engine="ray"` runs the labeler on the Ray cluster at `ray_address` (default:
+        RAY_ADDRESS, else a local Ray). Items that failed before are asked again unless
+        `retry_failed` is false.
         """
         from .workflows.prelabel import prelabel
 
@@ -614,10 +644,13 @@ class Project:
                 import ray  # noqa: F401
             except ImportError as exc:
                 raise InputError("--engine ray needs Ray: pip install 'labelloop[ray]'") from exc
+        if timeout is not None and not timeout > 0:
+            raise InputError(f"--timeout must be a positive number of seconds, not {timeout}")
         owned = labeler is None
         if owned:
+            extra = {} if timeout is None else {"timeout_s": timeout}
             labeler = make_labeler(
-                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **extra
             )
         try:
             return prelabel(
@@ -628,6 +661,7 @@ class Project:
                 engine=engine,
                 ray_address=ray_address,
                 ray_options=ray_options,
+                retry_failed=retry_failed,
             )
         finally:
             if owned:

@@ -349,6 +349,7 @@ def prelabel_ray(
     max_attempts: int = 3,
     burst: float | None = None,
     run_id: str | None = None,
+    retry_failed: bool = True,
 ) -> dict[str, Any]:
     """`workflows.prelabel.prelabel` on a Ray cluster: same keys, same result dict (+ `engine`,
     `attempts` and memory figures).
@@ -360,7 +361,7 @@ def prelabel_ray(
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version)
+    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
     with project.store.session() as session:
         if limit is not None:
             cutoff = session.scalar(
