@@ -139,3 +139,84 @@ def test_answers_are_kept_when_the_process_is_killed(tmp_path, db_url, capsys):
     assert again <= in_flight, f"{again} answers received before the kill were asked again"
     assert result["done"] + result["skipped"] == len(texts)
     assert len(stored(folder)) == len(texts)
+
+
+def test_a_run_with_failures_says_why_and_exits_3(project_dir, capsys):
+    garbled = TEXTS[1:3]
+    config = FakeConfig(always_garbage=lambda text: text in garbled)
+    with serve_fake_openai(config) as server:
+        status, result, err = prelabel(capsys, project_dir, server)
+    assert status == 3
+    assert result["done"] == len(TEXTS) - 2 and result["failed"] == 2
+    assert result["failed_by_reason"] == {"malformed_answer": 2}
+    assert any("again to retry the 2 failed items" in step for step in result["next_steps"])
+    assert "2 failed (2 malformed_answer)" in err and "next:" in err
+    with serve_fake_openai(FakeConfig()) as server:  # all answered: exit 0, nothing left to do
+        status, result, err = prelabel(capsys, project_dir, server)
+    assert status == 0 and result["failed"] == 0 and result["next_steps"] == []
+
+
+def failures(folder: Path) -> dict[str, tuple]:
+    from labelloop import Project
+
+    with Project.open(folder) as project, project.store.session() as session:
+        rows = session.execute(
+            select(Item.text, Prediction.label, Prediction.error, Prediction.failures).join(
+                Prediction, Prediction.item_id == Item.id
+            )
+        ).all()
+    return {r.text: (r.label, r.error, r.failures) for r in rows}
+
+
+def test_a_rerun_retries_failed_items_and_keeps_their_errors(project_dir, capsys):
+    broken = TEXTS[2]
+    with serve_fake_openai(FakeConfig(always_garbage=lambda text: text == broken)) as server:
+        assert prelabel(capsys, project_dir, server)[0] == 3
+    label, error, history = failures(project_dir)[broken]
+    assert label is None and error.startswith("malformed answer") and history is None
+    with serve_fake_openai(FakeConfig()) as server:
+        status, result, _ = prelabel(capsys, project_dir, server, "--no-retry-failed")
+        assert server.stats.total == 0  # opted out: nothing asked
+    assert status == 0 and result["failed_not_retried"] == 1 and result["retried"] == 0
+    with serve_fake_openai(FakeConfig(always_garbage=lambda text: text == broken)) as server:
+        status, result, _ = prelabel(capsys, project_dir, server)  # fails again
+        assert dict(server.stats.requests).keys() == {broken}
+    assert status == 3 and result["retried"] == 1
+    with serve_fake_openai(FakeConfig()) as server:
+        status, result, _ = prelabel(capsys, project_dir, server)
+    assert status == 0 and result["retried"] == 1 and result["done"] == 1
+    label, error, history = failures(project_dir)[broken]
+    assert label == "neutral" and error is None
+    assert [entry["error"] for entry in history] == [error_first := history[0]["error"]] * 2
+    assert error_first.startswith("malformed answer") and all(entry["at"] for entry in history)
+
+
+def test_ctrl_c_saves_every_answer_and_prints_the_summary(tmp_path, db_url, capsys):
+    folder = tmp_path / "interrupted"
+    texts = [f"review {i}: a negative film" for i in range(60)]
+    pool = tmp_path / "many.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert call(capsys, "init", folder, "--task", "Sentiment", "--labels",
+                "positive,negative,neutral", "--db", db_url)[0] == 0  # fmt: skip
+    assert call(capsys, "import", pool, "-p", folder)[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(labelloop.__file__).parents[1])}
+    with serve_fake_openai(FakeConfig(latency_s=0.3)) as server:
+        command = [
+            sys.executable, "-m", "labelloop", "prelabel", "--model", "fake-model",
+            "--base-url", server.base_url, "--concurrency", "4", "-p", str(folder), "--json",
+        ]  # fmt: skip
+        child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while sum(server.stats.answered.values()) < 8:
+            assert child.poll() is None and time.monotonic() < deadline, "the run ended early"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGINT)
+        answered = sum(server.stats.answered.values())
+        out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err.decode()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["interrupted"] is True and result["done"] < len(texts)
+    assert result["done"] >= answered - 4  # at most the requests in flight are dropped
+    assert len(stored(folder)) == result["done"]  # every answer received was saved
+    assert f"prelabel: {result['done']} labeled" in err.decode()
+    assert "interrupted" in err.decode()

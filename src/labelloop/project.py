@@ -54,6 +54,7 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
+from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
 from .workflows.engine import Engine, LocalEngine
@@ -425,54 +426,80 @@ class Project:
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
     ) -> int:
-        """Store labeler results for items (by item id); existing keys are left untouched.
+        """Store labeler results for items (by item id); stored answers are left untouched.
 
-        Returns the number of new predictions. Keyed by (item, model, prompt version), so a
-        re-run after an interruption neither loses nor duplicates work.
+        Returns the number of predictions stored. Keyed by (item, model, prompt version), so a
+        re-run after an interruption neither loses nor duplicates work. A stored failure is
+        replaced by a new result (a retry), its error appended to the row's `failures`.
         """
         if not results:
             return 0
         ids = [item_id for item_id, _ in results]
         with self.store.session() as session:
-            done = set(
-                session.scalars(
-                    select(Prediction.item_id).where(
+            stored = {
+                row.item_id: row
+                for row in session.execute(
+                    select(
+                        Prediction.item_id,
+                        Prediction.id,
+                        Prediction.error,
+                        Prediction.failures,
+                        Prediction.created_at,
+                    ).where(
                         Prediction.item_id.in_(ids),
                         Prediction.model == model,
                         Prediction.prompt_version == prompt_version,
                     )
                 )
-            )
-            rows = []
+            }
+            rows, retried, seen = [], [], set()
             for item_id, result in results:
-                if item_id in done:
-                    continue
-                done.add(item_id)
-                rows.append(
-                    {
-                        "project_id": self.id,
-                        "item_id": item_id,
-                        "model": model,
-                        "prompt_version": prompt_version,
-                        "label": result.label,
-                        "probs": result.probs,
-                        "confidence": result.confidence,
-                        "reported_confidence": getattr(result, "reported_confidence", None),
-                        "calibrated_confidence": None,
-                        "calibrated_label": None,
-                        "reasoning": result.reasoning,
-                        "tokens_in": result.tokens_in,
-                        "tokens_out": result.tokens_out,
-                        "latency_s": result.latency_s,
-                        "cost_usd": result.cost_usd,
-                        "error": result.error,
-                        "raw": result.raw,
-                    }
-                )
+                earlier = stored.get(item_id)
+                if item_id in seen or (earlier is not None and earlier.error is None):
+                    continue  # an answer is kept
+                seen.add(item_id)
+                values = {
+                    "label": result.label,
+                    "probs": result.probs,
+                    "confidence": result.confidence,
+                    "reported_confidence": getattr(result, "reported_confidence", None),
+                    "calibrated_confidence": None,
+                    "calibrated_label": None,
+                    "reasoning": result.reasoning,
+                    "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out,
+                    "latency_s": result.latency_s,
+                    "cost_usd": result.cost_usd,
+                    "error": result.error,
+                    "raw": result.raw,
+                }
+                if earlier is None:
+                    rows.append(
+                        {
+                            "project_id": self.id,
+                            "item_id": item_id,
+                            "model": model,
+                            "prompt_version": prompt_version,
+                            **values,
+                        }
+                    )
+                else:
+                    at = earlier.created_at
+                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+                    retried.append(
+                        {
+                            "id": earlier.id,
+                            **values,
+                            "failures": [*(earlier.failures or []), failure],
+                            "created_at": utcnow(),
+                        }
+                    )
             if rows:
                 session.execute(insert(Prediction), rows)
+            if retried:
+                session.execute(update(Prediction), retried)
         self.store.grew("predictions", len(rows))
-        return len(rows)
+        return len(rows) + len(retried)
 
     def prelabel(
         self,
@@ -485,23 +512,32 @@ class Project:
         limit: int | None = None,
         progress: Any = None,
         engine: Engine | None = None,
+        retry_failed: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
-        served by an OpenAI-compatible endpoint at `base_url`. The labeler runs on `engine`
-        (default: this process; ``labelloop.engines.engine_for("ray")`` for a Ray cluster).
+        served by an OpenAI-compatible endpoint at `base_url` (`timeout`: seconds per request).
+        The labeler runs on `engine` (default: this process; ``labelloop.engines.engine_for("ray")``
+        for a Ray cluster). Items that failed before are asked again unless `retry_failed` is
+        false.
         """
         if limit is not None and limit < 0:
             raise InputError(f"--limit must not be negative, not {limit}")
+        if timeout is not None and not timeout > 0:
+            raise InputError(f"--timeout must be a positive number of seconds, not {timeout}")
         engine = engine or LocalEngine()
         owned = labeler is None
         if owned:
+            extra = {} if timeout is None else {"timeout_s": timeout}
             labeler = make_labeler(
-                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **extra
             )
         try:
-            return engine.prelabel(self, labeler, limit=limit, progress=progress)
+            return engine.prelabel(
+                self, labeler, limit=limit, progress=progress, retry_failed=retry_failed
+            )
         finally:
             if owned:
                 labeler.close()

@@ -184,24 +184,50 @@ def prelabel(
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for one answer from the endpoint (default 60)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed/--no-retry-failed",
+            help="Ask again for items that failed in earlier runs (their errors are kept).",
+        ),
+    ] = True,
     engine: Engine = "local",
     ray_address: RayAddress = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
-    """LLM labels with confidence and reasoning; re-runs label only what is missing."""
+    """LLM labels with confidence and reasoning; re-runs label only what is missing.
+
+    Ends with a summary on stderr. Exit status 3 when any item failed (the rest is saved; run
+    again to retry them), 130 on Ctrl-C after saving every answer received.
+    """
+    from ..workflows.prelabel import Interrupted
+
     runner = engine_for(engine, address=ray_address)
-    with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
-        result = proj.prelabel(
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            limit=limit,
-            progress=progress,
-            engine=runner,
-        )
+    try:
+        with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
+            result = proj.prelabel(
+                model=model,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                limit=limit,
+                progress=progress,
+                engine=runner,
+                retry_failed=retry_failed,
+                timeout=timeout,
+            )
+    except Interrupted as exc:
+        print_prelabel_summary(exc.result)
+        if as_json:
+            emit(exc.result, True)
+        raise
+    print_prelabel_summary(result)
     emit(
         result,
         as_json,
@@ -210,6 +236,25 @@ def prelabel(
             f"{r['elapsed_s']:.1f} s ({r['tokens']:,} tokens, ${r['cost_usd']:.4f})."
         ),
     )
+    if result["failed"]:
+        raise typer.Exit(ITEMS_FAILED)
+
+
+#: Exit status of `prelabel` when it finished but some items failed (2 stays bad input).
+ITEMS_FAILED = 3
+
+
+def print_prelabel_summary(result: dict) -> None:
+    """The run in a few lines on stderr: what was done, what failed and why, what next."""
+    reasons = ", ".join(f"{n} {why}" for why, n in result.get("failed_by_reason", {}).items())
+    line = f"prelabel: {result['done']} labeled, {result['failed']} failed"
+    if reasons:
+        line += f" ({reasons})"
+    if result.get("retried"):
+        line += f"; {result['retried']} earlier failures retried"
+    err.print(line + ".", highlight=False, markup=False)
+    for step in result.get("next_steps", []):
+        err.print(f"  next: {step}", highlight=False, markup=False)
 
 
 @app.command()

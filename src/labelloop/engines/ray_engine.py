@@ -39,7 +39,14 @@ from ..labelers.ratelimit import RateSchedule, endpoint_rates, leaf_labelers, sh
 from ..store import HUMAN_LABELED, POOL, Embedding, Item
 from ..store.embeddings import save_vectors
 from ..workflows.embed import is_corpus_fitted
-from ..workflows.prelabel import Tally, count_items, pending_queries, save_batch, start_run
+from ..workflows.prelabel import (
+    Tally,
+    count_items,
+    next_steps,
+    pending_queries,
+    save_batch,
+    start_run,
+)
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -357,6 +364,7 @@ def prelabel_ray(
     max_attempts: int = 3,
     burst: float | None = None,
     run_id: str | None = None,
+    retry_failed: bool = True,
 ) -> dict[str, Any]:
     """`workflows.prelabel.prelabel` on a Ray cluster: same keys, same result dict (+ `engine`,
     `attempts` and memory figures).
@@ -368,7 +376,7 @@ def prelabel_ray(
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version)
+    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
     with project.store.session() as session:
         if limit is not None:
             cutoff = session.scalar(
@@ -669,16 +677,19 @@ class RayEngine:
         limit: int | None = None,
         use_examples: bool = True,
         progress: Progress | None = None,
+        retry_failed: bool = True,
     ) -> dict[str, Any]:
-        return prelabel_ray(
+        result = prelabel_ray(
             project,
             labeler,
             address=self.address,
             limit=limit,
             use_examples=use_examples,
             progress=progress,
+            retry_failed=retry_failed,
             **self.options,
         )
+        return {**result, "next_steps": next_steps(result)}
 
     def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
         """Embed the items missing from the cache on the cluster, so that the local pass only

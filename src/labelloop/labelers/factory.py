@@ -32,6 +32,9 @@ def get_labeler(
     if model in LOCAL_MODELS or model.lower().endswith(".gguf"):
         from labelloop.labelers.local import LocalLabeler
 
+        if "timeout_s" in options:
+            raise ValueError("--timeout applies to an endpoint (--base-url), not to a local model")
+
         if model.lower().endswith(".gguf"):
             if not os.path.isfile(model):
                 raise InputError(f"GGUF model file not found: {model}")

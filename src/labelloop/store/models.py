@@ -125,6 +125,9 @@ class Prediction(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Earlier failed attempts of this key, oldest first ({"error", "at"}), kept when a re-run
+    # retries the item; `error` and the other columns hold the latest outcome.
+    failures: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -37,8 +37,10 @@ class Engine(Protocol):
         limit: int | None = None,
         use_examples: bool = True,
         progress: Progress | None = None,
+        retry_failed: bool = True,
     ) -> dict[str, Any]:
-        """Label every item lacking a prediction from `labeler` (see `workflows.prelabel`)."""
+        """Label every item lacking an answer from `labeler` (see `workflows.prelabel`); items
+        that failed before are asked again unless `retry_failed` is false."""
         ...
 
     def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
@@ -71,8 +73,16 @@ class LocalEngine:
         limit: int | None = None,
         use_examples: bool = True,
         progress: Progress | None = None,
+        retry_failed: bool = True,
     ) -> dict[str, Any]:
-        return prelabel(project, labeler, limit=limit, use_examples=use_examples, progress=progress)
+        return prelabel(
+            project,
+            labeler,
+            limit=limit,
+            use_examples=use_examples,
+            progress=progress,
+            retry_failed=retry_failed,
+        )
 
     def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
         return None  # `item_embeddings` computes and stores what is missing
