@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     and_,
@@ -51,7 +51,9 @@ from .store import (
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
 from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
-from .workflows.engine import Engine, LocalEngine
+
+if TYPE_CHECKING:
+    from .workflows.engine import Engine
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
@@ -449,7 +451,10 @@ class Project:
         """
         if limit is not None and limit < 0:
             raise InputError(f"--limit must not be negative, not {limit}")
-        engine = engine or LocalEngine()
+        if engine is None:
+            from .workflows.engine import LocalEngine  # labelers and NumPy: on first use
+
+            engine = LocalEngine()
         owned = labeler is None
         if owned:
             labeler = make_labeler(
@@ -595,8 +600,6 @@ class Project:
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        from .calibration import audit_estimate
-
         with self.store.session() as session:
             rows = session.execute(
                 select(
@@ -621,6 +624,8 @@ class Project:
                 )
         if not first:
             return None
+        from .calibration import audit_estimate  # SciPy: only when there are audits
+
         estimate = audit_estimate(list(first.values()), confidence_level)
         return {k: v for k, v in estimate.items() if not k.startswith("running_")}
 

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..engines import engine_for
 from ..errors import InputError
-from ..project import Project
 from .common import (
     DbUrl,
     Engine,
@@ -46,6 +43,8 @@ def init(
     as_json: JsonOut = False,
 ) -> None:
     """Create a project for a task and an ordered label set."""
+    from ..project import Project
+
     with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
         result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
     emit(
@@ -168,6 +167,8 @@ def prelabel(
     as_json: JsonOut = False,
 ) -> None:
     """LLM labels with confidence and reasoning; re-runs label only what is missing."""
+    from ..engines import engine_for
+
     runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
         result = proj.prelabel(
@@ -254,6 +255,8 @@ def _render_calibration(r: dict) -> None:
 
 
 def _render_stats(result: dict) -> None:
+    from rich.table import Table
+
     table = Table(title="labelloop stats", show_header=False)
     for key in (
         "items",

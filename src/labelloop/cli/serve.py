@@ -7,10 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from .. import review
 from ..errors import InputError
 from .app import app
 from .common import DbUrl, JsonOut, ProjectDir, emit, err, open_project, out
@@ -64,6 +61,7 @@ def serve(
     db: DbUrl = None,
 ) -> None:
     """Serve the review UI, the REST API and the Label Studio ML backend."""
+    from .. import review
     from ..server import create_app, run
     from ..server.ml_backend import create_ml_backend_app
 
@@ -115,6 +113,8 @@ def user_add(
     as_json: JsonOut = False,
 ) -> None:
     """Create an account; a person's password comes from LABELLOOP_PASSWORD or a prompt."""
+    from .. import review
+
     password = None if role == "service" else _password()
     with open_project(project, db) as proj:
         result = review.add_user(
@@ -126,12 +126,17 @@ def user_add(
 @user_app.command("list")
 def user_list(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False) -> None:
     """Every account (and name that answered): role, active, password, live tokens."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.list_users(proj)
     emit(result, as_json, _render_users)
 
 
 def _render_users(users: list[dict]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table("name", "role", "active", "password", "tokens", "Label Studio user")
     for u in users:
         table.add_row(
@@ -162,6 +167,8 @@ def user_enable(
 
 
 def _set_active(name: str, active: bool, project: Path, db: str | None, as_json: bool) -> None:
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.set_active(proj, name, active)
     done = "Enabled" if active else "Disabled"
@@ -173,6 +180,8 @@ def user_passwd(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Set a new password (LABELLOOP_PASSWORD or a prompt); the account's sessions end."""
+    from .. import review
+
     password = _password("New password")
     with open_project(project, db) as proj:
         review.set_password(proj, name, password)
@@ -184,6 +193,8 @@ def user_revoke(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Delete all of an account's API tokens and end its browser sessions."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.revoke(proj, name)
     emit(
@@ -207,6 +218,8 @@ def user_link(
     as_json: JsonOut = False,
 ) -> None:
     """Credit the answers a Label Studio user sends by webhook to this account."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.link_labelstudio(proj, name, labelstudio_user)
     emit(
@@ -228,6 +241,8 @@ def user_token(
     as_json: JsonOut = False,
 ) -> None:
     """Print a new API token for scripts (Authorization: Bearer TOKEN); it is shown once."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.new_token(proj, name, expires=expires)
     emit(result, as_json, _render_token)
