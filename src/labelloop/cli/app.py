@@ -9,6 +9,8 @@ import typer
 
 from ..errors import InputError
 from .common import (
+    ApiKeyEnv,
+    BaseUrl,
     DbUrl,
     Engine,
     JsonOut,
@@ -150,12 +152,8 @@ def prelabel(
             "at --base-url."
         ),
     ] = "local",
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = "OPENAI_API_KEY",
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")

@@ -39,6 +39,10 @@ RayAddress = Annotated[
     str | None,
     typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
 ]
+BaseUrl = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+]
+ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
 JsonOut = Annotated[
     bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")
 ]

@@ -10,7 +10,17 @@ import typer
 
 from ..errors import InputError
 from .app import app
-from .common import DbUrl, JsonOut, ProjectDir, emit, err, open_project, out
+from .common import (
+    ApiKeyEnv,
+    BaseUrl,
+    DbUrl,
+    JsonOut,
+    ProjectDir,
+    emit,
+    err,
+    open_project,
+    out,
+)
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
 ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
@@ -49,6 +59,25 @@ def serve(
             "bulk enqueues, which carry whole tasks (default 64 MiB).",
         ),
     ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Labeler for the tasks Label Studio asks about that have no prediction yet: "
+            "local (embedded), local:gemma3, a PATH.gguf, a model name served at --base-url, "
+            "or none (suggest only what is already predicted).",
+        ),
+    ] = "local",
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    max_predict_tasks: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most tasks one Label Studio /predict request may have labeled; a larger "
+            "request gets the first task's prediction alone, and Label Studio asks task by task.",
+        ),
+    ] = 100,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -60,10 +89,15 @@ def serve(
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
-    """Serve the review UI, the REST API and the Label Studio ML backend."""
+    """Serve the review UI, the REST API and the Label Studio ML backend.
+
+    Tasks Label Studio sends that have no prediction yet are labeled with --model, calibrated
+    with the project's calibration for that model, and stored.
+    """
     from .. import review
+    from ..project import make_labeler
     from ..server import create_app, run
-    from ..server.ml_backend import create_ml_backend_app
+    from ..server.ml_backend import create_ml_backend_app, use_labeler
 
     basic_auth = None
     if ml_basic_auth:
@@ -71,6 +105,11 @@ def serve(
         if not sep or not user or not password:
             raise InputError(f"--ml-basic-auth must look like USER:PASSWORD ({ML_AUTH_ENV})")
         basic_auth = (user, password)
+    labeler = None
+    if model != "none":
+        labeler = make_labeler(
+            model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+        )
     with open_project(project, db) as proj:
         if ml_backend_only:
             server = create_ml_backend_app(proj, basic_auth, max_body_bytes=max_bulk_body_bytes)
@@ -85,8 +124,13 @@ def serve(
                 max_bulk_body_bytes=max_bulk_body_bytes,
             )
             what = "Review server"
+        use_labeler(server, labeler, max_predict_tasks)
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        try:
+            run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        finally:
+            if labeler is not None:
+                labeler.close()
 
 
 Name = Annotated[str, typer.Argument(help="Login name.")]
