@@ -55,16 +55,22 @@ class _LazyConsole:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def console(self) -> Console:
+        """The console itself, for rich objects that take one (a progress bar)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
 
 
+_err = _LazyConsole(stderr=True)
 out: Console = _LazyConsole()  # type: ignore[assignment]
-err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
+err: Console = _err  # type: ignore[assignment]
 
 
 def open_project(project: Path, db: str | None = None) -> Project:
@@ -105,7 +111,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=_err.console, transient=False) as progress:
         task = progress.add_task(description, total=None, rate="")
         started = time.monotonic()
 
