@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     and_,
@@ -57,7 +57,9 @@ from .store.db import sqlite_url
 from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
-from .workflows.engine import Engine, LocalEngine
+
+if TYPE_CHECKING:
+    from .workflows.engine import Engine
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
@@ -527,7 +529,10 @@ class Project:
             raise InputError(f"--limit must not be negative, not {limit}")
         if timeout is not None and not timeout > 0:
             raise InputError(f"--timeout must be a positive number of seconds, not {timeout}")
-        engine = engine or LocalEngine()
+        if engine is None:
+            from .workflows.engine import LocalEngine  # labelers and NumPy: on first use
+
+            engine = LocalEngine()
         owned = labeler is None
         if owned:
             extra = {} if timeout is None else {"timeout_s": timeout}
@@ -644,8 +649,6 @@ class Project:
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        from .calibration import audit_estimate
-
         with self.store.session() as session:
             rows = session.execute(
                 select(
@@ -670,6 +673,8 @@ class Project:
                 )
         if not first:
             return None
+        from .calibration import audit_estimate  # SciPy: only when there are audits
+
         estimate = audit_estimate(list(first.values()), confidence_level)
         return {k: v for k, v in estimate.items() if not k.startswith("running_")}
 

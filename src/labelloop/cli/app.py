@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from ..engines import engine_for
 from ..errors import InputError
-from ..project import Project
 from .common import (
+    ApiKeyEnv,
+    BaseUrl,
     DbUrl,
     Engine,
     JsonOut,
@@ -48,6 +46,8 @@ def init(
     as_json: JsonOut = False,
 ) -> None:
     """Create a project for a task and an ordered label set."""
+    from ..project import Project
+
     with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
         result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
     emit(
@@ -121,6 +121,8 @@ def import_(
 
 
 def _import_summary(result: dict, split: str) -> str:
+    from rich.markup import escape
+
     ids = (
         f"ids from column {escape(repr(result['id_col']))}"
         if result["id_col"] is not None
@@ -174,12 +176,8 @@ def prelabel(
             "at --base-url."
         ),
     ] = "local",
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = "OPENAI_API_KEY",
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
@@ -206,6 +204,7 @@ def prelabel(
     Ends with a summary on stderr. Exit status 3 when any item failed (the rest is saved; run
     again to retry them), 130 on Ctrl-C after saving every answer received.
     """
+    from ..engines import engine_for
     from ..workflows.prelabel import Interrupted
 
     runner = engine_for(engine, address=ray_address)
@@ -322,6 +321,8 @@ def _render_calibration(r: dict) -> None:
 
 
 def _render_stats(result: dict) -> None:
+    from rich.table import Table
+
     table = Table(title="labelloop stats", show_header=False)
     for key in (
         "items",

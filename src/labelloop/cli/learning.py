@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..active import format_simulation
-from ..engines import engine_for
 from .app import app
 from .common import (
     DbUrl,
@@ -62,6 +60,8 @@ def learn(
     The predictor with the lowest cross-validated log loss becomes the one routing trusts;
     calibration and routing are refreshed with their last settings.
     """
+    from ..engines import engine_for
+
     runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
         result = proj.learn(progress=progress, engine=runner)
@@ -87,6 +87,8 @@ def select_(
     as_json: JsonOut = False,
 ) -> None:
     """Active learning: queue the K most useful items for review."""
+    from ..engines import engine_for
+
     runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
         result = proj.select(
@@ -134,6 +136,7 @@ def simulate(
     as_json: JsonOut = False,
 ) -> None:
     """Learning curves on a labeled file with gold labels as the oracle."""
+    from ..active import format_simulation
     from ..workflows.simulate import simulate as run
 
     result = run(

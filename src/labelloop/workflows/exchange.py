@@ -488,16 +488,23 @@ def _examples(project: Project) -> list[tuple[str, str]]:
     return [found[i] for i in chosen if i in found and found[i][1] is not None]
 
 
+def labeler_key(project: Project, labeler: Any) -> tuple[Any, str, str]:
+    """The task a labeler answers for this project, and its (model, prompt version) key: the
+    few-shot examples of the last pre-labeling run, so its calibration applies."""
+    from ..labelers.base import LabelTask
+
+    task = LabelTask(description=project.task, labels=project.labels, examples=_examples(project))
+    return task, labeler.model_id, labeler.prompt_version(task)
+
+
 def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
     """Pre-label just these items (the ones Label Studio asked about), calibrated when the
     project has a calibration for this labeler."""
-    from ..labelers.base import LabelTask
     from ..workflows.calibrate import active_calibration, write_calibrated
 
     if not item_ids:
         return 0
-    task = LabelTask(description=project.task, labels=project.labels, examples=_examples(project))
-    model, version = labeler.model_id, labeler.prompt_version(task)
+    task, model, version = labeler_key(project, labeler)
     if project.active_predictor() is None:
         project.set_active_predictor(model, version)
     with project.store.session() as session:
@@ -520,6 +527,38 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
             write_calibrated(session, rows, project.labels, calibration)
     project.refresh_item_predictions(ids)
     return saved
+
+
+def labeler_predictions(
+    project: Project, labeler: Any, item_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """item id → the labeler's stored answer for it (calibrated label and confidences), for
+    the items it has answered under its current key. A failed answer has label None."""
+    _, model, version = labeler_key(project, labeler)
+    found: dict[int, dict[str, Any]] = {}
+    with project.store.session() as session:
+        for start in range(0, len(item_ids), CHUNK):
+            rows = session.execute(
+                select(
+                    Prediction.item_id,
+                    func.coalesce(Prediction.calibrated_label, Prediction.label).label("label"),
+                    Prediction.confidence,
+                    Prediction.calibrated_confidence,
+                ).where(
+                    Prediction.project_id == project.id,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                    Prediction.item_id.in_(list(item_ids[start : start + CHUNK])),
+                )
+            )
+            for r in rows:
+                found[r.item_id] = {
+                    "item_id": r.item_id,
+                    "label": r.label,
+                    "confidence": r.confidence,
+                    "calibrated_confidence": r.calibrated_confidence,
+                }
+    return found
 
 
 def model_version(project: Project, labeler: Any = None) -> str:
@@ -550,20 +589,39 @@ def labelstudio_predictions(
     *,
     labeler: Any = None,
     id_key: str | None = None,
+    max_new: int | None = None,
 ) -> list[dict[str, Any]]:
     """One Label Studio prediction per task, in order: the item's prediction if it has one,
-    else the labeler's (when there is one), else an empty result."""
+    else the labeler's (when there is one), else an empty result.
+
+    Tasks never seen become items; the labeler answers those it has not answered before, at
+    most `max_new` per call (the first ones, in order). When more were waiting, the answer is
+    the first task's prediction alone: Label Studio takes a one-item answer to a batch as "ask
+    task by task", and does, so every request stays bounded. Answers are stored as they come,
+    so asking again calls no labeler. `score` is the calibrated confidence where the project
+    has a calibration for the labeler, else its raw confidence.
+    """
     from ..data.formats.labelstudio import prediction_result
 
     uids = ensure_tasks(project, tasks, config, id_key)
     shown = item_predictions(project, uids)
+    answered = len(uids)
     missing = [shown[uid]["item_id"] for uid in uids if shown[uid]["label"] is None]
     if missing and labeler is not None:
-        label_items(project, labeler, missing)
-        shown = item_predictions(project, uids)
+        own = labeler_predictions(project, labeler, missing)
+        todo = [i for i in dict.fromkeys(missing) if i not in own]
+        if max_new is not None and len(todo) > max_new:
+            answered, todo = 1, todo[:max_new]
+        if todo:
+            label_items(project, labeler, todo)
+            shown = item_predictions(project, uids)
+            own = labeler_predictions(project, labeler, missing)
+        for uid in uids:
+            if shown[uid]["label"] is None and shown[uid]["item_id"] in own:
+                shown[uid] = own[shown[uid]["item_id"]]
     version = model_version(project, labeler)
     results = []
-    for uid in uids:
+    for uid in uids[:answered]:
         p = shown[uid]
         score = p["calibrated_confidence"]
         score = p["confidence"] if score is None else score
