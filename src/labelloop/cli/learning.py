@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from .common import (
     ProjectDir,
     RayAddress,
     emit,
+    err,
     open_project,
     out,
     percent,
@@ -110,16 +111,33 @@ def select_(
     )
 
 
+LoopModel = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="With --loop: the LLM that pre-labels (local, NAME at --base-url, PATH.gguf), "
+        "or none for the student alone.",
+    ),
+]
+
+
 @app.command()
 def simulate(
     data: Annotated[Path, typer.Option(help="Labeled CSV/JSONL/Parquet: gold is the oracle.")],
     strategy: Annotated[
-        list[str], typer.Option(help="Strategy to compare (repeat the option).")
-    ] = ["random", "hybrid"],  # noqa: B006 - typer reads the default
+        list[str] | None,
+        typer.Option(
+            help="Strategy to compare (repeat the option); default random and hybrid, or with "
+            "--loop the routing queue (review)."
+        ),
+    ] = None,
     text_col: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     label_col: Annotated[str, typer.Option(help="Column holding the label.")] = "label",
     seed_size: Annotated[int, typer.Option(help="Random labels to start from.")] = 20,
-    batch: Annotated[int, typer.Option(help="Labels per round.")] = 20,
+    batch: Annotated[
+        int | None,
+        typer.Option(help="Labels per round (default 20; with --loop 2% of the items, ≥ 20)."),
+    ] = None,
     rounds: Annotated[int, typer.Option(help="Rounds of selection.")] = 10,
     repeats: Annotated[int, typer.Option(help="Repeats with other seeds (mean ± std).")] = 5,
     target: Annotated[
@@ -132,20 +150,71 @@ def simulate(
             "(k-means typicality; random stays random) instead of a shared random seed set."
         ),
     ] = False,
-    plot: Annotated[Path | None, typer.Option(help="Write the learning curves as a PNG.")] = None,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="Play the whole product (prelabel, calibrate, route, select, people, learn) "
+            "with the file's labels as the people: accuracy of the finished dataset against "
+            "human effort, beside the baselines.",
+        ),
+    ] = False,
+    model: LoopModel = "local",
+    base_url: Annotated[
+        str | None, typer.Option(help="With --loop: OpenAI-compatible endpoint of --model.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="With --loop: environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    task: Annotated[
+        str, typer.Option(help="With --loop: the task the LLM is given.")
+    ] = "Classify this text.",
+    gold: Annotated[int, typer.Option(help="With --loop: gold items drawn per repeat.")] = 200,
+    budget: Annotated[
+        float, typer.Option(help="With --loop: human effort to spend, as a share of the items.")
+    ] = 0.5,
+    target_accuracy: Annotated[
+        float, typer.Option(help="With --loop: the accuracy whose effort is reported.")
+    ] = 0.95,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="With --loop: keep LLM answers and embeddings here for later runs."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the curves as a PNG.")] = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Learning curves on a labeled file with gold labels as the oracle."""
+    """Learning curves on a labeled file with gold labels as the oracle; with --loop, the whole
+    product played on it."""
+    if loop:
+        _simulate_loop(
+            data,
+            text_col=text_col,
+            label_col=label_col,
+            model=model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            task=task,
+            n_gold=gold,
+            budget=budget,
+            batch=batch,
+            strategies=strategy or ["review"],
+            repeats=repeats,
+            target_accuracy=target_accuracy,
+            cache=cache,
+            plot=plot,
+            as_json=as_json,
+        )
+        return
     from ..active import format_simulation
     from ..workflows.simulate import simulate as run
 
     result = run(
         data,
-        strategy,
+        strategy or ["random", "hybrid"],
         text_col=text_col,
         label_col=label_col,
         seed_size=seed_size,
-        batch=batch,
+        batch=batch or 20,
         rounds=rounds,
         repeats=repeats,
         target_fraction=target,
@@ -153,6 +222,96 @@ def simulate(
         plot=plot,
     )
     emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
+
+
+def _simulate_loop(
+    data: Path,
+    *,
+    model: str,
+    base_url: str | None,
+    api_key_env: str,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    from ..project import make_labeler
+    from ..workflows.loop_simulation import format_loop, items_from_file, simulate_loop
+
+    items = items_from_file(data, options.pop("text_col"), options.pop("label_col"))
+    labeler = (
+        None if model == "none" else make_labeler(model, base_url=base_url, api_key_env=api_key_env)
+    )
+    try:
+        result = simulate_loop(items, labeler=labeler, log=err.print, **options)
+    finally:
+        if labeler is not None:
+            labeler.close()
+    emit(result, as_json, lambda r: out.print(format_loop(r), highlight=False, soft_wrap=True))
+
+
+@app.command()
+def plan(
+    target_accuracy: Annotated[
+        float, typer.Option(help="The accuracy the finished dataset should reach.")
+    ] = 0.95,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Who picks the items people see: review (the routing queue) or a "
+            "select strategy (repeat the option to compare)."
+        ),
+    ] = None,
+    gold_share: Annotated[
+        float, typer.Option(help="Share of the gold items played as gold; the rest as pool.")
+    ] = 0.3,
+    repeats: Annotated[int, typer.Option(help="Repeats, each with other gold.")] = 5,
+    batch: Annotated[int | None, typer.Option(help="Labels per round (default 5%).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write the curves as a PNG.")] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """From the project's gold items: the human effort to expect for a target accuracy.
+
+    The gold items are played as a small project with the LLM answers already stored for
+    them (no LLM is asked); read-only for the project.
+    """
+    from ..workflows.loop_simulation import plan as run
+
+    with open_project(project, db) as proj:
+        result = run(
+            proj,
+            target_accuracy=target_accuracy,
+            gold_share=gold_share,
+            batch=batch,
+            strategies=strategy or ["review"],
+            repeats=repeats,
+            plot=plot,
+            log=err.print,
+        )
+    emit(result, as_json, _render_plan)
+
+
+def _render_plan(r: dict) -> None:
+    from ..workflows.loop_simulation import format_loop
+
+    p = r["plan"]
+    target = f"{r['target_accuracy']:.3f}"
+    if p["mean"] is not None:
+        interval = (
+            f" ({round(100 * r['level'])}% interval {percent(p['low'])}–{percent(p['high'])})"
+            if p["low"] is not None
+            else ""
+        )
+        out.print(
+            f"expected effort for accuracy {target}: {percent(p['mean'])} of the items{interval}",
+            highlight=False,
+        )
+    else:
+        out.print(
+            f"accuracy {target} was reached in {p['reached']} of {p['repeats']} repeats only",
+            highlight=False,
+        )
+    out.print(format_loop(r), highlight=False, soft_wrap=True)
 
 
 def _render_agreement(r: dict) -> None:

@@ -1,0 +1,248 @@
+"""The whole product played with a file's labels as the people: `simulate --loop` and `plan`."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from labelloop import Project
+from labelloop.labelers import OpenAILabeler
+from labelloop.store import Annotation, Item, Prediction
+from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+from labelloop.workflows.loop_simulation import (
+    LabeledItems,
+    format_loop,
+    simulate_loop,
+)
+
+N_ITEMS, N_GOLD = 120, 20
+SAMPLES = 5  # self-consistency votes: confidences that differ between items
+
+
+def _sample_rows(name: str, n: int) -> list[dict[str, str]]:
+    with open(Path(str(files("labelloop") / "sample_data" / name)), newline="") as f:
+        return list(csv.DictReader(f))[:n]
+
+
+def _noisy_rule(truth: dict[str, str]):
+    """The right label for 7 items in 10 (chosen by a hash of the text), the other one else."""
+
+    def rule(text: str, labels: list[str]) -> str:
+        right = truth.get(text, labels[0])
+        wrong = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10 < 3
+        return next(label for label in labels if label != right) if wrong else right
+
+    return rule
+
+
+@pytest.fixture(scope="module")
+def items() -> LabeledItems:
+    rows = _sample_rows("reviews_pool.csv", N_ITEMS)
+    labels = [r["reference_label"] for r in rows]
+    return LabeledItems(
+        [r["id"] for r in rows], [r["text"] for r in rows], labels, sorted(set(labels))
+    )
+
+
+@pytest.fixture(scope="module")
+def played(items, tmp_path_factory):
+    truth = dict(zip(items.texts, items.labels, strict=True))
+    config = FakeConfig(rule=_noisy_rule(truth), sample_flip=0.3)
+    plot = tmp_path_factory.mktemp("plots") / "loop.png"
+    with serve_fake_openai(config) as server:
+        labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
+        try:
+            result = simulate_loop(
+                items,
+                task="Classify the sentiment of this movie review.",
+                labeler=labeler,
+                n_gold=N_GOLD,
+                budget=1.0,
+                batch=40,
+                repeats=2,
+                plot=plot,
+            )
+        finally:
+            labeler.close()
+        requests = dict(server.stats.requests)
+    return result, requests
+
+
+def _runs(result, name):
+    return result["settings"][name]["runs"]
+
+
+def test_every_setting_and_baseline_is_played_and_the_result_is_json(played):
+    result, _ = played
+    assert list(result["settings"]) == [
+        "loop",
+        "random-order",
+        "one-pass",
+        "student-alone",
+        "all-human",
+    ]
+    for s in result["settings"].values():
+        assert len(s["runs"]) == 2
+        assert {"curve", "effort_to_target", "accuracy_at_budget", "start", "end"} <= set(s)
+    json.dumps(result, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
+    assert Path(result["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_llm_answers_every_item_once_for_all_repeats_and_settings(played):
+    _, requests = played
+    # Ten runs played from one template: a run that asked again would double a count.
+    assert len(requests) == N_ITEMS
+    assert set(requests.values()) == {min(requests.values())}
+    assert min(requests.values()) <= SAMPLES
+
+
+def test_effort_starts_at_the_gold_share_and_never_goes_back(played):
+    result, _ = played
+    for name in result["settings"]:
+        for run in _runs(result, name):
+            efforts = [p["effort"] for p in run]
+            assert efforts[0] == pytest.approx(N_GOLD / N_ITEMS)
+            assert all(b > a for a, b in itertools.pairwise(efforts))
+            assert efforts[-1] <= 1.0
+
+
+def test_labeling_everything_gives_a_perfect_dataset(played):
+    result, _ = played
+    for name in ("random-order", "all-human"):
+        for run in _runs(result, name):
+            assert run[-1]["effort"] == pytest.approx(1.0)
+            assert run[-1]["accuracy"] == pytest.approx(1.0)
+        assert result["settings"][name]["accuracy_at_budget"]["mean"] == pytest.approx(1.0)
+
+
+def test_all_human_accuracy_is_its_effort(played):
+    result, _ = played
+    for run in _runs(result, "all-human"):
+        for point in run:
+            assert point["accuracy"] == pytest.approx(point["effort"])
+    effort = result["settings"]["all-human"]["effort_to_target"]
+    assert effort["mean"] == pytest.approx(result["target_accuracy"], abs=1e-9)
+
+
+def test_finished_dataset_is_human_labels_plus_the_predictor_s(played):
+    """Accuracy = effort (people are right) + the rest at the routing predictor's accuracy."""
+    result, _ = played
+    for name in ("loop", "random-order", "one-pass", "student-alone"):
+        for run in _runs(result, name):
+            for p in run:
+                if p["auto_accuracy"] is None:  # nothing left for the predictor
+                    assert p["accuracy"] == pytest.approx(1.0)
+                    continue
+                expected = p["effort"] + (1 - p["effort"]) * p["auto_accuracy"]
+                assert p["accuracy"] == pytest.approx(expected)
+                assert p["accuracy"] >= p["auto_accuracy"]
+
+
+def test_settings_of_a_repeat_share_gold_and_llm_answers(played):
+    result, _ = played
+    for r in range(2):
+        starts = {_runs(result, name)[r][0]["accuracy"] for name in ("loop", "one-pass")}
+        assert len(starts) == 1
+    # The student alone starts from the gold items only: it is not the LLM's start.
+    assert result["settings"]["student-alone"]["start"] != result["settings"]["loop"]["start"]
+
+
+def test_curves_carry_means_and_intervals_and_the_text_names_every_setting(played):
+    result, _ = played
+    text = format_loop(result)
+    for name, s in result["settings"].items():
+        assert name in text
+        efforts = [p["effort"] for p in s["curve"]]
+        assert efforts == sorted(efforts) and efforts[0] >= N_GOLD / N_ITEMS - 1e-9
+        for p in s["curve"]:
+            assert 0.0 <= p["accuracy_low"] <= p["accuracy_mean"] <= p["accuracy_high"] <= 1.0
+    ratio = result["settings"]["all-human"]["effort_vs_random_order"]
+    assert ratio["ratio"] >= 1.0  # people alone never need less than the loop with an LLM
+
+
+def _write_labeled(path: Path, n: int) -> Path:
+    rows = _sample_rows("reviews_pool.csv", n)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "sentiment"])
+        for r in rows:
+            writer.writerow([r["text"], r["reference_label"]])
+    return path
+
+
+def test_cli_simulate_loop_without_an_llm(cli, capsys, tmp_path):
+    data = _write_labeled(tmp_path / "labeled.csv", 80)
+    plot = tmp_path / "curves.png"
+    args = ["simulate", "--loop", "--data", data, "--label-col", "sentiment", "--model", "none"]
+    args += ["--gold", 20, "--budget", 0.6, "--batch", 20, "--repeats", 1]
+    assert cli(*args, "--plot", plot, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["settings"]) == ["loop", "random-order", "all-human"]
+    assert result["labeler"] is None and result["items"] == 80
+    for s in result["settings"].values():
+        assert s["runs"][0][-1]["effort"] <= 0.6 + 1e-9
+    assert plot.stat().st_size > 0
+    assert cli(*args) == 0
+    assert "all-human" in capsys.readouterr().out
+
+
+def test_cli_simulate_loop_reports_bad_settings(cli, capsys, tmp_path):
+    data = _write_labeled(tmp_path / "labeled.csv", 40)
+    base = ["simulate", "--loop", "--data", data, "--label-col", "sentiment", "--model", "none"]
+    assert cli(*base, "--gold", 60) == 2
+    assert "--gold" in capsys.readouterr().err
+    assert cli(*base, "--gold", 20, "--budget", 0.3) == 2  # the gold alone spends it
+    assert "budget" in capsys.readouterr().err
+    assert cli(*base, "--gold", 10, "--strategy", "nonsense") == 2
+    assert "nonsense" in capsys.readouterr().err
+
+
+def _counts(project: Project) -> tuple[int, ...]:
+    with project.store.session() as session:
+        return tuple(
+            session.scalar(select(func.count()).select_from(table))
+            for table in (Item, Prediction, Annotation)
+        )
+
+
+def test_plan_gives_the_effort_for_a_target_from_the_project_gold(cli, capsys, make_project):
+    project = make_project(labels=("negative", "positive"), task="Sentiment of the review.")
+    rows = _sample_rows("reviews_gold.csv", 40)
+    project.add_items(rows, id_col="id", label_col="label", split="gold")
+    truth = {r["text"]: r["label"] for r in rows}
+    config = FakeConfig(rule=_noisy_rule(truth), sample_flip=0.3)
+    with serve_fake_openai(config) as server:
+        labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
+        project.prelabel(labeler)
+        labeler.close()
+        asked = server.stats.total
+        before = _counts(project)
+        args = ["plan", "--project", project.path, "--target-accuracy", 0.9]
+        assert cli(*args, "--repeats", 2, "--batch", 10, "--json") == 0
+        assert server.stats.total == asked  # the stored answers are played, nobody is asked
+    result = json.loads(capsys.readouterr().out)
+    assert _counts(project) == before  # the project itself is left as it was
+    assert result["items"] == 40 and result["gold"] == 12
+    assert result["labeler"].startswith("fake-model@")
+    plan = result["plan"]
+    assert plan["setting"] == "loop" and plan["repeats"] == 2
+    assert plan["mean"] is None or 0.3 <= plan["mean"] <= 1.0
+    # All human: the target as effort, whatever the gold.
+    all_human = result["settings"]["all-human"]["effort_to_target"]
+    assert all_human["mean"] == pytest.approx(0.9)
+    assert np.isclose(result["target_accuracy"], 0.9)
+
+
+def test_plan_needs_enough_gold(cli, capsys, make_project):
+    project = make_project(labels=("negative", "positive"))
+    project.add_items(_sample_rows("reviews_gold.csv", 12), id_col="id", split="gold")
+    assert cli("plan", "--project", project.path) == 2
+    assert "at least 30 gold items" in capsys.readouterr().err
