@@ -233,8 +233,8 @@ def _simulate_loop(
     as_json: bool,
     **options: Any,
 ) -> None:
+    from ..loop_simulation import format_loop, items_from_file, simulate_loop
     from ..project import make_labeler
-    from ..workflows.loop_simulation import format_loop, items_from_file, simulate_loop
 
     items = items_from_file(data, options.pop("text_col"), options.pop("label_col"))
     labeler = (
@@ -275,7 +275,7 @@ def plan(
     The gold items are played as a small project with the LLM answers already stored for
     them (no LLM is asked); read-only for the project.
     """
-    from ..workflows.loop_simulation import plan as run
+    from ..loop_simulation import plan as run
 
     with open_project(project, db) as proj:
         result = run(
@@ -292,7 +292,7 @@ def plan(
 
 
 def _render_plan(r: dict) -> None:
-    from ..workflows.loop_simulation import format_loop
+    from ..loop_simulation import format_loop
 
     p = r["plan"]
     target = f"{r['target_accuracy']:.3f}"

@@ -26,22 +26,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select as sql_select
 
-from ..active import get_embedder
-from ..active.effort import (
+from .active import get_embedder
+from .active.effort import (
     curve_on_grid,
     effort_interval,
     effort_ratio_interval,
     effort_to_target,
     summarise_curves,
 )
-from ..calibration.metrics import expected_calibration_error
-from ..errors import InputError, NotReadyError
-from ..labelers.base import LabelResult, LabelTask
-from ..store import GOLD, HUMAN_LABELED, Item
+from .calibration.metrics import expected_calibration_error
 from .embed import is_corpus_fitted, item_embeddings
+from .errors import InputError, NotReadyError
+from .labelers.base import LabelResult, LabelTask
+from .store import GOLD, HUMAN_LABELED, Item
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from .project import Project
 
 DB_FILE = "labelloop.db"
 MARKER = "template.json"
@@ -105,7 +105,7 @@ def _db(path: Path) -> str:
 
 
 def _open(path: Path) -> Project:
-    from ..project import Project
+    from .project import Project
 
     return Project.open(path, db=_db(path))  # always this folder's SQLite file
 
@@ -126,7 +126,7 @@ def base_template(items: LabeledItems, task: str, embedder: Any, cache: Path, lo
     path = cache / f"base-{items.digest()}-{_slug(embedder.model_id)}"
     if (path / MARKER).exists():
         return path
-    from ..project import Project
+    from .project import Project
 
     shutil.rmtree(path, ignore_errors=True)
     log(f"preparing {len(items.uids)} items (embeddings)")
@@ -418,7 +418,7 @@ def _check(
     target: float,
     strategies: Sequence[str],
 ) -> None:
-    from ..active.strategies import STRATEGIES
+    from .active.strategies import STRATEGIES
 
     n = len(items.uids)
     if len(set(items.labels)) < 2:
@@ -598,8 +598,8 @@ def items_from_gold(
     project: Project,
 ) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
     """The project's gold items and the LLM answers it already holds for them (no new calls)."""
-    from ..store import Prediction
     from .learn import DERIVED
+    from .store import Prediction
 
     with project.store.session() as session:
         rows = session.execute(
