@@ -14,7 +14,9 @@ from test_calibrate_workflow import overconfident_project
 
 def dashboard_html(project, monkeypatch) -> str:
     monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        review.accounts,
+        "PASSWORD_HASHER",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
     if "admin" not in {u["name"] for u in review.list_users(project)}:
         review.add_user(project, "admin", role="admin", password="admin-password")
@@ -40,7 +42,7 @@ def test_plots_are_redrawn_when_the_calibration_changes(make_project, monkeypatc
     assert second["threshold"] != first["threshold"]
     assert plots_record(folder)["threshold"] == first["threshold"]  # stale until looked at
 
-    board = review.dashboard(project)
+    board = project.dashboard()
     shown = board["calibration_plots"]
     calibration = active_calibration(project, "m", "v1")
     assert shown["calibration_id"] == calibration.id and shown["current"]
@@ -65,7 +67,7 @@ def test_plots_of_another_predictor_say_so(make_project, monkeypatch):
 
     project.save_predictions("other", "v2", [(i, Result("positive", 0.9, None)) for i in ids])
     project.set_active_predictor("other", "v2")
-    board = review.dashboard(project)
+    board = project.dashboard()
     assert board["calibration_plots"]["model"] == "m"
     assert not board["calibration_plots"]["current"]
     assert "not the calibration routing uses now" in dashboard_html(project, monkeypatch)
@@ -79,4 +81,4 @@ def test_gold_accuracy_names_the_routing_predictor(make_project, monkeypatch):
     project.update_settings(active_predictor={"model": "ensemble", "prompt_version": "x"})
     html = dashboard_html(project, monkeypatch)
     assert "stack (LLMs + student)" in html and "LLM accuracy" not in html
-    assert review.dashboard(project)["calibration_plots"] is None  # none drawn, none asked
+    assert project.dashboard()["calibration_plots"] is None  # none drawn, none asked
