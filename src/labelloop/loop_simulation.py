@@ -35,10 +35,10 @@ from .active.effort import (
     summarise_curves,
 )
 from .calibration.metrics import expected_calibration_error
-from .embed import is_corpus_fitted, item_embeddings
 from .errors import InputError, NotReadyError
 from .labelers.base import LabelResult, LabelTask
 from .store import GOLD, HUMAN_LABELED, Item
+from .workflows.embed import is_corpus_fitted, item_embeddings
 
 if TYPE_CHECKING:
     from .project import Project
@@ -587,7 +587,7 @@ def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | No
 # ----------------------------------------------------------------- sources of items
 def items_from_file(file: str | Path, text_col: str, label_col: str) -> LabeledItems:
     """A labeled file's rows (ids by row), with its label set in order of first appearance."""
-    from .simulate import load_labeled
+    from .workflows.simulate import load_labeled
 
     texts, labels = load_labeled(file, text_col, label_col)
     label_set = sorted(set(labels))
@@ -598,8 +598,8 @@ def items_from_gold(
     project: Project,
 ) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
     """The project's gold items and the LLM answers it already holds for them (no new calls)."""
-    from .learn import DERIVED
     from .store import Prediction
+    from .workflows.learn import DERIVED
 
     with project.store.session() as session:
         rows = session.execute(
