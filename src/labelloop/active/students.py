@@ -19,11 +19,13 @@ from sklearn.utils.validation import check_is_fitted
 
 
 class Student(Protocol):
-    """What strategies and the loop need from a model."""
+    """What strategies, the loop and the simulation need from a model."""
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Student: ...
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 class SklearnStudent(ClassifierMixin, BaseEstimator):

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from labelloop.labelers.base import (
     stable_hash,
 )
 from labelloop.labelers.contextual import CONTENT_FREE_INPUTS, contextual_calibrate
+
+if TYPE_CHECKING:
+    from labelloop.labelers.llama_scorer import LlamaScorer
 
 __all__ = ["DEFAULT_EMBEDDED", "EMBEDDED_MODELS", "LocalLabeler", "embedded_model_path"]
 
@@ -109,7 +113,7 @@ class LocalLabeler:
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
         self.bf16 = bf16
-        self._scorer = None
+        self._scorer: LlamaScorer | None = None  # loaded on first use
         self._content_free: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -205,7 +209,7 @@ class LocalLabeler:
             self.bf16 = cpu_has_bf16()
         return self.bf16
 
-    def _load(self):
+    def _load(self) -> LlamaScorer:
         if self._scorer is None:
             from labelloop.labelers.llama_scorer import LlamaScorer
 
@@ -222,7 +226,7 @@ class LocalLabeler:
 
     def _suffix(self, text: str) -> tuple[list[int], bool]:
         """The item's own tokens: its (escaped, bounded) text, the closing fence and "Label:"."""
-        scorer = self._scorer
+        scorer = self._load()
         body, cut = clean_text(text, 8 * self.max_item_tokens)
         tokens = scorer.tokenize(escape_fenced(body))
         if len(tokens) > self.max_item_tokens:
@@ -233,7 +237,7 @@ class LocalLabeler:
         key = self.prompt_version(task)
         if key not in self._content_free:
             suffixes = [self._suffix(text)[0] for text in CONTENT_FREE_INPUTS]
-            self._content_free[key] = self._scorer.score(suffixes, continuations)
+            self._content_free[key] = self._load().score(suffixes, continuations)
         return self._content_free[key]
 
     def _result(
