@@ -220,3 +220,37 @@ def test_ctrl_c_saves_every_answer_and_prints_the_summary(tmp_path, db_url, caps
     assert len(stored(folder)) == result["done"]  # every answer received was saved
     assert f"prelabel: {result['done']} labeled" in err.decode()
     assert "interrupted" in err.decode()
+
+
+def test_timeout_and_adaptive_concurrency_from_the_command_line(project_dir, capsys):
+    config = FakeConfig(latency_s=0.1, serial=True)  # answers one request at a time
+    with serve_fake_openai(config) as server:
+        status, result, err = prelabel(
+            capsys, project_dir, server, "--timeout", 0.3, "--concurrency", 8
+        )
+    assert status == 0 and result["done"] == len(TEXTS), err
+    assert result["concurrency"]["maximum"] == 8 and result["concurrency"]["decreases"] >= 1
+    assert "requests in flight went down to" in err
+    status, _, err = call(capsys, "prelabel", "--timeout", 5, "-p", project_dir)
+    assert status == 2 and "--timeout applies to an endpoint" in err
+    status, _, err = call(capsys, "prelabel", "--model", "m", "--base-url",
+                          "http://127.0.0.1:9/v1", "--timeout", 0, "-p", project_dir)  # fmt: skip
+    assert status == 2 and "--timeout must be a positive number" in err
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        ("gave up after 7 attempts: ReadTimeout: timed out", "timeout"),
+        ("gave up after 7 attempts: HTTP 429", "rate_limited"),
+        ("gave up after 7 attempts: HTTP 503", "server_error"),
+        ("gave up after 7 attempts: ConnectError: [Errno 111] refused", "connection"),
+        ("malformed answer: answer is not JSON: Expecting value", "malformed_answer"),
+        ('HTTP 401: {"error": "bad key"}', "refused"),
+        ("RuntimeError: something else", "other"),
+    ],
+)
+def test_failures_are_sorted_by_reason(error, reason):
+    from labelloop.workflows.prelabel import NEXT_STEPS, failure_reason
+
+    assert failure_reason(error) == reason and reason in NEXT_STEPS

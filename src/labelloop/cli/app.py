@@ -156,7 +156,7 @@ def route(
     with open_project(project, db) as proj:
         result = proj.route(threshold, audit_rate=audit_rate)
     for warning in result.get("warnings", []):
-        err.print(f"warning: {warning}", highlight=False, markup=False)
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     emit(
         result,
         as_json,
@@ -178,7 +178,13 @@ def prelabel(
     ] = "local",
     base_url: BaseUrl = None,
     api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests in flight at most; fewer while an endpoint times out or slows down.",
+        ),
+    ] = 16,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
     ] = None,
@@ -251,9 +257,15 @@ def print_prelabel_summary(result: dict) -> None:
         line += f" ({reasons})"
     if result.get("retried"):
         line += f"; {result['retried']} earlier failures retried"
-    err.print(line + ".", highlight=False, markup=False)
+    adapted = result.get("concurrency") or {}
+    if adapted.get("decreases"):
+        line += (
+            f"; the endpoint slowed down under load, requests in flight went down to "
+            f"{adapted['final']} of {adapted['maximum']}"
+        )
+    err.print(line + ".", highlight=False, markup=False, soft_wrap=True)
     for step in result.get("next_steps", []):
-        err.print(f"  next: {step}", highlight=False, markup=False)
+        err.print(f"  next: {step}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -33,7 +33,7 @@ def get_labeler(
         from labelloop.labelers.local import LocalLabeler
 
         if "timeout_s" in options:
-            raise ValueError("--timeout applies to an endpoint (--base-url), not to a local model")
+            raise InputError("--timeout applies to an endpoint (--base-url), not to a local model")
 
         if model.lower().endswith(".gguf"):
             if not os.path.isfile(model):

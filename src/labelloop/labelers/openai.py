@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -39,6 +39,7 @@ from labelloop.labelers.base import (
     select_examples,
     stable_hash,
 )
+from labelloop.labelers.concurrency import AdaptiveConcurrency
 
 __all__ = [
     "PRICES_PER_MTOK",
@@ -189,6 +190,34 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
+class _Gate:
+    """Keeps the requests in flight within an adaptive limit, and reports how each one went."""
+
+    def __init__(self, control: AdaptiveConcurrency) -> None:
+        self.control = control
+        self.active = 0
+        self._changed = asyncio.Condition()
+
+    async def send(self, post: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.control.limit)
+            self.active += 1
+            ticket = self.control.ticket()
+        start, latency, overloaded = time.perf_counter(), None, False
+        try:
+            body = await post()
+            latency = time.perf_counter() - start
+            return body
+        except _Transient as exc:
+            overloaded = exc.overload
+            raise
+        finally:
+            async with self._changed:
+                self.active -= 1
+                self.control.record(ticket, latency, overloaded)
+                self._changed.notify_all()
+
+
 class _Failed(Exception):
     """An item that will not be labeled (permanent HTTP error or retries exhausted)."""
 
@@ -211,6 +240,9 @@ class OpenAILabeler:
     max_malformed : re-asks after a malformed answer before the item is recorded as failed.
     self_consistency : samples per item; > 1 gives vote shares as probabilities.
     logprobs : ask for token logprobs, giving per-label probabilities when the server has them.
+    adaptive : adapt the requests in flight to the server (AIMD, at most ``concurrency``): fewer
+        on timeouts, 429/503 and rising latency, one more after each window of steady answers.
+    timeout_s : seconds to wait for one answer.
     price_per_mtok : (input, output) USD per million tokens, overriding the built-in table.
     """
 
@@ -237,6 +269,7 @@ class OpenAILabeler:
         examples_per_label: int = 1,
         price_per_mtok: tuple[float, float] | None = None,
         seed: int | None = 0,
+        adaptive: bool = True,
     ) -> None:
         if concurrency < 1 or self_consistency < 1:
             raise ValueError("concurrency and self_consistency must be at least 1")
@@ -256,6 +289,8 @@ class OpenAILabeler:
         self.max_tokens, self.max_chars = max_tokens, max_chars
         self.examples_per_label = examples_per_label
         self.price_per_mtok = price_per_mtok
+        self.adaptive = adaptive
+        self.in_flight: AdaptiveConcurrency | None = None  # the last stream's limit
         self._rng = random.Random(seed)
         self._unsupported: set[str] = set()  # request options the server rejected
         self._ssl_context: ssl.SSLContext | None = None
@@ -331,6 +366,8 @@ class OpenAILabeler:
     ) -> None:
         system = system_prompt(task, self._examples(task))
         bucket = TokenBucket(self.requests_per_second) if self.requests_per_second else None
+        self.in_flight = AdaptiveConcurrency(self.concurrency) if self.adaptive else None
+        gate = _Gate(self.in_flight) if self.in_flight else None
         pending = iter(range(len(texts)))
 
         async def worker() -> None:
@@ -345,7 +382,8 @@ class OpenAILabeler:
                 limits=httpx.Limits(max_connections=1),
             ) as client:
                 for i in pending:  # the shared iterator hands each index to exactly one worker
-                    emit((i, await self._label_one(client, bucket, texts[i], task, system)))
+                    result = await self._label_one(client, bucket, gate, texts[i], task, system)
+                    emit((i, result))
 
         await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(texts)))))
 
@@ -353,6 +391,7 @@ class OpenAILabeler:
         self,
         client: httpx.AsyncClient,
         bucket: TokenBucket | None,
+        gate: _Gate | None,
         text: str,
         task: LabelTask,
         system: str,
@@ -368,10 +407,13 @@ class OpenAILabeler:
                 attempts += 1
                 if bucket is not None:
                     await bucket.acquire()
+                n = self.self_consistency - len(samples)
+
+                def post(n: int = n) -> Awaitable[dict[str, Any]]:
+                    return self._post(client, messages, n, task.labels)
+
                 try:
-                    body = await self._post(
-                        client, messages, self.self_consistency - len(samples), task.labels
-                    )
+                    body = await (gate.send(post) if gate else post())
                 except _Transient as exc:
                     failures += 1
                     if failures > self.max_retries:
@@ -437,11 +479,18 @@ class OpenAILabeler:
             payload.update(logprobs=True, top_logprobs=top_logprobs(labels))
         try:
             response = await client.post("/chat/completions", json=payload)
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+        except httpx.TimeoutException as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}", overload=True) from None
+        except httpx.TransportError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Transient(f"HTTP {status}", _retry_after(response), response.text[:2000])
+            raise _Transient(
+                f"HTTP {status}",
+                _retry_after(response),
+                response.text[:2000],
+                overload=status in (429, 503),
+            )
         if 400 <= status < 500 and self._drop_rejected_option(payload, response.text):
             raise _Transient(f"HTTP {status} for an optional feature; retrying without it", 0.0)
         if status != 200:
@@ -554,8 +603,14 @@ def _token_counts(usage: object) -> dict[str, int]:
 
 
 class _Transient(Exception):
-    """A failure that a retry may fix."""
+    """A failure that a retry may fix; ``overload`` when it says the server is saturated."""
 
-    def __init__(self, error: str, retry_after: float | None = None, raw: str | None = None):
+    def __init__(
+        self,
+        error: str,
+        retry_after: float | None = None,
+        raw: str | None = None,
+        overload: bool = False,
+    ):
         super().__init__(error)
-        self.retry_after, self.raw = retry_after, raw
+        self.retry_after, self.raw, self.overload = retry_after, raw, overload

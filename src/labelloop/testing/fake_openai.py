@@ -73,6 +73,9 @@ class FakeConfig:
     stray_mass: float = 0.0
     obey_injection: bool = False  # copy a {"label", "confidence"} written in the item text
     json_schema: bool = True  # accept structured outputs (else a 400 naming response_format)
+    # One request computed at a time, like a llama.cpp server on a CPU: the others queue, and
+    # a request whose client left (timed out) is still computed.
+    serial: bool = False
     sample_flip: float = 0.0  # with n > 1, fraction of samples that pick another label
     max_n: int | None = None  # cap on choices per request (None: honour ``n``)
     first_429: int = 0  # the first k requests of every item get a 429 with Retry-After
@@ -181,7 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any], text: str, labels: list[str], attempt: int) -> None:
         cfg, stop = self.server.config, self.server.stop
-        if cfg.latency_s:
+        if cfg.latency_s and cfg.serial:
+            with self.server.slot:
+                stop.wait(cfg.latency_s)
+        elif cfg.latency_s:
             stop.wait(cfg.latency_s)
         u = _uniform(cfg.seed, text, attempt)
         edges = [cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage]
@@ -350,6 +356,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.config = config
         self.stats = FakeStats()
         self.stop = threading.Event()
+        self.slot = threading.Lock()  # the one computing slot of a ``serial`` server
 
     @property
     def base_url(self) -> str:

@@ -332,6 +332,13 @@ def prelabel(
         "few_shot_examples": n_examples,
         "engine": "local",
     }
+    control = getattr(labeler, "in_flight", None)  # an endpoint's adaptive limit
+    if control is not None:
+        result["concurrency"] = {
+            "maximum": control.maximum,
+            "final": control.limit,
+            "decreases": control.decreases,
+        }
     result["next_steps"] = next_steps(result)
     if interrupted:
         raise Interrupted(result)
