@@ -201,6 +201,22 @@ def prelabel(
     ] = True,
     engine: Engine = "local",
     ray_address: RayAddress = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Estimate the items, tokens, cost and time of this run; label nothing, ask "
+            "no endpoint (the embedded model labels a small sample to time itself).",
+        ),
+    ] = False,
+    price_in: Annotated[
+        float | None,
+        typer.Option(min=0, help="USD per million input tokens (default: the built-in table)."),
+    ] = None,
+    price_out: Annotated[
+        float | None,
+        typer.Option(min=0, help="USD per million output tokens (default: the built-in table)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
@@ -212,6 +228,21 @@ def prelabel(
     """
     from ..engines import engine_for
     from ..workflows.prelabel import Interrupted
+
+    if dry_run:
+        _estimate(
+            model,
+            base_url,
+            api_key_env,
+            concurrency,
+            limit,
+            retry_failed,
+            (price_in, price_out),
+            project,
+            db,
+            as_json,
+        )
+        return
 
     runner = engine_for(engine, address=ray_address)
     try:
@@ -243,6 +274,54 @@ def prelabel(
     )
     if result["failed"]:
         raise typer.Exit(ITEMS_FAILED)
+
+
+def _estimate(
+    model: str,
+    base_url: str | None,
+    api_key_env: str,
+    concurrency: int,
+    limit: int | None,
+    retry_failed: bool,
+    price: tuple[float | None, float | None],
+    project: Path,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """`prelabel --dry-run`: what the run would cost (see `workflows.estimate`)."""
+    from ..project import make_labeler
+    from ..workflows.estimate import estimate_prelabel
+
+    options: dict = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency}
+    if any(p is not None for p in price):
+        if model.startswith("local") or model.lower().endswith(".gguf"):
+            raise InputError("--price-in / --price-out apply to a model at an endpoint")
+        options["price_per_mtok"] = tuple(p or 0.0 for p in price)
+    labeler = make_labeler(model, **options)
+    try:
+        with open_project(project, db) as proj:
+            result = estimate_prelabel(proj, labeler, limit=limit, retry_failed=retry_failed)
+    finally:
+        labeler.close()
+    emit(result, as_json, _render_estimate)
+
+
+def _render_estimate(r: dict) -> None:
+    cost = f"${r['cost_usd']:.4f}"
+    if r["price_per_mtok"]:
+        cost += f" at ${r['price_per_mtok'][0]:g} / ${r['price_per_mtok'][1]:g} per million tokens"
+    when = (
+        f"about {r['elapsed_s']:.0f} s ({r['items_per_s']:.1f} items/s, from {r['time_from']})"
+        if r["elapsed_s"] is not None
+        else "time unknown"
+    )
+    out.print(
+        f"dry run, nothing labeled: {r['items']:,} items for {r['model']}; "
+        f"{r['tokens_in']:,} input + {r['tokens_out']:,} output tokens; {cost}; {when}.",
+        highlight=False,
+    )
+    for note in r["notes"]:
+        out.print(f"  note: {note}", highlight=False)
 
 
 #: Exit status of `prelabel` when it finished but some items failed (2 stays bad input).

@@ -369,3 +369,66 @@ def agreement(
                 result["label_issues"] = None
                 result.setdefault("notes", []).append(str(exc))
     emit(result, as_json, _render_agreement)
+
+
+def _render_compare(r: dict) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "labeler",
+        "gold",
+        "accuracy [95% interval]",
+        "AUROC",
+        "ECE raw → calibrated",
+        f"review for {percent(r['target_accuracy'])}",
+        "$ / 1000 items",
+        "items/s",
+        title="labelers on the gold items",
+    )
+    for entry in r["labelers"]:
+        acc = entry.get("accuracy")
+        accuracy = (
+            f"{percent(acc['accuracy'])} [{percent(acc['low'])}, {percent(acc['high'])}]"
+            if acc
+            else "—"
+        )
+        ece = (
+            f"{_fmt(entry['ece_before'])} → {_fmt(entry['ece_after'])}"
+            if "ece_before" in entry
+            else entry.get("note", "—")
+        )
+        cost = entry["cost_per_1000_items_usd"]
+        speed = entry["items_per_s"]
+        table.add_row(
+            f"{entry['model']}@{entry['prompt_version'][:8]}"
+            + (" (active)" if entry["active"] else ""),
+            str(entry["n_gold"]),
+            accuracy,
+            _fmt(entry.get("auroc")),
+            ece,
+            percent(entry.get("review_rate")),
+            "—" if cost is None else f"{cost:.4f}",
+            "—" if speed is None else f"{speed:.1f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def compare(
+    target_accuracy: Annotated[
+        float, typer.Option(help="The accuracy whose review need is shown for each labeler.")
+    ] = 0.95,
+    method: Annotated[
+        str, typer.Option(help="Calibration method measured (as for calibrate).")
+    ] = "auto",
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Every labeler that answered the gold items, side by side: accuracy, AUROC, ECE, review
+    needed for a target accuracy, cost and speed."""
+    from ..workflows.compare import compare as run
+
+    with open_project(project, db) as proj:
+        result = run(proj, target_accuracy=target_accuracy, method=method)
+    emit(result, as_json, _render_compare)
