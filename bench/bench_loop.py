@@ -119,6 +119,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--strategy", action="append")
     parser.add_argument("--model", default="local")
+    parser.add_argument(
+        "--llm-tokens",
+        type=int,
+        default=None,
+        help="Cut each text to this many tokens for the LLM.",
+    )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "labelloop-loop")
     args = parser.parse_args()
     strategies = args.strategy or ["review"]
@@ -126,7 +132,8 @@ def main() -> None:
     for corpus in args.corpus or list(CORPORA):
         task, _, target, goal_effort = TASKS[corpus]
         items = sample(corpus, args.items)
-        labeler = get_labeler(args.model)
+        options = {"max_item_tokens": args.llm_tokens} if args.llm_tokens else {}
+        labeler = get_labeler(args.model, **options)
         t0 = time.perf_counter()
         try:
             result = simulate_loop(
@@ -156,7 +163,13 @@ def main() -> None:
             f"**{corpus}**: {len(items.uids)} items drawn at random ({len(items.label_set)} "
             f"labels), {args.gold} gold per repeat ({_pct(args.gold / len(items.uids))} of the "
             f"effort), {args.repeats} repeats, {result['batch']} answers per round, budget "
-            f"{_pct(args.budget)}; LLM {result['labeler']}, embedder {result['embedder']}; loop "
+            f"{_pct(args.budget)}; LLM {result['labeler']}"
+            + (
+                f" reading the first {args.llm_tokens} tokens of each text"
+                if args.llm_tokens
+                else ""
+            )
+            + f", embedder {result['embedder']}; loop "
             f"order: {', '.join(strategies)}. Goal: {target} at ≤ {_pct(goal_effort)} effort. "
             f"Wall time {elapsed / 60:.0f} min (LLM answers and embeddings from the cache "
             f"after the first run); load average at the end {os.getloadavg()[0]:.1f} on "
@@ -167,6 +180,7 @@ def main() -> None:
             f"PYTHONPATH=src python bench/bench_loop.py --corpus '{corpus}' --items {args.items}"
             f" --repeats {args.repeats} --budget {args.budget}"
             + "".join(f" --strategy {s}" for s in strategies)
+            + (f" --llm-tokens {args.llm_tokens}" if args.llm_tokens else "")
         )
         write_section(
             f"The loop, end to end: {corpus}", __doc__.split("\n\n")[1] + "\n\n" + text, command

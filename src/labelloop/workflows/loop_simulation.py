@@ -166,9 +166,9 @@ def llm_template(
     path = base.with_name(f"{base.name}-llm-{_slug(key)}")
     if (path / MARKER).exists():
         return path
-    shutil.rmtree(path, ignore_errors=True)
-    shutil.copytree(base, path)
-    (path / MARKER).unlink()
+    if not path.exists():  # else an interrupted pre-labeling: prelabel resumes where it stopped
+        shutil.copytree(base, path)
+        (path / MARKER).unlink()
     with _open(path) as project:
         if labeler is not None:
             log(f"pre-labeling with {labeler.model_id} (once; repeats and settings reuse it)")
