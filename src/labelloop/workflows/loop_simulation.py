@@ -269,6 +269,7 @@ def play(
     routing queue holds what the predictor believes people must still see; `learn` refits it
     the same way after every round.
     """
+    shutil.rmtree(folder, ignore_errors=True)  # left by an interrupted run
     shutil.copytree(template, folder)
     truth = dict(zip(items.uids, items.labels, strict=True))
     n = len(items.uids)
