@@ -166,9 +166,9 @@ def llm_template(
     path = base.with_name(f"{base.name}-llm-{_slug(key)}")
     if (path / MARKER).exists():
         return path
-    shutil.rmtree(path, ignore_errors=True)
-    shutil.copytree(base, path)
-    (path / MARKER).unlink()
+    if not path.exists():  # else an interrupted pre-labeling: prelabel resumes where it stopped
+        shutil.copytree(base, path)
+        (path / MARKER).unlink()
     with _open(path) as project:
         if labeler is not None:
             log(f"pre-labeling with {labeler.model_id} (once; repeats and settings reuse it)")
@@ -269,6 +269,7 @@ def play(
     routing queue holds what the predictor believes people must still see; `learn` refits it
     the same way after every round.
     """
+    shutil.rmtree(folder, ignore_errors=True)  # left by an interrupted run
     shutil.copytree(template, folder)
     truth = dict(zip(items.uids, items.labels, strict=True))
     n = len(items.uids)
@@ -470,11 +471,9 @@ def summarise(
         )
         full = ~np.isnan(curves).any(axis=0)
         summary = summarise_curves(curves[:, full], level)
-        ratio = (
-            effort_ratio_interval(efforts[name], efforts[BASELINE], level)
-            if BASELINE in efforts and name != BASELINE
-            else None
-        )
+        versus = None
+        if BASELINE in efforts and name != BASELINE:
+            versus = _versus(efforts[name], efforts[BASELINE], budget, level)
         last = [run[-1] for run in setting_runs]
         out[name] = {
             "curve": [
@@ -488,20 +487,30 @@ def summarise(
             ],
             "accuracy_at_budget": asdict(summary[-1]) if summary else None,
             "effort_to_target": effort_interval(efforts[name], level),
-            "effort_vs_random_order": (
-                None
-                if ratio is None
-                else {
-                    "ratio": _finite(ratio[0]),
-                    "low": _finite(ratio[1]),
-                    "high": _finite(ratio[2]),
-                }
-            ),
+            "effort_vs_random_order": versus,
             "start": _mean_of([run[0] for run in setting_runs]),
             "end": _mean_of(last),
             "runs": setting_runs,
         }
     return {"settings": out, "target_accuracy": target, "budget": budget, "level": level}
+
+
+def _versus(
+    mine: np.ndarray, baseline: np.ndarray, budget: float, level: float
+) -> dict[str, Any] | None:
+    """Effort to target relative to random review order's, with a paired bootstrap interval.
+
+    Where random order never reached the target within the budget, only a bound is known:
+    it needs more than the budget, so the ratio is below (this setting's mean) / budget.
+    """
+    if np.isfinite(baseline).all():
+        ratio = effort_ratio_interval(mine, baseline, level)
+        if ratio is None:
+            return None
+        return {"ratio": _finite(ratio[0]), "low": _finite(ratio[1]), "high": _finite(ratio[2])}
+    if np.isfinite(mine).all():
+        return {"ratio": None, "low": None, "high": None, "below": float(mine.mean()) / budget}
+    return None
 
 
 def _finite(value: float) -> float | None:
@@ -547,13 +556,21 @@ def format_loop(result: dict[str, Any]) -> str:
         else:
             effort = f"not reached ({e['reached']}/{e['repeats']})"
         r = s["effort_vs_random_order"]
-        high = "∞" if r is None or r["high"] is None else _num(r["high"])
-        versus = "" if r is None else f"{_num(r['ratio'])} [{_num(r['low'])}, {high}]"
+        versus = format_versus(r)
         lines.append(
             f"{name:<18}{_num(s['start']['accuracy']):>10}{acc:>24}{effort:>26}{versus:>24}"
             f"{_num(s['end']['ece']):>9}"
         )
     return "\n".join(lines)
+
+
+def format_versus(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return ""
+    if r.get("below") is not None:
+        return f"< {r['below']:.2f}"
+    high = "∞" if r["high"] is None else _num(r["high"])
+    return f"{_num(r['ratio'])} [{_num(r['low'])}, {high}]"
 
 
 def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
