@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -27,11 +26,7 @@ ROLES = ("admin", "annotator", "service")
 ROW = re.compile(r"^\|\s*`?(GET|POST|PUT|PATCH|DELETE)`?\s*\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch) -> None:
-    monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 def doc_table(heading: str) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
@@ -202,16 +197,16 @@ def test_the_doc_states_the_limits_the_code_has() -> None:
     facts = [
         f"{DEFAULT_MAX_BODY_BYTES // 2**20} MiB",
         f"{DEFAULT_MAX_BULK_BODY_BYTES // 2**20} MiB",
-        f"{review.SESSION_HOURS} hours",
-        f"{review.TOKEN_CACHE_S:g} s",
-        f"{review.ACCOUNTS_CHECK_S:g} s",
+        f"{review.accounts.SESSION_HOURS} hours",
+        f"{review.accounts.TOKEN_CACHE_S:g} s",
+        f"{review.accounts.ACCOUNTS_CHECK_S:g} s",
         f"{limiter.per_address} failures",
         f"{limiter.per_pair} failures",
         f"{limiter.per_account} failures",
         f"{limiter.window_s / 60:g} minutes",
-        f"{review.MIN_PASSWORD} characters",
+        f"{review.accounts.MIN_PASSWORD} characters",
     ]
-    for name, bounds in review.SETTING_BOUNDS.items():
+    for name, bounds in review.queues.SETTING_BOUNDS.items():
         facts.append(f"`{name}` | {bounds.describe()}")
     missing = [fact for fact in facts if fact not in text]
     assert not missing, f"{DOC.name} does not state: {missing}"
