@@ -82,3 +82,13 @@ def test_gold_accuracy_names_the_routing_predictor(make_project, monkeypatch):
     html = dashboard_html(project, monkeypatch)
     assert "stack (LLMs + student)" in html and "LLM accuracy" not in html
     assert project.dashboard()["calibration_plots"] is None  # none drawn, none asked
+
+
+def test_plots_are_drawn_for_a_calibration_that_drew_none(make_project, monkeypatch):
+    project = overconfident_project(make_project)
+    project.calibrate(budget=0.3)  # no plots asked for, no plots/ folder
+    board = project.dashboard()
+    assert board["calibration_plots"]["current"]
+    assert set(PLOTS.values()) <= set(board["plots"])  # listed on the first view
+    html = dashboard_html(project, monkeypatch)
+    assert all(f'src="/plots/{name}"' in html for name in PLOTS.values())

@@ -823,8 +823,9 @@ class Project:
         from .workflows.calibrate import current_plots
         from .workflows.learn import predictor_title
 
+        calibration_plots = current_plots(self)  # first: it may draw files the board lists
         board = overview.dashboard(self)
-        board["calibration_plots"] = current_plots(self)
+        board["calibration_plots"] = calibration_plots
         board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
         return board
 
