@@ -190,6 +190,7 @@ def test_the_standalone_ml_backend_is_in_the_doc(accounts) -> None:
 
 def test_the_doc_states_the_limits_the_code_has() -> None:
     from labelloop.server.inbound import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_BULK_BODY_BYTES
+    from labelloop.server.ml_backend import MAX_PREDICT_TASKS
     from labelloop.server.security import LoginLimiter
 
     text = DOC.read_text(encoding="utf-8")
@@ -205,6 +206,7 @@ def test_the_doc_states_the_limits_the_code_has() -> None:
         f"{limiter.per_account} failures",
         f"{limiter.window_s / 60:g} minutes",
         f"{review.accounts.MIN_PASSWORD} characters",
+        f"labeled | {MAX_PREDICT_TASKS} (`serve --max-predict-tasks`)",
     ]
     for name, bounds in review.queues.SETTING_BOUNDS.items():
         facts.append(f"`{name}` | {bounds.describe()}")
