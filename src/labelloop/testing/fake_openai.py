@@ -222,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(cfg.refusal_status, {"error": error})
             return
         structured = bool(schema)
-        if structured:  # constrained decoding: the answer's label comes from the schema's enum
+        if schema:  # constrained decoding: the answer's label comes from the schema's enum
             labels = schema.get("properties", {}).get("label", {}).get("enum") or labels
         if fault == 4 or (cfg.always_garbage and cfg.always_garbage(text)):
             self._send(200, self._completion(body, ["Sure! I think it is good."], labels, text))
