@@ -270,10 +270,20 @@ def test_answers_are_asked_as_a_schema_whose_label_is_an_enum():
     assert "<one allowed label>" not in system and not re.search(r"<[a-z][a-z .]*>", system)
 
 
-def test_a_server_refusing_json_schema_gets_json_mode():
-    with serve_fake_openai(FakeConfig(json_schema=False)) as server:
-        labeler = fast_labeler(server, concurrency=1)
-        results = collect(labeler, make_texts(4))
+@pytest.mark.parametrize("status", [400, 422, 500])  # llama-cpp-python's server says 500
+def test_a_server_refusing_json_schema_gets_the_schema_in_json_mode(status):
+    with serve_fake_openai(FakeConfig(json_schema=False, refusal_status=status)) as server:
+        results = collect(fast_labeler(server, concurrency=4), make_texts(8))
         formats = dict(server.stats.formats)
     assert all(r.ok and r.label == LABELS[i % 3] for i, r in results.items())
-    assert formats == {"json_schema": 1, "json_object": 4}  # refused once, then JSON mode
+    assert formats["json_object+schema"] == 8  # once refused, every item asked this way
+    assert 1 <= formats["json_schema"] <= 4 and len(formats) == 2  # those in flight at once
+
+
+def test_a_server_refusing_every_schema_gets_plain_json_mode():
+    config = FakeConfig(json_schema=False, json_object_schema=False)
+    with serve_fake_openai(config) as server:
+        results = collect(fast_labeler(server, concurrency=1), make_texts(4))
+        formats = dict(server.stats.formats)
+    assert all(r.ok and r.label == LABELS[i % 3] for i, r in results.items())
+    assert formats == {"json_schema": 1, "json_object+schema": 1, "json_object": 4}

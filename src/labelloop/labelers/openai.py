@@ -95,29 +95,46 @@ VARIANTS_PER_LABEL = 3
 MAX_TOP_LOGPROBS = 20  # OpenAI's ceiling
 
 
-def answer_format(labels: Sequence[str]) -> dict[str, Any]:
-    """A structured-output ``response_format``: the label must be one of ``labels``.
+#: Answer formats, most constrained first; a server that refuses one is asked for the next.
+#: ``json_object_schema`` is JSON mode carrying the schema, which llama-cpp-python's server
+#: enforces with a grammar although it refuses ``json_schema``.
+ANSWER_FORMATS = ("json_schema", "json_object_schema", "json_object")
+
+
+def answer_format(labels: Sequence[str], level: int = 0) -> dict[str, Any]:
+    """A ``response_format`` whose ``label`` must be one of ``labels`` (at ``level`` 0 and 1).
 
     Servers that honour it (OpenAI, vLLM, llama.cpp, Ollama) cannot answer outside the label set,
     and the log-probabilities at the label position are then the label distribution.
     """
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": "label_answer",
-            "strict": True,
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "label": {"type": "string", "enum": list(labels)},
-                    "confidence": {"type": "number"},
-                    "reasoning": {"type": "string"},
-                },
-                "required": ["label", "confidence", "reasoning"],
-                "additionalProperties": False,
-            },
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": list(labels)},
+            "confidence": {"type": "number"},
+            "reasoning": {"type": "string"},
         },
+        "required": ["label", "confidence", "reasoning"],
+        "additionalProperties": False,
     }
+    kind = ANSWER_FORMATS[level]
+    if kind == "json_schema":
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "label_answer", "strict": True, "schema": schema},
+        }
+    if kind == "json_object_schema":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_object"}
+
+
+def _format_of(response_format: dict[str, Any] | None) -> int | None:
+    """The level (index into :data:`ANSWER_FORMATS`) of a ``response_format`` sent."""
+    if not response_format:
+        return None
+    if response_format.get("type") == "json_schema":
+        return 0
+    return 1 if "schema" in response_format else 2
 
 
 def top_logprobs(labels: Sequence[str]) -> int:
@@ -293,6 +310,7 @@ class OpenAILabeler:
         self.in_flight: AdaptiveConcurrency | None = None  # the last stream's limit
         self._rng = random.Random(seed)
         self._unsupported: set[str] = set()  # request options the server rejected
+        self._format = 0  # the answer format asked for, an index into ANSWER_FORMATS
         self._ssl_context: ssl.SSLContext | None = None
 
     # -- contract -------------------------------------------------------------------------
@@ -471,10 +489,7 @@ class OpenAILabeler:
         if n > 1:
             payload["n"] = n
         if self.json_mode and "response_format" not in self._unsupported:
-            structured = "json_schema" not in self._unsupported
-            payload["response_format"] = (
-                answer_format(labels) if structured else {"type": "json_object"}
-            )
+            payload["response_format"] = answer_format(labels, self._format)
         if self.logprobs and "logprobs" not in self._unsupported:
             payload.update(logprobs=True, top_logprobs=top_logprobs(labels))
         try:
@@ -484,6 +499,9 @@ class OpenAILabeler:
         except httpx.TransportError as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from None
         status = response.status_code
+        refusal = 400 <= status <= 500 and status != 429  # llama-cpp-python's server says 500
+        if refusal and self._drop_rejected_option(payload, response.text):
+            raise _Transient(f"HTTP {status} for an optional feature; retrying without it", 0.0)
         if status == 429 or status >= 500:
             raise _Transient(
                 f"HTTP {status}",
@@ -491,8 +509,6 @@ class OpenAILabeler:
                 response.text[:2000],
                 overload=status in (429, 503),
             )
-        if 400 <= status < 500 and self._drop_rejected_option(payload, response.text):
-            raise _Transient(f"HTTP {status} for an optional feature; retrying without it", 0.0)
         if status != 200:
             raise _Failed(f"HTTP {status}: {response.text[:300]}", response.text[:2000])
         try:
@@ -504,19 +520,21 @@ class OpenAILabeler:
         return body
 
     def _drop_rejected_option(self, payload: dict[str, Any], message: str) -> bool:
-        """Servers that do not know logprobs, structured outputs or JSON mode answer 4xx naming
-        the option: go on with JSON mode instead of a schema, else without the option."""
-        schema = (payload.get("response_format") or {}).get("type") == "json_schema"
+        """Servers that do not know logprobs or a response format refuse the request naming the
+        option: go on with the next, plainer answer format (see :data:`ANSWER_FORMATS`), else
+        without the option. Only the first refusal of a format moves on (others were in flight)."""
+        sent = _format_of(payload.get("response_format"))
         for option in ("logprobs", "response_format"):
             named = option in message or (option == "response_format" and "json_schema" in message)
             if option not in payload or not named:
                 continue
-            if option == "response_format" and schema and "json_schema" not in self._unsupported:
-                self._unsupported.add("json_schema")
-                return True
-            if option not in self._unsupported:
+            if option == "logprobs":
                 self._unsupported.add(option)
-                return True
+            elif sent == self._format and self._format + 1 < len(ANSWER_FORMATS):
+                self._format += 1
+            elif sent == self._format:
+                self._unsupported.add(option)
+            return True  # (a refusal of what was already given up: retry as things are now)
         return False
 
     def _read_choices(

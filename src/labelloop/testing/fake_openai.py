@@ -72,7 +72,9 @@ class FakeConfig:
     variant_mass: float = 0.0
     stray_mass: float = 0.0
     obey_injection: bool = False  # copy a {"label", "confidence"} written in the item text
-    json_schema: bool = True  # accept structured outputs (else a 400 naming response_format)
+    json_schema: bool = True  # accept structured outputs (else refuse, naming response_format)
+    json_object_schema: bool = True  # accept a schema inside JSON mode (llama-cpp-python's way)
+    refusal_status: int = 400  # llama-cpp-python's server refuses json_schema with a 500
     # One request computed at a time, like a llama.cpp server on a CPU: the others queue, and
     # a request whose client left (timed out) is still computed.
     serial: bool = False
@@ -169,7 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
             attempt = stats.requests[text]
             stats.arrivals.append((time.monotonic(), text))
             stats.prompts.append(messages)
-            stats.formats[str((body.get("response_format") or {}).get("type"))] += 1
+            response_format = body.get("response_format") or {}
+            schema = "+schema" if "schema" in response_format else ""
+            stats.formats[f"{response_format.get('type')}{schema}"] += 1
             if body.get("logprobs"):
                 stats.top_logprobs[int(body.get("top_logprobs") or 0)] += 1
             stats.in_flight += 1
@@ -205,13 +209,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": {"message": "internal error"}})
             return
         response_format = body.get("response_format") or {}
-        structured = response_format.get("type") == "json_schema"
-        if structured and not cfg.json_schema:
-            message = "response_format type 'json_schema' is not supported"
-            self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
+        kind = response_format.get("type")
+        schema = response_format.get("json_schema", {}).get("schema") or response_format.get(
+            "schema"
+        )
+        refused = (kind == "json_schema" and not cfg.json_schema) or (
+            kind == "json_object" and schema and not cfg.json_object_schema
+        )
+        if refused:
+            message = f"response_format {kind!r} with a schema is not supported"
+            error = {"message": message, "type": "invalid_request_error"}
+            self._send(cfg.refusal_status, {"error": error})
             return
+        structured = bool(schema)
         if structured:  # constrained decoding: the answer's label comes from the schema's enum
-            schema = response_format.get("json_schema", {}).get("schema", {})
             labels = schema.get("properties", {}).get("label", {}).get("enum") or labels
         if fault == 4 or (cfg.always_garbage and cfg.always_garbage(text)):
             self._send(200, self._completion(body, ["Sure! I think it is good."], labels, text))
