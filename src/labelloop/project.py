@@ -580,12 +580,18 @@ class Project:
 
     # ----------------------------------------------------------------- routing
     def route(
-        self, threshold: float | None = None, *, audit_rate: float | None = None
+        self,
+        threshold: float | None = None,
+        *,
+        audit_rate: float | None = None,
+        trust_labeler: bool = False,
     ) -> dict[str, Any]:
         """Auto-accept confident predictions; queue everything else without a label for review.
 
         With an audit rate, that share of the newly auto-accepted items also goes to an audit
-        queue, so that the accuracy of auto-accepted labels keeps being measured.
+        queue, so that the accuracy of auto-accepted labels keeps being measured. When
+        calibration found the active labeler no better than the majority label, or its
+        confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
         """
         settings = self.settings
         if threshold is None:
@@ -598,21 +604,39 @@ class Project:
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
         label_thresholds = settings.get("label_thresholds") or {}
+        distrusted = self._distrusted_labeler() if not trust_labeler else []
         with self.store.session() as session:
-            route_items(session, self.id, threshold, label_thresholds)
+            if distrusted:  # no confidence reaches it: everything goes to review
+                route_items(session, self.id, 2.0, {})
+            else:
+                route_items(session, self.id, threshold, label_thresholds)
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
         counts = self._state_counts()
         self_reported = self._self_reported_routing()
+        self_reported["warnings"] += [
+            f"the labeler is not worth routing on ({reason}): every item goes to review; "
+            "`route --trust-labeler` routes on it anyway"
+            for reason in distrusted
+        ]
         return {
             "threshold": threshold,
             "label_thresholds": label_thresholds or None,
             **counts,
             "audit_queued": audited,
+            "labeler_distrusted": bool(distrusted),
             **self_reported,
         }
+
+    def _distrusted_labeler(self) -> list[str]:
+        """Why calibration found the active labeler not worth routing on (empty: it is)."""
+        check = self.settings.get("labeler_check") or {}
+        active = self.active_predictor()
+        if active is None or (check.get("model"), check.get("prompt_version")) != active:
+            return []
+        return list(check.get("reasons") or [])
 
     def _self_reported_routing(self) -> dict[str, Any]:
         """Routed items whose confidence is a number the model wrote, not calibrated: they are

@@ -148,15 +148,21 @@ def route(
         float | None,
         typer.Option(help="Share of auto-accepted items also sent to an audit queue (kept)."),
     ] = None,
+    trust_labeler: Annotated[
+        bool,
+        typer.Option(
+            help="Route on the labeler even where calibration found it no better than the "
+            "majority label or unable to rank (otherwise everything goes to review)."
+        ),
+    ] = False,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Auto-accept confident predictions; send the rest to the review queue."""
     with open_project(project, db) as proj:
-        result = proj.route(threshold, audit_rate=audit_rate)
-    for warning in result.get("warnings", []):
-        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        result = proj.route(threshold, audit_rate=audit_rate, trust_labeler=trust_labeler)
+    print_warnings(result)
     emit(
         result,
         as_json,
@@ -380,7 +386,14 @@ def calibrate(
             per_label=per_label,
             plots_dir=plots if plots is not None else proj.path / "plots",
         )
+    print_warnings(result)
     emit(result, as_json, _render_calibration)
+
+
+def print_warnings(result: dict) -> None:
+    """A result's warnings, on stderr (in --json mode too): they are for the person at work."""
+    for warning in result.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _render_calibration(r: dict) -> None:

@@ -200,7 +200,15 @@ def calibrate(
             "confidence_level": confidence_level,
             "per_label": per_label,
         },
+        # Routing reads it: a labeler that is no better than the majority label, or whose
+        # confidences do not rank, has everything sent to review unless the caller insists.
+        labeler_check={"model": model, "prompt_version": version, **report["labeler_check"]},
     )
+    report["warnings"] = [
+        f"{model} is not worth routing on: {reason}; `route` sends every item to review "
+        "(`route --trust-labeler` to route on it anyway)"
+        for reason in report["labeler_check"]["reasons"]
+    ]
     if plots_dir is not None:
         report["plots"] = _draw(Path(plots_dir), stored, scores, predicted, gold, labels)
     return {
