@@ -84,6 +84,7 @@ def test_route_says_when_confidences_are_self_reported(project_dir, capsys):
     with serve_fake_openai(FakeConfig(logprobs=False, confidence=0.9)) as server:
         status, result, err = prelabel(capsys, project_dir, server)
     assert status == 0 and result["done"] == len(TEXTS), err
+    assert result["self_reported"] == len(TEXTS) and "without usable log-probabilities" in err
     status, out, err = call(capsys, "route", "-p", project_dir, "--json")
     routed = json.loads(out)
     assert status == 0
@@ -254,3 +255,28 @@ def test_failures_are_sorted_by_reason(error, reason):
     from labelloop.workflows.prelabel import NEXT_STEPS, failure_reason
 
     assert failure_reason(error) == reason and reason in NEXT_STEPS
+
+
+def test_the_writer_raises_a_failed_write_in_the_caller_and_saves_the_rest_on_close():
+    from labelloop.workflows.prelabel import AnswerWriter
+
+    saved, calls = [], []
+
+    def save(batch):
+        calls.append(list(batch))
+        if len(calls) == 1:
+            raise RuntimeError("the store is away")
+        saved.extend(batch)
+
+    writer = AnswerWriter(save, interval=0.0)
+    writer.put(1, "a")
+    deadline = time.monotonic() + 10
+    while not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.05)
+    with pytest.raises(RuntimeError):
+        writer.put(2, "b")  # the failure surfaces at the next answer, which stays queued
+    with pytest.raises(RuntimeError):
+        writer.close()  # after one last attempt, which stores everything still unsaved
+    assert saved == [(1, "a"), (2, "b")]

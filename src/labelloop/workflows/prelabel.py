@@ -163,6 +163,12 @@ def next_steps(result: dict[str, Any]) -> list[str]:
             f"{result['failed_not_retried']} items failed in earlier runs and were not asked "
             "again (--no-retry-failed)"
         )
+    if result.get("self_reported"):
+        steps.append(
+            f"{result['self_reported']} answers came without usable log-probabilities: their "
+            "confidence is the number the model wrote; calibrate on gold before routing, or use "
+            "an endpoint that returns logprobs"
+        )
     if result.get("interrupted"):
         steps.append("interrupted: every answer received was saved; run again to go on")
     return steps
@@ -184,6 +190,7 @@ class Tally:
             "done": 0,
             "failed": 0,
             "failed_by_reason": {},
+            "self_reported": 0,  # answers whose confidence is the number the model wrote
             "tokens": 0,
             "cost_usd": 0.0,
         }
@@ -191,6 +198,8 @@ class Tally:
     def add(self, result: LabelResult) -> None:
         ok = result.error is None and result.label is not None
         self.counts["done" if ok else "failed"] += 1
+        if ok and getattr(result, "reported_confidence", None) is not None:
+            self.counts["self_reported"] += 1
         if not ok:
             reasons = self.counts["failed_by_reason"]
             reason = failure_reason(result.error)
@@ -236,9 +245,10 @@ class AnswerWriter:
         self._thread.start()
 
     def put(self, item_id: int, result: Any) -> None:
+        """Queue an answer; raises a failed write (the answer stays queued for `close`)."""
+        self._queue.put((item_id, result))
         if self._error is not None:
             raise self._error
-        self._queue.put((item_id, result))
 
     def close(self) -> None:
         """Write what is left and stop; re-raises a failed write after one last attempt."""
