@@ -30,7 +30,9 @@ ROW = re.compile(r"^\|\s*`?(GET|POST|PUT|PATCH|DELETE)`?\s*\|\s*`([^`]+)`\s*\|([
 @pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch) -> None:
     monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        review.accounts,
+        "PASSWORD_HASHER",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
 
 
