@@ -88,6 +88,11 @@ class ProjectInfo(BaseModel):
     name: str
     task: str
     labels: list[str]
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="What each described label means (plain text)."
+    )
+    guidelines: str | None = Field(None, description="The guidelines in force, as Markdown.")
+    guidelines_version: int | None = None
 
 
 LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio user id.")
