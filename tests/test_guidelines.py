@@ -212,3 +212,39 @@ def test_the_local_labeler_puts_guidelines_in_its_prefix(tmp_path):
     assert prefix.count("<<<TEXT") == 1  # the description cannot open a fence of its own
     assert len(prefix) < len(labeler.prefix_text(plain)) + 1300  # a bounded excerpt
     assert labeler.prompt_version(plain) != labeler.prompt_version(guided)
+
+
+def test_gold_feedback_is_off_by_default_and_then_shows_the_expected_label(make_project):
+    import random
+
+    from labelloop import review
+    from labelloop.errors import ConflictError
+    from labelloop.store import Item
+    from test_review_service import seed, user
+
+    project = make_project()
+    ids = seed(project, 3, n_gold=3)
+    review.set_queue_settings(project, gold_rate=0.99)
+    described = {"positive": "Praise", "negative": "Complaint", "neutral": "Neither"}
+    project.set_guidelines(label_descriptions=described)
+    with project.store.session() as session:
+        expected = {i: session.get_one(Item, i).gold_label for i in ids["gold"]}
+    ann = user(project, "ann")
+    random.seed(0)  # gold checks are drawn at random: the same draws on every run
+
+    item = review.next_item(project, ann.id)
+    assert item["id"] in ids["gold"]
+    reply = review.submit(project, ann, item["id"], action="label", label="positive")
+    assert "gold_feedback" not in reply  # off by default: nothing is revealed
+    review.undo(project, ann)  # and the answer may be undone
+
+    project.set_gold_feedback(True)
+    wrong = next(label for label in project.labels if label != expected[item["id"]])
+    reply = review.submit(project, ann, item["id"], action="label", label=wrong)
+    feedback = reply["gold_feedback"]
+    assert feedback["expected_label"] == expected[item["id"]]
+    assert (feedback["your_label"], feedback["correct"]) == (wrong, False)
+    assert feedback["description"] == described[expected[item["id"]]]
+    assert feedback["guidelines_version"] == 1
+    with pytest.raises(ConflictError, match="cannot be undone"):
+        review.undo(project, ann)  # the expected label was seen: the answer stays

@@ -273,6 +273,11 @@ class Project:
                 source=source[:500] if source else None,
             )
 
+    def set_gold_feedback(self, enabled: bool) -> None:
+        """Show annotators the expected label and its description after each gold check (off
+        by default). While on, a gold check's answer cannot be undone: the answer was seen."""
+        self.update_settings(**{answers.GOLD_FEEDBACK: bool(enabled)})
+
     def label_task(self, examples: Sequence[tuple[str, str]] = ()) -> LabelTask:
         """What labelers are asked: the task, the labels, their descriptions, the guidelines in
         force and few-shot `examples` (text, label)."""

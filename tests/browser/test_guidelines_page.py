@@ -84,3 +84,34 @@ def test_without_guidelines_the_panel_says_so(live_server, page: Page):
     page.click("#btn-guidelines")
     expect(page.locator("#guidelines")).to_contain_text("No guidelines for this project yet.")
     expect(page.locator(".label-desc")).to_have_count(0)
+
+
+def test_after_a_gold_check_the_expected_label_shows_when_the_project_asks(live_server, page):
+    import random
+
+    base, project = live_server
+    ids = seed(project, 2, n_gold=1)  # g0: gold label positive
+    review.set_queue_settings(project, gold_rate=0.99)
+    project.set_guidelines(
+        label_descriptions={
+            "positive": HOSTILE_DESCRIPTION,
+            "negative": "Complaint",
+            "neutral": "Neither",
+        }
+    )
+    project.set_gold_feedback(True)
+    review.add_user(project, "ann", password="ann-password")
+    random.seed(0)  # gold checks are drawn at random (in this process: the server's thread)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, base, "ann", "ann-password")
+    expect(page.locator("#text")).to_have_text("gold text 0")
+    assert ids["gold"] == [project.item_id("g0")]
+    page.keyboard.press("3")  # neutral: wrong
+    message = page.locator("#message")
+    expect(message).to_have_text(
+        f"Gold check missed: expected positive, you gave neutral — positive: {HOSTILE_DESCRIPTION}"
+    )
+    expect(message).to_have_class("message error")
+    expect(page.locator("#message img")).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None and dialogs == []

@@ -100,6 +100,29 @@ def guidelines_label(
     emit(result, as_json, _render_version)
 
 
+@guidelines_app.command("gold-feedback")
+def guidelines_gold_feedback(
+    enabled: Annotated[
+        bool,
+        typer.Argument(
+            help="on: after a gold check, show the expected label and its description "
+            "(a gold answer can then not be undone); off (the default): show nothing."
+        ),
+    ],
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Whether annotators see the expected label after a gold check."""
+    with open_project(project, db) as proj:
+        proj.set_gold_feedback(enabled)
+    emit(
+        {"gold_feedback": enabled},
+        as_json,
+        lambda r: out.print(f"Gold feedback is {'on' if r['gold_feedback'] else 'off'}."),
+    )
+
+
 @guidelines_app.command("show")
 def guidelines_show(
     history: Annotated[

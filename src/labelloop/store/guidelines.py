@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from .models import GuidelineVersion
@@ -66,3 +66,18 @@ def add_guidelines(
     session.add(row)
     session.flush()
     return guideline_dict(row)
+
+
+def description_in_force(
+    conn: Connection | Session, project_id: int, label: str
+) -> tuple[str | None, int | None]:
+    """(description of `label`, version) of the guidelines in force; (None, None) without."""
+    row = conn.execute(
+        select(GuidelineVersion.label_descriptions, GuidelineVersion.version)
+        .where(GuidelineVersion.project_id == project_id)
+        .order_by(GuidelineVersion.version.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None, None
+    return (row.label_descriptions or {}).get(label), row.version

@@ -121,6 +121,14 @@
     });
   }
 
+  // After a gold check (when the project shows them): the expected label and what it means.
+  function showGoldFeedback(feedback) {
+    const verdict = feedback.correct ? "Gold check passed" : "Gold check missed";
+    const yours = feedback.your_label === null ? "no label" : feedback.your_label;
+    const meaning = feedback.description ? ` — ${feedback.expected_label}: ${feedback.description}` : "";
+    say(`${verdict}: expected ${feedback.expected_label}, you gave ${yours}${meaning}`, !feedback.correct);
+  }
+
   function describe(label) {
     return Object.prototype.hasOwnProperty.call(descriptions, label) ? descriptions[label] : "";
   }
@@ -210,7 +218,8 @@
       drained = saved.next === null;
       answered += 1;
       $("done-count").textContent = String(answered);
-      say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
+      if (saved.gold_feedback) showGoldFeedback(saved.gold_feedback);
+      else say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
       await advance();
     } catch (error) {
       say(error.message, true);
