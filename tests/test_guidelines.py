@@ -4,18 +4,20 @@ prompts they reach (the fake OpenAI-compatible server, over HTTP; the local labe
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from labelloop.cli import run
+import test_prelabel_remote
 from labelloop.errors import InputError
 from labelloop.guidelines import render_markdown
 from labelloop.labelers import LabelTask, OpenAILabeler
 from labelloop.labelers.local import LocalLabeler
 from labelloop.labelers.openai import system_prompt
 from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+from test_prelabel_remote import TEXTS, call, prelabel
 
+#: A project over the fake endpoint's texts (`test_prelabel_remote`'s fixture, shared).
+project_dir = test_prelabel_remote.project_dir
 GUIDE = "# How to label\n\nSarcastic praise is **negative**.\n"
 
 
@@ -52,23 +54,6 @@ def test_bad_guidelines_and_descriptions_are_refused(make_project):
     with pytest.raises(InputError, match="at most"):
         project.set_guidelines("x" * 100_001)
     assert project.guidelines() is None  # nothing half-stored
-
-
-def call(capsys, *args: object) -> tuple[int, str, str]:
-    status = run([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-@pytest.fixture
-def project_dir(tmp_path: Path, db_url: str, capsys) -> Path:
-    folder = tmp_path / "proj"
-    status, _, err = call(
-        capsys, "init", folder, "--task", "Sentiment of reviews",
-        "--labels", "positive,negative,neutral", "--db", db_url,
-    )  # fmt: skip
-    assert status == 0, err
-    return folder
 
 
 def test_the_cli_sets_describes_and_shows(project_dir, tmp_path, capsys):
@@ -135,26 +120,11 @@ def test_markdown_keeps_formatting_and_http_links():
     assert '<a href="https://example.org/guide" rel="noopener noreferrer nofollow"' in html
 
 
-TEXTS = ["a fine film", "a dull film", "an odd film"]
-
-
-def prelabel(capsys, folder: Path, server) -> tuple[int, dict]:
-    status, out, err = call(
-        capsys, "prelabel", "--model", "fake-model", "--base-url", server.base_url,
-        "-p", folder, "--json",
-    )  # fmt: skip
-    assert status == 0, err
-    return status, json.loads(out.strip().splitlines()[-1])
-
-
 def test_guidelines_reach_the_endpoint_and_change_the_prompt_version(project_dir, tmp_path, capsys):
     from labelloop import Project
 
-    pool = tmp_path / "pool.jsonl"
-    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
-    assert call(capsys, "import", pool, "-p", project_dir)[0] == 0
     with serve_fake_openai(FakeConfig()) as server:
-        prelabel(capsys, project_dir, server)
+        assert prelabel(capsys, project_dir, server)[0] == 0
         before = Project.open(project_dir)
         first_version = before.active_predictor()[1]
         before.close()
@@ -167,7 +137,7 @@ def test_guidelines_reach_the_endpoint_and_change_the_prompt_version(project_dir
             "-p", project_dir,
         )[0] == 0  # fmt: skip
         seen = len(server.stats.prompts)
-        prelabel(capsys, project_dir, server)
+        assert prelabel(capsys, project_dir, server)[0] == 0
         asked = server.stats.prompts[seen:]
     with Project.open(project_dir) as project:
         second_version = project.active_predictor()[1]
