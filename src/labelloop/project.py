@@ -35,6 +35,7 @@ from .data.importer import (
 )
 from .data.readers import read_file, records_from_data
 from .errors import InputError
+from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
 from .store import (
@@ -54,11 +55,13 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
+from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
 from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
+    from .labelers.base import LabelTask
     from .workflows.engine import Engine
 
 CONFIG_FILE = "labelloop.json"
@@ -218,6 +221,76 @@ class Project:
     @property
     def threshold(self) -> float:
         return float(self.settings.get("threshold", routing.DEFAULT_THRESHOLD))
+
+    # ----------------------------------------------------------------- guidelines
+    def guidelines(self) -> dict[str, Any] | None:
+        """The guidelines in force (Markdown text, label descriptions, version, when, by whom
+        and from where), or None when none were set."""
+        with self.store.session() as session:
+            return latest_guidelines(session, self.id)
+
+    def guideline_history(self) -> list[dict[str, Any]]:
+        """Every version of the guidelines, oldest first."""
+        with self.store.session() as session:
+            return guideline_history(session, self.id)
+
+    def set_guidelines(
+        self,
+        text: str | None = None,
+        *,
+        label_descriptions: dict[str, str] | None = None,
+        author: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a new version of the guidelines, which is then in force.
+
+        `text` replaces the Markdown (None keeps it); `label_descriptions` changes the named
+        labels' descriptions (an empty one removes it) and keeps the others. Labelers' prompts
+        include both, so their prompt version changes with them.
+        """
+        labels = self.labels
+        changes = {
+            canonical_label(name, labels): value
+            for name, value in (label_descriptions or {}).items()
+        }
+        with self.store.session() as session:
+            current = latest_guidelines(session, self.id) or {}
+            new_text = current.get("text", "") if text is None else check_guidelines(text)
+            descriptions = merge_descriptions(
+                current.get("label_descriptions", {}), changes, labels
+            )
+            if current and (new_text, descriptions) == (
+                current["text"],
+                current["label_descriptions"],
+            ):
+                return current  # nothing changed: no new version, no new prompt version
+            return add_guidelines(
+                session,
+                self.id,
+                text=new_text,
+                label_descriptions=descriptions,
+                author=author[:200] if author else None,
+                source=source[:500] if source else None,
+            )
+
+    def set_gold_feedback(self, enabled: bool) -> None:
+        """Show annotators the expected label and its description after each gold check (off
+        by default). While on, a gold check's answer cannot be undone: the answer was seen."""
+        self.update_settings(**{answers.GOLD_FEEDBACK: bool(enabled)})
+
+    def label_task(self, examples: Sequence[tuple[str, str]] = ()) -> LabelTask:
+        """What labelers are asked: the task, the labels, their descriptions, the guidelines in
+        force and few-shot `examples` (text, label)."""
+        from .labelers.base import LabelTask
+
+        found = self.guidelines() or {}
+        return LabelTask(
+            description=self.task,
+            labels=self.labels,
+            examples=list(examples),
+            label_descriptions=dict(found.get("label_descriptions") or {}),
+            guidelines=found.get("text", ""),
+        )
 
     # ----------------------------------------------------------------- import
     def import_file(

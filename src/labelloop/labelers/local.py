@@ -25,6 +25,7 @@ from labelloop.labelers.base import (
     clean_text,
     escape_fenced,
     fence,
+    guidance,
     select_examples,
     stable_hash,
 )
@@ -40,6 +41,9 @@ PREFIX_TEMPLATE = "{description}\nPossible labels: {labels}.\n\n"
 SHOT_TEMPLATE = "Text: {fenced}\nLabel: {label}\n\n"
 ITEM_OPEN = f"Text: {FENCE_START}\n"
 ITEM_CLOSE = f"\n{FENCE_END}\nLabel:"
+
+#: Characters of the guidelines in the prefix: small models have short contexts.
+GUIDELINES_CHARS = 1000
 
 EMBEDDED_MODELS = ("smollm2", "gemma3")
 DEFAULT_EMBEDDED = "gemma3"
@@ -132,7 +136,15 @@ class LocalLabeler:
             "weights": "bf16" if self._use_bf16() else "as shipped",
         }
         templates = (TEMPLATE_VERSION, PREFIX_TEMPLATE, SHOT_TEMPLATE, ITEM_OPEN, ITEM_CLOSE)
-        return stable_hash(templates, settings, task.description, task.labels, self._examples(task))
+        extra = guidance(task, GUIDELINES_CHARS)  # absent: the version is as it always was
+        return stable_hash(
+            templates,
+            settings,
+            task.description,
+            task.labels,
+            self._examples(task),
+            *([extra] if extra else []),
+        )
 
     def label_stream(
         self, texts: Sequence[str], task: LabelTask
@@ -176,8 +188,10 @@ class LocalLabeler:
     # -- building blocks (also used by the benchmarks) ------------------------------------
     def prefix_text(self, task: LabelTask) -> str:
         """Instructions, label list and few-shot examples: the part shared by every item."""
+        description = clean_text(task.description, 1000)[0].strip()
+        extra = guidance(task, GUIDELINES_CHARS)
         head = PREFIX_TEMPLATE.format(
-            description=clean_text(task.description, 1000)[0].strip(),
+            description=f"{description}\n{extra}" if extra else description,
             labels=", ".join(task.labels),
         )
         shots = "".join(

@@ -36,6 +36,7 @@ from labelloop.labelers.base import (
     LabelTask,
     clean_text,
     fence,
+    guidance,
     select_examples,
     stable_hash,
 )
@@ -52,6 +53,9 @@ __all__ = [
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 TEMPLATE_VERSION = "chat-json-v2"
+#: Characters of the guidelines a prompt holds (after the label descriptions): every request
+#: pays for them, so the start of long guidelines, where the definitions usually are.
+GUIDELINES_CHARS = 4000
 
 #: USD per million (input, output) tokens; unknown models (local servers) cost 0.
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
@@ -151,8 +155,10 @@ def system_prompt(task: LabelTask, examples: Sequence[tuple[str, str]]) -> str:
             f"{fence(clean_text(t, 300)[0])}\nLabel: {json.dumps(label)}" for t, label in examples
         ]
         shots = "\n\nExamples:\n" + "\n\n".join(lines)
+    description = clean_text(task.description, 2000)[0]
+    extra = guidance(task, GUIDELINES_CHARS)
     return SYSTEM_TEMPLATE.format(
-        description=clean_text(task.description, 2000)[0],
+        description=f"{description}\n\n{extra}" if extra else description,
         labels=json.dumps(list(task.labels), ensure_ascii=False),
         start=FENCE_START,
         end=FENCE_END,
@@ -322,8 +328,15 @@ class OpenAILabeler:
             "max_chars": self.max_chars,
         }
         shots = self._examples(task)
+        extra = guidance(task, GUIDELINES_CHARS)  # absent: the version is as it always was
         return stable_hash(
-            TEMPLATE_VERSION, SYSTEM_TEMPLATE, settings, task.description, task.labels, shots
+            TEMPLATE_VERSION,
+            SYSTEM_TEMPLATE,
+            settings,
+            task.description,
+            task.labels,
+            shots,
+            *([extra] if extra else []),
         )
 
     def label_stream(

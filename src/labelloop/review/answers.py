@@ -34,6 +34,7 @@ from ..store import (
     ProjectRow,
     ReviewTask,
 )
+from ..store.guidelines import description_in_force
 from ..store.models import table_of, utcnow
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
 from . import common
@@ -53,6 +54,8 @@ from .queues import (
 )
 
 ACTIONS = tuple(Action)
+#: The project setting that shows annotators the expected label after a gold check.
+GOLD_FEEDBACK = "gold_feedback"
 
 _ITEMS, _ANNOTATIONS = table_of(Item), table_of(Annotation)
 _TASKS, _PROJECTS = table_of(ReviewTask), table_of(ProjectRow)
@@ -453,10 +456,39 @@ def submit(
             "item_id": item_id,
             "action": action,
         }
+        if queue == Queue.GOLD and action != Action.SKIP and gold_feedback_on(item.settings):
+            result["gold_feedback"] = gold_feedback(conn, project.id, answer.annotation_id)
         if then_next:
             settings = queue_settings_of(labels_and_settings_of(item)[1])
             result["next"] = next_in(conn, project, who.id, exclude, settings)
     return result
+
+
+def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
+    """Whether annotators are shown the expected label after a gold check (off by default)."""
+    return bool((settings or {}).get(GOLD_FEEDBACK))
+
+
+_SETTINGS = select(_PROJECTS.c.settings).where(_PROJECTS.c.id == bindparam("project"))
+_GOLD_ANSWER = (
+    select(_ITEMS.c.gold_label, _ANNOTATIONS.c.label)
+    .join_from(_ANNOTATIONS, _ITEMS, _ITEMS.c.id == _ANNOTATIONS.c.item_id)
+    .where(_ANNOTATIONS.c.id == bindparam("annotation"))
+)
+
+
+def gold_feedback(conn: Connection, project_id: int, annotation_id: int) -> dict[str, Any]:
+    """What a person is shown after answering a gold check: the expected label, theirs, and the
+    expected label's description in the guidelines in force."""
+    row = conn.execute(_GOLD_ANSWER, {"annotation": annotation_id}).one()
+    description, version = description_in_force(conn, project_id, row.gold_label)
+    return {
+        "expected_label": row.gold_label,
+        "your_label": row.label,
+        "correct": row.label is not None and row.label == row.gold_label,
+        "description": description,
+        "guidelines_version": version,
+    }
 
 
 def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:
@@ -475,6 +507,11 @@ def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None
             raise NotFoundError("there is no answer to undo")
         if row.annotator_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own answers")
+        if row.queue == Queue.GOLD and gold_feedback_on(
+            conn.execute(_SETTINGS, {"project": project.id}).scalar_one()
+        ):
+            # The expected label was shown: answering again would measure nothing.
+            raise ConflictError("a gold check whose expected label was shown cannot be undone")
         withdraw(conn, project.id, row.id)
         lease = lease_params(project, who.id, settings_in(conn, project), item=row.item_id)
         if row.queue == Queue.GOLD:

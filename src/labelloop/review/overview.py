@@ -10,6 +10,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from ..store import GOLD, Annotation, Annotator, Item, ProjectRow, ReviewTask
+from ..store.guidelines import latest_guidelines
 from ..vocabulary import Action, Queue
 from . import common
 from .common import ProjectScope
@@ -17,10 +18,19 @@ from .queues import queue_settings
 
 
 def project_info(project: ProjectScope) -> dict[str, Any]:
-    """What the review page needs once: the task and the ordered label set."""
+    """What the review page needs once: the task, the ordered label set, the labels'
+    descriptions and the guidelines in force (Markdown; None when there are none)."""
     with project.store.session() as session:
         row = session.get_one(ProjectRow, project.id)
-        return {"name": row.name, "task": row.task, "labels": list(row.labels)}
+        guide = latest_guidelines(session, project.id) or {}
+        return {
+            "name": row.name,
+            "task": row.task,
+            "labels": list(row.labels),
+            "label_descriptions": guide.get("label_descriptions", {}),
+            "guidelines": guide.get("text") or None,
+            "guidelines_version": guide.get("version"),
+        }
 
 
 def annotations_of(

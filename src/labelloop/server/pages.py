@@ -10,8 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from .. import review
+from ..guidelines import render_markdown
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, PageUser, ProjectDep, same_origin
 from .security import LoginLimiter, same_token
 
@@ -130,8 +132,18 @@ def home(who: PageUser) -> Response:
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_page(request: Request, who: PageUser) -> Response:
-    return _page(request, "review.html", who)
+def review_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
+    """The review page, with the guidelines in force rendered in (as safe HTML: raw HTML in
+    them is escaped and only http(s) links are kept, see `labelloop.guidelines`)."""
+    info = review.project_info(project)
+    text = info["guidelines"]
+    return _page(
+        request,
+        "review.html",
+        who,
+        guidelines_html=Markup(render_markdown(text)) if text else None,
+        guidelines_version=info["guidelines_version"],
+    )
 
 
 @router.get("/dashboard", response_class=HTMLResponse)

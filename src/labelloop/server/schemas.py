@@ -48,10 +48,23 @@ class AnnotationIn(BaseModel):
     time_spent_s: FiniteFloat | None = Field(None, ge=0, le=86_400)
 
 
+class GoldFeedback(BaseModel):
+    """Shown after a gold check when the project's `gold_feedback` setting is on."""
+
+    expected_label: str
+    your_label: str | None
+    correct: bool
+    description: str | None = Field(description="The expected label's description, if any.")
+    guidelines_version: int | None
+
+
 class AnnotationOut(BaseModel):
     annotation_id: int
     item_id: int
     action: str
+    gold_feedback: GoldFeedback | None = Field(
+        None, description="After a gold check, when the project shows the expected label."
+    )
     next: QueueItem | None = Field(
         None, description="Present when asked for with ?next=true: your next item, or null."
     )
@@ -88,6 +101,11 @@ class ProjectInfo(BaseModel):
     name: str
     task: str
     labels: list[str]
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="What each described label means (plain text)."
+    )
+    guidelines: str | None = Field(None, description="The guidelines in force, as Markdown.")
+    guidelines_version: int | None = None
 
 
 LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio user id.")

@@ -279,6 +279,26 @@ class GoldLease(Base):
     lease_expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class GuidelineVersion(Base):
+    """One version of a project's guidelines (Markdown) and label descriptions.
+
+    Every change adds a version carrying both, so that what annotators and labelers were told
+    at any time stays known; the newest version is in force.
+    """
+
+    __tablename__ = "guidelines"
+    __table_args__ = (UniqueConstraint("project_id", "version", name="uq_guidelines_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text, default="")
+    label_descriptions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Embedding(Base):
     __tablename__ = "embeddings"
     __table_args__ = (UniqueConstraint("item_id", "model", name="uq_embeddings_key"),)

@@ -89,7 +89,7 @@ def estimate_prelabel(
     from ..labelers.openai import OpenAILabeler, build_messages, estimate_cost, system_prompt
 
     examples = [(text, label) for _, text, label in few_shot_examples(project)]
-    task = LabelTask(description=project.task, labels=project.labels, examples=examples)
+    task = project.label_task(examples)
     model, version = labeler.model_id, labeler.prompt_version(task)
     pending = _pending(project, model, version, limit, retry_failed)
     remote = isinstance(labeler, OpenAILabeler)

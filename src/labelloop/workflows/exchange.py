@@ -491,9 +491,7 @@ def _examples(project: Project) -> list[tuple[str, str]]:
 def labeler_key(project: Project, labeler: Any) -> tuple[Any, str, str]:
     """The task a labeler answers for this project, and its (model, prompt version) key: the
     few-shot examples of the last pre-labeling run, so its calibration applies."""
-    from ..labelers.base import LabelTask
-
-    task = LabelTask(description=project.task, labels=project.labels, examples=_examples(project))
+    task = project.label_task(_examples(project))
     return task, labeler.model_id, labeler.prompt_version(task)
 
 

@@ -61,11 +61,7 @@ def start_run(
     Also makes that key the project's active predictor, so results show as they are saved.
     """
     examples = few_shot_examples(project) if use_examples else []
-    task = LabelTask(
-        description=project.task,
-        labels=project.labels,
-        examples=[(text, label) for _, text, label in examples],
-    )
+    task = project.label_task([(text, label) for _, text, label in examples])
     model, version = labeler.model_id, labeler.prompt_version(task)
     project.update_settings(few_shot_item_ids=[item_id for item_id, _, _ in examples])
     project.set_active_predictor(model, version)
