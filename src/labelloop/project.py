@@ -604,6 +604,7 @@ class Project:
             self.update_settings(threshold=threshold, routed=True)
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
+        consensus = self.resolve()
         counts = self._state_counts()
         self_reported = self._self_reported_routing()
         return {
@@ -611,8 +612,19 @@ class Project:
             "label_thresholds": label_thresholds or None,
             **counts,
             "audit_queued": audited,
+            "consensus": consensus,
             **self_reported,
         }
+
+    def resolve(self, final_label: str | None = None) -> dict[str, Any]:
+        """Refit the model of annotator quality on every answer and recompute the final labels of
+        the items people answered; `final_label` (weighted or majority) changes the setting
+        first (see `workflows.consensus`). `route` and `learn` run it too."""
+        from .workflows import consensus
+
+        if final_label is not None:
+            return consensus.set_final_label(self, final_label)
+        return consensus.refit(self)
 
     def _self_reported_routing(self) -> dict[str, Any]:
         """Routed items whose confidence is a number the model wrote, not calibrated: they are

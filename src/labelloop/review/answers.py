@@ -36,7 +36,7 @@ from ..store import (
 )
 from ..store.models import table_of, utcnow
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
-from . import common
+from . import common, consensus
 from .accounts import Principal
 from .common import ProjectScope, transaction
 from .queues import (
@@ -137,6 +137,7 @@ ITEM_CONTEXT = (
         _ITEMS.c.state,
         _ITEMS.c.final_label,
         _ITEMS.c.final_source,
+        _ITEMS.c.label_posterior,
         _ITEMS.c.llm_label,
         _ITEMS.c.confidence,
         _ITEMS.c.calibrated_confidence,
@@ -185,6 +186,7 @@ _SET_ITEM_STATE = (
         state=bindparam("new_state"),
         final_label=bindparam("new_label"),
         final_source=bindparam("new_source"),
+        label_posterior=bindparam("new_posterior"),
     )
 )
 _ANSWER_OF = select(
@@ -304,14 +306,16 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
 def resolve_item(
     conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
 ) -> Answer:
-    """Recompute the item's state and final label from its live answers (written if changed)."""
+    """Recompute the item's state, final label and its posterior from its live answers
+    (written if changed)."""
     live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
-    resolved = (item.state, item.final_label, item.final_source)
+    before = (item.state, item.final_label, item.final_source, item.label_posterior)
+    resolved = before
     if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
         resolved = resolved_state(item, votes, settings)
-    if resolved != (item.state, item.final_label, item.final_source):
-        state, final_label, final_source = resolved
+    if resolved != before:
+        state, final_label, final_source, posterior = resolved
         conn.execute(
             _SET_ITEM_STATE,
             {
@@ -319,6 +323,7 @@ def resolve_item(
                 "new_state": state,
                 "new_label": final_label,
                 "new_source": final_source,
+                "new_posterior": posterior,
             },
         )
     return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
@@ -326,11 +331,21 @@ def resolve_item(
 
 def resolved_state(
     item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
-) -> tuple[str, str | None, str | None]:
-    """The state, final label and its source that an item's answers (`votes`) give it."""
-    human = routing.resolve_human_label(votes)
-    if human is not None:
-        return HUMAN_LABELED, human, LabelSource.HUMAN
+) -> tuple[str, str | None, str | None, dict[str, float] | None]:
+    """The state, final label, its source and its posterior that an item's answers (`votes`)
+    give it: with people's answers, the weighted consensus of the project's fitted annotator
+    model (`final_label` = weighted, once fitted) or the majority; else the suggestion when it is
+    confident and nobody rejected it."""
+    standing = consensus.latest_labels(votes)
+    if standing:
+        model = None
+        if consensus.final_label_method(settings) == consensus.WEIGHTED:
+            model = consensus.stored_model(settings, list(item.labels))
+        if model is None:
+            return HUMAN_LABELED, routing.resolve_human_label(votes), LabelSource.HUMAN, None
+        prior = consensus.model_row(list(item.labels), item.llm_label, item.calibrated_confidence)
+        label, posterior = consensus.weighted_label(model, standing, prior)
+        return HUMAN_LABELED, label, LabelSource.HUMAN, posterior
     confident = routing.is_confident(
         item.llm_label,
         item.calibrated_confidence if item.calibrated_confidence is not None else item.confidence,
@@ -338,8 +353,8 @@ def resolved_state(
         settings.get("label_thresholds"),
     )
     if confident and not any(vote.action == Action.REJECT for vote in votes):
-        return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM
-    return IN_REVIEW, None, None
+        return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM, None
+    return IN_REVIEW, None, None, None
 
 
 # ----------------------------------------------------------------------------- trusted path

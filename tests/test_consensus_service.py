@@ -1,0 +1,125 @@
+"""Final labels weighted by who gave them, in the service: the setting, the refit, the answer
+path between refits, the stored posterior and the exports, on both databases."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from sqlalchemy import select
+
+from labelloop.errors import InputError
+from labelloop.store import Item
+
+LABELS = ("pos", "neg")
+N_GOLD = 30
+
+
+def team_project(make_project):
+    """Gold items answered by three people: `good` is always right, `poor1` and `poor2` are right
+    on a third of them. Then item `x`: both poor annotators say neg, `good` says pos (the
+    majority says neg); item `y`: all three say neg."""
+    project = make_project(labels=LABELS)
+    gold = [
+        {"id": f"g{i}", "text": f"gold text {i}", "label": LABELS[i % 2]} for i in range(N_GOLD)
+    ]
+    project.add_items(gold, label_col="label", split="gold")
+    project.add_items([{"id": "x", "text": "item x"}, {"id": "y", "text": "item y"}])
+    for i, row in enumerate(gold):
+        right, wrong = row["label"], LABELS[(i + 1) % 2]
+        project.annotate(row["id"], action="label", label=right, annotator="good")
+        for poor in ("poor1", "poor2"):
+            given = right if (i + (poor == "poor2")) % 3 == 0 else wrong
+            project.annotate(row["id"], action="label", label=given, annotator=poor)
+    for who, label in (("poor1", "neg"), ("good", "pos"), ("poor2", "neg")):
+        project.annotate("x", action="label", label=label, annotator=who)
+    for who in ("poor1", "good", "poor2"):
+        project.annotate("y", action="label", label="neg", annotator=who)
+    return project
+
+
+def final(project, uid: str) -> tuple[str | None, str | None, dict | None]:
+    with project.store.session() as session:
+        item = session.execute(
+            select(Item).where(Item.project_id == project.id, Item.uid == uid)
+        ).scalar_one()
+        return item.final_label, item.final_source, item.label_posterior
+
+
+def test_weighted_label_follows_the_annotator_gold_shows_reliable(make_project) -> None:
+    project = team_project(make_project)
+    # Before any fit the answer path has no annotator model: the majority stands.
+    assert final(project, "x")[:2] == ("neg", "human")
+    summary = project.resolve()
+    assert summary["final_label"] == "weighted"
+    assert summary["annotators"] == 3 and summary["answers"] == 3 * N_GOLD + 6
+    assert summary["labels_changed"] == 1
+    label, source, posterior = final(project, "x")
+    assert (label, source) == ("pos", "human")
+    assert set(posterior) == set(LABELS) and posterior["pos"] > 0.9
+    assert sum(posterior.values()) == pytest.approx(1.0, abs=1e-5)
+    assert final(project, "y")[0] == "neg"  # everyone agrees: no change
+    assert final(project, "g0") == ("pos", "human", None)  # gold labels are never overruled
+
+    # Majority is kept as an option, and going back to it clears the posteriors.
+    back = project.resolve("majority")
+    assert back["final_label"] == "majority" and back["labels_changed"] == 1
+    assert final(project, "x") == ("neg", "human", None)
+    assert project.settings["consensus"] is None
+    with pytest.raises(InputError, match="final_label must be one of weighted, majority"):
+        project.resolve("loudest")
+    assert project.settings["final_label"] == "majority"
+
+
+def test_answers_between_refits_are_weighed_with_the_stored_model(make_project) -> None:
+    project = team_project(make_project)
+    project.resolve()
+    project.add_items([{"id": "z", "text": "item z"}])
+    project.annotate("z", action="label", label="neg", annotator="poor1")
+    one = final(project, "z")
+    assert one[0] == "neg" and one[2] is not None  # one answer is the label, with its posterior
+    assert one[2]["neg"] < 0.5  # a poor annotator's single neg says little, even the opposite
+    project.annotate("z", action="label", label="pos", annotator="good")
+    project.annotate("z", action="label", label="neg", annotator="poor2")
+    assert final(project, "z")[0] == "pos"  # no refit ran: the stored model weighed them
+    # A newcomer counts as a typical annotator until the next refit.
+    project.annotate("z", action="label", label="neg", annotator="newcomer")
+    assert final(project, "z")[2] is not None
+    # Undoing answers recomputes the posterior with the same model.
+    answers = project.annotate("x", action="label", label="neg", annotator="good")
+    assert final(project, "x")[0] == "neg"
+    project.undo_annotation(answers["annotation_id"])
+    assert final(project, "x")[0] == "pos"
+
+
+def test_route_refits_and_exports_carry_the_posterior(make_project, tmp_path) -> None:
+    project = team_project(make_project)
+    result = project.route()
+    assert result["consensus"]["labels_changed"] == 1
+    assert final(project, "x")[0] == "pos"
+    project.export(tmp_path / "out.jsonl", "jsonl")
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out.jsonl").open())}
+    assert rows["x"]["label"] == "pos"
+    assert rows["x"]["label_posterior"]["pos"] > 0.9
+    assert rows["g0"]["label_posterior"] is None
+    project.export(tmp_path / "out.csv", "csv")
+    with (tmp_path / "out.csv").open(newline="") as handle:
+        by_id = {r["id"]: r for r in csv.DictReader(handle)}
+    assert json.loads(by_id["x"]["label_posterior"]) == rows["x"]["label_posterior"]
+    # A labelloop export comes back with the same labels.
+    copy = make_project(labels=LABELS, name="copy")
+    copy.import_from(tmp_path / "out.jsonl", "labelloop")
+    assert final(copy, "x") == final(project, "x")
+
+
+def test_the_resolve_command_sets_the_method(make_project, cli, capsys) -> None:
+    project = team_project(make_project)
+    folder, db = project.path, project.store.url
+    assert cli("resolve", "--project", folder, "--db", db, "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["final_label"] == "weighted" and out["labels_changed"] == 1
+    assert cli("resolve", "--final-label", "majority", "--project", folder, "--db", db) == 0
+    assert "majority" in capsys.readouterr().out
+    assert final(project, "x")[0] == "neg"
+    assert cli("resolve", "--final-label", "vote", "--project", folder, "--db", db) == 2
