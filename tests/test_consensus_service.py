@@ -123,3 +123,46 @@ def test_the_resolve_command_sets_the_method(make_project, cli, capsys) -> None:
     assert "majority" in capsys.readouterr().out
     assert final(project, "x")[0] == "neg"
     assert cli("resolve", "--final-label", "vote", "--project", folder, "--db", db) == 2
+
+
+def test_annotator_quality_against_gold_and_consensus_and_drift(make_project) -> None:
+    from labelloop.workflows.consensus import annotator_quality
+
+    project = team_project(make_project)
+    for i in range(N_GOLD):  # right on the first twenty gold items, then wrong on every one
+        right = LABELS[i % 2]
+        given = right if i < 20 else LABELS[(i + 1) % 2]
+        project.annotate(f"g{i}", action="label", label=given, annotator="tired")
+    quality = annotator_quality(project, window=10)
+    good, poor, tired = quality["good"], quality["poor1"], quality["tired"]
+    assert good["n_gold"] == N_GOLD and good["against_gold"]["estimate"] == 1.0
+    assert poor["against_gold"]["high"] < good["against_gold"]["low"]
+    low, high = poor["against_gold"]["low"], poor["against_gold"]["high"]
+    assert low < poor["against_gold"]["estimate"] < high
+    assert good["against_consensus"]["estimate"] > poor["against_consensus"]["estimate"]
+    windows = tired["drift"]["windows"]
+    assert [w["n_answers"] for w in windows] == [10, 10, 10]
+    assert [w["accuracy"]["estimate"] for w in windows] == [1.0, 1.0, 0.0]
+    assert tired["drift"]["recent_change"]["high"] < 0  # got worse, and surely so
+    # The agreement report carries the same figures.
+    report = project.agreement(n_boot=0)
+    by_name = {q["annotator"]: q for q in report["annotator_quality"]}
+    assert by_name["poor1"]["against_gold"] == poor["against_gold"]
+
+
+def test_dashboard_shows_accuracy_intervals_and_drift(make_project, fast_password_hashing) -> None:
+    from fastapi.testclient import TestClient
+
+    from labelloop.server import create_app
+    from test_server_api import login
+
+    project = team_project(make_project)
+    project.add_user("root", role="admin", password="root-password")
+    board = project.dashboard()
+    assert board["annotator_quality"]["good"]["against_gold"]["estimate"] == 1.0
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        login(client, "root", "root-password")
+        page = client.get("/dashboard").text
+    poor = board["annotator_quality"]["poor1"]["against_gold"]
+    shown = f"{100 * poor['estimate']:.1f}% [{100 * poor['low']:.1f}, {100 * poor['high']:.1f}]"
+    assert shown in page and "vs consensus" in page

@@ -833,9 +833,11 @@ class Project:
         """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
         the calibration plots (redrawn first when they do not show the calibration in force)."""
         from .workflows.calibrate import current_plots
+        from .workflows.consensus import annotator_quality
         from .workflows.learn import predictor_title
 
         board = overview.dashboard(self)
+        board["annotator_quality"] = annotator_quality(self)
         board["calibration_plots"] = current_plots(self)
         board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
         return board

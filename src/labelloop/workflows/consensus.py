@@ -9,6 +9,7 @@ each new answer with the stored model (see `labelloop.review.consensus`).
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from .. import routing
 from ..review import common
 from ..review import consensus as team
 from ..review.answers import ITEM_CONTEXT, resolve_item
-from ..store import GOLD, Annotation, Item
+from ..store import GOLD, Annotation, Annotator, Item
 from ..vocabulary import LABELING_ACTIONS
 
 if TYPE_CHECKING:
@@ -125,3 +126,38 @@ def set_final_label(project: ProjectScope, method: str) -> dict[str, Any]:
     """Choose how final labels are made (`weighted` or `majority`) and apply it to every item."""
     project.update_settings(final_label=team.check_final_label(method))
     return refit(project)
+
+
+def annotator_quality(project: ProjectScope, window: int = 50) -> dict[str, dict[str, Any]]:
+    """Each annotator's estimated accuracy with a 95% interval, against gold and against the
+    weighted consensus, and its drift: accuracy in windows of `window` answers in time order,
+    and the last window against the earlier answers. Keyed by annotator name; empty without
+    answers."""
+    fitted = fit(project)
+    if fitted is None:
+        return {}
+    with project.store.engine.connect() as conn:
+        names = {
+            str(i): name
+            for i, name in conn.execute(
+                select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
+            )
+        }
+    drift = {d.annotator: d for d in fitted.model.drift(window)}
+    result: dict[str, dict[str, Any]] = {}
+    for quality in fitted.model.annotator_quality_:
+        key = quality.annotator
+        shown = names.get(key, "(no account)" if key == "none" else f"#{key}")
+        moved = drift[key]
+        result[shown] = {
+            **quality.to_dict(),
+            "annotator": shown,
+            "drift": {
+                "window": window,
+                "windows": [asdict(w) for w in moved.windows],
+                "recent_change": None
+                if moved.recent_change is None
+                else moved.recent_change.to_dict(),
+            },
+        }
+    return result
