@@ -166,3 +166,66 @@ def test_dashboard_shows_accuracy_intervals_and_drift(make_project, fast_passwor
     poor = board["annotator_quality"]["poor1"]["against_gold"]
     shown = f"{100 * poor['estimate']:.1f}% [{100 * poor['low']:.1f}, {100 * poor['high']:.1f}]"
     assert shown in page and "vs consensus" in page
+
+
+def task_of(project, uid: str) -> tuple[bool, int, int]:
+    from labelloop.store import ReviewTask
+
+    with project.store.session() as session:
+        task = session.execute(
+            select(ReviewTask)
+            .join(Item, Item.id == ReviewTask.item_id)
+            .where(Item.project_id == project.id, Item.uid == uid)
+        ).scalar_one()
+        return task.done, task.answers, task.answers_needed
+
+
+def test_adaptive_overlap_asks_another_answer_only_while_the_label_is_uncertain(
+    make_project,
+) -> None:
+    project = team_project(make_project)
+    project.add_items([{"id": uid, "text": f"item {uid}"} for uid in ("a", "b", "c")])
+    project.enqueue([project.item_id(uid) for uid in ("a", "b", "c")])
+    project.set_queue_settings(
+        overlap=3, overlap_mode="adaptive", overlap_target=0.9, overlap_cap=3
+    )
+    assert task_of(project, "a") == (False, 0, 1)
+    # Before any fit there is no posterior: one answer settles an item, as a fixed overlap of 1.
+    project.annotate("b", action="label", label="neg", annotator="poor1", queue="active")
+    assert task_of(project, "b") == (True, 1, 1)
+    # The refit finds poor1's answer says little: the item wants another answer again.
+    project.resolve()
+    assert task_of(project, "b") == (False, 1, 2)
+    # A reliable annotator's answer settles an item at once.
+    project.annotate("a", action="label", label="pos", annotator="good", queue="active")
+    assert task_of(project, "a") == (True, 1, 1)
+    # Poor answers keep an item open up to the cap.
+    project.annotate("b", action="label", label="neg", annotator="poor2", queue="active")
+    assert task_of(project, "b") == (False, 2, 3)
+    project.annotate("b", action="label", label="pos", annotator="good", queue="active")
+    assert task_of(project, "b") == (True, 3, 3)
+    # Undoing the answer that settled an item opens its task again.
+    with project.store.session() as session:
+        from labelloop.store import Annotation
+
+        last = session.scalars(
+            select(Annotation.id)
+            .where(Annotation.item_id == project.item_id("a"))
+            .order_by(Annotation.id.desc())
+        ).first()
+    project.undo_annotation(last)
+    assert task_of(project, "a") == (False, 0, 1)
+    # The fixed overlap comes back as it was.
+    project.set_queue_settings(overlap_mode="fixed")
+    assert task_of(project, "a") == (False, 0, 3) and task_of(project, "b") == (True, 3, 3)
+    assert task_of(project, "c") == (False, 0, 3)
+
+
+def test_adaptive_overlap_settings_are_checked(make_project) -> None:
+    from labelloop import review
+
+    project = make_project()
+    for name, value in (("overlap_mode", "sometimes"), ("overlap_target", 1.0), ("overlap_cap", 0)):
+        with pytest.raises(InputError, match=f"^{name} must be "):
+            review.set_queue_settings(project, **{name: value})
+    assert review.queue_settings(project)["overlap_mode"] == "fixed"

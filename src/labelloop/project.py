@@ -593,7 +593,7 @@ class Project:
         else:
             threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
         if audit_rate is not None:
-            audit_rate = queues.check_setting("audit_rate", audit_rate)
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
             self.update_settings(
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )

@@ -42,6 +42,7 @@ from .common import ProjectScope, transaction
 from .queues import (
     GIVE_BACK,
     OPEN_TASK,
+    OVERLAP_QUEUES,
     RETURN_GOLD,
     lease_gold,
     lease_params,
@@ -80,6 +81,7 @@ class Answer:
     state: str
     label: str | None
     live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
+    posterior: dict[str, float] | None = None  # of the weighted consensus, where it set the label
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,16 @@ _SETTLE = (
         done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
     )
 )
+_SETTLE_ADAPTIVE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        rejections=bindparam("n_rejections"),
+        answers_needed=bindparam("needed"),
+        done=task_done(bindparam("n_answers"), bindparam("n_rejections"), bindparam("needed")),
+    )
+)
 _RELEASE = (
     update(_TASKS)
     .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
@@ -106,24 +118,58 @@ _RELEASE = (
 )
 
 
-def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str | None) -> None:
+def _settle_task(
+    conn: Connection, answer: Answer, item_id: int, queue: str | None, settings: dict[str, Any]
+) -> None:
     """Recount the item's task in `queue` from the item's live answers given in that queue.
 
     Recounting (rather than adding one) keeps a task's count equal to its answers whatever
-    happened before: answers, undos, rejections, overlap changes.
+    happened before: answers, undos, rejections, overlap changes. With adaptive overlap and a
+    posterior, the answers the task needs are set again too (`adaptive_needed`).
     """
     if queue is None or queue == Queue.GOLD:  # no task to count for
         return
-    actions = [a.action for a in live if a.queue == queue and a.action != Action.SKIP]
-    conn.execute(
-        _SETTLE,
-        {
-            "item": item_id,
-            "task_queue": queue,
-            "n_answers": len(actions),
-            "n_rejections": actions.count(Action.REJECT),
-        },
+    actions = [a.action for a in answer.live if a.queue == queue and a.action != Action.SKIP]
+    n_answers, n_rejections = len(actions), actions.count(Action.REJECT)
+    params = {
+        "item": item_id,
+        "task_queue": queue,
+        "n_answers": n_answers,
+        "n_rejections": n_rejections,
+    }
+    review = queue_settings_of(settings)
+    if queue in OVERLAP_QUEUES and review["overlap_mode"] == "adaptive" and answer.posterior:
+        votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answer.live]
+        standing = len(consensus.latest_labels(votes))
+        labeled_here = n_answers - n_rejections
+        more = adaptive_needs_more(answer.posterior, standing, review)
+        conn.execute(_SETTLE_ADAPTIVE, {**params, "needed": labeled_here + int(more)})
+    else:
+        conn.execute(_SETTLE, params)
+
+
+def adaptive_needs_more(
+    posterior: dict[str, float], n_answers: int, review: dict[str, Any]
+) -> bool:
+    """Whether an item needs another answer under adaptive overlap: its leading label's
+    posterior is below `overlap_target` and it has fewer than `overlap_cap` answers
+    (`labelloop.agreement.OverlapPolicy`)."""
+    import numpy as np
+
+    from ..agreement import OverlapPolicy
+
+    policy = OverlapPolicy(
+        target=float(review["overlap_target"]), max_answers=int(review["overlap_cap"])
     )
+    return bool(policy.needs_more(np.array([list(posterior.values())]), n_answers)[0])
+
+
+def settle_overlap(
+    conn: Connection, answer: Answer, item_id: int, settings: dict[str, Any]
+) -> None:
+    """Recount the item's review and active tasks (after a refit moved its posterior)."""
+    for queue in OVERLAP_QUEUES:
+        _settle_task(conn, answer, item_id, queue, settings)
 
 
 #: What answering needs to know of an item: its split, state and suggestion, and the project's
@@ -283,7 +329,7 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
     annotation_id = int(inserted[0])
     result = resolve_item(conn, item, settings, annotation_id)
     if action != Action.SKIP:
-        _settle_task(conn, result.live, item.id, queue)
+        _settle_task(conn, result, item.id, queue, settings)
     if answer.annotator_id is not None:
         conn.execute(_RELEASE, {"item": item.id, "who": answer.annotator_id})
     return result
@@ -297,9 +343,10 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
         raise InputError(f"no answer {annotation_id} to undo")
     conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
     item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
-    result = resolve_item(conn, item, labels_and_settings_of(item)[1], annotation_id)
+    settings = labels_and_settings_of(item)[1]
+    result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
-        _settle_task(conn, result.live, found.item_id, found.queue)
+        _settle_task(conn, result, found.item_id, found.queue, settings)
     return result
 
 
@@ -326,7 +373,7 @@ def resolve_item(
                 "new_posterior": posterior,
             },
         )
-    return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
+    return Answer(annotation_id, item.uid, resolved[0], resolved[1], live, resolved[3])
 
 
 def resolved_state(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from .. import routing
 from ..review import common
 from ..review import consensus as team
-from ..review.answers import ITEM_CONTEXT, resolve_item
+from ..review.answers import ITEM_CONTEXT, resolve_item, settle_overlap
 from ..store import GOLD, Annotation, Annotator, Item
 from ..vocabulary import LABELING_ACTIONS
 
@@ -116,7 +116,9 @@ def refit(project: ProjectScope) -> dict[str, Any]:
         ).all()
         for item_id in sorted(answered):
             item = conn.execute(ITEM_CONTEXT, {"item": item_id}).one()
-            result = resolve_item(conn, item, dict(item.settings or {}), 0)
+            settings = dict(item.settings or {})
+            result = resolve_item(conn, item, settings, 0)
+            settle_overlap(conn, result, item_id, settings)
             changed += result.label != item.final_label
     summary["labels_changed"] = changed
     return summary
