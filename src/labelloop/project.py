@@ -672,7 +672,7 @@ class Project:
         else:
             threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
         if audit_rate is not None:
-            audit_rate = queues.check_setting("audit_rate", audit_rate)
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
             self.update_settings(
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
@@ -687,6 +687,7 @@ class Project:
             self.update_settings(threshold=threshold, routed=True)
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
+        consensus = self.resolve()
         counts = self._state_counts()
         self_reported = self._self_reported_routing()
         self_reported["warnings"] += [
@@ -700,6 +701,7 @@ class Project:
             **counts,
             "audit_queued": audited,
             "labeler_distrusted": bool(distrusted),
+            "consensus": consensus,
             **self_reported,
         }
 
@@ -710,6 +712,16 @@ class Project:
         if active is None or (check.get("model"), check.get("prompt_version")) != active:
             return []
         return list(check.get("reasons") or [])
+
+    def resolve(self, final_label: str | None = None) -> dict[str, Any]:
+        """Refit the model of annotator quality on every answer and recompute the final labels of
+        the items people answered; `final_label` (weighted or majority) changes the setting
+        first (see `workflows.consensus`). `route` and `learn` run it too."""
+        from .workflows import consensus
+
+        if final_label is not None:
+            return consensus.set_final_label(self, final_label)
+        return consensus.refit(self)
 
     def _self_reported_routing(self) -> dict[str, Any]:
         """Routed items whose confidence is a number the model wrote, not calibrated: they are
@@ -918,11 +930,13 @@ class Project:
         """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
         the calibration plots (redrawn first when they do not show the calibration in force)."""
         from .workflows.calibrate import current_plots
+        from .workflows.consensus import annotator_quality
         from .workflows.learn import predictor_title
 
         calibration_plots = current_plots(self)  # first: it may draw files the board lists
         board = overview.dashboard(self)
         board["calibration_plots"] = calibration_plots
+        board["annotator_quality"] = annotator_quality(self)
         board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
         return board
 

@@ -174,6 +174,37 @@ def route(
 
 
 @app.command()
+def resolve(
+    final_label: Annotated[
+        str | None,
+        typer.Option(
+            help="How an item with several answers gets its label: weighted (by each "
+            "annotator's estimated quality; the default) or majority. Kept as a setting."
+        ),
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Refit the model of annotator quality on every answer and recompute final labels."""
+    with open_project(project, db) as proj:
+        result = proj.resolve(final_label)
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"final labels by {r['final_label']}"
+            + (
+                f" ({r['answers']} answers from {r['annotators']} annotators fitted)"
+                if r["final_label"] == "weighted"
+                else ""
+            )
+            + f": {r['labels_changed']} labels changed."
+        ),
+    )
+
+
+@app.command()
 def prelabel(
     model: Annotated[
         str,

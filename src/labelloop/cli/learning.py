@@ -314,6 +314,13 @@ def _render_plan(r: dict) -> None:
     out.print(format_loop(r), highlight=False, soft_wrap=True)
 
 
+def _interval(v: dict | None, signed: bool = False) -> str:
+    if not v:
+        return "—"
+    sign = "+" if signed else ""
+    return f"{v['estimate']:{sign}.3f} [{v['low']:{sign}.3f}, {v['high']:{sign}.3f}]"
+
+
 def _render_agreement(r: dict) -> None:
     for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
         m = r.get(key) or {}
@@ -337,6 +344,14 @@ def _render_agreement(r: dict) -> None:
         )
     for flag in r.get("flags", []):
         out.print(f"  flag: {flag}", highlight=False)
+    for q in r.get("annotator_quality", []):
+        change = q["drift"]["recent_change"]
+        out.print(
+            f"  {q['annotator']}: accuracy vs gold {_interval(q['against_gold'])} "
+            f"(n={q['n_gold']}), vs consensus {_interval(q['against_consensus'])}; "
+            f"last {q['drift']['window']} answers vs earlier: {_interval(change, signed=True)}",
+            highlight=False,
+        )
     issues = r.get("label_issues")
     if issues:
         out.print(

@@ -37,12 +37,13 @@ from ..store import (
 from ..store.guidelines import description_in_force
 from ..store.models import table_of, utcnow
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
-from . import common
+from . import common, consensus
 from .accounts import Principal
 from .common import ProjectScope, transaction
 from .queues import (
     GIVE_BACK,
     OPEN_TASK,
+    OVERLAP_QUEUES,
     RETURN_GOLD,
     lease_gold,
     lease_params,
@@ -83,6 +84,7 @@ class Answer:
     state: str
     label: str | None
     live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
+    posterior: dict[str, float] | None = None  # of the weighted consensus, where it set the label
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,16 @@ _SETTLE = (
         done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
     )
 )
+_SETTLE_ADAPTIVE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        rejections=bindparam("n_rejections"),
+        answers_needed=bindparam("needed"),
+        done=task_done(bindparam("n_answers"), bindparam("n_rejections"), bindparam("needed")),
+    )
+)
 _RELEASE = (
     update(_TASKS)
     .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
@@ -109,24 +121,58 @@ _RELEASE = (
 )
 
 
-def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str | None) -> None:
+def _settle_task(
+    conn: Connection, answer: Answer, item_id: int, queue: str | None, settings: dict[str, Any]
+) -> None:
     """Recount the item's task in `queue` from the item's live answers given in that queue.
 
     Recounting (rather than adding one) keeps a task's count equal to its answers whatever
-    happened before: answers, undos, rejections, overlap changes.
+    happened before: answers, undos, rejections, overlap changes. With adaptive overlap and a
+    posterior, the answers the task needs are set again too (`adaptive_needed`).
     """
     if queue is None or queue == Queue.GOLD:  # no task to count for
         return
-    actions = [a.action for a in live if a.queue == queue and a.action != Action.SKIP]
-    conn.execute(
-        _SETTLE,
-        {
-            "item": item_id,
-            "task_queue": queue,
-            "n_answers": len(actions),
-            "n_rejections": actions.count(Action.REJECT),
-        },
+    actions = [a.action for a in answer.live if a.queue == queue and a.action != Action.SKIP]
+    n_answers, n_rejections = len(actions), actions.count(Action.REJECT)
+    params = {
+        "item": item_id,
+        "task_queue": queue,
+        "n_answers": n_answers,
+        "n_rejections": n_rejections,
+    }
+    review = queue_settings_of(settings)
+    if queue in OVERLAP_QUEUES and review["overlap_mode"] == "adaptive" and answer.posterior:
+        votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answer.live]
+        standing = len(consensus.latest_labels(votes))
+        labeled_here = n_answers - n_rejections
+        more = adaptive_needs_more(answer.posterior, standing, review)
+        conn.execute(_SETTLE_ADAPTIVE, {**params, "needed": labeled_here + int(more)})
+    else:
+        conn.execute(_SETTLE, params)
+
+
+def adaptive_needs_more(
+    posterior: dict[str, float], n_answers: int, review: dict[str, Any]
+) -> bool:
+    """Whether an item needs another answer under adaptive overlap: its leading label's
+    posterior is below `overlap_target` and it has fewer than `overlap_cap` answers
+    (`labelloop.agreement.OverlapPolicy`)."""
+    import numpy as np
+
+    from ..agreement import OverlapPolicy
+
+    policy = OverlapPolicy(
+        target=float(review["overlap_target"]), max_answers=int(review["overlap_cap"])
     )
+    return bool(policy.needs_more(np.array([list(posterior.values())]), n_answers)[0])
+
+
+def settle_overlap(
+    conn: Connection, answer: Answer, item_id: int, settings: dict[str, Any]
+) -> None:
+    """Recount the item's review and active tasks (after a refit moved its posterior)."""
+    for queue in OVERLAP_QUEUES:
+        _settle_task(conn, answer, item_id, queue, settings)
 
 
 #: What answering needs to know of an item: its split, state and suggestion, and the project's
@@ -140,6 +186,7 @@ ITEM_CONTEXT = (
         _ITEMS.c.state,
         _ITEMS.c.final_label,
         _ITEMS.c.final_source,
+        _ITEMS.c.label_posterior,
         _ITEMS.c.llm_label,
         _ITEMS.c.confidence,
         _ITEMS.c.calibrated_confidence,
@@ -188,6 +235,7 @@ _SET_ITEM_STATE = (
         state=bindparam("new_state"),
         final_label=bindparam("new_label"),
         final_source=bindparam("new_source"),
+        label_posterior=bindparam("new_posterior"),
     )
 )
 _ANSWER_OF = select(
@@ -284,7 +332,7 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
     annotation_id = int(inserted[0])
     result = resolve_item(conn, item, settings, annotation_id)
     if action != Action.SKIP:
-        _settle_task(conn, result.live, item.id, queue)
+        _settle_task(conn, result, item.id, queue, settings)
     if answer.annotator_id is not None:
         conn.execute(_RELEASE, {"item": item.id, "who": answer.annotator_id})
     return result
@@ -298,23 +346,26 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
         raise InputError(f"no answer {annotation_id} to undo")
     conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
     item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
-    result = resolve_item(conn, item, labels_and_settings_of(item)[1], annotation_id)
+    settings = labels_and_settings_of(item)[1]
+    result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
-        _settle_task(conn, result.live, found.item_id, found.queue)
+        _settle_task(conn, result, found.item_id, found.queue, settings)
     return result
 
 
 def resolve_item(
     conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
 ) -> Answer:
-    """Recompute the item's state and final label from its live answers (written if changed)."""
+    """Recompute the item's state, final label and its posterior from its live answers
+    (written if changed)."""
     live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
-    resolved = (item.state, item.final_label, item.final_source)
+    before = (item.state, item.final_label, item.final_source, item.label_posterior)
+    resolved = before
     if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
         resolved = resolved_state(item, votes, settings)
-    if resolved != (item.state, item.final_label, item.final_source):
-        state, final_label, final_source = resolved
+    if resolved != before:
+        state, final_label, final_source, posterior = resolved
         conn.execute(
             _SET_ITEM_STATE,
             {
@@ -322,18 +373,29 @@ def resolve_item(
                 "new_state": state,
                 "new_label": final_label,
                 "new_source": final_source,
+                "new_posterior": posterior,
             },
         )
-    return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
+    return Answer(annotation_id, item.uid, resolved[0], resolved[1], live, resolved[3])
 
 
 def resolved_state(
     item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
-) -> tuple[str, str | None, str | None]:
-    """The state, final label and its source that an item's answers (`votes`) give it."""
-    human = routing.resolve_human_label(votes)
-    if human is not None:
-        return HUMAN_LABELED, human, LabelSource.HUMAN
+) -> tuple[str, str | None, str | None, dict[str, float] | None]:
+    """The state, final label, its source and its posterior that an item's answers (`votes`)
+    give it: with people's answers, the weighted consensus of the project's fitted annotator
+    model (`final_label` = weighted, once fitted) or the majority; else the suggestion when it is
+    confident and nobody rejected it."""
+    standing = consensus.latest_labels(votes)
+    if standing:
+        model = None
+        if consensus.final_label_method(settings) == consensus.WEIGHTED:
+            model = consensus.stored_model(settings, list(item.labels))
+        if model is None:
+            return HUMAN_LABELED, routing.resolve_human_label(votes), LabelSource.HUMAN, None
+        prior = consensus.model_row(list(item.labels), item.llm_label, item.calibrated_confidence)
+        label, posterior = consensus.weighted_label(model, standing, prior)
+        return HUMAN_LABELED, label, LabelSource.HUMAN, posterior
     confident = routing.is_confident(
         item.llm_label,
         item.calibrated_confidence if item.calibrated_confidence is not None else item.confidence,
@@ -341,8 +403,8 @@ def resolved_state(
         settings.get("label_thresholds"),
     )
     if confident and not any(vote.action == Action.REJECT for vote in votes):
-        return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM
-    return IN_REVIEW, None, None
+        return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM, None
+    return IN_REVIEW, None, None, None
 
 
 # ----------------------------------------------------------------------------- trusted path

@@ -24,7 +24,19 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -46,12 +58,20 @@ from .common import ProjectScope, rowcount, transaction, writing
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
+#: The queues whose tasks may want several answers (the overlap).
+OVERLAP_QUEUES = (Queue.REVIEW, Queue.ACTIVE)
 DEFAULT_SETTINGS: dict[str, Any] = {
     "overlap": 1,  # answers wanted per item (from different people)
     "overlap_share": 1.0,  # share of review/active items that get `overlap` answers
     "gold_rate": 0.0,  # share of served items that are gold checks
     "audit_rate": 0.0,  # share of auto-accepted items sampled for audit
     "lease_minutes": 10.0,
+    # fixed: `overlap` answers per item; adaptive: another answer only while the item's label is
+    # uncertain (its posterior under the annotator model below `overlap_target`), at most
+    # `overlap_cap` answers (see `labelloop.review.answers.adaptive_needed`).
+    "overlap_mode": "fixed",
+    "overlap_target": 0.95,
+    "overlap_cap": 5,
 }
 
 # Prebuilt Core statements (compiled once, then cached by SQLAlchemy), each touching a few rows
@@ -121,19 +141,41 @@ class Bounds:
         return int(value) if self.whole else float(value)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The values a setting chosen by name may take."""
+
+    names: tuple[str, ...]
+
+    def holds(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.names
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(self.names)
+
+    def check(self, name: str, value: Any) -> str:
+        if not self.holds(value):
+            shown = repr(value)
+            raise InputError(f"{name} must be {self.describe()}, not {shown[:80]}")
+        return str(value)
+
+
 #: The range of each queue setting. A lease shorter than a minute would run out while a person
 #: reads an item and hand it to someone else (the double assignment leases exist to prevent);
 #: longer than a day, an abandoned lease keeps an item from everyone for more than a working day.
-SETTING_BOUNDS: dict[str, Bounds] = {
+SETTING_BOUNDS: dict[str, Bounds | Choice] = {
     "overlap": Bounds(1, 100, whole=True),
     "overlap_share": Bounds(0.0, 1.0),
     "gold_rate": Bounds(0.0, 1.0, high_open=True),  # 1 would serve nothing but gold checks
     "audit_rate": Bounds(0.0, 1.0),
     "lease_minutes": Bounds(1.0, 24 * 60, unit=" of minutes"),
+    "overlap_mode": Choice(("fixed", "adaptive")),
+    "overlap_target": Bounds(0.5, 1.0, high_open=True),  # 1 would never settle an item
+    "overlap_cap": Bounds(1, 100, whole=True),
 }
 
 
-def check_setting(name: str, value: Any) -> float | int:
+def check_setting(name: str, value: Any) -> float | int | str:
     """A queue setting's value, checked against `SETTING_BOUNDS` (InputError naming the range)."""
     return SETTING_BOUNDS[name].check(name, value)
 
@@ -168,6 +210,9 @@ def _overlap_selected(share: float) -> Any:
 def apply_overlap(project: ProjectScope) -> int:
     """Set `answers_needed` of review and active tasks from the overlap settings.
 
+    With adaptive overlap, a task with no answer yet needs one, and answered tasks are left to
+    the answer path and the refit of the annotator model (`answers.settle_adaptive`).
+
     Call after routing or selection adds tasks. A task is done once it has `answers_needed`
     answers plus one per live rejection (`task_done`): the rejections are counted on the task,
     so re-applying the overlap never drops the extra answer a rejection asked for. Only tasks
@@ -175,18 +220,17 @@ def apply_overlap(project: ProjectScope) -> int:
     unchanged rows would bloat the store). Returns the number of tasks changed.
     """
     settings = queue_settings(project)
-    needed = case(
+    needed: Any = case(
         (_overlap_selected(float(settings["overlap_share"])), int(settings["overlap"])), else_=1
     )
+    which = [ReviewTask.project_id == project.id, ReviewTask.queue.in_(OVERLAP_QUEUES)]
+    if settings["overlap_mode"] == "adaptive":
+        needed, which = literal(1), [*which, ReviewTask.answers == 0]
     done = task_done(ReviewTask.answers, ReviewTask.rejections, needed)
     with writing(project) as session:
         result = session.execute(
             update(ReviewTask)
-            .where(
-                ReviewTask.project_id == project.id,
-                ReviewTask.queue.in_((Queue.REVIEW, Queue.ACTIVE)),
-                or_(ReviewTask.answers_needed != needed, ReviewTask.done != done),
-            )
+            .where(*which, or_(ReviewTask.answers_needed != needed, ReviewTask.done != done))
             .values(answers_needed=needed, done=done)
         )
         return rowcount(result)
@@ -261,7 +305,7 @@ def sample_audit(project: ProjectScope, rate: float | None = None, random_state:
     """
     if rate is None:
         rate = queue_settings(project)["audit_rate"]
-    rate = check_setting("audit_rate", rate)
+    rate = float(check_setting("audit_rate", rate))
     rng = random.Random(random_state)
     with writing(project) as session:
         auto = and_(Item.project_id == project.id, Item.state == AUTO_ACCEPTED)

@@ -19,6 +19,15 @@ from .security import LoginLimiter, same_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+# An estimate with its 95% interval, and a change in accuracy (points) with its interval.
+templates.env.filters["interval"] = lambda v: (
+    "—" if not v else f"{100 * v['estimate']:.1f}% [{100 * v['low']:.1f}, {100 * v['high']:.1f}]"
+)
+templates.env.filters["change"] = lambda v: (
+    "—"
+    if not v
+    else f"{100 * v['estimate']:+.1f} pts [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]"
+)
 templates.env.filters["num"] = lambda v: "—" if v is None else f"{v:.3f}"
 router = APIRouter(include_in_schema=False)
 PLOT_NAME = re.compile(r"^[\w.-]{1,200}\.png$")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..errors import InputError
-from ..review import SETTING_BOUNDS, check_setting
+from ..review import SETTING_BOUNDS, Bounds, check_setting
 from ..vocabulary import Action, Role
 
 #: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
@@ -179,6 +179,7 @@ class Revoked(BaseModel):
 def _setting(name: str, description: str) -> Any:
     """A queue setting's field: its range (`review.SETTING_BOUNDS`) documented and enforced."""
     bounds = SETTING_BOUNDS[name]
+    assert isinstance(bounds, Bounds)  # the named settings have their own fields
     limits = {"ge": bounds.low, ("lt" if bounds.high_open else "le"): bounds.high}
     return Field(None, description=f"{description}: {bounds.describe()}.", **limits)
 
@@ -193,6 +194,16 @@ class QueueSettings(BaseModel):
     lease_minutes: float | None = _setting(
         "lease_minutes", "How long an item served to someone stays theirs alone"
     )
+    overlap_mode: Literal["fixed", "adaptive"] | None = Field(
+        None,
+        description="fixed: `overlap` answers per item; adaptive: another answer only while the "
+        "item's label is uncertain under the annotator model.",
+    )
+    overlap_target: float | None = _setting(
+        "overlap_target",
+        "Adaptive overlap: the posterior of the leading label that settles an item",
+    )
+    overlap_cap: int | None = _setting("overlap_cap", "Adaptive overlap: most answers per item")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -87,6 +87,9 @@ class Item(Base):
     state: Mapped[str] = mapped_column(String(16), default=UNRESOLVED)
     final_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     final_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Where people's answers set the label under the weighted consensus: the posterior of each
+    # label ({label: probability}) under the annotator-quality model; null otherwise.
+    label_posterior: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The prediction routing currently trusts (best predictor), denormalised for queues/exports.
     prediction_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     llm_label: Mapped[str | None] = mapped_column(String(200), nullable=True)

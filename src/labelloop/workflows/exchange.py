@@ -402,14 +402,20 @@ def _settle(
     for item in items:
         item_id = ids[item.uid]
         if item.final is not None:
-            final = (item.final.state, item.final.label, item.final.source)
+            final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
         else:
             human = routing.resolve_human_label(votes[item_id])
             if human is None or splits[item_id] == GOLD:
                 continue
-            final = (HUMAN_LABELED, human, LabelSource.HUMAN)
+            final = (HUMAN_LABELED, human, LabelSource.HUMAN, None)
         finals.append(
-            {"id": item_id, "state": final[0], "final_label": final[1], "final_source": final[2]}
+            {
+                "id": item_id,
+                "state": final[0],
+                "final_label": final[1],
+                "final_source": final[2],
+                "label_posterior": final[3],
+            }
         )
     if finals:
         session.execute(update(Item), finals)

@@ -159,6 +159,8 @@ def _row(
         "state": item.state,
         "label": item.final_label,
         "label_source": item.final_source,
+        # The weighted consensus's posterior of each label, where it set the label from answers.
+        "label_posterior": item.label_posterior,
         "llm_label": item.llm_label,
         "confidence": item.confidence,
         "calibrated_confidence": item.calibrated_confidence,
@@ -290,6 +292,14 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
     meta = _nested(row.get("meta"), where, "meta")
     if meta is not None and not isinstance(meta, dict):
         raise where.error("meta must be an object", "meta", meta)
+    posterior = _nested(row.get("label_posterior"), where, "label_posterior")
+    if posterior is not None and not (
+        isinstance(posterior, dict)
+        and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in posterior.values())
+    ):
+        raise where.error(
+            "label_posterior must map labels to probabilities", "label_posterior", posterior
+        )
     return ItemIn(
         uid=str(uid),
         text=text,
@@ -299,7 +309,9 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         meta=meta,
         predictions=predictions,
         annotations=[annotation_in(a, where) for a in annotations],
-        final=FinalIn(state=state, label=_optional_str(row, "label"), source=source),
+        final=FinalIn(
+            state=state, label=_optional_str(row, "label"), source=source, posterior=posterior
+        ),
     )
 
 

@@ -65,6 +65,7 @@ class FinalIn:
     state: str
     label: str | None
     source: str | None
+    posterior: dict[str, Any] | None = None  # of the weighted consensus, where it set the label
 
 
 @dataclass
