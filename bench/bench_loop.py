@@ -179,6 +179,7 @@ def main() -> None:
         command = (
             f"PYTHONPATH=src python bench/bench_loop.py --corpus '{corpus}' --items {args.items}"
             f" --repeats {args.repeats} --budget {args.budget}"
+            + (f" --batch {args.batch}" if args.batch else "")
             + "".join(f" --strategy {s}" for s in strategies)
             + (f" --llm-tokens {args.llm_tokens}" if args.llm_tokens else "")
         )
