@@ -23,16 +23,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _active_corpora import CORPORA
-from _report import write_section
-from labelloop.active import get_embedder
-from labelloop.labelers import get_labeler
 from labelloop.workflows.loop_simulation import (
     LabeledItems,
     format_versus,
     plot_effort_curves,
     simulate_loop,
 )
+
+from _active_corpora import CORPORA
+from _report import write_section
+from labelloop.active import get_embedder
+from labelloop.labelers import get_labeler
 
 TASKS = {
     "Rotten Tomatoes": (

@@ -6,6 +6,10 @@ item at a time; labelloop keeps 64 requests in flight. The seed's loop over 2,00
 ~7 minutes, so it is timed on a subsample and scaled (stated in the report).
 
     PYTHONPATH=src python bench/bench_prelabel_concurrency.py [--items 2000] [--seed-items 100]
+
+With ``--baseline-src DIR`` (another checkout's ``src``), the whole ``labelloop prelabel`` command
+(a fresh project, every answer stored) is also timed against the same command from that checkout,
+the two alternating, and their ratio reported.
 """
 
 from __future__ import annotations
@@ -115,12 +119,71 @@ def run_seed(base_url: str, texts: list[str]) -> float:
     return elapsed
 
 
+def run_command(src: str, base_url: str, texts: list[str], concurrency: int, tmp: Path) -> float:
+    """Wall time of `labelloop prelabel` on a fresh project holding `texts`, code from `src`."""
+    env = {**os.environ, "PYTHONPATH": src}
+    folder = tmp / f"project-{time.monotonic_ns()}"
+    pool = tmp / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    cli = [sys.executable, "-m", "labelloop"]
+    for args in (
+        ["init", str(folder), "--task", TASK, "--labels", ",".join(LABELS)],
+        ["import", str(pool), "-p", str(folder)],
+    ):
+        subprocess.run([*cli, *args], env=env, check=True, capture_output=True)
+    command = [
+        *cli, "prelabel", "--model", "fake-model", "--base-url", base_url,
+        "--concurrency", str(concurrency), "-p", str(folder), "--json",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["done"] == len(texts), done.stderr[-2000:]
+    return elapsed
+
+
+def end_to_end(args: argparse.Namespace, base_url: str) -> str:
+    """Rows comparing `labelloop prelabel` from this checkout and from `--baseline-src`."""
+    import statistics
+    import tempfile
+
+    ours_src = str(Path(__file__).resolve().parent.parent / "src")
+    times: dict[str, list[float]] = {"baseline": [], "this checkout": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            texts = make_texts(args.items, f"e2e{r}")  # new texts: nothing cached server-side
+            for name, src in (("baseline", args.baseline_src), ("this checkout", ours_src)):
+                times[name].append(run_command(src, base_url, texts, args.concurrency, Path(tmp)))
+    ratios = [b / o for b, o in zip(times["baseline"], times["this checkout"], strict=True)]
+    rows = "\n".join(
+        f"| `labelloop prelabel`, {name} | {statistics.median(ts):.2f} s "
+        f"(min {min(ts):.2f}, max {max(ts):.2f}) | {args.items / statistics.median(ts):.0f} |"
+        for name, ts in times.items()
+    )
+    return f"""
+The whole command, end to end (process start, a fresh SQLite project of {args.items} items, every
+answer stored), concurrency {args.concurrency}, {args.repeats} runs each, alternating:
+
+| | wall time (median) | items/s |
+| --- | --- | --- |
+{rows}
+
+Throughput of this checkout relative to the baseline, run by run: median
+{statistics.median(ratios):.2f}× (min {min(ratios):.2f}, max {max(ratios):.2f}); baseline:
+`{args.baseline_label}`.
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--seed-items", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--baseline-src", help="another checkout's src, for the command's ratio")
+    parser.add_argument("--baseline-label", default="the baseline checkout")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     proc, base_url = start_server(args.latency)
@@ -137,6 +200,7 @@ def main() -> None:
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0
         stats = httpx.get(base_url.rsplit("/v1", 1)[0] + "/_stats").json()
+        command_rows = end_to_end(args, base_url) if args.baseline_src else ""
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -178,14 +242,16 @@ process) answers every request after {args.latency * 1000:.0f} ms.
   client process only; the server runs in another process).
 - Ideal with {args.concurrency} in flight: {len(texts) / args.concurrency * args.latency:.2f} s.
 """
+    table += command_rows
     table += (
         f"\nLoad average at the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
         "(work other than this benchmark slows every figure; ratios are from the same run).\n"
     )
     print(table)
-    write_section(
-        "prelabel-concurrency", table, "PYTHONPATH=src python bench/bench_prelabel_concurrency.py"
-    )
+    command = "PYTHONPATH=src python bench/bench_prelabel_concurrency.py"
+    if args.baseline_src:
+        command += " --baseline-src BASELINE/src"
+    write_section("prelabel-concurrency", table, command)
 
 
 if __name__ == "__main__":

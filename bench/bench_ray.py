@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import write_section
 from labelloop import Project
+from labelloop.engines import engine_for
 from labelloop.labelers import LabelResult, OpenAILabeler
 from labelloop.testing.postgres import scratch_schema
 from labelloop.workflows.prelabel import save_batch
@@ -52,7 +53,7 @@ def child(args: argparse.Namespace) -> None:
     """One engine's run, in its own process; prints the result dict with its peak memory."""
     with Project.open(args.project) as project:
         labeler = OpenAILabeler("fake-model", base_url=args.base_url, concurrency=args.concurrency)
-        result = project.prelabel(labeler, engine=args.child, ray_address=args.ray_address)
+        result = project.prelabel(labeler, engine=engine_for(args.child, address=args.ray_address))
     result["driver_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result), flush=True)
 

@@ -61,7 +61,7 @@ def fast_password_hashing(monkeypatch) -> None:
     from labelloop import review
 
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(review, "PASSWORD_HASHER", cheap)
+    monkeypatch.setattr(review.accounts, "PASSWORD_HASHER", cheap)
 
 
 @pytest.fixture

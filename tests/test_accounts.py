@@ -207,7 +207,7 @@ def test_a_change_made_by_another_process_reaches_the_token_cache_within_its_bou
         assert review.cached_principal(project, token) is None
         assert review.principal_for_token(project, token) is None
         review.set_active(other, "ann", True)
-        monkeypatch.setattr(review, "ACCOUNTS_CHECK_S", 0.0)  # the version read every time
+        monkeypatch.setattr(review.accounts, "ACCOUNTS_CHECK_S", 0.0)  # the version read every time
         assert review.principal_for_token(project, token) is not None
         review.revoke(other, "ann")
         assert review.principal_for_token(project, token) is None

@@ -227,6 +227,25 @@ def test_posterior_of_one_item_matches_the_fit_and_refuses_unknown_labels() -> N
         fit.posterior_of(["ann0"], ["l9"])
 
 
+def test_a_stored_annotator_model_weighs_one_item_as_the_fit_does() -> None:
+    import json
+
+    answers, _, _ = crowd([0.95, 0.55, 0.8, 0.7], 300, 3, seed=6)
+    proba = np.random.default_rng(1).dirichlet(np.ones(3), size=300)
+    fit = WeightedConsensus(model_weight=0.4, tol=1e-10).fit(answers, model_proba=proba)
+    stored = WeightedConsensus.from_annotator_model(json.loads(json.dumps(fit.annotator_model())))
+    for position in (3, 11, 42):
+        rows = np.flatnonzero(answers.item == position)
+        names = [answers.annotators[r] for r in answers.annotator[rows]]
+        labels = [answers.labels[k] for k in answers.label[rows]]
+        assert stored.posterior_of(names, labels, proba[position]) == pytest.approx(
+            fit.posterior_[position], abs=1e-6
+        )
+    assert stored.posterior_of(["nobody_seen"], ["l2"]) == pytest.approx(
+        fit.posterior_of(["nobody_seen"], ["l2"])
+    )
+
+
 def test_confusion_structure_follows_answer_counts() -> None:
     kinds = auto_confusion_kinds(np.array([5, 40, 100]), 3)
     assert kinds.tolist() == [0, 1, 2]  # one-coin < 30 ≤ class-conditional < 60 ≤ full

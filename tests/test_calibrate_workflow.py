@@ -59,7 +59,13 @@ def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
     assert all(c is not None for c in calibrated)
     assert np.mean(calibrated) < 0.8  # pulled down toward the real accuracy (~0.6)
     assert project.threshold == pytest.approx(report["threshold"])
-    routed = project.route()
+    # Its confidences are noise (uniform whether right or wrong): calibration says so, and
+    # routing sends everything to review unless told to trust the labeler.
+    assert not report["labeler_check"]["useful"] and report["warnings"]
+    distrusted = project.route()
+    assert distrusted["labeler_distrusted"] and distrusted["auto_accepted"] == 0
+    routed = project.route(trust_labeler=True)
+    assert not routed["labeler_distrusted"]
     pool_rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     for row in pool_rows:
         accepted = row["calibrated_confidence"] >= report["threshold"]
@@ -179,3 +185,76 @@ def test_vector_calibration_moves_a_biased_labelers_labels(make_project, capsys)
     project.calibrate(method="temperature")
     rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     assert all(r["llm_label"] == r["labeler_label"] for r in rows)
+
+
+def test_only_the_options_are_bad_input(make_project, monkeypatch, capsys):
+    """A wrong option is bad input (exit 2); an error raised while fitting is a failure of
+    labelloop (exit 1), not something the user could fix by changing the command."""
+    from labelloop.workflows import calibrate as calibrate_workflow
+
+    project = overconfident_project(make_project)
+    with pytest.raises(InputError, match="unknown calibration method 'magic'"):
+        project.calibrate(method="magic")
+    assert run(["calibrate", "--method", "magic", "-p", str(project.path)]) == 2
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal shape mismatch")
+
+    monkeypatch.setattr(calibrate_workflow, "calibrate_report", broken)
+    with pytest.raises(ValueError, match="internal shape mismatch") as raised:
+        project.calibrate(budget=0.3)
+    assert not isinstance(raised.value, InputError)
+    capsys.readouterr()
+    assert run(["calibrate", "-p", str(project.path)]) == 1
+    assert "ValueError" in capsys.readouterr().err
+
+
+def labeled_project(make_project, *, accuracy, ranks, n_gold=150, seed=1):
+    """Gold where the labeler is right with probability `accuracy`; its confidence is higher
+    when it is right if `ranks`, else the same 0.9 for every item (as a model writing 0.9)."""
+    rng = np.random.default_rng(seed)
+    project = make_project(labels=LABELS)
+    gold = [
+        {"id": f"g{i}", "text": f"g {i}", "label": LABELS[int(i % 4 == 0)]} for i in range(n_gold)
+    ]
+    project.add_items(gold, id_col="id", split="gold")
+    project.add_items([{"id": f"p{i}", "text": f"p {i}"} for i in range(40)], id_col="id")
+    results = []
+    for row in project.iter_export_rows():
+        truth = row.get("gold_label") or LABELS[0]
+        right = rng.random() < accuracy
+        label = truth if right else LABELS[1 - LABELS.index(truth)]
+        p = (
+            (float(rng.uniform(0.75, 1.0)) if right else float(rng.uniform(0.5, 0.8)))
+            if ranks
+            else 0.9
+        )
+        probs = {label: p, LABELS[1 - LABELS.index(label)]: 1 - p}
+        results.append((project.item_id(row["id"]), Result(label, p, probs)))
+    project.save_predictions("m", "v1", results)
+    project.set_active_predictor("m", "v1")
+    return project
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "ranks", "useful"),
+    [(0.95, True, True), (0.75, True, False), (0.95, False, False)],
+)
+def test_a_labeler_no_better_than_the_majority_or_unable_to_rank_is_not_routed_on(
+    make_project, tmp_path, accuracy, ranks, useful
+):
+    # 75% of gold is the majority label: 0.75 accuracy does not beat it; constant confidences
+    # cannot rank, whatever the accuracy.
+    project = labeled_project(make_project, accuracy=accuracy, ranks=ranks)
+    report = project.calibrate(budget=0.3, plots_dir=tmp_path / "plots")
+    check = report["labeler_check"]
+    assert check["useful"] is useful and check["majority_share"] == pytest.approx(0.75, abs=0.01)
+    assert bool(report["warnings"]) is not useful
+    routed = project.route()
+    assert routed["labeler_distrusted"] is not useful
+    if not useful:
+        assert routed["auto_accepted"] == 0 and routed["in_review"] == 40
+        assert any("not worth routing on" in w for w in routed["warnings"])
+        assert project.route(trust_labeler=True)["labeler_distrusted"] is False
+    else:
+        assert routed["auto_accepted"] > 0

@@ -32,6 +32,7 @@ if not IN_CI:  # under CI a missing Ray is a failure (an import error), never a 
     pytest.importorskip("ray")
 import ray  # noqa: E402
 
+from labelloop.engines import engine_for  # noqa: E402
 from labelloop.engines.local_cluster import local_cluster  # noqa: E402
 from labelloop.engines.ray_engine import NAMESPACE  # noqa: E402
 
@@ -104,7 +105,9 @@ def test_ray_gives_the_local_engines_results(ray_address: str, tmp_path: Path) -
         project = _project(tmp_path / engine, 150)
         with serve_fake_openai(FAULTS) as server:  # a fresh server: the same faults for both
             labeler = _labeler(server, concurrency=4, backoff_base_s=0.01)
-            results[engine] = project.prelabel(labeler, engine=engine, ray_address=ray_address)
+            results[engine] = project.prelabel(
+                labeler, engine=engine_for(engine, address=ray_address)
+            )
         predictions[engine] = _predictions(project)
         assert _copies_per_item(project) == {1}
         assert project.stats()["predicted"] == 150
@@ -147,8 +150,8 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
         killer = threading.Thread(target=kill_one_worker, daemon=True)
         killer.start()
         result = project.prelabel(
-            _labeler(server, concurrency=4), engine="ray", ray_address=ray_address, limit=200,
-            ray_options={"run_id": "kill", "batch_size": 16},
+            _labeler(server, concurrency=4), limit=200,
+            engine=engine_for("ray", address=ray_address, run_id="kill", batch_size=16),
         )  # fmt: skip
         killer.join(timeout=5)
         asked_twice = {text for text, count in server.stats.requests.items() if count > 1}
@@ -190,7 +193,7 @@ def test_rate_and_concurrency_are_global(ray_address: str, tmp_path: Path) -> No
     with serve_fake_openai(FakeConfig(latency_s=0.02)) as server:
         labeler = _labeler(server, concurrency=4, requests_per_second=rate)
         result = project.prelabel(
-            labeler, engine="ray", ray_address=ray_address, ray_options={"batch_size": 10}
+            labeler, engine=engine_for("ray", address=ray_address, batch_size=10)
         )
         times = sorted(t for t, _ in server.stats.arrivals)
         max_in_flight = server.stats.max_in_flight
@@ -267,7 +270,7 @@ def test_learn_and_select_on_ray_match_one_machine(
     stored, selected, learned = {}, {}, {}
     for engine in ("local", "ray"):
         project = _project(tmp_path / engine, 120, gold=30)
-        options = {"embedder": embedder, "engine": engine, "ray_address": ray_address}
+        options = {"embedder": embedder, "engine": engine_for(engine, address=ray_address)}
         learned[engine] = project.learn(recalibrate=False, **options)
         stored[engine] = _stored(project)
         # The committee strategy reads the committee's scores; the stopping rules the student's.
@@ -369,7 +372,7 @@ def test_a_committee_shares_each_endpoints_rate_across_actors(
             _labeler(other, concurrency=4, requests_per_second=rate),
         ])  # fmt: skip
         result = project.prelabel(
-            committee, engine="ray", ray_address=ray_address, ray_options={"batch_size": 10}
+            committee, engine=engine_for("ray", address=ray_address, batch_size=10)
         )
         arrivals = {
             "shared": sorted(t for t, _ in shared.stats.arrivals),

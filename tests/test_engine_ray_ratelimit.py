@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from labelloop.engines.ratelimit import (
+from labelloop.labelers import OpenAILabeler
+from labelloop.labelers.ratelimit import (
     STALE_AFTER_S,
     RateSchedule,
     SharedTokenBucket,
@@ -18,7 +19,6 @@ from labelloop.engines.ratelimit import (
     permit_batch,
     share_rate_limit,
 )
-from labelloop.labelers import OpenAILabeler
 
 
 def run_isolated(coroutine):

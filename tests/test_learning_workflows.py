@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from labelloop.cli import run
-from labelloop.errors import NotReadyError
+from labelloop.engines import Engine, LocalEngine, engine_for
+from labelloop.errors import InputError, NotReadyError
 from labelloop.store import ActiveLearningRound, ReviewTask
 from test_routing import Result
 
@@ -185,3 +186,43 @@ def test_agreement_and_label_issues(learning_project):
 def test_unknown_engine_is_bad_input(learning_project, capsys):
     status = run(["learn", "--engine", "spark", "-p", str(learning_project.path)])
     assert status == 2 and "engine must be" in capsys.readouterr().err
+
+
+def test_every_engine_name_is_checked_at_the_edge(learning_project, capsys):
+    """One function turns a name into an engine; a name it does not know is bad input, for
+    every command that takes one (none of them falls back to running locally)."""
+    with pytest.raises(InputError, match="engine must be one of local, ray, not 'spark'"):
+        engine_for("spark")
+    assert isinstance(engine_for("local"), LocalEngine)
+    assert isinstance(engine_for("local"), Engine)
+    for command in (["learn"], ["select", "--k", "3"], ["prelabel"]):
+        status = run([*command, "--engine", "spark", "-p", str(learning_project.path)])
+        assert status == 2 and "engine must be" in capsys.readouterr().err
+
+
+class CountingEngine(LocalEngine):
+    """The local engine, counting what the workflows hand it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def prefill_embeddings(self, project, embedder):
+        self.calls.append("prefill")
+        return super().prefill_embeddings(project, embedder)
+
+    def predict(self, project, models, item_ids, X, embedder):
+        self.calls.append(f"predict:{len(models)}")
+        return super().predict(project, models, item_ids, X, embedder)
+
+
+def test_learn_and_select_run_on_the_engine_they_are_given(learning_project):
+    project = learning_project
+    engine = CountingEngine()
+    project.learn(recalibrate=False, engine=engine)
+    assert engine.calls == ["prefill", "predict:1"]  # the student scores the pool
+    engine.calls.clear()
+    result = project.select("committee", 5, engine=engine)
+    assert result["queued"] == 5
+    # The student and the committee's members score the pool in one pass.
+    assert engine.calls[0] == "prefill" and engine.calls[1].startswith("predict:")
+    assert int(engine.calls[1].split(":")[1]) > 1

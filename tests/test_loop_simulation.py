@@ -15,13 +15,13 @@ from sqlalchemy import func, select
 
 from labelloop import Project
 from labelloop.labelers import OpenAILabeler
-from labelloop.store import Annotation, Item, Prediction
-from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
-from labelloop.workflows.loop_simulation import (
+from labelloop.loop_simulation import (
     LabeledItems,
     format_loop,
     simulate_loop,
 )
+from labelloop.store import Annotation, Item, Prediction
+from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
 
 N_ITEMS, N_GOLD = 120, 20
 SAMPLES = 5  # self-consistency votes: confidences that differ between items

@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from labelloop.errors import InputError
 from labelloop.labelers.openai import OpenAILabeler
 from labelloop.server.ml_backend import create_ml_backend_app
-from labelloop.store import Annotation, Prediction
+from labelloop.store import Annotation, Item, Prediction
 from labelloop.testing.fake_openai import serve_fake_openai
 
 CONFIG = """<View>
@@ -307,3 +308,156 @@ def test_delete_events_withdraw_only_answers_that_came_from_label_studio(project
     deleted = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": ids})
     assert deleted.json()["undone"] == 1
     assert answers_by_annotator(project) == [("ann", "31", "neutral")]
+
+
+# ----------------------------------------------------------------- tasks never seen before
+@pytest.fixture
+def fake():
+    """The fake endpoint (to count what it was asked) and a labeler that calls it."""
+    with serve_fake_openai() as server:
+        labeler = OpenAILabeler("fake-model", base_url=server.base_url, concurrency=4)
+        yield server, labeler
+        labeler.close()
+
+
+def predict(client: TestClient, texts: list[str], first_id: int = 100) -> list[dict]:
+    body = {"tasks": [task(first_id + i, t) for i, t in enumerate(texts)]}
+    answer = client.post("/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["results"]
+
+
+def labels_of(results: list[dict]) -> list[str | None]:
+    return [r["result"][0]["value"]["choices"][0] if r["result"] else None for r in results]
+
+
+def test_unseen_tasks_are_scored_with_the_projects_calibration_for_the_labeler(project, fake):
+    """`score` of a task labeled on the spot is the calibrated confidence, as for items
+    pre-labeled before: the labeler is right on 60% of gold, so ~0.6, not its raw 0.9."""
+    server, labeler = fake
+    gold = [
+        {"id": f"g{i}", "text": f"gold review {i} says {['positive', 'negative'][i % 2]}"}
+        for i in range(60)
+    ]
+    for i, row in enumerate(gold):  # 40% of the gold labels disagree with the text's keyword
+        row["label"] = ["positive", "negative"][(i % 2) ^ (i % 5 < 2)]
+    project.add_items(gold, id_col="id", split="gold")
+    project.prelabel(labeler)
+    project.calibrate(method="isotonic", budget=0.5)
+    client = client_for(project, labeler=labeler)
+    client.post("/setup", json={"schema": CONFIG})
+    asked = server.stats.total
+    results = predict(client, ["plainly positive", "quite negative", "a neutral one"])
+    assert server.stats.total == asked + 3
+    assert labels_of(results) == ["positive", "negative", "neutral"]
+    with project.store.session() as session:
+        stored = {
+            uid: (calibrated, raw)
+            for uid, calibrated, raw in session.execute(
+                select(Item.uid, Prediction.calibrated_confidence, Prediction.confidence)
+                .join(Item, Item.id == Prediction.item_id)
+                .where(Prediction.model == "fake-model")
+            )
+        }
+    for number, result in enumerate(results):
+        calibrated, raw = stored[f"ls-{100 + number}"]
+        assert calibrated is not None
+        assert result["score"] == pytest.approx(calibrated)
+        assert result["score"] != pytest.approx(raw)
+    assert all(0.4 < r["score"] < 0.8 for r in results)
+    assert all("+cal" in r["model_version"] for r in results)
+
+
+def test_a_second_request_calls_no_labeler(project, fake):
+    server, labeler = fake
+    client = client_for(project, labeler=labeler)
+    client.post("/setup", json={"schema": CONFIG})
+    texts = ["one positive", "two negative", "three neutral"]
+    first = predict(client, texts)
+    asked = server.stats.total
+    assert asked == 3
+    assert predict(client, texts) == first
+    assert predict(client, texts[1:], first_id=101) == first[1:]
+    assert server.stats.total == asked
+
+
+def test_unseen_tasks_get_the_labelers_answer_when_another_predictor_is_active(project, fake):
+    """After `learn` (or a pre-labeling run with another model) the active predictor has no
+    answer for a task Label Studio just sent: the backend's labeler answers it, once."""
+    from labelloop.labelers.base import LabelResult
+
+    server, labeler = fake
+    project.add_items([{"id": "old", "text": "an older item"}], id_col="id")
+    project.save_predictions(
+        "other", "v", [(project.item_id("old"), LabelResult("neutral", None, 0.7))]
+    )
+    project.set_active_predictor("other", "v")
+    client = client_for(project, labeler=labeler)
+    client.post("/setup", json={"schema": CONFIG})
+    texts = ["really positive", "rather negative"]
+    results = predict(client, texts)
+    assert labels_of(results) == ["positive", "negative"]
+    assert predict(client, texts) == results
+    assert server.stats.total == 2
+    assert project.active_predictor() == ("other", "v")
+
+
+def test_predict_labels_at_most_the_cap_per_request(project, fake):
+    """A request with more unseen tasks than the cap: the first ones are labeled (in one
+    batch) and the answer is the first task's alone, which is how Label Studio's own code
+    decides to ask task by task; those requests are then bounded too."""
+    server, labeler = fake
+    client = client_for(project, labeler=labeler, max_predict_tasks=2)
+    client.post("/setup", json={"schema": CONFIG})
+    texts = ["a positive", "b negative", "c neutral", "d positive", "e negative"]
+    assert labels_of(predict(client, texts)) == ["positive"]
+    assert server.stats.total == 2
+    # Every task became an item, labeled or not.
+    assert {r["id"] for r in project.iter_export_rows()} == {f"ls-{100 + i}" for i in range(5)}
+    # Label Studio's retry, one task a request: the first two are stored, the others labeled.
+    one_by_one = [predict(client, [text], first_id=100 + i)[0] for i, text in enumerate(texts)]
+    assert labels_of(one_by_one) == ["positive", "negative", "neutral", "positive", "negative"]
+    assert server.stats.total == 5
+    assert predict(client, texts) == one_by_one  # all stored: one batch, nothing to label
+    assert server.stats.total == 5
+
+
+def test_the_cap_on_tasks_labeled_per_request_is_at_least_one(project):
+    with pytest.raises(InputError, match="at least 1"):
+        create_ml_backend_app(project, max_predict_tasks=0)
+
+
+def test_serve_labels_unseen_tasks_with_its_model_option(cli, project, monkeypatch, fake):
+    """`labelloop serve [--ml-backend-only] --model M --base-url URL` gives both servers a
+    labeler for tasks without a prediction; `--model none` gives none."""
+    import labelloop.server
+
+    server, _ = fake
+    seen: dict[str, list] = {}
+
+    def fake_run(app, **kw) -> None:
+        with TestClient(app) as client:
+            auth = {"Authorization": f"Bearer {review.create_token(project, 'studio')}"}
+            client.post("/setup", json={"schema": CONFIG}, headers=auth)
+            tasks = [
+                task(300 + len(seen) * 10 + i, t)
+                for i, t in enumerate(["x positive", "y negative", "z neutral"])
+            ]
+            answer = client.post("/predict", json={"tasks": tasks}, headers=auth)
+            seen[kw["port"]] = labels_of(answer.json()["results"])
+
+    from labelloop import review
+
+    review.add_user(project, "studio", role="service")
+    monkeypatch.setattr(labelloop.server, "run", fake_run)
+    remote = ["--model", "fake-model", "--base-url", server.base_url]
+    assert (
+        cli("serve", "--project", project.path, "--port", 1, *remote, "--max-predict-tasks", 2) == 0
+    )
+    assert cli("serve", "--project", project.path, "--port", 2, "--ml-backend-only", *remote) == 0
+    assert cli("serve", "--project", project.path, "--port", 3, "--model", "none") == 0
+    assert seen == {
+        1: ["positive"],  # three tasks over a cap of two: the first task's alone
+        2: ["positive", "negative", "neutral"],
+        3: [None, None, None],
+    }

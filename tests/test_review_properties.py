@@ -7,7 +7,7 @@ and time passes (the queues' clock is moved by hand). After every step:
 - every item in review has an open task or a live lease (nothing is stranded);
 - a task's counts are its live answers, and it is done exactly when it has them all;
 - nobody is served an item twice, or an item someone else holds, or one already answered enough;
-- an answer is taken exactly when the rule says so (`review._answer_queue`), and a refused
+- an answer is taken exactly when the rule says so (`review.answers._answer_queue`), and a refused
   answer changes nothing;
 - no answer is lost or counted twice, and `stats` and the queue counts agree with the store.
 """
@@ -321,7 +321,7 @@ class Queues(RuleBasedStateMachine):
 
 def test_queue_invariants_hold_under_random_work(make_project, db_url, monkeypatch) -> None:
     clock = Clock()
-    monkeypatch.setattr(review, "clock", clock)
+    monkeypatch.setattr(review.common, "clock", clock)
     Queues.project_factory = staticmethod(make_project)
     Queues.clock = clock
     store = "sqlite" if db_url.startswith("sqlite") else "postgres"

@@ -23,7 +23,9 @@ LABELS = ("positive", "negative", "neutral")
 def fast_password_hashing(monkeypatch) -> None:
     """Cheap argon2 parameters: the defaults cost about a second per hash on a busy machine."""
     monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        review.accounts,
+        "PASSWORD_HASHER",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
 
 
@@ -76,7 +78,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(review, "clock", clock)
+    monkeypatch.setattr(review.common, "clock", clock)
     return clock
 
 
@@ -380,15 +382,15 @@ def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
             event.listen(conn, "before_cursor_execute", explain, retval=True)
             for exclude in (True, False):
                 for query in (
-                    review._open_tasks(True, exclude),
-                    review._open_tasks(False, exclude),
-                    review._take(exclude),
+                    review.queues._open_tasks(True, exclude),
+                    review.queues._open_tasks(False, exclude),
+                    review.queues._take(exclude),
                 ):
                     plan = " ".join(str(row[-1]) for row in conn.execute(query, params))
                     assert "SCAN review_tasks" not in plan, plan
                     assert "USING INDEX ix_review_tasks_" in plan, plan
                 plan = " ".join(
-                    str(row[-1]) for row in conn.execute(review._held_gold(exclude), params)
+                    str(row[-1]) for row in conn.execute(review.queues._held_gold(exclude), params)
                 )
                 assert "USING INDEX ix_gold_leases_annotator" in plan, plan
     finally:

@@ -22,7 +22,9 @@ SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "x-content-typ
 @pytest.fixture(autouse=True)
 def fast_password_hashing(monkeypatch) -> None:
     monkeypatch.setattr(
-        review, "PASSWORD_HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        review.accounts,
+        "PASSWORD_HASHER",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
 
 

@@ -7,15 +7,19 @@ names and signatures; `Project` is the service layer behind the CLI and the web 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, LabelloopError
-from .project import Project
+
+if TYPE_CHECKING:
+    from .project import Project as Project
 
 __version__ = "0.1.0"
 
-# Public names that live in heavier modules, imported on first use.
+# Public names that live in heavier modules, imported on first use (the command line
+# imports this package and pays only for what its command uses).
 _LAZY = {
+    "Project": "labelloop.project",
     "llm_prelabel": "labelloop.labelers",
     "PreLabel": "labelloop.labelers",
     "find_optimal_threshold": "labelloop.calibration",
@@ -36,4 +40,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labelloop' has no attribute {name!r}")
 
 
-__all__ = ["InputError", "LabelloopError", "Project", "__version__", *_LAZY]
+__all__ = ["InputError", "LabelloopError", "__version__", *_LAZY]

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from .project import Project
+from .vocabulary import ItemState
 from .workflows.calibrate import summary
 
 TASK = "Classify the sentiment of this movie review."
@@ -93,7 +94,7 @@ def _reference_accuracy(project: Project) -> dict[str, Any]:
     right = total = 0
     for row in project.iter_export_rows():
         reference = (row["meta"] or {}).get("reference_label")
-        if row["state"] == "auto_accepted" and reference:
+        if row["state"] == ItemState.AUTO_ACCEPTED and reference:
             total += 1
             right += row["label"] == reference
     return {"auto_accepted": total, "auto_accepted_accuracy": right / total if total else None}

@@ -41,3 +41,15 @@ class InputError(LabelloopError):
 
 class NotReadyError(InputError):
     """The project lacks something a command needs (no gold labels, no predictions, ...)."""
+
+
+class NotFoundError(InputError):
+    """The item, annotator or answer does not exist (in this project)."""
+
+
+class ConflictError(InputError):
+    """The request clashes with the store's state (already answered, name taken...)."""
+
+
+class ForbiddenError(LabelloopError):
+    """The caller may not do this (an annotator acting on someone else's work)."""

@@ -12,29 +12,32 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Connection,
     and_,
-    bindparam,
-    case,
     delete,
     func,
     insert,
-    literal,
-    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
 from . import routing
-from .data.importer import Mapping, NewItem, canonical_labels, match_label, prepare_items
+from .data.importer import (
+    Mapping,
+    NewItem,
+    Prepared,
+    hash_id,
+    prepare_items,
+)
 from .data.readers import read_file, records_from_data
 from .errors import InputError
+from .guidelines import canonical_label, check_guidelines, merge_descriptions
+from .review import accounts, answers, overview, queues
+from .review.accounts import check_user_name
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -52,12 +55,18 @@ from .store import (
 )
 from .store.bulk import bulk_insert
 from .store.db import sqlite_url
+from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
 from .store.models import utcnow
+from .store.routing import route_items
+from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
+
+if TYPE_CHECKING:
+    from .labelers.base import LabelTask
+    from .workflows.engine import Engine
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
 ENV_DB = "LABELLOOP_DB"
-ACTIONS = ("label", "accept", "correct", "reject", "skip")
 
 
 @dataclass(frozen=True)
@@ -67,160 +76,11 @@ class ImportResult:
     updated: int
     unchanged: int
     duplicates_in_file: int
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Answer:
-    """An answer just recorded (or withdrawn) and the item it left behind."""
-
-    annotation_id: int
-    item_uid: str
-    state: str
-    label: str | None
-    live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
+    id_col: str | None = None  # the column the ids came from; None: content hashes
+    ids_adopted: int = 0  # items imported before with content-hash ids that now have the file's
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "annotation_id": self.annotation_id,
-            "item": self.item_uid,
-            "state": self.state,
-            "label": self.label,
-        }
-
-
-# The answer path: prebuilt Core statements (compiled once, then cached by SQLAlchemy), each
-# touching a few rows through the primary key or an index.
-_ITEMS, _ANNOTATIONS = Item.__table__, Annotation.__table__
-_TASKS, _PROJECTS = ReviewTask.__table__, ProjectRow.__table__
-
-
-def task_done(answers: Any, rejections: Any, answers_needed: Any = _TASKS.c.answers_needed) -> Any:
-    """Whether a review task has all its answers (SQL; the one rule every count uses).
-
-    A task wants `answers_needed` answers from different people (the overlap), and one more for
-    each live rejection: a rejected suggestion leaves the item without a label.
-    """
-    return answers >= answers_needed + rejections
-
-
-#: A task nobody holds: never leased, or its lease ran out before `:now`.
-LEASE_FREE = or_(_TASKS.c.lease_owner.is_(None), _TASKS.c.lease_expires < bindparam("now"))
-#: The open task of an item that an answer without a queue counts for: the one `:who` holds,
-#: else one that nobody holds, then by priority (`free` says whether it is held).
-OPEN_TASK = (
-    select(_TASKS.c.queue, LEASE_FREE.label("free"))
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.done.is_(False))
-    .order_by(
-        case((_TASKS.c.lease_owner == bindparam("who"), 0), (LEASE_FREE, 1), else_=2),
-        _TASKS.c.priority,
-    )
-    .limit(1)
-)
-_SETTLE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
-    .values(
-        answers=bindparam("n_answers"),
-        rejections=bindparam("n_rejections"),
-        done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
-    )
-)
-_RELEASE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
-    .values(lease_owner=None, lease_expires=None)
-)
-
-
-def _settle_task(conn: Connection, live: Sequence[Any], item_id: int, queue: str | None) -> None:
-    """Recount the item's task in `queue` from the item's live answers given in that queue.
-
-    Recounting (rather than adding one) keeps a task's count equal to its answers whatever
-    happened before: answers, undos, rejections, overlap changes.
-    """
-    if queue is None or queue == "gold":  # no task to count for
-        return
-    actions = [a.action for a in live if a.queue == queue and a.action != "skip"]
-    conn.execute(
-        _SETTLE,
-        {
-            "item": item_id,
-            "task_queue": queue,
-            "n_answers": len(actions),
-            "n_rejections": actions.count("reject"),
-        },
-    )
-
-
-#: What answering needs to know of an item (see `item_state`).
-ITEM_STATE_COLUMNS = (
-    _ITEMS.c.id,
-    _ITEMS.c.uid,
-    _ITEMS.c.project_id,
-    _ITEMS.c.split,
-    _ITEMS.c.state,
-    _ITEMS.c.final_label,
-    _ITEMS.c.final_source,
-    _ITEMS.c.llm_label,
-    _ITEMS.c.confidence,
-    _ITEMS.c.calibrated_confidence,
-)
-_ITEM_STATE = select(*ITEM_STATE_COLUMNS).where(_ITEMS.c.id == bindparam("item"))
-
-
-def labels_and_settings_of(row: Any) -> tuple[list[str], dict[str, Any]]:
-    """The label set and settings from a row holding the project's `labels` and `settings`."""
-    return list(row.labels), dict(row.settings or {})
-
-
-_PROJECT_STATE = select(_PROJECTS.c.labels, _PROJECTS.c.settings).where(
-    _PROJECTS.c.id == bindparam("project")
-)
-_LIVE_ANSWERS = select(
-    _ANNOTATIONS.c.id,
-    _ANNOTATIONS.c.annotator_id,
-    _ANNOTATIONS.c.label,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-).where(_ANNOTATIONS.c.item_id == bindparam("item"), _ANNOTATIONS.c.undone.is_(False))
-_SET_ITEM_STATE = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("item"))
-    .values(
-        state=bindparam("new_state"),
-        final_label=bindparam("new_label"),
-        final_source=bindparam("new_source"),
-    )
-)
-_ANSWER_OF = select(
-    _ANNOTATIONS.c.item_id,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-    _ANNOTATIONS.c.project_id,
-    _ANNOTATIONS.c.undone,
-).where(_ANNOTATIONS.c.id == bindparam("annotation"))
-_MARK_UNDONE = (
-    update(_ANNOTATIONS).where(_ANNOTATIONS.c.id == bindparam("annotation")).values(undone=True)
-)
-
-
-@lru_cache(maxsize=64)
-def _canonical(labels: tuple[str, ...]) -> dict[str, str]:
-    return canonical_labels(labels)
-
-
-def checked_label(labels: Sequence[str], label: str) -> str:
-    """`label` as the label set spells it (case and spacing forgiven); InputError otherwise."""
-    canonical = _canonical(tuple(labels))
-    matched = match_label(label, canonical)
-    if matched is None:
-        raise InputError(
-            f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
-        )
-    return matched
+        return asdict(self)
 
 
 def _parse_labels(labels: Sequence[str] | str) -> list[str]:
@@ -248,13 +108,10 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
 
 
 def make_labeler(model: str, **options: Any) -> Any:
-    """A labeler by name, with configuration mistakes reported as bad input."""
+    """A labeler by name (a missing model file or endpoint is bad input)."""
     from .labelers import get_labeler
 
-    try:
-        return get_labeler(model, **options)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputError(str(exc)) from exc
+    return get_labeler(model, **options)
 
 
 class Project:
@@ -365,6 +222,76 @@ class Project:
     def threshold(self) -> float:
         return float(self.settings.get("threshold", routing.DEFAULT_THRESHOLD))
 
+    # ----------------------------------------------------------------- guidelines
+    def guidelines(self) -> dict[str, Any] | None:
+        """The guidelines in force (Markdown text, label descriptions, version, when, by whom
+        and from where), or None when none were set."""
+        with self.store.session() as session:
+            return latest_guidelines(session, self.id)
+
+    def guideline_history(self) -> list[dict[str, Any]]:
+        """Every version of the guidelines, oldest first."""
+        with self.store.session() as session:
+            return guideline_history(session, self.id)
+
+    def set_guidelines(
+        self,
+        text: str | None = None,
+        *,
+        label_descriptions: dict[str, str] | None = None,
+        author: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a new version of the guidelines, which is then in force.
+
+        `text` replaces the Markdown (None keeps it); `label_descriptions` changes the named
+        labels' descriptions (an empty one removes it) and keeps the others. Labelers' prompts
+        include both, so their prompt version changes with them.
+        """
+        labels = self.labels
+        changes = {
+            canonical_label(name, labels): value
+            for name, value in (label_descriptions or {}).items()
+        }
+        with self.store.session() as session:
+            current = latest_guidelines(session, self.id) or {}
+            new_text = current.get("text", "") if text is None else check_guidelines(text)
+            descriptions = merge_descriptions(
+                current.get("label_descriptions", {}), changes, labels
+            )
+            if current and (new_text, descriptions) == (
+                current["text"],
+                current["label_descriptions"],
+            ):
+                return current  # nothing changed: no new version, no new prompt version
+            return add_guidelines(
+                session,
+                self.id,
+                text=new_text,
+                label_descriptions=descriptions,
+                author=author[:200] if author else None,
+                source=source[:500] if source else None,
+            )
+
+    def set_gold_feedback(self, enabled: bool) -> None:
+        """Show annotators the expected label and its description after each gold check (off
+        by default). While on, a gold check's answer cannot be undone: the answer was seen."""
+        self.update_settings(**{answers.GOLD_FEEDBACK: bool(enabled)})
+
+    def label_task(self, examples: Sequence[tuple[str, str]] = ()) -> LabelTask:
+        """What labelers are asked: the task, the labels, their descriptions, the guidelines in
+        force and few-shot `examples` (text, label)."""
+        from .labelers.base import LabelTask
+
+        found = self.guidelines() or {}
+        return LabelTask(
+            description=self.task,
+            labels=self.labels,
+            examples=list(examples),
+            label_descriptions=dict(found.get("label_descriptions") or {}),
+            guidelines=found.get("text", ""),
+        )
+
     # ----------------------------------------------------------------- import
     def import_file(
         self,
@@ -375,11 +302,15 @@ class Project:
         id_col: str | None = None,
         split: str = POOL,
         fmt: str | None = None,
+        hash_ids: bool = False,
     ) -> ImportResult:
-        """Import a CSV, TSV, JSONL, JSON or Parquet file in one transaction."""
-        return self._add_records(
-            read_file(file, fmt), str(file), Mapping(text_col, label_col, id_col), split
-        )
+        """Import a CSV, TSV, JSONL, JSON or Parquet file in one transaction.
+
+        Item ids come from `id_col`, else from the file's `id` column when it has one, else (or
+        with `hash_ids`) from a hash of the text.
+        """
+        mapping = Mapping(text_col, label_col, id_col, hash_ids=hash_ids)
+        return self._add_records(read_file(file, fmt), str(file), mapping, split)
 
     def add_items(
         self,
@@ -389,10 +320,13 @@ class Project:
         label_col: str | None = None,
         id_col: str | None = None,
         split: str = POOL,
+        hash_ids: bool = False,
     ) -> ImportResult:
-        """Add items from a pandas/polars DataFrame, a list of dicts or a list of strings."""
+        """Add items from a pandas/polars DataFrame, a list of dicts or a list of strings (ids
+        as in `import_file`)."""
         source, records = records_from_data(data)
-        return self._add_records(records, source, Mapping(text_col, label_col, id_col), split)
+        mapping = Mapping(text_col, label_col, id_col, hash_ids=hash_ids)
+        return self._add_records(records, source, mapping, split)
 
     def _add_records(
         self, records: Iterable[tuple[int, dict]], source: str, mapping: Mapping, split: str
@@ -403,14 +337,15 @@ class Project:
             records, source=source, mapping=mapping, labels=self.labels, split=split
         )
         with self.store.session() as session:
-            existing = self._existing(session, prepared.items)
+            existing = self._existing(session, {item.uid for item in prepared.items})
+            adopted = self._adopt_file_ids(session, prepared, existing)
             new_rows, upgrades, unchanged = [], [], 0
             for item in prepared.items:
                 known = existing.get(item.uid)
                 if known is None:
                     new_rows.append(self._row_for(item, split))
                     continue
-                item_id, digest, known_split = known
+                item_id, digest, known_split = known[:3]
                 if digest != item.text_hash:
                     raise InputError(
                         f"id {item.uid!r} already exists in the project with a different text",
@@ -431,7 +366,7 @@ class Project:
                         gold_label=label,
                         state=HUMAN_LABELED,
                         final_label=label,
-                        final_source="human",
+                        final_source=LabelSource.HUMAN,
                     )
                 )
                 session.execute(
@@ -445,6 +380,8 @@ class Project:
             updated=len(upgrades),
             unchanged=unchanged,
             duplicates_in_file=prepared.duplicates_in_file,
+            id_col=prepared.id_col,
+            ids_adopted=adopted,
         )
 
     def _row_for(self, item: NewItem, split: str) -> dict[str, Any]:
@@ -459,31 +396,61 @@ class Project:
             "gold_label": item.gold_label,
             "state": HUMAN_LABELED if gold else UNRESOLVED,
             "final_label": item.gold_label if gold else None,
-            "final_source": "human" if gold else None,
+            "final_source": LabelSource.HUMAN if gold else None,
             "audit": False,
         }
 
     def _existing(
-        self, session: Session, items: Sequence[NewItem]
-    ) -> dict[str, tuple[int, str, str]]:
-        """uid → (id, text hash, split) for the uids about to be imported that already exist."""
-        wanted = {item.uid for item in items}
-        found: dict[str, tuple[int, str, str]] = {}
+        self, session: Session, wanted: set[str], *columns: Any
+    ) -> dict[str, tuple[Any, ...]]:
+        """uid → (id, text hash, split, *columns) for the `wanted` uids that already exist."""
+        found: dict[str, tuple[Any, ...]] = {}
         if not wanted:
             return found
         total = session.scalar(select(func.count()).where(Item.project_id == self.id)) or 0
-        query = select(Item.uid, Item.id, Item.text_hash, Item.split).where(
+        query = select(Item.uid, Item.id, Item.text_hash, Item.split, *columns).where(
             Item.project_id == self.id
         )
         if total <= 4 * len(wanted):
             rows = session.execute(query)
-            return {uid: (i, h, s) for uid, i, h, s in rows if uid in wanted}
+            return {uid: tuple(rest) for uid, *rest in rows if uid in wanted}
         uids = sorted(wanted)
         for start in range(0, len(uids), 5_000):
             chunk = uids[start : start + 5_000]
-            for uid, i, h, s in session.execute(query.where(Item.uid.in_(chunk))):
-                found[uid] = (i, h, s)
+            for uid, *rest in session.execute(query.where(Item.uid.in_(chunk))):
+                found[uid] = tuple(rest)
         return found
+
+    def _adopt_file_ids(
+        self, session: Session, prepared: Prepared, existing: dict[str, tuple[Any, ...]]
+    ) -> int:
+        """Give the file's ids to items imported from it before with content-hash ids.
+
+        Before files' own ids were the items' ids, a row imported without `--id-col` got the
+        hash of its text as id and its id in `meta`. Re-importing such a file finds those items
+        (same text, same id in `meta`) and renames them, so that the import adds nothing and
+        exports show the file's ids. `existing` learns the new names.
+        """
+        if prepared.id_col is None or len(existing) == len(prepared.items):
+            return 0
+        if session.scalar(select(Item.id).where(Item.project_id == self.id).limit(1)) is None:
+            return 0  # a first import: nothing to adopt
+        by_hash: dict[str, dict[str, NewItem]] = {}  # rows of one text: by their ids
+        for item in prepared.items:
+            if item.uid not in existing:
+                by_hash.setdefault(hash_id(item.text_hash), {})[item.uid] = item
+        adopted = 0
+        for old_uid, (item_id, digest, split, meta) in self._existing(
+            session, set(by_hash), Item.meta
+        ).items():
+            kept = (meta or {}).get(prepared.id_col)
+            named = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
+            if named is None or digest != named.text_hash:
+                continue
+            session.execute(update(Item).where(Item.id == item_id).values(uid=named.uid))
+            existing[named.uid] = (item_id, digest, split)
+            adopted += 1
+        return adopted
 
     # ----------------------------------------------------------------- predictions
     def active_predictor(self) -> tuple[str, str] | None:
@@ -534,53 +501,80 @@ class Project:
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
     ) -> int:
-        """Store labeler results for items (by item id); existing keys are left untouched.
+        """Store labeler results for items (by item id); stored answers are left untouched.
 
-        Returns the number of new predictions. Keyed by (item, model, prompt version), so a
-        re-run after an interruption neither loses nor duplicates work.
+        Returns the number of predictions stored. Keyed by (item, model, prompt version), so a
+        re-run after an interruption neither loses nor duplicates work. A stored failure is
+        replaced by a new result (a retry), its error appended to the row's `failures`.
         """
         if not results:
             return 0
         ids = [item_id for item_id, _ in results]
         with self.store.session() as session:
-            done = set(
-                session.scalars(
-                    select(Prediction.item_id).where(
+            stored = {
+                row.item_id: row
+                for row in session.execute(
+                    select(
+                        Prediction.item_id,
+                        Prediction.id,
+                        Prediction.error,
+                        Prediction.failures,
+                        Prediction.created_at,
+                    ).where(
                         Prediction.item_id.in_(ids),
                         Prediction.model == model,
                         Prediction.prompt_version == prompt_version,
                     )
                 )
-            )
-            rows = []
+            }
+            rows, retried, seen = [], [], set()
             for item_id, result in results:
-                if item_id in done:
-                    continue
-                done.add(item_id)
-                rows.append(
-                    {
-                        "project_id": self.id,
-                        "item_id": item_id,
-                        "model": model,
-                        "prompt_version": prompt_version,
-                        "label": result.label,
-                        "probs": result.probs,
-                        "confidence": result.confidence,
-                        "calibrated_confidence": None,
-                        "calibrated_label": None,
-                        "reasoning": result.reasoning,
-                        "tokens_in": result.tokens_in,
-                        "tokens_out": result.tokens_out,
-                        "latency_s": result.latency_s,
-                        "cost_usd": result.cost_usd,
-                        "error": result.error,
-                        "raw": result.raw,
-                    }
-                )
+                earlier = stored.get(item_id)
+                if item_id in seen or (earlier is not None and earlier.error is None):
+                    continue  # an answer is kept
+                seen.add(item_id)
+                values = {
+                    "label": result.label,
+                    "probs": result.probs,
+                    "confidence": result.confidence,
+                    "reported_confidence": getattr(result, "reported_confidence", None),
+                    "calibrated_confidence": None,
+                    "calibrated_label": None,
+                    "reasoning": result.reasoning,
+                    "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out,
+                    "latency_s": result.latency_s,
+                    "cost_usd": result.cost_usd,
+                    "error": result.error,
+                    "raw": result.raw,
+                }
+                if earlier is None:
+                    rows.append(
+                        {
+                            "project_id": self.id,
+                            "item_id": item_id,
+                            "model": model,
+                            "prompt_version": prompt_version,
+                            **values,
+                        }
+                    )
+                else:
+                    at = earlier.created_at
+                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+                    retried.append(
+                        {
+                            "id": earlier.id,
+                            **values,
+                            "failures": [*(earlier.failures or []), failure],
+                            "created_at": utcnow(),
+                        }
+                    )
             if rows:
                 session.execute(insert(Prediction), rows)
+            if retried:
+                session.execute(update(Prediction), retried)
         self.store.grew("predictions", len(rows))
-        return len(rows)
+        return len(rows) + len(retried)
 
     def prelabel(
         self,
@@ -592,41 +586,35 @@ class Project:
         concurrency: int = 16,
         limit: int | None = None,
         progress: Any = None,
-        engine: str = "local",
-        ray_address: str | None = None,
-        ray_options: dict[str, Any] | None = None,
+        engine: Engine | None = None,
+        retry_failed: bool = True,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model
-        served by an OpenAI-compatible endpoint at `base_url`. `engine="ray"` runs the labeler
-        on the Ray cluster at `ray_address` (default: RAY_ADDRESS, else a local Ray).
+        served by an OpenAI-compatible endpoint at `base_url` (`timeout`: seconds per request).
+        The labeler runs on `engine` (default: this process; ``labelloop.engines.engine_for("ray")``
+        for a Ray cluster). Items that failed before are asked again unless `retry_failed` is
+        false.
         """
-        from .workflows.prelabel import prelabel
-
         if limit is not None and limit < 0:
             raise InputError(f"--limit must not be negative, not {limit}")
-        if engine not in ("local", "ray"):
-            raise InputError(f"--engine must be local or ray, not {engine!r}")
-        if engine == "ray":
-            try:
-                import ray  # noqa: F401
-            except ImportError as exc:
-                raise InputError("--engine ray needs Ray: pip install 'labelloop[ray]'") from exc
+        if timeout is not None and not timeout > 0:
+            raise InputError(f"--timeout must be a positive number of seconds, not {timeout}")
+        if engine is None:
+            from .workflows.engine import LocalEngine  # labelers and NumPy: on first use
+
+            engine = LocalEngine()
         owned = labeler is None
         if owned:
+            extra = {} if timeout is None else {"timeout_s": timeout}
             labeler = make_labeler(
-                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **extra
             )
         try:
-            return prelabel(
-                self,
-                labeler,
-                limit=limit,
-                progress=progress,
-                engine=engine,
-                ray_address=ray_address,
-                ray_options=ray_options,
+            return engine.prelabel(
+                self, labeler, limit=limit, progress=progress, retry_failed=retry_failed
             )
         finally:
             if owned:
@@ -665,109 +653,111 @@ class Project:
 
     # ----------------------------------------------------------------- routing
     def route(
-        self, threshold: float | None = None, *, audit_rate: float | None = None
+        self,
+        threshold: float | None = None,
+        *,
+        audit_rate: float | None = None,
+        trust_labeler: bool = False,
     ) -> dict[str, Any]:
         """Auto-accept confident predictions; queue everything else without a label for review.
 
         With an audit rate, that share of the newly auto-accepted items also goes to an audit
-        queue, so that the accuracy of auto-accepted labels keeps being measured.
+        queue, so that the accuracy of auto-accepted labels keeps being measured. When
+        calibration found the active labeler no better than the majority label, or its
+        confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
         """
-        from . import review
-
         settings = self.settings
         if threshold is None:
             threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
         else:
-            threshold = review.Bounds(0.0, 1.0).check("threshold", threshold)
+            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
         if audit_rate is not None:
-            audit_rate = review.check_setting("audit_rate", audit_rate)
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
             self.update_settings(
                 review={**(settings.get("review") or {}), "audit_rate": audit_rate}
             )
         label_thresholds = settings.get("label_thresholds") or {}
-        confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
-        open_items = and_(Item.project_id == self.id, Item.state != HUMAN_LABELED)
-        # A person said the suggestion is wrong: it is never accepted automatically again.
-        rejected = (
-            select(Annotation.id)
-            .where(
-                Annotation.item_id == Item.id,
-                Annotation.action == "reject",
-                Annotation.undone.is_(False),
-            )
-            .exists()
-        )
-        confident = and_(
-            Item.llm_label.is_not(None),
-            confidence.is_not(None),
-            self._threshold_condition(confidence, threshold, label_thresholds),
-            ~rejected,
-        )
+        distrusted = self._distrusted_labeler() if not trust_labeler else []
         with self.store.session() as session:
-            session.execute(
-                update(Item)
-                .where(open_items, confident)
-                .values(state=AUTO_ACCEPTED, final_label=Item.llm_label, final_source="llm")
-            )
-            session.execute(
-                update(Item)
-                .where(open_items, ~confident | Item.llm_label.is_(None) | confidence.is_(None))
-                .values(state=IN_REVIEW, final_label=None, final_source=None)
-            )
-            # Queue newly uncertain items; drop unanswered review tasks of now-confident ones.
-            queued = select(ReviewTask.id).where(
-                ReviewTask.item_id == Item.id, ReviewTask.queue == "review"
-            )
-            session.execute(
-                insert(ReviewTask).from_select(
-                    [
-                        "project_id",
-                        "item_id",
-                        "queue",
-                        "priority",
-                        "answers_needed",
-                        "answers",
-                        "done",
-                    ],
-                    select(
-                        Item.project_id,
-                        Item.id,
-                        literal("review"),
-                        func.coalesce(confidence, 0.0),
-                        literal(1),
-                        literal(0),
-                        literal(False),
-                    ).where(Item.project_id == self.id, Item.state == IN_REVIEW, ~queued.exists()),
-                )
-            )
-            session.execute(
-                delete(ReviewTask).where(
-                    ReviewTask.project_id == self.id,
-                    ReviewTask.queue == "review",
-                    ReviewTask.answers == 0,
-                    ReviewTask.item_id.in_(
-                        select(Item.id).where(
-                            Item.project_id == self.id, Item.state == AUTO_ACCEPTED
-                        )
-                    ),
-                )
-            )
+            if distrusted:  # no confidence reaches it: everything goes to review
+                route_items(session, self.id, 2.0, {})
+            else:
+                route_items(session, self.id, threshold, label_thresholds)
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
-        audited = review.sample_audit(self, random_state=int(settings.get("seed", 0)))
-        review.apply_overlap(self)
+        audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
+        queues.apply_overlap(self)
+        consensus = self.resolve()
         counts = self._state_counts()
+        self_reported = self._self_reported_routing()
+        self_reported["warnings"] += [
+            f"the labeler is not worth routing on ({reason}): every item goes to review; "
+            "`route --trust-labeler` routes on it anyway"
+            for reason in distrusted
+        ]
         return {
             "threshold": threshold,
             "label_thresholds": label_thresholds or None,
             **counts,
             "audit_queued": audited,
+            "labeler_distrusted": bool(distrusted),
+            "consensus": consensus,
+            **self_reported,
+        }
+
+    def _distrusted_labeler(self) -> list[str]:
+        """Why calibration found the active labeler not worth routing on (empty: it is)."""
+        check = self.settings.get("labeler_check") or {}
+        active = self.active_predictor()
+        if active is None or (check.get("model"), check.get("prompt_version")) != active:
+            return []
+        return list(check.get("reasons") or [])
+
+    def resolve(self, final_label: str | None = None) -> dict[str, Any]:
+        """Refit the model of annotator quality on every answer and recompute the final labels of
+        the items people answered; `final_label` (weighted or majority) changes the setting
+        first (see `workflows.consensus`). `route` and `learn` run it too."""
+        from .workflows import consensus
+
+        if final_label is not None:
+            return consensus.set_final_label(self, final_label)
+        return consensus.refit(self)
+
+    def _self_reported_routing(self) -> dict[str, Any]:
+        """Routed items whose confidence is a number the model wrote, not calibrated: they are
+        counted and named in a warning, because such a number can say anything (an item can even
+        dictate it)."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(Item.state, func.count())
+                .join(Prediction, Prediction.id == Item.prediction_id)
+                .where(
+                    Item.project_id == self.id,
+                    Item.state.in_((AUTO_ACCEPTED, IN_REVIEW)),
+                    Item.calibrated_confidence.is_(None),
+                    Prediction.reported_confidence.is_not(None),
+                )
+                .group_by(Item.state)
+            ).all()
+        counts = {state: n for state, n in rows}
+        total = sum(counts.values())
+        warnings = []
+        if total:
+            warnings.append(
+                f"{total} items were routed on confidences the model wrote itself "
+                f"({counts.get(AUTO_ACCEPTED, 0)} auto-accepted): the endpoint gave no "
+                "log-probabilities and no calibration has been fitted, so these numbers are "
+                "uncalibrated. Run `labelloop calibrate` on gold items, or use an endpoint that "
+                "returns logprobs."
+            )
+        return {
+            "self_reported_confidences": total,
+            "self_reported_auto_accepted": counts.get(AUTO_ACCEPTED, 0),
+            "warnings": warnings,
         }
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        from .calibration import audit_estimate
-
         with self.store.session() as session:
             rows = session.execute(
                 select(
@@ -778,38 +768,27 @@ class Project:
                 )
                 .where(
                     Annotation.project_id == self.id,
-                    Annotation.queue == "audit",
+                    Annotation.queue == Queue.AUDIT,
                     Annotation.undone.is_(False),
-                    Annotation.action.in_(("accept", "correct", "label", "reject")),
+                    Annotation.action.in_((*LABELING_ACTIONS, Action.REJECT)),
                 )
                 .order_by(Annotation.id)
             ).all()
         first: dict[int, bool] = {}
         for item_id, action, label, suggested in rows:
             if item_id not in first:
-                first[item_id] = action == "accept" or (
-                    action != "reject" and label is not None and label == suggested
+                first[item_id] = action == Action.ACCEPT or (
+                    action != Action.REJECT and label is not None and label == suggested
                 )
         if not first:
             return None
+        from .calibration import audit_estimate  # SciPy: only when there are audits
+
         estimate = audit_estimate(list(first.values()), confidence_level)
         return {k: v for k, v in estimate.items() if not k.startswith("running_")}
 
-    @staticmethod
-    def _threshold_condition(confidence: Any, threshold: float, label_thresholds: dict) -> Any:
-        if not label_thresholds:
-            return confidence >= threshold
-        per_label = [
-            and_(Item.llm_label == label, confidence >= float(value))
-            for label, value in label_thresholds.items()
-        ]
-        other = and_(Item.llm_label.not_in(list(label_thresholds)), confidence >= threshold)
-        return or_(*per_label, other)
-
     # ----------------------------------------------------------------- annotations
-    def annotator_id(self, name: str, *, create: bool = True, role: str = "annotator") -> int:
-        from .review import check_user_name
-
+    def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
         with self.store.session() as session:
             found = session.scalar(
                 select(Annotator.id).where(Annotator.project_id == self.id, Annotator.name == name)
@@ -851,168 +830,17 @@ class Project:
 
         A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
         item's task in `queue`, or without one for the open task they hold or the item's first
-        (see `answer_in`).
+        (see `labelloop.review.answers.annotate`).
         """
-        if action not in ACTIONS:
-            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        answers.check_action(action)
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        with self.store.engine.begin() as conn:
-            answer = self.answer_in(
-                conn,
-                item_id,
-                action=action,
-                label=label,
-                annotator_id=annotator_id,
-                time_spent_s=time_spent_s,
-                queue=queue,
-                source=source,
-                external_id=external_id,
-                shown_as=item,
-            )
-        return answer.to_dict()
-
-    def answer_in(
-        self,
-        conn: Connection,
-        item_id: int,
-        *,
-        action: str,
-        label: str | None = None,
-        annotator_id: int | None = None,
-        time_spent_s: float | None = None,
-        queue: str | None = None,
-        source: str = "labelloop",
-        external_id: str | None = None,
-        shown_as: str | int | None = None,
-        state: tuple[list[str], dict[str, Any]] | None = None,
-        item: Any = None,
-    ) -> Answer:
-        """`annotate` inside the caller's transaction, a constant number of indexed statements.
-
-        The answer is recorded in `queue` and recounts the item's task in that queue; without
-        a queue it counts for the item's open task the answerer holds, else its first open task
-        (`OPEN_TASK`), if any, and is recorded in that task's queue. The answerer's own lease on
-        the item ends; other people's stay theirs. `state` (`labels_and_settings`) and `item`
-        (`item_state`) may come from the caller.
-        """
-        if action not in ACTIONS:
-            raise InputError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
-        labels, settings = state or self.labels_and_settings(conn)
-        item = item or self.item_state(conn, item_id)
-        if item is None or item.project_id != self.id:
-            raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
-        if action == "accept" and label is None:
-            label = item.llm_label
-            if label is None:
-                raise InputError("there is no suggestion to accept; give a label")
-        if action in ("label", "correct") and label is None:
-            raise InputError(f"the action {action!r} needs a label")
-        if label is not None:
-            label = checked_label(labels, label)
-        if action in ("reject", "skip"):
-            label = None
-        if queue is None:
-            where = {"item": item_id, "who": annotator_id, "now": utcnow()}
-            task = conn.execute(OPEN_TASK, where).first()
-            queue = task.queue if task is not None else None
-        annotation_id = conn.execute(
-            insert(_ANNOTATIONS),
-            {
-                "project_id": self.id,
-                "item_id": item_id,
-                "annotator_id": annotator_id,
-                "label": label,
-                "action": action,
-                "suggested_label": item.llm_label,
-                "queue": queue,
-                "source": source,
-                "external_id": external_id,
-                "time_spent_s": time_spent_s,
-                "undone": False,
-                "created_at": utcnow(),
-            },
-        ).inserted_primary_key[0]
-        answer = self._resolve_item(conn, item, settings, annotation_id)
-        if action != "skip":
-            _settle_task(conn, answer.live, item_id, queue)
-        if annotator_id is not None:
-            conn.execute(_RELEASE, {"item": item_id, "who": annotator_id})
-        return answer
+        given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
+        return answers.annotate(self, item_id, given, queue=queue, shown_as=item).to_dict()
 
     def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
-        with self.store.engine.begin() as conn:
-            return self.undo_in(conn, annotation_id).to_dict()
-
-    def undo_in(
-        self,
-        conn: Connection,
-        annotation_id: int,
-        *,
-        state: tuple[list[str], dict[str, Any]] | None = None,
-    ) -> Answer:
-        """`undo_annotation` inside the caller's transaction: the item's state and the task the
-        answer counted for are recounted (see `answer_in`)."""
-        found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
-        if found is None or found.project_id != self.id or found.undone:
-            raise InputError(f"no answer {annotation_id} to undo")
-        conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
-        item = conn.execute(_ITEM_STATE, {"item": found.item_id}).one()
-        settings = (state or self.labels_and_settings(conn))[1]
-        answer = self._resolve_item(conn, item, settings, annotation_id)
-        if found.action != "skip":
-            _settle_task(conn, answer.live, found.item_id, found.queue)
-        return answer
-
-    def item_state(self, conn: Connection, item_id: int) -> Any:
-        """The item's split, state and suggestion (a row, or None), read in `conn`."""
-        return conn.execute(_ITEM_STATE, {"item": item_id}).first()
-
-    def labels_and_settings(self, conn: Connection) -> tuple[list[str], dict[str, Any]]:
-        """The label set and settings, read in the caller's transaction (one primary-key row)."""
-        return labels_and_settings_of(conn.execute(_PROJECT_STATE, {"project": self.id}).one())
-
-    def _resolve_item(
-        self, conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
-    ) -> Answer:
-        """Recompute the item's state and final label from its live answers (written if changed)."""
-        live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
-        resolved = (item.state, item.final_label, item.final_source)
-        if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
-            votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
-            resolved = self._resolved_state(item, votes, settings)
-        if resolved != (item.state, item.final_label, item.final_source):
-            state, final_label, final_source = resolved
-            conn.execute(
-                _SET_ITEM_STATE,
-                {
-                    "item": item.id,
-                    "new_state": state,
-                    "new_label": final_label,
-                    "new_source": final_source,
-                },
-            )
-        return Answer(annotation_id, item.uid, resolved[0], resolved[1], live)
-
-    @staticmethod
-    def _resolved_state(
-        item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
-    ) -> tuple[str, str | None, str | None]:
-        human = routing.resolve_human_label(votes)
-        if human is not None:
-            return HUMAN_LABELED, human, "human"
-        confident = routing.is_confident(
-            item.llm_label,
-            item.calibrated_confidence
-            if item.calibrated_confidence is not None
-            else item.confidence,
-            float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
-            settings.get("label_thresholds"),
-        )
-        if confident and not any(vote.action == "reject" for vote in votes):
-            return AUTO_ACCEPTED, item.llm_label, "llm"
-        return IN_REVIEW, None, None
+        return answers.unannotate(self, annotation_id).to_dict()
 
     # ----------------------------------------------------------------- stats / export
     def _state_counts(self) -> dict[str, int]:
@@ -1068,53 +896,49 @@ class Project:
 
         return iter_provenance_rows(self, include)
 
-    # --- review: queues, annotators, tokens (thin delegates to `labelloop.review`)
+    # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
-        self, name: str, *, role: str = "annotator", password: str | None = None
+        self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
     ) -> dict[str, Any]:
         """Create a login for the review server (admin or annotator)."""
-        from . import review
-
-        return review.add_user(self, name, role=role, password=password)
+        return accounts.add_user(self, name, role=role, password=password)
 
     def create_token(self, name: str, *, expires: str | None = None) -> str:
         """A new API token for a user, shown once (only its hash is stored); `expires`: '30d'."""
-        from . import review
-
-        return review.create_token(self, name, expires=expires)
+        return accounts.create_token(self, name, expires=expires)
 
     def enqueue(
-        self, item_ids: Sequence[int], *, queue: str = "active", priorities: Any = None
+        self, item_ids: Sequence[int], *, queue: str = Queue.ACTIVE, priorities: Any = None
     ) -> int:
         """Queue items (store ids) for people, e.g. active-learning selections."""
-        from . import review
-
-        return review.enqueue(self, item_ids, queue=queue, priorities=priorities)
+        return queues.enqueue(self, item_ids, queue=queue, priorities=priorities)
 
     def sample_audit(self, rate: float | None = None, random_state: Any = None) -> int:
         """Queue a random share of auto-accepted items for audit."""
-        from . import review
-
-        return review.sample_audit(self, rate, random_state)
+        return queues.sample_audit(self, rate, random_state)
 
     def set_queue_settings(self, **values: Any) -> dict[str, Any]:
         """Overlap, gold rate, audit rate and lease length of the review queues."""
-        from . import review
-
-        return review.set_queue_settings(self, **values)
+        return queues.set_queue_settings(self, **values)
 
     def next_item(self, annotator: str | int, *, exclude: Sequence[int] = ()) -> Any:
         """An annotator's next item to review (leased to them), or None when done."""
-        from . import review
-
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
-        return review.next_item(self, annotator_id, exclude=exclude)
+        return queues.next_item(self, annotator_id, exclude=exclude)
 
     def dashboard(self) -> dict[str, Any]:
-        """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-        from . import review
+        """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
+        the calibration plots (redrawn first when they do not show the calibration in force)."""
+        from .workflows.calibrate import current_plots
+        from .workflows.consensus import annotator_quality
+        from .workflows.learn import predictor_title
 
-        return review.dashboard(self)
+        calibration_plots = current_plots(self)  # first: it may draw files the board lists
+        board = overview.dashboard(self)
+        board["calibration_plots"] = calibration_plots
+        board["annotator_quality"] = annotator_quality(self)
+        board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
+        return board
 
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(

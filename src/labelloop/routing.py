@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-DEFAULT_THRESHOLD = 0.85  # the seed's threshold, used until a calibration chooses one
+from .vocabulary import LABELING_ACTIONS
 
-LABELING_ACTIONS = ("label", "accept", "correct")
+DEFAULT_THRESHOLD = 0.85  # the seed's threshold, used until a calibration chooses one
 
 
 def threshold_for(

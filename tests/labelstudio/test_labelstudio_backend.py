@@ -332,3 +332,80 @@ def test_label_studio_reaches_the_full_server_with_a_service_account(
 
     wait_until(lambda: len(credited()) == 1, 10, "the annotation in labelloop's store")
     assert credited() == [("lena", "neutral")]
+
+
+def test_label_studio_gets_predictions_for_its_own_tasks_from_serve(label_studio, tmp_path) -> None:
+    """A Label Studio user's first hour: a project, three tasks imported, `labelloop serve
+    --ml-backend-only` connected, predictions retrieved: one per task, with a label from the
+    config, for tasks labelloop had never seen (labeled by `--model` at `--base-url`)."""
+    from labelloop import Project
+    from labelloop.testing.fake_openai import serve_fake_openai
+    from labelloop.testing.server import start_serve
+
+    folder = tmp_path / "proj"
+    Project.create(
+        folder, task="Sentiment of a review.", labels=["positive", "negative", "neutral"]
+    ).close()
+    ls = httpx.Client(
+        base_url=label_studio, headers={"Authorization": f"Token {TOKEN}"}, timeout=60
+    )
+    created = ls.post("/api/projects", json={"title": "own tasks", "label_config": CONFIG})
+    assert created.status_code == 201, created.text
+    ls_project = created.json()["id"]
+    texts = TEXTS[:3]
+    imported = ls.post(
+        f"/api/projects/{ls_project}/import", json=[{"review_text": t} for t in texts]
+    )
+    assert imported.status_code == 201, imported.text
+
+    port = free_port()
+    with serve_fake_openai() as fake:
+        model = ["--model", "fake-model", "--base-url", fake.base_url]
+        server = start_serve(folder, port, "--ml-backend-only", *model)
+        try:
+            backend_url = f"http://127.0.0.1:{port}"
+            connected = ls.post(
+                "/api/ml", json={"project": ls_project, "url": backend_url, "title": "labelloop"}
+            )
+            assert connected.status_code == 201, connected.text
+            action = ls.post(
+                "/api/dm/actions",
+                params={"id": "retrieve_tasks_predictions", "project": ls_project},
+                json={"selectedItems": {"all": True, "excluded": []}},
+            )
+            assert action.status_code == 200, action.text
+            asked = fake.stats.total
+            tasks = ls.get("/api/tasks", params={"project": ls_project}).json()["tasks"]
+            assert len(tasks) == 3
+            found = {}
+            for t in tasks:
+                (prediction,) = ls.get("/api/predictions", params={"task": t["id"]}).json()
+                (entry,) = prediction["result"]
+                assert (entry["from_name"], entry["to_name"]) == ("sentiment", "review")
+                found[t["data"]["review_text"]] = entry["value"]["choices"]
+                assert 0 < prediction["score"] <= 1
+                assert prediction["model_version"].startswith("labelloop:fake-model@")
+            # The fake endpoint's rule: the label named in the text.
+            assert found == {texts[0]: ["positive"], texts[1]: ["negative"], texts[2]: ["neutral"]}
+            assert asked == 3
+            # Asked again (a new task view, say), the backend answers from its store.
+            again = httpx.post(
+                f"{backend_url}/predict",
+                json={"tasks": tasks, "label_config": CONFIG},
+                timeout=30,
+            )
+            assert again.status_code == 200, again.text
+            assert [r["result"][0]["value"]["choices"] for r in again.json()["results"]] == [
+                found[t["data"]["review_text"]] for t in tasks
+            ]
+            assert fake.stats.total == asked
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    with Project.open(folder) as project:
+        rows = {r["id"]: r for r in project.iter_export_rows()}
+    assert {rows[f"ls-{t['id']}"]["llm_label"] for t in tasks} == {
+        "positive",
+        "negative",
+        "neutral",
+    }

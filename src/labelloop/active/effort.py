@@ -8,16 +8,14 @@ nothing of projects.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 
-def curve_on_grid(
-    effort: Sequence[float], accuracy: Sequence[float], grid: np.ndarray
-) -> np.ndarray:
+def curve_on_grid(effort: ArrayLike, accuracy: ArrayLike, grid: np.ndarray) -> np.ndarray:
     """One run's accuracy at each grid effort, linear between its points.
 
     NaN before the run's first point (less effort than the gold set alone is not a state the
@@ -42,7 +40,7 @@ class Interval:
     high: float | None
 
 
-def t_interval(values: Sequence[float], level: float = 0.9) -> Interval:
+def t_interval(values: ArrayLike, level: float = 0.9) -> Interval:
     """Mean of the repeats and Student's t interval for it (None bounds with one repeat)."""
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
@@ -74,7 +72,7 @@ def summarise_curves(
     return out
 
 
-def effort_to_target(effort: Sequence[float], accuracy: Sequence[float], target: float) -> float:
+def effort_to_target(effort: ArrayLike, accuracy: ArrayLike, target: float) -> float:
     """The least effort at which one run's accuracy reaches `target` (linear between points);
     inf if it never does."""
     e, a = np.asarray(effort, dtype=float), np.asarray(accuracy, dtype=float)
@@ -88,7 +86,7 @@ def effort_to_target(effort: Sequence[float], accuracy: Sequence[float], target:
     return float(e[j - 1] + share * (e[j] - e[j - 1]))
 
 
-def effort_interval(efforts: Sequence[float], level: float = 0.9) -> dict[str, float | int | None]:
+def effort_interval(efforts: ArrayLike, level: float = 0.9) -> dict[str, float | int | None]:
     """Mean effort to target over the repeats that reached it, its t interval, and how many
     repeats reached it (an interval over the others alone would flatter the setting)."""
     e = np.asarray(efforts, dtype=float)
@@ -113,8 +111,8 @@ def effort_interval(efforts: Sequence[float], level: float = 0.9) -> dict[str, f
 
 
 def effort_ratio_interval(
-    efforts: Sequence[float],
-    baseline: Sequence[float],
+    efforts: ArrayLike,
+    baseline: ArrayLike,
     level: float = 0.9,
     n_boot: int = 2000,
     random_state: int = 0,

@@ -67,10 +67,8 @@ def select_round(
     proba = model.predict_proba(embeddings)
     committee = None
     if "committee_probas" in strategy.requires and len(y):
-        committee = Committee(
-            base=student, n_bootstrap=committee_size, random_state=random_state
-        ).fit(x, y)
-        committee = committee.member_probas(embeddings)
+        members = Committee(base=student, n_bootstrap=committee_size, random_state=random_state)
+        committee = members.fit(x, y).member_probas(embeddings)
     selected = strategy.select(
         k,
         proba=proba,

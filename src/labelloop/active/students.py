@@ -19,11 +19,13 @@ from sklearn.utils.validation import check_is_fitted
 
 
 class Student(Protocol):
-    """What strategies and the loop need from a model."""
+    """What strategies, the loop and the simulation need from a model."""
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Student: ...
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 class SklearnStudent(ClassifierMixin, BaseEstimator):
@@ -34,7 +36,9 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
     it predicts uniformly — so the loop can run from the very first label.
     """
 
-    def __init__(self, estimator: Any = None, classes: Sequence[Any] | None = None) -> None:
+    def __init__(
+        self, estimator: Any = None, classes: Sequence[Any] | np.ndarray | None = None
+    ) -> None:
         self.estimator = estimator
         self.classes = classes
 
@@ -78,7 +82,7 @@ class LogisticStudent(SklearnStudent):
 
     def __init__(
         self,
-        classes: Sequence[Any] | None = None,
+        classes: Sequence[Any] | np.ndarray | None = None,
         C: float = 1.0,
         class_weight: str | dict | None = None,
         max_iter: int = 1000,

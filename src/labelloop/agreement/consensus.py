@@ -567,6 +567,32 @@ class WeightedConsensus:
             result.append(AnnotatorDrift(name, windows, change))
         return result
 
+    def annotator_model(self) -> dict[str, Any]:
+        """What `posterior_of` needs, as JSON values: a store keeps it so that an answer arriving
+        between two refits is weighed at once, without refitting (`from_annotator_model`)."""
+        return {
+            "method": self.method,
+            "model_weight": self.model_weight,
+            "labels": list(self.classes_.tolist()),
+            "annotators": list(self.annotators_),
+            "class_prior": self.class_prior_.tolist(),
+            "confusion": self.confusion_.tolist(),
+            "typical_confusion": self.typical_confusion_.tolist(),
+        }
+
+    @classmethod
+    def from_annotator_model(cls, state: dict[str, Any]) -> WeightedConsensus:
+        """A fitted model for `posterior_of` from `annotator_model`'s values."""
+        model = cls(state["method"], model_weight=float(state["model_weight"]))
+        model.classes_ = np.asarray(state["labels"], dtype=object)
+        model.annotators_ = [str(a) for a in state["annotators"]]
+        model.class_prior_ = np.asarray(state["class_prior"], dtype=np.float64)
+        model.confusion_ = np.asarray(state["confusion"], dtype=np.float64).reshape(
+            len(model.annotators_), model.classes_.size, model.classes_.size
+        )
+        model.typical_confusion_ = np.asarray(state["typical_confusion"], dtype=np.float64)
+        return model
+
     def posterior_of(
         self,
         annotators: Sequence[str],

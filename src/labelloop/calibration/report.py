@@ -104,6 +104,7 @@ def calibrate_report(
     evaluation = evaluate_calibration(scores, target, selection.method, n_splits, random_state)
     report |= {
         "gold_accuracy": gold_accuracy_interval(correct),
+        "labeler_check": labeler_check(correct, gold, evaluation["after"]["auroc"]),
         "ece_before": evaluation["before"]["ece"],
         "ece_after": evaluation["after"]["ece"],
         "metrics_before": evaluation["before"],
@@ -139,6 +140,63 @@ def gold_accuracy_interval(correct: np.ndarray, level: float = 0.95) -> dict[str
         "level": level,
         "n": n,
     }
+
+
+def labeler_check(
+    correct: ArrayLike, gold: ArrayLike, auroc_after: float, level: float = 0.95
+) -> dict[str, Any]:
+    """Whether a labeler is worth routing on: does it beat always answering the majority gold
+    label, and do its calibrated confidences rank right answers above wrong ones?
+
+    Calibration cannot make a useless labeler useful: with confidences that are all alike it
+    reports a perfect ECE and a threshold that auto-accepts everything. The labeler passes when
+    the lower end of its accuracy's Clopper–Pearson interval is above the majority label's share
+    and, when it made mistakes on gold, the Hanley–McNeil interval of the (out-of-fold) AUROC lies
+    above 0.5 (all-equal confidences give exactly 0.5).
+    """
+    correct = np.asarray(correct, bool)
+    _, counts = np.unique(np.asarray(gold, dtype=object).astype(str), return_counts=True)
+    majority = float(counts.max() / counts.sum())
+    accuracy = gold_accuracy_interval(correct, level)
+    reasons = []
+    if accuracy["low"] <= majority:
+        reasons.append(
+            f"its gold accuracy {accuracy['accuracy']:.3f} (interval {accuracy['low']:.3f}–"
+            f"{accuracy['high']:.3f}) does not beat always answering the majority label "
+            f"({majority:.3f})"
+        )
+    right, wrong = int(correct.sum()), int((~correct).sum())
+    ranking = None
+    if right and wrong and math.isfinite(auroc_after):
+        half = _z(level) * _hanley_mcneil_se(auroc_after, right, wrong)
+        ranking = {"auroc": auroc_after, "low": auroc_after - half, "high": auroc_after + half}
+        if ranking["low"] <= 0.5:
+            reasons.append(
+                f"its calibrated confidences do not tell right answers from wrong ones (AUROC "
+                f"{auroc_after:.3f}, interval {ranking['low']:.3f}–{ranking['high']:.3f})"
+            )
+    return {
+        "useful": not reasons,
+        "reasons": reasons,
+        "majority_share": majority,
+        "accuracy": accuracy,
+        "auroc": ranking,
+    }
+
+
+def _z(level: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2))
+
+
+def _hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUROC from its value and class sizes (Hanley & McNeil, 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (
+        n_pos * n_neg
+    )
+    return math.sqrt(max(var, 0.0))
 
 
 def _threshold_part(

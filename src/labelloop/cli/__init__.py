@@ -8,6 +8,7 @@ import traceback
 
 from ..errors import InputError, LabelloopError
 from . import (
+    guidelines,  # noqa: F401
     learning,  # noqa: F401
     serve,  # noqa: F401
 )
@@ -17,7 +18,8 @@ __all__ = ["app", "main", "run"]
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the command line and return its exit status (2 = bad input, 1 = other failure)."""
+    """Run the command line and return its exit status (2 = bad input, 1 = other failure,
+    3 = `prelabel` finished but some items failed, 130 = interrupted)."""
     try:
         # Standalone mode: the parser reports usage errors itself (exit status 2).
         app(args=argv, prog_name="labelloop", standalone_mode=True)

@@ -6,17 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ..errors import InputError
-from ..project import Project
 from .common import (
+    ApiKeyEnv,
+    BaseUrl,
     DbUrl,
     Engine,
     JsonOut,
     ProjectDir,
     RayAddress,
     emit,
+    err,
     open_project,
     out,
     percent,
@@ -45,6 +46,8 @@ def init(
     as_json: JsonOut = False,
 ) -> None:
     """Create a project for a task and an ordered label set."""
+    from ..project import Project
+
     with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
         result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
     emit(
@@ -64,8 +67,15 @@ def import_(
         str | None, typer.Option(help="Column holding labels (required for --split gold).")
     ] = None,
     id_col: Annotated[
-        str | None, typer.Option(help="Column holding stable ids (default: a content hash).")
+        str | None,
+        typer.Option(help="Column holding the items' ids (default: 'id' when the file has one)."),
     ] = None,
+    hash_ids: Annotated[
+        bool,
+        typer.Option(
+            "--hash-ids", help="Ids from a hash of each text, even when the file has ids."
+        ),
+    ] = False,
     split: Annotated[
         str, typer.Option(help="pool: to be labeled; gold: trusted labels for calibration.")
     ] = "pool",
@@ -86,10 +96,8 @@ def import_(
     from ..data.formats import IMPORTERS
 
     if fmt is not None and fmt.lower() in IMPORTERS:
-        from ..workflows.exchange import import_project
-
         with open_project(project, db) as proj:
-            result = import_project(proj, file, fmt)
+            result = proj.import_from(file, fmt)
         emit(
             result,
             as_json,
@@ -101,16 +109,32 @@ def import_(
         return
     with open_project(project, db) as proj:
         result = proj.import_file(
-            file, text_col=text_col, label_col=label_col, id_col=id_col, split=split, fmt=fmt
+            file,
+            text_col=text_col,
+            label_col=label_col,
+            id_col=id_col,
+            split=split,
+            fmt=fmt,
+            hash_ids=hash_ids,
         ).to_dict()
-    emit(
-        result,
-        as_json,
-        lambda r: out.print(
-            f"{r['added']} items added ({split}), "
-            f"{r['unchanged']} already present, {r['updated']} moved to gold, "
-            f"{r['duplicates_in_file']} duplicate rows in the file."
-        ),
+    emit(result, as_json, lambda r: out.print(_import_summary(r, split)))
+
+
+def _import_summary(result: dict, split: str) -> str:
+    from rich.markup import escape
+
+    ids = (
+        f"ids from column {escape(repr(result['id_col']))}"
+        if result["id_col"] is not None
+        else "ids are hashes of the texts"
+    )
+    adopted = result["ids_adopted"]
+    return (
+        f"{result['added']} items added ({split}), "
+        f"{result['unchanged']} already present, {result['updated']} moved to gold, "
+        f"{result['duplicates_in_file']} duplicate rows in the file; {ids}"
+        + (f" ({adopted} items imported before took the file's ids)" if adopted else "")
+        + "."
     )
 
 
@@ -124,19 +148,58 @@ def route(
         float | None,
         typer.Option(help="Share of auto-accepted items also sent to an audit queue (kept)."),
     ] = None,
+    trust_labeler: Annotated[
+        bool,
+        typer.Option(
+            help="Route on the labeler even where calibration found it no better than the "
+            "majority label or unable to rank (otherwise everything goes to review)."
+        ),
+    ] = False,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
     """Auto-accept confident predictions; send the rest to the review queue."""
     with open_project(project, db) as proj:
-        result = proj.route(threshold, audit_rate=audit_rate)
+        result = proj.route(threshold, audit_rate=audit_rate, trust_labeler=trust_labeler)
+    print_warnings(result)
     emit(
         result,
         as_json,
         lambda r: out.print(
             f"threshold {r['threshold']:.3f}: {r['auto_accepted']} auto-accepted, "
             f"{r['in_review']} in review, {r['human_labeled']} labeled by people."
+        ),
+    )
+
+
+@app.command()
+def resolve(
+    final_label: Annotated[
+        str | None,
+        typer.Option(
+            help="How an item with several answers gets its label: weighted (by each "
+            "annotator's estimated quality; the default) or majority. Kept as a setting."
+        ),
+    ] = None,
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Refit the model of annotator quality on every answer and recompute final labels."""
+    with open_project(project, db) as proj:
+        result = proj.resolve(final_label)
+    emit(
+        result,
+        as_json,
+        lambda r: out.print(
+            f"final labels by {r['final_label']}"
+            + (
+                f" ({r['answers']} answers from {r['annotators']} annotators fitted)"
+                if r["final_label"] == "weighted"
+                else ""
+            )
+            + f": {r['labels_changed']} labels changed."
         ),
     )
 
@@ -150,34 +213,94 @@ def prelabel(
             "at --base-url."
         ),
     ] = "local",
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
-    ] = None,
-    api_key_env: Annotated[
-        str, typer.Option(help="Environment variable holding the API key.")
-    ] = "OPENAI_API_KEY",
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Requests in flight at most; fewer while an endpoint times out or slows down.",
+        ),
+    ] = 16,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Label at most N pool items this run.")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for one answer from the endpoint (default 60)."),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed/--no-retry-failed",
+            help="Ask again for items that failed in earlier runs (their errors are kept).",
+        ),
+    ] = True,
     engine: Engine = "local",
     ray_address: RayAddress = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Estimate the items, tokens, cost and time of this run; label nothing, ask "
+            "no endpoint (the embedded model labels a small sample to time itself).",
+        ),
+    ] = False,
+    price_in: Annotated[
+        float | None,
+        typer.Option(min=0, help="USD per million input tokens (default: the built-in table)."),
+    ] = None,
+    price_out: Annotated[
+        float | None,
+        typer.Option(min=0, help="USD per million output tokens (default: the built-in table)."),
+    ] = None,
     project: ProjectDir = Path("."),
     db: DbUrl = None,
     as_json: JsonOut = False,
 ) -> None:
-    """LLM labels with confidence and reasoning; re-runs label only what is missing."""
-    with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
-        result = proj.prelabel(
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            limit=limit,
-            progress=progress,
-            engine=engine,
-            ray_address=ray_address,
+    """LLM labels with confidence and reasoning; re-runs label only what is missing.
+
+    Ends with a summary on stderr. Exit status 3 when any item failed (the rest is saved; run
+    again to retry them), 130 on Ctrl-C after saving every answer received.
+    """
+    from ..engines import engine_for
+    from ..workflows.prelabel import Interrupted
+
+    if dry_run:
+        _estimate(
+            model,
+            base_url,
+            api_key_env,
+            concurrency,
+            limit,
+            retry_failed,
+            (price_in, price_out),
+            project,
+            db,
+            as_json,
         )
+        return
+
+    runner = engine_for(engine, address=ray_address)
+    try:
+        with open_project(project, db) as proj, progress_bar("pre-labeling") as progress:
+            result = proj.prelabel(
+                model=model,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                limit=limit,
+                progress=progress,
+                engine=runner,
+                retry_failed=retry_failed,
+                timeout=timeout,
+            )
+    except Interrupted as exc:
+        print_prelabel_summary(exc.result)
+        if as_json:
+            emit(exc.result, True)
+        raise
+    print_prelabel_summary(result)
     emit(
         result,
         as_json,
@@ -186,6 +309,79 @@ def prelabel(
             f"{r['elapsed_s']:.1f} s ({r['tokens']:,} tokens, ${r['cost_usd']:.4f})."
         ),
     )
+    if result["failed"]:
+        raise typer.Exit(ITEMS_FAILED)
+
+
+def _estimate(
+    model: str,
+    base_url: str | None,
+    api_key_env: str,
+    concurrency: int,
+    limit: int | None,
+    retry_failed: bool,
+    price: tuple[float | None, float | None],
+    project: Path,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """`prelabel --dry-run`: what the run would cost (see `workflows.estimate`)."""
+    from ..project import make_labeler
+    from ..workflows.estimate import estimate_prelabel
+
+    options: dict = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency}
+    if any(p is not None for p in price):
+        if model.startswith("local") or model.lower().endswith(".gguf"):
+            raise InputError("--price-in / --price-out apply to a model at an endpoint")
+        options["price_per_mtok"] = tuple(p or 0.0 for p in price)
+    labeler = make_labeler(model, **options)
+    try:
+        with open_project(project, db) as proj:
+            result = estimate_prelabel(proj, labeler, limit=limit, retry_failed=retry_failed)
+    finally:
+        labeler.close()
+    emit(result, as_json, _render_estimate)
+
+
+def _render_estimate(r: dict) -> None:
+    cost = f"${r['cost_usd']:.4f}"
+    if r["price_per_mtok"]:
+        cost += f" at ${r['price_per_mtok'][0]:g} / ${r['price_per_mtok'][1]:g} per million tokens"
+    when = (
+        f"about {r['elapsed_s']:.0f} s ({r['items_per_s']:.1f} items/s, from {r['time_from']})"
+        if r["elapsed_s"] is not None
+        else "time unknown"
+    )
+    out.print(
+        f"dry run, nothing labeled: {r['items']:,} items for {r['model']}; "
+        f"{r['tokens_in']:,} input + {r['tokens_out']:,} output tokens; {cost}; {when}.",
+        highlight=False,
+    )
+    for note in r["notes"]:
+        out.print(f"  note: {note}", highlight=False)
+
+
+#: Exit status of `prelabel` when it finished but some items failed (2 stays bad input).
+ITEMS_FAILED = 3
+
+
+def print_prelabel_summary(result: dict) -> None:
+    """The run in a few lines on stderr: what was done, what failed and why, what next."""
+    reasons = ", ".join(f"{n} {why}" for why, n in result.get("failed_by_reason", {}).items())
+    line = f"prelabel: {result['done']} labeled, {result['failed']} failed"
+    if reasons:
+        line += f" ({reasons})"
+    if result.get("retried"):
+        line += f"; {result['retried']} earlier failures retried"
+    adapted = result.get("concurrency") or {}
+    if adapted.get("decreases"):
+        line += (
+            f"; the endpoint slowed down under load, requests in flight went down to "
+            f"{adapted['final']} of {adapted['maximum']}"
+        )
+    err.print(line + ".", highlight=False, markup=False, soft_wrap=True)
+    for step in result.get("next_steps", []):
+        err.print(f"  next: {step}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -221,7 +417,14 @@ def calibrate(
             per_label=per_label,
             plots_dir=plots if plots is not None else proj.path / "plots",
         )
+    print_warnings(result)
     emit(result, as_json, _render_calibration)
+
+
+def print_warnings(result: dict) -> None:
+    """A result's warnings, on stderr (in --json mode too): they are for the person at work."""
+    for warning in result.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _render_calibration(r: dict) -> None:
@@ -253,6 +456,8 @@ def _render_calibration(r: dict) -> None:
 
 
 def _render_stats(result: dict) -> None:
+    from rich.table import Table
+
     table = Table(title="labelloop stats", show_header=False)
     for key in (
         "items",
@@ -312,10 +517,8 @@ def export(
     as_json: JsonOut = False,
 ) -> None:
     """Write every item with its final label and provenance."""
-    from ..workflows.exchange import export_project
-
     with open_project(project, db) as proj:
-        count = export_project(proj, out_path, fmt, include=include)["rows"]
+        count = proj.export(out_path, fmt, include=include)["rows"]
     emit(
         {"rows": count, "out": str(out_path), "format": fmt},
         as_json,

@@ -8,20 +8,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from ..project import Project
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..project import Project
 
 ProjectDir = Annotated[
     Path,
@@ -45,15 +39,43 @@ RayAddress = Annotated[
     str | None,
     typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
 ]
+BaseUrl = Annotated[
+    str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")
+]
+ApiKeyEnv = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
 JsonOut = Annotated[
     bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")
 ]
 
-out = Console()
-err = Console(stderr=True)
+
+class _LazyConsole:
+    """A rich `Console` made on first use: commands that print JSON never import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The console itself, for rich objects that take one (a progress bar)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+_err = _LazyConsole(stderr=True)
+out: Console = _LazyConsole()  # type: ignore[assignment]
+err: Console = _err  # type: ignore[assignment]
 
 
 def open_project(project: Path, db: str | None = None) -> Project:
+    from ..project import Project
+
     return Project.open(project, db=db)
 
 
@@ -72,6 +94,15 @@ def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """A progress bar with rate and ETA on stderr; yields an `update(done, total)` callback."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -80,7 +111,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=False) as progress:
+    with Progress(*columns, console=_err.console, transient=False) as progress:
         task = progress.add_task(description, total=None, rate="")
         started = time.monotonic()
 

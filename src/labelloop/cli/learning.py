@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ..active import format_simulation
 from .app import app
 from .common import (
     DbUrl,
@@ -62,8 +61,11 @@ def learn(
     The predictor with the lowest cross-validated log loss becomes the one routing trusts;
     calibration and routing are refreshed with their last settings.
     """
+    from ..engines import engine_for
+
+    runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
-        result = proj.learn(progress=progress, engine=engine, ray_address=ray_address)
+        result = proj.learn(progress=progress, engine=runner)
     emit(result, as_json, _render_learn)
 
 
@@ -86,6 +88,9 @@ def select_(
     as_json: JsonOut = False,
 ) -> None:
     """Active learning: queue the K most useful items for review."""
+    from ..engines import engine_for
+
+    runner = engine_for(engine, address=ray_address)
     with open_project(project, db) as proj, progress_bar("embedding") as progress:
         result = proj.select(
             strategy,
@@ -93,8 +98,7 @@ def select_(
             label_budget_total=budget,
             target=target_accuracy,
             progress=progress,
-            engine=engine,
-            ray_address=ray_address,
+            engine=runner,
         )
     emit(
         result,
@@ -201,6 +205,7 @@ def simulate(
             as_json=as_json,
         )
         return
+    from ..active import format_simulation
     from ..workflows.simulate import simulate as run
 
     result = run(
@@ -228,8 +233,8 @@ def _simulate_loop(
     as_json: bool,
     **options: Any,
 ) -> None:
+    from ..loop_simulation import format_loop, items_from_file, simulate_loop
     from ..project import make_labeler
-    from ..workflows.loop_simulation import format_loop, items_from_file, simulate_loop
 
     items = items_from_file(data, options.pop("text_col"), options.pop("label_col"))
     labeler = (
@@ -270,7 +275,7 @@ def plan(
     The gold items are played as a small project with the LLM answers already stored for
     them (no LLM is asked); read-only for the project.
     """
-    from ..workflows.loop_simulation import plan as run
+    from ..loop_simulation import plan as run
 
     with open_project(project, db) as proj:
         result = run(
@@ -287,7 +292,7 @@ def plan(
 
 
 def _render_plan(r: dict) -> None:
-    from ..workflows.loop_simulation import format_loop
+    from ..loop_simulation import format_loop
 
     p = r["plan"]
     target = f"{r['target_accuracy']:.3f}"
@@ -307,6 +312,13 @@ def _render_plan(r: dict) -> None:
             highlight=False,
         )
     out.print(format_loop(r), highlight=False, soft_wrap=True)
+
+
+def _interval(v: dict | None, signed: bool = False) -> str:
+    if not v:
+        return "—"
+    sign = "+" if signed else ""
+    return f"{v['estimate']:{sign}.3f} [{v['low']:{sign}.3f}, {v['high']:{sign}.3f}]"
 
 
 def _render_agreement(r: dict) -> None:
@@ -332,6 +344,14 @@ def _render_agreement(r: dict) -> None:
         )
     for flag in r.get("flags", []):
         out.print(f"  flag: {flag}", highlight=False)
+    for q in r.get("annotator_quality", []):
+        change = q["drift"]["recent_change"]
+        out.print(
+            f"  {q['annotator']}: accuracy vs gold {_interval(q['against_gold'])} "
+            f"(n={q['n_gold']}), vs consensus {_interval(q['against_consensus'])}; "
+            f"last {q['drift']['window']} answers vs earlier: {_interval(change, signed=True)}",
+            highlight=False,
+        )
     issues = r.get("label_issues")
     if issues:
         out.print(
@@ -364,3 +384,66 @@ def agreement(
                 result["label_issues"] = None
                 result.setdefault("notes", []).append(str(exc))
     emit(result, as_json, _render_agreement)
+
+
+def _render_compare(r: dict) -> None:
+    from rich.table import Table
+
+    table = Table(
+        "labeler",
+        "gold",
+        "accuracy [95% interval]",
+        "AUROC",
+        "ECE raw → calibrated",
+        f"review for {percent(r['target_accuracy'])}",
+        "$ / 1000 items",
+        "items/s",
+        title="labelers on the gold items",
+    )
+    for entry in r["labelers"]:
+        acc = entry.get("accuracy")
+        accuracy = (
+            f"{percent(acc['accuracy'])} [{percent(acc['low'])}, {percent(acc['high'])}]"
+            if acc
+            else "—"
+        )
+        ece = (
+            f"{_fmt(entry['ece_before'])} → {_fmt(entry['ece_after'])}"
+            if "ece_before" in entry
+            else entry.get("note", "—")
+        )
+        cost = entry["cost_per_1000_items_usd"]
+        speed = entry["items_per_s"]
+        table.add_row(
+            f"{entry['model']}@{entry['prompt_version'][:8]}"
+            + (" (active)" if entry["active"] else ""),
+            str(entry["n_gold"]),
+            accuracy,
+            _fmt(entry.get("auroc")),
+            ece,
+            percent(entry.get("review_rate")),
+            "—" if cost is None else f"{cost:.4f}",
+            "—" if speed is None else f"{speed:.1f}",
+        )
+    out.print(table)
+
+
+@app.command()
+def compare(
+    target_accuracy: Annotated[
+        float, typer.Option(help="The accuracy whose review need is shown for each labeler.")
+    ] = 0.95,
+    method: Annotated[
+        str, typer.Option(help="Calibration method measured (as for calibrate).")
+    ] = "auto",
+    project: ProjectDir = Path("."),
+    db: DbUrl = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Every labeler that answered the gold items, side by side: accuracy, AUROC, ECE, review
+    needed for a target accuracy, cost and speed."""
+    from ..workflows.compare import compare as run
+
+    with open_project(project, db) as proj:
+        result = run(proj, target_accuracy=target_accuracy, method=method)
+    emit(result, as_json, _render_compare)

@@ -7,13 +7,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from .. import review
 from ..errors import InputError
 from .app import app
-from .common import DbUrl, JsonOut, ProjectDir, emit, err, open_project, out
+from .common import (
+    ApiKeyEnv,
+    BaseUrl,
+    DbUrl,
+    JsonOut,
+    ProjectDir,
+    emit,
+    err,
+    open_project,
+    out,
+)
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
 ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
@@ -52,6 +59,25 @@ def serve(
             "bulk enqueues, which carry whole tasks (default 64 MiB).",
         ),
     ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Labeler for the tasks Label Studio asks about that have no prediction yet: "
+            "local (embedded), local:gemma3, a PATH.gguf, a model name served at --base-url, "
+            "or none (suggest only what is already predicted).",
+        ),
+    ] = "local",
+    base_url: BaseUrl = None,
+    api_key_env: ApiKeyEnv = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    max_predict_tasks: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Most tasks one Label Studio /predict request may have labeled; a larger "
+            "request gets the first task's prediction alone, and Label Studio asks task by task.",
+        ),
+    ] = 100,
     forwarded_allow_ips: Annotated[
         str | None,
         typer.Option(
@@ -63,9 +89,15 @@ def serve(
     project: ProjectDir = Path("."),
     db: DbUrl = None,
 ) -> None:
-    """Serve the review UI, the REST API and the Label Studio ML backend."""
+    """Serve the review UI, the REST API and the Label Studio ML backend.
+
+    Tasks Label Studio sends that have no prediction yet are labeled with --model, calibrated
+    with the project's calibration for that model, and stored.
+    """
+    from .. import review
+    from ..project import make_labeler
     from ..server import create_app, run
-    from ..server.ml_backend import create_ml_backend_app
+    from ..server.ml_backend import create_ml_backend_app, use_labeler
 
     basic_auth = None
     if ml_basic_auth:
@@ -73,6 +105,11 @@ def serve(
         if not sep or not user or not password:
             raise InputError(f"--ml-basic-auth must look like USER:PASSWORD ({ML_AUTH_ENV})")
         basic_auth = (user, password)
+    labeler = None
+    if model != "none":
+        labeler = make_labeler(
+            model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
+        )
     with open_project(project, db) as proj:
         if ml_backend_only:
             server = create_ml_backend_app(proj, basic_auth, max_body_bytes=max_bulk_body_bytes)
@@ -87,8 +124,13 @@ def serve(
                 max_bulk_body_bytes=max_bulk_body_bytes,
             )
             what = "Review server"
+        use_labeler(server, labeler, max_predict_tasks)
         out.print(f"{what} for {proj.path} on http://{host}:{port}/ (Ctrl+C stops it)")
-        run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        try:
+            run(server, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        finally:
+            if labeler is not None:
+                labeler.close()
 
 
 Name = Annotated[str, typer.Argument(help="Login name.")]
@@ -115,6 +157,8 @@ def user_add(
     as_json: JsonOut = False,
 ) -> None:
     """Create an account; a person's password comes from LABELLOOP_PASSWORD or a prompt."""
+    from .. import review
+
     password = None if role == "service" else _password()
     with open_project(project, db) as proj:
         result = review.add_user(
@@ -126,12 +170,17 @@ def user_add(
 @user_app.command("list")
 def user_list(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False) -> None:
     """Every account (and name that answered): role, active, password, live tokens."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.list_users(proj)
     emit(result, as_json, _render_users)
 
 
 def _render_users(users: list[dict]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table("name", "role", "active", "password", "tokens", "Label Studio user")
     for u in users:
         table.add_row(
@@ -162,6 +211,8 @@ def user_enable(
 
 
 def _set_active(name: str, active: bool, project: Path, db: str | None, as_json: bool) -> None:
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.set_active(proj, name, active)
     done = "Enabled" if active else "Disabled"
@@ -173,6 +224,8 @@ def user_passwd(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Set a new password (LABELLOOP_PASSWORD or a prompt); the account's sessions end."""
+    from .. import review
+
     password = _password("New password")
     with open_project(project, db) as proj:
         review.set_password(proj, name, password)
@@ -184,6 +237,8 @@ def user_revoke(
     name: Name, project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False
 ) -> None:
     """Delete all of an account's API tokens and end its browser sessions."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.revoke(proj, name)
     emit(
@@ -207,6 +262,8 @@ def user_link(
     as_json: JsonOut = False,
 ) -> None:
     """Credit the answers a Label Studio user sends by webhook to this account."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.link_labelstudio(proj, name, labelstudio_user)
     emit(
@@ -228,6 +285,8 @@ def user_token(
     as_json: JsonOut = False,
 ) -> None:
     """Print a new API token for scripts (Authorization: Bearer TOKEN); it is shown once."""
+    from .. import review
+
     with open_project(project, db) as proj:
         result = review.new_token(proj, name, expires=expires)
     emit(result, as_json, _render_token)

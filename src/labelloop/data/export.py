@@ -1,4 +1,9 @@
-"""Write labeled data with provenance: JSONL, CSV, Parquet."""
+"""Write labeled data with provenance: JSONL, CSV, Parquet.
+
+JSONL and Parquet hold the stored values exactly. CSV files are opened in spreadsheets, so a text
+cell that a spreadsheet would evaluate as a formula is written with a leading single quote
+(read back exactly by ``--format labelloop``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,28 @@ from typing import Any
 from ..errors import InputError
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+
+#: First characters that make a spreadsheet evaluate a cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as written instead of evaluating it.
+
+    A text starting with a formula character gets a leading single quote. So that reading the
+    file back is exact, a text that already starts with quotes before such a character gets one
+    more; :func:`restore_cell` removes exactly one.
+    """
+    if isinstance(value, str) and value.lstrip("'").startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def restore_cell(value: Any) -> Any:
+    """The text a :func:`neutralise_cell` cell was written from."""
+    if isinstance(value, str) and value[:1] == "'" and value.lstrip("'").startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +70,7 @@ def export_rows(rows: Iterable[dict[str, Any]], out: str | Path, fmt: str) -> in
                 if writer is None:
                     writer = csv.DictWriter(handle, fieldnames=list(flat))
                     writer.writeheader()
-                writer.writerow(flat)
+                writer.writerow({k: neutralise_cell(v) for k, v in flat.items()})
                 count += 1
     else:
         import pyarrow as pa

@@ -16,10 +16,17 @@ from .readers import Record
 
 MAX_TEXT_CHARS = 1_000_000  # larger texts are almost always a parsing mistake
 MAX_ID_CHARS = 200
+#: The column whose values are the items' ids when the file has one and no other is named.
+DEFAULT_ID_COL = "id"
 
 
 def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def hash_id(digest: str) -> str:
+    """The id of an item whose file gave none: the start of its text's hash."""
+    return digest[:20]
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,41 @@ class NewItem:
 
 @dataclass
 class Mapping:
-    """Which columns hold the text, the label and the id."""
+    """Which columns hold the text, the label and the id.
+
+    Ids come from `id_col`, else from an `id` column when the file has one, so that a file's
+    own ids stay the items' ids; `hash_ids` gives content hashes instead (the `id` column, if
+    any, is then kept in `meta`).
+    """
 
     text_col: str = "text"
     label_col: str | None = None
     id_col: str | None = None
     meta_cols: Sequence[str] | None = None  # None: every other column
+    hash_ids: bool = False
+
+    def __post_init__(self) -> None:
+        if self.hash_ids and self.id_col is not None:
+            raise InputError(
+                f"ids come either from a column (--id-col {self.id_col}) or from content "
+                "hashes (--hash-ids), not both"
+            )
+
+    def id_column(self, record: dict[str, Any]) -> str | None:
+        """The column the ids come from for a file whose first record is `record` (None:
+        content hashes)."""
+        if self.hash_ids:
+            return None
+        if self.id_col is None and DEFAULT_ID_COL in record and self.text_col != DEFAULT_ID_COL:
+            return DEFAULT_ID_COL
+        return self.id_col
 
 
 @dataclass
 class Prepared:
     items: list[NewItem] = field(default_factory=list)
     duplicates_in_file: int = 0
+    id_col: str | None = None  # the column the ids came from; None: content hashes
 
 
 def _is_missing(value: Any) -> bool:
@@ -101,7 +131,17 @@ def _bad_text(text: Any, source: str, line: int, column: str) -> None:
     raise InputError("the text is empty", file=source, line=line, column=column)
 
 
-def _item_id(record: dict[str, Any], id_col: str, source: str, line: int) -> str:
+def _id_hint(mapping: Mapping, id_col: str | None) -> str:
+    """Where the ids came from, when the user did not say: how to choose otherwise."""
+    if mapping.id_col is not None or id_col is None:
+        return ""
+    return (
+        f" (ids come from the {id_col!r} column; --id-col names another, --hash-ids uses "
+        "content hashes)"
+    )
+
+
+def _item_id(record: dict[str, Any], id_col: str, source: str, line: int, hint: str = "") -> str:
     raw = record.get(id_col)
     if (
         type(raw) is str
@@ -111,7 +151,7 @@ def _item_id(record: dict[str, Any], id_col: str, source: str, line: int) -> str
     ):
         return raw  # the common case, checked cheaply
     if _is_missing(raw) or str(raw).strip() == "":
-        raise InputError("the id is empty", file=source, line=line, column=id_col)
+        raise InputError("the id is empty" + hint, file=source, line=line, column=id_col)
     uid = str(raw).strip()
     if len(uid) > MAX_ID_CHARS:
         raise InputError(
@@ -167,10 +207,14 @@ def prepare_items(
     prepared = Prepared()
     seen: dict[str, tuple[str, int]] = {}
     text_col, id_col = mapping.text_col, mapping.id_col
-    roles = {text_col, label_col, id_col} - {None}
+    roles: set[str] = set()
+    hint = ""
     checked_columns = False
     for line, record in records:
         if not checked_columns:
+            id_col = prepared.id_col = mapping.id_column(record)
+            roles = {text_col, label_col, id_col} - {None}
+            hint = _id_hint(mapping, id_col)
             for role, column in (("text", text_col), ("label", label_col), ("id", id_col)):
                 if column is not None and column not in record:
                     raise InputError(
@@ -186,7 +230,9 @@ def prepare_items(
         if not text.strip() or len(text) > MAX_TEXT_CHARS or "\x00" in text:
             _bad_text(text, source, line, text_col)
         digest = text_hash(text)
-        uid = _item_id(record, id_col, source, line) if id_col is not None else digest[:20]
+        uid = (
+            _item_id(record, id_col, source, line, hint) if id_col is not None else hash_id(digest)
+        )
         gold = None
         if label_col is not None:
             gold = _gold_label(
@@ -196,8 +242,8 @@ def prepare_items(
         if previous is not None:
             if previous[0] != digest:
                 raise InputError(
-                    f"duplicate id {uid!r} with a different text (first seen on line "
-                    f"{previous[1]})",
+                    f"duplicate id {uid!r} with a different text on lines {previous[1]} and "
+                    f"{line}" + hint,
                     file=source,
                     line=line,
                     column=id_col,

@@ -25,19 +25,28 @@ import pickle
 import resource
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import ray
 from sqlalchemy import Select, func, select
 
+from ..active import get_embedder
 from ..labelers.base import Labeler, LabelResult, LabelTask
-from ..store import Embedding, Item
-from ..store.bulk import bulk_insert
-from ..workflows.prelabel import Tally, count_items, pending_queries, save_batch, start_run
-from .ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
+from ..labelers.ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
+from ..store import HUMAN_LABELED, POOL, Embedding, Item
+from ..store.embeddings import save_vectors
+from ..workflows.embed import is_corpus_fitted
+from ..workflows.prelabel import (
+    Tally,
+    count_items,
+    next_steps,
+    pending_queries,
+    save_batch,
+    start_run,
+)
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -45,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NAMESPACE",
     "ModelScorer",
+    "RayEngine",
     "StudentScorer",
     "embed_items",
     "prelabel_ray",
@@ -173,10 +183,12 @@ class LabelWorker(_Worker):
         for index, result in self.labeler.label_stream(texts, self.task):
             results[index] = result
         payload = np.empty(len(texts), dtype=object)
-        for i, result in enumerate(results):
-            if result is None:  # a backend that skipped an item must not lose it silently
-                result = LabelResult(None, None, None, error="the labeler returned no result")
-            payload[i] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        missing = LabelResult(None, None, None, error="the labeler returned no result")
+        for i, got in enumerate(results):
+            # A backend that skipped an item must not lose it silently.
+            payload[i] = pickle.dumps(
+                missing if got is None else got, protocol=pickle.HIGHEST_PROTOCOL
+            )
         self._done_batch()
         return {"id": batch["id"], "result": payload}
 
@@ -261,7 +273,10 @@ class _Run:
         self.runtime_env = runtime_env
         self.name = f"run-{run_id or uuid.uuid4().hex[:12]}"
         actor = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(Coordinator)
-        self.coordinator = actor.options(name=self.name, namespace=NAMESPACE).remote(rates, burst)
+        # An actor handle (Ray's stubs type the decorated class as the class itself).
+        self.coordinator: Any = actor.options(name=self.name, namespace=NAMESPACE).remote(
+            rates, burst
+        )
 
     def map(
         self, tables: list[pa.Table], worker: type, kwargs: dict[str, Any]
@@ -349,6 +364,7 @@ def prelabel_ray(
     max_attempts: int = 3,
     burst: float | None = None,
     run_id: str | None = None,
+    retry_failed: bool = True,
 ) -> dict[str, Any]:
     """`workflows.prelabel.prelabel` on a Ray cluster: same keys, same result dict (+ `engine`,
     `attempts` and memory figures).
@@ -360,7 +376,7 @@ def prelabel_ray(
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version)
+    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
     with project.store.session() as session:
         if limit is not None:
             cutoff = session.scalar(
@@ -439,26 +455,6 @@ def prelabel_ray(
 
 
 # ------------------------------------------------------------------------------- embeddings
-def _save_embeddings(project: Project, model: str, ids: np.ndarray, vectors: np.ndarray) -> int:
-    """Insert vectors of items that have none under `model` yet; returns how many were new."""
-    wanted = [int(i) for i in ids]
-    with project.store.session() as session:
-        known = set(
-            session.scalars(
-                select(Embedding.item_id).where(
-                    Embedding.item_id.in_(wanted), Embedding.model == model
-                )
-            )
-        )
-        rows = [
-            {"project_id": project.id, "item_id": item_id, "model": model, "vector": v.tobytes()}
-            for item_id, v in zip(wanted, np.asarray(vectors, np.float32), strict=True)
-            if item_id not in known
-        ]
-        bulk_insert(session, Embedding.__table__, rows)
-    return len(rows)
-
-
 def embed_items(
     project: Project,
     embedder_factory: Callable[[], Any],
@@ -479,8 +475,6 @@ def embed_items(
     get_embedder, "onnx")``) run once per actor. Corpus-fitted embedders (TF-IDF) are refused:
     their vectors mean nothing outside the fit, so they are never stored.
     """
-    from ..workflows.embed import is_corpus_fitted
-
     started = time.perf_counter()
     if model_id is None:
         probe = embedder_factory()
@@ -510,7 +504,9 @@ def embed_items(
             for group in windows(read_pages(project, [pending]), window):
                 kwargs = {"factory": embedder_factory, "method": "embed"}
                 for out in run.map(group, ArrayWorker, kwargs):
-                    added += _save_embeddings(project, model_id, out["id"], out["value"])
+                    added += save_vectors(
+                        project.store, project.id, model_id, out["id"], out["value"]
+                    )
                     if progress:
                         progress(added, todo)
 
@@ -585,8 +581,7 @@ def score_pool(
     (scores change every round); `item_ids` restricts the items (default: every pool item
     without a human label).
     """
-    from ..store import HUMAN_LABELED, POOL
-
+    query: Select[Any, Any]
     if embedding_model is None:
         key, column = Item.id, "text"
         query = select(Item.id, Item.text).where(Item.project_id == project.id)
@@ -658,3 +653,68 @@ def score_models(
             f"{int((~found).sum())} items have no stored vector under {embedding_model!r}"
         )
     return scores[rows].reshape(len(wanted), len(models), -1).transpose(1, 0, 2)
+
+
+# ------------------------------------------------------------------------------- the engine
+class RayEngine:
+    """The `labelloop.workflows.engine.Engine` of a Ray cluster: same results as `LocalEngine`.
+
+    `address` is the cluster's (default: RAY_ADDRESS, else a local Ray); `options` go to
+    `prelabel_ray` (actors, batch size, retries...).
+    """
+
+    name: ClassVar[str] = "ray"
+
+    def __init__(self, address: str | None = None, **options: Any) -> None:
+        self.address = address
+        self.options = options
+
+    def prelabel(
+        self,
+        project: Project,
+        labeler: Labeler,
+        *,
+        limit: int | None = None,
+        use_examples: bool = True,
+        progress: Progress | None = None,
+        retry_failed: bool = True,
+    ) -> dict[str, Any]:
+        result = prelabel_ray(
+            project,
+            labeler,
+            address=self.address,
+            limit=limit,
+            use_examples=use_examples,
+            progress=progress,
+            retry_failed=retry_failed,
+            **self.options,
+        )
+        return {**result, "next_steps": next_steps(result)}
+
+    def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
+        """Embed the items missing from the cache on the cluster, so that the local pass only
+        reads vectors. Corpus-fitted embedders (TF-IDF) always run locally."""
+        if is_corpus_fitted(embedder):
+            return None
+        factory = functools.partial(get_embedder, "onnx")
+        return embed_items(project, factory, model_id=embedder.model_id, address=self.address)
+
+    def predict(
+        self,
+        project: Project,
+        models: Sequence[Any],
+        item_ids: Sequence[int],
+        X: np.ndarray,
+        embedder: Any,
+    ) -> np.ndarray:
+        """Score the pool on the cluster, block by block, from the vectors stored under the
+        embedder (`prefill_embeddings` stored them): the rows of `X`, so the same
+        probabilities. Corpus-fitted embedders, whose vectors are not stored, score here."""
+        if is_corpus_fitted(embedder):
+            return np.stack([model.predict_proba(X) for model in models])
+        return score_models(
+            project, list(models), item_ids, embedder.model_id, address=self.address
+        )
+
+    def __repr__(self) -> str:
+        return f"RayEngine(address={self.address!r})"

@@ -63,10 +63,13 @@ def label_probs_from_logprobs(
     """Per-label probabilities from the token logprobs of a JSON answer, or None.
 
     The label value's first token is located in the answer; its ``top_logprobs`` alternatives are
-    mapped to the labels they begin. When several labels share the generated token, the walk goes
-    on to the next token (so "very good" / "very bad" are told apart). Labels outside the top
-    alternatives share the unseen mass, capped by the least likely seen alternative. None when the
-    tokens do not line up with the answer or cover less than half the probability.
+    mapped to the labels they begin, after case and spacing are normalised, so ``positive``,
+    ``Positive`` and `` positive`` all count for one label. When several labels share the
+    generated token, the walk goes on to the next token (so "very good" / "very bad" are told
+    apart). Labels outside the top alternatives share the unseen mass, capped by the least likely
+    seen alternative. The result is normalised over the label set: mass on tokens that begin no
+    label (a copied placeholder, a stray quote) says nothing about which label is right. None when
+    the tokens do not line up with the answer or no alternative begins a label.
     """
     found = _LABEL_VALUE.search(content)
     if not found or not tokens:
@@ -83,7 +86,7 @@ def label_probs_from_logprobs(
     mass: dict[str, float] = dict.fromkeys(labels, 0.0)
     floor = _walk(tokens, first, lead, "", list(labels), 1.0, mass)
     total = sum(mass.values())
-    if total < 0.5:
+    if total <= 0.0:
         return None
     unseen = [label for label, p in mass.items() if p == 0.0]
     if unseen:

@@ -25,6 +25,7 @@ __all__ = [
     "clean_text",
     "escape_fenced",
     "fence",
+    "guidance",
     "match_label",
     "normalise_label",
     "select_examples",
@@ -39,11 +40,14 @@ DEFAULT_MAX_CHARS = 2000
 
 @dataclass
 class LabelTask:
-    """What to label: a description, the ordered label set and optional few-shot examples."""
+    """What to label: a description, the ordered label set, optional few-shot examples, and
+    the project's label descriptions and guidelines (Markdown)."""
 
     description: str
     labels: list[str]
     examples: list[tuple[str, str]] = field(default_factory=list)
+    label_descriptions: dict[str, str] = field(default_factory=dict)
+    guidelines: str = ""
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2:
@@ -72,6 +76,9 @@ class LabelResult:
     votes: dict[str, int] | None = None  # self-consistency or committee votes
     members: list[LabelResult] | None = None  # committee members' own results
     label_logprobs: dict[str, float] | None = None  # uncalibrated log-probabilities, if scored
+    # The number the model wrote, kept only where the endpoint gave no usable probabilities
+    # (``confidence`` is then that same self-reported number, which routing must not trust).
+    reported_confidence: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -148,6 +155,30 @@ def escape_fenced(text: str) -> str:
 def fence(text: str) -> str:
     """Put ``text`` between the fence markers, escaped."""
     return f"{FENCE_START}\n{escape_fenced(text)}\n{FENCE_END}"
+
+
+def guidance(task: LabelTask, max_chars: int) -> str:
+    """The label descriptions and the start of the guidelines (at most ``max_chars`` of them),
+    as prompt text; empty when the task has neither, so that prompts (and their versions) of
+    projects without guidelines stay as they were.
+
+    Written by the project's admins, so they instruct; still cleaned, bounded and kept from
+    forming a fence marker.
+    """
+    parts = []
+    described = [
+        (label, task.label_descriptions[label])
+        for label in task.labels
+        if task.label_descriptions.get(label, "").strip()
+    ]
+    if described:
+        lines = [f"- {label}: {clean_text(text, 500)[0]}" for label, text in described]
+        parts.append("What the labels mean:\n" + "\n".join(lines))
+    if task.guidelines.strip() and max_chars > 0:
+        excerpt, cut = clean_text(task.guidelines.strip(), max_chars)
+        title = "Annotation guidelines (the beginning)" if cut else "Annotation guidelines"
+        parts.append(f"{title}:\n{excerpt}")
+    return escape_fenced("\n\n".join(parts))
 
 
 def select_examples(

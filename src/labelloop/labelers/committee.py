@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from labelloop.engines.ratelimit import with_shared_endpoint_limits
 from labelloop.labelers.base import Labeler, LabelResult, LabelTask, stable_hash
+from labelloop.labelers.ratelimit import with_shared_endpoint_limits
 
 __all__ = ["Committee", "combine", "disagreement"]
 

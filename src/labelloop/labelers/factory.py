@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from labelloop.errors import InputError
 from labelloop.labelers.base import Labeler
 
 __all__ = ["LOCAL_MODELS", "get_labeler"]
@@ -25,21 +26,25 @@ def get_labeler(
     ``.gguf`` = that GGUF file; any other name = an OpenAI-compatible endpoint, at ``base_url``
     (or ``OPENAI_BASE_URL``, or OpenAI's own when the key variable is set).
 
-    Extra keyword options go to the backend's constructor.
+    Extra keyword options go to the backend's constructor. A missing model file or endpoint is
+    an `InputError`: the options name them.
     """
     if model in LOCAL_MODELS or model.lower().endswith(".gguf"):
         from labelloop.labelers.local import LocalLabeler
 
+        if "timeout_s" in options:
+            raise InputError("--timeout applies to an endpoint (--base-url), not to a local model")
+
         if model.lower().endswith(".gguf"):
             if not os.path.isfile(model):
-                raise FileNotFoundError(f"GGUF model file not found: {model}")
+                raise InputError(f"GGUF model file not found: {model}")
             return LocalLabeler(model, **options)
         return LocalLabeler.embedded(model.partition(":")[2] or None, **options)
     from labelloop.labelers.openai import OpenAILabeler
 
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")
     if base_url is None and not os.environ.get(api_key_env):
-        raise ValueError(
+        raise InputError(
             f"model {model!r} needs an endpoint: pass --base-url, set OPENAI_BASE_URL, "
             f"or set {api_key_env} to use OpenAI"
         )

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,10 +25,14 @@ from labelloop.labelers.base import (
     clean_text,
     escape_fenced,
     fence,
+    guidance,
     select_examples,
     stable_hash,
 )
 from labelloop.labelers.contextual import CONTENT_FREE_INPUTS, contextual_calibrate
+
+if TYPE_CHECKING:
+    from labelloop.labelers.llama_scorer import LlamaScorer
 
 __all__ = ["DEFAULT_EMBEDDED", "EMBEDDED_MODELS", "LocalLabeler", "embedded_model_path"]
 
@@ -36,6 +41,9 @@ PREFIX_TEMPLATE = "{description}\nPossible labels: {labels}.\n\n"
 SHOT_TEMPLATE = "Text: {fenced}\nLabel: {label}\n\n"
 ITEM_OPEN = f"Text: {FENCE_START}\n"
 ITEM_CLOSE = f"\n{FENCE_END}\nLabel:"
+
+#: Characters of the guidelines in the prefix: small models have short contexts.
+GUIDELINES_CHARS = 1000
 
 EMBEDDED_MODELS = ("smollm2", "gemma3")
 DEFAULT_EMBEDDED = "gemma3"
@@ -109,7 +117,7 @@ class LocalLabeler:
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
         self.bf16 = bf16
-        self._scorer = None
+        self._scorer: LlamaScorer | None = None  # loaded on first use
         self._content_free: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -128,7 +136,15 @@ class LocalLabeler:
             "weights": "bf16" if self._use_bf16() else "as shipped",
         }
         templates = (TEMPLATE_VERSION, PREFIX_TEMPLATE, SHOT_TEMPLATE, ITEM_OPEN, ITEM_CLOSE)
-        return stable_hash(templates, settings, task.description, task.labels, self._examples(task))
+        extra = guidance(task, GUIDELINES_CHARS)  # absent: the version is as it always was
+        return stable_hash(
+            templates,
+            settings,
+            task.description,
+            task.labels,
+            self._examples(task),
+            *([extra] if extra else []),
+        )
 
     def label_stream(
         self, texts: Sequence[str], task: LabelTask
@@ -172,8 +188,10 @@ class LocalLabeler:
     # -- building blocks (also used by the benchmarks) ------------------------------------
     def prefix_text(self, task: LabelTask) -> str:
         """Instructions, label list and few-shot examples: the part shared by every item."""
+        description = clean_text(task.description, 1000)[0].strip()
+        extra = guidance(task, GUIDELINES_CHARS)
         head = PREFIX_TEMPLATE.format(
-            description=clean_text(task.description, 1000)[0].strip(),
+            description=f"{description}\n{extra}" if extra else description,
             labels=", ".join(task.labels),
         )
         shots = "".join(
@@ -205,7 +223,7 @@ class LocalLabeler:
             self.bf16 = cpu_has_bf16()
         return self.bf16
 
-    def _load(self):
+    def _load(self) -> LlamaScorer:
         if self._scorer is None:
             from labelloop.labelers.llama_scorer import LlamaScorer
 
@@ -222,7 +240,7 @@ class LocalLabeler:
 
     def _suffix(self, text: str) -> tuple[list[int], bool]:
         """The item's own tokens: its (escaped, bounded) text, the closing fence and "Label:"."""
-        scorer = self._scorer
+        scorer = self._load()
         body, cut = clean_text(text, 8 * self.max_item_tokens)
         tokens = scorer.tokenize(escape_fenced(body))
         if len(tokens) > self.max_item_tokens:
@@ -233,7 +251,7 @@ class LocalLabeler:
         key = self.prompt_version(task)
         if key not in self._content_free:
             suffixes = [self._suffix(text)[0] for text in CONTENT_FREE_INPUTS]
-            self._content_free[key] = self._scorer.score(suffixes, continuations)
+            self._content_free[key] = self._load().score(suffixes, continuations)
         return self._content_free[key]
 
     def _result(

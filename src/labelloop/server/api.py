@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
+from ..vocabulary import Action
 from .auth import AdminUser, AnyUser, CurrentUser, ProjectDep
 from .inbound import StrictJSONRoute
 from .ml_backend import retrain_in_background, training_runtime
@@ -114,7 +115,7 @@ def annotate(
     )
     every = request.app.state.retrain_every
     every = RETRAIN_EVERY if every is None else every
-    if body.action != "skip" and every > 0:
+    if body.action != Action.SKIP and every > 0:
         runtime = training_runtime(request.app)
         runtime.answers_since_training += 1
         if runtime.answers_since_training >= every:
@@ -247,4 +248,4 @@ def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = Non
 @router.get("/dashboard", response_model=dict[str, Any], tags=["admin"])
 def dashboard(who: AdminUser, project: ProjectDep) -> Any:
     """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-    return review.dashboard(project)
+    return project.dashboard()

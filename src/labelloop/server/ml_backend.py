@@ -6,7 +6,8 @@ created, updated or deleted, or training is asked for. So the webhook only recor
 and leaves recalibration / retraining to a background task.
 
 The router reads the project from `request.app.state.project`, and optionally
-`app.state.labeler` (a `Labeler` for tasks that have no prediction yet),
+`app.state.labeler` (a `Labeler` for tasks that have no prediction yet; `use_labeler`),
+`app.state.ml_backend_max_new` (how many such tasks one /predict may have labeled),
 `app.state.ml_backend_auth` (a `(user, password)` pair: HTTP basic auth, which is what Label
 Studio can send), `app.state.ml_backend_accounts` (the full server: admin and service tokens,
 see `require_basic_auth`) and `app.state.ml_backend_id_key` (the task data field holding
@@ -34,6 +35,7 @@ from .. import review
 from ..data.formats.labelstudio import SETTINGS_KEY, parse_label_config, project_label_config
 from ..errors import InputError
 from ..project import Project
+from ..vocabulary import Role
 from ..workflows import exchange
 from .inbound import DEFAULT_MAX_BULK_BODY_BYTES, StrictJSONRoute, guard
 
@@ -43,8 +45,12 @@ log = logging.getLogger(__name__)
 #: seconds, a run asked for meanwhile waits d * (1 / share - 1): on a large store, whose
 #: retraining takes long, answers keep flowing instead of the server retraining back to back.
 MAX_TRAINING_SHARE = 0.2
+#: Tasks one /predict request may have the labeler answer (the embedded model labels 10-25 short
+#: texts a second on 2 cores: about 5-10 s, well within Label Studio's 100 s). A request with more
+#: is answered for its first task alone, which makes Label Studio ask again task by task.
+MAX_PREDICT_TASKS = 100
 #: Accounts whose tokens the Label Studio routes take on the full server.
-CALLER_ROLES = ("admin", "service")
+CALLER_ROLES = (Role.ADMIN, Role.SERVICE)
 _state_lock = threading.Lock()
 
 
@@ -168,7 +174,13 @@ def setup(
 
 @router.post("/predict")
 def predict(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """One prediction per task, in the order given (`score` = calibrated confidence)."""
+    """One prediction per task, in the order given (`score` = calibrated confidence).
+
+    Tasks never seen become items and are labeled by the app's labeler (one call, batched),
+    at most `ml_backend_max_new` of them per request: past that, the first ones are labeled and
+    the answer holds the first task's prediction alone, which Label Studio takes as "ask task by
+    task" (it does). Answers are stored, so asking again calls no labeler.
+    """
     project = _project(request)
     tasks = body.get("tasks")
     if not isinstance(tasks, list):
@@ -187,6 +199,7 @@ def predict(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[s
                 config,
                 labeler=_state(request, "labeler"),
                 id_key=_state(request, "ml_backend_id_key"),
+                max_new=_state(request, "ml_backend_max_new", MAX_PREDICT_TASKS),
             )
     except InputError as exc:
         raise _bad_request(exc) from exc
@@ -255,6 +268,17 @@ def versions(request: Request) -> dict[str, Any]:
     return {"versions": [exchange.model_version(_project(request), _state(request, "labeler"))]}
 
 
+def use_labeler(app: FastAPI, labeler: Any, max_predict_tasks: int | None = None) -> None:
+    """Have `labeler` answer the tasks /predict is asked about that have no prediction yet,
+    at most `max_predict_tasks` per request (default `MAX_PREDICT_TASKS`)."""
+    if max_predict_tasks is not None and max_predict_tasks < 1:
+        raise InputError(
+            f"the most tasks labeled per request must be at least 1, not {max_predict_tasks}"
+        )
+    app.state.labeler = labeler
+    app.state.ml_backend_max_new = max_predict_tasks or MAX_PREDICT_TASKS
+
+
 def create_ml_backend_app(
     project: Project,
     basic_auth: tuple[str, str] | None = None,
@@ -262,15 +286,16 @@ def create_ml_backend_app(
     labeler: Any = None,
     id_key: str | None = None,
     max_body_bytes: int | None = None,
+    max_predict_tasks: int | None = None,
 ) -> FastAPI:
     """The ML backend alone (`labelloop serve --ml-backend-only`): health and the contract.
 
     Its routes carry whole tasks: bodies up to `max_body_bytes` (default: the review server's
-    bulk limit, 64 MiB).
+    bulk limit, 64 MiB). `labeler` answers tasks without a prediction (see `use_labeler`).
     """
     app = FastAPI(title="labelloop ML backend for Label Studio", docs_url=None, redoc_url=None)
     app.state.project = project
-    app.state.labeler = labeler
+    use_labeler(app, labeler, max_predict_tasks)
     app.state.ml_backend_auth = basic_auth
     app.state.ml_backend_id_key = id_key
 

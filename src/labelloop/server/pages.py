@@ -10,13 +10,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from .. import review
+from ..guidelines import render_markdown
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, PageUser, ProjectDep, same_origin
 from .security import LoginLimiter, same_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+# An estimate with its 95% interval, and a change in accuracy (points) with its interval.
+templates.env.filters["interval"] = lambda v: (
+    "—" if not v else f"{100 * v['estimate']:.1f}% [{100 * v['low']:.1f}, {100 * v['high']:.1f}]"
+)
+templates.env.filters["change"] = lambda v: (
+    "—"
+    if not v
+    else f"{100 * v['estimate']:+.1f} pts [{100 * v['low']:+.1f}, {100 * v['high']:+.1f}]"
+)
 templates.env.filters["num"] = lambda v: "—" if v is None else f"{v:.3f}"
 router = APIRouter(include_in_schema=False)
 PLOT_NAME = re.compile(r"^[\w.-]{1,200}\.png$")
@@ -130,15 +141,25 @@ def home(who: PageUser) -> Response:
 
 
 @router.get("/review", response_class=HTMLResponse)
-def review_page(request: Request, who: PageUser) -> Response:
-    return _page(request, "review.html", who)
+def review_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
+    """The review page, with the guidelines in force rendered in (as safe HTML: raw HTML in
+    them is escaped and only http(s) links are kept, see `labelloop.guidelines`)."""
+    info = review.project_info(project)
+    text = info["guidelines"]
+    return _page(
+        request,
+        "review.html",
+        who,
+        guidelines_html=Markup(render_markdown(text)) if text else None,
+        guidelines_version=info["guidelines_version"],
+    )
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
 def dashboard_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
-    return _page(request, "dashboard.html", who, board=review.dashboard(project))
+    return _page(request, "dashboard.html", who, board=project.dashboard())
 
 
 @router.get("/plots/{name}")

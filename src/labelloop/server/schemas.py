@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_valida
 from pydantic_core import PydanticCustomError
 
 from ..errors import InputError
-from ..review import SETTING_BOUNDS, check_setting
+from ..review import SETTING_BOUNDS, Bounds, check_setting
+from ..vocabulary import Action, Role
 
 #: The largest id a store holds (SQLite and PostgreSQL ids are signed 64-bit integers).
 MAX_STORE_ID = 2**63 - 1
@@ -42,15 +43,28 @@ class QueueItem(BaseModel):
 
 
 class AnnotationIn(BaseModel):
-    action: Literal["accept", "correct", "label", "reject", "skip"]
+    action: Action
     label: str | None = Field(None, max_length=200)
     time_spent_s: FiniteFloat | None = Field(None, ge=0, le=86_400)
+
+
+class GoldFeedback(BaseModel):
+    """Shown after a gold check when the project's `gold_feedback` setting is on."""
+
+    expected_label: str
+    your_label: str | None
+    correct: bool
+    description: str | None = Field(description="The expected label's description, if any.")
+    guidelines_version: int | None
 
 
 class AnnotationOut(BaseModel):
     annotation_id: int
     item_id: int
     action: str
+    gold_feedback: GoldFeedback | None = Field(
+        None, description="After a gold check, when the project shows the expected label."
+    )
     next: QueueItem | None = Field(
         None, description="Present when asked for with ?next=true: your next item, or null."
     )
@@ -87,6 +101,11 @@ class ProjectInfo(BaseModel):
     name: str
     task: str
     labels: list[str]
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="What each described label means (plain text)."
+    )
+    guidelines: str | None = Field(None, description="The guidelines in force, as Markdown.")
+    guidelines_version: int | None = None
 
 
 LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio user id.")
@@ -94,7 +113,7 @@ LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio us
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="No control or bidi characters.")
-    role: Literal["admin", "annotator", "service"] = "annotator"
+    role: Role = Role.ANNOTATOR
     password: str | None = Field(
         None,
         min_length=8,
@@ -105,7 +124,7 @@ class UserIn(BaseModel):
 
     @model_validator(mode="after")
     def _password_for_people(self) -> UserIn:
-        if (self.password is None) != (self.role == "service"):
+        if (self.password is None) != (self.role == Role.SERVICE):
             raise ValueError("people need a password; a service account takes none")
         return self
 
@@ -160,6 +179,7 @@ class Revoked(BaseModel):
 def _setting(name: str, description: str) -> Any:
     """A queue setting's field: its range (`review.SETTING_BOUNDS`) documented and enforced."""
     bounds = SETTING_BOUNDS[name]
+    assert isinstance(bounds, Bounds)  # the named settings have their own fields
     limits = {"ge": bounds.low, ("lt" if bounds.high_open else "le"): bounds.high}
     return Field(None, description=f"{description}: {bounds.describe()}.", **limits)
 
@@ -174,6 +194,16 @@ class QueueSettings(BaseModel):
     lease_minutes: float | None = _setting(
         "lease_minutes", "How long an item served to someone stays theirs alone"
     )
+    overlap_mode: Literal["fixed", "adaptive"] | None = Field(
+        None,
+        description="fixed: `overlap` answers per item; adaptive: another answer only while the "
+        "item's label is uncertain under the annotator model.",
+    )
+    overlap_target: float | None = _setting(
+        "overlap_target",
+        "Adaptive overlap: the posterior of the leading label that settles an item",
+    )
+    overlap_cap: int | None = _setting("overlap_cap", "Adaptive overlap: most answers per item")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -10,12 +10,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, FromClause
 from sqlalchemy.orm import Session
 
 
 def bulk_insert(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], batch: int = 20_000
+    session: Session, table: FromClause, rows: Sequence[dict[str, Any]], batch: int = 20_000
 ) -> int:
     """Insert dict rows (all with the same keys) into `table` inside the session's transaction.
 

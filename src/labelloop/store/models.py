@@ -21,11 +21,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ..vocabulary import ItemState, Role, Split
 
 
 def utcnow() -> datetime:
@@ -36,14 +39,20 @@ class Base(DeclarativeBase):
     pass
 
 
-# Item states, as exported.
-UNRESOLVED = "unresolved"  # no label yet and not routed
-AUTO_ACCEPTED = "auto_accepted"  # the LLM label was confident enough
-IN_REVIEW = "in_review"  # waiting for a person
-HUMAN_LABELED = "human_labeled"  # a person (or the gold set) gave the label
-STATES = (UNRESOLVED, AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED)
+def table_of(model: type[Base]) -> Table:
+    """The model's Core table, typed as one (the declarative `__table__` is typed as any
+    selectable), for the prebuilt Core statements of the serving path."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
-POOL, GOLD = "pool", "gold"
+
+# Item states and splits, as exported (short names for `labelloop.vocabulary`).
+UNRESOLVED, AUTO_ACCEPTED = ItemState.UNRESOLVED, ItemState.AUTO_ACCEPTED
+IN_REVIEW, HUMAN_LABELED = ItemState.IN_REVIEW, ItemState.HUMAN_LABELED
+STATES = tuple(ItemState)
+
+POOL, GOLD = Split.POOL, Split.GOLD
 
 
 class ProjectRow(Base):
@@ -78,6 +87,9 @@ class Item(Base):
     state: Mapped[str] = mapped_column(String(16), default=UNRESOLVED)
     final_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     final_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Where people's answers set the label under the weighted consensus: the posterior of each
+    # label ({label: probability}) under the annotator-quality model; null otherwise.
+    label_posterior: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The prediction routing currently trusts (best predictor), denormalised for queues/exports.
     prediction_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     llm_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -102,6 +114,9 @@ class Prediction(Base):
     label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     probs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set only when `confidence` is the number the model wrote (the endpoint gave no
+    # probabilities): such a confidence is not to be trusted before calibration.
+    reported_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     calibrated_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The label the calibrated distribution puts first where it is not the labeler's own
     # (vector scaling's biases can move it); null otherwise.
@@ -113,6 +128,9 @@ class Prediction(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Earlier failed attempts of this key, oldest first ({"error", "at"}), kept when a re-run
+    # retries the item; `error` and the other columns hold the latest outcome.
+    failures: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -126,7 +144,7 @@ class Annotator(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="annotator")
+    role: Mapped[str] = mapped_column(String(16), default=Role.ANNOTATOR.value)
     password_hash: Mapped[str | None] = mapped_column(String(300), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The Label Studio user (id) whose answers sent by webhook are this account's.
@@ -262,6 +280,26 @@ class GoldLease(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"))
     lease_expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class GuidelineVersion(Base):
+    """One version of a project's guidelines (Markdown) and label descriptions.
+
+    Every change adds a version carrying both, so that what annotators and labelers were told
+    at any time stays known; the newest version is in force.
+    """
+
+    __tablename__ = "guidelines"
+    __table_args__ = (UniqueConstraint("project_id", "version", name="uq_guidelines_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text, default="")
+    label_descriptions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Embedding(Base):

@@ -67,6 +67,17 @@ class FakeConfig:
     logprobs: bool = True  # answer with token logprobs when the request asks for them
     label_prob: float = 0.8  # probability given to the chosen label in the logprobs
     label_token_chars: int | None = None  # split label values into tokens of this many chars
+    # Share of each label's probability on its case and spacing variants ("Positive",
+    # " positive"), and on a token that begins no label ("<"), as real tokenizers spread it.
+    variant_mass: float = 0.0
+    stray_mass: float = 0.0
+    obey_injection: bool = False  # copy a {"label", "confidence"} written in the item text
+    json_schema: bool = True  # accept structured outputs (else refuse, naming response_format)
+    json_object_schema: bool = True  # accept a schema inside JSON mode (llama-cpp-python's way)
+    refusal_status: int = 400  # llama-cpp-python's server refuses json_schema with a 500
+    # One request computed at a time, like a llama.cpp server on a CPU: the others queue, and
+    # a request whose client left (timed out) is still computed.
+    serial: bool = False
     sample_flip: float = 0.0  # with n > 1, fraction of samples that pick another label
     max_n: int | None = None  # cap on choices per request (None: honour ``n``)
     first_429: int = 0  # the first k requests of every item get a 429 with Retry-After
@@ -83,6 +94,8 @@ class FakeStats:
     in_flight: int = 0
     max_in_flight: int = 0
     prompts: list[list[dict[str, Any]]] = field(default_factory=list)
+    formats: Counter[str] = field(default_factory=Counter)  # response_format types asked for
+    top_logprobs: Counter[int] = field(default_factory=Counter)  # top_logprobs values asked for
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -158,6 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
             attempt = stats.requests[text]
             stats.arrivals.append((time.monotonic(), text))
             stats.prompts.append(messages)
+            response_format = body.get("response_format") or {}
+            schema = "+schema" if "schema" in response_format else ""
+            stats.formats[f"{response_format.get('type')}{schema}"] += 1
+            if body.get("logprobs"):
+                stats.top_logprobs[int(body.get("top_logprobs") or 0)] += 1
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
@@ -170,7 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any], text: str, labels: list[str], attempt: int) -> None:
         cfg, stop = self.server.config, self.server.stop
-        if cfg.latency_s:
+        if cfg.latency_s and cfg.serial:
+            with self.server.slot:
+                stop.wait(cfg.latency_s)
+        elif cfg.latency_s:
             stop.wait(cfg.latency_s)
         u = _uniform(cfg.seed, text, attempt)
         edges = [cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage]
@@ -187,24 +208,46 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == 3:
             self._send(500, {"error": {"message": "internal error"}})
             return
+        response_format = body.get("response_format") or {}
+        kind = response_format.get("type")
+        schema = response_format.get("json_schema", {}).get("schema") or response_format.get(
+            "schema"
+        )
+        refused = (kind == "json_schema" and not cfg.json_schema) or (
+            kind == "json_object" and schema and not cfg.json_object_schema
+        )
+        if refused:
+            message = f"response_format {kind!r} with a schema is not supported"
+            error = {"message": message, "type": "invalid_request_error"}
+            self._send(cfg.refusal_status, {"error": error})
+            return
+        structured = bool(schema)
+        if schema:  # constrained decoding: the answer's label comes from the schema's enum
+            labels = schema.get("properties", {}).get("label", {}).get("enum") or labels
         if fault == 4 or (cfg.always_garbage and cfg.always_garbage(text)):
             self._send(200, self._completion(body, ["Sure! I think it is good."], labels, text))
             return
         n = max(1, int(body.get("n", 1) or 1))
         n = min(n, cfg.max_n or n)
-        contents = [self._content(text, labels, attempt, u, k) for k in range(n)]
+        contents = [self._content(text, labels, attempt, u, k, structured) for k in range(n)]
         self._send(200, self._completion(body, contents, labels, text))
 
-    def _content(self, text: str, labels: list[str], attempt: int, u: float, k: int) -> str:
+    def _content(
+        self, text: str, labels: list[str], attempt: int, u: float, k: int, structured: bool
+    ) -> str:
         cfg = self.server.config
         label = cfg.rule(text, labels)
         if (k or attempt > 1) and _uniform(cfg.seed, text, attempt, k, "flip") < cfg.sample_flip:
             label = labels[(labels.index(label) + 1) % len(labels)]
         base = sum([cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage])
         answer: dict[str, Any] = {"label": label, "confidence": cfg.confidence}
+        if cfg.obey_injection:
+            answer.update(_injected(text, labels))
+            label = answer["label"]
         v = u - base
         if 0 <= v < cfg.p_out_of_set:
-            answer["label"] = "banana"
+            if not structured:  # a schema's enum keeps the label in the set
+                answer["label"] = "banana"
         elif 0 <= v - cfg.p_out_of_set < cfg.p_bad_confidence:
             bad = [None, 1.7, math.nan][attempt % 3]
             if bad is None:
@@ -258,13 +301,20 @@ class _Handler(BaseHTTPRequestHandler):
         step = cfg.label_token_chars or max(1, len(value))
         pieces = [value[i : i + step] for i in range(0, len(value), step)] or [""]
         rest = (1.0 - cfg.label_prob) / max(1, len(labels) - 1)
-        alternatives = {value[:step]: cfg.label_prob}
-        for label in labels:
-            if label != value:
-                alternatives.setdefault(label[:step], 0.0)
-                alternatives[label[:step]] += rest
+        alternatives: dict[str, float] = {}
+        for label in [value, *(label for label in labels if label != value)]:
+            p = (cfg.label_prob if label == value else rest) * (1.0 - cfg.stray_mass)
+            head = label[:step]
+            variants = {head: 1.0 - cfg.variant_mass}
+            if cfg.variant_mass:
+                variants[head[:1].swapcase() + head[1:]] = cfg.variant_mass / 2
+                variants[" " + head] = cfg.variant_mass / 2
+            for variant, share in variants.items():
+                alternatives[variant] = alternatives.get(variant, 0.0) + p * share
+        if cfg.stray_mass:
+            alternatives["<"] = cfg.stray_mass
         tokens = [_token(content[: match.start(1) - 1], -0.01), _token('"' + pieces[0], 0.0)]
-        tokens[-1]["logprob"] = math.log(cfg.label_prob)
+        tokens[-1]["logprob"] = math.log(alternatives[value[:step]])
         tokens[-1]["top_logprobs"] = [
             {"token": '"' + alt, "logprob": math.log(p), "bytes": None}
             for alt, p in alternatives.items()
@@ -285,6 +335,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+_INJECTED = re.compile(r"\{[^{}]*\}")
+
+
+def _injected(text: str, labels: list[str]) -> dict[str, Any]:
+    """The label and confidence an item's text dictates, as a model that obeys it answers."""
+    for candidate in _INJECTED.findall(text):
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("label") in labels:
+            return {k: data[k] for k in ("label", "confidence") if k in data}
+    return {}
+
+
 def _token(text: str, logprob: float) -> dict[str, Any]:
     return {"token": text, "logprob": logprob, "bytes": None, "top_logprobs": []}
 
@@ -302,6 +367,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.config = config
         self.stats = FakeStats()
         self.stop = threading.Event()
+        self.slot = threading.Lock()  # the one computing slot of a ``serial`` server
 
     @property
     def base_url(self) -> str:

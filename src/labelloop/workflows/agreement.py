@@ -10,14 +10,15 @@ from sqlalchemy import select
 from .. import review
 from ..agreement import agreement_report, find_label_issues
 from ..errors import NotReadyError
-from ..routing import LABELING_ACTIONS
 from ..store import GOLD, Annotation, Annotator, Item, Prediction
+from ..vocabulary import LABELING_ACTIONS, Queue
+from .consensus import annotator_quality
 from .learn import STUDENT
 
 if TYPE_CHECKING:
     from ..project import Project
 
-RECHECK_QUEUE = "recheck"
+RECHECK_QUEUE = Queue.RECHECK
 
 
 def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str | None]]]:
@@ -26,9 +27,9 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
     Only items rated by at least two raters count. Student and ensemble are not raters: they
     are trained on the people's labels.
     """
-    ratings: dict[str, dict[int, str]] = {}
+    ratings: dict[str, dict[int, str | None]] = {}  # labels: NOT NULL by the queries
     with project.store.session() as session:
-        names = dict(
+        names: dict[int | None, str] = dict(
             session.execute(
                 select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
             ).all()
@@ -66,7 +67,8 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
 
 
 def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) -> dict[str, Any]:
-    """The agreement report over all raters, with each annotator's accuracy on gold items."""
+    """The agreement report over all raters, with each annotator's accuracy on gold items and
+    against the weighted consensus, with intervals, and its drift (see `consensus`)."""
     raters, items, matrix = rating_matrix(project)
     if len(raters) < 2 or not items:
         raise NotReadyError(
@@ -91,6 +93,7 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) ->
     for flag in report.get("flags", []):
         if "items" in flag:
             flag["items"] = [uids[items[i]] for i in flag["items"] if i < len(items)]
+    report["annotator_quality"] = list(annotator_quality(project).values())
     return report
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +14,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from ..calibration import calibrate_report, calibrator_from_dict, plots
+from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorScaling
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
 from ..store import GOLD, Calibration, Item, Prediction
@@ -29,6 +35,14 @@ SUMMARY_KEYS = (
     "review_rate",
 )
 APPLY_BATCH = 20_000
+#: The calibration plots, and the file beside them that says which calibration they show.
+PLOTS = {
+    "reliability": "reliability.png",
+    "accuracy_coverage": "accuracy_coverage.png",
+    "review_rate": "review_rate.png",
+}
+PLOTS_RECORD = "calibration-plots.json"
+_drawing = threading.Lock()  # pyplot keeps global state: one drawing at a time per process
 
 
 def score_matrix(
@@ -72,6 +86,39 @@ def _gold_rows(project: Project, model: str, version: str) -> list[Any]:
     return [row for row in rows if row.id not in excluded]
 
 
+#: Calibration methods that need a probability per label, not one confidence.
+MATRIX_METHODS = (TemperatureScaling.method, VectorScaling.method)
+
+
+def _gold_scores(rows: list[Any], labels: list[str]) -> tuple[np.ndarray, list, list]:
+    """(scores, predicted labels, gold labels) of gold rows: per-label probabilities when every
+    row has them, else the confidences."""
+    matrix = score_matrix([(r.label, r.probs, r.confidence) for r in rows], labels)
+    scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
+    return scores, [r.label for r in rows], [r.gold_label for r in rows]
+
+
+def check_options(
+    method: str,
+    budget: float | None,
+    target_accuracy: float | None,
+    confidence_level: float | None,
+) -> None:
+    """The caller's choices, checked before any work: the only bad input calibration has."""
+    if budget is not None and target_accuracy is not None:
+        raise InputError("give either --budget or --target-accuracy, not both")
+    for name, value in (
+        ("budget", budget),
+        ("target accuracy", target_accuracy),
+        ("confidence level", confidence_level),
+    ):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    if method != "auto" and method not in CALIBRATORS:
+        choices = ", ".join(["auto", *sorted(CALIBRATORS)])
+        raise InputError(f"unknown calibration method {method!r}; choose one of {choices}")
+
+
 def calibrate(
     project: Project,
     *,
@@ -84,15 +131,7 @@ def calibrate(
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Calibrate the active predictor on gold items and set the routing threshold."""
-    if budget is not None and target_accuracy is not None:
-        raise InputError("give either --budget or --target-accuracy, not both")
-    for name, value in (
-        ("budget", budget),
-        ("target accuracy", target_accuracy),
-        ("confidence level", confidence_level),
-    ):
-        if value is not None and not 0.0 < value <= 1.0:
-            raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    check_options(method, budget, target_accuracy, confidence_level)
     active = project.active_predictor()
     if active is None:
         raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
@@ -105,25 +144,24 @@ def calibrate(
             f"found {len(rows)}. Import gold items with `labelloop import FILE --split gold` "
             "and run `labelloop prelabel` again"
         )
-    triples = [(r.label, r.probs, r.confidence) for r in rows]
-    matrix = score_matrix(triples, labels)
-    scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
-    predicted = [r.label for r in rows]
-    gold = [r.gold_label for r in rows]
-    try:
-        calibrator, report = calibrate_report(
-            scores,
-            predicted,
-            gold,
-            method=method,
-            budget=budget,
-            target_accuracy=target_accuracy,
-            confidence_level=confidence_level,
-            labels=labels if matrix is not None else None,
-            random_state=random_state,
+    scores, predicted, gold = _gold_scores(rows, labels)
+    matrix = scores if scores.ndim == 2 else None
+    if matrix is None and method in MATRIX_METHODS:
+        raise InputError(
+            f"{method} scaling needs per-label probabilities, which the active predictor does "
+            "not give; use platt, isotonic or histogram"
         )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    calibrator, report = calibrate_report(
+        scores,
+        predicted,
+        gold,
+        method=method,
+        budget=budget,
+        target_accuracy=target_accuracy,
+        confidence_level=confidence_level,
+        labels=labels if matrix is not None else None,
+        random_state=random_state,
+    )
     state = calibrator.to_dict()
     scores_kind = "probabilities" if matrix is not None else "confidence"
     with project.store.session() as session:
@@ -136,19 +174,20 @@ def calibrate(
             )
             .values(active=False)
         )
-        session.add(
-            Calibration(
-                project_id=project.id,
-                model=model,
-                prompt_version=version,
-                method=report["method"],
-                calibrator={**state, "scores": scores_kind},
-                threshold=float(report["threshold"]),
-                label_thresholds=report.get("per_label_thresholds") if per_label else None,
-                report=report,
-                active=True,
-            )
+        stored = Calibration(
+            project_id=project.id,
+            model=model,
+            prompt_version=version,
+            method=report["method"],
+            calibrator={**state, "scores": scores_kind},
+            threshold=float(report["threshold"]),
+            label_thresholds=report.get("per_label_thresholds") if per_label else None,
+            report=report,
+            active=True,
         )
+        session.add(stored)
+        session.flush()
+        session.expunge(stored)
     applied = apply_calibration(project, model, version)
     project.update_settings(
         threshold=float(report["threshold"]),
@@ -161,9 +200,17 @@ def calibrate(
             "confidence_level": confidence_level,
             "per_label": per_label,
         },
+        # Routing reads it: a labeler that is no better than the majority label, or whose
+        # confidences do not rank, has everything sent to review unless the caller insists.
+        labeler_check={"model": model, "prompt_version": version, **report["labeler_check"]},
     )
+    report["warnings"] = [
+        f"{model} is not worth routing on: {reason}; `route` sends every item to review "
+        "(`route --trust-labeler` to route on it anyway)"
+        for reason in report["labeler_check"]["reasons"]
+    ]
     if plots_dir is not None:
-        report["plots"] = _plots(Path(plots_dir), scores, predicted, gold, labels, report)
+        report["plots"] = _draw(Path(plots_dir), stored, scores, predicted, gold, labels)
     return {
         "model": model,
         "prompt_version": version,
@@ -217,7 +264,7 @@ def apply_calibration(project: Project, model: str, version: str) -> int:
 
 
 def write_calibrated(
-    session: Session, rows: list[Any], labels: list[str], calibration: Calibration
+    session: Session, rows: Sequence[Any], labels: list[str], calibration: Calibration
 ) -> int:
     """Store the calibrated label and confidence of these prediction rows (id, label, probs,
     confidence); returns how many could be calibrated."""
@@ -239,7 +286,7 @@ def write_calibrated(
 
 
 def _calibrated(
-    batch: list[Any], labels: list[str], calibrator: Any, use_matrix: bool
+    batch: Sequence[Any], labels: list[str], calibrator: Any, use_matrix: bool
 ) -> list[tuple[str | None, float | None]]:
     """(label, confidence) after calibration per row; (None, None) where it cannot apply."""
     out: list[tuple[str | None, float | None]] = [(None, None)] * len(batch)
@@ -252,6 +299,7 @@ def _calibrated(
             out[i] = (batch[i].label, float(value))
         return out
     matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
+    groups: list[tuple[list[int], np.ndarray | None]]
     if matrix is not None:
         groups = [(usable, matrix)]
     else:  # some rows lack probabilities: calibrate row by row where possible
@@ -267,37 +315,92 @@ def _calibrated(
     return out
 
 
-def _plots(
+def _draw(
     folder: Path,
+    calibration: Calibration,
     scores: np.ndarray,
     predicted: list,
     gold: list,
     labels: list[str],
-    report: dict[str, Any],
 ) -> dict[str, str]:
-    """Reliability diagram, accuracy–coverage curve and review rate against threshold.
+    """Reliability diagram, accuracy–coverage curve and review rate against threshold of a
+    calibration, and the record of which calibration they show (`PLOTS_RECORD`).
 
     "After" uses out-of-fold calibrated confidences: no item is judged by a calibrator that
-    was fitted on it.
+    was fitted on it. Each file is drawn beside its final name and renamed, so that a page
+    never shows a half-written plot.
     """
     folder.mkdir(parents=True, exist_ok=True)
     correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)], float)
     before = scores.max(axis=1) if scores.ndim == 2 else scores
     target = np.array([labels.index(g) for g in gold]) if scores.ndim == 2 else correct
-    fit = cross_fit(scores, target, report["method"])
+    fit = cross_fit(scores, target, calibration.method)
     after, after_correct = fit["confidence"], fit["correct"]
-    return {
-        "reliability": str(
-            plots.plot_reliability(
-                correct, before, after, folder / "reliability.png", correct_after=after_correct
-            )
+    draw = {
+        "reliability": lambda out: plots.plot_reliability(
+            correct, before, after, out, correct_after=after_correct
         ),
-        "accuracy_coverage": str(
-            plots.plot_accuracy_coverage(after, after_correct, folder / "accuracy_coverage.png")
-        ),
-        "review_rate": str(
-            plots.plot_review_rate(
-                after, after_correct, folder / "review_rate.png", threshold=report["threshold"]
-            )
+        "accuracy_coverage": lambda out: plots.plot_accuracy_coverage(after, after_correct, out),
+        "review_rate": lambda out: plots.plot_review_rate(
+            after, after_correct, out, threshold=calibration.threshold
         ),
     }
+    with _drawing:
+        for kind, name in PLOTS.items():
+            partial = folder / f".{name}.partial"
+            draw[kind](partial)
+            os.replace(partial, folder / name)
+        created = calibration.created_at
+        record = {
+            "calibration_id": calibration.id,
+            "calibrated_at": (created if created.tzinfo else created.replace(tzinfo=UTC)).isoformat(
+                timespec="seconds"
+            ),
+            "model": calibration.model,
+            "prompt_version": calibration.prompt_version,
+            "method": calibration.method,
+            "threshold": calibration.threshold,
+            "n_gold": len(gold),
+            "files": dict(PLOTS),
+        }
+        partial = folder / f".{PLOTS_RECORD}.partial"
+        partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, folder / PLOTS_RECORD)
+    return {kind: str(folder / name) for kind, name in PLOTS.items()}
+
+
+def plots_record(folder: Path) -> dict[str, Any] | None:
+    """Which calibration the plots in `folder` show (None: no calibration plots there)."""
+    try:
+        record = json.loads((folder / PLOTS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all((folder / n).is_file() for n in PLOTS.values()):
+        return None
+    return record
+
+
+def current_plots(project: Project, folder: Path | None = None) -> dict[str, Any] | None:
+    """The record of the calibration plots in `folder` (default: the project's `plots/`),
+    redrawn first when they do not show the calibration that routing uses now; `current` says
+    whether they do.
+
+    Calibration changes without anyone asking for plots (`learn`, retraining in the server);
+    whoever looks at the plots gets those of the calibration in force. When that cannot be
+    drawn (no calibration for the routing predictor, too few gold items left), the plots there
+    stay, and their record says whose they are.
+    """
+    folder = folder or Path(project.path) / "plots"
+    record = plots_record(folder)
+    active = project.active_predictor()
+    calibration = active_calibration(project, *active) if active else None
+    if calibration is not None and not (record and record["calibration_id"] == calibration.id):
+        rows = _gold_rows(project, calibration.model, calibration.prompt_version)
+        if len(rows) >= MIN_GOLD:
+            scores, predicted, gold = _gold_scores(rows, project.labels)
+            _draw(folder, calibration, scores, predicted, gold, project.labels)
+            record = plots_record(folder)
+    if record is None:
+        return None
+    current = calibration is not None and record.get("calibration_id") == calibration.id
+    return {**record, "current": current}

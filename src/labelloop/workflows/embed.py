@@ -6,18 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
 from ..active.embeddings import TfidfEmbedder
-from ..errors import InputError
-from ..store import Embedding
-from ..store.bulk import bulk_insert
+from ..store.embeddings import save_vectors, stored_vectors
 
 if TYPE_CHECKING:
     from ..project import Project
 
 EMBED_BATCH = 512
-READ_CHUNK = 5_000
 
 
 def is_corpus_fitted(embedder: Any) -> bool:
@@ -36,16 +32,7 @@ def item_embeddings(
     if is_corpus_fitted(embedder):
         return embedder.fit(list(texts)).embed(list(texts))
     model = embedder.model_id
-    vectors: dict[int, np.ndarray] = {}
-    with project.store.session() as session:
-        for start in range(0, len(item_ids), READ_CHUNK):
-            chunk = list(item_ids[start : start + READ_CHUNK])
-            for item_id, blob in session.execute(
-                select(Embedding.item_id, Embedding.vector).where(
-                    Embedding.item_id.in_(chunk), Embedding.model == model
-                )
-            ):
-                vectors[item_id] = np.frombuffer(blob, dtype=np.float32)
+    vectors = stored_vectors(project.store, model, item_ids)
     missing = [i for i, item_id in enumerate(item_ids) if item_id not in vectors]
     done = len(item_ids) - len(missing)
     if progress:
@@ -53,63 +40,12 @@ def item_embeddings(
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start : start + EMBED_BATCH]
         embedded = np.asarray(embedder.embed([texts[i] for i in batch]), dtype=np.float32)
-        rows = []
-        for i, vector in zip(batch, embedded, strict=True):
-            vectors[item_ids[i]] = vector
-            rows.append(
-                {
-                    "project_id": project.id,
-                    "item_id": item_ids[i],
-                    "model": model,
-                    "vector": vector.tobytes(),
-                }
-            )
-        with project.store.session() as session:
-            bulk_insert(session, Embedding.__table__, rows)
+        batch_ids = [item_ids[i] for i in batch]
+        vectors.update(zip(batch_ids, embedded, strict=True))
+        save_vectors(project.store, project.id, model, batch_ids, embedded)
         done += len(batch)
         if progress:
             progress(done, len(item_ids))
     if not item_ids:
         return np.zeros((0, getattr(embedder, "dim", 0)), dtype=np.float32)
     return np.stack([vectors[item_id] for item_id in item_ids])
-
-
-def prefill_on_engine(
-    project: Project, embedder: Any, engine: str, ray_address: str | None = None
-) -> dict[str, Any] | None:
-    """With `engine="ray"`, embed the items missing from the cache on a Ray cluster first, so
-    that the local pass only reads vectors. Corpus-fitted embedders always run locally."""
-    if engine == "local" or is_corpus_fitted(embedder):
-        return None
-    if engine != "ray":
-        raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
-    from functools import partial
-
-    from ..active import get_embedder
-    from ..engines.ray_engine import embed_items
-
-    return embed_items(
-        project, partial(get_embedder, "onnx"), model_id=embedder.model_id, address=ray_address
-    )
-
-
-def predict_on_engine(
-    project: Project,
-    models: Sequence[Any],
-    item_ids: Sequence[int],
-    X: np.ndarray,
-    embedder: Any,
-    engine: str,
-    ray_address: str | None = None,
-) -> np.ndarray:
-    """``predict_proba`` of each fitted model on the items, shape ``(models, items, classes)``.
-
-    With `engine="ray"` the pool is scored on a Ray cluster, block by block, from the vectors
-    stored under the embedder (`prefill_on_engine` stored them): the rows of `X`, so the same
-    probabilities. Corpus-fitted embedders, whose vectors are not stored, score here.
-    """
-    if engine == "ray" and not is_corpus_fitted(embedder):
-        from ..engines.ray_engine import score_models
-
-        return score_models(project, list(models), item_ids, embedder.model_id, address=ray_address)
-    return np.stack([model.predict_proba(X) for model in models])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -35,6 +35,7 @@ from ..store import (
     ProjectRow,
 )
 from ..store.models import UNRESOLVED, utcnow
+from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, LabelSource, Role
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -72,6 +73,15 @@ class _Labels:
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = list(labels)
         self.canonical = canonical_labels(labels)
+
+    @overload
+    def __call__(self, value: str, item: ItemIn, field: str) -> str: ...
+
+    @overload
+    def __call__(self, value: None, item: ItemIn, field: str) -> None: ...
+
+    @overload
+    def __call__(self, value: str | None, item: ItemIn, field: str) -> str | None: ...
 
     def __call__(self, value: str | None, item: ItemIn, field: str) -> str | None:
         if value is None:
@@ -112,7 +122,7 @@ def _validate(item: ItemIn, label: _Labels) -> None:
             raise where.error(problem, "annotation.annotator", a.annotator)
         a.label = label(a.label, item, "annotation.label")
         a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
-        if a.action in ("label", "accept", "correct") and a.label is None:
+        if a.action in LABELING_ACTIONS and a.label is None:
             raise where.error(f"the answer {a.action!r} needs a label", "annotation.label")
     if item.final is not None:
         if item.final.state not in STATES:
@@ -200,7 +210,7 @@ def _ensure_items(
                 "gold_label": item.gold_label,
                 "state": HUMAN_LABELED if gold else UNRESOLVED,
                 "final_label": item.gold_label if gold else None,
-                "final_source": "human" if gold else None,
+                "final_source": LabelSource.HUMAN if gold else None,
                 "audit": False,
             }
         )
@@ -271,7 +281,7 @@ def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[
         )
     }
     for name in sorted(wanted - set(names)):
-        row = Annotator(project_id=project_id, name=name, role="annotator")
+        row = Annotator(project_id=project_id, name=name, role=Role.ANNOTATOR)
         session.add(row)
         session.flush()
         names[name] = row.id
@@ -332,7 +342,7 @@ def _annotation_row(
         "project_id": project_id,
         "item_id": item_id,
         "annotator_id": names.get(a.annotator) if a.annotator else None,
-        "label": None if a.action in ("reject", "skip") else a.label,
+        "label": None if a.action in NO_LABEL_ACTIONS else a.label,
         "action": a.action,
         "suggested_label": a.suggested_label,
         "queue": a.queue,
@@ -392,14 +402,20 @@ def _settle(
     for item in items:
         item_id = ids[item.uid]
         if item.final is not None:
-            final = (item.final.state, item.final.label, item.final.source)
+            final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
         else:
             human = routing.resolve_human_label(votes[item_id])
             if human is None or splits[item_id] == GOLD:
                 continue
-            final = (HUMAN_LABELED, human, "human")
+            final = (HUMAN_LABELED, human, LabelSource.HUMAN, None)
         finals.append(
-            {"id": item_id, "state": final[0], "final_label": final[1], "final_source": final[2]}
+            {
+                "id": item_id,
+                "state": final[0],
+                "final_label": final[1],
+                "final_source": final[2],
+                "label_posterior": final[3],
+            }
         )
     if finals:
         session.execute(update(Item), finals)
@@ -478,16 +494,21 @@ def _examples(project: Project) -> list[tuple[str, str]]:
     return [found[i] for i in chosen if i in found and found[i][1] is not None]
 
 
+def labeler_key(project: Project, labeler: Any) -> tuple[Any, str, str]:
+    """The task a labeler answers for this project, and its (model, prompt version) key: the
+    few-shot examples of the last pre-labeling run, so its calibration applies."""
+    task = project.label_task(_examples(project))
+    return task, labeler.model_id, labeler.prompt_version(task)
+
+
 def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
     """Pre-label just these items (the ones Label Studio asked about), calibrated when the
     project has a calibration for this labeler."""
-    from ..labelers.base import LabelTask
     from ..workflows.calibrate import active_calibration, write_calibrated
 
     if not item_ids:
         return 0
-    task = LabelTask(description=project.task, labels=project.labels, examples=_examples(project))
-    model, version = labeler.model_id, labeler.prompt_version(task)
+    task, model, version = labeler_key(project, labeler)
     if project.active_predictor() is None:
         project.set_active_predictor(model, version)
     with project.store.session() as session:
@@ -510,6 +531,38 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
             write_calibrated(session, rows, project.labels, calibration)
     project.refresh_item_predictions(ids)
     return saved
+
+
+def labeler_predictions(
+    project: Project, labeler: Any, item_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """item id → the labeler's stored answer for it (calibrated label and confidences), for
+    the items it has answered under its current key. A failed answer has label None."""
+    _, model, version = labeler_key(project, labeler)
+    found: dict[int, dict[str, Any]] = {}
+    with project.store.session() as session:
+        for start in range(0, len(item_ids), CHUNK):
+            rows = session.execute(
+                select(
+                    Prediction.item_id,
+                    func.coalesce(Prediction.calibrated_label, Prediction.label).label("label"),
+                    Prediction.confidence,
+                    Prediction.calibrated_confidence,
+                ).where(
+                    Prediction.project_id == project.id,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                    Prediction.item_id.in_(list(item_ids[start : start + CHUNK])),
+                )
+            )
+            for r in rows:
+                found[r.item_id] = {
+                    "item_id": r.item_id,
+                    "label": r.label,
+                    "confidence": r.confidence,
+                    "calibrated_confidence": r.calibrated_confidence,
+                }
+    return found
 
 
 def model_version(project: Project, labeler: Any = None) -> str:
@@ -540,20 +593,39 @@ def labelstudio_predictions(
     *,
     labeler: Any = None,
     id_key: str | None = None,
+    max_new: int | None = None,
 ) -> list[dict[str, Any]]:
     """One Label Studio prediction per task, in order: the item's prediction if it has one,
-    else the labeler's (when there is one), else an empty result."""
+    else the labeler's (when there is one), else an empty result.
+
+    Tasks never seen become items; the labeler answers those it has not answered before, at
+    most `max_new` per call (the first ones, in order). When more were waiting, the answer is
+    the first task's prediction alone: Label Studio takes a one-item answer to a batch as "ask
+    task by task", and does, so every request stays bounded. Answers are stored as they come,
+    so asking again calls no labeler. `score` is the calibrated confidence where the project
+    has a calibration for the labeler, else its raw confidence.
+    """
     from ..data.formats.labelstudio import prediction_result
 
     uids = ensure_tasks(project, tasks, config, id_key)
     shown = item_predictions(project, uids)
+    answered = len(uids)
     missing = [shown[uid]["item_id"] for uid in uids if shown[uid]["label"] is None]
     if missing and labeler is not None:
-        label_items(project, labeler, missing)
-        shown = item_predictions(project, uids)
+        own = labeler_predictions(project, labeler, missing)
+        todo = [i for i in dict.fromkeys(missing) if i not in own]
+        if max_new is not None and len(todo) > max_new:
+            answered, todo = 1, todo[:max_new]
+        if todo:
+            label_items(project, labeler, todo)
+            shown = item_predictions(project, uids)
+            own = labeler_predictions(project, labeler, missing)
+        for uid in uids:
+            if shown[uid]["label"] is None and shown[uid]["item_id"] in own:
+                shown[uid] = own[shown[uid]["item_id"]]
     version = model_version(project, labeler)
     results = []
-    for uid in uids:
+    for uid in uids[:answered]:
         p = shown[uid]
         score = p["calibrated_confidence"]
         score = p["confidence"] if score is None else score
@@ -570,7 +642,7 @@ def labelstudio_predictions(
     return results
 
 
-def _annotation_ids(project: Project, external_ids: Sequence[str]) -> list[int]:
+def _annotation_ids(project: Project, external_ids: Sequence[str | None]) -> list[int]:
     with project.store.session() as session:
         return list(
             session.scalars(

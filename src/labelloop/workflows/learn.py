@@ -21,7 +21,9 @@ from ..errors import NotReadyError
 from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
-from .embed import item_embeddings, predict_on_engine, prefill_on_engine
+from ..vocabulary import LabelSource
+from .embed import item_embeddings
+from .engine import Engine, LocalEngine
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -30,6 +32,18 @@ STUDENT, ENSEMBLE = "student", "ensemble"
 DERIVED = (STUDENT, ENSEMBLE)
 MIN_LABELS = 20
 EPS = 1e-6
+
+
+def predictor_title(active: dict[str, str] | None) -> str:
+    """Whose labels routing uses, in words: the stack, the student or an LLM by name."""
+    if not active:
+        return "no predictions yet"
+    model = active.get("model")
+    if model == ENSEMBLE:
+        return "the stack (LLMs + student)"
+    if model == STUDENT:
+        return "the student"
+    return f"LLM {model}"
 
 
 @dataclass
@@ -63,7 +77,7 @@ def load_pool(project: Project) -> Pool:
     for i, row in enumerate(rows):
         if row.split == GOLD and row.gold_label in labels:
             y[i] = labels[row.gold_label]
-        elif row.state == HUMAN_LABELED and row.final_source == "human":
+        elif row.state == HUMAN_LABELED and row.final_source == LabelSource.HUMAN:
             y[i] = labels.get(row.final_label, -1)
     return Pool(
         ids=[row.id for row in rows],
@@ -155,8 +169,7 @@ def learn(
     random_state: int = 0,
     progress: Any = None,
     recalibrate: bool = True,
-    engine: str = "local",
-    ray_address: str | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
@@ -169,13 +182,12 @@ def learn(
             f"least two classes; found {int(trusted.sum())} in {len(classes)}"
         )
     embedder = embedder or get_embedder("auto")
-    prefill_on_engine(project, embedder, engine, ray_address)
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     student = LogisticStudent(classes=np.arange(len(labels)))
     student.fit(X[trusted], pool.y[trusted])
-    student_probs = predict_on_engine(
-        project, [student], pool.ids, X, embedder, engine, ray_address
-    )[0]
+    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
     student_probs[trusted] = cross_val_proba(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )

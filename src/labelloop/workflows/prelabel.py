@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from itertools import chain, zip_longest
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
     from ..project import Project
 
 Progress = Callable[[int, int], None]
-FLUSH_EVERY = 64
-FLUSH_SECONDS = 2.0
 EXAMPLES_PER_LABEL = 2
 
 
@@ -61,31 +61,29 @@ def start_run(
     Also makes that key the project's active predictor, so results show as they are saved.
     """
     examples = few_shot_examples(project) if use_examples else []
-    task = LabelTask(
-        description=project.task,
-        labels=project.labels,
-        examples=[(text, label) for _, text, label in examples],
-    )
+    task = project.label_task([(text, label) for _, text, label in examples])
     model, version = labeler.model_id, labeler.prompt_version(task)
     project.update_settings(few_shot_item_ids=[item_id for item_id, _, _ in examples])
     project.set_active_predictor(model, version)
     return task, model, version, len(examples)
 
 
-def pending_queries(project: Project, model: str, version: str) -> tuple[Select, Select]:
-    """(gold, pool) queries of `(id, text)` lacking a prediction under this key, by id.
+def pending_queries(
+    project: Project, model: str, version: str, retry_failed: bool = True
+) -> tuple[Select, Select]:
+    """(gold, pool) queries of `(id, text)` lacking an answer under this key, by id.
 
-    Pool items that already carry a human label are not sent.
+    Items whose stored result is a failure are asked again unless `retry_failed` is false. Pool
+    items that already carry a human label are not sent.
     """
-    done_already = (
-        select(Prediction.id)
-        .where(
-            Prediction.item_id == Item.id,
-            Prediction.model == model,
-            Prediction.prompt_version == version,
-        )
-        .exists()
-    )
+    stored = [
+        Prediction.item_id == Item.id,
+        Prediction.model == model,
+        Prediction.prompt_version == version,
+    ]
+    if retry_failed:
+        stored.append(Prediction.error.is_(None))
+    done_already = select(Prediction.id).where(*stored).exists()
     wanted = (Item.project_id == project.id) & ~done_already
     gold = select(Item.id, Item.text).where(wanted, Item.split == GOLD).order_by(Item.id)
     pool = (
@@ -102,15 +100,106 @@ def count_items(project: Project) -> int:
         return session.scalar(query) or 0
 
 
+def failed_before(project: Project, model: str, version: str) -> set[int]:
+    """Items whose stored result under this key is a failure."""
+    with project.store.session() as session:
+        return set(
+            session.scalars(
+                select(Prediction.item_id).where(
+                    Prediction.project_id == project.id,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                    Prediction.error.is_not(None),
+                )
+            )
+        )
+
+
+#: Why items fail, from the error a labeler records, first match wins: (reason, error markers).
+FAILURE_REASONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("timeout", ("timeout",)),
+    ("rate_limited", ("http 429",)),
+    ("server_error", ("http 5",)),
+    ("connection", ("connecterror", "connection", "protocolerror", "readerror", "writeerror")),
+    ("malformed_answer", ("malformed answer", "not json", "no choices")),
+    ("refused", ("http 4",)),
+)
+
+#: What to do about each reason, in the run's summary.
+NEXT_STEPS = {
+    "timeout": "the endpoint answered too slowly: raise --timeout or lower --concurrency",
+    "rate_limited": "the endpoint limited the request rate: lower --concurrency",
+    "server_error": "the endpoint failed (HTTP 5xx): check its logs",
+    "connection": "the endpoint could not be reached or dropped connections: check --base-url",
+    "malformed_answer": "the model's answers did not parse (the raw answers are stored with "
+    "the predictions): a larger model or an endpoint with structured outputs helps",
+    "refused": "the endpoint refused the request (HTTP 4xx): check --model and the API key",
+    "other": "see the errors stored with the failed predictions",
+}
+
+
+def failure_reason(error: str | None) -> str:
+    """A short reason for a failed item, from the error its labeler recorded."""
+    text = (error or "").casefold()
+    return next(
+        (reason for reason, marks in FAILURE_REASONS if any(m in text for m in marks)), "other"
+    )
+
+
+def next_steps(result: dict[str, Any]) -> list[str]:
+    """What to do after a run, in words, from its result dict."""
+    steps = [NEXT_STEPS[reason] for reason in result.get("failed_by_reason", {})]
+    if result.get("failed"):
+        steps.append(
+            f"run the same command again to retry the {result['failed']} failed items "
+            "(their errors are kept)"
+        )
+    if result.get("failed_not_retried"):
+        steps.append(
+            f"{result['failed_not_retried']} items failed in earlier runs and were not asked "
+            "again (--no-retry-failed)"
+        )
+    if result.get("self_reported"):
+        steps.append(
+            f"{result['self_reported']} answers came without usable log-probabilities: their "
+            "confidence is the number the model wrote; calibrate on gold before routing, or use "
+            "an endpoint that returns logprobs"
+        )
+    if result.get("interrupted"):
+        steps.append("interrupted: every answer received was saved; run again to go on")
+    return steps
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised once every answer received is saved; carries the summary."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
 class Tally:
     """Running totals of a run's results (the counts of the result dict)."""
 
     def __init__(self) -> None:
-        self.counts: dict[str, Any] = {"done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0}
+        self.counts: dict[str, Any] = {
+            "done": 0,
+            "failed": 0,
+            "failed_by_reason": {},
+            "self_reported": 0,  # answers whose confidence is the number the model wrote
+            "tokens": 0,
+            "cost_usd": 0.0,
+        }
 
     def add(self, result: LabelResult) -> None:
         ok = result.error is None and result.label is not None
         self.counts["done" if ok else "failed"] += 1
+        if ok and getattr(result, "reported_confidence", None) is not None:
+            self.counts["self_reported"] += 1
+        if not ok:
+            reasons = self.counts["failed_by_reason"]
+            reason = failure_reason(result.error)
+            reasons[reason] = reasons.get(reason, 0) + 1
         self.counts["tokens"] += result.tokens_in + result.tokens_out
         self.counts["cost_usd"] += result.cost_usd
 
@@ -128,6 +217,67 @@ def save_batch(project: Project, model: str, version: str, results: list[tuple[i
     return added
 
 
+class AnswerWriter:
+    """Stores answers as they arrive, on a thread of its own (a group commit).
+
+    An answer from an endpoint has been paid for: it is written at once, together with every
+    answer that arrived while the previous write was running, and writes start at most every
+    `interval` seconds. Under load the batches grow, so the store keeps up with any request rate
+    in at most 1/interval transactions a second; when answers trickle in, each is written as
+    it comes. After a crash only the answers still in flight (or received in the last
+    `interval`) are asked again.
+    """
+
+    _STOP = object()
+
+    def __init__(
+        self, save: Callable[[list[tuple[int, Any]]], Any], interval: float = 0.05
+    ) -> None:
+        self._save, self._interval = save, interval
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._unsaved: list[tuple[int, Any]] = []
+        self._thread = threading.Thread(target=self._run, name="labelloop-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, item_id: int, result: Any) -> None:
+        """Queue an answer; raises a failed write (the answer stays queued for `close`)."""
+        self._queue.put((item_id, result))
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Write what is left and stop; re-raises a failed write after one last attempt."""
+        self._queue.put(self._STOP)
+        self._thread.join()
+        if self._error is not None:
+            self._save(self._unsaved + self._take([])[0])  # the store may be back
+            raise self._error
+
+    def _take(self, entries: list[Any]) -> tuple[list[tuple[int, Any]], bool]:
+        """`entries` and every answer waiting after them; and whether to stop."""
+        while True:
+            try:
+                entries.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        batch = [entry for entry in entries if entry is not self._STOP]
+        return batch, len(batch) < len(entries)
+
+    def _run(self) -> None:
+        stopping, started = False, -self._interval
+        while not stopping:
+            first = self._queue.get()
+            time.sleep(max(0.0, started + self._interval - time.monotonic()))
+            started = time.monotonic()
+            batch, stopping = self._take([first])
+            try:
+                self._save(batch)
+            except BaseException as exc:  # kept, and raised in the caller's thread
+                self._error, self._unsaved = exc, batch
+                return
+
+
 def prelabel(
     project: Project,
     labeler: Labeler,
@@ -135,34 +285,20 @@ def prelabel(
     limit: int | None = None,
     use_examples: bool = True,
     progress: Progress | None = None,
-    engine: str = "local",
-    ray_address: str | None = None,
-    ray_options: dict[str, Any] | None = None,
+    retry_failed: bool = True,
 ) -> dict[str, Any]:
-    """Label every item that lacks a prediction from this labeler and prompt.
+    """Label every item that lacks an answer from this labeler and prompt.
 
     Gold items come first (calibration needs them) and do not count toward `limit`. Items that
-    already carry a human label are not sent. Results are saved every few dozen items.
-    `engine="ray"` runs the labeler on a Ray cluster (see `labelloop.engines.ray_engine`),
-    with the same keys, results and result dict.
+    already carry a human label are not sent; items that failed before are asked again unless
+    `retry_failed` is false. Results are saved as they arrive. The result dict says what failed
+    and why (`failed_by_reason`) and what to do next (`next_steps`); Ctrl-C raises
+    :class:`Interrupted`, carrying that summary, once every answer received is saved. This runs
+    here; `labelloop.engines.ray_engine.RayEngine` runs the same on a Ray cluster.
     """
-    if engine == "ray":
-        from ..engines.ray_engine import prelabel_ray
-
-        return prelabel_ray(
-            project,
-            labeler,
-            address=ray_address,
-            limit=limit,
-            use_examples=use_examples,
-            progress=progress,
-            **(ray_options or {}),
-        )
-    if engine != "local":
-        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version)
+    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
     if limit is not None:
         pool_query = pool_query.limit(limit)
     with project.store.session() as session:
@@ -170,38 +306,46 @@ def prelabel(
     total = count_items(project)
     ids = [row.id for row in todo]
     texts = [row.text for row in todo]
+    failed_earlier = failed_before(project, model, version)
     tally = Tally()
-    buffer: list[tuple[int, Any]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        save_batch(project, model, version, buffer)
-        buffer.clear()
-        last_flush = time.monotonic()
-
+    writer = AnswerWriter(lambda batch: save_batch(project, model, version, batch))
     if progress:
         progress(0, len(todo))
+    interrupted = False
     stream = labeler.label_stream(texts, task)
     try:
         for index, result in stream:
-            buffer.append((ids[index], result))
+            writer.put(ids[index], result)
             tally.add(result)
-            if len(buffer) >= FLUSH_EVERY or time.monotonic() - last_flush > FLUSH_SECONDS:
-                flush()
             if progress:
                 progress(tally.seen, len(todo))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         close = getattr(stream, "close", None)
         if close:
             close()
-        flush()
-    return {
+        writer.close()
+    result = {
         "model": model,
         "prompt_version": version,
         **tally.counts,
         "skipped": total - len(todo),
+        "retried": sum(item_id in failed_earlier for item_id in ids) if retry_failed else 0,
+        "failed_not_retried": 0 if retry_failed else len(failed_earlier),
+        "interrupted": interrupted,
         "elapsed_s": round(time.perf_counter() - started, 3),
         "few_shot_examples": n_examples,
         "engine": "local",
     }
+    control = getattr(labeler, "in_flight", None)  # an endpoint's adaptive limit
+    if control is not None:
+        result["concurrency"] = {
+            "maximum": control.maximum,
+            "final": control.limit,
+            "decreases": control.decreases,
+        }
+    result["next_steps"] = next_steps(result)
+    if interrupted:
+        raise Interrupted(result)
+    return result

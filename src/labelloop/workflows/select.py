@@ -20,13 +20,15 @@ from ..active import (
 )
 from ..errors import InputError
 from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
-from .embed import item_embeddings, predict_on_engine, prefill_on_engine
+from ..vocabulary import Queue
+from .embed import item_embeddings
+from .engine import Engine, LocalEngine
 from .learn import llm_components, load_pool
 
 if TYPE_CHECKING:
     from ..project import Project
 
-ACTIVE_QUEUE = "active"
+ACTIVE_QUEUE = Queue.ACTIVE
 STOP_SET_SIZE = 2_000
 COMMITTEE_SIZE = 5
 
@@ -69,6 +71,18 @@ def _stop_set(ids: list[int]) -> np.ndarray:
     return np.argsort(keys)[:STOP_SET_SIZE]
 
 
+def _check_ready(chooser: Any, strategy: str, inputs: dict[str, Any], labeled: np.ndarray) -> None:
+    """InputError when the project lacks what the strategy needs (predictions, a committee...)
+    for this round; a cold start or a pool with nothing left to pick needs nothing."""
+    cold_start = not labeled.any() and chooser.cold_starts
+    missing = sorted(name for name in chooser.requires if inputs[name] is None)
+    if missing and not cold_start and (~labeled).any():
+        raise InputError(
+            f"strategy {strategy!r} cannot run yet: strategy {chooser.name!r} needs "
+            + ", ".join(missing)
+        )
+
+
 def select(
     project: Project,
     strategy: str,
@@ -79,8 +93,7 @@ def select(
     target: float | None = None,
     random_state: int = 0,
     progress: Any = None,
-    engine: str = "local",
-    ray_address: str | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Queue the `k` pool items whose human label should help most, and check stopping rules."""
     if k <= 0:
@@ -94,7 +107,8 @@ def select(
     if not pool.ids:
         raise InputError("the project has no items; import some first")
     embedder = embedder or get_embedder("auto")
-    prefill_on_engine(project, embedder, engine, ray_address)
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     trusted = pool.y >= 0
     queued = _queued(project)
@@ -118,25 +132,14 @@ def select(
         )
         members.fit(X[trusted], pool.y[trusted])
         # The student and the committee's trained members score the pool in one pass.
-        scored = predict_on_engine(
-            project, [student, *members.members_], pool.ids, X, embedder, engine, ray_address
-        )
+        scored = engine.predict(project, [student, *members.members_], pool.ids, X, embedder)
         proba = scored[0]
         committee = np.stack([*scored[1:], *members.external])
     elif llm is not None:
         proba = llm  # before people have labeled two classes, the LLM is the only model
-    try:
-        picked = chooser.select(
-            k,
-            proba=proba,
-            embeddings=X,
-            labeled_mask=labeled,
-            committee_probas=committee,
-            llm_proba=llm,
-            random_state=random_state,
-        )
-    except ValueError as exc:
-        raise InputError(f"strategy {strategy!r} cannot run yet: {exc}") from exc
+    inputs = {"proba": proba, "embeddings": X, "committee_probas": committee, "llm_proba": llm}
+    _check_ready(chooser, strategy, inputs, labeled)
+    picked = chooser.select(k, labeled_mask=labeled, random_state=random_state, **inputs)
     chosen = [pool.ids[i] for i in picked]
     stopping, stop_set_predictions = _stopping(
         project, pool, proba, trusted, label_budget_total, target
@@ -186,8 +189,9 @@ def _stopping(
     trusted: np.ndarray,
     budget: int | None,
     target: float | None,
-) -> dict[str, Any]:
-    """Label budget, target accuracy on gold, and stabilising predictions."""
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Label budget, target accuracy on gold, and stabilising predictions: the decisions, and
+    the predictions on the stop set that the next round compares with."""
     decisions: dict[str, Any] = {}
     if budget is not None:
         decision = label_budget(int(trusted.sum()), budget)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...vocabulary import LABELING_ACTIONS
 from ..readers import read_jsonl
 from ._optional import require
 from .provenance import item_from_row, iter_provenance_rows
@@ -66,9 +67,9 @@ def record_from_row(row: dict[str, Any]) -> Any:
     responses = [
         rg.Response(
             question_name=QUESTION,
-            value=a["label"] if a["action"] in ("label", "accept", "correct") else None,
+            value=a["label"] if a["action"] in LABELING_ACTIONS else None,
             user_id=user_id(a.get("annotator")),
-            status="submitted" if a["action"] in ("label", "accept", "correct") else "discarded",
+            status="submitted" if a["action"] in LABELING_ACTIONS else "discarded",
         )
         for a in row.get("annotations") or []
     ]

@@ -30,6 +30,7 @@ MORE_STRINGS = (
     "prompt_version",
     "reasoning",
     "probs",
+    "label_posterior",
 )
 TIMES = ("predicted_at", "labeled_at")
 ANSWER_STRINGS = ("annotator", "label", "action", "suggested_label", "source", "external_id")
@@ -69,7 +70,11 @@ def _json(value: Any) -> str | None:
 
 
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:
-    row = {**row, "probs": _json(row.get("probs"))}
+    row = {
+        **row,
+        "probs": _json(row.get("probs")),
+        "label_posterior": _json(row.get("label_posterior")),
+    }
     if "meta" in row:
         row["meta"] = _json(row["meta"])
     if "predictions" in row:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from ...errors import InputError
+from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS
 from .provenance import annotation_in, iter_provenance_rows, row_prediction_labels
 from .records import (
     AnnotationIn,
@@ -185,11 +186,11 @@ def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
             predictions.append(_ls_prediction(p, config))
     annotations = []
     for a in row.get("annotations") or []:
-        label = a["label"] if a["action"] in ("label", "accept", "correct") else None
+        label = a["label"] if a["action"] in LABELING_ACTIONS else None
         annotations.append(
             {
                 "result": [prediction_result(label, None, config)] if label else [],
-                "was_cancelled": a["action"] in ("skip", "reject"),
+                "was_cancelled": a["action"] in NO_LABEL_ACTIONS,
                 "lead_time": a.get("time_spent_s"),
                 "created_at": a.get("created_at"),
                 PROVENANCE_KEY: a,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...vocabulary import Action
 from ..readers import read_jsonl
 from .provenance import is_provenance_row, item_from_row, iter_provenance_rows
 from .records import AnnotationIn, ItemIn, Where, as_time, need
@@ -29,7 +30,11 @@ META_KEYS = ("state", "label_source", "model", "prompt_version", "confidence")
 def task_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """One labelloop export row as a Prodigy task with its answer."""
     rejected = next(
-        (a.get("suggested_label") for a in row.get("annotations") or [] if a["action"] == "reject"),
+        (
+            a.get("suggested_label")
+            for a in row.get("annotations") or []
+            if a["action"] == Action.REJECT
+        ),
         None,
     )
     if row["label"] is not None:
@@ -90,7 +95,7 @@ def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
     label = _label(task, where)
     if answer == "accept" and label is None:
         raise where.error("an accepted task needs a label (or an accepted option)", "label")
-    action = {"accept": "label", "reject": "reject", "ignore": "skip"}[answer]
+    action = {"accept": Action.LABEL, "reject": Action.REJECT, "ignore": Action.SKIP}[answer]
     from ..importer import text_hash
 
     who = task.get("_annotator_id") or task.get("_session_id")
@@ -103,8 +108,8 @@ def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
             AnnotationIn(
                 annotator=f"prodigy:{who}" if who else "prodigy",
                 action=action,
-                label=label if action == "label" else None,
-                suggested_label=label if action == "reject" else None,
+                label=label if action == Action.LABEL else None,
+                suggested_label=label if action == Action.REJECT else None,
                 source="prodigy",
                 external_id=None if task.get("_task_hash") is None else str(task["_task_hash"]),
                 created_at=as_time(task.get("_timestamp"), where, "_timestamp"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ...store import STATES, Annotation, Annotator, Item, Prediction
+from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
     AnnotationIn,
@@ -145,10 +146,10 @@ def _row(
     every: dict[int, list[dict[str, Any]]],
     wanted: frozenset[str],
 ) -> dict[str, Any]:
-    labeling = [a for a in answers if a["action"] in ("label", "accept", "correct")]
-    if item.final_source == "human":
+    labeling = [a for a in answers if a["action"] in LABELING_ACTIONS]
+    if item.final_source == LabelSource.HUMAN:
         labeled_at = labeling[-1]["created_at"] if labeling else None
-    elif item.final_source == "llm" and prediction is not None:
+    elif item.final_source == LabelSource.LLM and prediction is not None:
         labeled_at = iso(prediction.created_at)
     else:
         labeled_at = None
@@ -158,6 +159,8 @@ def _row(
         "state": item.state,
         "label": item.final_label,
         "label_source": item.final_source,
+        # The weighted consensus's posterior of each label, where it set the label from answers.
+        "label_posterior": item.label_posterior,
         "llm_label": item.llm_label,
         "confidence": item.confidence,
         "calibrated_confidence": item.calibrated_confidence,
@@ -271,7 +274,7 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
     if state not in STATES:
         raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
     source = _optional_str(row, "label_source")
-    if source not in (None, "human", "llm"):
+    if source is not None and source not in tuple(LabelSource):
         raise where.error("label_source must be human, llm or empty", "label_source", source)
     predictions: list[PredictionIn] = []
     if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
@@ -289,6 +292,14 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
     meta = _nested(row.get("meta"), where, "meta")
     if meta is not None and not isinstance(meta, dict):
         raise where.error("meta must be an object", "meta", meta)
+    posterior = _nested(row.get("label_posterior"), where, "label_posterior")
+    if posterior is not None and not (
+        isinstance(posterior, dict)
+        and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in posterior.values())
+    ):
+        raise where.error(
+            "label_posterior must map labels to probabilities", "label_posterior", posterior
+        )
     return ItemIn(
         uid=str(uid),
         text=text,
@@ -298,7 +309,9 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         meta=meta,
         predictions=predictions,
         annotations=[annotation_in(a, where) for a in annotations],
-        final=FinalIn(state=state, label=_optional_str(row, "label"), source=source),
+        final=FinalIn(
+            state=state, label=_optional_str(row, "label"), source=source, posterior=posterior
+        ),
     )
 
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ...errors import InputError
+from ...vocabulary import Action
 
-HUMAN_ACTIONS = ("label", "accept", "correct", "reject", "skip")
+HUMAN_ACTIONS = tuple(Action)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class FinalIn:
     state: str
     label: str | None
     source: str | None
+    posterior: dict[str, Any] | None = None  # of the weighted consensus, where it set the label
 
 
 @dataclass
@@ -79,13 +81,13 @@ class ItemIn:
     final: FinalIn | None = None
 
 
-def action_for(label: str | None, suggestion: str | None) -> str:
+def action_for(label: str | None, suggestion: str | None) -> Action:
     """The labelloop action a person's label amounts to, given the suggestion they saw."""
     if label is None:
-        return "skip"
+        return Action.SKIP
     if suggestion is None:
-        return "label"
-    return "accept" if label == suggestion else "correct"
+        return Action.LABEL
+    return Action.ACCEPT if label == suggestion else Action.CORRECT
 
 
 def as_time(value: Any, where: Where, field_name: str) -> datetime | None:

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..export import export_rows
-from ..readers import read_file
+from ..export import export_rows, restore_cell
+from ..readers import detect_format, read_file
 from .provenance import item_from_row, iter_provenance_rows
 from .records import ItemIn, Where
 
@@ -31,7 +31,10 @@ def exporter(fmt: str):
 
 def read_labelloop(project: Project, path: Path, *, fmt: str | None = None) -> Iterator[ItemIn]:
     """Rows of a labelloop export (JSONL, CSV or Parquet, by extension unless `fmt`)."""
+    is_csv = (fmt or detect_format(path)).lower() == "csv"
     for number, row in read_file(path, fmt):
+        if is_csv:
+            row = {key: restore_cell(value) for key, value in row.items()}
         where = (
             Where(str(path), line=number)
             if path.suffix != ".parquet"

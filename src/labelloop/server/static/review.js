@@ -8,6 +8,7 @@
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
   let labels = [];
+  let descriptions = {}; // label -> what it means (plain text, untrusted like item text)
   let current = null; // the item on screen
   let buffer = []; // prefetched items
   let pending = null; // the in-flight prefetch
@@ -106,9 +107,49 @@
       name.dir = "auto";
       showText(name, label);
       button.append(name);
+      const meaning = describe(label);
+      if (meaning) {
+        button.title = meaning; // an attribute set from script: text, never parsed as HTML
+        const note = document.createElement("span");
+        note.className = "label-desc";
+        note.dir = "auto";
+        showText(note, meaning);
+        button.append(note);
+      }
       button.addEventListener("click", () => pick(index));
       box.append(button);
     });
+  }
+
+  // After a gold check (when the project shows them): the expected label and what it means.
+  function showGoldFeedback(feedback) {
+    const verdict = feedback.correct ? "Gold check passed" : "Gold check missed";
+    const yours = feedback.your_label === null ? "no label" : feedback.your_label;
+    const meaning = feedback.description ? ` — ${feedback.expected_label}: ${feedback.description}` : "";
+    say(`${verdict}: expected ${feedback.expected_label}, you gave ${yours}${meaning}`, !feedback.correct);
+  }
+
+  function describe(label) {
+    return Object.prototype.hasOwnProperty.call(descriptions, label) ? descriptions[label] : "";
+  }
+
+  // The guidelines panel's label list: every label, with its description when it has one.
+  function renderDescriptions() {
+    const list = $("label-descriptions");
+    list.replaceChildren();
+    labels.forEach((label) => {
+      const term = document.createElement("dt");
+      showText(term, label);
+      const meaning = document.createElement("dd");
+      showText(meaning, describe(label) || "—");
+      list.append(term, meaning);
+    });
+  }
+
+  function toggleGuidelines() {
+    const panel = $("guidelines");
+    panel.hidden = !panel.hidden;
+    $("btn-guidelines").setAttribute("aria-expanded", String(!panel.hidden));
   }
 
   function render() {
@@ -126,6 +167,7 @@
     $("btn-accept").disabled = !suggestion;
     if (suggestion) {
       showText($("sugg-label"), suggestion.label);
+      $("sugg-label").title = describe(suggestion.label);
       const confidence = suggestion.confidence;
       $("sugg-meter").value = confidence === null ? 0 : confidence;
       $("sugg-conf").textContent =
@@ -176,7 +218,8 @@
       drained = saved.next === null;
       answered += 1;
       $("done-count").textContent = String(answered);
-      say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
+      if (saved.gold_feedback) showGoldFeedback(saved.gold_feedback);
+      else say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
       await advance();
     } catch (error) {
       say(error.message, true);
@@ -228,6 +271,7 @@
     } else if (key === "x") answer("reject");
     else if (key === " ") answer("skip");
     else if (key === "Backspace") undo();
+    else if (key === "g") toggleGuidelines();
     else handled = false;
     if (handled) event.preventDefault();
   }
@@ -236,8 +280,10 @@
     const response = await api("GET", "/api/v1/project");
     const project = await response.json();
     labels = project.labels;
+    descriptions = project.label_descriptions || {};
     showText($("task"), project.task);
     renderChoices();
+    renderDescriptions();
     await advance();
   }
 
@@ -247,6 +293,7 @@
   $("btn-undo").addEventListener("click", undo);
   $("btn-undo-empty").addEventListener("click", undo);
   $("btn-refresh").addEventListener("click", refresh);
+  $("btn-guidelines").addEventListener("click", toggleGuidelines);
   document.addEventListener("keydown", onKey);
   start().catch((error) => say(error.message, true));
 })();

@@ -19,7 +19,7 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,22 +27,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import select as sql_select
 
-from ..active import get_embedder
-from ..active.effort import (
+from .active import get_embedder
+from .active.effort import (
     curve_on_grid,
     effort_interval,
     effort_ratio_interval,
     effort_to_target,
     summarise_curves,
 )
-from ..calibration.metrics import expected_calibration_error
-from ..errors import InputError, NotReadyError
-from ..labelers.base import LabelResult, LabelTask
-from ..store import GOLD, HUMAN_LABELED, Item
-from .embed import is_corpus_fitted, item_embeddings
+from .calibration.metrics import expected_calibration_error
+from .errors import InputError, NotReadyError
+from .labelers.base import LabelResult, LabelTask
+from .store import GOLD, HUMAN_LABELED, Item
+from .workflows.embed import is_corpus_fitted, item_embeddings
 
 if TYPE_CHECKING:
-    from ..project import Project
+    from .project import Project
 
 DB_FILE = "labelloop.db"
 MARKER = "template.json"
@@ -106,12 +106,12 @@ def _db(path: Path) -> str:
 
 
 def _open(path: Path) -> Project:
-    from ..project import Project
+    from .project import Project
 
     return Project.open(path, db=_db(path))  # always this folder's SQLite file
 
 
-def _records(items: LabeledItems, rows: Sequence[int], with_label: bool) -> list[dict[str, str]]:
+def _records(items: LabeledItems, rows: Iterable[int], with_label: bool) -> list[dict[str, str]]:
     return [
         {
             "id": items.uids[i],
@@ -127,7 +127,7 @@ def base_template(items: LabeledItems, task: str, embedder: Any, cache: Path, lo
     path = cache / f"base-{items.digest()}-{_slug(embedder.model_id)}"
     if (path / MARKER).exists():
         return path
-    from ..project import Project
+    from .project import Project
 
     shutil.rmtree(path, ignore_errors=True)
     log(f"preparing {len(items.uids)} items (embeddings)")
@@ -363,7 +363,7 @@ def simulate_loop(
     if not with_llm and any(s.llm for s in chosen):
         raise InputError("these settings need an LLM's answers; name a model")
     owned = cache is None
-    root = Path(tempfile.mkdtemp(prefix="labelloop-loop-")) if owned else Path(cache)
+    root = Path(cache) if cache is not None else Path(tempfile.mkdtemp(prefix="labelloop-loop-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
         base = base_template(items, task, embedder, root, log)
@@ -425,7 +425,7 @@ def _check(
     target: float,
     strategies: Sequence[str],
 ) -> None:
-    from ..active.strategies import STRATEGIES
+    from .active.strategies import STRATEGIES
 
     n = len(items.uids)
     if len(set(items.labels)) < 2:
@@ -610,7 +610,7 @@ def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | No
 # ----------------------------------------------------------------- sources of items
 def items_from_file(file: str | Path, text_col: str, label_col: str) -> LabeledItems:
     """A labeled file's rows (ids by row), with its label set in order of first appearance."""
-    from .simulate import load_labeled
+    from .workflows.simulate import load_labeled
 
     texts, labels = load_labeled(file, text_col, label_col)
     label_set = sorted(set(labels))
@@ -621,8 +621,8 @@ def items_from_gold(
     project: Project,
 ) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
     """The project's gold items and the LLM answers it already holds for them (no new calls)."""
-    from ..store import Prediction
-    from .learn import DERIVED
+    from .store import Prediction
+    from .workflows.learn import DERIVED
 
     with project.store.session() as session:
         rows = session.execute(

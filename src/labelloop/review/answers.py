@@ -1,0 +1,587 @@
+"""Answers: recording, withdrawing and resolving people's answers on items.
+
+One path for every answer, trusted or not: `record` stores it inside the caller's transaction,
+recomputes the item's state and final label from its live answers (`resolve_item`), recounts the
+task it counted for and ends the answerer's lease. `annotate` is the trusted path (Python, CLI,
+Label Studio: no lease needed); `submit` and `undo` are the review API's, where an answer needs
+the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
+
+The path runs prebuilt Core statements (compiled once, then cached by SQLAlchemy), each touching
+a few rows through the primary key or an index: its cost does not grow with the store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from .. import routing
+from ..data.importer import canonical_labels, match_label
+from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from ..store import (
+    AUTO_ACCEPTED,
+    GOLD,
+    HUMAN_LABELED,
+    IN_REVIEW,
+    Annotation,
+    GoldLease,
+    Item,
+    ProjectRow,
+    ReviewTask,
+)
+from ..store.guidelines import description_in_force
+from ..store.models import table_of, utcnow
+from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
+from . import common, consensus
+from .accounts import Principal
+from .common import ProjectScope, transaction
+from .queues import (
+    GIVE_BACK,
+    OPEN_TASK,
+    OVERLAP_QUEUES,
+    RETURN_GOLD,
+    lease_gold,
+    lease_params,
+    next_in,
+    payload,
+    queue_settings_of,
+    settings_in,
+    task_done,
+)
+
+ACTIONS = tuple(Action)
+#: The project setting that shows annotators the expected label after a gold check.
+GOLD_FEEDBACK = "gold_feedback"
+
+_ITEMS, _ANNOTATIONS = table_of(Item), table_of(Annotation)
+_TASKS, _PROJECTS = table_of(ReviewTask), table_of(ProjectRow)
+_GOLD_LEASES = table_of(GoldLease)
+
+
+@dataclass(frozen=True)
+class AnswerIn:
+    """One person's answer as given: what they did, who they are and where it came from."""
+
+    action: str
+    label: str | None = None
+    annotator_id: int | None = None
+    time_spent_s: float | None = None
+    source: str = "labelloop"
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer just recorded (or withdrawn) and the item it left behind."""
+
+    annotation_id: int
+    item_uid: str
+    state: str
+    label: str | None
+    live: Sequence[Any]  # the item's live answers: (id, annotator_id, label, action, queue)
+    posterior: dict[str, float] | None = None  # of the weighted consensus, where it set the label
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "annotation_id": self.annotation_id,
+            "item": self.item_uid,
+            "state": self.state,
+            "label": self.label,
+        }
+
+
+_SETTLE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        rejections=bindparam("n_rejections"),
+        done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
+    )
+)
+_SETTLE_ADAPTIVE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
+    .values(
+        answers=bindparam("n_answers"),
+        rejections=bindparam("n_rejections"),
+        answers_needed=bindparam("needed"),
+        done=task_done(bindparam("n_answers"), bindparam("n_rejections"), bindparam("needed")),
+    )
+)
+_RELEASE = (
+    update(_TASKS)
+    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
+    .values(lease_owner=None, lease_expires=None)
+)
+
+
+def _settle_task(
+    conn: Connection, answer: Answer, item_id: int, queue: str | None, settings: dict[str, Any]
+) -> None:
+    """Recount the item's task in `queue` from the item's live answers given in that queue.
+
+    Recounting (rather than adding one) keeps a task's count equal to its answers whatever
+    happened before: answers, undos, rejections, overlap changes. With adaptive overlap and a
+    posterior, the answers the task needs are set again too (`adaptive_needed`).
+    """
+    if queue is None or queue == Queue.GOLD:  # no task to count for
+        return
+    actions = [a.action for a in answer.live if a.queue == queue and a.action != Action.SKIP]
+    n_answers, n_rejections = len(actions), actions.count(Action.REJECT)
+    params = {
+        "item": item_id,
+        "task_queue": queue,
+        "n_answers": n_answers,
+        "n_rejections": n_rejections,
+    }
+    review = queue_settings_of(settings)
+    if queue in OVERLAP_QUEUES and review["overlap_mode"] == "adaptive" and answer.posterior:
+        votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answer.live]
+        standing = len(consensus.latest_labels(votes))
+        labeled_here = n_answers - n_rejections
+        more = adaptive_needs_more(answer.posterior, standing, review)
+        conn.execute(_SETTLE_ADAPTIVE, {**params, "needed": labeled_here + int(more)})
+    else:
+        conn.execute(_SETTLE, params)
+
+
+def adaptive_needs_more(
+    posterior: dict[str, float], n_answers: int, review: dict[str, Any]
+) -> bool:
+    """Whether an item needs another answer under adaptive overlap: its leading label's
+    posterior is below `overlap_target` and it has fewer than `overlap_cap` answers
+    (`labelloop.agreement.OverlapPolicy`)."""
+    import numpy as np
+
+    from ..agreement import OverlapPolicy
+
+    policy = OverlapPolicy(
+        target=float(review["overlap_target"]), max_answers=int(review["overlap_cap"])
+    )
+    return bool(policy.needs_more(np.array([list(posterior.values())]), n_answers)[0])
+
+
+def settle_overlap(
+    conn: Connection, answer: Answer, item_id: int, settings: dict[str, Any]
+) -> None:
+    """Recount the item's review and active tasks (after a refit moved its posterior)."""
+    for queue in OVERLAP_QUEUES:
+        _settle_task(conn, answer, item_id, queue, settings)
+
+
+#: What answering needs to know of an item: its split, state and suggestion, and the project's
+#: label set and settings, in one statement (a row, or None when there is no such item).
+ITEM_CONTEXT = (
+    select(
+        _ITEMS.c.id,
+        _ITEMS.c.uid,
+        _ITEMS.c.project_id,
+        _ITEMS.c.split,
+        _ITEMS.c.state,
+        _ITEMS.c.final_label,
+        _ITEMS.c.final_source,
+        _ITEMS.c.label_posterior,
+        _ITEMS.c.llm_label,
+        _ITEMS.c.confidence,
+        _ITEMS.c.calibrated_confidence,
+        _PROJECTS.c.labels,
+        _PROJECTS.c.settings,
+    )
+    .join_from(_ITEMS, _PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
+    .where(_ITEMS.c.id == bindparam("item"))
+)
+#: `ITEM_CONTEXT` plus what the review API checks before it takes an answer: the open task whose
+#: lease names the caller, and whether a gold check was served to the caller. The item's row is
+#: locked (PostgreSQL; SQLite has one writer), so that answers to one item take turns and each
+#: sees the ones before it: the same answer sent twice at once is taken once.
+_ANSWER_CONTEXT = ITEM_CONTEXT.add_columns(
+    select(_TASKS.c.queue)
+    .where(
+        _TASKS.c.item_id == _ITEMS.c.id,
+        _TASKS.c.done.is_(False),
+        _TASKS.c.lease_owner == bindparam("who"),
+    )
+    .order_by(_TASKS.c.priority)
+    .limit(1)
+    .correlate(_ITEMS)
+    .scalar_subquery()
+    .label("held_queue"),
+    select(_GOLD_LEASES.c.id)
+    .where(
+        _GOLD_LEASES.c.item_id == _ITEMS.c.id,
+        _GOLD_LEASES.c.annotator_id == bindparam("who"),
+    )
+    .correlate(_ITEMS)
+    .exists()
+    .label("gold_held"),
+).with_for_update(of=_ITEMS)
+_LIVE_ANSWERS = select(
+    _ANNOTATIONS.c.id,
+    _ANNOTATIONS.c.annotator_id,
+    _ANNOTATIONS.c.label,
+    _ANNOTATIONS.c.action,
+    _ANNOTATIONS.c.queue,
+).where(_ANNOTATIONS.c.item_id == bindparam("item"), _ANNOTATIONS.c.undone.is_(False))
+_SET_ITEM_STATE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("item"))
+    .values(
+        state=bindparam("new_state"),
+        final_label=bindparam("new_label"),
+        final_source=bindparam("new_source"),
+        label_posterior=bindparam("new_posterior"),
+    )
+)
+_ANSWER_OF = select(
+    _ANNOTATIONS.c.item_id,
+    _ANNOTATIONS.c.action,
+    _ANNOTATIONS.c.queue,
+    _ANNOTATIONS.c.project_id,
+    _ANNOTATIONS.c.undone,
+).where(_ANNOTATIONS.c.id == bindparam("annotation"))
+_MARK_UNDONE = (
+    update(_ANNOTATIONS).where(_ANNOTATIONS.c.id == bindparam("annotation")).values(undone=True)
+)
+_LAST_ANSWER = select(
+    _ANNOTATIONS.c.id,
+    _ANNOTATIONS.c.annotator_id,
+    _ANNOTATIONS.c.item_id,
+    _ANNOTATIONS.c.queue,
+    _ANNOTATIONS.c.action,
+).where(_ANNOTATIONS.c.project_id == bindparam("project"), _ANNOTATIONS.c.undone.is_(False))
+_MY_LAST_ANSWER = (
+    _LAST_ANSWER.where(_ANNOTATIONS.c.annotator_id == bindparam("who"))
+    .order_by(_ANNOTATIONS.c.id.desc())
+    .limit(1)
+)
+_ANSWER_BY_ID = _LAST_ANSWER.where(_ANNOTATIONS.c.id == bindparam("annotation"))
+
+
+def labels_and_settings_of(row: Any) -> tuple[list[str], dict[str, Any]]:
+    """The label set and settings from a row holding the project's `labels` and `settings`."""
+    return list(row.labels), dict(row.settings or {})
+
+
+@lru_cache(maxsize=64)
+def _canonical(labels: tuple[str, ...]) -> dict[str, str]:
+    return canonical_labels(labels)
+
+
+def checked_label(labels: Sequence[str], label: str) -> str:
+    """`label` as the label set spells it (case and spacing forgiven); InputError otherwise."""
+    canonical = _canonical(tuple(labels))
+    matched = match_label(label, canonical)
+    if matched is None:
+        raise InputError(
+            f"label {label!r} is not in the label set ({', '.join(canonical.values())})"
+        )
+    return matched
+
+
+def check_action(action: str, allowed: Sequence[str] = ACTIONS) -> None:
+    if action not in allowed:
+        raise InputError(f"action must be one of {', '.join(allowed)}, not {action!r}")
+
+
+# ----------------------------------------------------------------------------- one answer
+def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> Answer:
+    """Store `answer` on `item` (a row of `ITEM_CONTEXT`) in `queue`, in the caller's transaction.
+
+    `accept` takes the suggestion's label; `correct` and `label` need a label; `reject` says the
+    suggestion is wrong without giving a label; `skip` gives nothing. The answer recounts the
+    item's task in `queue` (`_settle_task`) and ends the answerer's own lease on the item; other
+    people's stay theirs.
+    """
+    check_action(answer.action)
+    labels, settings = labels_and_settings_of(item)
+    action, label = answer.action, answer.label
+    if action == Action.ACCEPT and label is None:
+        label = item.llm_label
+        if label is None:
+            raise InputError("there is no suggestion to accept; give a label")
+    if action in (Action.LABEL, Action.CORRECT) and label is None:
+        raise InputError(f"the action {action!r} needs a label")
+    if label is not None:
+        label = checked_label(labels, label)
+    if action in NO_LABEL_ACTIONS:
+        label = None
+    inserted = conn.execute(
+        insert(_ANNOTATIONS),
+        {
+            "project_id": item.project_id,
+            "item_id": item.id,
+            "annotator_id": answer.annotator_id,
+            "label": label,
+            "action": action,
+            "suggested_label": item.llm_label,
+            "queue": queue,
+            "source": answer.source,
+            "external_id": answer.external_id,
+            "time_spent_s": answer.time_spent_s,
+            "undone": False,
+            "created_at": utcnow(),
+        },
+    ).inserted_primary_key
+    assert inserted is not None  # an INSERT of one row
+    annotation_id = int(inserted[0])
+    result = resolve_item(conn, item, settings, annotation_id)
+    if action != Action.SKIP:
+        _settle_task(conn, result, item.id, queue, settings)
+    if answer.annotator_id is not None:
+        conn.execute(_RELEASE, {"item": item.id, "who": answer.annotator_id})
+    return result
+
+
+def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
+    """Mark an answer undone, in the caller's transaction: the item's state and the task the
+    answer counted for are recounted (see `record`)."""
+    found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
+    if found is None or found.project_id != project_id or found.undone:
+        raise InputError(f"no answer {annotation_id} to undo")
+    conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
+    item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
+    settings = labels_and_settings_of(item)[1]
+    result = resolve_item(conn, item, settings, annotation_id)
+    if found.action != Action.SKIP:
+        _settle_task(conn, result, found.item_id, found.queue, settings)
+    return result
+
+
+def resolve_item(
+    conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
+) -> Answer:
+    """Recompute the item's state, final label and its posterior from its live answers
+    (written if changed)."""
+    live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
+    before = (item.state, item.final_label, item.final_source, item.label_posterior)
+    resolved = before
+    if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
+        votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
+        resolved = resolved_state(item, votes, settings)
+    if resolved != before:
+        state, final_label, final_source, posterior = resolved
+        conn.execute(
+            _SET_ITEM_STATE,
+            {
+                "item": item.id,
+                "new_state": state,
+                "new_label": final_label,
+                "new_source": final_source,
+                "new_posterior": posterior,
+            },
+        )
+    return Answer(annotation_id, item.uid, resolved[0], resolved[1], live, resolved[3])
+
+
+def resolved_state(
+    item: Any, votes: Sequence[routing.Vote], settings: dict[str, Any]
+) -> tuple[str, str | None, str | None, dict[str, float] | None]:
+    """The state, final label, its source and its posterior that an item's answers (`votes`)
+    give it: with people's answers, the weighted consensus of the project's fitted annotator
+    model (`final_label` = weighted, once fitted) or the majority; else the suggestion when it is
+    confident and nobody rejected it."""
+    standing = consensus.latest_labels(votes)
+    if standing:
+        model = None
+        if consensus.final_label_method(settings) == consensus.WEIGHTED:
+            model = consensus.stored_model(settings, list(item.labels))
+        if model is None:
+            return HUMAN_LABELED, routing.resolve_human_label(votes), LabelSource.HUMAN, None
+        prior = consensus.model_row(list(item.labels), item.llm_label, item.calibrated_confidence)
+        label, posterior = consensus.weighted_label(model, standing, prior)
+        return HUMAN_LABELED, label, LabelSource.HUMAN, posterior
+    confident = routing.is_confident(
+        item.llm_label,
+        item.calibrated_confidence if item.calibrated_confidence is not None else item.confidence,
+        float(settings.get("threshold", routing.DEFAULT_THRESHOLD)),
+        settings.get("label_thresholds"),
+    )
+    if confident and not any(vote.action == Action.REJECT for vote in votes):
+        return AUTO_ACCEPTED, item.llm_label, LabelSource.LLM, None
+    return IN_REVIEW, None, None, None
+
+
+# ----------------------------------------------------------------------------- trusted path
+def annotate(
+    project: ProjectScope,
+    item_id: int,
+    answer: AnswerIn,
+    *,
+    queue: str | None = None,
+    shown_as: str | int | None = None,
+) -> Answer:
+    """Record a trusted answer (Python, CLI, Label Studio): no lease is needed.
+
+    The answer counts for the item's task in `queue`, or without one for the item's open task
+    the answerer holds, else its first open task (`OPEN_TASK`), if any, and is recorded in that
+    task's queue. `shown_as` is how the caller named the item, for the error message.
+    """
+    with project.store.engine.begin() as conn:
+        item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+        if item is None or item.project_id != project.id:
+            raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
+        if queue is None:
+            where = {"item": item_id, "who": answer.annotator_id, "now": utcnow()}
+            task = conn.execute(OPEN_TASK, where).first()
+            queue = task.queue if task is not None else None
+        return record(conn, item, answer, queue)
+
+
+def unannotate(project: ProjectScope, annotation_id: int) -> Answer:
+    """Withdraw an answer (the review UI's Backspace, a re-import) and restore the item."""
+    with project.store.engine.begin() as conn:
+        return withdraw(conn, project.id, annotation_id)
+
+
+# ----------------------------------------------------------------------------- review API
+def _check_time(time_spent_s: float | None) -> float | None:
+    if time_spent_s is None:
+        return None
+    value = float(time_spent_s)
+    if not math.isfinite(value) or not 0.0 <= value <= 86_400.0:
+        raise InputError("time_spent_s must lie between 0 and 86400 seconds", value=time_spent_s)
+    return value
+
+
+def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
+    """The queue an answer counts for; ConflictError when the caller may not answer the item.
+
+    People answer what they hold: an open task whose lease names them (a lease that ran out
+    still counts until someone else takes the task, so a slow reader's answer is not thrown
+    away), or a gold check served to them. An admin may also answer an item directly when
+    nobody else holds it: the answer counts for its first open task whose lease is free; on an
+    item without an open task only a label is taken (a rejection there would leave the item in
+    review with nobody asked). A task someone else holds is never taken from them. Everything
+    else is refused with the same error, gold check or not, so a refusal tells nothing about
+    the item.
+    """
+    if item.split == GOLD:
+        if item.gold_held:
+            return Queue.GOLD
+    elif item.held_queue is not None:
+        return item.held_queue
+    elif who.is_admin:
+        params = {"item": item.id, "who": who.id, "now": common.now()}
+        task = conn.execute(OPEN_TASK, params).first()
+        if task is None and action in LABELING_ACTIONS:
+            return None
+        if task is not None and task.free:
+            return task.queue
+    raise ConflictError(f"item {item.id} is not leased to you; answer the items you are served")
+
+
+def submit(
+    project: ProjectScope,
+    who: Principal,
+    item_id: int,
+    *,
+    action: str,
+    label: str | None = None,
+    time_spent_s: float | None = None,
+    then_next: bool = False,
+    exclude: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Record a person's answer on an item they hold (see `_answer_queue`), and free its lease.
+
+    One transaction: the answer, the item's new state, the task's count and the lease; a
+    refusal changes nothing. With `then_next` the same transaction also serves the caller's
+    next item (as `next_item` with `exclude`, under the key "next"): one round trip per answer
+    for a review page or a script.
+    """
+    check_action(action)
+    spent = _check_time(time_spent_s)
+    with transaction(project) as conn:
+        item = conn.execute(_ANSWER_CONTEXT, {"item": item_id, "who": who.id}).first()
+        if item is None or item.project_id != project.id:
+            raise NotFoundError(f"no item with id {item_id}")
+        if label is not None:  # bad input whatever the item, before the item is looked at
+            checked_label(list(item.labels), label)
+        queue = _answer_queue(conn, who, item, action)
+        given = AnswerIn(action, label, who.id, spent, source="review")
+        answer = record(conn, item, given, queue)
+        # Checked on the item's answers, the new one included (a refusal rolls it all back).
+        if any(
+            a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
+            for a in answer.live
+        ):
+            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+        if queue == Queue.GOLD:
+            conn.execute(RETURN_GOLD, {"item": item_id, "who": who.id})
+        result: dict[str, Any] = {
+            "annotation_id": answer.annotation_id,
+            "item_id": item_id,
+            "action": action,
+        }
+        if queue == Queue.GOLD and action != Action.SKIP and gold_feedback_on(item.settings):
+            result["gold_feedback"] = gold_feedback(conn, project.id, answer.annotation_id)
+        if then_next:
+            settings = queue_settings_of(labels_and_settings_of(item)[1])
+            result["next"] = next_in(conn, project, who.id, exclude, settings)
+    return result
+
+
+def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
+    """Whether annotators are shown the expected label after a gold check (off by default)."""
+    return bool((settings or {}).get(GOLD_FEEDBACK))
+
+
+_SETTINGS = select(_PROJECTS.c.settings).where(_PROJECTS.c.id == bindparam("project"))
+_GOLD_ANSWER = (
+    select(_ITEMS.c.gold_label, _ANNOTATIONS.c.label)
+    .join_from(_ANNOTATIONS, _ITEMS, _ITEMS.c.id == _ANNOTATIONS.c.item_id)
+    .where(_ANNOTATIONS.c.id == bindparam("annotation"))
+)
+
+
+def gold_feedback(conn: Connection, project_id: int, annotation_id: int) -> dict[str, Any]:
+    """What a person is shown after answering a gold check: the expected label, theirs, and the
+    expected label's description in the guidelines in force."""
+    row = conn.execute(_GOLD_ANSWER, {"annotation": annotation_id}).one()
+    description, version = description_in_force(conn, project_id, row.gold_label)
+    return {
+        "expected_label": row.gold_label,
+        "your_label": row.label,
+        "correct": row.label is not None and row.label == row.gold_label,
+        "description": description,
+        "guidelines_version": version,
+    }
+
+
+def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:
+    """Withdraw the caller's last answer (or a given one) and give the item back to them.
+
+    The caller gets the lease back, so that they can answer again: on a gold check always, on
+    a task when nobody else took it meanwhile (otherwise answering it again is refused, as for
+    any item not leased to them). Returns the item as `next_item` would, so the review page can
+    show it again.
+    """
+    params: dict[str, Any] = {"project": project.id, "who": who.id, "annotation": annotation_id}
+    query = _MY_LAST_ANSWER if annotation_id is None else _ANSWER_BY_ID
+    with transaction(project) as conn:
+        row = conn.execute(query, params).first()
+        if row is None:
+            raise NotFoundError("there is no answer to undo")
+        if row.annotator_id != who.id and not who.is_admin:
+            raise ForbiddenError("you can only undo your own answers")
+        if row.queue == Queue.GOLD and gold_feedback_on(
+            conn.execute(_SETTINGS, {"project": project.id}).scalar_one()
+        ):
+            # The expected label was shown: answering again would measure nothing.
+            raise ConflictError("a gold check whose expected label was shown cannot be undone")
+        withdraw(conn, project.id, row.id)
+        lease = lease_params(project, who.id, settings_in(conn, project), item=row.item_id)
+        if row.queue == Queue.GOLD:
+            lease_gold(conn, row.item_id, lease)
+        else:
+            give_back = GIVE_BACK
+            if row.queue is not None:
+                give_back = give_back.where(_TASKS.c.queue == row.queue)
+            conn.execute(give_back, lease)
+        item = payload(conn, row.item_id, row.queue or Queue.REVIEW)
+    return {"undone": row.id, "item": item}

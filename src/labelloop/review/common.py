@@ -1,0 +1,91 @@
+"""What the review services share: the project they work on, the clock, and the writer lock."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Connection, CursorResult, Result
+from sqlalchemy.orm import Session
+
+from ..store import Store
+
+
+class ProjectScope(Protocol):
+    """What the review services need of a project (`labelloop.Project` is one).
+
+    They take this rather than `Project`, which owns them: the services know the store and the
+    project's settings, never the service layer above them.
+    """
+
+    id: int
+    store: Store
+    path: Path
+
+    @property
+    def labels(self) -> list[str]: ...
+
+    @property
+    def settings(self) -> dict[str, Any]: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    def update_settings(self, **values: Any) -> dict[str, Any]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: The clock of leases, sessions, token expiry and the dashboard; tests replace it to let time
+#: pass.
+clock: Callable[[], datetime] = utc_now
+
+
+def now() -> datetime:
+    """The time by `clock` (read at each call, so that replacing `clock` takes effect)."""
+    return clock()
+
+
+# One writer at a time per SQLite store: SQLite serialises writers anyway, and doing it in-process
+# avoids "database is locked" when a read transaction tries to become a write transaction.
+_LOCKS: weakref.WeakKeyDictionary[Store, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(project: ProjectScope) -> AbstractContextManager[Any]:
+    store = project.store
+    if not store.is_sqlite:
+        return nullcontext()
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(store)
+        if lock is None:
+            lock = _LOCKS[store] = threading.Lock()
+    return lock
+
+
+@contextmanager
+def writing(project: ProjectScope) -> Iterator[Session]:
+    """One ORM session (behind the SQLite writer lock): committed on success."""
+    with write_lock(project), project.store.session() as session:
+        yield session
+
+
+@contextmanager
+def transaction(project: ProjectScope) -> Iterator[Connection]:
+    """One Core transaction (behind the SQLite writer lock): committed on success."""
+    with write_lock(project), project.store.engine.begin() as conn:
+        yield conn
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE run through an ORM session touched."""
+    return cast(CursorResult[Any], result).rowcount or 0

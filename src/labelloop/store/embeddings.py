@@ -1,0 +1,57 @@
+"""The embedding cache: one vector per (item, model), written once, read back in chunks.
+
+Vectors are float32 bytes. Both the local path (`workflows.embed`) and the Ray engine write
+through `save_vectors`, which skips items that already have a vector under the model, so a
+retried batch stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from .bulk import bulk_insert
+from .db import Store
+from .models import Embedding, table_of
+
+READ_CHUNK = 5_000  # ids per IN list
+
+
+def stored_vectors(store: Store, model: str, item_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The vectors stored under `model` for these items (items without one are left out)."""
+    vectors: dict[int, np.ndarray] = {}
+    with store.session() as session:
+        for start in range(0, len(item_ids), READ_CHUNK):
+            chunk = [int(i) for i in item_ids[start : start + READ_CHUNK]]
+            for item_id, blob in session.execute(
+                select(Embedding.item_id, Embedding.vector).where(
+                    Embedding.item_id.in_(chunk), Embedding.model == model
+                )
+            ):
+                vectors[item_id] = np.frombuffer(blob, dtype=np.float32)
+    return vectors
+
+
+def save_vectors(
+    store: Store, project_id: int, model: str, item_ids: Iterable[Any], vectors: Any
+) -> int:
+    """Store the vectors of items that have none under `model` yet; returns how many were new."""
+    wanted = [int(i) for i in item_ids]
+    with store.session() as session:
+        known = set(
+            session.scalars(
+                select(Embedding.item_id).where(
+                    Embedding.item_id.in_(wanted), Embedding.model == model
+                )
+            )
+        )
+        rows = [
+            {"project_id": project_id, "item_id": item_id, "model": model, "vector": v.tobytes()}
+            for item_id, v in zip(wanted, np.asarray(vectors, np.float32), strict=True)
+            if item_id not in known
+        ]
+        bulk_insert(session, table_of(Embedding), rows)
+    return len(rows)
