@@ -23,17 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from labelloop.workflows.loop_simulation import (
+from _active_corpora import CORPORA
+from _report import write_section
+from labelloop.active import get_embedder
+from labelloop.labelers import get_labeler
+from labelloop.loop_simulation import (
     LabeledItems,
     format_versus,
     plot_effort_curves,
     simulate_loop,
 )
-
-from _active_corpora import CORPORA
-from _report import write_section
-from labelloop.active import get_embedder
-from labelloop.labelers import get_labeler
 
 TASKS = {
     "Rotten Tomatoes": (
