@@ -23,17 +23,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from labelloop.workflows.loop_simulation import (
+from _active_corpora import CORPORA
+from _report import write_section
+from labelloop.active import get_embedder
+from labelloop.labelers import get_labeler
+from labelloop.loop_simulation import (
     LabeledItems,
     format_versus,
     plot_effort_curves,
     simulate_loop,
 )
-
-from _active_corpora import CORPORA
-from _report import write_section
-from labelloop.active import get_embedder
-from labelloop.labelers import get_labeler
 
 TASKS = {
     "Rotten Tomatoes": (
@@ -180,6 +179,7 @@ def main() -> None:
         command = (
             f"PYTHONPATH=src python bench/bench_loop.py --corpus '{corpus}' --items {args.items}"
             f" --repeats {args.repeats} --budget {args.budget}"
+            + (f" --batch {args.batch}" if args.batch else "")
             + "".join(f" --strategy {s}" for s in strategies)
             + (f" --llm-tokens {args.llm_tokens}" if args.llm_tokens else "")
         )

@@ -1,9 +1,10 @@
 """The whole product played on labeled items, their labels acting as the people.
 
 Each run is a real project (a copy of a prepared SQLite store) driven through the service
-layer as a team would drive it: gold imported, `calibrate`, `route`, then rounds of `select`
-(or the routing queue), people answering what `next_item` serves through `annotate`, and
-`learn` (which recalibrates and re-routes), until the human-effort budget is spent. After
+layer as a team would drive it: gold imported, `learn` (for settings that retrain: student
+and stack from the gold as soon as there is enough), `calibrate`, `route`, then rounds of
+`select` (or the routing queue), people answering what `next_item` serves through `annotate`,
+and `learn` (which recalibrates and re-routes), until the human-effort budget is spent. After
 every round the dataset one would export is scored against the labels: items people labeled
 keep their label, every other item takes the routing predictor's label.
 
@@ -290,12 +291,13 @@ def play(
 
         ready = False
         if setting.predictor:
-            if setting.llm:
+            # A retraining loop stacks the student with the LLM as soon as the gold allows.
+            if setting.retrain or not setting.llm:
+                ready = learned()
+            if not ready and setting.llm:
                 project.calibrate(target_accuracy=target, random_state=random_state)
                 project.route()
                 ready = True
-            else:
-                ready = learned()
         points = [{"round": 0, **_measure(project, truth)}]
         round_ = 0
         while points[-1]["effort"] < budget - 1e-9:
@@ -374,10 +376,12 @@ def simulate_loop(
             gold = draw_gold(items.labels, n_gold, rng)
             for s in chosen:
                 log(f"repeat {r + 1}/{repeats}: {s.name}")
-                runs[s.name].append(
-                    play(
+                # A folder of its own: several simulations may share one cache.
+                run_dir = Path(tempfile.mkdtemp(prefix=f"run-{r}-", dir=root))
+                try:
+                    points = play(
                         templates[s.llm],
-                        root / f"run-{r}-{_slug(s.name)}",
+                        run_dir / "project",
                         items,
                         gold,
                         s,
@@ -387,7 +391,9 @@ def simulate_loop(
                         embedder=embedder,
                         random_state=random_state + 1000 * r,
                     )
-                )
+                finally:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                runs[s.name].append(points)
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
