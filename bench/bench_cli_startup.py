@@ -60,7 +60,8 @@ def labelloop(src: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     return [sys.executable, "-c", ENTRY, *args], env
 
 
-def make_project(folder: Path) -> Path:
+def make_project(folder: Path, src: Path) -> Path:
+    """The sample project, made by the tree `src` (each tree reads a store of its own schema)."""
     project = folder / "reviews"
     steps = [
         ("init", str(project), "--task", "Sentiment of a review.", "--labels", "positive,negative"),
@@ -75,7 +76,7 @@ def make_project(folder: Path) -> Path:
         ),
     ]
     for step in steps:
-        argv, env = labelloop(SRC, *step)
+        argv, env = labelloop(src, *step)
         subprocess.run(argv, env=env, check=True, capture_output=True)
     return project
 
@@ -118,7 +119,7 @@ def main() -> None:
     trees = [("after", SRC)] + ([("before", options.before.resolve())] if options.before else [])
     started = launchers()
     with tempfile.TemporaryDirectory() as tmp:
-        project = make_project(Path(tmp))
+        projects = {tree: make_project(Path(tmp) / tree, src) for tree, src in trees}
         bare = {way: (argv, dict(os.environ)) for way, (argv, _) in started.items()}
         commands = {
             (way, tree, name): ([*entry, *args], {**os.environ, "PYTHONPATH": str(src)})
@@ -126,7 +127,7 @@ def main() -> None:
             for tree, src in trees
             for name, args in (
                 ("labelloop --help", ["--help"]),
-                ("labelloop stats --json", ["stats", "--json", "--project", str(project)]),
+                ("labelloop stats --json", ["stats", "--json", "--project", str(projects[tree])]),
             )
         }
         # The libraries every command that opens a store imports (Typer's option coercion
