@@ -130,7 +130,8 @@ def main() -> None:
 
 The ratio's brackets are the lowest and highest of the round-by-round ratios. The refit runs in
 batch (`route`, `learn`, `resolve`), never on the answer path, which weighs each answer with the
-stored annotator model.
+stored annotator model. Much of the refit's extra time in a fresh process is loading SciPy and
+the agreement package.
 """
     print(markdown)
     write_section(
