@@ -170,7 +170,10 @@ def adaptive_needs_more(
 def settle_overlap(
     conn: Connection, answer: Answer, item_id: int, settings: dict[str, Any]
 ) -> None:
-    """Recount the item's review and active tasks (after a refit moved its posterior)."""
+    """Recount the item's review and active tasks under adaptive overlap (after a refit moved
+    its posterior); a fixed overlap does not depend on the posterior, so nothing is done."""
+    if queue_settings_of(settings)["overlap_mode"] != "adaptive":
+        return
     for queue in OVERLAP_QUEUES:
         _settle_task(conn, answer, item_id, queue, settings)
 

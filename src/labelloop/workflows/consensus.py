@@ -54,8 +54,6 @@ def fit(project: ProjectScope, method: Method = "dawid_skene") -> TeamFit | None
     Gold items enter with their label known; the active predictor's calibrated confidence is
     each item's prior (`labelloop.review.consensus.model_row`) with weight `MODEL_WEIGHT`.
     """
-    from ..agreement import Answers, WeightedConsensus
-
     labels = list(project.labels)
     votes: dict[int, list[routing.Vote]] = {}
     with project.store.engine.connect() as conn:
@@ -71,6 +69,8 @@ def fit(project: ProjectScope, method: Method = "dawid_skene") -> TeamFit | None
             .where(Item.project_id == project.id, Item.id.in_(list(votes)))
             .order_by(Item.id)
         ).all()
+    from ..agreement import Answers, WeightedConsensus  # SciPy: only when there are answers
+
     answers = [
         (n, vote) for n, row in enumerate(rows) for vote in team.latest_labels(votes[row.id])
     ]
@@ -106,7 +106,8 @@ def refit(project: ProjectScope) -> dict[str, Any]:
         summary.update(
             answers=fitted.model.answers_.n_answers, annotators=len(fitted.model.annotators_)
         )
-    project.update_settings(**{team.SETTING: state})
+    if state is not None or project.settings.get(team.SETTING) is not None:
+        project.update_settings(**{team.SETTING: state})
     changed = 0
     with common.transaction(project) as conn:
         answered = conn.scalars(
