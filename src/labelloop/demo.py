@@ -71,10 +71,25 @@ def run_demo(
         f"routed: {stats['auto_accepted']} auto-accepted, {stats['in_review']} to review "
         f"({_pct(stats['review_rate'])} of the pool)"
     )
+    if routed.get("labeler_distrusted"):
+        console.print(
+            "the LLM alone was not routed on: calibration found it no better than guessing "
+            "the majority label, or its confidences did not rank right answers above wrong ones"
+        )
+    llm_alone = (
+        f" (LLM alone: {_pct(llm_only['auto_accepted_accuracy'])} of {llm_only['auto_accepted']})"
+        if llm_only["auto_accepted"]
+        else ""
+    )
     console.print(
         f"auto-accepted labels right (against the sample's reference labels): "
-        f"{_pct(final['auto_accepted_accuracy'])} of {final['auto_accepted']} "
-        f"(LLM alone: {_pct(llm_only['auto_accepted_accuracy'])} of {llm_only['auto_accepted']})"
+        f"{_pct(final['auto_accepted_accuracy'])} of {final['auto_accepted']}{llm_alone}"
+    )
+    console.print(
+        f"once people answer the review queue (the sample's reference labels stand in for "
+        f"them), the finished dataset of {final['items']} items is "
+        f"{_pct(final['finished_accuracy'])} right for {_pct(final['human_effort'])} human "
+        f"effort (gold included; `labelloop simulate --loop` plays the whole loop)"
     )
     console.print(f"next: `labelloop serve --project {folder}` to review the queue")
     return {
@@ -90,14 +105,25 @@ def run_demo(
 
 
 def _reference_accuracy(project: Project) -> dict[str, Any]:
-    """Accuracy of auto-accepted labels against the reference labels kept in the sample."""
-    right = total = 0
+    """Accuracy of auto-accepted labels against the reference labels kept in the sample, and of
+    the finished dataset once people have answered what is queued for them (their answers
+    taken as the reference labels), against the share of items people labeled."""
+    right = total = items = human = 0
     for row in project.iter_export_rows():
+        items += 1
         reference = (row["meta"] or {}).get("reference_label")
         if row["state"] == ItemState.AUTO_ACCEPTED and reference:
             total += 1
             right += row["label"] == reference
-    return {"auto_accepted": total, "auto_accepted_accuracy": right / total if total else None}
+        elif row["state"] != ItemState.AUTO_ACCEPTED:
+            human += 1  # gold, or answered by people from the review queue
+    return {
+        "auto_accepted": total,
+        "auto_accepted_accuracy": right / total if total else None,
+        "items": items,
+        "human_effort": human / items if items else None,
+        "finished_accuracy": (right + human) / items if items else None,
+    }
 
 
 def _pct(value: float | None) -> str:
