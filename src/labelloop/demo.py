@@ -55,6 +55,11 @@ def run_demo(
             f"{routed['in_review']} to review ({_pct(stats['review_rate'])} of the pool); "
             f"LLM accuracy on gold {_pct(stats['gold_accuracy'])}"
         )
+        if routed.get("labeler_distrusted"):
+            console.print(
+                "the LLM alone was not routed on: calibration found it no better than guessing "
+                "the majority label, or its confidences did not rank right answers above wrong ones"
+            )
         console.print("training the student on the gold labels and stacking it with the LLM …")
         learned = project.learn()
         console.print(
@@ -71,11 +76,6 @@ def run_demo(
         f"routed: {stats['auto_accepted']} auto-accepted, {stats['in_review']} to review "
         f"({_pct(stats['review_rate'])} of the pool)"
     )
-    if routed.get("labeler_distrusted"):
-        console.print(
-            "the LLM alone was not routed on: calibration found it no better than guessing "
-            "the majority label, or its confidences did not rank right answers above wrong ones"
-        )
     llm_alone = (
         f" (LLM alone: {_pct(llm_only['auto_accepted_accuracy'])} of {llm_only['auto_accepted']})"
         if llm_only["auto_accepted"]
