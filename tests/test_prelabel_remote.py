@@ -111,16 +111,24 @@ def kill_between_answers(child: subprocess.Popen, stats, concurrency: int) -> in
         time.sleep(0.005)
 
 
-def test_answers_are_kept_when_the_process_is_killed(tmp_path, db_url, capsys):
-    """`kill -9` mid-run: a re-run asks again at most what was in flight at the kill."""
-    folder, concurrency = tmp_path / "killed", 4
-    texts = [f"review {i}: a {('negative', 'neutral')[i % 2]} film" for i in range(80)]
-    pool = tmp_path / "many.jsonl"
+def _project_for_a_child(
+    folder: Path, texts: list[str], db_url: str, capsys
+) -> tuple[Path, dict[str, str]]:
+    """A project holding `texts` in its pool, and the environment for a `labelloop` child
+    process that runs this checkout."""
+    pool = folder.parent / f"{folder.name}.jsonl"
     pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     assert call(capsys, "init", folder, "--task", "Sentiment", "--labels",
                 "positive,negative,neutral", "--db", db_url)[0] == 0  # fmt: skip
     assert call(capsys, "import", pool, "-p", folder)[0] == 0
-    env = {**os.environ, "PYTHONPATH": str(Path(labelloop.__file__).parents[1])}
+    return folder, {**os.environ, "PYTHONPATH": str(Path(labelloop.__file__).parents[1])}
+
+
+def test_answers_are_kept_when_the_process_is_killed(tmp_path, db_url, capsys):
+    """`kill -9` mid-run: a re-run asks again at most what was in flight at the kill."""
+    concurrency = 4
+    texts = [f"review {i}: a {('negative', 'neutral')[i % 2]} film" for i in range(80)]
+    folder, env = _project_for_a_child(tmp_path / "killed", texts, db_url, capsys)
     with serve_fake_openai(FakeConfig(latency_s=0.4)) as server:
         command = [
             sys.executable, "-m", "labelloop", "prelabel", "--model", "fake-model",
@@ -193,14 +201,8 @@ def test_a_rerun_retries_failed_items_and_keeps_their_errors(project_dir, capsys
 
 
 def test_ctrl_c_saves_every_answer_and_prints_the_summary(tmp_path, db_url, capsys):
-    folder = tmp_path / "interrupted"
     texts = [f"review {i}: a negative film" for i in range(60)]
-    pool = tmp_path / "many.jsonl"
-    pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    assert call(capsys, "init", folder, "--task", "Sentiment", "--labels",
-                "positive,negative,neutral", "--db", db_url)[0] == 0  # fmt: skip
-    assert call(capsys, "import", pool, "-p", folder)[0] == 0
-    env = {**os.environ, "PYTHONPATH": str(Path(labelloop.__file__).parents[1])}
+    folder, env = _project_for_a_child(tmp_path / "interrupted", texts, db_url, capsys)
     with serve_fake_openai(FakeConfig(latency_s=0.3)) as server:
         command = [
             sys.executable, "-m", "labelloop", "prelabel", "--model", "fake-model",

@@ -581,30 +581,26 @@ def format_versus(r: dict[str, Any] | None) -> str:
 
 def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
     """Accuracy of the finished dataset against effort, mean and interval per setting (PNG)."""
-    import matplotlib
+    from .active.simulate import plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    curves = []
     for name, s in result["settings"].items():
         e = np.array([p["effort"] for p in s["curve"]])
         m = np.array([p["accuracy_mean"] for p in s["curve"]])
-        ax.plot(e, m, label=name)
+        band = None
         if s["curve"] and s["curve"][0]["accuracy_low"] is not None:
             low = np.array([p["accuracy_low"] for p in s["curve"]])
             high = np.array([p["accuracy_high"] for p in s["curve"]])
-            ax.fill_between(e, low, high, alpha=0.15)
-    ax.axhline(result["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
-    ax.set_xlabel("human effort (share of items labeled by people, gold included)")
-    ax.set_ylabel("accuracy of the finished dataset")
-    ax.set_title(title or "The loop: accuracy against human effort")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+            band = (low, high)
+        curves.append((name, e, m, band))
+    return plot_curves(
+        curves,
+        path,
+        target=result["target_accuracy"],
+        xlabel="human effort (share of items labeled by people, gold included)",
+        ylabel="accuracy of the finished dataset",
+        title=title or "The loop: accuracy against human effort",
+    )
 
 
 # ----------------------------------------------------------------- sources of items

@@ -271,22 +271,46 @@ def plot_learning_curves(
     result: dict[str, Any], path: str | Path, title: str | None = None
 ) -> Path:
     """Mean accuracy ± one std against labels, one line per strategy, written as a PNG."""
+    curves = []
+    for name, s in result["strategies"].items():
+        n = np.array([p["labels"] for p in s["curve"]])
+        m = np.array([p["accuracy_mean"] for p in s["curve"]])
+        sd = np.array([p["accuracy_std"] for p in s["curve"]])
+        curves.append((f"{name} (AULC {s['aulc']:.3f})", n, m, (m - sd, m + sd)))
+    return plot_curves(
+        curves,
+        path,
+        target=result["target_accuracy"],
+        xlabel="labels",
+        ylabel="test accuracy",
+        title=title or "Learning curves",
+    )
+
+
+def plot_curves(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]],
+    path: str | Path,
+    *,
+    target: float,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Path:
+    """One line per (name, x, y, band or None), the band shaded, the target dashed (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for name, s in result["strategies"].items():
-        n = np.array([p["labels"] for p in s["curve"]])
-        m = np.array([p["accuracy_mean"] for p in s["curve"]])
-        sd = np.array([p["accuracy_std"] for p in s["curve"]])
-        ax.plot(n, m, label=f"{name} (AULC {s['aulc']:.3f})")
-        ax.fill_between(n, m - sd, m + sd, alpha=0.15)
-    ax.axhline(result["target_accuracy"], color="grey", linestyle="--", linewidth=1, label="target")
-    ax.set_xlabel("labels")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title or "Learning curves")
+    for name, x, y, band in curves:
+        ax.plot(x, y, label=name)
+        if band is not None:
+            ax.fill_between(x, band[0], band[1], alpha=0.15)
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
