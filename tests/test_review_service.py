@@ -397,6 +397,22 @@ def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
         project.close()
 
 
+def test_a_new_predictor_reorders_the_review_queue_on_route(make_project) -> None:
+    """Tasks queued under one predictor are served in the order of the one routing trusts
+    after the next `route` (as after `learn`), not in the order they were queued in."""
+    project = make_project()
+    ids = seed(project, 4)  # the old predictor serves r0 first (lowest confidence)
+    reversed_results = [
+        (item, LabelResult(LABELS[i % 3], None, 0.70 - i / 10, "new"))
+        for i, item in enumerate(ids["review"])
+    ]
+    project.save_predictions("other", "v1", reversed_results)
+    project.set_active_predictor("other", "v1")
+    project.route(threshold=0.85)
+    ann = user(project, "ann")
+    assert review.next_item(project, ann.id)["id"] == ids["review"][-1]
+
+
 def test_enqueue_active_selections_in_order(make_project) -> None:
     project = make_project()
     ids = seed(project, 0, n_confident=5)

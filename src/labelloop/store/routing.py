@@ -55,7 +55,8 @@ def route_items(
     session: Session, project_id: int, threshold: float, label_thresholds: Mapping[str, float]
 ) -> None:
     """Auto-accept the confident open items, put the others in review, and queue a review
-    task for each item newly in review (dropping unanswered ones of now-confident items)."""
+    task for each item newly in review (dropping unanswered ones of now-confident items);
+    unanswered review tasks take the item's current confidence as their priority."""
     accept = confident(threshold, label_thresholds)
     open_items = and_(Item.project_id == project_id, Item.state != ItemState.HUMAN_LABELED)
     session.execute(
@@ -89,6 +90,22 @@ def route_items(
                 Item.state == ItemState.IN_REVIEW,
                 ~queued.exists(),
             ),
+        )
+    )
+    # Tasks queued by an earlier pass follow the predictor routing trusts now (after `learn`
+    # the review queue would otherwise mix the old predictor's order with the new one's).
+    session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.project_id == project_id,
+            ReviewTask.queue == Queue.REVIEW,
+            ReviewTask.answers == 0,
+            ReviewTask.done.is_(False),
+        )
+        .values(
+            priority=select(func.coalesce(CONFIDENCE, 0.0))
+            .where(Item.id == ReviewTask.item_id)
+            .scalar_subquery()
         )
     )
     session.execute(
