@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select, update
 
 from labelloop import review
@@ -19,14 +18,7 @@ from labelloop.store import Annotation, Annotator, ApiToken, GoldLease, Item, Re
 LABELS = ("positive", "negative", "neutral")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch) -> None:
-    """Cheap argon2 parameters: the defaults cost about a second per hash on a busy machine."""
-    monkeypatch.setattr(
-        review.accounts,
-        "PASSWORD_HASHER",
-        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-    )
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 def seed(project, n_review: int, *, n_confident: int = 0, n_gold: int = 0) -> dict[str, list]:

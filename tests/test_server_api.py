@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -19,13 +18,7 @@ API_ROUTES = [(m, route.path) for route in api.router.routes for m in route.meth
 SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "x-content-type-options")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch) -> None:
-    monkeypatch.setattr(
-        review.accounts,
-        "PASSWORD_HASHER",
-        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-    )
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 
 
 @pytest.fixture
