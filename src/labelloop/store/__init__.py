@@ -1,6 +1,6 @@
 """The project store: models, sessions and migrations."""
 
-from .db import Store, make_engine, migrate
+from .db import Session, Store, make_engine, migrate
 from .models import (
     AUTO_ACCEPTED,
     GOLD,
@@ -45,6 +45,7 @@ __all__ = [
     "Prediction",
     "ProjectRow",
     "ReviewTask",
+    "Session",
     "Store",
     "make_engine",
     "migrate",
