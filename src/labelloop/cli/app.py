@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from .common import (
     percent,
     progress_bar,
 )
+
+if TYPE_CHECKING:
+    from ..workflows.estimate import PrelabelEstimate
 
 app = typer.Typer(
     name="labelloop",
@@ -343,21 +346,21 @@ def _estimate(
     emit(result, as_json, _render_estimate)
 
 
-def _render_estimate(r: dict) -> None:
-    cost = f"${r['cost_usd']:.4f}"
-    if r["price_per_mtok"]:
-        cost += f" at ${r['price_per_mtok'][0]:g} / ${r['price_per_mtok'][1]:g} per million tokens"
+def _render_estimate(r: PrelabelEstimate) -> None:
+    cost = f"${r.cost_usd:.4f}"
+    if r.price_per_mtok:
+        cost += f" at ${r.price_per_mtok[0]:g} / ${r.price_per_mtok[1]:g} per million tokens"
     when = (
-        f"about {r['elapsed_s']:.0f} s ({r['items_per_s']:.1f} items/s, from {r['time_from']})"
-        if r["elapsed_s"] is not None
+        f"about {r.elapsed_s:.0f} s ({r.items_per_s:.1f} items/s, from {r.time_from})"
+        if r.elapsed_s is not None and r.items_per_s is not None
         else "time unknown"
     )
     out.print(
-        f"dry run, nothing labeled: {r['items']:,} items for {r['model']}; "
-        f"{r['tokens_in']:,} input + {r['tokens_out']:,} output tokens; {cost}; {when}.",
+        f"dry run, nothing labeled: {r.items:,} items for {r.model}; "
+        f"{r.tokens_in:,} input + {r.tokens_out:,} output tokens; {cost}; {when}.",
         highlight=False,
     )
-    for note in r["notes"]:
+    for note in r.notes:
         out.print(f"  note: {note}", highlight=False)
 
 

@@ -80,9 +80,11 @@ def open_project(project: Path, db: str | None = None) -> Project:
 
 
 def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
-    """Print `result` as JSON (stdout) or through `render` for people."""
+    """Print `result` as JSON (stdout) or through `render` for people. A typed result gives
+    its JSON form by `to_dict`."""
     if as_json:
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        payload = result.to_dict() if hasattr(result, "to_dict") else result
+        sys.stdout.write(json.dumps(payload, default=str) + "\n")
         sys.stdout.flush()
     elif render is not None:
         render(result)
