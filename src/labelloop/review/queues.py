@@ -50,11 +50,12 @@ from ..store import (
     Prediction,
     ProjectRow,
     ReviewTask,
+    rowcount,
 )
 from ..store.models import table_of
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
-from .common import ProjectScope, rowcount, transaction, writing
+from .common import ProjectScope, transaction, writing
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
