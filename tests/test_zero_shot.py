@@ -24,8 +24,8 @@ def test_label_texts_hold_names_descriptions_and_the_guideline_lines_naming_them
         "Classify the topic.",
         ["sport", "tech_news"],
         label_descriptions={"sport": "games, matches and athletes"},
-        guidelines="# Rules\n- A transfer fee is still sport.\nAnything about phones is tech_news.\n"
-        "Sporting goods makers are business.",
+        guidelines="# Rules\n- A transfer fee is still sport.\n"
+        "Anything about phones is tech_news.\nSporting goods makers are business.",
     )
     sport, tech = label_texts(task)
     assert sport == [
@@ -33,7 +33,8 @@ def test_label_texts_hold_names_descriptions_and_the_guideline_lines_naming_them
         "sport: games, matches and athletes",
         "A transfer fee is still sport.",
     ]
-    assert tech == ["Classify the topic. tech news", "Anything about phones is tech_news."]  # no word "sport" in it
+    # "Sporting" is not the word "sport"; tech_news matches with its underscore.
+    assert tech == ["Classify the topic. tech news", "Anything about phones is tech_news."]
 
 
 def test_probabilities_follow_similarity_after_centring():
@@ -56,10 +57,13 @@ def test_bad_shapes_and_temperature_are_refused():
 
 
 def _sample_reviews() -> tuple[list[str], list[str]]:
-    path = resources.files("labelloop.sample_data") / "reviews_gold.csv"
-    with path.open(encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+    """The bundled gold and pool reviews with their labels (the pool's reference labels)."""
+    rows = []
+    for name in ("reviews_gold.csv", "reviews_pool.csv"):
+        path = resources.files("labelloop.sample_data") / name
+        with path.open(encoding="utf-8") as f:
+            rows += list(csv.DictReader(f))
+    return [r["text"] for r in rows], [r.get("label") or r["reference_label"] for r in rows]
 
 
 def test_beats_chance_on_the_sample_reviews_without_a_label():
@@ -70,8 +74,8 @@ def test_beats_chance_on_the_sample_reviews_without_a_label():
     p = zero_shot.predict_proba(embedder.embed(texts))
     accuracy = np.mean([labels[i] == t for i, t in zip(p.argmax(axis=1), truth, strict=True)])
     majority = max(truth.count(label) for label in labels) / len(truth)
-    # 100 reviews: chance is 0.5 with a standard error of 0.05; the majority label is 0.56.
-    assert accuracy > max(0.6, majority)
+    # 400 reviews: chance is 0.5 with a standard error of 0.025.
+    assert accuracy > max(0.58, majority + 0.05)
     described = ZeroShotLabeler(
         LabelTask("Classify the sentiment.", labels, label_descriptions={labels[0]: "bad film"}),
         embedder,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -107,9 +108,7 @@ class ZeroShotLabeler:
         flat = [t for group in texts for t in group]
         vectors = np.asarray(self.embedder.embed(flat), dtype=np.float64)
         bounds = np.cumsum([0, *map(len, texts)])
-        self.label_vectors = prototypes(
-            [vectors[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        )
+        self.label_vectors = prototypes([vectors[a:b] for a, b in pairwise(bounds)])
         self.version = stable_hash(METHOD, self.temperature, self.embedder.model_id, texts)
 
     @property
