@@ -34,6 +34,7 @@ from ..store import (
     ProjectRow,
     ReviewTask,
 )
+from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
 from ..store.models import table_of, utcnow
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
@@ -359,14 +360,17 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
 def resolve_item(
     conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
 ) -> Answer:
-    """Recompute the item's state, final label and its posterior from its live answers
-    (written if changed)."""
+    """Recompute the item's state, final label and its posterior from its live answers, or from
+    the reviewer's decision in force (`labelloop.review.adjudication`), written if changed."""
     live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
     before = (item.state, item.final_label, item.final_source, item.label_posterior)
     resolved = before
     if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
         resolved = resolved_state(item, votes, settings)
+        decided = live_decision(conn, item.id)  # a reviewer's decision outranks the answers
+        if decided is not None:
+            resolved = (HUMAN_LABELED, decided.label, LabelSource.ADJUDICATED, None)
     if resolved != before:
         state, final_label, final_source, posterior = resolved
         conn.execute(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from ...store import STATES, Annotation, Annotator, Item, Prediction
+from ...store.adjudication import decisions_of
 from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
@@ -135,8 +136,29 @@ def iter_provenance_rows(
                     select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)
                 ):
                     every[p.item_id].append(_prediction_dict(p))
+            decided = {
+                i: _decision_dict(d) for i, d in decisions_of(session.connection(), ids).items()
+            }
             for item in items:
-                yield _row(item, active.get(item.prediction_id), answers[item.id], every, wanted)
+                row = _row(item, active.get(item.prediction_id), answers[item.id], every, wanted)
+                row["adjudication"] = decided.get(item.id)
+                if row["adjudication"] is not None and item.final_source == LabelSource.ADJUDICATED:
+                    row["labeled_at"] = row["adjudication"]["decided_at"]
+                yield row
+
+
+def _decision_dict(decision: dict[str, Any]) -> dict[str, Any]:
+    """A reviewer's decision as exported: the label, who decided, the note, why the item was
+    queued, the label it replaced, and when."""
+    return {
+        "label": decision["label"],
+        "reviewer": decision["reviewer"],
+        "note": decision["note"],
+        "reasons": decision["reasons"].split(",") if decision["reasons"] else [],
+        "previous_label": decision["previous_label"],
+        "previous_source": decision["previous_source"],
+        "decided_at": iso(decision["created_at"]),
+    }
 
 
 def _row(
@@ -275,7 +297,9 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
     source = _optional_str(row, "label_source")
     if source is not None and source not in tuple(LabelSource):
-        raise where.error("label_source must be human, llm or empty", "label_source", source)
+        raise where.error(
+            "label_source must be human, adjudicated, llm or empty", "label_source", source
+        )
     predictions: list[PredictionIn] = []
     if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
         predictions.append(_prediction_in(row, where, "model", active=True))
