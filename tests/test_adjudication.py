@@ -32,11 +32,9 @@ def item_row(project, item_id: int) -> tuple:
     )
 
 
-@pytest.fixture
-def team(make_project):
+def split_team(project) -> tuple:
     """Two uncertain items answered by two annotators with overlap 2: r0 agreed (positive),
-    r1 split (positive / negative). Returns (project, ids, ann, bob, rita the reviewer)."""
-    project = make_project()
+    r1 split (positive / negative). Returns (ids, ann, bob, rita the reviewer)."""
     ids = seed(project, 2)["review"]
     project.set_queue_settings(overlap=2)
     ann, bob = people(project, "ann", "bob")
@@ -47,7 +45,14 @@ def team(make_project):
         review.submit(project, who, ids[0], action="correct", label="positive")
         served = review.next_item(project, who.id)
         review.submit(project, who, served["id"], action="correct", label=second)
-    return project, ids, ann, bob, rita
+    return ids, ann, bob, rita
+
+
+@pytest.fixture
+def team(make_project):
+    """(project, ids, ann, bob, rita): see `split_team`."""
+    project = make_project()
+    return (project, *split_team(project))
 
 
 def test_disagreement_waits_for_a_reviewer_whose_decision_sets_the_label(team) -> None:
