@@ -4,6 +4,7 @@ decision's label and source, undo, flags, the name setting, roles, and the expor
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,25 @@ def test_the_jsonl_row_of_a_decided_item(team, tmp_path) -> None:
     assert row["adjudication"]["reasons"] == ["disagreement"]
     assert [a["label"] for a in row["annotations"]] == ["positive", "negative"]
     assert rows["r0"]["adjudication"] is None
+
+
+def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, _rita = team
+    folder = str(project.path)
+
+    def run(*args: str) -> tuple[int, Any]:
+        code = cli("adjudicate", *args, "--project", folder, "--json")
+        captured = capsys.readouterr().out
+        return code, json.loads(captured) if captured else None
+
+    code, listed = run("list")
+    assert code == 0 and [i["uid"] for i in listed["items"]] == ["r1"]
+    assert run("decide", "r1", "neutral", "--as", "ann")[0] == 2  # an annotator
+    code, made = run("decide", "r1", "neutral", "--as", "rita", "--note", "both wrong")
+    assert code == 0 and made["label"] == "neutral"
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")
+    assert run("list")[1]["count"] == 0
+    code, undone = run("undo", "--as", "rita")
+    assert code == 0 and undone["item"] == "r1"
+    assert run("list")[1]["count"] == 1
+    assert run("names", "shown")[1] == {"adjudication_show_names": True}

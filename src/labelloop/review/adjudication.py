@@ -307,3 +307,17 @@ def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any
             raise NotFoundError(f"no item with id {item_id}")
         cleared = store.clear_flags(conn, item_id, who.id)
     return {"item_id": item_id, "flagged": False, "cleared": cleared}
+
+
+def reviewer_named(project: ProjectScope, name: str) -> Principal:
+    """The account `name` as a caller (the CLI's `--as`): it must exist, be active and be a
+    reviewer or an admin."""
+    from .accounts import get_user
+
+    user = get_user(project, name)
+    if not user["active"]:
+        raise InputError(f"the account {name!r} is disabled")
+    who = Principal(int(user["id"]), str(user["name"]), str(user["role"]))
+    if not who.is_reviewer:
+        raise InputError(f"{name!r} is an {who.role}; decisions need a reviewer or an admin")
+    return who
