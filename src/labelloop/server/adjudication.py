@@ -22,7 +22,9 @@ from .schemas import StoreId
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
 pages = APIRouter(include_in_schema=False)
-NO_CONTENT = {204: {"description": "Nothing waits for a reviewer."}}
+NO_CONTENT: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Nothing waits for a reviewer."}
+}
 Note = Annotated[str | None, Field(None, max_length=adjudication.MAX_NOTE)]
 
 
