@@ -23,7 +23,7 @@ from ..labelers.zero_shot import ZeroShotLabeler
 from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
-from ..vocabulary import LabelSource
+from ..vocabulary import PEOPLE_SOURCES
 from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
 
@@ -80,7 +80,7 @@ def load_pool(project: Project) -> Pool:
     for i, row in enumerate(rows):
         if row.split == GOLD and row.gold_label in labels:
             y[i] = labels[row.gold_label]
-        elif row.state == HUMAN_LABELED and row.final_source == LabelSource.HUMAN:
+        elif row.state == HUMAN_LABELED and row.final_source in PEOPLE_SOURCES:
             y[i] = labels.get(row.final_label, -1)
     return Pool(
         ids=[row.id for row in rows],
