@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..vocabulary import Role
+from .adjudication import decisions_of
 from .db import Store
 from .models import Annotation, Annotator, Base, Item, Prediction
 
@@ -34,6 +35,8 @@ class ProvenancePage:
     answers: Sequence[tuple[Annotation, str | None]]
     #: Every prediction of these items, oldest first; empty unless asked for.
     predictions: Sequence[Prediction]
+    #: The reviewer's decision in force on each adjudicated item, by item id.
+    decisions: dict[int, dict[str, Any]]
 
 
 def provenance_pages(
@@ -76,7 +79,8 @@ def provenance_pages(
                 if with_predictions
                 else []
             )
-        yield ProvenancePage(items, shown, answers, predictions)
+            decisions = decisions_of(session.connection(), ids)
+        yield ProvenancePage(items, shown, answers, predictions, decisions)
 
 
 # ----------------------------------------------------------------------------- importing

@@ -99,7 +99,12 @@ def iter_provenance_rows(
             every[p.item_id].append(_prediction_dict(p))
         for item in page.items:
             shown = page.shown.get(item.prediction_id) if item.prediction_id else None
-            yield _row(item, shown, answers[item.id], every, wanted)
+            row = _row(item, shown, answers[item.id], every, wanted)
+            decision = page.decisions.get(item.id)
+            row["adjudication"] = _decision_dict(decision) if decision is not None else None
+            if decision is not None and item.final_source == LabelSource.ADJUDICATED:
+                row["labeled_at"] = row["adjudication"]["decided_at"]
+            yield row
 
 
 def _answer_dict(annotation: Annotation, name: str | None) -> dict[str, Any]:
@@ -113,6 +118,20 @@ def _answer_dict(annotation: Annotation, name: str | None) -> dict[str, Any]:
         "queue": annotation.queue,
         "time_spent_s": annotation.time_spent_s,
         "created_at": iso(annotation.created_at),
+    }
+
+
+def _decision_dict(decision: dict[str, Any]) -> dict[str, Any]:
+    """A reviewer's decision as exported: the label, who decided, the note, why the item was
+    queued, the label it replaced, and when."""
+    return {
+        "label": decision["label"],
+        "reviewer": decision["reviewer"],
+        "note": decision["note"],
+        "reasons": decision["reasons"].split(",") if decision["reasons"] else [],
+        "previous_label": decision["previous_label"],
+        "previous_source": decision["previous_source"],
+        "decided_at": iso(decision["created_at"]),
     }
 
 
@@ -252,7 +271,9 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
     source = _optional_str(row, "label_source")
     if source is not None and source not in tuple(LabelSource):
-        raise where.error("label_source must be human, llm or empty", "label_source", source)
+        raise where.error(
+            "label_source must be human, adjudicated, llm or empty", "label_source", source
+        )
     predictions: list[PredictionIn] = []
     if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
         predictions.append(_prediction_in(row, where, "model", active=True))
