@@ -164,11 +164,6 @@ def ensure_annotators(session: Session, project_id: int, names: set[str]) -> dic
     return found
 
 
-def insert_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert prediction rows (all with the same keys)."""
-    _insert(session, Prediction, rows)
-
-
 def insert_answers(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert answer rows (all with the same keys)."""
     _insert(session, Annotation, rows)

@@ -54,13 +54,6 @@ def texts_and_labels(store: Store, item_ids: Sequence[int]) -> dict[int, tuple[s
         }
 
 
-def splits_of(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split (pool or gold)."""
-    return dict(
-        session.execute(select(Item.id, Item.split).where(Item.id.in_(list(item_ids)))).all()
-    )
-
-
 #: (id, item_id, annotator_id, label, action) of the answers nobody withdrew.
 _STANDING = select(
     Annotation.id, Annotation.item_id, Annotation.annotator_id, Annotation.label, Annotation.action

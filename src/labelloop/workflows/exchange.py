@@ -19,7 +19,17 @@ from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
 from ..review import MAX_LABELSTUDIO_USER, user_name_problem
-from ..store import GOLD, HUMAN_LABELED, POOL, STATES, ProjectRow, Session, predictions
+from ..store import (
+    GOLD,
+    HUMAN_LABELED,
+    POOL,
+    STATES,
+    ProjectRow,
+    Session,
+    predictions,
+    projects,
+    reviews,
+)
 from ..store import exchange as rows
 from ..store import items as stored_items
 from ..store.models import UNRESOLVED, utcnow
@@ -211,7 +221,7 @@ def _add_predictions(
                 continue
             done.add(key)
             new.append(_prediction_row(project_id, key[0], p))
-    rows.insert_predictions(session, new)
+    projects.add_predictions(session, new)
     counts["predictions"] += len(new)
 
 
@@ -301,9 +311,9 @@ def _settle(
     """Point items at the active predictor's prediction and set their final labels: as
     recorded in the file when it says, else from people's answers."""
     chunk = [ids[item.uid] for item in items]
-    splits = stored_items.splits_of(session, chunk)
+    splits = reviews.splits_of(session, project_id, chunk)
     if active is not None:
-        predictions.show_active_prediction(session, project_id, *active, chunk)
+        projects.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
     for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
