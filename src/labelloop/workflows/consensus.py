@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from .. import routing
 from ..review import common
 from ..review import consensus as team
-from ..review.answers import ITEM_CONTEXT, resolve_item, settle_overlap
-from ..store import GOLD
+from ..review.answers import resolve_item, settle_overlap
+from ..store import GOLD, reviews
 from ..store import items as stored_items
 
 if TYPE_CHECKING:
@@ -93,7 +93,8 @@ def refit(project: ProjectScope) -> dict[str, Any]:
     with common.transaction(project) as conn:
         answered = stored_items.answered_items(conn, project.id)
         for item_id in sorted(answered):
-            item = conn.execute(ITEM_CONTEXT, {"item": item_id}).one()
+            item = reviews.item_context(conn, item_id)
+            assert item is not None  # answered items exist: answers go with their item
             settings = dict(item.settings or {})
             result = resolve_item(conn, item, settings, 0)
             settle_overlap(conn, result, item_id, settings)
