@@ -24,7 +24,6 @@ from ..store import (
     HUMAN_LABELED,
     POOL,
     STATES,
-    ProjectRow,
     Session,
     predictions,
     projects,
@@ -152,7 +151,7 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
     counts = Counter(items=len(items), added=0, existing=0, predictions=0, annotations=0)
     with project.store.session() as session:
         ids = _ensure_items(session, project.id, items, counts)
-        row = session.get_one(ProjectRow, project.id)
+        row = projects.project_row(session, project.id)
         settings = dict(row.settings or {})
         active = settings.get("active_predictor")
         if active is None:
@@ -167,7 +166,6 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         _add_predictions(session, project.id, items, ids, counts)
         names = _annotators(session, project.id, items)
         _add_annotations(session, project.id, items, ids, names, counts)
-        session.flush()
         for start in range(0, len(items), CHUNK):
             _settle(session, project.id, items[start : start + CHUNK], ids, active_key)
     return dict(counts)
