@@ -42,9 +42,9 @@ app = typer.Typer(
 
 @app.command()
 def init(
+    task: Annotated[str, typer.Option(help="What to label, in one sentence.")],
+    labels: Annotated[str, typer.Option(help="Comma-separated label set, e.g. pos,neg,neu.")],
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    task: Annotated[str, typer.Option(help="What to label, in one sentence.")] = ...,
-    labels: Annotated[str, typer.Option(help="Comma-separated label set, e.g. pos,neg,neu.")] = ...,
     db: DbUrl = None,
     name: Annotated[str | None, typer.Option(help="Project name inside the database.")] = None,
     as_json: JsonOut = False,
