@@ -202,7 +202,7 @@ def _ensure_items(
             }
         )
     ids = {uid: pair[0] for uid, pair in found.items()}
-    ids.update(rows.insert_items(session, new))
+    ids.update(rows.insert_items_returning_ids(session, new))
     counts["added"] += len(new)
     return ids
 
