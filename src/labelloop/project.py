@@ -28,6 +28,7 @@ from .errors import InputError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
+from .review.common import Stats
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -92,6 +93,33 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
             return sqlite_url(candidate if candidate.is_absolute() else path / candidate)
         return url
     return sqlite_url(path / DEFAULT_DB_FILE)
+
+
+def _prediction_values(result: Any) -> dict[str, Any]:
+    """A labeler's result as a prediction row's values (uncalibrated)."""
+    return {
+        "label": result.label,
+        "probs": result.probs,
+        "confidence": result.confidence,
+        "reported_confidence": getattr(result, "reported_confidence", None),
+        "calibrated_confidence": None,
+        "calibrated_label": None,
+        "reasoning": result.reasoning,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "latency_s": result.latency_s,
+        "cost_usd": result.cost_usd,
+        "error": result.error,
+        "raw": result.raw,
+    }
+
+
+def _retry(earlier: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The row replacing a stored failure: the new values, the old error kept in `failures`."""
+    at = earlier.created_at
+    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+    failures = [*(earlier.failures or []), failure]
+    return {"id": earlier.id, **values, "failures": failures, "created_at": utcnow()}
 
 
 def make_labeler(model: str, **options: Any) -> Any:
@@ -439,42 +467,12 @@ class Project:
                 if item_id in seen or (earlier is not None and earlier.error is None):
                     continue  # an answer is kept
                 seen.add(item_id)
-                values = {
-                    "label": result.label,
-                    "probs": result.probs,
-                    "confidence": result.confidence,
-                    "reported_confidence": getattr(result, "reported_confidence", None),
-                    "calibrated_confidence": None,
-                    "calibrated_label": None,
-                    "reasoning": result.reasoning,
-                    "tokens_in": result.tokens_in,
-                    "tokens_out": result.tokens_out,
-                    "latency_s": result.latency_s,
-                    "cost_usd": result.cost_usd,
-                    "error": result.error,
-                    "raw": result.raw,
-                }
+                values = _prediction_values(result)
                 if earlier is None:
-                    rows.append(
-                        {
-                            "project_id": self.id,
-                            "item_id": item_id,
-                            "model": model,
-                            "prompt_version": prompt_version,
-                            **values,
-                        }
-                    )
+                    key = {"model": model, "prompt_version": prompt_version}
+                    rows.append({"project_id": self.id, "item_id": item_id, **key, **values})
                 else:
-                    at = earlier.created_at
-                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
-                    retried.append(
-                        {
-                            "id": earlier.id,
-                            **values,
-                            "failures": [*(earlier.failures or []), failure],
-                            "created_at": utcnow(),
-                        }
-                    )
+                    retried.append(_retry(earlier, values))
             rows_of.add_predictions(session, rows)
             rows_of.replace_predictions(session, retried)
         self.store.grew("predictions", len(rows))
@@ -571,15 +569,7 @@ class Project:
         confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
         """
         settings = self.settings
-        if threshold is None:
-            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
-        else:
-            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
-        if audit_rate is not None:
-            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
-            self.update_settings(
-                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
-            )
+        threshold = self._routing_threshold(settings, threshold, audit_rate)
         label_thresholds = settings.get("label_thresholds") or {}
         distrusted = self._distrusted_labeler() if not trust_labeler else []
         with self.store.session() as session:
@@ -608,6 +598,22 @@ class Project:
             "consensus": consensus,
             **self_reported,
         }
+
+    def _routing_threshold(
+        self, settings: dict[str, Any], threshold: float | None, audit_rate: float | None
+    ) -> float:
+        """The threshold `route` applies (the stored one unless given), both checked; a given
+        audit rate is stored first (bad input changes nothing)."""
+        if threshold is None:
+            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
+        else:
+            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
+        if audit_rate is not None:
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
+            self.update_settings(
+                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
+            )
+        return threshold
 
     def _distrusted_labeler(self) -> list[str]:
         """Why calibration found the active labeler not worth routing on (empty: it is)."""
@@ -723,27 +729,28 @@ class Project:
             for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
         }
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """Counts per state, review rate and the LLM's accuracy on gold."""
         with self.store.session() as session:
             n = rows_of.item_counts(session, self.id)
         counts = self._state_counts()
         pool = n["items"] - n["gold"]
-        return {
-            "items": n["items"],
-            "gold": n["gold"],
-            "pool": pool,
-            "predicted": n["predicted"],
-            **counts,
-            "review_rate": (counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
-            "gold_accuracy": n["gold_correct"] / n["gold_predicted"]
-            if n["gold_predicted"]
-            else None,
-            "gold_predicted": n["gold_predicted"],
-            "threshold": self.threshold,
-            "active_predictor": self.settings.get("active_predictor"),
-            "audit": self.audit_estimate(),
-        }
+        return Stats(
+            items=n["items"],
+            gold=n["gold"],
+            pool=pool,
+            predicted=n["predicted"],
+            auto_accepted=counts[AUTO_ACCEPTED],
+            in_review=counts[IN_REVIEW],
+            human_labeled=counts[HUMAN_LABELED],
+            unresolved=counts[UNRESOLVED],
+            review_rate=(counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
+            gold_accuracy=n["gold_correct"] / n["gold_predicted"] if n["gold_predicted"] else None,
+            gold_predicted=n["gold_predicted"],
+            threshold=self.threshold,
+            active_predictor=self.settings.get("active_predictor"),
+            audit=self.audit_estimate(),
+        )
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""
@@ -754,7 +761,7 @@ class Project:
     # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
         self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
-    ) -> dict[str, Any]:
+    ) -> accounts.User:
         """Create a login for the review server (admin or annotator)."""
         return accounts.add_user(self, name, role=role, password=password)
 

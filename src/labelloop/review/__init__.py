@@ -23,7 +23,10 @@ from .accounts import (
     ROLES,
     SESSION_HOURS,
     TOKEN_CACHE_S,
+    NewToken,
     Principal,
+    Revoked,
+    User,
     add_user,
     authenticate,
     cached_principal,
@@ -43,9 +46,26 @@ from .accounts import (
     set_password,
     user_name_problem,
 )
-from .answers import Answer, AnswerIn, annotate, submit, unannotate, undo
-from .common import ProjectScope
-from .overview import annotations_of, dashboard, plot_files, project_info, queue_counts
+from .answers import (
+    Answer,
+    AnswerIn,
+    GoldFeedback,
+    Submitted,
+    Undone,
+    annotate,
+    submit,
+    unannotate,
+    undo,
+)
+from .common import ProjectScope, Stats
+from .overview import (
+    QueueCounts,
+    annotations_of,
+    dashboard,
+    plot_files,
+    project_info,
+    queue_counts,
+)
 from .queues import (
     DEFAULT_SETTINGS,
     MAX_EXCLUDE,
@@ -78,10 +98,18 @@ __all__ = [
     "Bounds",
     "ConflictError",
     "ForbiddenError",
+    "GoldFeedback",
     "InputError",
+    "NewToken",
     "NotFoundError",
     "Principal",
     "ProjectScope",
+    "QueueCounts",
+    "Revoked",
+    "Stats",
+    "Submitted",
+    "Undone",
+    "User",
     "accounts",
     "add_user",
     "annotate",

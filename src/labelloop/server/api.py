@@ -121,19 +121,19 @@ def annotate(
         if runtime.answers_since_training >= every:
             runtime.answers_since_training = 0
             background.add_task(retrain_in_background, project, runtime)
-    return result
+    return result.to_dict()
 
 
 @router.post("/undo", response_model=UndoOut, tags=["review"])
 def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> Any:
     """Withdraw your latest answer (or a given one); the item is given back to you."""
-    return review.undo(project, who, body.annotation_id if body else None)
+    return review.undo(project, who, body.annotation_id if body else None).to_dict()
 
 
 @router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
 def delete_annotation(annotation_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """Withdraw one answer (yours, or anyone's for admins)."""
-    return review.undo(project, who, annotation_id)
+    return review.undo(project, who, annotation_id).to_dict()
 
 
 @router.get("/annotations/mine", response_model=list[MyAnnotation], tags=["review"])
@@ -159,7 +159,7 @@ def release(who: CurrentUser, project: ProjectDep) -> Any:
 @router.get("/users", response_model=list[User], tags=["admin"])
 def users(who: AdminUser, project: ProjectDep) -> Any:
     """Every account (and name that answered): role, active, password, live tokens."""
-    return review.list_users(project)
+    return [user.to_dict() for user in review.list_users(project)]
 
 
 @router.post("/users", response_model=User, status_code=status.HTTP_201_CREATED, tags=["admin"])
@@ -172,7 +172,7 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
         role=body.role,
         password=body.password,
         labelstudio_user=body.labelstudio_user,
-    )
+    ).to_dict()
 
 
 @router.patch("/users/{name}", response_model=User, tags=["admin"])
@@ -183,7 +183,7 @@ def change_user(name: AccountName, body: UserChange, who: AdminUser, project: Pr
         review.link_labelstudio(project, name, body.labelstudio_user)
     if body.active is not None:
         review.set_active(project, name, body.active)
-    return review.get_user(project, name)
+    return review.get_user(project, name).to_dict()
 
 
 @router.put("/users/{name}/password", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
@@ -205,18 +205,20 @@ def add_token(
     name: AccountName, who: AdminUser, project: ProjectDep, body: TokenIn | None = None
 ) -> Any:
     """A new API token for a user, valid until revoked or for `expires` (e.g. 30d)."""
-    return review.new_token(project, name, expires=body.expires if body else None)
+    return review.new_token(project, name, expires=body.expires if body else None).to_dict()
 
 
 @router.delete("/users/{name}/tokens", response_model=Revoked, tags=["admin"])
 def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
     """Delete all of a user's API tokens and end their browser sessions, at once."""
-    return review.revoke(project, name)
+    return review.revoke(project, name).to_dict()
 
 
 @router.get("/queues", response_model=Queues, tags=["admin"])
 def queues(who: AdminUser, project: ProjectDep) -> Any:
-    return {"settings": review.queue_settings(project), "queues": review.queue_counts(project)}
+    counts = review.queue_counts(project)
+    queues = {queue: numbers.to_dict() for queue, numbers in counts.items()}
+    return {"settings": review.queue_settings(project), "queues": queues}
 
 
 @router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])

@@ -658,8 +658,8 @@ def answers_of(
 
 
 # ----------------------------------------------------------------------------- dashboard
-def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, dict[str, int]]:
-    """Per queue: open, done, leased (at `now`) and overlap tasks, and answers counted."""
+def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, tuple[int, ...]]:
+    """Queue → (open, done, leased at `now`, overlap tasks, answers counted)."""
     leased = and_(ReviewTask.done.is_(False), ReviewTask.lease_expires >= now)
     rows = session.execute(
         select(
@@ -673,16 +673,7 @@ def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, d
         .where(ReviewTask.project_id == project_id)
         .group_by(ReviewTask.queue)
     ).all()
-    return {
-        queue: {
-            "open": int(o or 0),
-            "done": int(d or 0),
-            "leased": int(le or 0),
-            "overlap": int(ov or 0),
-            "answers": int(a or 0),
-        }
-        for queue, o, d, le, ov, a in rows
-    }
+    return {queue: tuple(int(n or 0) for n in counts) for queue, *counts in rows}
 
 
 def annotator_work(session: Session, project_id: int, since: datetime) -> list[Record]:
