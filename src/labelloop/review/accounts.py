@@ -55,6 +55,11 @@ class Principal:
         return self.role == Role.ADMIN
 
     @property
+    def is_reviewer(self) -> bool:
+        """May adjudicate: reviewers and admins."""
+        return self.role in (Role.REVIEWER, Role.ADMIN)
+
+    @property
     def is_service(self) -> bool:
         return self.role == Role.SERVICE
 

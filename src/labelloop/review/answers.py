@@ -23,6 +23,7 @@ from ..data.importer import canonical_labels, match_label
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection
 from ..store import reviews as store
+from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
 from ..store.models import utcnow
 from ..store.reviews import ITEM_CONTEXT as ITEM_CONTEXT  # read by the consensus refit
@@ -209,14 +210,17 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
 def resolve_item(
     conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
 ) -> Answer:
-    """Recompute the item's state, final label and its posterior from its live answers
-    (written if changed)."""
+    """Recompute the item's state, final label and its posterior from its live answers, or from
+    the reviewer's decision in force (`labelloop.review.adjudication`), written if changed."""
     live = store.live_answers(conn, item.id)
     before = (item.state, item.final_label, item.final_source, item.label_posterior)
     resolved = before
     if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
         resolved = resolved_state(item, votes, settings)
+        decided = live_decision(conn, item.id)  # a reviewer's decision outranks the answers
+        if decided is not None:
+            resolved = (HUMAN_LABELED, decided.label, LabelSource.ADJUDICATED, None)
     if resolved != before:
         store.set_item_state(conn, item.id, *resolved)
     return Answer(annotation_id, item.uid, resolved[0], resolved[1], live, resolved[3])
