@@ -41,6 +41,8 @@ from .store import (
     Store,
 )
 from .store import accounts as account_rows
+from .store import exchange as exchange_rows
+from .store import predictions as prediction_rows
 from .store import projects as rows_of
 from .store.db import sqlite_url
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
@@ -445,7 +447,7 @@ class Project:
         if active is None:
             return
         with self.store.session() as session:
-            rows_of.show_active_prediction(session, self.id, *active, item_ids)
+            prediction_rows.show_active_prediction(session, self.id, *active, item_ids)
 
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
@@ -473,7 +475,7 @@ class Project:
                     rows.append({"project_id": self.id, "item_id": item_id, **key, **values})
                 else:
                     retried.append(_retry(earlier, values))
-            rows_of.add_predictions(session, rows)
+            exchange_rows.insert_predictions(session, rows)
             rows_of.replace_predictions(session, retried)
         self.store.grew("predictions", len(rows))
         return len(rows) + len(retried)
@@ -761,7 +763,7 @@ class Project:
     # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
         self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
-    ) -> accounts.User:
+    ) -> dict[str, Any]:
         """Create a login for the review server (admin or annotator)."""
         return accounts.add_user(self, name, role=role, password=password)
 

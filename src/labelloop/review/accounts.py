@@ -30,7 +30,7 @@ from ..store import Annotator, Session, Store
 from ..store import accounts as store
 from ..vocabulary import Role
 from . import common
-from .common import ProjectScope, Result, writing
+from .common import ProjectScope, writing
 from .queues import release_leases
 
 ROLES = tuple(Role)
@@ -62,37 +62,6 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == Role.SERVICE
-
-
-@dataclass(frozen=True, slots=True)
-class User(Result):
-    """An account as admins see it (never its password or tokens, only whether it has them)."""
-
-    id: int
-    name: str
-    role: str
-    active: bool
-    password: bool  # whether it can log in to the pages
-    tokens: int  # API tokens not expired
-    labelstudio_user: int | None  # whose webhook answers are this account's
-
-
-@dataclass(frozen=True, slots=True)
-class Revoked(Result):
-    """What revoking an account's access ended."""
-
-    name: str
-    tokens: int
-    sessions: int
-
-
-@dataclass(frozen=True, slots=True)
-class NewToken(Result):
-    """A new API token, shown once: only its hash is stored."""
-
-    name: str
-    token: str
-    expires_at: datetime | None
 
 
 def _digest(token: str) -> str:
@@ -154,7 +123,7 @@ def add_user(
     role: str = Role.ANNOTATOR,
     password: str | None = None,
     labelstudio_user: int | None = None,
-) -> User:
+) -> dict[str, Any]:
     """Create an account; an annotator row made by earlier CLI answers is given the login.
 
     People get a password; a `service` account gets none (it signs in with API tokens only).
@@ -214,7 +183,7 @@ def set_password(project: ProjectScope, name: str, password: str) -> None:
         store.end_sessions(session, row.id)
 
 
-def set_active(project: ProjectScope, name: str, active: bool) -> User:
+def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]:
     """Disable an account (its sessions end, its tokens and leases stop at once) or enable it.
 
     Tokens of a disabled account are kept and work again once it is enabled; `revoke` ends them.
@@ -229,15 +198,17 @@ def set_active(project: ProjectScope, name: str, active: bool) -> User:
     return get_user(project, name)
 
 
-def revoke(project: ProjectScope, name: str) -> Revoked:
+def revoke(project: ProjectScope, name: str) -> dict[str, Any]:
     """Delete every API token and end every browser session of an account."""
     with _changing_account(project, name) as (session, row):
         tokens = store.delete_tokens(session, row.id)
         sessions = store.end_sessions(session, row.id)
-    return Revoked(name, tokens, sessions)
+    return {"name": name, "tokens": tokens, "sessions": sessions}
 
 
-def link_labelstudio(project: ProjectScope, name: str, labelstudio_user: int | None) -> User:
+def link_labelstudio(
+    project: ProjectScope, name: str, labelstudio_user: int | None
+) -> dict[str, Any]:
     """Credit the answers a Label Studio user sends by webhook to this account (None: unlink)."""
     with _changing_account(project, name) as (session, row):
         if labelstudio_user is None:
@@ -247,31 +218,31 @@ def link_labelstudio(project: ProjectScope, name: str, labelstudio_user: int | N
     return get_user(project, name)
 
 
-def _user(row: Any) -> User:
-    return User(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        active=bool(row.active),
-        password=bool(row.password),
-        tokens=int(row.tokens),
-        labelstudio_user=row.labelstudio_user,
-    )
+def _user_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "active": bool(row.active),
+        "password": bool(row.password),
+        "tokens": int(row.tokens),
+        "labelstudio_user": row.labelstudio_user,
+    }
 
 
-def list_users(project: ProjectScope) -> list[User]:
+def list_users(project: ProjectScope) -> list[dict[str, Any]]:
     """Every account and answering name: role, active, has a password, live tokens, LS link."""
     with project.store.session() as session:
-        return [_user(row) for row in store.users(session, project.id, common.now())]
+        return [_user_dict(row) for row in store.users(session, project.id, common.now())]
 
 
-def get_user(project: ProjectScope, name: str) -> User:
+def get_user(project: ProjectScope, name: str) -> dict[str, Any]:
     """One account as `list_users` shows it."""
     with project.store.session() as session:
         rows = store.users(session, project.id, common.now(), name)
     if not rows:
         raise NotFoundError(f"no user named {name!r}")
-    return _user(rows[0])
+    return _user_dict(rows[0])
 
 
 def authenticate(project: ProjectScope, name: str, password: str) -> Principal | None:
@@ -306,7 +277,7 @@ def parse_duration(text: str) -> timedelta:
 
 def new_token(
     project: ProjectScope, name: str, *, expires: str | timedelta | None = None
-) -> NewToken:
+) -> dict[str, Any]:
     """A new API token for a user, valid for `expires` ('30d'; None: until revoked).
 
     Only its SHA-256 is stored, so the token is shown once.
@@ -317,14 +288,14 @@ def new_token(
     with writing(project) as session:
         row = _annotator(session, project, name)
         store.add_token(session, row.id, _digest(token), expires_at)
-    return NewToken(name, token, expires_at)
+    return {"name": name, "token": token, "expires_at": expires_at}
 
 
 def create_token(
     project: ProjectScope, name: str, *, expires: str | timedelta | None = None
 ) -> str:
     """A new API token for a user (see `new_token`)."""
-    return new_token(project, name, expires=expires).token
+    return new_token(project, name, expires=expires)["token"]
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ from .schemas import (
 RETRAIN_EVERY = 20
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
-NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
+NO_CONTENT: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Nothing left to review for you."}
+}
 HeldItems = Annotated[
     list[StoreId], Query(description="Item ids already on screen or prefetched.", max_length=100)
 ]
@@ -159,7 +161,7 @@ def release(who: CurrentUser, project: ProjectDep) -> Any:
 @router.get("/users", response_model=list[User], tags=["admin"])
 def users(who: AdminUser, project: ProjectDep) -> Any:
     """Every account (and name that answered): role, active, password, live tokens."""
-    return [user.to_dict() for user in review.list_users(project)]
+    return review.list_users(project)
 
 
 @router.post("/users", response_model=User, status_code=status.HTTP_201_CREATED, tags=["admin"])
@@ -172,7 +174,7 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
         role=body.role,
         password=body.password,
         labelstudio_user=body.labelstudio_user,
-    ).to_dict()
+    )
 
 
 @router.patch("/users/{name}", response_model=User, tags=["admin"])
@@ -183,7 +185,7 @@ def change_user(name: AccountName, body: UserChange, who: AdminUser, project: Pr
         review.link_labelstudio(project, name, body.labelstudio_user)
     if body.active is not None:
         review.set_active(project, name, body.active)
-    return review.get_user(project, name).to_dict()
+    return review.get_user(project, name)
 
 
 @router.put("/users/{name}/password", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
@@ -205,13 +207,13 @@ def add_token(
     name: AccountName, who: AdminUser, project: ProjectDep, body: TokenIn | None = None
 ) -> Any:
     """A new API token for a user, valid until revoked or for `expires` (e.g. 30d)."""
-    return review.new_token(project, name, expires=body.expires if body else None).to_dict()
+    return review.new_token(project, name, expires=body.expires if body else None)
 
 
 @router.delete("/users/{name}/tokens", response_model=Revoked, tags=["admin"])
 def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
     """Delete all of a user's API tokens and end their browser sessions, at once."""
-    return review.revoke(project, name).to_dict()
+    return review.revoke(project, name)
 
 
 @router.get("/queues", response_model=Queues, tags=["admin"])
@@ -243,7 +245,7 @@ def enqueue(queue: str, body: EnqueueIn, who: AdminUser, project: ProjectDep) ->
 @router.post("/queues/audit/sample", response_model=Count, tags=["admin"])
 def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = None) -> Any:
     """Queue a random share of auto-accepted items for audit."""
-    body = body or AuditIn()
+    body = body or AuditIn(rate=None, random_state=None)
     return {"count": review.sample_audit(project, body.rate, body.random_state)}
 
 

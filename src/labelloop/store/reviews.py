@@ -123,8 +123,9 @@ def set_answers_needed(
     return rowcount(result)
 
 
-def splits_of(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project."""
+def splits_in_project(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
+    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project
+    (`store.items.splits_of` asks no project: a missing id here is an error to report)."""
     rows = session.execute(
         select(Item.id, Item.split).where(Item.project_id == project_id, Item.id.in_(item_ids))
     )
