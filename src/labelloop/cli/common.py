@@ -86,19 +86,10 @@ class TypedResult(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
-def _plain(result: Any) -> Any:
-    """A typed result (or a list of them) as its JSON form; anything else as it is."""
-    if isinstance(result, TypedResult):
-        return result.to_dict()
-    if isinstance(result, list):
-        return [_plain(value) for value in result]
-    return result
-
-
 def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
     """Print `result` as JSON (stdout) or through `render` for people; a typed result is sent
     as its `to_dict()` and rendered as itself."""
-    data = _plain(result)
+    data = result.to_dict() if isinstance(result, TypedResult) else result
     if as_json:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
         sys.stdout.flush()

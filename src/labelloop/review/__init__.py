@@ -6,9 +6,11 @@
   share it);
 - `overview`: what people and admins see of the work (the dashboard).
 
-Every query is built with SQLAlchemy expressions (never from strings). The services take a
-`ProjectScope` (what they need of a project), never `Project` itself, which owns them. The
-names below are the package's public surface; tests replace `common.clock` to let time pass and
+The services decide who may do what; the store's named queries (`labelloop.store.accounts`,
+`labelloop.store.reviews`) read and write the rows, inside the transaction a service opens. The
+services take a `ProjectScope` (what they need of a project), never `Project` itself, which owns
+them. Results that the CLI and the API send are frozen dataclasses (`common.Result`). The names
+below are the package's public surface; tests replace `common.clock` to let time pass and
 `accounts.PASSWORD_HASHER` for cheap hashing.
 """
 
