@@ -124,6 +124,31 @@ def _retry(earlier: Any, values: dict[str, Any]) -> dict[str, Any]:
     return {"id": earlier.id, **values, "failures": failures, "created_at": utcnow()}
 
 
+def _sort_imported(
+    items: Sequence[NewItem], existing: dict[str, tuple[Any, ...]], split: str, source: str
+) -> tuple[list[NewItem], list[tuple[int, str | None]], int]:
+    """The imported items that are new, the known pool items a gold import turns into gold
+    (id, label), and how many are known already; a known id with another text is bad input."""
+    new, upgrades, unchanged = [], [], 0
+    for item in items:
+        known = existing.get(item.uid)
+        if known is None:
+            new.append(item)
+            continue
+        item_id, digest, known_split = known[:3]
+        if digest != item.text_hash:
+            raise InputError(
+                f"id {item.uid!r} already exists in the project with a different text",
+                file=source,
+                line=item.line,
+            )
+        if split == GOLD and known_split != GOLD:
+            upgrades.append((item_id, item.gold_label))
+        else:
+            unchanged += 1
+    return new, upgrades, unchanged
+
+
 def make_labeler(model: str, **options: Any) -> Any:
     """A labeler by name (a missing model file or endpoint is bad input)."""
     from .labelers import get_labeler
@@ -353,23 +378,8 @@ class Project:
                 session, self.id, {item.uid for item in prepared.items}
             )
             adopted = self._adopt_file_ids(session, prepared, existing)
-            new_rows, upgrades, unchanged = [], [], 0
-            for item in prepared.items:
-                known = existing.get(item.uid)
-                if known is None:
-                    new_rows.append(self._row_for(item, split))
-                    continue
-                item_id, digest, known_split = known[:3]
-                if digest != item.text_hash:
-                    raise InputError(
-                        f"id {item.uid!r} already exists in the project with a different text",
-                        file=source,
-                        line=item.line,
-                    )
-                if split == GOLD and known_split != GOLD:
-                    upgrades.append((item_id, item.gold_label))
-                else:
-                    unchanged += 1
+            new, upgrades, unchanged = _sort_imported(prepared.items, existing, split, source)
+            new_rows = [self._row_for(item, split) for item in new]
             rows_of.insert_items(session, new_rows)
             for item_id, label in upgrades:
                 rows_of.make_gold(session, item_id, label)
