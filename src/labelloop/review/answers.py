@@ -395,22 +395,36 @@ def submit(
         queue = _answer_queue(conn, who, item, action)
         given = AnswerIn(action, label, who.id, spent, source="review")
         answer = record(conn, item, given, queue)
-        # Checked on the item's answers, the new one included (a refusal rolls it all back).
-        if any(
-            a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
-            for a in answer.live
-        ):
-            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
-        if queue == Queue.GOLD:
-            store.return_gold(conn, item_id, who.id)
+        _refuse_second_answer(answer, who, item_id)
         feedback = None
-        if queue == Queue.GOLD and action != Action.SKIP and gold_feedback_on(item.settings):
-            feedback = gold_feedback(conn, project.id, answer.annotation_id)
+        if queue == Queue.GOLD:
+            feedback = _gold_checked(conn, project, who, item, answer, action)
         following = None
         if then_next:
             settings = queue_settings_of(labels_and_settings_of(item)[1])
             following = next_in(conn, project, who.id, exclude, settings)
     return Submitted(answer.annotation_id, item_id, action, feedback, then_next, following)
+
+
+def _refuse_second_answer(answer: Answer, who: Principal, item_id: int) -> None:
+    """ConflictError when the caller already had a live answer on the item. Checked on the
+    item's answers, the new one included: the refusal rolls the whole transaction back."""
+    if any(
+        a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
+        for a in answer.live
+    ):
+        raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+
+
+def _gold_checked(
+    conn: Connection, project: ProjectScope, who: Principal, item: Any, answer: Answer, action: str
+) -> GoldFeedback | None:
+    """End the caller's gold check (each person is served it once); what they are shown of
+    it, when the project shows the expected label."""
+    store.return_gold(conn, item.id, who.id)
+    if action == Action.SKIP or not gold_feedback_on(item.settings):
+        return None
+    return gold_feedback(conn, project.id, answer.annotation_id)
 
 
 def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
