@@ -27,6 +27,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..workflows.estimate import PrelabelEstimate
+    from ..project import Stats
 
 app = typer.Typer(
     name="labelloop",
@@ -472,7 +473,7 @@ def _render_calibration(r: dict) -> None:
         out.print("  plots: " + ", ".join(r["plots"].values()))
 
 
-def _render_stats(result: dict) -> None:
+def _render_stats(result: Stats) -> None:
     from rich.table import Table
 
     table = Table(title="labelloop stats", show_header=False)
@@ -485,15 +486,15 @@ def _render_stats(result: dict) -> None:
         "human_labeled",
         "unresolved",
     ):
-        table.add_row(key.replace("_", " "), f"{result[key]:,}")
-    table.add_row("review rate", percent(result["review_rate"]))
+        table.add_row(key.replace("_", " "), f"{getattr(result, key):,}")
+    table.add_row("review rate", percent(result.review_rate))
     table.add_row(
         "LLM accuracy on gold",
-        percent(result["gold_accuracy"])
-        + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""),
+        percent(result.gold_accuracy)
+        + (f" (n={result.gold_predicted})" if result.gold_predicted else ""),
     )
-    table.add_row("threshold", f"{result['threshold']:.3f}")
-    audit = result.get("audit")
+    table.add_row("threshold", f"{result.threshold:.3f}")
+    audit = result.audit
     if audit:
         table.add_row(
             "auto-accepted accuracy (audits)",
