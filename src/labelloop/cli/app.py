@@ -26,8 +26,8 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..workflows.estimate import PrelabelEstimate
     from ..project import Stats
+    from ..workflows.estimate import PrelabelEstimate
 
 app = typer.Typer(
     name="labelloop",
