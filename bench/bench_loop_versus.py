@@ -129,7 +129,6 @@ def main() -> None:
         return
     if args.baseline is None:
         parser.error("--baseline is required")
-    sections = []
     for corpus in args.corpus or list(TASKS):
         goal = TASKS[corpus][3]
         argv = [
@@ -142,24 +141,23 @@ def main() -> None:
         results, times = {}, {}
         for name, src in (("baseline", args.baseline), ("this", SRC)):
             results[name], times[name] = run_checkout(src, argv)
-        text = compare(corpus, results, goal, args.budget)
-        sections.append(
-            text + f" Wall time {times['baseline'] / 60:.0f} + {times['this'] / 60:.0f} min; "
-            f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
+        text = compare(corpus, results, goal, args.budget) + (
+            f" {args.items} items, {args.gold} gold, {args.repeats} repeats, batch "
+            f"{args.batch}. Wall time {times['baseline'] / 60:.0f} + {times['this'] / 60:.0f} "
+            f"min; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
         )
-        print(sections[-1], flush=True)
-    what = "no LLM, the student and its stack" if args.no_llm else "the embedded LLM"
-    command = (
-        "PYTHONPATH=src python bench/bench_loop_versus.py --baseline MAIN/src "
-        + "".join(f"--corpus '{c}' " for c in args.corpus or [])
-        + f"--items {args.items} --gold {args.gold} --repeats {args.repeats} "
-        f"--budget {args.budget} --batch {args.batch}" + (" --no-llm" if args.no_llm else "")
-    )
-    write_section(
-        f"The loop against a baseline checkout ({what})",
-        __doc__.split("\n\n")[1] + "\n\n" + "\n\n".join(sections),
-        command,
-    )
+        print(text, flush=True)
+        what = "no LLM" if args.no_llm else "embedded LLM"
+        command = (
+            f"PYTHONPATH=src python bench/bench_loop_versus.py --baseline MAIN/src --corpus "
+            f"'{corpus}' --items {args.items} --gold {args.gold} --repeats {args.repeats} "
+            f"--budget {args.budget} --batch {args.batch}" + (" --no-llm" if args.no_llm else "")
+        )
+        write_section(
+            f"The loop against a baseline checkout: {corpus}, {what}",
+            __doc__.split("\n\n")[1] + "\n\n" + text,
+            command,
+        )
 
 
 if __name__ == "__main__":
