@@ -225,3 +225,24 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert code == 0 and undone["item"] == "r1"
     assert run("list")[1]["count"] == 1
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
+
+
+@pytest.mark.parametrize(
+    "fmt", ["jsonl", "csv", "parquet", "labelstudio", "argilla", "prodigy", "hf"]
+)
+def test_a_decision_comes_back_from_every_export(team, make_project, tmp_path, fmt) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral", note="neither, really")
+    out = tmp_path / f"out.{fmt}"
+    project.export(out, fmt)
+    copy = make_project(name="copy")
+    reader = "labelloop" if fmt in ("jsonl", "csv", "parquet") else fmt
+    assert copy.import_from(out, reader)["decisions"] == 1
+    assert copy.import_from(out, reader)["decisions"] == 0  # once
+    item = copy.item_id("r1")
+    assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
+    reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
+    shown = adjudication.case(copy, reviewer, item)
+    assert shown["decision"]["note"] == "neither, really"
+    copy.resolve(final_label="majority")  # the answers alone would say positive or negative
+    assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
