@@ -42,22 +42,16 @@ _LIVE_DECISION = (
     .order_by(_DECISIONS.c.id.desc())
     .limit(1)
 )
-_DECISION_BY_ID = select(
+_DECISION = select(
     _DECISIONS.c.id,
     _DECISIONS.c.project_id,
     _DECISIONS.c.item_id,
     _DECISIONS.c.reviewer_id,
     _DECISIONS.c.undone,
-).where(_DECISIONS.c.id == bindparam("decision"))
+)
+_DECISION_BY_ID = _DECISION.where(_DECISIONS.c.id == bindparam("decision"))
 _LAST_DECISION_BY = (
-    select(
-        _DECISIONS.c.id,
-        _DECISIONS.c.project_id,
-        _DECISIONS.c.item_id,
-        _DECISIONS.c.reviewer_id,
-        _DECISIONS.c.undone,
-    )
-    .where(
+    _DECISION.where(
         _DECISIONS.c.project_id == bindparam("project"),
         _DECISIONS.c.reviewer_id == bindparam("who"),
         _DECISIONS.c.undone.is_(False),
@@ -163,6 +157,14 @@ def candidate_items(conn: Connection, project_id: int) -> list[int]:
     return [int(i) for i in conn.scalars(query)]
 
 
+def _by_item(rows: Any) -> dict[int, list[Any]]:
+    """Rows grouped by their `item_id`, in the order given (items without rows: empty)."""
+    found: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        found[row.item_id].append(row)
+    return found
+
+
 def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
     """The live answers of each item, oldest first: id, annotator_id, annotator (name), label,
     action, queue, created_at."""
@@ -181,10 +183,7 @@ def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]
         .where(_ANSWERS.c.item_id.in_(list(item_ids)), _LIVE_ANSWER)
         .order_by(_ANSWERS.c.id)
     )
-    found: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row.item_id].append(row)
-    return found
+    return _by_item(rows)
 
 
 def flags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
@@ -201,10 +200,7 @@ def flags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
         .where(_FLAGS.c.item_id.in_(list(item_ids)), _LIVE_FLAG)
         .order_by(_FLAGS.c.id)
     )
-    found: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row.item_id].append(row)
-    return found
+    return _by_item(rows)
 
 
 def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
@@ -215,10 +211,7 @@ def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[A
             _TASKS.c.item_id.in_(list(item_ids))
         )
     )
-    found: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row.item_id].append(row)
-    return found
+    return _by_item(rows)
 
 
 def decisions_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

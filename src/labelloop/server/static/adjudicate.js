@@ -3,8 +3,7 @@
 // Item texts, labels, names and notes are untrusted: they reach the page as text nodes only.
 "use strict";
 (() => {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const showText = window.labelloop.showText;
+  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
   let current = null; // the item on screen
@@ -12,34 +11,6 @@
   let later = []; // items put off with Space in this visit
   let busy = false;
   let decided = 0;
-
-  async function api(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) {
-      window.location.assign("/login?next=/adjudicate");
-      throw new Error("logged out");
-    }
-    return response;
-  }
-
-  async function detail(response) {
-    try {
-      const body = await response.json();
-      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    } catch (_) {
-      return response.statusText;
-    }
-  }
-
-  function say(text, isError) {
-    showText($("message"), text || "");
-    $("message").classList.toggle("error", Boolean(isError));
-  }
 
   function listItem(parts) {
     const li = document.createElement("li");
@@ -57,19 +28,7 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "choice";
-      button.dataset.index = String(index);
-      if (index < 9) {
-        const key = document.createElement("kbd");
-        key.textContent = String(index + 1);
-        button.append(key, " ");
-      }
-      const name = document.createElement("span");
-      name.className = "label-name";
-      showText(name, label);
-      button.append(name);
+      const button = labelButton(label, index);
       button.addEventListener("click", () => pick(index));
       box.append(button);
     });
