@@ -165,42 +165,32 @@ def _by_item(rows: Any) -> dict[int, list[Any]]:
     return found
 
 
+def _named_rows(
+    conn: Connection, table: Any, person: Any, columns: Sequence[Any], live: Any, item_ids: Any
+) -> dict[int, list[Any]]:
+    """Live rows of `table` on the items, oldest first, with the name of the person in
+    `person` as `annotator`, grouped by item."""
+    rows = conn.execute(
+        select(table.c.id, table.c.item_id, person, _PEOPLE.c.name.label("annotator"), *columns)
+        .outerjoin(_PEOPLE, _PEOPLE.c.id == person)
+        .where(table.c.item_id.in_(list(item_ids)), live)
+        .order_by(table.c.id)
+    )
+    return _by_item(rows)
+
+
 def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
     """The live answers of each item, oldest first: id, annotator_id, annotator (name), label,
     action, queue, created_at."""
-    rows = conn.execute(
-        select(
-            _ANSWERS.c.id,
-            _ANSWERS.c.item_id,
-            _ANSWERS.c.annotator_id,
-            _PEOPLE.c.name.label("annotator"),
-            _ANSWERS.c.label,
-            _ANSWERS.c.action,
-            _ANSWERS.c.queue,
-            _ANSWERS.c.created_at,
-        )
-        .outerjoin(_PEOPLE, _PEOPLE.c.id == _ANSWERS.c.annotator_id)
-        .where(_ANSWERS.c.item_id.in_(list(item_ids)), _LIVE_ANSWER)
-        .order_by(_ANSWERS.c.id)
-    )
-    return _by_item(rows)
+    a = _ANSWERS.c
+    columns = (a.label, a.action, a.queue, a.created_at)
+    return _named_rows(conn, _ANSWERS, a.annotator_id, columns, _LIVE_ANSWER, item_ids)
 
 
 def flags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
     """The live flags of each item, oldest first: annotator_id, annotator (name), reason."""
-    rows = conn.execute(
-        select(
-            _FLAGS.c.item_id,
-            _FLAGS.c.annotator_id,
-            _PEOPLE.c.name.label("annotator"),
-            _FLAGS.c.reason,
-            _FLAGS.c.created_at,
-        )
-        .outerjoin(_PEOPLE, _PEOPLE.c.id == _FLAGS.c.annotator_id)
-        .where(_FLAGS.c.item_id.in_(list(item_ids)), _LIVE_FLAG)
-        .order_by(_FLAGS.c.id)
-    )
-    return _by_item(rows)
+    f = _FLAGS.c
+    return _named_rows(conn, _FLAGS, f.annotator_id, (f.reason, f.created_at), _LIVE_FLAG, item_ids)
 
 
 def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
