@@ -227,6 +227,16 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
 
 
+def test_user_add_makes_reviewers(team, cli, capsys, monkeypatch) -> None:
+    project = team[0]
+    monkeypatch.setenv("LABELLOOP_PASSWORD", "ravi-password")
+    code = cli("user", "add", "ravi", "--role", "reviewer", "--project", project.path, "--json")
+    assert code == 0 and json.loads(capsys.readouterr().out)["role"] == "reviewer"
+    ravi = review.authenticate(project, "ravi", "ravi-password")
+    assert ravi is not None and ravi.is_reviewer and not ravi.is_admin
+    assert adjudication.queue(project, ravi)["count"] == 1
+
+
 @pytest.mark.parametrize(
     "fmt", ["jsonl", "csv", "parquet", "labelstudio", "argilla", "prodigy", "hf"]
 )
