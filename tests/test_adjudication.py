@@ -256,3 +256,13 @@ def test_a_decision_comes_back_from_every_export(team, make_project, tmp_path, f
     assert shown["decision"]["note"] == "neither, really"
     copy.resolve(final_label="majority")  # the answers alone would say positive or negative
     assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
+
+
+def test_adjudicated_labels_train_the_student(team) -> None:
+    from labelloop.workflows.learn import load_pool
+
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral")
+    pool = load_pool(project)
+    trusted = dict(zip(pool.ids, pool.y.tolist(), strict=True))
+    assert trusted[ids[1]] == project.labels.index("neutral")
