@@ -45,6 +45,16 @@
     $("btn-decide").disabled = false;
   }
 
+  // The item's label now, where it came from, and the team's posterior when it is weighted.
+  function standing(item) {
+    const now = item.label === null ? "no label yet" : `${item.label} (${item.label_source})`;
+    const posterior = item.label_posterior ? Object.entries(item.label_posterior)
+      .sort((a, b) => b[1] - a[1])
+      .map(([label, p]) => `${label} ${(100 * p).toFixed(0)}%`)
+      .join(", ") : "";
+    return `Label now: ${now}${posterior ? ` · team posterior: ${posterior}` : ""}`;
+  }
+
   function render() {
     const empty = current === null;
     $("case").hidden = empty;
@@ -68,6 +78,7 @@
         `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : " (not calibrated)"}`;
       showText($("sugg-reason"), suggestion.reasoning || "");
     }
+    showText($("standing"), standing(current));
     $("answers").replaceChildren(...current.answers.map((a) => listItem([
       ["annotator", a.annotator + ":"],
       ["answer", a.label === null ? a.action : `${a.label} (${a.action})`],
