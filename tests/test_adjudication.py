@@ -266,3 +266,13 @@ def test_adjudicated_labels_train_the_student(team) -> None:
     pool = load_pool(project)
     trusted = dict(zip(pool.ids, pool.y.tolist(), strict=True))
     assert trusted[ids[1]] == project.labels.index("neutral")
+
+
+def test_importing_answers_keeps_a_decision_in_force(team, tmp_path) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral")
+    answers = tmp_path / "answers.jsonl"
+    task = {"text": "review text 1", "label": "positive", "answer": "accept", "meta": {"id": "r1"}}
+    answers.write_text(json.dumps(task) + "\n")
+    project.import_from(answers, "prodigy")
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")

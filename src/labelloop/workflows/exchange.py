@@ -355,8 +355,9 @@ def _settle(
     ids: dict[str, int],
     active: tuple[str, str] | None,
 ) -> None:
-    """Point items at the active predictor's prediction and set their final labels: as
-    recorded in the file when it says, else from people's answers."""
+    """Point items at the active predictor's prediction and set their final labels: a
+    reviewer's decision in force, else as recorded in the file when it says, else from people's
+    answers."""
     chunk = [ids[item.uid] for item in items]
     splits = stored_items.splits_of(session, chunk)
     if active is not None:
@@ -364,10 +365,14 @@ def _settle(
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
     for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
+    decided = adjudications.decisions_of(session.connection(), chunk)
     finals = []
     for item in items:
         item_id = ids[item.uid]
-        if item.final is not None:
+        if item_id in decided:  # a reviewer's decision in force outranks the file and answers
+            label = decided[item_id]["label"]
+            final = (HUMAN_LABELED, label, LabelSource.ADJUDICATED, None)
+        elif item.final is not None:
             final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
         else:
             human = routing.resolve_human_label(votes[item_id])
