@@ -371,7 +371,12 @@ def _settle(
         item_id = ids[item.uid]
         if item_id in decided:  # a reviewer's decision in force outranks the file and answers
             label = decided[item_id]["label"]
-            final = (HUMAN_LABELED, label, LabelSource.ADJUDICATED, None)
+            final: tuple[str, str | None, str | None, dict[str, Any] | None] = (
+                HUMAN_LABELED,
+                label,
+                LabelSource.ADJUDICATED,
+                None,
+            )
         elif item.final is not None:
             final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
         else:
