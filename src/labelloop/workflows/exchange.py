@@ -29,6 +29,7 @@ from ..store import (
     projects,
     reviews,
 )
+from ..store import adjudication as adjudications
 from ..store import exchange as rows
 from ..store import items as stored_items
 from ..store.models import UNRESOLVED, utcnow
@@ -125,6 +126,24 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         if item.final.state not in STATES:
             raise where.error("unknown state", "state", item.final.state)
         item.final.label = label(item.final.label, item, "label")
+    if item.decision is not None:
+        _validate_decision(item, label)
+
+
+def _validate_decision(item: ItemIn, label: _Labels) -> None:
+    """A decision's label is in the label set, its reviewer a valid name, its note bounded."""
+    from ..review.adjudication import check_note
+
+    d, where = item.decision, item.where
+    assert d is not None
+    d.label = label(d.label, item, "adjudication.label")
+    d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
+    if d.reviewer is not None and (problem := user_name_problem(d.reviewer)):
+        raise where.error(problem, "adjudication.reviewer", d.reviewer)
+    try:
+        d.note = check_note(d.note)
+    except InputError as exc:
+        raise where.error(str(exc), "adjudication.note") from None
 
 
 def _merge(items: Iterable[ItemIn], label: _Labels) -> list[ItemIn]:
@@ -166,6 +185,8 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         _add_predictions(session, project.id, items, ids, counts)
         names = _annotators(session, project.id, items)
         _add_annotations(session, project.id, items, ids, names, counts)
+        counts["decisions"] = _add_decisions(session, project.id, items, ids, names)
+        session.flush()
         for start in range(0, len(items), CHUNK):
             _settle(session, project.id, items[start : start + CHUNK], ids, active_key)
     return dict(counts)
@@ -241,7 +262,44 @@ def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str,
 
 def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[str, int]:
     wanted = {a.annotator for item in items for a in item.annotations if a.annotator}
+    wanted |= {i.decision.reviewer for i in items if i.decision and i.decision.reviewer}
     return rows.ensure_annotators(session, project_id, wanted)
+
+
+def _add_decisions(
+    session: Session,
+    project_id: int,
+    items: list[ItemIn],
+    ids: dict[str, int],
+    names: dict[str, int],
+) -> int:
+    """Store the reviewers' decisions a file carries, for items whose label it says was
+    adjudicated and that have no decision in force yet (importing twice adds none)."""
+    added = 0
+    conn = session.connection()
+    for item in items:
+        d = item.decision
+        if d is None or item.final is None or item.final.source != LabelSource.ADJUDICATED:
+            continue
+        if adjudications.live_decision(conn, ids[item.uid]) is not None:
+            continue
+        adjudications.add_decision(
+            conn,
+            {
+                "project_id": project_id,
+                "item_id": ids[item.uid],
+                "reviewer_id": names.get(d.reviewer) if d.reviewer else None,
+                "label": d.label,
+                "note": d.note,
+                "reasons": ",".join(d.reasons) or None,
+                "previous_label": d.previous_label,
+                "previous_source": d.previous_source,
+                "undone": False,
+                "created_at": d.decided_at or utcnow(),
+            },
+        )
+        added += 1
+    return added
 
 
 def _add_annotations(
@@ -306,8 +364,9 @@ def _settle(
     ids: dict[str, int],
     active: tuple[str, str] | None,
 ) -> None:
-    """Point items at the active predictor's prediction and set their final labels: as
-    recorded in the file when it says, else from people's answers."""
+    """Point items at the active predictor's prediction and set their final labels: a
+    reviewer's decision in force, else as recorded in the file when it says, else from people's
+    answers."""
     chunk = [ids[item.uid] for item in items]
     splits = reviews.splits_of(session, project_id, chunk)
     if active is not None:
@@ -315,10 +374,19 @@ def _settle(
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
     for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
+    decided = adjudications.decisions_of(session.connection(), chunk)
     finals = []
     for item in items:
         item_id = ids[item.uid]
-        if item.final is not None:
+        if item_id in decided:  # a reviewer's decision in force outranks the file and answers
+            label = decided[item_id]["label"]
+            final: tuple[str, str | None, str | None, dict[str, Any] | None] = (
+                HUMAN_LABELED,
+                label,
+                LabelSource.ADJUDICATED,
+                None,
+            )
+        elif item.final is not None:
             final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
         else:
             human = routing.resolve_human_label(votes[item_id])

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 from ...errors import InputError
 from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS
-from .provenance import annotation_in, iter_provenance_rows, row_prediction_labels
+from .provenance import annotation_in, decision_in, iter_provenance_rows, row_prediction_labels
 from .records import (
     AnnotationIn,
     FinalIn,
@@ -347,6 +347,7 @@ def item_from_task(
         predictions=predictions,
         annotations=annotations,
         final=final,
+        decision=decision_in(ours.get("adjudication"), where, "data.labelloop.adjudication"),
     )
 
 

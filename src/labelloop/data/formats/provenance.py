@@ -20,6 +20,7 @@ from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
     AnnotationIn,
+    DecisionIn,
     FinalIn,
     ItemIn,
     PredictionIn,
@@ -262,6 +263,27 @@ def annotation_in(a: Any, where: Where, field_name: str = "annotations") -> Anno
     )
 
 
+def decision_in(value: Any, where: Where, field_name: str = "adjudication") -> DecisionIn | None:
+    """An exported decision (`_decision_dict`) back into a record; None when there is none."""
+    value = _nested(value, where, field_name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("label"), str):
+        raise where.error("adjudication must be an object with a label", field_name, value)
+    reasons = value.get("reasons") or []
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise where.error("adjudication reasons must be a list of words", field_name, reasons)
+    return DecisionIn(
+        label=value["label"],
+        reviewer=_optional_str(value, "reviewer"),
+        note=_optional_str(value, "note"),
+        reasons=reasons,
+        previous_label=_optional_str(value, "previous_label"),
+        previous_source=_optional_str(value, "previous_source"),
+        decided_at=as_time(value.get("decided_at"), where, f"{field_name}.decided_at"),
+    )
+
+
 def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
     """A labelloop export row (any of its file formats) back into an item to import."""
     uid = need(row, "id", where, (str, int))
@@ -310,6 +332,7 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         final=FinalIn(
             state=state, label=_optional_str(row, "label"), source=source, posterior=posterior
         ),
+        decision=decision_in(row.get("adjudication"), where),
     )
 
 

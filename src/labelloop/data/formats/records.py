@@ -69,6 +69,20 @@ class FinalIn:
 
 
 @dataclass
+class DecisionIn:
+    """A reviewer's decision as exported (`adjudication` in labelloop's rows), restored on
+    import so that the item's label stays the reviewer's through later answers."""
+
+    label: str
+    reviewer: str | None = None
+    note: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    previous_label: str | None = None
+    previous_source: str | None = None
+    decided_at: datetime | None = None
+
+
+@dataclass
 class ItemIn:
     uid: str
     text: str
@@ -79,6 +93,7 @@ class ItemIn:
     predictions: list[PredictionIn] = field(default_factory=list)
     annotations: list[AnnotationIn] = field(default_factory=list)
     final: FinalIn | None = None
+    decision: DecisionIn | None = None
 
 
 def action_for(label: str | None, suggestion: str | None) -> Action:
