@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from . import routing
 from .data.importer import (
+    LabelSets,
     Mapping,
     NewItem,
     Prepared,
@@ -38,6 +39,13 @@ from .errors import InputError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
+from .review.labelsets import (
+    ALLOW_EMPTY,
+    SetAnswerIn,
+    annotate_set,
+    is_multi_label,
+    multi_label_settings,
+)
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -107,8 +115,13 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
     return sqlite_url(path / DEFAULT_DB_FILE)
 
 
-def make_labeler(model: str, **options: Any) -> Any:
-    """A labeler by name (a missing model file or endpoint is bad input)."""
+def make_labeler(model: str, *, multi_label: bool = False, **options: Any) -> Any:
+    """A labeler by name (a missing model file or endpoint is bad input); with `multi_label`,
+    one that gives every label its own probability."""
+    if multi_label:
+        from .labelers.multilabel import get_multi_labeler
+
+        return get_multi_labeler(model, **options)
     from .labelers import get_labeler
 
     return get_labeler(model, **options)
@@ -132,14 +145,20 @@ class Project:
         labels: Sequence[str] | str,
         db: str | None = None,
         name: str | None = None,
+        multi_label: bool = False,
+        allow_empty: bool = False,
     ) -> Project:
-        """Create a project folder (and its store) for a task and an ordered label set."""
+        """Create a project folder (and its store) for a task and an ordered label set.
+
+        With `multi_label` items take any subset of the labels (none only with `allow_empty`).
+        """
         path = Path(path).resolve()
         if (path / CONFIG_FILE).exists():
             raise InputError(f"{path} is already a labelloop project")
         if not task or not task.strip():
             raise InputError("the task description is empty; describe the task with --task")
         label_list = _parse_labels(labels)
+        settings = multi_label_settings(label_list, multi_label, allow_empty)
         name = name or re.sub(r"[^\w.-]+", "-", path.name) or "project"
         path.mkdir(parents=True, exist_ok=True)
         url = _resolve_db(path, db, {})
@@ -150,7 +169,7 @@ class Project:
                 raise InputError(
                     f"the database already holds a project named {name!r}; choose another --name"
                 )
-            row = ProjectRow(name=name, task=task.strip(), labels=label_list, settings={})
+            row = ProjectRow(name=name, task=task.strip(), labels=label_list, settings=settings)
             session.add(row)
             session.flush()
             project_id = row.id
@@ -217,6 +236,16 @@ class Project:
             row = self._row(session)
             row.settings = {**(row.settings or {}), **values}
             return dict(row.settings)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether items take label sets (`Project.create(multi_label=True)`)."""
+        return is_multi_label(self.settings)
+
+    @property
+    def allow_empty(self) -> bool:
+        """Whether a multi-label item may take no label at all."""
+        return bool(self.settings.get(ALLOW_EMPTY))
 
     @property
     def threshold(self) -> float:
@@ -333,8 +362,12 @@ class Project:
     ) -> ImportResult:
         if split not in (POOL, GOLD):
             raise InputError(f"split must be 'pool' or 'gold', not {split!r}")
+        labels, settings = self.labels, self.settings
+        sets = (
+            LabelSets(labels, bool(settings.get(ALLOW_EMPTY))) if is_multi_label(settings) else None
+        )
         prepared = prepare_items(
-            records, source=source, mapping=mapping, labels=self.labels, split=split
+            records, source=source, mapping=mapping, labels=labels, split=split, label_sets=sets
         )
         with self.store.session() as session:
             existing = self._existing(session, {item.uid for item in prepared.items})
@@ -353,19 +386,21 @@ class Project:
                         line=item.line,
                     )
                 if split == GOLD and known_split != GOLD:
-                    upgrades.append((item_id, item.gold_label))
+                    upgrades.append((item_id, item))
                 else:
                     unchanged += 1
             bulk_insert(session, Item.__table__, new_rows)
-            for item_id, label in upgrades:
+            for item_id, item in upgrades:
                 session.execute(
                     update(Item)
                     .where(Item.id == item_id)
                     .values(
                         split=GOLD,
-                        gold_label=label,
+                        gold_label=item.gold_label,
+                        gold_labels=item.gold_labels,
                         state=HUMAN_LABELED,
-                        final_label=label,
+                        final_label=item.gold_label,
+                        final_labels=item.gold_labels,
                         final_source=LabelSource.HUMAN,
                     )
                 )
@@ -394,8 +429,10 @@ class Project:
             "meta": item.meta,
             "split": split,
             "gold_label": item.gold_label,
+            "gold_labels": item.gold_labels,
             "state": HUMAN_LABELED if gold else UNRESOLVED,
             "final_label": item.gold_label if gold else None,
+            "final_labels": item.gold_labels if gold else None,
             "final_source": LabelSource.HUMAN if gold else None,
             "audit": False,
         }
@@ -495,6 +532,7 @@ class Project:
                     calibrated_confidence=pred.with_only_columns(
                         Prediction.calibrated_confidence
                     ).scalar_subquery(),
+                    llm_labels=pred.with_only_columns(Prediction.labels).scalar_subquery(),
                 )
             )
 
@@ -547,6 +585,7 @@ class Project:
                     "cost_usd": result.cost_usd,
                     "error": result.error,
                     "raw": result.raw,
+                    "labels": getattr(result, "labels", None),
                 }
                 if earlier is None:
                     rows.append(
@@ -610,8 +649,17 @@ class Project:
         if owned:
             extra = {} if timeout is None else {"timeout_s": timeout}
             labeler = make_labeler(
-                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **extra
+                model,
+                multi_label=self.multi_label,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                **extra,
             )
+        elif self.multi_label:
+            from .labelers.multilabel import as_multi_labeler
+
+            labeler = as_multi_labeler(labeler)
         try:
             return engine.prelabel(
                 self, labeler, limit=limit, progress=progress, retry_failed=retry_failed
@@ -822,11 +870,13 @@ class Project:
         queue: str | None = None,
         source: str = "labelloop",
         external_id: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Record a person's answer on an item and update its final label.
 
         `accept` takes the suggestion's label; `correct` and `label` need a label; `reject`
-        says the suggestion is wrong without giving a label; `skip` gives nothing.
+        says the suggestion is wrong without giving a label; `skip` gives nothing. On a
+        multi-label project the answer is a set, `labels` (see `labelloop.review.labelsets`).
 
         A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
         item's task in `queue`, or without one for the open task they hold or the item's first
@@ -835,6 +885,11 @@ class Project:
         answers.check_action(action)
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
+        if self.multi_label or labels is not None:
+            if not self.multi_label or label is not None:
+                raise InputError("give `labels` (a list) on multi-label projects, else `label`")
+            given_set = SetAnswerIn(action, labels, annotator_id, time_spent_s, source, external_id)
+            return annotate_set(self, item_id, given_set, queue=queue)
         given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
         return answers.annotate(self, item_id, given, queue=queue, shown_as=item).to_dict()
 

@@ -1,0 +1,159 @@
+"""Multi-label projects: creation, label sets on import, answers and predictions in the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from labelloop import Project
+from labelloop.errors import InputError
+from labelloop.labelers.multilabel import multi_label_result
+from labelloop.store import Annotation, Item, Prediction
+
+LABELS = ["business", "sport", "tech"]
+
+
+@pytest.fixture
+def ml_project(tmp_path: Path, db_url: str):
+    project = Project.create(
+        tmp_path / "ml", task="Topics of a news text.", labels=LABELS, db=db_url, multi_label=True
+    )
+    yield project
+    project.close()
+
+
+def _items(project: Project) -> dict[str, Item]:
+    with project.store.session() as session:
+        rows = session.scalars(select(Item).where(Item.project_id == project.id)).all()
+        return {row.uid: row for row in rows}
+
+
+def test_create_keeps_the_setting_and_single_label_projects_are_unchanged(tmp_path, db_url):
+    ml = Project.create(tmp_path / "a", task="t", labels=LABELS, db=db_url, multi_label=True)
+    single = Project.create(tmp_path / "b", task="t", labels=LABELS, db=db_url, name="b")
+    try:
+        assert ml.multi_label and not ml.allow_empty
+        assert not single.multi_label and single.settings == {}
+        reopened = Project.open(tmp_path / "a", db=db_url)
+        assert reopened.multi_label
+        reopened.close()
+    finally:
+        ml.close()
+        single.close()
+
+
+def test_allow_empty_needs_multi_label_and_labels_must_fit_a_csv_cell(tmp_path):
+    with pytest.raises(InputError, match="--multi-label"):
+        Project.create(tmp_path / "a", task="t", labels=LABELS, allow_empty=True)
+    with pytest.raises(InputError, match="may not hold"):
+        Project.create(tmp_path / "b", task="t", labels=["a|b", "c"], multi_label=True)
+
+
+def test_import_reads_lists_json_cells_and_separated_names(ml_project, tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"id": "g1", "text": "markets and a match", "labels": ["Business", "sport", "sport"]},
+        {"id": "g2", "text": "a new chip", "labels": "tech"},
+    ]
+    gold.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    ml_project.import_file(gold, label_col="labels", split="gold")
+    pool = tmp_path / "pool.csv"
+    pool.write_text(
+        'id,text,labels\np1,one,"[""tech"", ""sport""]"\np2,two,business;tech\np3,three,\n'
+    )
+    ml_project.import_file(pool, label_col="labels")
+    items = _items(ml_project)
+    assert items["g1"].gold_labels == ["business", "sport"]
+    assert items["g1"].final_labels == ["business", "sport"]
+    assert items["g1"].gold_label is None and items["g1"].state == "human_labeled"
+    assert items["g2"].final_labels == ["tech"]
+    assert items["p1"].meta == {"source_label": ["sport", "tech"]}
+    assert items["p2"].meta == {"source_label": ["business", "tech"]}
+    assert items["p3"].final_labels is None and items["p3"].state == "unresolved"
+
+
+def test_import_rejects_unknown_labels_and_empty_gold_sets_naming_the_row(ml_project, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "labels": ["sport", "weather"]}) + "\n")
+    with pytest.raises(InputError, match=r"line 1.*'labels'.*weather"):
+        ml_project.import_file(bad, label_col="labels", split="gold")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps({"text": "x", "labels": []}) + "\n")
+    with pytest.raises(InputError, match="empty"):
+        ml_project.import_file(empty, label_col="labels", split="gold")
+    assert _items(ml_project) == {}
+
+
+def test_empty_sets_where_the_project_allows_them(tmp_path, db_url):
+    project = Project.create(
+        tmp_path / "e", task="t", labels=LABELS, db=db_url, multi_label=True, allow_empty=True
+    )
+    try:
+        project.add_items(
+            [{"id": "g", "text": "nothing here", "labels": []}], label_col="labels", split="gold"
+        )
+        project.add_items(["plain"])
+        assert _items(project)["g"].gold_labels == []
+        uid = next(uid for uid in _items(project) if uid != "g")
+        answer = project.annotate(uid, action="label", labels=[], annotator="ann")
+        assert answer["labels"] == [] and answer["state"] == "human_labeled"
+    finally:
+        project.close()
+
+
+def test_answers_are_sets_resolved_label_by_label(ml_project):
+    ml_project.add_items([{"id": "a", "text": "a text"}])
+    first = ml_project.annotate("a", action="label", labels=["sport", "TECH"], annotator="ann")
+    assert first["labels"] == ["sport", "tech"]
+    ml_project.annotate("a", action="label", labels=["sport"], annotator="bob")
+    third = ml_project.annotate("a", action="label", labels=["sport"], annotator="cy")
+    assert third["labels"] == ["sport"]  # tech: one of three sets
+    with ml_project.store.session() as session:
+        stored = session.scalars(select(Annotation.labels).order_by(Annotation.id)).all()
+    assert stored == [["sport", "tech"], ["sport"], ["sport"]]
+    assert _items(ml_project)["a"].final_labels == ["sport"]
+    with pytest.raises(InputError, match="not in the label set"):
+        ml_project.annotate("a", action="label", labels=["weather"], annotator="ann")
+    with pytest.raises(InputError, match="empty"):
+        ml_project.annotate("a", action="label", labels=[], annotator="ann")
+    with pytest.raises(InputError, match="labels"):
+        ml_project.annotate("a", action="label", label="sport", annotator="ann")
+
+
+def test_predictions_keep_the_set_and_each_labels_probability(ml_project):
+    ml_project.add_items([{"id": "a", "text": "a text"}])
+    item_id = ml_project.item_id("a")
+    result = multi_label_result(LABELS, [0.9, 0.2, 0.6])
+    ml_project.save_predictions("m", "v1", [(item_id, result)])
+    ml_project.set_active_predictor("m", "v1")
+    with ml_project.store.session() as session:
+        prediction = session.scalars(select(Prediction)).one()
+    assert prediction.labels == ["business", "tech"]
+    assert prediction.probs == pytest.approx({"business": 0.9, "sport": 0.2, "tech": 0.6})
+    assert prediction.confidence == pytest.approx(0.9 * 0.8 * 0.6)
+    assert _items(ml_project)["a"].llm_labels == ["business", "tech"]
+    accepted = ml_project.annotate("a", action="accept", annotator="ann")
+    assert accepted["labels"] == ["business", "tech"]
+
+
+def test_cli_init_multi_label(cli, capsys, tmp_path):
+    folder = tmp_path / "cli"
+    status = cli(
+        "init",
+        folder,
+        "--task",
+        "Topics.",
+        "--labels",
+        "a,b,c",
+        "--multi-label",
+        "--allow-empty",
+        "--json",
+    )
+    assert status == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["multi_label"] is True and shown["allow_empty"] is True
+    with Project.open(folder) as project:
+        assert project.multi_label and project.allow_empty
