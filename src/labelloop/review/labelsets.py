@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..multilabel.sets import check_multilabel_names, parse_label_set
+from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, check_multilabel_names, parse_label_set
 from ..store import labelsets
 from ..vocabulary import NO_LABEL_ACTIONS, Action
 from .answers import check_action
 from .common import ProjectScope, transaction
-
-#: The project settings of multi-label projects.
-MULTI_LABEL, ALLOW_EMPTY = "multi_label", "allow_empty"
 
 
 def is_multi_label(settings: dict[str, Any] | None) -> bool:
