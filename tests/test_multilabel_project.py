@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labelloop import Project
 from labelloop.errors import InputError
 from labelloop.labelers.multilabel import multi_label_result
-from labelloop.store import Annotation, Item, Prediction
+from labelloop.store import Annotation, Item, Prediction, ReviewTask
 
 LABELS = ["business", "sport", "tech"]
 
@@ -157,3 +157,63 @@ def test_cli_init_multi_label(cli, capsys, tmp_path):
     assert shown["multi_label"] is True and shown["allow_empty"] is True
     with Project.open(folder) as project:
         assert project.multi_label and project.allow_empty
+
+
+def _simulated(project: Project, n_gold: int = 60, n_pool: int = 40, seed: int = 0) -> None:
+    """Gold and pool items with predictions whose 'sport' probabilities run too high: the
+    label applies where p > 0.75, while the labeler says yes from 0.5."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = n_gold + n_pool
+    raw = rng.uniform(0, 1, size=(n, len(LABELS)))
+    truth = raw > np.array([0.5, 0.75, 0.5])
+    gold = [
+        {
+            "id": f"g{i}",
+            "text": f"gold {i}",
+            "labels": [lab for j, lab in enumerate(LABELS) if truth[i, j]],
+        }
+        for i in range(n_gold)
+    ]
+    project.update_settings(allow_empty=True)
+    project.add_items(gold, label_col="labels", split="gold")
+    project.add_items([{"id": f"p{i}", "text": f"pool {i}"} for i in range(n_pool)])
+    results = [
+        (
+            project.item_id(f"g{i}" if i < n_gold else f"p{i - n_gold}"),
+            multi_label_result(LABELS, raw[i]),
+        )
+        for i in range(n)
+    ]
+    project.save_predictions("m", "v1", results)
+    project.set_active_predictor("m", "v1")
+
+
+def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_project):
+    _simulated(ml_project)
+    report = ml_project.calibrate(budget=0.5, method="isotonic")
+    assert report["method"] == "per_label" and set(report["label_methods"]) == set(LABELS)
+    assert report["per_label_ece_after"]["sport"] < report["per_label_ece_before"]["sport"]
+    assert 0.5 <= report["threshold"] <= 1.0 and report["review_rate"] <= 0.5
+    routed = ml_project.route()
+    assert routed["auto_accepted"] + routed["in_review"] == 40
+    assert routed["auto_accepted"] > 0 and routed["in_review"] > 0
+    items = _items(ml_project)
+    pool = [item for uid, item in items.items() if uid.startswith("p")]
+    for item in pool:
+        if item.state == "auto_accepted":
+            assert item.final_labels == item.llm_labels and item.uncertain_labels is None
+            assert item.calibrated_confidence >= report["threshold"]
+        else:
+            assert item.final_labels is None and item.uncertain_labels
+            assert item.calibrated_confidence < report["threshold"]
+    # The calibrated suggestion says sport only where the probability is high.
+    with ml_project.store.session() as session:
+        predictions = session.scalars(select(Prediction)).all()
+    for prediction in predictions:
+        if "sport" in (prediction.calibrated_labels or []):
+            assert prediction.probs["sport"] > 0.6
+    with ml_project.store.session() as session:
+        tasks = session.execute(select(func.count()).select_from(ReviewTask)).scalar()
+    assert tasks == routed["in_review"]

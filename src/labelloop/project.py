@@ -532,7 +532,9 @@ class Project:
                     calibrated_confidence=pred.with_only_columns(
                         Prediction.calibrated_confidence
                     ).scalar_subquery(),
-                    llm_labels=pred.with_only_columns(Prediction.labels).scalar_subquery(),
+                    llm_labels=pred.with_only_columns(
+                        func.coalesce(Prediction.calibrated_labels, Prediction.labels)
+                    ).scalar_subquery(),
                 )
             )
 
@@ -669,7 +671,12 @@ class Project:
                 labeler.close()
 
     def calibrate(self, **options: Any) -> dict[str, Any]:
-        """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`)."""
+        """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`;
+        multi-label projects: one calibrator per label, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.calibrate(self, **options)
         from .workflows.calibrate import calibrate
 
         return calibrate(self, **options)
@@ -713,7 +720,13 @@ class Project:
         queue, so that the accuracy of auto-accepted labels keeps being measured. When
         calibration found the active labeler no better than the majority label, or its
         confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
+        On a multi-label project an item is auto-accepted when every label decision on it is
+        confident; the others go to review with their uncertain labels (`workflows.multilabel`).
         """
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.route(self, threshold)
         settings = self.settings
         if threshold is None:
             threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
 from ..multilabel.sets import resolve_label_sets
-from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue
-from .models import Annotation, Item, ReviewTask, table_of, utcnow
+from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
+from .models import Annotation, Calibration, Item, Prediction, ReviewTask, table_of, utcnow
 
 _ITEMS, _ANNOTATIONS, _TASKS = table_of(Item), table_of(Annotation), table_of(ReviewTask)
 
@@ -155,3 +156,120 @@ def settle_task(conn: Connection, item_id: int, queue: str | None) -> None:
             "is_done": len(actions) >= needed + rejections,
         },
     )
+
+
+# ----------------------------------------------------------------------------- calibration
+def gold_probabilities(
+    session: Session, project_id: int, model: str, version: str
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """(each label's probability, the gold set) of the gold items `model@version` answered."""
+    rows = session.execute(
+        select(Prediction.probs, Item.gold_labels)
+        .join(Item, Item.id == Prediction.item_id)
+        .where(
+            Item.project_id == project_id,
+            Item.split == Split.GOLD,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+            Prediction.error.is_(None),
+        )
+        .order_by(Item.id)
+    ).all()
+    return [(probs, gold) for probs, gold in rows if probs and gold is not None]
+
+
+def prediction_probabilities(
+    session: Session, project_id: int, model: str, version: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """(prediction id, each label's probability) of every answer of `model@version`."""
+    rows = session.execute(
+        select(Prediction.id, Prediction.probs).where(
+            Prediction.project_id == project_id,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+            Prediction.error.is_(None),
+        )
+    ).all()
+    return [(pid, probs) for pid, probs in rows if probs]
+
+
+def write_calibrated_sets(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store per prediction (`id`) its `calibrated_confidence` and `calibrated_labels`."""
+    if rows:
+        session.execute(update(Prediction), list(rows))
+
+
+def settle_routed_sets(session: Session, project_id: int, uncertain: dict[int, list[str]]) -> None:
+    """After routing: auto-accepted items take their suggested set, items in review none (and
+    the labels their reviewer is asked about, by item id in `uncertain`)."""
+    mine = Item.project_id == project_id
+    session.execute(
+        update(Item)
+        .where(mine, Item.state == ItemState.AUTO_ACCEPTED, Item.final_source == LabelSource.LLM)
+        .values(final_labels=Item.llm_labels, final_label=None, uncertain_labels=None)
+    )
+    session.execute(
+        update(Item)
+        .where(mine, Item.state == ItemState.IN_REVIEW)
+        .values(final_labels=None, final_label=None)
+    )
+    asked = [{"id": item_id, "uncertain_labels": labels} for item_id, labels in uncertain.items()]
+    if asked:
+        session.execute(update(Item), asked)
+
+
+def store_calibration(
+    session: Session,
+    project_id: int,
+    key: tuple[str, str],
+    state: dict[str, Any],
+    report: dict[str, Any],
+) -> None:
+    """Keep a fitted per-label calibration of `key` (model, prompt version) as the active one."""
+    model, version = key
+    mine = (
+        Calibration.project_id == project_id,
+        Calibration.model == model,
+        Calibration.prompt_version == version,
+    )
+    session.execute(update(Calibration).where(*mine).values(active=False))
+    session.add(
+        Calibration(
+            project_id=project_id,
+            model=model,
+            prompt_version=version,
+            method=str(report["method"]),
+            calibrator=state,
+            threshold=float(report["threshold"]),
+            report=report,
+            active=True,
+        )
+    )
+
+
+def active_calibration_state(
+    session: Session, project_id: int, key: tuple[str, str]
+) -> dict[str, Any] | None:
+    """The stored state of `key`'s active calibration, if any."""
+    model, version = key
+    return session.scalar(
+        select(Calibration.calibrator)
+        .where(
+            Calibration.project_id == project_id,
+            Calibration.model == model,
+            Calibration.prompt_version == version,
+            Calibration.active.is_(True),
+        )
+        .order_by(Calibration.id.desc())
+        .limit(1)
+    )
+
+
+def predicted_items(session: Session, project_id: int) -> list[tuple[int, int]]:
+    """(item id, prediction id) of every item showing a prediction."""
+    rows = session.execute(
+        select(Item.id, Item.prediction_id).where(
+            Item.project_id == project_id, Item.prediction_id.is_not(None)
+        )
+    ).all()
+    return [(item_id, pid) for item_id, pid in rows if pid is not None]

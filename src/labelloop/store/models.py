@@ -100,6 +100,8 @@ class Item(Base):
     gold_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     final_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     llm_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # The labels whose decision routing found uncertain: what a reviewer is asked about.
+    uncertain_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -137,6 +139,8 @@ class Prediction(Base):
     failures: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     # Multi-label projects: the predicted set (`probs` then holds each label's own probability).
     labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # The set per-label calibration gives (calibrated p >= 1/2); null before calibration.
+    calibrated_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -2,7 +2,8 @@
 
 A multi-label project's items take any subset of its labels. The sets live in JSON columns
 beside the single-label ones (which stay null there): the gold, final and suggested sets of an
-item, the set a labeler predicted, and the set a person answered.
+item and the labels a reviewer is asked about, the set a labeler predicted (and the one its
+per-label calibration gives), and the set a person answered.
 
 Revision ID: 0012_multi_label
 Revises: 0010_consensus
@@ -22,7 +23,9 @@ COLUMNS = (
     ("items", "gold_labels"),
     ("items", "final_labels"),
     ("items", "llm_labels"),
+    ("items", "uncertain_labels"),
     ("predictions", "labels"),
+    ("predictions", "calibrated_labels"),
     ("annotations", "labels"),
 )
 

@@ -1,0 +1,182 @@
+"""Calibration and routing of multi-label projects, one decision per label.
+
+`calibrate` fits one calibrator per label on the gold items (`multilabel.PerLabelCalibrator`),
+measures each label's calibration error on out-of-fold calibrated probabilities, and chooses the
+symmetric cut t on the decisions' confidence max(p, 1 - p) for a review budget or a target
+subset accuracy (`multilabel.choose_threshold`). Every prediction of the active predictor then
+gets its calibrated set (p >= 1/2) and, as its calibrated confidence, its least confident
+decision: an item is auto-accepted when that reaches t, i.e. when every decision on it is
+confident, which is the single-label routing statement applied to that number.
+`route` does so and records, for items in review, the labels their reviewer is asked about.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError, NotReadyError
+from ..multilabel.sets import indicator, label_probabilities
+from ..store.labelsets import (
+    active_calibration_state,
+    gold_probabilities,
+    predicted_items,
+    prediction_probabilities,
+    settle_routed_sets,
+    store_calibration,
+    write_calibrated_sets,
+)
+from ..store.routing import route_items
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+MIN_GOLD = 10
+DEFAULT_BUDGET = 0.3
+METHODS = ("auto", "none", "platt", "isotonic", "histogram")
+
+
+def _check(method: str, budget: float | None, target: float | None) -> None:
+    if budget is not None and target is not None:
+        raise InputError("give either --budget or --target-accuracy, not both")
+    for name, value in (("budget", budget), ("target accuracy", target)):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    if method not in METHODS:
+        raise InputError(
+            f"a multi-label project calibrates each label with one of {', '.join(METHODS)}, "
+            f"not {method!r}"
+        )
+
+
+def _matrix(probs: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+    """(n, L) per-label probabilities; a label a prediction lacks counts as 1/2 (no opinion)."""
+    out = np.array([label_probabilities(p, labels) for p in probs], dtype=float)
+    return np.where(np.isnan(out), 0.5, np.clip(out, 0.0, 1.0))
+
+
+def calibrate(
+    project: Project,
+    *,
+    method: str = "auto",
+    budget: float | None = None,
+    target_accuracy: float | None = None,
+    random_state: int = 0,
+    **_: Any,
+) -> dict[str, Any]:
+    """Fit per-label calibrators on gold, choose the cut, calibrate every prediction.
+
+    `target_accuracy` is the subset accuracy (items exactly right) of the finished dataset on
+    gold; without it or a `budget`, at most 30% of the items go to review.
+    """
+    from ..multilabel import PerLabelCalibrator, choose_threshold, cross_fit_per_label
+    from ..multilabel.metrics import per_label_ece
+
+    _check(method, budget, target_accuracy)
+    active = project.active_predictor()
+    if active is None:
+        raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
+    model, version = active
+    labels = project.labels
+    with project.store.session() as session:
+        gold = gold_probabilities(session, project.id, model, version)
+    if len(gold) < MIN_GOLD:
+        raise NotReadyError(
+            f"calibration needs at least {MIN_GOLD} gold items with predictions from {model}; "
+            f"found {len(gold)}"
+        )
+    proba = _matrix([p for p, _ in gold], labels)
+    y = indicator([g for _, g in gold], labels)
+    out_of_fold = cross_fit_per_label(proba, y, method, random_state=random_state)
+    if budget is None and target_accuracy is None:
+        budget = DEFAULT_BUDGET
+    chosen = choose_threshold(out_of_fold, y, budget=budget, target=target_accuracy)
+    calibrator = PerLabelCalibrator(method, random_state=random_state).fit(proba, y)
+    before = [iv.estimate for iv in per_label_ece(y, proba, n_boot=200)]
+    after = [iv.estimate for iv in per_label_ece(y, out_of_fold, n_boot=200)]
+    report = {
+        "method": "per_label",
+        "threshold_rule": (
+            f"every label decision confident; subset accuracy >= {target_accuracy:.0%} on gold"
+            if target_accuracy is not None
+            else f"every label decision confident; at most {budget:.0%} of the items reviewed"
+        ),
+        "label_methods": dict(zip(labels, calibrator.methods_, strict=True)),
+        "threshold": chosen.threshold,
+        "ece_before": float(np.mean(before)),
+        "ece_after": float(np.mean(after)),
+        "per_label_ece_before": dict(zip(labels, before, strict=True)),
+        "per_label_ece_after": dict(zip(labels, after, strict=True)),
+        "expected_accuracy": chosen.subset_accuracy,
+        "review_rate": chosen.review_rate,
+        "routing": chosen.to_dict(),
+    }
+    with project.store.session() as session:
+        store_calibration(session, project.id, (model, version), calibrator.to_dict(), report)
+    applied = apply(project, model, version, calibrator)
+    project.update_settings(threshold=chosen.threshold, label_thresholds=None)
+    return {
+        "model": model,
+        "prompt_version": version,
+        "n_gold": len(gold),
+        "calibrated_predictions": applied,
+        **report,
+    }
+
+
+def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
+    """Each prediction's calibrated set and least confident calibrated decision."""
+    labels = project.labels
+    with project.store.session() as session:
+        rows = prediction_probabilities(session, project.id, model, version)
+        if not rows:
+            return 0
+        calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
+        least = np.maximum(calibrated, 1.0 - calibrated).min(axis=1)
+        chosen = calibrated >= 0.5
+        write_calibrated_sets(
+            session,
+            [
+                {
+                    "id": pid,
+                    "calibrated_confidence": float(least[k]),
+                    "calibrated_labels": [lab for j, lab in enumerate(labels) if chosen[k, j]],
+                }
+                for k, (pid, _) in enumerate(rows)
+            ],
+        )
+    project.refresh_item_predictions()
+    return len(rows)
+
+
+def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
+    """Auto-accept items whose every label decision is confident; send the others to review
+    with the labels to ask about."""
+    from ..multilabel import PerLabelCalibrator
+    from ..multilabel import route as route_labels
+
+    settings = project.settings
+    t = float(settings.get("threshold", 0.9) if threshold is None else threshold)
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"the threshold must lie in [0, 1], not {t}")
+    active = project.active_predictor()
+    labels = project.labels
+    uncertain: dict[int, list[str]] = {}
+    with project.store.session() as session:
+        if active is not None:
+            stored = active_calibration_state(session, project.id, active)
+            calibrator = PerLabelCalibrator.from_dict(stored) if stored else None
+            rows = predicted_items(session, project.id)
+            by_prediction = dict(prediction_probabilities(session, project.id, *active))
+            known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
+            if known:
+                proba = _matrix([p for _, p in known], labels)
+                if calibrator is not None:
+                    proba = calibrator.transform(proba)
+                asked = route_labels(proba, t).uncertain_labels(labels)
+                uncertain = {item_id: asked[k] for k, (item_id, _) in enumerate(known) if asked[k]}
+        route_items(session, project.id, t, {})
+        settle_routed_sets(session, project.id, uncertain)
+    project.update_settings(threshold=t, routed=True)
+    return {"threshold": t, **project.stats()}
