@@ -364,17 +364,10 @@ def get_multi_labeler(
     """The multi-label labeler for a ``--model`` name (as `labelers.get_labeler` reads it):
     `LocalMultiLabeler` for the embedded models and GGUF files, else per-label decisions of
     the OpenAI-compatible endpoint."""
-    from labelloop.errors import InputError
-    from labelloop.labelers.factory import LOCAL_MODELS, get_labeler
+    from labelloop.labelers.factory import get_labeler, is_local, local_labeler
 
-    if model in LOCAL_MODELS or model.lower().endswith(".gguf"):
-        if "timeout_s" in options:
-            raise InputError("--timeout applies to an endpoint (--base-url), not to a local model")
-        if model.lower().endswith(".gguf"):
-            if not os.path.isfile(model):
-                raise InputError(f"GGUF model file not found: {model}")
-            return LocalMultiLabeler(model, **options)
-        return LocalMultiLabeler.embedded(model.partition(":")[2] or None, **options)
+    if is_local(model):
+        return local_labeler(LocalMultiLabeler, model, options)
     inner = get_labeler(
         model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **options
     )

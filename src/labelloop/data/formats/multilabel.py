@@ -312,18 +312,9 @@ def export_argilla(project: Project, out: Path, include: Any) -> int:
 
 def argilla_item(data: dict[str, Any], where: Where, text_field: str = argilla.FIELD) -> ItemIn:
     """An Argilla record dict of a multi-label question as an item."""
-    rg = require("argilla")
-    try:
-        record = rg.Record.from_dict(data)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise where.error(f"not an Argilla record ({exc})") from exc
-    metadata = dict(record.metadata)
-    text = record.fields.get(text_field)
-    if not isinstance(text, str):
-        raise where.error(f"the record has no text field {text_field!r}", f"fields.{text_field}")
-    if isinstance(metadata.get(argilla.PROVENANCE_KEY), str):
-        row = json.loads(metadata[argilla.PROVENANCE_KEY])
-        return item_from_row({**row, "text": text}, where)
+    record, metadata, text, restored = argilla.parse_record(data, where, text_field)
+    if restored is not None:
+        return restored
     if record.id is None:
         raise where.error("the record has no id", "id")
     predictions = []
@@ -409,39 +400,13 @@ def prodigy_item(task: dict[str, Any], where: Where) -> ItemIn:
     """A Prodigy choice task (one annotator's answer): the accepted options are the set."""
     if isinstance(task.get(prodigy.PROVENANCE_KEY), dict):
         return item_from_row(task[prodigy.PROVENANCE_KEY], where)
-    text = need(task, "text", where)
-    answer = need(task, "answer", where)
-    if answer not in prodigy.ANSWERS:
-        raise where.error(f"answer must be one of {', '.join(prodigy.ANSWERS)}", "answer", answer)
+    text, action = prodigy.read_answer(task, where)
     names = {
         str(o.get("id")): o.get("text") for o in task.get("options") or [] if isinstance(o, dict)
     }
     accepted = [str(names.get(str(a)) or a) for a in task.get("accept") or []]
-    action = {"accept": Action.LABEL, "reject": Action.REJECT, "ignore": Action.SKIP}[answer]
-    from ..importer import text_hash
-
-    who = task.get("_annotator_id") or task.get("_session_id")
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else None
-    uid = next(
-        (str(v) for v in (task.get("id"), (meta or {}).get("id")) if v not in (None, "")), None
-    )
-    return ItemIn(
-        uid=uid or text_hash(text)[:20],
-        text=text,
-        where=where,
-        meta=meta,
-        annotations=[
-            AnnotationIn(
-                annotator=f"prodigy:{who}" if who else "prodigy",
-                action=action,
-                label=None,
-                labels=accepted if action == Action.LABEL else None,
-                source="prodigy",
-                external_id=None if task.get("_task_hash") is None else str(task["_task_hash"]),
-                created_at=as_time(task.get("_timestamp"), where, "_timestamp"),
-            )
-        ],
-    )
+    chosen = accepted if action == Action.LABEL else None
+    return prodigy.answer_item(task, where, text, action=action, label=None, labels=chosen)
 
 
 def read_prodigy(project: Project, path: Path) -> Iterator[ItemIn]:
