@@ -217,3 +217,17 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
     with ml_project.store.session() as session:
         tasks = session.execute(select(func.count()).select_from(ReviewTask)).scalar()
     assert tasks == routed["in_review"]
+
+
+def test_cli_calibrate_and_route_a_multi_label_project(cli, capsys, tmp_path):
+    folder = tmp_path / "cli"
+    with Project.create(folder, task="Topics.", labels=LABELS, multi_label=True) as project:
+        _simulated(project)
+    assert cli("calibrate", "-p", folder, "--target-accuracy", "0.9", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "per_label" and report["expected_accuracy"] >= 0.9
+    assert cli("calibrate", "-p", folder, "--method", "temperature") == 2
+    capsys.readouterr()
+    assert cli("route", "-p", folder, "--json") == 0
+    routed = json.loads(capsys.readouterr().out)
+    assert routed["auto_accepted"] + routed["in_review"] == 40
