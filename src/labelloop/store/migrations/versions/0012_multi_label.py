@@ -6,7 +6,7 @@ item and the labels a reviewer is asked about, the set a labeler predicted (and 
 per-label calibration gives), and the set a person answered.
 
 Revision ID: 0012_multi_label
-Revises: 0010_consensus
+Revises: 0011_adjudication
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_multi_label"
-down_revision: str | None = "0010_consensus"
+down_revision: str | None = "0011_adjudication"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
