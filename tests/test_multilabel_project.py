@@ -217,6 +217,8 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
     with ml_project.store.session() as session:
         tasks = session.execute(select(func.count()).select_from(ReviewTask)).scalar()
     assert tasks == routed["in_review"]
+    exported = {row["id"]: row for row in ml_project.iter_export_rows()}
+    assert all(exported[i.uid]["uncertain_labels"] == i.uncertain_labels for i in pool)
 
 
 def test_cli_calibrate_and_route_a_multi_label_project(cli, capsys, tmp_path):

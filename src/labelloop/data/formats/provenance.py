@@ -195,6 +195,8 @@ def with_label_sets(
         "llm_labels": item.llm_labels,
         "labeler_labels": prediction.labels if prediction else None,
         "gold_labels": item.gold_labels,
+        # The labels routing found uncertain: what the item's reviewer is asked about.
+        "uncertain_labels": item.uncertain_labels,
     }
 
 
