@@ -51,6 +51,7 @@ from .store import accounts as account_rows
 from .store import projects as rows_of
 from .store.db import sqlite_url
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
+from .store.labelsets import gold_set_counts
 from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import Action, LabelSource, Queue, Role
@@ -787,9 +788,13 @@ class Project:
         }
 
     def stats(self) -> dict[str, Any]:
-        """Counts per state, review rate and the LLM's accuracy on gold."""
+        """Counts per state, review rate and the LLM's accuracy on gold (multi-label: the share
+        of gold items whose suggested set is exactly right)."""
+        multi = self.multi_label
         with self.store.session() as session:
             n = rows_of.item_counts(session, self.id)
+            if multi:
+                n.update(gold_set_counts(session, self.id))
         counts = self._state_counts()
         pool = n["items"] - n["gold"]
         return {
