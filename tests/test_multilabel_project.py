@@ -235,3 +235,23 @@ def test_cli_calibrate_and_route_a_multi_label_project(cli, capsys, tmp_path):
     assert cli("route", "-p", folder, "--json") == 0
     routed = json.loads(capsys.readouterr().out)
     assert routed["auto_accepted"] + routed["in_review"] == 40
+
+
+def test_select_queues_the_items_with_the_least_settled_label(ml_project):
+    _simulated(ml_project)
+    ml_project.calibrate(budget=0.5, method="platt")
+    first = ml_project.select("ml-max-uncertainty", 5)
+    assert first["queued"] == 5
+    second = ml_project.select("ml-max-uncertainty", 5)
+    assert second["queued"] == 5  # the first five are not chosen again
+    with ml_project.store.session() as session:
+        queued = set(
+            session.scalars(select(ReviewTask.item_id).where(ReviewTask.queue == "active"))
+        )
+    pool = [item for uid, item in _items(ml_project).items() if uid.startswith("p")]
+    chosen = [item.calibrated_confidence for item in pool if item.id in queued]
+    others = [item.calibrated_confidence for item in pool if item.id not in queued]
+    assert len(chosen) == 10 and max(chosen) <= min(others)
+    assert ml_project.select("mmc", 3)["queued"] == 3
+    with pytest.raises(InputError, match="ml-mean-uncertainty"):
+        ml_project.select("least-confidence", 3)

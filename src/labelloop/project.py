@@ -589,7 +589,12 @@ class Project:
         return learn(self, **options)
 
     def select(self, strategy: str, k: int, **options: Any) -> dict[str, Any]:
-        """Queue the `k` items whose human label should help most (see `workflows.select`)."""
+        """Queue the `k` items whose human label should help most (see `workflows.select`;
+        multi-label projects: `workflows.multilabel.select`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.select(self, strategy, k, **options)
         from .workflows.select import select
 
         return select(self, strategy, k, **options)

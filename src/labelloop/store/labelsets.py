@@ -285,3 +285,40 @@ def gold_set_counts(session: Session, project_id: int) -> dict[str, int]:
     ).all()
     shown = [(set(llm), set(gold or ())) for llm, gold in rows if llm is not None]
     return {"gold_predicted": len(shown), "gold_correct": sum(a == b for a, b in shown)}
+
+
+def pool_probabilities(
+    session: Session, project_id: int, key: tuple[str, str]
+) -> list[tuple[int, bool, dict[str, Any] | None, list[str] | None]]:
+    """Per pool item, by id: (item id, whether people labeled it or it waits in the active
+    queue, each label's probability from `key`'s prediction or None, its final set)."""
+    model, version = key
+    queued = (
+        select(ReviewTask.id)
+        .where(
+            ReviewTask.item_id == Item.id,
+            ReviewTask.queue == Queue.ACTIVE,
+            ReviewTask.done.is_(False),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(Item.id, Item.state, queued, Prediction.probs, Prediction.error, Item.final_labels)
+        .outerjoin(
+            Prediction,
+            (Prediction.item_id == Item.id)
+            & (Prediction.model == model)
+            & (Prediction.prompt_version == version),
+        )
+        .where(Item.project_id == project_id, Item.split == Split.POOL)
+        .order_by(Item.id)
+    ).all()
+    return [
+        (
+            item_id,
+            bool(is_queued) or state == ItemState.HUMAN_LABELED,
+            probs if error is None and probs else None,
+            final if state == ItemState.HUMAN_LABELED else None,
+        )
+        for item_id, state, is_queued, probs, error, final in rows
+    ]

@@ -8,6 +8,9 @@ gets its calibrated set (p >= 1/2) and, as its calibrated confidence, its least 
 decision: an item is auto-accepted when that reaches t, i.e. when every decision on it is
 confident, which is the single-label routing statement applied to that number.
 `route` does so and records, for items in review, the labels their reviewer is asked about.
+`select` queues for people the pool items a multi-label strategy ranks first on the same
+calibrated per-label probabilities (an item never pre-labeled counts as undecided on every
+label).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..multilabel.sets import indicator, label_probabilities
 from ..store.labelsets import (
     active_calibration_state,
     gold_probabilities,
+    pool_probabilities,
     predicted_items,
     prediction_probabilities,
     settle_routed_sets,
@@ -180,3 +184,41 @@ def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
         settle_routed_sets(session, project.id, uncertain)
     project.update_settings(threshold=t, routed=True)
     return {"threshold": t, **project.stats()}
+
+
+def select(
+    project: Project, strategy: str, k: int, *, random_state: int = 0, **_: Any
+) -> dict[str, Any]:
+    """Queue the `k` pool items the multi-label `strategy` ranks first (see
+    `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc)."""
+    from ..active.strategies import MULTILABEL_STRATEGIES, get_multilabel_strategy
+    from ..multilabel import PerLabelCalibrator
+    from ..review.queues import enqueue
+    from ..vocabulary import Queue
+
+    if k <= 0:
+        raise InputError(f"--k must be positive, not {k}")
+    if strategy not in MULTILABEL_STRATEGIES:
+        raise InputError(
+            f"unknown strategy {strategy!r} for a multi-label project; choose from "
+            + ", ".join(MULTILABEL_STRATEGIES)
+        )
+    active = project.active_predictor()
+    if active is None:
+        raise NotReadyError("select ranks predictions; run `labelloop prelabel` first")
+    labels = project.labels
+    with project.store.session() as session:
+        pool = pool_probabilities(session, project.id, active)
+        stored = active_calibration_state(session, project.id, active)
+    if not pool:
+        raise InputError("the project has no pool items; import some first")
+    proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
+    if stored is not None:
+        proba = PerLabelCalibrator.from_dict(stored).transform(proba)
+    done = np.array([taken for _, taken, _, _ in pool], dtype=bool)
+    params = {"labels": indicator([s for *_, s in pool], labels)} if strategy == "mmc" else {}
+    chooser = get_multilabel_strategy(strategy, **params)
+    picked = chooser.select(k, proba=proba, labeled_mask=done, random_state=random_state)
+    chosen = [pool[int(i)][0] for i in picked]
+    queued = enqueue(project, chosen, queue=Queue.ACTIVE)
+    return {"strategy": strategy, "k": k, "selected": len(chosen), "queued": queued}
