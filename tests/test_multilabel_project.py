@@ -253,5 +253,7 @@ def test_select_queues_the_items_with_the_least_settled_label(ml_project):
     others = [item.calibrated_confidence for item in pool if item.id not in queued]
     assert len(chosen) == 10 and max(chosen) <= min(others)
     assert ml_project.select("mmc", 3)["queued"] == 3
+    ml_project.annotate("p0", action="label", labels=["sport"], annotator="ann")
+    assert ml_project.select("ml-mean-uncertainty", 1)["trusted_labels"] == 1
     with pytest.raises(InputError, match="ml-mean-uncertainty"):
         ml_project.select("least-confidence", 3)

@@ -221,4 +221,12 @@ def select(
     picked = chooser.select(k, proba=proba, labeled_mask=done, random_state=random_state)
     chosen = [pool[int(i)][0] for i in picked]
     queued = enqueue(project, chosen, queue=Queue.ACTIVE)
-    return {"strategy": strategy, "k": k, "selected": len(chosen), "queued": queued}
+    return {
+        "strategy": strategy,
+        "k": k,
+        "selected": len(chosen),
+        "queued": queued,
+        "trusted_labels": sum(final is not None for *_, final in pool),
+        # Stopping rules read the student's learning curve; no student is trained here yet.
+        "stopping": {"stop": None, "why": "stopping rules need the student"},
+    }
