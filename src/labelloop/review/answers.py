@@ -4,7 +4,7 @@ One path for every answer, trusted or not: `record` stores it inside the caller'
 recomputes the item's state and final label from its live answers (`resolve_item`), recounts the
 task it counted for and ends the answerer's lease. `annotate` is the trusted path (Python, CLI,
 Label Studio: no lease needed); `submit` and `undo` are the review API's, where an answer needs
-the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
+the caller's lease (`answer_queue`): otherwise it is refused and changes nothing.
 
 The path runs the store's prebuilt statements (`labelloop.store.reviews`), each touching a few
 rows through the primary key or an index: its cost does not grow with the store.
@@ -287,7 +287,7 @@ def unannotate(project: ProjectScope, annotation_id: int) -> Answer:
 
 
 # ----------------------------------------------------------------------------- review API
-def _check_time(time_spent_s: float | None) -> float | None:
+def check_time(time_spent_s: float | None) -> float | None:
     if time_spent_s is None:
         return None
     value = float(time_spent_s)
@@ -296,7 +296,7 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
+def answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
     """The queue an answer counts for; ConflictError when the caller may not answer the item.
 
     People answer what they hold: an open task whose lease names them (a lease that ran out
@@ -333,7 +333,7 @@ def submit(
     then_next: bool = False,
     exclude: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Record a person's answer on an item they hold (see `_answer_queue`), and free its lease.
+    """Record a person's answer on an item they hold (see `answer_queue`), and free its lease.
 
     One transaction: the answer, the item's new state, the task's count and the lease; a
     refusal changes nothing. With `then_next` the same transaction also serves the caller's
@@ -341,14 +341,14 @@ def submit(
     for a review page or a script.
     """
     check_action(action)
-    spent = _check_time(time_spent_s)
+    spent = check_time(time_spent_s)
     with transaction(project) as conn:
         item = store.answer_context(conn, item_id, who.id)
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         if label is not None:  # bad input whatever the item, before the item is looked at
             checked_label(list(item.labels), label)
-        queue = _answer_queue(conn, who, item, action)
+        queue = answer_queue(conn, who, item, action)
         given = AnswerIn(action, label, who.id, spent, source="review")
         answer = record(conn, item, given, queue)
         # Checked on the item's answers, the new one included (a refusal rolls it all back).

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ConflictError, InputError, NotFoundError
 from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, check_multilabel_names, parse_label_set
-from ..store import labelsets
-from ..vocabulary import NO_LABEL_ACTIONS, Action
-from .answers import check_action
+from ..store import labelsets, reviews
+from ..vocabulary import NO_LABEL_ACTIONS, Action, Queue
+from .accounts import Principal
+from .answers import answer_queue, check_action, check_time
 from .common import ProjectScope, transaction
+from .queues import next_in, queue_settings_of
 
 
 def is_multi_label(settings: dict[str, Any] | None) -> bool:
@@ -101,3 +103,50 @@ def multi_label_settings(
         return {}
     check_multilabel_names(labels)
     return {MULTI_LABEL: True, ALLOW_EMPTY: bool(allow_empty)}
+
+
+def submit_set(
+    project: ProjectScope,
+    who: Principal,
+    item_id: int,
+    *,
+    action: str,
+    labels: Sequence[str] | None = None,
+    time_spent_s: float | None = None,
+    then_next: bool = False,
+    exclude: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The review API's answer on a multi-label item the caller holds (`answers.answer_queue`
+    says which): one transaction, as `answers.submit`; a refusal changes nothing."""
+    check_action(action)
+    spent = check_time(time_spent_s)
+    label_set, settings = project.labels, project.settings
+    with transaction(project) as conn:
+        item = reviews.answer_context(conn, item_id, who.id)
+        if item is None or item.project_id != project.id:
+            raise NotFoundError(f"no item with id {item_id}")
+        sets = conn.execute(labelsets.ITEM_SETS, {"item": item_id}).one()
+        chosen = checked_set(action, labels, sets.llm_labels, label_set, settings)
+        queue = answer_queue(conn, who, item, action)
+        annotation_id = labelsets.insert_answer(
+            conn,
+            sets,
+            chosen,
+            action,
+            annotator_id=who.id,
+            queue=queue,
+            source="review",
+            time_spent_s=spent,
+        )
+        if labelsets.answered_before(conn, item_id, who.id, annotation_id):
+            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+        labelsets.resolve_item_sets(conn, sets, label_set)
+        if action != Action.SKIP:
+            labelsets.settle_task(conn, item_id, queue)
+        if queue == Queue.GOLD:
+            reviews.return_gold(conn, item_id, who.id)
+        result: dict[str, Any] = {"annotation_id": annotation_id, "item_id": item_id}
+        result["action"] = action
+        if then_next:
+            result["next"] = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
+    return result

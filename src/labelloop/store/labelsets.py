@@ -322,3 +322,12 @@ def pool_probabilities(
         )
         for item_id, state, is_queued, probs, error, final in rows
     ]
+
+
+def answered_before(conn: Connection, item_id: int, annotator_id: int, annotation_id: int) -> bool:
+    """Whether the annotator has another live answer (not a skip) on the item."""
+    live = conn.execute(_LIVE_SETS, {"item": item_id}).all()
+    return any(
+        a.annotator_id == annotator_id and a.action != Action.SKIP and a.id != annotation_id
+        for a in live
+    )
