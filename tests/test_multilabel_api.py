@@ -66,6 +66,12 @@ def test_answers_are_label_lists_on_served_items(project):
             f"/api/v1/items/{item}/annotations", json={"action": "accept"}, headers=ann
         )
         assert again.status_code == 409
+        undone = client.post("/api/v1/undo", headers=ann)
+        assert undone.status_code == 200 and undone.json()["item"]["id"] == item
+        assert all(row["labels"] is None for row in project.iter_export_rows())
+        answer = {"action": "correct", "labels": ["sport", "tech"], "time_spent_s": 2.5}
+        redone = client.post(f"/api/v1/items/{item}/annotations", json=answer, headers=ann)
+        assert redone.status_code == 201, redone.text
     rows = {row["id"]: row for row in project.iter_export_rows(include="annotations")}
     (row,) = [r for r in rows.values() if r["labels"] is not None]
     assert row["labels"] == ["sport", "tech"] and row["state"] == "human_labeled"

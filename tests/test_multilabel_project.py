@@ -257,3 +257,15 @@ def test_select_queues_the_items_with_the_least_settled_label(ml_project):
     assert ml_project.select("ml-mean-uncertainty", 1)["trusted_labels"] == 1
     with pytest.raises(InputError, match="ml-mean-uncertainty"):
         ml_project.select("least-confidence", 3)
+
+
+def test_undo_recomputes_the_final_set(ml_project):
+    ml_project.add_items([{"id": "a", "text": "a text"}])
+    first = ml_project.annotate("a", action="label", labels=["sport"], annotator="ann")
+    second = ml_project.annotate("a", action="label", labels=["tech"], annotator="bob")
+    assert second["labels"] == ["tech"]  # a tie on both: the newest set decides
+    undone = ml_project.undo_annotation(second["annotation_id"])
+    assert undone["state"] == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
+    ml_project.undo_annotation(first["annotation_id"])
+    item = _items(ml_project)["a"]
+    assert item.state == "in_review" and item.final_labels is None

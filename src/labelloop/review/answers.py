@@ -21,7 +21,8 @@ from typing import Any
 from .. import routing
 from ..data.importer import canonical_labels, match_label
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection
+from ..multilabel.sets import MULTI_LABEL
+from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection, labelsets
 from ..store import reviews as store
 from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
@@ -200,11 +201,24 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
     store.mark_undone(conn, annotation_id)
     item = store.item_context(conn, found.item_id)
     assert item is not None  # an answer's item stays while the answer does
-    settings = labels_and_settings_of(item)[1]
+    labels, settings = labels_and_settings_of(item)
+    if settings.get(MULTI_LABEL):  # label sets: resolved label by label
+        return _withdraw_set(conn, item, labels, found, annotation_id)
     result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
         _settle_task(conn, result, found.item_id, found.queue, settings)
     return result
+
+
+def _withdraw_set(
+    conn: Connection, item: Any, labels: list[str], found: Any, annotation_id: int
+) -> Answer:
+    """`withdraw` on a multi-label item: its final set and task recounted from the live sets."""
+    sets = conn.execute(labelsets.ITEM_SETS, {"item": item.id}).one()
+    state, _ = labelsets.resolve_item_sets(conn, sets, labels)
+    if found.action != Action.SKIP:
+        labelsets.settle_task(conn, item.id, found.queue)
+    return Answer(annotation_id, item.uid, state, None, store.live_answers(conn, item.id))
 
 
 def resolve_item(

@@ -74,15 +74,7 @@ def ls_choices(
     results: Any, config: labelstudio.LabelConfig | None, where: Where, field: str
 ) -> list[str]:
     """The labels chosen in a Label Studio result list (empty when none was ticked)."""
-    if not isinstance(results, list):
-        raise where.error("result must be a list", field, results)
-    for entry in results:
-        if not isinstance(entry, dict) or entry.get("type", "choices") != "choices":
-            continue
-        if config is not None and entry.get("from_name") not in (None, config.from_name):
-            continue
-        return _names((entry.get("value") or {}).get("choices"), where, field)
-    return []
+    return labelstudio.choices_of(results, config, where, field) or []
 
 
 def ls_task(row: dict[str, Any], config: labelstudio.LabelConfig) -> dict[str, Any]:
@@ -416,7 +408,7 @@ def read_prodigy(project: Project, path: Path) -> Iterator[ItemIn]:
 
 
 # ----------------------------------------------------------------------------- Hugging Face
-SET_COLUMNS = ("labels", "llm_labels", "labeler_labels", "gold_labels")
+SET_COLUMNS = ("labels", "llm_labels", "labeler_labels", "gold_labels", "uncertain_labels")
 
 
 def export_hf(project: Project, out: Path, include: Any) -> int:
