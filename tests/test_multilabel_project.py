@@ -269,3 +269,23 @@ def test_undo_recomputes_the_final_set(ml_project):
     ml_project.undo_annotation(first["annotation_id"])
     item = _items(ml_project)["a"]
     assert item.state == "in_review" and item.final_labels is None
+
+
+def test_agreement_of_label_sets(ml_project):
+    from labelloop.agreement.multilabel import krippendorff_alpha_masi
+
+    ml_project.add_items([{"id": f"a{k}", "text": f"text {k}"} for k in range(4)])
+    ann = [["sport"], ["tech"], ["business", "tech"], ["sport"]]
+    bob = [["sport"], ["tech", "sport"], ["business"], ["business"]]
+    for k in range(4):
+        ml_project.annotate(f"a{k}", action="label", labels=["tech"], annotator="ann")
+        ml_project.annotate(f"a{k}", action="label", labels=ann[k], annotator="ann")  # latest
+        ml_project.annotate(f"a{k}", action="label", labels=bob[k], annotator="bob")
+    report = ml_project.agreement(n_boot=50)
+    assert report["raters"] == ["ann", "bob"] and report["items"] == 4
+    expected = krippendorff_alpha_masi([ann, bob], LABELS)
+    assert report["krippendorff_alpha"]["estimate"] == pytest.approx(expected)
+    assert report["per_label_kappa"]["business"] is not None
+    assert {row["rater"] for row in report["vs_majority"]} == {"ann", "bob"}
+    assert all(0.0 <= row["estimate"] <= 1.0 for row in report["vs_majority"])
+    json.dumps(report)  # JSON-able as the CLI prints it

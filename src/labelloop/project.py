@@ -600,7 +600,12 @@ class Project:
         return select(self, strategy, k, **options)
 
     def agreement(self, **options: Any) -> dict[str, Any]:
-        """Agreement between annotators and LLM labelers (see `workflows.agreement`)."""
+        """Agreement between annotators and LLM labelers (see `workflows.agreement`;
+        multi-label projects: MASI alpha and per-label kappa, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.agreement(self, **options)
         from .workflows.agreement import agreement
 
         return agreement(self, **options)

@@ -11,12 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..multilabel.sets import resolve_label_sets
 from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
-from .models import Annotation, Calibration, Item, Prediction, ReviewTask, table_of, utcnow
+from .models import (
+    Annotation,
+    Annotator,
+    Calibration,
+    Item,
+    Prediction,
+    ReviewTask,
+    table_of,
+    utcnow,
+)
 
 _ITEMS, _ANNOTATIONS, _TASKS = table_of(Item), table_of(Annotation), table_of(ReviewTask)
 
@@ -331,3 +340,38 @@ def answered_before(conn: Connection, item_id: int, annotator_id: int, annotatio
         a.annotator_id == annotator_id and a.action != Action.SKIP and a.id != annotation_id
         for a in live
     )
+
+
+def rater_sets(session: Session, project_id: int) -> list[tuple[str, int, list[str]]]:
+    """(rater, item id, set) of every live answer that gave a set (people by name, in answer
+    order, so a person's latest set comes last) and of every labeler's prediction (as
+    `llm:model@version`, the calibrated set where there is one)."""
+    answers = session.execute(
+        select(Annotator.name, Annotation.annotator_id, Annotation.item_id, Annotation.labels)
+        .outerjoin(Annotator, Annotator.id == Annotation.annotator_id)
+        .where(
+            Annotation.project_id == project_id,
+            Annotation.undone.is_(False),
+            Annotation.action.not_in(list(NO_LABEL_ACTIONS)),
+        )
+        .order_by(Annotation.id)
+    ).all()
+    predicted = session.execute(
+        select(
+            Prediction.model,
+            Prediction.prompt_version,
+            Prediction.item_id,
+            func.coalesce(Prediction.calibrated_labels, Prediction.labels),
+        ).where(Prediction.project_id == project_id, Prediction.error.is_(None))
+    ).all()
+    out = [
+        (name or f"annotator {who}", item_id, labels)
+        for name, who, item_id, labels in answers
+        if labels is not None
+    ]
+    out += [
+        (f"llm:{model}@{version}", item_id, labels)
+        for model, version, item_id, labels in predicted
+        if labels is not None
+    ]
+    return out

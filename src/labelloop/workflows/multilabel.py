@@ -27,6 +27,7 @@ from ..store.labelsets import (
     pool_probabilities,
     predicted_items,
     prediction_probabilities,
+    rater_sets,
     settle_routed_sets,
     store_calibration,
     write_calibrated_sets,
@@ -230,3 +231,55 @@ def select(
         # Stopping rules read the student's learning curve; no student is trained here yet.
         "stopping": {"stop": None, "why": "stopping rules need the student"},
     }
+
+
+def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any) -> dict:
+    """Agreement of set-valued answers: Krippendorff's alpha with the MASI distance, each
+    label's Cohen's kappa, and each rater's micro F1 against the majority of the others.
+
+    Raters are the people (each one's latest set per item) and the labelers' predictions."""
+    from ..agreement.multilabel import annotator_f1, krippendorff_alpha_masi, per_label_kappa
+
+    labels = project.labels
+    with project.store.session() as session:
+        given = rater_sets(session, project.id)
+    latest: dict[str, dict[int, list[str]]] = {}
+    for rater, item_id, chosen in given:
+        latest.setdefault(rater, {})[item_id] = chosen
+    items = sorted({item_id for sets in latest.values() for item_id in sets})
+    raters = sorted(latest)
+    if len(raters) < 2 or not items:
+        raise NotReadyError(
+            "agreement needs at least two raters on the same items (annotators' answers or "
+            "LLM predictions); found " + (", ".join(raters) or "none")
+        )
+    data = [[latest[r].get(item_id) for item_id in items] for r in raters]
+    kappas = per_label_kappa(data, labels)
+    alpha = krippendorff_alpha_masi(data, labels)
+    f1 = annotator_f1(data, labels, raters=raters, n_boot=n_boot, random_state=random_state)
+    return {
+        "raters": raters,
+        "items": len(items),
+        "krippendorff_alpha": {
+            "estimate": _finite(alpha),
+            "interpretation": "label sets compared with the MASI distance",
+        },
+        "per_label_kappa": {label: _finite(kappas[label]) for label in labels},
+        "vs_majority": [
+            {
+                **row.f1.to_dict(),
+                "rater": row.rater,
+                "precision": _finite(row.precision),
+                "recall": _finite(row.recall),
+                "n_items": row.n_items,
+                "measure": "F1",
+                "interpretation": "micro F1 of the label decisions",
+            }
+            for row in f1
+        ],
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an undefined statistic is null."""
+    return None if value != value else float(value)
