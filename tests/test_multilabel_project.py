@@ -289,3 +289,10 @@ def test_agreement_of_label_sets(ml_project):
     assert {row["rater"] for row in report["vs_majority"]} == {"ann", "bob"}
     assert all(0.0 <= row["estimate"] <= 1.0 for row in report["vs_majority"])
     json.dumps(report)  # JSON-able as the CLI prints it
+
+
+def test_learn_says_what_a_multi_label_project_can_do_instead(ml_project):
+    from labelloop.errors import NotReadyError
+
+    with pytest.raises(NotReadyError, match="per-label probabilities"):
+        ml_project.learn()

@@ -25,7 +25,7 @@ from .data.importer import (
     prepare_items,
 )
 from .data.readers import read_file, records_from_data
-from .errors import InputError
+from .errors import InputError, NotReadyError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
@@ -584,6 +584,11 @@ class Project:
     def learn(self, **options: Any) -> dict[str, Any]:
         """Train the student and the stack on trusted labels; the best predictor becomes active
         and calibration and routing are refreshed (see `workflows.learn`)."""
+        if self.multi_label:
+            raise NotReadyError(
+                "learn trains single-label students; on a multi-label project calibrate, "
+                "route and select on the labeler's per-label probabilities"
+            )
         from .workflows.learn import learn
 
         return learn(self, **options)
