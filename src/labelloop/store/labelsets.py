@@ -19,7 +19,6 @@ from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue
 from .models import (
     Annotation,
     Annotator,
-    Calibration,
     Item,
     Prediction,
     ReviewTask,
@@ -202,12 +201,6 @@ def prediction_probabilities(
     return [(pid, probs) for pid, probs in rows if probs]
 
 
-def write_calibrated_sets(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Store per prediction (`id`) its `calibrated_confidence` and `calibrated_labels`."""
-    if rows:
-        session.execute(update(Prediction), list(rows))
-
-
 def settle_routed_sets(session: Session, project_id: int, uncertain: dict[int, list[str]]) -> None:
     """After routing: auto-accepted items take their suggested set, items in review none (and
     the labels their reviewer is asked about, by item id in `uncertain`)."""
@@ -225,53 +218,6 @@ def settle_routed_sets(session: Session, project_id: int, uncertain: dict[int, l
     asked = [{"id": item_id, "uncertain_labels": labels} for item_id, labels in uncertain.items()]
     if asked:
         session.execute(update(Item), asked)
-
-
-def store_calibration(
-    session: Session,
-    project_id: int,
-    key: tuple[str, str],
-    state: dict[str, Any],
-    report: dict[str, Any],
-) -> None:
-    """Keep a fitted per-label calibration of `key` (model, prompt version) as the active one."""
-    model, version = key
-    mine = (
-        Calibration.project_id == project_id,
-        Calibration.model == model,
-        Calibration.prompt_version == version,
-    )
-    session.execute(update(Calibration).where(*mine).values(active=False))
-    session.add(
-        Calibration(
-            project_id=project_id,
-            model=model,
-            prompt_version=version,
-            method=str(report["method"]),
-            calibrator=state,
-            threshold=float(report["threshold"]),
-            report=report,
-            active=True,
-        )
-    )
-
-
-def active_calibration_state(
-    session: Session, project_id: int, key: tuple[str, str]
-) -> dict[str, Any] | None:
-    """The stored state of `key`'s active calibration, if any."""
-    model, version = key
-    return session.scalar(
-        select(Calibration.calibrator)
-        .where(
-            Calibration.project_id == project_id,
-            Calibration.model == model,
-            Calibration.prompt_version == version,
-            Calibration.active.is_(True),
-        )
-        .order_by(Calibration.id.desc())
-        .limit(1)
-    )
 
 
 def predicted_items(session: Session, project_id: int) -> list[tuple[int, int]]:

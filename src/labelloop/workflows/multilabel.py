@@ -22,16 +22,14 @@ import numpy as np
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
 from ..store.labelsets import (
-    active_calibration_state,
     gold_probabilities,
     pool_probabilities,
     predicted_items,
     prediction_probabilities,
     rater_sets,
     settle_routed_sets,
-    store_calibration,
-    write_calibrated_sets,
 )
+from ..store.predictions import active_calibration, save_calibration, write_calibrated
 from ..store.routing import route_items
 
 if TYPE_CHECKING:
@@ -100,7 +98,7 @@ def calibrate(
     calibrator = PerLabelCalibrator(method, random_state=random_state).fit(proba, y)
     before = [iv.estimate for iv in per_label_ece(y, proba, n_boot=200)]
     after = [iv.estimate for iv in per_label_ece(y, out_of_fold, n_boot=200)]
-    report = {
+    report: dict[str, Any] = {
         "method": "per_label",
         "threshold_rule": (
             f"every label decision confident; subset accuracy >= {target_accuracy:.0%} on gold"
@@ -117,8 +115,16 @@ def calibrate(
         "review_rate": chosen.review_rate,
         "routing": chosen.to_dict(),
     }
-    with project.store.session() as session:
-        store_calibration(session, project.id, (model, version), calibrator.to_dict(), report)
+    save_calibration(
+        project.store,
+        project.id,
+        model,
+        version,
+        method="per_label",
+        calibrator=calibrator.to_dict(),
+        threshold=chosen.threshold,
+        report=report,
+    )
     applied = apply(project, model, version, calibrator)
     project.update_settings(threshold=chosen.threshold, label_thresholds=None)
     return {
@@ -140,7 +146,7 @@ def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
         calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
         least = np.maximum(calibrated, 1.0 - calibrated).min(axis=1)
         chosen = calibrated >= 0.5
-        write_calibrated_sets(
+        write_calibrated(
             session,
             [
                 {
@@ -155,10 +161,19 @@ def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
     return len(rows)
 
 
+def _calibrator(project: Project, key: tuple[str, str]) -> Any:
+    """The per-label calibrator in force for the predictor `key`, if any."""
+    from ..multilabel import PerLabelCalibrator
+
+    stored = active_calibration(project.store, project.id, *key)
+    if stored is None or stored.calibrator.get("kind") != "per_label":
+        return None
+    return PerLabelCalibrator.from_dict(stored.calibrator)
+
+
 def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
     """Auto-accept items whose every label decision is confident; send the others to review
     with the labels to ask about."""
-    from ..multilabel import PerLabelCalibrator
     from ..multilabel import route as route_labels
 
     settings = project.settings
@@ -168,10 +183,9 @@ def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
     active = project.active_predictor()
     labels = project.labels
     uncertain: dict[int, list[str]] = {}
+    calibrator = _calibrator(project, active) if active is not None else None
     with project.store.session() as session:
         if active is not None:
-            stored = active_calibration_state(session, project.id, active)
-            calibrator = PerLabelCalibrator.from_dict(stored) if stored else None
             rows = predicted_items(session, project.id)
             by_prediction = dict(prediction_probabilities(session, project.id, *active))
             known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
@@ -193,7 +207,6 @@ def select(
     """Queue the `k` pool items the multi-label `strategy` ranks first (see
     `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc)."""
     from ..active.strategies import MULTILABEL_STRATEGIES, get_multilabel_strategy
-    from ..multilabel import PerLabelCalibrator
     from ..review.queues import enqueue
     from ..vocabulary import Queue
 
@@ -210,12 +223,12 @@ def select(
     labels = project.labels
     with project.store.session() as session:
         pool = pool_probabilities(session, project.id, active)
-        stored = active_calibration_state(session, project.id, active)
     if not pool:
         raise InputError("the project has no pool items; import some first")
     proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
-    if stored is not None:
-        proba = PerLabelCalibrator.from_dict(stored).transform(proba)
+    calibrator = _calibrator(project, active)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
     done = np.array([taken for _, taken, _, _ in pool], dtype=bool)
     params = {"labels": indicator([s for *_, s in pool], labels)} if strategy == "mmc" else {}
     chooser = get_multilabel_strategy(strategy, **params)
