@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labelloop.active._distances import (
     common_dtype,
@@ -136,7 +137,9 @@ class ReferenceIndex:
         flat_rows, flat_lists = flat_rows[by_list], flat_lists[by_list]
         cuts = np.flatnonzero(np.diff(flat_lists)) + 1
         for group in np.split(np.arange(len(flat_rows)), cuts):
-            members = lists[flat_lists[group[0]]] if len(group) else ()
+            if not len(group):
+                continue
+            members = lists[flat_lists[group[0]]]
             if not len(members):
                 continue
             r = flat_rows[group]  # distinct: a row probes a list once
@@ -217,24 +220,24 @@ class LabeledIndex:
     """
 
     def __init__(self) -> None:
-        self._mask: np.ndarray | None = None
+        self._mask: NDArray[np.bool_] | None = None
         self._index: ReferenceIndex | None = None
         self._pool_id: tuple[object, ...] | None = None
 
     def __call__(self, embeddings: np.ndarray, labeled_mask: np.ndarray) -> ReferenceIndex:
         mask = np.asarray(labeled_mask, dtype=bool)
         pool_id = _fingerprint(embeddings)
-        index = self._index
-        grows = (
+        index, known = self._index, self._mask
+        if (
             index is not None
+            and known is not None
             and self._pool_id == pool_id
-            and len(self._mask) == len(mask)
-            and not np.any(self._mask & ~mask)
+            and len(known) == len(mask)
+            and not np.any(known & ~mask)
             # an exact index stays exact only while it is small
             and (index.indexed or len(mask) * np.count_nonzero(mask) <= EXACT_CELLS)
-        )
-        if grows:
-            index.add(embeddings[mask & ~self._mask])
+        ):
+            index.add(embeddings[mask & ~known])
         else:
             index = ReferenceIndex(embeddings, embeddings[mask])
         self._index, self._mask, self._pool_id = index, mask.copy(), pool_id

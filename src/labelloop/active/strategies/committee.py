@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.special import xlogy
 
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import Pool, ScoreStrategy
 
 _EPS = 1e-12
 
@@ -42,19 +43,16 @@ class CommitteeDisagreement(ScoreStrategy):
             raise ValueError(f"unknown disagreement measure {measure!r}")
         self.measure = measure
 
-    def _members(self, committee_probas: np.ndarray, llm_proba: np.ndarray | None) -> np.ndarray:
-        members = np.asarray(committee_probas, dtype=np.float64)
-        if llm_proba is not None:
-            members = np.concatenate([members, np.asarray(llm_proba, dtype=np.float64)[None]])
+    @staticmethod
+    def _members(pool: Pool) -> NDArray[np.float64]:
+        members = np.asarray(pool.need("committee_probas"), dtype=np.float64)
+        if pool.llm_proba is not None:
+            members = np.concatenate([members, np.asarray(pool.llm_proba, dtype=np.float64)[None]])
         return members
 
-    def scores(
-        self, *, committee_probas: np.ndarray, llm_proba: np.ndarray | None = None, **_: object
-    ) -> np.ndarray:
-        members = self._members(committee_probas, llm_proba)
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        members = self._members(pool)
         return vote_entropy(members) if self.measure == "vote_entropy" else kl_to_consensus(members)
 
-    def tie_break(
-        self, *, committee_probas: np.ndarray, llm_proba: np.ndarray | None = None, **_: object
-    ) -> np.ndarray:
-        return kl_to_consensus(self._members(committee_probas, llm_proba))
+    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+        return kl_to_consensus(self._members(pool))

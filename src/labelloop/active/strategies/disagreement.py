@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import Pool, ScoreStrategy
 
 _EPS = 1e-12
 
@@ -27,7 +28,8 @@ class LLMDisagreement(ScoreStrategy):
     name = "disagreement"
     requires = frozenset({"proba", "llm_proba"})
 
-    def scores(self, *, proba: np.ndarray, llm_proba: np.ndarray, **_: object) -> np.ndarray:
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        proba, llm_proba = pool.need("proba"), pool.need("llm_proba")
         if proba.shape != llm_proba.shape:
             raise ValueError(f"proba {proba.shape} and llm_proba {llm_proba.shape} differ")
         return jensen_shannon(proba, llm_proba)

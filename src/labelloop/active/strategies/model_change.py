@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labelloop.active._distances import inverse_norms
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import Pool, ScoreStrategy
 
 
 def expected_gradient_length(proba: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -28,5 +29,5 @@ class ExpectedModelChange(ScoreStrategy):
     name = "expected-model-change"
     requires = frozenset({"proba", "embeddings"})
 
-    def scores(self, *, proba: np.ndarray, embeddings: np.ndarray, **_: object) -> np.ndarray:
-        return expected_gradient_length(proba, embeddings)
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        return expected_gradient_length(pool.need("proba"), pool.need("embeddings"))

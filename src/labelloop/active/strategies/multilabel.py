@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
-from labelloop.active.strategies.base import QueryStrategy, ScoreStrategy
+from labelloop.active.strategies.base import Pool, QueryStrategy, ScoreStrategy
 from labelloop.multilabel._validation import as_indicator
 
 
@@ -32,11 +32,11 @@ class MeanLabelUncertainty(ScoreStrategy):
     name = "ml-mean-uncertainty"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).max(axis=1)
+    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+        return label_uncertainty(pool.need("proba")).max(axis=1)
 
 
 class MaxLabelUncertainty(ScoreStrategy):
@@ -47,11 +47,11 @@ class MaxLabelUncertainty(ScoreStrategy):
     name = "ml-max-uncertainty"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).max(axis=1)
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        return label_uncertainty(pool.need("proba")).max(axis=1)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
 
 def label_count_features(proba: np.ndarray) -> NDArray[np.float64]:
@@ -109,14 +109,15 @@ class MaxLossReduction(ScoreStrategy):
     def __init__(self, labels: np.ndarray | None = None) -> None:
         self.labels = labels
 
-    def scores(self, *, proba: np.ndarray, labeled_mask: np.ndarray, **_: object) -> np.ndarray:
+    def scores(self, pool: Pool) -> NDArray[np.floating]:
+        proba = pool.need("proba")
         if self.labels is not None and len(self.labels) != len(proba):
             raise ValueError(f"labels has {len(self.labels)} rows, the pool has {len(proba)}")
-        counts = predict_label_counts(proba, labeled_mask, self.labels)
+        counts = predict_label_counts(proba, pool.labeled_mask, self.labels)
         return expected_loss_reduction(proba, counts)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
 
 MULTILABEL_STRATEGIES: dict[str, type[QueryStrategy]] = {
