@@ -8,9 +8,10 @@ are the sorted distinct values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 MISSING = -1
 
@@ -151,9 +152,17 @@ def count_table(codes: np.ndarray, n_categories: int) -> np.ndarray:
     return counts.astype(dtype).reshape(n_categories, n_items).T
 
 
+@overload
 def compress_rows(
-    table: np.ndarray, with_inverse: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    table: NDArray[np.integer], with_inverse: Literal[True] = True
+) -> tuple[NDArray[np.integer], NDArray[np.int64], NDArray[np.intp]]: ...
+@overload
+def compress_rows(
+    table: NDArray[np.integer], with_inverse: Literal[False]
+) -> tuple[NDArray[np.integer], NDArray[np.int64], None]: ...
+def compress_rows(
+    table: NDArray[np.integer], with_inverse: bool = True
+) -> tuple[NDArray[np.integer], NDArray[np.int64], NDArray[np.intp] | None]:
     """Distinct rows of a small-integer table, how often each occurs, and each row's index
     (None unless `with_inverse`).
 
@@ -162,22 +171,22 @@ def compress_rows(
     """
     n_rows, width = table.shape
     if n_rows == 0:
-        return table[:0], np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return table[:0], np.zeros(0, np.int64), np.zeros(0, np.intp) if with_inverse else None
     lo = int(table.min())
     base = int(table.max()) - lo + 1
     if width * np.log2(max(base, 2)) >= 62:
-        rows, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
-        return rows, counts, inverse.ravel()
+        rows, row_of, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+        return rows, counts, row_of.ravel() if with_inverse else None
     keys = np.zeros(n_rows, dtype=np.int64)
     for column in table.T:  # Horner's rule, one contiguous pass per column
         keys *= base
         keys += column
         keys -= lo
+    inverse: NDArray[np.intp] | None = None
     if with_inverse:
         distinct, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     else:
         distinct, counts = np.unique(keys, return_counts=True)
-        inverse = None
     rows = np.empty((distinct.size, width), dtype=table.dtype)
     for j in range(width - 1, -1, -1):  # undo Horner's rule on the few distinct keys
         distinct, digit = np.divmod(distinct, base)

@@ -209,12 +209,6 @@ def copying_flags_codes(
     like a pair. So the flagged pair that agrees most (copying inflates agreement; the pairs it
     fakes agree only moderately) is kept, its copier set aside, and the others re-checked.
     """
-    thresholds = {
-        "min_votes": min_votes,
-        "min_shared": min_shared,
-        "min_follow": min_follow,
-        "max_p_value": max_p_value,
-    }
     if kappa_matrix is None:
         kappa_matrix = pairwise_kappa_codes(codes, n_categories)
     active = list(range(codes.shape[0]))
@@ -227,7 +221,10 @@ def copying_flags_codes(
             sub_names,
             kappa_matrix[np.ix_(active, active)],
             majority_kappa if len(active) == codes.shape[0] else None,
-            **thresholds,
+            min_votes=min_votes,
+            min_shared=min_shared,
+            min_follow=min_follow,
+            max_p_value=max_p_value,
         )
         if not candidates:
             return kept
