@@ -21,6 +21,8 @@ COLD_START_SAMPLE = 20_000
 
 #: What `check_random_state` accepts: a seed, a generator, or None for a fresh one.
 Seed = int | np.random.RandomState | None
+#: Probabilities, embeddings, scores: any float precision.
+FloatArray = NDArray[np.floating]
 
 
 InputName = Literal["proba", "embeddings", "committee_probas", "llm_proba"]
@@ -36,12 +38,12 @@ class Pool:
     """
 
     labeled_mask: NDArray[np.bool_]
-    proba: NDArray[Any] | None = None
-    embeddings: NDArray[Any] | None = None
-    committee_probas: NDArray[Any] | None = None
-    llm_proba: NDArray[Any] | None = None
+    proba: FloatArray | None = None
+    embeddings: FloatArray | None = None
+    committee_probas: FloatArray | None = None
+    llm_proba: FloatArray | None = None
 
-    def given(self, name: InputName) -> NDArray[Any] | None:
+    def given(self, name: InputName) -> FloatArray | None:
         """The input called `name`, None when it was not given."""
         return {
             "proba": self.proba,
@@ -50,7 +52,7 @@ class Pool:
             "llm_proba": self.llm_proba,
         }[name]
 
-    def need(self, name: InputName) -> NDArray[Any]:
+    def need(self, name: InputName) -> FloatArray:
         """The input called `name`; a strategy asks only for what its `requires` names."""
         value = self.given(name)
         if value is None:
@@ -80,11 +82,11 @@ class QueryStrategy(ABC):
         self,
         k: int,
         *,
-        proba: NDArray[Any] | None = None,
-        embeddings: NDArray[Any] | None = None,
+        proba: FloatArray | None = None,
+        embeddings: FloatArray | None = None,
         labeled_mask: ArrayLike,
-        committee_probas: NDArray[Any] | None = None,
-        llm_proba: NDArray[Any] | None = None,
+        committee_probas: FloatArray | None = None,
+        llm_proba: FloatArray | None = None,
         random_state: Seed = None,
     ) -> NDArray[np.intp]:
         pool = Pool(
@@ -118,14 +120,14 @@ class ScoreStrategy(QueryStrategy):
     """A strategy that scores every item and takes the best-scoring distinct ones."""
 
     @abstractmethod
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         """Higher is more useful to label. Ties are broken by `tie_break`, then by index."""
 
-    def tie_break(self, pool: Pool) -> NDArray[np.floating] | None:
+    def tie_break(self, pool: Pool) -> FloatArray | None:
         """A secondary key (higher first) for equal scores; None for index order only."""
         return None
 
-    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], NDArray[np.floating]]:
+    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], FloatArray]:
         """Unlabeled rows that include the `n` best-ranked ones, and their scores.
 
         Every unlabeled row left out must score strictly less (rounded to 10 decimals) than
@@ -151,8 +153,8 @@ class ScoreStrategy(QueryStrategy):
     @staticmethod
     def _rank(
         rows: NDArray[np.intp],
-        scores: NDArray[np.floating],
-        secondary: NDArray[np.floating] | None,
+        scores: FloatArray,
+        secondary: FloatArray | None,
     ) -> NDArray[np.intp]:
         """`rows` by score (higher first), then by `secondary`, then by index."""
         # Rounding makes float noise (0.6 - 0.4 vs 0.5 - 0.3) a tie that the keys below break.
@@ -166,7 +168,7 @@ class ScoreStrategy(QueryStrategy):
 def take_distinct(
     order: NDArray[np.integer],
     k: int,
-    embeddings: NDArray[Any] | None,
+    embeddings: FloatArray | None,
     threshold: float = DUPLICATE_SIMILARITY,
     chunk: int = 1024,
 ) -> NDArray[np.intp]:
@@ -197,7 +199,7 @@ def take_distinct(
 
 def cold_start(
     k: int,
-    embeddings: NDArray[Any],
+    embeddings: FloatArray,
     labeled_mask: NDArray[np.bool_],
     random_state: Seed = None,
 ) -> NDArray[np.intp]:
@@ -223,5 +225,5 @@ def cold_start(
     return take_distinct(order, k, embeddings)
 
 
-def _unit(x: NDArray[Any]) -> NDArray[np.float32]:
+def _unit(x: FloatArray) -> NDArray[np.float32]:
     return np.asarray(x, dtype=np.float32) * inverse_norms(x)[:, None]

@@ -6,12 +6,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import xlogy
 
-from labelloop.active.strategies.base import Pool, ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 _EPS = 1e-12
 
 
-def vote_entropy(committee_probas: np.ndarray) -> np.ndarray:
+def vote_entropy(committee_probas: FloatArray) -> NDArray[np.float64]:
     """Entropy of the members' hard votes (Dagan & Engelson, 1995)."""
     n_members, _, n_classes = committee_probas.shape
     votes = committee_probas.argmax(axis=2)
@@ -20,7 +20,7 @@ def vote_entropy(committee_probas: np.ndarray) -> np.ndarray:
     return -np.sum(xlogy(shares, shares), axis=1)
 
 
-def kl_to_consensus(committee_probas: np.ndarray) -> np.ndarray:
+def kl_to_consensus(committee_probas: FloatArray) -> FloatArray:
     """Mean KL divergence of each member from the consensus (McCallum & Nigam, 1998)."""
     consensus = committee_probas.mean(axis=0)
     p = np.clip(committee_probas, _EPS, 1.0)
@@ -50,9 +50,9 @@ class CommitteeDisagreement(ScoreStrategy):
             members = np.concatenate([members, np.asarray(pool.llm_proba, dtype=np.float64)[None]])
         return members
 
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         members = self._members(pool)
         return vote_entropy(members) if self.measure == "vote_entropy" else kl_to_consensus(members)
 
-    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+    def tie_break(self, pool: Pool) -> FloatArray:
         return kl_to_consensus(self._members(pool))

@@ -7,10 +7,16 @@ from numpy.typing import NDArray
 
 from labelloop.active._distances import greedy_k_center, min_cosine_distance
 from labelloop.active._index import LabeledIndex, ReferenceIndex
-from labelloop.active.strategies.base import Pool, QueryStrategy, ScoreStrategy, Seed
+from labelloop.active.strategies.base import (
+    FloatArray,
+    Pool,
+    QueryStrategy,
+    ScoreStrategy,
+    Seed,
+)
 
 
-def labeled_distance(embeddings: np.ndarray, labeled_mask: np.ndarray) -> np.ndarray:
+def labeled_distance(embeddings: FloatArray, labeled_mask: NDArray[np.bool_]) -> FloatArray:
     """Cosine distance of every pool item to its nearest labeled item (float32, blockwise)."""
     x = np.asarray(embeddings)
     return min_cosine_distance(x, x[labeled_mask], dtype=np.float32)
@@ -31,10 +37,10 @@ class Diversity(_LabeledIndexMixin, ScoreStrategy):
     name = "diversity"
     requires = frozenset({"embeddings"})
 
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         return self._index(pool).exact(np.arange(len(pool.labeled_mask)))
 
-    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], NDArray[np.floating]]:
+    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], FloatArray]:
         return self._index(pool).top(n, ~pool.labeled_mask)
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from labelloop.active.seed import entropy
-from labelloop.active.strategies.base import Pool, ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 
 class LeastConfidence(ScoreStrategy):
@@ -15,7 +14,7 @@ class LeastConfidence(ScoreStrategy):
     name = "least-confidence"
     requires = frozenset({"proba"})
 
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         return 1.0 - pool.need("proba").max(axis=1)
 
 
@@ -29,14 +28,14 @@ class Margin(ScoreStrategy):
     name = "margin"
     requires = frozenset({"proba"})
 
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         proba = pool.need("proba")
         if proba.shape[1] < 2:
             return np.zeros(len(proba))
         top2 = -np.partition(-proba, 1, axis=1)[:, :2]
         return -(top2[:, 0] - top2[:, 1])
 
-    def tie_break(self, pool: Pool) -> NDArray[np.floating]:
+    def tie_break(self, pool: Pool) -> FloatArray:
         return entropy(pool.need("proba"))
 
 
@@ -46,5 +45,5 @@ class Entropy(ScoreStrategy):
     name = "entropy"
     requires = frozenset({"proba"})
 
-    def scores(self, pool: Pool) -> NDArray[np.floating]:
+    def scores(self, pool: Pool) -> FloatArray:
         return entropy(pool.need("proba"))
