@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from labelloop.active._distances import inverse_norms
+from labelloop.active._distances import FloatArray, inverse_norms
 
 #: Two items with a cosine similarity above this are near-duplicates: one per batch.
 DUPLICATE_SIMILARITY = 0.95
@@ -21,8 +21,6 @@ COLD_START_SAMPLE = 20_000
 
 #: What `check_random_state` accepts: a seed, a generator, or None for a fresh one.
 Seed = int | np.random.RandomState | None
-#: Probabilities, embeddings, scores: any float precision.
-FloatArray = NDArray[np.floating]
 
 
 InputName = Literal["proba", "embeddings", "committee_probas", "llm_proba"]
