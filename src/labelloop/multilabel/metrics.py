@@ -290,7 +290,7 @@ def per_label_ece(
         shape=(n, n_labels * n_bins),
     )
 
-    def ece(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    def ece(weights: NDArray[np.integer] | NDArray[np.floating]) -> NDArray[np.float64]:
         totals = np.asarray((gaps.T @ weights.T).T).reshape(len(weights), n_labels, n_bins)
         return np.abs(totals).sum(axis=2) / weights.sum(axis=1, keepdims=True)
 
