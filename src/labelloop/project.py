@@ -724,7 +724,10 @@ class Project:
         }
 
     def stats(self) -> dict[str, Any]:
-        """Counts per state, review rate and the LLM's accuracy on gold."""
+        """Counts per state, review rate, the LLM's accuracy on gold, and the items reviewers
+        settled and those waiting for one."""
+        from .review.adjudication import pending
+
         with self.store.session() as session:
             n = rows_of.item_counts(session, self.id)
         counts = self._state_counts()
@@ -743,6 +746,8 @@ class Project:
             "threshold": self.threshold,
             "active_predictor": self.settings.get("active_predictor"),
             "audit": self.audit_estimate(),
+            "adjudicated": n["adjudicated"],
+            "adjudication_waiting": len(pending(self)),
         }
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:

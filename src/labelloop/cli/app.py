@@ -481,6 +481,8 @@ def _render_stats(result: dict) -> None:
         "in_review",
         "human_labeled",
         "unresolved",
+        "adjudicated",
+        "adjudication_waiting",
     ):
         table.add_row(key.replace("_", " "), f"{result[key]:,}")
     table.add_row("review rate", percent(result["review_rate"]))
