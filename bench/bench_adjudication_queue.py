@@ -153,7 +153,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait()
-        report(args, {"alone": alone, "shared": shared}, project.stats()["adjudication_waiting"])
+        report(args, {"alone": alone, "shared": shared}, project.stats().adjudication_waiting)
 
 
 def measure(

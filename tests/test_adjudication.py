@@ -244,7 +244,7 @@ def test_stats_count_settled_and_waiting_items(team, cli, capsys) -> None:
     table = capsys.readouterr().out
     assert "adjudicated" in table and "adjudication waiting" in table
     adjudication.undo(project, rita)
-    assert (project.stats()["adjudicated"], project.stats()["adjudication_waiting"]) == (0, 1)
+    assert (project.stats().adjudicated, project.stats().adjudication_waiting) == (0, 1)
 
 
 def test_user_add_makes_reviewers(team, cli, capsys, monkeypatch) -> None:

@@ -28,6 +28,7 @@ from .errors import InputError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
+from .review.common import Stats
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -40,6 +41,8 @@ from .store import (
     Store,
 )
 from .store import accounts as account_rows
+from .store import exchange as exchange_rows
+from .store import predictions as prediction_rows
 from .store import projects as rows_of
 from .store.db import sqlite_url
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
@@ -92,6 +95,58 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
             return sqlite_url(candidate if candidate.is_absolute() else path / candidate)
         return url
     return sqlite_url(path / DEFAULT_DB_FILE)
+
+
+def _prediction_values(result: Any) -> dict[str, Any]:
+    """A labeler's result as a prediction row's values (uncalibrated)."""
+    return {
+        "label": result.label,
+        "probs": result.probs,
+        "confidence": result.confidence,
+        "reported_confidence": getattr(result, "reported_confidence", None),
+        "calibrated_confidence": None,
+        "calibrated_label": None,
+        "reasoning": result.reasoning,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "latency_s": result.latency_s,
+        "cost_usd": result.cost_usd,
+        "error": result.error,
+        "raw": result.raw,
+    }
+
+
+def _retry(earlier: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The row replacing a stored failure: the new values, the old error kept in `failures`."""
+    at = earlier.created_at
+    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+    failures = [*(earlier.failures or []), failure]
+    return {"id": earlier.id, **values, "failures": failures, "created_at": utcnow()}
+
+
+def _sort_imported(
+    items: Sequence[NewItem], existing: dict[str, tuple[Any, ...]], split: str, source: str
+) -> tuple[list[NewItem], list[tuple[int, str | None]], int]:
+    """The imported items that are new, the known pool items a gold import turns into gold
+    (id, label), and how many are known already; a known id with another text is bad input."""
+    new, upgrades, unchanged = [], [], 0
+    for item in items:
+        known = existing.get(item.uid)
+        if known is None:
+            new.append(item)
+            continue
+        item_id, digest, known_split = known[:3]
+        if digest != item.text_hash:
+            raise InputError(
+                f"id {item.uid!r} already exists in the project with a different text",
+                file=source,
+                line=item.line,
+            )
+        if split == GOLD and known_split != GOLD:
+            upgrades.append((item_id, item.gold_label))
+        else:
+            unchanged += 1
+    return new, upgrades, unchanged
 
 
 def make_labeler(model: str, **options: Any) -> Any:
@@ -323,23 +378,8 @@ class Project:
                 session, self.id, {item.uid for item in prepared.items}
             )
             adopted = self._adopt_file_ids(session, prepared, existing)
-            new_rows, upgrades, unchanged = [], [], 0
-            for item in prepared.items:
-                known = existing.get(item.uid)
-                if known is None:
-                    new_rows.append(self._row_for(item, split))
-                    continue
-                item_id, digest, known_split = known[:3]
-                if digest != item.text_hash:
-                    raise InputError(
-                        f"id {item.uid!r} already exists in the project with a different text",
-                        file=source,
-                        line=item.line,
-                    )
-                if split == GOLD and known_split != GOLD:
-                    upgrades.append((item_id, item.gold_label))
-                else:
-                    unchanged += 1
+            new, upgrades, unchanged = _sort_imported(prepared.items, existing, split, source)
+            new_rows = [self._row_for(item, split) for item in new]
             rows_of.insert_items(session, new_rows)
             for item_id, label in upgrades:
                 rows_of.make_gold(session, item_id, label)
@@ -417,7 +457,7 @@ class Project:
         if active is None:
             return
         with self.store.session() as session:
-            rows_of.show_active_prediction(session, self.id, *active, item_ids)
+            prediction_rows.show_active_prediction(session, self.id, *active, item_ids)
 
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
@@ -439,43 +479,13 @@ class Project:
                 if item_id in seen or (earlier is not None and earlier.error is None):
                     continue  # an answer is kept
                 seen.add(item_id)
-                values = {
-                    "label": result.label,
-                    "probs": result.probs,
-                    "confidence": result.confidence,
-                    "reported_confidence": getattr(result, "reported_confidence", None),
-                    "calibrated_confidence": None,
-                    "calibrated_label": None,
-                    "reasoning": result.reasoning,
-                    "tokens_in": result.tokens_in,
-                    "tokens_out": result.tokens_out,
-                    "latency_s": result.latency_s,
-                    "cost_usd": result.cost_usd,
-                    "error": result.error,
-                    "raw": result.raw,
-                }
+                values = _prediction_values(result)
                 if earlier is None:
-                    rows.append(
-                        {
-                            "project_id": self.id,
-                            "item_id": item_id,
-                            "model": model,
-                            "prompt_version": prompt_version,
-                            **values,
-                        }
-                    )
+                    key = {"model": model, "prompt_version": prompt_version}
+                    rows.append({"project_id": self.id, "item_id": item_id, **key, **values})
                 else:
-                    at = earlier.created_at
-                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
-                    retried.append(
-                        {
-                            "id": earlier.id,
-                            **values,
-                            "failures": [*(earlier.failures or []), failure],
-                            "created_at": utcnow(),
-                        }
-                    )
-            rows_of.add_predictions(session, rows)
+                    retried.append(_retry(earlier, values))
+            exchange_rows.insert_predictions(session, rows)
             rows_of.replace_predictions(session, retried)
         self.store.grew("predictions", len(rows))
         return len(rows) + len(retried)
@@ -571,15 +581,7 @@ class Project:
         confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
         """
         settings = self.settings
-        if threshold is None:
-            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
-        else:
-            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
-        if audit_rate is not None:
-            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
-            self.update_settings(
-                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
-            )
+        threshold = self._routing_threshold(settings, threshold, audit_rate)
         label_thresholds = settings.get("label_thresholds") or {}
         distrusted = self._distrusted_labeler() if not trust_labeler else []
         with self.store.session() as session:
@@ -608,6 +610,22 @@ class Project:
             "consensus": consensus,
             **self_reported,
         }
+
+    def _routing_threshold(
+        self, settings: dict[str, Any], threshold: float | None, audit_rate: float | None
+    ) -> float:
+        """The threshold `route` applies (the stored one unless given), both checked; a given
+        audit rate is stored first (bad input changes nothing)."""
+        if threshold is None:
+            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
+        else:
+            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
+        if audit_rate is not None:
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
+            self.update_settings(
+                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
+            )
+        return threshold
 
     def _distrusted_labeler(self) -> list[str]:
         """Why calibration found the active labeler not worth routing on (empty: it is)."""
@@ -723,7 +741,7 @@ class Project:
             for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
         }
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """Counts per state, review rate, the LLM's accuracy on gold, and the items reviewers
         settled and those waiting for one."""
         from .review.adjudication import pending
@@ -732,23 +750,24 @@ class Project:
             n = rows_of.item_counts(session, self.id)
         counts = self._state_counts()
         pool = n["items"] - n["gold"]
-        return {
-            "items": n["items"],
-            "gold": n["gold"],
-            "pool": pool,
-            "predicted": n["predicted"],
-            **counts,
-            "review_rate": (counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
-            "gold_accuracy": n["gold_correct"] / n["gold_predicted"]
-            if n["gold_predicted"]
-            else None,
-            "gold_predicted": n["gold_predicted"],
-            "threshold": self.threshold,
-            "active_predictor": self.settings.get("active_predictor"),
-            "audit": self.audit_estimate(),
-            "adjudicated": n["adjudicated"],
-            "adjudication_waiting": len(pending(self)),
-        }
+        return Stats(
+            items=n["items"],
+            gold=n["gold"],
+            pool=pool,
+            predicted=n["predicted"],
+            auto_accepted=counts[AUTO_ACCEPTED],
+            in_review=counts[IN_REVIEW],
+            human_labeled=counts[HUMAN_LABELED],
+            unresolved=counts[UNRESOLVED],
+            review_rate=(counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
+            gold_accuracy=n["gold_correct"] / n["gold_predicted"] if n["gold_predicted"] else None,
+            gold_predicted=n["gold_predicted"],
+            threshold=self.threshold,
+            active_predictor=self.settings.get("active_predictor"),
+            audit=self.audit_estimate(),
+            adjudicated=n["adjudicated"],
+            adjudication_waiting=len(pending(self)),
+        )
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""

@@ -9,7 +9,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import InputError
 from .readers import Record
@@ -107,7 +107,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _bad_text(text: Any, source: str, line: int, column: str) -> None:
+def _bad_text(text: Any, source: str, line: int, column: str) -> NoReturn:
     """Raise the InputError that explains what is wrong with a text value."""
     if _is_missing(text):
         raise InputError("the text is missing", file=source, line=line, column=column)
@@ -207,7 +207,7 @@ def prepare_items(
     prepared = Prepared()
     seen: dict[str, tuple[str, int]] = {}
     text_col, id_col = mapping.text_col, mapping.id_col
-    roles: set[str] = set()
+    roles: set[str | None] = set()
     hint = ""
     checked_columns = False
     for line, record in records:

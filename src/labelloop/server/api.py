@@ -40,7 +40,9 @@ from .schemas import (
 RETRAIN_EVERY = 20
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
-NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
+NO_CONTENT: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Nothing left to review for you."}
+}
 HeldItems = Annotated[
     list[StoreId], Query(description="Item ids already on screen or prefetched.", max_length=100)
 ]
@@ -121,19 +123,19 @@ def annotate(
         if runtime.answers_since_training >= every:
             runtime.answers_since_training = 0
             background.add_task(retrain_in_background, project, runtime)
-    return result
+    return result.to_dict()
 
 
 @router.post("/undo", response_model=UndoOut, tags=["review"])
 def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> Any:
     """Withdraw your latest answer (or a given one); the item is given back to you."""
-    return review.undo(project, who, body.annotation_id if body else None)
+    return review.undo(project, who, body.annotation_id if body else None).to_dict()
 
 
 @router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
 def delete_annotation(annotation_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """Withdraw one answer (yours, or anyone's for admins)."""
-    return review.undo(project, who, annotation_id)
+    return review.undo(project, who, annotation_id).to_dict()
 
 
 @router.get("/annotations/mine", response_model=list[MyAnnotation], tags=["review"])
@@ -216,7 +218,9 @@ def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
 
 @router.get("/queues", response_model=Queues, tags=["admin"])
 def queues(who: AdminUser, project: ProjectDep) -> Any:
-    return {"settings": review.queue_settings(project), "queues": review.queue_counts(project)}
+    counts = review.queue_counts(project)
+    queues = {queue: numbers.to_dict() for queue, numbers in counts.items()}
+    return {"settings": review.queue_settings(project), "queues": queues}
 
 
 @router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])
@@ -241,7 +245,7 @@ def enqueue(queue: str, body: EnqueueIn, who: AdminUser, project: ProjectDep) ->
 @router.post("/queues/audit/sample", response_model=Count, tags=["admin"])
 def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = None) -> Any:
     """Queue a random share of auto-accepted items for audit."""
-    body = body or AuditIn()
+    body = body or AuditIn(rate=None, random_state=None)
     return {"count": review.sample_audit(project, body.rate, body.random_state)}
 
 

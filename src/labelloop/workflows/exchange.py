@@ -19,7 +19,16 @@ from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
 from ..review import MAX_LABELSTUDIO_USER, user_name_problem
-from ..store import GOLD, HUMAN_LABELED, POOL, STATES, ProjectRow, Session, predictions
+from ..store import (
+    GOLD,
+    HUMAN_LABELED,
+    POOL,
+    STATES,
+    Session,
+    predictions,
+    projects,
+    reviews,
+)
 from ..store import adjudication as adjudications
 from ..store import exchange as rows
 from ..store import items as stored_items
@@ -161,7 +170,7 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
     counts = Counter(items=len(items), added=0, existing=0, predictions=0, annotations=0)
     with project.store.session() as session:
         ids = _ensure_items(session, project.id, items, counts)
-        row = session.get_one(ProjectRow, project.id)
+        row = projects.project_row(session, project.id)
         settings = dict(row.settings or {})
         active = settings.get("active_predictor")
         if active is None:
@@ -214,7 +223,7 @@ def _ensure_items(
             }
         )
     ids = {uid: pair[0] for uid, pair in found.items()}
-    ids.update(rows.insert_items(session, new))
+    ids.update(rows.insert_items_returning_ids(session, new))
     counts["added"] += len(new)
     return ids
 
@@ -231,7 +240,7 @@ def _add_predictions(
                 continue
             done.add(key)
             new.append(_prediction_row(project_id, key[0], p))
-    rows.insert_predictions(session, new)
+    projects.add_predictions(session, new)
     counts["predictions"] += len(new)
 
 
@@ -359,9 +368,9 @@ def _settle(
     reviewer's decision in force, else as recorded in the file when it says, else from people's
     answers."""
     chunk = [ids[item.uid] for item in items]
-    splits = stored_items.splits_of(session, chunk)
+    splits = reviews.splits_of(session, project_id, chunk)
     if active is not None:
-        predictions.show_active_prediction(session, project_id, *active, chunk)
+        projects.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
     for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))

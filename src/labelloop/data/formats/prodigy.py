@@ -62,7 +62,9 @@ def export_prodigy(project: Project, out: Path, include: Any) -> int:
 
 
 def _uid(task: dict[str, Any]) -> str | None:
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    meta = task.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     for value in (task.get("id"), meta.get("id")):
         if value not in (None, ""):
             return str(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ...store import STATES, Annotation, Item, Prediction
@@ -50,7 +50,7 @@ DEFAULT_INCLUDE = ("annotations", "meta")
 CHUNK = 2_000
 
 
-def parse_include(include: str | Sequence[str] | None) -> frozenset[str]:
+def parse_include(include: str | Iterable[str] | None) -> frozenset[str]:
     """`--include annotations,predictions`: which nested provenance the rows carry."""
     from ...errors import InputError
 
@@ -84,7 +84,7 @@ def _prediction_dict(p: Prediction) -> dict[str, Any]:
 
 
 def iter_provenance_rows(
-    project: Project, include: str | Sequence[str] | None = None
+    project: Project, include: str | Iterable[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Every item of the project, in id order, with the provenance of its label."""
     wanted = parse_include(include)
