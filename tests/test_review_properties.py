@@ -7,7 +7,7 @@ and time passes (the queues' clock is moved by hand). After every step:
 - every item in review has an open task or a live lease (nothing is stranded);
 - a task's counts are its live answers, and it is done exactly when it has them all;
 - nobody is served an item twice, or an item someone else holds, or one already answered enough;
-- an answer is taken exactly when the rule says so (`review.answers._answer_queue`), and a refused
+- an answer is taken exactly when the rule says so (`review.answers.answer_queue`), and a refused
   answer changes nothing;
 - no answer is lost or counted twice, and `stats` and the queue counts agree with the store.
 """

@@ -48,13 +48,37 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
     db: DbUrl = None,
     name: Annotated[str | None, typer.Option(help="Project name inside the database.")] = None,
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="Items take any subset of the labels.")
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="With --multi-label: an item may take no label."),
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
-    """Create a project for a task and an ordered label set."""
+    """Create a project for a task and an ordered label set (with --multi-label: label sets).
+
+    Anyone with write access to the folder and the database may run it; it creates the folder's
+    configuration and one project row, and changes nothing else."""
     from ..project import Project
 
-    with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
-        result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
+    with Project.create(
+        directory,
+        task=task,
+        labels=labels,
+        db=db,
+        name=name,
+        multi_label=multi_label,
+        allow_empty=allow_empty,
+    ) as project:
+        result = {
+            "project": str(project.path),
+            "labels": project.labels,
+            "db": project.store.url,
+            "multi_label": project.multi_label,
+            "allow_empty": project.allow_empty,
+        }
     emit(
         result,
         as_json,

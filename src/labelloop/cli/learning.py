@@ -341,7 +341,7 @@ def _render_agreement(r: dict) -> None:
         )
     for entry in r.get("vs_majority", []):
         out.print(
-            f"  κ {entry['rater']} vs the majority of the others: "
+            f"  {entry.get('measure', 'κ')} {entry['rater']} vs the majority of the others: "
             f"{_fmt(entry['estimate'])} — {entry['interpretation']}",
             highlight=False,
         )

@@ -4,7 +4,7 @@ One path for every answer, trusted or not: `record` stores it inside the caller'
 recomputes the item's state and final label from its live answers (`resolve_item`), recounts the
 task it counted for and ends the answerer's lease. `annotate` is the trusted path (Python, CLI,
 Label Studio: no lease needed); `submit` and `undo` are the review API's, where an answer needs
-the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
+the caller's lease (`answer_queue`): otherwise it is refused and changes nothing.
 
 The path runs the store's prebuilt statements (`labelloop.store.reviews`), each touching a few
 rows through the primary key or an index: its cost does not grow with the store.
@@ -21,7 +21,8 @@ from typing import Any
 from .. import routing
 from ..data.importer import canonical_labels, match_label
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection
+from ..multilabel.sets import MULTI_LABEL
+from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection, labelsets
 from ..store import reviews as store
 from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
@@ -200,11 +201,24 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
     store.mark_undone(conn, annotation_id)
     item = store.item_context(conn, found.item_id)
     assert item is not None  # an answer's item stays while the answer does
-    settings = labels_and_settings_of(item)[1]
+    labels, settings = labels_and_settings_of(item)
+    if settings.get(MULTI_LABEL):  # label sets: resolved label by label
+        return _withdraw_set(conn, item, labels, found, annotation_id)
     result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
         _settle_task(conn, result, found.item_id, found.queue, settings)
     return result
+
+
+def _withdraw_set(
+    conn: Connection, item: Any, labels: list[str], found: Any, annotation_id: int
+) -> Answer:
+    """`withdraw` on a multi-label item: its final set and task recounted from the live sets."""
+    sets = conn.execute(labelsets.ITEM_SETS, {"item": item.id}).one()
+    state, _ = labelsets.resolve_item_sets(conn, sets, labels)
+    if found.action != Action.SKIP:
+        labelsets.settle_task(conn, item.id, found.queue)
+    return Answer(annotation_id, item.uid, state, None, store.live_answers(conn, item.id))
 
 
 def resolve_item(
@@ -331,7 +345,7 @@ class Undone(Result):
     item: dict[str, Any]  # the item as `next_item` shows it
 
 
-def _check_time(time_spent_s: float | None) -> float | None:
+def check_time(time_spent_s: float | None) -> float | None:
     if time_spent_s is None:
         return None
     value = float(time_spent_s)
@@ -340,7 +354,7 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
+def answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
     """The queue an answer counts for; ConflictError when the caller may not answer the item.
 
     People answer what they hold: an open task whose lease names them (a lease that ran out
@@ -377,7 +391,7 @@ def submit(
     then_next: bool = False,
     exclude: Sequence[int] = (),
 ) -> Submitted:
-    """Record a person's answer on an item they hold (see `_answer_queue`), and free its lease.
+    """Record a person's answer on an item they hold (see `answer_queue`), and free its lease.
 
     One transaction: the answer, the item's new state, the task's count and the lease; a
     refusal changes nothing. With `then_next` the same transaction also serves the caller's
@@ -385,14 +399,14 @@ def submit(
     review page or a script.
     """
     check_action(action)
-    spent = _check_time(time_spent_s)
+    spent = check_time(time_spent_s)
     with transaction(project) as conn:
         item = store.answer_context(conn, item_id, who.id)
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         if label is not None:  # bad input whatever the item, before the item is looked at
             checked_label(list(item.labels), label)
-        queue = _answer_queue(conn, who, item, action)
+        queue = answer_queue(conn, who, item, action)
         given = AnswerIn(action, label, who.id, spent, source="review")
         answer = record(conn, item, given, queue)
         _refuse_second_answer(answer, who, item_id)

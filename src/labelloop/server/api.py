@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
+from ..errors import InputError
+from ..review.labelsets import is_multi_label, submit_set
 from ..vocabulary import Action
 from .auth import AdminUser, AnyUser, CurrentUser, ProjectDep
 from .inbound import StrictJSONRoute
@@ -97,6 +99,7 @@ def annotate(
     exclude: HeldItems = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Any:
     """Answer an item you were served: accept or reject the suggestion, correct it, or skip.
+    On a multi-label project the answer is `labels`, the list of labels that apply.
 
     With `?next=true` the answer's reply also holds your next item under `next` (null when
     nothing is left for you), leased in the same transaction.
@@ -105,16 +108,7 @@ def annotate(
     and calibration are retrained in the background (once at a time), so routing follows the
     best predictor as people label.
     """
-    result = review.submit(
-        project,
-        who,
-        item_id,
-        action=body.action,
-        label=body.label,
-        time_spent_s=body.time_spent_s,
-        then_next=then_next,
-        exclude=exclude,
-    )
+    result = _submit(project, who, item_id, body, then_next, exclude)
     every = request.app.state.retrain_every
     every = RETRAIN_EVERY if every is None else every
     if body.action != Action.SKIP and every > 0:
@@ -123,7 +117,43 @@ def annotate(
         if runtime.answers_since_training >= every:
             runtime.answers_since_training = 0
             background.add_task(retrain_in_background, project, runtime)
-    return result.to_dict()
+    return result
+
+
+def _submit(
+    project: Any,
+    who: Any,
+    item_id: int,
+    body: AnnotationIn,
+    then_next: bool,
+    exclude: list[int],
+) -> dict[str, Any]:
+    """The answer as the project takes it: a label, or on a multi-label project a set."""
+    if is_multi_label(project.settings):
+        if body.label is not None:
+            raise InputError("this project takes `labels` (a list), not `label`")
+        return submit_set(
+            project,
+            who,
+            item_id,
+            action=body.action,
+            labels=body.labels,
+            time_spent_s=body.time_spent_s,
+            then_next=then_next,
+            exclude=exclude,
+        )
+    if body.labels is not None:
+        raise InputError("this project takes one `label`, not `labels`")
+    return review.submit(
+        project,
+        who,
+        item_id,
+        action=body.action,
+        label=body.label,
+        time_spent_s=body.time_spent_s,
+        then_next=then_next,
+        exclude=exclude,
+    ).to_dict()
 
 
 @router.post("/undo", response_model=UndoOut, tags=["review"])

@@ -56,14 +56,20 @@ def texts_and_labels(store: Store, item_ids: Sequence[int]) -> dict[int, tuple[s
 
 #: (id, item_id, annotator_id, label, action) of the answers nobody withdrew.
 _STANDING = select(
-    Annotation.id, Annotation.item_id, Annotation.annotator_id, Annotation.label, Annotation.action
+    Annotation.id,
+    Annotation.item_id,
+    Annotation.annotator_id,
+    Annotation.label,
+    Annotation.action,
+    Annotation.labels,
 ).where(Annotation.undone.is_(False))
 
 
 def standing_answers(session: Session, item_ids: Sequence[int]) -> list[Any]:
-    """(id, item_id, annotator_id, label, action) of the answers on these items that nobody
-    withdrew: what final labels are resolved from."""
-    return list(session.execute(_STANDING.where(Annotation.item_id.in_(list(item_ids)))).all())
+    """(id, item_id, annotator_id, label, action, labels) of the answers on these items that
+    nobody withdrew: what final labels (and, multi-label, final sets) are resolved from."""
+    query = _STANDING.where(Annotation.item_id.in_(list(item_ids))).order_by(Annotation.id)
+    return list(session.execute(query).all())
 
 
 def set_final_labels(session: Session, finals: Sequence[dict[str, Any]]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .bulk import bulk_insert
@@ -22,6 +22,51 @@ from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction, ta
 
 #: Ids per IN list.
 CHUNK = 5_000
+
+
+def show_active_prediction(
+    session: Session,
+    project_id: int,
+    model: str,
+    version: str,
+    item_ids: Sequence[int] | None = None,
+) -> None:
+    """Copy the answer of the (model, version) key onto the items (all of the project's, or
+    these): its id, label (the calibrated one where calibration moved it) and confidences.
+    Items without an answer under the key show none.
+
+    The one place that says what an item shows: prelabeling, calibration, imports and a change
+    of active predictor all call it."""
+    answer = (
+        select(Prediction)
+        .where(
+            Prediction.project_id == project_id,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+            Prediction.item_id == Item.id,
+        )
+        .correlate(Item)
+    )
+    condition = Item.project_id == project_id
+    if item_ids is not None:
+        condition = and_(condition, Item.id.in_(list(item_ids)))
+    session.execute(
+        update(Item)
+        .where(condition)
+        .values(
+            prediction_id=answer.with_only_columns(Prediction.id).scalar_subquery(),
+            llm_label=answer.with_only_columns(
+                func.coalesce(Prediction.calibrated_label, Prediction.label)
+            ).scalar_subquery(),
+            confidence=answer.with_only_columns(Prediction.confidence).scalar_subquery(),
+            calibrated_confidence=answer.with_only_columns(
+                Prediction.calibrated_confidence
+            ).scalar_subquery(),
+            llm_labels=answer.with_only_columns(
+                func.coalesce(Prediction.calibrated_labels, Prediction.labels)
+            ).scalar_subquery(),
+        )
+    )
 
 
 def shown_by_uid(store: Store, project_id: int, uids: Sequence[str]) -> list[Any]:
@@ -138,6 +183,11 @@ def labeler_answers(
         query = query.where(Prediction.item_id.in_(list(item_ids)))
     with store.session() as session:
         return list(session.execute(query).all())
+
+
+def add_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store new predictions (rows with the same keys), in bounded INSERT statements."""
+    bulk_insert(session, table_of(Prediction), rows)
 
 
 def replace_answers(

@@ -33,9 +33,15 @@ def project_id_named(session: Session, name: str | None) -> int | None:
     return session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
 
 
-def add_project(session: Session, name: str, task: str, labels: list[str]) -> int:
-    """A new project row with no settings; returns its id."""
-    row = ProjectRow(name=name, task=task, labels=labels, settings={})
+def add_project(
+    session: Session,
+    name: str,
+    task: str,
+    labels: list[str],
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """A new project row (with no settings unless given); returns its id."""
+    row = ProjectRow(name=name, task=task, labels=labels, settings=settings or {})
     session.add(row)
     session.flush()
     return row.id
@@ -88,17 +94,22 @@ def rename_item(session: Session, item_id: int, uid: str) -> None:
     session.execute(update(Item).where(Item.id == item_id).values(uid=uid))
 
 
-def make_gold(session: Session, item_id: int, label: str | None) -> None:
-    """Turn a pool item into a gold item with that label, human-labeled, and drop its open
-    review tasks: gold items are checks, never work in a queue."""
+def make_gold(
+    session: Session, item_id: int, label: str | None, labels: list[str] | None = None
+) -> None:
+    """Turn a pool item into a gold item with that label (or, multi-label, that set `labels`),
+    human-labeled, and drop its open review tasks: gold items are checks, never work in a
+    queue."""
     session.execute(
         update(Item)
         .where(Item.id == item_id)
         .values(
             split=Split.GOLD,
             gold_label=label,
+            gold_labels=labels,
             state=ItemState.HUMAN_LABELED,
             final_label=label,
+            final_labels=labels,
             final_source=LabelSource.HUMAN,
         )
     )

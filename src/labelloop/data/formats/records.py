@@ -43,6 +43,7 @@ class PredictionIn:
     reasoning: str | None = None
     created_at: datetime | None = None
     active: bool = False  # the prediction that routing trusts for this item
+    labels: list[str] | None = None  # multi-label projects: the predicted set
 
 
 @dataclass
@@ -56,6 +57,7 @@ class AnnotationIn:
     time_spent_s: float | None = None
     created_at: datetime | None = None
     queue: str | None = None
+    labels: list[str] | None = None  # multi-label projects: the set given
 
 
 @dataclass
@@ -66,6 +68,7 @@ class FinalIn:
     label: str | None
     source: str | None
     posterior: dict[str, Any] | None = None  # of the weighted consensus, where it set the label
+    labels: list[str] | None = None  # multi-label projects: the final set
 
 
 @dataclass
@@ -94,6 +97,7 @@ class ItemIn:
     annotations: list[AnnotationIn] = field(default_factory=list)
     final: FinalIn | None = None
     decision: DecisionIn | None = None
+    gold_labels: list[str] | None = None  # multi-label projects: the gold set
 
 
 def action_for(label: str | None, suggestion: str | None) -> Action:

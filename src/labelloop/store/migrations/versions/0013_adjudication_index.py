@@ -5,7 +5,7 @@ the index holds every column it reads, so a store with several projects (or a la
 from the index alone, in item order.
 
 Revision ID: 0013_adjudication_index
-Revises: 0011_adjudication
+Revises: 0012_multi_label
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0013_adjudication_index"
-down_revision: str | None = "0011_adjudication"
+down_revision: str | None = "0012_multi_label"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
