@@ -117,7 +117,7 @@ def test_annotators_flag_from_the_review_page_and_cannot_adjudicate(
 
 def test_a_flag_s_reason_reaches_the_reviewer_as_text(live_server, page: Page) -> None:
     base, project = live_server
-    ids, _ann, bob, rita = split_team(project)
+    ids, _ann, bob, _rita = split_team(project)
     adjudication.flag(project, bob, ids[0], HOSTILE_NOTE)
     log_in_to(page, base, "/adjudicate", "rita")
     expect(page.locator("#waiting")).to_have_text("2 waiting")
