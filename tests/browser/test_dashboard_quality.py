@@ -7,6 +7,7 @@ import re
 
 import pytest
 from playwright.sync_api import Page, expect
+from test_adjudicate_page import log_in_to
 
 pytestmark = pytest.mark.browser
 
@@ -64,11 +65,7 @@ def test_each_annotator_s_accuracy_with_intervals_and_drift(
     project = quality_project(make_project)
     quality = project.dashboard()["annotator_quality"]
     with serve_app(create_app(project)) as base:
-        page.goto(f"{base}/login?next=/dashboard")
-        page.fill("input[name=username]", "root")
-        page.fill("input[name=password]", "root-password")
-        page.click("button[type=submit]")
-        expect(page).to_have_url(f"{base}/dashboard")
+        log_in_to(page, base, "/dashboard", "root")
         expect(page.get_by_text("estimated accuracy vs consensus")).to_be_visible()
         rows = {name: cells(page, name) for name in ("good", "poor", "tired")}
 
