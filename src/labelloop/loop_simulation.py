@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select as sql_select
 
 from .active import get_embedder
 from .active.effort import (
@@ -38,7 +37,8 @@ from .active.effort import (
 from .calibration.metrics import expected_calibration_error
 from .errors import InputError, NotReadyError
 from .labelers.base import LabelResult, LabelTask
-from .store import GOLD, HUMAN_LABELED, Item
+from .store import GOLD, HUMAN_LABELED
+from .store import items as stored_items
 from .workflows.embed import is_corpus_fitted, item_embeddings
 
 if TYPE_CHECKING:
@@ -195,8 +195,7 @@ def llm_template(
 
 
 def _uids(project: Project) -> list[str]:
-    with project.store.session() as session:
-        return list(session.scalars(sql_select(Item.uid).where(Item.project_id == project.id)))
+    return list(stored_items.uids_of(project.store, project.id).values())
 
 
 def _slug(text: str) -> str:
@@ -208,18 +207,7 @@ def _slug(text: str) -> str:
 def _measure(project: Project, truth: dict[str, str]) -> dict[str, Any]:
     """Effort, the exported dataset's accuracy, and the routing predictor's ECE and accuracy
     on the items no person labeled."""
-    with project.store.session() as session:
-        rows = session.execute(
-            sql_select(
-                Item.uid,
-                Item.split,
-                Item.state,
-                Item.final_label,
-                Item.llm_label,
-                Item.confidence,
-                Item.calibrated_confidence,
-            ).where(Item.project_id == project.id)
-        ).all()
+    rows = stored_items.outcomes(project.store, project.id)
     human = np.array([r.split == GOLD or r.state == HUMAN_LABELED for r in rows])
     final = [r.final_label if r.final_label is not None else r.llm_label for r in rows]
     correct = np.array([label == truth[r.uid] for label, r in zip(final, rows, strict=True)])
@@ -645,43 +633,34 @@ def items_from_project(
 
 def _known_labels(project: Project, reference: str | None) -> dict[int, tuple[str, str, str]]:
     """Store id → (uid, text, true label) for gold items and items with a reference label."""
-    query = sql_select(Item.id, Item.uid, Item.text, Item.split, Item.gold_label, Item.meta)
-    query = query.where(Item.project_id == project.id).order_by(Item.id)
     if reference is None:
-        query = query.where(Item.split == GOLD)
-    with project.store.session() as session:
-        rows = session.execute(query).all()
+        rows = [
+            (r.id, r.uid, r.text, r.gold_label)
+            for r in stored_items.gold_items(project.store, project.id)
+        ]
+    else:
+        id_of = {uid: i for i, uid in stored_items.uids_of(project.store, project.id).items()}
+        rows = [
+            (
+                id_of[r["id"]],
+                r["id"],
+                r["text"],
+                r["gold_label"] if r["split"] == GOLD else (r["meta"] or {}).get(reference),
+            )
+            for r in project.iter_export_rows(include="meta")
+        ]
     labels = set(project.labels)
-    truth = {}
-    for r in rows:
-        known = r.gold_label if r.split == GOLD else (r.meta or {}).get(reference or "")
-        if known in labels:
-            truth[r.id] = (r.uid, r.text, known)
-    return truth
+    return {i: (uid, text, label) for i, uid, text, label in rows if label in labels}
 
 
 def _stored_answers(
     project: Project, truth: dict[int, tuple[str, str, str]]
 ) -> dict[tuple[str, str], dict[str, LabelResult]]:
     """One LLM's stored answers for these items, by uid: routing's, else the most complete."""
-    from .store import Prediction
+    from .store.predictions import labeler_answers
     from .workflows.learn import DERIVED
 
-    with project.store.session() as session:
-        answers = session.execute(
-            sql_select(
-                Prediction.item_id,
-                Prediction.model,
-                Prediction.prompt_version,
-                Prediction.label,
-                Prediction.probs,
-                Prediction.confidence,
-            ).where(
-                Prediction.project_id == project.id,
-                Prediction.model.not_in(DERIVED),
-                Prediction.item_id.in_(list(truth)),
-            )
-        ).all()
+    answers = labeler_answers(project.store, project.id, DERIVED, list(truth))
     predictions: dict[tuple[str, str], dict[str, LabelResult]] = {}
     for a in answers:
         if a.item_id in truth and a.label is not None:
