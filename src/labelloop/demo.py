@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,7 @@ def loop_outcome(project: Project, embedder: Any, *, log: Any = None) -> dict[st
     if n < LOOP_MIN_ITEMS or not predictions:
         return {"items": n, "skipped": f"{n} pre-labeled items with a reference label"}
     n_gold = max(10, round(LOOP_GOLD * n))
+    started = time.perf_counter()
     result = simulate_loop(
         items,
         task=project.task,
@@ -170,6 +172,7 @@ def loop_outcome(project: Project, embedder: Any, *, log: Any = None) -> dict[st
             {"effort": p["effort"], "accuracy": p["accuracy"], ALL_HUMAN: float(a)}
             for p, a in zip(runs[LOOP], alone, strict=True)
         ],
+        "elapsed_s": time.perf_counter() - started,
     }
 
 
