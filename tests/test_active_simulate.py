@@ -151,3 +151,55 @@ def test_ratio_interval_is_wide_for_identical_noisy_strategies():
     fake = {"target_accuracy": 0.68, "strategies": {"a": entry(curves), "random": entry(other)}}
     low, high = labels_ratio_interval(fake, "a")
     assert low < 1.0 < high
+
+
+def test_select_round_trains_on_the_trusted_rows_and_scores_in_one_pass(easy):
+    from labelloop.active import select_round
+
+    x, y = easy
+    trusted = np.zeros(len(y), dtype=bool)
+    trusted[:40] = True
+    excluded = trusted.copy()
+    excluded[40:60] = True  # say, already queued: never picked, never trained on
+    passes = []
+
+    def score(models, embeddings):
+        passes.append(len(models))
+        return np.stack([m.predict_proba(embeddings) for m in models])
+
+    step = select_round(
+        "committee",
+        x,
+        excluded,
+        np.where(trusted, y, -1),
+        10,
+        train_mask=trusted,
+        committee_size=3,
+        score=score,
+        evaluate=False,
+        random_state=0,
+    )
+    assert passes == [4]  # the student and three members, together
+    assert step.n_labeled == 40 and not excluded[step.selected].any()
+
+
+def test_select_round_reads_the_llm_while_the_student_is_not_trusted(easy):
+    from labelloop.active import select_round
+    from labelloop.active.strategies import StrategyNotReady
+
+    x, y = easy
+    labeled = np.zeros(len(y), dtype=bool)
+    labeled[np.flatnonzero(y == 1)[:5]] = True  # one class only
+    unsure = int(np.flatnonzero(y == 0)[0])
+    llm = np.tile([0.9, 0.1], (len(y), 1))
+    llm[unsure] = [0.5, 0.5]  # the LLM is sure of every item but this one
+
+    def never(models, embeddings):
+        raise AssertionError("an untrusted student is not scored")
+
+    options = {"classes": np.array([0, 1]), "min_classes": 2, "score": never, "evaluate": False}
+    step = select_round("least-confidence", x, labeled, y, 1, llm_proba=llm, **options)
+    assert step.proba is llm and step.selected.tolist() == [unsure]
+    with pytest.raises(StrategyNotReady) as missing:
+        select_round("margin", x, labeled, y, 1, **options)
+    assert missing.value.missing == ["proba"] and missing.value.strategy == "margin"

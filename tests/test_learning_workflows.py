@@ -249,3 +249,19 @@ def test_learn_and_select_run_on_the_engine_they_are_given(learning_project):
     # The student and the committee's members score the pool in one pass.
     assert engine.calls[0] == "prefill" and engine.calls[1].startswith("predict:")
     assert int(engine.calls[1].split(":")[1]) > 1
+
+
+def test_select_runs_the_round_that_simulate_measures(learning_project, monkeypatch):
+    from labelloop.active import loop
+    from labelloop.workflows import select as select_workflow
+
+    rounds = []
+
+    def spy(*args, **kwargs):
+        rounds.append(loop.select_round(*args, **kwargs))
+        return rounds[-1]
+
+    monkeypatch.setattr(select_workflow, "select_round", spy)
+    result = learning_project.select("margin", 6)
+    assert len(rounds) == 1 and len(rounds[0].selected) == result["queued"] == 6
+    assert rounds[0].n_labeled == result["trusted_labels"] == 60

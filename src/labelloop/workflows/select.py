@@ -9,14 +9,15 @@ import numpy as np
 
 from .. import review
 from ..active import (
-    Committee,
     LogisticStudent,
     StabilizingPredictions,
     get_embedder,
     get_strategy,
     label_budget,
+    select_round,
     target_accuracy,
 )
+from ..active.strategies import StrategyNotReady
 from ..errors import InputError
 from ..store import items as stored_items
 from ..store import rounds
@@ -57,18 +58,6 @@ def _stop_set(ids: list[int]) -> np.ndarray:
     return np.argsort(keys)[:STOP_SET_SIZE]
 
 
-def _check_ready(chooser: Any, strategy: str, inputs: dict[str, Any], labeled: np.ndarray) -> None:
-    """InputError when the project lacks what the strategy needs (predictions, a committee...)
-    for this round; a cold start or a pool with nothing left to pick needs nothing."""
-    cold_start = not labeled.any() and chooser.cold_starts
-    missing = sorted(name for name in chooser.requires if inputs[name] is None)
-    if missing and not cold_start and (~labeled).any():
-        raise InputError(
-            f"strategy {strategy!r} cannot run yet: strategy {chooser.name!r} needs "
-            + ", ".join(missing)
-        )
-
-
 def select(
     project: Project,
     strategy: str,
@@ -103,32 +92,36 @@ def select(
         | _gold_mask(project, pool.ids)
         | np.array([item_id in queued for item_id in pool.ids], dtype=bool)
     )
-    classes_seen = np.unique(pool.y[trusted])
     llm = _llm_proba(project, pool)
-    proba = committee = None
     student_metrics: dict[str, Any] = {"trusted_labels": int(trusted.sum())}
-    if len(classes_seen) >= 2:
-        student = LogisticStudent(classes=np.arange(len(labels)), random_state=random_state)
-        student.fit(X[trusted], pool.y[trusted])
-        members = Committee(
-            base=LogisticStudent(classes=np.arange(len(labels))),
-            n_bootstrap=COMMITTEE_SIZE,
+    classes = np.arange(len(labels))
+    try:
+        step = select_round(
+            chooser,
+            X,
+            labeled,
+            pool.y,
+            k,
+            classes=classes,
+            student=LogisticStudent(classes=classes, random_state=random_state),
+            train_mask=trusted,
+            llm_proba=llm,
+            committee_external=[llm] if llm is not None else [],
+            committee_size=COMMITTEE_SIZE,
+            # Before people have labeled two classes, the LLM is the only model.
+            min_classes=2,
+            score=lambda models, x: engine.predict(project, models, pool.ids, x, embedder),
+            evaluate=False,
             random_state=random_state,
-            external=[llm] if llm is not None else [],
         )
-        members.fit(X[trusted], pool.y[trusted])
-        # The student and the committee's trained members score the pool in one pass.
-        scored = engine.predict(project, [student, *members.members_], pool.ids, X, embedder)
-        proba = scored[0]
-        committee = np.stack([*scored[1:], *members.external])
-    elif llm is not None:
-        proba = llm  # before people have labeled two classes, the LLM is the only model
-    inputs = {"proba": proba, "embeddings": X, "committee_probas": committee, "llm_proba": llm}
-    _check_ready(chooser, strategy, inputs, labeled)
-    picked = chooser.select(k, labeled_mask=labeled, random_state=random_state, **inputs)
-    chosen = [pool.ids[i] for i in picked]
+    except StrategyNotReady as exc:
+        raise InputError(
+            f"strategy {strategy!r} cannot run yet: strategy {exc.strategy!r} needs "
+            + ", ".join(exc.missing)
+        ) from exc
+    chosen = [pool.ids[i] for i in step.selected]
     stopping, stop_set_predictions = _stopping(
-        project, pool, proba, trusted, label_budget_total, target
+        project, pool, step.proba, trusted, label_budget_total, target
     )
     # Served before the routing queue, in the strategy's order.
     review.enqueue(

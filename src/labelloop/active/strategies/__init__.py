@@ -7,6 +7,7 @@ from labelloop.active.strategies.base import (
     Pool,
     QueryStrategy,
     ScoreStrategy,
+    StrategyNotReady,
     cold_start,
     take_distinct,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "QueryStrategy",
     "RandomSampling",
     "ScoreStrategy",
+    "StrategyNotReady",
     "cold_start",
     "expected_gradient_length",
     "get_multilabel_strategy",

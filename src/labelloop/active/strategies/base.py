@@ -4,6 +4,7 @@ the cold start."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args
 
@@ -21,6 +22,16 @@ COLD_START_SAMPLE = 20_000
 
 #: What `check_random_state` accepts: a seed, a generator, or None for a fresh one.
 Seed = int | np.random.RandomState | None
+
+
+class StrategyNotReady(ValueError):
+    """The strategy lacks inputs it needs for this round (a model's probabilities, a committee,
+    an LLM's answers): a state of the project rather than a bug, so callers can say what to do."""
+
+    def __init__(self, strategy: str, missing: Sequence[str]) -> None:
+        super().__init__(f"strategy {strategy!r} needs {', '.join(missing)}")
+        self.strategy = strategy
+        self.missing = list(missing)
 
 
 InputName = Literal["proba", "embeddings", "committee_probas", "llm_proba"]
@@ -103,7 +114,7 @@ class QueryStrategy(ABC):
             return cold_start(k, pool.embeddings, pool.labeled_mask, random_state)
         missing = sorted(n for n in self.requires if pool.given(n) is None)
         if missing:
-            raise ValueError(f"strategy {self.name!r} needs {', '.join(missing)}")
+            raise StrategyNotReady(self.name, missing)
         return self._select(k, pool, random_state)
 
     #: Whether the strategy replaces its own rule by the cold start when nothing is labeled.
