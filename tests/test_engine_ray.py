@@ -282,8 +282,8 @@ def test_learn_and_select_on_ray_match_one_machine(
     assert stored["ray"] == stored["local"]
     assert learned["ray"]["components"] == learned["local"]["components"]
     assert selected["ray"] == selected["local"]
-    assert len(selected["ray"]["selected"]) == 8
-    assert "stabilizing_predictions" in selected["ray"]["stopping"]
+    assert len(selected["ray"].selected) == 8
+    assert "stabilizing_predictions" in selected["ray"].stopping
 
 
 def test_a_killed_driver_resumes_without_loss_or_duplicates(

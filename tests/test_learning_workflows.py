@@ -120,25 +120,25 @@ def test_learn_needs_labels(make_project):
 def test_select_queues_new_unlabeled_items(learning_project):
     project = learning_project
     first = project.select("margin", 10, label_budget_total=500)
-    assert first["queued"] == 10 and len(set(first["selected"])) == 10
-    assert all(uid.startswith("r2-") for uid in first["selected"])  # pool items only
+    assert first.queued == 10 and len(set(first.selected)) == 10
+    assert all(uid.startswith("r2-") for uid in first.selected)  # pool items only
     second = project.select("hybrid", 10)
-    assert not set(first["selected"]) & set(second["selected"])  # queued items are skipped
+    assert not set(first.selected) & set(second.selected)  # queued items are skipped
     with project.store.session() as session:
         queued = session.scalar(
             select(func.count()).select_from(ReviewTask).where(ReviewTask.queue == "active")
         )
         rounds = session.scalar(select(func.count()).select_from(ActiveLearningRound))
     assert queued == 20 and rounds == 2
-    assert first["stopping"]["label_budget"]["stop"] is False
-    assert "stabilizing_predictions" in second["stopping"]
+    assert first.stopping["label_budget"]["stop"] is False
+    assert "stabilizing_predictions" in second.stopping
 
 
 def test_select_cold_start_without_labels(make_project):
     project = make_project(labels=LABELS)
     project.add_items([r["text"] for r in corpus(40, 5)])
     result = project.select("entropy", 5)
-    assert result["queued"] == 5
+    assert result.queued == 5
 
 
 def test_select_unknown_strategy_is_bad_input(learning_project, capsys):
@@ -245,7 +245,7 @@ def test_learn_and_select_run_on_the_engine_they_are_given(learning_project):
     assert engine.calls == ["prefill", "predict:1"]  # the student scores the pool
     engine.calls.clear()
     result = project.select("committee", 5, engine=engine)
-    assert result["queued"] == 5
+    assert result.queued == 5
     # The student and the committee's members score the pool in one pass.
     assert engine.calls[0] == "prefill" and engine.calls[1].startswith("predict:")
     assert int(engine.calls[1].split(":")[1]) > 1
@@ -263,5 +263,22 @@ def test_select_runs_the_round_that_simulate_measures(learning_project, monkeypa
 
     monkeypatch.setattr(select_workflow, "select_round", spy)
     result = learning_project.select("margin", 6)
-    assert len(rounds) == 1 and len(rounds[0].selected) == result["queued"] == 6
-    assert rounds[0].n_labeled == result["trusted_labels"] == 60
+    assert len(rounds) == 1 and len(rounds[0].selected) == result.queued == 6
+    assert rounds[0].n_labeled == result.trusted_labels == 60
+
+
+def test_select_json_keeps_its_keys_and_their_order(learning_project, capsys):
+    folder = str(learning_project.path)
+    status = run(["select", "--strategy", "margin", "--k", "3", "--json", "-p", folder])
+    printed = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert list(printed) == [
+        "strategy",
+        "k",
+        "queued",
+        "selected",
+        "trusted_labels",
+        "stopping",
+        "embedder",
+    ]
+    assert printed["queued"] == len(printed["selected"]) == 3

@@ -242,9 +242,9 @@ def test_select_queues_the_items_with_the_least_settled_label(ml_project):
     _simulated(ml_project)
     ml_project.calibrate(budget=0.5, method="platt")
     first = ml_project.select("ml-max-uncertainty", 5)
-    assert first["queued"] == 5
+    assert first.queued == 5
     second = ml_project.select("ml-max-uncertainty", 5)
-    assert second["queued"] == 5  # the first five are not chosen again
+    assert second.queued == 5  # the first five are not chosen again
     with ml_project.store.session() as session:
         queued = set(
             session.scalars(select(ReviewTask.item_id).where(ReviewTask.queue == "active"))
@@ -253,9 +253,9 @@ def test_select_queues_the_items_with_the_least_settled_label(ml_project):
     chosen = [item.calibrated_confidence for item in pool if item.id in queued]
     others = [item.calibrated_confidence for item in pool if item.id not in queued]
     assert len(chosen) == 10 and max(chosen) <= min(others)
-    assert ml_project.select("mmc", 3)["queued"] == 3
+    assert ml_project.select("mmc", 3).queued == 3
     ml_project.annotate("p0", action="label", labels=["sport"], annotator="ann")
-    assert ml_project.select("ml-mean-uncertainty", 1)["trusted_labels"] == 1
+    assert ml_project.select("ml-mean-uncertainty", 1).trusted_labels == 1
     with pytest.raises(InputError, match="ml-mean-uncertainty"):
         ml_project.select("least-confidence", 3)
 
@@ -297,3 +297,15 @@ def test_learn_says_what_a_multi_label_project_can_do_instead(ml_project):
 
     with pytest.raises(NotReadyError, match="per-label probabilities"):
         ml_project.learn()
+
+
+def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):
+    folder = tmp_path / "cli"
+    with Project.create(folder, task="Topics.", labels=LABELS, multi_label=True) as project:
+        _simulated(project)
+    assert cli("select", "-p", folder, "--strategy", "ml-max-uncertainty", "--k", "4") == 0
+    capsys.readouterr()
+    assert cli("select", "-p", folder, "--strategy", "mmc", "--k", "2", "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == ["strategy", "k", "selected", "queued", "trusted_labels", "stopping"]
+    assert printed["selected"] == printed["queued"] == 2

@@ -61,6 +61,8 @@ from .vocabulary import Action, LabelSource, Queue, Role
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
     from .workflows.engine import Engine
+    from .workflows.multilabel import MultiLabelSelection
+    from .workflows.select import Selection
 
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
@@ -602,7 +604,7 @@ class Project:
 
         return learn(self, **options)
 
-    def select(self, strategy: str, k: int, **options: Any) -> dict[str, Any]:
+    def select(self, strategy: str, k: int, **options: Any) -> Selection | MultiLabelSelection:
         """Queue the `k` items whose human label should help most (see `workflows.select`;
         multi-label projects: `workflows.multilabel.select`)."""
         if self.multi_label:

@@ -107,9 +107,9 @@ def select_(
         result,
         as_json,
         lambda r: out.print(
-            f"queued {r['queued']} items for review ({r['strategy']}); "
-            f"{r['trusted_labels']} trusted labels so far"
-            + ("; stopping rules say: stop" if r["stopping"].get("stop") else "")
+            f"queued {r.queued} items for review ({r.strategy}); "
+            f"{r.trusted_labels} trusted labels so far"
+            + ("; stopping rules say: stop" if r.stopping.get("stop") else "")
         ),
     )
 

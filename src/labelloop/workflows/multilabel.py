@@ -15,12 +15,14 @@ label).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
+from ..review.common import Result
 from ..store.labelsets import (
     gold_probabilities,
     pool_probabilities,
@@ -202,9 +204,21 @@ def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
     return {"threshold": t, **project.stats().to_dict()}
 
 
+@dataclass(frozen=True, slots=True)
+class MultiLabelSelection(Result):
+    """What a multi-label round queued (`Project.select`); `to_dict` is `select --json`."""
+
+    strategy: str
+    k: int
+    selected: int  # items the strategy picked
+    queued: int  # of them, newly queued
+    trusted_labels: int  # items with a final set of labels
+    stopping: dict[str, Any]
+
+
 def select(
     project: Project, strategy: str, k: int, *, random_state: int = 0, **_: Any
-) -> dict[str, Any]:
+) -> MultiLabelSelection:
     """Queue the `k` pool items the multi-label `strategy` ranks first (see
     `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc)."""
     from ..active.strategies import MULTILABEL_STRATEGIES, get_multilabel_strategy
@@ -236,15 +250,15 @@ def select(
     picked = chooser.select(k, proba=proba, labeled_mask=done, random_state=random_state)
     chosen = [pool[int(i)][0] for i in picked]
     queued = enqueue(project, chosen, queue=Queue.ACTIVE)
-    return {
-        "strategy": strategy,
-        "k": k,
-        "selected": len(chosen),
-        "queued": queued,
-        "trusted_labels": sum(final is not None for *_, final in pool),
+    return MultiLabelSelection(
+        strategy,
+        k,
+        len(chosen),
+        queued,
+        sum(final is not None for *_, final in pool),
         # Stopping rules read the student's learning curve; no student is trained here yet.
-        "stopping": {"stop": None, "why": "stopping rules need the student"},
-    }
+        {"stop": None, "why": "stopping rules need the student"},
+    )
 
 
 def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any) -> dict:

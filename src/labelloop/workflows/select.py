@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..active import (
 )
 from ..active.strategies import StrategyNotReady
 from ..errors import InputError
+from ..review.common import Result
 from ..store import items as stored_items
 from ..store import rounds
 from ..vocabulary import Queue
@@ -32,6 +34,19 @@ if TYPE_CHECKING:
 ACTIVE_QUEUE = Queue.ACTIVE
 STOP_SET_SIZE = 2_000
 COMMITTEE_SIZE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Selection(Result):
+    """What a round queued (`Project.select`); `to_dict` is what `select --json` prints."""
+
+    strategy: str
+    k: int
+    queued: int
+    selected: list[str]  # the queued items' ids, in the strategy's order
+    trusted_labels: int  # the labels the student trained on
+    stopping: dict[str, Any]  # each stopping rule's decision and reason, and `stop`
+    embedder: str
 
 
 def _queued(project: Project) -> set[int]:
@@ -69,7 +84,7 @@ def select(
     random_state: int = 0,
     progress: Any = None,
     engine: Engine | None = None,
-) -> dict[str, Any]:
+) -> Selection:
     """Queue the `k` pool items whose human label should help most, and check stopping rules."""
     if k <= 0:
         raise InputError(f"--k must be positive, not {k}")
@@ -93,7 +108,6 @@ def select(
         | np.array([item_id in queued for item_id in pool.ids], dtype=bool)
     )
     llm = _llm_proba(project, pool)
-    student_metrics: dict[str, Any] = {"trusted_labels": int(trusted.sum())}
     classes = np.arange(len(labels))
     try:
         step = select_round(
@@ -138,17 +152,21 @@ def select(
         strategy,
         k,
         [uids[item_id] for item_id in chosen],
-        {**student_metrics, "stopping": stopping, "stop_set_predictions": stop_set_predictions},
+        {
+            "trusted_labels": int(trusted.sum()),
+            "stopping": stopping,
+            "stop_set_predictions": stop_set_predictions,
+        },
     )
-    return {
-        "strategy": strategy,
-        "k": k,
-        "queued": len(chosen),
-        "selected": [uids[item_id] for item_id in chosen],
-        **student_metrics,
-        "stopping": stopping,
-        "embedder": embedder.model_id,
-    }
+    return Selection(
+        strategy,
+        k,
+        len(chosen),
+        [uids[item_id] for item_id in chosen],
+        int(trusted.sum()),
+        stopping,
+        embedder.model_id,
+    )
 
 
 def _stopping(
