@@ -41,7 +41,7 @@ def overconfident_project(make_project, n_gold=120, n_pool=200, seed=0):
 def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
     project = overconfident_project(make_project)
     before = project.route()  # raw confidences ≥ 0.8 < 0.85 … some auto-accepted
-    assert before["auto_accepted"] > 0
+    assert before.auto_accepted > 0
     report = project.calibrate(budget=0.3, plots_dir=tmp_path / "plots")
     for key in (
         "method",
@@ -63,14 +63,14 @@ def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
     # routing sends everything to review unless told to trust the labeler.
     assert not report["labeler_check"]["useful"] and report["warnings"]
     distrusted = project.route()
-    assert distrusted["labeler_distrusted"] and distrusted["auto_accepted"] == 0
+    assert distrusted.labeler_distrusted and distrusted.auto_accepted == 0
     routed = project.route(trust_labeler=True)
-    assert not routed["labeler_distrusted"]
+    assert not routed.labeler_distrusted
     pool_rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     for row in pool_rows:
         accepted = row["calibrated_confidence"] >= report["threshold"]
         assert row["state"] == ("auto_accepted" if accepted else "in_review")
-    assert routed["in_review"] / 200 <= 0.3 + 0.15  # the budget holds roughly on the pool
+    assert routed.in_review / 200 <= 0.3 + 0.15  # the budget holds roughly on the pool
     assert (tmp_path / "plots" / "reliability.png").stat().st_size > 1000
 
 
@@ -114,7 +114,7 @@ def test_calibrate_cli_json(make_project, capsys):
 def test_audit_queue_and_estimate(make_project):
     project = overconfident_project(make_project)
     routed = project.route(0.5, audit_rate=0.1)
-    assert routed["audit_queued"] == round(0.1 * routed["auto_accepted"])
+    assert routed.audit_queued == round(0.1 * routed.auto_accepted)
     audited = [r for r in project.iter_export_rows() if r["state"] == "auto_accepted"]
     assert project.stats().audit is None
     # People check a few audited items: two confirmations, one rejection.
@@ -128,7 +128,7 @@ def test_audit_queue_and_estimate(make_project):
                 select(Item.uid).where(Item.project_id == project.id, Item.audit.is_(True))
             )
         )
-    assert len(uids) == routed["audit_queued"] and len(audited) >= len(uids)
+    assert len(uids) == routed.audit_queued and len(audited) >= len(uids)
     project.annotate(uids[0], action="accept", annotator="a", queue="audit")
     project.annotate(uids[1], action="accept", annotator="a", queue="audit")
     project.annotate(uids[2], action="reject", annotator="a", queue="audit")
@@ -136,7 +136,7 @@ def test_audit_queue_and_estimate(make_project):
     assert estimate["n_audited"] == 3 and estimate["accuracy"] == pytest.approx(2 / 3)
     assert 0 <= estimate["lower"] < 2 / 3 < estimate["upper"] <= 1
     again = project.route(0.5)
-    assert again["audit_queued"] == 0  # audited items are not drawn twice
+    assert again.audit_queued == 0  # audited items are not drawn twice
 
 
 def label_biased_project(make_project, n_gold=200, n_pool=400, seed=3):
@@ -251,10 +251,10 @@ def test_a_labeler_no_better_than_the_majority_or_unable_to_rank_is_not_routed_o
     assert check["useful"] is useful and check["majority_share"] == pytest.approx(0.75, abs=0.01)
     assert bool(report["warnings"]) is not useful
     routed = project.route()
-    assert routed["labeler_distrusted"] is not useful
+    assert routed.labeler_distrusted is not useful
     if not useful:
-        assert routed["auto_accepted"] == 0 and routed["in_review"] == 40
-        assert any("not worth routing on" in w for w in routed["warnings"])
-        assert project.route(trust_labeler=True)["labeler_distrusted"] is False
+        assert routed.auto_accepted == 0 and routed.in_review == 40
+        assert any("not worth routing on" in w for w in routed.warnings)
+        assert project.route(trust_labeler=True).labeler_distrusted is False
     else:
-        assert routed["auto_accepted"] > 0
+        assert routed.auto_accepted > 0

@@ -96,7 +96,7 @@ def test_answers_between_refits_are_weighed_with_the_stored_model(make_project) 
 def test_route_refits_and_exports_carry_the_posterior(make_project, tmp_path) -> None:
     project = team_project(make_project)
     result = project.route()
-    assert result["consensus"]["labels_changed"] == 1
+    assert result.consensus["labels_changed"] == 1
     assert final(project, "x")[0] == "pos"
     project.export(tmp_path / "out.jsonl", "jsonl")
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out.jsonl").open())}

@@ -200,8 +200,8 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
     assert stats.gold_predicted == 60 and stats.gold_accuracy is not None
     assert 0.0 < stats.gold_accuracy < 1.0
     routed = ml_project.route()
-    assert routed["auto_accepted"] + routed["in_review"] == 40
-    assert routed["auto_accepted"] > 0 and routed["in_review"] > 0
+    assert routed.auto_accepted + routed.in_review == 40
+    assert routed.auto_accepted > 0 and routed.in_review > 0
     items = _items(ml_project)
     pool = [item for uid, item in items.items() if uid.startswith("p")]
     for item in pool:
@@ -219,7 +219,7 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
             assert prediction.probs["sport"] > 0.6
     with ml_project.store.session() as session:
         tasks = session.execute(select(func.count()).select_from(ReviewTask)).scalar()
-    assert tasks == routed["in_review"]
+    assert tasks == routed.in_review
     exported = {row["id"]: row for row in ml_project.iter_export_rows()}
     assert all(exported[i.uid]["uncertain_labels"] == i.uncertain_labels for i in pool)
 
@@ -236,6 +236,25 @@ def test_cli_calibrate_and_route_a_multi_label_project(cli, capsys, tmp_path):
     assert cli("route", "-p", folder, "--json") == 0
     routed = json.loads(capsys.readouterr().out)
     assert routed["auto_accepted"] + routed["in_review"] == 40
+    # The threshold first, then the project's counts as `stats --json` prints them.
+    assert list(routed) == [
+        "threshold",
+        "items",
+        "gold",
+        "pool",
+        "predicted",
+        "auto_accepted",
+        "in_review",
+        "human_labeled",
+        "unresolved",
+        "review_rate",
+        "gold_accuracy",
+        "gold_predicted",
+        "active_predictor",
+        "audit",
+        "adjudicated",
+        "adjudication_waiting",
+    ]
 
 
 def test_select_queues_the_items_with_the_least_settled_label(ml_project):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -54,13 +55,13 @@ def test_route_default_threshold(make_project):
     project = predicted_project(make_project, ROWS)
     project.add_items(["never pre-labeled"])
     result = project.route()
-    assert result["threshold"] == 0.85
+    assert result.threshold == 0.85
     got = states(project)
     assert got["a"] == ("auto_accepted", "positive", "llm")
     assert got["b"] == ("auto_accepted", "negative", "llm")  # at the threshold is accepted
     assert got["c"][0] == "in_review" and got["d"][0] == "in_review"
-    assert result["in_review"] == 3  # including the item never pre-labeled
-    assert result["auto_accepted"] == 2
+    assert result.in_review == 3  # including the item never pre-labeled
+    assert result.auto_accepted == 2
 
 
 def test_route_moves_items_when_threshold_changes(make_project):
@@ -161,3 +162,24 @@ def test_resolve_majority_and_ties():
     assert resolve_human_label([Vote(1, None, "reject", 1)]) is None
     assert not is_confident("a", float("nan"), 0.5)
     assert is_confident("a", 0.5, 0.5) and not is_confident(None, 0.9, 0.5)
+
+
+def test_route_json_keeps_its_keys_and_their_order(make_project, cli, capsys):
+    project = predicted_project(make_project, ROWS)
+    assert cli("route", "-p", project.path, "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == [
+        "threshold",
+        "label_thresholds",
+        "auto_accepted",
+        "in_review",
+        "human_labeled",
+        "unresolved",
+        "audit_queued",
+        "labeler_distrusted",
+        "consensus",
+        "self_reported_confidences",
+        "self_reported_auto_accepted",
+        "warnings",
+    ]
+    assert printed["auto_accepted"] == 2 and printed["in_review"] == 2

@@ -21,7 +21,7 @@ from .loop_simulation import (
     items_from_project,
     simulate_loop,
 )
-from .project import Project
+from .project import Project, Routing
 from .vocabulary import ItemState
 from .workflows.calibrate import summary
 
@@ -78,11 +78,11 @@ def run_demo(
         stats = project.stats()
         llm_only = _reference_accuracy(project)
         console.print(
-            f"routed on the LLM alone: {routed['auto_accepted']} auto-accepted, "
-            f"{routed['in_review']} to review ({_pct(stats.review_rate)} of the pool); "
+            f"routed on the LLM alone: {routed.auto_accepted} auto-accepted, "
+            f"{routed.in_review} to review ({_pct(stats.review_rate)} of the pool); "
             f"LLM accuracy on gold {_pct(stats.gold_accuracy)}"
         )
-        if routed.get("labeler_distrusted"):
+        if isinstance(routed, Routing) and routed.labeler_distrusted:
             console.print(
                 "the LLM alone was not routed on: calibration found it no better than guessing "
                 "the majority label, or its confidences did not rank right answers above wrong ones"

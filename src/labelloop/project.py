@@ -29,7 +29,7 @@ from .errors import InputError, NotReadyError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
-from .review.common import Stats
+from .review.common import Result, Stats
 from .review.labelsets import (
     ALLOW_EMPTY,
     SetAnswerIn,
@@ -61,7 +61,7 @@ from .vocabulary import Action, LabelSource, Queue, Role
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
     from .workflows.engine import Engine
-    from .workflows.multilabel import MultiLabelSelection
+    from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
     from .workflows.select import Selection
 
 CONFIG_FILE = "labelloop.json"
@@ -81,6 +81,24 @@ class ImportResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing(Result):
+    """What `Project.route` decided; `to_dict` is what `route --json` prints."""
+
+    threshold: float
+    label_thresholds: dict[str, float] | None  # per-label thresholds from calibration
+    auto_accepted: int
+    in_review: int
+    human_labeled: int
+    unresolved: int
+    audit_queued: int  # newly auto-accepted items sent to the audit queue
+    labeler_distrusted: bool  # calibration found the labeler not worth routing on
+    consensus: dict[str, Any]  # `Project.resolve`'s report
+    self_reported_confidences: int  # routed on confidences the model wrote itself
+    self_reported_auto_accepted: int
+    warnings: list[str]
 
 
 def _parse_labels(labels: Sequence[str] | str) -> list[str]:
@@ -639,7 +657,7 @@ class Project:
         *,
         audit_rate: float | None = None,
         trust_labeler: bool = False,
-    ) -> dict[str, Any]:
+    ) -> Routing | MultiLabelRouting:
         """Auto-accept confident predictions; queue everything else without a label for review.
 
         With an audit rate, that share of the newly auto-accepted items also goes to an audit
@@ -674,15 +692,18 @@ class Project:
             "`route --trust-labeler` routes on it anyway"
             for reason in distrusted
         ]
-        return {
-            "threshold": threshold,
-            "label_thresholds": label_thresholds or None,
-            **counts,
-            "audit_queued": audited,
-            "labeler_distrusted": bool(distrusted),
-            "consensus": consensus,
+        return Routing(
+            threshold=threshold,
+            label_thresholds=label_thresholds or None,
+            auto_accepted=counts[AUTO_ACCEPTED],
+            in_review=counts[IN_REVIEW],
+            human_labeled=counts[HUMAN_LABELED],
+            unresolved=counts[UNRESOLVED],
+            audit_queued=audited,
+            labeler_distrusted=bool(distrusted),
+            consensus=consensus,
             **self_reported,
-        }
+        )
 
     def _routing_threshold(
         self, settings: dict[str, Any], threshold: float | None, audit_rate: float | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,7 @@ from .common import (
     JsonOut,
     ProjectDir,
     RayAddress,
+    TypedResult,
     emit,
     err,
     open_project,
@@ -196,8 +197,8 @@ def route(
         result,
         as_json,
         lambda r: out.print(
-            f"threshold {r['threshold']:.3f}: {r['auto_accepted']} auto-accepted, "
-            f"{r['in_review']} in review, {r['human_labeled']} labeled by people."
+            f"threshold {r.threshold:.3f}: {r.auto_accepted} auto-accepted, "
+            f"{r.in_review} in review, {r.human_labeled} labeled by people."
         ),
     )
 
@@ -463,9 +464,10 @@ def calibrate(
     emit(result, as_json, _render_calibration)
 
 
-def print_warnings(result: dict) -> None:
+def print_warnings(result: TypedResult | dict[str, Any]) -> None:
     """A result's warnings, on stderr (in --json mode too): they are for the person at work."""
-    for warning in result.get("warnings", []):
+    data = result.to_dict() if isinstance(result, TypedResult) else result
+    for warning in data.get("warnings", []):
         err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -319,5 +319,5 @@ def _recalibrate(project: Project) -> dict[str, Any]:
         except NotReadyError as exc:
             out["calibration"] = {"skipped": str(exc)}
     if settings.get("routed"):
-        out["route"] = project.route()
+        out["route"] = project.route().to_dict()
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
-from ..review.common import Result
+from ..review.common import Result, Stats
 from ..store.labelsets import (
     gold_probabilities,
     pool_probabilities,
@@ -174,7 +174,31 @@ def _calibrator(project: Project, key: tuple[str, str]) -> Any:
     return PerLabelCalibrator.from_dict(stored.calibrator)
 
 
-def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MultiLabelRouting(Result):
+    """What multi-label routing decided (`Project.route`): the threshold and the project's
+    counts after it; `to_dict` (what `route --json` prints) flattens the counts beside it."""
+
+    threshold: float
+    stats: Stats
+
+    @property
+    def auto_accepted(self) -> int:
+        return self.stats.auto_accepted
+
+    @property
+    def in_review(self) -> int:
+        return self.stats.in_review
+
+    @property
+    def human_labeled(self) -> int:
+        return self.stats.human_labeled
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, **self.stats.to_dict()}
+
+
+def route(project: Project, threshold: float | None = None) -> MultiLabelRouting:
     """Auto-accept items whose every label decision is confident; send the others to review
     with the labels to ask about."""
     from ..multilabel import route as route_labels
@@ -201,7 +225,7 @@ def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
         route_items(session, project.id, t, {})
         settle_routed_sets(session, project.id, uncertain)
     project.update_settings(threshold=t, routed=True)
-    return {"threshold": t, **project.stats().to_dict()}
+    return MultiLabelRouting(t, project.stats())
 
 
 @dataclass(frozen=True, slots=True)
