@@ -89,7 +89,7 @@ def test_answers_between_refits_are_weighed_with_the_stored_model(make_project) 
     # Undoing answers recomputes the posterior with the same model.
     answers = project.annotate("x", action="label", label="neg", annotator="good")
     assert final(project, "x")[0] == "neg"
-    project.undo_annotation(answers["annotation_id"])
+    project.undo_annotation(answers.annotation_id)
     assert final(project, "x")[0] == "pos"
 
 

@@ -304,7 +304,7 @@ def test_delete_events_withdraw_only_answers_that_came_from_label_studio(project
         "own", action="label", label="neutral", annotator="ann", external_id="31"
     )
     client.post("/webhook", json=event("ANNOTATION_CREATED", 31, 4, "in studio", "positive"))
-    ids = [{"id": 31}, {"id": mine["annotation_id"]}, {"id": "31"}]
+    ids = [{"id": 31}, {"id": mine.annotation_id}, {"id": "31"}]
     deleted = client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "annotations": ids})
     assert deleted.json()["undone"] == 1
     assert answers_by_annotator(project) == [("ann", "31", "neutral")]

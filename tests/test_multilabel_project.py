@@ -99,7 +99,7 @@ def test_empty_sets_where_the_project_allows_them(tmp_path, db_url):
         assert _items(project)["g"].gold_labels == []
         uid = next(uid for uid in _items(project) if uid != "g")
         answer = project.annotate(uid, action="label", labels=[], annotator="ann")
-        assert answer["labels"] == [] and answer["state"] == "human_labeled"
+        assert answer.labels == [] and answer.state == "human_labeled"
     finally:
         project.close()
 
@@ -107,10 +107,10 @@ def test_empty_sets_where_the_project_allows_them(tmp_path, db_url):
 def test_answers_are_sets_resolved_label_by_label(ml_project):
     ml_project.add_items([{"id": "a", "text": "a text"}])
     first = ml_project.annotate("a", action="label", labels=["sport", "TECH"], annotator="ann")
-    assert first["labels"] == ["sport", "tech"]
+    assert first.labels == ["sport", "tech"]
     ml_project.annotate("a", action="label", labels=["sport"], annotator="bob")
     third = ml_project.annotate("a", action="label", labels=["sport"], annotator="cy")
-    assert third["labels"] == ["sport"]  # tech: one of three sets
+    assert third.labels == ["sport"]  # tech: one of three sets
     with ml_project.store.session() as session:
         stored = session.scalars(select(Annotation.labels).order_by(Annotation.id)).all()
     assert stored == [["sport", "tech"], ["sport"], ["sport"]]
@@ -136,7 +136,7 @@ def test_predictions_keep_the_set_and_each_labels_probability(ml_project):
     assert prediction.confidence == pytest.approx(0.9 * 0.8 * 0.6)
     assert _items(ml_project)["a"].llm_labels == ["business", "tech"]
     accepted = ml_project.annotate("a", action="accept", annotator="ann")
-    assert accepted["labels"] == ["business", "tech"]
+    assert accepted.labels == ["business", "tech"]
 
 
 def test_cli_init_multi_label(cli, capsys, tmp_path):
@@ -283,10 +283,10 @@ def test_undo_recomputes_the_final_set(ml_project):
     ml_project.add_items([{"id": "a", "text": "a text"}])
     first = ml_project.annotate("a", action="label", labels=["sport"], annotator="ann")
     second = ml_project.annotate("a", action="label", labels=["tech"], annotator="bob")
-    assert second["labels"] == ["tech"]  # a tie on both: the newest set decides
-    undone = ml_project.undo_annotation(second["annotation_id"])
+    assert second.labels == ["tech"]  # a tie on both: the newest set decides
+    undone = ml_project.undo_annotation(second.annotation_id)
     assert undone["state"] == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
-    ml_project.undo_annotation(first["annotation_id"])
+    ml_project.undo_annotation(first.annotation_id)
     item = _items(ml_project)["a"]
     assert item.state == "in_review" and item.final_labels is None
 
@@ -328,3 +328,10 @@ def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == ["strategy", "k", "selected", "queued", "trusted_labels", "stopping"]
     assert printed["selected"] == printed["queued"] == 2
+
+
+def test_an_answer_keeps_the_form_the_label_studio_backend_replies_with(ml_project):
+    _simulated(ml_project)
+    answer = ml_project.annotate("p0", action="label", labels=["sport"], annotator="ann")
+    assert list(answer.to_dict()) == ["annotation_id", "item", "state", "labels"]
+    assert answer.to_dict()["item"] == "p0" and answer.labels == ["sport"]

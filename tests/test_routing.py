@@ -92,7 +92,7 @@ def test_human_label_wins_and_undo_restores(make_project):
     assert states(project)["a"] == ("human_labeled", "negative", "human")
     project.route(0.1)  # routing never overrides a human label
     assert states(project)["a"] == ("human_labeled", "negative", "human")
-    project.undo_annotation(answer["annotation_id"])
+    project.undo_annotation(answer.annotation_id)
     assert states(project)["a"] == ("auto_accepted", "positive", "llm")
 
 
@@ -183,3 +183,15 @@ def test_route_json_keeps_its_keys_and_their_order(make_project, cli, capsys):
         "warnings",
     ]
     assert printed["auto_accepted"] == 2 and printed["in_review"] == 2
+
+
+def test_an_answer_keeps_the_form_the_label_studio_backend_replies_with(make_project):
+    project = predicted_project(make_project, ROWS)
+    answer = project.annotate("c", action="label", label="neutral", annotator="ann")
+    assert answer.to_dict() == {
+        "annotation_id": answer.annotation_id,
+        "item": "c",
+        "state": "human_labeled",
+        "label": "neutral",
+    }
+    assert list(answer.to_dict()) == ["annotation_id", "item", "state", "label"]

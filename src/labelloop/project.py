@@ -32,6 +32,7 @@ from .review.accounts import check_user_name
 from .review.common import Result, Stats
 from .review.labelsets import (
     ALLOW_EMPTY,
+    SetAnswer,
     SetAnswerIn,
     annotate_set,
     is_multi_label,
@@ -807,7 +808,7 @@ class Project:
         source: str = "labelloop",
         external_id: str | None = None,
         labels: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> answers.Answer | SetAnswer:
         """Record a person's answer on an item and update its final label.
 
         `accept` takes the suggestion's label; `correct` and `label` need a label; `reject`
@@ -827,7 +828,7 @@ class Project:
             given_set = SetAnswerIn(action, labels, annotator_id, time_spent_s, source, external_id)
             return annotate_set(self, item_id, given_set, queue=queue)
         given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
-        return answers.annotate(self, item_id, given, queue=queue, shown_as=item).to_dict()
+        return answers.annotate(self, item_id, given, queue=queue, shown_as=item)
 
     def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""

@@ -51,9 +51,10 @@ class AnswerIn:
     external_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Answer:
-    """An answer just recorded (or withdrawn) and the item it left behind."""
+@dataclass(frozen=True, slots=True)
+class Answer(Result):
+    """An answer just recorded (or withdrawn) and the item it left behind; `to_dict` is what
+    callers outside the service see (the Label Studio backend's replies)."""
 
     annotation_id: int
     item_uid: str

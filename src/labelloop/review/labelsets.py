@@ -17,7 +17,7 @@ from ..store import labelsets, reviews
 from ..vocabulary import NO_LABEL_ACTIONS, Action, Queue
 from .accounts import Principal
 from .answers import answer_queue, check_action, check_time
-from .common import ProjectScope, transaction
+from .common import ProjectScope, Result, transaction
 from .queues import next_in, queue_settings_of
 
 
@@ -61,9 +61,19 @@ def checked_set(
     return checked
 
 
+@dataclass(frozen=True, slots=True)
+class SetAnswer(Result):
+    """A set-valued answer just recorded and the item it left behind (`Project.annotate`)."""
+
+    annotation_id: int
+    item: str  # the item's id
+    state: str
+    labels: list[str] | None  # the item's final set, None while unresolved
+
+
 def annotate_set(
     project: ProjectScope, item_id: int, answer: SetAnswerIn, *, queue: str | None = None
-) -> dict[str, Any]:
+) -> SetAnswer:
     """Record a trusted answer (Python, CLI, imports): no lease is needed.
 
     It counts for the item's task in `queue`, else for its first open task, if any.
@@ -90,7 +100,7 @@ def annotate_set(
         state, final = labelsets.resolve_item_sets(conn, item, label_set)
         if answer.action != Action.SKIP:
             labelsets.settle_task(conn, item_id, queue)
-    return {"annotation_id": annotation_id, "item": item.uid, "state": state, "labels": final}
+    return SetAnswer(annotation_id, item.uid, state, final)
 
 
 def multi_label_settings(

@@ -705,7 +705,7 @@ def labelstudio_event(
                 time_spent_s=answer.time_spent_s,
                 source="labelstudio",
                 external_id=answer.external_id,
-            )
+            ).to_dict()
         )
     return {**done, "retrain": True}
 
