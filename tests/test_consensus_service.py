@@ -52,9 +52,9 @@ def test_weighted_label_follows_the_annotator_gold_shows_reliable(make_project) 
     # Before any fit the answer path has no annotator model: the majority stands.
     assert final(project, "x")[:2] == ("neg", "human")
     summary = project.resolve()
-    assert summary["final_label"] == "weighted"
-    assert summary["annotators"] == 3 and summary["answers"] == 3 * N_GOLD + 6
-    assert summary["labels_changed"] == 1
+    assert summary.final_label == "weighted"
+    assert summary.annotators == 3 and summary.answers == 3 * N_GOLD + 6
+    assert summary.labels_changed == 1
     label, source, posterior = final(project, "x")
     assert (label, source) == ("pos", "human")
     assert set(posterior) == set(LABELS) and posterior["pos"] > 0.9
@@ -64,7 +64,7 @@ def test_weighted_label_follows_the_annotator_gold_shows_reliable(make_project) 
 
     # Majority is kept as an option, and going back to it clears the posteriors.
     back = project.resolve("majority")
-    assert back["final_label"] == "majority" and back["labels_changed"] == 1
+    assert back.final_label == "majority" and back.labels_changed == 1
     assert final(project, "x") == ("neg", "human", None)
     assert project.settings["consensus"] is None
     with pytest.raises(InputError, match="final_label must be one of weighted, majority"):
@@ -96,7 +96,7 @@ def test_answers_between_refits_are_weighed_with_the_stored_model(make_project) 
 def test_route_refits_and_exports_carry_the_posterior(make_project, tmp_path) -> None:
     project = team_project(make_project)
     result = project.route()
-    assert result.consensus["labels_changed"] == 1
+    assert result.consensus.labels_changed == 1
     assert final(project, "x")[0] == "pos"
     project.export(tmp_path / "out.jsonl", "jsonl")
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "out.jsonl").open())}
@@ -229,3 +229,16 @@ def test_adaptive_overlap_settings_are_checked(make_project) -> None:
         with pytest.raises(InputError, match=f"^{name} must be "):
             review.set_queue_settings(project, **{name: value})
     assert review.queue_settings(project)["overlap_mode"] == "fixed"
+
+
+def test_resolve_json_keeps_its_keys_and_their_order(make_project, cli, capsys) -> None:
+    project = make_project(labels=LABELS)
+    assert cli("resolve", "-p", project.path, "--final-label", "majority", "--json") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {
+        "final_label": "majority",
+        "answers": 0,
+        "annotators": 0,
+        "labels_changed": 0,
+    }
+    assert list(printed) == ["final_label", "answers", "annotators", "labels_changed"]

@@ -61,6 +61,7 @@ from .vocabulary import Action, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
+    from .workflows.consensus import Consensus
     from .workflows.engine import Engine
     from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
     from .workflows.select import Selection
@@ -96,7 +97,7 @@ class Routing(Result):
     unresolved: int
     audit_queued: int  # newly auto-accepted items sent to the audit queue
     labeler_distrusted: bool  # calibration found the labeler not worth routing on
-    consensus: dict[str, Any]  # `Project.resolve`'s report
+    consensus: Consensus  # `Project.resolve`'s report
     self_reported_confidences: int  # routed on confidences the model wrote itself
     self_reported_auto_accepted: int
     warnings: list[str]
@@ -730,7 +731,7 @@ class Project:
             return []
         return list(check.get("reasons") or [])
 
-    def resolve(self, final_label: str | None = None) -> dict[str, Any]:
+    def resolve(self, final_label: str | None = None) -> Consensus:
         """Refit the model of annotator quality on every answer and recompute the final labels of
         the items people answered; `final_label` (weighted or majority) changes the setting
         first (see `workflows.consensus`). `route` and `learn` run it too."""

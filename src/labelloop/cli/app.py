@@ -223,13 +223,13 @@ def resolve(
         result,
         as_json,
         lambda r: out.print(
-            f"final labels by {r['final_label']}"
+            f"final labels by {r.final_label}"
             + (
-                f" ({r['answers']} answers from {r['annotators']} annotators fitted)"
-                if r["final_label"] == "weighted"
+                f" ({r.answers} answers from {r.annotators} annotators fitted)"
+                if r.final_label == "weighted"
                 else ""
             )
-            + f": {r['labels_changed']} labels changed."
+            + f": {r.labels_changed} labels changed."
         ),
     )
 

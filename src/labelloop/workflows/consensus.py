@@ -9,13 +9,14 @@ each new answer with the stored model (see `labelloop.review.consensus`).
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import routing
 from ..review import common
 from ..review import consensus as team
 from ..review.answers import resolve_item, settle_overlap
+from ..review.common import Result
 from ..store import GOLD, reviews
 from ..store import items as stored_items
 
@@ -74,19 +75,27 @@ def fit(project: ProjectScope, method: Method = "dawid_skene") -> TeamFit | None
     return TeamFit(model, [row.id for row in rows])
 
 
-def refit(project: ProjectScope) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Consensus(Result):
+    """What a refit did (`Project.resolve`); `to_dict` is what `resolve --json` prints."""
+
+    final_label: str  # how final labels are made: weighted or majority
+    answers: int  # answers the annotator model was fitted on (0 with majority)
+    annotators: int
+    labels_changed: int
+
+
+def refit(project: ProjectScope) -> Consensus:
     """Refit the annotator model (`final_label` = weighted) and recompute the final label of every
     item people answered; with `final_label` = majority, drop the stored model and recompute the
     majorities. Returns the method, the answers and annotators fitted and the labels changed."""
     method = team.final_label_method(project.settings)
     fitted = fit(project) if method == team.WEIGHTED else None
-    summary: dict[str, Any] = {"final_label": method, "answers": 0, "annotators": 0}
+    answers = annotators = 0
     state = None
     if fitted is not None:
         state = {**fitted.model.annotator_model(), "fit_id": uuid.uuid4().hex}
-        summary.update(
-            answers=fitted.model.answers_.n_answers, annotators=len(fitted.model.annotators_)
-        )
+        answers, annotators = fitted.model.answers_.n_answers, len(fitted.model.annotators_)
     if state is not None or project.settings.get(team.SETTING) is not None:
         project.update_settings(**{team.SETTING: state})
     changed = 0
@@ -99,11 +108,10 @@ def refit(project: ProjectScope) -> dict[str, Any]:
             result = resolve_item(conn, item, settings, 0)
             settle_overlap(conn, result, item_id, settings)
             changed += result.label != item.final_label
-    summary["labels_changed"] = changed
-    return summary
+    return Consensus(method, answers, annotators, changed)
 
 
-def set_final_label(project: ProjectScope, method: str) -> dict[str, Any]:
+def set_final_label(project: ProjectScope, method: str) -> Consensus:
     """Choose how final labels are made (`weighted` or `majority`) and apply it to every item."""
     project.update_settings(final_label=team.check_final_label(method))
     return refit(project)
