@@ -8,7 +8,6 @@ be interrupted and run again.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -45,7 +44,6 @@ from .store import (
     IN_REVIEW,
     POOL,
     UNRESOLVED,
-    Annotation,
     Annotator,
     Item,
     Prediction,
@@ -54,19 +52,24 @@ from .store import (
     Store,
 )
 from .store.bulk import bulk_insert
-from .store.db import sqlite_url
+from .store.db import (
+    CONFIG_FILE,
+    engine_reader,
+    find_project_id,
+    read_audit_estimate,
+    read_project_config,
+    read_state_counts,
+    read_stats,
+    resolve_db,
+)
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
 from .store.models import utcnow
 from .store.routing import route_items
-from .vocabulary import LABELING_ACTIONS, Action, LabelSource, Queue, Role
+from .vocabulary import LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
     from .workflows.engine import Engine
-
-CONFIG_FILE = "labelloop.json"
-DEFAULT_DB_FILE = "labelloop.db"
-ENV_DB = "LABELLOOP_DB"
 
 
 @dataclass(frozen=True)
@@ -95,16 +98,6 @@ def _parse_labels(labels: Sequence[str] | str) -> list[str]:
     if len(set(folded)) != len(folded):
         raise InputError(f"labels repeat (case-insensitively): {', '.join(cleaned)}")
     return cleaned
-
-
-def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
-    url = db or os.environ.get(ENV_DB) or config.get("db")
-    if url:
-        if "://" not in url:  # a plain file name means SQLite, relative to the project folder
-            candidate = Path(url)
-            return sqlite_url(candidate if candidate.is_absolute() else path / candidate)
-        return url
-    return sqlite_url(path / DEFAULT_DB_FILE)
 
 
 def make_labeler(model: str, **options: Any) -> Any:
@@ -142,7 +135,7 @@ class Project:
         label_list = _parse_labels(labels)
         name = name or re.sub(r"[^\w.-]+", "-", path.name) or "project"
         path.mkdir(parents=True, exist_ok=True)
-        url = _resolve_db(path, db, {})
+        url = resolve_db(path, db, {})
         store = Store(url)
         with store.session() as session:
             if session.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
@@ -164,24 +157,13 @@ class Project:
     def open(cls, path: str | Path = ".", *, db: str | None = None) -> Project:
         """Open the project in `path` (the store URL may be overridden by `db`/LABELLOOP_DB)."""
         path = Path(path).resolve()
-        config_path = path / CONFIG_FILE
-        if not config_path.exists():
-            raise InputError(
-                f"{path} is not a labelloop project (no {CONFIG_FILE}); "
-                "create one with `labelloop init`"
-            )
+        config = read_project_config(path)
+        store = Store(resolve_db(path, db, config))
         try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{config_path} is not valid JSON: {exc}") from exc
-        store = Store(_resolve_db(path, db, config))
-        with store.session() as session:
-            project_id = session.scalar(
-                select(ProjectRow.id).where(ProjectRow.name == config.get("project"))
-            )
-        if project_id is None:
+            project_id = find_project_id(engine_reader(store.engine), config.get("project"))
+        except InputError:
             store.dispose()
-            raise InputError(f"the database has no project named {config.get('project')!r}")
+            raise
         return cls(store, project_id, path)
 
     def close(self) -> None:
@@ -688,7 +670,7 @@ class Project:
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
         consensus = self.resolve()
-        counts = self._state_counts()
+        counts = read_state_counts(engine_reader(self.store.engine), self.id)
         self_reported = self._self_reported_routing()
         self_reported["warnings"] += [
             f"the labeler is not worth routing on ({reason}): every item goes to review; "
@@ -758,34 +740,7 @@ class Project:
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        with self.store.session() as session:
-            rows = session.execute(
-                select(
-                    Annotation.item_id,
-                    Annotation.action,
-                    Annotation.label,
-                    Annotation.suggested_label,
-                )
-                .where(
-                    Annotation.project_id == self.id,
-                    Annotation.queue == Queue.AUDIT,
-                    Annotation.undone.is_(False),
-                    Annotation.action.in_((*LABELING_ACTIONS, Action.REJECT)),
-                )
-                .order_by(Annotation.id)
-            ).all()
-        first: dict[int, bool] = {}
-        for item_id, action, label, suggested in rows:
-            if item_id not in first:
-                first[item_id] = action == Action.ACCEPT or (
-                    action != Action.REJECT and label is not None and label == suggested
-                )
-        if not first:
-            return None
-        from .calibration import audit_estimate  # SciPy: only when there are audits
-
-        estimate = audit_estimate(list(first.values()), confidence_level)
-        return {k: v for k, v in estimate.items() if not k.startswith("running_")}
+        return read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
@@ -843,52 +798,9 @@ class Project:
         return answers.unannotate(self, annotation_id).to_dict()
 
     # ----------------------------------------------------------------- stats / export
-    def _state_counts(self) -> dict[str, int]:
-        with self.store.session() as session:
-            counts = dict(
-                session.execute(
-                    select(Item.state, func.count())
-                    .where(Item.project_id == self.id)
-                    .group_by(Item.state)
-                ).all()
-            )
-        return {
-            state: int(counts.get(state, 0))
-            for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
-        }
-
     def stats(self) -> dict[str, Any]:
         """Counts per state, review rate and the LLM's accuracy on gold."""
-        with self.store.session() as session:
-            base = select(func.count()).select_from(Item).where(Item.project_id == self.id)
-            items = session.scalar(base) or 0
-            gold = session.scalar(base.where(Item.split == GOLD)) or 0
-            predicted = session.scalar(base.where(Item.llm_label.is_not(None))) or 0
-            gold_predicted = (
-                session.scalar(base.where(Item.split == GOLD, Item.llm_label.is_not(None))) or 0
-            )
-            gold_correct = (
-                session.scalar(base.where(Item.split == GOLD, Item.llm_label == Item.gold_label))
-                or 0
-            )
-            pool_human = (
-                session.scalar(base.where(Item.split == POOL, Item.state == HUMAN_LABELED)) or 0
-            )
-        counts = self._state_counts()
-        pool = items - gold
-        return {
-            "items": items,
-            "gold": gold,
-            "pool": pool,
-            "predicted": predicted,
-            **counts,
-            "review_rate": (counts[IN_REVIEW] + pool_human) / pool if pool else None,
-            "gold_accuracy": gold_correct / gold_predicted if gold_predicted else None,
-            "gold_predicted": gold_predicted,
-            "threshold": self.threshold,
-            "active_predictor": self.settings.get("active_predictor"),
-            "audit": self.audit_estimate(),
-        }
+        return read_stats(engine_reader(self.store.engine), self.id)
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""

@@ -503,9 +503,9 @@ def _render_stats(result: dict) -> None:
 @app.command()
 def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False) -> None:
     """Counts per state, review rate and accuracy on gold."""
-    with open_project(project, db) as proj:
-        result = proj.stats()
-    emit(result, as_json, _render_stats)
+    from ..store.db import project_stats  # the read-only path: no ORM, no project layer
+
+    emit(project_stats(project, db), as_json, _render_stats)
 
 
 @app.command()
