@@ -74,7 +74,14 @@ def test_learn_picks_the_better_predictor(learning_project):
     project.route()
     report = project.learn()
     components = report["components"]
-    assert set(components) == {"toy-llm@v1", "student", "ensemble"}
+    zero_shot = next(name for name in components if name.startswith("zero-shot@"))
+    assert set(components) == {
+        "toy-llm@v1",
+        "student",
+        "ensemble",
+        zero_shot,
+        "label-spreading",
+    }
     assert components["student"]["accuracy"] > components["toy-llm@v1"]["accuracy"] + 0.15
     assert report["best"] in ("student", "ensemble")
     assert project.settings["active_predictor"]["model"] == report["best"]
@@ -85,6 +92,22 @@ def test_learn_picks_the_better_predictor(learning_project):
     pool_rows = [r for r in rows if r["split"] == "pool"]
     accuracy = np.mean([r["llm_label"] == project.truth[r["id"]] for r in pool_rows])
     assert accuracy > 0.8  # the active predictor now labels the pool well
+
+
+def test_learn_stacks_what_the_pool_alone_tells(learning_project):
+    """The zero-shot labeler (label names, no gold) and labels spread over the pool's graph
+    are stack members; the label descriptions change the zero-shot labeler's version."""
+    project = learning_project
+    report = project.learn(recalibrate=False)
+    zero_shot = next(name for name in report["components"] if name.startswith("zero-shot@"))
+    assert report["components"][zero_shot]["accuracy"] > 0.6  # no gold used: names alone
+    assert report["components"]["label-spreading"]["accuracy"] > 0.6
+    assert {zero_shot, "label-spreading"} <= set(report["stack_weights"])
+    assert report["best"] in ("student", "ensemble", "toy-llm@v1")  # never an unstored input
+    project.set_guidelines(label_descriptions={"positive": "the critic liked the film"})
+    again = project.learn(recalibrate=False)
+    assert zero_shot not in again["components"]
+    assert any(name.startswith("zero-shot@") for name in again["components"])
 
 
 def test_learn_needs_labels(make_project):

@@ -356,6 +356,7 @@ def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
     from sqlalchemy import event
 
     from labelloop import Project
+    from labelloop.store import reviews as statements
 
     def explain(conn, cursor, statement, parameters, context, executemany):
         return "EXPLAIN QUERY PLAN " + statement, parameters
@@ -374,15 +375,15 @@ def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
             event.listen(conn, "before_cursor_execute", explain, retval=True)
             for exclude in (True, False):
                 for query in (
-                    review.queues._open_tasks(True, exclude),
-                    review.queues._open_tasks(False, exclude),
-                    review.queues._take(exclude),
+                    statements._open_tasks(True, exclude),
+                    statements._open_tasks(False, exclude),
+                    statements._take(exclude),
                 ):
                     plan = " ".join(str(row[-1]) for row in conn.execute(query, params))
                     assert "SCAN review_tasks" not in plan, plan
                     assert "USING INDEX ix_review_tasks_" in plan, plan
                 plan = " ".join(
-                    str(row[-1]) for row in conn.execute(review.queues._held_gold(exclude), params)
+                    str(row[-1]) for row in conn.execute(statements._held_gold(exclude), params)
                 )
                 assert "USING INDEX ix_gold_leases_annotator" in plan, plan
     finally:

@@ -22,7 +22,7 @@ from labelloop.server.auth import CSRF_HEADER, SESSION_COOKIE
 from labelloop.server.ml_backend import create_ml_backend_app
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
-ROLES = ("admin", "annotator", "service")
+ROLES = ("admin", "reviewer", "annotator", "service")
 ROW = re.compile(r"^\|\s*`?(GET|POST|PUT|PATCH|DELETE)`?\s*\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|")
 
 

@@ -14,16 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    and_,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.orm import Session
-
 from . import routing
 from .data.importer import (
     Mapping,
@@ -41,21 +31,19 @@ from .store import (
     AUTO_ACCEPTED,
     GOLD,
     HUMAN_LABELED,
-    IN_REVIEW,
     POOL,
     UNRESOLVED,
-    Annotator,
-    Item,
-    Prediction,
     ProjectRow,
-    ReviewTask,
+    Session,
     Store,
 )
-from .store.bulk import bulk_insert
+from .store import accounts as account_rows
+from .store import projects as rows_of
 from .store.db import (
     CONFIG_FILE,
     engine_reader,
     find_project_id,
+    project_id_named,
     read_audit_estimate,
     read_project_config,
     read_state_counts,
@@ -138,15 +126,12 @@ class Project:
         url = resolve_db(path, db, {})
         store = Store(url)
         with store.session() as session:
-            if session.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
+            if project_id_named(engine_reader(store.engine), name) is not None:
                 store.dispose()
                 raise InputError(
                     f"the database already holds a project named {name!r}; choose another --name"
                 )
-            row = ProjectRow(name=name, task=task.strip(), labels=label_list, settings={})
-            session.add(row)
-            session.flush()
-            project_id = row.id
+            project_id = rows_of.add_project(session, name, task.strip(), label_list)
         config: dict[str, Any] = {"project": name}
         if db and "://" in db:
             config["db"] = db
@@ -177,7 +162,7 @@ class Project:
 
     # ----------------------------------------------------------------- settings
     def _row(self, session: Session) -> ProjectRow:
-        return session.get_one(ProjectRow, self.id)
+        return rows_of.project_row(session, self.id)
 
     @property
     def task(self) -> str:
@@ -319,7 +304,9 @@ class Project:
             records, source=source, mapping=mapping, labels=self.labels, split=split
         )
         with self.store.session() as session:
-            existing = self._existing(session, {item.uid for item in prepared.items})
+            existing = rows_of.existing_items(
+                session, self.id, {item.uid for item in prepared.items}
+            )
             adopted = self._adopt_file_ids(session, prepared, existing)
             new_rows, upgrades, unchanged = [], [], 0
             for item in prepared.items:
@@ -338,24 +325,9 @@ class Project:
                     upgrades.append((item_id, item.gold_label))
                 else:
                     unchanged += 1
-            bulk_insert(session, Item.__table__, new_rows)
+            rows_of.insert_items(session, new_rows)
             for item_id, label in upgrades:
-                session.execute(
-                    update(Item)
-                    .where(Item.id == item_id)
-                    .values(
-                        split=GOLD,
-                        gold_label=label,
-                        state=HUMAN_LABELED,
-                        final_label=label,
-                        final_source=LabelSource.HUMAN,
-                    )
-                )
-                session.execute(
-                    delete(ReviewTask).where(
-                        ReviewTask.item_id == item_id, ReviewTask.done.is_(False)
-                    )
-                )
+                rows_of.make_gold(session, item_id, label)
         return ImportResult(
             rows=len(prepared.items) + prepared.duplicates_in_file,
             added=len(new_rows),
@@ -382,27 +354,6 @@ class Project:
             "audit": False,
         }
 
-    def _existing(
-        self, session: Session, wanted: set[str], *columns: Any
-    ) -> dict[str, tuple[Any, ...]]:
-        """uid → (id, text hash, split, *columns) for the `wanted` uids that already exist."""
-        found: dict[str, tuple[Any, ...]] = {}
-        if not wanted:
-            return found
-        total = session.scalar(select(func.count()).where(Item.project_id == self.id)) or 0
-        query = select(Item.uid, Item.id, Item.text_hash, Item.split, *columns).where(
-            Item.project_id == self.id
-        )
-        if total <= 4 * len(wanted):
-            rows = session.execute(query)
-            return {uid: tuple(rest) for uid, *rest in rows if uid in wanted}
-        uids = sorted(wanted)
-        for start in range(0, len(uids), 5_000):
-            chunk = uids[start : start + 5_000]
-            for uid, *rest in session.execute(query.where(Item.uid.in_(chunk))):
-                found[uid] = tuple(rest)
-        return found
-
     def _adopt_file_ids(
         self, session: Session, prepared: Prepared, existing: dict[str, tuple[Any, ...]]
     ) -> int:
@@ -415,21 +366,21 @@ class Project:
         """
         if prepared.id_col is None or len(existing) == len(prepared.items):
             return 0
-        if session.scalar(select(Item.id).where(Item.project_id == self.id).limit(1)) is None:
+        if not rows_of.has_items(session, self.id):
             return 0  # a first import: nothing to adopt
         by_hash: dict[str, dict[str, NewItem]] = {}  # rows of one text: by their ids
         for item in prepared.items:
             if item.uid not in existing:
                 by_hash.setdefault(hash_id(item.text_hash), {})[item.uid] = item
         adopted = 0
-        for old_uid, (item_id, digest, split, meta) in self._existing(
-            session, set(by_hash), Item.meta
+        for old_uid, (item_id, digest, split, meta) in rows_of.existing_items(
+            session, self.id, set(by_hash), with_meta=True
         ).items():
             kept = (meta or {}).get(prepared.id_col)
             named = by_hash[old_uid].get(str(kept).strip()) if kept is not None else None
             if named is None or digest != named.text_hash:
                 continue
-            session.execute(update(Item).where(Item.id == item_id).values(uid=named.uid))
+            rows_of.rename_item(session, item_id, named.uid)
             existing[named.uid] = (item_id, digest, split)
             adopted += 1
         return adopted
@@ -450,35 +401,8 @@ class Project:
         active = self.active_predictor()
         if active is None:
             return
-        model, version = active
-        pred = (
-            select(Prediction)
-            .where(
-                Prediction.project_id == self.id,
-                Prediction.model == model,
-                Prediction.prompt_version == version,
-                Prediction.item_id == Item.id,
-            )
-            .correlate(Item)
-        )
-        condition = Item.project_id == self.id
-        if item_ids is not None:
-            condition = and_(condition, Item.id.in_(item_ids))
         with self.store.session() as session:
-            session.execute(
-                update(Item)
-                .where(condition)
-                .values(
-                    prediction_id=pred.with_only_columns(Prediction.id).scalar_subquery(),
-                    llm_label=pred.with_only_columns(
-                        func.coalesce(Prediction.calibrated_label, Prediction.label)
-                    ).scalar_subquery(),
-                    confidence=pred.with_only_columns(Prediction.confidence).scalar_subquery(),
-                    calibrated_confidence=pred.with_only_columns(
-                        Prediction.calibrated_confidence
-                    ).scalar_subquery(),
-                )
-            )
+            rows_of.show_active_prediction(session, self.id, *active, item_ids)
 
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
@@ -493,22 +417,7 @@ class Project:
             return 0
         ids = [item_id for item_id, _ in results]
         with self.store.session() as session:
-            stored = {
-                row.item_id: row
-                for row in session.execute(
-                    select(
-                        Prediction.item_id,
-                        Prediction.id,
-                        Prediction.error,
-                        Prediction.failures,
-                        Prediction.created_at,
-                    ).where(
-                        Prediction.item_id.in_(ids),
-                        Prediction.model == model,
-                        Prediction.prompt_version == prompt_version,
-                    )
-                )
-            }
+            stored = rows_of.stored_predictions(session, ids, model, prompt_version)
             rows, retried, seen = [], [], set()
             for item_id, result in results:
                 earlier = stored.get(item_id)
@@ -551,10 +460,8 @@ class Project:
                             "created_at": utcnow(),
                         }
                     )
-            if rows:
-                session.execute(insert(Prediction), rows)
-            if retried:
-                session.execute(update(Prediction), retried)
+            rows_of.add_predictions(session, rows)
+            rows_of.replace_predictions(session, retried)
         self.store.grew("predictions", len(rows))
         return len(rows) + len(retried)
 
@@ -710,18 +617,7 @@ class Project:
         counted and named in a warning, because such a number can say anything (an item can even
         dictate it)."""
         with self.store.session() as session:
-            rows = session.execute(
-                select(Item.state, func.count())
-                .join(Prediction, Prediction.id == Item.prediction_id)
-                .where(
-                    Item.project_id == self.id,
-                    Item.state.in_((AUTO_ACCEPTED, IN_REVIEW)),
-                    Item.calibrated_confidence.is_(None),
-                    Prediction.reported_confidence.is_not(None),
-                )
-                .group_by(Item.state)
-            ).all()
-        counts = {state: n for state, n in rows}
+            counts = rows_of.self_reported_counts(session, self.id)
         total = sum(counts.values())
         warnings = []
         if total:
@@ -745,23 +641,16 @@ class Project:
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
         with self.store.session() as session:
-            found = session.scalar(
-                select(Annotator.id).where(Annotator.project_id == self.id, Annotator.name == name)
-            )
+            found = account_rows.annotator_id_named(session, self.id, name)
             if found is not None:
                 return found
             if not create:
                 raise InputError(f"no annotator named {name!r}")
-            row = Annotator(project_id=self.id, name=check_user_name(name), role=role)
-            session.add(row)
-            session.flush()
-            return row.id
+            return account_rows.add_annotator(session, self.id, check_user_name(name), role=role).id
 
     def item_id(self, uid: str) -> int:
         with self.store.session() as session:
-            found = session.scalar(
-                select(Item.id).where(Item.project_id == self.id, Item.uid == uid)
-            )
+            found = rows_of.item_id_of(session, self.id, uid)
         if found is None:
             raise InputError(f"no item with id {uid!r}")
         return found

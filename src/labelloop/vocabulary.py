@@ -60,13 +60,19 @@ class LabelSource(StrEnum):
     """Where an item's final label came from (`Item.final_source`, `label_source` in exports)."""
 
     HUMAN = "human"
+    ADJUDICATED = "adjudicated"  # a reviewer settled the item (disagreement, rejection, flag)
     LLM = "llm"
+
+
+#: The sources that are people's word on an item (trusted for training and evaluation).
+PEOPLE_SOURCES: tuple[LabelSource, ...] = (LabelSource.HUMAN, LabelSource.ADJUDICATED)
 
 
 class Role(StrEnum):
     """What an account may do (`Annotator.role`)."""
 
     ADMIN = "admin"  # everything, adjudication included
+    REVIEWER = "reviewer"  # an annotator who also settles items in the adjudication queue
     ANNOTATOR = "annotator"  # answers the items it is served
     SERVICE = "service"  # machine callers such as Label Studio's ML-backend requests
 
@@ -74,6 +80,7 @@ class Role(StrEnum):
 __all__ = [
     "LABELING_ACTIONS",
     "NO_LABEL_ACTIONS",
+    "PEOPLE_SOURCES",
     "TASK_QUEUES",
     "Action",
     "ItemState",

@@ -8,6 +8,7 @@ import traceback
 
 from ..errors import InputError, LabelloopError
 from . import (
+    adjudication,  # noqa: F401
     guidelines,  # noqa: F401
     learning,  # noqa: F401
     serve,  # noqa: F401

@@ -146,7 +146,10 @@ def _password(prompt: str = "Password") -> str:
 def user_add(
     name: Name,
     role: Annotated[
-        str, typer.Option(help="admin, annotator, or service (Label Studio; tokens only).")
+        str,
+        typer.Option(
+            help="admin, reviewer (adjudicates), annotator, or service (Label Studio; tokens only)."
+        ),
     ] = "annotator",
     labelstudio_user: Annotated[
         int | None,

@@ -24,15 +24,13 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.orm import Session
 
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from ..store import Annotator, ApiToken, ProjectRow, Store
-from ..store.models import ReviewSession
+from ..store import Annotator, Session, Store
+from ..store import accounts as store
 from ..vocabulary import Role
 from . import common
-from .common import ProjectScope, rowcount, writing
+from .common import ProjectScope, writing
 from .queues import release_leases
 
 ROLES = tuple(Role)
@@ -55,6 +53,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+    @property
+    def is_reviewer(self) -> bool:
+        """May adjudicate: reviewers and admins."""
+        return self.role in (Role.REVIEWER, Role.ADMIN)
 
     @property
     def is_service(self) -> bool:
@@ -133,14 +136,11 @@ def add_user(
         _check_password(password)
     hashed = hash_password(password) if password is not None else None
     with writing(project) as session:
-        row = session.scalar(
-            select(Annotator).where(Annotator.project_id == project.id, Annotator.name == name)
-        )
+        row = store.annotator_named(session, project.id, name)
         if row is not None and (row.password_hash is not None or row.role != Role.ANNOTATOR):
             raise ConflictError(f"a user named {name!r} already exists")
         if row is None:
-            row = Annotator(project_id=project.id, name=name)
-            session.add(row)
+            row = store.add_annotator(session, project.id, name)
         row.role, row.password_hash, row.active = role, hashed, True
         if labelstudio_user is not None:
             _link(session, project, row, labelstudio_user)
@@ -150,22 +150,14 @@ def add_user(
 def _link(session: Session, project: ProjectScope, row: Annotator, labelstudio_user: int) -> None:
     if not 0 <= labelstudio_user <= MAX_LABELSTUDIO_USER:
         raise InputError("a Label Studio user id is a number from 0 to 2^31 - 1")
-    taken = session.scalar(
-        select(Annotator.name).where(
-            Annotator.project_id == project.id,
-            Annotator.labelstudio_user == labelstudio_user,
-            Annotator.id != row.id,
-        )
-    )
+    taken = store.linked_to(session, project.id, labelstudio_user, row.id)
     if taken is not None:
         raise ConflictError(f"Label Studio user {labelstudio_user} is linked to {taken!r}")
     row.labelstudio_user = labelstudio_user
 
 
 def _annotator(session: Session, project: ProjectScope, name: str) -> Annotator:
-    row = session.scalar(
-        select(Annotator).where(Annotator.project_id == project.id, Annotator.name == name)
-    )
+    row = store.annotator_named(session, project.id, name)
     if row is None:
         raise NotFoundError(f"no user named {name!r}")
     return row
@@ -177,18 +169,8 @@ def _changing_account(project: ProjectScope, name: str) -> Iterator[tuple[Sessio
     with writing(project) as session:
         row = _annotator(session, project, name)
         yield session, row
-        version = session.execute(
-            update(ProjectRow)
-            .where(ProjectRow.id == project.id)
-            .values(accounts_version=ProjectRow.accounts_version + 1)
-            .returning(ProjectRow.accounts_version)
-        ).scalar_one()
+        version = store.bump_accounts_version(session, project.id)
     _token_cache(project).saw_version(project.id, version)  # committed: at once, here
-
-
-def _end_sessions(session: Session, annotator_id: int) -> int:
-    ended = session.execute(delete(ReviewSession).where(ReviewSession.annotator_id == annotator_id))
-    return rowcount(ended)
 
 
 def set_password(project: ProjectScope, name: str, password: str) -> None:
@@ -198,7 +180,7 @@ def set_password(project: ProjectScope, name: str, password: str) -> None:
         if row.role == Role.SERVICE:
             raise InputError("a service account has no password; give it an API token")
         row.password_hash = hash_password(password)
-        _end_sessions(session, row.id)
+        store.end_sessions(session, row.id)
 
 
 def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]:
@@ -209,7 +191,7 @@ def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]
     with _changing_account(project, name) as (session, row):
         row.active = bool(active)
         if not active:
-            _end_sessions(session, row.id)
+            store.end_sessions(session, row.id)
         annotator_id = row.id
     if not active:
         release_leases(project, annotator_id)
@@ -219,9 +201,9 @@ def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]
 def revoke(project: ProjectScope, name: str) -> dict[str, Any]:
     """Delete every API token and end every browser session of an account."""
     with _changing_account(project, name) as (session, row):
-        tokens = session.execute(delete(ApiToken).where(ApiToken.annotator_id == row.id))
-        sessions = _end_sessions(session, row.id)
-    return {"name": name, "tokens": rowcount(tokens), "sessions": sessions}
+        tokens = store.delete_tokens(session, row.id)
+        sessions = store.end_sessions(session, row.id)
+    return {"name": name, "tokens": tokens, "sessions": sessions}
 
 
 def link_labelstudio(
@@ -234,29 +216,6 @@ def link_labelstudio(
         else:
             _link(session, project, row, int(labelstudio_user))
     return get_user(project, name)
-
-
-def _users_query(project: ProjectScope) -> Any:
-    live = or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > common.now())
-    tokens = (
-        select(func.count())
-        .where(ApiToken.annotator_id == Annotator.id, live)
-        .correlate(Annotator)
-        .scalar_subquery()
-    )
-    return (
-        select(
-            Annotator.id,
-            Annotator.name,
-            Annotator.role,
-            Annotator.active,
-            Annotator.labelstudio_user,
-            Annotator.password_hash.is_not(None).label("password"),
-            tokens.label("tokens"),
-        )
-        .where(Annotator.project_id == project.id)
-        .order_by(Annotator.id)
-    )
 
 
 def _user_dict(row: Any) -> dict[str, Any]:
@@ -274,28 +233,22 @@ def _user_dict(row: Any) -> dict[str, Any]:
 def list_users(project: ProjectScope) -> list[dict[str, Any]]:
     """Every account and answering name: role, active, has a password, live tokens, LS link."""
     with project.store.session() as session:
-        return [_user_dict(row) for row in session.execute(_users_query(project))]
+        return [_user_dict(row) for row in store.users(session, project.id, common.now())]
 
 
 def get_user(project: ProjectScope, name: str) -> dict[str, Any]:
     """One account as `list_users` shows it."""
     with project.store.session() as session:
-        row = session.execute(_users_query(project).where(Annotator.name == name)).first()
-    if row is None:
+        rows = store.users(session, project.id, common.now(), name)
+    if not rows:
         raise NotFoundError(f"no user named {name!r}")
-    return _user_dict(row)
+    return _user_dict(rows[0])
 
 
 def authenticate(project: ProjectScope, name: str, password: str) -> Principal | None:
     """The account for a name and password, or None (same work whether or not the name exists)."""
     with project.store.session() as session:
-        row = session.execute(
-            select(Annotator.id, Annotator.name, Annotator.role, Annotator.password_hash).where(
-                Annotator.project_id == project.id,
-                Annotator.name == name,
-                Annotator.active.is_(True),
-            )
-        ).first()
+        row = store.login_of(session, project.id, name)
     stored = row.password_hash if row is not None and row.password_hash else _dummy_hash()
     try:
         PASSWORD_HASHER.verify(stored, password)
@@ -334,7 +287,7 @@ def new_token(
     token = "ll_" + secrets.token_urlsafe(32)
     with writing(project) as session:
         row = _annotator(session, project, name)
-        session.add(ApiToken(annotator_id=row.id, token_hash=_digest(token), expires_at=expires_at))
+        store.add_token(session, row.id, _digest(token), expires_at)
     return {"name": name, "token": token, "expires_at": expires_at}
 
 
@@ -343,28 +296,6 @@ def create_token(
 ) -> str:
     """A new API token for a user (see `new_token`)."""
     return new_token(project, name, expires=expires)["token"]
-
-
-_PRINCIPAL = select(Annotator.id, Annotator.name, Annotator.role).where(
-    Annotator.project_id == bindparam("project"), Annotator.active.is_(True)
-)
-_TOKEN_PRINCIPAL = (
-    _PRINCIPAL.add_columns(ApiToken.expires_at)
-    .join(ApiToken, ApiToken.annotator_id == Annotator.id)
-    .where(
-        ApiToken.token_hash == bindparam("digest"),
-        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
-    )
-)
-_SESSION_PRINCIPAL = (
-    _PRINCIPAL.add_columns(ReviewSession.csrf_token)
-    .join(ReviewSession, ReviewSession.annotator_id == Annotator.id)
-    .where(
-        ReviewSession.token_hash == bindparam("digest"),
-        ReviewSession.expires_at > bindparam("now"),
-    )
-)
-_ACCOUNTS_VERSION = select(ProjectRow.accounts_version).where(ProjectRow.id == bindparam("project"))
 
 
 @dataclass(frozen=True)
@@ -454,13 +385,12 @@ def principal_for_token(project: ProjectScope, token: str) -> Principal | None:
     principal = cache.get(key)
     if principal is not None:
         return principal
-    params = {"project": project.id, "digest": key[1], "now": common.now()}
     with project.store.engine.connect() as conn:  # indexed reads, no ORM session
         version = cache.version(project.id)
         if version is None:
-            version = conn.execute(_ACCOUNTS_VERSION, params).scalar_one()
+            version = store.accounts_version(conn, project.id)
             cache.saw_version(project.id, version)
-        row = conn.execute(_TOKEN_PRINCIPAL, params).first()
+        row = store.token_owner(conn, project.id, key[1], common.now())
     if row is None:
         return None
     principal = Principal(row.id, row.name, row.role)
@@ -484,27 +414,18 @@ def create_session(project: ProjectScope, principal: Principal) -> tuple[str, st
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = common.now()
     with writing(project) as session:
-        session.execute(delete(ReviewSession).where(ReviewSession.expires_at < now))
-        session.add(
-            ReviewSession(
-                annotator_id=principal.id,
-                token_hash=_digest(token),
-                csrf_token=csrf,
-                created_at=now,
-                expires_at=now + timedelta(hours=SESSION_HOURS),
-            )
-        )
+        expires = now + timedelta(hours=SESSION_HOURS)
+        store.add_session(session, principal.id, _digest(token), csrf, now, expires)
     return token, csrf
 
 
 def session_principal(project: ProjectScope, token: str) -> tuple[Principal, str] | None:
     """The account and CSRF token of a live browser session."""
-    params = {"project": project.id, "digest": _digest(token), "now": common.now()}
     with project.store.engine.connect() as conn:
-        row = conn.execute(_SESSION_PRINCIPAL, params).first()
+        row = store.session_owner(conn, project.id, _digest(token), common.now())
     return (Principal(row[0], row[1], row[2]), row[3]) if row is not None else None
 
 
 def end_session(project: ProjectScope, token: str) -> None:
     with writing(project) as session:
-        session.execute(delete(ReviewSession).where(ReviewSession.token_hash == _digest(token)))
+        store.end_session(session, _digest(token))

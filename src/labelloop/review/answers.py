@@ -6,8 +6,8 @@ task it counted for and ends the answerer's lease. `annotate` is the trusted pat
 Label Studio: no lease needed); `submit` and `undo` are the review API's, where an answer needs
 the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
 
-The path runs prebuilt Core statements (compiled once, then cached by SQLAlchemy), each touching
-a few rows through the primary key or an index: its cost does not grow with the store.
+The path runs the store's prebuilt statements (`labelloop.store.reviews`), each touching a few
+rows through the primary key or an index: its cost does not grow with the store.
 """
 
 from __future__ import annotations
@@ -18,49 +18,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
-
 from .. import routing
 from ..data.importer import canonical_labels, match_label
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from ..store import (
-    AUTO_ACCEPTED,
-    GOLD,
-    HUMAN_LABELED,
-    IN_REVIEW,
-    Annotation,
-    GoldLease,
-    Item,
-    ProjectRow,
-    ReviewTask,
-)
+from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection
+from ..store import reviews as store
+from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
-from ..store.models import table_of, utcnow
+from ..store.models import utcnow
+from ..store.reviews import ITEM_CONTEXT as ITEM_CONTEXT  # read by the consensus refit
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
 from . import common, consensus
 from .accounts import Principal
 from .common import ProjectScope, transaction
-from .queues import (
-    GIVE_BACK,
-    OPEN_TASK,
-    OVERLAP_QUEUES,
-    RETURN_GOLD,
-    lease_gold,
-    lease_params,
-    next_in,
-    payload,
-    queue_settings_of,
-    settings_in,
-    task_done,
-)
+from .queues import OVERLAP_QUEUES, lease_for, next_in, payload, queue_settings_of, settings_in
 
 ACTIONS = tuple(Action)
 #: The project setting that shows annotators the expected label after a gold check.
 GOLD_FEEDBACK = "gold_feedback"
-
-_ITEMS, _ANNOTATIONS = table_of(Item), table_of(Annotation)
-_TASKS, _PROJECTS = table_of(ReviewTask), table_of(ProjectRow)
-_GOLD_LEASES = table_of(GoldLease)
 
 
 @dataclass(frozen=True)
@@ -95,32 +70,6 @@ class Answer:
         }
 
 
-_SETTLE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
-    .values(
-        answers=bindparam("n_answers"),
-        rejections=bindparam("n_rejections"),
-        done=task_done(bindparam("n_answers"), bindparam("n_rejections")),
-    )
-)
-_SETTLE_ADAPTIVE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.queue == bindparam("task_queue"))
-    .values(
-        answers=bindparam("n_answers"),
-        rejections=bindparam("n_rejections"),
-        answers_needed=bindparam("needed"),
-        done=task_done(bindparam("n_answers"), bindparam("n_rejections"), bindparam("needed")),
-    )
-)
-_RELEASE = (
-    update(_TASKS)
-    .where(_TASKS.c.item_id == bindparam("item"), _TASKS.c.lease_owner == bindparam("who"))
-    .values(lease_owner=None, lease_expires=None)
-)
-
-
 def _settle_task(
     conn: Connection, answer: Answer, item_id: int, queue: str | None, settings: dict[str, Any]
 ) -> None:
@@ -134,21 +83,16 @@ def _settle_task(
         return
     actions = [a.action for a in answer.live if a.queue == queue and a.action != Action.SKIP]
     n_answers, n_rejections = len(actions), actions.count(Action.REJECT)
-    params = {
-        "item": item_id,
-        "task_queue": queue,
-        "n_answers": n_answers,
-        "n_rejections": n_rejections,
-    }
     review = queue_settings_of(settings)
     if queue in OVERLAP_QUEUES and review["overlap_mode"] == "adaptive" and answer.posterior:
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answer.live]
         standing = len(consensus.latest_labels(votes))
         labeled_here = n_answers - n_rejections
         more = adaptive_needs_more(answer.posterior, standing, review)
-        conn.execute(_SETTLE_ADAPTIVE, {**params, "needed": labeled_here + int(more)})
+        needed = labeled_here + int(more)
+        store.count_task(conn, item_id, queue, n_answers, n_rejections, needed)
     else:
-        conn.execute(_SETTLE, params)
+        store.count_task(conn, item_id, queue, n_answers, n_rejections)
 
 
 def adaptive_needs_more(
@@ -176,94 +120,6 @@ def settle_overlap(
         return
     for queue in OVERLAP_QUEUES:
         _settle_task(conn, answer, item_id, queue, settings)
-
-
-#: What answering needs to know of an item: its split, state and suggestion, and the project's
-#: label set and settings, in one statement (a row, or None when there is no such item).
-ITEM_CONTEXT = (
-    select(
-        _ITEMS.c.id,
-        _ITEMS.c.uid,
-        _ITEMS.c.project_id,
-        _ITEMS.c.split,
-        _ITEMS.c.state,
-        _ITEMS.c.final_label,
-        _ITEMS.c.final_source,
-        _ITEMS.c.label_posterior,
-        _ITEMS.c.llm_label,
-        _ITEMS.c.confidence,
-        _ITEMS.c.calibrated_confidence,
-        _PROJECTS.c.labels,
-        _PROJECTS.c.settings,
-    )
-    .join_from(_ITEMS, _PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
-    .where(_ITEMS.c.id == bindparam("item"))
-)
-#: `ITEM_CONTEXT` plus what the review API checks before it takes an answer: the open task whose
-#: lease names the caller, and whether a gold check was served to the caller. The item's row is
-#: locked (PostgreSQL; SQLite has one writer), so that answers to one item take turns and each
-#: sees the ones before it: the same answer sent twice at once is taken once.
-_ANSWER_CONTEXT = ITEM_CONTEXT.add_columns(
-    select(_TASKS.c.queue)
-    .where(
-        _TASKS.c.item_id == _ITEMS.c.id,
-        _TASKS.c.done.is_(False),
-        _TASKS.c.lease_owner == bindparam("who"),
-    )
-    .order_by(_TASKS.c.priority)
-    .limit(1)
-    .correlate(_ITEMS)
-    .scalar_subquery()
-    .label("held_queue"),
-    select(_GOLD_LEASES.c.id)
-    .where(
-        _GOLD_LEASES.c.item_id == _ITEMS.c.id,
-        _GOLD_LEASES.c.annotator_id == bindparam("who"),
-    )
-    .correlate(_ITEMS)
-    .exists()
-    .label("gold_held"),
-).with_for_update(of=_ITEMS)
-_LIVE_ANSWERS = select(
-    _ANNOTATIONS.c.id,
-    _ANNOTATIONS.c.annotator_id,
-    _ANNOTATIONS.c.label,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-).where(_ANNOTATIONS.c.item_id == bindparam("item"), _ANNOTATIONS.c.undone.is_(False))
-_SET_ITEM_STATE = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("item"))
-    .values(
-        state=bindparam("new_state"),
-        final_label=bindparam("new_label"),
-        final_source=bindparam("new_source"),
-        label_posterior=bindparam("new_posterior"),
-    )
-)
-_ANSWER_OF = select(
-    _ANNOTATIONS.c.item_id,
-    _ANNOTATIONS.c.action,
-    _ANNOTATIONS.c.queue,
-    _ANNOTATIONS.c.project_id,
-    _ANNOTATIONS.c.undone,
-).where(_ANNOTATIONS.c.id == bindparam("annotation"))
-_MARK_UNDONE = (
-    update(_ANNOTATIONS).where(_ANNOTATIONS.c.id == bindparam("annotation")).values(undone=True)
-)
-_LAST_ANSWER = select(
-    _ANNOTATIONS.c.id,
-    _ANNOTATIONS.c.annotator_id,
-    _ANNOTATIONS.c.item_id,
-    _ANNOTATIONS.c.queue,
-    _ANNOTATIONS.c.action,
-).where(_ANNOTATIONS.c.project_id == bindparam("project"), _ANNOTATIONS.c.undone.is_(False))
-_MY_LAST_ANSWER = (
-    _LAST_ANSWER.where(_ANNOTATIONS.c.annotator_id == bindparam("who"))
-    .order_by(_ANNOTATIONS.c.id.desc())
-    .limit(1)
-)
-_ANSWER_BY_ID = _LAST_ANSWER.where(_ANNOTATIONS.c.id == bindparam("annotation"))
 
 
 def labels_and_settings_of(row: Any) -> tuple[list[str], dict[str, Any]]:
@@ -314,41 +170,36 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
         label = checked_label(labels, label)
     if action in NO_LABEL_ACTIONS:
         label = None
-    inserted = conn.execute(
-        insert(_ANNOTATIONS),
-        {
-            "project_id": item.project_id,
-            "item_id": item.id,
-            "annotator_id": answer.annotator_id,
-            "label": label,
-            "action": action,
-            "suggested_label": item.llm_label,
-            "queue": queue,
-            "source": answer.source,
-            "external_id": answer.external_id,
-            "time_spent_s": answer.time_spent_s,
-            "undone": False,
-            "created_at": utcnow(),
-        },
-    ).inserted_primary_key
-    assert inserted is not None  # an INSERT of one row
-    annotation_id = int(inserted[0])
+    annotation_id = store.add_answer(
+        conn,
+        project_id=item.project_id,
+        item_id=item.id,
+        annotator_id=answer.annotator_id,
+        label=label,
+        action=action,
+        suggested_label=item.llm_label,
+        queue=queue,
+        source=answer.source,
+        external_id=answer.external_id,
+        time_spent_s=answer.time_spent_s,
+    )
     result = resolve_item(conn, item, settings, annotation_id)
     if action != Action.SKIP:
         _settle_task(conn, result, item.id, queue, settings)
     if answer.annotator_id is not None:
-        conn.execute(_RELEASE, {"item": item.id, "who": answer.annotator_id})
+        store.release_item(conn, item.id, answer.annotator_id)
     return result
 
 
 def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
     """Mark an answer undone, in the caller's transaction: the item's state and the task the
     answer counted for are recounted (see `record`)."""
-    found = conn.execute(_ANSWER_OF, {"annotation": annotation_id}).first()
+    found = store.answer_of(conn, annotation_id)
     if found is None or found.project_id != project_id or found.undone:
         raise InputError(f"no answer {annotation_id} to undo")
-    conn.execute(_MARK_UNDONE, {"annotation": annotation_id})
-    item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
+    store.mark_undone(conn, annotation_id)
+    item = store.item_context(conn, found.item_id)
+    assert item is not None  # an answer's item stays while the answer does
     settings = labels_and_settings_of(item)[1]
     result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
@@ -359,26 +210,19 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
 def resolve_item(
     conn: Connection, item: Any, settings: dict[str, Any], annotation_id: int
 ) -> Answer:
-    """Recompute the item's state, final label and its posterior from its live answers
-    (written if changed)."""
-    live = conn.execute(_LIVE_ANSWERS, {"item": item.id}).all()
+    """Recompute the item's state, final label and its posterior from its live answers, or from
+    the reviewer's decision in force (`labelloop.review.adjudication`), written if changed."""
+    live = store.live_answers(conn, item.id)
     before = (item.state, item.final_label, item.final_source, item.label_posterior)
     resolved = before
     if item.split != GOLD:  # gold labels are trusted; answers on gold measure annotators
         votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in live]
         resolved = resolved_state(item, votes, settings)
+        decided = live_decision(conn, item.id)  # a reviewer's decision outranks the answers
+        if decided is not None:
+            resolved = (HUMAN_LABELED, decided.label, LabelSource.ADJUDICATED, None)
     if resolved != before:
-        state, final_label, final_source, posterior = resolved
-        conn.execute(
-            _SET_ITEM_STATE,
-            {
-                "item": item.id,
-                "new_state": state,
-                "new_label": final_label,
-                "new_source": final_source,
-                "new_posterior": posterior,
-            },
-        )
+        store.set_item_state(conn, item.id, *resolved)
     return Answer(annotation_id, item.uid, resolved[0], resolved[1], live, resolved[3])
 
 
@@ -422,16 +266,16 @@ def annotate(
     """Record a trusted answer (Python, CLI, Label Studio): no lease is needed.
 
     The answer counts for the item's task in `queue`, or without one for the item's open task
-    the answerer holds, else its first open task (`OPEN_TASK`), if any, and is recorded in that
+    the answerer holds, else its first open task (`store.reviews.open_task_of`), if any, and is
+    recorded in that
     task's queue. `shown_as` is how the caller named the item, for the error message.
     """
     with project.store.engine.begin() as conn:
-        item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+        item = store.item_context(conn, item_id)
         if item is None or item.project_id != project.id:
             raise InputError(f"no item with id {item_id if shown_as is None else shown_as!r}")
         if queue is None:
-            where = {"item": item_id, "who": answer.annotator_id, "now": utcnow()}
-            task = conn.execute(OPEN_TASK, where).first()
+            task = store.open_task_of(conn, item_id, answer.annotator_id, utcnow())
             queue = task.queue if task is not None else None
         return record(conn, item, answer, queue)
 
@@ -470,8 +314,7 @@ def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> s
     elif item.held_queue is not None:
         return item.held_queue
     elif who.is_admin:
-        params = {"item": item.id, "who": who.id, "now": common.now()}
-        task = conn.execute(OPEN_TASK, params).first()
+        task = store.open_task_of(conn, item.id, who.id, common.now())
         if task is None and action in LABELING_ACTIONS:
             return None
         if task is not None and task.free:
@@ -500,7 +343,7 @@ def submit(
     check_action(action)
     spent = _check_time(time_spent_s)
     with transaction(project) as conn:
-        item = conn.execute(_ANSWER_CONTEXT, {"item": item_id, "who": who.id}).first()
+        item = store.answer_context(conn, item_id, who.id)
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         if label is not None:  # bad input whatever the item, before the item is looked at
@@ -515,7 +358,7 @@ def submit(
         ):
             raise ConflictError(f"you already answered item {item_id}; undo that answer first")
         if queue == Queue.GOLD:
-            conn.execute(RETURN_GOLD, {"item": item_id, "who": who.id})
+            store.return_gold(conn, item_id, who.id)
         result: dict[str, Any] = {
             "annotation_id": answer.annotation_id,
             "item_id": item_id,
@@ -534,18 +377,10 @@ def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
     return bool((settings or {}).get(GOLD_FEEDBACK))
 
 
-_SETTINGS = select(_PROJECTS.c.settings).where(_PROJECTS.c.id == bindparam("project"))
-_GOLD_ANSWER = (
-    select(_ITEMS.c.gold_label, _ANNOTATIONS.c.label)
-    .join_from(_ANNOTATIONS, _ITEMS, _ITEMS.c.id == _ANNOTATIONS.c.item_id)
-    .where(_ANNOTATIONS.c.id == bindparam("annotation"))
-)
-
-
 def gold_feedback(conn: Connection, project_id: int, annotation_id: int) -> dict[str, Any]:
     """What a person is shown after answering a gold check: the expected label, theirs, and the
     expected label's description in the guidelines in force."""
-    row = conn.execute(_GOLD_ANSWER, {"annotation": annotation_id}).one()
+    row = store.gold_answer(conn, annotation_id)
     description, version = description_in_force(conn, project_id, row.gold_label)
     return {
         "expected_label": row.gold_label,
@@ -564,27 +399,20 @@ def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None
     any item not leased to them). Returns the item as `next_item` would, so the review page can
     show it again.
     """
-    params: dict[str, Any] = {"project": project.id, "who": who.id, "annotation": annotation_id}
-    query = _MY_LAST_ANSWER if annotation_id is None else _ANSWER_BY_ID
     with transaction(project) as conn:
-        row = conn.execute(query, params).first()
+        row = store.last_live_answer(conn, project.id, who.id, annotation_id)
         if row is None:
             raise NotFoundError("there is no answer to undo")
         if row.annotator_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own answers")
-        if row.queue == Queue.GOLD and gold_feedback_on(
-            conn.execute(_SETTINGS, {"project": project.id}).scalar_one()
-        ):
+        if row.queue == Queue.GOLD and gold_feedback_on(store.stored_settings(conn, project.id)):
             # The expected label was shown: answering again would measure nothing.
             raise ConflictError("a gold check whose expected label was shown cannot be undone")
         withdraw(conn, project.id, row.id)
-        lease = lease_params(project, who.id, settings_in(conn, project), item=row.item_id)
+        lease = lease_for(project, who.id, settings_in(conn, project))
         if row.queue == Queue.GOLD:
-            lease_gold(conn, row.item_id, lease)
+            store.lease_gold(conn, lease, row.item_id)
         else:
-            give_back = GIVE_BACK
-            if row.queue is not None:
-                give_back = give_back.where(_TASKS.c.queue == row.queue)
-            conn.execute(give_back, lease)
+            store.give_back(conn, lease, row.item_id, row.queue)
         item = payload(conn, row.item_id, row.queue or Queue.REVIEW)
     return {"undone": row.id, "item": item}

@@ -8,12 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, CursorResult, Result
-from sqlalchemy.orm import Session
-
-from ..store import Store
+from ..store import Connection, Session, Store
 
 
 class ProjectScope(Protocol):
@@ -84,8 +81,3 @@ def transaction(project: ProjectScope) -> Iterator[Connection]:
     """One Core transaction (behind the SQLite writer lock): committed on success."""
     with write_lock(project), project.store.engine.begin() as conn:
         yield conn
-
-
-def rowcount(result: Result[Any]) -> int:
-    """The rows an UPDATE or DELETE run through an ORM session touched."""
-    return cast(CursorResult[Any], result).rowcount or 0

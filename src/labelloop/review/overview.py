@@ -6,12 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import Session
-
-from ..store import GOLD, Annotation, Annotator, Item, ProjectRow, ReviewTask
+from ..store import Session
+from ..store import reviews as store
 from ..store.guidelines import latest_guidelines
-from ..vocabulary import Action, Queue
+from ..store.projects import project_row
 from . import common
 from .common import ProjectScope
 from .queues import queue_settings
@@ -21,7 +19,7 @@ def project_info(project: ProjectScope) -> dict[str, Any]:
     """What the review page needs once: the task, the ordered label set, the labels'
     descriptions and the guidelines in force (Markdown; None when there are none)."""
     with project.store.session() as session:
-        row = session.get_one(ProjectRow, project.id)
+        row = project_row(session, project.id)
         guide = latest_guidelines(session, project.id) or {}
         return {
             "name": row.name,
@@ -37,17 +35,10 @@ def annotations_of(
     project: ProjectScope, annotator_id: int, *, limit: int = 50, before: int | None = None
 ) -> list[dict[str, Any]]:
     """A person's latest answers, newest first (the queue is not shown: gold stays hidden)."""
-    query = (
-        select(Annotation, Item.uid)
-        .join(Item, Item.id == Annotation.item_id)
-        .where(Annotation.project_id == project.id, Annotation.annotator_id == annotator_id)
-        .order_by(Annotation.id.desc())
-        .limit(max(1, min(int(limit), 500)))
-    )
-    if before is not None:
-        query = query.where(Annotation.id < before)
     with project.store.session() as session:
-        rows = session.execute(query).all()
+        rows = store.answers_of(
+            session, project.id, annotator_id, max(1, min(int(limit), 500)), before
+        )
     return [
         {
             "id": a.id,
@@ -65,61 +56,14 @@ def annotations_of(
 
 
 # ----------------------------------------------------------------------------- dashboard
-def _queue_counts(session: Session, project: ProjectScope) -> dict[str, dict[str, int]]:
-    now = common.now()
-    leased = and_(ReviewTask.done.is_(False), ReviewTask.lease_expires >= now)
-    rows = session.execute(
-        select(
-            ReviewTask.queue,
-            func.sum(case((ReviewTask.done.is_(False), 1), else_=0)),
-            func.sum(case((ReviewTask.done.is_(True), 1), else_=0)),
-            func.sum(case((leased, 1), else_=0)),
-            func.sum(case((ReviewTask.answers_needed > 1, 1), else_=0)),
-            func.sum(ReviewTask.answers),
-        )
-        .where(ReviewTask.project_id == project.id)
-        .group_by(ReviewTask.queue)
-    ).all()
-    return {
-        queue: {
-            "open": int(o or 0),
-            "done": int(d or 0),
-            "leased": int(le or 0),
-            "overlap": int(ov or 0),
-            "answers": int(a or 0),
-        }
-        for queue, o, d, le, ov, a in rows
-    }
-
-
 def queue_counts(project: ProjectScope) -> dict[str, dict[str, int]]:
     """Open, done, leased and overlap tasks and answers per queue."""
     with project.store.session() as session:
-        return _queue_counts(session, project)
+        return store.task_counts(session, project.id, common.now())
 
 
 def _annotator_rows(session: Session, project: ProjectScope) -> list[dict[str, Any]]:
-    live = and_(Annotation.project_id == project.id, Annotation.undone.is_(False))
-    answered = Annotation.action != Action.SKIP
-    gold = and_(Item.split == GOLD, answered)
-    since = common.now() - timedelta(hours=1)
-    rows = session.execute(
-        select(
-            Annotator.name,
-            Annotator.role,
-            func.sum(case((answered, 1), else_=0)),
-            func.sum(case((Annotation.action == Action.SKIP, 1), else_=0)),
-            func.avg(Annotation.time_spent_s),
-            func.sum(case((gold, 1), else_=0)),
-            func.sum(case((and_(gold, Annotation.label == Item.gold_label), 1), else_=0)),
-            func.sum(case((and_(answered, Annotation.created_at >= since), 1), else_=0)),
-        )
-        .join(Annotation, and_(Annotation.annotator_id == Annotator.id, live))
-        .join(Item, Item.id == Annotation.item_id)
-        .where(Annotator.project_id == project.id)
-        .group_by(Annotator.id, Annotator.name, Annotator.role)
-        .order_by(Annotator.name)
-    ).all()
+    rows = store.annotator_work(session, project.id, common.now() - timedelta(hours=1))
     return [
         {
             "name": name,
@@ -137,32 +81,11 @@ def _annotator_rows(session: Session, project: ProjectScope) -> list[dict[str, A
 
 def _auto_accuracy(session: Session, project: ProjectScope) -> dict[str, Any]:
     """How often auto-accepted labels are right: from audits, and from gold above threshold."""
-    audits = session.execute(
-        select(
-            func.count(),
-            func.sum(case((Annotation.label == Annotation.suggested_label, 1), else_=0)),
-        ).where(
-            Annotation.project_id == project.id,
-            Annotation.queue == Queue.AUDIT,
-            Annotation.undone.is_(False),
-            Annotation.action != Action.SKIP,
-        )
-    ).one()
-    confidence = func.coalesce(Item.calibrated_confidence, Item.confidence)
-    gold = session.execute(
-        select(
-            func.count(),
-            func.sum(case((Item.llm_label == Item.gold_label, 1), else_=0)),
-        ).where(
-            Item.project_id == project.id,
-            Item.split == GOLD,
-            Item.llm_label.is_not(None),
-            confidence >= project.threshold,
-        )
-    ).one()
+    audits = store.audit_agreement(session, project.id)
+    gold = store.gold_above_threshold(session, project.id, project.threshold)
 
-    def share(n: Any, k: Any) -> dict[str, Any]:
-        return {"n": int(n or 0), "accuracy": (int(k or 0) / int(n)) if n else None}
+    def share(n: int, k: int) -> dict[str, Any]:
+        return {"n": n, "accuracy": k / n if n else None}
 
     return {"audit": share(*audits), "gold_above_threshold": share(*gold)}
 
@@ -173,27 +96,7 @@ def _agreement(
     """Agreement among people on items answered by at least two of them."""
     from ..agreement import agreement_report  # SciPy: loaded when a dashboard is asked for
 
-    live = and_(
-        Annotation.project_id == project.id,
-        Annotation.undone.is_(False),
-        Annotation.label.is_not(None),
-        Annotation.annotator_id.is_not(None),
-    )
-    shared = (
-        select(Annotation.item_id)
-        .where(live)
-        .group_by(Annotation.item_id)
-        .having(func.count(func.distinct(Annotation.annotator_id)) >= 2)
-        .order_by(Annotation.item_id.desc())
-        .limit(max_items)
-        .subquery()
-    )
-    rows = session.execute(
-        select(Annotator.name, Annotation.item_id, Annotation.label)
-        .join(Annotator, Annotator.id == Annotation.annotator_id)
-        .where(live, Annotation.item_id.in_(select(shared.c.item_id)))
-        .order_by(Annotation.id)
-    ).all()
+    rows = store.shared_answers(session, project.id, max_items)
     if not rows:
         return None
     raters = sorted({name for name, _, _ in rows})
@@ -221,7 +124,7 @@ def dashboard(project: ProjectScope) -> dict[str, Any]:
     """Progress, review rate, auto-accepted accuracy, agreement, per-annotator work, plots."""
     stats = project.stats()
     with project.store.session() as session:
-        queues = _queue_counts(session, project)
+        queues = store.task_counts(session, project.id, common.now())
         annotators = _annotator_rows(session, project)
         accuracy = _auto_accuracy(session, project)
         agreement = _agreement(session, project)

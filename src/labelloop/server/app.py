@@ -15,7 +15,7 @@ from .. import __version__ as version
 from ..errors import InputError, LabelloopError
 from ..project import Project
 from ..review import ConflictError, ForbiddenError, NotFoundError
-from . import api, pages
+from . import adjudication, api, pages
 from .auth import LoginRequired, api_principal
 from .inbound import ErrorResponse, guard
 from .ml_backend import router as ml_backend_router
@@ -77,7 +77,9 @@ def create_app(
         return app.openapi()
 
     app.include_router(api.router)
+    app.include_router(adjudication.router)
     app.include_router(pages.router)
+    app.include_router(adjudication.pages)
     app.include_router(ml_backend_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -1,8 +1,9 @@
 """Who is calling: API tokens (Bearer) for scripts, session cookies (with CSRF) for browsers.
 
-Roles: `annotator` (the review routes, own work), `admin` (also the admin routes, pages and the
-Label Studio routes), `service` (a machine caller with tokens only: the Label Studio routes,
-`/api/v1/me` and the OpenAPI document; no pages, no review). Disabled accounts, revoked and
+Roles: `annotator` (the review routes, own work), `reviewer` (also the adjudication routes and
+page), `admin` (also the admin routes, pages and the Label Studio routes), `service` (a machine
+caller with tokens only: the Label Studio routes, `/api/v1/me` and the OpenAPI document; no
+pages, no review). Disabled accounts, revoked and
 expired tokens and ended sessions are refused with 401.
 """
 
@@ -109,6 +110,12 @@ async def admin_principal(who: Annotated[Principal, Depends(api_principal)]) -> 
     return who
 
 
+async def reviewer_principal(who: Annotated[Principal, Depends(api_principal)]) -> Principal:
+    if not who.is_reviewer:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "reviewers and admins only")
+    return who
+
+
 def page_principal(request: Request) -> Principal:
     """The person behind a page request; without a session, a redirect to the login page.
 
@@ -124,6 +131,7 @@ def page_principal(request: Request) -> Principal:
 AnyUser = Annotated[Principal, Depends(api_principal)]
 CurrentUser = Annotated[Principal, Depends(person_principal)]
 AdminUser = Annotated[Principal, Depends(admin_principal)]
+ReviewerUser = Annotated[Principal, Depends(reviewer_principal)]
 PageUser = Annotated[Principal, Depends(page_principal)]
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import quote
 
 from ..errors import InputError
@@ -24,19 +24,46 @@ from ..vocabulary import LABELING_ACTIONS, Action, ItemState, Queue, Split
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from sqlalchemy import Engine
-    from sqlalchemy.orm import Session
+    from sqlalchemy import Connection as Connection
+    from sqlalchemy import CursorResult, Engine, Result, Row
+    from sqlalchemy.orm import Session as Session
+
+    #: A row of any columns as the store's queries return it (columns by name or position).
+    Record: TypeAlias = Row[*tuple[Any, ...]]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0010_consensus"
+HEAD_REVISION = "0011_adjudication"
 
 #: A project folder's settings file, its default SQLite store, and the variable naming another.
 CONFIG_FILE = "labelloop.json"
 DEFAULT_DB_FILE = "labelloop.db"
 ENV_DB = "LABELLOOP_DB"
+
+
+def __getattr__(name: str) -> Any:
+    """SQLAlchemy's unit-of-work and row types, imported when first asked for (the lean read
+    path needs none of them)."""
+    if name == "Connection":
+        from sqlalchemy import Connection
+
+        return Connection
+    if name == "Session":
+        from sqlalchemy.orm import Session
+
+        return Session
+    if name == "Record":
+        from sqlalchemy import Row
+
+        return Row[*tuple[Any, ...]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE touched (run through an ORM session or a connection)."""
+    return cast("CursorResult[Any]", result).rowcount or 0
 
 
 def sqlite_url(path: Path) -> str:
@@ -281,12 +308,18 @@ def _current_sqlite(url: str) -> sqlite3.Connection | None:
     return connection
 
 
+def project_id_named(reader: Reader, name: str | None) -> int | None:
+    """The id of the store's project of that name (a store may hold several), or None."""
+    found = reader.rows("SELECT id FROM projects WHERE name = :name", name=name)
+    return int(found[0][0]) if found else None
+
+
 def find_project_id(reader: Reader, name: str | None) -> int:
     """The id of the project called `name` in the store; bad input when there is none."""
-    found = reader.rows("SELECT id FROM projects WHERE name = :name", name=name)
-    if not found:
+    found = project_id_named(reader, name)
+    if found is None:
         raise InputError(f"the database has no project named {name!r}")
-    return int(found[0][0])
+    return found
 
 
 def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from .bulk import bulk_insert
 from .db import Store
-from .models import Embedding, table_of
+from .items import ItemRows
+from .models import HUMAN_LABELED, POOL, Embedding, Item, table_of
 
 READ_CHUNK = 5_000  # ids per IN list
 
@@ -55,3 +56,26 @@ def save_vectors(
         ]
         bulk_insert(session, table_of(Embedding), rows)
     return len(rows)
+
+
+def items_without_vector(project_id: int, model: str) -> ItemRows:
+    """(id, text) of the project's items with no vector under `model` yet: what embedding
+    still has to do (a resumed run skips what an interrupted one stored)."""
+    has_vector = (
+        select(Embedding.id).where(Embedding.item_id == Item.id, Embedding.model == model).exists()
+    )
+    query = select(Item.id, Item.text).where(Item.project_id == project_id, ~has_vector)
+    return ItemRows(query.order_by(Item.id), Item.id)
+
+
+def item_vectors(project_id: int, model: str, *, unlabeled_pool: bool = False) -> ItemRows:
+    """(item_id, vector bytes) stored under `model` for the project's items (items without one
+    are left out); with `unlabeled_pool`, only pool items without a human label."""
+    query = (
+        select(Embedding.item_id, Embedding.vector)
+        .join(Item, Item.id == Embedding.item_id)
+        .where(Item.project_id == project_id, Embedding.model == model)
+    )
+    if unlabeled_pool:
+        query = query.where(Item.split == POOL, Item.state != HUMAN_LABELED)
+    return ItemRows(query.order_by(Embedding.item_id), Embedding.item_id)

@@ -311,3 +311,48 @@ class Embedding(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     model: Mapped[str] = mapped_column(String(200))
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Adjudication(Base):
+    """A reviewer's decision on an item: the final label, with a note.
+
+    The newest live decision of an item is its final label (source `adjudicated`) whatever its
+    answers say; undoing it marks it undone, and the item's label is recomputed from what is
+    left. The label the item had before is kept, so that the decision's record says what it
+    replaced.
+    """
+
+    __tablename__ = "adjudications"
+    __table_args__ = (Index("ix_adjudications_item", "item_id", "undone"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotators.id", ondelete="SET NULL"), nullable=True
+    )
+    label: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why the item was in the queue when decided (disagreement, rejected, flagged), comma-joined.
+    reasons: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemFlag(Base):
+    """An annotator's request that a reviewer look at an item (unclear, guideline gap...)."""
+
+    __tablename__ = "item_flags"
+    __table_args__ = (Index("ix_item_flags_item", "item_id", "cleared"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotators.id", ondelete="SET NULL"), nullable=True
+    )
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cleared: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
 from .. import review
 from ..agreement import agreement_report, find_label_issues
 from ..errors import NotReadyError
-from ..store import GOLD, Annotation, Annotator, Item, Prediction
-from ..vocabulary import LABELING_ACTIONS, Queue
+from ..store import items as stored_items
+from ..store import predictions
+from ..vocabulary import Queue
 from .consensus import annotator_quality
 from .learn import STUDENT
 
@@ -28,34 +28,14 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
     are trained on the people's labels.
     """
     ratings: dict[str, dict[int, str | None]] = {}  # labels: NOT NULL by the queries
-    with project.store.session() as session:
-        names: dict[int | None, str] = dict(
-            session.execute(
-                select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
-            ).all()
-        )
-        for annotator_id, item_id, label in session.execute(
-            select(Annotation.annotator_id, Annotation.item_id, Annotation.label)
-            .where(
-                Annotation.project_id == project.id,
-                Annotation.undone.is_(False),
-                Annotation.action.in_(LABELING_ACTIONS),
-                Annotation.label.is_not(None),
-            )
-            .order_by(Annotation.id)
-        ):
-            rater = f"human:{names.get(annotator_id, 'unknown')}"
-            ratings.setdefault(rater, {})[item_id] = label
-        for model, version, item_id, label in session.execute(
-            select(
-                Prediction.model, Prediction.prompt_version, Prediction.item_id, Prediction.label
-            ).where(
-                Prediction.project_id == project.id,
-                Prediction.label.is_not(None),
-                Prediction.model.not_in((STUDENT, "ensemble")),
-            )
-        ):
-            ratings.setdefault(f"llm:{model}@{version}", {})[item_id] = label
+    names = stored_items.annotator_names(project.store, project.id)
+    for annotator_id, item_id, label in stored_items.labeling_answers(project.store, project.id):
+        name = names.get(annotator_id, "unknown") if annotator_id is not None else "unknown"
+        rater = f"human:{name}"
+        ratings.setdefault(rater, {})[item_id] = label
+    answers = predictions.labeler_answers(project.store, project.id, (STUDENT, "ensemble"))
+    for model, version, item_id, label in answers:
+        ratings.setdefault(f"llm:{model}@{version}", {})[item_id] = label
     counts: dict[int, int] = {}
     for by_item in ratings.values():
         for item_id in by_item:
@@ -75,17 +55,8 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) ->
             "agreement needs at least two raters on the same items (annotators' answers or "
             "LLM predictions); found " + (", ".join(raters) or "none")
         )
-    with project.store.session() as session:
-        gold_of = dict(
-            session.execute(
-                select(Item.id, Item.gold_label).where(
-                    Item.project_id == project.id, Item.split == GOLD
-                )
-            ).all()
-        )
-        uids = dict(
-            session.execute(select(Item.id, Item.uid).where(Item.project_id == project.id)).all()
-        )
+    gold_of = stored_items.gold_labels(project.store, project.id)
+    uids = stored_items.uids_of(project.store, project.id)
     gold = [gold_of.get(item_id) for item_id in items] if gold_of else None
     report = agreement_report(
         matrix, project.labels, raters, n_boot=n_boot, random_state=random_state, gold=gold
@@ -104,17 +75,7 @@ def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> dict
     items it was trained on and out-of-sample for the others.
     """
     labels = project.labels
-    with project.store.session() as session:
-        rows = session.execute(
-            select(Item.id, Item.uid, Item.final_label, Prediction.probs)
-            .join(Prediction, Prediction.item_id == Item.id)
-            .where(
-                Item.project_id == project.id,
-                Item.final_label.is_not(None),
-                Prediction.model == STUDENT,
-            )
-            .order_by(Item.id)
-        ).all()
+    rows = predictions.model_probs_on_labeled(project.store, project.id, STUDENT)
     if not rows:
         raise NotReadyError("no student predictions yet; run `labelloop learn` first")
     given = np.array([labels.index(r.final_label) for r in rows])

@@ -11,17 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select, update
 
 from ..calibration import calibrate_report, calibrator_from_dict, plots
 from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorScaling
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
-from ..store import GOLD, Calibration, Item, Prediction
+from ..store import Calibration, Session, predictions
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from ..project import Project
 
 MIN_GOLD = 10
@@ -66,22 +63,7 @@ def score_matrix(
 
 def _gold_rows(project: Project, model: str, version: str) -> list[Any]:
     excluded = set(project.settings.get("few_shot_item_ids") or [])
-    with project.store.session() as session:
-        rows = session.execute(
-            select(
-                Item.id, Item.gold_label, Prediction.label, Prediction.probs, Prediction.confidence
-            )
-            .join(Prediction, Prediction.item_id == Item.id)
-            .where(
-                Item.project_id == project.id,
-                Item.split == GOLD,
-                Prediction.model == model,
-                Prediction.prompt_version == version,
-                Prediction.label.is_not(None),
-                Prediction.confidence.is_not(None),
-            )
-            .order_by(Item.id)
-        ).all()
+    rows = predictions.gold_answers(project.store, project.id, model, version)
     # Items shown to the model as few-shot examples would flatter it.
     return [row for row in rows if row.id not in excluded]
 
@@ -164,30 +146,17 @@ def calibrate(
     )
     state = calibrator.to_dict()
     scores_kind = "probabilities" if matrix is not None else "confidence"
-    with project.store.session() as session:
-        session.execute(
-            update(Calibration)
-            .where(
-                Calibration.project_id == project.id,
-                Calibration.model == model,
-                Calibration.prompt_version == version,
-            )
-            .values(active=False)
-        )
-        stored = Calibration(
-            project_id=project.id,
-            model=model,
-            prompt_version=version,
-            method=report["method"],
-            calibrator={**state, "scores": scores_kind},
-            threshold=float(report["threshold"]),
-            label_thresholds=report.get("per_label_thresholds") if per_label else None,
-            report=report,
-            active=True,
-        )
-        session.add(stored)
-        session.flush()
-        session.expunge(stored)
+    stored = predictions.save_calibration(
+        project.store,
+        project.id,
+        model,
+        version,
+        method=report["method"],
+        calibrator={**state, "scores": scores_kind},
+        threshold=float(report["threshold"]),
+        label_thresholds=report.get("per_label_thresholds") if per_label else None,
+        report=report,
+    )
     applied = apply_calibration(project, model, version)
     project.update_settings(
         threshold=float(report["threshold"]),
@@ -225,17 +194,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def active_calibration(project: Project, model: str, version: str) -> Calibration | None:
-    with project.store.session() as session:
-        return session.scalar(
-            select(Calibration)
-            .where(
-                Calibration.project_id == project.id,
-                Calibration.model == model,
-                Calibration.prompt_version == version,
-                Calibration.active.is_(True),
-            )
-            .order_by(Calibration.id.desc())
-        )
+    """The calibration in force for a (model, prompt version) key of the project, or None."""
+    return predictions.active_calibration(project.store, project.id, model, version)
 
 
 def apply_calibration(project: Project, model: str, version: str) -> int:
@@ -243,18 +203,9 @@ def apply_calibration(project: Project, model: str, version: str) -> int:
     calibration = active_calibration(project, model, version)
     if calibration is None:
         return 0
-    query = (
-        select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence)
-        .where(
-            Prediction.project_id == project.id,
-            Prediction.model == model,
-            Prediction.prompt_version == version,
-        )
-        .order_by(Prediction.id)
-    )
     count = 0
     with project.store.session() as session:
-        rows = session.execute(query).all()
+        rows = predictions.to_calibrate(session, project.id, model, version)
         for start in range(0, len(rows), APPLY_BATCH):
             count += write_calibrated(
                 session, rows[start : start + APPLY_BATCH], project.labels, calibration
@@ -271,8 +222,8 @@ def write_calibrated(
     calibrator = calibrator_from_dict(calibration.calibrator)
     use_matrix = calibration.calibrator.get("scores") == "probabilities"
     values = _calibrated(rows, labels, calibrator, use_matrix)
-    session.execute(
-        update(Prediction),
+    predictions.write_calibrated(
+        session,
         [
             {
                 "id": row.id,

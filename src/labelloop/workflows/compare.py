@@ -14,12 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
 
 from ..calibration import CALIBRATORS, calibrate_report
 from ..calibration.report import gold_accuracy_interval
 from ..errors import InputError
-from ..store import GOLD, Item, Prediction
+from ..store import predictions
 from .calibrate import MIN_GOLD, _gold_rows, score_matrix
 
 if TYPE_CHECKING:
@@ -28,42 +27,10 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = 0.95
 
 
-def _answered_gold(project: Project) -> list[tuple[str, str]]:
-    """(model, prompt version) keys with at least one answer on a gold item, oldest first."""
-    with project.store.session() as session:
-        rows = session.execute(
-            select(Prediction.model, Prediction.prompt_version, func.min(Prediction.id))
-            .join(Item, Item.id == Prediction.item_id)
-            .where(
-                Prediction.project_id == project.id,
-                Item.split == GOLD,
-                Prediction.label.is_not(None),
-            )
-            .group_by(Prediction.model, Prediction.prompt_version)
-            .order_by(func.min(Prediction.id))
-        ).all()
-    return [(model, version) for model, version, _ in rows]
-
-
 def _usage(project: Project, model: str, version: str) -> dict[str, Any]:
     """Cost and speed over every answer of one key (gold and pool)."""
-    with project.store.session() as session:
-        row = session.execute(
-            select(
-                func.count(),
-                func.count(Prediction.error),
-                func.coalesce(func.sum(Prediction.tokens_in + Prediction.tokens_out), 0),
-                func.coalesce(func.sum(Prediction.cost_usd), 0.0),
-                func.avg(Prediction.latency_s),
-                func.min(Prediction.created_at),
-                func.max(Prediction.created_at),
-            ).where(
-                Prediction.project_id == project.id,
-                Prediction.model == model,
-                Prediction.prompt_version == version,
-            )
-        ).one()
-    n, failed, tokens, cost, latency, first, last = row
+    usage = predictions.key_usage(project.store, project.id, model, version)
+    n, failed, tokens, cost, latency, first, last = usage
     span = (last - first).total_seconds() if n > 1 and first and last else 0.0
     return {
         "answers": n,
@@ -136,7 +103,7 @@ def compare(
         raise InputError(f"unknown calibration method {method!r}; choose one of {choices}")
     active = project.active_predictor()
     labelers = []
-    for model, version in _answered_gold(project):
+    for model, version in predictions.keys_answering_gold(project.store, project.id):
         labelers.append(
             {
                 "model": model,

@@ -13,29 +13,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
-
 from .. import routing
 from ..data.formats import EXPORTERS, IMPORTERS, format_names
 from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
 from ..review import MAX_LABELSTUDIO_USER, user_name_problem
-from ..store import (
-    GOLD,
-    HUMAN_LABELED,
-    POOL,
-    STATES,
-    Annotation,
-    Annotator,
-    Calibration,
-    Item,
-    Prediction,
-    ProjectRow,
-)
+from ..store import GOLD, HUMAN_LABELED, POOL, STATES, ProjectRow, Session, predictions
+from ..store import exchange as rows
+from ..store import items as stored_items
 from ..store.models import UNRESOLVED, utcnow
-from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, LabelSource, Role
+from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, LabelSource
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -171,23 +159,14 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         _add_annotations(session, project.id, items, ids, names, counts)
         session.flush()
         for start in range(0, len(items), CHUNK):
-            _settle(session, items[start : start + CHUNK], ids, active_key)
+            _settle(session, project.id, items[start : start + CHUNK], ids, active_key)
     return dict(counts)
 
 
 def _ensure_items(
     session: Session, project_id: int, items: list[ItemIn], counts: Counter
 ) -> dict[str, int]:
-    uids = [item.uid for item in items]
-    found: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(uids), CHUNK):
-        chunk = uids[start : start + CHUNK]
-        for uid, item_id, digest in session.execute(
-            select(Item.uid, Item.id, Item.text_hash).where(
-                Item.project_id == project_id, Item.uid.in_(chunk)
-            )
-        ):
-            found[uid] = (item_id, digest)
+    found = rows.items_by_uid(session, project_id, [item.uid for item in items])
     new = []
     for item in items:
         digest = text_hash(item.text)
@@ -215,11 +194,7 @@ def _ensure_items(
             }
         )
     ids = {uid: pair[0] for uid, pair in found.items()}
-    for start in range(0, len(new), CHUNK):
-        inserted = session.execute(
-            insert(Item).returning(Item.uid, Item.id), new[start : start + CHUNK]
-        )
-        ids.update({uid: item_id for uid, item_id in inserted})
+    ids.update(rows.insert_items(session, new))
     counts["added"] += len(new)
     return ids
 
@@ -227,26 +202,17 @@ def _ensure_items(
 def _add_predictions(
     session: Session, project_id: int, items: list[ItemIn], ids: dict[str, int], counts: Counter
 ) -> None:
-    item_ids = list(ids.values())
-    done: set[tuple[int, str, str]] = set()
-    for start in range(0, len(item_ids), CHUNK):
-        done.update(
-            session.execute(
-                select(Prediction.item_id, Prediction.model, Prediction.prompt_version).where(
-                    Prediction.item_id.in_(item_ids[start : start + CHUNK])
-                )
-            )
-        )
-    rows: list[dict[str, Any]] = []
+    done = rows.prediction_keys(session, list(ids.values()))
+    new: list[dict[str, Any]] = []
     for item in items:
         for p in item.predictions:
             key = (ids[item.uid], p.model, p.prompt_version)
             if key in done:
                 continue
             done.add(key)
-            rows.append(_prediction_row(project_id, key[0], p))
-    _insert(session, Prediction, rows)
-    counts["predictions"] += len(rows)
+            new.append(_prediction_row(project_id, key[0], p))
+    rows.insert_predictions(session, new)
+    counts["predictions"] += len(new)
 
 
 def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str, Any]:
@@ -265,27 +231,9 @@ def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str,
     }
 
 
-def _insert(session: Session, table: type, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        session.execute(insert(table), rows[start : start + CHUNK])
-
-
 def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[str, int]:
     wanted = {a.annotator for item in items for a in item.annotations if a.annotator}
-    names = {
-        name: annotator_id
-        for name, annotator_id in session.execute(
-            select(Annotator.name, Annotator.id).where(
-                Annotator.project_id == project_id, Annotator.name.in_(sorted(wanted))
-            )
-        )
-    }
-    for name in sorted(wanted - set(names)):
-        row = Annotator(project_id=project_id, name=name, role=Role.ANNOTATOR)
-        session.add(row)
-        session.flush()
-        names[name] = row.id
-    return names
+    return rows.ensure_annotators(session, project_id, wanted)
 
 
 def _add_annotations(
@@ -296,22 +244,11 @@ def _add_annotations(
     names: dict[str, int],
     counts: Counter,
 ) -> None:
-    item_ids = list(ids.values())
-    seen: set[tuple] = set()
-    for start in range(0, len(item_ids), CHUNK):
-        for row in session.execute(
-            select(
-                Annotation.item_id,
-                Annotation.source,
-                Annotation.external_id,
-                Annotation.annotator_id,
-                Annotation.action,
-                Annotation.label,
-                Annotation.created_at,
-            ).where(Annotation.item_id.in_(item_ids[start : start + CHUNK]))
-        ):
-            seen.add(_answer_key(row.item_id, row.source, row.external_id, row[3:]))
-    rows: list[dict[str, Any]] = []
+    seen = {
+        _answer_key(row.item_id, row.source, row.external_id, tuple(row[3:]))
+        for row in rows.answers_on(session, list(ids.values()))
+    }
+    new: list[dict[str, Any]] = []
     for item in items:
         item_id = ids[item.uid]
         for a in item.annotations:
@@ -322,9 +259,9 @@ def _add_annotations(
             if key in seen:
                 continue
             seen.add(key)
-            rows.append(_annotation_row(project_id, item_id, a, names))
-    _insert(session, Annotation, rows)
-    counts["annotations"] += len(rows)
+            new.append(_annotation_row(project_id, item_id, a, names))
+    rows.insert_answers(session, new)
+    counts["annotations"] += len(new)
 
 
 def _answer_key(item_id: int, source: str, external_id: str | None, rest: tuple) -> tuple:
@@ -355,48 +292,20 @@ def _annotation_row(
 
 
 def _settle(
-    session: Session, items: list[ItemIn], ids: dict[str, int], active: tuple[str, str] | None
+    session: Session,
+    project_id: int,
+    items: list[ItemIn],
+    ids: dict[str, int],
+    active: tuple[str, str] | None,
 ) -> None:
     """Point items at the active predictor's prediction and set their final labels: as
     recorded in the file when it says, else from people's answers."""
     chunk = [ids[item.uid] for item in items]
-    splits = dict(session.execute(select(Item.id, Item.split).where(Item.id.in_(chunk))).all())
+    splits = stored_items.splits_of(session, chunk)
     if active is not None:
-        shown = [
-            {
-                "id": p.item_id,
-                "prediction_id": p.id,
-                "llm_label": p.calibrated_label or p.label,
-                "confidence": p.confidence,
-                "calibrated_confidence": p.calibrated_confidence,
-            }
-            for p in session.execute(
-                select(
-                    Prediction.id,
-                    Prediction.item_id,
-                    Prediction.label,
-                    Prediction.calibrated_label,
-                    Prediction.confidence,
-                    Prediction.calibrated_confidence,
-                ).where(
-                    Prediction.item_id.in_(chunk),
-                    Prediction.model == active[0],
-                    Prediction.prompt_version == active[1],
-                )
-            )
-        ]
-        if shown:
-            session.execute(update(Item), shown)
+        predictions.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
-    for a in session.execute(
-        select(
-            Annotation.id,
-            Annotation.item_id,
-            Annotation.annotator_id,
-            Annotation.label,
-            Annotation.action,
-        ).where(Annotation.item_id.in_(chunk), Annotation.undone.is_(False))
-    ):
+    for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
     finals = []
     for item in items:
@@ -417,8 +326,7 @@ def _settle(
                 "label_posterior": final[3],
             }
         )
-    if finals:
-        session.execute(update(Item), finals)
+    stored_items.set_final_labels(session, finals)
 
 
 # ----------------------------------------------------------------------------- Label Studio
@@ -442,30 +350,15 @@ def ensure_tasks(
             raise where.error(f"no text in data.{config.data_key}", f"data.{config.data_key}")
         meta = {"labelstudio_task": task.get("id")} if task.get("id") is not None else None
         items.append(ItemIn(uid=task_uid(task, id_key), text=text, where=where, meta=meta))
-    known = _known(project, [item.uid for item in items])
+    known = stored_items.known_uids(project.store, project.id, [item.uid for item in items])
     missing = [item for item in items if item.uid not in known]
     if missing:
         ingest(project, missing)
     return [item.uid for item in items]
 
 
-def _known(project: Project, uids: Sequence[str]) -> set[str]:
-    with project.store.session() as session:
-        return set(
-            session.scalars(
-                select(Item.uid).where(Item.project_id == project.id, Item.uid.in_(list(uids)))
-            )
-        )
-
-
 def item_predictions(project: Project, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """uid → the active prediction shown for the item (label, confidences, item id)."""
-    with project.store.session() as session:
-        rows = session.execute(
-            select(
-                Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
-            ).where(Item.project_id == project.id, Item.uid.in_(list(uids)))
-        ).all()
     return {
         r.uid: {
             "item_id": r.id,
@@ -473,7 +366,7 @@ def item_predictions(project: Project, uids: Sequence[str]) -> dict[str, dict[st
             "confidence": r.confidence,
             "calibrated_confidence": r.calibrated_confidence,
         }
-        for r in rows
+        for r in predictions.shown_by_uid(project.store, project.id, uids)
     }
 
 
@@ -484,14 +377,9 @@ def _examples(project: Project) -> list[tuple[str, str]]:
     chosen = project.settings.get("few_shot_item_ids")
     if chosen is None:
         return [(text, label) for _, text, label in few_shot_examples(project)]
-    with project.store.session() as session:
-        found = {
-            r.id: (r.text, r.final_label)
-            for r in session.execute(
-                select(Item.id, Item.text, Item.final_label).where(Item.id.in_(chosen))
-            )
-        }
-    return [found[i] for i in chosen if i in found and found[i][1] is not None]
+    found = stored_items.texts_and_labels(project.store, chosen)
+    shown = [found[i] for i in chosen if i in found]
+    return [(text, label) for text, label in shown if label is not None]
 
 
 def labeler_key(project: Project, labeler: Any) -> tuple[Any, str, str]:
@@ -511,24 +399,15 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
     task, model, version = labeler_key(project, labeler)
     if project.active_predictor() is None:
         project.set_active_predictor(model, version)
-    with project.store.session() as session:
-        texts = dict(session.execute(select(Item.id, Item.text).where(Item.id.in_(item_ids))).all())
+    texts = stored_items.texts_of(project.store, item_ids)
     ids = [i for i in item_ids if i in texts]
     results = list(labeler.label_stream([texts[i] for i in ids], task))
     saved = project.save_predictions(model, version, [(ids[index], r) for index, r in results])
     calibration = active_calibration(project, model, version)
     if calibration is not None:
         with project.store.session() as session:
-            rows = session.execute(
-                select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence)
-                .where(
-                    Prediction.item_id.in_(ids),
-                    Prediction.model == model,
-                    Prediction.prompt_version == version,
-                )
-                .order_by(Prediction.id)
-            ).all()
-            write_calibrated(session, rows, project.labels, calibration)
+            found = predictions.to_calibrate(session, project.id, model, version, ids)
+            write_calibrated(session, found, project.labels, calibration)
     project.refresh_item_predictions(ids)
     return saved
 
@@ -539,30 +418,15 @@ def labeler_predictions(
     """item id → the labeler's stored answer for it (calibrated label and confidences), for
     the items it has answered under its current key. A failed answer has label None."""
     _, model, version = labeler_key(project, labeler)
-    found: dict[int, dict[str, Any]] = {}
-    with project.store.session() as session:
-        for start in range(0, len(item_ids), CHUNK):
-            rows = session.execute(
-                select(
-                    Prediction.item_id,
-                    func.coalesce(Prediction.calibrated_label, Prediction.label).label("label"),
-                    Prediction.confidence,
-                    Prediction.calibrated_confidence,
-                ).where(
-                    Prediction.project_id == project.id,
-                    Prediction.model == model,
-                    Prediction.prompt_version == version,
-                    Prediction.item_id.in_(list(item_ids[start : start + CHUNK])),
-                )
-            )
-            for r in rows:
-                found[r.item_id] = {
-                    "item_id": r.item_id,
-                    "label": r.label,
-                    "confidence": r.confidence,
-                    "calibrated_confidence": r.calibrated_confidence,
-                }
-    return found
+    return {
+        r.item_id: {
+            "item_id": r.item_id,
+            "label": r.label,
+            "confidence": r.confidence,
+            "calibrated_confidence": r.calibrated_confidence,
+        }
+        for r in predictions.key_answers(project.store, project.id, model, version, item_ids)
+    }
 
 
 def model_version(project: Project, labeler: Any = None) -> str:
@@ -573,15 +437,7 @@ def model_version(project: Project, labeler: Any = None) -> str:
     active = project.active_predictor()
     if active is None:
         return f"labelloop:{labeler.model_id}" if labeler is not None else "labelloop"
-    with project.store.session() as session:
-        calibration = session.scalar(
-            select(func.max(Calibration.id)).where(
-                Calibration.project_id == project.id,
-                Calibration.model == active[0],
-                Calibration.prompt_version == active[1],
-                Calibration.active.is_(True),
-            )
-        )
+    calibration = predictions.active_calibration_id(project.store, project.id, *active)
     suffix = f"+cal{calibration}" if calibration is not None else ""
     return f"labelloop:{active[0]}@{active[1]}{suffix}"
 
@@ -643,17 +499,7 @@ def labelstudio_predictions(
 
 
 def _annotation_ids(project: Project, external_ids: Sequence[str | None]) -> list[int]:
-    with project.store.session() as session:
-        return list(
-            session.scalars(
-                select(Annotation.id).where(
-                    Annotation.project_id == project.id,
-                    Annotation.source == "labelstudio",
-                    Annotation.external_id.in_(list(external_ids)),
-                    Annotation.undone.is_(False),
-                )
-            )
-        )
+    return rows.labelstudio_answer_ids(project.store, project.id, external_ids)
 
 
 EVENTS_THAT_TEACH = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
@@ -674,12 +520,7 @@ def labelstudio_annotator(project: Project, annotation: dict[str, Any]) -> int:
         return project.annotator_id("labelstudio")
     if isinstance(who, bool) or not isinstance(who, int) or not 0 <= who <= MAX_LABELSTUDIO_USER:
         raise InputError("annotation.completed_by must be a Label Studio user id", value=who)
-    with project.store.session() as session:
-        linked = session.scalar(
-            select(Annotator.id).where(
-                Annotator.project_id == project.id, Annotator.labelstudio_user == who
-            )
-        )
+    linked = rows.labelstudio_account(project.store, project.id, who)
     return linked if linked is not None else project.annotator_id(f"labelstudio:{who}")
 
 

@@ -15,14 +15,16 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
+from ..active.spreading import SpreadingModel, cross_fit_spread
 from ..active.students import cross_fit_splits
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
+from ..labelers.zero_shot import ZeroShotLabeler
 from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, Item, Prediction
 from ..store.bulk import bulk_insert
-from ..vocabulary import LabelSource
-from .embed import item_embeddings
+from ..vocabulary import PEOPLE_SOURCES
+from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 STUDENT, ENSEMBLE = "student", "ensemble"
 DERIVED = (STUDENT, ENSEMBLE)
+ZERO_SHOT, SPREAD = "zero-shot", "label-spreading"
 MIN_LABELS = 20
 EPS = 1e-6
 
@@ -77,7 +80,7 @@ def load_pool(project: Project) -> Pool:
     for i, row in enumerate(rows):
         if row.split == GOLD and row.gold_label in labels:
             y[i] = labels[row.gold_label]
-        elif row.state == HUMAN_LABELED and row.final_source == LabelSource.HUMAN:
+        elif row.state == HUMAN_LABELED and row.final_source in PEOPLE_SOURCES:
             y[i] = labels.get(row.final_label, -1)
     return Pool(
         ids=[row.id for row in rows],
@@ -117,6 +120,27 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
             if total > 0:
                 components[name][position[item_id]] = vector / total
     return components
+
+
+def pool_components(
+    project: Project,
+    X: np.ndarray,
+    y: np.ndarray,
+    trusted: np.ndarray,
+    embedder: Any,
+    n_splits: int,
+    random_state: int,
+) -> dict[str, np.ndarray]:
+    """Stack inputs computed from the embeddings of the whole pool, beside the LLMs': the
+    zero-shot labeler (label names, descriptions and guidelines; no label needed) and labels
+    spread over the pool's neighbour graph (out-of-fold for trusted items)."""
+    out: dict[str, np.ndarray] = {}
+    if not is_corpus_fitted(embedder):  # TF-IDF vectors of label names mean nothing
+        zero_shot = ZeroShotLabeler(project.label_task(), embedder)
+        out[f"{ZERO_SHOT}@{zero_shot.version}"] = zero_shot.predict_proba(X)
+    graph = SpreadingModel(X, trusted, random_state=random_state)
+    out[SPREAD] = cross_fit_spread(graph, y, trusted, len(project.labels), n_splits, random_state)
+    return out
 
 
 def stack(
@@ -192,6 +216,8 @@ def learn(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )
     components = llm_components(project, pool)
+    computed = pool_components(project, X, pool.y, trusted, embedder, n_splits, random_state)
+    components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
     metrics = {
         name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
@@ -239,7 +265,11 @@ def learn(
         lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
     )
 
-    candidates = {name: m for name, m in metrics.items() if m["log_loss"] is not None}
+    candidates = {
+        name: m
+        for name, m in metrics.items()
+        if m["log_loss"] is not None and name not in computed  # stored only inside the stack
+    }
     best = min(candidates, key=lambda name: candidates[name]["log_loss"])
     if best in (STUDENT, ENSEMBLE):
         project.set_active_predictor(best, version)

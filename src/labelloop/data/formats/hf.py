@@ -31,6 +31,7 @@ MORE_STRINGS = (
     "reasoning",
     "probs",
     "label_posterior",
+    "adjudication",
 )
 TIMES = ("predicted_at", "labeled_at")
 ANSWER_STRINGS = ("annotator", "label", "action", "suggested_label", "source", "external_id")
@@ -74,6 +75,7 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
         **row,
         "probs": _json(row.get("probs")),
         "label_posterior": _json(row.get("label_posterior")),
+        "adjudication": _json(row.get("adjudication")),
     }
     if "meta" in row:
         row["meta"] = _json(row["meta"])

@@ -209,7 +209,12 @@ def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
         "data": {
             config.data_key: row["text"],
             ID_KEY: row["id"],
-            PROVENANCE_KEY: {**state, "annotators": row.get("annotators"), "meta": row.get("meta")},
+            PROVENANCE_KEY: {
+                **state,
+                "annotators": row.get("annotators"),
+                "adjudication": row.get("adjudication"),
+                "meta": row.get("meta"),
+            },
         },
         "annotations": annotations,
         "predictions": [p for p in predictions if p is not None],

@@ -46,6 +46,10 @@ def task_from_row(row: dict[str, Any]) -> dict[str, Any]:
     meta = {"id": row["id"], **{k: row.get(k) for k in META_KEYS if row.get(k) is not None}}
     if row.get("calibrated_confidence") is not None:
         meta["score"] = row["calibrated_confidence"]
+    if row.get("adjudication"):  # shown in Prodigy's card: who settled the item, and why
+        meta["adjudicated_by"] = row["adjudication"]["reviewer"]
+        if row["adjudication"]["note"]:
+            meta["adjudication_note"] = row["adjudication"]["note"]
     task = {"text": row["text"], "label": label, "answer": answer, "meta": meta}
     if label is None:
         del task["label"]

@@ -14,9 +14,8 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from ...store import STATES, Annotation, Annotator, Item, Prediction
+from ...store import STATES, Annotation, Item, Prediction
+from ...store.exchange import provenance_pages
 from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
@@ -88,55 +87,52 @@ def iter_provenance_rows(
 ) -> Iterator[dict[str, Any]]:
     """Every item of the project, in id order, with the provenance of its label."""
     wanted = parse_include(include)
-    last_id = 0
-    while True:
-        with project.store.session() as session:
-            items = session.scalars(
-                select(Item)
-                .where(Item.project_id == project.id, Item.id > last_id)
-                .order_by(Item.id)
-                .limit(CHUNK)
-            ).all()
-            if not items:
-                return
-            ids = [item.id for item in items]
-            last_id = ids[-1]
-            active = {
-                p.id: p
-                for p in session.scalars(
-                    select(Prediction).where(
-                        Prediction.id.in_([i.prediction_id for i in items if i.prediction_id])
-                    )
-                )
-            }
-            answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            for annotation, name in session.execute(
-                select(Annotation, Annotator.name)
-                .outerjoin(Annotator, Annotator.id == Annotation.annotator_id)
-                .where(Annotation.item_id.in_(ids), Annotation.undone.is_(False))
-                .order_by(Annotation.id)
-            ):
-                answers[annotation.item_id].append(
-                    {
-                        "annotator": name,
-                        "label": annotation.label,
-                        "action": annotation.action,
-                        "suggested_label": annotation.suggested_label,
-                        "source": annotation.source,
-                        "external_id": annotation.external_id,
-                        "queue": annotation.queue,
-                        "time_spent_s": annotation.time_spent_s,
-                        "created_at": iso(annotation.created_at),
-                    }
-                )
-            every: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            if "predictions" in wanted:
-                for p in session.scalars(
-                    select(Prediction).where(Prediction.item_id.in_(ids)).order_by(Prediction.id)
-                ):
-                    every[p.item_id].append(_prediction_dict(p))
-            for item in items:
-                yield _row(item, active.get(item.prediction_id), answers[item.id], every, wanted)
+    pages = provenance_pages(
+        project.store, project.id, with_predictions="predictions" in wanted, size=CHUNK
+    )
+    for page in pages:
+        answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for annotation, name in page.answers:
+            answers[annotation.item_id].append(_answer_dict(annotation, name))
+        every: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for p in page.predictions:
+            every[p.item_id].append(_prediction_dict(p))
+        for item in page.items:
+            shown = page.shown.get(item.prediction_id) if item.prediction_id else None
+            row = _row(item, shown, answers[item.id], every, wanted)
+            decision = page.decisions.get(item.id)
+            row["adjudication"] = _decision_dict(decision) if decision is not None else None
+            if decision is not None and item.final_source == LabelSource.ADJUDICATED:
+                row["labeled_at"] = row["adjudication"]["decided_at"]
+            yield row
+
+
+def _answer_dict(annotation: Annotation, name: str | None) -> dict[str, Any]:
+    return {
+        "annotator": name,
+        "label": annotation.label,
+        "action": annotation.action,
+        "suggested_label": annotation.suggested_label,
+        "source": annotation.source,
+        "external_id": annotation.external_id,
+        "queue": annotation.queue,
+        "time_spent_s": annotation.time_spent_s,
+        "created_at": iso(annotation.created_at),
+    }
+
+
+def _decision_dict(decision: dict[str, Any]) -> dict[str, Any]:
+    """A reviewer's decision as exported: the label, who decided, the note, why the item was
+    queued, the label it replaced, and when."""
+    return {
+        "label": decision["label"],
+        "reviewer": decision["reviewer"],
+        "note": decision["note"],
+        "reasons": decision["reasons"].split(",") if decision["reasons"] else [],
+        "previous_label": decision["previous_label"],
+        "previous_source": decision["previous_source"],
+        "decided_at": iso(decision["created_at"]),
+    }
 
 
 def _row(
@@ -275,7 +271,9 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         raise where.error(f"unknown state; use one of {', '.join(STATES)}", "state", state)
     source = _optional_str(row, "label_source")
     if source is not None and source not in tuple(LabelSource):
-        raise where.error("label_source must be human, llm or empty", "label_source", source)
+        raise where.error(
+            "label_source must be human, adjudicated, llm or empty", "label_source", source
+        )
     predictions: list[PredictionIn] = []
     if _optional_str(row, "model") and _optional_str(row, "prompt_version"):
         predictions.append(_prediction_in(row, where, "model", active=True))

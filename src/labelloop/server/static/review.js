@@ -2,9 +2,6 @@
 // Item data is untrusted: it only ever reaches the page as text nodes (see showText).
 "use strict";
 (() => {
-  // Bidirectional controls (embeddings, overrides, isolates, marks) let a text reorder what the
-  // annotator reads relative to what is stored: each is shown as a marker instead of applied.
-  const BIDI_CONTROL = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
   let labels = [];
@@ -31,21 +28,7 @@
     return response;
   }
 
-  // Put untrusted text in an element: text nodes only, bidi controls as visible markers.
-  function showText(element, text) {
-    element.replaceChildren();
-    let start = 0;
-    for (const match of text.matchAll(BIDI_CONTROL)) {
-      const code = match[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
-      const marker = document.createElement("span");
-      marker.className = "bidi-control";
-      marker.title = "A bidirectional control character in the text, shown, not applied.";
-      marker.textContent = `⟨U+${code}⟩`;
-      element.append(text.slice(start, match.index), marker);
-      start = match.index + match[0].length;
-    }
-    element.append(text.slice(start));
-  }
+  const showText = window.labelloop.showText; // text nodes only (safe-text.js)
 
   function say(text, isError) {
     const message = $("message");
@@ -259,6 +242,17 @@
     }
   }
 
+  // Ask a reviewer to look at the item on screen; the item stays to be answered or skipped.
+  async function flag() {
+    if (!current) return;
+    try {
+      const response = await api("POST", `/api/v1/items/${current.id}/flag`, {});
+      say(response.ok ? "Flagged for a reviewer." : await detail(response), !response.ok);
+    } catch (error) {
+      say(error.message, true);
+    }
+  }
+
   function onKey(event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
@@ -272,6 +266,7 @@
     else if (key === " ") answer("skip");
     else if (key === "Backspace") undo();
     else if (key === "g") toggleGuidelines();
+    else if (key === "f") flag();
     else handled = false;
     if (handled) event.preventDefault();
   }

@@ -1,0 +1,323 @@
+"""Adjudication: a reviewer settles the items people could not.
+
+An item of the pool goes to the adjudication queue when its standing answers (each person's
+latest label) disagree and no task still waits for answers on it, when everyone who answered
+rejected the suggestion (at least as many people as its task wanted), or when someone flagged it.
+A reviewer (role `reviewer` or `admin`) sees every answer — the annotators' names or, when the
+project hides them (`adjudication_show_names` off, the default), "Annotator 1, 2, …" — the
+suggestion with its calibrated confidence, and the flags; picks the final label and may leave a
+note. The decision is stored first; the item's label then becomes the decision's (source
+`adjudicated`) and stays so whatever answers come later, until the decision is undone, which
+recomputes the label from the answers (the label it had before, when they did not change).
+
+Every query is in `labelloop.store.adjudication`; this module decides who may do what.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from .. import routing
+from ..data.formats.records import iso
+from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from ..store import GOLD
+from ..store import adjudication as store
+from ..store.models import utcnow
+from ..vocabulary import Action
+from . import consensus
+from .accounts import Principal
+from .answers import ITEM_CONTEXT, checked_label, labels_and_settings_of, resolve_item
+from .common import ProjectScope, transaction
+from .queues import payload
+
+DISAGREEMENT, REJECTED, FLAGGED = "disagreement", "rejected", "flagged"
+REASONS = (DISAGREEMENT, REJECTED, FLAGGED)
+#: The project setting that shows reviewers who gave each answer (off: blind adjudication).
+SHOW_NAMES = "adjudication_show_names"
+QUEUE_NAME = "adjudication"
+MAX_NOTE = 2_000  # characters of a reviewer's note or a flag's reason
+MAX_LISTED = 500
+
+
+def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
+    """Why an item needs a reviewer (empty: it does not), from its live answers (annotator_id,
+    label, action, id), live flags and tasks (answers_needed, done).
+
+    Disagreement counts once no task waits for more answers (the overlap is complete); a
+    rejection by everyone counts once as many people as the task wanted rejected (one without a
+    task); a flag counts at once.
+    """
+    votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answers]
+    standing = consensus.latest_labels(votes)
+    reasons = []
+    if len({v.label for v in standing}) > 1 and all(t.done for t in tasks):
+        reasons.append(DISAGREEMENT)
+    rejecters = {a.annotator_id for a in answers if a.action == Action.REJECT}
+    wanted = max([int(t.answers_needed) for t in tasks], default=1)
+    if not standing and rejecters and len(rejecters) >= wanted:
+        reasons.append(REJECTED)
+    if flags:
+        reasons.append(FLAGGED)
+    return reasons
+
+
+def show_names(settings: dict[str, Any]) -> bool:
+    return bool(settings.get(SHOW_NAMES, False))
+
+
+def set_show_names(project: ProjectScope, shown: bool) -> dict[str, Any]:
+    """Show reviewers the annotators' names (True) or hide them (False, the default)."""
+    project.update_settings(**{SHOW_NAMES: bool(shown)})
+    return {SHOW_NAMES: bool(shown)}
+
+
+def check_reviewer(who: Principal) -> None:
+    if not who.is_reviewer:
+        raise ForbiddenError("reviewers and admins only")
+
+
+def check_note(note: str | None) -> str | None:
+    """A note or reason as stored: stripped, bounded, without control characters (newlines and
+    tabs kept); empty is none."""
+    if note is None:
+        return None
+    if len(note) > MAX_NOTE:
+        raise InputError(f"a note may hold at most {MAX_NOTE} characters", value=len(note))
+    kept = "".join(
+        c for c in note if c in "\n\t" or not unicodedata.category(c).startswith("C")
+    ).strip()
+    return kept or None
+
+
+# ----------------------------------------------------------------------------- the queue
+def _pending(conn: Any, item_ids: Sequence[int]) -> list[tuple[int, list[str]]]:
+    """The items among `item_ids` that need a reviewer, with why."""
+    answers = store.answers_of(conn, item_ids)
+    flags = store.flags_of(conn, item_ids)
+    tasks = store.open_tasks_of(conn, item_ids)
+    found = []
+    for item_id in item_ids:
+        reasons = reasons_for(answers[item_id], flags[item_id], tasks[item_id])
+        if reasons:
+            found.append((item_id, reasons))
+    return found
+
+
+def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[int, list[str]]]:
+    """(item id, reasons) of the items waiting for a reviewer, oldest item first."""
+    with project.store.engine.connect() as conn:
+        candidates = store.candidate_items(conn, project.id)
+        found: list[tuple[int, list[str]]] = []
+        for start in range(0, len(candidates), MAX_LISTED):
+            found += _pending(conn, candidates[start : start + MAX_LISTED])
+            if limit is not None and len(found) >= limit:
+                return found[:limit]
+    return found
+
+
+def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[str, Any]:
+    """The adjudication queue for a reviewer: how many items wait, and the first `limit` of
+    them (id, uid, reasons, the item's label and its source)."""
+    check_reviewer(who)
+    waiting = pending(project)
+    shown = waiting[: max(0, min(int(limit), MAX_LISTED))]
+    with project.store.engine.connect() as conn:
+        rows = {
+            item_id: conn.execute(ITEM_CONTEXT, {"item": item_id}).one() for item_id, _ in shown
+        }
+    return {
+        "count": len(waiting),
+        "items": [
+            {
+                "id": item_id,
+                "uid": rows[item_id].uid,
+                "reasons": reasons,
+                "label": rows[item_id].final_label,
+                "label_source": rows[item_id].final_source,
+            }
+            for item_id, reasons in shown
+        ],
+    }
+
+
+def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
+    """What the reviewer sees of each annotator: the name, or "Annotator n" by first answer."""
+    shown: dict[int | None, str] = {}
+    for row in rows:
+        if row.annotator_id not in shown:
+            blind = f"Annotator {len(shown) + 1}"
+            shown[row.annotator_id] = (row.annotator or blind) if names else blind
+    return shown
+
+
+def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
+    item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+    if item is None or item.project_id != project.id:
+        raise NotFoundError(f"no item with id {item_id}")
+    answers = store.answers_of(conn, [item_id])[item_id]
+    flags = store.flags_of(conn, [item_id])[item_id]
+    tasks = store.open_tasks_of(conn, [item_id])[item_id]
+    people = _people([*answers, *flags], show_names(labels_and_settings_of(item)[1]))
+    decided = store.live_decision(conn, item_id)
+    return {
+        **payload(conn, item_id, QUEUE_NAME),
+        "reasons": reasons_for(answers, flags, tasks) if decided is None else [],
+        "answers": [
+            {
+                "id": a.id,
+                "annotator": people[a.annotator_id],
+                "label": a.label,
+                "action": a.action,
+                "created_at": iso(a.created_at),
+            }
+            for a in answers
+        ],
+        "flags": [{"annotator": people[f.annotator_id], "reason": f.reason} for f in flags],
+        "label": item.final_label,
+        "label_source": item.final_source,
+        "label_posterior": item.label_posterior,
+        "decision": None
+        if decided is None
+        else {"id": decided.id, "label": decided.label, "note": decided.note},
+    }
+
+
+def case(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any]:
+    """One item as the reviewer sees it: text, suggestion (with calibrated confidence), every
+    live answer and flag, why it is in the queue, its label and the decision in force."""
+    check_reviewer(who)
+    with project.store.engine.connect() as conn:
+        return _case(conn, project, item_id)
+
+
+def next_case(
+    project: ProjectScope, who: Principal, *, exclude: Sequence[int] = ()
+) -> dict[str, Any] | None:
+    """The first item waiting for a reviewer that is not in `exclude`, as `case`; None when the
+    queue is empty."""
+    check_reviewer(who)
+    skipped = set(exclude)
+    for item_id, _ in pending(project, limit=len(skipped) + 1):
+        if item_id not in skipped:
+            return case(project, who, item_id)
+    return None
+
+
+# ----------------------------------------------------------------------------- decisions
+def decide(
+    project: ProjectScope, who: Principal, item_id: int, label: str, note: str | None = None
+) -> dict[str, Any]:
+    """Settle an item: `label` becomes its final label (source `adjudicated`), with the note.
+
+    One transaction: the decision is stored first (with why the item was queued and the label
+    it replaces), then the item's label follows it. Any pool item may be decided, queued or not;
+    gold items keep their gold label.
+    """
+    check_reviewer(who)
+    kept_note = check_note(note)
+    with transaction(project) as conn:
+        item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+        if item is None or item.project_id != project.id:
+            raise NotFoundError(f"no item with id {item_id}")
+        if item.split == GOLD:
+            raise ConflictError(f"item {item_id} is a gold item: its label is the gold label")
+        chosen = checked_label(list(item.labels), label)
+        reasons = _pending(conn, [item_id])
+        decision_id = store.add_decision(
+            conn,
+            {
+                "project_id": project.id,
+                "item_id": item_id,
+                "reviewer_id": who.id,
+                "label": chosen,
+                "note": kept_note,
+                "reasons": ",".join(reasons[0][1]) if reasons else None,
+                "previous_label": item.final_label,
+                "previous_source": item.final_source,
+                "undone": False,
+                "created_at": utcnow(),
+            },
+        )
+        result = resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+    return {
+        "decision_id": decision_id,
+        "item_id": item_id,
+        "label": result.label,
+        "state": result.state,
+        "previous_label": item.final_label,
+        "previous_source": item.final_source,
+        "note": kept_note,
+    }
+
+
+def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) -> dict[str, Any]:
+    """Withdraw the caller's latest decision (or a given one: a reviewer's own, anyone's for an
+    admin); the item's label is recomputed from its answers, and the item is returned as `case`
+    shows it (back in the queue when it still needs a reviewer)."""
+    check_reviewer(who)
+    with transaction(project) as conn:
+        if decision_id is None:
+            found = store.last_decision_by(conn, project.id, who.id)
+        else:
+            found = store.decision(conn, decision_id)
+        if found is None or found.project_id != project.id or found.undone:
+            raise NotFoundError("there is no decision to undo")
+        if found.reviewer_id != who.id and not who.is_admin:
+            raise ForbiddenError("you can only undo your own decisions")
+        store.mark_undone(conn, found.id)
+        item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
+        resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+        shown = _case(conn, project, found.item_id)
+    return {"undone": found.id, "item": shown}
+
+
+# ----------------------------------------------------------------------------- flags
+def flag(
+    project: ProjectScope, who: Principal, item_id: int, reason: str | None = None
+) -> dict[str, Any]:
+    """Ask a reviewer to look at an item. Annotators flag what they were served or answered;
+    reviewers and admins any item. A flag on a gold item is taken and changes nothing (so that
+    flagging tells nothing about the item); a second flag by the same person is one flag."""
+    kept = check_note(reason)
+    with transaction(project) as conn:
+        if not store.item_exists(conn, project.id, item_id):
+            raise NotFoundError(f"no item with id {item_id}")
+        if not who.is_reviewer and not store.may_flag(conn, item_id, who.id):
+            raise ConflictError(f"item {item_id} was not served to you; flag the items you see")
+        if not store.has_live_flag(conn, item_id, who.id):
+            values = {
+                "project_id": project.id,
+                "item_id": item_id,
+                "annotator_id": who.id,
+                "reason": kept,
+                "cleared": False,
+                "created_at": utcnow(),
+            }
+            store.add_flag(conn, values)
+    return {"item_id": item_id, "flagged": True}
+
+
+def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any]:
+    """Withdraw the caller's flag on an item (the item leaves the queue unless another reason
+    or person keeps it there)."""
+    with transaction(project) as conn:
+        if not store.item_exists(conn, project.id, item_id):
+            raise NotFoundError(f"no item with id {item_id}")
+        cleared = store.clear_flags(conn, item_id, who.id)
+    return {"item_id": item_id, "flagged": False, "cleared": cleared}
+
+
+def reviewer_named(project: ProjectScope, name: str) -> Principal:
+    """The account `name` as a caller (the CLI's `--as`): it must exist, be active and be a
+    reviewer or an admin."""
+    from .accounts import get_user
+
+    user = get_user(project, name)
+    if not user["active"]:
+        raise InputError(f"the account {name!r} is disabled")
+    who = Principal(int(user["id"]), str(user["name"]), str(user["role"]))
+    if not who.is_reviewer:
+        raise InputError(f"{name!r} is an {who.role}; decisions need a reviewer or an admin")
+    return who

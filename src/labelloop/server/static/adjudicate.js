@@ -1,0 +1,239 @@
+// The adjudication page: one waiting item at a time, every answer beside the model's suggestion;
+// number keys pick the label, n writes a note, Enter decides, Backspace undoes the last decision.
+// Item texts, labels, names and notes are untrusted: they reach the page as text nodes only.
+"use strict";
+(() => {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const showText = window.labelloop.showText;
+  const $ = (id) => document.getElementById(id);
+  let labels = [];
+  let current = null; // the item on screen
+  let picked = null; // index of the chosen label
+  let later = []; // items put off with Space in this visit
+  let busy = false;
+  let decided = 0;
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status === 401) {
+      window.location.assign("/login?next=/adjudicate");
+      throw new Error("logged out");
+    }
+    return response;
+  }
+
+  async function detail(response) {
+    try {
+      const body = await response.json();
+      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    } catch (_) {
+      return response.statusText;
+    }
+  }
+
+  function say(text, isError) {
+    showText($("message"), text || "");
+    $("message").classList.toggle("error", Boolean(isError));
+  }
+
+  function listItem(parts) {
+    const li = document.createElement("li");
+    parts.forEach(([cls, text]) => {
+      const span = document.createElement("span");
+      span.className = cls;
+      span.dir = "auto";
+      showText(span, text);
+      li.append(span, " ");
+    });
+    return li;
+  }
+
+  function renderChoices() {
+    const box = $("choices");
+    box.replaceChildren();
+    labels.forEach((label, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "choice";
+      button.dataset.index = String(index);
+      if (index < 9) {
+        const key = document.createElement("kbd");
+        key.textContent = String(index + 1);
+        button.append(key, " ");
+      }
+      const name = document.createElement("span");
+      name.className = "label-name";
+      showText(name, label);
+      button.append(name);
+      button.addEventListener("click", () => pick(index));
+      box.append(button);
+    });
+  }
+
+  function pick(index) {
+    if (!current || index >= labels.length) return;
+    picked = index;
+    document.querySelectorAll(".choice").forEach((button) => {
+      const chosen = Number(button.dataset.index) === picked;
+      button.classList.toggle("chosen", chosen);
+      button.setAttribute("aria-pressed", String(chosen));
+    });
+    $("btn-decide").disabled = false;
+  }
+
+  function render() {
+    const empty = current === null;
+    $("case").hidden = empty;
+    $("empty").hidden = !empty;
+    picked = null;
+    $("btn-decide").disabled = true;
+    $("note").value = "";
+    if (empty) return;
+    showText($("text"), current.text);
+    showText($("uid"), current.uid);
+    $("reasons").textContent = current.reasons.join(", ");
+    $("truncated").hidden = !current.truncated;
+    const suggestion = current.suggestion;
+    $("suggestion").hidden = !suggestion;
+    $("no-suggestion").hidden = Boolean(suggestion);
+    if (suggestion) {
+      showText($("sugg-label"), suggestion.label);
+      const confidence = suggestion.confidence;
+      $("sugg-meter").value = confidence === null ? 0 : confidence;
+      $("sugg-conf").textContent = confidence === null ? "no confidence" :
+        `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : " (not calibrated)"}`;
+      showText($("sugg-reason"), suggestion.reasoning || "");
+    }
+    $("answers").replaceChildren(...current.answers.map((a) => listItem([
+      ["annotator", a.annotator + ":"],
+      ["answer", a.label === null ? a.action : `${a.label} (${a.action})`],
+    ])));
+    $("flags").replaceChildren(...current.flags.map((f) => listItem([
+      ["annotator", f.annotator + " flagged:"],
+      ["reason", f.reason || "(no reason given)"],
+    ])));
+    document.querySelectorAll(".choice").forEach((button) => {
+      button.classList.remove("chosen");
+      button.setAttribute("aria-pressed", "false");
+    });
+  }
+
+  async function load() {
+    const query = new URLSearchParams();
+    later.forEach((id) => query.append("exclude", id));
+    const [response, queue] = await Promise.all([
+      api("GET", "/api/v1/adjudication/next?" + query.toString()),
+      api("GET", "/api/v1/adjudication?limit=1"),
+    ]);
+    if (queue.ok) $("waiting").textContent = `${(await queue.json()).count} waiting`;
+    if (response.status === 204) current = null;
+    else if (response.ok) current = await response.json();
+    else throw new Error(await detail(response));
+    render();
+  }
+
+  async function decide() {
+    if (!current || picked === null || busy) return;
+    busy = true;
+    try {
+      const note = $("note").value.trim();
+      const body = { label: labels[picked] };
+      if (note) body.note = note;
+      const response = await api("POST", `/api/v1/adjudication/items/${current.id}/decision`, body);
+      if (response.status !== 201) {
+        say(await detail(response), true);
+        return;
+      }
+      const saved = await response.json();
+      decided += 1;
+      $("done-count").textContent = String(decided);
+      say(`Decided: ${saved.label}.`);
+      $("note").blur();
+      await load();
+    } catch (error) {
+      say(error.message, true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  async function undo() {
+    if (busy) return;
+    busy = true;
+    try {
+      const response = await api("POST", "/api/v1/adjudication/undo", {});
+      if (!response.ok) {
+        say(await detail(response), true);
+        return;
+      }
+      current = (await response.json()).item;
+      later = later.filter((id) => id !== current.id);
+      decided = Math.max(0, decided - 1);
+      $("done-count").textContent = String(decided);
+      render();
+      say("Decision withdrawn.");
+    } catch (error) {
+      say(error.message, true);
+    } finally {
+      busy = false;
+    }
+  }
+
+  function putOff() {
+    if (!current) return;
+    later.push(current.id);
+    load().catch((error) => say(error.message, true));
+  }
+
+  function toggleGuidelines() {
+    $("guidelines").hidden = !$("guidelines").hidden;
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key;
+    const target = event.target;
+    if (target && target.id === "note") {
+      // In the note: Enter decides, Shift+Enter is a new line, Escape leaves the note.
+      if (key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        decide();
+      } else if (key === "Escape") target.blur();
+      return;
+    }
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    let handled = true;
+    if (/^[1-9]$/.test(key)) pick(Number(key) - 1);
+    else if (key === "Enter") decide();
+    else if (key === "n") {
+      if (current) $("note").focus();
+    } else if (key === " ") putOff();
+    else if (key === "Backspace") undo();
+    else if (key === "g") toggleGuidelines();
+    else handled = false;
+    if (handled) event.preventDefault();
+  }
+
+  async function start() {
+    const response = await api("GET", "/api/v1/project");
+    labels = (await response.json()).labels;
+    renderChoices();
+    await load();
+  }
+
+  $("btn-decide").addEventListener("click", decide);
+  $("btn-skip").addEventListener("click", putOff);
+  $("btn-undo").addEventListener("click", undo);
+  $("btn-undo-empty").addEventListener("click", undo);
+  $("btn-refresh").addEventListener("click", () => {
+    later = [];
+    load().catch((error) => say(error.message, true));
+  });
+  document.addEventListener("keydown", onKey);
+  start().catch((error) => say(error.message, true));
+})();

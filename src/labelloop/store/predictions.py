@@ -1,0 +1,352 @@
+"""Predictions: what labelers answered, which answer items show, and calibrations of them.
+
+A prediction is keyed by (item, model, prompt version). The project's active predictor is one
+such (model, prompt version) key; each item shows its answer (the calibrated label where a
+calibration moved it) so that routing, review and exports read one row. Reads that stand alone
+take the `Store` and open their own transaction; writes, and reads that must see the caller's
+uncommitted writes, take the caller's `Session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.orm import Session
+
+from .db import Store
+from .items import ItemRows
+from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction
+
+#: Ids per IN list.
+CHUNK = 5_000
+
+
+def show_active_prediction(
+    session: Session,
+    project_id: int,
+    model: str,
+    version: str,
+    item_ids: Sequence[int] | None = None,
+) -> None:
+    """Copy the answer of the (model, version) key onto the items (all of the project's, or
+    these): its id, label (the calibrated one where calibration moved it) and confidences.
+    Items without an answer under the key show none.
+
+    The one place that says what an item shows: prelabeling, calibration, imports and a change
+    of active predictor all call it."""
+    answer = (
+        select(Prediction)
+        .where(
+            Prediction.project_id == project_id,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+            Prediction.item_id == Item.id,
+        )
+        .correlate(Item)
+    )
+    condition = Item.project_id == project_id
+    if item_ids is not None:
+        condition = and_(condition, Item.id.in_(list(item_ids)))
+    session.execute(
+        update(Item)
+        .where(condition)
+        .values(
+            prediction_id=answer.with_only_columns(Prediction.id).scalar_subquery(),
+            llm_label=answer.with_only_columns(
+                func.coalesce(Prediction.calibrated_label, Prediction.label)
+            ).scalar_subquery(),
+            confidence=answer.with_only_columns(Prediction.confidence).scalar_subquery(),
+            calibrated_confidence=answer.with_only_columns(
+                Prediction.calibrated_confidence
+            ).scalar_subquery(),
+        )
+    )
+
+
+def shown_by_uid(store: Store, project_id: int, uids: Sequence[str]) -> list[Any]:
+    """(uid, id, llm_label, confidence, calibrated_confidence) of these items: the answer each
+    shows, for tools that ask by their own ids."""
+    with store.session() as session:
+        return list(
+            session.execute(
+                select(
+                    Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
+                ).where(Item.project_id == project_id, Item.uid.in_(list(uids)))
+            ).all()
+        )
+
+
+def key_answers(
+    store: Store, project_id: int, model: str, version: str, item_ids: Sequence[int]
+) -> list[Any]:
+    """(item_id, label, confidence, calibrated_confidence) of one key's answers on these items;
+    `label` is the calibrated one where calibration moved it, None for a failed answer."""
+    rows: list[Any] = []
+    with store.session() as session:
+        for start in range(0, len(item_ids), CHUNK):
+            rows.extend(
+                session.execute(
+                    select(
+                        Prediction.item_id,
+                        func.coalesce(Prediction.calibrated_label, Prediction.label).label("label"),
+                        Prediction.confidence,
+                        Prediction.calibrated_confidence,
+                    ).where(
+                        Prediction.project_id == project_id,
+                        Prediction.model == model,
+                        Prediction.prompt_version == version,
+                        Prediction.item_id.in_(list(item_ids[start : start + CHUNK])),
+                    )
+                )
+            )
+    return rows
+
+
+def pending_answers(
+    project_id: int, model: str, version: str, retry_failed: bool = True
+) -> tuple[ItemRows, ItemRows]:
+    """(gold, pool) sets of `(id, text)` lacking an answer under this key, by id.
+
+    Items whose stored answer is a failure are asked again unless `retry_failed` is false. Pool
+    items that already carry a human label are not sent.
+    """
+    stored = [
+        Prediction.item_id == Item.id,
+        Prediction.model == model,
+        Prediction.prompt_version == version,
+    ]
+    if retry_failed:
+        stored.append(Prediction.error.is_(None))
+    done_already = select(Prediction.id).where(*stored).exists()
+    wanted = (Item.project_id == project_id) & ~done_already
+    gold = select(Item.id, Item.text).where(wanted, Item.split == GOLD).order_by(Item.id)
+    pool = (
+        select(Item.id, Item.text)
+        .where(wanted, Item.split == POOL, Item.state != HUMAN_LABELED)
+        .order_by(Item.id)
+    )
+    return ItemRows(gold, Item.id), ItemRows(pool, Item.id)
+
+
+def failed_items(store: Store, project_id: int, model: str, version: str) -> set[int]:
+    """Items whose stored answer under this key is a failure."""
+    with store.session() as session:
+        return set(
+            session.scalars(
+                select(Prediction.item_id).where(
+                    Prediction.project_id == project_id,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                    Prediction.error.is_not(None),
+                )
+            )
+        )
+
+
+def answer_history(store: Store, project_id: int, model: str) -> tuple[int, Any, Any]:
+    """(answers, mean output tokens, mean latency) of a model's successful answers in the
+    project (zeros left out of the means): what its next run will likely cost."""
+    with store.session() as session:
+        n, tokens_out, latency = session.execute(
+            select(
+                func.count(),
+                func.avg(case((Prediction.tokens_out > 0, Prediction.tokens_out))),
+                func.avg(case((Prediction.latency_s > 0, Prediction.latency_s))),
+            ).where(
+                Prediction.project_id == project_id,
+                Prediction.model == model,
+                Prediction.error.is_(None),
+            )
+        ).one()
+    return int(n), tokens_out, latency
+
+
+def labeler_answers(store: Store, project_id: int, leave_out: Sequence[str]) -> list[Any]:
+    """(model, prompt_version, item_id, label) of every answer that gave a label, except those
+    of the `leave_out` models (e.g. ones trained on people's labels, which are no raters)."""
+    with store.session() as session:
+        return list(
+            session.execute(
+                select(
+                    Prediction.model,
+                    Prediction.prompt_version,
+                    Prediction.item_id,
+                    Prediction.label,
+                ).where(
+                    Prediction.project_id == project_id,
+                    Prediction.label.is_not(None),
+                    Prediction.model.not_in(list(leave_out)),
+                )
+            ).all()
+        )
+
+
+def model_probs_on_labeled(store: Store, project_id: int, model: str) -> list[Any]:
+    """(id, uid, final_label, probs) of items with a final label and an answer of `model`, by
+    item: what finding likely mislabeled items compares."""
+    with store.session() as session:
+        return list(
+            session.execute(
+                select(Item.id, Item.uid, Item.final_label, Prediction.probs)
+                .join(Prediction, Prediction.item_id == Item.id)
+                .where(
+                    Item.project_id == project_id,
+                    Item.final_label.is_not(None),
+                    Prediction.model == model,
+                )
+                .order_by(Item.id)
+            ).all()
+        )
+
+
+# ----------------------------------------------------------------------------- calibration
+def to_calibrate(
+    session: Session,
+    project_id: int,
+    model: str,
+    version: str,
+    item_ids: Sequence[int] | None = None,
+) -> list[Any]:
+    """(id, label, probs, confidence) of one key's predictions (all, or on these items), by id:
+    what a calibrator reads to write calibrated labels and confidences."""
+    query = select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence).where(
+        Prediction.project_id == project_id,
+        Prediction.model == model,
+        Prediction.prompt_version == version,
+    )
+    if item_ids is not None:
+        query = query.where(Prediction.item_id.in_(list(item_ids)))
+    return list(session.execute(query.order_by(Prediction.id)).all())
+
+
+def write_calibrated(session: Session, values: Sequence[dict[str, Any]]) -> None:
+    """Store calibrated labels and confidences: dicts of prediction `id`, `calibrated_label`
+    (None where calibration keeps the label) and `calibrated_confidence`."""
+    if values:
+        session.execute(update(Prediction), list(values))
+
+
+def active_calibration(
+    store: Store, project_id: int, model: str, version: str
+) -> Calibration | None:
+    """The calibration in force for a key (the latest active one), or None."""
+    with store.session() as session:
+        return session.scalar(
+            select(Calibration)
+            .where(
+                Calibration.project_id == project_id,
+                Calibration.model == model,
+                Calibration.prompt_version == version,
+                Calibration.active.is_(True),
+            )
+            .order_by(Calibration.id.desc())
+        )
+
+
+def active_calibration_id(store: Store, project_id: int, model: str, version: str) -> int | None:
+    """The id of the calibration in force for a key: it changes with every new calibration."""
+    with store.session() as session:
+        return session.scalar(
+            select(func.max(Calibration.id)).where(
+                Calibration.project_id == project_id,
+                Calibration.model == model,
+                Calibration.prompt_version == version,
+                Calibration.active.is_(True),
+            )
+        )
+
+
+def gold_answers(store: Store, project_id: int, model: str, version: str) -> list[Any]:
+    """(id, gold_label, label, probs, confidence) of one key's answers on gold items, by item:
+    what calibration and comparisons measure a labeler on (answers without a label or a
+    confidence measure nothing)."""
+    with store.session() as session:
+        return list(
+            session.execute(
+                select(
+                    Item.id,
+                    Item.gold_label,
+                    Prediction.label,
+                    Prediction.probs,
+                    Prediction.confidence,
+                )
+                .join(Prediction, Prediction.item_id == Item.id)
+                .where(
+                    Item.project_id == project_id,
+                    Item.split == GOLD,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                    Prediction.label.is_not(None),
+                    Prediction.confidence.is_not(None),
+                )
+                .order_by(Item.id)
+            ).all()
+        )
+
+
+def save_calibration(
+    store: Store, project_id: int, model: str, version: str, **values: Any
+) -> Calibration:
+    """Store a calibration of a key as the one in force (earlier ones of the key stop being
+    active); `values` are the remaining columns (method, calibrator, thresholds, report).
+    Returns the stored row, detached, with its id and creation time."""
+    with store.session() as session:
+        session.execute(
+            update(Calibration)
+            .where(
+                Calibration.project_id == project_id,
+                Calibration.model == model,
+                Calibration.prompt_version == version,
+            )
+            .values(active=False)
+        )
+        stored = Calibration(
+            project_id=project_id, model=model, prompt_version=version, active=True, **values
+        )
+        session.add(stored)
+        session.flush()
+        session.expunge(stored)
+    return stored
+
+
+# ----------------------------------------------------------------------------- comparing
+def keys_answering_gold(store: Store, project_id: int) -> list[tuple[str, str]]:
+    """(model, prompt version) keys with at least one answer on a gold item, oldest first."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Prediction.model, Prediction.prompt_version, func.min(Prediction.id))
+            .join(Item, Item.id == Prediction.item_id)
+            .where(
+                Prediction.project_id == project_id,
+                Item.split == GOLD,
+                Prediction.label.is_not(None),
+            )
+            .group_by(Prediction.model, Prediction.prompt_version)
+            .order_by(func.min(Prediction.id))
+        ).all()
+    return [(model, version) for model, version, _ in rows]
+
+
+def key_usage(store: Store, project_id: int, model: str, version: str) -> tuple[Any, ...]:
+    """(answers, failed, tokens, cost, mean latency, first and last answer time) over every
+    answer of one key: what a labeler costs and how fast it answers."""
+    with store.session() as session:
+        return tuple(
+            session.execute(
+                select(
+                    func.count(),
+                    func.count(Prediction.error),
+                    func.coalesce(func.sum(Prediction.tokens_in + Prediction.tokens_out), 0),
+                    func.coalesce(func.sum(Prediction.cost_usd), 0.0),
+                    func.avg(Prediction.latency_s),
+                    func.min(Prediction.created_at),
+                    func.max(Prediction.created_at),
+                ).where(
+                    Prediction.project_id == project_id,
+                    Prediction.model == model,
+                    Prediction.prompt_version == version,
+                )
+            ).one()
+        )

@@ -1,0 +1,227 @@
+"""Adjudication at the service layer, on both databases: which items wait for a reviewer, a
+decision's label and source, undo, flags, the name setting, roles, and the exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from labelloop import review
+from labelloop.review import adjudication
+from labelloop.review.accounts import Principal
+from labelloop.vocabulary import LabelSource
+from test_review_service import seed
+
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
+
+def people(project, *names: str, role: str = "annotator") -> list[Principal]:
+    found = []
+    for name in names:
+        row = review.add_user(project, name, role=role, password=f"{name}-password")
+        found.append(Principal(row["id"], name, role))
+    return found
+
+
+def item_row(project, item_id: int) -> tuple:
+    return next(
+        (r["state"], r["label"], r["label_source"])
+        for r in project.iter_export_rows()
+        if project.item_id(r["id"]) == item_id
+    )
+
+
+def split_team(project) -> tuple:
+    """Two uncertain items answered by two annotators with overlap 2: r0 agreed (positive),
+    r1 split (positive / negative). Returns (ids, ann, bob, rita the reviewer)."""
+    ids = seed(project, 2)["review"]
+    project.set_queue_settings(overlap=2)
+    ann, bob = people(project, "ann", "bob")
+    (rita,) = people(project, "rita", role="reviewer")
+    for who, second in ((ann, "positive"), (bob, "negative")):
+        served = review.next_item(project, who.id)
+        assert served["id"] == ids[0]
+        review.submit(project, who, ids[0], action="correct", label="positive")
+        served = review.next_item(project, who.id)
+        review.submit(project, who, served["id"], action="correct", label=second)
+    return ids, ann, bob, rita
+
+
+@pytest.fixture
+def team(make_project):
+    """(project, ids, ann, bob, rita): see `split_team`."""
+    project = make_project()
+    return (project, *split_team(project))
+
+
+def test_disagreement_waits_for_a_reviewer_whose_decision_sets_the_label(team) -> None:
+    project, ids, _ann, _bob, rita = team
+    listed = adjudication.queue(project, rita)
+    assert listed["count"] == 1
+    assert listed["items"][0]["id"] == ids[1]
+    assert listed["items"][0]["reasons"] == ["disagreement"]
+
+    shown = adjudication.next_case(project, rita)
+    assert shown["id"] == ids[1] and shown["queue"] == "adjudication"
+    assert [(a["annotator"], a["label"]) for a in shown["answers"]] == [
+        ("Annotator 1", "positive"),
+        ("Annotator 2", "negative"),
+    ]
+    assert shown["suggestion"]["label"] == "negative"  # seed: item i suggested LABELS[i % 3]
+    before = item_row(project, ids[1])
+
+    done = adjudication.decide(project, rita, ids[1], "NEGATIVE", note="sarcasm\x00 ")
+    assert done["label"] == "negative" and done["note"] == "sarcasm"
+    assert item_row(project, ids[1]) == ("human_labeled", "negative", "adjudicated")
+    assert adjudication.queue(project, rita)["count"] == 0
+    assert adjudication.next_case(project, rita) is None
+
+    undone = adjudication.undo(project, rita)
+    assert undone["item"]["id"] == ids[1] and undone["item"]["reasons"] == ["disagreement"]
+    assert item_row(project, ids[1]) == before
+    assert adjudication.queue(project, rita)["count"] == 1
+
+
+def test_a_decision_stands_when_answers_change_and_through_a_refit(team) -> None:
+    project, ids, _ann, bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral")
+    review.undo(project, bob)  # bob withdraws "negative": the answers now agree
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")
+    project.resolve(final_label="majority")
+    project.route(threshold=0.85)
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")
+    adjudication.undo(project, rita)
+    assert item_row(project, ids[1]) == ("human_labeled", "positive", "human")
+
+
+def test_names_are_shown_only_when_the_project_says_so(team) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.set_show_names(project, True)
+    shown = adjudication.case(project, rita, ids[1])
+    assert [a["annotator"] for a in shown["answers"]] == ["ann", "bob"]
+
+
+def test_rejected_by_everyone_and_flagged_items_wait_too(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 3)["review"]
+    ann, bob = people(project, "ann", "bob")
+    (rita,) = people(project, "rita", role="reviewer")
+    served = review.next_item(project, ann.id)
+    review.submit(project, ann, served["id"], action="reject")
+    assert adjudication.queue(project, rita)["items"][0]["reasons"] == ["rejected"]
+
+    with pytest.raises(review.ConflictError):  # never served to ann
+        adjudication.flag(project, ann, ids[2], "unclear")
+    served = review.next_item(project, bob.id)
+    assert served["id"] == ids[0]  # a rejection asks one more person
+    review.submit(project, bob, ids[0], action="skip")
+    served = review.next_item(project, bob.id)
+    adjudication.flag(project, bob, served["id"], "is this about the film?")
+    adjudication.flag(project, bob, served["id"])  # once per person
+    listed = adjudication.queue(project, rita)
+    assert [(i["id"], i["reasons"]) for i in listed["items"]] == [
+        (ids[0], ["rejected"]),
+        (served["id"], ["flagged"]),
+    ]
+    shown = adjudication.case(project, rita, served["id"])
+    assert shown["flags"] == [{"annotator": "Annotator 1", "reason": "is this about the film?"}]
+    adjudication.unflag(project, bob, served["id"])
+    assert adjudication.queue(project, rita)["count"] == 1
+
+
+def test_only_reviewers_and_admins_adjudicate(team) -> None:
+    project, ids, ann, _bob, rita = team
+    with pytest.raises(review.ForbiddenError):
+        adjudication.queue(project, ann)
+    with pytest.raises(review.ForbiddenError):
+        adjudication.decide(project, ann, ids[1], "positive")
+    (boss,) = people(project, "boss", role="admin")
+    adjudication.decide(project, rita, ids[1], "positive")
+    decision = adjudication.case(project, boss, ids[1])["decision"]
+    (ravi,) = people(project, "ravi", role="reviewer")
+    with pytest.raises(review.ForbiddenError):  # another reviewer's decision
+        adjudication.undo(project, ravi, decision["id"])
+    with pytest.raises(review.NotFoundError):  # ravi has none of his own
+        adjudication.undo(project, ravi)
+    adjudication.undo(project, boss, decision["id"])  # an admin may undo anyone's
+    assert item_row(project, ids[1])[2] == LabelSource.HUMAN
+
+
+def test_gold_items_and_bad_input_are_refused(make_project) -> None:
+    project = make_project()
+    ids = seed(project, 1, n_gold=1)
+    (rita,) = people(project, "rita", role="reviewer")
+    with pytest.raises(review.ConflictError):
+        adjudication.decide(project, rita, ids["gold"][0], "positive")
+    with pytest.raises(review.InputError):
+        adjudication.decide(project, rita, ids["review"][0], "sideways")
+    with pytest.raises(review.InputError):
+        adjudication.decide(project, rita, ids["review"][0], "positive", note="x" * 2001)
+    with pytest.raises(review.NotFoundError):
+        adjudication.decide(project, rita, 10**9, "positive")
+
+
+def exported_text(out, fmt: str) -> str:
+    """Everything an export wrote, as text (Parquet and Hugging Face read back as rows)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return json.dumps(pq.read_table(out).to_pylist(), default=str)
+    if fmt == "hf":
+        import datasets
+
+        return json.dumps(datasets.load_from_disk(str(out)).to_list(), default=str)
+    return out.read_text()
+
+
+@pytest.mark.parametrize(
+    "fmt", ["jsonl", "csv", "parquet", "labelstudio", "argilla", "prodigy", "hf"]
+)
+def test_exports_carry_the_answers_and_the_decision(team, tmp_path, fmt) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral", note="neither, really")
+    out = tmp_path / f"out.{fmt}"
+    project.export(out, fmt)
+    text = exported_text(out, fmt)
+    for expected in ("adjudicated", "rita", "neither, really", '"ann', '"bob'):
+        assert expected in text, (fmt, expected)
+
+
+def test_the_jsonl_row_of_a_decided_item(team, tmp_path) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral", note="neither")
+    out = tmp_path / "out.jsonl"
+    project.export(out, "jsonl")
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    row = rows["r1"]
+    assert row["label"] == "neutral" and row["label_source"] == "adjudicated"
+    assert row["adjudication"]["reviewer"] == "rita"
+    assert row["adjudication"]["note"] == "neither"
+    assert row["adjudication"]["previous_label"] in ("positive", "negative")
+    assert row["adjudication"]["reasons"] == ["disagreement"]
+    assert [a["label"] for a in row["annotations"]] == ["positive", "negative"]
+    assert rows["r0"]["adjudication"] is None
+
+
+def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, _rita = team
+    folder = str(project.path)
+
+    def run(*args: str) -> tuple[int, Any]:
+        code = cli("adjudicate", *args, "--project", folder, "--json")
+        captured = capsys.readouterr().out
+        return code, json.loads(captured) if captured else None
+
+    code, listed = run("list")
+    assert code == 0 and [i["uid"] for i in listed["items"]] == ["r1"]
+    assert run("decide", "r1", "neutral", "--as", "ann")[0] == 2  # an annotator
+    code, made = run("decide", "r1", "neutral", "--as", "rita", "--note", "both wrong")
+    assert code == 0 and made["label"] == "neutral"
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")
+    assert run("list")[1]["count"] == 0
+    code, undone = run("undo", "--as", "rita")
+    assert code == 0 and undone["item"] == "r1"
+    assert run("list")[1]["count"] == 1
+    assert run("names", "shown")[1] == {"adjudication_show_names": True}
