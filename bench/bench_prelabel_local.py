@@ -120,13 +120,19 @@ def hog(core: int) -> None:
         pass
 
 
-def split(short: Run, long: Run) -> tuple[float, float]:
-    """(items/s while labeling, first-use seconds) from a short and a long run."""
+def split(short: Run, long: Run) -> tuple[float, float, float, float]:
+    """From a short and a long run: items/s while labeling, first-use seconds (wall), CPU
+    seconds per labeled item and first-use CPU seconds. CPU time depends far less on the
+    machine's other work than wall time does (though threads spinning while they wait count)."""
     extra = long.wall_s - short.wall_s
-    if extra <= 0:  # the machine's load changed more between the runs than the work did
-        return float("nan"), float("nan")
-    rate = (long.items - short.items) / extra
-    return rate, short.wall_s - short.items / rate
+    rate = (long.items - short.items) / extra if extra > 0 else float("nan")
+    cpu_per_item = (long.cpu_s - short.cpu_s) / (long.items - short.items)
+    return (
+        rate,
+        short.wall_s - short.items / rate,
+        cpu_per_item,
+        short.cpu_s - short.items * cpu_per_item,
+    )
 
 
 def main() -> None:
@@ -198,13 +204,14 @@ CONTENDED = "One core was kept busy by a CPU-bound process pinned to it during e
 
 
 def render(options, trees, runs, cold: Run | None, same: str) -> str:
-    """The markdown section: per tree the rate and first-use cost, ratios, loads."""
+    """The markdown section: per tree the rates and first-use costs, ratios, loads."""
     rows = [
-        "| tree | items/s while labeling (median) | first-use s (median) | "
-        f"whole command, {options.items} items: items/s | CPU / wall | load average |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| tree | items/s while labeling | first use (s) | whole command, "
+        f"{options.items} items: items/s | CPU ms per item | first use, CPU s | CPU / wall | "
+        "load average |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    per_round: dict[str, list[tuple[float, float, float]]] = {}
+    per_round: dict[str, list[tuple[float, ...]]] = {}
     for tree, _ in trees:
         shorts, longs = runs[(tree, options.short)], runs[(tree, options.items)]
         figures = [
@@ -213,10 +220,13 @@ def render(options, trees, runs, cold: Run | None, same: str) -> str:
         ]
         per_round[tree] = figures
         everything = shorts + longs
+
+        def median(k: int, scale: float = 1.0, figures=figures) -> float:
+            return scale * statistics.median(f[k] for f in figures)
+
         rows.append(
-            f"| {tree} | {statistics.median(f[0] for f in figures):.1f} | "
-            f"{statistics.median(f[1] for f in figures):.1f} | "
-            f"{statistics.median(f[2] for f in figures):.1f} | "
+            f"| {tree} | {median(0):.1f} | {median(1):.1f} | {median(4):.1f} | "
+            f"{median(2, 1000):.0f} | {median(3):.1f} | "
             f"{statistics.median(r.cpu_s / r.wall_s for r in everything):.2f} | "
             f"{statistics.mean(r.load for r in everything):.1f} |"
         )
@@ -225,22 +235,23 @@ def render(options, trees, runs, cold: Run | None, same: str) -> str:
         f"(Rotten Tomatoes snippets, zero-shot), each run its own process, {options.rounds} "
         f"rounds of a {options.short}-item and a {options.items}-item run per tree, interleaved. "
         f"{CONTENDED if options.contended else ''}"
-        "Rate while labeling and first-use seconds come from the two run lengths (see the "
+        "Rates and first-use costs (wall and CPU) come from the two run lengths (see the "
         "script); CPU / wall is the process's CPU time over its wall time (2.0 = both cores "
-        "busy for it). The machine is shared with other work: the load average is "
-        "the 1-minute figure around the runs, of which this benchmark's own threads are part.\n\n"
-        + "\n".join(rows)
-        + "\n"
+        "busy for it). The machine is shared with other work: the load average is the 1-minute "
+        "figure around the runs, of which this benchmark's own threads are part; CPU time "
+        "depends far less on that load than wall time.\n\n" + "\n".join(rows) + "\n"
     )
     if "before" in per_round:
         ratios = [
-            (a[0] / b[0], a[2] / b[2])
+            (a[0] / b[0], a[4] / b[4], a[2] / b[2])
             for a, b in zip(per_round["after"], per_round["before"], strict=True)
         ]
         text += (
             f"\nAfter / before, per round (median): labeling rate "
             f"**{statistics.median(r[0] for r in ratios):.2f}×**, whole command "
-            f"**{statistics.median(r[1] for r in ratios):.2f}×**. Same items, both trees: {same}.\n"
+            f"**{statistics.median(r[1] for r in ratios):.2f}×**, CPU time per item "
+            f"**{statistics.median(r[2] for r in ratios):.2f}×** of before's. "
+            f"Same items, both trees: {same}.\n"
         )
     if cold is not None:
         text += (
