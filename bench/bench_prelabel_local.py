@@ -253,6 +253,16 @@ def render(options, trees, runs, cold: Run | None, same: str) -> str:
             f"**{statistics.median(r[2] for r in ratios):.2f}×** of before's. "
             f"Same items, both trees: {same}.\n"
         )
+    after = per_round["after"]
+    cpu_ms = 1000 * statistics.median(f[2] for f in after)
+    text += (
+        f"\nReading: labeling costs {cpu_ms:.0f} ms of CPU per item here, so with both cores "
+        f"free the command could label at most about {2000 / cpu_ms:.0f} items/s, and with one "
+        f"core taken about {1000 / cpu_ms:.0f} (CPU time per item itself grows when the cores "
+        "are shared, so on a quiet machine both bounds are higher). Goals: ≥ 20 items/s on a "
+        "quiet 2-core machine and no worse than half that with one core taken; the wall-clock "
+        "rates above are what this machine's load left.\n"
+    )
     if cold is not None:
         text += (
             f"\nFirst run on an empty model cache (joining the shipped chunks and writing the "
