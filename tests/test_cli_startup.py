@@ -152,3 +152,10 @@ def test_a_store_behind_the_head_is_still_migrated(tmp_path, behind) -> None:
         assert set(Base.metadata.tables) <= set(inspect(store.engine).get_table_names())
     finally:
         store.dispose()
+
+
+def test_the_lean_path_names_the_multi_label_setting_as_the_project_does() -> None:
+    from labelloop.multilabel.sets import MULTI_LABEL
+    from labelloop.store.db import MULTI_LABEL_SETTING
+
+    assert MULTI_LABEL_SETTING == MULTI_LABEL

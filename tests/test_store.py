@@ -40,11 +40,11 @@ def test_two_projects_share_a_database(tmp_path, db_url):
     second = Project.create(tmp_path / "b", task="t", labels=["x", "y"], db=db_url)
     try:
         first.add_items(["only in a"])
-        assert first.stats()["items"] == 1 and second.stats()["items"] == 0
+        assert first.stats().items == 1 and second.stats().items == 0
         with pytest.raises(InputError, match="already holds a project"):
             Project.create(tmp_path / "c" / "a", task="t", labels=["x", "y"], db=db_url)
         reopened = Project.open(tmp_path / "a")
-        assert reopened.labels == ["x", "y"] and reopened.stats()["items"] == 1
+        assert reopened.labels == ["x", "y"] and reopened.stats().items == 1
         reopened.close()
     finally:
         first.close()

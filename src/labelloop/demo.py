@@ -52,8 +52,8 @@ def run_demo(
         llm_only = _reference_accuracy(project)
         console.print(
             f"routed on the LLM alone: {routed['auto_accepted']} auto-accepted, "
-            f"{routed['in_review']} to review ({_pct(stats['review_rate'])} of the pool); "
-            f"LLM accuracy on gold {_pct(stats['gold_accuracy'])}"
+            f"{routed['in_review']} to review ({_pct(stats.review_rate)} of the pool); "
+            f"LLM accuracy on gold {_pct(stats.gold_accuracy)}"
         )
         if routed.get("labeler_distrusted"):
             console.print(
@@ -73,8 +73,8 @@ def run_demo(
         stats = project.stats()
         final = _reference_accuracy(project)
     console.print(
-        f"routed: {stats['auto_accepted']} auto-accepted, {stats['in_review']} to review "
-        f"({_pct(stats['review_rate'])} of the pool)"
+        f"routed: {stats.auto_accepted} auto-accepted, {stats.in_review} to review "
+        f"({_pct(stats.review_rate)} of the pool)"
     )
     llm_alone = (
         f" (LLM alone: {_pct(llm_only['auto_accepted_accuracy'])} of {llm_only['auto_accepted']})"
@@ -99,7 +99,7 @@ def run_demo(
         "route_llm_only": routed,
         "reference_llm_only": llm_only,
         "learn": {k: learned[k] for k in ("trusted_labels", "best", "components")},
-        "stats": stats,
+        "stats": stats.to_dict(),
         "reference": final,
     }
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select as sql_select
 
 from .active import get_embedder
 from .active.effort import (
@@ -38,7 +37,8 @@ from .active.effort import (
 from .calibration.metrics import expected_calibration_error
 from .errors import InputError, NotReadyError
 from .labelers.base import LabelResult, LabelTask
-from .store import GOLD, HUMAN_LABELED, Item
+from .store import GOLD, HUMAN_LABELED
+from .store import items as stored_items
 from .workflows.embed import is_corpus_fitted, item_embeddings
 
 if TYPE_CHECKING:
@@ -190,8 +190,7 @@ def llm_template(
 
 
 def _uids(project: Project) -> list[str]:
-    with project.store.session() as session:
-        return list(session.scalars(sql_select(Item.uid).where(Item.project_id == project.id)))
+    return list(stored_items.uids_of(project.store, project.id).values())
 
 
 def _slug(text: str) -> str:
@@ -203,18 +202,7 @@ def _slug(text: str) -> str:
 def _measure(project: Project, truth: dict[str, str]) -> dict[str, Any]:
     """Effort, the exported dataset's accuracy, and the routing predictor's ECE and accuracy
     on the items no person labeled."""
-    with project.store.session() as session:
-        rows = session.execute(
-            sql_select(
-                Item.uid,
-                Item.split,
-                Item.state,
-                Item.final_label,
-                Item.llm_label,
-                Item.confidence,
-                Item.calibrated_confidence,
-            ).where(Item.project_id == project.id)
-        ).all()
+    rows = stored_items.outcomes(project.store, project.id)
     human = np.array([r.split == GOLD or r.state == HUMAN_LABELED for r in rows])
     final = [r.final_label if r.final_label is not None else r.llm_label for r in rows]
     correct = np.array([label == truth[r.uid] for label, r in zip(final, rows, strict=True)])
@@ -617,29 +605,11 @@ def items_from_gold(
     project: Project,
 ) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
     """The project's gold items and the LLM answers it already holds for them (no new calls)."""
-    from .store import Prediction
+    from .store.predictions import labeler_answers
     from .workflows.learn import DERIVED
 
-    with project.store.session() as session:
-        rows = session.execute(
-            sql_select(Item.id, Item.uid, Item.text, Item.gold_label)
-            .where(Item.project_id == project.id, Item.split == GOLD)
-            .order_by(Item.id)
-        ).all()
-        answers = session.execute(
-            sql_select(
-                Prediction.item_id,
-                Prediction.model,
-                Prediction.prompt_version,
-                Prediction.label,
-                Prediction.probs,
-                Prediction.confidence,
-            ).where(
-                Prediction.project_id == project.id,
-                Prediction.model.not_in(DERIVED),
-                Prediction.item_id.in_([r.id for r in rows]),
-            )
-        ).all()
+    rows = stored_items.gold_items(project.store, project.id)
+    answers = labeler_answers(project.store, project.id, DERIVED, [r.id for r in rows])
     labels = project.labels
     rows = [r for r in rows if r.gold_label in labels]
     uid_of = {r.id: r.uid for r in rows}

@@ -40,6 +40,8 @@ def test_a_reviewer_settles_a_disagreement_with_the_keyboard(live_server, page: 
     expect(page.locator("#sugg-label")).to_have_text("negative")
     expect(page.locator("#sugg-conf")).to_contain_text("%")
     expect(page.locator("#btn-decide")).to_be_disabled()
+    expect(page.locator("#standing")).to_contain_text("Label now: ")
+    expect(page.locator("#standing")).to_contain_text("(human)")
 
     page.keyboard.press("3")  # neutral
     expect(page.locator(".choice.chosen")).to_contain_text("neutral")
@@ -57,6 +59,7 @@ def test_a_reviewer_settles_a_disagreement_with_the_keyboard(live_server, page: 
     expect(page.locator("#case")).to_be_visible()
     expect(page.locator("#text")).to_have_text("review text 1")
     expect(page.locator("#message")).to_have_text("Decision withdrawn.")
+    expect(page.locator("#standing")).to_contain_text("(human)")
     assert item_row(project, ids[1]) == before
     assert page.evaluate("window.__pwned") is None
 

@@ -30,7 +30,7 @@ __all__ = ["SpreadingModel", "cross_fit_spread", "knn_graph", "spread_labels"]
 K_NEIGHBOURS = 10
 ALPHA = 0.9
 ITERATIONS = 30
-MAX_NODES = 10_000
+MAX_NODES = 4_000
 
 
 def nearest(

@@ -85,11 +85,11 @@ def zero_shot_proba(
     Similarities are centred per label over the rows of X (the pool at hand), then softmaxed."""
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, not {temperature}")
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or label_vectors.ndim != 2 or X.shape[1] != label_vectors.shape[1]:
         raise ValueError(f"shapes do not match: items {X.shape}, labels {label_vectors.shape}")
-    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
-    sims = X @ label_vectors.T
+    norms = np.maximum(np.linalg.norm(X, axis=1), 1e-12).astype(np.float64)
+    sims = (X @ label_vectors.T.astype(np.float32)).astype(np.float64) / norms[:, None]
     if len(sims):
         sims = sims - sims.mean(axis=0, keepdims=True)
     return softmax(sims / temperature, axis=1)

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from .. import review
 from ..guidelines import render_markdown
+from ..review import adjudication
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, PageUser, ProjectDep, same_origin
 from .security import LoginLimiter, same_token
 
@@ -159,7 +160,10 @@ def review_page(request: Request, who: PageUser, project: ProjectDep) -> Respons
 def dashboard_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
-    return _page(request, "dashboard.html", who, board=project.dashboard())
+    waiting = len(adjudication.pending(project))
+    return _page(
+        request, "dashboard.html", who, board=project.dashboard(), adjudication_waiting=waiting
+    )
 
 
 @router.get("/plots/{name}")

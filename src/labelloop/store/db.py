@@ -35,7 +35,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0011_adjudication"
+HEAD_REVISION = "0012_multi_label"
+
+#: The project setting that makes items take label sets (`multilabel.sets.MULTI_LABEL`, which
+#: the lean read path cannot import: it brings NumPy; a test keeps the two equal).
+MULTI_LABEL_SETTING = "multi_label"
 
 #: A project folder's settings file, its default SQLite store, and the variable naming another.
 CONFIG_FILE = "labelloop.json"
@@ -342,6 +346,8 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
     )
     counts = read_state_counts(reader, project_id)
     settings = read_settings(reader, project_id)
+    if settings.get(MULTI_LABEL_SETTING):  # subset accuracy: the whole suggested set is right
+        gold_predicted, gold_correct = read_gold_set_counts(reader, project_id)
     pool = items - gold
     return {
         "items": items,
@@ -356,6 +362,27 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
         "active_predictor": settings.get("active_predictor"),
         "audit": read_audit_estimate(reader, project_id),
     }
+
+
+def read_gold_set_counts(reader: Reader, project_id: int) -> tuple[int, int]:
+    """Gold items of a multi-label project showing a suggested set, and those whose set is
+    exactly the gold one."""
+    rows = reader.rows(
+        "SELECT llm_labels, gold_labels FROM items WHERE project_id = :project AND split = :gold",
+        project=project_id,
+        gold=Split.GOLD.value,
+    )
+    shown = [
+        (set(_json(suggested)), set(_json(gold) or ()))
+        for suggested, gold in rows
+        if _json(suggested) is not None
+    ]
+    return len(shown), sum(a == b for a, b in shown)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: text from sqlite3, already decoded from some drivers."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def read_state_counts(reader: Reader, project_id: int) -> dict[str, int]:
@@ -378,10 +405,7 @@ def read_state_counts(reader: Reader, project_id: int) -> dict[str, int]:
 def read_settings(reader: Reader, project_id: int) -> dict[str, Any]:
     """The project's settings (a JSON column: text from sqlite3, a dict from some drivers)."""
     found = reader.rows("SELECT settings FROM projects WHERE id = :project", project=project_id)
-    value = found[0][0] if found else None
-    if isinstance(value, str | bytes):
-        value = json.loads(value)
-    return dict(value or {})
+    return dict(_json(found[0][0]) or {}) if found else {}
 
 
 def read_audit_estimate(

@@ -2,7 +2,7 @@
 // Item data is untrusted: it only ever reaches the page as text nodes (see showText).
 "use strict";
 (() => {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
   let descriptions = {}; // label -> what it means (plain text, untrusted like item text)
@@ -13,37 +13,6 @@
   let busy = false;
   let answered = 0;
   let drained = false; // an answer's reply said nothing is left: no fetch until a refresh
-
-  async function api(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) {
-      window.location.assign("/login?next=/review");
-      throw new Error("logged out");
-    }
-    return response;
-  }
-
-  const showText = window.labelloop.showText; // text nodes only (safe-text.js)
-
-  function say(text, isError) {
-    const message = $("message");
-    showText(message, text || "");
-    message.classList.toggle("error", Boolean(isError));
-  }
-
-  async function detail(response) {
-    try {
-      const body = await response.json();
-      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    } catch (_) {
-      return response.statusText;
-    }
-  }
 
   function heldIds() {
     return [current, ...buffer].filter(Boolean).map((item) => item.id);
@@ -76,20 +45,7 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "choice";
-      button.dataset.index = String(index);
-      if (index < 9) {
-        const key = document.createElement("kbd");
-        key.textContent = String(index + 1);
-        button.append(key, " ");
-      }
-      const name = document.createElement("span");
-      name.className = "label-name";
-      name.dir = "auto";
-      showText(name, label);
-      button.append(name);
+      const button = labelButton(label, index);
       const meaning = describe(label);
       if (meaning) {
         button.title = meaning; // an attribute set from script: text, never parsed as HTML

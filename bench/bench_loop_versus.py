@@ -1,0 +1,164 @@
+"""The loop of this checkout against another checkout's, on the same pools, gold and seeds.
+
+Each checkout runs `simulate_loop` (the loop only: routing queue → answers → `learn`, which
+recalibrates and re-routes) in a process of its own with its own `src` first on the path; both
+share one cache, so the embedded LLM pre-labels each pool once and both read the same answers.
+`--no-llm` plays the loop with the student and its stack alone. Reported per corpus: each
+checkout's accuracy of the finished dataset at the goal's effort and at the budget, its routing
+predictor's held-out ECE at the end, and the paired difference (this − baseline) per repeat.
+
+    git worktree add /tmp/labelloop-main main
+    PYTHONPATH=src python bench/bench_loop_versus.py --baseline /tmp/labelloop-main/src \
+        [--corpus NAME] [--items 600] [--gold 60] [--repeats 1] [--budget 0.4] [--batch 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _report import write_section  # noqa: E402
+from bench_loop import TASKS, _acc, _pct, accuracy_at, sample  # noqa: E402
+
+SRC = HERE.parent / "src"
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run the loop with whatever `labelloop` is first on the path; JSON on stdout."""
+    from labelloop.active import get_embedder
+    from labelloop.labelers import get_labeler
+    from labelloop.loop_simulation import Setting, simulate_loop
+
+    task, _, target, _ = TASKS[args.corpus]
+    items = sample(args.corpus, args.items)
+    labeler = None
+    if not args.no_llm:
+        options = {"max_item_tokens": args.llm_tokens} if args.corpus == "BBC News" else {}
+        labeler = get_labeler("local", **options)
+    try:
+        result = simulate_loop(
+            items,
+            task=task,
+            labeler=labeler,
+            n_gold=args.gold,
+            budget=args.budget,
+            batch=args.batch,
+            repeats=args.repeats,
+            target_accuracy=target,
+            embedder=get_embedder("onnx"),
+            settings=[Setting("loop", not args.no_llm, "review", True)],
+            cache=args.cache,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
+    finally:
+        if labeler is not None:
+            labeler.close()
+    json.dump(result, sys.stdout, default=str)
+
+
+def run_checkout(src: Path, argv: list[str]) -> tuple[dict, float]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *argv], env=env, check=True, capture_output=True
+    )
+    return json.loads(out.stdout), time.perf_counter() - t0
+
+
+def run_accuracy(points: list[dict], effort: float) -> float:
+    """A run's finished-dataset accuracy at the last round within `effort`."""
+    return [p["accuracy"] for p in points if p["effort"] <= effort + 1e-9][-1]
+
+
+def compare(corpus: str, results: dict[str, dict], goal: float, budget: float) -> str:
+    head = (
+        f"| checkout | accuracy at {_pct(goal)} effort | accuracy at {_pct(budget)} | "
+        "routing predictor at the end: accuracy, held-out ECE |\n| --- | ---: | ---: | ---: |\n"
+    )
+    rows = []
+    for name, result in results.items():
+        s = result["settings"]["loop"]
+        end = s["end"]
+        ece = "—" if end["ece"] is None else f"{end['ece']:.3f}"
+        auto = "—" if end["auto_accuracy"] is None else f"{end['auto_accuracy']:.3f}"
+        rows.append(
+            f"| {name} | {_acc(accuracy_at(s, goal))} | {_acc(s['accuracy_at_budget'])} | "
+            f"{auto}, {ece} |"
+        )
+    runs = {name: r["settings"]["loop"]["runs"] for name, r in results.items()}
+    mine, base = runs["this"], runs["baseline"]
+    lines = []
+    for effort in (goal, budget):
+        diff = np.array(
+            [
+                run_accuracy(a, effort) - run_accuracy(b, effort)
+                for a, b in zip(mine, base, strict=True)
+            ]
+        )
+        spread = f" (per repeat: {', '.join(f'{d:+.3f}' for d in diff)})" if len(diff) > 1 else ""
+        lines.append(f"this − baseline at {_pct(effort)} effort: {diff.mean():+.3f}{spread}")
+    return f"**{corpus}**\n\n" + head + "\n".join(rows) + "\n\n" + "; ".join(lines) + "."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baseline", type=Path, help="the other checkout's src folder")
+    parser.add_argument("--corpus", choices=list(TASKS), action="append")
+    parser.add_argument("--items", type=int, default=600)
+    parser.add_argument("--gold", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--budget", type=float, default=0.4)
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--llm-tokens", type=int, default=48, help="BBC News only")
+    parser.add_argument("--no-llm", action="store_true")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "labelloop-loop")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.baseline is None:
+        parser.error("--baseline is required")
+    for corpus in args.corpus or list(TASKS):
+        goal = TASKS[corpus][3]
+        argv = [
+            *("--corpus", corpus, "--items", str(args.items), "--gold", str(args.gold)),
+            *("--repeats", str(args.repeats), "--budget", str(args.budget)),
+            *("--batch", str(args.batch), "--llm-tokens", str(args.llm_tokens)),
+            *("--cache", str(args.cache)),
+            *(["--no-llm"] if args.no_llm else []),
+        ]
+        results, times = {}, {}
+        for name, src in (("baseline", args.baseline), ("this", SRC)):
+            results[name], times[name] = run_checkout(src, argv)
+        text = compare(corpus, results, goal, args.budget) + (
+            f" {args.items} items, {args.gold} gold, {args.repeats} repeats, batch "
+            f"{args.batch}. Wall time {times['baseline'] / 60:.0f} + {times['this'] / 60:.0f} "
+            f"min; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
+        )
+        print(text, flush=True)
+        what = "no LLM" if args.no_llm else "embedded LLM"
+        command = (
+            f"PYTHONPATH=src python bench/bench_loop_versus.py --baseline MAIN/src --corpus "
+            f"'{corpus}' --items {args.items} --gold {args.gold} --repeats {args.repeats} "
+            f"--budget {args.budget} --batch {args.batch}" + (" --no-llm" if args.no_llm else "")
+        )
+        write_section(
+            f"The loop against a baseline checkout: {corpus}, {what}",
+            __doc__.split("\n\n")[1] + "\n\n" + text,
+            command,
+        )
+
+
+if __name__ == "__main__":
+    main()
