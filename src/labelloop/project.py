@@ -783,9 +783,15 @@ class Project:
 
     # ----------------------------------------------------------------- stats / export
     def stats(self) -> Stats:
-        """Counts per state, review rate and the LLM's accuracy on gold (multi-label: the share
-        of gold items whose suggested set is exactly right)."""
-        return Stats(**read_stats(engine_reader(self.store.engine), self.id))
+        """Counts per state, review rate, the LLM's accuracy on gold (multi-label: the share
+        of gold items whose suggested set is exactly right), and the items reviewers settled and
+        those waiting for one."""
+        figures = read_stats(engine_reader(self.store.engine), self.id)
+        if figures["adjudication_waiting"] is None:
+            from .review.adjudication import pending
+
+            figures["adjudication_waiting"] = len(pending(self))
+        return Stats(**figures)
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""

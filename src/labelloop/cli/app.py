@@ -509,6 +509,8 @@ def _render_stats(result: dict[str, Any]) -> None:
         "in_review",
         "human_labeled",
         "unresolved",
+        "adjudicated",
+        "adjudication_waiting",
     ):
         table.add_row(key.replace("_", " "), f"{result[key]:,}")
     table.add_row("review rate", percent(result["review_rate"]))
@@ -533,7 +535,11 @@ def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = 
     """Counts per state, review rate and accuracy on gold."""
     from ..store.db import project_stats  # the read-only path: no ORM, no project layer
 
-    emit(project_stats(project, db), as_json, _render_stats)
+    result = project_stats(project, db)
+    if result["adjudication_waiting"] is None:  # answers to weigh: the review service counts
+        with open_project(project, db) as proj:
+            result = proj.stats().to_dict()
+    emit(result, as_json, _render_stats)
 
 
 @app.command()

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from ..routing import DEFAULT_THRESHOLD
-from ..vocabulary import LABELING_ACTIONS, Action, ItemState, Queue, Split
+from ..vocabulary import LABELING_ACTIONS, Action, ItemState, LabelSource, Queue, Split
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -35,7 +35,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0012_multi_label"
+HEAD_REVISION = "0013_adjudication_index"
 
 #: The project setting that makes items take label sets (`multilabel.sets.MULTI_LABEL`, which
 #: the lean read path cannot import: it brings NumPy; a test keeps the two equal).
@@ -327,21 +327,24 @@ def find_project_id(reader: Reader, name: str | None) -> int:
 
 
 def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
-    """Counts per state, review rate and the LLM's accuracy on gold (see `Project.stats`)."""
+    """Counts per state, review rate, the LLM's accuracy on gold, items reviewers settled (see
+    `Project.stats`); ``adjudication_waiting`` is None when only the review service can tell."""
     (totals,) = reader.rows(
         "SELECT COUNT(*),"
         " SUM(CASE WHEN split = :gold THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN llm_label IS NOT NULL THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN split = :gold AND llm_label IS NOT NULL THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN split = :gold AND llm_label = gold_label THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN split = :pool AND state = :human THEN 1 ELSE 0 END)"
+        " SUM(CASE WHEN split = :pool AND state = :human THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN final_source = :adjudicated THEN 1 ELSE 0 END)"
         " FROM items WHERE project_id = :project",
         gold=Split.GOLD.value,
         pool=Split.POOL.value,
         human=ItemState.HUMAN_LABELED.value,
+        adjudicated=LabelSource.ADJUDICATED.value,
         project=project_id,
     )
-    items, gold, predicted, gold_predicted, gold_correct, pool_human = (
+    items, gold, predicted, gold_predicted, gold_correct, pool_human, adjudicated = (
         int(value or 0) for value in totals
     )
     counts = read_state_counts(reader, project_id)
@@ -361,7 +364,20 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
         "threshold": float(settings.get("threshold", DEFAULT_THRESHOLD)),
         "active_predictor": settings.get("active_predictor"),
         "audit": read_audit_estimate(reader, project_id),
+        "adjudicated": adjudicated,
+        # Which answered or flagged items wait for a reviewer is the review service's rule
+        # (`review.adjudication.pending`); with neither, none can.
+        "adjudication_waiting": None if _has_answers_or_flags(reader, project_id) else 0,
     }
+
+
+def _has_answers_or_flags(reader: Reader, project_id: int) -> bool:
+    found = reader.rows(
+        "SELECT 1 FROM annotations WHERE project_id = :project"
+        " UNION ALL SELECT 1 FROM item_flags WHERE project_id = :project LIMIT 1",
+        project=project_id,
+    )
+    return bool(found)
 
 
 def read_gold_set_counts(reader: Reader, project_id: int) -> tuple[int, int]:
@@ -440,8 +456,9 @@ def read_audit_estimate(
 
 
 def project_stats(path: Path, db: str | None = None) -> dict[str, Any]:
-    """`Project.open(path, db=db).stats()` without loading the ORM: what `labelloop stats`
-    runs."""
+    """`Project.open(path, db=db).stats()` without loading the ORM, but for
+    ``adjudication_waiting`` where answers or flags make it the review service's to count
+    (None): what `labelloop stats` runs first."""
     path = path.resolve()
     config = read_project_config(path)
     with open_reader(resolve_db(path, db, config)) as reader:
