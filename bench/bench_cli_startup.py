@@ -106,7 +106,8 @@ def reading(ratio: dict[tuple[str, str, str], float]) -> str:
         f"Typer's option coercion (which brings pydantic) with SQLAlchemy's ORM and SQLite "
         f"dialect cost {floor:.1f}× alone: `stats` now reads a current SQLite store with the "
         "standard library's sqlite3 (`store.db.project_stats`, the queries `Project.stats` "
-        "runs too) and imports neither SQLAlchemy nor the service layer; what is left is "
+        "runs too) and imports neither SQLAlchemy nor the service layer (a project with answers "
+        "or flags then asks the review service which items wait for a reviewer); what is left is "
         "mostly Typer and pydantic, which every command pays.\n"
     )
 
