@@ -75,11 +75,11 @@ def store_rates(folder: Path, n: int, db: str | None = None) -> tuple[float, flo
     """Rows per second the driver reads (pages of ids + texts) and writes (predictions
     through the service layer, in batches of 512)."""
     from labelloop.engines.ray_engine import read_pages
-    from labelloop.workflows.prelabel import pending_queries
+    from labelloop.store.predictions import pending_answers
 
     project = make_project(folder, n, db)
     started = time.perf_counter()
-    read = sum(t.num_rows for t in read_pages(project, list(pending_queries(project, "m", "v"))))
+    read = sum(t.num_rows for t in read_pages(project, list(pending_answers(project.id, "m", "v"))))
     read_rate = read / (time.perf_counter() - started)
     with project.store.session() as session:
         from sqlalchemy import select

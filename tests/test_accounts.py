@@ -84,7 +84,7 @@ def test_ml_backend_routes_take_admins_and_service_accounts_only(client, project
             answer = client.request(method, path, json=body, headers=headers)
             assert answer.status_code == 403, (method, path, answer.text)
     # Nothing an annotator sent changed the store.
-    assert project.stats()["items"] == 0
+    assert project.stats().items == 0
     assert "labelstudio" not in project.settings
     studio, admin = service_token(project), review.create_token(project, "admin")
     for method, path, body in ml_calls():
@@ -137,7 +137,7 @@ def test_admins_disable_enable_and_change_passwords_through_the_api(client, proj
     # At once: the token (cached a moment ago), the session, the lease and the login.
     assert client.get("/api/v1/me", headers=bearer(ann)).status_code == 401
     assert client.get("/review").status_code == 303
-    assert review.queue_counts(project)["review"]["leased"] == 0
+    assert review.queue_counts(project)["review"].leased == 0
     client.cookies.clear()
     assert login(client, "ann", "ann-password").status_code == 401
     enabled = client.patch("/api/v1/users/ann", json={"active": True}, headers=admin)
@@ -252,7 +252,7 @@ def test_imported_answers_with_a_bidi_annotator_name_are_refused(project, tmp_pa
     with pytest.raises(review.InputError, match="U\\+202E") as raised:
         project.import_from(path, "labelloop")
     assert "export.jsonl" in str(raised.value)
-    assert project.stats()["items"] == 0
+    assert project.stats().items == 0
 
 
 def test_webhook_accounts_come_from_label_studio_user_ids(client, project) -> None:

@@ -225,3 +225,74 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert code == 0 and undone["item"] == "r1"
     assert run("list")[1]["count"] == 1
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
+
+
+def test_stats_count_settled_and_waiting_items(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, rita = team
+    folder = str(project.path)
+
+    def stats() -> dict[str, Any]:
+        assert cli("stats", "--project", folder, "--json") == 0
+        return json.loads(capsys.readouterr().out)
+
+    before = stats()
+    assert (before["adjudicated"], before["adjudication_waiting"]) == (0, 1)
+    adjudication.decide(project, rita, ids[1], "neutral")
+    after = stats()
+    assert (after["adjudicated"], after["adjudication_waiting"]) == (1, 0)
+    assert cli("stats", "--project", folder) == 0
+    table = capsys.readouterr().out
+    assert "adjudicated" in table and "adjudication waiting" in table
+    adjudication.undo(project, rita)
+    assert (project.stats().adjudicated, project.stats().adjudication_waiting) == (0, 1)
+
+
+def test_user_add_makes_reviewers(team, cli, capsys, monkeypatch) -> None:
+    project = team[0]
+    monkeypatch.setenv("LABELLOOP_PASSWORD", "ravi-password")
+    code = cli("user", "add", "ravi", "--role", "reviewer", "--project", project.path, "--json")
+    assert code == 0 and json.loads(capsys.readouterr().out)["role"] == "reviewer"
+    ravi = review.authenticate(project, "ravi", "ravi-password")
+    assert ravi is not None and ravi.is_reviewer and not ravi.is_admin
+    assert adjudication.queue(project, ravi)["count"] == 1
+
+
+@pytest.mark.parametrize(
+    "fmt", ["jsonl", "csv", "parquet", "labelstudio", "argilla", "prodigy", "hf"]
+)
+def test_a_decision_comes_back_from_every_export(team, make_project, tmp_path, fmt) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral", note="neither, really")
+    out = tmp_path / f"out.{fmt}"
+    project.export(out, fmt)
+    copy = make_project(name="copy")
+    reader = "labelloop" if fmt in ("jsonl", "csv", "parquet") else fmt
+    assert copy.import_from(out, reader)["decisions"] == 1
+    assert copy.import_from(out, reader)["decisions"] == 0  # once
+    item = copy.item_id("r1")
+    assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
+    reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
+    shown = adjudication.case(copy, reviewer, item)
+    assert shown["decision"]["note"] == "neither, really"
+    copy.resolve(final_label="majority")  # the answers alone would say positive or negative
+    assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
+
+
+def test_adjudicated_labels_train_the_student(team) -> None:
+    from labelloop.workflows.learn import load_pool
+
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral")
+    pool = load_pool(project)
+    trusted = dict(zip(pool.ids, pool.y.tolist(), strict=True))
+    assert trusted[ids[1]] == project.labels.index("neutral")
+
+
+def test_importing_answers_keeps_a_decision_in_force(team, tmp_path) -> None:
+    project, ids, _ann, _bob, rita = team
+    adjudication.decide(project, rita, ids[1], "neutral")
+    answers = tmp_path / "answers.jsonl"
+    task = {"text": "review text 1", "label": "positive", "answer": "accept", "meta": {"id": "r1"}}
+    answers.write_text(json.dumps(task) + "\n")
+    project.import_from(answers, "prodigy")
+    assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")

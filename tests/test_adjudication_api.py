@@ -109,3 +109,20 @@ def test_flags_over_http(served) -> None:
     )
     assert client.delete(f"/api/v1/items/{ids[0]}/flag", headers=tokens["ann"]).status_code == 200
     assert client.get("/api/v1/adjudication", headers=tokens["rita"]).json()["count"] == 1
+
+
+def test_the_dashboard_says_how_many_items_wait(served) -> None:
+    client, _project, ids, tokens = served
+    from test_server_api import login
+
+    login(client, "boss", "boss-password")
+    page = client.get("/dashboard").text
+    assert "Adjudication: 1 item(s) wait" in page
+    client.post(
+        f"/api/v1/adjudication/items/{ids[1]}/decision",
+        json={"label": "neutral"},
+        headers=tokens["rita"],
+    )
+    page = client.get("/dashboard").text
+    assert "Adjudication: 0 item(s) wait" in page
+    assert '<td id="adjudicated">1</td>' in page

@@ -6,6 +6,7 @@ imports only the layers below it, inside functions as much as at module level.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -98,3 +99,37 @@ def test_the_type_checker_finds_no_error():
         timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+
+
+#: Modules that ask `store/` for rows through named functions: they never import the database
+#: library, not even for type annotations (the store names `Session`, `Connection`, `Record`).
+STORE_CLIENTS = ("labelloop/project.py", "labelloop/review/")
+
+
+def _imports_sqlalchemy(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name == "sqlalchemy" or name.startswith("sqlalchemy.") for name in names):
+            return True
+    return False
+
+
+def test_the_services_reach_the_database_only_through_the_store():
+    files = [
+        p for p in sorted(SRC.rglob("*.py")) if str(p.relative_to(SRC)).startswith(STORE_CLIENTS)
+    ]
+    assert len(files) > 5
+    assert [str(p.relative_to(SRC)) for p in files if _imports_sqlalchemy(p)] == []
+
+
+def test_the_import_finder_sees_imports_inside_functions(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from sqlalchemy.orm import Session\n")
+    assert _imports_sqlalchemy(module)
+    module.write_text("from .store import Session\nimport sqlalchemy_utils\n")
+    assert not _imports_sqlalchemy(module)

@@ -116,7 +116,7 @@ def test_audit_queue_and_estimate(make_project):
     routed = project.route(0.5, audit_rate=0.1)
     assert routed["audit_queued"] == round(0.1 * routed["auto_accepted"])
     audited = [r for r in project.iter_export_rows() if r["state"] == "auto_accepted"]
-    assert project.stats()["audit"] is None
+    assert project.stats().audit is None
     # People check a few audited items: two confirmations, one rejection.
     from sqlalchemy import select
 
@@ -132,7 +132,7 @@ def test_audit_queue_and_estimate(make_project):
     project.annotate(uids[0], action="accept", annotator="a", queue="audit")
     project.annotate(uids[1], action="accept", annotator="a", queue="audit")
     project.annotate(uids[2], action="reject", annotator="a", queue="audit")
-    estimate = project.stats()["audit"]
+    estimate = project.stats().audit
     assert estimate["n_audited"] == 3 and estimate["accuracy"] == pytest.approx(2 / 3)
     assert 0 <= estimate["lower"] < 2 / 3 < estimate["upper"] <= 1
     again = project.route(0.5)

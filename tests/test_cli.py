@@ -75,6 +75,38 @@ def test_human_readable_output(project_dir, capsys):
     assert status == 0 and "review rate" in out
 
 
+def test_typed_results_keep_their_json_form(
+    project_dir, capsys, monkeypatch, fast_password_hashing
+):
+    """`--json` sends a typed result as its fields in order (the form scripts already parse),
+    and a list of them as a list; text output renders the same result."""
+    status, out, _ = call(capsys, "stats", "-p", project_dir, "--json")
+    assert status == 0 and list(json.loads(out)) == [
+        "items",
+        "gold",
+        "pool",
+        "predicted",
+        "auto_accepted",
+        "in_review",
+        "human_labeled",
+        "unresolved",
+        "review_rate",
+        "gold_accuracy",
+        "gold_predicted",
+        "threshold",
+        "active_predictor",
+        "audit",
+    ]
+    monkeypatch.setenv("LABELLOOP_PASSWORD", "a-long-password")
+    status, out, _ = call(capsys, "user", "add", "ann", "-p", project_dir, "--json")
+    made = {"id": 1, "name": "ann", "role": "annotator", "active": True, "password": True}
+    assert status == 0 and json.loads(out) == {**made, "tokens": 0, "labelstudio_user": None}
+    status, out, _ = call(capsys, "user", "list", "-p", project_dir, "--json")
+    assert status == 0 and [user["name"] for user in json.loads(out)] == ["ann"]
+    status, out, _ = call(capsys, "user", "revoke", "ann", "-p", project_dir)
+    assert status == 0 and "Revoked 0 tokens and 0 sessions of 'ann'." in out
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_export_formats(project_dir, tmp_path, capsys, fmt):
     import pandas as pd

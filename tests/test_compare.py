@@ -11,7 +11,7 @@ from labelloop import InputError
 from labelloop.labelers.openai import OpenAILabeler
 from labelloop.store import GOLD, Item, Prediction
 from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
-from labelloop.workflows.compare import compare
+from labelloop.workflows.compare import GoldQuality, compare
 
 LABELS = ["positive", "negative"]
 
@@ -60,8 +60,9 @@ def gold_accuracy_by_hand(project, model: str) -> tuple[float, int]:
 
 def test_compare_puts_every_labeler_of_the_gold_side_by_side(two_labelers) -> None:
     project = two_labelers
-    result = compare(project, target_accuracy=0.9)
-    assert result["target_accuracy"] == 0.9
+    compared = compare(project, target_accuracy=0.9)
+    assert compared.target_accuracy == 0.9
+    result = compared.to_dict()
     reader, lazy = result["labelers"]  # in the order they first answered
     assert (reader["model"], lazy["model"]) == ("reader", "lazy")
     assert (reader["active"], lazy["active"]) == (False, True)  # the last run is active
@@ -90,7 +91,7 @@ def test_compare_checks_its_options(two_labelers) -> None:
 def test_compare_without_gold_answers_lists_nothing(make_project) -> None:
     project = make_project(labels=LABELS)
     project.add_items([{"id": "a", "text": "a text"}], id_col="id")
-    assert compare(project)["labelers"] == []
+    assert compare(project).labelers == ()
 
 
 def test_compare_command(two_labelers, cli, capsys) -> None:
@@ -98,7 +99,35 @@ def test_compare_command(two_labelers, cli, capsys) -> None:
     assert cli("compare", "--project", project.path, "--json", "--target-accuracy", 0.9) == 0
     result = json.loads(capsys.readouterr().out)
     assert [e["model"] for e in result["labelers"]] == ["reader", "lazy"]
+    assert list(result["labelers"][0]) == [
+        "model",
+        "prompt_version",
+        "active",
+        "n_gold",
+        "accuracy",
+        "auroc",
+        "ece_before",
+        "ece_after",
+        "calibration",
+        "review_rate",
+        "expected_accuracy",
+        "answers",
+        "failed",
+        "tokens",
+        "cost_usd",
+        "cost_per_1000_items_usd",
+        "seconds_per_item",
+        "items_per_s",
+    ]
     assert cli("compare", "--project", project.path) == 0
     shown = capsys.readouterr().out
     assert "reader@" in shown and "lazy@" in shown and "(active)" in shown
     assert cli("compare", "--project", project.path, "--target-accuracy", 2) == 2
+
+
+def test_a_labeler_not_measured_shows_why_and_no_empty_figures() -> None:
+    few = GoldQuality(3, note="fewer than 10 gold answers: not measured")
+    assert few.to_dict() == {"n_gold": 3, "note": "fewer than 10 gold answers: not measured"}
+    interval = {"accuracy": 1.0, "low": 0.7, "high": 1.0}
+    right = GoldQuality(12, accuracy=interval, note="every gold answer right")
+    assert list(right.to_dict()) == ["n_gold", "accuracy", "note"]

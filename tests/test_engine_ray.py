@@ -110,7 +110,7 @@ def test_ray_gives_the_local_engines_results(ray_address: str, tmp_path: Path) -
             )
         predictions[engine] = _predictions(project)
         assert _copies_per_item(project) == {1}
-        assert project.stats()["predicted"] == 150
+        assert project.stats().predicted == 150
         project.close()
     assert predictions["ray"] == predictions["local"]
     assert len(predictions["ray"]) == 150
@@ -322,7 +322,7 @@ def test_a_killed_driver_resumes_without_loss_or_duplicates(
                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
         try:
             deadline = time.monotonic() + 180
-            while project.stats()["predicted"] == 0:  # the first batch has been saved
+            while project.stats().predicted == 0:  # the first batch has been saved
                 assert first.poll() is None, first.stderr.read()
                 assert time.monotonic() < deadline, "the run saved nothing"
                 time.sleep(0.05)

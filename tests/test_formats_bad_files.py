@@ -117,7 +117,7 @@ def test_bad_file_exits_2_and_imports_nothing(case, make_project, tmp_path, cli,
     assert str(path) in message
     for needle in needles:
         assert needle in message
-    assert project.stats()["items"] == 0
+    assert project.stats().items == 0
 
 
 def test_hf_import_of_a_folder_that_is_not_a_dataset(make_project, tmp_path, cli, capsys):
@@ -128,7 +128,7 @@ def test_hf_import_of_a_folder_that_is_not_a_dataset(make_project, tmp_path, cli
     (folder / "junk.txt").write_text("x")
     assert cli("import", folder, "--format", "hf", "--project", project.path) == 2
     assert "Hugging Face" in capsys.readouterr().err
-    assert project.stats()["items"] == 0
+    assert project.stats().items == 0
 
 
 def test_label_config_errors_are_clear():

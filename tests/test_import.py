@@ -24,7 +24,7 @@ def write(path: Path, content: str | bytes) -> Path:
 
 
 def item_count(project) -> int:
-    return project.stats()["items"]
+    return project.stats().items
 
 
 def test_csv_jsonl_parquet_and_reimport(make_project, tmp_path):
@@ -60,7 +60,7 @@ def test_ids_from_column_and_gold(make_project, tmp_path):
     rows = {r["id"]: r for r in project.iter_export_rows()}
     assert rows["1"]["gold_label"] == "positive"  # case and spaces normalised to the label set
     assert rows["2"]["state"] == "human_labeled" and rows["2"]["label"] == "negative"
-    assert project.stats()["gold"] == 2
+    assert project.stats().gold == 2
 
 
 def test_pool_item_becomes_gold(make_project, tmp_path):
@@ -70,7 +70,7 @@ def test_pool_item_becomes_gold(make_project, tmp_path):
         [{"id": "x", "text": "fine", "label": "neutral"}], id_col="id", split="gold"
     )
     assert (result.added, result.updated) == (0, 1)
-    assert project.stats()["gold"] == 1
+    assert project.stats().gold == 1
 
 
 def test_dataframes_and_lists(make_project):

@@ -83,7 +83,7 @@ def test_same_id_different_text_is_an_error_naming_both_rows(make_project, tmp_p
         InputError, match=r"duplicate id 'x' with a different text on lines 2 and 4"
     ):
         project.import_file(path)
-    assert project.stats()["items"] == 0  # nothing imported
+    assert project.stats().items == 0  # nothing imported
     assert cli("import", path, "--project", project.path) == 2
     message = capsys.readouterr().err
     assert "lines 2 and 4" in message and "--hash-ids" in message
@@ -113,7 +113,7 @@ def test_reimport_adds_nothing(make_project, data):
     project.import_file(data)
     again = project.import_file(data)
     assert (again.added, again.unchanged, again.ids_adopted) == (0, 3, 0)
-    assert project.stats()["items"] == 3
+    assert project.stats().items == 3
 
 
 def test_items_imported_with_hash_ids_take_the_files_ids_on_reimport(make_project, data):

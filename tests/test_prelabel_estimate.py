@@ -55,23 +55,23 @@ def test_the_estimate_asks_nothing_and_matches_the_run_that_follows(project) -> 
             estimate = estimate_prelabel(project, labeler, limit=50)
             assert fake.stats.total == 0 and stored(project)[0] == 0
             assert project.settings == settings
-            assert estimate["items"] == 70 and estimate["dry_run"] is True
-            assert estimate["cost_usd"] == pytest.approx(
-                estimate_cost("gpt-4o-mini", estimate["tokens_in"], estimate["tokens_out"])
+            assert estimate.items == 70 and estimate.to_dict()["dry_run"] is True
+            assert estimate.cost_usd == pytest.approx(
+                estimate_cost("gpt-4o-mini", estimate.tokens_in, estimate.tokens_out)
             )
-            assert estimate["price_per_mtok"] == pytest.approx([0.15, 0.60])
-            assert estimate["elapsed_s"] is None  # no earlier answers from this model
-            assert any("assumed" in note for note in estimate["notes"])
+            assert estimate.price_per_mtok == pytest.approx((0.15, 0.60))
+            assert estimate.elapsed_s is None  # no earlier answers from this model
+            assert any("assumed" in note for note in estimate.notes)
             result = project.prelabel(labeler, limit=50)
             n, tokens_in, tokens_out = stored(project)
             assert (result["done"], n) == (70, 70)
-            assert estimate["tokens_in"] == pytest.approx(tokens_in, rel=0.03)
+            assert estimate.tokens_in == pytest.approx(tokens_in, rel=0.03)
             # With answers stored, the next estimate takes their length and latency.
             later = estimate_prelabel(project, labeler)
-            assert later["items"] == 50
-            assert later["tokens_out"] == pytest.approx(50 * tokens_out / n, rel=0.05)
-            assert later["items_per_s"] > 0 and later["elapsed_s"] > 0
-            assert not any("assumed" in note for note in later["notes"])
+            assert later.items == 50
+            assert later.tokens_out == pytest.approx(50 * tokens_out / n, rel=0.05)
+            assert later.items_per_s > 0 and later.elapsed_s > 0
+            assert not any("assumed" in note for note in later.notes)
         finally:
             labeler.close()
 
@@ -82,7 +82,23 @@ def test_prelabel_dry_run_command(project, cli, capsys) -> None:
         args = ["prelabel", "--project", project.path, *endpoint, "--dry-run"]
         assert cli(*args, "--json", "--limit", 10) == 0
         result = json.loads(capsys.readouterr().out)
+        assert list(result) == [
+            "dry_run",
+            "model",
+            "prompt_version",
+            "items",
+            "tokens_in",
+            "tokens_out",
+            "tokens",
+            "price_per_mtok",
+            "cost_usd",
+            "items_per_s",
+            "elapsed_s",
+            "time_from",
+            "notes",
+        ]
         assert result["items"] == 30 and result["tokens_in"] > 0
+        assert result["tokens"] == result["tokens_in"] + result["tokens_out"]
         assert cli(*args, "--json", "--price-in", 1000, "--price-out", 0) == 0
         priced = json.loads(capsys.readouterr().out)
         assert priced["price_per_mtok"] == [1000, 0]

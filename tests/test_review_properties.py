@@ -7,7 +7,7 @@ and time passes (the queues' clock is moved by hand). After every step:
 - every item in review has an open task or a live lease (nothing is stranded);
 - a task's counts are its live answers, and it is done exactly when it has them all;
 - nobody is served an item twice, or an item someone else holds, or one already answered enough;
-- an answer is taken exactly when the rule says so (`review.answers._answer_queue`), and a refused
+- an answer is taken exactly when the rule says so (`review.answers.answer_queue`), and a refused
   answer changes nothing;
 - no answer is lost or counted twice, and `stats` and the queue counts agree with the store.
 """
@@ -180,10 +180,10 @@ class Queues(RuleBasedStateMachine):
             assert self.store().key() == before.key(), "a refused answer changed the store"
             return
         assert may, f"{who.name} answered {item} ({action}) without holding it"
-        self.live[done["annotation_id"]] = who.id
+        self.live[done.annotation_id] = who.id
         self.shown[who.id] = [i for i in self.shown[who.id] if i != item]
         if then_next:  # served in the same transaction, from the store as it was before
-            self.check_served(before, who, [item], done["next"])
+            self.check_served(before, who, [item], done.next)
 
     def check_served(
         self, before: Store, who: review.Principal, exclude: list[int], item: Any
@@ -236,7 +236,7 @@ class Queues(RuleBasedStateMachine):
             with pytest.raises(review.NotFoundError):
                 review.undo(self.project, who)
             return
-        assert review.undo(self.project, who)["undone"] == max(mine)
+        assert review.undo(self.project, who).undone == max(mine)
         del self.live[max(mine)]
 
     @rule(person=st.integers(0, 2))
@@ -306,17 +306,15 @@ class Queues(RuleBasedStateMachine):
     def stats_agree_with_the_queues(self, store: Store) -> None:
         stats = self.project.stats()
         for state in ("auto_accepted", "in_review", "human_labeled", "unresolved"):
-            assert stats[state] == sum(s == state for s, _ in store.items.values())
+            assert getattr(stats, state) == sum(s == state for s, _ in store.items.values())
         counts = review.queue_counts(self.project)
         for queue in {t.queue for t in store.tasks}:
             tasks = [t for t in store.tasks if t.queue == queue]
             leased = [t for t in tasks if not t.done and store.live_lease(t) is not None]
-            assert counts[queue]["open"] == sum(not t.done for t in tasks)
-            assert counts[queue]["done"] == sum(t.done for t in tasks)
-            assert counts[queue]["leased"] == len(leased)
-            assert counts[queue]["answers"] == sum(
-                a.action != "skip" for a in store.live(queue=queue)
-            )
+            assert counts[queue].open == sum(not t.done for t in tasks)
+            assert counts[queue].done == sum(t.done for t in tasks)
+            assert counts[queue].leased == len(leased)
+            assert counts[queue].answers == sum(a.action != "skip" for a in store.live(queue=queue))
 
 
 def test_queue_invariants_hold_under_random_work(make_project, db_url, monkeypatch) -> None:

@@ -158,7 +158,7 @@ def test_parallel_annotators_lose_nothing_and_duplicate_nothing(make_project) ->
         )
     assert answers == 60
     assert open_tasks == 0
-    assert project.stats()["human_labeled"] == 60
+    assert project.stats().human_labeled == 60
 
 
 def twice_at_once(project, who: Principal, item_id: int) -> list[str]:
@@ -283,15 +283,15 @@ def test_undo_restores_the_item_and_gives_it_back(make_project) -> None:
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)
     done = review.submit(project, ann, item["id"], action="correct", label="neutral")
-    assert project.stats()["human_labeled"] == 1
+    assert project.stats().human_labeled == 1
     with pytest.raises(review.ConflictError):
         review.submit(project, ann, item["id"], action="accept")  # no double answers
     with pytest.raises(review.ForbiddenError):
-        review.undo(project, bob, done["annotation_id"])
+        review.undo(project, bob, done.annotation_id)
     back = review.undo(project, ann)
-    assert back["undone"] == done["annotation_id"]
-    assert back["item"]["id"] == item["id"] == ids["review"][0]
-    assert project.stats()["human_labeled"] == 0
+    assert back.undone == done.annotation_id
+    assert back.item["id"] == item["id"] == ids["review"][0]
+    assert project.stats().human_labeled == 0
     # The item is leased to ann again: bob gets another one.
     assert review.next_item(project, bob.id)["id"] != item["id"]
     with pytest.raises(review.NotFoundError):
@@ -307,7 +307,7 @@ def test_undone_rejection_no_longer_asks_for_another_person(make_project) -> Non
     review.undo(project, ann)
     review.submit(project, ann, item["id"], action="accept")
     assert review.next_item(project, bob.id) is None
-    assert project.stats()["human_labeled"] == 1
+    assert project.stats().human_labeled == 1
 
 
 def test_skip_frees_the_item_for_others_but_not_for_the_skipper(make_project) -> None:
@@ -484,7 +484,7 @@ def test_an_answer_needs_the_callers_lease(make_project, clock) -> None:
     # Bob's refusals left ann's lease alone: she answers, and bob is never served the item.
     review.submit(project, ann, item, action="accept")
     assert item not in drain(project, bob)
-    assert project.stats()["human_labeled"] == 3
+    assert project.stats().human_labeled == 3
 
 
 def test_a_lease_that_ran_out_counts_until_someone_else_takes_the_item(make_project, clock) -> None:
@@ -518,8 +518,8 @@ def test_admins_label_directly_but_never_take_a_held_item(make_project, clock) -
     # An item without an open task (auto-accepted): a direct label, counted for no queue.
     direct = review.submit(project, boss, ids["confident"][0], action="correct", label="neutral")
     with project.store.session() as session:
-        assert session.get(Annotation, direct["annotation_id"]).queue is None
-    assert project.stats()["human_labeled"] == 2
+        assert session.get(Annotation, direct.annotation_id).queue is None
+    assert project.stats().human_labeled == 2
     review.submit(project, ann, held, action="accept")  # ann's lease was never touched
 
 
@@ -562,7 +562,7 @@ def served_a_gold_check(make_project) -> tuple[Any, Principal, int]:
 def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project) -> None:
     project, ann, gold = served_a_gold_check(make_project)
     review.submit(project, ann, gold, action="accept")
-    back = review.undo(project, ann)["item"]
+    back = review.undo(project, ann).item
     assert back["id"] == gold and back["queue"] == "review"  # still looks like any item
     review.submit(project, ann, gold, action="correct", label="neutral")  # the lease came back
     assert review.release_leases(project, ann.id) == 0  # answered: nothing left held
@@ -593,7 +593,7 @@ def test_a_rejection_keeps_asking_for_another_answer(make_project, reapply) -> N
     reapply(project)
     assert review.next_item(project, bob.id)["id"] == item == ids["review"][0]
     review.submit(project, bob, item, action="correct", label="neutral")
-    assert project.stats()["human_labeled"] == 1
+    assert project.stats().human_labeled == 1
     with project.store.session() as session:
         task = session.execute(
             select(ReviewTask.answers, ReviewTask.rejections, ReviewTask.done)

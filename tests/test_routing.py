@@ -70,7 +70,7 @@ def test_route_moves_items_when_threshold_changes(make_project):
     project.route(0.9)
     got = states(project)
     assert got["b"] == ("in_review", None, None)
-    assert project.stats()["threshold"] == 0.9
+    assert project.stats().threshold == 0.9
     with pytest.raises(InputError):
         project.route(1.5)
 
@@ -128,7 +128,7 @@ def test_stats_keys_and_gold_accuracy(make_project):
     )
     project.refresh_item_predictions()
     project.route()
-    stats = project.stats()
+    stats = project.stats().to_dict()
     for key in (
         "items",
         "gold",

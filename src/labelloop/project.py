@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import routing
 from .data.importer import (
+    LabelSets,
     Mapping,
     NewItem,
     Prepared,
@@ -24,10 +25,18 @@ from .data.importer import (
     prepare_items,
 )
 from .data.readers import read_file, records_from_data
-from .errors import InputError
+from .errors import InputError, NotReadyError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues
 from .review.accounts import check_user_name
+from .review.common import Stats
+from .review.labelsets import (
+    ALLOW_EMPTY,
+    SetAnswerIn,
+    annotate_set,
+    is_multi_label,
+    multi_label_settings,
+)
 from .store import (
     AUTO_ACCEPTED,
     GOLD,
@@ -40,9 +49,11 @@ from .store import (
     Store,
 )
 from .store import accounts as account_rows
+from .store import predictions as prediction_rows
 from .store import projects as rows_of
 from .store.db import sqlite_url
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
+from .store.labelsets import gold_set_counts
 from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import Action, LabelSource, Queue, Role
@@ -94,8 +105,66 @@ def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
     return sqlite_url(path / DEFAULT_DB_FILE)
 
 
-def make_labeler(model: str, **options: Any) -> Any:
-    """A labeler by name (a missing model file or endpoint is bad input)."""
+def _prediction_values(result: Any) -> dict[str, Any]:
+    """A labeler's result as a prediction row's values (uncalibrated)."""
+    return {
+        "label": result.label,
+        "probs": result.probs,
+        "confidence": result.confidence,
+        "reported_confidence": getattr(result, "reported_confidence", None),
+        "calibrated_confidence": None,
+        "calibrated_label": None,
+        "reasoning": result.reasoning,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "latency_s": result.latency_s,
+        "cost_usd": result.cost_usd,
+        "error": result.error,
+        "raw": result.raw,
+        "labels": getattr(result, "labels", None),
+    }
+
+
+def _retry(earlier: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The row replacing a stored failure: the new values, the old error kept in `failures`."""
+    at = earlier.created_at
+    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
+    failures = [*(earlier.failures or []), failure]
+    return {"id": earlier.id, **values, "failures": failures, "created_at": utcnow()}
+
+
+def _sort_imported(
+    items: Sequence[NewItem], existing: dict[str, tuple[Any, ...]], split: str, source: str
+) -> tuple[list[NewItem], list[tuple[int, NewItem]], int]:
+    """The imported items that are new, the known pool items a gold import turns into gold
+    (id, item), and how many are known already; a known id with another text is bad input."""
+    new, upgrades, unchanged = [], [], 0
+    for item in items:
+        known = existing.get(item.uid)
+        if known is None:
+            new.append(item)
+            continue
+        item_id, digest, known_split = known[:3]
+        if digest != item.text_hash:
+            raise InputError(
+                f"id {item.uid!r} already exists in the project with a different text",
+                file=source,
+                line=item.line,
+            )
+        if split == GOLD and known_split != GOLD:
+            upgrades.append((item_id, item))
+        else:
+            unchanged += 1
+    return new, upgrades, unchanged
+
+
+def make_labeler(model: str, *, multi_label: bool = False, **options: Any) -> Any:
+    """A labeler by name (a missing model file or endpoint is bad input); with `multi_label`,
+    one that gives every label its own probability."""
+    if multi_label:
+        from .labelers.multilabel import get_multi_labeler
+
+        return get_multi_labeler(model, **options)
     from .labelers import get_labeler
 
     return get_labeler(model, **options)
@@ -119,14 +188,20 @@ class Project:
         labels: Sequence[str] | str,
         db: str | None = None,
         name: str | None = None,
+        multi_label: bool = False,
+        allow_empty: bool = False,
     ) -> Project:
-        """Create a project folder (and its store) for a task and an ordered label set."""
+        """Create a project folder (and its store) for a task and an ordered label set.
+
+        With `multi_label` items take any subset of the labels (none only with `allow_empty`).
+        """
         path = Path(path).resolve()
         if (path / CONFIG_FILE).exists():
             raise InputError(f"{path} is already a labelloop project")
         if not task or not task.strip():
             raise InputError("the task description is empty; describe the task with --task")
         label_list = _parse_labels(labels)
+        settings = multi_label_settings(label_list, multi_label, allow_empty)
         name = name or re.sub(r"[^\w.-]+", "-", path.name) or "project"
         path.mkdir(parents=True, exist_ok=True)
         url = _resolve_db(path, db, {})
@@ -137,7 +212,7 @@ class Project:
                 raise InputError(
                     f"the database already holds a project named {name!r}; choose another --name"
                 )
-            project_id = rows_of.add_project(session, name, task.strip(), label_list)
+            project_id = rows_of.add_project(session, name, task.strip(), label_list, settings)
         config: dict[str, Any] = {"project": name}
         if db and "://" in db:
             config["db"] = db
@@ -199,6 +274,16 @@ class Project:
             row = self._row(session)
             row.settings = {**(row.settings or {}), **values}
             return dict(row.settings)
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether items take label sets (`Project.create(multi_label=True)`)."""
+        return is_multi_label(self.settings)
+
+    @property
+    def allow_empty(self) -> bool:
+        """Whether a multi-label item may take no label at all."""
+        return bool(self.settings.get(ALLOW_EMPTY))
 
     @property
     def threshold(self) -> float:
@@ -315,34 +400,23 @@ class Project:
     ) -> ImportResult:
         if split not in (POOL, GOLD):
             raise InputError(f"split must be 'pool' or 'gold', not {split!r}")
+        labels, settings = self.labels, self.settings
+        sets = (
+            LabelSets(labels, bool(settings.get(ALLOW_EMPTY))) if is_multi_label(settings) else None
+        )
         prepared = prepare_items(
-            records, source=source, mapping=mapping, labels=self.labels, split=split
+            records, source=source, mapping=mapping, labels=labels, split=split, label_sets=sets
         )
         with self.store.session() as session:
             existing = rows_of.existing_items(
                 session, self.id, {item.uid for item in prepared.items}
             )
             adopted = self._adopt_file_ids(session, prepared, existing)
-            new_rows, upgrades, unchanged = [], [], 0
-            for item in prepared.items:
-                known = existing.get(item.uid)
-                if known is None:
-                    new_rows.append(self._row_for(item, split))
-                    continue
-                item_id, digest, known_split = known[:3]
-                if digest != item.text_hash:
-                    raise InputError(
-                        f"id {item.uid!r} already exists in the project with a different text",
-                        file=source,
-                        line=item.line,
-                    )
-                if split == GOLD and known_split != GOLD:
-                    upgrades.append((item_id, item.gold_label))
-                else:
-                    unchanged += 1
+            new, upgrades, unchanged = _sort_imported(prepared.items, existing, split, source)
+            new_rows = [self._row_for(item, split) for item in new]
             rows_of.insert_items(session, new_rows)
-            for item_id, label in upgrades:
-                rows_of.make_gold(session, item_id, label)
+            for item_id, item in upgrades:
+                rows_of.make_gold(session, item_id, item.gold_label, item.gold_labels)
         return ImportResult(
             rows=len(prepared.items) + prepared.duplicates_in_file,
             added=len(new_rows),
@@ -363,8 +437,10 @@ class Project:
             "meta": item.meta,
             "split": split,
             "gold_label": item.gold_label,
+            "gold_labels": item.gold_labels,
             "state": HUMAN_LABELED if gold else UNRESOLVED,
             "final_label": item.gold_label if gold else None,
+            "final_labels": item.gold_labels if gold else None,
             "final_source": LabelSource.HUMAN if gold else None,
             "audit": False,
         }
@@ -417,7 +493,7 @@ class Project:
         if active is None:
             return
         with self.store.session() as session:
-            rows_of.show_active_prediction(session, self.id, *active, item_ids)
+            prediction_rows.show_active_prediction(session, self.id, *active, item_ids)
 
     def save_predictions(
         self, model: str, prompt_version: str, results: Sequence[tuple[int, Any]]
@@ -439,43 +515,13 @@ class Project:
                 if item_id in seen or (earlier is not None and earlier.error is None):
                     continue  # an answer is kept
                 seen.add(item_id)
-                values = {
-                    "label": result.label,
-                    "probs": result.probs,
-                    "confidence": result.confidence,
-                    "reported_confidence": getattr(result, "reported_confidence", None),
-                    "calibrated_confidence": None,
-                    "calibrated_label": None,
-                    "reasoning": result.reasoning,
-                    "tokens_in": result.tokens_in,
-                    "tokens_out": result.tokens_out,
-                    "latency_s": result.latency_s,
-                    "cost_usd": result.cost_usd,
-                    "error": result.error,
-                    "raw": result.raw,
-                }
+                values = _prediction_values(result)
                 if earlier is None:
-                    rows.append(
-                        {
-                            "project_id": self.id,
-                            "item_id": item_id,
-                            "model": model,
-                            "prompt_version": prompt_version,
-                            **values,
-                        }
-                    )
+                    key = {"model": model, "prompt_version": prompt_version}
+                    rows.append({"project_id": self.id, "item_id": item_id, **key, **values})
                 else:
-                    at = earlier.created_at
-                    failure = {"error": earlier.error, "at": at.isoformat() if at else None}
-                    retried.append(
-                        {
-                            "id": earlier.id,
-                            **values,
-                            "failures": [*(earlier.failures or []), failure],
-                            "created_at": utcnow(),
-                        }
-                    )
-            rows_of.add_predictions(session, rows)
+                    retried.append(_retry(earlier, values))
+            prediction_rows.add_predictions(session, rows)
             rows_of.replace_predictions(session, retried)
         self.store.grew("predictions", len(rows))
         return len(rows) + len(retried)
@@ -514,8 +560,17 @@ class Project:
         if owned:
             extra = {} if timeout is None else {"timeout_s": timeout}
             labeler = make_labeler(
-                model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **extra
+                model,
+                multi_label=self.multi_label,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+                **extra,
             )
+        elif self.multi_label:
+            from .labelers.multilabel import as_multi_labeler
+
+            labeler = as_multi_labeler(labeler)
         try:
             return engine.prelabel(
                 self, labeler, limit=limit, progress=progress, retry_failed=retry_failed
@@ -525,7 +580,12 @@ class Project:
                 labeler.close()
 
     def calibrate(self, **options: Any) -> dict[str, Any]:
-        """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`)."""
+        """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`;
+        multi-label projects: one calibrator per label, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.calibrate(self, **options)
         from .workflows.calibrate import calibrate
 
         return calibrate(self, **options)
@@ -533,18 +593,33 @@ class Project:
     def learn(self, **options: Any) -> dict[str, Any]:
         """Train the student and the stack on trusted labels; the best predictor becomes active
         and calibration and routing are refreshed (see `workflows.learn`)."""
+        if self.multi_label:
+            raise NotReadyError(
+                "learn trains single-label students; on a multi-label project calibrate, "
+                "route and select on the labeler's per-label probabilities"
+            )
         from .workflows.learn import learn
 
         return learn(self, **options)
 
     def select(self, strategy: str, k: int, **options: Any) -> dict[str, Any]:
-        """Queue the `k` items whose human label should help most (see `workflows.select`)."""
+        """Queue the `k` items whose human label should help most (see `workflows.select`;
+        multi-label projects: `workflows.multilabel.select`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.select(self, strategy, k, **options)
         from .workflows.select import select
 
         return select(self, strategy, k, **options)
 
     def agreement(self, **options: Any) -> dict[str, Any]:
-        """Agreement between annotators and LLM labelers (see `workflows.agreement`)."""
+        """Agreement between annotators and LLM labelers (see `workflows.agreement`;
+        multi-label projects: MASI alpha and per-label kappa, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.agreement(self, **options)
         from .workflows.agreement import agreement
 
         return agreement(self, **options)
@@ -569,17 +644,15 @@ class Project:
         queue, so that the accuracy of auto-accepted labels keeps being measured. When
         calibration found the active labeler no better than the majority label, or its
         confidences unable to rank, nothing is auto-accepted unless `trust_labeler`.
+        On a multi-label project an item is auto-accepted when every label decision on it is
+        confident; the others go to review with their uncertain labels (`workflows.multilabel`).
         """
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.route(self, threshold)
         settings = self.settings
-        if threshold is None:
-            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
-        else:
-            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
-        if audit_rate is not None:
-            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
-            self.update_settings(
-                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
-            )
+        threshold = self._routing_threshold(settings, threshold, audit_rate)
         label_thresholds = settings.get("label_thresholds") or {}
         distrusted = self._distrusted_labeler() if not trust_labeler else []
         with self.store.session() as session:
@@ -608,6 +681,22 @@ class Project:
             "consensus": consensus,
             **self_reported,
         }
+
+    def _routing_threshold(
+        self, settings: dict[str, Any], threshold: float | None, audit_rate: float | None
+    ) -> float:
+        """The threshold `route` applies (the stored one unless given), both checked; a given
+        audit rate is stored first (bad input changes nothing)."""
+        if threshold is None:
+            threshold = float(settings.get("threshold", routing.DEFAULT_THRESHOLD))
+        else:
+            threshold = queues.Bounds(0.0, 1.0).check("threshold", threshold)
+        if audit_rate is not None:
+            audit_rate = float(queues.check_setting("audit_rate", audit_rate))
+            self.update_settings(
+                review={**(settings.get("review") or {}), "audit_rate": audit_rate}
+            )
+        return threshold
 
     def _distrusted_labeler(self) -> list[str]:
         """Why calibration found the active labeler not worth routing on (empty: it is)."""
@@ -694,11 +783,13 @@ class Project:
         queue: str | None = None,
         source: str = "labelloop",
         external_id: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Record a person's answer on an item and update its final label.
 
         `accept` takes the suggestion's label; `correct` and `label` need a label; `reject`
-        says the suggestion is wrong without giving a label; `skip` gives nothing.
+        says the suggestion is wrong without giving a label; `skip` gives nothing. On a
+        multi-label project the answer is a set, `labels` (see `labelloop.review.labelsets`).
 
         A trusted path (Python, CLI, Label Studio): no lease is needed. The answer counts for the
         item's task in `queue`, or without one for the open task they hold or the item's first
@@ -707,6 +798,11 @@ class Project:
         answers.check_action(action)
         item_id = item if isinstance(item, int) else self.item_id(item)
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
+        if self.multi_label or labels is not None:
+            if not self.multi_label or label is not None:
+                raise InputError("give `labels` (a list) on multi-label projects, else `label`")
+            given_set = SetAnswerIn(action, labels, annotator_id, time_spent_s, source, external_id)
+            return annotate_set(self, item_id, given_set, queue=queue)
         given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
         return answers.annotate(self, item_id, given, queue=queue, shown_as=item).to_dict()
 
@@ -723,27 +819,37 @@ class Project:
             for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
         }
 
-    def stats(self) -> dict[str, Any]:
-        """Counts per state, review rate and the LLM's accuracy on gold."""
+    def stats(self) -> Stats:
+        """Counts per state, review rate, the LLM's accuracy on gold (multi-label: the share
+        of gold items whose suggested set is exactly right), and the items reviewers settled and
+        those waiting for one."""
+        from .review.adjudication import pending
+
+        multi = self.multi_label
         with self.store.session() as session:
             n = rows_of.item_counts(session, self.id)
+            if multi:
+                n.update(gold_set_counts(session, self.id))
         counts = self._state_counts()
         pool = n["items"] - n["gold"]
-        return {
-            "items": n["items"],
-            "gold": n["gold"],
-            "pool": pool,
-            "predicted": n["predicted"],
-            **counts,
-            "review_rate": (counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
-            "gold_accuracy": n["gold_correct"] / n["gold_predicted"]
-            if n["gold_predicted"]
-            else None,
-            "gold_predicted": n["gold_predicted"],
-            "threshold": self.threshold,
-            "active_predictor": self.settings.get("active_predictor"),
-            "audit": self.audit_estimate(),
-        }
+        return Stats(
+            items=n["items"],
+            gold=n["gold"],
+            pool=pool,
+            predicted=n["predicted"],
+            auto_accepted=counts[AUTO_ACCEPTED],
+            in_review=counts[IN_REVIEW],
+            human_labeled=counts[HUMAN_LABELED],
+            unresolved=counts[UNRESOLVED],
+            review_rate=(counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
+            gold_accuracy=n["gold_correct"] / n["gold_predicted"] if n["gold_predicted"] else None,
+            gold_predicted=n["gold_predicted"],
+            threshold=self.threshold,
+            active_predictor=self.settings.get("active_predictor"),
+            audit=self.audit_estimate(),
+            adjudicated=n["adjudicated"],
+            adjudication_waiting=len(pending(self)),
+        )
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""

@@ -234,4 +234,4 @@ def test_two_annotators_in_parallel_lose_nothing(live_server, browser) -> None:
     answered = sorted(item for item, _ in rows)
     assert answered == sorted(ids["review"])  # every item once: nothing lost, nothing twice
     assert len({who for _, who in rows}) == 2  # both people did some of the work
-    assert project.stats()["human_labeled"] == 8
+    assert project.stats().human_labeled == 8

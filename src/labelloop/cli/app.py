@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,10 @@ from .common import (
     progress_bar,
 )
 
+if TYPE_CHECKING:
+    from ..project import Stats
+    from ..workflows.estimate import PrelabelEstimate
+
 app = typer.Typer(
     name="labelloop",
     help="LLM-assisted data labeling with calibrated confidence, human review and active "
@@ -39,18 +43,42 @@ app = typer.Typer(
 
 @app.command()
 def init(
+    task: Annotated[str, typer.Option(help="What to label, in one sentence.")],
+    labels: Annotated[str, typer.Option(help="Comma-separated label set, e.g. pos,neg,neu.")],
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    task: Annotated[str, typer.Option(help="What to label, in one sentence.")] = ...,
-    labels: Annotated[str, typer.Option(help="Comma-separated label set, e.g. pos,neg,neu.")] = ...,
     db: DbUrl = None,
     name: Annotated[str | None, typer.Option(help="Project name inside the database.")] = None,
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="Items take any subset of the labels.")
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option("--allow-empty", help="With --multi-label: an item may take no label."),
+    ] = False,
     as_json: JsonOut = False,
 ) -> None:
-    """Create a project for a task and an ordered label set."""
+    """Create a project for a task and an ordered label set (with --multi-label: label sets).
+
+    Anyone with write access to the folder and the database may run it; it creates the folder's
+    configuration and one project row, and changes nothing else."""
     from ..project import Project
 
-    with Project.create(directory, task=task, labels=labels, db=db, name=name) as project:
-        result = {"project": str(project.path), "labels": project.labels, "db": project.store.url}
+    with Project.create(
+        directory,
+        task=task,
+        labels=labels,
+        db=db,
+        name=name,
+        multi_label=multi_label,
+        allow_empty=allow_empty,
+    ) as project:
+        result = {
+            "project": str(project.path),
+            "labels": project.labels,
+            "db": project.store.url,
+            "multi_label": project.multi_label,
+            "allow_empty": project.allow_empty,
+        }
     emit(
         result,
         as_json,
@@ -357,21 +385,21 @@ def _estimate(
     emit(result, as_json, _render_estimate)
 
 
-def _render_estimate(r: dict) -> None:
-    cost = f"${r['cost_usd']:.4f}"
-    if r["price_per_mtok"]:
-        cost += f" at ${r['price_per_mtok'][0]:g} / ${r['price_per_mtok'][1]:g} per million tokens"
+def _render_estimate(r: PrelabelEstimate) -> None:
+    cost = f"${r.cost_usd:.4f}"
+    if r.price_per_mtok:
+        cost += f" at ${r.price_per_mtok[0]:g} / ${r.price_per_mtok[1]:g} per million tokens"
     when = (
-        f"about {r['elapsed_s']:.0f} s ({r['items_per_s']:.1f} items/s, from {r['time_from']})"
-        if r["elapsed_s"] is not None
+        f"about {r.elapsed_s:.0f} s ({r.items_per_s:.1f} items/s, from {r.time_from})"
+        if r.elapsed_s is not None and r.items_per_s is not None
         else "time unknown"
     )
     out.print(
-        f"dry run, nothing labeled: {r['items']:,} items for {r['model']}; "
-        f"{r['tokens_in']:,} input + {r['tokens_out']:,} output tokens; {cost}; {when}.",
+        f"dry run, nothing labeled: {r.items:,} items for {r.model}; "
+        f"{r.tokens_in:,} input + {r.tokens_out:,} output tokens; {cost}; {when}.",
         highlight=False,
     )
-    for note in r["notes"]:
+    for note in r.notes:
         out.print(f"  note: {note}", highlight=False)
 
 
@@ -469,7 +497,7 @@ def _render_calibration(r: dict) -> None:
         out.print("  plots: " + ", ".join(r["plots"].values()))
 
 
-def _render_stats(result: dict) -> None:
+def _render_stats(result: Stats) -> None:
     from rich.table import Table
 
     table = Table(title="labelloop stats", show_header=False)
@@ -481,16 +509,18 @@ def _render_stats(result: dict) -> None:
         "in_review",
         "human_labeled",
         "unresolved",
+        "adjudicated",
+        "adjudication_waiting",
     ):
-        table.add_row(key.replace("_", " "), f"{result[key]:,}")
-    table.add_row("review rate", percent(result["review_rate"]))
+        table.add_row(key.replace("_", " "), f"{getattr(result, key):,}")
+    table.add_row("review rate", percent(result.review_rate))
     table.add_row(
         "LLM accuracy on gold",
-        percent(result["gold_accuracy"])
-        + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""),
+        percent(result.gold_accuracy)
+        + (f" (n={result.gold_predicted})" if result.gold_predicted else ""),
     )
-    table.add_row("threshold", f"{result['threshold']:.3f}")
-    audit = result.get("audit")
+    table.add_row("threshold", f"{result.threshold:.3f}")
+    audit = result.audit
     if audit:
         table.add_row(
             "auto-accepted accuracy (audits)",

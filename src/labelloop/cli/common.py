@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 import typer
 
@@ -79,15 +79,24 @@ def open_project(project: Path, db: str | None = None) -> Project:
     return Project.open(project, db=db)
 
 
+@runtime_checkable
+class TypedResult(Protocol):
+    """A service's typed result (a dataclass): `to_dict` is its JSON form."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
-    """Print `result` as JSON (stdout) or through `render` for people."""
+    """Print `result` as JSON (stdout) or through `render` for people; a typed result is sent
+    as its `to_dict()` and rendered as itself."""
+    data = result.to_dict() if isinstance(result, TypedResult) else result
     if as_json:
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
         sys.stdout.flush()
     elif render is not None:
         render(result)
     else:
-        for key, value in result.items():
+        for key, value in data.items():
             out.print(f"[bold]{key}[/]: {value}", highlight=False)
 
 

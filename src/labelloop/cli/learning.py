@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +22,9 @@ from .common import (
     percent,
     progress_bar,
 )
+
+if TYPE_CHECKING:
+    from ..workflows.compare import Comparison
 
 
 def _fmt(value: float | None) -> str:
@@ -338,7 +341,7 @@ def _render_agreement(r: dict) -> None:
         )
     for entry in r.get("vs_majority", []):
         out.print(
-            f"  κ {entry['rater']} vs the majority of the others: "
+            f"  {entry.get('measure', 'κ')} {entry['rater']} vs the majority of the others: "
             f"{_fmt(entry['estimate'])} — {entry['interpretation']}",
             highlight=False,
         )
@@ -386,7 +389,7 @@ def agreement(
     emit(result, as_json, _render_agreement)
 
 
-def _render_compare(r: dict) -> None:
+def _render_compare(r: Comparison) -> None:
     from rich.table import Table
 
     table = Table(
@@ -395,33 +398,33 @@ def _render_compare(r: dict) -> None:
         "accuracy [95% interval]",
         "AUROC",
         "ECE raw → calibrated",
-        f"review for {percent(r['target_accuracy'])}",
+        f"review for {percent(r.target_accuracy)}",
         "$ / 1000 items",
         "items/s",
         title="labelers on the gold items",
     )
-    for entry in r["labelers"]:
-        acc = entry.get("accuracy")
+    for entry in r.labelers:
+        quality, usage = entry.quality, entry.usage
+        acc = quality.accuracy
         accuracy = (
             f"{percent(acc['accuracy'])} [{percent(acc['low'])}, {percent(acc['high'])}]"
             if acc
             else "—"
         )
         ece = (
-            f"{_fmt(entry['ece_before'])} → {_fmt(entry['ece_after'])}"
-            if "ece_before" in entry
-            else entry.get("note", "—")
+            f"{_fmt(quality.ece_before)} → {_fmt(quality.ece_after)}"
+            if quality.note is None
+            else quality.note
         )
-        cost = entry["cost_per_1000_items_usd"]
-        speed = entry["items_per_s"]
+        cost = usage.cost_per_1000_items_usd
+        speed = usage.items_per_s
         table.add_row(
-            f"{entry['model']}@{entry['prompt_version'][:8]}"
-            + (" (active)" if entry["active"] else ""),
-            str(entry["n_gold"]),
+            f"{entry.model}@{entry.prompt_version[:8]}" + (" (active)" if entry.active else ""),
+            str(quality.n_gold),
             accuracy,
-            _fmt(entry.get("auroc")),
+            _fmt(quality.auroc),
             ece,
-            percent(entry.get("review_rate")),
+            percent(quality.review_rate),
             "—" if cost is None else f"{cost:.4f}",
             "—" if speed is None else f"{speed:.1f}",
         )

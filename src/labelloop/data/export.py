@@ -101,6 +101,7 @@ def export_rows(rows: Iterable[dict[str, Any]], out: str | Path, fmt: str) -> in
                 flush()
         if batch or writer_pq is None:
             flush()
+        assert writer_pq is not None  # the last flush opened it at the latest
         writer_pq.close()
     partial.replace(out)
     return count

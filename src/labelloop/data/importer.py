@@ -9,9 +9,10 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import InputError
+from ..multilabel.sets import parse_label_set
 from .readers import Record
 
 MAX_TEXT_CHARS = 1_000_000  # larger texts are almost always a parsing mistake
@@ -37,6 +38,7 @@ class NewItem:
     line: int
     gold_label: str | None = None
     meta: dict[str, Any] | None = None
+    gold_labels: list[str] | None = None  # multi-label projects: the gold set
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _bad_text(text: Any, source: str, line: int, column: str) -> None:
+def _bad_text(text: Any, source: str, line: int, column: str) -> NoReturn:
     """Raise the InputError that explains what is wrong with a text value."""
     if _is_missing(text):
         raise InputError("the text is missing", file=source, line=line, column=column)
@@ -191,6 +193,32 @@ def _gold_label(
     return label
 
 
+@dataclass(frozen=True)
+class LabelSets:
+    """How a multi-label project reads a label column: any subset of `labels` (see
+    `labelloop.multilabel.sets`), the empty set only when `allow_empty`."""
+
+    labels: Sequence[str]
+    allow_empty: bool = False
+
+    def read(self, value: Any, split: str, source: str, line: int, column: str) -> Any:
+        """The set in one cell: None when missing (bad on gold), else a list in label order.
+
+        An empty cell is a missing set in the pool and, where empty sets are allowed, the empty
+        set on gold; `[]` is always the empty set."""
+        if (isinstance(value, str) and not value.strip()) or _is_missing(value):
+            if split == "gold" and self.allow_empty:
+                return []
+            value = None
+        try:
+            chosen = parse_label_set(value, self.labels, allow_empty=self.allow_empty)
+        except InputError as exc:
+            raise InputError(str(exc), file=source, line=line, column=column) from exc
+        if chosen is None and split == "gold":
+            raise InputError("a gold item needs its labels", file=source, line=line, column=column)
+        return chosen
+
+
 def prepare_items(
     records: Iterable[Record],
     *,
@@ -198,8 +226,11 @@ def prepare_items(
     mapping: Mapping,
     labels: Sequence[str],
     split: str,
+    label_sets: LabelSets | None = None,
 ) -> Prepared:
-    """Validate records and build items; raise InputError at the first bad row."""
+    """Validate records and build items; raise InputError at the first bad row.
+
+    With `label_sets` (multi-label projects) the label column holds sets (`LabelSets`)."""
     canonical = canonical_labels(labels)
     label_col = mapping.label_col
     if split == "gold" and label_col is None:
@@ -207,7 +238,7 @@ def prepare_items(
     prepared = Prepared()
     seen: dict[str, tuple[str, int]] = {}
     text_col, id_col = mapping.text_col, mapping.id_col
-    roles: set[str] = set()
+    roles: set[str | None] = set()
     hint = ""
     checked_columns = False
     for line, record in records:
@@ -233,8 +264,10 @@ def prepare_items(
         uid = (
             _item_id(record, id_col, source, line, hint) if id_col is not None else hash_id(digest)
         )
-        gold = None
-        if label_col is not None:
+        gold: Any = None
+        if label_sets is not None and label_col is not None:
+            gold = label_sets.read(record.get(label_col), split, source, line, label_col)
+        elif label_col is not None:
             gold = _gold_label(
                 record.get(label_col), canonical, labels, split, source, line, label_col
             )
@@ -260,5 +293,8 @@ def prepare_items(
         if split != "gold" and gold is not None:
             extra = {**(extra or {}), "source_label": gold}
             gold = None
-        prepared.items.append(NewItem(uid, text, digest, line, gold, extra or None))
+        if label_sets is not None:
+            prepared.items.append(NewItem(uid, text, digest, line, None, extra or None, gold))
+        else:
+            prepared.items.append(NewItem(uid, text, digest, line, gold, extra or None))
     return prepared

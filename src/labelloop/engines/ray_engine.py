@@ -31,19 +31,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import ray
-from sqlalchemy import Select, func, select
 
 from ..active import get_embedder
 from ..labelers.base import Labeler, LabelResult, LabelTask
 from ..labelers.ratelimit import RateSchedule, endpoint_rates, leaf_labelers, share_endpoint_limits
-from ..store import HUMAN_LABELED, POOL, Embedding, Item
-from ..store.embeddings import save_vectors
+from ..store import items as stored_items
+from ..store import predictions
+from ..store.embeddings import item_vectors, items_without_vector, save_vectors
+from ..store.items import ItemRows
 from ..workflows.embed import is_corpus_fitted
 from ..workflows.prelabel import (
     Tally,
-    count_items,
     next_steps,
-    pending_queries,
     save_batch,
     start_run,
 )
@@ -214,20 +213,15 @@ class ArrayWorker(_Worker):
 
 # ------------------------------------------------------------------------------- reading
 def read_pages(
-    project: Project, queries: list[Select], page: int = READ_PAGE, column: str = "text"
+    project: Project, sets: list[ItemRows], page: int = READ_PAGE, column: str = "text"
 ) -> Iterator[pa.Table]:
-    """`(id, column)` tables of at most `page` rows, by keyset on the first selected column
-    (an item id; each query ordered by it).
-
-    Keyset paging reads each row once even while results are being written.
+    """`(id, column)` tables of at most `page` rows of each set in turn, by keyset on the item
+    id: each row is read once even while results are being written.
     """
-    for query in queries:
-        key = query.selected_columns[0]
+    for rows_of in sets:
         last = None
         while True:
-            paged = query if last is None else query.where(key > last)
-            with project.store.session() as session:
-                rows = session.execute(paged.limit(page)).all()
+            rows = stored_items.read_page(project.store, rows_of, last, page)
             if not rows:
                 break
             last = rows[-1][0]
@@ -376,21 +370,11 @@ def prelabel_ray(
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
-    with project.store.session() as session:
-        if limit is not None:
-            cutoff = session.scalar(
-                pool_query.with_only_columns(Item.id).offset(max(limit - 1, 0)).limit(1)
-            )
-            if limit == 0:
-                pool_query = pool_query.where(Item.id < 0)
-            elif cutoff is not None:
-                pool_query = pool_query.where(Item.id <= cutoff)
-        todo = sum(
-            session.scalar(select(func.count()).select_from(q.subquery())) or 0
-            for q in (gold_query, pool_query)
-        )
-    total = count_items(project)
+    gold, pool = predictions.pending_answers(project.id, model, version, retry_failed)
+    if limit is not None:
+        pool = stored_items.fixed_first(project.store, pool, limit)
+    todo = stored_items.count_rows(project.store, gold, pool)
+    total = stored_items.count_items(project.store, project.id)
     tally = Tally()
     saved = 0
     buffer: list[tuple[int, Any]] = []
@@ -419,7 +403,7 @@ def prelabel_ray(
         def attempt() -> None:
             last_flush = time.monotonic()
             try:
-                pages = read_pages(project, [gold_query, pool_query])
+                pages = read_pages(project, [gold, pool])
                 for group in windows(pages, window):
                     for out in run.map(group, LabelWorker, kwargs):
                         if not first_result:
@@ -481,18 +465,8 @@ def embed_items(
         if is_corpus_fitted(probe):
             raise ValueError("a corpus-fitted embedder (TF-IDF) is not stored; embed locally")
         model_id = probe.model_id
-    has_vector = (
-        select(Embedding.id)
-        .where(Embedding.item_id == Item.id, Embedding.model == model_id)
-        .exists()
-    )
-    pending = (
-        select(Item.id, Item.text)
-        .where(Item.project_id == project.id, ~has_vector)
-        .order_by(Item.id)
-    )
-    with project.store.session() as session:
-        todo = session.scalar(select(func.count()).select_from(pending.subquery())) or 0
+    pending = items_without_vector(project.id, model_id)
+    todo = stored_items.count_rows(project.store, pending)
     added = 0
     if progress:
         progress(0, todo)
@@ -552,13 +526,6 @@ class ModelScorer:
         return np.hstack([model.predict_proba(vectors) for model in self.models])
 
 
-def _by_id_chunks(query: Select, key: Any, item_ids: Any) -> list[Select]:
-    """`query` restricted to `item_ids`, as one query per page of ids (bounded IN lists)."""
-    ids = np.sort(np.asarray(item_ids, np.int64))
-    chunks = np.array_split(ids, max(1, math.ceil(len(ids) / READ_PAGE)))
-    return [query.where(key.in_([int(i) for i in chunk])) for chunk in chunks if len(chunk)]
-
-
 def score_pool(
     project: Project,
     scorer_factory: Callable[[], Any],
@@ -581,29 +548,20 @@ def score_pool(
     (scores change every round); `item_ids` restricts the items (default: every pool item
     without a human label).
     """
-    query: Select[Any, Any]
+    pool = item_ids is None
     if embedding_model is None:
-        key, column = Item.id, "text"
-        query = select(Item.id, Item.text).where(Item.project_id == project.id)
+        column, rows = "text", stored_items.item_texts(project.id, unlabeled_pool=pool)
     else:
-        key, column = Embedding.item_id, "vector"
-        query = (
-            select(Embedding.item_id, Embedding.vector)
-            .join(Item, Item.id == Embedding.item_id)
-            .where(Item.project_id == project.id, Embedding.model == embedding_model)
-        )
-    query = query.order_by(key)
-    if item_ids is None:
-        queries = [query.where(Item.split == POOL, Item.state != HUMAN_LABELED)]
-    else:
-        queries = _by_id_chunks(query, key, item_ids)
+        column = "vector"
+        rows = item_vectors(project.id, embedding_model, unlabeled_pool=pool)
+    sets = [rows] if item_ids is None else rows.only(item_ids, READ_PAGE)
     ids: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     seen = 0
     with ray_session(address):
         run = _Run(actors=actors, num_cpus=num_cpus, batch_size=batch_size)
         try:
-            for group in windows(read_pages(project, queries, column=column), window):
+            for group in windows(read_pages(project, sets, column=column), window):
                 kwargs = {"factory": scorer_factory, "method": "score"}
                 for out in run.map(group, ArrayWorker, kwargs):
                     ids.append(np.asarray(out["id"], np.int64))

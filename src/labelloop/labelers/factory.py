@@ -29,17 +29,10 @@ def get_labeler(
     Extra keyword options go to the backend's constructor. A missing model file or endpoint is
     an `InputError`: the options name them.
     """
-    if model in LOCAL_MODELS or model.lower().endswith(".gguf"):
+    if is_local(model):
         from labelloop.labelers.local import LocalLabeler
 
-        if "timeout_s" in options:
-            raise InputError("--timeout applies to an endpoint (--base-url), not to a local model")
-
-        if model.lower().endswith(".gguf"):
-            if not os.path.isfile(model):
-                raise InputError(f"GGUF model file not found: {model}")
-            return LocalLabeler(model, **options)
-        return LocalLabeler.embedded(model.partition(":")[2] or None, **options)
+        return local_labeler(LocalLabeler, model, options)
     from labelloop.labelers.openai import OpenAILabeler
 
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")
@@ -51,3 +44,19 @@ def get_labeler(
     return OpenAILabeler(
         model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency, **options
     )
+
+
+def is_local(model: str) -> bool:
+    """Whether ``--model`` names an embedded model or a GGUF file (else an endpoint's model)."""
+    return model in LOCAL_MODELS or model.lower().endswith(".gguf")
+
+
+def local_labeler(kind: Any, model: str, options: dict[str, Any]) -> Labeler:
+    """A local backend of class `kind` (with ``embedded``) for an embedded model or GGUF file."""
+    if "timeout_s" in options:
+        raise InputError("--timeout applies to an endpoint (--base-url), not to a local model")
+    if model.lower().endswith(".gguf"):
+        if not os.path.isfile(model):
+            raise InputError(f"GGUF model file not found: {model}")
+        return kind(model, **options)
+    return kind.embedded(model.partition(":")[2] or None, **options)

@@ -6,9 +6,11 @@
   share it);
 - `overview`: what people and admins see of the work (the dashboard).
 
-Every query is built with SQLAlchemy expressions (never from strings). The services take a
-`ProjectScope` (what they need of a project), never `Project` itself, which owns them. The
-names below are the package's public surface; tests replace `common.clock` to let time pass and
+The services decide who may do what; the store's named queries (`labelloop.store.accounts`,
+`labelloop.store.reviews`) read and write the rows, inside the transaction a service opens. The
+services take a `ProjectScope` (what they need of a project), never `Project` itself, which owns
+them. Results that the CLI and the API send are frozen dataclasses (`common.Result`). The names
+below are the package's public surface; tests replace `common.clock` to let time pass and
 `accounts.PASSWORD_HASHER` for cheap hashing.
 """
 
@@ -43,9 +45,26 @@ from .accounts import (
     set_password,
     user_name_problem,
 )
-from .answers import Answer, AnswerIn, annotate, submit, unannotate, undo
-from .common import ProjectScope
-from .overview import annotations_of, dashboard, plot_files, project_info, queue_counts
+from .answers import (
+    Answer,
+    AnswerIn,
+    GoldFeedback,
+    Submitted,
+    Undone,
+    annotate,
+    submit,
+    unannotate,
+    undo,
+)
+from .common import ProjectScope, Stats
+from .overview import (
+    QueueCounts,
+    annotations_of,
+    dashboard,
+    plot_files,
+    project_info,
+    queue_counts,
+)
 from .queues import (
     DEFAULT_SETTINGS,
     MAX_EXCLUDE,
@@ -78,10 +97,15 @@ __all__ = [
     "Bounds",
     "ConflictError",
     "ForbiddenError",
+    "GoldFeedback",
     "InputError",
     "NotFoundError",
     "Principal",
     "ProjectScope",
+    "QueueCounts",
+    "Stats",
+    "Submitted",
+    "Undone",
     "accounts",
     "add_user",
     "annotate",

@@ -4,7 +4,7 @@ One path for every answer, trusted or not: `record` stores it inside the caller'
 recomputes the item's state and final label from its live answers (`resolve_item`), recounts the
 task it counted for and ends the answerer's lease. `annotate` is the trusted path (Python, CLI,
 Label Studio: no lease needed); `submit` and `undo` are the review API's, where an answer needs
-the caller's lease (`_answer_queue`): otherwise it is refused and changes nothing.
+the caller's lease (`answer_queue`): otherwise it is refused and changes nothing.
 
 The path runs the store's prebuilt statements (`labelloop.store.reviews`), each touching a few
 rows through the primary key or an index: its cost does not grow with the store.
@@ -21,7 +21,8 @@ from typing import Any
 from .. import routing
 from ..data.importer import canonical_labels, match_label
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
-from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection
+from ..multilabel.sets import MULTI_LABEL
+from ..store import AUTO_ACCEPTED, GOLD, HUMAN_LABELED, IN_REVIEW, Connection, labelsets
 from ..store import reviews as store
 from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
@@ -30,7 +31,7 @@ from ..store.reviews import ITEM_CONTEXT as ITEM_CONTEXT  # read by the consensu
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
 from . import common, consensus
 from .accounts import Principal
-from .common import ProjectScope, transaction
+from .common import ProjectScope, Result, transaction
 from .queues import OVERLAP_QUEUES, lease_for, next_in, payload, queue_settings_of, settings_in
 
 ACTIONS = tuple(Action)
@@ -200,11 +201,24 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
     store.mark_undone(conn, annotation_id)
     item = store.item_context(conn, found.item_id)
     assert item is not None  # an answer's item stays while the answer does
-    settings = labels_and_settings_of(item)[1]
+    labels, settings = labels_and_settings_of(item)
+    if settings.get(MULTI_LABEL):  # label sets: resolved label by label
+        return _withdraw_set(conn, item, labels, found, annotation_id)
     result = resolve_item(conn, item, settings, annotation_id)
     if found.action != Action.SKIP:
         _settle_task(conn, result, found.item_id, found.queue, settings)
     return result
+
+
+def _withdraw_set(
+    conn: Connection, item: Any, labels: list[str], found: Any, annotation_id: int
+) -> Answer:
+    """`withdraw` on a multi-label item: its final set and task recounted from the live sets."""
+    sets = conn.execute(labelsets.ITEM_SETS, {"item": item.id}).one()
+    state, _ = labelsets.resolve_item_sets(conn, sets, labels)
+    if found.action != Action.SKIP:
+        labelsets.settle_task(conn, item.id, found.queue)
+    return Answer(annotation_id, item.uid, state, None, store.live_answers(conn, item.id))
 
 
 def resolve_item(
@@ -287,7 +301,51 @@ def unannotate(project: ProjectScope, annotation_id: int) -> Answer:
 
 
 # ----------------------------------------------------------------------------- review API
-def _check_time(time_spent_s: float | None) -> float | None:
+@dataclass(frozen=True, slots=True)
+class GoldFeedback(Result):
+    """What a person is shown after answering a gold check (when the project shows it)."""
+
+    expected_label: str | None
+    your_label: str | None
+    correct: bool
+    description: str | None  # the expected label's, in the guidelines in force
+    guidelines_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Result):
+    """An answer taken through the review API, and what its reply carries besides."""
+
+    annotation_id: int
+    item_id: int
+    action: str
+    gold_feedback: GoldFeedback | None = None  # after a gold check, when the project shows it
+    next_asked: bool = False  # the caller asked for their next item in the same reply
+    next: dict[str, Any] | None = None  # that item (None: nothing is left for them)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's reply: `gold_feedback` only when shown, `next` only when asked for."""
+        reply: dict[str, Any] = {
+            "annotation_id": self.annotation_id,
+            "item_id": self.item_id,
+            "action": self.action,
+        }
+        if self.gold_feedback is not None:
+            reply["gold_feedback"] = self.gold_feedback.to_dict()
+        if self.next_asked:
+            reply["next"] = self.next
+        return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Undone(Result):
+    """An answer withdrawn through the review API, and its item given back to the caller."""
+
+    undone: int  # the answer's id
+    item: dict[str, Any]  # the item as `next_item` shows it
+
+
+def check_time(time_spent_s: float | None) -> float | None:
     if time_spent_s is None:
         return None
     value = float(time_spent_s)
@@ -296,7 +354,7 @@ def _check_time(time_spent_s: float | None) -> float | None:
     return value
 
 
-def _answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
+def answer_queue(conn: Connection, who: Principal, item: Any, action: str) -> str | None:
     """The queue an answer counts for; ConflictError when the caller may not answer the item.
 
     People answer what they hold: an open task whose lease names them (a lease that ran out
@@ -332,44 +390,55 @@ def submit(
     time_spent_s: float | None = None,
     then_next: bool = False,
     exclude: Sequence[int] = (),
-) -> dict[str, Any]:
-    """Record a person's answer on an item they hold (see `_answer_queue`), and free its lease.
+) -> Submitted:
+    """Record a person's answer on an item they hold (see `answer_queue`), and free its lease.
 
     One transaction: the answer, the item's new state, the task's count and the lease; a
     refusal changes nothing. With `then_next` the same transaction also serves the caller's
-    next item (as `next_item` with `exclude`, under the key "next"): one round trip per answer
-    for a review page or a script.
+    next item (as `next_item` with `exclude`, as `next`): one round trip per answer for a
+    review page or a script.
     """
     check_action(action)
-    spent = _check_time(time_spent_s)
+    spent = check_time(time_spent_s)
     with transaction(project) as conn:
         item = store.answer_context(conn, item_id, who.id)
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         if label is not None:  # bad input whatever the item, before the item is looked at
             checked_label(list(item.labels), label)
-        queue = _answer_queue(conn, who, item, action)
+        queue = answer_queue(conn, who, item, action)
         given = AnswerIn(action, label, who.id, spent, source="review")
         answer = record(conn, item, given, queue)
-        # Checked on the item's answers, the new one included (a refusal rolls it all back).
-        if any(
-            a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
-            for a in answer.live
-        ):
-            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+        _refuse_second_answer(answer, who, item_id)
+        feedback = None
         if queue == Queue.GOLD:
-            store.return_gold(conn, item_id, who.id)
-        result: dict[str, Any] = {
-            "annotation_id": answer.annotation_id,
-            "item_id": item_id,
-            "action": action,
-        }
-        if queue == Queue.GOLD and action != Action.SKIP and gold_feedback_on(item.settings):
-            result["gold_feedback"] = gold_feedback(conn, project.id, answer.annotation_id)
+            feedback = _gold_checked(conn, project, who, item, answer, action)
+        following = None
         if then_next:
             settings = queue_settings_of(labels_and_settings_of(item)[1])
-            result["next"] = next_in(conn, project, who.id, exclude, settings)
-    return result
+            following = next_in(conn, project, who.id, exclude, settings)
+    return Submitted(answer.annotation_id, item_id, action, feedback, then_next, following)
+
+
+def _refuse_second_answer(answer: Answer, who: Principal, item_id: int) -> None:
+    """ConflictError when the caller already had a live answer on the item. Checked on the
+    item's answers, the new one included: the refusal rolls the whole transaction back."""
+    if any(
+        a.annotator_id == who.id and a.action != Action.SKIP and a.id != answer.annotation_id
+        for a in answer.live
+    ):
+        raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+
+
+def _gold_checked(
+    conn: Connection, project: ProjectScope, who: Principal, item: Any, answer: Answer, action: str
+) -> GoldFeedback | None:
+    """End the caller's gold check (each person is served it once); what they are shown of
+    it, when the project shows the expected label."""
+    store.return_gold(conn, item.id, who.id)
+    if action == Action.SKIP or not gold_feedback_on(item.settings):
+        return None
+    return gold_feedback(conn, project.id, answer.annotation_id)
 
 
 def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
@@ -377,21 +446,21 @@ def gold_feedback_on(settings: dict[str, Any] | None) -> bool:
     return bool((settings or {}).get(GOLD_FEEDBACK))
 
 
-def gold_feedback(conn: Connection, project_id: int, annotation_id: int) -> dict[str, Any]:
+def gold_feedback(conn: Connection, project_id: int, annotation_id: int) -> GoldFeedback:
     """What a person is shown after answering a gold check: the expected label, theirs, and the
     expected label's description in the guidelines in force."""
     row = store.gold_answer(conn, annotation_id)
     description, version = description_in_force(conn, project_id, row.gold_label)
-    return {
-        "expected_label": row.gold_label,
-        "your_label": row.label,
-        "correct": row.label is not None and row.label == row.gold_label,
-        "description": description,
-        "guidelines_version": version,
-    }
+    return GoldFeedback(
+        expected_label=row.gold_label,
+        your_label=row.label,
+        correct=row.label is not None and row.label == row.gold_label,
+        description=description,
+        guidelines_version=version,
+    )
 
 
-def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None) -> dict[str, Any]:
+def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None) -> Undone:
     """Withdraw the caller's last answer (or a given one) and give the item back to them.
 
     The caller gets the lease back, so that they can answer again: on a gold check always, on
@@ -415,4 +484,4 @@ def undo(project: ProjectScope, who: Principal, annotation_id: int | None = None
         else:
             store.give_back(conn, lease, row.item_id, row.queue)
         item = payload(conn, row.item_id, row.queue or Queue.REVIEW)
-    return {"undone": row.id, "item": item}
+    return Undone(row.id, item)

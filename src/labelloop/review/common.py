@@ -6,11 +6,48 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..store import Connection, Session, Store
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+class Result:
+    """A base for the services' typed results (frozen dataclasses): `to_dict` is their JSON form,
+    what `--json` and the API send."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast("DataclassInstance", self))
+
+
+@dataclass(frozen=True, slots=True)
+class Stats(Result):
+    """A project's counts per state, review rate and the LLM's accuracy on gold
+    (`Project.stats`); `to_dict` is what `stats --json` and the API send."""
+
+    items: int
+    gold: int
+    pool: int
+    predicted: int
+    auto_accepted: int
+    in_review: int
+    human_labeled: int
+    unresolved: int
+    review_rate: float | None  # share of the pool people look at (in review or labeled)
+    gold_accuracy: float | None  # of the shown suggestions on gold items
+    gold_predicted: int
+    threshold: float
+    active_predictor: dict[str, Any] | None
+    audit: dict[str, Any] | None  # accuracy of auto-accepted labels measured on audits
+    adjudicated: int  # items whose label a reviewer decided
+    adjudication_waiting: int  # items waiting for a reviewer
 
 
 class ProjectScope(Protocol):
@@ -35,7 +72,7 @@ class ProjectScope(Protocol):
 
     def update_settings(self, **values: Any) -> dict[str, Any]: ...
 
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> Stats: ...
 
 
 def utc_now() -> datetime:

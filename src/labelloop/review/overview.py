@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from ..store import reviews as store
 from ..store.guidelines import latest_guidelines
 from ..store.projects import project_row
 from . import common
-from .common import ProjectScope
+from .common import ProjectScope, Result
 from .queues import queue_settings
 
 
@@ -56,10 +57,26 @@ def annotations_of(
 
 
 # ----------------------------------------------------------------------------- dashboard
-def queue_counts(project: ProjectScope) -> dict[str, dict[str, int]]:
+@dataclass(frozen=True, slots=True)
+class QueueCounts(Result):
+    """One queue's tasks: open, done, leased now, wanting overlap; and the answers counted."""
+
+    open: int
+    done: int
+    leased: int
+    overlap: int  # tasks wanting answers from more than one person
+    answers: int
+
+
+def _queue_counts(session: Session, project: ProjectScope) -> dict[str, QueueCounts]:
+    counts = store.task_counts(session, project.id, common.now())
+    return {queue: QueueCounts(*numbers) for queue, numbers in counts.items()}
+
+
+def queue_counts(project: ProjectScope) -> dict[str, QueueCounts]:
     """Open, done, leased and overlap tasks and answers per queue."""
     with project.store.session() as session:
-        return store.task_counts(session, project.id, common.now())
+        return _queue_counts(session, project)
 
 
 def _annotator_rows(session: Session, project: ProjectScope) -> list[dict[str, Any]]:
@@ -124,18 +141,18 @@ def dashboard(project: ProjectScope) -> dict[str, Any]:
     """Progress, review rate, auto-accepted accuracy, agreement, per-annotator work, plots."""
     stats = project.stats()
     with project.store.session() as session:
-        queues = store.task_counts(session, project.id, common.now())
+        queues = _queue_counts(session, project)
         annotators = _annotator_rows(session, project)
         accuracy = _auto_accuracy(session, project)
         agreement = _agreement(session, project)
-    pool = stats.get("pool") or 0
-    labeled = (stats.get("human_labeled") or 0) + (stats.get("auto_accepted") or 0)
+    pool = stats.pool
+    labeled = stats.human_labeled + stats.auto_accepted
     return {
-        "stats": stats,
-        "progress": (labeled - (stats.get("gold") or 0)) / pool if pool else None,
-        "review_rate": stats.get("review_rate"),
+        "stats": stats.to_dict(),
+        "progress": (labeled - stats.gold) / pool if pool else None,
+        "review_rate": stats.review_rate,
         "answers_last_hour": sum(a["answers_last_hour"] for a in annotators),
-        "queues": queues,
+        "queues": {queue: counts.to_dict() for queue, counts in queues.items()},
         "queue_settings": queue_settings(project),
         "annotators": annotators,
         "auto_accepted_accuracy": accuracy,

@@ -196,7 +196,7 @@ def enqueue(
     with writing(project) as session:
         for start in range(0, len(ids), store.CHUNK):
             chunk = ids[start : start + store.CHUNK]
-            split_of = store.splits_of(session, project.id, chunk)
+            split_of = store.splits_in_project(session, project.id, chunk)
             if len(split_of) != len(chunk):
                 missing = next(i for i in chunk if i not in split_of)
                 raise NotFoundError(f"no item with store id {missing}")

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 
 from .. import review
+from ..errors import InputError
+from ..review.labelsets import is_multi_label, submit_set
 from ..vocabulary import Action
 from .auth import AdminUser, AnyUser, CurrentUser, ProjectDep
 from .inbound import StrictJSONRoute
@@ -40,7 +42,9 @@ from .schemas import (
 RETRAIN_EVERY = 20
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJSONRoute)
-NO_CONTENT = {204: {"description": "Nothing left to review for you."}}
+NO_CONTENT: dict[int | str, dict[str, Any]] = {
+    204: {"description": "Nothing left to review for you."}
+}
 HeldItems = Annotated[
     list[StoreId], Query(description="Item ids already on screen or prefetched.", max_length=100)
 ]
@@ -95,6 +99,7 @@ def annotate(
     exclude: HeldItems = [],  # noqa: B006 - FastAPI copies query defaults
 ) -> Any:
     """Answer an item you were served: accept or reject the suggestion, correct it, or skip.
+    On a multi-label project the answer is `labels`, the list of labels that apply.
 
     With `?next=true` the answer's reply also holds your next item under `next` (null when
     nothing is left for you), leased in the same transaction.
@@ -103,16 +108,7 @@ def annotate(
     and calibration are retrained in the background (once at a time), so routing follows the
     best predictor as people label.
     """
-    result = review.submit(
-        project,
-        who,
-        item_id,
-        action=body.action,
-        label=body.label,
-        time_spent_s=body.time_spent_s,
-        then_next=then_next,
-        exclude=exclude,
-    )
+    result = _submit(project, who, item_id, body, then_next, exclude)
     every = request.app.state.retrain_every
     every = RETRAIN_EVERY if every is None else every
     if body.action != Action.SKIP and every > 0:
@@ -124,16 +120,52 @@ def annotate(
     return result
 
 
+def _submit(
+    project: Any,
+    who: Any,
+    item_id: int,
+    body: AnnotationIn,
+    then_next: bool,
+    exclude: list[int],
+) -> dict[str, Any]:
+    """The answer as the project takes it: a label, or on a multi-label project a set."""
+    if is_multi_label(project.settings):
+        if body.label is not None:
+            raise InputError("this project takes `labels` (a list), not `label`")
+        return submit_set(
+            project,
+            who,
+            item_id,
+            action=body.action,
+            labels=body.labels,
+            time_spent_s=body.time_spent_s,
+            then_next=then_next,
+            exclude=exclude,
+        )
+    if body.labels is not None:
+        raise InputError("this project takes one `label`, not `labels`")
+    return review.submit(
+        project,
+        who,
+        item_id,
+        action=body.action,
+        label=body.label,
+        time_spent_s=body.time_spent_s,
+        then_next=then_next,
+        exclude=exclude,
+    ).to_dict()
+
+
 @router.post("/undo", response_model=UndoOut, tags=["review"])
 def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> Any:
     """Withdraw your latest answer (or a given one); the item is given back to you."""
-    return review.undo(project, who, body.annotation_id if body else None)
+    return review.undo(project, who, body.annotation_id if body else None).to_dict()
 
 
 @router.delete("/annotations/{annotation_id}", response_model=UndoOut, tags=["review"])
 def delete_annotation(annotation_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """Withdraw one answer (yours, or anyone's for admins)."""
-    return review.undo(project, who, annotation_id)
+    return review.undo(project, who, annotation_id).to_dict()
 
 
 @router.get("/annotations/mine", response_model=list[MyAnnotation], tags=["review"])
@@ -216,7 +248,9 @@ def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
 
 @router.get("/queues", response_model=Queues, tags=["admin"])
 def queues(who: AdminUser, project: ProjectDep) -> Any:
-    return {"settings": review.queue_settings(project), "queues": review.queue_counts(project)}
+    counts = review.queue_counts(project)
+    queues = {queue: numbers.to_dict() for queue, numbers in counts.items()}
+    return {"settings": review.queue_settings(project), "queues": queues}
 
 
 @router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])
@@ -241,7 +275,7 @@ def enqueue(queue: str, body: EnqueueIn, who: AdminUser, project: ProjectDep) ->
 @router.post("/queues/audit/sample", response_model=Count, tags=["admin"])
 def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = None) -> Any:
     """Queue a random share of auto-accepted items for audit."""
-    body = body or AuditIn()
+    body = body or AuditIn(rate=None, random_state=None)
     return {"count": review.sample_audit(project, body.rate, body.random_state)}
 
 

@@ -259,7 +259,7 @@ def metrics(request: Request) -> dict[str, Any]:
         "model_version": exchange.model_version(_project(request), _state(request, "labeler")),
         "requests": dict(runtime.counts),
         "last_training": runtime.last_training,
-        "project": _project(request).stats(),
+        "project": _project(request).stats().to_dict(),
     }
 
 

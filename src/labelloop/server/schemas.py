@@ -45,6 +45,12 @@ class QueueItem(BaseModel):
 class AnnotationIn(BaseModel):
     action: Action
     label: str | None = Field(None, max_length=200)
+    labels: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        None,
+        max_length=1000,
+        description="Multi-label projects: the labels that apply (possibly none), instead of "
+        "`label`.",
+    )
     time_spent_s: FiniteFloat | None = Field(None, ge=0, le=86_400)
 
 

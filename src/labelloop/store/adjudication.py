@@ -42,22 +42,16 @@ _LIVE_DECISION = (
     .order_by(_DECISIONS.c.id.desc())
     .limit(1)
 )
-_DECISION_BY_ID = select(
+_DECISION = select(
     _DECISIONS.c.id,
     _DECISIONS.c.project_id,
     _DECISIONS.c.item_id,
     _DECISIONS.c.reviewer_id,
     _DECISIONS.c.undone,
-).where(_DECISIONS.c.id == bindparam("decision"))
+)
+_DECISION_BY_ID = _DECISION.where(_DECISIONS.c.id == bindparam("decision"))
 _LAST_DECISION_BY = (
-    select(
-        _DECISIONS.c.id,
-        _DECISIONS.c.project_id,
-        _DECISIONS.c.item_id,
-        _DECISIONS.c.reviewer_id,
-        _DECISIONS.c.undone,
-    )
-    .where(
+    _DECISION.where(
         _DECISIONS.c.project_id == bindparam("project"),
         _DECISIONS.c.reviewer_id == bindparam("who"),
         _DECISIONS.c.undone.is_(False),
@@ -163,48 +157,40 @@ def candidate_items(conn: Connection, project_id: int) -> list[int]:
     return [int(i) for i in conn.scalars(query)]
 
 
-def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
-    """The live answers of each item, oldest first: id, annotator_id, annotator (name), label,
-    action, queue, created_at."""
-    rows = conn.execute(
-        select(
-            _ANSWERS.c.id,
-            _ANSWERS.c.item_id,
-            _ANSWERS.c.annotator_id,
-            _PEOPLE.c.name.label("annotator"),
-            _ANSWERS.c.label,
-            _ANSWERS.c.action,
-            _ANSWERS.c.queue,
-            _ANSWERS.c.created_at,
-        )
-        .outerjoin(_PEOPLE, _PEOPLE.c.id == _ANSWERS.c.annotator_id)
-        .where(_ANSWERS.c.item_id.in_(list(item_ids)), _LIVE_ANSWER)
-        .order_by(_ANSWERS.c.id)
-    )
+def _by_item(rows: Any) -> dict[int, list[Any]]:
+    """Rows grouped by their `item_id`, in the order given (items without rows: empty)."""
     found: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         found[row.item_id].append(row)
     return found
+
+
+def _named_rows(
+    conn: Connection, table: Any, person: Any, columns: Sequence[Any], live: Any, item_ids: Any
+) -> dict[int, list[Any]]:
+    """Live rows of `table` on the items, oldest first, with the name of the person in
+    `person` as `annotator`, grouped by item."""
+    rows = conn.execute(
+        select(table.c.id, table.c.item_id, person, _PEOPLE.c.name.label("annotator"), *columns)
+        .outerjoin(_PEOPLE, _PEOPLE.c.id == person)
+        .where(table.c.item_id.in_(list(item_ids)), live)
+        .order_by(table.c.id)
+    )
+    return _by_item(rows)
+
+
+def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
+    """The live answers of each item, oldest first: id, annotator_id, annotator (name), label,
+    action, queue, created_at."""
+    a = _ANSWERS.c
+    columns = (a.label, a.action, a.queue, a.created_at)
+    return _named_rows(conn, _ANSWERS, a.annotator_id, columns, _LIVE_ANSWER, item_ids)
 
 
 def flags_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
     """The live flags of each item, oldest first: annotator_id, annotator (name), reason."""
-    rows = conn.execute(
-        select(
-            _FLAGS.c.item_id,
-            _FLAGS.c.annotator_id,
-            _PEOPLE.c.name.label("annotator"),
-            _FLAGS.c.reason,
-            _FLAGS.c.created_at,
-        )
-        .outerjoin(_PEOPLE, _PEOPLE.c.id == _FLAGS.c.annotator_id)
-        .where(_FLAGS.c.item_id.in_(list(item_ids)), _LIVE_FLAG)
-        .order_by(_FLAGS.c.id)
-    )
-    found: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row.item_id].append(row)
-    return found
+    f = _FLAGS.c
+    return _named_rows(conn, _FLAGS, f.annotator_id, (f.reason, f.created_at), _LIVE_FLAG, item_ids)
 
 
 def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
@@ -215,10 +201,7 @@ def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[A
             _TASKS.c.item_id.in_(list(item_ids))
         )
     )
-    found: dict[int, list[Any]] = defaultdict(list)
-    for row in rows:
-        found[row.item_id].append(row)
-    return found
+    return _by_item(rows)
 
 
 def decisions_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

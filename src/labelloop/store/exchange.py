@@ -99,7 +99,7 @@ def items_by_uid(
     return found
 
 
-def insert_items(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+def insert_items_returning_ids(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """Insert item rows (all with the same keys); returns uid → the new item's id."""
     ids: dict[str, int] = {}
     for start in range(0, len(rows), CHUNK):
@@ -162,11 +162,6 @@ def ensure_annotators(session: Session, project_id: int, names: set[str]) -> dic
         session.flush()
         found[name] = row.id
     return found
-
-
-def insert_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert prediction rows (all with the same keys)."""
-    _insert(session, Prediction, rows)
 
 
 def insert_answers(session: Session, rows: Sequence[dict[str, Any]]) -> None:

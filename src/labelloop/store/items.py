@@ -11,15 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, select, union_all, update
+from sqlalchemy import Connection, Executable, Select, case, func, select, union_all, update
 from sqlalchemy.orm import Session
 
 from ..vocabulary import LABELING_ACTIONS
 from .db import Store
-from .models import GOLD, HUMAN_LABELED, POOL, Annotation, Annotator, Item
+from .models import GOLD, HUMAN_LABELED, POOL, Annotation, Annotator, Item, ReviewTask
 
 #: Ids per IN list.
 CHUNK = 5_000
+
+
+def fetch(store: Store, query: Executable) -> list[Any]:
+    """Every row of a query, read in a transaction of its own."""
+    with store.session() as session:
+        return list(session.execute(query).all())
 
 
 def known_uids(store: Store, project_id: int, uids: Sequence[str]) -> set[str]:
@@ -34,10 +40,7 @@ def known_uids(store: Store, project_id: int, uids: Sequence[str]) -> set[str]:
 
 def texts_of(store: Store, item_ids: Sequence[int]) -> dict[int, str]:
     """Item id → text, for items that exist."""
-    with store.session() as session:
-        return dict(
-            session.execute(select(Item.id, Item.text).where(Item.id.in_(list(item_ids)))).all()
-        )
+    return dict(fetch(store, select(Item.id, Item.text).where(Item.id.in_(list(item_ids)))))
 
 
 def texts_and_labels(store: Store, item_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
@@ -51,27 +54,22 @@ def texts_and_labels(store: Store, item_ids: Sequence[int]) -> dict[int, tuple[s
         }
 
 
-def splits_of(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split (pool or gold)."""
-    return dict(
-        session.execute(select(Item.id, Item.split).where(Item.id.in_(list(item_ids)))).all()
-    )
+#: (id, item_id, annotator_id, label, action) of the answers nobody withdrew.
+_STANDING = select(
+    Annotation.id,
+    Annotation.item_id,
+    Annotation.annotator_id,
+    Annotation.label,
+    Annotation.action,
+    Annotation.labels,
+).where(Annotation.undone.is_(False))
 
 
 def standing_answers(session: Session, item_ids: Sequence[int]) -> list[Any]:
-    """(id, item_id, annotator_id, label, action) of the answers on these items that nobody
-    withdrew: what final labels are resolved from."""
-    return list(
-        session.execute(
-            select(
-                Annotation.id,
-                Annotation.item_id,
-                Annotation.annotator_id,
-                Annotation.label,
-                Annotation.action,
-            ).where(Annotation.item_id.in_(list(item_ids)), Annotation.undone.is_(False))
-        ).all()
-    )
+    """(id, item_id, annotator_id, label, action, labels) of the answers on these items that
+    nobody withdrew: what final labels (and, multi-label, final sets) are resolved from."""
+    query = _STANDING.where(Annotation.item_id.in_(list(item_ids))).order_by(Annotation.id)
+    return list(session.execute(query).all())
 
 
 def set_final_labels(session: Session, finals: Sequence[dict[str, Any]]) -> None:
@@ -91,19 +89,17 @@ def count_items(store: Store, project_id: int) -> int:
 def trusted_labels(store: Store, project_id: int, limit: int = 5_000) -> list[Any]:
     """(id, text, final_label) of items people labeled, gold first, then by id: where few-shot
     examples come from (a stable order keeps the prompt, and so its version, the same)."""
-    with store.session() as session:
-        return list(
-            session.execute(
-                select(Item.id, Item.text, Item.final_label)
-                .where(
-                    Item.project_id == project_id,
-                    Item.state == HUMAN_LABELED,
-                    Item.final_label.is_not(None),
-                )
-                .order_by(case((Item.split == GOLD, 0), else_=1), Item.id)
-                .limit(limit)
-            ).all()
+    return fetch(
+        store,
+        select(Item.id, Item.text, Item.final_label)
+        .where(
+            Item.project_id == project_id,
+            Item.state == HUMAN_LABELED,
+            Item.final_label.is_not(None),
         )
+        .order_by(case((Item.split == GOLD, 0), else_=1), Item.id)
+        .limit(limit),
+    )
 
 
 # ----------------------------------------------------------------------------- row sets
@@ -133,16 +129,14 @@ class ItemRows:
 
 def read_rows(store: Store, rows: ItemRows) -> list[Any]:
     """Every row of the set."""
-    with store.session() as session:
-        return list(session.execute(rows.query).all())
+    return fetch(store, rows.query)
 
 
 def read_page(store: Store, rows: ItemRows, after: int | None, size: int) -> list[Any]:
     """Up to `size` rows whose item id comes after `after` (from the start when None): keyset
     paging reads each row once even while results are being written."""
     query = rows.query if after is None else rows.query.where(rows.key > after)
-    with store.session() as session:
-        return list(session.execute(query.limit(size)).all())
+    return fetch(store, query.limit(size))
 
 
 def count_rows(store: Store, *sets: ItemRows) -> int:
@@ -210,19 +204,17 @@ def annotator_names(store: Store, project_id: int) -> dict[int, str]:
 def labeling_answers(store: Store, project_id: int) -> list[Any]:
     """(annotator_id, item_id, label) of every standing answer that gave a label, oldest first
     (a later answer of the same person on the same item replaces an earlier one)."""
-    with store.session() as session:
-        return list(
-            session.execute(
-                select(Annotation.annotator_id, Annotation.item_id, Annotation.label)
-                .where(
-                    Annotation.project_id == project_id,
-                    Annotation.undone.is_(False),
-                    Annotation.action.in_(LABELING_ACTIONS),
-                    Annotation.label.is_not(None),
-                )
-                .order_by(Annotation.id)
-            ).all()
+    return fetch(
+        store,
+        select(Annotation.annotator_id, Annotation.item_id, Annotation.label)
+        .where(
+            Annotation.project_id == project_id,
+            Annotation.undone.is_(False),
+            Annotation.action.in_(LABELING_ACTIONS),
+            Annotation.label.is_not(None),
         )
+        .order_by(Annotation.id),
+    )
 
 
 def gold_labels(store: Store, project_id: int) -> dict[int, str | None]:
@@ -237,9 +229,103 @@ def gold_labels(store: Store, project_id: int) -> dict[int, str | None]:
         )
 
 
-def uids_of(store: Store, project_id: int) -> dict[int, str]:
-    """Item id → the item's own id (as imported), for every item of the project."""
+def uids_of(store: Store, project_id: int, item_ids: Sequence[int] | None = None) -> dict[int, str]:
+    """Item id → the item's own id (as imported), for these items or every item of the project."""
+    query = select(Item.id, Item.uid).where(Item.project_id == project_id)
+    if item_ids is not None:
+        query = query.where(Item.id.in_(list(item_ids)))
     with store.session() as session:
-        return dict(
-            session.execute(select(Item.id, Item.uid).where(Item.project_id == project_id)).all()
+        return dict(session.execute(query).all())
+
+
+def gold_items(store: Store, project_id: int) -> list[Any]:
+    """(id, uid, text, gold_label) of the project's gold items, by id."""
+    return fetch(
+        store,
+        select(Item.id, Item.uid, Item.text, Item.gold_label)
+        .where(Item.project_id == project_id, Item.split == GOLD)
+        .order_by(Item.id),
+    )
+
+
+def learning_rows(store: Store, project_id: int) -> list[Any]:
+    """(id, text, split, state, final_label, gold_label, final_source) of every item, by id:
+    what tells a trusted label (gold, or given by people) from the rest."""
+    return fetch(
+        store,
+        select(
+            Item.id,
+            Item.text,
+            Item.split,
+            Item.state,
+            Item.final_label,
+            Item.gold_label,
+            Item.final_source,
         )
+        .where(Item.project_id == project_id)
+        .order_by(Item.id),
+    )
+
+
+def outcomes(store: Store, project_id: int) -> list[Any]:
+    """(uid, split, state, final_label, llm_label, confidence, calibrated_confidence) of every
+    item: where each item ended and what the predictor said, to measure a finished run."""
+    return fetch(
+        store,
+        select(
+            Item.uid,
+            Item.split,
+            Item.state,
+            Item.final_label,
+            Item.llm_label,
+            Item.confidence,
+            Item.calibrated_confidence,
+        ).where(Item.project_id == project_id),
+    )
+
+
+def queued_items(store: Store, project_id: int, queue: str) -> set[int]:
+    """Items with an unfinished task in `queue`."""
+    with store.session() as session:
+        return set(
+            session.scalars(
+                select(ReviewTask.item_id).where(
+                    ReviewTask.project_id == project_id,
+                    ReviewTask.queue == queue,
+                    ReviewTask.done.is_(False),
+                )
+            )
+        )
+
+
+def standing_labels(store: Store, project_id: int) -> list[Any]:
+    """(id, item_id, annotator_id, label, action) of every standing answer that measures an
+    annotator (a labeling action), oldest first: what the annotator-quality model is fitted on."""
+    return fetch(
+        store,
+        _STANDING.where(
+            Annotation.project_id == project_id, Annotation.action.in_(LABELING_ACTIONS)
+        ).order_by(Annotation.id),
+    )
+
+
+def priors_of(store: Store, project_id: int, item_ids: Sequence[int]) -> list[Any]:
+    """(id, split, gold_label, llm_label, calibrated_confidence) of these items, by id: what
+    the annotator-quality model knows of an item before its answers."""
+    return fetch(
+        store,
+        select(Item.id, Item.split, Item.gold_label, Item.llm_label, Item.calibrated_confidence)
+        .where(Item.project_id == project_id, Item.id.in_(list(item_ids)))
+        .order_by(Item.id),
+    )
+
+
+def answered_items(conn: Connection | Session, project_id: int) -> list[int]:
+    """Items with at least one standing answer, in the caller's transaction."""
+    return list(
+        conn.scalars(
+            select(Annotation.item_id)
+            .where(Annotation.project_id == project_id, Annotation.undone.is_(False))
+            .distinct()
+        ).all()
+    )

@@ -96,6 +96,12 @@ class Item(Base):
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     calibrated_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     audit: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Multi-label projects only (`store.labelsets`): the gold, final and suggested label sets.
+    gold_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    final_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    llm_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # The labels whose decision routing found uncertain: what a reviewer is asked about.
+    uncertain_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -131,6 +137,10 @@ class Prediction(Base):
     # Earlier failed attempts of this key, oldest first ({"error", "at"}), kept when a re-run
     # retries the item; `error` and the other columns hold the latest outcome.
     failures: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # Multi-label projects: the predicted set (`probs` then holds each label's own probability).
+    labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # The set per-label calibration gives (calibrated p >= 1/2); null before calibration.
+    calibrated_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -182,6 +192,8 @@ class Annotation(Base):
         Index("ix_annotations_item", "item_id"),
         Index("ix_annotations_annotator", "annotator_id", "id"),
         Index("ix_annotations_item_annotator", "item_id", "annotator_id"),
+        # The adjudication queue groups a project's live answers by item: every column it reads.
+        Index("ix_annotations_project_item", "project_id", "item_id", "action", "undone", "label"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -198,6 +210,8 @@ class Annotation(Base):
     external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     time_spent_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Multi-label projects: the label set the person gave (possibly empty).
+    labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

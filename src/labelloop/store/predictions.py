@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from .bulk import bulk_insert
 from .db import Store
-from .items import ItemRows
-from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction
+from .items import ItemRows, fetch
+from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction, table_of
 
 #: Ids per IN list.
 CHUNK = 5_000
@@ -61,6 +62,9 @@ def show_active_prediction(
             calibrated_confidence=answer.with_only_columns(
                 Prediction.calibrated_confidence
             ).scalar_subquery(),
+            llm_labels=answer.with_only_columns(
+                func.coalesce(Prediction.calibrated_labels, Prediction.labels)
+            ).scalar_subquery(),
         )
     )
 
@@ -68,14 +72,12 @@ def show_active_prediction(
 def shown_by_uid(store: Store, project_id: int, uids: Sequence[str]) -> list[Any]:
     """(uid, id, llm_label, confidence, calibrated_confidence) of these items: the answer each
     shows, for tools that ask by their own ids."""
-    with store.session() as session:
-        return list(
-            session.execute(
-                select(
-                    Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
-                ).where(Item.project_id == project_id, Item.uid.in_(list(uids)))
-            ).all()
-        )
+    return fetch(
+        store,
+        select(
+            Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
+        ).where(Item.project_id == project_id, Item.uid.in_(list(uids))),
+    )
 
 
 def key_answers(
@@ -163,42 +165,58 @@ def answer_history(store: Store, project_id: int, model: str) -> tuple[int, Any,
     return int(n), tokens_out, latency
 
 
-def labeler_answers(store: Store, project_id: int, leave_out: Sequence[str]) -> list[Any]:
-    """(model, prompt_version, item_id, label) of every answer that gave a label, except those
-    of the `leave_out` models (e.g. ones trained on people's labels, which are no raters)."""
+def labeler_answers(
+    store: Store, project_id: int, leave_out: Sequence[str], item_ids: Sequence[int] | None = None
+) -> list[Any]:
+    """(item_id, model, prompt_version, label, probs, confidence) of every answer (on these
+    items, or all), except those of the `leave_out` models: labelers that are raters and stack
+    inputs, not models trained on people's labels. A failed answer has label None."""
+    query = select(
+        Prediction.item_id,
+        Prediction.model,
+        Prediction.prompt_version,
+        Prediction.label,
+        Prediction.probs,
+        Prediction.confidence,
+    ).where(Prediction.project_id == project_id, Prediction.model.not_in(list(leave_out)))
+    if item_ids is not None:
+        query = query.where(Prediction.item_id.in_(list(item_ids)))
     with store.session() as session:
-        return list(
-            session.execute(
-                select(
-                    Prediction.model,
-                    Prediction.prompt_version,
-                    Prediction.item_id,
-                    Prediction.label,
-                ).where(
-                    Prediction.project_id == project_id,
-                    Prediction.label.is_not(None),
-                    Prediction.model.not_in(list(leave_out)),
-                )
-            ).all()
+        return list(session.execute(query).all())
+
+
+def add_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store new predictions (rows with the same keys), in bounded INSERT statements."""
+    bulk_insert(session, table_of(Prediction), rows)
+
+
+def replace_answers(
+    store: Store, project_id: int, model: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Replace every prediction of `model` with these rows (a retrained model supersedes its
+    previous answers), and keep the planner's statistics current as the table grows."""
+    with store.session() as session:
+        session.execute(
+            delete(Prediction).where(Prediction.project_id == project_id, Prediction.model == model)
         )
+        bulk_insert(session, table_of(Prediction), rows)
+    store.grew("predictions", len(rows))
 
 
 def model_probs_on_labeled(store: Store, project_id: int, model: str) -> list[Any]:
     """(id, uid, final_label, probs) of items with a final label and an answer of `model`, by
     item: what finding likely mislabeled items compares."""
-    with store.session() as session:
-        return list(
-            session.execute(
-                select(Item.id, Item.uid, Item.final_label, Prediction.probs)
-                .join(Prediction, Prediction.item_id == Item.id)
-                .where(
-                    Item.project_id == project_id,
-                    Item.final_label.is_not(None),
-                    Prediction.model == model,
-                )
-                .order_by(Item.id)
-            ).all()
+    return fetch(
+        store,
+        select(Item.id, Item.uid, Item.final_label, Prediction.probs)
+        .join(Prediction, Prediction.item_id == Item.id)
+        .where(
+            Item.project_id == project_id,
+            Item.final_label.is_not(None),
+            Prediction.model == model,
         )
+        .order_by(Item.id),
+    )
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -219,13 +237,6 @@ def to_calibrate(
     if item_ids is not None:
         query = query.where(Prediction.item_id.in_(list(item_ids)))
     return list(session.execute(query.order_by(Prediction.id)).all())
-
-
-def write_calibrated(session: Session, values: Sequence[dict[str, Any]]) -> None:
-    """Store calibrated labels and confidences: dicts of prediction `id`, `calibrated_label`
-    (None where calibration keeps the label) and `calibrated_confidence`."""
-    if values:
-        session.execute(update(Prediction), list(values))
 
 
 def active_calibration(
@@ -262,28 +273,26 @@ def gold_answers(store: Store, project_id: int, model: str, version: str) -> lis
     """(id, gold_label, label, probs, confidence) of one key's answers on gold items, by item:
     what calibration and comparisons measure a labeler on (answers without a label or a
     confidence measure nothing)."""
-    with store.session() as session:
-        return list(
-            session.execute(
-                select(
-                    Item.id,
-                    Item.gold_label,
-                    Prediction.label,
-                    Prediction.probs,
-                    Prediction.confidence,
-                )
-                .join(Prediction, Prediction.item_id == Item.id)
-                .where(
-                    Item.project_id == project_id,
-                    Item.split == GOLD,
-                    Prediction.model == model,
-                    Prediction.prompt_version == version,
-                    Prediction.label.is_not(None),
-                    Prediction.confidence.is_not(None),
-                )
-                .order_by(Item.id)
-            ).all()
+    return fetch(
+        store,
+        select(
+            Item.id,
+            Item.gold_label,
+            Prediction.label,
+            Prediction.probs,
+            Prediction.confidence,
         )
+        .join(Prediction, Prediction.item_id == Item.id)
+        .where(
+            Item.project_id == project_id,
+            Item.split == GOLD,
+            Prediction.model == model,
+            Prediction.prompt_version == version,
+            Prediction.label.is_not(None),
+            Prediction.confidence.is_not(None),
+        )
+        .order_by(Item.id),
+    )
 
 
 def save_calibration(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..vocabulary import LABELING_ACTIONS, Action, ItemState, LabelSource, Queue, Split
@@ -33,9 +33,15 @@ def project_id_named(session: Session, name: str | None) -> int | None:
     return session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
 
 
-def add_project(session: Session, name: str, task: str, labels: list[str]) -> int:
-    """A new project row with no settings; returns its id."""
-    row = ProjectRow(name=name, task=task, labels=labels, settings={})
+def add_project(
+    session: Session,
+    name: str,
+    task: str,
+    labels: list[str],
+    settings: dict[str, Any] | None = None,
+) -> int:
+    """A new project row (with no settings unless given); returns its id."""
+    row = ProjectRow(name=name, task=task, labels=labels, settings=settings or {})
     session.add(row)
     session.flush()
     return row.id
@@ -88,17 +94,22 @@ def rename_item(session: Session, item_id: int, uid: str) -> None:
     session.execute(update(Item).where(Item.id == item_id).values(uid=uid))
 
 
-def make_gold(session: Session, item_id: int, label: str | None) -> None:
-    """Turn a pool item into a gold item with that label, human-labeled, and drop its open
-    review tasks: gold items are checks, never work in a queue."""
+def make_gold(
+    session: Session, item_id: int, label: str | None, labels: list[str] | None = None
+) -> None:
+    """Turn a pool item into a gold item with that label (or, multi-label, that set `labels`),
+    human-labeled, and drop its open review tasks: gold items are checks, never work in a
+    queue."""
     session.execute(
         update(Item)
         .where(Item.id == item_id)
         .values(
             split=Split.GOLD,
             gold_label=label,
+            gold_labels=labels,
             state=ItemState.HUMAN_LABELED,
             final_label=label,
+            final_labels=labels,
             final_source=LabelSource.HUMAN,
         )
     )
@@ -108,45 +119,6 @@ def make_gold(session: Session, item_id: int, label: str | None) -> None:
 
 
 # ----------------------------------------------------------------------------- predictions
-def show_active_prediction(
-    session: Session,
-    project_id: int,
-    model: str,
-    version: str,
-    item_ids: Sequence[int] | None = None,
-) -> None:
-    """Copy the answer of the (model, prompt version) key onto the items (all of the project's,
-    or these): its id, label (the calibrated one where calibration moved it) and confidences,
-    so that routing, review and exports read one row. Items without an answer show none."""
-    answer = (
-        select(Prediction)
-        .where(
-            Prediction.project_id == project_id,
-            Prediction.model == model,
-            Prediction.prompt_version == version,
-            Prediction.item_id == Item.id,
-        )
-        .correlate(Item)
-    )
-    condition = Item.project_id == project_id
-    if item_ids is not None:
-        condition = and_(condition, Item.id.in_(list(item_ids)))
-    session.execute(
-        update(Item)
-        .where(condition)
-        .values(
-            prediction_id=answer.with_only_columns(Prediction.id).scalar_subquery(),
-            llm_label=answer.with_only_columns(
-                func.coalesce(Prediction.calibrated_label, Prediction.label)
-            ).scalar_subquery(),
-            confidence=answer.with_only_columns(Prediction.confidence).scalar_subquery(),
-            calibrated_confidence=answer.with_only_columns(
-                Prediction.calibrated_confidence
-            ).scalar_subquery(),
-        )
-    )
-
-
 def stored_predictions(
     session: Session, item_ids: Sequence[int], model: str, version: str
 ) -> dict[int, Record]:
@@ -168,12 +140,6 @@ def stored_predictions(
     return {row.item_id: row for row in rows}
 
 
-def add_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Store new predictions (dict rows)."""
-    if rows:
-        session.execute(insert(Prediction), rows)
-
-
 def replace_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Overwrite stored predictions by id (dict rows holding `id` and the new values)."""
     if rows:
@@ -191,7 +157,8 @@ def state_counts(session: Session, project_id: int) -> dict[str, int]:
 
 def item_counts(session: Session, project_id: int) -> dict[str, int]:
     """Items, gold items, items with a suggestion, gold items with one and with the right one,
-    and pool items people labeled: what the project's statistics are computed from."""
+    pool items people labeled, and items a reviewer settled: what the project's statistics are
+    computed from."""
     base = select(func.count()).select_from(Item).where(Item.project_id == project_id)
     gold = Item.split == Split.GOLD
     predicted = Item.llm_label.is_not(None)
@@ -202,6 +169,7 @@ def item_counts(session: Session, project_id: int) -> dict[str, int]:
         "gold_predicted": (gold, predicted),
         "gold_correct": (gold, Item.llm_label == Item.gold_label),
         "pool_human": (Item.split == Split.POOL, Item.state == ItemState.HUMAN_LABELED),
+        "adjudicated": (Item.final_source == LabelSource.ADJUDICATED,),
     }
     return {name: session.scalar(base.where(*where)) or 0 for name, where in wheres.items()}
 

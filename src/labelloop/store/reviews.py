@@ -123,8 +123,9 @@ def set_answers_needed(
     return rowcount(result)
 
 
-def splits_of(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project."""
+def splits_in_project(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
+    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project
+    (`store.items.splits_of` asks no project: a missing id here is an error to report)."""
     rows = session.execute(
         select(Item.id, Item.split).where(Item.project_id == project_id, Item.id.in_(item_ids))
     )
@@ -658,8 +659,8 @@ def answers_of(
 
 
 # ----------------------------------------------------------------------------- dashboard
-def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, dict[str, int]]:
-    """Per queue: open, done, leased (at `now`) and overlap tasks, and answers counted."""
+def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, tuple[int, ...]]:
+    """Queue → (open, done, leased at `now`, overlap tasks, answers counted)."""
     leased = and_(ReviewTask.done.is_(False), ReviewTask.lease_expires >= now)
     rows = session.execute(
         select(
@@ -673,16 +674,7 @@ def task_counts(session: Session, project_id: int, now: datetime) -> dict[str, d
         .where(ReviewTask.project_id == project_id)
         .group_by(ReviewTask.queue)
     ).all()
-    return {
-        queue: {
-            "open": int(o or 0),
-            "done": int(d or 0),
-            "leased": int(le or 0),
-            "overlap": int(ov or 0),
-            "answers": int(a or 0),
-        }
-        for queue, o, d, le, ov, a in rows
-    }
+    return {queue: tuple(int(n or 0) for n in counts) for queue, *counts in rows}
 
 
 def annotator_work(session: Session, project_id: int, since: datetime) -> list[Record]:

@@ -30,9 +30,22 @@ from typing import Any
 
 from labelloop.labelers.base import FENCE_END, FENCE_START, normalise_label
 
-__all__ = ["FakeConfig", "FakeOpenAIServer", "FakeStats", "keyword_rule", "serve_fake_openai"]
+__all__ = [
+    "FakeConfig",
+    "FakeOpenAIServer",
+    "FakeStats",
+    "keyword_decision",
+    "keyword_rule",
+    "serve_fake_openai",
+]
 
 Rule = Callable[[str, list[str]], str]
+
+
+def keyword_decision(text: str, label: str) -> bool:
+    """Whether the label's name occurs in the text as a word (per-label yes/no questions)."""
+    pattern = r"\b" + re.escape(normalise_label(label)) + r"\b"
+    return re.search(pattern, text.casefold()) is not None
 
 
 def keyword_rule(text: str, labels: list[str]) -> str:
@@ -63,6 +76,9 @@ class FakeConfig:
     p_case_noise: float = 0.0  # the right label in odd case and spacing (must be accepted)
     always_garbage: Callable[[str], bool] | None = None  # texts that never get a valid answer
     rule: Rule = keyword_rule
+    # Per-label yes/no questions (a prompt asking whether one label applies, answered "yes" or
+    # "no"): whether the asked label applies to the text. None: `rule` answers them too.
+    decision_rule: Callable[[str, str], bool] | None = None
     confidence: float = 0.9
     logprobs: bool = True  # answer with token logprobs when the request asks for them
     label_prob: float = 0.8  # probability given to the chosen label in the logprobs
@@ -123,6 +139,16 @@ def _extract(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
     return text, [str(label) for label in labels]
 
 
+_ASKED = re.compile(r'(?:label "|text about )([^"?\n]+)["?]')
+
+
+def _asked_label(messages: list[dict[str, Any]]) -> str | None:
+    """The label a per-label yes/no question asks about (in the system message), if any."""
+    system = str(messages[0].get("content", "")) if messages else ""
+    found = _ASKED.search(system)
+    return found.group(1) if found else None
+
+
 def _uniform(seed: int, *parts: object) -> float:
     digest = hashlib.sha256(repr((seed, *parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -166,6 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         stats = self.server.stats
         messages = body.get("messages", [])
         text, labels = _extract(messages)
+        self.asked = _asked_label(messages)
         with stats.lock:
             stats.requests[text] += 1
             attempt = stats.requests[text]
@@ -236,7 +263,11 @@ class _Handler(BaseHTTPRequestHandler):
         self, text: str, labels: list[str], attempt: int, u: float, k: int, structured: bool
     ) -> str:
         cfg = self.server.config
-        label = cfg.rule(text, labels)
+        asked = getattr(self, "asked", None)
+        if cfg.decision_rule is not None and asked is not None and labels == ["yes", "no"]:
+            label = "yes" if cfg.decision_rule(text, asked) else "no"
+        else:
+            label = cfg.rule(text, labels)
         if (k or attempt > 1) and _uniform(cfg.seed, text, attempt, k, "flip") < cfg.sample_flip:
             label = labels[(labels.index(label) + 1) % len(labels)]
         base = sum([cfg.p_drop, cfg.p_timeout, cfg.p_429, cfg.p_500, cfg.p_garbage])

@@ -33,9 +33,9 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
         name = names.get(annotator_id, "unknown") if annotator_id is not None else "unknown"
         rater = f"human:{name}"
         ratings.setdefault(rater, {})[item_id] = label
-    answers = predictions.labeler_answers(project.store, project.id, (STUDENT, "ensemble"))
-    for model, version, item_id, label in answers:
-        ratings.setdefault(f"llm:{model}@{version}", {})[item_id] = label
+    for a in predictions.labeler_answers(project.store, project.id, (STUDENT, "ensemble")):
+        if a.label is not None:
+            ratings.setdefault(f"llm:{a.model}@{a.prompt_version}", {})[a.item_id] = a.label
     counts: dict[int, int] = {}
     for by_item in ratings.values():
         for item_id in by_item:

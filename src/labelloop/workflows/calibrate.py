@@ -16,7 +16,7 @@ from ..calibration import calibrate_report, calibrator_from_dict, plots
 from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorScaling
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
-from ..store import Calibration, Session, predictions
+from ..store import Calibration, Session, predictions, projects
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -222,7 +222,7 @@ def write_calibrated(
     calibrator = calibrator_from_dict(calibration.calibrator)
     use_matrix = calibration.calibrator.get("scores") == "probabilities"
     values = _calibrated(rows, labels, calibrator, use_matrix)
-    predictions.write_calibrated(
+    projects.replace_predictions(
         session,
         [
             {

@@ -11,6 +11,7 @@ speed come from every answer it gave, gold or not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,39 +28,113 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = 0.95
 
 
-def _usage(project: Project, model: str, version: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Cost and speed over every answer of one labeler (gold and pool)."""
+
+    answers: int
+    failed: int
+    tokens: int
+    cost_usd: float
+    cost_per_1000_items_usd: float | None
+    seconds_per_item: float | None
+    #: First to last stored answer: a run interrupted and resumed later reads slower.
+    items_per_s: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class GoldQuality:
+    """A labeler's figures on the gold items, as its calibration would give them; `note` says
+    why the figures past `accuracy` (or past `n_gold`) are missing."""
+
+    n_gold: int
+    accuracy: dict[str, Any] | None = None
+    auroc: float | None = None
+    ece_before: float | None = None
+    ece_after: float | None = None
+    calibration: str | None = None
+    review_rate: float | None = None
+    expected_accuracy: float | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Measured: every figure. Not measured: `n_gold`, the accuracy if known, the note."""
+        if self.note is None:
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "note"}
+        known = {"accuracy": self.accuracy} if self.accuracy is not None else {}
+        return {"n_gold": self.n_gold, **known, "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelerFigures:
+    """One (model, prompt version) key: whether routing uses it, its gold figures, its usage."""
+
+    model: str
+    prompt_version: str
+    active: bool
+    quality: GoldQuality
+    usage: Usage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "active": self.active,
+            **self.quality.to_dict(),
+            **self.usage.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Every labeler that answered gold items, oldest first, measured for one target."""
+
+    target_accuracy: float
+    labelers: tuple[LabelerFigures, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` form."""
+        return {
+            "target_accuracy": self.target_accuracy,
+            "labelers": [labeler.to_dict() for labeler in self.labelers],
+        }
+
+
+def _usage(project: Project, model: str, version: str) -> Usage:
     """Cost and speed over every answer of one key (gold and pool)."""
     usage = predictions.key_usage(project.store, project.id, model, version)
     n, failed, tokens, cost, latency, first, last = usage
     span = (last - first).total_seconds() if n > 1 and first and last else 0.0
-    return {
-        "answers": n,
-        "failed": failed,
-        "tokens": int(tokens),
-        "cost_usd": float(cost),
-        "cost_per_1000_items_usd": 1000 * float(cost) / n if n else None,
-        "seconds_per_item": float(latency) if latency is not None else None,
-        # First to last stored answer: a run interrupted and resumed later reads slower.
-        "items_per_s": (n - 1) / span if span > 0 else None,
-    }
+    return Usage(
+        answers=n,
+        failed=failed,
+        tokens=int(tokens),
+        cost_usd=float(cost),
+        cost_per_1000_items_usd=1000 * float(cost) / n if n else None,
+        seconds_per_item=float(latency) if latency is not None else None,
+        items_per_s=(n - 1) / span if span > 0 else None,
+    )
 
 
 def _quality(
     project: Project, model: str, version: str, target: float, method: str, random_state: int
-) -> dict[str, Any]:
+) -> GoldQuality:
     """Gold-set figures of one key, from the calibration report `calibrate` would make."""
     rows = _gold_rows(project, model, version)
     if len(rows) < MIN_GOLD:
-        return {"n_gold": len(rows), "note": f"fewer than {MIN_GOLD} gold answers: not measured"}
+        return GoldQuality(len(rows), note=f"fewer than {MIN_GOLD} gold answers: not measured")
     labels = project.labels
     if len({r.gold_label == r.label for r in rows}) < 2:
         # All right or all wrong: nothing to calibrate or rank, the counts say it all.
         right = sum(r.gold_label == r.label for r in rows)
-        return {
-            "n_gold": len(rows),
-            "accuracy": gold_accuracy_interval(np.array([r.gold_label == r.label for r in rows])),
-            "note": ("every gold answer right" if right else "every gold answer wrong"),
-        }
+        return GoldQuality(
+            len(rows),
+            accuracy=gold_accuracy_interval(np.array([r.gold_label == r.label for r in rows])),
+            note="every gold answer right" if right else "every gold answer wrong",
+        )
     matrix = score_matrix([(r.label, r.probs, r.confidence) for r in rows], labels)
     scores = matrix if matrix is not None else np.array([r.confidence for r in rows], float)
     _, report = calibrate_report(
@@ -71,16 +146,16 @@ def _quality(
         labels=labels if matrix is not None else None,
         random_state=random_state,
     )
-    return {
-        "n_gold": report["n_gold"],
-        "accuracy": report["gold_accuracy"],
-        "auroc": report["metrics_before"]["auroc"],
-        "ece_before": report["ece_before"],
-        "ece_after": report["ece_after"],
-        "calibration": report["method"],
-        "review_rate": report["review_rate"],
-        "expected_accuracy": report["expected_accuracy"],
-    }
+    return GoldQuality(
+        report["n_gold"],
+        accuracy=report["gold_accuracy"],
+        auroc=report["metrics_before"]["auroc"],
+        ece_before=report["ece_before"],
+        ece_after=report["ece_after"],
+        calibration=report["method"],
+        review_rate=report["review_rate"],
+        expected_accuracy=report["expected_accuracy"],
+    )
 
 
 def compare(
@@ -89,7 +164,7 @@ def compare(
     target_accuracy: float = DEFAULT_TARGET,
     method: str = "auto",
     random_state: int = 0,
-) -> dict[str, Any]:
+) -> Comparison:
     """Every labeler that answered gold items, each measured on them (see the module doc).
 
     `review_rate` is the share of items whose calibrated confidence falls below the threshold
@@ -102,15 +177,14 @@ def compare(
         choices = ", ".join(["auto", *sorted(CALIBRATORS)])
         raise InputError(f"unknown calibration method {method!r}; choose one of {choices}")
     active = project.active_predictor()
-    labelers = []
-    for model, version in predictions.keys_answering_gold(project.store, project.id):
-        labelers.append(
-            {
-                "model": model,
-                "prompt_version": version,
-                "active": (model, version) == active,
-                **_quality(project, model, version, target_accuracy, method, random_state),
-                **_usage(project, model, version),
-            }
+    labelers = tuple(
+        LabelerFigures(
+            model,
+            version,
+            (model, version) == active,
+            _quality(project, model, version, target_accuracy, method, random_state),
+            _usage(project, model, version),
         )
-    return {"target_accuracy": target_accuracy, "labelers": labelers}
+        for model, version in predictions.keys_answering_gold(project.store, project.id)
+    )
+    return Comparison(target_accuracy, labelers)

@@ -12,31 +12,17 @@ import uuid
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from .. import routing
 from ..review import common
 from ..review import consensus as team
-from ..review.answers import ITEM_CONTEXT, resolve_item, settle_overlap
-from ..store import GOLD, Annotation, Annotator, Item
-from ..vocabulary import LABELING_ACTIONS
+from ..review.answers import resolve_item, settle_overlap
+from ..store import GOLD, reviews
+from ..store import items as stored_items
 
 if TYPE_CHECKING:
     from ..agreement import WeightedConsensus
     from ..agreement.consensus import Method
     from ..review.common import ProjectScope
-
-_STANDING = (
-    select(
-        Annotation.id,
-        Annotation.item_id,
-        Annotation.annotator_id,
-        Annotation.label,
-        Annotation.action,
-    )
-    .where(Annotation.undone.is_(False), Annotation.action.in_(LABELING_ACTIONS))
-    .order_by(Annotation.id)
-)
 
 
 class TeamFit:
@@ -56,19 +42,14 @@ def fit(project: ProjectScope, method: Method = "dawid_skene") -> TeamFit | None
     """
     labels = list(project.labels)
     votes: dict[int, list[routing.Vote]] = {}
-    with project.store.engine.connect() as conn:
-        for a in conn.execute(_STANDING.where(Annotation.project_id == project.id)):
-            if a.label in labels:
-                votes.setdefault(a.item_id, []).append(
-                    routing.Vote(a.annotator_id, a.label, a.action, a.id)
-                )
-        if not votes:
-            return None
-        rows = conn.execute(
-            select(Item.id, Item.split, Item.gold_label, Item.llm_label, Item.calibrated_confidence)
-            .where(Item.project_id == project.id, Item.id.in_(list(votes)))
-            .order_by(Item.id)
-        ).all()
+    for a in stored_items.standing_labels(project.store, project.id):
+        if a.label in labels:
+            votes.setdefault(a.item_id, []).append(
+                routing.Vote(a.annotator_id, a.label, a.action, a.id)
+            )
+    if not votes:
+        return None
+    rows = stored_items.priors_of(project.store, project.id, list(votes))
     from ..agreement import Answers, WeightedConsensus  # SciPy: only when there are answers
 
     answers = [
@@ -110,13 +91,10 @@ def refit(project: ProjectScope) -> dict[str, Any]:
         project.update_settings(**{team.SETTING: state})
     changed = 0
     with common.transaction(project) as conn:
-        answered = conn.scalars(
-            select(Annotation.item_id)
-            .where(Annotation.project_id == project.id, Annotation.undone.is_(False))
-            .distinct()
-        ).all()
+        answered = stored_items.answered_items(conn, project.id)
         for item_id in sorted(answered):
-            item = conn.execute(ITEM_CONTEXT, {"item": item_id}).one()
+            item = reviews.item_context(conn, item_id)
+            assert item is not None  # answered items exist: answers go with their item
             settings = dict(item.settings or {})
             result = resolve_item(conn, item, settings, 0)
             settle_overlap(conn, result, item_id, settings)
@@ -139,13 +117,9 @@ def annotator_quality(project: ProjectScope, window: int = 50) -> dict[str, dict
     fitted = fit(project)
     if fitted is None:
         return {}
-    with project.store.engine.connect() as conn:
-        names = {
-            str(i): name
-            for i, name in conn.execute(
-                select(Annotator.id, Annotator.name).where(Annotator.project_id == project.id)
-            )
-        }
+    names = {
+        str(i): name for i, name in stored_items.annotator_names(project.store, project.id).items()
+    }
     drift = {d.annotator: d for d in fitted.model.drift(window)}
     result: dict[str, dict[str, Any]] = {}
     for quality in fitted.model.annotator_quality_:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, select, union_all
-
 from ..labelers.base import LabelTask, select_examples
-from ..store import Prediction
-from .prelabel import few_shot_examples, pending_queries
+from ..store import items as stored_items
+from ..store import predictions
+from ..store.items import ItemRows
+from .prelabel import few_shot_examples
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -34,46 +35,63 @@ ANSWER_TOKENS = 40
 SAMPLE_ITEMS = 16
 
 
-def _pending(project: Project, model: str, version: str, limit: int | None, retry: bool) -> Any:
-    gold, pool = pending_queries(project, model, version, retry)
-    if limit is not None:
-        pool = pool.limit(limit)
-    g, p = gold.subquery(), pool.subquery()
-    return union_all(select(g.c.id, g.c.text), select(p.c.id, p.c.text)).subquery()
+@dataclass(frozen=True, slots=True)
+class PrelabelEstimate:
+    """What a `prelabel` run would send and cost (`prelabel --dry-run`)."""
+
+    model: str
+    prompt_version: str
+    items: int
+    tokens_in: int
+    tokens_out: int
+    #: USD per million (input, output) tokens, when the model has a price.
+    price_per_mtok: tuple[float, float] | None
+    cost_usd: float
+    items_per_s: float | None
+    #: Where the speed comes from (earlier answers' latency, a sample run), None when unknown.
+    time_from: str | None
+    notes: tuple[str, ...]
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+    @property
+    def elapsed_s(self) -> float | None:
+        return self.items / self.items_per_s if self.items_per_s else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `--json` form: the estimate, marked as a dry run."""
+        return {
+            "dry_run": True,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "items": self.items,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "tokens": self.tokens,
+            "price_per_mtok": list(self.price_per_mtok) if self.price_per_mtok else None,
+            "cost_usd": self.cost_usd,
+            "items_per_s": self.items_per_s,
+            "elapsed_s": self.elapsed_s,
+            "time_from": self.time_from,
+            "notes": list(self.notes),
+        }
 
 
-def _text_chars(project: Project, pending: Any, max_chars: int | None) -> tuple[int, int]:
-    """(items, characters of their texts as sent: cut at `max_chars`)."""
-    length: Any = func.length(pending.c.text)
-    if max_chars is not None:
-        length = case((length > max_chars, max_chars), else_=length)
-    with project.store.session() as session:
-        n, chars = session.execute(select(func.count(), func.coalesce(func.sum(length), 0))).one()
-    return int(n), int(chars)
+def _pending(
+    project: Project, model: str, version: str, limit: int | None, retry: bool
+) -> list[ItemRows]:
+    gold, pool = predictions.pending_answers(project.id, model, version, retry)
+    return [gold, pool if limit is None else pool.first(limit)]
 
 
-def _earlier_answers(project: Project, model: str) -> tuple[int, float | None, float | None]:
-    """(answers, mean output tokens, mean latency) of this model's earlier answers here."""
-    with project.store.session() as session:
-        n, tokens_out, latency = session.execute(
-            select(
-                func.count(),
-                func.avg(case((Prediction.tokens_out > 0, Prediction.tokens_out))),
-                func.avg(case((Prediction.latency_s > 0, Prediction.latency_s))),
-            ).where(
-                Prediction.project_id == project.id,
-                Prediction.model == model,
-                Prediction.error.is_(None),
-            )
-        ).one()
-    return int(n), tokens_out, latency
-
-
-def _sample_speed(project: Project, labeler: Any, task: LabelTask, pending: Any) -> float | None:
+def _sample_speed(
+    project: Project, labeler: Any, task: LabelTask, pending: list[ItemRows]
+) -> float | None:
     """Items per second of a local labeler on up to SAMPLE_ITEMS pending texts (one first, so
     that loading the model is not counted); nothing is stored."""
-    with project.store.session() as session:
-        texts = list(session.scalars(select(pending.c.text).limit(SAMPLE_ITEMS + 1)))
+    texts = stored_items.some_texts(project.store, pending, SAMPLE_ITEMS + 1)
     if len(texts) < 2:
         return None
     list(labeler.label_stream(texts[:1], task))  # loads the model
@@ -84,7 +102,7 @@ def _sample_speed(project: Project, labeler: Any, task: LabelTask, pending: Any)
 
 def estimate_prelabel(
     project: Project, labeler: Any, *, limit: int | None = None, retry_failed: bool = True
-) -> dict[str, Any]:
+) -> PrelabelEstimate:
     """The items, tokens, cost and time of `prelabel` with this labeler (see the module doc)."""
     from ..labelers.openai import OpenAILabeler, build_messages, estimate_cost, system_prompt
 
@@ -93,7 +111,9 @@ def estimate_prelabel(
     model, version = labeler.model_id, labeler.prompt_version(task)
     pending = _pending(project, model, version, limit, retry_failed)
     remote = isinstance(labeler, OpenAILabeler)
-    n, text_chars = _text_chars(project, pending, labeler.max_chars if remote else None)
+    n, text_chars = stored_items.text_chars(
+        project.store, pending, labeler.max_chars if remote else None
+    )
     notes = [f"input tokens counted as characters / {CHARS_PER_TOKEN:g}"]
     if remote:
         shots = select_examples(task.examples, task.labels, labeler.examples_per_label)
@@ -102,7 +122,9 @@ def estimate_prelabel(
         tokens_in = math.ceil((n * per_item + text_chars) / CHARS_PER_TOKEN)
     else:  # the embedded model reads the shared instructions once, then each text
         tokens_in = math.ceil(text_chars / CHARS_PER_TOKEN)
-    answered, tokens_out_mean, latency = _earlier_answers(project, model)
+    answered, tokens_out_mean, latency = predictions.answer_history(
+        project.store, project.id, model
+    )
     if tokens_out_mean is None and remote:
         tokens_out_mean = ANSWER_TOKENS * labeler.self_consistency
         notes.append(f"output tokens assumed: {tokens_out_mean} per item (no earlier answers)")
@@ -123,18 +145,15 @@ def estimate_prelabel(
     else:
         speed = _sample_speed(project, labeler, task, pending) if n else None
         time_from = "a sample run of the embedded model" if speed else None
-    return {
-        "dry_run": True,
-        "model": model,
-        "prompt_version": version,
-        "items": n,
-        "tokens_in": tokens_in,
-        "tokens_out": tokens_out,
-        "tokens": tokens_in + tokens_out,
-        "price_per_mtok": list(price) if price else None,
-        "cost_usd": cost,
-        "items_per_s": speed,
-        "elapsed_s": n / speed if speed else None,
-        "time_from": time_from,
-        "notes": notes,
-    }
+    return PrelabelEstimate(
+        model=model,
+        prompt_version=version,
+        items=n,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        price_per_mtok=tuple(price) if price else None,
+        cost_usd=cost,
+        items_per_s=speed,
+        time_from=time_from,
+        notes=tuple(notes),
+    )

@@ -18,8 +18,19 @@ from ..data.formats import EXPORTERS, IMPORTERS, format_names
 from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
+from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, parse_label_set, resolve_label_sets
 from ..review import MAX_LABELSTUDIO_USER, user_name_problem
-from ..store import GOLD, HUMAN_LABELED, POOL, STATES, ProjectRow, Session, predictions
+from ..store import (
+    GOLD,
+    HUMAN_LABELED,
+    POOL,
+    STATES,
+    Session,
+    predictions,
+    projects,
+    reviews,
+)
+from ..store import adjudication as adjudications
 from ..store import exchange as rows
 from ..store import items as stored_items
 from ..store.models import UNRESOLVED, utcnow
@@ -58,9 +69,19 @@ def import_project(project: Project, path: str | Path, fmt: str, **options: Any)
 class _Labels:
     """Map any spelling of a label in a file to the project's own, or fail naming the place."""
 
-    def __init__(self, labels: Sequence[str]) -> None:
+    def __init__(
+        self, labels: Sequence[str], multi_label: bool = False, allow_empty: bool = False
+    ) -> None:
         self.labels = list(labels)
         self.canonical = canonical_labels(labels)
+        self.multi_label, self.allow_empty = multi_label, allow_empty
+
+    def sets(self, value: list[str] | None, item: ItemIn, field: str) -> list[str] | None:
+        """A label set in the project's spelling and order, or fail naming the place."""
+        try:
+            return parse_label_set(value, self.labels, allow_empty=self.allow_empty)
+        except InputError as exc:
+            raise item.where.error(str(exc), field, value) from exc
 
     @overload
     def __call__(self, value: str, item: ItemIn, field: str) -> str: ...
@@ -95,7 +116,9 @@ def _validate(item: ItemIn, label: _Labels) -> None:
     if item.split not in (POOL, GOLD):
         raise where.error("split must be 'pool' or 'gold'", "split", item.split)
     item.gold_label = label(item.gold_label, item, "gold_label")
-    if item.split == GOLD and item.gold_label is None:
+    if label.multi_label:
+        _validate_sets(item, label)
+    elif item.split == GOLD and item.gold_label is None:
         raise where.error("a gold item needs a gold label", "gold_label")
     for p in item.predictions:
         p.label = label(p.label, item, "prediction.label")
@@ -110,12 +133,45 @@ def _validate(item: ItemIn, label: _Labels) -> None:
             raise where.error(problem, "annotation.annotator", a.annotator)
         a.label = label(a.label, item, "annotation.label")
         a.suggested_label = label(a.suggested_label, item, "annotation.suggested_label")
-        if a.action in LABELING_ACTIONS and a.label is None:
+        if a.action in LABELING_ACTIONS and a.label is None and not label.multi_label:
             raise where.error(f"the answer {a.action!r} needs a label", "annotation.label")
     if item.final is not None:
         if item.final.state not in STATES:
             raise where.error("unknown state", "state", item.final.state)
         item.final.label = label(item.final.label, item, "label")
+    if item.decision is not None:
+        _validate_decision(item, label)
+
+
+def _validate_decision(item: ItemIn, label: _Labels) -> None:
+    """A decision's label is in the label set, its reviewer a valid name, its note bounded."""
+    from ..review.adjudication import check_note
+
+    d, where = item.decision, item.where
+    assert d is not None
+    d.label = label(d.label, item, "adjudication.label")
+    d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
+    if d.reviewer is not None and (problem := user_name_problem(d.reviewer)):
+        raise where.error(problem, "adjudication.reviewer", d.reviewer)
+    try:
+        d.note = check_note(d.note)
+    except InputError as exc:
+        raise where.error(str(exc), "adjudication.note") from None
+
+
+def _validate_sets(item: ItemIn, label: _Labels) -> None:
+    """A multi-label item's sets: gold, predicted, answered and final."""
+    item.gold_labels = label.sets(item.gold_labels, item, "gold_labels")
+    if item.split == GOLD and item.gold_labels is None:
+        raise item.where.error("a gold item needs its gold labels", "gold_labels")
+    for p in item.predictions:
+        p.labels = label.sets(p.labels, item, "prediction.labels")
+    for a in item.annotations:
+        a.labels = None if a.action in NO_LABEL_ACTIONS else label.sets(a.labels, item, "labels")
+        if a.action in LABELING_ACTIONS and a.labels is None:
+            raise item.where.error(f"the answer {a.action!r} needs its labels", "annotation")
+    if item.final is not None:
+        item.final.labels = label.sets(item.final.labels, item, "labels")
 
 
 def _merge(items: Iterable[ItemIn], label: _Labels) -> list[ItemIn]:
@@ -138,11 +194,14 @@ def _merge(items: Iterable[ItemIn], label: _Labels) -> list[ItemIn]:
 # ----------------------------------------------------------------------------- writing
 def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
     """Validate all records, then write them in one transaction."""
-    items = _merge(records, _Labels(project.labels))
+    settings = project.settings
+    multi, allow_empty = bool(settings.get(MULTI_LABEL)), bool(settings.get(ALLOW_EMPTY))
+    label_set = project.labels
+    items = _merge(records, _Labels(label_set, multi, allow_empty))
     counts = Counter(items=len(items), added=0, existing=0, predictions=0, annotations=0)
     with project.store.session() as session:
         ids = _ensure_items(session, project.id, items, counts)
-        row = session.get_one(ProjectRow, project.id)
+        row = projects.project_row(session, project.id)
         settings = dict(row.settings or {})
         active = settings.get("active_predictor")
         if active is None:
@@ -157,9 +216,17 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         _add_predictions(session, project.id, items, ids, counts)
         names = _annotators(session, project.id, items)
         _add_annotations(session, project.id, items, ids, names, counts)
+        counts["decisions"] = _add_decisions(session, project.id, items, ids, names)
         session.flush()
         for start in range(0, len(items), CHUNK):
-            _settle(session, project.id, items[start : start + CHUNK], ids, active_key)
+            _settle(
+                session,
+                project.id,
+                items[start : start + CHUNK],
+                ids,
+                active_key,
+                label_set if multi else None,
+            )
     return dict(counts)
 
 
@@ -187,14 +254,16 @@ def _ensure_items(
                 "meta": item.meta,
                 "split": item.split,
                 "gold_label": item.gold_label,
+                "gold_labels": item.gold_labels,
                 "state": HUMAN_LABELED if gold else UNRESOLVED,
                 "final_label": item.gold_label if gold else None,
+                "final_labels": item.gold_labels if gold else None,
                 "final_source": LabelSource.HUMAN if gold else None,
                 "audit": False,
             }
         )
     ids = {uid: pair[0] for uid, pair in found.items()}
-    ids.update(rows.insert_items(session, new))
+    ids.update(rows.insert_items_returning_ids(session, new))
     counts["added"] += len(new)
     return ids
 
@@ -211,7 +280,7 @@ def _add_predictions(
                 continue
             done.add(key)
             new.append(_prediction_row(project_id, key[0], p))
-    rows.insert_predictions(session, new)
+    predictions.add_predictions(session, new)
     counts["predictions"] += len(new)
 
 
@@ -228,12 +297,50 @@ def _prediction_row(project_id: int, item_id: int, p: PredictionIn) -> dict[str,
         "calibrated_label": p.calibrated_label,
         "reasoning": p.reasoning,
         "created_at": p.created_at or utcnow(),
+        "labels": p.labels,
     }
 
 
 def _annotators(session: Session, project_id: int, items: list[ItemIn]) -> dict[str, int]:
     wanted = {a.annotator for item in items for a in item.annotations if a.annotator}
+    wanted |= {i.decision.reviewer for i in items if i.decision and i.decision.reviewer}
     return rows.ensure_annotators(session, project_id, wanted)
+
+
+def _add_decisions(
+    session: Session,
+    project_id: int,
+    items: list[ItemIn],
+    ids: dict[str, int],
+    names: dict[str, int],
+) -> int:
+    """Store the reviewers' decisions a file carries, for items whose label it says was
+    adjudicated and that have no decision in force yet (importing twice adds none)."""
+    added = 0
+    conn = session.connection()
+    for item in items:
+        d = item.decision
+        if d is None or item.final is None or item.final.source != LabelSource.ADJUDICATED:
+            continue
+        if adjudications.live_decision(conn, ids[item.uid]) is not None:
+            continue
+        adjudications.add_decision(
+            conn,
+            {
+                "project_id": project_id,
+                "item_id": ids[item.uid],
+                "reviewer_id": names.get(d.reviewer) if d.reviewer else None,
+                "label": d.label,
+                "note": d.note,
+                "reasons": ",".join(d.reasons) or None,
+                "previous_label": d.previous_label,
+                "previous_source": d.previous_source,
+                "undone": False,
+                "created_at": d.decided_at or utcnow(),
+            },
+        )
+        added += 1
+    return added
 
 
 def _add_annotations(
@@ -288,6 +395,7 @@ def _annotation_row(
         "time_spent_s": a.time_spent_s,
         "undone": False,
         "created_at": a.created_at or utcnow(),
+        "labels": None if a.action in NO_LABEL_ACTIONS else a.labels,
     }
 
 
@@ -297,21 +405,42 @@ def _settle(
     items: list[ItemIn],
     ids: dict[str, int],
     active: tuple[str, str] | None,
+    labels: list[str] | None = None,
 ) -> None:
-    """Point items at the active predictor's prediction and set their final labels: as
-    recorded in the file when it says, else from people's answers."""
+    """Point items at the active predictor's prediction and set their final labels: a
+    reviewer's decision in force, else as recorded in the file when it says, else from people's
+    answers. `labels`: the label set of a multi-label project, whose items get final sets."""
     chunk = [ids[item.uid] for item in items]
-    splits = stored_items.splits_of(session, chunk)
+    splits = reviews.splits_in_project(session, project_id, chunk)
     if active is not None:
         predictions.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
+    sets: dict[int, list[tuple[Any, list[str]]]] = defaultdict(list)
     for a in stored_items.standing_answers(session, chunk):
         votes[a.item_id].append(routing.Vote(a.annotator_id, a.label, a.action, a.id))
+        if a.action not in NO_LABEL_ACTIONS and a.labels is not None:
+            sets[a.item_id].append((a.annotator_id, a.labels))
+    decided = adjudications.decisions_of(session.connection(), chunk)
     finals = []
     for item in items:
         item_id = ids[item.uid]
-        if item.final is not None:
+        final_set = None
+        if item_id in decided:  # a reviewer's decision in force outranks the file and answers
+            label = decided[item_id]["label"]
+            final: tuple[str, str | None, str | None, dict[str, Any] | None] = (
+                HUMAN_LABELED,
+                label,
+                LabelSource.ADJUDICATED,
+                None,
+            )
+        elif item.final is not None:
             final = (item.final.state, item.final.label, item.final.source, item.final.posterior)
+            final_set = item.final.labels
+        elif labels is not None:  # a multi-label project
+            final_set = resolve_label_sets(sets[item_id], labels)
+            if final_set is None or splits[item_id] == GOLD:
+                continue
+            final = (HUMAN_LABELED, None, LabelSource.HUMAN, None)
         else:
             human = routing.resolve_human_label(votes[item_id])
             if human is None or splits[item_id] == GOLD:
@@ -324,6 +453,7 @@ def _settle(
                 "final_label": final[1],
                 "final_source": final[2],
                 "label_posterior": final[3],
+                **({"final_labels": final_set} if labels is not None else {}),
             }
         )
     stored_items.set_final_labels(session, finals)

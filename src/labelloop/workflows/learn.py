@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import delete, select
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
 from ..active.students import cross_fit_splits
@@ -20,8 +19,8 @@ from ..calibration.metrics import auroc
 from ..errors import NotReadyError
 from ..labelers.zero_shot import ZeroShotLabeler
 from ..stacking import LogLinearPool
-from ..store import GOLD, HUMAN_LABELED, Item, Prediction
-from ..store.bulk import bulk_insert
+from ..store import GOLD, HUMAN_LABELED, predictions
+from ..store import items as stored_items
 from ..vocabulary import PEOPLE_SOURCES
 from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
@@ -61,20 +60,7 @@ class Pool:
 def load_pool(project: Project) -> Pool:
     labels = {label: i for i, label in enumerate(project.labels)}
     few_shot = set(project.settings.get("few_shot_item_ids") or [])
-    with project.store.session() as session:
-        rows = session.execute(
-            select(
-                Item.id,
-                Item.text,
-                Item.split,
-                Item.state,
-                Item.final_label,
-                Item.gold_label,
-                Item.final_source,
-            )
-            .where(Item.project_id == project.id)
-            .order_by(Item.id)
-        ).all()
+    rows = stored_items.learning_rows(project.store, project.id)
     y = np.full(len(rows), -1)
     for i, row in enumerate(rows):
         if row.split == GOLD and row.gold_label in labels:
@@ -94,30 +80,21 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
     labels = project.labels
     position = {item_id: i for i, item_id in enumerate(pool.ids)}
     components: dict[str, np.ndarray] = {}
-    with project.store.session() as session:
-        rows = session.execute(
-            select(
-                Prediction.item_id,
-                Prediction.model,
-                Prediction.prompt_version,
-                Prediction.probs,
-                Prediction.label,
-            ).where(Prediction.project_id == project.id, Prediction.model.not_in(DERIVED))
-        )
-        for item_id, model, version, probs, label in rows:
-            name = f"{model}@{version}"
-            if name not in components:
-                components[name] = np.full((len(pool.ids), len(labels)), np.nan)
-            if probs and all(k in probs for k in labels):
-                vector = np.array([float(probs[k]) for k in labels])
-            elif label in labels:  # a bare label: a soft one-hot
-                vector = np.full(len(labels), 0.1 / max(len(labels) - 1, 1))
-                vector[labels.index(label)] = 0.9
-            else:
-                continue
-            total = vector.sum()
-            if total > 0:
-                components[name][position[item_id]] = vector / total
+    for answer in predictions.labeler_answers(project.store, project.id, DERIVED):
+        name = f"{answer.model}@{answer.prompt_version}"
+        if name not in components:
+            components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+        probs, label = answer.probs, answer.label
+        if probs and all(k in probs for k in labels):
+            vector = np.array([float(probs[k]) for k in labels])
+        elif label in labels:  # a bare label: a soft one-hot
+            vector = np.full(len(labels), 0.1 / max(len(labels) - 1, 1))
+            vector[labels.index(label)] = 0.9
+        else:
+            continue
+        total = vector.sum()
+        if total > 0:
+            components[name][position[answer.item_id]] = vector / total
     return components
 
 
@@ -316,12 +293,7 @@ def _store(
                 "raw": None,
             }
         )
-    with project.store.session() as session:
-        session.execute(
-            delete(Prediction).where(Prediction.project_id == project.id, Prediction.model == model)
-        )
-        bulk_insert(session, Prediction.__table__, rows)
-    project.store.grew("predictions", len(rows))
+    predictions.replace_answers(project.store, project.id, model, rows)
 
 
 def _recalibrate(project: Project) -> dict[str, Any]:

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, case, func, select
-
 from ..labelers.base import Labeler, LabelResult, LabelTask
-from ..store import GOLD, HUMAN_LABELED, POOL, Item, Prediction
+from ..store import items as stored_items
+from ..store import predictions
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -27,17 +26,7 @@ def few_shot_examples(project: Project, per_label: int = EXAMPLES_PER_LABEL) -> 
     Stable choices keep the prompt (and so the prediction cache key) unchanged between runs.
     """
     labels = project.labels
-    with project.store.session() as session:
-        rows = session.execute(
-            select(Item.id, Item.text, Item.final_label)
-            .where(
-                Item.project_id == project.id,
-                Item.state == HUMAN_LABELED,
-                Item.final_label.is_not(None),
-            )
-            .order_by(case((Item.split == GOLD, 0), else_=1), Item.id)
-            .limit(5_000)
-        ).all()
+    rows = stored_items.trusted_labels(project.store, project.id)
     per_label_rows: list[list[tuple[int, str, str]]] = []
     for label in labels:
         candidates = sorted(
@@ -66,53 +55,6 @@ def start_run(
     project.update_settings(few_shot_item_ids=[item_id for item_id, _, _ in examples])
     project.set_active_predictor(model, version)
     return task, model, version, len(examples)
-
-
-def pending_queries(
-    project: Project, model: str, version: str, retry_failed: bool = True
-) -> tuple[Select, Select]:
-    """(gold, pool) queries of `(id, text)` lacking an answer under this key, by id.
-
-    Items whose stored result is a failure are asked again unless `retry_failed` is false. Pool
-    items that already carry a human label are not sent.
-    """
-    stored = [
-        Prediction.item_id == Item.id,
-        Prediction.model == model,
-        Prediction.prompt_version == version,
-    ]
-    if retry_failed:
-        stored.append(Prediction.error.is_(None))
-    done_already = select(Prediction.id).where(*stored).exists()
-    wanted = (Item.project_id == project.id) & ~done_already
-    gold = select(Item.id, Item.text).where(wanted, Item.split == GOLD).order_by(Item.id)
-    pool = (
-        select(Item.id, Item.text)
-        .where(wanted, Item.split == POOL, Item.state != HUMAN_LABELED)
-        .order_by(Item.id)
-    )
-    return gold, pool
-
-
-def count_items(project: Project) -> int:
-    with project.store.session() as session:
-        query = select(func.count()).select_from(Item).where(Item.project_id == project.id)
-        return session.scalar(query) or 0
-
-
-def failed_before(project: Project, model: str, version: str) -> set[int]:
-    """Items whose stored result under this key is a failure."""
-    with project.store.session() as session:
-        return set(
-            session.scalars(
-                select(Prediction.item_id).where(
-                    Prediction.project_id == project.id,
-                    Prediction.model == model,
-                    Prediction.prompt_version == version,
-                    Prediction.error.is_not(None),
-                )
-            )
-        )
 
 
 #: Why items fail, from the error a labeler records, first match wins: (reason, error markers).
@@ -298,15 +240,14 @@ def prelabel(
     """
     started = time.perf_counter()
     task, model, version, n_examples = start_run(project, labeler, use_examples)
-    gold_query, pool_query = pending_queries(project, model, version, retry_failed)
+    gold, pool = predictions.pending_answers(project.id, model, version, retry_failed)
     if limit is not None:
-        pool_query = pool_query.limit(limit)
-    with project.store.session() as session:
-        todo = session.execute(gold_query).all() + session.execute(pool_query).all()
-    total = count_items(project)
+        pool = pool.first(limit)
+    todo = stored_items.read_rows(project.store, gold) + stored_items.read_rows(project.store, pool)
+    total = stored_items.count_items(project.store, project.id)
     ids = [row.id for row in todo]
     texts = [row.text for row in todo]
-    failed_earlier = failed_before(project, model, version)
+    failed_earlier = predictions.failed_items(project.store, project.id, model, version)
     tally = Tally()
     writer = AnswerWriter(lambda batch: save_batch(project, model, version, batch))
     if progress:
@@ -314,9 +255,9 @@ def prelabel(
     interrupted = False
     stream = labeler.label_stream(texts, task)
     try:
-        for index, result in stream:
-            writer.put(ids[index], result)
-            tally.add(result)
+        for index, answer in stream:
+            writer.put(ids[index], answer)
+            tally.add(answer)
             if progress:
                 progress(tally.seen, len(todo))
     except KeyboardInterrupt:

@@ -6,7 +6,6 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select as sql_select
 
 from .. import review
 from ..active import (
@@ -19,7 +18,8 @@ from ..active import (
     target_accuracy,
 )
 from ..errors import InputError
-from ..store import GOLD, ActiveLearningRound, Item, ReviewTask
+from ..store import items as stored_items
+from ..store import rounds
 from ..vocabulary import Queue
 from .embed import item_embeddings
 from .engine import Engine, LocalEngine
@@ -34,25 +34,11 @@ COMMITTEE_SIZE = 5
 
 
 def _queued(project: Project) -> set[int]:
-    with project.store.session() as session:
-        return set(
-            session.scalars(
-                sql_select(ReviewTask.item_id).where(
-                    ReviewTask.project_id == project.id,
-                    ReviewTask.queue == ACTIVE_QUEUE,
-                    ReviewTask.done.is_(False),
-                )
-            )
-        )
+    return stored_items.queued_items(project.store, project.id, ACTIVE_QUEUE)
 
 
 def _gold_mask(project: Project, ids: list[int]) -> np.ndarray:
-    with project.store.session() as session:
-        gold = set(
-            session.scalars(
-                sql_select(Item.id).where(Item.project_id == project.id, Item.split == GOLD)
-            )
-        )
+    gold = set(stored_items.gold_labels(project.store, project.id))
     return np.array([item_id in gold for item_id in ids], dtype=bool)
 
 
@@ -152,25 +138,15 @@ def select(
         priorities=[-1.0 + rank / max(len(chosen), 1) for rank in range(len(chosen))],
     )
     review.apply_overlap(project)
-    with project.store.session() as session:
-        uids = (
-            dict(session.execute(sql_select(Item.id, Item.uid).where(Item.id.in_(chosen))).all())
-            if chosen
-            else {}
-        )
-        session.add(
-            ActiveLearningRound(
-                project_id=project.id,
-                strategy=strategy,
-                k=k,
-                selected=[uids[item_id] for item_id in chosen],
-                metrics={
-                    **student_metrics,
-                    "stopping": stopping,
-                    "stop_set_predictions": stop_set_predictions,
-                },
-            )
-        )
+    uids = stored_items.uids_of(project.store, project.id, chosen) if chosen else {}
+    rounds.save_round(
+        project.store,
+        project.id,
+        strategy,
+        k,
+        [uids[item_id] for item_id in chosen],
+        {**student_metrics, "stopping": stopping, "stop_set_predictions": stop_set_predictions},
+    )
     return {
         "strategy": strategy,
         "k": k,
@@ -206,16 +182,10 @@ def _stopping(
         decisions["target_accuracy"] = {"stop": decision.stop, "reason": decision.reason}
     stop_set = _stop_set(pool.ids)
     rule = StabilizingPredictions()
-    with project.store.session() as session:
-        history = session.scalars(
-            sql_select(ActiveLearningRound.metrics)
-            .where(ActiveLearningRound.project_id == project.id)
-            .order_by(ActiveLearningRound.id)
-        )
-        for metrics in history:
-            previous = (metrics or {}).get("stop_set_predictions")
-            if previous and len(previous) == len(stop_set):
-                rule.update(np.array(previous))
+    for metrics in rounds.round_metrics(project.store, project.id):
+        previous = metrics.get("stop_set_predictions")
+        if previous and len(previous) == len(stop_set):
+            rule.update(np.array(previous))
     decision = rule.update(predictions[stop_set])
     decisions["stabilizing_predictions"] = {"stop": decision.stop, "reason": decision.reason}
     decisions["stop"] = any(d["stop"] for d in decisions.values() if isinstance(d, dict))

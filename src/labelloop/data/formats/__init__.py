@@ -12,6 +12,8 @@
 | `argilla` | Argilla v2 records, JSONL of `rg.Record.to_dict()` (+ settings) | the same |
 | `prodigy` | Prodigy JSONL (`text`, `label`, `answer`, `meta`) | the same, or Prodigy's own |
 | `hf` | a `datasets` folder (`save_to_disk`) | a `datasets` folder |
+
+Multi-label projects use the tools' multi-label shapes (`formats.multilabel`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ...multilabel.sets import MULTI_LABEL
+from . import multilabel
 from .argilla import export_argilla, read_argilla
 from .hf import export_hf, read_hf
 from .labelstudio import export_labelstudio, read_labelstudio
@@ -31,7 +35,7 @@ from .tabular import exporter, read_labelloop
 Exporter = Callable[[Any, Path, Any], int]
 Importer = Callable[..., Iterable[ItemIn]]
 
-EXPORTERS: dict[str, Exporter] = {
+SINGLE_EXPORTERS: dict[str, Exporter] = {
     "jsonl": exporter("jsonl"),
     "csv": exporter("csv"),
     "parquet": exporter("parquet"),
@@ -40,12 +44,47 @@ EXPORTERS: dict[str, Exporter] = {
     "prodigy": export_prodigy,
     "hf": export_hf,
 }
-IMPORTERS: dict[str, Importer] = {
+SINGLE_IMPORTERS: dict[str, Importer] = {
     "labelloop": read_labelloop,
     "labelstudio": read_labelstudio,
     "argilla": read_argilla,
     "prodigy": read_prodigy,
     "hf": read_hf,
+}
+#: The tool formats of multi-label projects (`formats.multilabel`); labelloop's own rows are
+#: the same for both kinds of project.
+MULTI_EXPORTERS: dict[str, Exporter] = {
+    "labelstudio": multilabel.export_labelstudio,
+    "argilla": multilabel.export_argilla,
+    "prodigy": multilabel.export_prodigy,
+    "hf": multilabel.export_hf,
+}
+MULTI_IMPORTERS: dict[str, Importer] = {
+    "labelstudio": multilabel.read_labelstudio,
+    "argilla": multilabel.read_argilla,
+    "prodigy": multilabel.read_prodigy,
+    "hf": multilabel.read_hf,
+}
+
+
+def _by_project(single: Callable[..., Any], multi: Callable[..., Any] | None) -> Any:
+    """The format's reader or writer for the project's kind (single- or multi-label)."""
+    if multi is None:
+        return single
+
+    def either(project: Any, *args: Any, **options: Any) -> Any:
+        chosen = multi if project.settings.get(MULTI_LABEL) else single
+        return chosen(project, *args, **options)
+
+    either.__name__ = single.__name__
+    return either
+
+
+EXPORTERS: dict[str, Exporter] = {
+    name: _by_project(fn, MULTI_EXPORTERS.get(name)) for name, fn in SINGLE_EXPORTERS.items()
+}
+IMPORTERS: dict[str, Importer] = {
+    name: _by_project(fn, MULTI_IMPORTERS.get(name)) for name, fn in SINGLE_IMPORTERS.items()
 }
 
 

@@ -127,8 +127,11 @@ def export_argilla(project: Project, out: Path, include: Any) -> int:
     return count
 
 
-def item_from_record(data: dict[str, Any], where: Where, text_field: str = FIELD) -> ItemIn:
-    """An Argilla record dict (as `to_dict()` gives it) as an item to import."""
+def parse_record(
+    data: dict[str, Any], where: Where, text_field: str = FIELD
+) -> tuple[Any, dict[str, Any], str, ItemIn | None]:
+    """The `rg.Record`, its metadata and text, and the item its labelloop provenance restores
+    (None for a record made elsewhere)."""
     rg = require("argilla")
     try:
         record = rg.Record.from_dict(data)
@@ -138,8 +141,17 @@ def item_from_record(data: dict[str, Any], where: Where, text_field: str = FIELD
     text = record.fields.get(text_field)
     if not isinstance(text, str):
         raise where.error(f"the record has no text field {text_field!r}", f"fields.{text_field}")
+    restored = None
     if isinstance(metadata.get(PROVENANCE_KEY), str):
-        return item_from_row({**json.loads(metadata[PROVENANCE_KEY]), "text": text}, where)
+        restored = item_from_row({**json.loads(metadata[PROVENANCE_KEY]), "text": text}, where)
+    return record, metadata, text, restored
+
+
+def item_from_record(data: dict[str, Any], where: Where, text_field: str = FIELD) -> ItemIn:
+    """An Argilla record dict (as `to_dict()` gives it) as an item to import."""
+    record, metadata, text, restored = parse_record(data, where, text_field)
+    if restored is not None:
+        return restored
     suggestion = record.suggestions[QUESTION] if QUESTION in record.suggestions.to_dict() else None
     predictions = []
     if suggestion is not None and suggestion.value is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,8 @@ PREDICTION_STRINGS = (
 )
 
 
-def _features(include: frozenset[str]) -> Any:
+def features_for(include: frozenset[str]) -> Any:
+    """The columns' types for rows carrying `include`."""
     datasets = require("datasets")
     text, number = datasets.Value("string"), datasets.Value("float64")
     features: dict[str, Any] = {name: text for name in STRINGS}
@@ -70,7 +71,8 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+def flatten(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with its maps as JSON text (their keys vary by project)."""
     row = {
         **row,
         "probs": _json(row.get("probs")),
@@ -86,12 +88,23 @@ def _flatten(row: dict[str, Any]) -> dict[str, Any]:
 
 def export_hf(project: Project, out: Path, include: Any) -> int:
     """Save the rows as a `datasets.Dataset` folder (replaced atomically when it exists)."""
+    return save_rows(project, out, include, features_for, flatten)
+
+
+def save_rows(
+    project: Project,
+    out: Path,
+    include: Any,
+    features_of: Callable[[frozenset[str]], Any],
+    encode: Callable[[dict[str, Any]], dict[str, Any]],
+) -> int:
+    """Save the project's rows, each `encode`d, with the types `features_of` gives."""
     datasets = require("datasets")
     wanted = parse_include(include)
-    features = _features(wanted)
+    features = features_of(wanted)
     parts, batch, count = [], [], 0
     for row in iter_provenance_rows(project, wanted):
-        batch.append(_flatten(row))
+        batch.append(encode(row))
         count += 1
         if len(batch) >= CHUNK:
             parts.append(datasets.Dataset.from_list(batch, features=features))
@@ -108,7 +121,8 @@ def export_hf(project: Project, out: Path, include: Any) -> int:
     return count
 
 
-def _load(path: Path) -> Any:
+def load(path: Path) -> Any:
+    """The one split of a dataset folder."""
     datasets = require("datasets")
     try:
         loaded = datasets.load_from_disk(str(path))
@@ -127,9 +141,7 @@ def _load(path: Path) -> Any:
 def read_hf(project: Project, path: Path, *, text_col: str = "text") -> Iterator[ItemIn]:
     """A labelloop export, or any dataset with a text column (a label column becomes
     `source_label` in the item's metadata, as in a plain import)."""
-    from ..importer import text_hash
-
-    dataset = _load(path)
+    dataset = load(path)
     label_names = None
     feature = dataset.features.get("label")
     if feature is not None and hasattr(feature, "names"):
@@ -139,17 +151,28 @@ def read_hf(project: Project, path: Path, *, text_col: str = "text") -> Iterator
         if is_provenance_row(row):
             yield item_from_row(row, where)
             continue
-        text = row.get(text_col)
-        if not isinstance(text, str):
-            raise where.error(f"no text in the column {text_col!r}", text_col)
-        meta = {k: v for k, v in row.items() if k not in (text_col, "id", "label")}
-        if row.get("label") is not None:
-            label = row["label"]
-            meta["source_label"] = label_names[label] if label_names and label >= 0 else label
-        uid = row.get("id")
-        yield ItemIn(
-            uid=str(uid) if uid not in (None, "") else text_hash(text)[:20],
-            text=text,
-            where=where,
-            meta=json.loads(json.dumps(meta, default=str)) or None,
-        )
+        if label_names and row.get("label") is not None and row["label"] >= 0:
+            row = {**row, "label": label_names[row["label"]]}
+        yield plain_item(row, where, text_col)
+
+
+def plain_item(
+    row: dict[str, Any], where: Where, text_col: str, label_col: str = "label"
+) -> ItemIn:
+    """A row of a dataset not made by labelloop: its label column (already decoded to names)
+    becomes `source_label` in the item's metadata, as in a plain import."""
+    from ..importer import text_hash
+
+    text = row.get(text_col)
+    if not isinstance(text, str):
+        raise where.error(f"no text in the column {text_col!r}", text_col)
+    meta = {k: v for k, v in row.items() if k not in (text_col, "id", label_col)}
+    if row.get(label_col) is not None:
+        meta["source_label"] = row[label_col]
+    uid = row.get("id")
+    return ItemIn(
+        uid=str(uid) if uid not in (None, "") else text_hash(text)[:20],
+        text=text,
+        where=where,
+        meta=json.loads(json.dumps(meta, default=str)) or None,
+    )

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 
 from ...errors import InputError
 from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS
-from .provenance import annotation_in, iter_provenance_rows, row_prediction_labels
+from .provenance import annotation_in, decision_in, iter_provenance_rows, row_prediction_labels
 from .records import (
     AnnotationIn,
     FinalIn,
@@ -106,8 +106,10 @@ def task_uid(task: dict[str, Any], id_key: str | None = None) -> str:
     return f"ls-{task.get('id')}"
 
 
-def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str) -> str | None:
-    """The single label chosen in a result list (None when the question was left empty)."""
+def choices_of(
+    results: Any, config: LabelConfig | None, where: Where, field: str
+) -> list[str] | None:
+    """The labels chosen in a result list's `choices` entry (None when it has none)."""
     if not isinstance(results, list):
         raise where.error("result must be a list", field, results)
     for entry in results:
@@ -116,12 +118,24 @@ def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str
         if config is not None and entry.get("from_name") not in (None, config.from_name):
             continue
         chosen = (entry.get("value") or {}).get("choices")
-        if not isinstance(chosen, list) or not chosen:
-            raise where.error("a choices result needs value.choices", field, entry)
-        if len(chosen) > 1:
-            raise where.error("more than one choice; labelloop projects are single-label", field)
-        return str(chosen[0])
+        if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
+            raise where.error(
+                "a choices result needs value.choices, a list of labels", field, entry
+            )
+        return chosen
     return None
+
+
+def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str) -> str | None:
+    """The single label chosen in a result list (None when the question was left empty)."""
+    chosen = choices_of(results, config, where, field)
+    if chosen is None:
+        return None
+    if not chosen:
+        raise where.error("a choices result needs value.choices", field, results)
+    if len(chosen) > 1:
+        raise where.error("more than one choice; labelloop projects are single-label", field)
+    return str(chosen[0])
 
 
 def prediction_result(label: str, score: float | None, config: LabelConfig) -> dict[str, Any]:
@@ -347,6 +361,7 @@ def item_from_task(
         predictions=predictions,
         annotations=annotations,
         final=final,
+        decision=decision_in(ours.get("adjudication"), where, "data.labelloop.adjudication"),
     )
 
 

@@ -62,7 +62,9 @@ def export_prodigy(project: Project, out: Path, include: Any) -> int:
 
 
 def _uid(task: dict[str, Any]) -> str | None:
-    meta = task.get("meta") if isinstance(task.get("meta"), dict) else {}
+    meta = task.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     for value in (task.get("id"), meta.get("id")):
         if value not in (None, ""):
             return str(value)
@@ -92,14 +94,32 @@ def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
     """A Prodigy line (an answer from one annotator) as an item with that answer."""
     if isinstance(task.get(PROVENANCE_KEY), dict):
         return item_from_row(task[PROVENANCE_KEY], where)
+    text, action = read_answer(task, where)
+    label = _label(task, where)
+    if action == Action.LABEL and label is None:
+        raise where.error("an accepted task needs a label (or an accepted option)", "label")
+    return answer_item(
+        task,
+        where,
+        text,
+        action=action,
+        label=label if action == Action.LABEL else None,
+        suggested_label=label if action == Action.REJECT else None,
+    )
+
+
+def read_answer(task: dict[str, Any], where: Where) -> tuple[str, Action]:
+    """A Prodigy line's text and the labelloop action its answer amounts to."""
     text = need(task, "text", where)
     answer = need(task, "answer", where)
     if answer not in ANSWERS:
         raise where.error(f"answer must be one of {', '.join(ANSWERS)}", "answer", answer)
-    label = _label(task, where)
-    if answer == "accept" and label is None:
-        raise where.error("an accepted task needs a label (or an accepted option)", "label")
-    action = {"accept": Action.LABEL, "reject": Action.REJECT, "ignore": Action.SKIP}[answer]
+    return text, {"accept": Action.LABEL, "reject": Action.REJECT, "ignore": Action.SKIP}[answer]
+
+
+def answer_item(task: dict[str, Any], where: Where, text: str, **answer: Any) -> ItemIn:
+    """The item of a Prodigy line with its one answer (`answer`: the `AnnotationIn` fields
+    that say what was answered)."""
     from ..importer import text_hash
 
     who = task.get("_annotator_id") or task.get("_session_id")
@@ -111,12 +131,10 @@ def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
         annotations=[
             AnnotationIn(
                 annotator=f"prodigy:{who}" if who else "prodigy",
-                action=action,
-                label=label if action == Action.LABEL else None,
-                suggested_label=label if action == Action.REJECT else None,
                 source="prodigy",
                 external_id=None if task.get("_task_hash") is None else str(task["_task_hash"]),
                 created_at=as_time(task.get("_timestamp"), where, "_timestamp"),
+                **answer,
             )
         ],
     )

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ...multilabel.sets import MULTI_LABEL
 from ...store import STATES, Annotation, Item, Prediction
 from ...store.exchange import provenance_pages
 from ...vocabulary import LABELING_ACTIONS, LabelSource
 from .records import (
     HUMAN_ACTIONS,
     AnnotationIn,
+    DecisionIn,
     FinalIn,
     ItemIn,
     PredictionIn,
@@ -32,7 +34,6 @@ from .records import (
 
 if TYPE_CHECKING:
     from ...project import Project
-
 #: Keys every export row has (the DESIGN contract of `export --format jsonl`), then provenance.
 BASE_KEYS = (
     "id",
@@ -49,7 +50,7 @@ DEFAULT_INCLUDE = ("annotations", "meta")
 CHUNK = 2_000
 
 
-def parse_include(include: str | Sequence[str] | None) -> frozenset[str]:
+def parse_include(include: str | Iterable[str] | None) -> frozenset[str]:
     """`--include annotations,predictions`: which nested provenance the rows carry."""
     from ...errors import InputError
 
@@ -79,21 +80,23 @@ def _prediction_dict(p: Prediction) -> dict[str, Any]:
         "probs": p.probs,
         "reasoning": p.reasoning,
         "created_at": iso(p.created_at),
+        **({"labels": p.labels} if p.labels is not None else {}),
     }
 
 
 def iter_provenance_rows(
-    project: Project, include: str | Sequence[str] | None = None
+    project: Project, include: str | Iterable[str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Every item of the project, in id order, with the provenance of its label."""
     wanted = parse_include(include)
+    multi = bool(project.settings.get(MULTI_LABEL))
     pages = provenance_pages(
         project.store, project.id, with_predictions="predictions" in wanted, size=CHUNK
     )
     for page in pages:
         answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for annotation, name in page.answers:
-            answers[annotation.item_id].append(_answer_dict(annotation, name))
+            answers[annotation.item_id].append(_answer_dict(annotation, name, multi))
         every: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for p in page.predictions:
             every[p.item_id].append(_prediction_dict(p))
@@ -104,10 +107,10 @@ def iter_provenance_rows(
             row["adjudication"] = _decision_dict(decision) if decision is not None else None
             if decision is not None and item.final_source == LabelSource.ADJUDICATED:
                 row["labeled_at"] = row["adjudication"]["decided_at"]
-            yield row
+            yield with_label_sets(row, item, shown) if multi else row
 
 
-def _answer_dict(annotation: Annotation, name: str | None) -> dict[str, Any]:
+def _answer_dict(annotation: Annotation, name: str | None, multi: bool = False) -> dict[str, Any]:
     return {
         "annotator": name,
         "label": annotation.label,
@@ -118,6 +121,7 @@ def _answer_dict(annotation: Annotation, name: str | None) -> dict[str, Any]:
         "queue": annotation.queue,
         "time_spent_s": annotation.time_spent_s,
         "created_at": iso(annotation.created_at),
+        **({"labels": annotation.labels} if multi else {}),
     }
 
 
@@ -181,6 +185,22 @@ def _row(
     return row
 
 
+def with_label_sets(
+    row: dict[str, Any], item: Item, prediction: Prediction | None
+) -> dict[str, Any]:
+    """A multi-label item's row: its final, suggested, predicted and gold sets beside the
+    single-label keys (which stay null)."""
+    return {
+        **row,
+        "labels": item.final_labels,
+        "llm_labels": item.llm_labels,
+        "labeler_labels": prediction.labels if prediction else None,
+        "gold_labels": item.gold_labels,
+        # The labels routing found uncertain: what the item's reviewer is asked about.
+        "uncertain_labels": item.uncertain_labels,
+    }
+
+
 # ----------------------------------------------------------------------------- reading back
 def _nested(value: Any, where: Where, field_name: str) -> Any:
     """Nested values come back as JSON text from CSV and Parquet (empty: missing)."""
@@ -191,6 +211,19 @@ def _nested(value: Any, where: Where, field_name: str) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise where.error(f"not valid JSON ({exc.msg})", field_name, value) from exc
+    return value
+
+
+def _label_list(value: Any, where: Where, field_name: str) -> list[str] | None:
+    """A label set as an export row holds it: a list of names (JSON text in CSV and Parquet
+    cells), or missing. Checked against the project's labels when ingested."""
+    value = _nested(value, where, field_name)
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "tolist"):  # a NumPy array from Parquet
+        value = value.tolist()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise where.error("a label set must be a list of label names", field_name, value)
     return value
 
 
@@ -234,6 +267,7 @@ def _prediction_in(p: dict[str, Any], where: Where, field_name: str, active: boo
         ),
         probs=probs,
         reasoning=p["reasoning"] if isinstance(p.get("reasoning"), str) else None,
+        labels=_label_list(p.get("labeler_labels" if active else "labels"), where, field_name),
         created_at=as_time(
             p.get("created_at", p.get("predicted_at")), where, f"{field_name}.created_at"
         ),
@@ -259,6 +293,28 @@ def annotation_in(a: Any, where: Where, field_name: str = "annotations") -> Anno
         time_spent_s=as_float(a.get("time_spent_s"), where, f"{field_name}.time_spent_s"),
         created_at=as_time(a.get("created_at"), where, f"{field_name}.created_at"),
         queue=_optional_str(a, "queue"),
+        labels=_label_list(a.get("labels"), where, f"{field_name}.labels"),
+    )
+
+
+def decision_in(value: Any, where: Where, field_name: str = "adjudication") -> DecisionIn | None:
+    """An exported decision (`_decision_dict`) back into a record; None when there is none."""
+    value = _nested(value, where, field_name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("label"), str):
+        raise where.error("adjudication must be an object with a label", field_name, value)
+    reasons = value.get("reasons") or []
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise where.error("adjudication reasons must be a list of words", field_name, reasons)
+    return DecisionIn(
+        label=value["label"],
+        reviewer=_optional_str(value, "reviewer"),
+        note=_optional_str(value, "note"),
+        reasons=reasons,
+        previous_label=_optional_str(value, "previous_label"),
+        previous_source=_optional_str(value, "previous_source"),
+        decided_at=as_time(value.get("decided_at"), where, f"{field_name}.decided_at"),
     )
 
 
@@ -308,8 +364,14 @@ def item_from_row(row: dict[str, Any], where: Where) -> ItemIn:
         predictions=predictions,
         annotations=[annotation_in(a, where) for a in annotations],
         final=FinalIn(
-            state=state, label=_optional_str(row, "label"), source=source, posterior=posterior
+            state=state,
+            label=_optional_str(row, "label"),
+            source=source,
+            posterior=posterior,
+            labels=_label_list(row.get("labels"), where, "labels"),
         ),
+        decision=decision_in(row.get("adjudication"), where),
+        gold_labels=_label_list(row.get("gold_labels"), where, "gold_labels"),
     )
 
 

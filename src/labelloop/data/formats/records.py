@@ -43,6 +43,7 @@ class PredictionIn:
     reasoning: str | None = None
     created_at: datetime | None = None
     active: bool = False  # the prediction that routing trusts for this item
+    labels: list[str] | None = None  # multi-label projects: the predicted set
 
 
 @dataclass
@@ -56,6 +57,7 @@ class AnnotationIn:
     time_spent_s: float | None = None
     created_at: datetime | None = None
     queue: str | None = None
+    labels: list[str] | None = None  # multi-label projects: the set given
 
 
 @dataclass
@@ -66,6 +68,21 @@ class FinalIn:
     label: str | None
     source: str | None
     posterior: dict[str, Any] | None = None  # of the weighted consensus, where it set the label
+    labels: list[str] | None = None  # multi-label projects: the final set
+
+
+@dataclass
+class DecisionIn:
+    """A reviewer's decision as exported (`adjudication` in labelloop's rows), restored on
+    import so that the item's label stays the reviewer's through later answers."""
+
+    label: str
+    reviewer: str | None = None
+    note: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    previous_label: str | None = None
+    previous_source: str | None = None
+    decided_at: datetime | None = None
 
 
 @dataclass
@@ -79,6 +96,8 @@ class ItemIn:
     predictions: list[PredictionIn] = field(default_factory=list)
     annotations: list[AnnotationIn] = field(default_factory=list)
     final: FinalIn | None = None
+    decision: DecisionIn | None = None
+    gold_labels: list[str] | None = None  # multi-label projects: the gold set
 
 
 def action_for(label: str | None, suggestion: str | None) -> Action:

@@ -3,8 +3,7 @@
 // Item texts, labels, names and notes are untrusted: they reach the page as text nodes only.
 "use strict";
 (() => {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
-  const showText = window.labelloop.showText;
+  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
   let current = null; // the item on screen
@@ -12,34 +11,6 @@
   let later = []; // items put off with Space in this visit
   let busy = false;
   let decided = 0;
-
-  async function api(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) {
-      window.location.assign("/login?next=/adjudicate");
-      throw new Error("logged out");
-    }
-    return response;
-  }
-
-  async function detail(response) {
-    try {
-      const body = await response.json();
-      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    } catch (_) {
-      return response.statusText;
-    }
-  }
-
-  function say(text, isError) {
-    showText($("message"), text || "");
-    $("message").classList.toggle("error", Boolean(isError));
-  }
 
   function listItem(parts) {
     const li = document.createElement("li");
@@ -57,19 +28,7 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "choice";
-      button.dataset.index = String(index);
-      if (index < 9) {
-        const key = document.createElement("kbd");
-        key.textContent = String(index + 1);
-        button.append(key, " ");
-      }
-      const name = document.createElement("span");
-      name.className = "label-name";
-      showText(name, label);
-      button.append(name);
+      const button = labelButton(label, index);
       button.addEventListener("click", () => pick(index));
       box.append(button);
     });
@@ -84,6 +43,16 @@
       button.setAttribute("aria-pressed", String(chosen));
     });
     $("btn-decide").disabled = false;
+  }
+
+  // The item's label now, where it came from, and the team's posterior when it is weighted.
+  function standing(item) {
+    const now = item.label === null ? "no label yet" : `${item.label} (${item.label_source})`;
+    const posterior = item.label_posterior ? Object.entries(item.label_posterior)
+      .sort((a, b) => b[1] - a[1])
+      .map(([label, p]) => `${label} ${(100 * p).toFixed(0)}%`)
+      .join(", ") : "";
+    return `Label now: ${now}${posterior ? ` · team posterior: ${posterior}` : ""}`;
   }
 
   function render() {
@@ -109,6 +78,7 @@
         `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : " (not calibrated)"}`;
       showText($("sugg-reason"), suggestion.reasoning || "");
     }
+    showText($("standing"), standing(current));
     $("answers").replaceChildren(...current.answers.map((a) => listItem([
       ["annotator", a.annotator + ":"],
       ["answer", a.label === null ? a.action : `${a.label} (${a.action})`],

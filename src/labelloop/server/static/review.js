@@ -2,7 +2,7 @@
 // Item data is untrusted: it only ever reaches the page as text nodes (see showText).
 "use strict";
 (() => {
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
   let descriptions = {}; // label -> what it means (plain text, untrusted like item text)
@@ -13,37 +13,7 @@
   let busy = false;
   let answered = 0;
   let drained = false; // an answer's reply said nothing is left: no fetch until a refresh
-
-  async function api(method, path, body) {
-    const response = await fetch(path, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf, Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status === 401) {
-      window.location.assign("/login?next=/review");
-      throw new Error("logged out");
-    }
-    return response;
-  }
-
-  const showText = window.labelloop.showText; // text nodes only (safe-text.js)
-
-  function say(text, isError) {
-    const message = $("message");
-    showText(message, text || "");
-    message.classList.toggle("error", Boolean(isError));
-  }
-
-  async function detail(response) {
-    try {
-      const body = await response.json();
-      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-    } catch (_) {
-      return response.statusText;
-    }
-  }
+  const flagged = new Set(); // ids of the items flagged from this page (f again takes it back)
 
   function heldIds() {
     return [current, ...buffer].filter(Boolean).map((item) => item.id);
@@ -76,20 +46,7 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "choice";
-      button.dataset.index = String(index);
-      if (index < 9) {
-        const key = document.createElement("kbd");
-        key.textContent = String(index + 1);
-        button.append(key, " ");
-      }
-      const name = document.createElement("span");
-      name.className = "label-name";
-      name.dir = "auto";
-      showText(name, label);
-      button.append(name);
+      const button = labelButton(label, index);
       const meaning = describe(label);
       if (meaning) {
         button.title = meaning; // an attribute set from script: text, never parsed as HTML
@@ -162,6 +119,8 @@
       const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
       button.classList.toggle("suggested", Boolean(same));
     });
+    closeFlagForm();
+    showFlagged();
     shownAt = performance.now();
   }
 
@@ -242,15 +201,47 @@
     }
   }
 
-  // Ask a reviewer to look at the item on screen; the item stays to be answered or skipped.
-  async function flag() {
+  // Ask a reviewer to look at the item on screen (f: a reason, then Enter), or take one's flag
+  // back (f again); the item stays to be answered or skipped.
+  function showFlagged() {
+    $("flagged").hidden = !(current && flagged.has(current.id));
+  }
+
+  function openFlagForm() {
+    $("flag-form").hidden = false;
+    $("flag-reason").value = "";
+    $("flag-reason").focus();
+  }
+
+  function closeFlagForm() {
+    $("flag-form").hidden = true;
+    if (document.activeElement === $("flag-reason")) $("flag-reason").blur();
+  }
+
+  async function sendFlag(method, reason) {
     if (!current) return;
+    const item = current;
     try {
-      const response = await api("POST", `/api/v1/items/${current.id}/flag`, {});
-      say(response.ok ? "Flagged for a reviewer." : await detail(response), !response.ok);
+      const body = method === "POST" ? { reason: reason || null } : undefined;
+      const response = await api(method, `/api/v1/items/${item.id}/flag`, body);
+      if (!response.ok) {
+        say(await detail(response), true);
+        return;
+      }
+      if (method === "POST") flagged.add(item.id);
+      else flagged.delete(item.id);
+      closeFlagForm();
+      showFlagged();
+      say(method === "POST" ? "Flagged for a reviewer." : "Flag taken back.");
     } catch (error) {
       say(error.message, true);
     }
+  }
+
+  function flagKey() {
+    if (!current) return;
+    if (flagged.has(current.id)) sendFlag("DELETE");
+    else openFlagForm();
   }
 
   function onKey(event) {
@@ -266,7 +257,7 @@
     else if (key === " ") answer("skip");
     else if (key === "Backspace") undo();
     else if (key === "g") toggleGuidelines();
-    else if (key === "f") flag();
+    else if (key === "f") flagKey();
     else handled = false;
     if (handled) event.preventDefault();
   }
@@ -289,6 +280,18 @@
   $("btn-undo-empty").addEventListener("click", undo);
   $("btn-refresh").addEventListener("click", refresh);
   $("btn-guidelines").addEventListener("click", toggleGuidelines);
+  $("btn-unflag").addEventListener("click", () => sendFlag("DELETE"));
+  $("btn-flag-cancel").addEventListener("click", closeFlagForm);
+  $("flag-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendFlag("POST", $("flag-reason").value.trim());
+  });
+  $("flag-reason").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeFlagForm();
+    }
+  });
   document.addEventListener("keydown", onKey);
   start().catch((error) => say(error.message, true));
 })();

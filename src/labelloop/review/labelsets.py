@@ -1,0 +1,152 @@
+"""Answers on multi-label items: a person gives a set of labels (possibly empty).
+
+`accept` takes the suggested set; `label` and `correct` need a set; `reject` and `skip` give
+none. The answer is stored first, in one transaction with the item's new state and final set
+(per-label majority of each person's latest set) and the recount of the task it counted for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConflictError, InputError, NotFoundError
+from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, check_multilabel_names, parse_label_set
+from ..store import labelsets, reviews
+from ..vocabulary import NO_LABEL_ACTIONS, Action, Queue
+from .accounts import Principal
+from .answers import answer_queue, check_action, check_time
+from .common import ProjectScope, transaction
+from .queues import next_in, queue_settings_of
+
+
+def is_multi_label(settings: dict[str, Any] | None) -> bool:
+    """Whether a project's items take label sets."""
+    return bool((settings or {}).get(MULTI_LABEL))
+
+
+@dataclass(frozen=True)
+class SetAnswerIn:
+    """One person's answer on a multi-label item, as given."""
+
+    action: str
+    labels: Sequence[str] | None = None
+    annotator_id: int | None = None
+    time_spent_s: float | None = None
+    source: str = "labelloop"
+    external_id: str | None = None
+
+
+def checked_set(
+    action: str,
+    labels: Any,
+    suggested: list[str] | None,
+    label_set: Sequence[str],
+    settings: dict[str, Any],
+) -> list[str] | None:
+    """The set an answer gives, checked against the project's labels (None: no set)."""
+    check_action(action)
+    if action in NO_LABEL_ACTIONS:
+        return None
+    if action == Action.ACCEPT and labels is None:
+        if suggested is None:
+            raise InputError("there is no suggestion to accept; give the labels")
+        return list(suggested)
+    if labels is None:
+        raise InputError(f"the action {action!r} needs a list of labels (it may be empty)")
+    allow_empty = bool(settings.get(ALLOW_EMPTY))
+    checked = parse_label_set(labels, label_set, allow_empty=allow_empty)
+    assert checked is not None  # labels is not None
+    return checked
+
+
+def annotate_set(
+    project: ProjectScope, item_id: int, answer: SetAnswerIn, *, queue: str | None = None
+) -> dict[str, Any]:
+    """Record a trusted answer (Python, CLI, imports): no lease is needed.
+
+    It counts for the item's task in `queue`, else for its first open task, if any.
+    """
+    label_set, settings = project.labels, project.settings
+    with transaction(project) as conn:
+        item = conn.execute(labelsets.ITEM_SETS, {"item": item_id}).first()
+        if item is None or item.project_id != project.id:
+            raise InputError(f"no item with id {item_id!r}")
+        chosen = checked_set(answer.action, answer.labels, item.llm_labels, label_set, settings)
+        if queue is None:
+            queue = labelsets.open_queue(conn, item_id)
+        annotation_id = labelsets.insert_answer(
+            conn,
+            item,
+            chosen,
+            answer.action,
+            annotator_id=answer.annotator_id,
+            queue=queue,
+            source=answer.source,
+            external_id=answer.external_id,
+            time_spent_s=answer.time_spent_s,
+        )
+        state, final = labelsets.resolve_item_sets(conn, item, label_set)
+        if answer.action != Action.SKIP:
+            labelsets.settle_task(conn, item_id, queue)
+    return {"annotation_id": annotation_id, "item": item.uid, "state": state, "labels": final}
+
+
+def multi_label_settings(
+    labels: Sequence[str], multi_label: bool, allow_empty: bool
+) -> dict[str, Any]:
+    """The settings a new project starts with; `allow_empty` needs `multi_label`."""
+    if not multi_label:
+        if allow_empty:
+            raise InputError("--allow-empty needs --multi-label")
+        return {}
+    check_multilabel_names(labels)
+    return {MULTI_LABEL: True, ALLOW_EMPTY: bool(allow_empty)}
+
+
+def submit_set(
+    project: ProjectScope,
+    who: Principal,
+    item_id: int,
+    *,
+    action: str,
+    labels: Sequence[str] | None = None,
+    time_spent_s: float | None = None,
+    then_next: bool = False,
+    exclude: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The review API's answer on a multi-label item the caller holds (`answers.answer_queue`
+    says which): one transaction, as `answers.submit`; a refusal changes nothing."""
+    check_action(action)
+    spent = check_time(time_spent_s)
+    label_set, settings = project.labels, project.settings
+    with transaction(project) as conn:
+        item = reviews.answer_context(conn, item_id, who.id)
+        if item is None or item.project_id != project.id:
+            raise NotFoundError(f"no item with id {item_id}")
+        sets = conn.execute(labelsets.ITEM_SETS, {"item": item_id}).one()
+        chosen = checked_set(action, labels, sets.llm_labels, label_set, settings)
+        queue = answer_queue(conn, who, item, action)
+        annotation_id = labelsets.insert_answer(
+            conn,
+            sets,
+            chosen,
+            action,
+            annotator_id=who.id,
+            queue=queue,
+            source="review",
+            time_spent_s=spent,
+        )
+        if labelsets.answered_before(conn, item_id, who.id, annotation_id):
+            raise ConflictError(f"you already answered item {item_id}; undo that answer first")
+        labelsets.resolve_item_sets(conn, sets, label_set)
+        if action != Action.SKIP:
+            labelsets.settle_task(conn, item_id, queue)
+        if queue == Queue.GOLD:
+            reviews.return_gold(conn, item_id, who.id)
+        result: dict[str, Any] = {"annotation_id": annotation_id, "item_id": item_id}
+        result["action"] = action
+        if then_next:
+            result["next"] = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
+    return result

@@ -1,0 +1,299 @@
+"""Calibration and routing of multi-label projects, one decision per label.
+
+`calibrate` fits one calibrator per label on the gold items (`multilabel.PerLabelCalibrator`),
+measures each label's calibration error on out-of-fold calibrated probabilities, and chooses the
+symmetric cut t on the decisions' confidence max(p, 1 - p) for a review budget or a target
+subset accuracy (`multilabel.choose_threshold`). Every prediction of the active predictor then
+gets its calibrated set (p >= 1/2) and, as its calibrated confidence, its least confident
+decision: an item is auto-accepted when that reaches t, i.e. when every decision on it is
+confident, which is the single-label routing statement applied to that number.
+`route` does so and records, for items in review, the labels their reviewer is asked about.
+`select` queues for people the pool items a multi-label strategy ranks first on the same
+calibrated per-label probabilities (an item never pre-labeled counts as undecided on every
+label).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError, NotReadyError
+from ..multilabel.sets import indicator, label_probabilities
+from ..store.labelsets import (
+    gold_probabilities,
+    pool_probabilities,
+    predicted_items,
+    prediction_probabilities,
+    rater_sets,
+    settle_routed_sets,
+)
+from ..store.predictions import active_calibration, save_calibration
+from ..store.projects import replace_predictions
+from ..store.routing import route_items
+
+if TYPE_CHECKING:
+    from ..project import Project
+
+MIN_GOLD = 10
+DEFAULT_BUDGET = 0.3
+METHODS = ("auto", "none", "platt", "isotonic", "histogram")
+
+
+def _check(method: str, budget: float | None, target: float | None) -> None:
+    if budget is not None and target is not None:
+        raise InputError("give either --budget or --target-accuracy, not both")
+    for name, value in (("budget", budget), ("target accuracy", target)):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise InputError(f"the {name} must lie in (0, 1], not {value}")
+    if method not in METHODS:
+        raise InputError(
+            f"a multi-label project calibrates each label with one of {', '.join(METHODS)}, "
+            f"not {method!r}"
+        )
+
+
+def _matrix(probs: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+    """(n, L) per-label probabilities; a label a prediction lacks counts as 1/2 (no opinion)."""
+    out = np.array([label_probabilities(p, labels) for p in probs], dtype=float)
+    return np.where(np.isnan(out), 0.5, np.clip(out, 0.0, 1.0))
+
+
+def calibrate(
+    project: Project,
+    *,
+    method: str = "auto",
+    budget: float | None = None,
+    target_accuracy: float | None = None,
+    random_state: int = 0,
+    **_: Any,
+) -> dict[str, Any]:
+    """Fit per-label calibrators on gold, choose the cut, calibrate every prediction.
+
+    `target_accuracy` is the subset accuracy (items exactly right) of the finished dataset on
+    gold; without it or a `budget`, at most 30% of the items go to review.
+    """
+    from ..multilabel import PerLabelCalibrator, choose_threshold, cross_fit_per_label
+    from ..multilabel.metrics import per_label_ece
+
+    _check(method, budget, target_accuracy)
+    active = project.active_predictor()
+    if active is None:
+        raise NotReadyError("there are no predictions to calibrate; run `labelloop prelabel`")
+    model, version = active
+    labels = project.labels
+    with project.store.session() as session:
+        gold = gold_probabilities(session, project.id, model, version)
+    if len(gold) < MIN_GOLD:
+        raise NotReadyError(
+            f"calibration needs at least {MIN_GOLD} gold items with predictions from {model}; "
+            f"found {len(gold)}"
+        )
+    proba = _matrix([p for p, _ in gold], labels)
+    y = indicator([g for _, g in gold], labels)
+    out_of_fold = cross_fit_per_label(proba, y, method, random_state=random_state)
+    if budget is None and target_accuracy is None:
+        budget = DEFAULT_BUDGET
+    chosen = choose_threshold(out_of_fold, y, budget=budget, target=target_accuracy)
+    calibrator = PerLabelCalibrator(method, random_state=random_state).fit(proba, y)
+    before = [iv.estimate for iv in per_label_ece(y, proba, n_boot=200)]
+    after = [iv.estimate for iv in per_label_ece(y, out_of_fold, n_boot=200)]
+    report: dict[str, Any] = {
+        "method": "per_label",
+        "threshold_rule": (
+            f"every label decision confident; subset accuracy >= {target_accuracy:.0%} on gold"
+            if target_accuracy is not None
+            else f"every label decision confident; at most {budget:.0%} of the items reviewed"
+        ),
+        "label_methods": dict(zip(labels, calibrator.methods_, strict=True)),
+        "threshold": chosen.threshold,
+        "ece_before": float(np.mean(before)),
+        "ece_after": float(np.mean(after)),
+        "per_label_ece_before": dict(zip(labels, before, strict=True)),
+        "per_label_ece_after": dict(zip(labels, after, strict=True)),
+        "expected_accuracy": chosen.subset_accuracy,
+        "review_rate": chosen.review_rate,
+        "routing": chosen.to_dict(),
+    }
+    save_calibration(
+        project.store,
+        project.id,
+        model,
+        version,
+        method="per_label",
+        calibrator=calibrator.to_dict(),
+        threshold=chosen.threshold,
+        report=report,
+    )
+    applied = apply(project, model, version, calibrator)
+    project.update_settings(threshold=chosen.threshold, label_thresholds=None)
+    return {
+        "model": model,
+        "prompt_version": version,
+        "n_gold": len(gold),
+        "calibrated_predictions": applied,
+        **report,
+    }
+
+
+def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
+    """Each prediction's calibrated set and least confident calibrated decision."""
+    labels = project.labels
+    with project.store.session() as session:
+        rows = prediction_probabilities(session, project.id, model, version)
+        if not rows:
+            return 0
+        calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
+        least = np.maximum(calibrated, 1.0 - calibrated).min(axis=1)
+        chosen = calibrated >= 0.5
+        replace_predictions(
+            session,
+            [
+                {
+                    "id": pid,
+                    "calibrated_confidence": float(least[k]),
+                    "calibrated_labels": [lab for j, lab in enumerate(labels) if chosen[k, j]],
+                }
+                for k, (pid, _) in enumerate(rows)
+            ],
+        )
+    project.refresh_item_predictions()
+    return len(rows)
+
+
+def _calibrator(project: Project, key: tuple[str, str]) -> Any:
+    """The per-label calibrator in force for the predictor `key`, if any."""
+    from ..multilabel import PerLabelCalibrator
+
+    stored = active_calibration(project.store, project.id, *key)
+    if stored is None or stored.calibrator.get("kind") != "per_label":
+        return None
+    return PerLabelCalibrator.from_dict(stored.calibrator)
+
+
+def route(project: Project, threshold: float | None = None) -> dict[str, Any]:
+    """Auto-accept items whose every label decision is confident; send the others to review
+    with the labels to ask about."""
+    from ..multilabel import route as route_labels
+
+    settings = project.settings
+    t = float(settings.get("threshold", 0.9) if threshold is None else threshold)
+    if not 0.0 <= t <= 1.0:
+        raise InputError(f"the threshold must lie in [0, 1], not {t}")
+    active = project.active_predictor()
+    labels = project.labels
+    uncertain: dict[int, list[str]] = {}
+    calibrator = _calibrator(project, active) if active is not None else None
+    with project.store.session() as session:
+        if active is not None:
+            rows = predicted_items(session, project.id)
+            by_prediction = dict(prediction_probabilities(session, project.id, *active))
+            known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
+            if known:
+                proba = _matrix([p for _, p in known], labels)
+                if calibrator is not None:
+                    proba = calibrator.transform(proba)
+                asked = route_labels(proba, t).uncertain_labels(labels)
+                uncertain = {item_id: asked[k] for k, (item_id, _) in enumerate(known) if asked[k]}
+        route_items(session, project.id, t, {})
+        settle_routed_sets(session, project.id, uncertain)
+    project.update_settings(threshold=t, routed=True)
+    return {"threshold": t, **project.stats().to_dict()}
+
+
+def select(
+    project: Project, strategy: str, k: int, *, random_state: int = 0, **_: Any
+) -> dict[str, Any]:
+    """Queue the `k` pool items the multi-label `strategy` ranks first (see
+    `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc)."""
+    from ..active.strategies import MULTILABEL_STRATEGIES, get_multilabel_strategy
+    from ..review.queues import enqueue
+    from ..vocabulary import Queue
+
+    if k <= 0:
+        raise InputError(f"--k must be positive, not {k}")
+    if strategy not in MULTILABEL_STRATEGIES:
+        raise InputError(
+            f"unknown strategy {strategy!r} for a multi-label project; choose from "
+            + ", ".join(MULTILABEL_STRATEGIES)
+        )
+    active = project.active_predictor()
+    if active is None:
+        raise NotReadyError("select ranks predictions; run `labelloop prelabel` first")
+    labels = project.labels
+    with project.store.session() as session:
+        pool = pool_probabilities(session, project.id, active)
+    if not pool:
+        raise InputError("the project has no pool items; import some first")
+    proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
+    calibrator = _calibrator(project, active)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    done = np.array([taken for _, taken, _, _ in pool], dtype=bool)
+    params = {"labels": indicator([s for *_, s in pool], labels)} if strategy == "mmc" else {}
+    chooser = get_multilabel_strategy(strategy, **params)
+    picked = chooser.select(k, proba=proba, labeled_mask=done, random_state=random_state)
+    chosen = [pool[int(i)][0] for i in picked]
+    queued = enqueue(project, chosen, queue=Queue.ACTIVE)
+    return {
+        "strategy": strategy,
+        "k": k,
+        "selected": len(chosen),
+        "queued": queued,
+        "trusted_labels": sum(final is not None for *_, final in pool),
+        # Stopping rules read the student's learning curve; no student is trained here yet.
+        "stopping": {"stop": None, "why": "stopping rules need the student"},
+    }
+
+
+def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any) -> dict:
+    """Agreement of set-valued answers: Krippendorff's alpha with the MASI distance, each
+    label's Cohen's kappa, and each rater's micro F1 against the majority of the others.
+
+    Raters are the people (each one's latest set per item) and the labelers' predictions."""
+    from ..agreement.multilabel import annotator_f1, krippendorff_alpha_masi, per_label_kappa
+
+    labels = project.labels
+    with project.store.session() as session:
+        given = rater_sets(session, project.id)
+    latest: dict[str, dict[int, list[str]]] = {}
+    for rater, item_id, chosen in given:
+        latest.setdefault(rater, {})[item_id] = chosen
+    items = sorted({item_id for sets in latest.values() for item_id in sets})
+    raters = sorted(latest)
+    if len(raters) < 2 or not items:
+        raise NotReadyError(
+            "agreement needs at least two raters on the same items (annotators' answers or "
+            "LLM predictions); found " + (", ".join(raters) or "none")
+        )
+    data = [[latest[r].get(item_id) for item_id in items] for r in raters]
+    kappas = per_label_kappa(data, labels)
+    alpha = krippendorff_alpha_masi(data, labels)
+    f1 = annotator_f1(data, labels, raters=raters, n_boot=n_boot, random_state=random_state)
+    return {
+        "raters": raters,
+        "items": len(items),
+        "krippendorff_alpha": {
+            "estimate": _finite(alpha),
+            "interpretation": "label sets compared with the MASI distance",
+        },
+        "per_label_kappa": {label: _finite(kappas[label]) for label in labels},
+        "vs_majority": [
+            {
+                **row.f1.to_dict(),
+                "rater": row.rater,
+                "precision": _finite(row.precision),
+                "recall": _finite(row.recall),
+                "n_items": row.n_items,
+                "measure": "F1",
+                "interpretation": "micro F1 of the label decisions",
+            }
+            for row in f1
+        ],
+    }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an undefined statistic is null."""
+    return None if value != value else float(value)

@@ -1,0 +1,96 @@
+"""The review API on a multi-label project: an answer is a list of labels."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from labelloop import Project, review
+from labelloop.labelers.multilabel import multi_label_result
+from labelloop.server import create_app
+
+LABELS = ["business", "sport", "tech"]
+pytestmark = pytest.mark.usefixtures("fast_password_hashing")
+
+
+@pytest.fixture
+def project(tmp_path, db_url):
+    project = Project.create(
+        tmp_path / "p", task="Topics.", labels=LABELS, db=db_url, multi_label=True
+    )
+    project.add_items([{"id": f"i{k}", "text": f"text {k}"} for k in range(3)])
+    results = [
+        (project.item_id(f"i{k}"), multi_label_result(LABELS, [0.5, 0.6, 0.1])) for k in range(3)
+    ]
+    project.save_predictions("m", "v1", results)
+    project.set_active_predictor("m", "v1")
+    project.route(threshold=0.9)  # every item has an uncertain label: all in review
+    review.add_user(project, "ann", password="ann-password")
+    review.add_user(project, "bob", password="bob-password")
+    yield project
+    project.close()
+
+
+def test_answers_are_label_lists_on_served_items(project):
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(project, 'ann')}"}
+        bob = {"Authorization": f"Bearer {review.create_token(project, 'bob')}"}
+        served = client.get("/api/v1/queue/next", headers=ann).json()
+        item = served["id"]
+        single = client.post(
+            f"/api/v1/items/{item}/annotations",
+            json={"action": "correct", "label": "sport"},
+            headers=ann,
+        )
+        assert single.status_code in (400, 422)
+        unknown = client.post(
+            f"/api/v1/items/{item}/annotations",
+            json={"action": "correct", "labels": ["weather"]},
+            headers=ann,
+        )
+        assert unknown.status_code in (400, 422)
+        not_held = client.post(
+            f"/api/v1/items/{item}/annotations",
+            json={"action": "correct", "labels": ["sport"]},
+            headers=bob,
+        )
+        assert not_held.status_code == 409
+        answered = client.post(
+            f"/api/v1/items/{item}/annotations?next=true",
+            json={"action": "correct", "labels": ["Sport", "tech"], "time_spent_s": 2.5},
+            headers=ann,
+        )
+        assert answered.status_code == 201, answered.text
+        assert answered.json()["next"]["id"] != item
+        again = client.post(
+            f"/api/v1/items/{item}/annotations", json={"action": "accept"}, headers=ann
+        )
+        assert again.status_code == 409
+        undone = client.post("/api/v1/undo", headers=ann)
+        assert undone.status_code == 200 and undone.json()["item"]["id"] == item
+        assert all(row["labels"] is None for row in project.iter_export_rows())
+        answer = {"action": "correct", "labels": ["sport", "tech"], "time_spent_s": 2.5}
+        redone = client.post(f"/api/v1/items/{item}/annotations", json=answer, headers=ann)
+        assert redone.status_code == 201, redone.text
+    rows = {row["id"]: row for row in project.iter_export_rows(include="annotations")}
+    (row,) = [r for r in rows.values() if r["labels"] is not None]
+    assert row["labels"] == ["sport", "tech"] and row["state"] == "human_labeled"
+    assert [(a["annotator"], a["labels"], a["time_spent_s"]) for a in row["annotations"]] == [
+        ("ann", ["sport", "tech"], 2.5)
+    ]
+
+
+def test_a_single_label_project_refuses_a_list(make_project):
+    project = make_project()
+    project.add_items(["a text"])
+    review.add_user(project, "ann", password="ann-password")
+    project.route()
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(project, 'ann')}"}
+        item = client.get("/api/v1/queue/next", headers=ann).json()["id"]
+        sent = client.post(
+            f"/api/v1/items/{item}/annotations",
+            json={"action": "label", "labels": ["positive"]},
+            headers=ann,
+        )
+        assert sent.status_code in (400, 422)
