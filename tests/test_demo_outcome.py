@@ -1,12 +1,21 @@
-"""The demo's closing figures: what people's reviews add to the auto-accepted labels."""
+"""The demo's closing figures: what people's reviews add to the auto-accepted labels, and the
+loop played on the demo's own sample (accuracy of the finished dataset against human effort)."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import itertools
 from types import SimpleNamespace
 
 import pytest
 
-from labelloop.demo import _reference_accuracy
+from labelloop.demo import _reference_accuracy, format_outcome, run_demo, sample_file
+from labelloop.labelers import OpenAILabeler
+from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+
+LIMIT = 100  # pool items pre-labeled, beside the 100 gold items
+SAMPLES = 3  # self-consistency votes: confidences that differ between items
 
 
 def _rows(*rows: tuple[str, str, str | None]) -> SimpleNamespace:
@@ -40,3 +49,73 @@ def test_nothing_auto_accepted_means_all_human_and_no_auto_accuracy() -> None:
     assert result["auto_accepted_accuracy"] is None
     assert result["human_effort"] == 1.0
     assert result["finished_accuracy"] == 1.0
+
+
+def _sample_truth() -> dict[str, str]:
+    truth = {}
+    for name, column in (("reviews_gold.csv", "label"), ("reviews_pool.csv", "reference_label")):
+        with open(sample_file(name), newline="") as f:
+            truth.update({row["text"]: row[column] for row in csv.DictReader(f)})
+    return truth
+
+
+def _noisy_rule(truth: dict[str, str]):
+    """The sample's label for 7 items in 10 (chosen by a hash of the text), the other one else."""
+
+    def rule(text: str, labels: list[str]) -> str:
+        right = truth.get(text, labels[0])
+        wrong = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10 < 3
+        return next(label for label in labels if label != right) if wrong else right
+
+    return rule
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The demo run through, its LLM an endpoint that is right 7 times in 10."""
+    config = FakeConfig(rule=_noisy_rule(_sample_truth()), sample_flip=0.3)
+    with serve_fake_openai(config) as server:
+        labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
+        try:
+            folder = tmp_path_factory.mktemp("demo") / "project"
+            result = run_demo(folder, limit=LIMIT, quiet=True, labeler=labeler)
+        finally:
+            labeler.close()
+        requests = dict(server.stats.requests)
+    return result, requests
+
+
+def test_the_demo_ends_on_accuracy_against_human_effort(demo):
+    result, _ = demo
+    loop = result["loop"]
+    assert loop["items"] == 100 + LIMIT  # every pre-labeled item, gold and pool
+    assert "reference labels" in loop["stand_in_for_people"]
+    rounds = loop["rounds"]
+    assert len(rounds) >= 3
+    efforts = [r["effort"] for r in rounds]
+    assert efforts[0] == pytest.approx(loop["gold"] / loop["items"])
+    assert all(b > a for a, b in itertools.pairwise(efforts))
+    assert 0.0 < efforts[-1] <= 1.0
+    for r in rounds:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        # People alone: the dataset is what they labeled, right because they are the reference.
+        assert r["all-human"] == pytest.approx(r["effort"])
+        # Labels people gave are right, and the model labels the rest: never below people alone.
+        assert r["accuracy"] >= r["all-human"] - 1e-9
+
+
+def test_the_demo_reuses_its_llm_answers_for_the_loop(demo):
+    _, requests = demo
+    # One pre-labeling pass over gold and the pre-labeled pool: a second would double a count.
+    assert len(requests) == 100 + LIMIT
+    assert max(requests.values()) <= SAMPLES
+
+
+def test_the_closing_lines_name_the_stand_in_and_the_baseline(demo):
+    result, _ = demo
+    text = format_outcome(result["loop"])
+    assert "reference labels standing in for people" in text
+    assert "all-human baseline" in text
+    for r in result["loop"]["rounds"]:
+        assert f"{100 * r['effort']:.1f}%" in text
+        assert f"{100 * r['accuracy']:.1f}%" in text

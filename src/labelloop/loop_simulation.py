@@ -49,6 +49,7 @@ MARKER = "template.json"
 ANNOTATOR = "simulated-annotator"
 REVIEW_ORDER = "review"  # people take what routing queued, least confident first
 BASELINE = "random-order"
+ALL_HUMAN = "all-human"
 Log = Callable[[str], None]
 
 
@@ -85,6 +86,10 @@ class Setting:
     predictor: bool = True
 
 
+# People label in random order and nothing is predicted: the dataset is what they labeled.
+ALL_HUMAN_SETTING = Setting(ALL_HUMAN, False, "random", False, predictor=False)
+
+
 def default_settings(strategies: Sequence[str], with_llm: bool) -> list[Setting]:
     """The loop with each strategy, and the baselines measured beside it."""
     loops = [
@@ -95,7 +100,7 @@ def default_settings(strategies: Sequence[str], with_llm: bool) -> list[Setting]
         Setting(BASELINE, with_llm, "random", True),
         *([Setting("one-pass", True, REVIEW_ORDER, False)] if with_llm else []),
         *([Setting("student-alone", False, strategies[0], True)] if with_llm else []),
-        Setting("all-human", False, "random", False, predictor=False),
+        ALL_HUMAN_SETTING,
     ]
     return loops + baselines
 
@@ -605,30 +610,70 @@ def items_from_gold(
     project: Project,
 ) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
     """The project's gold items and the LLM answers it already holds for them (no new calls)."""
+    return items_from_project(project)
+
+
+def items_from_project(
+    project: Project, *, reference: str | None = None, answered_only: bool = False
+) -> tuple[LabeledItems, dict[tuple[str, str], dict[str, LabelResult]]]:
+    """The project's items whose true label is known, and the answers of one LLM it already
+    holds for them (no new calls): its gold items and, with `reference`, the items imported
+    with a reference label in that column (kept in `meta`). The LLM played is the one routing
+    trusts, else the one that answered most of them; `answered_only` keeps only the items it
+    answered (a pool pre-labeled in part)."""
+    truth = _known_labels(project, reference)
+    predictions = _stored_answers(project, truth)
+    if answered_only:
+        answered = set().union(*(answers.keys() for answers in predictions.values()))
+        truth = {item_id: known for item_id, known in truth.items() if known[0] in answered}
+    uids, texts, labels = zip(*truth.values(), strict=True) if truth else ((), (), ())
+    items = LabeledItems(list(uids), list(texts), list(labels), project.labels)
+    return items, predictions
+
+
+def _known_labels(project: Project, reference: str | None) -> dict[int, tuple[str, str, str]]:
+    """Store id → (uid, text, true label) for gold items and items with a reference label."""
+    if reference is None:
+        rows = [
+            (r.id, r.uid, r.text, r.gold_label)
+            for r in stored_items.gold_items(project.store, project.id)
+        ]
+    else:
+        id_of = {uid: i for i, uid in stored_items.uids_of(project.store, project.id).items()}
+        rows = [
+            (
+                id_of[r["id"]],
+                r["id"],
+                r["text"],
+                r["gold_label"] if r["split"] == GOLD else (r["meta"] or {}).get(reference),
+            )
+            for r in project.iter_export_rows(include="meta")
+        ]
+    labels = set(project.labels)
+    return {i: (uid, text, label) for i, uid, text, label in rows if label in labels}
+
+
+def _stored_answers(
+    project: Project, truth: dict[int, tuple[str, str, str]]
+) -> dict[tuple[str, str], dict[str, LabelResult]]:
+    """One LLM's stored answers for these items, by uid: routing's, else the most complete."""
     from .store.predictions import labeler_answers
     from .workflows.learn import DERIVED
 
-    rows = stored_items.gold_items(project.store, project.id)
-    answers = labeler_answers(project.store, project.id, DERIVED, [r.id for r in rows])
-    labels = project.labels
-    rows = [r for r in rows if r.gold_label in labels]
-    uid_of = {r.id: r.uid for r in rows}
+    answers = labeler_answers(project.store, project.id, DERIVED, list(truth))
     predictions: dict[tuple[str, str], dict[str, LabelResult]] = {}
     for a in answers:
-        if a.item_id in uid_of and a.label is not None:
-            predictions.setdefault((a.model, a.prompt_version), {})[uid_of[a.item_id]] = (
+        if a.item_id in truth and a.label is not None:
+            predictions.setdefault((a.model, a.prompt_version), {})[truth[a.item_id][0]] = (
                 LabelResult(label=a.label, probs=a.probs, confidence=a.confidence)
             )
     active = project.active_predictor()
     if active in predictions:  # the labeler routing trusts is the one played
-        predictions = {active: predictions[active]}
-    elif predictions:  # else the one that answered most gold items
+        return {active: predictions[active]}
+    if predictions:  # else the one that answered most items
         best = max(predictions, key=lambda key: len(predictions[key]))
-        predictions = {best: predictions[best]}
-    items = LabeledItems(
-        [r.uid for r in rows], [r.text for r in rows], [r.gold_label for r in rows], labels
-    )
-    return items, predictions
+        return {best: predictions[best]}
+    return predictions
 
 
 def plan(
