@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -39,11 +40,12 @@ def child(args: argparse.Namespace) -> None:
     from labelloop.labelers import get_labeler
     from labelloop.loop_simulation import Setting, simulate_loop
 
-    task, _, target, _ = TASKS[args.corpus]
-    items = sample(args.corpus, args.items)
+    corpus = args.corpus[0]
+    task, _, target, _ = TASKS[corpus]
+    items = sample(corpus, args.items)
     labeler = None
     if not args.no_llm:
-        options = {"max_item_tokens": args.llm_tokens} if args.corpus == "BBC News" else {}
+        options = {"max_item_tokens": args.llm_tokens} if corpus == "BBC News" else {}
         labeler = get_labeler("local", **options)
     try:
         result = simulate_loop(
@@ -70,7 +72,7 @@ def run_checkout(src: Path, argv: list[str]) -> tuple[dict, float]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, __file__, "--child", *argv], env=env, check=True, capture_output=True
+        [sys.executable, __file__, "--child", *argv], env=env, check=True, stdout=subprocess.PIPE
     )
     return json.loads(out.stdout), time.perf_counter() - t0
 
@@ -105,7 +107,11 @@ def compare(corpus: str, results: dict[str, dict], goal: float, budget: float) -
                 for a, b in zip(mine, base, strict=True)
             ]
         )
-        spread = f" (per repeat: {', '.join(f'{d:+.3f}' for d in diff)})" if len(diff) > 1 else ""
+        spread = ""
+        if len(diff) > 1:
+            half = stats.t.ppf(0.95, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+            spread = f" [90% t interval {diff.mean() - half:+.3f}, {diff.mean() + half:+.3f}]"
+            spread += f" (per repeat: {', '.join(f'{d:+.3f}' for d in diff)})"
         lines.append(f"this − baseline at {_pct(effort)} effort: {diff.mean():+.3f}{spread}")
     return f"**{corpus}**\n\n" + head + "\n".join(rows) + "\n\n" + "; ".join(lines) + "."
 

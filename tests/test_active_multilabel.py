@@ -10,6 +10,7 @@ from labelloop.active import (
     cross_val_proba_multilabel,
     get_multilabel_strategy,
 )
+from labelloop.active.strategies import Pool
 from labelloop.active.strategies.multilabel import (
     expected_loss_reduction,
     label_count_features,
@@ -118,10 +119,10 @@ def test_mmc_selects_through_the_strategy_interface():
     strategy = get_multilabel_strategy("mmc", labels=y)
     picked = strategy.select(20, proba=proba, embeddings=x, labeled_mask=labeled, random_state=0)
     assert len(set(picked.tolist())) == 20 and not labeled[picked].any()
-    scores = strategy.scores(proba=proba, labeled_mask=labeled)
+    scores = strategy.scores(Pool(labeled, proba=proba))
     assert scores[picked].min() >= np.sort(scores[~labeled])[-40]
     with pytest.raises(ValueError, match="rows"):
-        get_multilabel_strategy("mmc", labels=y[:10]).scores(proba=proba, labeled_mask=labeled)
+        get_multilabel_strategy("mmc", labels=y[:10]).scores(Pool(labeled, proba=proba))
 
 
 def test_cold_start_without_labels_uses_the_embeddings():

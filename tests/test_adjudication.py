@@ -227,6 +227,26 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
 
 
+def test_stats_count_settled_and_waiting_items(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, rita = team
+    folder = str(project.path)
+
+    def stats() -> dict[str, Any]:
+        assert cli("stats", "--project", folder, "--json") == 0
+        return json.loads(capsys.readouterr().out)
+
+    before = stats()
+    assert (before["adjudicated"], before["adjudication_waiting"]) == (0, 1)
+    adjudication.decide(project, rita, ids[1], "neutral")
+    after = stats()
+    assert (after["adjudicated"], after["adjudication_waiting"]) == (1, 0)
+    assert cli("stats", "--project", folder) == 0
+    table = capsys.readouterr().out
+    assert "adjudicated" in table and "adjudication waiting" in table
+    adjudication.undo(project, rita)
+    assert (project.stats().adjudicated, project.stats().adjudication_waiting) == (0, 1)
+
+
 def test_user_add_makes_reviewers(team, cli, capsys, monkeypatch) -> None:
     project = team[0]
     monkeypatch.setenv("LABELLOOP_PASSWORD", "ravi-password")

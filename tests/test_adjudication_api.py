@@ -123,4 +123,6 @@ def test_the_dashboard_says_how_many_items_wait(served) -> None:
         json={"label": "neutral"},
         headers=tokens["rita"],
     )
-    assert "Adjudication: 0 item(s) wait" in client.get("/dashboard").text
+    page = client.get("/dashboard").text
+    assert "Adjudication: 0 item(s) wait" in page
+    assert '<td id="adjudicated">1</td>' in page

@@ -3,8 +3,9 @@ both stores.
 
 Annotators answer (every action), withdraw answers, flag and unflag items; a reviewer decides,
 undoes decisions, and decides-then-undoes at once; an admin switches the final-label method,
-the overlap and whether reviewers see names; routing runs again. After every step, checked
-against a model of what was done (not against the service's own code):
+the overlap, fixed or adaptive overlap, and whether reviewers see names; routing runs again.
+After every step, checked against a model of what was done (not against the service's own
+code):
 
 - an item with a live decision has the newest one's label, source `adjudicated`, state
   `human_labeled`; no other item has the source `adjudicated` (gold items never);
@@ -135,10 +136,11 @@ class Adjudication(RuleBasedStateMachine):
     @rule(
         method=st.sampled_from(["weighted", "majority"]),
         overlap=st.integers(1, 3),
+        mode=st.sampled_from(["fixed", "adaptive"]),
         names=st.booleans(),
     )
-    def change_settings(self, method: str, overlap: int, names: bool) -> None:
-        review.set_queue_settings(self.project, overlap=overlap)
+    def change_settings(self, method: str, overlap: int, mode: str, names: bool) -> None:
+        review.set_queue_settings(self.project, overlap=overlap, overlap_mode=mode)
         adjudication.set_show_names(self.project, names)
         self.project.resolve(final_label=method)
 

@@ -129,7 +129,7 @@ def test_import_names_an_unknown_label_in_a_set(source, tmp_path):
     try:
         with pytest.raises(InputError, match=r"line 2.*weather"):
             target.import_from(bad, "labelloop")
-        assert target.stats()["items"] == 0
+        assert target.stats().items == 0
     finally:
         target.close()
 

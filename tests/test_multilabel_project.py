@@ -197,7 +197,8 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
     assert report["per_label_ece_after"]["sport"] < report["per_label_ece_before"]["sport"]
     assert 0.5 <= report["threshold"] <= 1.0 and report["review_rate"] <= 0.5
     stats = ml_project.stats()
-    assert stats["gold_predicted"] == 60 and 0.0 < stats["gold_accuracy"] < 1.0
+    assert stats.gold_predicted == 60 and stats.gold_accuracy is not None
+    assert 0.0 < stats.gold_accuracy < 1.0
     routed = ml_project.route()
     assert routed["auto_accepted"] + routed["in_review"] == 40
     assert routed["auto_accepted"] > 0 and routed["in_review"] > 0

@@ -35,6 +35,25 @@ def test_migrations_create_every_table(db_url):
         store.dispose()
 
 
+def test_the_adjudication_queue_reads_a_project_s_answers_from_one_index(db_url):
+    """The migrated index is the one the model declares: project, item and what the queue
+    reads of each answer."""
+    from labelloop.store import Annotation
+
+    store = Store(db_url)
+    try:
+        found = {
+            i["name"]: i["column_names"] for i in inspect(store.engine).get_indexes("annotations")
+        }
+        (declared,) = [
+            i for i in Annotation.__table__.indexes if i.name == "ix_annotations_project_item"
+        ]
+        assert found["ix_annotations_project_item"] == [c.name for c in declared.columns]
+        assert found["ix_annotations_project_item"][:2] == ["project_id", "item_id"]
+    finally:
+        store.dispose()
+
+
 def test_two_projects_share_a_database(tmp_path, db_url):
     first = Project.create(tmp_path / "a", task="t", labels=["x", "y"], db=db_url)
     second = Project.create(tmp_path / "b", task="t", labels=["x", "y"], db=db_url)

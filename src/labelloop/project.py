@@ -820,8 +820,11 @@ class Project:
         }
 
     def stats(self) -> Stats:
-        """Counts per state, review rate and the LLM's accuracy on gold (multi-label: the share
-        of gold items whose suggested set is exactly right)."""
+        """Counts per state, review rate, the LLM's accuracy on gold (multi-label: the share
+        of gold items whose suggested set is exactly right), and the items reviewers settled and
+        those waiting for one."""
+        from .review.adjudication import pending
+
         multi = self.multi_label
         with self.store.session() as session:
             n = rows_of.item_counts(session, self.id)
@@ -844,6 +847,8 @@ class Project:
             threshold=self.threshold,
             active_predictor=self.settings.get("active_predictor"),
             audit=self.audit_estimate(),
+            adjudicated=n["adjudicated"],
+            adjudication_waiting=len(pending(self)),
         )
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:

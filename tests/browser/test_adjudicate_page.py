@@ -1,6 +1,7 @@
 """The adjudication page in Chromium: a reviewer settles a disagreement with the keyboard
 (number key, n for a note, Enter), undoes it with Backspace; hostile notes stay text;
-annotators are kept out and flag items from the review page with f."""
+annotators are kept out and flag items from the review page with f (a reason, Enter), and take
+the flag back with f again."""
 
 from __future__ import annotations
 
@@ -82,12 +83,45 @@ def test_annotators_flag_from_the_review_page_and_cannot_adjudicate(
     log_in(page, base, "ann", "ann-password")
     showing(page, "review text 9")
     page.keyboard.press("f")
+    expect(page.locator("#flag-reason")).to_be_focused()
+    page.keyboard.type("1x" + HOSTILE_NOTE)  # keys typed into the reason are no answers
+    page.keyboard.press("Enter")
     expect(page.locator("#message")).to_have_text("Flagged for a reviewer.")
+    expect(page.locator("#flag-form")).to_be_hidden()
+    expect(page.locator("#flagged")).to_be_visible()
     listed = adjudication.queue(project, rita)["items"]
     assert [(i["uid"], i["reasons"]) for i in listed] == [
         ("r1", ["disagreement"]),
         ("r9", ["flagged"]),
     ]
+    case = adjudication.case(project, rita, listed[1]["id"])
+    assert [f["reason"] for f in case["flags"]] == ["1x" + HOSTILE_NOTE]
+    showing(page, "review text 9")  # the item stays on screen, unanswered
+
+    page.keyboard.press("f")  # again: the flag is taken back
+    expect(page.locator("#message")).to_have_text("Flag taken back.")
+    expect(page.locator("#flagged")).to_be_hidden()
+    assert [i["uid"] for i in adjudication.queue(project, rita)["items"]] == ["r1"]
+    page.keyboard.press("f")  # a third time: the form again; Escape leaves without a flag
+    expect(page.locator("#flag-reason")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#flag-form")).to_be_hidden()
+    assert adjudication.queue(project, rita)["count"] == 1
+    showing(page, "review text 9")
+
     response = page.goto(f"{base}/adjudicate")
     assert response is not None and response.status == 403
     expect(page.locator("nav a[href='/adjudicate']")).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_a_flag_s_reason_reaches_the_reviewer_as_text(live_server, page: Page) -> None:
+    base, project = live_server
+    ids, _ann, bob, _rita = split_team(project)
+    adjudication.flag(project, bob, ids[0], HOSTILE_NOTE)
+    log_in_to(page, base, "/adjudicate", "rita")
+    expect(page.locator("#waiting")).to_have_text("2 waiting")
+    expect(page.locator("#text")).to_have_text("review text 0")  # the oldest item first
+    expect(page.locator("#reasons")).to_have_text("flagged")
+    expect(page.locator("#flags .reason")).to_have_text(HOSTILE_NOTE)
+    assert page.evaluate("window.__pwned") is None

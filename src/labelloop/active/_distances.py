@@ -10,7 +10,11 @@ import heapq
 from collections.abc import Iterator
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.preprocessing import normalize
+
+#: Float rows of any precision: embeddings, unit vectors, distances, probabilities.
+FloatArray = NDArray[np.floating]
 
 #: Number of pool cells (rows × columns) computed at once; bounds the scratch memory (~64 MB).
 BLOCK_CELLS = 1 << 24

@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from labelloop.active._distances import (
+    FloatArray,
     common_dtype,
     inverse_norms,
     min_cosine_distance,
@@ -42,16 +44,17 @@ DECIMALS = 10
 #: Reference rows clustered into lists (a sample is enough: any lists give bounds).
 KMEANS_SAMPLE = 20_000
 
-Score = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: Ranks candidate rows from their indices and distances; non-decreasing in the distance.
+Score = Callable[[NDArray[np.intp], FloatArray], FloatArray]
 
 
-def _distance_score(rows: np.ndarray, distance: np.ndarray) -> np.ndarray:
+def _distance_score(rows: NDArray[np.intp], distance: FloatArray) -> FloatArray:
     return distance
 
 
 def spherical_kmeans(
-    unit: np.ndarray, n_clusters: int, *, n_iter: int = 8, seed: int = 0
-) -> np.ndarray:
+    unit: FloatArray, n_clusters: int, *, n_iter: int = 8, seed: int = 0
+) -> FloatArray:
     """Unit-norm centroids of `unit` rows (cosine k-means, Lloyd iterations, float32)."""
     rng = np.random.default_rng(seed)
     centroids = unit[rng.choice(len(unit), n_clusters, replace=False)].copy()
@@ -75,8 +78,8 @@ class ReferenceIndex:
 
     def __init__(
         self,
-        x: np.ndarray,
-        reference: np.ndarray,
+        x: FloatArray,
+        reference: FloatArray,
         *,
         n_probe: int = 1,
         exact_cells: int | None = None,
@@ -99,7 +102,7 @@ class ReferenceIndex:
         n_lists = max(2, min(int(np.sqrt(n_probe * len(unit_ref))), len(unit_ref) // 4))
         self._centroids = spherical_kmeans(sample, n_lists, seed=seed)
         self._n_probe = min(n_probe, n_lists)
-        self._lists: list[np.ndarray] = [unit_ref[:0]] * n_lists
+        self._lists: list[FloatArray] = [unit_ref[:0]] * n_lists
         self._extend_lists(unit_ref)
         #: Upper bound of each row's distance, slack included.
         self.upper = np.empty(len(x), dtype=np.float32)
@@ -110,7 +113,7 @@ class ReferenceIndex:
 
     # -- bounds ---------------------------------------------------------------------------
 
-    def _extend_lists(self, unit_new: np.ndarray) -> list[np.ndarray]:
+    def _extend_lists(self, unit_new: FloatArray) -> list[FloatArray]:
         """File `unit_new` rows under their nearest centroids; returns them list by list."""
         lists = np.argmax(unit_new @ self._centroids.T, axis=1)
         added = [unit_new[:0]] * len(self._centroids)
@@ -128,7 +131,7 @@ class ReferenceIndex:
             self._probes[rows, j] = nearest
             sims[np.arange(len(sims)), nearest] = -np.inf
 
-    def _list_bounds(self, rows: slice, lists: list[np.ndarray]) -> None:
+    def _list_bounds(self, rows: slice, lists: list[FloatArray]) -> None:
         """Lower the bounds of a pool block by its distance to the `lists` members it probes."""
         flat_rows = np.repeat(np.arange(rows.start, rows.stop), self._n_probe)
         flat_lists = self._probes[rows].ravel()
@@ -136,7 +139,9 @@ class ReferenceIndex:
         flat_rows, flat_lists = flat_rows[by_list], flat_lists[by_list]
         cuts = np.flatnonzero(np.diff(flat_lists)) + 1
         for group in np.split(np.arange(len(flat_rows)), cuts):
-            members = lists[flat_lists[group[0]]] if len(group) else ()
+            if not len(group):
+                continue
+            members = lists[flat_lists[group[0]]]
             if not len(members):
                 continue
             r = flat_rows[group]  # distinct: a row probes a list once
@@ -144,7 +149,7 @@ class ReferenceIndex:
             bound = 1.0 - sims.max(axis=1) * self._inv[r] + BOUND_SLACK
             self.upper[r] = np.minimum(self.upper[r], bound)
 
-    def add(self, reference: np.ndarray) -> None:
+    def add(self, reference: FloatArray) -> None:
         """More reference rows: bounds and known distances can only shrink."""
         new = np.asarray(reference, dtype=self.dtype)
         if not len(new):
@@ -162,7 +167,7 @@ class ReferenceIndex:
 
     # -- exact queries --------------------------------------------------------------------
 
-    def exact(self, rows: np.ndarray) -> np.ndarray:
+    def exact(self, rows: NDArray[np.integer]) -> FloatArray:
         """Exact distances of `rows` (computed once, then remembered until `add`)."""
         rows = np.asarray(rows, dtype=np.intp)
         unknown = rows[np.isnan(self._exact[rows])]
@@ -178,8 +183,8 @@ class ReferenceIndex:
         return self._exact[rows]
 
     def top(
-        self, n: int, eligible: np.ndarray, score: Score = _distance_score
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, n: int, eligible: NDArray[np.bool_], score: Score = _distance_score
+    ) -> tuple[NDArray[np.intp], FloatArray]:
         """Rows of `eligible` (a mask) holding the `n` highest scores, with exact distances.
 
         `score(rows, distance)` must be non-decreasing in `distance`. Returns a superset of the
@@ -203,7 +208,7 @@ class ReferenceIndex:
                 return head, self._exact[head]
             step = n if step < n else 2 * step
 
-    def farthest(self, eligible: np.ndarray) -> np.floating:
+    def farthest(self, eligible: NDArray[np.bool_]) -> np.floating:
         """The largest exact distance among `eligible` rows (0 when there are none)."""
         rows, distance = self.top(1, eligible)
         return distance.max() if len(rows) else self.dtype(0.0)
@@ -217,31 +222,31 @@ class LabeledIndex:
     """
 
     def __init__(self) -> None:
-        self._mask: np.ndarray | None = None
+        self._mask: NDArray[np.bool_] | None = None
         self._index: ReferenceIndex | None = None
         self._pool_id: tuple[object, ...] | None = None
 
-    def __call__(self, embeddings: np.ndarray, labeled_mask: np.ndarray) -> ReferenceIndex:
+    def __call__(self, embeddings: FloatArray, labeled_mask: ArrayLike) -> ReferenceIndex:
         mask = np.asarray(labeled_mask, dtype=bool)
         pool_id = _fingerprint(embeddings)
-        index = self._index
-        grows = (
+        index, known = self._index, self._mask
+        if (
             index is not None
+            and known is not None
             and self._pool_id == pool_id
-            and len(self._mask) == len(mask)
-            and not np.any(self._mask & ~mask)
+            and len(known) == len(mask)
+            and not np.any(known & ~mask)
             # an exact index stays exact only while it is small
             and (index.indexed or len(mask) * np.count_nonzero(mask) <= EXACT_CELLS)
-        )
-        if grows:
-            index.add(embeddings[mask & ~self._mask])
+        ):
+            index.add(embeddings[mask & ~known])
         else:
             index = ReferenceIndex(embeddings, embeddings[mask])
         self._index, self._mask, self._pool_id = index, mask.copy(), pool_id
         return index
 
 
-def _fingerprint(x: np.ndarray) -> tuple[object, ...]:
+def _fingerprint(x: FloatArray) -> tuple[object, ...]:
     """Identity, shape and a strided sample of the rows: changes when the pool does."""
     sample = np.asarray(x[:: max(1, len(x) // 64)], dtype=np.float32)
     return id(x), np.shape(x), hash(sample.tobytes())

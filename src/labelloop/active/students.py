@@ -11,21 +11,29 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+#: Embeddings, one row per item.
+Features = NDArray[np.floating]
+#: Labels, one per item, of any kind (strings, numbers).
+Labels = NDArray[Any]
+#: Probabilities, one row per item and one column per label of the label set.
+Proba = NDArray[np.float64]
+
 
 class Student(Protocol):
     """What strategies, the loop and the simulation need from a model."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Student: ...
+    def fit(self, X: Features, y: Labels) -> Student: ...
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+    def predict_proba(self, X: Features) -> Proba: ...
 
-    def predict(self, X: np.ndarray) -> np.ndarray: ...
+    def predict(self, X: Features) -> Labels: ...
 
 
 class SklearnStudent(ClassifierMixin, BaseEstimator):
@@ -37,7 +45,7 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(
-        self, estimator: Any = None, classes: Sequence[Any] | np.ndarray | None = None
+        self, estimator: Any = None, classes: Sequence[Any] | Labels | None = None
     ) -> None:
         self.estimator = estimator
         self.classes = classes
@@ -45,7 +53,7 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
     def _make_estimator(self) -> Any:
         return clone(self.estimator) if self.estimator is not None else LogisticRegression()
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> SklearnStudent:
+    def fit(self, X: Features, y: ArrayLike) -> SklearnStudent:
         y = np.asarray(y)
         self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
         unknown = set(np.unique(y).tolist()) - set(self.classes_.tolist())
@@ -57,7 +65,7 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
             self.estimator_ = self._make_estimator().fit(X, y)
         return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Features) -> Proba:
         check_is_fitted(self)
         n, n_classes = len(X), len(self.classes_)
         out = np.zeros((n, n_classes), dtype=np.float64)
@@ -72,7 +80,7 @@ class SklearnStudent(ClassifierMixin, BaseEstimator):
         out[:, columns] = self.estimator_.predict_proba(X)
         return out
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: Features) -> Labels:
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -82,9 +90,9 @@ class LogisticStudent(SklearnStudent):
 
     def __init__(
         self,
-        classes: Sequence[Any] | np.ndarray | None = None,
+        classes: Sequence[Any] | Labels | None = None,
         C: float = 1.0,
-        class_weight: str | dict | None = None,
+        class_weight: str | dict[Any, float] | None = None,
         max_iter: int = 1000,
         random_state: int | None = None,
     ) -> None:
@@ -118,7 +126,7 @@ class Committee(BaseEstimator):
         *,
         base: Student | None = None,
         n_bootstrap: int = 0,
-        external: Sequence[np.ndarray] = (),
+        external: Sequence[ArrayLike] = (),
         random_state: int | None = None,
     ) -> None:
         self.students = students
@@ -127,7 +135,7 @@ class Committee(BaseEstimator):
         self.external = external
         self.random_state = random_state
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Committee:
+    def fit(self, X: Features, y: ArrayLike) -> Committee:
         if not len(self.students) and not self.n_bootstrap and not len(self.external):
             raise ValueError("a committee needs at least one member")
         y = np.asarray(y)
@@ -139,7 +147,7 @@ class Committee(BaseEstimator):
             self.members_.append(clone(base).fit(X[rows], y[rows]))
         return self
 
-    def member_probas(self, X: np.ndarray) -> np.ndarray:
+    def member_probas(self, X: Features) -> NDArray[np.float64]:
         """Probabilities of every member: shape (n_members, n_items, n_classes)."""
         check_is_fitted(self)
         probas = [m.predict_proba(X) for m in self.members_]
@@ -152,14 +160,14 @@ class Committee(BaseEstimator):
             raise ValueError(f"members disagree on the number of labels: {sorted(widths)}")
         return np.stack(probas)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Features) -> Proba:
         """The consensus: the members' mean distribution."""
         return self.member_probas(X).mean(axis=0)
 
 
 def cross_fit_splits(
-    y: np.ndarray, n_splits: int = 5, random_state: int | None = 0
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    y: Labels, n_splits: int = 5, random_state: int | None = 0
+) -> Iterator[tuple[NDArray[np.intp], NDArray[np.intp]]]:
     """(train, test) index pairs for cross-fitting on labels `y`: stratified when every class
     has at least `n_splits` items; the number of folds shrinks for tiny label sets (at least 2).
     """
@@ -174,11 +182,11 @@ def cross_fit_splits(
 
 def cross_val_proba(
     student: Student,
-    X: np.ndarray,
-    y: np.ndarray,
+    X: Features,
+    y: ArrayLike,
     n_splits: int = 5,
     random_state: int | None = 0,
-) -> np.ndarray:
+) -> Proba:
     """Out-of-fold probabilities for every training item (full label-set columns).
 
     Calibration and thresholds must never be fitted on in-sample confidences. Folds come from

@@ -8,11 +8,16 @@ are the sorted distinct values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 MISSING = -1
+
+
+#: Integer codes of ratings: 0..K-1 index the categories, -1 marks a missing rating.
+Codes = NDArray[np.int64]
 
 
 def _is_missing(value: Any) -> bool:
@@ -31,7 +36,7 @@ def _sorted_categories(values: set[Any]) -> list[Any]:
         return sorted(values, key=lambda v: (type(v).__name__, repr(v)))
 
 
-def _small_offsets(values: np.ndarray) -> tuple[int, np.ndarray] | None:
+def _small_offsets(values: NDArray[Any]) -> tuple[int, Codes] | None:
     """(min, values - min) when the values are whole numbers spanning fewer than 65,536 (ratings
     usually are): codes then come from a lookup table, several times faster than sorting."""
     if values.size == 0 or values.dtype.kind == "b":
@@ -45,8 +50,8 @@ def _small_offsets(values: np.ndarray) -> tuple[int, np.ndarray] | None:
 
 
 def _numeric_codes(
-    present: np.ndarray, labels: Sequence[Any] | None
-) -> tuple[np.ndarray, np.ndarray]:
+    present: NDArray[Any], labels: Sequence[Any] | None
+) -> tuple[Codes, NDArray[Any]]:
     """Codes of the present values and the sorted categories (or the given label order)."""
     small = _small_offsets(present)
     if small is not None:
@@ -74,7 +79,7 @@ def _numeric_codes(
     return np.where(cats[pos] == present, order[pos], MISSING), cats
 
 
-def _encode_numeric(arr: np.ndarray, labels: Sequence[Any] | None) -> tuple[np.ndarray, list[Any]]:
+def _encode_numeric(arr: NDArray[Any], labels: Sequence[Any] | None) -> tuple[Codes, list[Any]]:
     if labels is not None and np.asarray(labels).dtype.kind not in "iufb":
         raise ValueError("numeric ratings need a numeric label set")
     missing = np.isnan(arr) if arr.dtype.kind == "f" else np.zeros(arr.shape, dtype=bool)
@@ -87,7 +92,7 @@ def _encode_numeric(arr: np.ndarray, labels: Sequence[Any] | None) -> tuple[np.n
     return codes, (list(labels) if labels is not None else cats.tolist())
 
 
-def _encode_objects(arr: np.ndarray, labels: Sequence[Any] | None) -> tuple[np.ndarray, list[Any]]:
+def _encode_objects(arr: NDArray[Any], labels: Sequence[Any] | None) -> tuple[Codes, list[Any]]:
     flat = arr.ravel()
     if labels is None:
         categories = _sorted_categories({v for v in set(flat.tolist()) if not _is_missing(v)})
@@ -103,7 +108,7 @@ def _encode_objects(arr: np.ndarray, labels: Sequence[Any] | None) -> tuple[np.n
     return codes.reshape(arr.shape), categories
 
 
-def as_array(data: Any) -> np.ndarray:
+def as_array(data: Any) -> NDArray[Any]:
     """`data` as an array, keeping Python lists of mixed text and NaN/None as objects.
 
     (NumPy would turn ``["a", float("nan")]`` into the string ``"nan"``.)
@@ -114,7 +119,7 @@ def as_array(data: Any) -> np.ndarray:
     return np.asarray(data, dtype=object) if arr.dtype.kind in "US" else arr
 
 
-def encode_labels(data: Any, labels: Sequence[Any] | None = None) -> tuple[np.ndarray, list[Any]]:
+def encode_labels(data: Any, labels: Sequence[Any] | None = None) -> tuple[Codes, list[Any]]:
     """Integer codes (``-1`` for missing) of the same shape as `data`, and the categories.
 
     Raises ValueError when a rating is not in the given label set.
@@ -127,17 +132,17 @@ def encode_labels(data: Any, labels: Sequence[Any] | None = None) -> tuple[np.nd
     return _encode_objects(arr, labels)
 
 
-def as_codes(codes: np.ndarray, n_categories: int) -> np.ndarray:
+def as_codes(codes: ArrayLike, n_categories: int) -> Codes:
     """Validate an integer code array (``-1`` = missing) coming from the caller."""
-    codes = np.asarray(codes)
-    if codes.dtype.kind not in "iu":
+    arr = np.asarray(codes)
+    if arr.dtype.kind not in "iu":
         raise ValueError("codes must be integers")
-    if codes.size and (codes.min() < MISSING or codes.max() >= n_categories):
+    if arr.size and (arr.min() < MISSING or arr.max() >= n_categories):
         raise ValueError(f"codes must lie in -1..{n_categories - 1}")
-    return codes.astype(np.int64, copy=False)
+    return arr.astype(np.int64, copy=False)
 
 
-def count_table(codes: np.ndarray, n_categories: int) -> np.ndarray:
+def count_table(codes: NDArray[np.integer], n_categories: int) -> NDArray[np.integer]:
     """Items × categories counts from raters × items codes (missing ratings not counted).
 
     The result is a transposed view of a categories × items array, so that per-category passes
@@ -147,13 +152,21 @@ def count_table(codes: np.ndarray, n_categories: int) -> np.ndarray:
     # code -1 (missing) lands in a leading block of bins that is dropped: no masking pass
     flat = (codes + 1) * n_items + np.arange(n_items)
     counts = np.bincount(flat.ravel(), minlength=(n_categories + 1) * n_items)[n_items:]
-    dtype = np.int16 if codes.shape[0] < 2**15 else np.int64
-    return counts.astype(dtype).reshape(n_categories, n_items).T
+    table = counts.astype(np.int16) if codes.shape[0] < 2**15 else counts.astype(np.int64)
+    return table.reshape(n_categories, n_items).T
 
 
+@overload
 def compress_rows(
-    table: np.ndarray, with_inverse: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    table: NDArray[np.integer], with_inverse: Literal[True] = True
+) -> tuple[NDArray[np.integer], NDArray[np.int64], NDArray[np.intp]]: ...
+@overload
+def compress_rows(
+    table: NDArray[np.integer], with_inverse: Literal[False]
+) -> tuple[NDArray[np.integer], NDArray[np.int64], None]: ...
+def compress_rows(
+    table: NDArray[np.integer], with_inverse: bool = True
+) -> tuple[NDArray[np.integer], NDArray[np.int64], NDArray[np.intp] | None]:
     """Distinct rows of a small-integer table, how often each occurs, and each row's index
     (None unless `with_inverse`).
 
@@ -162,22 +175,22 @@ def compress_rows(
     """
     n_rows, width = table.shape
     if n_rows == 0:
-        return table[:0], np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return table[:0], np.zeros(0, np.int64), np.zeros(0, np.intp) if with_inverse else None
     lo = int(table.min())
     base = int(table.max()) - lo + 1
     if width * np.log2(max(base, 2)) >= 62:
-        rows, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
-        return rows, counts, inverse.ravel()
+        rows, row_of, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
+        return rows, counts, row_of.ravel() if with_inverse else None
     keys = np.zeros(n_rows, dtype=np.int64)
     for column in table.T:  # Horner's rule, one contiguous pass per column
         keys *= base
         keys += column
         keys -= lo
+    inverse: NDArray[np.intp] | None = None
     if with_inverse:
         distinct, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     else:
         distinct, counts = np.unique(keys, return_counts=True)
-        inverse = None
     rows = np.empty((distinct.size, width), dtype=table.dtype)
     for j in range(width - 1, -1, -1):  # undo Horner's rule on the few distinct keys
         distinct, digit = np.divmod(distinct, base)

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labelloop.agreement._encode import compress_rows, count_table
+from labelloop.agreement._encode import Codes, compress_rows, count_table
 from labelloop.agreement.metrics import (
     Level,
     TableSums,
@@ -47,11 +48,11 @@ class Interval:
 
 
 def resample_weights(
-    counts: np.ndarray,
-    inverse: np.ndarray,
+    counts: NDArray[np.integer],
+    inverse: NDArray[np.intp],
     n_boot: int,
     rng: np.random.Generator,
-) -> Iterator[np.ndarray]:
+) -> Iterator[NDArray[np.int64]]:
     """Chunks of (b, P) pattern multiplicities, one row per bootstrap resample of the items."""
     n_items, n_patterns = int(counts.sum()), counts.size
     if n_patterns * 8 <= n_items:  # few patterns: multinomial draws, O(P) per resample
@@ -68,7 +69,7 @@ def resample_weights(
         yield np.bincount(picked.ravel(), minlength=b * n_patterns).reshape(b, n_patterns)
 
 
-def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval:
+def _interval(estimate: float, draws: NDArray[np.floating], confidence: float) -> Interval:
     tail = (1.0 - confidence) / 2.0 * 100.0
     finite = draws[np.isfinite(draws)]
     if finite.size == 0:
@@ -85,7 +86,7 @@ def _check(n_boot: int, confidence: float) -> None:
 
 
 def table_intervals(
-    codes: np.ndarray,
+    codes: Codes,
     categories: Sequence[Any],
     level_of_measurement: Level = "nominal",
     n_boot: int = 1000,
@@ -98,7 +99,7 @@ def table_intervals(
     rng = np.random.default_rng(random_state)
     values = _category_values(categories, level_of_measurement)
     rows, counts, inverse = compress_rows(count_table(codes, len(categories)))
-    metrics: dict[str, Callable[[TableSums], np.ndarray]] = {
+    metrics: dict[str, Callable[[TableSums], NDArray[np.float64]]] = {
         "percent_agreement": percent_from_sums,
         "fleiss_kappa": fleiss_from_sums,
         "krippendorff_alpha": lambda s: alpha_from_sums(s, level_of_measurement, values),
@@ -107,7 +108,7 @@ def table_intervals(
     point = table_sums(rows, counts[None, :])
     if point.n_pairable[0] == 0:
         raise ValueError("no item has two ratings to compare (one rater, or all missing?)")
-    draws: dict[str, list[np.ndarray]] = {name: [] for name in metrics}
+    draws: dict[str, list[NDArray[np.float64]]] = {name: [] for name in metrics}
     for weights in resample_weights(counts, inverse, n_boot, rng):
         sums = table_sums(rows, weights)
         for name, fn in metrics.items():
@@ -119,8 +120,8 @@ def table_intervals(
 
 
 def confusion_interval(
-    a: np.ndarray,
-    b: np.ndarray,
+    a: Codes,
+    b: Codes,
     n_categories: int,
     weights: Weights = None,
     n_boot: int = 1000,

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labelloop.agreement._encode import compress_rows, count_table
+from labelloop.agreement._encode import Codes, compress_rows, count_table
 
 
 @dataclass(frozen=True)
@@ -19,18 +20,18 @@ class LatentClassFit:
     """Class prior (K,), confusions (R, K, K) rows = true class, and the posterior over the true
     class of each distinct rating pattern (P, K); item i has pattern ``inverse[i]``."""
 
-    prior: np.ndarray
-    confusions: np.ndarray
-    pattern_posterior: np.ndarray
-    inverse: np.ndarray
+    prior: NDArray[np.float64]
+    confusions: NDArray[np.float64]
+    pattern_posterior: NDArray[np.float64]
+    inverse: NDArray[np.intp]
 
     @property
-    def posterior(self) -> np.ndarray:
+    def posterior(self) -> NDArray[np.float64]:
         """(N, K) posterior over each item's true class."""
         return self.pattern_posterior[self.inverse]
 
 
-def _one_hot(patterns: np.ndarray, n_categories: int) -> np.ndarray:
+def _one_hot(patterns: NDArray[np.integer], n_categories: int) -> NDArray[np.float64]:
     """(R, P, K) indicator of each rater's answer per pattern (all zero when missing)."""
     n_raters, n_patterns = patterns.shape
     hot = np.zeros((n_raters, n_patterns, n_categories))
@@ -40,7 +41,7 @@ def _one_hot(patterns: np.ndarray, n_categories: int) -> np.ndarray:
 
 
 def fit_dawid_skene(
-    codes: np.ndarray,
+    codes: Codes,
     n_categories: int,
     *,
     max_iter: int = 50,

@@ -17,9 +17,10 @@ from itertools import combinations
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import stats
 
-from labelloop.agreement._encode import MISSING, count_table, encode_labels
+from labelloop.agreement._encode import MISSING, Codes, count_table, encode_labels
 from labelloop.agreement.dawid_skene import LatentClassFit, fit_dawid_skene
 from labelloop.agreement.metrics import (
     Weights,
@@ -31,8 +32,8 @@ from labelloop.agreement.metrics import (
 
 # --------------------------------------------------------------------------- pairwise
 def pairwise_kappa_codes(
-    codes: np.ndarray, n_categories: int, weights: Weights = None
-) -> np.ndarray:
+    codes: Codes, n_categories: int, weights: Weights = None
+) -> NDArray[np.float64]:
     """Raters × raters Cohen's kappa; NaN for a pair that shares no rated item."""
     n_raters = codes.shape[0]
     matrix = np.eye(n_raters)
@@ -45,7 +46,7 @@ def pairwise_kappa_codes(
 
 def pairwise_cohens_kappa(
     reliability_data: Any, labels: Sequence[Any] | None = None, weights: Weights = None
-) -> np.ndarray:
+) -> NDArray[np.float64]:
     """Cohen's kappa of every pair of raters (rows of `reliability_data`), as a symmetric matrix."""
     codes, categories = reliability_codes(reliability_data, labels)
     return pairwise_kappa_codes(codes, len(categories), weights)
@@ -53,8 +54,8 @@ def pairwise_cohens_kappa(
 
 # --------------------------------------------------------------------------- majority
 def plurality(
-    table: np.ndarray, removed: Sequence[np.ndarray] = (), min_votes: int = 1
-) -> np.ndarray:
+    table: NDArray[np.integer], removed: Sequence[Codes] = (), min_votes: int = 1
+) -> Codes:
     """Each item's most voted category in an items × categories table, leaving out the votes in
     `removed` (code rows); -1 where the top is tied or has fewer than `min_votes` votes."""
     votes = table.T.copy()  # categories × items: reductions run over contiguous rows
@@ -68,7 +69,7 @@ def plurality(
     return np.where(unique & (best >= max(min_votes, 1)), winner, MISSING)
 
 
-def loo_majority_codes(codes: np.ndarray, n_categories: int, min_votes: int = 1) -> np.ndarray:
+def loo_majority_codes(codes: Codes, n_categories: int, min_votes: int = 1) -> Codes:
     """Raters × items: the plurality label of the *other* raters (-1 when tied or absent).
 
     Equal to ``plurality(table, [codes[r]])`` for each rater r, but the table is scanned once:
@@ -110,7 +111,7 @@ class VsMajority:
 
 
 def vs_majority_codes(
-    codes: np.ndarray, n_categories: int, names: Sequence[str], majority: np.ndarray | None = None
+    codes: Codes, n_categories: int, names: Sequence[str], majority: Codes | None = None
 ) -> list[VsMajority]:
     """Agreement and Cohen's kappa of each rater with the majority of the others."""
     if majority is None:
@@ -135,7 +136,7 @@ def vs_majority(
     return vs_majority_codes(codes, len(categories), rater_names_for(codes, rater_names))
 
 
-def rater_names_for(codes: np.ndarray, rater_names: Sequence[str] | None) -> list[str]:
+def rater_names_for(codes: Codes, rater_names: Sequence[str] | None) -> list[str]:
     if rater_names is None:
         return [f"rater_{i}" for i in range(codes.shape[0])]
     if len(rater_names) != codes.shape[0]:
@@ -163,7 +164,7 @@ class CopyFlag:
 
 
 def _expected_follows(
-    r: np.ndarray, s: np.ndarray, deviates: np.ndarray, truth: LatentClassFit, n_categories: int
+    r: Codes, s: Codes, deviates: NDArray[np.bool_], truth: LatentClassFit, n_categories: int
 ) -> float:
     """How many of s's departures r would repeat if it worked alone.
 
@@ -174,7 +175,7 @@ def _expected_follows(
     post, inverse = truth.pattern_posterior, truth.inverse
     n_patterns = post.shape[0]
 
-    def pattern_counts(mask: np.ndarray, answer: np.ndarray) -> np.ndarray:
+    def pattern_counts(mask: NDArray[np.bool_], answer: Codes) -> NDArray[np.int64]:
         flat = inverse[mask] * n_categories + answer[mask]
         return np.bincount(flat, minlength=n_patterns * n_categories).reshape(n_patterns, -1)
 
@@ -184,11 +185,11 @@ def _expected_follows(
 
 
 def copying_flags_codes(
-    codes: np.ndarray,
+    codes: Codes,
     n_categories: int,
     names: Sequence[str],
     *,
-    kappa_matrix: np.ndarray | None = None,
+    kappa_matrix: NDArray[np.float64] | None = None,
     majority_kappa: Sequence[float | None] | None = None,
     min_votes: int = 2,
     min_shared: int = 5,
@@ -209,12 +210,6 @@ def copying_flags_codes(
     like a pair. So the flagged pair that agrees most (copying inflates agreement; the pairs it
     fakes agree only moderately) is kept, its copier set aside, and the others re-checked.
     """
-    thresholds = {
-        "min_votes": min_votes,
-        "min_shared": min_shared,
-        "min_follow": min_follow,
-        "max_p_value": max_p_value,
-    }
     if kappa_matrix is None:
         kappa_matrix = pairwise_kappa_codes(codes, n_categories)
     active = list(range(codes.shape[0]))
@@ -227,7 +222,10 @@ def copying_flags_codes(
             sub_names,
             kappa_matrix[np.ix_(active, active)],
             majority_kappa if len(active) == codes.shape[0] else None,
-            **thresholds,
+            min_votes=min_votes,
+            min_shared=min_shared,
+            min_follow=min_follow,
+            max_p_value=max_p_value,
         )
         if not candidates:
             return kept
@@ -237,10 +235,10 @@ def copying_flags_codes(
 
 
 def _pair_flags(
-    codes: np.ndarray,
+    codes: Codes,
     n_categories: int,
     names: Sequence[str],
-    kappa_matrix: np.ndarray,
+    kappa_matrix: NDArray[np.float64],
     majority_kappa: Sequence[float | None] | None,
     *,
     min_votes: int,

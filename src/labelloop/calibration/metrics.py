@@ -186,7 +186,10 @@ def calibration_summary(
     """Every metric of this module for one set of predictions, as a JSON-able dict."""
     conf = as_confidences(confidences)
     corr = as_correct(correct, conf.size)
-    multiclass = proba is not None and y is not None
+    if proba is not None and y is not None:
+        brier, loss, loss_kind = brier_score(proba, y), log_loss(proba, y), "multiclass"
+    else:
+        brier, loss, loss_kind = brier_score(conf, corr), log_loss(conf, corr), "binary"
     return {
         "n": int(conf.size),
         "accuracy": float(corr.mean()) if conf.size else float("nan"),
@@ -194,9 +197,9 @@ def calibration_summary(
         "ece": expected_calibration_error(conf, corr, n_bins, "uniform"),
         "ece_equal_mass": expected_calibration_error(conf, corr, n_bins, "quantile"),
         "mce": maximum_calibration_error(conf, corr, n_bins, "uniform"),
-        "brier": brier_score(proba, y) if multiclass else brier_score(conf, corr),
-        "log_loss": log_loss(proba, y) if multiclass else log_loss(conf, corr),
-        "log_loss_kind": "multiclass" if multiclass else "binary",
+        "brier": brier,
+        "log_loss": loss,
+        "log_loss_kind": loss_kind,
         "auroc": auroc(conf, corr),
         "area_under_accuracy_coverage": area_under_accuracy_coverage(conf, corr),
     }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -82,6 +82,15 @@ class ThresholdResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Request(TypedDict):
+    """The fields of a `CertifiedThreshold` that restate what was asked."""
+
+    target_accuracy: float
+    confidence_level: float
+    procedure: str
+    n_gold: int
 
 
 def _result(curve: ThresholdCurve, j: int) -> ThresholdResult:
@@ -419,12 +428,9 @@ def certify_threshold(
             chosen = np.arange(start[0], stop)
     else:
         raise ValueError(f"procedure must be 'fixed_sequence' or 'pointwise', got {procedure!r}")
-    common = {
-        "target_accuracy": target,
-        "confidence_level": level,
-        "procedure": procedure,
-        "n_gold": curve.n,
-    }
+    common = _Request(
+        target_accuracy=target, confidence_level=level, procedure=procedure, n_gold=curve.n
+    )
     if chosen.size:
         j = int(chosen[-1])
         return CertifiedThreshold(
@@ -446,7 +452,7 @@ def certify_threshold(
 
 
 def _uncertified(
-    curve: ThresholdCurve, eps: float, level: float, common: dict[str, Any]
+    curve: ThresholdCurve, eps: float, level: float, common: _Request
 ) -> CertifiedThreshold:
     """Review everything, and estimate how many gold items a certificate would need: for every
     cut whose observed error rate is below the target, the accepted items the bound needs at that

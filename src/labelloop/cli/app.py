@@ -509,6 +509,8 @@ def _render_stats(result: Stats) -> None:
         "in_review",
         "human_labeled",
         "unresolved",
+        "adjudicated",
+        "adjudication_waiting",
     ):
         table.add_row(key.replace("_", " "), f"{getattr(result, key):,}")
     table.add_row("review rate", percent(result.review_rate))

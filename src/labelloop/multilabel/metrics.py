@@ -13,7 +13,7 @@ too narrow. Resamples are drawn with an explicit `random_state`, so reports are 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -30,6 +30,15 @@ from labelloop.multilabel._validation import (
 )
 
 RandomState = int | np.random.Generator | None
+
+
+class _Bootstrap(TypedDict):
+    """How the bootstrap intervals of a report are drawn; every metric shares them."""
+
+    confidence_level: float
+    n_boot: int
+    random_state: RandomState
+
 
 __all__ = [
     "clopper_pearson",
@@ -281,7 +290,7 @@ def per_label_ece(
         shape=(n, n_labels * n_bins),
     )
 
-    def ece(weights: NDArray[np.float64]) -> NDArray[np.float64]:
+    def ece(weights: NDArray[np.integer] | NDArray[np.floating]) -> NDArray[np.float64]:
         totals = np.asarray((gaps.T @ weights.T).T).reshape(len(weights), n_labels, n_bins)
         return np.abs(totals).sum(axis=2) / weights.sum(axis=1, keepdims=True)
 
@@ -320,7 +329,7 @@ def multilabel_summary(
     names = [str(x) for x in labels] if labels is not None else [str(j) for j in range(t.shape[1])]
     if len(names) != t.shape[1]:
         raise ValueError(f"labels names {len(names)} labels, the matrices have {t.shape[1]}")
-    boot = {"confidence_level": confidence_level, "n_boot": n_boot, "random_state": random_state}
+    boot = _Bootstrap(confidence_level=confidence_level, n_boot=n_boot, random_state=random_state)
     per_label: dict[str, dict[str, Any]] = {name: {} for name in names}
     label_acc = per_label_accuracy(t, y_pred, confidence_level=confidence_level)
     label_f1 = per_label_f1(t, y_pred)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -61,12 +61,12 @@ class Routing:
     @property
     def auto(self) -> NDArray[np.bool_]:
         """(n,) items accepted without review."""
-        return ~self.uncertain.any(axis=1)
+        return ~np.any(self.uncertain, axis=1)
 
     @property
     def review(self) -> NDArray[np.bool_]:
         """(n,) items sent to review."""
-        return self.uncertain.any(axis=1)
+        return np.any(self.uncertain, axis=1)
 
     def uncertain_indices(self) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """CSR form of the uncertain labels: item i's are `indices[indptr[i]:indptr[i + 1]]`."""
@@ -177,6 +177,20 @@ class RoutingCurve:
     n: int
     n_labels: int
 
+    def at(self, j: int) -> RoutingCurve:
+        """The curve at candidate `j` alone (every count array of length one)."""
+        cut = slice(j, j + 1)
+        return replace(
+            self,
+            thresholds=self.thresholds[cut],
+            n_review_items=self.n_review_items[cut],
+            n_review_labels=self.n_review_labels[cut],
+            n_items_right=self.n_items_right[cut],
+            n_auto_right=self.n_auto_right[cut],
+            false_positives=self.false_positives[cut],
+            false_negatives=self.false_negatives[cut],
+        )
+
     @property
     def subset_accuracy(self) -> NDArray[np.float64]:
         return self.n_items_right / self.n
@@ -269,12 +283,7 @@ class RoutingResult:
 
 
 def _result(curve: RoutingCurve, j: int, unit: Unit) -> RoutingResult:
-    one = RoutingCurve(
-        **{
-            name: value[j : j + 1] if isinstance(value, np.ndarray) else value
-            for name, value in vars(curve).items()
-        }
-    )
+    one = curve.at(j)
     n_auto = one.n - int(one.n_review_items[0])
     return RoutingResult(
         threshold=float(one.thresholds[0]),

@@ -80,7 +80,7 @@ class PerLabelPool:
             if self.shared_weights:
                 grad_w = grad_w.sum(axis=1)
             weights = theta[:n_w]
-            loss += alpha * (weights @ weights + b @ b / 2.0)
+            loss += alpha * float(weights @ weights + b @ b / 2.0)
             grad = np.concatenate(
                 [grad_w.ravel() + 2 * alpha * weights, residual.sum(0) + alpha * b]
             )

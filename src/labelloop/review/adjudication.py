@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import routing
-from ..data.formats.records import iso
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import GOLD
 from ..store import adjudication as store
@@ -153,6 +152,8 @@ def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
 
 
 def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
+    from ..data.formats.records import iso  # the formats load with a case, not with `stats`
+
     item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
     if item is None or item.project_id != project.id:
         raise NotFoundError(f"no item with id {item_id}")

@@ -46,6 +46,8 @@ class Stats(Result):
     threshold: float
     active_predictor: dict[str, Any] | None
     audit: dict[str, Any] | None  # accuracy of auto-accepted labels measured on audits
+    adjudicated: int  # items whose label a reviewer decided
+    adjudication_waiting: int  # items waiting for a reviewer
 
 
 class ProjectScope(Protocol):

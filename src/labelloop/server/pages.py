@@ -14,7 +14,6 @@ from markupsafe import Markup
 
 from .. import review
 from ..guidelines import render_markdown
-from ..review import adjudication
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, PageUser, ProjectDep, same_origin
 from .security import LoginLimiter, same_token
 
@@ -160,10 +159,7 @@ def review_page(request: Request, who: PageUser, project: ProjectDep) -> Respons
 def dashboard_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
-    waiting = len(adjudication.pending(project))
-    return _page(
-        request, "dashboard.html", who, board=project.dashboard(), adjudication_waiting=waiting
-    )
+    return _page(request, "dashboard.html", who, board=project.dashboard())
 
 
 @router.get("/plots/{name}")

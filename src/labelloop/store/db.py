@@ -23,7 +23,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0012_multi_label"
+HEAD_REVISION = "0013_adjudication_index"
 
 #: A row of any columns as the store's queries return it (columns by name or position).
 Record: TypeAlias = Row[*tuple[Any, ...]]

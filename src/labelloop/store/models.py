@@ -192,6 +192,8 @@ class Annotation(Base):
         Index("ix_annotations_item", "item_id"),
         Index("ix_annotations_annotator", "annotator_id", "id"),
         Index("ix_annotations_item_annotator", "item_id", "annotator_id"),
+        # The adjudication queue groups a project's live answers by item: every column it reads.
+        Index("ix_annotations_project_item", "project_id", "item_id", "action", "undone", "label"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -157,7 +157,8 @@ def state_counts(session: Session, project_id: int) -> dict[str, int]:
 
 def item_counts(session: Session, project_id: int) -> dict[str, int]:
     """Items, gold items, items with a suggestion, gold items with one and with the right one,
-    and pool items people labeled: what the project's statistics are computed from."""
+    pool items people labeled, and items a reviewer settled: what the project's statistics are
+    computed from."""
     base = select(func.count()).select_from(Item).where(Item.project_id == project_id)
     gold = Item.split == Split.GOLD
     predicted = Item.llm_label.is_not(None)
@@ -168,6 +169,7 @@ def item_counts(session: Session, project_id: int) -> dict[str, int]:
         "gold_predicted": (gold, predicted),
         "gold_correct": (gold, Item.llm_label == Item.gold_label),
         "pool_human": (Item.split == Split.POOL, Item.state == ItemState.HUMAN_LABELED),
+        "adjudicated": (Item.final_source == LabelSource.ADJUDICATED,),
     }
     return {name: session.scalar(base.where(*where)) or 0 for name, where in wheres.items()}
 

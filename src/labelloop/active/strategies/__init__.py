@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from labelloop.active.strategies.badge import Badge
-from labelloop.active.strategies.base import QueryStrategy, ScoreStrategy, cold_start, take_distinct
+from labelloop.active.strategies.base import (
+    Pool,
+    QueryStrategy,
+    ScoreStrategy,
+    cold_start,
+    take_distinct,
+)
 from labelloop.active.strategies.committee import (
     CommitteeDisagreement,
     kl_to_consensus,
@@ -68,6 +74,7 @@ __all__ = [
     "MaxLabelUncertainty",
     "MaxLossReduction",
     "MeanLabelUncertainty",
+    "Pool",
     "QueryStrategy",
     "RandomSampling",
     "ScoreStrategy",

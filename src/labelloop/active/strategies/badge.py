@@ -7,10 +7,11 @@ directions, so one batch is both uncertain and diverse.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.utils import check_random_state
 
 from labelloop.active._distances import inverse_norms
-from labelloop.active.strategies.base import DUPLICATE_SIMILARITY, QueryStrategy
+from labelloop.active.strategies.base import DUPLICATE_SIMILARITY, Pool, QueryStrategy, Seed
 
 
 class Badge(QueryStrategy):
@@ -22,24 +23,15 @@ class Badge(QueryStrategy):
     name = "badge"
     requires = frozenset({"proba", "embeddings"})
 
-    def _select(
-        self,
-        k: int,
-        *,
-        proba: np.ndarray,
-        embeddings: np.ndarray,
-        labeled_mask: np.ndarray,
-        random_state: int | np.random.RandomState | None = None,
-        **_: object,
-    ) -> np.ndarray:
+    def _select(self, k: int, pool: Pool, random_state: Seed) -> NDArray[np.intp]:
         rng = check_random_state(random_state)
-        x = np.asarray(embeddings, dtype=np.float32)
-        a = np.asarray(proba, dtype=np.float64).copy()
+        x = np.asarray(pool.need("embeddings"), dtype=np.float32)
+        a = np.asarray(pool.need("proba"), dtype=np.float64).copy()
         a[np.arange(len(a)), a.argmax(axis=1)] -= 1.0
         inv = inverse_norms(x)
         x_sq = np.einsum("ij,ij->i", x, x).astype(np.float64) + 1.0
         g_sq = np.einsum("ij,ij->i", a, a) * x_sq
-        available = ~labeled_mask
+        available = ~pool.labeled_mask
         d2 = np.where(available, np.inf, 0.0)
         picked = [int(np.argmax(np.where(available, g_sq, -np.inf)))]
         while True:

@@ -4,18 +4,63 @@ the cold start."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from labelloop.active._distances import inverse_norms
+from labelloop.active._distances import FloatArray, inverse_norms
 
 #: Two items with a cosine similarity above this are near-duplicates: one per batch.
 DUPLICATE_SIMILARITY = 0.95
 #: Largest sample the cold start clusters (k-means cost grows with it, quality barely).
 COLD_START_SAMPLE = 20_000
+
+#: What `check_random_state` accepts: a seed, a generator, or None for a fresh one.
+Seed = int | np.random.RandomState | None
+
+
+InputName = Literal["proba", "embeddings", "committee_probas", "llm_proba"]
+INPUT_NAMES: tuple[InputName, ...] = get_args(InputName)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a strategy reads about the pool: the labeled rows and the optional model outputs.
+
+    `QueryStrategy.select` checks that every given array has a row per pool item and that the
+    strategy's `requires` are present, so strategies read them through `need`.
+    """
+
+    labeled_mask: NDArray[np.bool_]
+    proba: FloatArray | None = None
+    embeddings: FloatArray | None = None
+    committee_probas: FloatArray | None = None
+    llm_proba: FloatArray | None = None
+
+    def given(self, name: InputName) -> FloatArray | None:
+        """The input called `name`, None when it was not given."""
+        return {
+            "proba": self.proba,
+            "embeddings": self.embeddings,
+            "committee_probas": self.committee_probas,
+            "llm_proba": self.llm_proba,
+        }[name]
+
+    def need(self, name: InputName) -> FloatArray:
+        """The input called `name`; a strategy asks only for what its `requires` names."""
+        value = self.given(name)
+        if value is None:
+            raise ValueError(f"the strategy needs {name}")
+        return value
+
+    @property
+    def unlabeled(self) -> NDArray[np.intp]:
+        """Indices of the pool rows nobody has labeled yet."""
+        return np.flatnonzero(~self.labeled_mask)
 
 
 class QueryStrategy(ABC):
@@ -29,106 +74,89 @@ class QueryStrategy(ABC):
     """
 
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]] = frozenset()
+    requires: ClassVar[frozenset[InputName]] = frozenset()
 
     def select(
         self,
         k: int,
         *,
-        proba: np.ndarray | None = None,
-        embeddings: np.ndarray | None = None,
-        labeled_mask: np.ndarray,
-        committee_probas: np.ndarray | None = None,
-        llm_proba: np.ndarray | None = None,
-        random_state: int | np.random.RandomState | None = None,
-    ) -> np.ndarray:
-        labeled_mask = np.asarray(labeled_mask, dtype=bool)
-        inputs = {
-            "proba": proba,
-            "embeddings": embeddings,
-            "committee_probas": committee_probas,
-            "llm_proba": llm_proba,
-        }
-        for name, given in inputs.items():
-            rows = (
-                None if given is None else np.shape(given)[1 if name == "committee_probas" else 0]
-            )
-            if rows is not None and rows != len(labeled_mask):
-                raise ValueError(f"{name} has {rows} rows, the pool has {len(labeled_mask)}")
-        k = min(int(k), int(np.count_nonzero(~labeled_mask)))
+        proba: FloatArray | None = None,
+        embeddings: FloatArray | None = None,
+        labeled_mask: ArrayLike,
+        committee_probas: FloatArray | None = None,
+        llm_proba: FloatArray | None = None,
+        random_state: Seed = None,
+    ) -> NDArray[np.intp]:
+        pool = Pool(
+            np.asarray(labeled_mask, dtype=bool), proba, embeddings, committee_probas, llm_proba
+        )
+        n_pool = len(pool.labeled_mask)
+        for name in INPUT_NAMES:
+            given = pool.given(name)
+            rows = None if given is None else given.shape[1 if name == "committee_probas" else 0]
+            if rows is not None and rows != n_pool:
+                raise ValueError(f"{name} has {rows} rows, the pool has {n_pool}")
+        k = min(int(k), len(pool.unlabeled))
         if k <= 0:
             return np.zeros(0, dtype=np.intp)
-        if not labeled_mask.any() and self.cold_starts and embeddings is not None:
-            return cold_start(k, embeddings, labeled_mask, random_state)
-        missing = sorted(n for n in self.requires if inputs[n] is None)
+        if not pool.labeled_mask.any() and self.cold_starts and pool.embeddings is not None:
+            return cold_start(k, pool.embeddings, pool.labeled_mask, random_state)
+        missing = sorted(n for n in self.requires if pool.given(n) is None)
         if missing:
             raise ValueError(f"strategy {self.name!r} needs {', '.join(missing)}")
-        return self._select(k, labeled_mask=labeled_mask, random_state=random_state, **inputs)
+        return self._select(k, pool, random_state)
 
     #: Whether the strategy replaces its own rule by the cold start when nothing is labeled.
     cold_starts: ClassVar[bool] = True
 
     @abstractmethod
-    def _select(
-        self,
-        k: int,
-        *,
-        proba: np.ndarray | None,
-        embeddings: np.ndarray | None,
-        labeled_mask: np.ndarray,
-        committee_probas: np.ndarray | None,
-        llm_proba: np.ndarray | None,
-        random_state: int | np.random.RandomState | None,
-    ) -> np.ndarray: ...
+    def _select(self, k: int, pool: Pool, random_state: Seed) -> NDArray[np.intp]:
+        """`k` (at least one, at most the unlabeled count) distinct unlabeled rows."""
 
 
 class ScoreStrategy(QueryStrategy):
     """A strategy that scores every item and takes the best-scoring distinct ones."""
 
     @abstractmethod
-    def scores(
-        self,
-        *,
-        proba: np.ndarray | None,
-        embeddings: np.ndarray | None,
-        labeled_mask: np.ndarray,
-        committee_probas: np.ndarray | None,
-        llm_proba: np.ndarray | None,
-    ) -> np.ndarray:
+    def scores(self, pool: Pool) -> FloatArray:
         """Higher is more useful to label. Ties are broken by `tie_break`, then by index."""
 
-    def tie_break(self, **inputs: np.ndarray | None) -> np.ndarray | None:
+    def tie_break(self, pool: Pool) -> FloatArray | None:
         """A secondary key (higher first) for equal scores; None for index order only."""
         return None
 
-    def candidates(self, n: int, **inputs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], FloatArray]:
         """Unlabeled rows that include the `n` best-ranked ones, and their scores.
 
         Every unlabeled row left out must score strictly less (rounded to 10 decimals) than
         the `n`-th best returned. The default scores every row; strategies whose scores are
         expensive narrow the set down first.
         """
-        rows = np.flatnonzero(~inputs["labeled_mask"])
-        return rows, self.scores(**inputs)[rows]
+        rows = pool.unlabeled
+        return rows, self.scores(pool)[rows]
 
-    def _select(self, k: int, *, random_state: object, **inputs: np.ndarray | None) -> np.ndarray:
-        n_free = int(np.count_nonzero(~inputs["labeled_mask"]))
-        secondary = self.tie_break(**inputs)
+    def _select(self, k: int, pool: Pool, random_state: Seed) -> NDArray[np.intp]:
+        n_free = len(pool.unlabeled)
+        secondary = self.tie_break(pool)
         n = min(n_free, k + k // 4 + 16)  # a little room for near-duplicates
         while True:
-            rows, scores = self.candidates(n, **inputs)
+            rows, scores = self.candidates(n, pool)
             complete = len(rows) == n_free
             order = self._rank(rows, scores, secondary)
-            picked = take_distinct(order if complete else order[:n], k, inputs["embeddings"])
+            picked = take_distinct(order if complete else order[:n], k, pool.embeddings)
             if len(picked) == k or complete:
                 return picked
             n = min(n_free, 4 * n)
 
     @staticmethod
-    def _rank(rows: np.ndarray, scores: np.ndarray, secondary: np.ndarray | None) -> np.ndarray:
+    def _rank(
+        rows: NDArray[np.intp],
+        scores: FloatArray,
+        secondary: FloatArray | None,
+    ) -> NDArray[np.intp]:
         """`rows` by score (higher first), then by `secondary`, then by index."""
         # Rounding makes float noise (0.6 - 0.4 vs 0.5 - 0.3) a tie that the keys below break.
-        keys = [rows]  # np.lexsort sorts by the last key first
+        keys: list[NDArray[Any]] = [rows]  # np.lexsort sorts by the last key first
         if secondary is not None:
             keys.append(-secondary[rows])
         keys.append(-np.round(scores, 10))
@@ -136,12 +164,12 @@ class ScoreStrategy(QueryStrategy):
 
 
 def take_distinct(
-    order: np.ndarray,
+    order: NDArray[np.integer],
     k: int,
-    embeddings: np.ndarray | None,
+    embeddings: FloatArray | None,
     threshold: float = DUPLICATE_SIMILARITY,
     chunk: int = 1024,
-) -> np.ndarray:
+) -> NDArray[np.intp]:
     """The first `k` items of `order` skipping near-duplicates of items already taken."""
     if embeddings is None:
         return np.asarray(order[:k], dtype=np.intp)
@@ -150,7 +178,8 @@ def take_distinct(
     for start in range(0, len(order), chunk):
         block = order[start : start + chunk]
         vectors = _unit(embeddings[block])
-        clash = (vectors @ taken_vectors.T > threshold).any(axis=1)
+        # the closest item already taken decides (-inf while none is)
+        clash = np.max(vectors @ taken_vectors.T, axis=1, initial=-np.inf) > threshold
         within = vectors @ vectors.T
         kept_here: list[int] = []
         for j in range(len(block)):
@@ -168,10 +197,10 @@ def take_distinct(
 
 def cold_start(
     k: int,
-    embeddings: np.ndarray,
-    labeled_mask: np.ndarray,
-    random_state: int | np.random.RandomState | None = None,
-) -> np.ndarray:
+    embeddings: FloatArray,
+    labeled_mask: NDArray[np.bool_],
+    random_state: Seed = None,
+) -> NDArray[np.intp]:
     """Typical, varied items when no label exists: the item nearest each of k k-means centers.
 
     Clusters a random sample of at most 20,000 unlabeled items (cosine geometry), so the cost
@@ -194,5 +223,5 @@ def cold_start(
     return take_distinct(order, k, embeddings)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def _unit(x: FloatArray) -> NDArray[np.float32]:
     return np.asarray(x, dtype=np.float32) * inverse_norms(x)[:, None]

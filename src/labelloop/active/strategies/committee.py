@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.special import xlogy
 
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 _EPS = 1e-12
 
 
-def vote_entropy(committee_probas: np.ndarray) -> np.ndarray:
+def vote_entropy(committee_probas: FloatArray) -> NDArray[np.float64]:
     """Entropy of the members' hard votes (Dagan & Engelson, 1995)."""
     n_members, _, n_classes = committee_probas.shape
     votes = committee_probas.argmax(axis=2)
@@ -19,7 +20,7 @@ def vote_entropy(committee_probas: np.ndarray) -> np.ndarray:
     return -np.sum(xlogy(shares, shares), axis=1)
 
 
-def kl_to_consensus(committee_probas: np.ndarray) -> np.ndarray:
+def kl_to_consensus(committee_probas: FloatArray) -> FloatArray:
     """Mean KL divergence of each member from the consensus (McCallum & Nigam, 1998)."""
     consensus = committee_probas.mean(axis=0)
     p = np.clip(committee_probas, _EPS, 1.0)
@@ -42,19 +43,16 @@ class CommitteeDisagreement(ScoreStrategy):
             raise ValueError(f"unknown disagreement measure {measure!r}")
         self.measure = measure
 
-    def _members(self, committee_probas: np.ndarray, llm_proba: np.ndarray | None) -> np.ndarray:
-        members = np.asarray(committee_probas, dtype=np.float64)
-        if llm_proba is not None:
-            members = np.concatenate([members, np.asarray(llm_proba, dtype=np.float64)[None]])
+    @staticmethod
+    def _members(pool: Pool) -> NDArray[np.float64]:
+        members = np.asarray(pool.need("committee_probas"), dtype=np.float64)
+        if pool.llm_proba is not None:
+            members = np.concatenate([members, np.asarray(pool.llm_proba, dtype=np.float64)[None]])
         return members
 
-    def scores(
-        self, *, committee_probas: np.ndarray, llm_proba: np.ndarray | None = None, **_: object
-    ) -> np.ndarray:
-        members = self._members(committee_probas, llm_proba)
+    def scores(self, pool: Pool) -> FloatArray:
+        members = self._members(pool)
         return vote_entropy(members) if self.measure == "vote_entropy" else kl_to_consensus(members)
 
-    def tie_break(
-        self, *, committee_probas: np.ndarray, llm_proba: np.ndarray | None = None, **_: object
-    ) -> np.ndarray:
-        return kl_to_consensus(self._members(committee_probas, llm_proba))
+    def tie_break(self, pool: Pool) -> FloatArray:
+        return kl_to_consensus(self._members(pool))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 _EPS = 1e-12
 
 
-def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+def jensen_shannon(p: FloatArray, q: FloatArray) -> NDArray[np.float64]:
     """Jensen–Shannon divergence per row (natural log, in [0, log 2]): symmetric, bounded."""
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0)
     q = np.clip(np.asarray(q, dtype=np.float64), _EPS, 1.0)
@@ -27,7 +28,8 @@ class LLMDisagreement(ScoreStrategy):
     name = "disagreement"
     requires = frozenset({"proba", "llm_proba"})
 
-    def scores(self, *, proba: np.ndarray, llm_proba: np.ndarray, **_: object) -> np.ndarray:
+    def scores(self, pool: Pool) -> FloatArray:
+        proba, llm_proba = pool.need("proba"), pool.need("llm_proba")
         if proba.shape != llm_proba.shape:
             raise ValueError(f"proba {proba.shape} and llm_proba {llm_proba.shape} differ")
         return jensen_shannon(proba, llm_proba)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labelloop.active._distances import greedy_k_center, min_cosine_distance
 from labelloop.active._index import LabeledIndex, ReferenceIndex
-from labelloop.active.strategies.base import QueryStrategy, ScoreStrategy
+from labelloop.active.strategies.base import (
+    FloatArray,
+    Pool,
+    QueryStrategy,
+    ScoreStrategy,
+    Seed,
+)
 
 
-def labeled_distance(embeddings: np.ndarray, labeled_mask: np.ndarray) -> np.ndarray:
+def labeled_distance(embeddings: FloatArray, labeled_mask: NDArray[np.bool_]) -> FloatArray:
     """Cosine distance of every pool item to its nearest labeled item (float32, blockwise)."""
     x = np.asarray(embeddings)
     return min_cosine_distance(x, x[labeled_mask], dtype=np.float32)
@@ -19,9 +26,9 @@ class _LabeledIndexMixin:
     """Keeps an index of the labeled items between rounds: a new round adds the newly
     labeled items only, and queries compute exact distances for the farthest items only."""
 
-    def _index(self, embeddings: np.ndarray, labeled_mask: np.ndarray) -> ReferenceIndex:
-        cache = self.__dict__.setdefault("_cache", LabeledIndex())
-        return cache(embeddings, labeled_mask)
+    def _index(self, pool: Pool) -> ReferenceIndex:
+        cache: LabeledIndex = self.__dict__.setdefault("_cache", LabeledIndex())
+        return cache(pool.need("embeddings"), pool.labeled_mask)
 
 
 class Diversity(_LabeledIndexMixin, ScoreStrategy):
@@ -30,15 +37,11 @@ class Diversity(_LabeledIndexMixin, ScoreStrategy):
     name = "diversity"
     requires = frozenset({"embeddings"})
 
-    def scores(
-        self, *, embeddings: np.ndarray, labeled_mask: np.ndarray, **_: object
-    ) -> np.ndarray:
-        return self._index(embeddings, labeled_mask).exact(np.arange(len(embeddings)))
+    def scores(self, pool: Pool) -> FloatArray:
+        return self._index(pool).exact(np.arange(len(pool.labeled_mask)))
 
-    def candidates(
-        self, n: int, *, embeddings: np.ndarray, labeled_mask: np.ndarray, **_: object
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return self._index(embeddings, labeled_mask).top(n, ~labeled_mask)
+    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], FloatArray]:
+        return self._index(pool).top(n, ~pool.labeled_mask)
 
 
 class CoreSet(_LabeledIndexMixin, QueryStrategy):
@@ -53,17 +56,10 @@ class CoreSet(_LabeledIndexMixin, QueryStrategy):
     name = "coreset"
     requires = frozenset({"embeddings"})
 
-    def _select(
-        self,
-        k: int,
-        *,
-        embeddings: np.ndarray,
-        labeled_mask: np.ndarray,
-        random_state: object = None,
-        **_: object,
-    ) -> np.ndarray:
-        index = self._index(embeddings, labeled_mask)
-        eligible = ~labeled_mask
+    def _select(self, k: int, pool: Pool, random_state: Seed) -> NDArray[np.intp]:
+        index = self._index(pool)
+        embeddings = pool.need("embeddings")
+        eligible = ~pool.labeled_mask
         n_free = int(np.count_nonzero(eligible))
         n = min(n_free, 4 * k)
         while True:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labelloop.active.seed import hybrid_top, normalised_entropy
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 from labelloop.active.strategies.diversity import _LabeledIndexMixin
 
 
@@ -18,24 +19,15 @@ class Hybrid(_LabeledIndexMixin, ScoreStrategy):
     def __init__(self, uncertainty_weight: float = 0.6) -> None:
         self.uncertainty_weight = uncertainty_weight
 
-    def scores(
-        self, *, proba: np.ndarray, embeddings: np.ndarray, labeled_mask: np.ndarray, **_: object
-    ) -> np.ndarray:
-        inputs = {"proba": proba, "embeddings": embeddings, "labeled_mask": labeled_mask}
-        rows, combined = self.candidates(len(proba), **inputs)
-        out = np.full(len(proba), -np.inf)
+    def scores(self, pool: Pool) -> FloatArray:
+        n_pool = len(pool.labeled_mask)
+        rows, combined = self.candidates(n_pool, pool)
+        out = np.full(n_pool, -np.inf)
         out[rows] = combined
         return out
 
-    def candidates(
-        self,
-        n: int,
-        *,
-        proba: np.ndarray,
-        embeddings: np.ndarray,
-        labeled_mask: np.ndarray,
-        **_: object,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        index = self._index(embeddings, labeled_mask)
-        uncertainty = normalised_entropy(proba)
-        return hybrid_top(index, uncertainty, n, self.uncertainty_weight, labeled_mask)
+    def candidates(self, n: int, pool: Pool) -> tuple[NDArray[np.intp], FloatArray]:
+        uncertainty = normalised_entropy(pool.need("proba"))
+        return hybrid_top(
+            self._index(pool), uncertainty, n, self.uncertainty_weight, pool.labeled_mask
+        )

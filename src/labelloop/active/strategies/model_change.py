@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from labelloop.active._distances import inverse_norms
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 
-def expected_gradient_length(proba: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+def expected_gradient_length(proba: FloatArray, embeddings: FloatArray) -> NDArray[np.float64]:
     """E_y~p ‖∇ log-loss‖ for softmax regression on (x, 1) (Settles & Craven, 2008).
 
     The gradient for label y is (p − e_y) ⊗ (x, 1), whose norm factorises as
@@ -28,5 +29,5 @@ class ExpectedModelChange(ScoreStrategy):
     name = "expected-model-change"
     requires = frozenset({"proba", "embeddings"})
 
-    def scores(self, *, proba: np.ndarray, embeddings: np.ndarray, **_: object) -> np.ndarray:
-        return expected_gradient_length(proba, embeddings)
+    def scores(self, pool: Pool) -> FloatArray:
+        return expected_gradient_length(pool.need("proba"), pool.need("embeddings"))

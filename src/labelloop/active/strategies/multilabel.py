@@ -12,11 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
-from labelloop.active.strategies.base import QueryStrategy, ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, QueryStrategy, ScoreStrategy
 from labelloop.multilabel._validation import as_indicator
 
+#: A pool's (items x labels) label matrix: booleans or 0/1 numbers.
+Indicator = NDArray[np.bool_ | np.integer]
 
-def label_uncertainty(proba: np.ndarray) -> NDArray[np.float64]:
+
+def label_uncertainty(proba: FloatArray) -> NDArray[np.float64]:
     """1 - |2p - 1| per label: 1 at p = 1/2, 0 at certainty (twice the chance that the yes/no
     decision is wrong, for calibrated p)."""
     return 1.0 - np.abs(2.0 * np.asarray(proba, dtype=np.float64) - 1.0)
@@ -32,11 +35,11 @@ class MeanLabelUncertainty(ScoreStrategy):
     name = "ml-mean-uncertainty"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def scores(self, pool: Pool) -> FloatArray:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).max(axis=1)
+    def tie_break(self, pool: Pool) -> FloatArray:
+        return label_uncertainty(pool.need("proba")).max(axis=1)
 
 
 class MaxLabelUncertainty(ScoreStrategy):
@@ -47,14 +50,14 @@ class MaxLabelUncertainty(ScoreStrategy):
     name = "ml-max-uncertainty"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).max(axis=1)
+    def scores(self, pool: Pool) -> FloatArray:
+        return label_uncertainty(pool.need("proba")).max(axis=1)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def tie_break(self, pool: Pool) -> FloatArray:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
 
-def label_count_features(proba: np.ndarray) -> NDArray[np.float64]:
+def label_count_features(proba: FloatArray) -> NDArray[np.float64]:
     """Each row's probabilities sorted in decreasing order and normalised to sum to one: the
     input of MMC's label-count predictor."""
     ranked = -np.sort(-np.asarray(proba, dtype=np.float64), axis=1)
@@ -64,7 +67,7 @@ def label_count_features(proba: np.ndarray) -> NDArray[np.float64]:
 
 
 def predict_label_counts(
-    proba: np.ndarray, labeled_mask: np.ndarray, labels: np.ndarray | None
+    proba: FloatArray, labeled_mask: NDArray[np.bool_], labels: Indicator | None
 ) -> NDArray[np.intp]:
     """How many labels each item has, learned from the labeled items (Yang et al. 2009).
 
@@ -83,7 +86,9 @@ def predict_label_counts(
     return model.predict(features).astype(np.intp)
 
 
-def expected_loss_reduction(proba: np.ndarray, label_counts: np.ndarray) -> NDArray[np.float64]:
+def expected_loss_reduction(
+    proba: FloatArray, label_counts: NDArray[np.integer]
+) -> NDArray[np.float64]:
     """MMC's score: sum over labels of (1 - ŷ_l f_l) / 2 with f_l = 2p_l - 1 and ŷ the item's
     `label_counts` most probable labels set to +1, the rest to -1.
 
@@ -106,17 +111,18 @@ class MaxLossReduction(ScoreStrategy):
     name = "mmc"
     requires = frozenset({"proba"})
 
-    def __init__(self, labels: np.ndarray | None = None) -> None:
+    def __init__(self, labels: Indicator | None = None) -> None:
         self.labels = labels
 
-    def scores(self, *, proba: np.ndarray, labeled_mask: np.ndarray, **_: object) -> np.ndarray:
+    def scores(self, pool: Pool) -> FloatArray:
+        proba = pool.need("proba")
         if self.labels is not None and len(self.labels) != len(proba):
             raise ValueError(f"labels has {len(self.labels)} rows, the pool has {len(proba)}")
-        counts = predict_label_counts(proba, labeled_mask, self.labels)
+        counts = predict_label_counts(proba, pool.labeled_mask, self.labels)
         return expected_loss_reduction(proba, counts)
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return label_uncertainty(proba).mean(axis=1)
+    def tie_break(self, pool: Pool) -> FloatArray:
+        return label_uncertainty(pool.need("proba")).mean(axis=1)
 
 
 MULTILABEL_STRATEGIES: dict[str, type[QueryStrategy]] = {

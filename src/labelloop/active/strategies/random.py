@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.utils import check_random_state
 
-from labelloop.active.strategies.base import QueryStrategy
+from labelloop.active.strategies.base import Pool, QueryStrategy, Seed
 
 
 class RandomSampling(QueryStrategy):
@@ -14,13 +15,6 @@ class RandomSampling(QueryStrategy):
     name = "random"
     cold_starts = False
 
-    def _select(
-        self,
-        k: int,
-        *,
-        labeled_mask: np.ndarray,
-        random_state: int | np.random.RandomState | None,
-        **_: object,
-    ) -> np.ndarray:
+    def _select(self, k: int, pool: Pool, random_state: Seed) -> NDArray[np.intp]:
         rng = check_random_state(random_state)
-        return rng.choice(np.flatnonzero(~labeled_mask), size=k, replace=False).astype(np.intp)
+        return rng.choice(pool.unlabeled, size=k, replace=False).astype(np.intp)

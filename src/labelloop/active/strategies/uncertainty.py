@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelloop.active.seed import entropy
-from labelloop.active.strategies.base import ScoreStrategy
+from labelloop.active.strategies.base import FloatArray, Pool, ScoreStrategy
 
 
 class LeastConfidence(ScoreStrategy):
@@ -14,8 +14,8 @@ class LeastConfidence(ScoreStrategy):
     name = "least-confidence"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return 1.0 - proba.max(axis=1)
+    def scores(self, pool: Pool) -> FloatArray:
+        return 1.0 - pool.need("proba").max(axis=1)
 
 
 class Margin(ScoreStrategy):
@@ -28,14 +28,15 @@ class Margin(ScoreStrategy):
     name = "margin"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
+    def scores(self, pool: Pool) -> FloatArray:
+        proba = pool.need("proba")
         if proba.shape[1] < 2:
             return np.zeros(len(proba))
         top2 = -np.partition(-proba, 1, axis=1)[:, :2]
         return -(top2[:, 0] - top2[:, 1])
 
-    def tie_break(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return entropy(proba)
+    def tie_break(self, pool: Pool) -> FloatArray:
+        return entropy(pool.need("proba"))
 
 
 class Entropy(ScoreStrategy):
@@ -44,5 +45,5 @@ class Entropy(ScoreStrategy):
     name = "entropy"
     requires = frozenset({"proba"})
 
-    def scores(self, *, proba: np.ndarray, **_: object) -> np.ndarray:
-        return entropy(proba)
+    def scores(self, pool: Pool) -> FloatArray:
+        return entropy(pool.need("proba"))

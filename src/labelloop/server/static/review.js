@@ -13,6 +13,7 @@
   let busy = false;
   let answered = 0;
   let drained = false; // an answer's reply said nothing is left: no fetch until a refresh
+  const flagged = new Set(); // ids of the items flagged from this page (f again takes it back)
 
   function heldIds() {
     return [current, ...buffer].filter(Boolean).map((item) => item.id);
@@ -118,6 +119,8 @@
       const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
       button.classList.toggle("suggested", Boolean(same));
     });
+    closeFlagForm();
+    showFlagged();
     shownAt = performance.now();
   }
 
@@ -198,15 +201,47 @@
     }
   }
 
-  // Ask a reviewer to look at the item on screen; the item stays to be answered or skipped.
-  async function flag() {
+  // Ask a reviewer to look at the item on screen (f: a reason, then Enter), or take one's flag
+  // back (f again); the item stays to be answered or skipped.
+  function showFlagged() {
+    $("flagged").hidden = !(current && flagged.has(current.id));
+  }
+
+  function openFlagForm() {
+    $("flag-form").hidden = false;
+    $("flag-reason").value = "";
+    $("flag-reason").focus();
+  }
+
+  function closeFlagForm() {
+    $("flag-form").hidden = true;
+    if (document.activeElement === $("flag-reason")) $("flag-reason").blur();
+  }
+
+  async function sendFlag(method, reason) {
     if (!current) return;
+    const item = current;
     try {
-      const response = await api("POST", `/api/v1/items/${current.id}/flag`, {});
-      say(response.ok ? "Flagged for a reviewer." : await detail(response), !response.ok);
+      const body = method === "POST" ? { reason: reason || null } : undefined;
+      const response = await api(method, `/api/v1/items/${item.id}/flag`, body);
+      if (!response.ok) {
+        say(await detail(response), true);
+        return;
+      }
+      if (method === "POST") flagged.add(item.id);
+      else flagged.delete(item.id);
+      closeFlagForm();
+      showFlagged();
+      say(method === "POST" ? "Flagged for a reviewer." : "Flag taken back.");
     } catch (error) {
       say(error.message, true);
     }
+  }
+
+  function flagKey() {
+    if (!current) return;
+    if (flagged.has(current.id)) sendFlag("DELETE");
+    else openFlagForm();
   }
 
   function onKey(event) {
@@ -222,7 +257,7 @@
     else if (key === " ") answer("skip");
     else if (key === "Backspace") undo();
     else if (key === "g") toggleGuidelines();
-    else if (key === "f") flag();
+    else if (key === "f") flagKey();
     else handled = false;
     if (handled) event.preventDefault();
   }
@@ -245,6 +280,18 @@
   $("btn-undo-empty").addEventListener("click", undo);
   $("btn-refresh").addEventListener("click", refresh);
   $("btn-guidelines").addEventListener("click", toggleGuidelines);
+  $("btn-unflag").addEventListener("click", () => sendFlag("DELETE"));
+  $("btn-flag-cancel").addEventListener("click", closeFlagForm);
+  $("flag-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendFlag("POST", $("flag-reason").value.trim());
+  });
+  $("flag-reason").addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      closeFlagForm();
+    }
+  });
   document.addEventListener("keydown", onKey);
   start().catch((error) => say(error.message, true));
 })();
