@@ -99,8 +99,11 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
 
 
 def pool_components(project: Project, X: np.ndarray, embedder: Any) -> dict[str, np.ndarray]:
-    """Stack inputs computed from the embeddings of the whole pool, beside the LLMs': the
-    zero-shot labeler (label names, descriptions and guidelines; no label needed).
+    """Stack inputs computed from the embeddings of the whole pool when no LLM has answered:
+    the zero-shot labeler (label names, descriptions and guidelines; no label needed). Beside
+    an LLM's answers it neither raised the finished dataset's accuracy nor kept its calibration
+    in the loop simulation (docs/benchmarks.md, "The loop: inputs from the pool"), so the stack
+    uses it only for a project without one.
 
     Label spreading over the pool's neighbour graph (`active.spreading`) was measured here too
     and left out: in the loop with the LLM it did not help either corpus (docs/benchmarks.md)."""
@@ -184,7 +187,8 @@ def learn(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )
     components = llm_components(project, pool)
-    computed = pool_components(project, X, embedder)
+    # The cold start only: beside an LLM's answers it added nothing (measured).
+    computed = {} if components else pool_components(project, X, embedder)
     components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
     metrics = {
