@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -226,11 +227,11 @@ class LlamaScorer:
         self._ctx = ll.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             raise RuntimeError("could not create a llama.cpp context")
-        self._mem = ll.llama_get_memory(self._ctx)
+        self._mem: Any = ll.llama_get_memory(self._ctx)  # a llama.cpp handle
         self.n_ctx = need
         self._prefix = None
         self._threads_now = self.n_threads
-        self._warm = False  # the first decode of a context pages the weights in: not timed
+        self._warm: bool = False  # the first decode of a context pages the weights in: not timed
 
     # -- tokens ---------------------------------------------------------------------------
     def tokenize(self, text: str, *, bos: bool = False) -> list[int]:
@@ -335,8 +336,8 @@ class LlamaScorer:
                 if j < 0:  # the trunk's last token predicts every continuation's first token
                     scores[item] += _log_softmax_at(row, firsts, work)
                 else:
-                    token = np.array([continuations[j][k]])
-                    scores[item, j] += _log_softmax_at(row, token, work)[0]
+                    wanted_token = np.array([continuations[j][k]])
+                    scores[item, j] += _log_softmax_at(row, wanted_token, work)[0]
             return scores
         finally:
             for s in used_seqs:
