@@ -111,7 +111,7 @@ def test_calibrate_cli_json(make_project, capsys):
     assert f"interval {100 * g['low']:.1f}%" in text and "accuracy on gold" in text
 
 
-def test_audit_queue_and_estimate(make_project):
+def test_audit_queue_and_estimate(make_project, capsys):
     project = overconfident_project(make_project)
     routed = project.route(0.5, audit_rate=0.1)
     assert routed.audit_queued == round(0.1 * routed.auto_accepted)
@@ -135,6 +135,11 @@ def test_audit_queue_and_estimate(make_project):
     estimate = project.stats().audit
     assert estimate["n_audited"] == 3 and estimate["accuracy"] == pytest.approx(2 / 3)
     assert 0 <= estimate["lower"] < 2 / 3 < estimate["upper"] <= 1
+    # `labelloop stats` reads the store without the service layer: the same figures.
+    assert run(["stats", "--json", "-p", str(project.path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(project.stats().to_dict(), default=str))
+    assert printed["gold_accuracy"] is not None and printed["audit"]["n_audited"] == 3
     again = project.route(0.5)
     assert again.audit_queued == 0  # audited items are not drawn twice
 

@@ -96,6 +96,8 @@ def test_typed_results_keep_their_json_form(
         "threshold",
         "active_predictor",
         "audit",
+        "adjudicated",
+        "adjudication_waiting",
     ]
     monkeypatch.setenv("LABELLOOP_PASSWORD", "a-long-password")
     status, out, _ = call(capsys, "user", "add", "ann", "-p", project_dir, "--json")

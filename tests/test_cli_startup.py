@@ -87,9 +87,36 @@ def test_stats_on_a_current_store_loads_neither_alembic_nor_heavy_libraries(tmp_
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["items"] == 300
-    assert "sqlalchemy" in modules  # the store was read ...
-    assert "alembic" not in modules  # ... and its schema recognised without Alembic
+    # The store is read with the standard library's sqlite3, its schema recognised without
+    # Alembic, and neither SQLAlchemy (Core or ORM) nor the service layer is loaded.
+    assert modules.isdisjoint({"sqlalchemy", "alembic", "labelloop.project"}), sorted(
+        modules & {"sqlalchemy", "alembic", "labelloop.project"}
+    )
     assert modules.isdisjoint(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_stats_on_a_store_behind_the_head_migrates_it_first(tmp_path) -> None:
+    """The lean read path takes only a SQLite store at the head; any other is opened as usual,
+    and so migrated, before it is read."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from labelloop.store.db import (
+        _alembic_config,
+        make_engine,
+        open_reader,
+        read_state_counts,
+        stored_revisions,
+    )
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    previous = ScriptDirectory.from_config(_alembic_config(None)).get_revision(HEAD_REVISION)
+    command.upgrade(_alembic_config(engine), previous.down_revision)
+    with open_reader(url) as reader:
+        assert stored_revisions(engine) == [HEAD_REVISION]
+        assert read_state_counts(reader, 1)["unresolved"] == 0
+    engine.dispose()
 
 
 def test_the_known_head_revision_is_the_newest_migration() -> None:
@@ -125,3 +152,10 @@ def test_a_store_behind_the_head_is_still_migrated(tmp_path, behind) -> None:
         assert set(Base.metadata.tables) <= set(inspect(store.engine).get_table_names())
     finally:
         store.dispose()
+
+
+def test_the_lean_path_names_the_multi_label_setting_as_the_project_does() -> None:
+    from labelloop.multilabel.sets import MULTI_LABEL
+    from labelloop.store.db import MULTI_LABEL_SETTING
+
+    assert MULTI_LABEL_SETTING == MULTI_LABEL

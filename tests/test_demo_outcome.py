@@ -4,7 +4,6 @@ loop played on the demo's own sample (accuracy of the finished dataset against h
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 from types import SimpleNamespace
 
@@ -12,7 +11,7 @@ import pytest
 
 from labelloop.demo import _reference_accuracy, format_outcome, run_demo, sample_file
 from labelloop.labelers import OpenAILabeler
-from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+from labelloop.testing.fake_openai import FakeConfig, noisy_rule, serve_fake_openai
 
 LIMIT = 100  # pool items pre-labeled, beside the 100 gold items
 SAMPLES = 3  # self-consistency votes: confidences that differ between items
@@ -59,21 +58,10 @@ def _sample_truth() -> dict[str, str]:
     return truth
 
 
-def _noisy_rule(truth: dict[str, str]):
-    """The sample's label for 7 items in 10 (chosen by a hash of the text), the other one else."""
-
-    def rule(text: str, labels: list[str]) -> str:
-        right = truth.get(text, labels[0])
-        wrong = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10 < 3
-        return next(label for label in labels if label != right) if wrong else right
-
-    return rule
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """The demo run through, its LLM an endpoint that is right 7 times in 10."""
-    config = FakeConfig(rule=_noisy_rule(_sample_truth()), sample_flip=0.3)
+    config = FakeConfig(rule=noisy_rule(_sample_truth()), sample_flip=0.3)
     with serve_fake_openai(config) as server:
         labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
         try:

@@ -93,3 +93,12 @@ def test_a_files_digest_is_remembered_until_it_changes(tmp_path, monkeypatch) ->
     assert file_digest(model) == first  # read from the cache, not from the file
     os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert file_digest(model) != first  # a new version of the file is hashed again
+
+
+def test_prelabel_threads_option_fixes_the_count_for_the_run(tmp_path, monkeypatch, cli) -> None:
+    project = tmp_path / "p"
+    assert cli("init", project, "--task", "Sentiment.", "--labels", "positive,negative") == 0
+    assert cli("prelabel", "--threads", "0", "--project", project) == 2  # bad input
+    monkeypatch.setenv(THREADS_ENV, "2")  # restored afterwards
+    assert cli("prelabel", "--threads", "3", "--project", project) == 0  # nothing to label
+    assert threads_override() == 3

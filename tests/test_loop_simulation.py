@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import json
 from importlib.resources import files
@@ -21,7 +20,7 @@ from labelloop.loop_simulation import (
     simulate_loop,
 )
 from labelloop.store import Annotation, Item, Prediction
-from labelloop.testing.fake_openai import FakeConfig, serve_fake_openai
+from labelloop.testing.fake_openai import FakeConfig, noisy_rule, serve_fake_openai
 
 N_ITEMS, N_GOLD = 120, 20
 SAMPLES = 5  # self-consistency votes: confidences that differ between items
@@ -30,17 +29,6 @@ SAMPLES = 5  # self-consistency votes: confidences that differ between items
 def _sample_rows(name: str, n: int) -> list[dict[str, str]]:
     with open(Path(str(files("labelloop") / "sample_data" / name)), newline="") as f:
         return list(csv.DictReader(f))[:n]
-
-
-def _noisy_rule(truth: dict[str, str]):
-    """The right label for 7 items in 10 (chosen by a hash of the text), the other one else."""
-
-    def rule(text: str, labels: list[str]) -> str:
-        right = truth.get(text, labels[0])
-        wrong = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10 < 3
-        return next(label for label in labels if label != right) if wrong else right
-
-    return rule
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +43,7 @@ def items() -> LabeledItems:
 @pytest.fixture(scope="module")
 def played(items, tmp_path_factory):
     truth = dict(zip(items.texts, items.labels, strict=True))
-    config = FakeConfig(rule=_noisy_rule(truth), sample_flip=0.3)
+    config = FakeConfig(rule=noisy_rule(truth), sample_flip=0.3)
     plot = tmp_path_factory.mktemp("plots") / "loop.png"
     with serve_fake_openai(config) as server:
         labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
@@ -219,7 +207,7 @@ def test_plan_gives_the_effort_for_a_target_from_the_project_gold(cli, capsys, m
     rows = _sample_rows("reviews_gold.csv", 40)
     project.add_items(rows, id_col="id", label_col="label", split="gold")
     truth = {r["text"]: r["label"] for r in rows}
-    config = FakeConfig(rule=_noisy_rule(truth), sample_flip=0.3)
+    config = FakeConfig(rule=noisy_rule(truth), sample_flip=0.3)
     with serve_fake_openai(config) as server:
         labeler = OpenAILabeler("fake-model", base_url=server.base_url, self_consistency=SAMPLES)
         project.prelabel(labeler)

@@ -8,7 +8,6 @@ be interrupted and run again.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -42,7 +41,6 @@ from .store import (
     AUTO_ACCEPTED,
     GOLD,
     HUMAN_LABELED,
-    IN_REVIEW,
     POOL,
     UNRESOLVED,
     ProjectRow,
@@ -52,12 +50,21 @@ from .store import (
 from .store import accounts as account_rows
 from .store import predictions as prediction_rows
 from .store import projects as rows_of
-from .store.db import sqlite_url
+from .store.db import (
+    CONFIG_FILE,
+    engine_reader,
+    find_project_id,
+    project_id_named,
+    read_audit_estimate,
+    read_project_config,
+    read_state_counts,
+    read_stats,
+    resolve_db,
+)
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
-from .store.labelsets import gold_set_counts
 from .store.models import utcnow
 from .store.routing import route_items
-from .vocabulary import Action, LabelSource, Queue, Role
+from .vocabulary import LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
@@ -65,10 +72,6 @@ if TYPE_CHECKING:
     from .workflows.engine import Engine
     from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
     from .workflows.select import Selection
-
-CONFIG_FILE = "labelloop.json"
-DEFAULT_DB_FILE = "labelloop.db"
-ENV_DB = "LABELLOOP_DB"
 
 
 @dataclass(frozen=True)
@@ -115,16 +118,6 @@ def _parse_labels(labels: Sequence[str] | str) -> list[str]:
     if len(set(folded)) != len(folded):
         raise InputError(f"labels repeat (case-insensitively): {', '.join(cleaned)}")
     return cleaned
-
-
-def _resolve_db(path: Path, db: str | None, config: dict[str, Any]) -> str:
-    url = db or os.environ.get(ENV_DB) or config.get("db")
-    if url:
-        if "://" not in url:  # a plain file name means SQLite, relative to the project folder
-            candidate = Path(url)
-            return sqlite_url(candidate if candidate.is_absolute() else path / candidate)
-        return url
-    return sqlite_url(path / DEFAULT_DB_FILE)
 
 
 def _prediction_values(result: Any) -> dict[str, Any]:
@@ -226,10 +219,10 @@ class Project:
         settings = multi_label_settings(label_list, multi_label, allow_empty)
         name = name or re.sub(r"[^\w.-]+", "-", path.name) or "project"
         path.mkdir(parents=True, exist_ok=True)
-        url = _resolve_db(path, db, {})
+        url = resolve_db(path, db, {})
         store = Store(url)
         with store.session() as session:
-            if rows_of.project_id_named(session, name) is not None:
+            if project_id_named(engine_reader(store.engine), name) is not None:
                 store.dispose()
                 raise InputError(
                     f"the database already holds a project named {name!r}; choose another --name"
@@ -245,22 +238,13 @@ class Project:
     def open(cls, path: str | Path = ".", *, db: str | None = None) -> Project:
         """Open the project in `path` (the store URL may be overridden by `db`/LABELLOOP_DB)."""
         path = Path(path).resolve()
-        config_path = path / CONFIG_FILE
-        if not config_path.exists():
-            raise InputError(
-                f"{path} is not a labelloop project (no {CONFIG_FILE}); "
-                "create one with `labelloop init`"
-            )
+        config = read_project_config(path)
+        store = Store(resolve_db(path, db, config))
         try:
-            config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{config_path} is not valid JSON: {exc}") from exc
-        store = Store(_resolve_db(path, db, config))
-        with store.session() as session:
-            project_id = rows_of.project_id_named(session, config.get("project"))
-        if project_id is None:
+            project_id = find_project_id(engine_reader(store.engine), config.get("project"))
+        except InputError:
             store.dispose()
-            raise InputError(f"the database has no project named {config.get('project')!r}")
+            raise
         return cls(store, project_id, path)
 
     def close(self) -> None:
@@ -687,7 +671,7 @@ class Project:
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
         queues.apply_overlap(self)
         consensus = self.resolve()
-        counts = self._state_counts()
+        counts = read_state_counts(engine_reader(self.store.engine), self.id)
         self_reported = self._self_reported_routing()
         self_reported["warnings"] += [
             f"the labeler is not worth routing on ({reason}): every item goes to review; "
@@ -765,20 +749,7 @@ class Project:
 
     def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
         """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        with self.store.session() as session:
-            rows = rows_of.audit_answers(session, self.id)
-        first: dict[int, bool] = {}
-        for item_id, action, label, suggested in rows:
-            if item_id not in first:
-                first[item_id] = action == Action.ACCEPT or (
-                    action != Action.REJECT and label is not None and label == suggested
-                )
-        if not first:
-            return None
-        from .calibration import audit_estimate  # SciPy: only when there are audits
-
-        estimate = audit_estimate(list(first.values()), confidence_level)
-        return {k: v for k, v in estimate.items() if not k.startswith("running_")}
+        return read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
@@ -836,45 +807,16 @@ class Project:
         return answers.unannotate(self, annotation_id).to_dict()
 
     # ----------------------------------------------------------------- stats / export
-    def _state_counts(self) -> dict[str, int]:
-        with self.store.session() as session:
-            counts = rows_of.state_counts(session, self.id)
-        return {
-            state: int(counts.get(state, 0))
-            for state in (AUTO_ACCEPTED, IN_REVIEW, HUMAN_LABELED, UNRESOLVED)
-        }
-
     def stats(self) -> Stats:
         """Counts per state, review rate, the LLM's accuracy on gold (multi-label: the share
         of gold items whose suggested set is exactly right), and the items reviewers settled and
         those waiting for one."""
-        from .review.adjudication import pending
+        figures = read_stats(engine_reader(self.store.engine), self.id)
+        if figures["adjudication_waiting"] is None:
+            from .review.adjudication import pending
 
-        multi = self.multi_label
-        with self.store.session() as session:
-            n = rows_of.item_counts(session, self.id)
-            if multi:
-                n.update(gold_set_counts(session, self.id))
-        counts = self._state_counts()
-        pool = n["items"] - n["gold"]
-        return Stats(
-            items=n["items"],
-            gold=n["gold"],
-            pool=pool,
-            predicted=n["predicted"],
-            auto_accepted=counts[AUTO_ACCEPTED],
-            in_review=counts[IN_REVIEW],
-            human_labeled=counts[HUMAN_LABELED],
-            unresolved=counts[UNRESOLVED],
-            review_rate=(counts[IN_REVIEW] + n["pool_human"]) / pool if pool else None,
-            gold_accuracy=n["gold_correct"] / n["gold_predicted"] if n["gold_predicted"] else None,
-            gold_predicted=n["gold_predicted"],
-            threshold=self.threshold,
-            active_predictor=self.settings.get("active_predictor"),
-            audit=self.audit_estimate(),
-            adjudicated=n["adjudicated"],
-            adjudication_waiting=len(pending(self)),
-        )
+            figures["adjudication_waiting"] = len(pending(self))
+        return Stats(**figures)
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:
         """One row per item with its final label and where it came from (see `export`)."""

@@ -27,23 +27,23 @@ def row_blocks(n_rows: int, n_cols: int, block_cells: int = BLOCK_CELLS) -> Iter
         yield slice(start, min(start + step, n_rows))
 
 
-def common_dtype(*arrays: np.ndarray) -> type[np.floating]:
+def common_dtype(*arrays: FloatArray) -> type[np.floating]:
     """float32 when every input is float32 (as scikit-learn does), float64 otherwise."""
     return np.float32 if all(a.dtype == np.float32 for a in arrays) else np.float64
 
 
-def unit_rows(x: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
+def unit_rows(x: FloatArray, dtype: type[np.floating] = np.float32) -> FloatArray:
     """Rows scaled to unit L2 norm (zero rows stay zero), as `cosine_distances` does."""
     return normalize(np.asarray(x, dtype=dtype), copy=True)
 
 
 def min_cosine_distance(
-    x: np.ndarray,
-    reference: np.ndarray,
+    x: FloatArray,
+    reference: FloatArray,
     *,
     dtype: type[np.floating] | None = None,
     block_cells: int = BLOCK_CELLS,
-) -> np.ndarray:
+) -> FloatArray:
     """Cosine distance from each row of `x` to its nearest row of `reference`.
 
     Equals `cosine_distances(x, reference).min(axis=1)` (same normalisation, same clipping to
@@ -63,7 +63,7 @@ def min_cosine_distance(
     return out
 
 
-def inverse_norms(x: np.ndarray) -> np.ndarray:
+def inverse_norms(x: FloatArray) -> NDArray[np.float32]:
     """1 / L2 norm of each row (0 for zero rows), computed blockwise in float32."""
     out = np.empty(len(x), dtype=np.float32)
     for rows in row_blocks(len(x), x.shape[1]):
@@ -73,7 +73,9 @@ def inverse_norms(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def max_cosine_to(x: np.ndarray, inv_norms: np.ndarray, centers: np.ndarray) -> np.ndarray:
+def max_cosine_to(
+    x: FloatArray, inv_norms: NDArray[np.float32], centers: FloatArray
+) -> NDArray[np.float32]:
     """Largest cosine similarity of each row of `x` to the unit rows of `centers`, blockwise."""
     centers = np.atleast_2d(np.asarray(centers, dtype=np.float32))
     out = np.empty(len(x), dtype=np.float32)
@@ -84,13 +86,13 @@ def max_cosine_to(x: np.ndarray, inv_norms: np.ndarray, centers: np.ndarray) -> 
 
 
 def greedy_k_center(
-    x: np.ndarray,
+    x: FloatArray,
     k: int,
-    min_distance: np.ndarray,
+    min_distance: FloatArray,
     *,
     flush_every: int = 64,
     stop_at: float = -np.inf,
-) -> np.ndarray:
+) -> NDArray[np.intp]:
     """Greedy k-center (core-set): repeatedly pick the row farthest from every chosen center.
 
     `min_distance` holds each row's current distance to the nearest center (the labeled set;
@@ -119,13 +121,13 @@ def greedy_k_center(
 
 
 def _lazy_round(
-    x: np.ndarray,
-    inv: np.ndarray,
-    m: np.ndarray,
+    x: FloatArray,
+    inv: NDArray[np.float32],
+    m: NDArray[np.float32],
     picked: list[int],
     n_picks: int,
     stop_at: float = -np.inf,
-) -> np.ndarray:
+) -> FloatArray:
     """Pick up to `n_picks` centers exactly; return their unit vectors (not yet applied)."""
     n_free = int(np.count_nonzero(m > -np.inf))
     size = min(n_free, max(4096, 8 * n_picks))
@@ -135,7 +137,7 @@ def _lazy_round(
     floor = float(m[outside].max()) if outside.any() else -np.inf
     heap = [(-float(m[i]), int(i), 0) for i in top if m[i] > -np.inf]
     heapq.heapify(heap)
-    pending: list[np.ndarray] = []
+    pending: list[FloatArray] = []
     while len(pending) < n_picks and heap:
         neg, i, seen = heapq.heappop(heap)
         if seen < len(pending):

@@ -27,7 +27,6 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..project import Stats
     from ..workflows.estimate import PrelabelEstimate
 
 app = typer.Typer(
@@ -499,7 +498,8 @@ def _render_calibration(r: dict) -> None:
         out.print("  plots: " + ", ".join(r["plots"].values()))
 
 
-def _render_stats(result: Stats) -> None:
+def _render_stats(result: dict[str, Any]) -> None:
+    """`Stats.to_dict()`'s figures as a table (what `store.db.project_stats` returns)."""
     from rich.table import Table
 
     table = Table(title="labelloop stats", show_header=False)
@@ -514,15 +514,15 @@ def _render_stats(result: Stats) -> None:
         "adjudicated",
         "adjudication_waiting",
     ):
-        table.add_row(key.replace("_", " "), f"{getattr(result, key):,}")
-    table.add_row("review rate", percent(result.review_rate))
+        table.add_row(key.replace("_", " "), f"{result[key]:,}")
+    table.add_row("review rate", percent(result["review_rate"]))
     table.add_row(
         "LLM accuracy on gold",
-        percent(result.gold_accuracy)
-        + (f" (n={result.gold_predicted})" if result.gold_predicted else ""),
+        percent(result["gold_accuracy"])
+        + (f" (n={result['gold_predicted']})" if result["gold_predicted"] else ""),
     )
-    table.add_row("threshold", f"{result.threshold:.3f}")
-    audit = result.audit
+    table.add_row("threshold", f"{result['threshold']:.3f}")
+    audit = result["audit"]
     if audit:
         table.add_row(
             "auto-accepted accuracy (audits)",
@@ -535,8 +535,12 @@ def _render_stats(result: Stats) -> None:
 @app.command()
 def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = False) -> None:
     """Counts per state, review rate and accuracy on gold."""
-    with open_project(project, db) as proj:
-        result = proj.stats()
+    from ..store.db import project_stats  # the read-only path: no ORM, no project layer
+
+    result = project_stats(project, db)
+    if result["adjudication_waiting"] is None:  # answers to weigh: the review service counts
+        with open_project(project, db) as proj:
+            result = proj.stats().to_dict()
     emit(result, as_json, _render_stats)
 
 

@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import certifi
 import httpx
@@ -241,6 +241,28 @@ class _Gate:
                 self._changed.notify_all()
 
 
+class _Sample(NamedTuple):
+    """One valid answer in a completion (a completion holds ``n`` of them)."""
+
+    label: str
+    confidence: float  # the number the model wrote
+    reasoning: str
+    probs: dict[str, float] | None  # from the label's token log-probabilities, when given
+
+
+class _Accounting(TypedDict):
+    """What an item cost, whether or not it was labeled: fields of its :class:`LabelResult`."""
+
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    cost_usd: float
+
+
+#: What a stream's runner hands the reading thread: an item's result, or None once all are in.
+_Emitted = tuple[int, LabelResult] | None
+
+
 class _Failed(Exception):
     """An item that will not be labeled (permanent HTTP error or retries exhausted)."""
 
@@ -345,22 +367,21 @@ class OpenAILabeler:
         """Yield ``(index, result)`` as requests complete; closing the stream cancels the rest."""
         if not texts:
             return
-        results: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        done = object()
+        results: queue.SimpleQueue[_Emitted] = queue.SimpleQueue()
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="labelloop-openai", daemon=True)
         thread.start()
         future: Future[None] = asyncio.run_coroutine_threadsafe(
             self._run(texts, task, results.put), loop
         )
-        future.add_done_callback(lambda _: results.put(done))
+        future.add_done_callback(lambda _: results.put(None))
         try:
             while True:
                 try:
                     item = results.get(timeout=0.1)  # a timeout keeps Ctrl-C responsive
                 except queue.Empty:
                     continue
-                if item is done:
+                if item is None:
                     break
                 yield item
             future.result()  # re-raise a bug in the runner rather than lose items silently
@@ -393,7 +414,10 @@ class OpenAILabeler:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     async def _run(
-        self, texts: Sequence[str], task: LabelTask, emit: Callable[[Any], None]
+        self,
+        texts: Sequence[str],
+        task: LabelTask,
+        emit: Callable[[tuple[int, LabelResult]], None],
     ) -> None:
         system = system_prompt(task, self._examples(task))
         bucket = TokenBucket(self.requests_per_second) if self.requests_per_second else None
@@ -430,7 +454,7 @@ class OpenAILabeler:
         start = time.perf_counter()
         messages, truncated = build_messages(text, system, self.max_chars)
         usage = Counter[str]()
-        samples: list[tuple[str, float, str, dict[str, float] | None]] = []
+        samples: list[_Sample] = []
         raw: str | None = None
         failures = malformed = attempts = 0
         try:
@@ -552,9 +576,11 @@ class OpenAILabeler:
 
     def _read_choices(
         self, body: dict[str, Any], task: LabelTask
-    ) -> tuple[list[tuple[str, float, str, dict[str, float] | None]], str | None, str]:
+    ) -> tuple[list[_Sample], str | None, str]:
         """Valid samples of a completion, the last raw content and the last problem found."""
-        samples, raw, problem = [], None, "no choices in the response"
+        samples: list[_Sample] = []
+        raw: object = None  # a message's content, as the server sent it
+        problem = "no choices in the response"
         for choice in body.get("choices") or []:
             message = (choice or {}).get("message") or {}
             raw = message.get("content")
@@ -563,18 +589,19 @@ class OpenAILabeler:
             except MalformedAnswer as exc:
                 problem = str(exc)
                 continue
+            assert isinstance(raw, str)  # parse_answer accepts text only
             tokens = ((choice.get("logprobs") or {}).get("content")) or []
             probs = label_probs_from_logprobs(raw, tokens, task.labels) if tokens else None
-            samples.append((label, confidence, reasoning, probs))
+            samples.append(_Sample(label, confidence, reasoning, probs))
         return samples, raw if isinstance(raw, str) or raw is None else str(raw), problem
 
     def _verdict(
         self,
-        samples: list[tuple[str, float, str, dict[str, float] | None]],
+        samples: list[_Sample],
         task: LabelTask,
         truncated: bool,
         attempts: int,
-        accounting: dict[str, Any],
+        accounting: _Accounting,
     ) -> LabelResult:
         samples = samples[: self.self_consistency]
         if len(samples) == 1:
@@ -592,11 +619,11 @@ class OpenAILabeler:
                 reported_confidence=None if probs else reported,
                 **accounting,
             )
-        votes = Counter(s[0] for s in samples)
+        votes = Counter(s.label for s in samples)
         order = {label: k for k, label in enumerate(task.labels)}
         label = min(votes, key=lambda lab: (-votes[lab], order[lab]))
         share = {lab: votes.get(lab, 0) / len(samples) for lab in task.labels}
-        reasoning = next(s[2] for s in samples if s[0] == label)
+        reasoning = next(s.reasoning for s in samples if s.label == label)
         return LabelResult(
             label,
             share,
@@ -608,7 +635,7 @@ class OpenAILabeler:
             **accounting,
         )
 
-    def _accounting(self, usage: Counter[str], start: float) -> dict[str, Any]:
+    def _accounting(self, usage: Counter[str], start: float) -> _Accounting:
         tokens_in, tokens_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
         return {
             "tokens_in": tokens_in,
@@ -642,6 +669,6 @@ class _Transient(Exception):
         retry_after: float | None = None,
         raw: str | None = None,
         overload: bool = False,
-    ):
+    ) -> None:
         super().__init__(error)
         self.retry_after, self.raw, self.overload = retry_after, raw, overload

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from ..errors import InputError
@@ -114,7 +115,10 @@ class ProjectInfo(BaseModel):
     guidelines_version: int | None = None
 
 
-LabelStudioUser = Field(None, ge=0, le=2**31 - 1, description="A Label Studio user id.")
+#: A Label Studio user id (a signed 32-bit integer there), or none.
+LabelStudioUser = Annotated[
+    int | None, Field(ge=0, le=2**31 - 1, description="A Label Studio user id.")
+]
 
 
 class UserIn(BaseModel):
@@ -126,7 +130,7 @@ class UserIn(BaseModel):
         max_length=1024,
         description="Needed by people; a service account has none (it uses API tokens).",
     )
-    labelstudio_user: int | None = LabelStudioUser
+    labelstudio_user: LabelStudioUser = None
 
     @model_validator(mode="after")
     def _password_for_people(self) -> UserIn:
@@ -153,8 +157,8 @@ class UserChange(BaseModel):
         description="false disables the account: its sessions end, its tokens stop working "
         "and its leases are given back at once; true enables it again.",
     )
-    labelstudio_user: int | None = Field(
-        None, ge=0, le=2**31 - 1, description="Link a Label Studio user id; null unlinks."
+    labelstudio_user: LabelStudioUser = Field(
+        None, description="Link a Label Studio user id; null unlinks."
     )
 
 
@@ -182,41 +186,59 @@ class Revoked(BaseModel):
     sessions: int = Field(description="Browser sessions ended.")
 
 
-def _setting(name: str, description: str) -> Any:
+def _setting(name: str, description: str) -> FieldInfo:
     """A queue setting's field: its range (`review.SETTING_BOUNDS`) documented and enforced."""
     bounds = SETTING_BOUNDS[name]
     assert isinstance(bounds, Bounds)  # the named settings have their own fields
-    limits = {"ge": bounds.low, ("lt" if bounds.high_open else "le"): bounds.high}
-    return Field(None, description=f"{description}: {bounds.describe()}.", **limits)
+    described = f"{description}: {bounds.describe()}."
+    if bounds.high_open:
+        return Field(ge=bounds.low, lt=bounds.high, description=described)
+    return Field(ge=bounds.low, le=bounds.high, description=described)
 
 
 class QueueSettings(BaseModel):
     """Queue settings to change; those left out (or null) stay as they are."""
 
-    overlap: int | None = _setting("overlap", "Answers wanted per item, from different people")
-    overlap_share: float | None = _setting("overlap_share", "Share of items that get the overlap")
-    gold_rate: float | None = _setting("gold_rate", "Share of served items that are gold checks")
-    audit_rate: float | None = _setting("audit_rate", "Share of auto-accepted items audited")
-    lease_minutes: float | None = _setting(
-        "lease_minutes", "How long an item served to someone stays theirs alone"
-    )
+    overlap: Annotated[
+        int | None, _setting("overlap", "Answers wanted per item, from different people")
+    ] = None
+    overlap_share: Annotated[
+        float | None, _setting("overlap_share", "Share of items that get the overlap")
+    ] = None
+    gold_rate: Annotated[
+        float | None, _setting("gold_rate", "Share of served items that are gold checks")
+    ] = None
+    audit_rate: Annotated[
+        float | None, _setting("audit_rate", "Share of auto-accepted items audited")
+    ] = None
+    lease_minutes: Annotated[
+        float | None,
+        _setting("lease_minutes", "How long an item served to someone stays theirs alone"),
+    ] = None
     overlap_mode: Literal["fixed", "adaptive"] | None = Field(
         None,
         description="fixed: `overlap` answers per item; adaptive: another answer only while the "
         "item's label is uncertain under the annotator model.",
     )
-    overlap_target: float | None = _setting(
-        "overlap_target",
-        "Adaptive overlap: the posterior of the leading label that settles an item",
-    )
-    overlap_cap: int | None = _setting("overlap_cap", "Adaptive overlap: most answers per item")
+    overlap_target: Annotated[
+        float | None,
+        _setting(
+            "overlap_target",
+            "Adaptive overlap: the posterior of the leading label that settles an item",
+        ),
+    ] = None
+    overlap_cap: Annotated[
+        int | None, _setting("overlap_cap", "Adaptive overlap: most answers per item")
+    ] = None
 
     @field_validator("*", mode="before")
     @classmethod
-    def within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+    def within_bounds(cls, value: object, info: ValidationInfo) -> object:
         """One message naming the setting and its whole range (NaN and infinities included)."""
         if value is None:
             return value
+        # A field validator always runs for a named field; the name is None only in model ones.
+        assert info.field_name is not None
         try:
             return check_setting(info.field_name, value)
         except InputError as exc:
@@ -240,5 +262,7 @@ class Count(BaseModel):
 
 
 class Queues(BaseModel):
-    settings: dict[str, Any]
+    settings: dict[str, int | float | str] = Field(
+        description="Every queue setting in force (defaults included), by name."
+    )
     queues: dict[str, dict[str, int]]

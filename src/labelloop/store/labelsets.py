@@ -230,18 +230,6 @@ def predicted_items(session: Session, project_id: int) -> list[tuple[int, int]]:
     return [(item_id, pid) for item_id, pid in rows if pid is not None]
 
 
-def gold_set_counts(session: Session, project_id: int) -> dict[str, int]:
-    """`gold_predicted` (gold items showing a suggested set) and `gold_correct` (those whose set
-    is exactly the gold one): the subset accuracy `stats` reports for multi-label projects."""
-    rows = session.execute(
-        select(Item.llm_labels, Item.gold_labels).where(
-            Item.project_id == project_id, Item.split == Split.GOLD
-        )
-    ).all()
-    shown = [(set(llm), set(gold or ())) for llm, gold in rows if llm is not None]
-    return {"gold_predicted": len(shown), "gold_correct": sum(a == b for a, b in shown)}
-
-
 def pool_probabilities(
     session: Session, project_id: int, key: tuple[str, str]
 ) -> list[tuple[int, bool, dict[str, Any] | None, list[str] | None]]:

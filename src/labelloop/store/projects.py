@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..vocabulary import LABELING_ACTIONS, Action, ItemState, LabelSource, Queue, Split
+from ..vocabulary import ItemState, LabelSource, Split
 from .bulk import bulk_insert
 from .db import Record
-from .models import Annotation, Item, Prediction, ProjectRow, ReviewTask, table_of
+from .models import Item, Prediction, ProjectRow, ReviewTask, table_of
 
 #: Ids or uids per IN list.
 CHUNK = 5_000
@@ -26,11 +26,6 @@ CHUNK = 5_000
 def project_row(session: Session, project_id: int) -> ProjectRow:
     """The project's row (name, task, labels, settings); it exists while the project is open."""
     return session.get_one(ProjectRow, project_id)
-
-
-def project_id_named(session: Session, name: str | None) -> int | None:
-    """The id of the store's project of that name (a store may hold several), or None."""
-    return session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
 
 
 def add_project(
@@ -147,33 +142,6 @@ def replace_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> Non
 
 
 # ----------------------------------------------------------------------------- counts
-def state_counts(session: Session, project_id: int) -> dict[str, int]:
-    """Items per state (states without items are absent)."""
-    rows = session.execute(
-        select(Item.state, func.count()).where(Item.project_id == project_id).group_by(Item.state)
-    )
-    return {state: int(n) for state, n in rows}
-
-
-def item_counts(session: Session, project_id: int) -> dict[str, int]:
-    """Items, gold items, items with a suggestion, gold items with one and with the right one,
-    pool items people labeled, and items a reviewer settled: what the project's statistics are
-    computed from."""
-    base = select(func.count()).select_from(Item).where(Item.project_id == project_id)
-    gold = Item.split == Split.GOLD
-    predicted = Item.llm_label.is_not(None)
-    wheres: dict[str, tuple[Any, ...]] = {
-        "items": (),
-        "gold": (gold,),
-        "predicted": (predicted,),
-        "gold_predicted": (gold, predicted),
-        "gold_correct": (gold, Item.llm_label == Item.gold_label),
-        "pool_human": (Item.split == Split.POOL, Item.state == ItemState.HUMAN_LABELED),
-        "adjudicated": (Item.final_source == LabelSource.ADJUDICATED,),
-    }
-    return {name: session.scalar(base.where(*where)) or 0 for name, where in wheres.items()}
-
-
 def self_reported_counts(session: Session, project_id: int) -> dict[str, int]:
     """Routed items (auto-accepted or in review) per state whose confidence is the number the
     model wrote itself, with no calibration over it."""
@@ -189,25 +157,3 @@ def self_reported_counts(session: Session, project_id: int) -> dict[str, int]:
         .group_by(Item.state)
     )
     return {state: int(n) for state, n in rows}
-
-
-def audit_answers(session: Session, project_id: int) -> list[Record]:
-    """(item_id, action, label, suggested_label) of the live answers given in the audit queue
-    that judge the suggestion (a label or a rejection), oldest first."""
-    return list(
-        session.execute(
-            select(
-                Annotation.item_id,
-                Annotation.action,
-                Annotation.label,
-                Annotation.suggested_label,
-            )
-            .where(
-                Annotation.project_id == project_id,
-                Annotation.queue == Queue.AUDIT,
-                Annotation.undone.is_(False),
-                Annotation.action.in_((*LABELING_ACTIONS, Action.REJECT)),
-            )
-            .order_by(Annotation.id)
-        )
-    )

@@ -59,6 +59,18 @@ def keyword_rule(text: str, labels: list[str]) -> str:
     return best
 
 
+def noisy_rule(truth: dict[str, str], wrong_in_ten: int = 3) -> Rule:
+    """The label `truth` gives a text, except for `wrong_in_ten` texts in ten (chosen by a hash
+    of the text, so every run errs on the same ones), which get another label."""
+
+    def rule(text: str, labels: list[str]) -> str:
+        right = truth.get(text, labels[0])
+        wrong = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10 < wrong_in_ten
+        return next(label for label in labels if label != right) if wrong else right
+
+    return rule
+
+
 @dataclass
 class FakeConfig:
     """Knobs of the fake server. Fault fractions are per request and add up (must be ≤ 1)."""

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
-from ..active.spreading import SpreadingModel, cross_fit_spread
 from ..active.students import cross_fit_splits
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 STUDENT, ENSEMBLE = "student", "ensemble"
 DERIVED = (STUDENT, ENSEMBLE)
-ZERO_SHOT, SPREAD = "zero-shot", "label-spreading"
+ZERO_SHOT = "zero-shot"
 MIN_LABELS = 20
 EPS = 1e-6
 
@@ -99,24 +98,19 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
     return components
 
 
-def pool_components(
-    project: Project,
-    X: np.ndarray,
-    y: np.ndarray,
-    trusted: np.ndarray,
-    embedder: Any,
-    n_splits: int,
-    random_state: int,
-) -> dict[str, np.ndarray]:
-    """Stack inputs computed from the embeddings of the whole pool, beside the LLMs': the
-    zero-shot labeler (label names, descriptions and guidelines; no label needed) and labels
-    spread over the pool's neighbour graph (out-of-fold for trusted items)."""
+def pool_components(project: Project, X: np.ndarray, embedder: Any) -> dict[str, np.ndarray]:
+    """Stack inputs computed from the embeddings of the whole pool when no LLM has answered:
+    the zero-shot labeler (label names, descriptions and guidelines; no label needed). Beside
+    an LLM's answers it neither raised the finished dataset's accuracy nor kept its calibration
+    in the loop simulation (docs/benchmarks.md, "The loop: inputs from the pool"), so the stack
+    uses it only for a project without one.
+
+    Label spreading over the pool's neighbour graph (`active.spreading`) was measured here too
+    and left out: in the loop with the LLM it did not help either corpus (docs/benchmarks.md)."""
     out: dict[str, np.ndarray] = {}
     if not is_corpus_fitted(embedder):  # TF-IDF vectors of label names mean nothing
         zero_shot = ZeroShotLabeler(project.label_task(), embedder)
         out[f"{ZERO_SHOT}@{zero_shot.version}"] = zero_shot.predict_proba(X)
-    graph = SpreadingModel(X, trusted, random_state=random_state)
-    out[SPREAD] = cross_fit_spread(graph, y, trusted, len(project.labels), n_splits, random_state)
     return out
 
 
@@ -193,7 +187,8 @@ def learn(
         student, X[trusted], pool.y[trusted], n_splits, random_state
     )
     components = llm_components(project, pool)
-    computed = pool_components(project, X, pool.y, trusted, embedder, n_splits, random_state)
+    # The cold start only: beside an LLM's answers it added nothing (measured).
+    computed = {} if components else pool_components(project, X, embedder)
     components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
     metrics = {
