@@ -64,7 +64,7 @@ from .store.db import (
 from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
 from .store.models import utcnow
 from .store.routing import route_items
-from .vocabulary import LabelSource, Queue, Role
+from .vocabulary import ItemState, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
@@ -681,10 +681,10 @@ class Project:
         return Routing(
             threshold=threshold,
             label_thresholds=label_thresholds or None,
-            auto_accepted=counts[AUTO_ACCEPTED],
-            in_review=counts[IN_REVIEW],
-            human_labeled=counts[HUMAN_LABELED],
-            unresolved=counts[UNRESOLVED],
+            auto_accepted=counts[ItemState.AUTO_ACCEPTED],
+            in_review=counts[ItemState.IN_REVIEW],
+            human_labeled=counts[ItemState.HUMAN_LABELED],
+            unresolved=counts[ItemState.UNRESOLVED],
             audit_queued=audited,
             labeler_distrusted=bool(distrusted),
             consensus=consensus,
