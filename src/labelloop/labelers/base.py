@@ -181,6 +181,17 @@ def guidance(task: LabelTask, max_chars: int) -> str:
     return escape_fenced("\n\n".join(parts))
 
 
+def instructions(template: str, task: LabelTask, max_chars: int) -> str:
+    """The head of a prompt: the task's description (bounded), its guidance (see `guidance`)
+    and the label list, filled into ``template``'s ``{description}`` and ``{labels}``."""
+    description = clean_text(task.description, 1000)[0].strip()
+    extra = guidance(task, max_chars)
+    return template.format(
+        description=f"{description}\n{extra}" if extra else description,
+        labels=", ".join(task.labels),
+    )
+
+
 def select_examples(
     examples: Sequence[tuple[str, str]],
     labels: Sequence[str],

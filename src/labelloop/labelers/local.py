@@ -26,6 +26,7 @@ from labelloop.labelers.base import (
     escape_fenced,
     fence,
     guidance,
+    instructions,
     select_examples,
     stable_hash,
 )
@@ -195,12 +196,7 @@ class LocalLabeler:
     # -- building blocks (also used by the benchmarks) ------------------------------------
     def prefix_text(self, task: LabelTask) -> str:
         """Instructions, label list and few-shot examples: the part shared by every item."""
-        description = clean_text(task.description, 1000)[0].strip()
-        extra = guidance(task, GUIDELINES_CHARS)
-        head = PREFIX_TEMPLATE.format(
-            description=f"{description}\n{extra}" if extra else description,
-            labels=", ".join(task.labels),
-        )
+        head = instructions(PREFIX_TEMPLATE, task, GUIDELINES_CHARS)
         shots = "".join(
             SHOT_TEMPLATE.format(fenced=fence(clean_text(text, 300)[0]), label=label)
             for text, label in self._examples(task)

@@ -40,6 +40,7 @@ from labelloop.labelers.base import (
     clean_text,
     escape_fenced,
     guidance,
+    instructions,
     stable_hash,
 )
 
@@ -248,12 +249,7 @@ class LocalMultiLabeler:
 
     def prefix_text(self, task: LabelTask) -> str:
         """Instructions and label list: the part shared by every item and every label."""
-        description = clean_text(task.description, 1000)[0].strip()
-        extra = guidance(task, GUIDELINES_CHARS)
-        head = PREFIX_TEMPLATE.format(
-            description=f"{description}\n{extra}" if extra else description,
-            labels=", ".join(task.labels),
-        )
+        head = instructions(PREFIX_TEMPLATE, task, GUIDELINES_CHARS)
         return head + ITEM_OPEN
 
     def log_odds(self, texts: Sequence[str], task: LabelTask) -> np.ndarray:
