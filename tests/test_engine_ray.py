@@ -280,7 +280,7 @@ def test_learn_and_select_on_ray_match_one_machine(
     assert {model for _, model in stored["ray"]} == {"student", "ensemble"}
     assert len(stored["ray"]) == 240
     assert stored["ray"] == stored["local"]
-    assert learned["ray"]["components"] == learned["local"]["components"]
+    assert learned["ray"].components == learned["local"].components
     assert selected["ray"] == selected["local"]
     assert len(selected["ray"].selected) == 8
     assert "stabilizing_predictions" in selected["ray"].stopping

@@ -73,13 +73,13 @@ def test_learn_picks_the_better_predictor(learning_project):
     project.calibrate(budget=0.3)
     project.route()
     report = project.learn()
-    components = report["components"]
+    components = report.components
     # Beside an LLM's answers the zero-shot labeler is left out of the stack.
     assert set(components) == {"toy-llm@v1", "student", "ensemble"}
     assert components["student"]["accuracy"] > components["toy-llm@v1"]["accuracy"] + 0.15
-    assert report["best"] in ("student", "ensemble")
-    assert project.settings["active_predictor"]["model"] == report["best"]
-    assert "calibration" in report and "route" in report  # refreshed with the last settings
+    assert report.best in ("student", "ensemble")
+    assert project.settings["active_predictor"]["model"] == report.best
+    assert report.calibration is not None and report.route is not None  # refreshed
     rows = list(project.iter_export_rows())
     gold_rows = [r for r in rows if r["split"] == "gold"]
     assert all("out-of-fold" in (r["reasoning"] or "") for r in gold_rows)
@@ -104,14 +104,14 @@ def test_learn_stacks_the_zero_shot_labeler(project_without_llm):
     descriptions change its version."""
     project = project_without_llm
     report = project.learn(recalibrate=False)
-    zero_shot = next(name for name in report["components"] if name.startswith("zero-shot@"))
-    assert report["components"][zero_shot]["accuracy"] > 0.6  # no gold used: names alone
-    assert zero_shot in report["stack_weights"]
-    assert report["best"] in ("student", "ensemble")  # never an unstored input
+    zero_shot = next(name for name in report.components if name.startswith("zero-shot@"))
+    assert report.components[zero_shot]["accuracy"] > 0.6  # no gold used: names alone
+    assert zero_shot in report.stack_weights
+    assert report.best in ("student", "ensemble")  # never an unstored input
     project.set_guidelines(label_descriptions={"positive": "the critic liked the film"})
     again = project.learn(recalibrate=False)
-    assert zero_shot not in again["components"]
-    assert any(name.startswith("zero-shot@") for name in again["components"])
+    assert zero_shot not in again.components
+    assert any(name.startswith("zero-shot@") for name in again.components)
 
 
 def test_learn_needs_labels(make_project):
@@ -286,3 +286,30 @@ def test_select_json_keeps_its_keys_and_their_order(learning_project, capsys):
         "embedder",
     ]
     assert printed["queued"] == len(printed["selected"]) == 3
+
+
+LEARN_KEYS = [
+    "trusted_labels",
+    "majority_rate",
+    "components",
+    "weak_labelers",
+    "stack_weights",
+    "best",
+    "active_predictor",
+    "embedder",
+]
+
+
+def test_learn_json_keeps_its_keys_and_their_order(learning_project, capsys):
+    """`learn --json` names calibration and route only once they were refreshed."""
+    folder = str(learning_project.path)
+    assert run(["learn", "--json", "-p", folder]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == LEARN_KEYS
+    assert list(printed["components"]["student"]) == ["n", "accuracy", "log_loss", "auroc"]
+    learning_project.calibrate(budget=0.3)
+    learning_project.route()
+    assert run(["learn", "--json", "-p", folder]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == [*LEARN_KEYS, "calibration", "route"]
+    assert printed["route"]["auto_accepted"] + printed["route"]["in_review"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -345,7 +346,8 @@ def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None
 
     monkeypatch.setattr(api, "RETRAIN_EVERY", 3)
     calls = []
-    monkeypatch.setattr(type(project), "learn", lambda self, **kw: calls.append(kw) or {})
+    learned = SimpleNamespace(best="student")  # what retraining reads of `learn`'s result
+    monkeypatch.setattr(type(project), "learn", lambda self, **kw: calls.append(kw) or learned)
     seed(project, 8)
     headers = bearer(project, "ann")
     for expected in (0, 0, 1, 1, 1, 2):
@@ -358,7 +360,7 @@ def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None
         assert answer.status_code == 201
         assert len(calls) == expected  # TestClient runs background tasks before returning
     runtime = training_runtime(client.app)
-    assert runtime.last_training == {"learn": "done", "best": None}
+    assert runtime.last_training == {"learn": "done", "best": "student"}
 
 
 def test_retraining_after_answers_can_be_turned_off(project, monkeypatch) -> None:

@@ -94,9 +94,9 @@ def run_demo(
             "  cross-validated accuracy: "
             + ", ".join(
                 f"{name.split('@')[0]} {_pct(m['accuracy'])}"
-                for name, m in learned["components"].items()
+                for name, m in learned.components.items()
             )
-            + f"; routing now trusts {learned['best'].split('@')[0]}"
+            + f"; routing now trusts {learned.best.split('@')[0]}"
         )
         stats = project.stats()
         final = _reference_accuracy(project)
@@ -128,7 +128,11 @@ def run_demo(
         "calibration": summary(calibration),
         "route_llm_only": routed,
         "reference_llm_only": llm_only,
-        "learn": {k: learned[k] for k in ("trusted_labels", "best", "components")},
+        "learn": {
+            "trusted_labels": learned.trusted_labels,
+            "best": learned.best,
+            "components": learned.components,
+        },
         "stats": stats.to_dict(),
         "reference": final,
         "loop": loop,

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .labelers.base import LabelTask
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
+    from .workflows.learn import Learned
     from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
     from .workflows.select import Selection
 
@@ -596,7 +597,7 @@ class Project:
 
         return calibrate(self, **options)
 
-    def learn(self, **options: Any) -> dict[str, Any]:
+    def learn(self, **options: Any) -> Learned:
         """Train the student and the stack on trusted labels; the best predictor becomes active
         and calibration and routing are refreshed (see `workflows.learn`)."""
         if self.multi_label:

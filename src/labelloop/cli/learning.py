@@ -25,30 +25,30 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..workflows.compare import Comparison
+    from ..workflows.learn import Learned
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _render_learn(r: dict) -> None:
+def _render_learn(r: Learned) -> None:
     out.print(
-        f"trained on {r['trusted_labels']} trusted labels "
-        f"(majority class {percent(r['majority_rate'])}); cross-validated:"
+        f"trained on {r.trusted_labels} trusted labels "
+        f"(majority class {percent(r.majority_rate)}); cross-validated:"
     )
-    for name, m in r["components"].items():
+    for name, m in r.components.items():
         out.print(
             f"  {name:<40} acc {percent(m['accuracy']):>7}  log loss {_fmt(m['log_loss'])}"
             f"  AUROC {_fmt(m['auroc'])}  (n={m['n']})",
             highlight=False,
         )
-    if r["weak_labelers"]:
+    if r.weak_labelers:
         out.print(
-            "  below the majority-class rate, left out of the stack: "
-            + ", ".join(r["weak_labelers"])
+            "  below the majority-class rate, left out of the stack: " + ", ".join(r.weak_labelers)
         )
-    out.print(f"stack weights: {json.dumps(r['stack_weights'])}", highlight=False)
-    out.print(f"best predictor (lowest log loss): {r['best']} — now used for routing")
+    out.print(f"stack weights: {json.dumps(r.stack_weights)}", highlight=False)
+    out.print(f"best predictor (lowest log loss): {r.best} — now used for routing")
 
 
 @app.command()

@@ -716,7 +716,7 @@ def retrain(project: Project) -> dict[str, Any]:
     recalibrated with those options; a project not ready for either is left as it is."""
     try:
         report = project.learn()
-        return {"learn": "done", "best": report.get("best")}
+        return {"learn": "done", "best": report.best}
     except InputError as exc:  # NotReadyError included
         done: dict[str, Any] = {"learn": f"not ready: {exc}"}
     options = project.settings.get("calibration_options")

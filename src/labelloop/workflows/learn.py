@@ -8,7 +8,7 @@ items it was trained on, and the stack's over those out-of-fold inputs.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from ..active.students import cross_fit_splits
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
 from ..labelers.zero_shot import ZeroShotLabeler
+from ..review.common import Result
 from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, predictions
 from ..store import items as stored_items
@@ -45,6 +46,31 @@ def predictor_title(active: dict[str, str] | None) -> str:
     if model == STUDENT:
         return "the student"
     return f"LLM {model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Learned(Result):
+    """What `learn` trained and chose (`Project.learn`); `to_dict` is what `learn --json` sends,
+    naming `calibration` and `route` only when they were refreshed."""
+
+    trusted_labels: int
+    majority_rate: float
+    components: dict[str, dict[str, Any]]  # per predictor: n, accuracy, log_loss, auroc
+    weak_labelers: list[str]  # below the majority-class rate: left out of the stack
+    stack_weights: dict[str, float]
+    best: str
+    active_predictor: dict[str, Any] | None
+    embedder: str
+    calibration: dict[str, Any] | None = None  # the refit's summary, or why it was skipped
+    route: dict[str, Any] | None = None  # re-routed with the settings last used
+
+    def to_dict(self) -> dict[str, Any]:
+        optional = {f.name for f in fields(self) if f.default is None}
+        return {
+            key: value
+            for key, value in Result.to_dict(self).items()
+            if not (key in optional and value is None)
+        }
 
 
 @dataclass
@@ -165,7 +191,7 @@ def learn(
     progress: Any = None,
     recalibrate: bool = True,
     engine: Engine | None = None,
-) -> dict[str, Any]:
+) -> Learned:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
     pool = load_pool(project)
@@ -248,19 +274,17 @@ def learn(
     else:
         model, _, prompt_version = best.partition("@")
         project.set_active_predictor(model, prompt_version)
-    result: dict[str, Any] = {
-        "trusted_labels": int(trusted.sum()),
-        "majority_rate": majority,
-        "components": metrics,
-        "weak_labelers": weak,
-        "stack_weights": explanation,
-        "best": best,
-        "active_predictor": project.settings.get("active_predictor"),
-        "embedder": embedder.model_id,
-    }
-    if recalibrate:
-        result.update(_recalibrate(project))
-    return result
+    return Learned(
+        trusted_labels=int(trusted.sum()),
+        majority_rate=majority,
+        components=metrics,
+        weak_labelers=weak,
+        stack_weights=explanation,
+        best=best,
+        active_predictor=project.settings.get("active_predictor"),
+        embedder=embedder.model_id,
+        **(_recalibrate(project) if recalibrate else {}),
+    )
 
 
 def _store(
