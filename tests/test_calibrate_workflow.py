@@ -51,24 +51,24 @@ def test_calibrate_lowers_overconfidence_and_routes(make_project, tmp_path):
         "expected_accuracy",
         "review_rate",
     ):
-        assert key in report
-    assert report["ece_after"] < report["ece_before"]
-    assert report["calibrated_predictions"] == 320
+        assert key in report.details
+    assert report.ece_after < report.ece_before
+    assert report.calibrated_predictions == 320
     rows = list(project.iter_export_rows())
     calibrated = [r["calibrated_confidence"] for r in rows if r["split"] == "pool"]
     assert all(c is not None for c in calibrated)
     assert np.mean(calibrated) < 0.8  # pulled down toward the real accuracy (~0.6)
-    assert project.threshold == pytest.approx(report["threshold"])
+    assert project.threshold == pytest.approx(report.threshold)
     # Its confidences are noise (uniform whether right or wrong): calibration says so, and
     # routing sends everything to review unless told to trust the labeler.
-    assert not report["labeler_check"]["useful"] and report["warnings"]
+    assert not report.details["labeler_check"]["useful"] and report.warnings
     distrusted = project.route()
     assert distrusted.labeler_distrusted and distrusted.auto_accepted == 0
     routed = project.route(trust_labeler=True)
     assert not routed.labeler_distrusted
     pool_rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     for row in pool_rows:
-        accepted = row["calibrated_confidence"] >= report["threshold"]
+        accepted = row["calibrated_confidence"] >= report.threshold
         assert row["state"] == ("auto_accepted" if accepted else "in_review")
     assert routed.in_review / 200 <= 0.3 + 0.15  # the budget holds roughly on the pool
     assert (tmp_path / "plots" / "reliability.png").stat().st_size > 1000
@@ -94,8 +94,8 @@ def test_calibrate_needs_gold_and_predictions(make_project):
 def test_target_accuracy_with_guarantee(make_project):
     project = overconfident_project(make_project, n_gold=200)
     report = project.calibrate(target_accuracy=0.95, confidence_level=0.9)
-    assert report["guarantee"] is not None
-    assert "threshold" in report
+    assert report.details["guarantee"] is not None
+    assert "threshold" in report.to_dict()
 
 
 def test_calibrate_cli_json(make_project, capsys):
@@ -170,11 +170,14 @@ def label_biased_project(make_project, n_gold=200, n_pool=400, seed=3):
 def test_vector_calibration_moves_a_biased_labelers_labels(make_project, capsys):
     project, truth = label_biased_project(make_project)
     report = project.calibrate(method="vector", budget=0.3)
-    assert report["method"] == "vector" and report["relabeled_gold"] > 0
+    assert report.method == "vector" and report.details["relabeled_gold"] > 0
     assert run(["calibrate", "--method", "vector", "-p", str(project.path)]) == 0
-    assert f"moved {report['relabeled_gold']} of 200 gold labels" in capsys.readouterr().out
+    assert f"moved {report.details['relabeled_gold']} of 200 gold labels" in capsys.readouterr().out
     # Held-out accuracy of the labels after calibration beats the labeler's own.
-    assert report["metrics_after"]["accuracy"] > report["metrics_before"]["accuracy"] + 0.05
+    assert (
+        report.details["metrics_after"]["accuracy"]
+        > report.details["metrics_before"]["accuracy"] + 0.05
+    )
     rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
     moved = [r for r in rows if r["llm_label"] != r["labeler_label"]]
     assert moved and all(r["labeler_label"] == "positive" for r in moved)
@@ -252,9 +255,9 @@ def test_a_labeler_no_better_than_the_majority_or_unable_to_rank_is_not_routed_o
     # cannot rank, whatever the accuracy.
     project = labeled_project(make_project, accuracy=accuracy, ranks=ranks)
     report = project.calibrate(budget=0.3, plots_dir=tmp_path / "plots")
-    check = report["labeler_check"]
+    check = report.details["labeler_check"]
     assert check["useful"] is useful and check["majority_share"] == pytest.approx(0.75, abs=0.01)
-    assert bool(report["warnings"]) is not useful
+    assert bool(report.warnings) is not useful
     routed = project.route()
     assert routed.labeler_distrusted is not useful
     if not useful:
@@ -263,3 +266,50 @@ def test_a_labeler_no_better_than_the_majority_or_unable_to_rank_is_not_routed_o
         assert project.route(trust_labeler=True).labeler_distrusted is False
     else:
         assert routed.auto_accepted > 0
+
+
+#: `calibrate --json` as scripts parse it: the key, prompt version and counts, then the
+#: calibration report in the order calibration writes it.
+CALIBRATE_KEYS = [
+    "model",
+    "prompt_version",
+    "n_gold",
+    "calibrated_predictions",
+    "method",
+    "requested_method",
+    "fallback",
+    "cv_log_loss",
+    "calibrator",
+    "gold_accuracy",
+    "labeler_check",
+    "ece_before",
+    "ece_after",
+    "metrics_before",
+    "metrics_after",
+    "threshold",
+    "threshold_rule",
+    "budget",
+    "target_accuracy",
+    "expected_accuracy",
+    "review_rate",
+    "auto_accuracy",
+    "guarantee",
+    "per_label_thresholds",
+    "per_label",
+    "warnings",
+    "plots",
+]
+
+
+def test_calibrate_json_keeps_its_keys_and_their_order(make_project, capsys):
+    """A method that moves labels adds `relabeled_gold` before the threshold's part."""
+    project = overconfident_project(make_project)
+    assert run(["calibrate", "--method", "isotonic", "--json", "-p", str(project.path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == CALIBRATE_KEYS
+    assert printed["n_gold"] == 120 and printed["calibrated_predictions"] == 320
+    biased, _ = label_biased_project(make_project)
+    assert run(["calibrate", "--method", "vector", "--json", "-p", str(biased.path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    at = CALIBRATE_KEYS.index("threshold")
+    assert list(printed) == [*CALIBRATE_KEYS[:at], "relabeled_gold", *CALIBRATE_KEYS[at:]]

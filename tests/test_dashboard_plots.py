@@ -34,26 +34,26 @@ def test_plots_are_redrawn_when_the_calibration_changes(make_project, monkeypatc
     folder = project.path / "plots"
     first = project.calibrate(budget=0.5, plots_dir=folder)
     drawn = plots_record(folder)
-    assert drawn["threshold"] == first["threshold"] and drawn["n_gold"] == 120
+    assert drawn["threshold"] == first.threshold and drawn["n_gold"] == 120
     before = (folder / PLOTS["review_rate"]).read_bytes()
 
     # A recalibration that draws nothing (as `learn` and retraining in the server do).
     second = project.calibrate(budget=0.1)
-    assert second["threshold"] != first["threshold"]
-    assert plots_record(folder)["threshold"] == first["threshold"]  # stale until looked at
+    assert second.threshold != first.threshold
+    assert plots_record(folder)["threshold"] == first.threshold  # stale until looked at
 
     board = project.dashboard()
     shown = board["calibration_plots"]
     calibration = active_calibration(project, "m", "v1")
     assert shown["calibration_id"] == calibration.id and shown["current"]
-    assert shown["threshold"] == second["threshold"] == board["stats"]["threshold"]
+    assert shown["threshold"] == second.threshold == board["stats"]["threshold"]
     assert shown["calibrated_at"].startswith(f"{calibration.created_at:%Y-%m-%dT%H:%M}")
     assert (folder / PLOTS["review_rate"]).read_bytes() != before
     assert set(PLOTS.values()) <= set(board["plots"])
 
     html = dashboard_html(project, monkeypatch)
-    assert f"threshold {second['threshold']:.3f}" in html
-    assert f"threshold {first['threshold']:.3f}" not in html
+    assert f"threshold {second.threshold:.3f}" in html
+    assert f"threshold {first.threshold:.3f}" not in html
     assert f"{calibration.created_at:%Y-%m-%d %H:%M} UTC" in html
     assert "not the calibration routing uses now" not in html
 

@@ -193,9 +193,12 @@ def _simulated(project: Project, n_gold: int = 60, n_pool: int = 40, seed: int =
 def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_project):
     _simulated(ml_project)
     report = ml_project.calibrate(budget=0.5, method="isotonic")
-    assert report["method"] == "per_label" and set(report["label_methods"]) == set(LABELS)
-    assert report["per_label_ece_after"]["sport"] < report["per_label_ece_before"]["sport"]
-    assert 0.5 <= report["threshold"] <= 1.0 and report["review_rate"] <= 0.5
+    assert report.method == "per_label" and set(report.details["label_methods"]) == set(LABELS)
+    assert (
+        report.details["per_label_ece_after"]["sport"]
+        < report.details["per_label_ece_before"]["sport"]
+    )
+    assert 0.5 <= report.threshold <= 1.0 and report.review_rate <= 0.5
     stats = ml_project.stats()
     assert stats.gold_predicted == 60 and stats.gold_accuracy is not None
     assert 0.0 < stats.gold_accuracy < 1.0
@@ -207,10 +210,10 @@ def test_calibrate_fits_each_label_and_route_asks_about_uncertain_labels(ml_proj
     for item in pool:
         if item.state == "auto_accepted":
             assert item.final_labels == item.llm_labels and item.uncertain_labels is None
-            assert item.calibrated_confidence >= report["threshold"]
+            assert item.calibrated_confidence >= report.threshold
         else:
             assert item.final_labels is None and item.uncertain_labels
-            assert item.calibrated_confidence < report["threshold"]
+            assert item.calibrated_confidence < report.threshold
     # The calibrated suggestion says sport only where the probability is high.
     with ml_project.store.session() as session:
         predictions = session.scalars(select(Prediction)).all()
@@ -231,6 +234,23 @@ def test_cli_calibrate_and_route_a_multi_label_project(cli, capsys, tmp_path):
     assert cli("calibrate", "-p", folder, "--target-accuracy", "0.9", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["method"] == "per_label" and report["expected_accuracy"] >= 0.9
+    assert list(report) == [
+        "model",
+        "prompt_version",
+        "n_gold",
+        "calibrated_predictions",
+        "method",
+        "threshold_rule",
+        "label_methods",
+        "threshold",
+        "ece_before",
+        "ece_after",
+        "per_label_ece_before",
+        "per_label_ece_after",
+        "expected_accuracy",
+        "review_rate",
+        "routing",
+    ]
     assert cli("calibrate", "-p", folder, "--method", "temperature") == 2
     capsys.readouterr()
     assert cli("route", "-p", folder, "--json") == 0

@@ -70,9 +70,9 @@ def run_demo(
         )
         calibration = project.calibrate(budget=0.3, plots_dir=folder / "plots")
         console.print(
-            f"calibrated ({calibration['method']}) on {calibration['n_gold']} gold items: "
-            f"threshold {calibration['threshold']:.3f}, ECE {calibration['ece_before']:.3f} → "
-            f"{calibration['ece_after']:.3f}"
+            f"calibrated ({calibration.method}) on {calibration.n_gold} gold items: "
+            f"threshold {calibration.threshold:.3f}, ECE {calibration.ece_before:.3f} → "
+            f"{calibration.ece_after:.3f}"
         )
         routed = project.route()
         stats = project.stats()

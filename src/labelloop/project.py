@@ -68,6 +68,7 @@ from .vocabulary import ItemState, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
+    from .workflows.calibrate import Calibrated
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
     from .workflows.learn import Learned
@@ -586,7 +587,7 @@ class Project:
             if owned:
                 labeler.close()
 
-    def calibrate(self, **options: Any) -> dict[str, Any]:
+    def calibrate(self, **options: Any) -> Calibrated:
         """Fit the calibrator on gold items and choose the threshold (see `workflows.calibrate`;
         multi-label projects: one calibrator per label, `workflows.multilabel`)."""
         if self.multi_label:

@@ -27,6 +27,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ..workflows.calibrate import Calibrated
     from ..workflows.estimate import PrelabelEstimate
 
 app = typer.Typer(
@@ -470,12 +471,13 @@ def print_warnings(result: TypedResult | dict[str, Any]) -> None:
         err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _render_calibration(r: dict) -> None:
+def _render_calibration(c: Calibrated) -> None:
+    r = c.details  # what the method reported beyond the keys every method has
     out.print(
-        f"{r['method']} calibration on {r['n_gold']} gold items ({r['threshold_rule']}):\n"
-        f"  threshold {r['threshold']:.3f} → expected accuracy {percent(r['expected_accuracy'])}"
-        f" with {percent(r['review_rate'])} reviewed\n"
-        f"  ECE on held-out folds {r['ece_before']:.3f} → {r['ece_after']:.3f}"
+        f"{c.method} calibration on {c.n_gold} gold items ({r['threshold_rule']}):\n"
+        f"  threshold {c.threshold:.3f} → expected accuracy {percent(c.expected_accuracy)}"
+        f" with {percent(c.review_rate)} reviewed\n"
+        f"  ECE on held-out folds {c.ece_before:.3f} → {c.ece_after:.3f}"
     )
     if r.get("gold_accuracy"):
         g = r["gold_accuracy"]
@@ -487,7 +489,7 @@ def _render_calibration(r: dict) -> None:
     if r.get("relabeled_gold"):
         after = r["metrics_after"]["accuracy"]
         out.print(
-            f"  calibration moved {r['relabeled_gold']} of {r['n_gold']} gold labels "
+            f"  calibration moved {r['relabeled_gold']} of {c.n_gold} gold labels "
             f"(held-out accuracy {percent(r['metrics_before']['accuracy'])} → {percent(after)})"
         )
     if r.get("guarantee"):

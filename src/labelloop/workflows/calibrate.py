@@ -6,6 +6,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from ..calibration import calibrate_report, calibrator_from_dict, plots
 from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorScaling
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
+from ..review.common import Result
 from ..store import Calibration, Session, predictions, projects
 
 if TYPE_CHECKING:
@@ -40,6 +42,63 @@ PLOTS = {
 }
 PLOTS_RECORD = "calibration-plots.json"
 _drawing = threading.Lock()  # pyplot keeps global state: one drawing at a time per process
+
+
+@dataclass(frozen=True, slots=True)
+class Calibrated(Result):
+    """A calibration of the active predictor (`Project.calibrate`): which predictor, on how
+    many gold items, how many predictions it calibrated, and the calibration report.
+
+    The report's keys depend on the method (a single-label method: its cross-validated log
+    loss, gold accuracy interval, labeler check, guarantee, `relabeled_gold` for a method that
+    moves labels; the per-label one: each label's method and ECE), so it is carried whole as
+    `details`, in the order calibration wrote it; the keys every method has are read through
+    typed properties. `to_dict` (what `calibrate --json` sends) is the four fields followed by
+    the report."""
+
+    model: str
+    prompt_version: str
+    n_gold: int
+    calibrated_predictions: int
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "n_gold": self.n_gold,
+            "calibrated_predictions": self.calibrated_predictions,
+            **self.details,
+        }
+
+    @property
+    def method(self) -> str:
+        return str(self.details["method"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.details["threshold"])
+
+    @property
+    def ece_before(self) -> float:
+        return float(self.details["ece_before"])
+
+    @property
+    def ece_after(self) -> float:
+        return float(self.details["ece_after"])
+
+    @property
+    def expected_accuracy(self) -> float | None:
+        return self.details.get("expected_accuracy")
+
+    @property
+    def review_rate(self) -> float | None:
+        return self.details.get("review_rate")
+
+    @property
+    def warnings(self) -> list[str]:
+        """Said to the person at work (on stderr by the command line)."""
+        return list(self.details.get("warnings", []))
 
 
 def score_matrix(
@@ -111,7 +170,7 @@ def calibrate(
     per_label: bool = False,
     plots_dir: str | Path | None = None,
     random_state: int = 0,
-) -> dict[str, Any]:
+) -> Calibrated:
     """Calibrate the active predictor on gold items and set the routing threshold."""
     check_options(method, budget, target_accuracy, confidence_level)
     active = project.active_predictor()
@@ -180,17 +239,12 @@ def calibrate(
     ]
     if plots_dir is not None:
         report["plots"] = _draw(Path(plots_dir), stored, scores, predicted, gold, labels)
-    return {
-        "model": model,
-        "prompt_version": version,
-        "n_gold": len(rows),
-        "calibrated_predictions": applied,
-        **report,
-    }
+    return Calibrated(model, version, len(rows), applied, report)
 
 
-def summary(report: dict[str, Any]) -> dict[str, Any]:
-    return {key: report.get(key) for key in SUMMARY_KEYS}
+def summary(calibrated: Calibrated) -> dict[str, Any]:
+    """The keys of a calibration that retraining and the demo report."""
+    return {key: calibrated.details.get(key) for key in SUMMARY_KEYS}
 
 
 def active_calibration(project: Project, model: str, version: str) -> Calibration | None:

@@ -34,6 +34,7 @@ from ..store.labelsets import (
 from ..store.predictions import active_calibration, save_calibration
 from ..store.projects import replace_predictions
 from ..store.routing import route_items
+from .calibrate import Calibrated
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -70,7 +71,7 @@ def calibrate(
     target_accuracy: float | None = None,
     random_state: int = 0,
     **_: Any,
-) -> dict[str, Any]:
+) -> Calibrated:
     """Fit per-label calibrators on gold, choose the cut, calibrate every prediction.
 
     `target_accuracy` is the subset accuracy (items exactly right) of the finished dataset on
@@ -130,13 +131,7 @@ def calibrate(
     )
     applied = apply(project, model, version, calibrator)
     project.update_settings(threshold=chosen.threshold, label_thresholds=None)
-    return {
-        "model": model,
-        "prompt_version": version,
-        "n_gold": len(gold),
-        "calibrated_predictions": applied,
-        **report,
-    }
+    return Calibrated(model, version, len(gold), applied, report)
 
 
 def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
