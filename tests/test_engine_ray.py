@@ -35,6 +35,7 @@ import ray  # noqa: E402
 from labelloop.engines import engine_for  # noqa: E402
 from labelloop.engines.local_cluster import local_cluster  # noqa: E402
 from labelloop.engines.ray_engine import NAMESPACE  # noqa: E402
+from test_prelabel_remote import COUNT_KEYS  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 LABELS = ["positive", "negative", "neutral"]
@@ -119,9 +120,11 @@ def test_ray_gives_the_local_engines_results(ray_address: str, tmp_path: Path) -
         predictions["ray"][f"p{i - 12}" if i >= 12 else f"g{i}"] for i in range(150)
     )) >= 140  # fmt: skip
     keys = ("done", "failed", "skipped", "tokens", "cost_usd", "model", "prompt_version")
-    assert {k: results["ray"][k] for k in keys} == {k: results["local"][k] for k in keys}
-    assert results["ray"]["engine"] == "ray" and results["local"]["engine"] == "local"
-    assert results["ray"]["done"] + results["ray"]["failed"] == 150
+    assert {k: getattr(results["ray"], k) for k in keys} == {
+        k: getattr(results["local"], k) for k in keys
+    }
+    assert results["ray"].engine == "ray" and results["local"].engine == "local"
+    assert results["ray"].done + results["ray"].failed == 150
 
 
 def test_a_killed_worker_loses_and_duplicates_nothing(
@@ -156,8 +159,8 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
         killer.join(timeout=5)
         asked_twice = {text for text, count in server.stats.requests.items() if count > 1}
     assert killed, "no worker was killed: the test did not test anything"
-    assert result["done"] == 212 and result["failed"] == 0  # gold first, outside the limit
-    assert result["workers"] >= 3  # the pool replaced the dead actor
+    assert result.done == 212 and result.failed == 0  # gold first, outside the limit
+    assert result.workers >= 3  # the pool replaced the dead actor
     assert asked_twice  # the killed worker's batch was in flight and was sent again
     assert _copies_per_item(project) == {1}
     first = set(_predictions(project))
@@ -197,7 +200,7 @@ def test_rate_and_concurrency_are_global(ray_address: str, tmp_path: Path) -> No
         )
         times = sorted(t for t, _ in server.stats.arrivals)
         max_in_flight = server.stats.max_in_flight
-    assert result["done"] == 70 and result["actors"] == 2
+    assert result.done == 70 and result.actors == 2
     assert max_in_flight <= 4
     # Two actors each allowed the full rate would send the 70 requests in about 1.4 s.
     assert times[-1] - times[0] >= (len(times) - 1) / rate * 0.9
@@ -337,6 +340,20 @@ def test_a_killed_driver_resumes_without_loss_or_duplicates(
     assert 0 < saved_before < 600, "the driver was not killed mid-run"
     assert second.returncode == 0, second.stderr[-3000:]
     result = json.loads(second.stdout.strip().splitlines()[-1])
+    assert list(result) == [  # `prelabel --json` on Ray: the cluster's figures, no retry counts
+        *COUNT_KEYS,
+        "elapsed_s",
+        "few_shot_examples",
+        "engine",
+        "actors",
+        "attempts",
+        "saved",
+        "startup_s",
+        "workers",
+        "driver_peak_rss_mb",
+        "worker_peak_rss_mb",
+        "next_steps",
+    ]
     assert result["skipped"] == saved_before  # nothing saved is labeled again
     assert result["done"] + saved_before == 600 and result["failed"] == 0
     with project.store.session() as session:
@@ -379,7 +396,7 @@ def test_a_committee_shares_each_endpoints_rate_across_actors(
             "other": sorted(t for t, _ in other.stats.arrivals),
         }
         in_flight = shared.stats.max_in_flight
-    assert result["done"] == 40 and result["actors"] == 2
+    assert result.done == 40 and result.actors == 2
     assert len(arrivals["shared"]) == 80 and len(arrivals["other"]) == 40
     assert in_flight <= 8  # each member's concurrency is a total across the actors
     for times in arrivals.values():

@@ -88,7 +88,7 @@ def test_prelabel_on_a_multi_label_project_stores_sets_and_probabilities(tmp_pat
         config = FakeConfig(decision_rule=keyword_decision, label_prob=0.8)
         with serve_fake_openai(config) as server:
             summary = project.prelabel(model="fake-model", base_url=server.base_url, concurrency=4)
-        assert summary["done"] == len(TEXTS) and summary["failed"] == 0
+        assert summary.done == len(TEXTS) and summary.failed == 0
         with project.store.session() as session:
             rows = session.execute(
                 select(Item.uid, Item.llm_labels, Prediction.probs).join(

@@ -64,7 +64,7 @@ def test_the_estimate_asks_nothing_and_matches_the_run_that_follows(project) -> 
             assert any("assumed" in note for note in estimate.notes)
             result = project.prelabel(labeler, limit=50)
             n, tokens_in, tokens_out = stored(project)
-            assert (result["done"], n) == (70, 70)
+            assert (result.done, n) == (70, 70)
             assert estimate.tokens_in == pytest.approx(tokens_in, rel=0.03)
             # With answers stored, the next estimate takes their length and latency.
             later = estimate_prelabel(project, labeler)

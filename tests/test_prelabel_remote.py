@@ -282,3 +282,36 @@ def test_the_writer_raises_a_failed_write_in_the_caller_and_saves_the_rest_on_cl
     with pytest.raises(RuntimeError):
         writer.close()  # after one last attempt, which stores everything still unsaved
     assert saved == [(1, "a"), (2, "b")]
+
+
+#: The first keys of `prelabel --json` on any engine: the run's key and counts.
+COUNT_KEYS = [
+    "model",
+    "prompt_version",
+    "done",
+    "failed",
+    "failed_by_reason",
+    "self_reported",
+    "tokens",
+    "cost_usd",
+    "skipped",
+]
+
+
+def test_prelabel_json_keeps_its_keys_and_their_order(project_dir, capsys):
+    """The counts, then what the run skipped and retried; `concurrency` as an endpoint adapted."""
+    with serve_fake_openai(FakeConfig()) as server:
+        status, result, err = prelabel(capsys, project_dir, server)
+    assert status == 0, err
+    assert list(result) == [
+        *COUNT_KEYS,
+        "retried",
+        "failed_not_retried",
+        "interrupted",
+        "elapsed_s",
+        "few_shot_examples",
+        "engine",
+        "concurrency",
+        "next_steps",
+    ]
+    assert result["done"] == len(TEXTS) and result["engine"] == "local"

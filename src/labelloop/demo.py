@@ -65,8 +65,7 @@ def run_demo(
         with console.status("pre-labeling"):
             prelabel = project.prelabel(labeler, model=model, limit=limit)
         console.print(
-            f"  {prelabel['done']} labeled, {prelabel['failed']} failed in "
-            f"{prelabel['elapsed_s']:.1f} s"
+            f"  {prelabel.done} labeled, {prelabel.failed} failed in {prelabel.elapsed_s:.1f} s"
         )
         calibration = project.calibrate(budget=0.3, plots_dir=folder / "plots")
         console.print(

@@ -179,8 +179,8 @@ def llm_template(
         if labeler is not None:
             log(f"pre-labeling with {labeler.model_id} (once; repeats and settings reuse it)")
             result = project.prelabel(labeler)
-            if result["failed"]:
-                log(f"{result['failed']} items got no answer; they go to review in every run")
+            if result.failed:
+                log(f"{result.failed} items got no answer; they go to review in every run")
         else:
             uid_to_id = {uid: project.item_id(uid) for uid in _uids(project)}
             for (model, version), answers in (predictions or {}).items():

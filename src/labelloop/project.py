@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from .workflows.engine import Engine
     from .workflows.learn import Learned
     from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
+    from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
 
 
@@ -547,7 +548,7 @@ class Project:
         engine: Engine | None = None,
         retry_failed: bool = True,
         timeout: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Prelabeled:
         """Pre-label items that lack a prediction from this labeler (resumable).
 
         Pass a `Labeler`, or name one: `local` (the embedded model), a `.gguf` path, or a model

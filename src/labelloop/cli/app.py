@@ -29,6 +29,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..workflows.calibrate import Calibrated
     from ..workflows.estimate import PrelabelEstimate
+    from ..workflows.prelabel import Prelabeled
 
 app = typer.Typer(
     name="labelloop",
@@ -348,11 +349,11 @@ def prelabel(
         result,
         as_json,
         lambda r: out.print(
-            f"{r['done']} labeled, {r['failed']} failed, {r['skipped']} skipped in "
-            f"{r['elapsed_s']:.1f} s ({r['tokens']:,} tokens, ${r['cost_usd']:.4f})."
+            f"{r.done} labeled, {r.failed} failed, {r.skipped} skipped in "
+            f"{r.elapsed_s:.1f} s ({r.tokens:,} tokens, ${r.cost_usd:.4f})."
         ),
     )
-    if result["failed"]:
+    if result.failed:
         raise typer.Exit(ITEMS_FAILED)
 
 
@@ -408,22 +409,22 @@ def _render_estimate(r: PrelabelEstimate) -> None:
 ITEMS_FAILED = 3
 
 
-def print_prelabel_summary(result: dict) -> None:
+def print_prelabel_summary(result: Prelabeled) -> None:
     """The run in a few lines on stderr: what was done, what failed and why, what next."""
-    reasons = ", ".join(f"{n} {why}" for why, n in result.get("failed_by_reason", {}).items())
-    line = f"prelabel: {result['done']} labeled, {result['failed']} failed"
+    reasons = ", ".join(f"{n} {why}" for why, n in result.failed_by_reason.items())
+    line = f"prelabel: {result.done} labeled, {result.failed} failed"
     if reasons:
         line += f" ({reasons})"
-    if result.get("retried"):
-        line += f"; {result['retried']} earlier failures retried"
-    adapted = result.get("concurrency") or {}
+    if result.retried:
+        line += f"; {result.retried} earlier failures retried"
+    adapted = result.concurrency or {}
     if adapted.get("decreases"):
         line += (
             f"; the endpoint slowed down under load, requests in flight went down to "
             f"{adapted['final']} of {adapted['maximum']}"
         )
     err.print(line + ".", highlight=False, markup=False, soft_wrap=True)
-    for step in result.get("next_steps", []):
+    for step in result.next_steps:
         err.print(f"  next: {step}", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -41,8 +41,8 @@ from ..store.embeddings import item_vectors, items_without_vector, save_vectors
 from ..store.items import ItemRows
 from ..workflows.embed import is_corpus_fitted
 from ..workflows.prelabel import (
+    Prelabeled,
     Tally,
-    next_steps,
     save_batch,
     start_run,
 )
@@ -359,9 +359,9 @@ def prelabel_ray(
     burst: float | None = None,
     run_id: str | None = None,
     retry_failed: bool = True,
-) -> dict[str, Any]:
-    """`workflows.prelabel.prelabel` on a Ray cluster: same keys, same result dict (+ `engine`,
-    `attempts` and memory figures).
+) -> Prelabeled:
+    """`workflows.prelabel.prelabel` on a Ray cluster: the same result, with the cluster's
+    figures (`actors`, `attempts`, memory) for the local engine's retry counts.
 
     `labeler` is shipped to every actor (it must pickle before its first use: backends load
     their model lazily). Actors take `num_cpus` each, a fraction so that Ray Data's own stages
@@ -422,20 +422,20 @@ def prelabel_ray(
                 flush()
 
         attempts, memory = run.complete(attempt, max_attempts)
-    return {
-        "model": model,
-        "prompt_version": version,
+    return Prelabeled(
+        model=model,
+        prompt_version=version,
         **tally.counts,
-        "skipped": total - todo,
-        "elapsed_s": round(time.perf_counter() - started, 3),
-        "few_shot_examples": n_examples,
-        "engine": "ray",
-        "actors": run.actors,
-        "attempts": attempts,
-        "saved": saved,
-        "startup_s": round(first_result[0], 3) if first_result else None,
+        skipped=total - todo,
+        elapsed_s=round(time.perf_counter() - started, 3),
+        few_shot_examples=n_examples,
+        engine="ray",
+        actors=run.actors,
+        attempts=attempts,
+        saved=saved,
+        startup_s=round(first_result[0], 3) if first_result else None,
         **memory,
-    }
+    )
 
 
 # ------------------------------------------------------------------------------- embeddings
@@ -636,7 +636,7 @@ class RayEngine:
         use_examples: bool = True,
         progress: Progress | None = None,
         retry_failed: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Prelabeled:
         result = prelabel_ray(
             project,
             labeler,
@@ -647,7 +647,7 @@ class RayEngine:
             retry_failed=retry_failed,
             **self.options,
         )
-        return {**result, "next_steps": next_steps(result)}
+        return result.with_next_steps()
 
     def prefill_embeddings(self, project: Project, embedder: Any) -> dict[str, Any] | None:
         """Embed the items missing from the cache on the cluster, so that the local pass only

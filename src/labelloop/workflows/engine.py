@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..labelers.base import Labeler
-from .prelabel import Progress, prelabel
+from .prelabel import Prelabeled, Progress, prelabel
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -38,7 +38,7 @@ class Engine(Protocol):
         use_examples: bool = True,
         progress: Progress | None = None,
         retry_failed: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Prelabeled:
         """Label every item lacking an answer from `labeler` (see `workflows.prelabel`); items
         that failed before are asked again unless `retry_failed` is false."""
         ...
@@ -74,7 +74,7 @@ class LocalEngine:
         use_examples: bool = True,
         progress: Progress | None = None,
         retry_failed: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Prelabeled:
         return prelabel(
             project,
             labeler,

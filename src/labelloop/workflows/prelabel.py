@@ -6,10 +6,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
 
 from ..labelers.base import Labeler, LabelResult, LabelTask
+from ..review.common import Result
 from ..store import items as stored_items
 from ..store import predictions
 
@@ -18,6 +20,62 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 EXAMPLES_PER_LABEL = 2
+#: What only a run on this machine reports, and only a run on a Ray cluster.
+LOCAL_ONLY = ("retried", "failed_not_retried", "interrupted")
+RAY_ONLY = (
+    "actors",
+    "attempts",
+    "saved",
+    "startup_s",
+    "workers",
+    "driver_peak_rss_mb",
+    "worker_peak_rss_mb",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prelabeled(Result):
+    """What a pre-labeling run did (`Project.prelabel`, on any engine): counts, failures by
+    reason, what was skipped, and what to do next. `to_dict` is what `prelabel --json` sends:
+    the figures of the engine that ran it only (`LOCAL_ONLY` or `RAY_ONLY`), and
+    `concurrency` only when an endpoint adapted its requests in flight."""
+
+    model: str
+    prompt_version: str
+    done: int
+    failed: int
+    failed_by_reason: dict[str, int]
+    self_reported: int  # answers whose confidence is the number the model wrote
+    tokens: int
+    cost_usd: float
+    skipped: int  # items that already had an answer (or a human label)
+    retried: int = 0
+    failed_not_retried: int = 0
+    interrupted: bool = False
+    elapsed_s: float
+    few_shot_examples: int
+    engine: str
+    concurrency: dict[str, int] | None = None  # an endpoint's adaptive limit
+    actors: int = 0
+    attempts: int = 0
+    saved: int = 0
+    startup_s: float | None = None  # to the first answer back from the cluster
+    workers: int = 0
+    driver_peak_rss_mb: float = 0.0
+    worker_peak_rss_mb: float = 0.0
+    next_steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        other = LOCAL_ONLY if self.engine == "ray" else RAY_ONLY
+        return {
+            key: value
+            for key, value in Result.to_dict(self).items()
+            if key not in other and not (key == "concurrency" and value is None)
+        }
+
+    def with_next_steps(self) -> Prelabeled:
+        """This run with what to do next, in words, read from its figures."""
+        return replace(self, next_steps=next_steps(self))
 
 
 def few_shot_examples(project: Project, per_label: int = EXAMPLES_PER_LABEL) -> list[tuple]:
@@ -88,26 +146,26 @@ def failure_reason(error: str | None) -> str:
     )
 
 
-def next_steps(result: dict[str, Any]) -> list[str]:
-    """What to do after a run, in words, from its result dict."""
-    steps = [NEXT_STEPS[reason] for reason in result.get("failed_by_reason", {})]
-    if result.get("failed"):
+def next_steps(result: Prelabeled) -> list[str]:
+    """What to do after a run, in words, from its figures."""
+    steps = [NEXT_STEPS[reason] for reason in result.failed_by_reason]
+    if result.failed:
         steps.append(
-            f"run the same command again to retry the {result['failed']} failed items "
+            f"run the same command again to retry the {result.failed} failed items "
             "(their errors are kept)"
         )
-    if result.get("failed_not_retried"):
+    if result.failed_not_retried:
         steps.append(
-            f"{result['failed_not_retried']} items failed in earlier runs and were not asked "
+            f"{result.failed_not_retried} items failed in earlier runs and were not asked "
             "again (--no-retry-failed)"
         )
-    if result.get("self_reported"):
+    if result.self_reported:
         steps.append(
-            f"{result['self_reported']} answers came without usable log-probabilities: their "
+            f"{result.self_reported} answers came without usable log-probabilities: their "
             "confidence is the number the model wrote; calibrate on gold before routing, or use "
             "an endpoint that returns logprobs"
         )
-    if result.get("interrupted"):
+    if result.interrupted:
         steps.append("interrupted: every answer received was saved; run again to go on")
     return steps
 
@@ -115,7 +173,7 @@ def next_steps(result: dict[str, Any]) -> list[str]:
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run, raised once every answer received is saved; carries the summary."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, result: Prelabeled) -> None:
         super().__init__("interrupted")
         self.result = result
 
@@ -228,7 +286,7 @@ def prelabel(
     use_examples: bool = True,
     progress: Progress | None = None,
     retry_failed: bool = True,
-) -> dict[str, Any]:
+) -> Prelabeled:
     """Label every item that lacks an answer from this labeler and prompt.
 
     Gold items come first (calibration needs them) and do not count toward `limit`. Items that
@@ -267,26 +325,28 @@ def prelabel(
         if close:
             close()
         writer.close()
-    result = {
-        "model": model,
-        "prompt_version": version,
-        **tally.counts,
-        "skipped": total - len(todo),
-        "retried": sum(item_id in failed_earlier for item_id in ids) if retry_failed else 0,
-        "failed_not_retried": 0 if retry_failed else len(failed_earlier),
-        "interrupted": interrupted,
-        "elapsed_s": round(time.perf_counter() - started, 3),
-        "few_shot_examples": n_examples,
-        "engine": "local",
-    }
     control = getattr(labeler, "in_flight", None)  # an endpoint's adaptive limit
-    if control is not None:
-        result["concurrency"] = {
-            "maximum": control.maximum,
-            "final": control.limit,
-            "decreases": control.decreases,
-        }
-    result["next_steps"] = next_steps(result)
+    result = Prelabeled(
+        model=model,
+        prompt_version=version,
+        **tally.counts,
+        skipped=total - len(todo),
+        retried=sum(item_id in failed_earlier for item_id in ids) if retry_failed else 0,
+        failed_not_retried=0 if retry_failed else len(failed_earlier),
+        interrupted=interrupted,
+        elapsed_s=round(time.perf_counter() - started, 3),
+        few_shot_examples=n_examples,
+        engine="local",
+        concurrency=(
+            None
+            if control is None
+            else {
+                "maximum": control.maximum,
+                "final": control.limit,
+                "decreases": control.decreases,
+            }
+        ),
+    ).with_next_steps()
     if interrupted:
         raise Interrupted(result)
     return result
