@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from labelloop import Project, review
 from labelloop.labelers.multilabel import multi_label_result
@@ -131,3 +132,31 @@ def test_single_label_items_have_no_suggested_set(tmp_path, db_url):
     single.close()
     assert list(served) == ["id", "uid", "text", "truncated", "suggestion", "queue"]
     assert info["multi_label"] is False
+
+
+def test_served_probabilities_are_the_calibrated_ones(tmp_path, db_url):
+    from labelloop.multilabel import PerLabelCalibrator
+    from labelloop.store import Calibration, Item, Prediction
+    from test_multilabel_project import _simulated
+
+    with Project.create(
+        tmp_path / "c", task="Topics.", labels=LABELS, db=db_url, multi_label=True
+    ) as calibrated:
+        _simulated(calibrated)
+        calibrated.calibrate(budget=0.5, method="platt")
+        calibrated.route()
+        review.add_user(calibrated, "ann", password="ann-password")
+        with TestClient(create_app(calibrated), follow_redirects=False) as client:
+            ann = {"Authorization": f"Bearer {review.create_token(calibrated, 'ann')}"}
+            served = client.get("/api/v1/queue/next", headers=ann).json()
+        with calibrated.store.session() as session:
+            item = session.get_one(Item, served["id"])
+            probs = session.get_one(Prediction, item.prediction_id).probs
+            stored = session.scalars(select(Calibration.calibrator)).one()
+            expected_set, asked = item.llm_labels, item.uncertain_labels
+    proba = PerLabelCalibrator.from_dict(stored).transform([[probs[lab] for lab in LABELS]])
+    shown = served["suggested_set"]
+    assert shown["calibrated"] is True
+    assert shown["probs"] == pytest.approx(dict(zip(LABELS, proba[0], strict=True)), abs=1e-4)
+    assert shown["probs"]["sport"] != pytest.approx(probs["sport"], abs=1e-3)  # moved
+    assert shown["labels"] == expected_set and shown["uncertain"] == asked
