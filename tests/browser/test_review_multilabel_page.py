@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from test_review_page import log_in
+from test_review_page import review_predictions
 
-from labelloop import review
 from labelloop.labelers.multilabel import multi_label_result
 from labelloop.store import Annotation, Item
 
@@ -33,13 +32,7 @@ def test_tick_labels_with_number_keys_and_submit_the_set(live_server, page: Page
     base, project = live_server
     project.add_items([{"id": f"m{k}", "text": f"topic text {k}"} for k in range(3)])
     results = [(project.item_id(f"m{k}"), multi_label_result(LABELS, P_YES)) for k in range(3)]
-    project.save_predictions("fake", "v1", results)
-    project.set_active_predictor("fake", "v1")
-    project.route(threshold=0.9)
-    review.add_user(project, "ann", password="ann-password")
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    log_in(page, base, "ann", "ann-password")
+    dialogs = review_predictions(page, base, project, results, threshold=0.9)
     expect(page.locator("#card")).to_be_visible()
 
     rows = page.locator(".choice")

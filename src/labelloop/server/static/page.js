@@ -59,17 +59,24 @@
     button.type = "button";
     button.className = "choice";
     button.dataset.index = String(index);
+    button.append(...keyAndName(label, index));
+    return button;
+  }
+
+  // What a label's button or checkbox shows: its number key (the first nine) and its name.
+  function keyAndName(label, index) {
+    const parts = [];
     if (index < 9) {
       const key = document.createElement("kbd");
       key.textContent = String(index + 1);
-      button.append(key, " ");
+      parts.push(key, " ");
     }
     const name = document.createElement("span");
     name.className = "label-name";
     name.dir = "auto";
     showText(name, label);
-    button.append(name);
-    return button;
+    parts.push(name);
+    return parts;
   }
 
   // A label's checkbox on multi-label items: its number key, its name as text, and a place for
@@ -81,19 +88,9 @@
     const box = document.createElement("input");
     box.type = "checkbox";
     box.className = "label-check";
-    row.append(box, " ");
-    if (index < 9) {
-      const key = document.createElement("kbd");
-      key.textContent = String(index + 1);
-      row.append(key, " ");
-    }
-    const name = document.createElement("span");
-    name.className = "label-name";
-    name.dir = "auto";
-    showText(name, label);
     const prob = document.createElement("span");
     prob.className = "label-prob";
-    row.append(name, " ", prob);
+    row.append(box, " ", ...keyAndName(label, index), " ", prob);
     return row;
   }
 
