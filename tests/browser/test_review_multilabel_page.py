@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from test_review_page import review_predictions
+from test_review_page import SCREENSHOT, review_predictions
 
 from labelloop.labelers.multilabel import multi_label_result
 from labelloop.store import Annotation, Item
@@ -44,6 +44,8 @@ def test_tick_labels_with_number_keys_and_submit_the_set(live_server, page: Page
     expect(page.locator(".choice.uncertain .label-name")).to_have_text("sport")
     expect(page.locator("#sugg-label")).to_have_text("business, sport")
     assert checked(page) == [True, True, False]  # the suggestion, pre-ticked
+    if SCREENSHOT:
+        page.screenshot(path=SCREENSHOT, full_page=True)
     texts = []
 
     texts.append(page.locator("#text").text_content())
