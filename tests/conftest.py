@@ -84,9 +84,12 @@ def make_project(tmp_path: Path, db_url: str):
         labels=("positive", "negative", "neutral"),
         task="Classify the sentiment.",
         name: str | None = None,
+        multi_label: bool = False,
     ):
         folder = tmp_path / (name or f"proj{len(created)}")
-        project = Project.create(folder, task=task, labels=list(labels), db=db_url)
+        project = Project.create(
+            folder, task=task, labels=list(labels), db=db_url, multi_label=multi_label
+        )
         created.append(project)
         return project
 

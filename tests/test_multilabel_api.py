@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from labelloop import Project, review
 from labelloop.labelers.multilabel import multi_label_result
@@ -94,3 +95,68 @@ def test_a_single_label_project_refuses_a_list(make_project):
             headers=ann,
         )
         assert sent.status_code in (400, 422)
+
+
+def test_served_items_carry_the_suggested_set_and_each_labels_probability(project):
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(project, 'ann')}"}
+        info = client.get("/api/v1/project", headers=ann).json()
+        served = client.get("/api/v1/queue/next", headers=ann).json()
+        answered = client.post(
+            f"/api/v1/items/{served['id']}/annotations?next=true",
+            json={"action": "accept"},
+            headers=ann,
+        )
+        following = answered.json()["next"]
+        undone_item = client.post("/api/v1/undo", headers=ann).json()["item"]
+    assert info["multi_label"] is True
+    expected = {
+        "labels": ["business", "sport"],  # p >= 1/2
+        "probs": {"business": 0.5, "sport": 0.6, "tech": 0.1},
+        "calibrated": False,
+        "uncertain": ["business", "sport"],  # tech (0.1) is confident at 0.9
+    }
+    for shown in (served, following, undone_item):
+        assert shown["suggested_set"] == expected
+
+
+def test_single_label_items_have_no_suggested_set(tmp_path, db_url):
+    single = Project.create(tmp_path / "s", task="Sentiment.", labels=["pos", "neg"], db=db_url)
+    single.add_items([{"id": "a", "text": "fine"}])
+    review.enqueue(single, [single.item_id("a")], queue="review")
+    review.add_user(single, "ann", password="ann-password")
+    with TestClient(create_app(single), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(single, 'ann')}"}
+        served = client.get("/api/v1/queue/next", headers=ann).json()
+        info = client.get("/api/v1/project", headers=ann).json()
+    single.close()
+    assert list(served) == ["id", "uid", "text", "truncated", "suggestion", "queue"]
+    assert info["multi_label"] is False
+
+
+def test_served_probabilities_are_the_calibrated_ones(tmp_path, db_url):
+    from labelloop.multilabel import PerLabelCalibrator
+    from labelloop.store import Calibration, Item, Prediction
+    from test_multilabel_project import _simulated
+
+    with Project.create(
+        tmp_path / "c", task="Topics.", labels=LABELS, db=db_url, multi_label=True
+    ) as calibrated:
+        _simulated(calibrated)
+        calibrated.calibrate(budget=0.5, method="platt")
+        calibrated.route()
+        review.add_user(calibrated, "ann", password="ann-password")
+        with TestClient(create_app(calibrated), follow_redirects=False) as client:
+            ann = {"Authorization": f"Bearer {review.create_token(calibrated, 'ann')}"}
+            served = client.get("/api/v1/queue/next", headers=ann).json()
+        with calibrated.store.session() as session:
+            item = session.get_one(Item, served["id"])
+            probs = session.get_one(Prediction, item.prediction_id).probs
+            stored = session.scalars(select(Calibration.calibrator)).one()
+            expected_set, asked = item.llm_labels, item.uncertain_labels
+    proba = PerLabelCalibrator.from_dict(stored).transform([[probs[lab] for lab in LABELS]])
+    shown = served["suggested_set"]
+    assert shown["calibrated"] is True
+    assert shown["probs"] == pytest.approx(dict(zip(LABELS, proba[0], strict=True)), abs=1e-4)
+    assert shown["probs"]["sport"] != pytest.approx(probs["sport"], abs=1e-3)  # moved
+    assert shown["labels"] == expected_set and shown["uncertain"] == asked

@@ -58,7 +58,7 @@ def _chromium_present() -> None:
 def live_server(request, make_project, fast_password_hashing) -> Iterator[tuple[str, object]]:
     """(base URL, project): uvicorn serving the review app on a free loopback port.
 
-    Indirect parameters are the project's options: `labels`, `task`.
+    Indirect parameters are the project's options: `labels`, `task`, `multi_label`.
     """
     from labelloop.server import create_app
     from labelloop.testing.server import serve_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -24,6 +25,21 @@ def log_in(page: Page, base: str, name: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{base}/review")
+
+
+def review_predictions(
+    page: Page, base: str, project: Any, results: list[Any], threshold: float
+) -> list[str]:
+    """Route `results` as the active predictor's and log `ann` in to review them; the list
+    collects the message of any dialog the page opens (hostile data must open none)."""
+    project.save_predictions("fake", "v1", results)
+    project.set_active_predictor("fake", "v1")
+    project.route(threshold=threshold)
+    review.add_user(project, "ann", password="ann-password")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, base, "ann", "ann-password")
+    return dialogs
 
 
 def showing(page: Page, text: str) -> None:
@@ -123,13 +139,7 @@ def test_hostile_items_are_shown_as_text(live_server, page: Page) -> None:
         (project.item_id(f"h{i}"), LabelResult("positive", None, 0.1 + i / 10, HOSTILE[1]))
         for i in range(len(HOSTILE))
     ]
-    project.save_predictions("fake", "v1", results)
-    project.set_active_predictor("fake", "v1")
-    project.route(threshold=0.85)
-    review.add_user(project, "ann", password="ann-password")
-    dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    log_in(page, base, "ann", "ann-password")
+    dialogs = review_predictions(page, base, project, results, threshold=0.85)
     for text in HOSTILE:
         showing(page, text)
         expect(page.locator("#sugg-reason")).to_have_text(HOSTILE[1])

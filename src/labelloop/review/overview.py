@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ..multilabel.sets import MULTI_LABEL
 from ..store import Session
 from ..store import reviews as store
 from ..store.guidelines import latest_guidelines
@@ -26,6 +27,7 @@ def project_info(project: ProjectScope) -> dict[str, Any]:
             "name": row.name,
             "task": row.task,
             "labels": list(row.labels),
+            "multi_label": bool((row.settings or {}).get(MULTI_LABEL)),
             "label_descriptions": guide.get("label_descriptions", {}),
             "guidelines": guide.get("text") or None,
             "guidelines_version": guide.get("version"),

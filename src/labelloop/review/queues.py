@@ -25,12 +25,14 @@ from datetime import timedelta
 from typing import Any
 
 from ..errors import InputError, NotFoundError
+from ..multilabel.sets import MULTI_LABEL
 from ..store import GOLD, Connection
 from ..store import reviews as store
 from ..store.reviews import Lease
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
 from .common import ProjectScope, transaction, writing
+from .suggested_sets import suggested_set
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
@@ -257,7 +259,8 @@ def settings_in(conn: Connection, project: ProjectScope) -> dict[str, Any]:
 
 
 def payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
-    """An item as a person is shown it: text (cut at `MAX_TEXT_SHOWN`) and suggestion."""
+    """An item as a person is shown it: text (cut at `MAX_TEXT_SHOWN`) and suggestion, and
+    on a multi-label project the suggested set with each label's probability."""
     item = store.shown_item(conn, item_id)
     calibrated = item.calibrated_confidence
     suggestion = None
@@ -268,7 +271,7 @@ def payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
             "calibrated": calibrated is not None,
             "reasoning": item.reasoning,
         }
-    return {
+    shown = {
         "id": item.id,
         "uid": item.uid,
         "text": item.text[:MAX_TEXT_SHOWN],
@@ -277,6 +280,9 @@ def payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
         # Gold checks look like review items, so that people cannot tell them apart.
         "queue": Queue.REVIEW if queue == Queue.GOLD else queue,
     }
+    if (item.settings or {}).get(MULTI_LABEL):
+        shown["suggested_set"] = suggested_set(conn, item_id)
+    return shown
 
 
 def _gold_item(conn: Connection, lease: Lease) -> int | None:

@@ -62,7 +62,13 @@ def project_info(who: CurrentUser, project: ProjectDep) -> Any:
     return review.project_info(project)
 
 
-@router.get("/queue/next", response_model=QueueItem, responses=NO_CONTENT, tags=["review"])
+@router.get(
+    "/queue/next",
+    response_model=QueueItem,
+    response_model_exclude_unset=True,  # `suggested_set` only on multi-label projects
+    responses=NO_CONTENT,
+    tags=["review"],
+)
 def queue_next(
     who: CurrentUser,
     project: ProjectDep,
@@ -156,7 +162,7 @@ def _submit(
     ).to_dict()
 
 
-@router.post("/undo", response_model=UndoOut, tags=["review"])
+@router.post("/undo", response_model=UndoOut, response_model_exclude_unset=True, tags=["review"])
 def undo(who: CurrentUser, project: ProjectDep, body: UndoIn | None = None) -> Any:
     """Withdraw your latest answer (or a given one); the item is given back to you."""
     return review.undo(project, who, body.annotation_id if body else None).to_dict()

@@ -34,6 +34,17 @@ class Suggestion(BaseModel):
     reasoning: str | None
 
 
+class SuggestedSet(BaseModel):
+    """A multi-label item's suggestion: the set, and what each label's decision rests on."""
+
+    labels: list[str] = Field(description="The suggested set (calibrated when calibrated).")
+    probs: dict[str, float | None] = Field(
+        description="Each label's probability of applying (None: the predictor gave none)."
+    )
+    calibrated: bool
+    uncertain: list[str] = Field(description="The labels routing asks the reviewer about.")
+
+
 class QueueItem(BaseModel):
     id: int = Field(description="Store id of the item; answer it at /api/v1/items/{id}/...")
     uid: str = Field(description="The item's id in the imported data.")
@@ -41,6 +52,11 @@ class QueueItem(BaseModel):
     truncated: bool = Field(description="True when the text was cut for display.")
     suggestion: Suggestion | None
     queue: str
+    suggested_set: SuggestedSet | None = Field(
+        None,
+        description="Multi-label projects only (absent otherwise): the suggested set with "
+        "each label's probability; null when the item has no prediction.",
+    )
 
 
 class AnnotationIn(BaseModel):
@@ -108,6 +124,7 @@ class ProjectInfo(BaseModel):
     name: str
     task: str
     labels: list[str]
+    multi_label: bool = Field(False, description="Items take a set of labels (`labels`).")
     label_descriptions: dict[str, str] = Field(
         default_factory=dict, description="What each described label means (plain text)."
     )

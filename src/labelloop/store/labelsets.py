@@ -16,17 +16,22 @@ from sqlalchemy.orm import Session
 
 from ..multilabel.sets import resolve_label_sets
 from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
+from .db import Record
 from .models import (
     Annotation,
     Annotator,
+    Calibration,
     Item,
     Prediction,
+    ProjectRow,
     ReviewTask,
     table_of,
     utcnow,
 )
 
 _ITEMS, _ANNOTATIONS, _TASKS = table_of(Item), table_of(Annotation), table_of(ReviewTask)
+_PREDICTIONS, _CALIBRATIONS = table_of(Prediction), table_of(Calibration)
+_PROJECTS = table_of(ProjectRow)
 
 #: What answering a multi-label item needs to know of it (a row, or None).
 ITEM_SETS = select(
@@ -38,6 +43,35 @@ ITEM_SETS = select(
     _ITEMS.c.final_labels,
     _ITEMS.c.llm_labels,
 ).where(_ITEMS.c.id == bindparam("item"))
+#: What a person is shown of a multi-label item's suggestion: the suggested set, the labels
+#: routing asks about, the project's label order, and the prediction's own probabilities.
+_SHOWN_SET = (
+    select(
+        _ITEMS.c.project_id,
+        _ITEMS.c.llm_labels,
+        _ITEMS.c.uncertain_labels,
+        _PROJECTS.c.labels,
+        _PREDICTIONS.c.probs,
+        _PREDICTIONS.c.model,
+        _PREDICTIONS.c.prompt_version,
+    )
+    .select_from(_ITEMS)
+    .join(_PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
+    .join(_PREDICTIONS, _PREDICTIONS.c.id == _ITEMS.c.prediction_id)
+    .where(_ITEMS.c.id == bindparam("item"), _PREDICTIONS.c.error.is_(None))
+)
+#: The calibrator in force for a predictor (the latest active calibration).
+_CALIBRATOR = (
+    select(_CALIBRATIONS.c.calibrator)
+    .where(
+        _CALIBRATIONS.c.project_id == bindparam("project"),
+        _CALIBRATIONS.c.model == bindparam("model"),
+        _CALIBRATIONS.c.prompt_version == bindparam("version"),
+        _CALIBRATIONS.c.active.is_(True),
+    )
+    .order_by(_CALIBRATIONS.c.id.desc())
+    .limit(1)
+)
 _LIVE_SETS = (
     select(
         _ANNOTATIONS.c.id,
@@ -164,6 +198,21 @@ def settle_task(conn: Connection, item_id: int, queue: str | None) -> None:
             "is_done": len(actions) >= needed + rejections,
         },
     )
+
+
+# ----------------------------------------------------------------------------- review page
+def shown_set(conn: Connection, item_id: int) -> Record | None:
+    """A multi-label item's suggestion as stored (None without a usable prediction)."""
+    return conn.execute(_SHOWN_SET, {"item": item_id}).first()
+
+
+def calibrator_in_force(
+    conn: Connection, project_id: int, model: str, version: str
+) -> dict[str, Any] | None:
+    """The stored calibrator of the calibration in force for `model@version`, if any."""
+    query = {"project": project_id, "model": model, "version": version}
+    stored: dict[str, Any] | None = conn.execute(_CALIBRATOR, query).scalar()
+    return stored
 
 
 # ----------------------------------------------------------------------------- calibration

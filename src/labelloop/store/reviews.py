@@ -416,15 +416,18 @@ _PAYLOAD = (
         _ITEMS.c.confidence,
         _ITEMS.c.calibrated_confidence,
         _PREDICTIONS.c.reasoning,
+        _PROJECTS.c.settings,
     )
     .select_from(_ITEMS)
+    .join(_PROJECTS, _PROJECTS.c.id == _ITEMS.c.project_id)
     .outerjoin(_PREDICTIONS, _PREDICTIONS.c.id == _ITEMS.c.prediction_id)
     .where(_ITEMS.c.id == bindparam("item"))
 )
 
 
 def shown_item(conn: Connection, item_id: int) -> Record:
-    """What a person is shown of an item: id, uid, text, suggestion, confidences, reasoning."""
+    """What a person is shown of an item: id, uid, text, suggestion, confidences, reasoning,
+    and its project's settings (which say whether the item takes a set)."""
     return conn.execute(_PAYLOAD, {"item": item_id}).one()
 
 

@@ -1,5 +1,5 @@
 // What the review and adjudication pages share: calling the API with the session's CSRF token,
-// error details, the status message, and label buttons. Untrusted text (item texts, labels,
+// error details, the status message, label buttons and label checkboxes. Untrusted text (item texts, labels,
 // names, notes) reaches the pages only through showText: text nodes, never parsed as HTML.
 "use strict";
 (() => {
@@ -59,18 +59,40 @@
     button.type = "button";
     button.className = "choice";
     button.dataset.index = String(index);
+    button.append(...keyAndName(label, index));
+    return button;
+  }
+
+  // What a label's button or checkbox shows: its number key (the first nine) and its name.
+  function keyAndName(label, index) {
+    const parts = [];
     if (index < 9) {
       const key = document.createElement("kbd");
       key.textContent = String(index + 1);
-      button.append(key, " ");
+      parts.push(key, " ");
     }
     const name = document.createElement("span");
     name.className = "label-name";
     name.dir = "auto";
     showText(name, label);
-    button.append(name);
-    return button;
+    parts.push(name);
+    return parts;
   }
 
-  window.labelloop = Object.freeze({ showText, api, detail, say, labelButton });
+  // A label's checkbox on multi-label items: its number key, its name as text, and a place for
+  // its probability; the whole row toggles the box.
+  function labelCheckbox(label, index) {
+    const row = document.createElement("label");
+    row.className = "choice check";
+    row.dataset.index = String(index);
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.className = "label-check";
+    const prob = document.createElement("span");
+    prob.className = "label-prob";
+    row.append(box, " ", ...keyAndName(label, index), " ", prob);
+    return row;
+  }
+
+  window.labelloop = Object.freeze({ showText, api, detail, say, labelButton, labelCheckbox });
 })();

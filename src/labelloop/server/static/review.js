@@ -2,9 +2,10 @@
 // Item data is untrusted: it only ever reaches the page as text nodes (see showText).
 "use strict";
 (() => {
-  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
+  const { showText, api, detail, say, labelButton, labelCheckbox } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
+  let multi = false; // a multi-label project: checkboxes, and answers are sets
   let descriptions = {}; // label -> what it means (plain text, untrusted like item text)
   let current = null; // the item on screen
   let buffer = []; // prefetched items
@@ -46,7 +47,7 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = labelButton(label, index);
+      const button = multi ? labelCheckbox(label, index) : labelButton(label, index);
       const meaning = describe(label);
       if (meaning) {
         button.title = meaning; // an attribute set from script: text, never parsed as HTML
@@ -56,7 +57,7 @@
         showText(note, meaning);
         button.append(note);
       }
-      button.addEventListener("click", () => pick(index));
+      if (!multi) button.addEventListener("click", () => pick(index));
       box.append(button);
     });
   }
@@ -104,7 +105,7 @@
     const suggestion = current.suggestion;
     $("suggestion").hidden = !suggestion;
     $("no-suggestion").hidden = Boolean(suggestion);
-    $("btn-accept").disabled = !suggestion;
+    $("btn-accept").disabled = !multi && !suggestion;
     if (suggestion) {
       showText($("sugg-label"), suggestion.label);
       $("sugg-label").title = describe(suggestion.label);
@@ -115,13 +116,60 @@
         `${(100 * confidence).toFixed(0)}%${suggestion.calibrated ? " calibrated" : ""}`;
       showText($("sugg-reason"), suggestion.reasoning || "");
     }
-    document.querySelectorAll(".choice").forEach((button) => {
-      const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
-      button.classList.toggle("suggested", Boolean(same));
-    });
+    if (multi) renderSet(current.suggested_set || null);
+    else {
+      document.querySelectorAll(".choice").forEach((button) => {
+        const same = suggestion && labels[Number(button.dataset.index)] === suggestion.label;
+        button.classList.toggle("suggested", Boolean(same));
+      });
+    }
     closeFlagForm();
     showFlagged();
     shownAt = performance.now();
+  }
+
+  // Multi-label items: the suggested set pre-ticked, each label's probability beside it, and
+  // the labels routing asks about marked.
+  function renderSet(suggested) {
+    const chosen = new Set(suggested ? suggested.labels : []);
+    const unsure = new Set(suggested ? suggested.uncertain : []);
+    const probs = suggested ? suggested.probs : {};
+    document.querySelectorAll(".choice").forEach((row) => {
+      const label = labels[Number(row.dataset.index)];
+      const p = Object.prototype.hasOwnProperty.call(probs, label) ? probs[label] : null;
+      row.querySelector("input").checked = chosen.has(label);
+      row.classList.toggle("suggested", chosen.has(label));
+      row.classList.toggle("uncertain", unsure.has(label));
+      row.querySelector(".label-prob").textContent =
+        typeof p === "number" ? `${(100 * p).toFixed(0)}%` : "";
+      row.title = [describe(label), unsure.has(label) ? "uncertain: please check" : ""]
+        .filter(Boolean).join(" — ");
+    });
+    if (suggested) {
+      showText($("sugg-label"), suggested.labels.length ? suggested.labels.join(", ") : "no label");
+      $("sugg-label").title = suggested.calibrated ? "calibrated probabilities" : "";
+    }
+  }
+
+  function tickedLabels() {
+    return labels.filter((_, index) =>
+      document.querySelector(`.choice[data-index="${index}"] input`).checked);
+  }
+
+  function toggle(index) {
+    if (!current || index >= labels.length) return;
+    const box = document.querySelector(`.choice[data-index="${index}"] input`);
+    box.checked = !box.checked;
+  }
+
+  // Enter on a multi-label item: the ticked set, as the suggestion (accept) or a correction.
+  function submitTicked() {
+    if (!current) return;
+    const given = tickedLabels();
+    const suggested = current.suggested_set;
+    const same = suggested && suggested.labels.length === given.length &&
+      suggested.labels.every((label) => given.includes(label));
+    answer(suggested ? (same ? "accept" : "correct") : "label", { labels: given });
   }
 
   async function advance() {
@@ -136,14 +184,15 @@
     return advance();
   }
 
-  async function answer(action, label) {
+  // `given`: { label } on single-label projects, { labels } on multi-label ones, or nothing.
+  async function answer(action, given) {
     if (!current || busy) return;
     busy = true;
     const item = current;
     const spent = (performance.now() - shownAt) / 1000;
     try {
       const body = { action, time_spent_s: Math.round(spent * 1000) / 1000 };
-      if (label !== undefined) body.label = label;
+      Object.assign(body, given || {});
       // The answer's reply brings the item after the prefetched one: one round trip per item.
       if (pending) await pending;
       const query = new URLSearchParams({ next: "true" });
@@ -161,7 +210,7 @@
       answered += 1;
       $("done-count").textContent = String(answered);
       if (saved.gold_feedback) showGoldFeedback(saved.gold_feedback);
-      else say(action === "skip" ? "Skipped." : `Saved: ${action}${label ? " " + label : ""}.`);
+      else say(action === "skip" ? "Skipped." : `Saved: ${action}${savedText(given)}.`);
       await advance();
     } catch (error) {
       say(error.message, true);
@@ -170,11 +219,17 @@
     }
   }
 
+  function savedText(given) {
+    if (!given) return "";
+    if (given.labels) return given.labels.length ? " " + given.labels.join(", ") : " no label";
+    return " " + given.label;
+  }
+
   function pick(index) {
     if (!current || index >= labels.length) return;
     const label = labels[index];
     const suggested = current.suggestion && current.suggestion.label;
-    answer(suggested ? (label === suggested ? "accept" : "correct") : "label", label);
+    answer(suggested ? (label === suggested ? "accept" : "correct") : "label", { label });
   }
 
   async function undo() {
@@ -247,12 +302,15 @@
   function onKey(event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
-    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    const typing = target && (target.isContentEditable ||
+      (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target.type !== "checkbox"));
+    if (typing) return;
     const key = event.key;
     let handled = true;
-    if (/^[1-9]$/.test(key)) pick(Number(key) - 1);
+    if (/^[1-9]$/.test(key)) (multi ? toggle : pick)(Number(key) - 1);
+    else if (multi && key === "Enter") submitTicked();
     else if (key === "Enter" || key === "a") {
-      if (current && current.suggestion) answer("accept");
+      if (current && (multi ? current.suggested_set : current.suggestion)) answer("accept");
     } else if (key === "x") answer("reject");
     else if (key === " ") answer("skip");
     else if (key === "Backspace") undo();
@@ -266,6 +324,8 @@
     const response = await api("GET", "/api/v1/project");
     const project = await response.json();
     labels = project.labels;
+    multi = Boolean(project.multi_label);
+    if (multi) showMultiLabelControls();
     descriptions = project.label_descriptions || {};
     showText($("task"), project.task);
     renderChoices();
@@ -273,7 +333,16 @@
     await advance();
   }
 
-  $("btn-accept").addEventListener("click", () => answer("accept"));
+  // Multi-label projects: the main button submits the ticked set; the help says so.
+  function showMultiLabelControls() {
+    const key = document.createElement("kbd");
+    key.textContent = "Enter";
+    $("btn-accept").replaceChildren("Submit ticked ", key);
+    $("help-single").hidden = true;
+    $("help-multi").hidden = false;
+  }
+
+  $("btn-accept").addEventListener("click", () => (multi ? submitTicked() : answer("accept")));
   $("btn-reject").addEventListener("click", () => answer("reject"));
   $("btn-skip").addEventListener("click", () => answer("skip"));
   $("btn-undo").addEventListener("click", undo);
