@@ -187,7 +187,7 @@ def test_simulate_cli(tmp_path, capsys):
     assert plot.stat().st_size > 1000
 
 
-def test_agreement_and_label_issues(learning_project):
+def test_agreement_and_label_issues(learning_project, capsys):
     project = learning_project
     gold_ids = [uid for uid in project.truth if uid.startswith("r1-")][:30]
     for i, uid in enumerate(gold_ids):
@@ -206,8 +206,15 @@ def test_agreement_and_label_issues(learning_project):
     with pytest.raises(NotReadyError):
         project.label_issues()
     project.learn(recalibrate=False)
+    # `agreement --json` carries them in the form scripts parse: keys in this order.
+    folder = str(project.path)
+    assert run(["agreement", "--bootstrap", "0", "--json", "-p", folder]) == 0
+    printed = json.loads(capsys.readouterr().out)["label_issues"]
+    assert list(printed) == ["checked", "suspects", "queued"]
+    for suspect in printed["suspects"]:
+        assert list(suspect) == ["id", "label", "suggested", "score"]
     issues = project.label_issues(top=5)
-    assert issues["checked"] >= 60 and issues["queued"] == len(issues["suspects"]) <= 5
+    assert issues.checked >= 60 and issues.queued == len(issues.suspects) <= 5
 
 
 def test_unknown_engine_is_bad_input(learning_project, capsys):

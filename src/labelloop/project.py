@@ -68,6 +68,7 @@ from .vocabulary import ItemState, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
+    from .workflows.agreement import LabelIssues
     from .workflows.calibrate import Calibrated
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
@@ -633,7 +634,7 @@ class Project:
 
         return agreement(self, **options)
 
-    def label_issues(self, **options: Any) -> dict[str, Any]:
+    def label_issues(self, **options: Any) -> LabelIssues:
         """Likely-mislabeled items, queued for a second look (see `workflows.agreement`)."""
         from .workflows.agreement import label_issues
 

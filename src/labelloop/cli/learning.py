@@ -382,7 +382,7 @@ def agreement(
         result = proj.agreement(n_boot=bootstrap)
         if issues:
             try:
-                result["label_issues"] = proj.label_issues()
+                result["label_issues"] = proj.label_issues().to_dict()
             except NotReadyError as exc:
                 result["label_issues"] = None
                 result.setdefault("notes", []).append(str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from .. import review
 from ..agreement import agreement_report, find_label_issues
 from ..errors import NotReadyError
+from ..review.common import Result
 from ..store import items as stored_items
 from ..store import predictions
 from ..vocabulary import Queue
@@ -68,7 +70,27 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) ->
     return report
 
 
-def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """An item whose final label the student confidently disagrees with."""
+
+    id: str  # the item's id in the user's data
+    label: str  # its final label
+    suggested: str  # the student's label
+    score: float  # the student's confidence in the final label: low is suspicious
+
+
+@dataclass(frozen=True, slots=True)
+class LabelIssues(Result):
+    """Likely-mislabeled items (`Project.label_issues`); `to_dict` is what `agreement --json`
+    sends as `label_issues`."""
+
+    checked: int  # labeled items the student scored
+    suspects: list[Suspect]
+    queued: int  # suspects queued for a second look
+
+
+def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> LabelIssues:
     """Final labels that the student (out-of-fold) confidently disagrees with.
 
     Needs `learn` to have run: the student's stored probabilities are out-of-fold for the
@@ -82,16 +104,16 @@ def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> dict
     probs = np.array([[r.probs[label] for label in labels] for r in rows])
     issues = find_label_issues(given, probs, rank_by="self_confidence", max_issues=top)
     suspects = [
-        {
-            "id": rows[i].uid,
-            "label": rows[i].final_label,
-            "suggested": labels[int(s)],
-            "score": float(score),
-        }
+        Suspect(
+            id=rows[i].uid,
+            label=rows[i].final_label,
+            suggested=labels[int(s)],
+            score=float(score),
+        )
         for i, s, score in zip(issues.indices, issues.suggested, issues.scores, strict=True)
     ]
     queued = 0
     if queue and suspects:
         ids = [rows[i].id for i in issues.indices]
         queued = review.enqueue(project, ids, queue=RECHECK_QUEUE)
-    return {"checked": len(rows), "suspects": suspects, "queued": queued}
+    return LabelIssues(checked=len(rows), suspects=suspects, queued=queued)
