@@ -41,6 +41,15 @@ def test_init_import_route_stats_export(project_dir, tmp_path, capsys):
     pool.write_text('{"text": "Loved every minute"}\n{"text": "<b>bold</b> & risky"}\n')
     status, out, _ = call(capsys, "import", gold, "--split", "gold", "-p", project_dir, "--json")
     assert status == 0 and json.loads(out)["added"] == 3
+    assert list(json.loads(out)) == [
+        "rows",
+        "added",
+        "updated",
+        "unchanged",
+        "duplicates_in_file",
+        "id_col",
+        "ids_adopted",
+    ]
     status, out, _ = call(capsys, "import", pool, "-p", project_dir, "--json")
     assert json.loads(out)["added"] == 2
     status, out, _ = call(capsys, "route", "-p", project_dir, "--json")
@@ -56,6 +65,7 @@ def test_init_import_route_stats_export(project_dir, tmp_path, capsys):
     )
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert status == 0 and json.loads(out)["rows"] == 5 == len(rows)
+    assert json.loads(out) == {"rows": 5, "out": str(target), "format": "jsonl"}
     for key in (
         "id",
         "text",

@@ -110,7 +110,7 @@ def test_round_trip(source, make_project, tmp_path, fmt, name, reader):
     include = "annotations,predictions,meta"
     out = tmp_path / name
     written = export_project(source, out, fmt, include=include)
-    assert written["rows"] == 9
+    assert written.rows == 9
     target = make_project(name=f"target_{fmt}")
     result = import_project(target, out, reader)
     assert result["added"] == 9 and result["annotations"] == 5

@@ -140,7 +140,7 @@ def test_import_names_an_unknown_label_in_a_set(source, tmp_path):
 )
 def test_tool_formats_round_trip(source, tmp_path, fmt, name):
     out = tmp_path / name
-    assert source.export(out, fmt)["rows"] == 5
+    assert source.export(out, fmt).rows == 5
     target = Project.create(
         tmp_path / "dst", task="Topics.", labels=LABELS, multi_label=True, allow_empty=True
     )

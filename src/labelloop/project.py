@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,14 +72,18 @@ if TYPE_CHECKING:
     from .workflows.calibrate import Calibrated
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
+    from .workflows.exchange import Exported
     from .workflows.learn import Learned
     from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
     from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
 
 
-@dataclass(frozen=True)
-class ImportResult:
+@dataclass(frozen=True, slots=True)
+class ImportResult(Result):
+    """What an import added, updated and left unchanged (`Project.import_file`, `add_items`);
+    `to_dict` is what `import --json` sends."""
+
     rows: int
     added: int
     updated: int
@@ -87,9 +91,6 @@ class ImportResult:
     duplicates_in_file: int
     id_col: str | None = None  # the column the ids came from; None: content hashes
     ids_adopted: int = 0  # items imported before with content-hash ids that now have the file's
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -875,7 +876,7 @@ class Project:
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(
         self, out: str | Path, fmt: str = "jsonl", *, include: str | Sequence[str] | None = None
-    ) -> dict[str, Any]:
+    ) -> Exported:
         """Write every item with its label's provenance: jsonl, csv, parquet, labelstudio,
         argilla, prodigy or hf (see `labelloop.data.formats`)."""
         from .workflows.exchange import export_project

@@ -571,7 +571,7 @@ def export(
 ) -> None:
     """Write every item with its final label and provenance."""
     with open_project(project, db) as proj:
-        count = proj.export(out_path, fmt, include=include)["rows"]
+        count = proj.export(out_path, fmt, include=include).rows
     emit(
         {"rows": count, "out": str(out_path), "format": fmt},
         as_json,

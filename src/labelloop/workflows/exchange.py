@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -20,6 +21,7 @@ from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, matc
 from ..errors import InputError
 from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, parse_label_set, resolve_label_sets
 from ..review import MAX_LABELSTUDIO_USER, user_name_problem
+from ..review.common import Result
 from ..store import (
     GOLD,
     HUMAN_LABELED,
@@ -42,15 +44,24 @@ if TYPE_CHECKING:
 CHUNK = 5_000  # ids per IN (...) query
 
 
+@dataclass(frozen=True, slots=True)
+class Exported(Result):
+    """What `Project.export` wrote: how many rows, where, in which format."""
+
+    rows: int
+    out: str
+    format: str
+
+
 def export_project(
     project: Project, out: str | Path, fmt: str, *, include: str | Sequence[str] | None = None
-) -> dict[str, Any]:
+) -> Exported:
     """Write the project's items with provenance in `fmt` (see `data.formats`)."""
     key = fmt.lower()
     if key not in EXPORTERS:
         raise InputError(f"unknown export format {fmt!r}; use one of {format_names(EXPORTERS)}")
     count = EXPORTERS[key](project, Path(out), include)
-    return {"rows": count, "out": str(out), "format": key}
+    return Exported(rows=count, out=str(out), format=key)
 
 
 def import_project(project: Project, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
