@@ -155,7 +155,7 @@ def test_a_store_behind_the_head_is_still_migrated(tmp_path, behind) -> None:
 
 
 def test_the_lean_path_names_the_multi_label_setting_as_the_project_does() -> None:
+    from labelloop import store
     from labelloop.multilabel.sets import MULTI_LABEL
-    from labelloop.store.db import MULTI_LABEL_SETTING
 
-    assert MULTI_LABEL_SETTING == MULTI_LABEL
+    assert store.db.MULTI_LABEL is MULTI_LABEL

@@ -77,8 +77,13 @@ class Role(StrEnum):
     SERVICE = "service"  # machine callers such as Label Studio's ML-backend requests
 
 
+#: Project settings of multi-label projects: items take label sets; an empty set is allowed.
+MULTI_LABEL, ALLOW_EMPTY = "multi_label", "allow_empty"
+
 __all__ = [
+    "ALLOW_EMPTY",
     "LABELING_ACTIONS",
+    "MULTI_LABEL",
     "NO_LABEL_ACTIONS",
     "PEOPLE_SOURCES",
     "TASK_QUEUES",

@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from labelloop.errors import InputError
+from labelloop.vocabulary import ALLOW_EMPTY as ALLOW_EMPTY  # the settings' names, shared
+from labelloop.vocabulary import MULTI_LABEL as MULTI_LABEL
 
-#: The project settings of multi-label projects: items take sets; the empty set is allowed.
-MULTI_LABEL, ALLOW_EMPTY = "multi_label", "allow_empty"
 #: Characters that join label names in a text cell; a multi-label project's labels avoid them.
 SEPARATORS = (";", "|", ",")
 #: The most labels one multi-label project may have (bounds every per-label loop).

@@ -20,7 +20,15 @@ from urllib.parse import quote
 
 from ..errors import InputError
 from ..routing import DEFAULT_THRESHOLD
-from ..vocabulary import LABELING_ACTIONS, Action, ItemState, LabelSource, Queue, Split
+from ..vocabulary import (
+    LABELING_ACTIONS,
+    MULTI_LABEL,
+    Action,
+    ItemState,
+    LabelSource,
+    Queue,
+    Split,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -36,10 +44,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
 HEAD_REVISION = "0013_adjudication_index"
-
-#: The project setting that makes items take label sets (`multilabel.sets.MULTI_LABEL`, which
-#: the lean read path cannot import: it brings NumPy; a test keeps the two equal).
-MULTI_LABEL_SETTING = "multi_label"
 
 #: A project folder's settings file, its default SQLite store, and the variable naming another.
 CONFIG_FILE = "labelloop.json"
@@ -349,7 +353,7 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
     )
     counts = read_state_counts(reader, project_id)
     settings = read_settings(reader, project_id)
-    if settings.get(MULTI_LABEL_SETTING):  # subset accuracy: the whole suggested set is right
+    if settings.get(MULTI_LABEL):  # subset accuracy: the whole suggested set is right
         gold_predicted, gold_correct = read_gold_set_counts(reader, project_id)
     pool = items - gold
     return {
