@@ -24,10 +24,11 @@ from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import GOLD
 from ..store import adjudication as store
 from ..store.models import utcnow
+from ..store.reviews import item_context
 from ..vocabulary import Action
 from . import consensus
 from .accounts import Principal
-from .answers import ITEM_CONTEXT, checked_label, labels_and_settings_of, resolve_item
+from .answers import checked_label, labels_and_settings_of, resolve_item
 from .common import ProjectScope, transaction
 from .queues import payload
 
@@ -38,6 +39,14 @@ SHOW_NAMES = "adjudication_show_names"
 QUEUE_NAME = "adjudication"
 MAX_NOTE = 2_000  # characters of a reviewer's note or a flag's reason
 MAX_LISTED = 500
+
+
+def _item(conn: Any, item_id: int) -> Any:
+    """An item known to exist (it holds answers or a decision), as answering needs it."""
+    found = item_context(conn, item_id)
+    if found is None:
+        raise LookupError(f"item {item_id} vanished inside its transaction")
+    return found
 
 
 def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
@@ -123,9 +132,7 @@ def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[st
     waiting = pending(project)
     shown = waiting[: max(0, min(int(limit), MAX_LISTED))]
     with project.store.engine.connect() as conn:
-        rows = {
-            item_id: conn.execute(ITEM_CONTEXT, {"item": item_id}).one() for item_id, _ in shown
-        }
+        rows = {item_id: _item(conn, item_id) for item_id, _ in shown}
     return {
         "count": len(waiting),
         "items": [
@@ -154,7 +161,7 @@ def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
 def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
     from ..data.formats.records import iso  # the formats load with a case, not with `stats`
 
-    item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+    item = item_context(conn, item_id)
     if item is None or item.project_id != project.id:
         raise NotFoundError(f"no item with id {item_id}")
     answers = store.answers_of(conn, [item_id])[item_id]
@@ -219,7 +226,7 @@ def decide(
     check_reviewer(who)
     kept_note = check_note(note)
     with transaction(project) as conn:
-        item = conn.execute(ITEM_CONTEXT, {"item": item_id}).first()
+        item = item_context(conn, item_id)
         if item is None or item.project_id != project.id:
             raise NotFoundError(f"no item with id {item_id}")
         if item.split == GOLD:
@@ -268,7 +275,7 @@ def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) 
         if found.reviewer_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own decisions")
         store.mark_undone(conn, found.id)
-        item = conn.execute(ITEM_CONTEXT, {"item": found.item_id}).one()
+        item = _item(conn, found.item_id)
         resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
         shown = _case(conn, project, found.item_id)
     return {"undone": found.id, "item": shown}

@@ -27,7 +27,6 @@ from ..store import reviews as store
 from ..store.adjudication import live_decision
 from ..store.guidelines import description_in_force
 from ..store.models import utcnow
-from ..store.reviews import ITEM_CONTEXT as ITEM_CONTEXT  # read by the consensus refit
 from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource, Queue
 from . import common, consensus
 from .accounts import Principal
@@ -152,7 +151,8 @@ def check_action(action: str, allowed: Sequence[str] = ACTIONS) -> None:
 
 # ----------------------------------------------------------------------------- one answer
 def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> Answer:
-    """Store `answer` on `item` (a row of `ITEM_CONTEXT`) in `queue`, in the caller's transaction.
+    """Store `answer` on `item` (a row of `store.reviews.item_context`) in `queue`, in the
+    caller's transaction.
 
     `accept` takes the suggestion's label; `correct` and `label` need a label; `reject` says the
     suggestion is wrong without giving a label; `skip` gives nothing. The answer recounts the
