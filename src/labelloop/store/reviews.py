@@ -123,15 +123,6 @@ def set_answers_needed(
     return rowcount(result)
 
 
-def splits_in_project(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project
-    (`store.items.splits_of` asks no project: a missing id here is an error to report)."""
-    rows = session.execute(
-        select(Item.id, Item.split).where(Item.project_id == project_id, Item.id.in_(item_ids))
-    )
-    return {item_id: split for item_id, split in rows}
-
-
 def queued_in(session: Session, item_ids: Sequence[int], queue: str) -> set[int]:
     """Those of `item_ids` (at most `CHUNK`) that already have a task in `queue`."""
     return set(

@@ -30,7 +30,6 @@ from ..store import (
     Session,
     predictions,
     projects,
-    reviews,
 )
 from ..store import adjudication as adjudications
 from ..store import exchange as rows
@@ -446,7 +445,7 @@ def _settle(
     reviewer's decision in force, else as recorded in the file when it says, else from people's
     answers. `labels`: the label set of a multi-label project, whose items get final sets."""
     chunk = [ids[item.uid] for item in items]
-    splits = reviews.splits_in_project(session, project_id, chunk)
+    splits = stored_items.splits_of(session, project_id, chunk)
     if active is not None:
         predictions.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
