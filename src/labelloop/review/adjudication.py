@@ -19,21 +19,17 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from .. import routing
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import GOLD
 from ..store import adjudication as store
 from ..store.models import utcnow
 from ..store.reviews import item_context
-from ..vocabulary import Action
-from . import consensus
 from .accounts import Principal
 from .answers import checked_label, labels_and_settings_of, resolve_item
 from .common import ProjectScope, transaction
 from .queues import payload
+from .waiting import pending_among, reasons_for, settle
 
-DISAGREEMENT, REJECTED, FLAGGED = "disagreement", "rejected", "flagged"
-REASONS = (DISAGREEMENT, REJECTED, FLAGGED)
 #: The project setting that shows reviewers who gave each answer (off: blind adjudication).
 SHOW_NAMES = "adjudication_show_names"
 QUEUE_NAME = "adjudication"
@@ -47,28 +43,6 @@ def _item(conn: Any, item_id: int) -> Any:
     if found is None:
         raise LookupError(f"item {item_id} vanished inside its transaction")
     return found
-
-
-def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
-    """Why an item needs a reviewer (empty: it does not), from its live answers (annotator_id,
-    label, action, id), live flags and tasks (answers_needed, done).
-
-    Disagreement counts once no task waits for more answers (the overlap is complete); a
-    rejection by everyone counts once as many people as the task wanted rejected (one without a
-    task); a flag counts at once.
-    """
-    votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answers]
-    standing = consensus.latest_labels(votes)
-    reasons = []
-    if len({v.label for v in standing}) > 1 and all(t.done for t in tasks):
-        reasons.append(DISAGREEMENT)
-    rejecters = {a.annotator_id for a in answers if a.action == Action.REJECT}
-    wanted = max([int(t.answers_needed) for t in tasks], default=1)
-    if not standing and rejecters and len(rejecters) >= wanted:
-        reasons.append(REJECTED)
-    if flags:
-        reasons.append(FLAGGED)
-    return reasons
 
 
 def show_names(settings: dict[str, Any]) -> bool:
@@ -100,26 +74,13 @@ def check_note(note: str | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the queue
-def _pending(conn: Any, item_ids: Sequence[int]) -> list[tuple[int, list[str]]]:
-    """The items among `item_ids` that need a reviewer, with why."""
-    answers = store.answers_of(conn, item_ids)
-    flags = store.flags_of(conn, item_ids)
-    tasks = store.open_tasks_of(conn, item_ids)
-    found = []
-    for item_id in item_ids:
-        reasons = reasons_for(answers[item_id], flags[item_id], tasks[item_id])
-        if reasons:
-            found.append((item_id, reasons))
-    return found
-
-
 def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[int, list[str]]]:
     """(item id, reasons) of the items waiting for a reviewer, oldest item first."""
     with project.store.engine.connect() as conn:
         candidates = store.candidate_items(conn, project.id)
         found: list[tuple[int, list[str]]] = []
         for start in range(0, len(candidates), MAX_LISTED):
-            found += _pending(conn, candidates[start : start + MAX_LISTED])
+            found += pending_among(conn, candidates[start : start + MAX_LISTED])
             if limit is not None and len(found) >= limit:
                 return found[:limit]
     return found
@@ -232,7 +193,7 @@ def decide(
         if item.split == GOLD:
             raise ConflictError(f"item {item_id} is a gold item: its label is the gold label")
         chosen = checked_label(list(item.labels), label)
-        reasons = _pending(conn, [item_id])
+        reasons = pending_among(conn, [item_id])
         decision_id = store.add_decision(
             conn,
             {
@@ -249,6 +210,7 @@ def decide(
             },
         )
         result = resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+        settle(conn, project.id, [item_id])
     return {
         "decision_id": decision_id,
         "item_id": item_id,
@@ -277,6 +239,7 @@ def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) 
         store.mark_undone(conn, found.id)
         item = _item(conn, found.item_id)
         resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+        settle(conn, project.id, [found.item_id])
         shown = _case(conn, project, found.item_id)
     return {"undone": found.id, "item": shown}
 
@@ -304,6 +267,7 @@ def flag(
                 "created_at": utcnow(),
             }
             store.add_flag(conn, values)
+            settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": True}
 
 
@@ -314,6 +278,7 @@ def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any
         if not store.item_exists(conn, project.id, item_id):
             raise NotFoundError(f"no item with id {item_id}")
         cleared = store.clear_flags(conn, item_id, who.id)
+        settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": False, "cleared": cleared}
 
 

@@ -8,7 +8,7 @@ caller's connection, so that a decision and the item's new label are one transac
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
@@ -123,10 +123,12 @@ def has_live_flag(conn: Connection, item_id: int, annotator_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def candidate_items(conn: Connection, project_id: int) -> list[int]:
+def candidate_items(
+    conn: Connection, project_id: int, item_ids: Sequence[int] | None = None
+) -> list[int]:
     """Pool items without a decision in force that may need one: flagged, answered with two
     different labels, or rejected with no label given (a superset: the service decides from
-    each item's standing answers). In id order."""
+    each item's standing answers). In id order; among `item_ids` (at most `CHUNK`) when given."""
     labeling = and_(_LIVE_ANSWER, _ANSWERS.c.action.in_(list(LABELING_ACTIONS)))
     disagree = (
         select(_ANSWERS.c.item_id)
@@ -154,7 +156,53 @@ def candidate_items(conn: Connection, project_id: int) -> list[int]:
         )
         .order_by(_ITEMS.c.id)
     )
+    if item_ids is not None:
+        query = query.where(_ITEMS.c.id.in_(list(item_ids)))
     return [int(i) for i in conn.scalars(query)]
+
+
+#: Ids per IN list.
+CHUNK = 5_000
+
+
+def set_needs_reviewer(
+    conn: Connection, project_id: int, checked: Sequence[int] | None, waiting: Collection[int]
+) -> None:
+    """Mark the `waiting` items as waiting for a reviewer and the other `checked` ones (None:
+    every other item of the project) as not."""
+    flag = _ITEMS.c.needs_reviewer
+    if checked is None:
+        conn.execute(
+            update(_ITEMS)
+            .where(_ITEMS.c.project_id == project_id, flag.is_distinct_from(False))
+            .values(needs_reviewer=False)
+        )
+    else:
+        idle = [i for i in dict.fromkeys(checked) if i not in waiting]
+        for start in range(0, len(idle), CHUNK):
+            chunk = idle[start : start + CHUNK]
+            conn.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(False))
+                .values(needs_reviewer=False)
+            )
+    marked = sorted(waiting)
+    for start in range(0, len(marked), CHUNK):
+        chunk = marked[start : start + CHUNK]
+        conn.execute(
+            update(_ITEMS)
+            .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(True))
+            .values(needs_reviewer=True)
+        )
+
+
+def unsettled_items(conn: Connection, project_id: int) -> list[int]:
+    """Items whose `needs_reviewer` is not settled yet (null: left so by the upgrade that
+    added it)."""
+    query = select(_ITEMS.c.id).where(
+        _ITEMS.c.project_id == project_id, _ITEMS.c.needs_reviewer.is_(None)
+    )
+    return [int(i) for i in conn.scalars(query.order_by(_ITEMS.c.id))]
 
 
 def _by_item(rows: Any) -> dict[int, list[Any]]:
