@@ -128,19 +128,25 @@ def candidate_items(
 ) -> list[int]:
     """Pool items without a decision in force that may need one: flagged, answered with two
     different labels, or rejected with no label given (a superset: the service decides from
-    each item's standing answers). In id order; among `item_ids` (at most `CHUNK`) when given."""
+    each item's standing answers). In id order; among `item_ids` (at most `CHUNK`) when given,
+    reading only those items' answers and flags (the answer path settles one item at a time)."""
+    mine = _ANSWERS.c.project_id == project_id
+    flags = _FLAGS.c.project_id == project_id
+    if item_ids is not None:
+        mine = and_(mine, _ANSWERS.c.item_id.in_(list(item_ids)))
+        flags = and_(flags, _FLAGS.c.item_id.in_(list(item_ids)))
     labeling = and_(_LIVE_ANSWER, _ANSWERS.c.action.in_(list(LABELING_ACTIONS)))
     disagree = (
         select(_ANSWERS.c.item_id)
-        .where(_ANSWERS.c.project_id == project_id, labeling)
+        .where(mine, labeling)
         .group_by(_ANSWERS.c.item_id)
         .having(func.count(func.distinct(_ANSWERS.c.label)) > 1)
     )
     rejects = select(_ANSWERS.c.item_id).where(
-        _ANSWERS.c.project_id == project_id, _LIVE_ANSWER, _ANSWERS.c.action == Action.REJECT
+        mine, _LIVE_ANSWER, _ANSWERS.c.action == Action.REJECT
     )
-    labeled = select(_ANSWERS.c.item_id).where(_ANSWERS.c.project_id == project_id, labeling)
-    flagged = select(_FLAGS.c.item_id).where(_FLAGS.c.project_id == project_id, _LIVE_FLAG)
+    labeled = select(_ANSWERS.c.item_id).where(mine, labeling)
+    flagged = select(_FLAGS.c.item_id).where(flags, _LIVE_FLAG)
     decided = exists().where(_DECISIONS.c.item_id == _ITEMS.c.id, _DECISIONS.c.undone.is_(False))
     query = (
         select(_ITEMS.c.id)
@@ -178,21 +184,18 @@ def set_needs_reviewer(
             .values(needs_reviewer=False)
         )
     else:
-        idle = [i for i in dict.fromkeys(checked) if i not in waiting]
-        for start in range(0, len(idle), CHUNK):
-            chunk = idle[start : start + CHUNK]
-            conn.execute(
-                update(_ITEMS)
-                .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(False))
-                .values(needs_reviewer=False)
-            )
-    marked = sorted(waiting)
-    for start in range(0, len(marked), CHUNK):
-        chunk = marked[start : start + CHUNK]
+        _mark(conn, [i for i in dict.fromkeys(checked) if i not in waiting], False)
+    _mark(conn, sorted(waiting), True)
+
+
+def _mark(conn: Connection, item_ids: Sequence[int], waiting: bool) -> None:
+    flag = _ITEMS.c.needs_reviewer
+    for start in range(0, len(item_ids), CHUNK):
+        chunk = list(item_ids[start : start + CHUNK])
         conn.execute(
             update(_ITEMS)
-            .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(True))
-            .values(needs_reviewer=True)
+            .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(waiting))
+            .values(needs_reviewer=waiting)
         )
 
 
