@@ -236,17 +236,23 @@ def gold_probabilities(
 
 
 def prediction_probabilities(
-    session: Session, project_id: int, model: str, version: str
+    session: Session,
+    project_id: int,
+    model: str,
+    version: str,
+    item_ids: Sequence[int] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(prediction id, each label's probability) of every answer of `model@version`."""
-    rows = session.execute(
-        select(Prediction.id, Prediction.probs).where(
-            Prediction.project_id == project_id,
-            Prediction.model == model,
-            Prediction.prompt_version == version,
-            Prediction.error.is_(None),
-        )
-    ).all()
+    """(prediction id, each label's probability) of every answer of `model@version` (or of its
+    answers on these items)."""
+    query = select(Prediction.id, Prediction.probs).where(
+        Prediction.project_id == project_id,
+        Prediction.model == model,
+        Prediction.prompt_version == version,
+        Prediction.error.is_(None),
+    )
+    if item_ids is not None:
+        query = query.where(Prediction.item_id.in_(list(item_ids)))
+    rows = session.execute(query).all()
     return [(pid, probs) for pid, probs in rows if probs]
 
 

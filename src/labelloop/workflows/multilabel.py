@@ -15,6 +15,7 @@ label).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ def _check(method: str, budget: float | None, target: float | None) -> None:
         )
 
 
-def _matrix(probs: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+def _matrix(probs: Sequence[Mapping[str, Any]], labels: list[str]) -> np.ndarray:
     """(n, L) per-label probabilities; a label a prediction lacks counts as 1/2 (no opinion)."""
     out = np.array([label_probabilities(p, labels) for p in probs], dtype=float)
     return np.where(np.isnan(out), 0.5, np.clip(out, 0.0, 1.0))
@@ -134,11 +135,18 @@ def calibrate(
     return Calibrated(model, version, len(gold), applied, report)
 
 
-def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
-    """Each prediction's calibrated set and least confident calibrated decision."""
+def apply(
+    project: Project,
+    model: str,
+    version: str,
+    calibrator: Any,
+    item_ids: Sequence[int] | None = None,
+) -> int:
+    """Each prediction's calibrated set and least confident calibrated decision (of every
+    prediction of the key, or of its predictions on these items)."""
     labels = project.labels
     with project.store.session() as session:
-        rows = prediction_probabilities(session, project.id, model, version)
+        rows = prediction_probabilities(session, project.id, model, version, item_ids)
         if not rows:
             return 0
         calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
@@ -155,11 +163,11 @@ def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
                 for k, (pid, _) in enumerate(rows)
             ],
         )
-    project.refresh_item_predictions()
+    project.refresh_item_predictions(item_ids)
     return len(rows)
 
 
-def _calibrator(project: Project, key: tuple[str, str]) -> Any:
+def calibrator_in_force(project: Project, key: tuple[str, str]) -> Any:
     """The per-label calibrator in force for the predictor `key`, if any."""
     from ..multilabel import PerLabelCalibrator
 
@@ -167,6 +175,30 @@ def _calibrator(project: Project, key: tuple[str, str]) -> Any:
     if stored is None or stored.calibrator.get("kind") != "per_label":
         return None
     return PerLabelCalibrator.from_dict(stored.calibrator)
+
+
+def label_scores(
+    project: Project, key: tuple[str, str], probs: Sequence[Mapping[str, Any] | None]
+) -> list[dict[str, float | None] | None]:
+    """Each prediction's per-label probabilities as a person or a tool is shown them:
+    calibrated by the per-label calibration in force for `key` when there is one; None for a
+    prediction without probabilities, and for a label its predictor gave none."""
+    labels = project.labels
+    known = [k for k, p in enumerate(probs) if p]
+    out: list[dict[str, float | None] | None] = [None] * len(probs)
+    if not known:
+        return out
+    raw = np.array([label_probabilities(probs[k], labels) for k in known], dtype=float)
+    proba = _matrix([probs[k] or {} for k in known], labels)
+    calibrator = calibrator_in_force(project, key)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    for row, k in enumerate(known):
+        out[k] = {
+            label: None if np.isnan(raw[row, j]) else round(float(proba[row, j]), 4)
+            for j, label in enumerate(labels)
+        }
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +237,7 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
     active = project.active_predictor()
     labels = project.labels
     uncertain: dict[int, list[str]] = {}
-    calibrator = _calibrator(project, active) if active is not None else None
+    calibrator = calibrator_in_force(project, active) if active is not None else None
     with project.store.session() as session:
         if active is not None:
             rows = predicted_items(session, project.id)
@@ -260,7 +292,7 @@ def select(
     if not pool:
         raise InputError("the project has no pool items; import some first")
     proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
-    calibrator = _calibrator(project, active)
+    calibrator = calibrator_in_force(project, active)
     if calibrator is not None:
         proba = calibrator.transform(proba)
     done = np.array([taken for _, taken, _, _ in pool], dtype=bool)

@@ -53,14 +53,27 @@ class LabelConfig:
     data_key: str  # the task data field the <Text> shows ($text → "text")
     choices: tuple[str, ...]
     xml: str
+    multiple: bool = False  # choice="multiple": a question that takes a set of labels
 
 
-def default_label_config(labels: Sequence[str], data_key: str = "text") -> str:
-    """A minimal config for the project's labels: one text, one single-choice question."""
+#: The name of the default config's question: single labels, label sets.
+QUESTION, SET_QUESTION = "label", "labels"
+
+
+def default_label_config(
+    labels: Sequence[str], data_key: str = "text", *, multiple: bool = False
+) -> str:
+    """A minimal config for the project's labels: one text, one single-choice question (a
+    multiple-choice one for a multi-label project)."""
     view = ElementTree.Element("View")
     ElementTree.SubElement(view, "Text", name="text", value=f"${data_key}")
     choices = ElementTree.SubElement(
-        view, "Choices", name="label", toName="text", choice="single", showInLine="true"
+        view,
+        "Choices",
+        name=SET_QUESTION if multiple else QUESTION,
+        toName="text",
+        choice="multiple" if multiple else "single",
+        showInLine="true",
     )
     for label in labels:
         ElementTree.SubElement(choices, "Choice", value=label)
@@ -88,13 +101,15 @@ def parse_label_config(xml: str) -> LabelConfig:
     value = (target.get("value") or "") if target is not None else ""
     data_key = value[1:] if value.startswith("$") else to_name
     values = tuple(c.get("value") or c.get("alias") or "" for c in choices.iter("Choice"))
-    return LabelConfig(choices.get("name", ""), to_name, data_key, values, xml)
+    multiple = choices.get("choice", "single").strip().lower() == "multiple"
+    return LabelConfig(choices.get("name", ""), to_name, data_key, values, xml, multiple)
 
 
 def project_label_config(project: Project) -> LabelConfig:
     """The config stored with the project (set by Label Studio's /setup), else the default."""
     stored = (project.settings.get(SETTINGS_KEY) or {}).get("label_config")
-    return parse_label_config(stored or default_label_config(project.labels))
+    default = default_label_config(project.labels, multiple=project.multi_label)
+    return parse_label_config(stored or default)
 
 
 def task_uid(task: dict[str, Any], id_key: str | None = None) -> str:
@@ -138,12 +153,15 @@ def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str
     return str(chosen[0])
 
 
-def prediction_result(label: str, score: float | None, config: LabelConfig) -> dict[str, Any]:
+def prediction_result(
+    label: str | Sequence[str], score: float | None, config: LabelConfig
+) -> dict[str, Any]:
+    """One `choices` result: the label, or a multi-label project's set, with its score."""
     entry: dict[str, Any] = {
         "from_name": config.from_name,
         "to_name": config.to_name,
         "type": "choices",
-        "value": {"choices": [label]},
+        "value": {"choices": [label] if isinstance(label, str) else list(label)},
     }
     if score is not None:
         entry["score"] = score
@@ -260,7 +278,8 @@ def _with_annotations(include: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- import
-def _annotator(annotation: dict[str, Any]) -> str:
+def annotator_name(annotation: dict[str, Any]) -> str:
+    """Who made a Label Studio annotation, as an import names them: `labelstudio:<user>`."""
     who = annotation.get("completed_by")
     if isinstance(who, dict):
         who = who.get("email") or who.get("id")
@@ -281,7 +300,7 @@ def annotation_from_ls(
     if annotation.get("was_cancelled"):
         label = None
     return AnnotationIn(
-        annotator=_annotator(annotation),
+        annotator=annotator_name(annotation),
         action=action_for(label, suggestion),
         label=label,
         source="labelstudio",

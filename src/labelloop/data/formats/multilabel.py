@@ -20,7 +20,6 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree
 
 from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action
 from ..readers import read_jsonl
@@ -54,14 +53,7 @@ def _names(value: Any, where: Where, field: str) -> list[str]:
 # ----------------------------------------------------------------------------- Label Studio
 def label_config(labels: list[str], data_key: str = "text") -> str:
     """A config for the project's labels: one text, one multiple-choice question."""
-    view = ElementTree.Element("View")
-    ElementTree.SubElement(view, "Text", name="text", value=f"${data_key}")
-    choices = ElementTree.SubElement(
-        view, "Choices", name=QUESTION, toName="text", choice="multiple", showInLine="true"
-    )
-    for label in labels:
-        ElementTree.SubElement(choices, "Choice", value=label)
-    return ElementTree.tostring(view, encoding="unicode")
+    return labelstudio.default_label_config(labels, data_key, multiple=True)
 
 
 def _ls_result(chosen: list[str], config: labelstudio.LabelConfig) -> list[dict[str, Any]]:
@@ -126,8 +118,7 @@ def export_labelstudio(project: Project, out: Path, include: Any) -> int:
 
 
 def _ls_config(project: Project) -> labelstudio.LabelConfig:
-    stored = (project.settings.get(labelstudio.SETTINGS_KEY) or {}).get("label_config")
-    return labelstudio.parse_label_config(stored or label_config(project.labels))
+    return labelstudio.project_label_config(project)
 
 
 def _with_annotations(include: Any) -> str:
@@ -178,25 +169,10 @@ def ls_item(task: Any, config: labelstudio.LabelConfig, where: Where) -> ItemIn:
     for a in task.get("annotations") or []:
         if not isinstance(a, dict):
             raise where.error("an annotation must be an object", "annotations", a)
-        chosen = ls_choices(a.get("result", []), config, where, "annotations.result")
         if a.get("ground_truth"):
-            gold = chosen
+            gold = ls_choices(a.get("result", []), config, where, "annotations.result")
             continue
-        given = None if a.get("was_cancelled") else chosen
-        who = a.get("completed_by")
-        who = who.get("email") or who.get("id") if isinstance(who, dict) else who
-        annotations.append(
-            AnnotationIn(
-                annotator=f"labelstudio:{who}" if who not in (None, "") else "labelstudio",
-                action=_answer_action(given, suggested),
-                label=None,
-                labels=given,
-                source="labelstudio",
-                external_id=None if a.get("id") is None else str(a["id"]),
-                time_spent_s=as_float(a.get("lead_time"), where, "annotations.lead_time"),
-                created_at=as_time(a.get("created_at"), where, "annotations.created_at"),
-            )
-        )
+        annotations.append(ls_annotation(a, config, where, suggested))
     return ItemIn(
         uid=labelstudio.task_uid(task),
         text=text,
@@ -205,6 +181,27 @@ def ls_item(task: Any, config: labelstudio.LabelConfig, where: Where) -> ItemIn:
         gold_labels=gold,
         predictions=predictions,
         annotations=annotations,
+    )
+
+
+def ls_annotation(
+    annotation: dict[str, Any],
+    config: labelstudio.LabelConfig | None,
+    where: Where,
+    suggested: list[str] | None,
+) -> AnnotationIn:
+    """A Label Studio annotation as a person's set (a cancelled one is a skip)."""
+    chosen = ls_choices(annotation.get("result", []), config, where, "annotations.result")
+    given = None if annotation.get("was_cancelled") else chosen
+    return AnnotationIn(
+        annotator=labelstudio.annotator_name(annotation),
+        action=_answer_action(given, suggested),
+        label=None,
+        labels=given,
+        source="labelstudio",
+        external_id=None if annotation.get("id") is None else str(annotation["id"]),
+        time_spent_s=as_float(annotation.get("lead_time"), where, "annotations.lead_time"),
+        created_at=as_time(annotation.get("created_at"), where, "annotations.created_at"),
     )
 
 
