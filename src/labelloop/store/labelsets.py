@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..multilabel.sets import resolve_label_sets
 from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
+from .adjudication import live_decision
 from .db import Record
 from .models import (
     Annotation,
@@ -158,14 +159,19 @@ def resolve_item_sets(
     """Recompute the item's state and final set from its live answers (gold items keep theirs).
 
     With a standing set the item is human-labeled; with only rejections or skips it is in
-    review again, its set cleared.
+    review again, its set cleared. A reviewer's decision in force outranks the answers: its
+    set is the item's (source `adjudicated`).
     """
     if item.split == "gold":
         return item.state, item.final_labels
     live = conn.execute(_LIVE_SETS, {"item": item.id}).all()
     given = [(a.annotator_id, a.labels) for a in live if a.action not in NO_LABEL_ACTIONS]
     final = resolve_label_sets(given, labels)
-    if final is not None:
+    decided = live_decision(conn, item.id)
+    if decided is not None and decided.labels is not None:
+        final = list(decided.labels)
+        state, source = ItemState.HUMAN_LABELED, LabelSource.ADJUDICATED
+    elif final is not None:
         state, source = ItemState.HUMAN_LABELED, LabelSource.HUMAN
     elif item.state == ItemState.HUMAN_LABELED or any(a.action == Action.REJECT for a in live):
         state, source = ItemState.IN_REVIEW, None

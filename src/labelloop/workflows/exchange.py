@@ -160,8 +160,16 @@ def _validate_decision(item: ItemIn, label: _Labels) -> None:
 
     d, where = item.decision, item.where
     assert d is not None
-    d.label = label(d.label, item, "adjudication.label")
-    d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
+    if label.multi_label:
+        if d.labels is None:
+            raise where.error("a multi-label item's decision needs its labels", "adjudication")
+        d.labels = label.sets(d.labels, item, "adjudication.labels")
+        d.previous_labels = label.sets(d.previous_labels, item, "adjudication.previous_labels")
+    else:
+        if d.label is None:
+            raise where.error("a decision needs its label", "adjudication.label")
+        d.label = label(d.label, item, "adjudication.label")
+        d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
     if d.reviewer is not None and (problem := user_name_problem(d.reviewer)):
         raise where.error(problem, "adjudication.reviewer", d.reviewer)
     try:
@@ -342,9 +350,11 @@ def _add_decisions(
                 "item_id": ids[item.uid],
                 "reviewer_id": names.get(d.reviewer) if d.reviewer else None,
                 "label": d.label,
+                "labels": d.labels,
                 "note": d.note,
                 "reasons": ",".join(d.reasons) or None,
                 "previous_label": d.previous_label,
+                "previous_labels": d.previous_labels,
                 "previous_source": d.previous_source,
                 "undone": False,
                 "created_at": d.decided_at or utcnow(),
@@ -438,6 +448,7 @@ def _settle(
         final_set = None
         if item_id in decided:  # a reviewer's decision in force outranks the file and answers
             label = decided[item_id]["label"]
+            final_set = decided[item_id]["labels"]
             final: tuple[str, str | None, str | None, dict[str, Any] | None] = (
                 HUMAN_LABELED,
                 label,

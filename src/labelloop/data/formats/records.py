@@ -76,13 +76,15 @@ class DecisionIn:
     """A reviewer's decision as exported (`adjudication` in labelloop's rows), restored on
     import so that the item's label stays the reviewer's through later answers."""
 
-    label: str
+    label: str | None
     reviewer: str | None = None
     note: str | None = None
     reasons: list[str] = field(default_factory=list)
     previous_label: str | None = None
     previous_source: str | None = None
     decided_at: datetime | None = None
+    labels: list[str] | None = None  # a multi-label item's decision: the set
+    previous_labels: list[str] | None = None
 
 
 @dataclass
