@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ..multilabel.sets import resolve_label_sets
 from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
 from .adjudication import live_decision
-from .db import Record
+from .db import Record, Store
 from .models import (
     Annotation,
     Annotator,
@@ -370,3 +370,30 @@ def rater_sets(session: Session, project_id: int) -> list[tuple[str, int, list[s
         if labels is not None
     ]
     return out
+
+
+def labeled_set_probabilities(
+    store: Store, project_id: int, model: str, version: str | None = None
+) -> list[tuple[int, str, list[str], str | None, dict[str, Any]]]:
+    """(item id, uid, final set, its source, each label's probability from `model`, of
+    `version` when given) of every item with a final set and such a prediction, by item id:
+    what finding likely mislabeled multi-label items compares."""
+    query = (
+        select(Item.id, Item.uid, Item.final_labels, Item.final_source, Prediction.probs)
+        .join(Prediction, Prediction.item_id == Item.id)
+        .where(
+            Item.project_id == project_id,
+            Prediction.model == model,
+            Prediction.error.is_(None),
+        )
+        .order_by(Item.id)
+    )
+    if version is not None:
+        query = query.where(Prediction.prompt_version == version)
+    with store.session() as session:
+        rows = session.execute(query).all()
+    return [
+        (item_id, uid, final, source, probs)
+        for item_id, uid, final, source, probs in rows
+        if final is not None and probs
+    ]

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import review
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
 from ..review.common import Result, Stats
 from ..store.labelsets import (
     gold_probabilities,
+    labeled_set_probabilities,
     pool_probabilities,
     predicted_items,
     prediction_probabilities,
@@ -35,10 +37,12 @@ from ..store.labelsets import (
 from ..store.predictions import active_calibration, save_calibration
 from ..store.projects import replace_predictions
 from ..store.routing import route_items
+from ..vocabulary import LabelSource
 from .calibrate import Calibrated
 
 if TYPE_CHECKING:
     from ..project import Project
+    from .agreement import LabelIssues
 
 MIN_GOLD = 10
 DEFAULT_BUDGET = 0.3
@@ -362,3 +366,51 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **
 def _finite(value: float) -> float | None:
     """JSON has no NaN: an undefined statistic is null."""
     return None if value != value else float(value)
+
+
+def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> LabelIssues:
+    """Multi-label items whose final set the model confidently disagrees with, label by label.
+
+    The per-label probabilities compared are the student's where it has scored labeled items
+    (out-of-fold), else the active labeler's own (it never saw anyone's labels), on the items
+    people or reviewers labeled and on gold. Each label is searched by confident learning on
+    its own (`agreement.find_label_set_issues`); an item's suspects are its doubtful labels.
+    The `top` most suspicious items go to the recheck queue.
+    """
+    from ..agreement import find_label_set_issues
+    from .agreement import RECHECK_QUEUE, LabelIssues, SetSuspect
+    from .learn import STUDENT
+
+    labels = project.labels
+    rows = labeled_set_probabilities(project.store, project.id, STUDENT)
+    if not rows:
+        active = project.active_predictor()
+        if active is None:
+            raise NotReadyError("no predictions yet; run `labelloop prelabel` first")
+        found = labeled_set_probabilities(project.store, project.id, *active)
+        rows = [r for r in found if r[3] != LabelSource.LLM]  # not the labeler's own sets
+    if not rows:
+        raise NotReadyError(
+            "no item with a set from people or gold has a prediction yet; label some items"
+        )
+    y = indicator([r[2] for r in rows], labels)
+    issues = find_label_set_issues(y, _matrix([r[4] for r in rows], labels))
+    doubtful: dict[int, dict[str, float]] = {}
+    for k, j, score in zip(issues.items, issues.labels, issues.scores, strict=True):
+        doubtful.setdefault(int(k), {})[labels[int(j)]] = round(float(score), 4)
+    ranked = sorted(doubtful, key=lambda k: (min(doubtful[k].values()), k))[:top]
+    suspects = [
+        SetSuspect(
+            id=rows[k][1],
+            labels=list(rows[k][2]),
+            doubtful=[lab for lab in labels if lab in doubtful[k]],
+            suggested=[lab for lab in labels if (lab in rows[k][2]) != (lab in doubtful[k])],
+            score=min(doubtful[k].values()),
+            scores={lab: doubtful[k][lab] for lab in labels if lab in doubtful[k]},
+        )
+        for k in ranked
+    ]
+    queued = 0
+    if queue and suspects:
+        queued = review.enqueue(project, [rows[k][0] for k in ranked], queue=RECHECK_QUEUE)
+    return LabelIssues(checked=len(rows), suspects=suspects, queued=queued)
