@@ -762,8 +762,7 @@ def labelstudio_event(
     (`labelstudio_annotator`); delete events withdraw only answers that came from Label Studio.
     """
     from ..data.formats.labelstudio import PROVENANCE_KEY, annotation_from_ls
-    from ..data.formats.multilabel import ls_annotation
-    from ..data.formats.records import Where
+    from ..data.formats.records import LabelPolicy, Where
 
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
         raise InputError("a Label Studio webhook needs an 'action'")
@@ -791,12 +790,10 @@ def labelstudio_event(
         shown = item_predictions(project, [uid])[uid]
         # What Label Studio itself recorded, not provenance riding along under our key.
         made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
-        if project.multi_label:
-            answer = ls_annotation(made_in_studio, config, where, shown["labels"])
-            given: dict[str, Any] = {"labels": answer.labels}
-        else:
-            answer = annotation_from_ls(made_in_studio, config, where, shown["label"])
-            given = {"label": answer.label}
+        policy = LabelPolicy.of(project)
+        suggestion = shown["labels" if policy.sets else "label"]
+        answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
+        given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
         annotator = labelstudio_annotator(project, annotation)
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
