@@ -156,3 +156,11 @@ def test_a_decided_set_comes_back_from_an_export(team, make_project, tmp_path) -
     reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
     shown = adjudication.case(copy, reviewer, copy.item_id("m1"))
     assert shown["decision"]["labels"] == ["sport"] and shown["decision"]["note"] == "only sport"
+
+
+def test_the_command_line_shows_each_answer_s_set(team, cli, capsys) -> None:
+    project, _ids, _ann, _bob, _rita = team
+    assert cli("adjudicate", "show", "m1", "--project", str(project.path)) == 0
+    shown = capsys.readouterr().out
+    assert "model: business, sport" in shown
+    assert "Annotator 1: business\n" in shown and "Annotator 2: business, tech" in shown

@@ -80,7 +80,10 @@ def adjudicate_show(
         if case["suggestion"]:
             s = case["suggestion"]
             confidence = "—" if s["confidence"] is None else f"{100 * s['confidence']:.0f}%"
-            out.print(f"model: {s['label']} {confidence}", markup=False, highlight=False)
+            suggested = s["label"]
+            if case.get("suggested_set"):  # a multi-label item: the suggested set
+                suggested = _shown(case["suggested_set"], "label")
+            out.print(f"model: {suggested} {confidence}", markup=False, highlight=False)
         for a in case["answers"]:
             given = _shown(a, "label") if a.get("labels") is not None else a["label"]
             out.print(f"{a['annotator']}: {given or a['action']}", markup=False, highlight=False)
