@@ -1,7 +1,7 @@
 """`labelloop stats` on a project whose reviewers have a queue: this checkout against a baseline.
 
 `stats` counts the items waiting for a reviewer. A checkout without the `needs_reviewer` flag
-(migration 0014) finds them by grouping every live answer and checking each candidate item in
+(migration 0015) finds them by grouping every live answer and checking each candidate item in
 Python; with it, the count is one query on the items. Each checkout builds the same synthetic
 project (`bench_adjudication_queue.build`: `--items` pool items × 3 answers, `--split` of them
 with two labels) in a store of its own, in a process with its own `src` first on the path; then

@@ -200,7 +200,7 @@ def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
 def test_upgrade_to_the_reviewer_flag_leaves_only_possible_items_to_settle(
     make_project, db_url, fast_password_hashing
 ):
-    """0014_needs_reviewer starts every item that cannot wait for a reviewer as not waiting and
+    """0015_needs_reviewer starts every item that cannot wait for a reviewer as not waiting and
     leaves the others unsettled; the first `stats` settles them by the review service's rule,
     after which the lean path counts the flag alone."""
     from alembic import command
@@ -226,7 +226,7 @@ def test_upgrade_to_the_reviewer_flag_leaves_only_possible_items_to_settle(
     assert waiting == {split, flagged} and project.stats().adjudication_waiting == 2
 
     config = _alembic_config(project.store.engine)
-    command.downgrade(config, "0013_adjudication_index")
+    command.downgrade(config, "0014_adjudication_sets")
     command.upgrade(config, "head")
 
     def flags() -> dict[int, bool | None]:

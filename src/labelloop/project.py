@@ -640,7 +640,12 @@ class Project:
         return agreement(self, **options)
 
     def label_issues(self, **options: Any) -> LabelIssues:
-        """Likely-mislabeled items, queued for a second look (see `workflows.agreement`)."""
+        """Likely-mislabeled items, queued for a second look (see `workflows.agreement`;
+        multi-label projects: suspect label decisions, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.label_issues(self, **options)
         from .workflows.agreement import label_issues
 
         return label_issues(self, **options)

@@ -8,6 +8,7 @@ calls `settle` for the items it touched in the same transaction, so that the ite
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,15 +22,22 @@ REASONS = (DISAGREEMENT, REJECTED, FLAGGED)
 BATCH = 500  # items whose answers, flags and tasks are read at once
 
 
+def _given(answer: Any) -> str | None:
+    """What an answer gave, comparable across answers: its label, or its set (`labels`, on a
+    multi-label project) as one text, equal for two answers exactly when their sets are."""
+    labels = getattr(answer, "labels", None)
+    return answer.label if labels is None else json.dumps(sorted(labels))
+
+
 def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
     """Why an item needs a reviewer (empty: it does not), from its live answers (annotator_id,
-    label, action, id), live flags and tasks (answers_needed, done).
+    label or set `labels`, action, id), live flags and tasks (answers_needed, done).
 
-    Disagreement counts once no task waits for more answers (the overlap is complete); a
-    rejection by everyone counts once as many people as the task wanted rejected (one without a
-    task); a flag counts at once.
+    Disagreement (different labels, or different sets) counts once no task waits for more
+    answers (the overlap is complete); a rejection by everyone counts once as many people as
+    the task wanted rejected (one without a task); a flag counts at once.
     """
-    votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answers]
+    votes = [routing.Vote(a.annotator_id, _given(a), a.action, a.id) for a in answers]
     standing = consensus.latest_labels(votes)
     reasons = []
     if len({v.label for v in standing}) > 1 and all(t.done for t in tasks):
@@ -60,14 +68,15 @@ def pending_among(conn: Any, item_ids: Sequence[int]) -> list[tuple[int, list[st
 def settle(conn: Any, project_id: int, item_ids: Sequence[int] | None = None) -> None:
     """Set `needs_reviewer` of these items (None: every item of the project) to what the rule
     says, in the caller's transaction."""
+    sets = store.answers_are_sets(conn, project_id)
     if item_ids is None:
-        candidates = store.candidate_items(conn, project_id)
+        candidates = store.candidate_items(conn, project_id, sets)
     else:
         item_ids = list(dict.fromkeys(item_ids))
         candidates = []
         for start in range(0, len(item_ids), store.CHUNK):
             chunk = item_ids[start : start + store.CHUNK]
-            candidates += store.candidate_items(conn, project_id, chunk)
+            candidates += store.candidate_items(conn, project_id, sets, chunk)
     waiting: set[int] = set()
     for start in range(0, len(candidates), BATCH):
         waiting.update(i for i, _ in pending_among(conn, candidates[start : start + BATCH]))

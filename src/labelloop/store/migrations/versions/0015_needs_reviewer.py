@@ -5,8 +5,8 @@ The flag is kept by the review service wherever answers, flags, tasks and decisi
 a live answer nor a live flag) starts as not waiting; the others are left null, "not settled",
 and the review service settles them with its rule the first time the project's counts are read.
 
-Revision ID: 0014_needs_reviewer
-Revises: 0013_adjudication_index
+Revision ID: 0015_needs_reviewer
+Revises: 0014_adjudication_sets
 """
 
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014_needs_reviewer"
-down_revision: str | None = "0013_adjudication_index"
+revision: str = "0015_needs_reviewer"
+down_revision: str | None = "0014_adjudication_sets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
