@@ -272,9 +272,8 @@ def test_downgrading_and_upgrading_every_revision_keeps_answers_and_predictions(
 
     def counts() -> dict[str, int]:
         with project.store.engine.connect() as conn:
-            return {
-                t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables
-            }
+            count = sa.select(sa.func.count())
+            return {t: conn.execute(count.select_from(sa.table(t))).scalar_one() for t in tables}
 
     before = counts()
     assert before["annotations"] == 3 and before["predictions"] >= 5
