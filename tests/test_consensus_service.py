@@ -228,7 +228,7 @@ def test_adaptive_overlap_settings_are_checked(make_project) -> None:
     for name, value in (("overlap_mode", "sometimes"), ("overlap_target", 1.0), ("overlap_cap", 0)):
         with pytest.raises(InputError, match=f"^{name} must be "):
             review.set_queue_settings(project, **{name: value})
-    assert review.queue_settings(project)["overlap_mode"] == "fixed"
+    assert review.queue_settings(project).overlap_mode == "fixed"
 
 
 def test_resolve_json_keeps_its_keys_and_their_order(make_project, cli, capsys) -> None:

@@ -667,10 +667,8 @@ def test_a_stored_setting_out_of_range_reads_as_the_default(make_project, clock)
     project = make_project()
     seed(project, 2)
     project.update_settings(review={"lease_minutes": 5e-324, "overlap": 2})
-    assert (
-        review.queue_settings(project)["lease_minutes"] == review.DEFAULT_SETTINGS["lease_minutes"]
-    )
-    assert review.queue_settings(project)["overlap"] == 2
+    assert review.queue_settings(project).lease_minutes == review.DEFAULT_SETTINGS["lease_minutes"]
+    assert review.queue_settings(project).overlap == 2
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)["id"]
     assert review.next_item(project, bob.id)["id"] != item  # ann's lease did not run out

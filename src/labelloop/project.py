@@ -28,7 +28,7 @@ from .errors import InputError, NotReadyError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues, waiting
 from .review.accounts import check_user_name
-from .review.common import Result, Stats, transaction
+from .review.common import AuditEstimate, Result, Stats, transaction
 from .review.labelsets import (
     ALLOW_EMPTY,
     SetAnswer,
@@ -762,9 +762,11 @@ class Project:
             "warnings": warnings,
         }
 
-    def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
-        """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        return read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
+    def audit_estimate(self, confidence_level: float = 0.95) -> AuditEstimate | None:
+        """Accuracy of auto-accepted labels measured on audited items, with an interval; None
+        before any audit."""
+        found = read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
+        return None if found is None else AuditEstimate(**found)
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
@@ -817,9 +819,9 @@ class Project:
         given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
         return answers.annotate(self, item_id, given, queue=queue, shown_as=item)
 
-    def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
+    def undo_annotation(self, annotation_id: int) -> answers.Answer:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
-        return answers.unannotate(self, annotation_id).to_dict()
+        return answers.unannotate(self, annotation_id)
 
     # ----------------------------------------------------------------- stats / export
     def stats(self) -> Stats:
@@ -860,7 +862,7 @@ class Project:
         """Queue a random share of auto-accepted items for audit."""
         return queues.sample_audit(self, rate, random_state)
 
-    def set_queue_settings(self, **values: Any) -> dict[str, Any]:
+    def set_queue_settings(self, **values: Any) -> queues.QueueSettings:
         """Overlap, gold rate, audit rate and lease length of the review queues."""
         return queues.set_queue_settings(self, **values)
 

@@ -148,7 +148,7 @@ def dashboard(project: ProjectScope) -> dict[str, Any]:
         "review_rate": stats.review_rate,
         "answers_last_hour": sum(a["answers_last_hour"] for a in annotators),
         "queues": {queue: counts.to_dict() for queue, counts in queues.items()},
-        "queue_settings": queue_settings(project),
+        "queue_settings": queue_settings(project).to_dict(),
         "annotators": annotators,
         "auto_accepted_accuracy": accuracy,
         "agreement": agreement,
