@@ -34,6 +34,11 @@ __all__ = [
     "threads_override",
 ]
 
+#: Decodes of fewer tokens (the prompt prefix, the content-free inputs, a few items) run on one
+#: thread: split between threads they save little, and when another process holds a core the
+#: threads wait for each other at every operation (measured 10x the CPU time of one thread).
+SMALL_DECODE = 64
+
 #: Environment variable fixing the embedded model's thread count (otherwise measured).
 THREADS_ENV = "LABELLOOP_THREADS"
 
@@ -403,10 +408,14 @@ class LlamaScorer:
         batch.n_tokens = len(tokens)
 
     def _decode(self) -> None:
-        tuned = self.tuner is not None and self._warm and self.pinned is None
-        threads = self.pinned or (
-            self.tuner.choose() if tuned and self.tuner else self._threads_now
-        )
+        small = self._batch.n_tokens < SMALL_DECODE
+        tuned = self.tuner is not None and self._warm and self.pinned is None and not small
+        if small:
+            threads = 1
+        elif tuned and self.tuner:
+            threads = self.tuner.choose()
+        else:
+            threads = self.pinned or self.n_threads
         if threads != self._threads_now:
             self._ll.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads
