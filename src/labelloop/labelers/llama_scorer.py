@@ -113,8 +113,10 @@ class ThreadTuner:
     """Chooses the thread count of each decode from the speed measured on earlier ones.
 
     Candidates are `most` threads, halved down to 1. Each is tried on real work (no separate
-    calibration run) and rated by its seconds per token, an exponential average; the fastest is
-    used. Other work on the machine comes and goes, so the others are tried again now and then:
+    calibration run), one thread first: on a busy machine a first decode on many threads waits
+    at every barrier for a thread that lost its core, and a short run may decode only once.
+    Each is rated by its seconds per token, an exponential average; the fastest is used.
+    Other work on the machine comes and goes, so the others are tried again now and then:
     soon after the choice changed, seldom (up to every `longest` decodes) while it holds, which
     keeps the cost of checking near 1% on a quiet machine. Decodes of fewer than `min_tokens`
     tokens are not rated (their fixed cost would dominate). Thread count does not change
@@ -131,7 +133,7 @@ class ThreadTuner:
         min_tokens: int = 64,
     ) -> None:
         halvings = {max(1, most >> k) for k in range(most.bit_length())}
-        self.candidates = sorted(halvings, reverse=True)
+        self.candidates = sorted(halvings)
         self.shortest, self.longest = shortest, longest
         self.smoothing, self.min_tokens = smoothing, min_tokens
         self.rate: dict[int, float] = {}  # threads -> seconds per token
@@ -142,7 +144,7 @@ class ThreadTuner:
 
     @property
     def best(self) -> int:
-        """The fastest candidate measured so far (the most threads before any measurement)."""
+        """The fastest candidate measured so far (one thread before any measurement)."""
         return min(self.rate, key=self.rate.__getitem__) if self.rate else self.candidates[0]
 
     def choose(self) -> int:

@@ -83,6 +83,10 @@ def embedded_model_path(name: str = DEFAULT_EMBEDDED) -> str:
     raise ValueError(f"unknown embedded model {name!r}; choose from {EMBEDDED_MODELS}")
 
 
+#: Chunks queued per worker. Results leave in input order, so a worker slowed by other work
+#: holds the others' finished chunks back; a few chunks of slack keep the fast ones busy.
+AHEAD = 4
+
 #: A chunk of items: their indices, token suffixes and whether each was cut.
 _Job = tuple[range, list[list[int]], list[bool]]
 
@@ -241,9 +245,9 @@ class LocalLabeler:
         pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
         executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
         try:
-            for job in jobs:  # keep every worker busy and one chunk ready, no more
+            for job in jobs:
                 pending.append((job, executor.submit(run, job)))
-                if len(pending) > len(scorers):
+                if len(pending) >= AHEAD * len(scorers):
                     done, future = pending.popleft()
                     yield done, *future.result()
             while pending:
