@@ -195,22 +195,13 @@ def learn(
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
     pool = load_pool(project)
-    trusted = pool.y >= 0
-    classes = np.unique(pool.y[trusted])
-    if trusted.sum() < MIN_LABELS or len(classes) < 2:
-        raise NotReadyError(
-            f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
-            f"least two classes; found {int(trusted.sum())} in {len(classes)}"
-        )
+    trusted = trusted_rows(pool)
     embedder = embedder or get_embedder("auto")
     engine = engine or LocalEngine()
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
-    student = LogisticStudent(classes=np.arange(len(labels)))
-    student.fit(X[trusted], pool.y[trusted])
-    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
-    student_probs[trusted] = cross_val_proba(
-        student, X[trusted], pool.y[trusted], n_splits, random_state
+    student_probs = fit_student(
+        project, pool, X, trusted, engine, embedder, n_splits=n_splits, random_state=random_state
     )
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
@@ -221,70 +212,168 @@ def learn(
         name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
     }
     metrics[STUDENT] = component_metrics(student_probs[trusted], pool.y[trusted])
-    # A labeler that does worse than always answering the majority class only adds noise.
-    weak = [
+    weak = weak_labelers(metrics, components, majority)
+    used = [name for name in components if name not in weak]
+    stacked = fit_stack(
+        [components[name] for name in used] + [student_probs],
+        [*used, STUDENT],
+        pool.y,
+        trusted & ~pool.excluded,  # few-shot examples get the final model's answer
+        len(labels),
+        n_splits=n_splits,
+        random_state=random_state,
+    )
+    metrics[ENSEMBLE] = stacked.metrics
+    version = model_version(embedder.model_id, used, n_splits, random_state)
+    _store_student_and_stack(project, version, pool, trusted, student_probs, stacked)
+    # Predictors computed here from the pool are stored only inside the stack.
+    best = best_predictor({name: m for name, m in metrics.items() if name not in computed})
+    _make_active(project, best, version)
+    return Learned(
+        trusted_labels=int(trusted.sum()),
+        majority_rate=majority,
+        components=metrics,
+        weak_labelers=weak,
+        stack_weights=stacked.weights,
+        best=best,
+        active_predictor=project.settings.get("active_predictor"),
+        embedder=embedder.model_id,
+        **(_recalibrate(project) if recalibrate else {}),
+    )
+
+
+def trusted_rows(pool: Pool) -> np.ndarray:
+    """The rows with a trusted label, or NotReadyError when too few, or of one class only, to
+    train a student on."""
+    trusted = pool.y >= 0
+    classes = np.unique(pool.y[trusted])
+    if trusted.sum() < MIN_LABELS or len(classes) < 2:
+        raise NotReadyError(
+            f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
+            f"least two classes; found {int(trusted.sum())} in {len(classes)}"
+        )
+    return trusted
+
+
+def fit_student(
+    project: Project,
+    pool: Pool,
+    X: np.ndarray,
+    trusted: np.ndarray,
+    engine: Engine,
+    embedder: Any,
+    *,
+    n_splits: int,
+    random_state: int,
+) -> np.ndarray:
+    """The student's probabilities for every item: out-of-fold for the trusted ones (so they
+    can be compared with the labelers' on the same rows), from the engine for the others."""
+    student = LogisticStudent(classes=np.arange(len(project.labels)))
+    student.fit(X[trusted], pool.y[trusted])
+    probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
+    probs[trusted] = cross_val_proba(student, X[trusted], pool.y[trusted], n_splits, random_state)
+    return probs
+
+
+def weak_labelers(
+    metrics: dict[str, dict[str, Any]], components: dict[str, np.ndarray], majority: float
+) -> list[str]:
+    """Labelers no better than always answering the majority class: they only add noise to
+    the stack, which leaves them out."""
+    return [
         name
         for name, m in metrics.items()
         if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
     ]
-    used = [name for name in components if name not in weak]
-    inputs = np.stack([components[name] for name in used] + [student_probs], axis=1)
-    stack_rows = trusted & ~pool.excluded
-    stacked, meta = stack(inputs, pool.y, stack_rows, len(labels), n_splits, random_state)
-    # Few-shot examples are not stack training rows: give them the final model's answer.
-    metrics[ENSEMBLE] = component_metrics(stacked[stack_rows], pool.y[stack_rows])
-    shares = meta.influence(inputs[stack_rows])
-    explanation = {
-        name: round(float(v), 4) for name, v in zip([*used, STUDENT], shares, strict=True)
-    }
 
-    version = hashlib.sha256(
-        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
-    ).hexdigest()[:12]
+
+@dataclass(frozen=True, eq=False)
+class Stacked:
+    """The stack's pooled probabilities, its figures on its training rows, each input's share
+    of its answers (rounded), and the same as words for the stored predictions' reasoning."""
+
+    probs: np.ndarray
+    metrics: dict[str, Any]
+    weights: dict[str, float]
+
+    @property
+    def reason(self) -> str:
+        return ", ".join(f"{name} {share:.0%}" for name, share in self.weights.items())
+
+
+def fit_stack(
+    inputs: list[np.ndarray],
+    names: list[str],
+    y: np.ndarray,
+    rows: np.ndarray,
+    n_labels: int,
+    *,
+    n_splits: int,
+    random_state: int,
+) -> Stacked:
+    """Pool the inputs' probabilities (one per name) with a stack trained on `rows`."""
+    stacked_inputs = np.stack(inputs, axis=1)
+    probs, meta = stack(stacked_inputs, y, rows, n_labels, n_splits, random_state)
+    shares = meta.influence(stacked_inputs[rows])
+    return Stacked(
+        probs=probs,
+        metrics=component_metrics(probs[rows], y[rows]),
+        weights={name: round(float(v), 4) for name, v in zip(names, shares, strict=True)},
+    )
+
+
+def model_version(embedder_id: str, used: list[str], n_splits: int, random_state: int) -> str:
+    """The prompt version student and stack are stored under: what they were trained from."""
+    key = f"{embedder_id}|{','.join(used)}|{n_splits}|{random_state}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def best_predictor(metrics: dict[str, dict[str, Any]]) -> str:
+    """The predictor with the lowest log loss on the trusted labels."""
+    candidates = {name: m for name, m in metrics.items() if m["log_loss"] is not None}
+    return min(candidates, key=lambda name: candidates[name]["log_loss"])
+
+
+def _store_student_and_stack(
+    project: Project,
+    version: str,
+    pool: Pool,
+    trusted: np.ndarray,
+    student_probs: np.ndarray,
+    stacked: Stacked,
+) -> None:
+    def fold(i: int) -> str:
+        return " (out-of-fold)" if trusted[i] else ""
+
     _store(
         project,
         STUDENT,
         version,
         pool.ids,
         student_probs,
-        labels,
-        lambda i: (
-            "student: logistic regression on embeddings" + (" (out-of-fold)" if trusted[i] else "")
-        ),
+        project.labels,
+        lambda i: "student: logistic regression on embeddings" + fold(i),
     )
-    reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
+    reason = stacked.reason
     _store(
         project,
         ENSEMBLE,
         version,
         pool.ids,
-        stacked,
-        labels,
-        lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
+        stacked.probs,
+        project.labels,
+        lambda i: f"stack of {reason}" + fold(i),
     )
 
-    candidates = {
-        name: m
-        for name, m in metrics.items()
-        if m["log_loss"] is not None and name not in computed  # stored only inside the stack
-    }
-    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
+
+def _make_active(project: Project, best: str, version: str) -> None:
+    """Route with the best predictor: student or stack by this run's version, an LLM by its
+    own prompt version."""
     if best in (STUDENT, ENSEMBLE):
         project.set_active_predictor(best, version)
     else:
         model, _, prompt_version = best.partition("@")
         project.set_active_predictor(model, prompt_version)
-    return Learned(
-        trusted_labels=int(trusted.sum()),
-        majority_rate=majority,
-        components=metrics,
-        weak_labelers=weak,
-        stack_weights=explanation,
-        best=best,
-        active_predictor=project.settings.get("active_predictor"),
-        embedder=embedder.model_id,
-        **(_recalibrate(project) if recalibrate else {}),
-    )
 
 
 def _store(
