@@ -8,9 +8,11 @@ parallel sequences. Only the logits needed to score the continuations are comput
 cost is its own tokens, not the whole prompt: this is what makes a 135M model label tens of items
 per second on two cores.
 
-How many threads run a decode is measured, not assumed (`ThreadTuner`): llama.cpp's threads meet
-at a barrier after every operation, so a thread that loses its core to other work stalls the
-others, and on a shared machine fewer threads are often faster than one per core.
+llama.cpp's threads meet at a barrier after every operation, so a thread that loses its core to
+other work stalls the others. Many items are therefore best decoded by several single-threaded
+contexts side by side on the same weights (`LlamaScorer.sibling`, `LlamaWeights`); a decode of a
+few tokens runs on one thread; otherwise how many threads run a decode is measured, not assumed
+(`ThreadTuner`).
 """
 
 from __future__ import annotations
