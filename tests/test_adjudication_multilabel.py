@@ -151,7 +151,7 @@ def test_a_decided_set_comes_back_from_an_export(team, make_project, tmp_path) -
     decision = rows["m1"]["adjudication"]
     assert decision["labels"] == ["sport"] and decision["previous_labels"] == ["business", "tech"]
     copy = make_project(labels=LABELS, name="copy", multi_label=True)
-    assert copy.import_from(out, "labelloop")["decisions"] == 1
+    assert copy.import_from(out, "labelloop").decisions == 1
     assert state_of(copy, "m1") == ("human_labeled", ["sport"], "adjudicated")
     reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
     shown = adjudication.case(copy, reviewer, copy.item_id("m1"))
