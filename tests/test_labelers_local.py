@@ -105,6 +105,7 @@ def test_side_by_side_workers_give_the_probabilities_of_one_thread():
         expected = list(plain.label_stream(texts, TASK))
         got = list(parallel.label_stream(texts, TASK))
         assert len(parallel._siblings) == 1 and parallel._siblings[0]._prefix is not None
+        assert parallel._load().pinned is None  # later calls choose their threads again
         assert plain._siblings == []
     finally:
         plain.close()

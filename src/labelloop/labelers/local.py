@@ -226,7 +226,6 @@ class LocalLabeler:
         so the probabilities are the same numbers. A lone chunk runs on the first scorer with
         as many threads as its tuner finds fastest."""
         scorers = self._pool(n_jobs)
-        scorers[0].pinned = 1 if len(scorers) > 1 else None
         if len(scorers) == 1:
             for job in jobs:
                 yield job, *_score_job(scorers[0], job, prefix, continuations)
@@ -244,6 +243,7 @@ class LocalLabeler:
 
         pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
         executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
+        scorers[0].pinned = 1  # one thread each, like its siblings, while they run
         try:
             for job in jobs:
                 pending.append((job, executor.submit(run, job)))
@@ -255,6 +255,7 @@ class LocalLabeler:
                 yield done, *future.result()
         finally:  # stopped early (Ctrl-C, closed stream): drop what has not started
             executor.shutdown(wait=True, cancel_futures=True)
+            scorers[0].pinned = None
 
     def close(self) -> None:
         for sibling in self._siblings:
