@@ -320,3 +320,19 @@ def test_learn_json_keeps_its_keys_and_their_order(learning_project, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == [*LEARN_KEYS, "calibration", "route"]
     assert printed["route"]["auto_accepted"] + printed["route"]["in_review"] > 0
+
+
+def test_learn_options_come_from_the_project_setting(learning_project):
+    project = learning_project
+    plain = project.learn()
+    project.update_settings(learning={"ngram_student": True, "self_training": True})
+    both = project.learn()
+    assert "student-ngrams" in both.stack_weights and "student-ngrams" not in plain.stack_weights
+    assert both.components["student-ngrams"]["n"] == plain.components["student"]["n"]
+    # the n-gram student lives only inside the stack: it is never stored nor made active
+    assert both.best != "student-ngrams"
+    # soft labels from the stack moved the embedding student's out-of-fold answers
+    assert both.components["student"]["log_loss"] != plain.components["student"]["log_loss"]
+    project.update_settings(learning={"self_trainng": True})
+    with pytest.raises(InputError, match="self_trainng"):
+        project.learn()

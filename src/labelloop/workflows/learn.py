@@ -8,15 +8,17 @@ items it was trained on, and the stack's over those out-of-fold inputs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..active import LogisticStudent, cross_val_proba, get_embedder
-from ..active.students import cross_fit_splits
+from ..active.pool_training import ngram_features, soft_labels
+from ..active.students import ExtraRows, cross_fit_splits, with_extra
 from ..calibration.metrics import auroc
-from ..errors import NotReadyError
+from ..errors import InputError, NotReadyError
 from ..labelers.zero_shot import ZeroShotLabeler
 from ..review.common import Result
 from ..stacking import LogLinearPool
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from ..project import Project
 
 STUDENT, ENSEMBLE = "student", "ensemble"
+NGRAM_STUDENT = "student-ngrams"
+LEARNING = "learning"  # the project setting holding `LearnOptions`
 DERIVED = (STUDENT, ENSEMBLE)
 ZERO_SHOT = "zero-shot"
 MIN_LABELS = 20
@@ -182,6 +186,125 @@ def component_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class LearnOptions:
+    """How `learn` trains its students, read from the project setting `learning` (a dict of
+    these fields; missing ones take these defaults, measured in the loop simulation).
+
+    `self_training`: after a first stack, items no person labeled join the students' training
+    with the stack's probabilities as soft labels (one row per label, weighted by its
+    probability times `self_training_weight`), at most `self_training_max_ratio` such items per
+    trusted label, the most confident first, none below `self_training_min_confidence`; the
+    students and the stack are then refitted. `ngram_student`: a second student on word and
+    character n-grams of the pool's texts joins the stack.
+    """
+
+    self_training: bool = False
+    self_training_weight: float = 1.0
+    self_training_min_confidence: float = 0.0
+    self_training_max_ratio: float = 4.0
+    ngram_student: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> LearnOptions:
+        stored = settings.get(LEARNING) or {}
+        if not isinstance(stored, dict):
+            raise InputError(f"the project setting {LEARNING!r} must be a mapping")
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(stored) - set(known))
+        if unknown:
+            raise InputError(f"unknown {LEARNING} settings: {', '.join(unknown)}")
+        options = cls(**stored)
+        if not 0.0 <= options.self_training_min_confidence <= 1.0:
+            raise InputError("self_training_min_confidence must lie in [0, 1]")
+        if options.self_training_weight < 0 or options.self_training_max_ratio < 0:
+            raise InputError("self_training_weight and self_training_max_ratio must be >= 0")
+        return options
+
+
+@dataclass
+class _Stacked:
+    """The stack over the components that pass the majority-rate check, and its report."""
+
+    probs: np.ndarray
+    majority: float
+    used: list[str]
+    weak: list[str]
+    metrics: dict[str, dict[str, Any]]
+    explanation: dict[str, float]
+
+
+def _student_probs(
+    X: Any,
+    y: np.ndarray,
+    trusted: np.ndarray,
+    n_labels: int,
+    predict: Callable[[LogisticStudent], np.ndarray],
+    split: tuple[int, int],
+    extra: ExtraRows | None = None,
+) -> np.ndarray:
+    """A student's probabilities for the pool: fitted on the trusted labels (and `extra`
+    rows), out-of-fold for the trusted items themselves."""
+    student = LogisticStudent(classes=np.arange(n_labels))
+    X_fit, y_fit, weights = with_extra(X[trusted], y[trusted], extra)
+    student.fit(X_fit, y_fit, sample_weight=weights)
+    probs = predict(student)
+    n_splits, random_state = split
+    probs[trusted] = cross_val_proba(
+        student, X[trusted], y[trusted], n_splits, random_state, extra=extra
+    )
+    return probs
+
+
+def _stack_components(
+    components: dict[str, np.ndarray],
+    students: dict[str, np.ndarray],
+    pool: Pool,
+    n_labels: int,
+    split: tuple[int, int],
+) -> _Stacked:
+    """Stack every component and the students; a component (not a student) below the
+    majority-class rate on the trusted labels is left out."""
+    trusted = pool.y >= 0
+    yt = pool.y[trusted]
+    majority = float(np.bincount(yt).max() / trusted.sum())
+    everything = {**components, **students}
+    metrics = {name: component_metrics(p[trusted], yt) for name, p in everything.items()}
+    # A labeler that does worse than always answering the majority class only adds noise.
+    weak = [
+        name
+        for name in components
+        if metrics[name]["accuracy"] is not None and metrics[name]["accuracy"] <= majority
+    ]
+    used = [name for name in everything if name not in weak]
+    inputs = np.stack([everything[name] for name in used], axis=1)
+    rows = trusted & ~pool.excluded
+    stacked, meta = stack(inputs, pool.y, rows, n_labels, *split)
+    # Few-shot examples are not stack training rows: they get the final model's answer.
+    metrics[ENSEMBLE] = component_metrics(stacked[rows], pool.y[rows])
+    shares = meta.influence(inputs[rows])
+    explanation = {name: round(float(v), 4) for name, v in zip(used, shares, strict=True)}
+    return _Stacked(stacked, majority, used, weak, metrics, explanation)
+
+
+def _soft_rows(
+    features: dict[str, Any], stacked: np.ndarray, trusted: np.ndarray, options: LearnOptions
+) -> dict[str, ExtraRows] | None:
+    """The stack's soft labels for items no person labeled, as extra rows per student."""
+    soft = soft_labels(
+        stacked,
+        ~trusted,
+        min_confidence=options.self_training_min_confidence,
+        max_items=int(options.self_training_max_ratio * trusted.sum()),
+        weight=options.self_training_weight,
+    )
+    if not len(soft):
+        return None
+    return {
+        name: ExtraRows(X[soft.rows], soft.labels, soft.weights) for name, X in features.items()
+    }
+
+
 def learn(
     project: Project,
     *,
@@ -194,6 +317,7 @@ def learn(
 ) -> Learned:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
+    options = LearnOptions.from_settings(project.settings)
     pool = load_pool(project)
     trusted = pool.y >= 0
     classes = np.unique(pool.y[trusted])
@@ -206,40 +330,39 @@ def learn(
     engine = engine or LocalEngine()
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
-    student = LogisticStudent(classes=np.arange(len(labels)))
-    student.fit(X[trusted], pool.y[trusted])
-    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
-    student_probs[trusted] = cross_val_proba(
-        student, X[trusted], pool.y[trusted], n_splits, random_state
-    )
+    split = (n_splits, random_state)
+    features: dict[str, Any] = {STUDENT: X}
+    predictors: dict[str, Callable[[LogisticStudent], np.ndarray]] = {
+        STUDENT: lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0]
+    }
+    if options.ngram_student:
+        features[NGRAM_STUDENT] = ngram = ngram_features(pool.texts, seed=random_state)
+        predictors[NGRAM_STUDENT] = lambda s: s.predict_proba(ngram)
+
+    def students(extra: dict[str, ExtraRows] | None) -> dict[str, np.ndarray]:
+        return {
+            name: _student_probs(
+                F, pool.y, trusted, len(labels), predictors[name], split, (extra or {}).get(name)
+            )
+            for name, F in features.items()
+        }
+
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
     computed = {} if components else pool_components(project, X, embedder)
     components.update(computed)
-    majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
-    metrics = {
-        name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
-    }
-    metrics[STUDENT] = component_metrics(student_probs[trusted], pool.y[trusted])
-    # A labeler that does worse than always answering the majority class only adds noise.
-    weak = [
-        name
-        for name, m in metrics.items()
-        if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
-    ]
-    used = [name for name in components if name not in weak]
-    inputs = np.stack([components[name] for name in used] + [student_probs], axis=1)
-    stack_rows = trusted & ~pool.excluded
-    stacked, meta = stack(inputs, pool.y, stack_rows, len(labels), n_splits, random_state)
-    # Few-shot examples are not stack training rows: give them the final model's answer.
-    metrics[ENSEMBLE] = component_metrics(stacked[stack_rows], pool.y[stack_rows])
-    shares = meta.influence(inputs[stack_rows])
-    explanation = {
-        name: round(float(v), 4) for name, v in zip([*used, STUDENT], shares, strict=True)
-    }
+    probs = students(None)
+    stacked = _stack_components(components, probs, pool, len(labels), split)
+    if options.self_training:
+        extra = _soft_rows(features, stacked.probs, trusted, options)
+        if extra is not None:
+            probs = students(extra)
+            stacked = _stack_components(components, probs, pool, len(labels), split)
+    student_probs = probs[STUDENT]
+    metrics, used, explanation = stacked.metrics, stacked.used, stacked.explanation
 
     version = hashlib.sha256(
-        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
+        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}|{options}".encode()
     ).hexdigest()[:12]
     _store(
         project,
@@ -258,7 +381,7 @@ def learn(
         ENSEMBLE,
         version,
         pool.ids,
-        stacked,
+        stacked.probs,
         labels,
         lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
     )
@@ -266,7 +389,8 @@ def learn(
     candidates = {
         name: m
         for name, m in metrics.items()
-        if m["log_loss"] is not None and name not in computed  # stored only inside the stack
+        # Computed inputs and the n-gram student are stored only inside the stack.
+        if m["log_loss"] is not None and name not in computed and name != NGRAM_STUDENT
     }
     best = min(candidates, key=lambda name: candidates[name]["log_loss"])
     if best in (STUDENT, ENSEMBLE):
@@ -276,9 +400,9 @@ def learn(
         project.set_active_predictor(model, prompt_version)
     return Learned(
         trusted_labels=int(trusted.sum()),
-        majority_rate=majority,
+        majority_rate=stacked.majority,
         components=metrics,
-        weak_labelers=weak,
+        weak_labelers=stacked.weak,
         stack_weights=explanation,
         best=best,
         active_predictor=project.settings.get("active_predictor"),
