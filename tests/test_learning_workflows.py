@@ -336,3 +336,15 @@ def test_learn_options_come_from_the_project_setting(learning_project):
     project.update_settings(learning={"self_trainng": True})
     with pytest.raises(InputError, match="self_trainng"):
         project.learn()
+    project.update_settings(learning={"student_c": 0})
+    with pytest.raises(InputError, match="student_c"):
+        project.learn()
+
+
+def test_learn_can_choose_the_students_regularisation(learning_project):
+    project = learning_project
+    fixed = project.learn()
+    project.update_settings(learning={"student_c": "auto"})
+    auto = project.learn()
+    # the chosen C is the grid's best out-of-fold fit: never worse than the fixed default
+    assert auto.components["student"]["log_loss"] < fixed.components["student"]["log_loss"]

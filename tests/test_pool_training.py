@@ -75,3 +75,17 @@ def test_ngram_features_fit_on_a_sample_of_a_large_pool():
     F = ngram_features(texts, fit_on=50)
     assert F.shape[0] == 300 and F.nnz > 0
     assert ngram_features(["", ""]).shape[0] == 2  # no vocabulary: still one row per text
+
+
+def test_cross_val_select_takes_the_value_with_the_lowest_out_of_fold_log_loss():
+    from labelloop.active.students import cross_val_select
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 4)) * 0.05  # small-norm vectors: C=1 leaves them underfitted
+    y = (X[:, 0] > 0).astype(int)
+    student = LogisticStudent(classes=[0, 1])
+    c, proba = cross_val_select(student, X, y, "C", (1.0, 1000.0), 4)
+    assert c == 1000.0
+    assert np.allclose(proba, cross_val_proba(student.set_params(C=1000.0), X, y, 4))
+    single, _ = cross_val_select(student, X, y, "C", (3.0,), 4)
+    assert single == 3.0

@@ -13,10 +13,16 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.base import clone
 
-from ..active import LogisticStudent, cross_val_proba, get_embedder
+from ..active import LogisticStudent, get_embedder
 from ..active.pool_training import ngram_features, soft_labels
-from ..active.students import ExtraRows, cross_fit_splits, with_extra
+from ..active.students import (
+    ExtraRows,
+    cross_fit_splits,
+    cross_val_select,
+    with_extra,
+)
 from ..calibration.metrics import auroc
 from ..errors import InputError, NotReadyError
 from ..labelers.zero_shot import ZeroShotLabeler
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
 STUDENT, ENSEMBLE = "student", "ensemble"
 NGRAM_STUDENT = "student-ngrams"
 LEARNING = "learning"  # the project setting holding `LearnOptions`
+AUTO = "auto"
+STUDENT_C_GRID = (1.0, 10.0, 100.0)
 DERIVED = (STUDENT, ENSEMBLE)
 ZERO_SHOT = "zero-shot"
 MIN_LABELS = 20
@@ -196,7 +204,9 @@ class LearnOptions:
     probability times `self_training_weight`), at most `self_training_max_ratio` such items per
     trusted label, the most confident first, none below `self_training_min_confidence`; the
     students and the stack are then refitted. `ngram_student`: a second student on word and
-    character n-grams of the pool's texts joins the stack.
+    character n-grams of the pool's texts joins the stack. `student_c`: the students' inverse
+    regularisation strength, or "auto" to take the one of `STUDENT_C_GRID` with the lowest
+    out-of-fold log loss at every fit.
     """
 
     self_training: bool = False
@@ -204,6 +214,7 @@ class LearnOptions:
     self_training_min_confidence: float = 0.0
     self_training_max_ratio: float = 4.0
     ngram_student: bool = False
+    student_c: float | str = 1.0
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> LearnOptions:
@@ -217,6 +228,9 @@ class LearnOptions:
         options = cls(**stored)
         if not 0.0 <= options.self_training_min_confidence <= 1.0:
             raise InputError("self_training_min_confidence must lie in [0, 1]")
+        c = options.student_c
+        if not (c == AUTO or (isinstance(c, int | float) and not isinstance(c, bool) and c > 0)):
+            raise InputError(f"student_c must be a positive number or {AUTO!r}, not {c!r}")
         if options.self_training_weight < 0 or options.self_training_max_ratio < 0:
             raise InputError("self_training_weight and self_training_max_ratio must be >= 0")
         return options
@@ -238,21 +252,21 @@ def _student_probs(
     X: Any,
     y: np.ndarray,
     trusted: np.ndarray,
-    n_labels: int,
+    student: LogisticStudent,
     predict: Callable[[LogisticStudent], np.ndarray],
     split: tuple[int, int],
     extra: ExtraRows | None = None,
+    c_grid: tuple[float, ...] = (1.0,),
 ) -> np.ndarray:
     """A student's probabilities for the pool: fitted on the trusted labels (and `extra`
-    rows), out-of-fold for the trusted items themselves."""
-    student = LogisticStudent(classes=np.arange(n_labels))
-    X_fit, y_fit, weights = with_extra(X[trusted], y[trusted], extra)
-    student.fit(X_fit, y_fit, sample_weight=weights)
-    probs = predict(student)
-    n_splits, random_state = split
-    probs[trusted] = cross_val_proba(
-        student, X[trusted], y[trusted], n_splits, random_state, extra=extra
-    )
+    rows), out-of-fold for the trusted items themselves, with the `C` of `c_grid` whose
+    out-of-fold log loss is lowest."""
+    Xt, yt = X[trusted], y[trusted]
+    c, oof = cross_val_select(student, Xt, yt, "C", c_grid, *split, extra=extra)
+    X_fit, y_fit, weights = with_extra(Xt, yt, extra)
+    fitted = clone(student).set_params(C=c).fit(X_fit, y_fit, sample_weight=weights)
+    probs = predict(fitted)
+    probs[trusted] = oof
     return probs
 
 
@@ -331,6 +345,8 @@ def learn(
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     split = (n_splits, random_state)
+    student = LogisticStudent(classes=np.arange(len(labels)))
+    c_grid = STUDENT_C_GRID if options.student_c == AUTO else (float(options.student_c),)
     features: dict[str, Any] = {STUDENT: X}
     predictors: dict[str, Callable[[LogisticStudent], np.ndarray]] = {
         STUDENT: lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0]
@@ -342,7 +358,14 @@ def learn(
     def students(extra: dict[str, ExtraRows] | None) -> dict[str, np.ndarray]:
         return {
             name: _student_probs(
-                F, pool.y, trusted, len(labels), predictors[name], split, (extra or {}).get(name)
+                F,
+                pool.y,
+                trusted,
+                student,
+                predictors[name],
+                split,
+                (extra or {}).get(name),
+                c_grid,
             )
             for name, F in features.items()
         }
