@@ -179,6 +179,14 @@ def simulate(
     target_accuracy: Annotated[
         float, typer.Option(help="With --loop: the accuracy whose effort is reported.")
     ] = 0.95,
+    confidence_level: Annotated[
+        float | None,
+        typer.Option(
+            help="With --loop: routing certifies the target accuracy with this probability, as "
+            "`calibrate --confidence-level` does (default: the loop's measured best; 0: the "
+            "point estimate on gold)."
+        ),
+    ] = None,
     cache: Annotated[
         Path | None,
         typer.Option(help="With --loop: keep LLM answers and embeddings here for later runs."),
@@ -203,6 +211,7 @@ def simulate(
             strategies=strategy or ["review"],
             repeats=repeats,
             target_accuracy=target_accuracy,
+            **_certified(confidence_level),
             cache=cache,
             plot=plot,
             as_json=as_json,
@@ -225,6 +234,13 @@ def simulate(
         plot=plot,
     )
     emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
+
+
+def _certified(level: float | None) -> dict[str, float | None]:
+    """`--confidence-level` as the loop simulation takes it: absent, its default; 0, none."""
+    if level is None:
+        return {}
+    return {"confidence_level": level or None}
 
 
 def _simulate_loop(
@@ -267,6 +283,14 @@ def plan(
         float, typer.Option(help="Share of the gold items played as gold; the rest as pool.")
     ] = 0.3,
     repeats: Annotated[int, typer.Option(help="Repeats, each with other gold.")] = 5,
+    confidence_level: Annotated[
+        float | None,
+        typer.Option(
+            help="Routing certifies the target accuracy with this probability, as "
+            "`calibrate --confidence-level` does (default: the loop's measured best; 0: the "
+            "point estimate on gold)."
+        ),
+    ] = None,
     batch: Annotated[int | None, typer.Option(help="Labels per round (default 5%).")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the curves as a PNG.")] = None,
     project: ProjectDir = Path("."),
@@ -288,6 +312,7 @@ def plan(
             batch=batch,
             strategies=strategy or ["review"],
             repeats=repeats,
+            **_certified(confidence_level),
             plot=plot,
             log=err.print,
         )
