@@ -348,3 +348,9 @@ def test_learn_can_choose_the_students_regularisation(learning_project):
     auto = project.learn()
     # the chosen C is the grid's best out-of-fold fit: never worse than the fixed default
     assert auto.components["student"]["log_loss"] < fixed.components["student"]["log_loss"]
+
+
+def test_select_queues_one_round_of_the_measured_loop_by_default(learning_project, capsys):
+    status = run(["select", "--strategy", "margin", "--json", "-p", str(learning_project.path)])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out)["queued"] == 20

@@ -77,7 +77,15 @@ def select_(
     strategy: Annotated[str, typer.Option(help="Query strategy, e.g. hybrid, margin, badge.")] = (
         "hybrid"
     ),
-    k: Annotated[int, typer.Option("--k", min=1, help="How many items to queue.")] = 50,
+    k: Annotated[
+        int,
+        typer.Option(
+            "--k",
+            min=1,
+            help="How many items to queue: the loop measured best in rounds of 20 answers, "
+            "then `learn` (as `serve --retrain-every` does).",
+        ),
+    ] = 20,
     budget: Annotated[
         int | None, typer.Option(help="Stopping rule: total human labels to spend.")
     ] = None,
