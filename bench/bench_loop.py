@@ -1,7 +1,7 @@
 """The loop, end to end: accuracy of the finished dataset against human effort on real corpora.
 
 For each corpus: a random sample of items with their reference labels playing the people, the
-embedded LLM pre-labeling once (cached), 200 gold items drawn per repeat, then
+embedded LLM pre-labeling once (cached), `--gold` items drawn as gold per repeat, then
 `simulate_loop`: the loop (rounds of the routing queue or a `select` strategy → answers →
 `learn`, which recalibrates and re-routes) beside the baselines run in the same call — random
 review order with retraining, one routing pass without retraining, the student alone without
