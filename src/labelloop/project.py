@@ -68,13 +68,14 @@ from .vocabulary import ItemState, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
-    from .workflows.agreement import LabelIssues
+    from .review.accounts import Account
+    from .workflows.agreement import AgreementReport, LabelIssues
     from .workflows.calibrate import Calibrated
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
-    from .workflows.exchange import Exported
+    from .workflows.exchange import Exported, Imported
     from .workflows.learn import Learned
-    from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
+    from .workflows.multilabel import MultiLabelAgreement, MultiLabelRouting, MultiLabelSelection
     from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
 
@@ -624,7 +625,7 @@ class Project:
 
         return select(self, strategy, k, **options)
 
-    def agreement(self, **options: Any) -> dict[str, Any]:
+    def agreement(self, **options: Any) -> AgreementReport | MultiLabelAgreement:
         """Agreement between annotators and LLM labelers (see `workflows.agreement`;
         multi-label projects: MASI alpha and per-label kappa, `workflows.multilabel`)."""
         if self.multi_label:
@@ -636,7 +637,12 @@ class Project:
         return agreement(self, **options)
 
     def label_issues(self, **options: Any) -> LabelIssues:
-        """Likely-mislabeled items, queued for a second look (see `workflows.agreement`)."""
+        """Likely-mislabeled items, queued for a second look (see `workflows.agreement`;
+        multi-label projects: suspect label decisions, `workflows.multilabel`)."""
+        if self.multi_label:
+            from .workflows import multilabel
+
+            return multilabel.label_issues(self, **options)
         from .workflows.agreement import label_issues
 
         return label_issues(self, **options)
@@ -832,7 +838,7 @@ class Project:
     # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
         self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Account:
         """Create a login for the review server (admin or annotator)."""
         return accounts.add_user(self, name, role=role, password=password)
 
@@ -883,7 +889,7 @@ class Project:
 
         return export_project(self, out, fmt, include=include)
 
-    def import_from(self, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
+    def import_from(self, path: str | Path, fmt: str, **options: Any) -> Imported:
         """Import another tool's export (labelstudio, argilla, prodigy, hf) or a labelloop
         export (labelloop) with its predictions and answers, in one transaction."""
         from .workflows.exchange import import_project

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from .common import (
     open_project,
     out,
 )
+
+if TYPE_CHECKING:
+    from ..review.accounts import Account, IssuedToken
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
 ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
@@ -110,11 +113,15 @@ def serve(
             raise InputError(f"--ml-basic-auth must look like USER:PASSWORD ({ML_AUTH_ENV})")
         basic_auth = (user, password)
     labeler = None
-    if model != "none":
-        labeler = make_labeler(
-            model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
-        )
     with open_project(project, db) as proj:
+        if model != "none":
+            labeler = make_labeler(
+                model,
+                multi_label=proj.multi_label,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+            )
         if ml_backend_only:
             server = create_ml_backend_app(proj, basic_auth, max_body_bytes=max_bulk_body_bytes)
             what = "Label Studio ML backend"
@@ -171,7 +178,7 @@ def user_add(
         result = review.add_user(
             proj, name, role=role, password=password, labelstudio_user=labelstudio_user
         )
-    emit(result, as_json, lambda r: out.print(f"Created {r['role']} {r['name']!r}."))
+    emit(result, as_json, lambda r: out.print(f"Created {r.role} {r.name!r}."))
 
 
 @user_app.command("list")
@@ -184,19 +191,19 @@ def user_list(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOu
     emit(result, as_json, _render_users)
 
 
-def _render_users(users: list[dict]) -> None:
+def _render_users(users: list[Account]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     table = Table("name", "role", "active", "password", "tokens", "Label Studio user")
     for u in users:
         table.add_row(
-            escape(u["name"]),
-            u["role"],
-            "yes" if u["active"] else "disabled",
-            "yes" if u["password"] else "—",
-            str(u["tokens"]),
-            "—" if u["labelstudio_user"] is None else str(u["labelstudio_user"]),
+            escape(u.name),
+            u.role,
+            "yes" if u.active else "disabled",
+            "yes" if u.password else "—",
+            str(u.tokens),
+            "—" if u.labelstudio_user is None else str(u.labelstudio_user),
         )
     out.print(table)
 
@@ -223,7 +230,7 @@ def _set_active(name: str, active: bool, project: Path, db: str | None, as_json:
     with open_project(project, db) as proj:
         result = review.set_active(proj, name, active)
     done = "Enabled" if active else "Disabled"
-    emit(result, as_json, lambda r: out.print(f"{done} {r['name']!r}."))
+    emit(result, as_json, lambda r: out.print(f"{done} {r.name!r}."))
 
 
 @user_app.command("passwd")
@@ -251,9 +258,7 @@ def user_revoke(
     emit(
         result,
         as_json,
-        lambda r: out.print(
-            f"Revoked {r['tokens']} tokens and {r['sessions']} sessions of {r['name']!r}."
-        ),
+        lambda r: out.print(f"Revoked {r.tokens} tokens and {r.sessions} sessions of {r.name!r}."),
     )
 
 
@@ -276,7 +281,7 @@ def user_link(
     emit(
         result,
         as_json,
-        lambda r: out.print(f"{r['name']!r} is Label Studio user {r['labelstudio_user']}."),
+        lambda r: out.print(f"{r.name!r} is Label Studio user {r.labelstudio_user}."),
     )
 
 
@@ -299,7 +304,7 @@ def user_token(
     emit(result, as_json, _render_token)
 
 
-def _render_token(result: dict) -> None:
-    print(result["token"])
-    if result["expires_at"] is not None:
-        err.print(f"valid until {result['expires_at']:%Y-%m-%d %H:%M} UTC")
+def _render_token(result: IssuedToken) -> None:
+    print(result.token)
+    if result.expires_at is not None:
+        err.print(f"valid until {result.expires_at:%Y-%m-%d %H:%M} UTC")

@@ -34,6 +34,7 @@ _LIVE_DECISION = (
     select(
         _DECISIONS.c.id,
         _DECISIONS.c.label,
+        _DECISIONS.c.labels,
         _DECISIONS.c.reviewer_id,
         _DECISIONS.c.note,
         _DECISIONS.c.created_at,
@@ -76,7 +77,8 @@ _LIVE_ANSWER = _ANSWERS.c.undone.is_(False)
 
 
 def live_decision(conn: Connection, item_id: int) -> Any:
-    """The item's decision in force (id, label, reviewer_id, note, created_at), or None."""
+    """The item's decision in force (id, label, labels, reviewer_id, note, created_at), or
+    None; `labels` is the set of a decision on a multi-label item."""
     return conn.execute(_LIVE_DECISION, {"item": item_id}).first()
 
 
@@ -123,16 +125,18 @@ def has_live_flag(conn: Connection, item_id: int, annotator_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def candidate_items(conn: Connection, project_id: int) -> list[int]:
+def candidate_items(conn: Connection, project_id: int, sets: bool = False) -> list[int]:
     """Pool items without a decision in force that may need one: flagged, answered with two
-    different labels, or rejected with no label given (a superset: the service decides from
-    each item's standing answers). In id order."""
+    different labels (with `sets`, the answers of a multi-label project: answered by two
+    people), or rejected with no label given (a superset: the service decides from each
+    item's standing answers). In id order."""
     labeling = and_(_LIVE_ANSWER, _ANSWERS.c.action.in_(list(LABELING_ACTIONS)))
+    differ = _ANSWERS.c.annotator_id if sets else _ANSWERS.c.label
     disagree = (
         select(_ANSWERS.c.item_id)
         .where(_ANSWERS.c.project_id == project_id, labeling)
         .group_by(_ANSWERS.c.item_id)
-        .having(func.count(func.distinct(_ANSWERS.c.label)) > 1)
+        .having(func.count(func.distinct(differ)) > 1)
     )
     rejects = select(_ANSWERS.c.item_id).where(
         _ANSWERS.c.project_id == project_id, _LIVE_ANSWER, _ANSWERS.c.action == Action.REJECT
@@ -181,9 +185,9 @@ def _named_rows(
 
 def answers_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[Any]]:
     """The live answers of each item, oldest first: id, annotator_id, annotator (name), label,
-    action, queue, created_at."""
+    labels (a multi-label answer's set), action, queue, created_at."""
     a = _ANSWERS.c
-    columns = (a.label, a.action, a.queue, a.created_at)
+    columns = (a.label, a.labels, a.action, a.queue, a.created_at)
     return _named_rows(conn, _ANSWERS, a.annotator_id, columns, _LIVE_ANSWER, item_ids)
 
 
@@ -205,17 +209,19 @@ def open_tasks_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, list[A
 
 
 def decisions_of(conn: Connection, item_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The decision in force of each decided item: label, reviewer (name), note, reasons, the
-    label it replaced and when it was made."""
+    """The decision in force of each decided item: label (or set), reviewer (name), note,
+    reasons, the label (or set) it replaced and when it was made."""
     rows = conn.execute(
         select(
             _DECISIONS.c.id,
             _DECISIONS.c.item_id,
             _DECISIONS.c.label,
+            _DECISIONS.c.labels,
             _PEOPLE.c.name.label("reviewer"),
             _DECISIONS.c.note,
             _DECISIONS.c.reasons,
             _DECISIONS.c.previous_label,
+            _DECISIONS.c.previous_labels,
             _DECISIONS.c.previous_source,
             _DECISIONS.c.created_at,
         )

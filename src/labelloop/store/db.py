@@ -43,7 +43,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0013_adjudication_index"
+HEAD_REVISION = "0014_adjudication_sets"
 
 #: A project folder's settings file, its default SQLite store, and the variable naming another.
 CONFIG_FILE = "labelloop.json"

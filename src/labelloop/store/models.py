@@ -345,11 +345,14 @@ class Adjudication(Base):
     reviewer_id: Mapped[int | None] = mapped_column(
         ForeignKey("annotators.id", ondelete="SET NULL"), nullable=True
     )
-    label: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # A multi-label item's decision is a set (`label` stays null there), like its answers.
+    labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Why the item was in the queue when decided (disagreement, rejected, flagged), comma-joined.
     reasons: Mapped[str | None] = mapped_column(String(100), nullable=True)
     previous_label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    previous_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     previous_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     undone: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -194,6 +194,131 @@ def component_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     }
 
 
+def learn(
+    project: Project,
+    *,
+    embedder: Any = None,
+    n_splits: int = 5,
+    random_state: int = 0,
+    progress: Any = None,
+    recalibrate: bool = True,
+    engine: Engine | None = None,
+) -> Learned:
+    """Train student and stack, store their predictions, make the best predictor active."""
+    labels = project.labels
+    options = LearnOptions.from_settings(project.settings)
+    pool = load_pool(project)
+    trusted = trusted_rows(pool)
+    embedder = embedder or get_embedder("auto")
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
+    X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
+    split = (n_splits, random_state)
+    students = _Students(options, pool, trusted, len(labels), split)
+    students.add(STUDENT, X, lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0])
+    if options.ngram_student:
+        ngrams = ngram_features(pool.texts, seed=random_state)
+        students.add(NGRAM_STUDENT, ngrams, lambda s: s.predict_proba(ngrams))
+    components = llm_components(project, pool)
+    # The cold start only: beside an LLM's answers it added nothing (measured).
+    computed = {} if components else pool_components(project, X, embedder)
+    components.update(computed)
+    majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
+    probs = students.fit()
+    stack_all = (pool, trusted, majority, len(labels), split)
+    metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
+    if options.self_training:
+        extra = _soft_rows(students.features, stacked.probs, trusted, options)
+        if extra is not None:
+            probs = students.fit(extra)
+            metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
+    version = model_version(embedder.model_id, used, n_splits, random_state, options)
+    _store_student_and_stack(project, version, pool, trusted, probs[STUDENT], stacked)
+    # Predictors computed here from the pool, and the n-gram student, live only in the stack.
+    best = best_predictor(
+        {name: m for name, m in metrics.items() if name not in computed and name != NGRAM_STUDENT}
+    )
+    _make_active(project, best, version)
+    return Learned(
+        trusted_labels=int(trusted.sum()),
+        majority_rate=majority,
+        components=metrics,
+        weak_labelers=weak,
+        stack_weights=stacked.weights,
+        best=best,
+        active_predictor=project.settings.get("active_predictor"),
+        embedder=embedder.model_id,
+        **(_recalibrate(project) if recalibrate else {}),
+    )
+
+
+class _Students:
+    """The students `learn` trains, each on its own features of the pool: fitted on the
+    trusted labels (plus soft rows when self-training), out-of-fold for the trusted items."""
+
+    def __init__(
+        self,
+        options: LearnOptions,
+        pool: Pool,
+        trusted: np.ndarray,
+        n_labels: int,
+        split: tuple[int, int],
+    ) -> None:
+        self.pool, self.trusted, self.split = pool, trusted, split
+        self.template = LogisticStudent(classes=np.arange(n_labels))
+        self.c_grid = STUDENT_C_GRID if options.student_c == AUTO else (float(options.student_c),)
+        self.features: dict[str, Any] = {}
+        self.predictors: dict[str, Callable[[LogisticStudent], np.ndarray]] = {}
+
+    def add(self, name: str, X: Any, predict: Callable[[LogisticStudent], np.ndarray]) -> None:
+        self.features[name], self.predictors[name] = X, predict
+
+    def fit(self, extra: dict[str, ExtraRows] | None = None) -> dict[str, np.ndarray]:
+        return {
+            name: _student_probs(
+                X,
+                self.pool.y,
+                self.trusted,
+                self.template,
+                self.predictors[name],
+                self.split,
+                (extra or {}).get(name),
+                self.c_grid,
+            )
+            for name, X in self.features.items()
+        }
+
+
+def _stack_all(
+    components: dict[str, np.ndarray],
+    students: dict[str, np.ndarray],
+    pool: Pool,
+    trusted: np.ndarray,
+    majority: float,
+    n_labels: int,
+    split: tuple[int, int],
+) -> tuple[dict[str, dict[str, Any]], list[str], list[str], Stacked]:
+    """Every input's figures on the trusted labels, the weak labelers left out, the labelers
+    used, and the stack of those with the students."""
+    yt = pool.y[trusted]
+    metrics = {
+        name: component_metrics(p[trusted], yt) for name, p in {**components, **students}.items()
+    }
+    weak = weak_labelers(metrics, components, majority)
+    used = [name for name in components if name not in weak]
+    stacked = fit_stack(
+        [components[name] for name in used] + list(students.values()),
+        [*used, *students],
+        pool.y,
+        trusted & ~pool.excluded,  # few-shot examples get the final model's answer
+        n_labels,
+        n_splits=split[0],
+        random_state=split[1],
+    )
+    metrics[ENSEMBLE] = stacked.metrics
+    return metrics, weak, used, stacked
+
+
 @dataclass(frozen=True)
 class LearnOptions:
     """How `learn` trains its students, read from the project setting `learning` (a dict of
@@ -236,18 +361,6 @@ class LearnOptions:
         return options
 
 
-@dataclass
-class _Stacked:
-    """The stack over the components that pass the majority-rate check, and its report."""
-
-    probs: np.ndarray
-    majority: float
-    used: list[str]
-    weak: list[str]
-    metrics: dict[str, dict[str, Any]]
-    explanation: dict[str, float]
-
-
 def _student_probs(
     X: Any,
     y: np.ndarray,
@@ -270,37 +383,6 @@ def _student_probs(
     return probs
 
 
-def _stack_components(
-    components: dict[str, np.ndarray],
-    students: dict[str, np.ndarray],
-    pool: Pool,
-    n_labels: int,
-    split: tuple[int, int],
-) -> _Stacked:
-    """Stack every component and the students; a component (not a student) below the
-    majority-class rate on the trusted labels is left out."""
-    trusted = pool.y >= 0
-    yt = pool.y[trusted]
-    majority = float(np.bincount(yt).max() / trusted.sum())
-    everything = {**components, **students}
-    metrics = {name: component_metrics(p[trusted], yt) for name, p in everything.items()}
-    # A labeler that does worse than always answering the majority class only adds noise.
-    weak = [
-        name
-        for name in components
-        if metrics[name]["accuracy"] is not None and metrics[name]["accuracy"] <= majority
-    ]
-    used = [name for name in everything if name not in weak]
-    inputs = np.stack([everything[name] for name in used], axis=1)
-    rows = trusted & ~pool.excluded
-    stacked, meta = stack(inputs, pool.y, rows, n_labels, *split)
-    # Few-shot examples are not stack training rows: they get the final model's answer.
-    metrics[ENSEMBLE] = component_metrics(stacked[rows], pool.y[rows])
-    shares = meta.influence(inputs[rows])
-    explanation = {name: round(float(v), 4) for name, v in zip(used, shares, strict=True)}
-    return _Stacked(stacked, majority, used, weak, metrics, explanation)
-
-
 def _soft_rows(
     features: dict[str, Any], stacked: np.ndarray, trusted: np.ndarray, options: LearnOptions
 ) -> dict[str, ExtraRows] | None:
@@ -319,20 +401,9 @@ def _soft_rows(
     }
 
 
-def learn(
-    project: Project,
-    *,
-    embedder: Any = None,
-    n_splits: int = 5,
-    random_state: int = 0,
-    progress: Any = None,
-    recalibrate: bool = True,
-    engine: Engine | None = None,
-) -> Learned:
-    """Train student and stack, store their predictions, make the best predictor active."""
-    labels = project.labels
-    options = LearnOptions.from_settings(project.settings)
-    pool = load_pool(project)
+def trusted_rows(pool: Pool) -> np.ndarray:
+    """The rows with a trusted label, or NotReadyError when too few, or of one class only, to
+    train a student on."""
     trusted = pool.y >= 0
     classes = np.unique(pool.y[trusted])
     if trusted.sum() < MIN_LABELS or len(classes) < 2:
@@ -340,98 +411,116 @@ def learn(
             f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
             f"least two classes; found {int(trusted.sum())} in {len(classes)}"
         )
-    embedder = embedder or get_embedder("auto")
-    engine = engine or LocalEngine()
-    engine.prefill_embeddings(project, embedder)
-    X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
-    split = (n_splits, random_state)
-    student = LogisticStudent(classes=np.arange(len(labels)))
-    c_grid = STUDENT_C_GRID if options.student_c == AUTO else (float(options.student_c),)
-    features: dict[str, Any] = {STUDENT: X}
-    predictors: dict[str, Callable[[LogisticStudent], np.ndarray]] = {
-        STUDENT: lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0]
-    }
-    if options.ngram_student:
-        features[NGRAM_STUDENT] = ngram = ngram_features(pool.texts, seed=random_state)
-        predictors[NGRAM_STUDENT] = lambda s: s.predict_proba(ngram)
+    return trusted
 
-    def students(extra: dict[str, ExtraRows] | None) -> dict[str, np.ndarray]:
-        return {
-            name: _student_probs(
-                F,
-                pool.y,
-                trusted,
-                student,
-                predictors[name],
-                split,
-                (extra or {}).get(name),
-                c_grid,
-            )
-            for name, F in features.items()
-        }
 
-    components = llm_components(project, pool)
-    # The cold start only: beside an LLM's answers it added nothing (measured).
-    computed = {} if components else pool_components(project, X, embedder)
-    components.update(computed)
-    probs = students(None)
-    stacked = _stack_components(components, probs, pool, len(labels), split)
-    if options.self_training:
-        extra = _soft_rows(features, stacked.probs, trusted, options)
-        if extra is not None:
-            probs = students(extra)
-            stacked = _stack_components(components, probs, pool, len(labels), split)
-    student_probs = probs[STUDENT]
-    metrics, used, explanation = stacked.metrics, stacked.used, stacked.explanation
+def weak_labelers(
+    metrics: dict[str, dict[str, Any]], components: dict[str, np.ndarray], majority: float
+) -> list[str]:
+    """Labelers no better than always answering the majority class: they only add noise to
+    the stack, which leaves them out."""
+    return [
+        name
+        for name, m in metrics.items()
+        if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
+    ]
 
-    version = hashlib.sha256(
-        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}|{options}".encode()
-    ).hexdigest()[:12]
+
+@dataclass(frozen=True, eq=False)
+class Stacked:
+    """The stack's pooled probabilities, its figures on its training rows, each input's share
+    of its answers (rounded), and the same as words for the stored predictions' reasoning."""
+
+    probs: np.ndarray
+    metrics: dict[str, Any]
+    weights: dict[str, float]
+
+    @property
+    def reason(self) -> str:
+        return ", ".join(f"{name} {share:.0%}" for name, share in self.weights.items())
+
+
+def fit_stack(
+    inputs: list[np.ndarray],
+    names: list[str],
+    y: np.ndarray,
+    rows: np.ndarray,
+    n_labels: int,
+    *,
+    n_splits: int,
+    random_state: int,
+) -> Stacked:
+    """Pool the inputs' probabilities (one per name) with a stack trained on `rows`."""
+    stacked_inputs = np.stack(inputs, axis=1)
+    probs, meta = stack(stacked_inputs, y, rows, n_labels, n_splits, random_state)
+    shares = meta.influence(stacked_inputs[rows])
+    return Stacked(
+        probs=probs,
+        metrics=component_metrics(probs[rows], y[rows]),
+        weights={name: round(float(v), 4) for name, v in zip(names, shares, strict=True)},
+    )
+
+
+def model_version(
+    embedder_id: str,
+    used: list[str],
+    n_splits: int,
+    random_state: int,
+    options: LearnOptions | None = None,
+) -> str:
+    """The prompt version student and stack are stored under: what they were trained from."""
+    key = f"{embedder_id}|{','.join(used)}|{n_splits}|{random_state}"
+    if options is not None and options != LearnOptions():
+        key += f"|{options}"  # the defaults keep the versions they had
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def best_predictor(metrics: dict[str, dict[str, Any]]) -> str:
+    """The predictor with the lowest log loss on the trusted labels."""
+    candidates = {name: m for name, m in metrics.items() if m["log_loss"] is not None}
+    return min(candidates, key=lambda name: candidates[name]["log_loss"])
+
+
+def _store_student_and_stack(
+    project: Project,
+    version: str,
+    pool: Pool,
+    trusted: np.ndarray,
+    student_probs: np.ndarray,
+    stacked: Stacked,
+) -> None:
+    def fold(i: int) -> str:
+        return " (out-of-fold)" if trusted[i] else ""
+
     _store(
         project,
         STUDENT,
         version,
         pool.ids,
         student_probs,
-        labels,
-        lambda i: (
-            "student: logistic regression on embeddings" + (" (out-of-fold)" if trusted[i] else "")
-        ),
+        project.labels,
+        lambda i: "student: logistic regression on embeddings" + fold(i),
     )
-    reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
+    reason = stacked.reason
     _store(
         project,
         ENSEMBLE,
         version,
         pool.ids,
         stacked.probs,
-        labels,
-        lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
+        project.labels,
+        lambda i: f"stack of {reason}" + fold(i),
     )
 
-    candidates = {
-        name: m
-        for name, m in metrics.items()
-        # Computed inputs and the n-gram student are stored only inside the stack.
-        if m["log_loss"] is not None and name not in computed and name != NGRAM_STUDENT
-    }
-    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
+
+def _make_active(project: Project, best: str, version: str) -> None:
+    """Route with the best predictor: student or stack by this run's version, an LLM by its
+    own prompt version."""
     if best in (STUDENT, ENSEMBLE):
         project.set_active_predictor(best, version)
     else:
         model, _, prompt_version = best.partition("@")
         project.set_active_predictor(model, prompt_version)
-    return Learned(
-        trusted_labels=int(trusted.sum()),
-        majority_rate=stacked.majority,
-        components=metrics,
-        weak_labelers=stacked.weak,
-        stack_weights=explanation,
-        best=best,
-        active_predictor=project.settings.get("active_predictor"),
-        embedder=embedder.model_id,
-        **(_recalibrate(project) if recalibrate else {}),
-    )
 
 
 def _store(

@@ -15,16 +15,19 @@ label).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import review
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
 from ..review.common import Result, Stats
 from ..store.labelsets import (
     gold_probabilities,
+    labeled_set_probabilities,
     pool_probabilities,
     predicted_items,
     prediction_probabilities,
@@ -34,10 +37,12 @@ from ..store.labelsets import (
 from ..store.predictions import active_calibration, save_calibration
 from ..store.projects import replace_predictions
 from ..store.routing import route_items
+from ..vocabulary import LabelSource
 from .calibrate import Calibrated
 
 if TYPE_CHECKING:
     from ..project import Project
+    from .agreement import LabelIssues
 
 MIN_GOLD = 10
 DEFAULT_BUDGET = 0.3
@@ -57,7 +62,7 @@ def _check(method: str, budget: float | None, target: float | None) -> None:
         )
 
 
-def _matrix(probs: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+def _matrix(probs: Sequence[Mapping[str, Any]], labels: list[str]) -> np.ndarray:
     """(n, L) per-label probabilities; a label a prediction lacks counts as 1/2 (no opinion)."""
     out = np.array([label_probabilities(p, labels) for p in probs], dtype=float)
     return np.where(np.isnan(out), 0.5, np.clip(out, 0.0, 1.0))
@@ -134,11 +139,18 @@ def calibrate(
     return Calibrated(model, version, len(gold), applied, report)
 
 
-def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
-    """Each prediction's calibrated set and least confident calibrated decision."""
+def apply(
+    project: Project,
+    model: str,
+    version: str,
+    calibrator: Any,
+    item_ids: Sequence[int] | None = None,
+) -> int:
+    """Each prediction's calibrated set and least confident calibrated decision (of every
+    prediction of the key, or of its predictions on these items)."""
     labels = project.labels
     with project.store.session() as session:
-        rows = prediction_probabilities(session, project.id, model, version)
+        rows = prediction_probabilities(session, project.id, model, version, item_ids)
         if not rows:
             return 0
         calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
@@ -155,11 +167,11 @@ def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
                 for k, (pid, _) in enumerate(rows)
             ],
         )
-    project.refresh_item_predictions()
+    project.refresh_item_predictions(item_ids)
     return len(rows)
 
 
-def _calibrator(project: Project, key: tuple[str, str]) -> Any:
+def calibrator_in_force(project: Project, key: tuple[str, str]) -> Any:
     """The per-label calibrator in force for the predictor `key`, if any."""
     from ..multilabel import PerLabelCalibrator
 
@@ -167,6 +179,30 @@ def _calibrator(project: Project, key: tuple[str, str]) -> Any:
     if stored is None or stored.calibrator.get("kind") != "per_label":
         return None
     return PerLabelCalibrator.from_dict(stored.calibrator)
+
+
+def label_scores(
+    project: Project, key: tuple[str, str], probs: Sequence[Mapping[str, Any] | None]
+) -> list[dict[str, float | None] | None]:
+    """Each prediction's per-label probabilities as a person or a tool is shown them:
+    calibrated by the per-label calibration in force for `key` when there is one; None for a
+    prediction without probabilities, and for a label its predictor gave none."""
+    labels = project.labels
+    known = [k for k, p in enumerate(probs) if p]
+    out: list[dict[str, float | None] | None] = [None] * len(probs)
+    if not known:
+        return out
+    raw = np.array([label_probabilities(probs[k], labels) for k in known], dtype=float)
+    proba = _matrix([probs[k] or {} for k in known], labels)
+    calibrator = calibrator_in_force(project, key)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    for row, k in enumerate(known):
+        out[k] = {
+            label: None if np.isnan(raw[row, j]) else round(float(proba[row, j]), 4)
+            for j, label in enumerate(labels)
+        }
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +241,7 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
     active = project.active_predictor()
     labels = project.labels
     uncertain: dict[int, list[str]] = {}
-    calibrator = _calibrator(project, active) if active is not None else None
+    calibrator = calibrator_in_force(project, active) if active is not None else None
     with project.store.session() as session:
         if active is not None:
             rows = predicted_items(session, project.id)
@@ -260,7 +296,7 @@ def select(
     if not pool:
         raise InputError("the project has no pool items; import some first")
     proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
-    calibrator = _calibrator(project, active)
+    calibrator = calibrator_in_force(project, active)
     if calibrator is not None:
         proba = calibrator.transform(proba)
     done = np.array([taken for _, taken, _, _ in pool], dtype=bool)
@@ -280,7 +316,21 @@ def select(
     )
 
 
-def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any) -> dict:
+@dataclass(frozen=True, slots=True)
+class MultiLabelAgreement(Result):
+    """Agreement of a multi-label project's raters (`Project.agreement`); `to_dict` is what
+    `agreement --json` sends."""
+
+    raters: list[str]
+    items: int  # items rated by at least two raters
+    krippendorff_alpha: dict[str, Any]  # estimate (MASI distance) and how to read it
+    per_label_kappa: dict[str, float | None]  # each label's Cohen's kappa, None: undefined
+    vs_majority: list[dict[str, Any]]  # each rater's micro F1 against the others' majority
+
+
+def agreement(
+    project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any
+) -> MultiLabelAgreement:
     """Agreement of set-valued answers: Krippendorff's alpha with the MASI distance, each
     label's Cohen's kappa, and each rater's micro F1 against the majority of the others.
 
@@ -304,15 +354,15 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **
     kappas = per_label_kappa(data, labels)
     alpha = krippendorff_alpha_masi(data, labels)
     f1 = annotator_f1(data, labels, raters=raters, n_boot=n_boot, random_state=random_state)
-    return {
-        "raters": raters,
-        "items": len(items),
-        "krippendorff_alpha": {
+    return MultiLabelAgreement(
+        raters=raters,
+        items=len(items),
+        krippendorff_alpha={
             "estimate": _finite(alpha),
             "interpretation": "label sets compared with the MASI distance",
         },
-        "per_label_kappa": {label: _finite(kappas[label]) for label in labels},
-        "vs_majority": [
+        per_label_kappa={label: _finite(kappas[label]) for label in labels},
+        vs_majority=[
             {
                 **row.f1.to_dict(),
                 "rater": row.rater,
@@ -324,9 +374,57 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **
             }
             for row in f1
         ],
-    }
+    )
 
 
 def _finite(value: float) -> float | None:
     """JSON has no NaN: an undefined statistic is null."""
     return None if value != value else float(value)
+
+
+def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> LabelIssues:
+    """Multi-label items whose final set the model confidently disagrees with, label by label.
+
+    The per-label probabilities compared are the student's where it has scored labeled items
+    (out-of-fold), else the active labeler's own (it never saw anyone's labels), on the items
+    people or reviewers labeled and on gold. Each label is searched by confident learning on
+    its own (`agreement.find_label_set_issues`); an item's suspects are its doubtful labels.
+    The `top` most suspicious items go to the recheck queue.
+    """
+    from ..agreement import find_label_set_issues
+    from .agreement import RECHECK_QUEUE, LabelIssues, SetSuspect
+    from .learn import STUDENT
+
+    labels = project.labels
+    rows = labeled_set_probabilities(project.store, project.id, STUDENT)
+    if not rows:
+        active = project.active_predictor()
+        if active is None:
+            raise NotReadyError("no predictions yet; run `labelloop prelabel` first")
+        found = labeled_set_probabilities(project.store, project.id, *active)
+        rows = [r for r in found if r[3] != LabelSource.LLM]  # not the labeler's own sets
+    if not rows:
+        raise NotReadyError(
+            "no item with a set from people or gold has a prediction yet; label some items"
+        )
+    y = indicator([r[2] for r in rows], labels)
+    issues = find_label_set_issues(y, _matrix([r[4] for r in rows], labels))
+    doubtful: dict[int, dict[str, float]] = {}
+    for k, j, score in zip(issues.items, issues.labels, issues.scores, strict=True):
+        doubtful.setdefault(int(k), {})[labels[int(j)]] = round(float(score), 4)
+    ranked = sorted(doubtful, key=lambda k: (min(doubtful[k].values()), k))[:top]
+    suspects = [
+        SetSuspect(
+            id=rows[k][1],
+            labels=list(rows[k][2]),
+            doubtful=[lab for lab in labels if lab in doubtful[k]],
+            suggested=[lab for lab in labels if (lab in rows[k][2]) != (lab in doubtful[k])],
+            score=min(doubtful[k].values()),
+            scores={lab: doubtful[k][lab] for lab in labels if lab in doubtful[k]},
+        )
+        for k in ranked
+    ]
+    queued = 0
+    if queue and suspects:
+        queued = review.enqueue(project, [rows[k][0] for k in ranked], queue=RECHECK_QUEUE)
+    return LabelIssues(checked=len(rows), suspects=suspects, queued=queued)
