@@ -376,6 +376,6 @@ def test_learn_can_choose_the_students_regularisation(learning_project):
 
 
 def test_select_queues_one_round_of_the_measured_loop_by_default(learning_project, capsys):
-    status = run(["select", "--strategy", "margin", "--json", "-p", str(learning_project.path)])
-    assert status == 0
-    assert json.loads(capsys.readouterr().out)["queued"] == 20
+    assert run(["select", "--json", "-p", str(learning_project.path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["queued"] == 20 and result["strategy"] == "margin"

@@ -74,9 +74,13 @@ def learn(
 
 @app.command("select")
 def select_(
-    strategy: Annotated[str, typer.Option(help="Query strategy, e.g. hybrid, margin, badge.")] = (
-        "hybrid"
-    ),
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="Query strategy, e.g. margin, hybrid, badge (default margin: of the select "
+            "strategies it gave the most accurate finished dataset in the loop simulation)."
+        ),
+    ] = "margin",
     k: Annotated[
         int,
         typer.Option(
