@@ -223,7 +223,7 @@ def simulate(
             strategies=strategy or ["review"],
             repeats=repeats,
             target_accuracy=target_accuracy,
-            **_certified(confidence_level),
+            confidence_level=_certified(confidence_level),
             cache=cache,
             plot=plot,
             as_json=as_json,
@@ -248,11 +248,13 @@ def simulate(
     emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
 
 
-def _certified(level: float | None) -> dict[str, float | None]:
+def _certified(level: float | None) -> float | None:
     """`--confidence-level` as the loop simulation takes it: absent, its default; 0, none."""
+    from ..loop_simulation import CONFIDENCE_LEVEL
+
     if level is None:
-        return {}
-    return {"confidence_level": level or None}
+        return CONFIDENCE_LEVEL
+    return level or None
 
 
 def _simulate_loop(
@@ -324,7 +326,7 @@ def plan(
             batch=batch,
             strategies=strategy or ["review"],
             repeats=repeats,
-            **_certified(confidence_level),
+            confidence_level=_certified(confidence_level),
             plot=plot,
             log=err.print,
         )
