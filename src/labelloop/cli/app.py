@@ -541,7 +541,7 @@ def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = 
     from ..store.db import project_stats  # the read-only path: no ORM, no project layer
 
     result = project_stats(project, db)
-    if result["adjudication_waiting"] is None:  # answers to weigh: the review service counts
+    if result["adjudication_waiting"] is None:  # items to settle: the review service does
         with open_project(project, db) as proj:
             result = proj.stats().to_dict()
     emit(result, as_json, _render_stats)
