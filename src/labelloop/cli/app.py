@@ -272,8 +272,8 @@ def prelabel(
         typer.Option(
             min=1,
             max=256,
-            help="CPU threads of the embedded model (default: LABELLOOP_THREADS, else the "
-            "count that measures fastest, up to the cores this process may use).",
+            help="CPU threads of the embedded model, each decoding its own items (default: "
+            "LABELLOOP_THREADS, else one per core this process may use).",
         ),
     ] = None,
     engine: Engine = "local",
