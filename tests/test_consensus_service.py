@@ -158,7 +158,7 @@ def test_dashboard_shows_accuracy_intervals_and_drift(make_project, fast_passwor
 
     project = team_project(make_project)
     project.add_user("root", role="admin", password="root-password")
-    board = project.dashboard()
+    board = project.dashboard().to_dict()
     assert board["annotator_quality"]["good"]["against_gold"]["estimate"] == 1.0
     with TestClient(create_app(project), follow_redirects=False) as client:
         login(client, "root", "root-password")

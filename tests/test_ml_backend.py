@@ -286,7 +286,7 @@ def test_webhook_credits_the_label_studio_user_never_a_name_in_the_payload(proje
         ("labelstudio:7", "21", "positive"),
         ("alice", "22", "negative"),
     ]
-    board = {a["name"] for a in review.dashboard(project)["annotators"]}
+    board = {a["name"] for a in review.dashboard(project).to_dict()["annotators"]}
     assert board == {"labelstudio:7", "alice"}
     for bad in ("admin", True, -1, 2**40, 1.5):
         wrong = event("ANNOTATION_CREATED", 23, 3, "meh", "neutral")

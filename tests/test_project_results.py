@@ -69,3 +69,34 @@ def test_a_withdrawn_answer_and_the_audit_estimate_keep_their_keys(make_project)
     assert list(undone) == ["annotation_id", "item", "state", "label"]
     assert undone["annotation_id"] == answered[-1]["annotation_id"]
     assert sent(project.audit_estimate())["n_audited"] == 2
+
+
+BOARD = [
+    "stats",
+    "progress",
+    "review_rate",
+    "answers_last_hour",
+    "queues",
+    "queue_settings",
+    "annotators",
+    "auto_accepted_accuracy",
+    "agreement",
+    "plots",
+]
+
+
+def test_the_dashboard_sends_its_sections_in_order(make_project) -> None:
+    project = make_project()
+    seed(project, 3, n_confident=2)
+    ann = user(project, "ann")
+    item = review.next_item(project, ann.id)
+    review.submit(project, ann, item["id"], action="correct", label="neutral")
+    board = sent(review.dashboard(project))
+    assert list(board) == BOARD
+    assert board["stats"] == project.stats().to_dict()
+    assert list(board["queue_settings"]) == SETTINGS
+    assert list(board["queues"]["review"]) == list(review.queue_counts(project)["review"].to_dict())
+    assert board["answers_last_hour"] == 1
+    full = sent(project.dashboard())
+    assert list(full) == [*BOARD, "calibration_plots", "annotator_quality", "predictor"]
+    assert {k: v for k, v in full.items() if k in BOARD} == board

@@ -871,7 +871,7 @@ class Project:
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
         return queues.next_item(self, annotator_id, exclude=exclude)
 
-    def dashboard(self) -> dict[str, Any]:
+    def dashboard(self) -> overview.LearningDashboard:
         """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
         the calibration plots (redrawn first when they do not show the calibration in force)."""
         from .workflows.calibrate import current_plots
@@ -880,10 +880,12 @@ class Project:
 
         calibration_plots = current_plots(self)  # first: it may draw files the board lists
         board = overview.dashboard(self)
-        board["calibration_plots"] = calibration_plots
-        board["annotator_quality"] = annotator_quality(self)
-        board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
-        return board
+        return overview.LearningDashboard(
+            board,
+            calibration_plots,
+            annotator_quality(self),
+            predictor_title(board.stats.active_predictor),
+        )
 
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(

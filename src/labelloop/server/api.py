@@ -291,4 +291,4 @@ def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = Non
 @router.get("/dashboard", response_model=dict[str, Any], tags=["admin"])
 def dashboard(who: AdminUser, project: ProjectDep) -> Any:
     """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-    return project.dashboard()
+    return project.dashboard().to_dict()
