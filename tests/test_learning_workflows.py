@@ -185,6 +185,17 @@ def test_simulate_cli(tmp_path, capsys):
         )
         assert 0 <= entry["aulc"] <= 1 and "labels_to_target" in entry
     assert plot.stat().st_size > 1000
+    assert list(result) == [
+        "strategies",
+        "full_accuracy",
+        "target_accuracy",
+        "settings",
+        "items",
+        "labels",
+        "embedder",
+        "plot",
+    ]
+    assert (result["items"], result["plot"]) == (200, str(plot))
 
 
 def test_agreement_and_label_issues(learning_project, capsys):

@@ -245,7 +245,7 @@ def simulate(
         cold_start=cold_start,
         plot=plot,
     )
-    emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
+    emit(result, as_json, lambda r: out.print(format_simulation(r.curves), highlight=False))
 
 
 def _certified(level: float | None) -> float | None:
