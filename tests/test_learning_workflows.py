@@ -196,6 +196,9 @@ def test_simulate_cli(tmp_path, capsys):
         "plot",
     ]
     assert (result["items"], result["plot"]) == (200, str(plot))
+    args = ["simulate", "--data", str(data), "--strategy", "random", "--rounds", "2"]
+    assert run([*args, "--seed-size", "6", "--batch", "6", "--repeats", "1"]) == 0
+    assert "full-pool accuracy" in capsys.readouterr().out  # the text table
 
 
 def test_agreement_and_label_issues(learning_project, capsys):
