@@ -8,8 +8,9 @@ items it was trained on, and the stack's over those out-of-fold inputs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from ..project import Project
 
 STUDENT, ENSEMBLE = "student", "ensemble"
@@ -65,12 +68,18 @@ class Learned(Result):
     route: dict[str, Any] | None = None  # re-routed with the settings last used
 
     def to_dict(self) -> dict[str, Any]:
-        optional = {f.name for f in fields(self) if f.default is None}
-        return {
-            key: value
-            for key, value in Result.to_dict(self).items()
-            if not (key in optional and value is None)
-        }
+        return without_unset(self)
+
+
+def without_unset(result: Result) -> dict[str, Any]:
+    """`result.to_dict()` less the optional fields (default None) that were left unset: what
+    `learn --json` sends names `calibration` and `route` only when they were refreshed."""
+    optional = {f.name for f in fields(cast("DataclassInstance", result)) if f.default is None}
+    return {
+        key: value
+        for key, value in Result.to_dict(result).items()
+        if not (key in optional and value is None)
+    }
 
 
 @dataclass
@@ -241,39 +250,29 @@ def learn(
     version = hashlib.sha256(
         f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
     ).hexdigest()[:12]
-    _store(
+    values = single_label_values(labels)
+    store_derived(
         project,
         STUDENT,
         version,
         pool.ids,
         student_probs,
-        labels,
+        values,
         lambda i: (
             "student: logistic regression on embeddings" + (" (out-of-fold)" if trusted[i] else "")
         ),
     )
     reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
-    _store(
+    store_derived(
         project,
         ENSEMBLE,
         version,
         pool.ids,
         stacked,
-        labels,
+        values,
         lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
     )
-
-    candidates = {
-        name: m
-        for name, m in metrics.items()
-        if m["log_loss"] is not None and name not in computed  # stored only inside the stack
-    }
-    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
-    if best in (STUDENT, ENSEMBLE):
-        project.set_active_predictor(best, version)
-    else:
-        model, _, prompt_version = best.partition("@")
-        project.set_active_predictor(model, prompt_version)
+    best = activate_best(project, metrics, version, leave_out=computed)
     return Learned(
         trusted_labels=int(trusted.sum()),
         majority_rate=majority,
@@ -283,58 +282,87 @@ def learn(
         best=best,
         active_predictor=project.settings.get("active_predictor"),
         embedder=embedder.model_id,
-        **(_recalibrate(project) if recalibrate else {}),
+        **(recalibrate_and_route(project) if recalibrate else {}),
     )
 
 
-def _store(
+def activate_best(
+    project: Project, metrics: dict[str, dict[str, Any]], version: str, leave_out: Any = ()
+) -> str:
+    """Make the predictor with the lowest cross-validated log loss the one routing uses, and
+    name it. Inputs in `leave_out` are stored only inside the stack, never on their own."""
+    candidates = {
+        name: m
+        for name, m in metrics.items()
+        if m["log_loss"] is not None and name not in leave_out
+    }
+    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
+    if best in DERIVED:
+        project.set_active_predictor(best, version)
+    else:
+        model, _, prompt_version = best.partition("@")
+        project.set_active_predictor(model, prompt_version)
+    return best
+
+
+def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, Any]]:
+    """A prediction's label fields from one distribution over the labels."""
+
+    def values(p: np.ndarray) -> dict[str, Any]:
+        best = int(np.argmax(p))
+        return {
+            "label": labels[best],
+            "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
+            "confidence": float(p[best]),
+        }
+
+    return values
+
+
+def store_derived(
     project: Project,
     model: str,
     version: str,
     ids: list[int],
     probs: np.ndarray,
-    labels: list[str],
-    reasoning: Any,
+    values: Callable[[np.ndarray], dict[str, Any]],
+    reasoning: Callable[[int], str],
 ) -> None:
-    """Replace this model's predictions: a retrained model supersedes its previous answers."""
-    rows = []
-    for i, item_id in enumerate(ids):
-        p = probs[i]
-        best = int(np.argmax(p))
-        rows.append(
-            {
-                "project_id": project.id,
-                "item_id": item_id,
-                "model": model,
-                "prompt_version": version,
-                "label": labels[best],
-                "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
-                "confidence": float(p[best]),
-                "calibrated_confidence": None,
-                "calibrated_label": None,
-                "reasoning": reasoning(i),
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "latency_s": 0.0,
-                "cost_usd": 0.0,
-                "error": None,
-                "raw": None,
-            }
-        )
+    """Replace this model's predictions: a retrained model supersedes its previous answers.
+    `values` gives a row's label fields (label, probs, confidence, and a multi-label set)."""
+    rows = [
+        {
+            "project_id": project.id,
+            "item_id": item_id,
+            "model": model,
+            "prompt_version": version,
+            **values(probs[i]),
+            "calibrated_confidence": None,
+            "calibrated_label": None,
+            "reasoning": reasoning(i),
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "latency_s": 0.0,
+            "cost_usd": 0.0,
+            "error": None,
+            "raw": None,
+        }
+        for i, item_id in enumerate(ids)
+    ]
     predictions.replace_answers(project.store, project.id, model, rows)
 
 
-def _recalibrate(project: Project) -> dict[str, Any]:
-    """Refit calibration and re-route with the settings last used, when they exist."""
-    from .calibrate import calibrate, summary
+def recalibrate_and_route(project: Project) -> dict[str, Any]:
+    """Refit calibration and re-route with the settings last used, when they exist (each kind
+    of project its own way: `Project.calibrate` and `Project.route` choose)."""
+    from .calibrate import summary
 
     settings = project.settings
     options = settings.get("calibration_options")
     out: dict[str, Any] = {}
     if options is not None:
         try:
-            report = calibrate(project, **options)
-            out["calibration"] = summary(report)
+            out["calibration"] = summary(project.calibrate(**options))
         except NotReadyError as exc:
             out["calibration"] = {"skipped": str(exc)}
     if settings.get("routed"):

@@ -130,7 +130,16 @@ def calibrate(
         report=report,
     )
     applied = apply(project, model, version, calibrator)
-    project.update_settings(threshold=chosen.threshold, label_thresholds=None)
+    project.update_settings(
+        threshold=chosen.threshold,
+        label_thresholds=None,
+        # Remembered so that `learn` (and retraining in the server) recalibrates the same way.
+        calibration_options={
+            "method": method,
+            "budget": budget,
+            "target_accuracy": target_accuracy,
+        },
+    )
     return Calibrated(model, version, len(gold), applied, report)
 
 
