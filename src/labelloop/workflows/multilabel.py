@@ -178,6 +178,26 @@ def _calibrator(project: Project, key: tuple[str, str]) -> Any:
     return PerLabelCalibrator.from_dict(stored.calibrator)
 
 
+def calibrated_probabilities(project: Project) -> tuple[list[int], np.ndarray]:
+    """The item ids showing a prediction of the active predictor and their (items x labels)
+    probabilities, calibrated by the per-label calibration in force (as given where there is
+    none): what routing decides on, and what calibration error is measured on."""
+    active = project.active_predictor()
+    if active is None:
+        return [], np.empty((0, len(project.labels)))
+    calibrator = _calibrator(project, active)
+    with project.store.session() as session:
+        rows = predicted_items(session, project.id)
+        by_prediction = dict(prediction_probabilities(session, project.id, *active))
+    known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
+    if not known:
+        return [], np.empty((0, len(project.labels)))
+    proba = _matrix([p for _, p in known], project.labels)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    return [item_id for item_id, _ in known], proba
+
+
 @dataclass(frozen=True, slots=True)
 class MultiLabelRouting(Result):
     """What multi-label routing decided (`Project.route`): the threshold and the project's
@@ -211,21 +231,12 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
     t = float(settings.get("threshold", 0.9) if threshold is None else threshold)
     if not 0.0 <= t <= 1.0:
         raise InputError(f"the threshold must lie in [0, 1], not {t}")
-    active = project.active_predictor()
-    labels = project.labels
     uncertain: dict[int, list[str]] = {}
-    calibrator = _calibrator(project, active) if active is not None else None
+    known, proba = calibrated_probabilities(project)
+    if known:
+        asked = route_labels(proba, t).uncertain_labels(project.labels)
+        uncertain = {item_id: asked[k] for k, item_id in enumerate(known) if asked[k]}
     with project.store.session() as session:
-        if active is not None:
-            rows = predicted_items(session, project.id)
-            by_prediction = dict(prediction_probabilities(session, project.id, *active))
-            known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
-            if known:
-                proba = _matrix([p for _, p in known], labels)
-                if calibrator is not None:
-                    proba = calibrator.transform(proba)
-                asked = route_labels(proba, t).uncertain_labels(labels)
-                uncertain = {item_id: asked[k] for k, (item_id, _) in enumerate(known) if asked[k]}
         route_items(session, project.id, t, {})
         settle_routed_sets(session, project.id, uncertain)
     project.update_settings(threshold=t, routed=True)
