@@ -45,7 +45,6 @@ from labelloop import Project
 from labelloop.active import get_embedder
 from labelloop.errors import NotReadyError
 from labelloop.multilabel import multilabel_summary, per_label_ece
-from labelloop.multilabel.sets import label_probabilities
 from labelloop.workflows.embed import item_embeddings
 from labelloop.workflows.multilabel import calibrated_probabilities
 
@@ -109,6 +108,186 @@ def template(items: Items, cache: Path, *, with_llm: bool, embedder: Any) -> Pat
     return path
 
 
+SETTINGS = {
+    "loop": (True, True),  # (with the LLM's answers, retrain after every round)
+    "LLM alone": (True, False),
+    "student alone": (False, True),
+}
+
+
+def _answer(project: Project, items: Items, k: int) -> int:
+    """People answer up to `k` items in the order the review queue serves them."""
+    done = 0
+    while done < k:
+        item = project.next_item(ANNOTATOR)
+        if item is None:
+            break
+        truth = items.sets[item["uid"]]
+        suggested = (item.get("suggested_set") or {}).get("labels")
+        if suggested == truth:
+            project.annotate(item["id"], action="accept", annotator=ANNOTATOR)
+        else:
+            action = "label" if suggested is None else "correct"
+            project.annotate(item["id"], action=action, labels=truth, annotator=ANNOTATOR)
+        done += 1
+    return done
+
+
+def _held_out_ece(
+    project: Project, items: Items, keep: set[str]
+) -> tuple[list[float], list[float]]:
+    """Each label's ECE of the routing predictor's calibrated probabilities on the `keep`
+    items (pool items no person labeled), and the ECE the same probabilities would show if
+    they were exactly calibrated (truth drawn from them; the mean of 50 draws): the estimate's
+    floor at this many items."""
+    ids, proba = calibrated_probabilities(project)
+    uid_of = {project.item_id(uid): uid for uid in keep}
+    rows = [k for k, item_id in enumerate(ids) if item_id in uid_of]
+    p = proba[rows]
+    truth = np.array([items.y[items.uids.index(uid_of[ids[k]])] for k in rows])
+    ece = [iv.estimate for iv in per_label_ece(truth, p, n_boot=50)]
+    rng = np.random.default_rng(0)
+    draws = [
+        [iv.estimate for iv in per_label_ece(rng.random(p.shape) < p, p, n_boot=1)]
+        for _ in range(50)
+    ]
+    return ece, np.mean(draws, axis=0).tolist()
+
+
+def measure(project: Project, items: Items) -> dict[str, Any]:
+    """The finished pool against the lexicon, and the routing predictor's held-out ECE."""
+    rows = [r for r in project.iter_export_rows() if r["split"] == "pool"]
+    finished = [r["labels"] if r["labels"] is not None else (r["llm_labels"] or []) for r in rows]
+    column = {label: j for j, label in enumerate(items.labels)}
+    pred = np.zeros((len(rows), len(items.labels)), dtype=bool)
+    for i, chosen in enumerate(finished):
+        pred[i, [column[label] for label in chosen]] = True
+    truth = np.array([items.y[items.uids.index(r["id"])] for r in rows])
+    people = {r["id"] for r in rows if r["state"] == "human_labeled"}
+    summary = multilabel_summary(truth, pred, labels=items.labels, n_boot=1000)
+    ece, floor = _held_out_ece(project, items, {r["id"] for r in rows} - people)
+    return {
+        "effort": len(people) / len(rows),
+        "summary": summary,
+        "ece": dict(zip(items.labels, ece, strict=True)),
+        "ece_floor": dict(zip(items.labels, floor, strict=True)),
+        "predictor": (project.settings.get("active_predictor") or {}).get("model"),
+    }
+
+
+def raw_ece(project: Project, items: Items) -> dict[str, float]:
+    """Each label's ECE of the LLM's own p(yes) on the pool, before any calibration."""
+    pool = {r["id"] for r in project.iter_export_rows() if r["split"] == "pool"}
+    return dict(zip(items.labels, _held_out_ece(project, items, pool)[0], strict=True))
+
+
+def play(
+    base: Path, folder: Path, items: Items, gold: np.ndarray, setting: str, args: Any, embedder: Any
+) -> dict[str, Any]:
+    """One setting from a copy of its template: gold in, calibrate / learn / route, then rounds
+    of people answering the review queue until they have reviewed `args.budget` of the pool."""
+    with_llm, retrain = SETTINGS[setting]
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base, folder)
+    began = time.perf_counter()
+    out: dict[str, Any] = {}
+    with _open(folder) as project:
+        rows = [
+            {"id": items.uids[i], "text": items.texts[i], "labels": items.sets[items.uids[i]]}
+            for i in gold
+        ]
+        project.add_items(rows, id_col="id", label_col="labels", split="gold")
+        if with_llm and not retrain:
+            out["raw_ece"] = raw_ece(project, items)
+        learned = None
+        if retrain:
+            learned = project.learn(embedder=embedder, random_state=args.seed)
+        project.calibrate(budget=args.budget, random_state=args.seed)
+        project.route()
+        n_pool = len(items.uids) - len(gold)
+        allowed = int(args.budget * n_pool)
+        per_round = -(-allowed // args.rounds)
+        answered = 0
+        while answered < allowed:
+            got = _answer(project, items, min(per_round, allowed - answered))
+            if got == 0:
+                break
+            answered += got
+            if retrain:
+                try:
+                    learned = project.learn(embedder=embedder, random_state=args.seed)
+                except NotReadyError as exc:
+                    print(f"{setting}: {exc}")
+        out.update(measure(project, items))
+        out["learned"] = None if learned is None else learned.to_dict()
+    shutil.rmtree(folder, ignore_errors=True)
+    out["seconds"] = time.perf_counter() - began
+    return out
+
+
+def _iv(d: dict[str, Any]) -> str:
+    if d.get("estimate") is None:
+        return "—"
+    return f"{d['estimate']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def report(items: Items, args: Any, results: dict[str, dict[str, Any]], wall: float) -> str:
+    n_pool = len(items.uids) - args.gold
+    lines = [
+        f"**NRC Emotion Lexicon** (`nrclex`): {len(items.uids)} words drawn at random "
+        f"({len(items.labels)} labels), {args.gold} gold sets, {n_pool} pool words; people "
+        f"(the lexicon's sets) review {args.budget:.0%} of the pool in {args.rounds} rounds; "
+        f"LLM: the embedded model (local:gemma3), one yes/no decision per label; embedder "
+        f"{results['loop']['learned']['embedder']}. Wall time {wall / 60:.0f} min with the LLM's "
+        "answers from the template store.",
+        "",
+        "| setting | micro-F1 | macro-F1 | Hamming accuracy | subset accuracy | people reviewed "
+        "| held-out ECE per label: mean, max (floor) | routing predictor |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, r in results.items():
+        s, ece = r["summary"], list(r["ece"].values())
+        lines.append(
+            f"| {name} | {_iv(s['micro_f1'])} | {_iv(s['macro_f1'])} | "
+            f"{_iv(s['hamming_accuracy'])} | {_iv(s['subset_accuracy'])} | "
+            f"{r['effort']:.1%} | {np.mean(ece):.3f}, {np.max(ece):.3f} "
+            f"({np.mean(list(r['ece_floor'].values())):.3f}) | {r['predictor']} |"
+        )
+    lines += [
+        "",
+        "Each label's calibration error on the pool words no person labeled (15 bins): the "
+        "LLM's own p(yes), then each setting's routing predictor after per-label calibration; "
+        "the floor is what the loop's probabilities would show if they were exactly calibrated "
+        "(truth drawn from them), the noise of the estimate at this many words.",
+        "",
+        "| label | words with it (pool) | LLM raw | " + " | ".join(results) + " | floor (loop) |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in results) + " | ---: |",
+    ]
+    raw = results["LLM alone"]["raw_ece"]
+    support = results["loop"]["summary"]["per_label"]
+    for label in items.labels:
+        lines.append(
+            f"| {label} | {support[label]['support']} | {raw[label]:.3f} | "
+            + " | ".join(f"{r['ece'][label]:.3f}" for r in results.values())
+            + f" | {results['loop']['ece_floor'][label]:.3f} |"
+        )
+    learned = results["loop"]["learned"]
+    lines += [
+        "",
+        f"`learn` at the end of the loop ({learned['trusted_labels']} trusted sets), "
+        "cross-validated:",
+        "",
+        "| predictor | per-label log loss | mean per-label AUROC | micro-F1 at p ≥ 1/2 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, m in learned["components"].items():
+        lines.append(
+            f"| {name} | {m['log_loss']:.3f} | {m['auroc']:.3f} | {m['micro_f1'] or 0:.3f} |"
+        )
+    lines.append(f"\nStack weights: {json.dumps(learned['stack_weights'])}.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=800)
@@ -126,6 +305,22 @@ def main() -> None:
     template(items, args.cache, with_llm=True, embedder=embedder)
     if args.prepare:
         return
+    began = time.perf_counter()
+    gold = np.sort(np.random.default_rng(args.seed + 1).permutation(len(items.uids))[: args.gold])
+    results = {}
+    for setting, (with_llm, _) in SETTINGS.items():
+        base = template(items, args.cache, with_llm=with_llm, embedder=embedder)
+        results[setting] = play(base, args.cache / "run", items, gold, setting, args, embedder)
+        print(
+            setting,
+            f"{results[setting]['seconds']:.0f} s",
+            {k: results[setting]["summary"][k]["estimate"] for k in ("micro_f1", "macro_f1")},
+            flush=True,
+        )
+    markdown = report(items, args, results, time.perf_counter() - began)
+    print(markdown)
+    command = "PYTHONPATH=src python bench/bench_multilabel_loop.py " + " ".join(sys.argv[1:])
+    write_section(SECTION, markdown, command.strip())
 
 
 if __name__ == "__main__":
