@@ -247,30 +247,14 @@ def learn(
         name: round(float(v), 4) for name, v in zip([*used, STUDENT], shares, strict=True)
     }
 
-    version = hashlib.sha256(
-        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}".encode()
-    ).hexdigest()[:12]
-    values = single_label_values(labels)
-    store_derived(
+    version = save_trained(
         project,
-        STUDENT,
-        version,
+        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}",
         pool.ids,
-        student_probs,
-        values,
-        lambda i: (
-            "student: logistic regression on embeddings" + (" (out-of-fold)" if trusted[i] else "")
-        ),
-    )
-    reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
-    store_derived(
-        project,
-        ENSEMBLE,
-        version,
-        pool.ids,
-        stacked,
-        values,
-        lambda i: f"stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
+        trusted,
+        single_label_values(labels),
+        (student_probs, "student: logistic regression on embeddings"),
+        (stacked, "stack", explanation),
     )
     best = activate_best(project, metrics, version, leave_out=computed)
     return Learned(
@@ -317,6 +301,30 @@ def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, A
         }
 
     return values
+
+
+def save_trained(
+    project: Project,
+    key: str,
+    ids: list[int],
+    trusted: np.ndarray,
+    values: Callable[[np.ndarray], dict[str, Any]],
+    student: tuple[np.ndarray, str],
+    stacked: tuple[np.ndarray, str, dict[str, float]],
+) -> str:
+    """Store the student's and the stack's answers (probabilities and a title each; the
+    stack's with each input's share) under one version, a hash of what trained them, and
+    return it. An answer on a trusted item says it is out-of-fold."""
+    version = hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    def noted(title: str) -> Callable[[int], str]:
+        return lambda i: title + (" (out-of-fold)" if trusted[i] else "")
+
+    store_derived(project, STUDENT, version, ids, student[0], values, noted(student[1]))
+    probs, title, shares = stacked
+    reason = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+    store_derived(project, ENSEMBLE, version, ids, probs, values, noted(f"{title} of {reason}"))
+    return version
 
 
 def store_derived(

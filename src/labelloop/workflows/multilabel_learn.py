@@ -18,7 +18,6 @@ and an LLM whose raw log loss is poor may still rank a label well, which the sta
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,7 @@ from .learn import (
     STUDENT,
     activate_best,
     recalibrate_and_route,
-    store_derived,
+    save_trained,
     without_unset,
 )
 
@@ -229,31 +228,14 @@ def learn(
     shares = pooled.influence(inputs[rows])
     explanation = {name: round(float(v), 4) for name, v in zip(names, shares, strict=True)}
 
-    version = hashlib.sha256(
-        f"{embedder.model_id}|{','.join(components)}|{n_splits}|{random_state}|sets".encode()
-    ).hexdigest()[:12]
-    values = set_values(labels)
-    store_derived(
+    version = save_trained(
         project,
-        STUDENT,
-        version,
+        f"{embedder.model_id}|{','.join(components)}|{n_splits}|{random_state}|sets",
         pool.ids,
-        student_probs,
-        values,
-        lambda i: (
-            "student: one logistic regression per label on embeddings"
-            + (" (out-of-fold)" if trusted[i] else "")
-        ),
-    )
-    reason = ", ".join(f"{name} {share:.0%}" for name, share in explanation.items())
-    store_derived(
-        project,
-        ENSEMBLE,
-        version,
-        pool.ids,
-        stacked,
-        values,
-        lambda i: f"per-label stack of {reason}" + (" (out-of-fold)" if trusted[i] else ""),
+        trusted,
+        set_values(labels),
+        (student_probs, "student: one logistic regression per label on embeddings"),
+        (stacked, "per-label stack", explanation),
     )
     best = activate_best(project, metrics, version)
     rates = pool.y[trusted].mean(axis=0)
