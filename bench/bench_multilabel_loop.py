@@ -234,6 +234,19 @@ def _iv(d: dict[str, Any]) -> str:
 def report(items: Items, args: Any, results: dict[str, dict[str, Any]], wall: float) -> str:
     n_pool = len(items.uids) - args.gold
     lines = [
+        "Everything through the product (`Project.create(multi_label=True)`, import, `prelabel`, "
+        "`calibrate --budget 0.3`, `learn`, `route`, people answering what the review queue "
+        "serves, `learn` after every round), the lexicon's sets playing the people. Settings: "
+        "**loop** (the LLM stacked per label with the one-vs-rest student, retrained every "
+        "round), **LLM alone** (calibrated per label on the gold, one routing pass), **student "
+        "alone** (no LLM answers; `learn` every round; its routing predictor is the student "
+        "or the stack of the student alone, whichever `learn` found better). Figures on the pool: "
+        "the finished dataset (people's sets where they answered, the routing predictor's "
+        "calibrated set elsewhere) with 95% intervals (subset accuracy Clopper–Pearson, the "
+        "others bootstrap over words), and each label's ECE (15 bins) of the routing "
+        "predictor's calibrated probabilities on the pool words no person labeled. "
+        "Goal: per-label ECE ≤ 0.05 on held-out items with 200 gold.",
+        "",
         f"**NRC Emotion Lexicon** (`nrclex`): {len(items.uids)} words drawn at random "
         f"({len(items.labels)} labels), {args.gold} gold sets, {n_pool} pool words; people "
         f"(the lexicon's sets) review {args.budget:.0%} of the pool in {args.rounds} rounds; "
