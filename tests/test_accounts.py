@@ -110,7 +110,7 @@ def test_service_accounts_get_no_review_pages_or_review_api(client, project) -> 
         assert client.request(method, path, headers=studio).status_code == 403, path
     # No password, so no login and no pages.
     assert login(client, "studio", "").status_code in (401, 422)
-    assert review.list_users(project)[2]["password"] is False
+    assert review.list_users(project)[2].password is False
     with pytest.raises(review.InputError):
         review.add_user(project, "other", role="service", password="a-password")
     with pytest.raises(review.InputError):
@@ -181,7 +181,7 @@ def test_revoke_ends_every_token_and_session_and_expired_tokens_fail(client, pro
     assert abs(expires_at - datetime.now(UTC) - timedelta(days=30)) < timedelta(minutes=1)
     bad = client.post("/api/v1/users/ann/tokens", json={"expires": "soon"}, headers=admin)
     assert bad.status_code == 400 and "duration" in bad.json()["detail"]
-    short = review.new_token(project, "ann", expires=timedelta(seconds=1))["token"]
+    short = review.new_token(project, "ann", expires=timedelta(seconds=1)).token
     assert client.get("/api/v1/me", headers=bearer(short)).status_code == 200
     time.sleep(1.1)
     assert client.get("/api/v1/me", headers=bearer(short)).status_code == 401
@@ -230,7 +230,7 @@ def test_user_names_with_control_or_bidi_characters_are_refused(client, project,
     with project.store.session() as session:
         assert name not in set(session.scalars(select(Annotator.name)))
     # Letters of any script, spaces and joiners stay welcome.
-    assert review.add_user(project, "Zoë  O\u2019Brien", password="long-password")["name"] == (
+    assert review.add_user(project, "Zoë  O\u2019Brien", password="long-password").name == (
         "Zoë O\u2019Brien"
     )
     review.add_user(project, "\u0645\u0631\u06cc\u200c\u0645", password="long-password")

@@ -21,7 +21,7 @@ def people(project, *names: str, role: str = "annotator") -> list[Principal]:
     found = []
     for name in names:
         row = review.add_user(project, name, role=role, password=f"{name}-password")
-        found.append(Principal(row["id"], name, role))
+        found.append(Principal(row.id, name, role))
     return found
 
 
@@ -267,8 +267,8 @@ def test_a_decision_comes_back_from_every_export(team, make_project, tmp_path, f
     project.export(out, fmt)
     copy = make_project(name="copy")
     reader = "labelloop" if fmt in ("jsonl", "csv", "parquet") else fmt
-    assert copy.import_from(out, reader)["decisions"] == 1
-    assert copy.import_from(out, reader)["decisions"] == 0  # once
+    assert copy.import_from(out, reader).decisions == 1
+    assert copy.import_from(out, reader).decisions == 0  # once
     item = copy.item_id("r1")
     assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
     reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")

@@ -80,6 +80,32 @@ def test_init_import_route_stats_export(project_dir, tmp_path, capsys):
     assert {r["text"] for r in rows} >= {"<b>bold</b> & risky"}
 
 
+def test_import_from_a_tool_keeps_its_json_form(project_dir, tmp_path, capsys):
+    """`import --format TOOL --json` sends the same keys, in the same order, for every tool;
+    text output says what was added."""
+    (tmp_path / "p.csv").write_text("text\none\ntwo\n")
+    call(capsys, "import", tmp_path / "p.csv", "-p", project_dir)
+    target = tmp_path / "out.jsonl"
+    call(capsys, "export", "--format", "jsonl", "--out", target, "-p", project_dir)
+    status, out, err = call(
+        capsys, "import", target, "--format", "labelloop", "-p", project_dir, "--json"
+    )
+    assert status == 0, err
+    assert list(json.loads(out).items()) == list(
+        {
+            "format": "labelloop",
+            "items": 2,
+            "added": 0,
+            "existing": 2,
+            "predictions": 0,
+            "annotations": 0,
+            "decisions": 0,
+        }.items()
+    )
+    status, out, _ = call(capsys, "import", target, "--format", "labelloop", "-p", project_dir)
+    assert status == 0 and "0 items added, 2 already present" in out
+
+
 def test_human_readable_output(project_dir, capsys):
     status, out, _ = call(capsys, "stats", "-p", project_dir)
     assert status == 0 and "review rate" in out
@@ -113,8 +139,22 @@ def test_typed_results_keep_their_json_form(
     status, out, _ = call(capsys, "user", "add", "ann", "-p", project_dir, "--json")
     made = {"id": 1, "name": "ann", "role": "annotator", "active": True, "password": True}
     assert status == 0 and json.loads(out) == {**made, "tokens": 0, "labelstudio_user": None}
+    assert list(json.loads(out)) == [*made, "tokens", "labelstudio_user"]
     status, out, _ = call(capsys, "user", "list", "-p", project_dir, "--json")
     assert status == 0 and [user["name"] for user in json.loads(out)] == ["ann"]
+    assert [list(user) for user in json.loads(out)] == [[*made, "tokens", "labelstudio_user"]]
+    status, out, _ = call(capsys, "user", "token", "ann", "-p", project_dir, "--json")
+    issued = json.loads(out)
+    assert status == 0 and list(issued) == ["name", "token", "expires_at"]
+    assert issued["name"] == "ann" and issued["expires_at"] is None
+    status, out, _ = call(capsys, "user", "disable", "ann", "-p", project_dir, "--json")
+    assert status == 0 and json.loads(out)["active"] is False
+    status, out, _ = call(capsys, "user", "revoke", "ann", "-p", project_dir, "--json")
+    assert status == 0 and list(json.loads(out).items()) == [
+        ("name", "ann"),
+        ("tokens", 1),
+        ("sessions", 0),
+    ]
     status, out, _ = call(capsys, "user", "revoke", "ann", "-p", project_dir)
     assert status == 0 and "Revoked 0 tokens and 0 sessions of 'ann'." in out
 

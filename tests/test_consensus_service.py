@@ -146,7 +146,7 @@ def test_annotator_quality_against_gold_and_consensus_and_drift(make_project) ->
     assert tired["drift"]["recent_change"]["high"] < 0  # got worse, and surely so
     # The agreement report carries the same figures.
     report = project.agreement(n_boot=0)
-    by_name = {q["annotator"]: q for q in report["annotator_quality"]}
+    by_name = {q["annotator"]: q for q in report.annotator_quality}
     assert by_name["poor1"]["against_gold"] == poor["against_gold"]
 
 

@@ -18,7 +18,7 @@ def dashboard_html(project, monkeypatch) -> str:
         "PASSWORD_HASHER",
         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
     )
-    if "admin" not in {u["name"] for u in review.list_users(project)}:
+    if "admin" not in {u.name for u in review.list_users(project)}:
         review.add_user(project, "admin", role="admin", password="admin-password")
     token = review.create_token(project, "admin")
     cookie, _ = review.create_session(project, review.principal_for_token(project, token))

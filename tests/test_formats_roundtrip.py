@@ -113,12 +113,12 @@ def test_round_trip(source, make_project, tmp_path, fmt, name, reader):
     assert written.rows == 9
     target = make_project(name=f"target_{fmt}")
     result = import_project(target, out, reader)
-    assert result["added"] == 9 and result["annotations"] == 5
-    assert result["predictions"] == 9  # model-a on 8 items, model-b on one
+    assert result.added == 9 and result.annotations == 5
+    assert result.predictions == 9  # model-a on 8 items, model-b on one
     assert_same(rows_of(source, include), rows_of(target, include))
     # Importing the same file again adds nothing.
     again = import_project(target, out, reader)
-    assert (again["added"], again["annotations"], again["predictions"]) == (0, 0, 0)
+    assert (again.added, again.annotations, again.predictions) == (0, 0, 0)
     assert_same(rows_of(source, include), rows_of(target, include))
 
 

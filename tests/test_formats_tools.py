@@ -69,7 +69,7 @@ def test_label_studio_export_with_ids_users_and_cancelled_answers(make_project, 
     path = tmp_path / "export.json"
     path.write_text(json.dumps(tasks))
     result = import_project(project, path, "labelstudio")
-    assert (result["added"], result["annotations"], result["predictions"]) == (2, 2, 1)
+    assert (result.added, result.annotations, result.predictions) == (2, 2, 1)
     got = rows(project)
     assert got["ls-41"]["label"] == "positive"  # the project's own spelling
     answers = got["ls-41"]["annotations"]
@@ -116,7 +116,7 @@ def test_prodigy_answers_from_several_annotators(make_project, tmp_path):
     path = tmp_path / "db-out.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     result = import_project(project, path, "prodigy")
-    assert (result["added"], result["annotations"]) == (4, 5)
+    assert (result.added, result.annotations) == (4, 5)
     got = rows(project)
     assert got["prodigy-11"]["label"] == "positive"
     assert got["prodigy-11"]["annotators"] == ["prodigy:s-ann", "prodigy:s-bob"]
@@ -141,7 +141,7 @@ def test_argilla_records_and_settings_match_the_sdk(make_project, tmp_path):
     path = tmp_path / "records.jsonl"
     path.write_text(json.dumps(record.to_dict()) + "\n")
     result = import_project(project, path, "argilla")
-    assert result["added"] == 1
+    assert result.added == 1
     row = rows(project)["r1"]
     assert (row["llm_label"], row["confidence"], row["model"]) == ("positive", 0.8, "gpt-x")
     assert row["label"] == "neutral"

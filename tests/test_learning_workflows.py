@@ -196,12 +196,10 @@ def test_agreement_and_label_issues(learning_project, capsys):
         other = truth if i % 5 else LABELS[1 - LABELS.index(truth)]
         project.annotate(uid, action="label", label=other, annotator="bob")
     report = project.agreement(n_boot=50)
-    names = [r["name"] for r in report["raters"]]
+    names = [r["name"] for r in report.raters]
     assert names == ["human:ann", "human:bob", "llm:toy-llm@v1"]
-    assert report["fleiss_kappa"]["estimate"] is not None
-    pair = next(
-        p for p in report["pairwise_cohen"] if {p["a"], p["b"]} == {"human:ann", "human:bob"}
-    )
+    assert report.fleiss_kappa["estimate"] is not None
+    pair = next(p for p in report.pairwise_cohen if {p["a"], p["b"]} == {"human:ann", "human:bob"})
     assert pair["estimate"] == pytest.approx(0.6, abs=0.15)
     with pytest.raises(NotReadyError):
         project.label_issues()
@@ -209,7 +207,34 @@ def test_agreement_and_label_issues(learning_project, capsys):
     # `agreement --json` carries them in the form scripts parse: keys in this order.
     folder = str(project.path)
     assert run(["agreement", "--bootstrap", "0", "--json", "-p", folder]) == 0
-    printed = json.loads(capsys.readouterr().out)["label_issues"]
+    whole = json.loads(capsys.readouterr().out)
+    assert list(whole) == [
+        "raters",
+        "n_items",
+        "labels",
+        "level_of_measurement",
+        "confidence",
+        "n_boot",
+        "percent_agreement",
+        "fleiss_kappa",
+        "krippendorff_alpha",
+        "gwet_ac1",
+        "pairwise_cohen",
+        "vs_majority",
+        "flags",
+        "gold_accuracy",
+        "notes",
+        "annotator_quality",
+        "label_issues",
+    ]
+    assert list(whole["fleiss_kappa"]) == [
+        "estimate",
+        "low",
+        "high",
+        "interpretation",
+        "by_category",
+    ]
+    printed = whole["label_issues"]
     assert list(printed) == ["checked", "suspects", "queued"]
     for suspect in printed["suspects"]:
         assert list(suspect) == ["id", "label", "suggested", "score"]

@@ -107,13 +107,13 @@ def test_own_formats_round_trip(source, tmp_path, fmt):
     )
     try:
         result = target.import_from(first, "labelloop")
-        assert result["items"] == 5
+        assert result.items == 5
         source.export(tmp_path / "a.jsonl", "jsonl", include="annotations,meta")
         target.export(tmp_path / "b.jsonl", "jsonl", include="annotations,meta")
         before, after = rows(tmp_path / "a.jsonl"), rows(tmp_path / "b.jsonl")
         assert {k: kept(v) for k, v in after.items()} == {k: kept(v) for k, v in before.items()}
         again = target.import_from(first, "labelloop")
-        assert again["added"] == 0 and again["annotations"] == 0 and again["predictions"] == 0
+        assert again.added == 0 and again.annotations == 0 and again.predictions == 0
     finally:
         target.close()
 
@@ -201,7 +201,7 @@ def test_labelstudio_tasks_made_in_label_studio(tmp_path):
     project = Project.create(tmp_path / "p", task="Topics.", labels=LABELS, multi_label=True)
     try:
         summary = project.import_from(path, "labelstudio", label_config=config)
-        assert summary["annotations"] == 2 and summary["predictions"] == 1
+        assert summary.annotations == 2 and summary.predictions == 1
         project.export(tmp_path / "o.jsonl", "jsonl")
         row = rows(tmp_path / "o.jsonl")["ls-7"]
         assert row["llm_labels"] == ["sport"] and row["labels"] == ["sport"]  # business: a tie

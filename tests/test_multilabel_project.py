@@ -307,13 +307,13 @@ def test_agreement_of_label_sets(ml_project):
         ml_project.annotate(f"a{k}", action="label", labels=ann[k], annotator="ann")  # latest
         ml_project.annotate(f"a{k}", action="label", labels=bob[k], annotator="bob")
     report = ml_project.agreement(n_boot=50)
-    assert report["raters"] == ["ann", "bob"] and report["items"] == 4
+    assert report.raters == ["ann", "bob"] and report.items == 4
     expected = krippendorff_alpha_masi([ann, bob], LABELS)
-    assert report["krippendorff_alpha"]["estimate"] == pytest.approx(expected)
-    assert report["per_label_kappa"]["business"] is not None
-    assert {row["rater"] for row in report["vs_majority"]} == {"ann", "bob"}
-    assert all(0.0 <= row["estimate"] <= 1.0 for row in report["vs_majority"])
-    json.dumps(report)  # JSON-able as the CLI prints it
+    assert report.krippendorff_alpha["estimate"] == pytest.approx(expected)
+    assert report.per_label_kappa["business"] is not None
+    assert {row["rater"] for row in report.vs_majority} == {"ann", "bob"}
+    assert all(0.0 <= row["estimate"] <= 1.0 for row in report.vs_majority)
+    json.dumps(report.to_dict())  # JSON-able as the CLI prints it
 
 
 def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):

@@ -88,7 +88,7 @@ def drain(project, who: Principal, action: str = "accept", limit: int = 10_000) 
 
 def user(project, name: str, role: str = "annotator") -> Principal:
     made = review.add_user(project, name, role=role, password="password-" + name)
-    return Principal(made["id"], made["name"], made["role"])
+    return Principal(made.id, made.name, made.role)
 
 
 def test_serves_lowest_confidence_first_with_suggestion_and_reasoning(make_project) -> None:

@@ -68,13 +68,14 @@ from .vocabulary import ItemState, LabelSource, Queue, Role
 
 if TYPE_CHECKING:
     from .labelers.base import LabelTask
-    from .workflows.agreement import LabelIssues
+    from .review.accounts import Account
+    from .workflows.agreement import AgreementReport, LabelIssues
     from .workflows.calibrate import Calibrated
     from .workflows.consensus import Consensus
     from .workflows.engine import Engine
-    from .workflows.exchange import Exported
+    from .workflows.exchange import Exported, Imported
     from .workflows.learn import Learned
-    from .workflows.multilabel import MultiLabelRouting, MultiLabelSelection
+    from .workflows.multilabel import MultiLabelAgreement, MultiLabelRouting, MultiLabelSelection
     from .workflows.multilabel_learn import MultiLabelLearned
     from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
@@ -625,7 +626,7 @@ class Project:
 
         return select(self, strategy, k, **options)
 
-    def agreement(self, **options: Any) -> dict[str, Any]:
+    def agreement(self, **options: Any) -> AgreementReport | MultiLabelAgreement:
         """Agreement between annotators and LLM labelers (see `workflows.agreement`;
         multi-label projects: MASI alpha and per-label kappa, `workflows.multilabel`)."""
         if self.multi_label:
@@ -833,7 +834,7 @@ class Project:
     # --- review: queues, accounts, dashboard (thin delegates to `labelloop.review`)
     def add_user(
         self, name: str, *, role: str = Role.ANNOTATOR, password: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Account:
         """Create a login for the review server (admin or annotator)."""
         return accounts.add_user(self, name, role=role, password=password)
 
@@ -884,7 +885,7 @@ class Project:
 
         return export_project(self, out, fmt, include=include)
 
-    def import_from(self, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
+    def import_from(self, path: str | Path, fmt: str, **options: Any) -> Imported:
         """Import another tool's export (labelstudio, argilla, prodigy, hf) or a labelloop
         export (labelloop) with its predictions and answers, in one transaction."""
         from .workflows.exchange import import_project

@@ -128,13 +128,13 @@ def import_(
 
     if fmt is not None and fmt.lower() in IMPORTERS:
         with open_project(project, db) as proj:
-            result = proj.import_from(file, fmt)
+            imported = proj.import_from(file, fmt)
         emit(
-            result,
+            imported,
             as_json,
             lambda r: out.print(
-                f"{r['added']} items added, {r['existing']} already present; "
-                f"{r['predictions']} predictions and {r['annotations']} answers imported."
+                f"{r.added} items added, {r.existing} already present; "
+                f"{r.predictions} predictions and {r.annotations} answers imported."
             ),
         )
         return

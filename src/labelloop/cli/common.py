@@ -86,10 +86,18 @@ class TypedResult(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+def _json_form(result: Any) -> Any:
+    if isinstance(result, TypedResult):
+        return result.to_dict()
+    if isinstance(result, list):
+        return [_json_form(entry) for entry in result]
+    return result
+
+
 def emit(result: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
     """Print `result` as JSON (stdout) or through `render` for people; a typed result is sent
-    as its `to_dict()` and rendered as itself."""
-    data = result.to_dict() if isinstance(result, TypedResult) else result
+    as its `to_dict()` (a list of them as a list of those) and rendered as itself."""
+    data = _json_form(result)
     if as_json:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
         sys.stdout.flush()

@@ -401,7 +401,7 @@ def agreement(
     from ..errors import NotReadyError
 
     with open_project(project, db) as proj:
-        result = proj.agreement(n_boot=bootstrap)
+        result = proj.agreement(n_boot=bootstrap).to_dict()
         if issues:
             try:
                 result["label_issues"] = proj.label_issues().to_dict()

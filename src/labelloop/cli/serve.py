@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from .common import (
     open_project,
     out,
 )
+
+if TYPE_CHECKING:
+    from ..review.accounts import Account, IssuedToken
 
 PASSWORD_ENV = "LABELLOOP_PASSWORD"
 ML_AUTH_ENV = "LABELLOOP_ML_BACKEND_AUTH"
@@ -167,7 +170,7 @@ def user_add(
         result = review.add_user(
             proj, name, role=role, password=password, labelstudio_user=labelstudio_user
         )
-    emit(result, as_json, lambda r: out.print(f"Created {r['role']} {r['name']!r}."))
+    emit(result, as_json, lambda r: out.print(f"Created {r.role} {r.name!r}."))
 
 
 @user_app.command("list")
@@ -180,19 +183,19 @@ def user_list(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOu
     emit(result, as_json, _render_users)
 
 
-def _render_users(users: list[dict]) -> None:
+def _render_users(users: list[Account]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     table = Table("name", "role", "active", "password", "tokens", "Label Studio user")
     for u in users:
         table.add_row(
-            escape(u["name"]),
-            u["role"],
-            "yes" if u["active"] else "disabled",
-            "yes" if u["password"] else "—",
-            str(u["tokens"]),
-            "—" if u["labelstudio_user"] is None else str(u["labelstudio_user"]),
+            escape(u.name),
+            u.role,
+            "yes" if u.active else "disabled",
+            "yes" if u.password else "—",
+            str(u.tokens),
+            "—" if u.labelstudio_user is None else str(u.labelstudio_user),
         )
     out.print(table)
 
@@ -219,7 +222,7 @@ def _set_active(name: str, active: bool, project: Path, db: str | None, as_json:
     with open_project(project, db) as proj:
         result = review.set_active(proj, name, active)
     done = "Enabled" if active else "Disabled"
-    emit(result, as_json, lambda r: out.print(f"{done} {r['name']!r}."))
+    emit(result, as_json, lambda r: out.print(f"{done} {r.name!r}."))
 
 
 @user_app.command("passwd")
@@ -247,9 +250,7 @@ def user_revoke(
     emit(
         result,
         as_json,
-        lambda r: out.print(
-            f"Revoked {r['tokens']} tokens and {r['sessions']} sessions of {r['name']!r}."
-        ),
+        lambda r: out.print(f"Revoked {r.tokens} tokens and {r.sessions} sessions of {r.name!r}."),
     )
 
 
@@ -272,7 +273,7 @@ def user_link(
     emit(
         result,
         as_json,
-        lambda r: out.print(f"{r['name']!r} is Label Studio user {r['labelstudio_user']}."),
+        lambda r: out.print(f"{r.name!r} is Label Studio user {r.labelstudio_user}."),
     )
 
 
@@ -295,7 +296,7 @@ def user_token(
     emit(result, as_json, _render_token)
 
 
-def _render_token(result: dict) -> None:
-    print(result["token"])
-    if result["expires_at"] is not None:
-        err.print(f"valid until {result['expires_at']:%Y-%m-%d %H:%M} UTC")
+def _render_token(result: IssuedToken) -> None:
+    print(result.token)
+    if result.expires_at is not None:
+        err.print(f"valid until {result.expires_at:%Y-%m-%d %H:%M} UTC")

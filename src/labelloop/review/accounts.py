@@ -30,7 +30,7 @@ from ..store import Annotator, Session, Store
 from ..store import accounts as store
 from ..vocabulary import Role
 from . import common
-from .common import ProjectScope, writing
+from .common import ProjectScope, Result, writing
 from .queues import release_leases
 
 ROLES = tuple(Role)
@@ -62,6 +62,38 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == Role.SERVICE
+
+
+@dataclass(frozen=True, slots=True)
+class Account(Result):
+    """One account (or name that answered) as admins see it (`list_users`, `get_user`);
+    `to_dict` is what `user list --json` and the API send. Never the password itself."""
+
+    id: int
+    name: str
+    role: str
+    active: bool
+    password: bool  # whether it has one (a service account never does)
+    tokens: int  # live API tokens
+    labelstudio_user: int | None  # the Label Studio user whose webhook answers it is credited
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked(Result):
+    """What `revoke` ended: the account's API tokens and browser sessions."""
+
+    name: str
+    tokens: int
+    sessions: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken(Result):
+    """A new API token, shown this once (only its SHA-256 is stored)."""
+
+    name: str
+    token: str
+    expires_at: datetime | None  # None: until revoked
 
 
 def _digest(token: str) -> str:
@@ -123,7 +155,7 @@ def add_user(
     role: str = Role.ANNOTATOR,
     password: str | None = None,
     labelstudio_user: int | None = None,
-) -> dict[str, Any]:
+) -> Account:
     """Create an account; an annotator row made by earlier CLI answers is given the login.
 
     People get a password; a `service` account gets none (it signs in with API tokens only).
@@ -183,7 +215,7 @@ def set_password(project: ProjectScope, name: str, password: str) -> None:
         store.end_sessions(session, row.id)
 
 
-def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]:
+def set_active(project: ProjectScope, name: str, active: bool) -> Account:
     """Disable an account (its sessions end, its tokens and leases stop at once) or enable it.
 
     Tokens of a disabled account are kept and work again once it is enabled; `revoke` ends them.
@@ -198,17 +230,15 @@ def set_active(project: ProjectScope, name: str, active: bool) -> dict[str, Any]
     return get_user(project, name)
 
 
-def revoke(project: ProjectScope, name: str) -> dict[str, Any]:
+def revoke(project: ProjectScope, name: str) -> Revoked:
     """Delete every API token and end every browser session of an account."""
     with _changing_account(project, name) as (session, row):
         tokens = store.delete_tokens(session, row.id)
         sessions = store.end_sessions(session, row.id)
-    return {"name": name, "tokens": tokens, "sessions": sessions}
+    return Revoked(name=name, tokens=tokens, sessions=sessions)
 
 
-def link_labelstudio(
-    project: ProjectScope, name: str, labelstudio_user: int | None
-) -> dict[str, Any]:
+def link_labelstudio(project: ProjectScope, name: str, labelstudio_user: int | None) -> Account:
     """Credit the answers a Label Studio user sends by webhook to this account (None: unlink)."""
     with _changing_account(project, name) as (session, row):
         if labelstudio_user is None:
@@ -218,31 +248,31 @@ def link_labelstudio(
     return get_user(project, name)
 
 
-def _user_dict(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "role": row.role,
-        "active": bool(row.active),
-        "password": bool(row.password),
-        "tokens": int(row.tokens),
-        "labelstudio_user": row.labelstudio_user,
-    }
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        active=bool(row.active),
+        password=bool(row.password),
+        tokens=int(row.tokens),
+        labelstudio_user=row.labelstudio_user,
+    )
 
 
-def list_users(project: ProjectScope) -> list[dict[str, Any]]:
+def list_users(project: ProjectScope) -> list[Account]:
     """Every account and answering name: role, active, has a password, live tokens, LS link."""
     with project.store.session() as session:
-        return [_user_dict(row) for row in store.users(session, project.id, common.now())]
+        return [_account(row) for row in store.users(session, project.id, common.now())]
 
 
-def get_user(project: ProjectScope, name: str) -> dict[str, Any]:
+def get_user(project: ProjectScope, name: str) -> Account:
     """One account as `list_users` shows it."""
     with project.store.session() as session:
         rows = store.users(session, project.id, common.now(), name)
     if not rows:
         raise NotFoundError(f"no user named {name!r}")
-    return _user_dict(rows[0])
+    return _account(rows[0])
 
 
 def authenticate(project: ProjectScope, name: str, password: str) -> Principal | None:
@@ -277,7 +307,7 @@ def parse_duration(text: str) -> timedelta:
 
 def new_token(
     project: ProjectScope, name: str, *, expires: str | timedelta | None = None
-) -> dict[str, Any]:
+) -> IssuedToken:
     """A new API token for a user, valid for `expires` ('30d'; None: until revoked).
 
     Only its SHA-256 is stored, so the token is shown once.
@@ -288,14 +318,14 @@ def new_token(
     with writing(project) as session:
         row = _annotator(session, project, name)
         store.add_token(session, row.id, _digest(token), expires_at)
-    return {"name": name, "token": token, "expires_at": expires_at}
+    return IssuedToken(name=name, token=token, expires_at=expires_at)
 
 
 def create_token(
     project: ProjectScope, name: str, *, expires: str | timedelta | None = None
 ) -> str:
     """A new API token for a user (see `new_token`)."""
-    return new_token(project, name, expires=expires)["token"]
+    return new_token(project, name, expires=expires).token
 
 
 @dataclass(frozen=True)

@@ -323,9 +323,9 @@ def reviewer_named(project: ProjectScope, name: str) -> Principal:
     from .accounts import get_user
 
     user = get_user(project, name)
-    if not user["active"]:
+    if not user.active:
         raise InputError(f"the account {name!r} is disabled")
-    who = Principal(int(user["id"]), str(user["name"]), str(user["role"]))
+    who = Principal(user.id, user.name, user.role)
     if not who.is_reviewer:
         raise InputError(f"{name!r} is an {who.role}; decisions need a reviewer or an admin")
     return who

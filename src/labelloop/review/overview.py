@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,17 +44,10 @@ def annotations_of(
         )
     return [
         {
-            "id": a.id,
-            "item_id": a.item_id,
-            "uid": uid,
-            "action": a.action,
-            "label": a.label,
-            "suggested_label": a.suggested_label,
-            "time_spent_s": a.time_spent_s,
-            "undone": a.undone,
+            **asdict(a),
             "created_at": a.created_at.isoformat() if a.created_at else None,
         }
-        for a, uid in rows
+        for a in rows
     ]
 
 

@@ -28,6 +28,7 @@ from ..errors import InputError, NotFoundError
 from ..multilabel.sets import MULTI_LABEL
 from ..store import GOLD, Connection
 from ..store import reviews as store
+from ..store.items import splits_of
 from ..store.reviews import Lease
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
@@ -198,7 +199,7 @@ def enqueue(
     with writing(project) as session:
         for start in range(0, len(ids), store.CHUNK):
             chunk = ids[start : start + store.CHUNK]
-            split_of = store.splits_in_project(session, project.id, chunk)
+            split_of = splits_of(session, project.id, chunk)
             if len(split_of) != len(chunk):
                 missing = next(i for i in chunk if i not in split_of)
                 raise NotFoundError(f"no item with store id {missing}")

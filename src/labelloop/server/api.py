@@ -197,7 +197,7 @@ def release(who: CurrentUser, project: ProjectDep) -> Any:
 @router.get("/users", response_model=list[User], tags=["admin"])
 def users(who: AdminUser, project: ProjectDep) -> Any:
     """Every account (and name that answered): role, active, password, live tokens."""
-    return review.list_users(project)
+    return [user.to_dict() for user in review.list_users(project)]
 
 
 @router.post("/users", response_model=User, status_code=status.HTTP_201_CREATED, tags=["admin"])
@@ -210,7 +210,7 @@ def add_user(body: UserIn, who: AdminUser, project: ProjectDep) -> Any:
         role=body.role,
         password=body.password,
         labelstudio_user=body.labelstudio_user,
-    )
+    ).to_dict()
 
 
 @router.patch("/users/{name}", response_model=User, tags=["admin"])
@@ -221,7 +221,7 @@ def change_user(name: AccountName, body: UserChange, who: AdminUser, project: Pr
         review.link_labelstudio(project, name, body.labelstudio_user)
     if body.active is not None:
         review.set_active(project, name, body.active)
-    return review.get_user(project, name)
+    return review.get_user(project, name).to_dict()
 
 
 @router.put("/users/{name}/password", status_code=status.HTTP_204_NO_CONTENT, tags=["admin"])
@@ -243,13 +243,13 @@ def add_token(
     name: AccountName, who: AdminUser, project: ProjectDep, body: TokenIn | None = None
 ) -> Any:
     """A new API token for a user, valid until revoked or for `expires` (e.g. 30d)."""
-    return review.new_token(project, name, expires=body.expires if body else None)
+    return review.new_token(project, name, expires=body.expires if body else None).to_dict()
 
 
 @router.delete("/users/{name}/tokens", response_model=Revoked, tags=["admin"])
 def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
     """Delete all of a user's API tokens and end their browser sessions, at once."""
-    return review.revoke(project, name)
+    return review.revoke(project, name).to_dict()
 
 
 @router.get("/queues", response_model=Queues, tags=["admin"])

@@ -65,6 +65,15 @@ _STANDING = select(
 ).where(Annotation.undone.is_(False))
 
 
+def splits_of(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
+    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project: an
+    id missing from the answer is not one of its items (callers say so or skip it)."""
+    rows = session.execute(
+        select(Item.id, Item.split).where(Item.project_id == project_id, Item.id.in_(item_ids))
+    )
+    return {item_id: split for item_id, split in rows}
+
+
 def standing_answers(session: Session, item_ids: Sequence[int]) -> list[Any]:
     """(id, item_id, annotator_id, label, action, labels) of the answers on these items that
     nobody withdrew: what final labels (and, multi-label, final sets) are resolved from."""

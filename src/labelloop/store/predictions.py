@@ -10,6 +10,8 @@ uncommitted writes, take the caller's `Session`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, select, update
@@ -22,6 +24,36 @@ from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction, ta
 
 #: Ids per IN list.
 CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRecord:
+    """A stored calibration of a (model, prompt version) key, as plain values: services read
+    it after its transaction has ended."""
+
+    id: int
+    model: str
+    prompt_version: str
+    method: str
+    calibrator: dict[str, Any]  # the fitted calibrator's state (`calibrator_from_dict`)
+    threshold: float
+    label_thresholds: dict[str, Any] | None
+    report: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Calibration) -> CalibrationRecord:
+        return cls(
+            id=row.id,
+            model=row.model,
+            prompt_version=row.prompt_version,
+            method=row.method,
+            calibrator=row.calibrator,
+            threshold=row.threshold,
+            label_thresholds=row.label_thresholds,
+            report=row.report,
+            created_at=row.created_at,
+        )
 
 
 def show_active_prediction(
@@ -241,10 +273,10 @@ def to_calibrate(
 
 def active_calibration(
     store: Store, project_id: int, model: str, version: str
-) -> Calibration | None:
+) -> CalibrationRecord | None:
     """The calibration in force for a key (the latest active one), or None."""
     with store.session() as session:
-        return session.scalar(
+        row = session.scalar(
             select(Calibration)
             .where(
                 Calibration.project_id == project_id,
@@ -254,6 +286,7 @@ def active_calibration(
             )
             .order_by(Calibration.id.desc())
         )
+        return None if row is None else CalibrationRecord.of(row)
 
 
 def active_calibration_id(store: Store, project_id: int, model: str, version: str) -> int | None:
@@ -297,10 +330,10 @@ def gold_answers(store: Store, project_id: int, model: str, version: str) -> lis
 
 def save_calibration(
     store: Store, project_id: int, model: str, version: str, **values: Any
-) -> Calibration:
+) -> CalibrationRecord:
     """Store a calibration of a key as the one in force (earlier ones of the key stop being
     active); `values` are the remaining columns (method, calibrator, thresholds, report).
-    Returns the stored row, detached, with its id and creation time."""
+    Returns what was stored, with its id and creation time."""
     with store.session() as session:
         session.execute(
             update(Calibration)
@@ -316,8 +349,7 @@ def save_calibration(
         )
         session.add(stored)
         session.flush()
-        session.expunge(stored)
-    return stored
+        return CalibrationRecord.of(stored)
 
 
 # ----------------------------------------------------------------------------- comparing

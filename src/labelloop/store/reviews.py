@@ -123,15 +123,6 @@ def set_answers_needed(
     return rowcount(result)
 
 
-def splits_in_project(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
-    """Item id → split for those of `item_ids` (at most `CHUNK`) that belong to the project
-    (`store.items.splits_of` asks no project: a missing id here is an error to report)."""
-    rows = session.execute(
-        select(Item.id, Item.split).where(Item.project_id == project_id, Item.id.in_(item_ids))
-    )
-    return {item_id: split for item_id, split in rows}
-
-
 def queued_in(session: Session, item_ids: Sequence[int], queue: str) -> set[int]:
     """Those of `item_ids` (at most `CHUNK`) that already have a task in `queue`."""
     return set(
@@ -644,13 +635,38 @@ def gold_answer(conn: Connection, annotation_id: int) -> Record:
     return conn.execute(_GOLD_ANSWER, {"annotation": annotation_id}).one()
 
 
+@dataclass(frozen=True, slots=True)
+class OwnAnswer:
+    """One of a person's answers with its item's uid, as plain values."""
+
+    id: int
+    item_id: int
+    uid: str
+    action: str
+    label: str | None
+    suggested_label: str | None
+    time_spent_s: float | None
+    undone: bool
+    created_at: datetime | None
+
+
 def answers_of(
     session: Session, project_id: int, annotator_id: int, limit: int, before: int | None
-) -> list[tuple[Annotation, str]]:
+) -> list[OwnAnswer]:
     """A person's latest answers with their item's uid, newest first (at most `limit`, ids
     below `before` when given)."""
     query = (
-        select(Annotation, Item.uid)
+        select(
+            Annotation.id,
+            Annotation.item_id,
+            Item.uid,
+            Annotation.action,
+            Annotation.label,
+            Annotation.suggested_label,
+            Annotation.time_spent_s,
+            Annotation.undone,
+            Annotation.created_at,
+        )
         .join(Item, Item.id == Annotation.item_id)
         .where(Annotation.project_id == project_id, Annotation.annotator_id == annotator_id)
         .order_by(Annotation.id.desc())
@@ -658,7 +674,7 @@ def answers_of(
     )
     if before is not None:
         query = query.where(Annotation.id < before)
-    return [(answer, uid) for answer, uid in session.execute(query)]
+    return [OwnAnswer(*row) for row in session.execute(query)]
 
 
 # ----------------------------------------------------------------------------- dashboard

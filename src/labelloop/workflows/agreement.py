@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -48,7 +48,53 @@ def rating_matrix(project: Project) -> tuple[list[str], list[int], list[list[str
     return raters, items, matrix
 
 
-def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) -> dict[str, Any]:
+class Estimate(TypedDict):
+    """An agreement figure with its bootstrap interval (None without resamples) and the
+    Landis & Koch reading of it."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    interpretation: str | None
+    by_category: NotRequired[dict[str, float | None]]  # Fleiss' kappa only
+
+
+class RaterCount(TypedDict):
+    name: str  # `human:NAME` or `llm:MODEL@PROMPT_VERSION`
+    n_rated: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgreementReport(Result):
+    """Agreement between every rater of a single-label project (`Project.agreement`);
+    `to_dict` is what `agreement --json` sends, naming `gold_accuracy` only when the project
+    has gold items."""
+
+    raters: list[RaterCount]
+    n_items: int  # items rated by at least two raters
+    labels: list[str]
+    level_of_measurement: str
+    confidence: float  # of the intervals
+    n_boot: int  # bootstrap resamples; 0: no intervals
+    percent_agreement: Estimate
+    fleiss_kappa: Estimate
+    krippendorff_alpha: Estimate
+    gwet_ac1: Estimate
+    pairwise_cohen: list[dict[str, Any]]  # a, b, n_items and an Estimate's keys
+    vs_majority: list[dict[str, Any]]  # rater, n_items and an Estimate's keys
+    flags: list[dict[str, Any]]  # raters who seem to copy one another, with item ids
+    gold_accuracy: list[dict[str, Any]] | None = None  # each rater's accuracy on gold
+    notes: list[str]  # figures that could not be computed, and why
+    annotator_quality: list[dict[str, Any]]  # see `consensus.annotator_quality`
+
+    def to_dict(self) -> dict[str, Any]:
+        data = Result.to_dict(self)
+        if self.gold_accuracy is None:
+            del data["gold_accuracy"]
+        return data
+
+
+def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) -> AgreementReport:
     """The agreement report over all raters, with each annotator's accuracy on gold items and
     against the weighted consensus, with intervals, and its drift (see `consensus`)."""
     raters, items, matrix = rating_matrix(project)
@@ -66,8 +112,7 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0) ->
     for flag in report.get("flags", []):
         if "items" in flag:
             flag["items"] = [uids[items[i]] for i in flag["items"] if i < len(items)]
-    report["annotator_quality"] = list(annotator_quality(project).values())
-    return report
+    return AgreementReport(**report, annotator_quality=list(annotator_quality(project).values()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from ..calibration.calibrators import CALIBRATORS, TemperatureScaling, VectorSca
 from ..calibration.evaluate import cross_fit
 from ..errors import InputError, NotReadyError
 from ..review.common import Result
-from ..store import Calibration, Session, predictions, projects
+from ..store import Session, predictions, projects
+from ..store.predictions import CalibrationRecord
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -247,7 +248,7 @@ def summary(calibrated: Calibrated) -> dict[str, Any]:
     return {key: calibrated.details.get(key) for key in SUMMARY_KEYS}
 
 
-def active_calibration(project: Project, model: str, version: str) -> Calibration | None:
+def active_calibration(project: Project, model: str, version: str) -> CalibrationRecord | None:
     """The calibration in force for a (model, prompt version) key of the project, or None."""
     return predictions.active_calibration(project.store, project.id, model, version)
 
@@ -269,7 +270,7 @@ def apply_calibration(project: Project, model: str, version: str) -> int:
 
 
 def write_calibrated(
-    session: Session, rows: Sequence[Any], labels: list[str], calibration: Calibration
+    session: Session, rows: Sequence[Any], labels: list[str], calibration: CalibrationRecord
 ) -> int:
     """Store the calibrated label and confidence of these prediction rows (id, label, probs,
     confidence); returns how many could be calibrated."""
@@ -322,7 +323,7 @@ def _calibrated(
 
 def _draw(
     folder: Path,
-    calibration: Calibration,
+    calibration: CalibrationRecord,
     scores: np.ndarray,
     predicted: list,
     gold: list,

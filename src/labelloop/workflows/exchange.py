@@ -30,7 +30,6 @@ from ..store import (
     Session,
     predictions,
     projects,
-    reviews,
 )
 from ..store import adjudication as adjudications
 from ..store import exchange as rows
@@ -53,6 +52,21 @@ class Exported(Result):
     format: str
 
 
+@dataclass(frozen=True, slots=True)
+class Imported(Result):
+    """What an import from another tool's file added (`Project.import_from`); `to_dict` is what
+    `import --format TOOL --json` sends. Every tool's records are read into the same `ItemIn`
+    records, so the counts are the same for every format."""
+
+    format: str  # the tool format read
+    items: int  # distinct items in the file
+    added: int  # items new to the project
+    existing: int  # items the project already had (same id and text)
+    predictions: int  # predictions added
+    annotations: int  # people's answers added
+    decisions: int  # reviewers' decisions added
+
+
 def export_project(
     project: Project, out: str | Path, fmt: str, *, include: str | Sequence[str] | None = None
 ) -> Exported:
@@ -64,7 +78,7 @@ def export_project(
     return Exported(rows=count, out=str(out), format=key)
 
 
-def import_project(project: Project, path: str | Path, fmt: str, **options: Any) -> dict[str, Any]:
+def import_project(project: Project, path: str | Path, fmt: str, **options: Any) -> Imported:
     """Read a file in a tool's format and add its items, predictions and answers."""
     key = fmt.lower()
     if key not in IMPORTERS:
@@ -73,7 +87,7 @@ def import_project(project: Project, path: str | Path, fmt: str, **options: Any)
     if not path.exists():
         raise InputError("no such file or folder", file=str(path))
     records = IMPORTERS[key](project, path, **options)
-    return {"format": key, **ingest(project, records)}
+    return ingest(project, records, key)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -203,8 +217,9 @@ def _merge(items: Iterable[ItemIn], label: _Labels) -> list[ItemIn]:
 
 
 # ----------------------------------------------------------------------------- writing
-def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
-    """Validate all records, then write them in one transaction."""
+def ingest(project: Project, records: Iterable[ItemIn], fmt: str) -> Imported:
+    """Validate all records (read from a file in the tool format `fmt`), then write them in
+    one transaction."""
     settings = project.settings
     multi, allow_empty = bool(settings.get(MULTI_LABEL)), bool(settings.get(ALLOW_EMPTY))
     label_set = project.labels
@@ -227,7 +242,7 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
         _add_predictions(session, project.id, items, ids, counts)
         names = _annotators(session, project.id, items)
         _add_annotations(session, project.id, items, ids, names, counts)
-        counts["decisions"] = _add_decisions(session, project.id, items, ids, names)
+        decisions = _add_decisions(session, project.id, items, ids, names)
         session.flush()
         for start in range(0, len(items), CHUNK):
             _settle(
@@ -238,7 +253,15 @@ def ingest(project: Project, records: Iterable[ItemIn]) -> dict[str, int]:
                 active_key,
                 label_set if multi else None,
             )
-    return dict(counts)
+    return Imported(
+        format=fmt,
+        items=counts["items"],
+        added=counts["added"],
+        existing=counts["existing"],
+        predictions=counts["predictions"],
+        annotations=counts["annotations"],
+        decisions=decisions,
+    )
 
 
 def _ensure_items(
@@ -422,7 +445,7 @@ def _settle(
     reviewer's decision in force, else as recorded in the file when it says, else from people's
     answers. `labels`: the label set of a multi-label project, whose items get final sets."""
     chunk = [ids[item.uid] for item in items]
-    splits = reviews.splits_in_project(session, project_id, chunk)
+    splits = stored_items.splits_of(session, project_id, chunk)
     if active is not None:
         predictions.show_active_prediction(session, project_id, *active, chunk)
     votes: dict[int, list[routing.Vote]] = defaultdict(list)
@@ -494,7 +517,7 @@ def ensure_tasks(
     known = stored_items.known_uids(project.store, project.id, [item.uid for item in items])
     missing = [item for item in items if item.uid not in known]
     if missing:
-        ingest(project, missing)
+        ingest(project, missing, "labelstudio")
     return [item.uid for item in items]
 
 

@@ -204,22 +204,13 @@ def learn(
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
     pool = load_pool(project)
-    trusted = pool.y >= 0
-    classes = np.unique(pool.y[trusted])
-    if trusted.sum() < MIN_LABELS or len(classes) < 2:
-        raise NotReadyError(
-            f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
-            f"least two classes; found {int(trusted.sum())} in {len(classes)}"
-        )
+    trusted = trusted_rows(pool)
     embedder = embedder or get_embedder("auto")
     engine = engine or LocalEngine()
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
-    student = LogisticStudent(classes=np.arange(len(labels)))
-    student.fit(X[trusted], pool.y[trusted])
-    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
-    student_probs[trusted] = cross_val_proba(
-        student, X[trusted], pool.y[trusted], n_splits, random_state
+    student_probs = fit_student(
+        project, pool, X, trusted, engine, embedder, n_splits=n_splits, random_state=random_state
     )
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
@@ -230,39 +221,37 @@ def learn(
         name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
     }
     metrics[STUDENT] = component_metrics(student_probs[trusted], pool.y[trusted])
-    # A labeler that does worse than always answering the majority class only adds noise.
-    weak = [
-        name
-        for name, m in metrics.items()
-        if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
-    ]
+    weak = weak_labelers(metrics, components, majority)
     used = [name for name in components if name not in weak]
-    inputs = np.stack([components[name] for name in used] + [student_probs], axis=1)
-    stack_rows = trusted & ~pool.excluded
-    stacked, meta = stack(inputs, pool.y, stack_rows, len(labels), n_splits, random_state)
-    # Few-shot examples are not stack training rows: give them the final model's answer.
-    metrics[ENSEMBLE] = component_metrics(stacked[stack_rows], pool.y[stack_rows])
-    shares = meta.influence(inputs[stack_rows])
-    explanation = {
-        name: round(float(v), 4) for name, v in zip([*used, STUDENT], shares, strict=True)
-    }
-
-    version = save_trained(
+    stacked = fit_stack(
+        [components[name] for name in used] + [student_probs],
+        [*used, STUDENT],
+        pool.y,
+        trusted & ~pool.excluded,  # few-shot examples get the final model's answer
+        len(labels),
+        n_splits=n_splits,
+        random_state=random_state,
+    )
+    metrics[ENSEMBLE] = stacked.metrics
+    version = model_version(embedder.model_id, used, n_splits, random_state)
+    store_student_and_stack(
         project,
-        f"{embedder.model_id}|{','.join(used)}|{n_splits}|{random_state}",
+        version,
         pool.ids,
         trusted,
         single_label_values(labels),
         (student_probs, "student: logistic regression on embeddings"),
-        (stacked, "stack", explanation),
+        (stacked, "stack"),
     )
-    best = activate_best(project, metrics, version, leave_out=computed)
+    # Predictors computed here from the pool are stored only inside the stack.
+    best = best_predictor({name: m for name, m in metrics.items() if name not in computed})
+    make_active(project, best, version)
     return Learned(
         trusted_labels=int(trusted.sum()),
         majority_rate=majority,
         components=metrics,
         weak_labelers=weak,
-        stack_weights=explanation,
+        stack_weights=stacked.weights,
         best=best,
         active_predictor=project.settings.get("active_predictor"),
         embedder=embedder.model_id,
@@ -270,23 +259,127 @@ def learn(
     )
 
 
-def activate_best(
-    project: Project, metrics: dict[str, dict[str, Any]], version: str, leave_out: Any = ()
-) -> str:
-    """Make the predictor with the lowest cross-validated log loss the one routing uses, and
-    name it. Inputs in `leave_out` are stored only inside the stack, never on their own."""
-    candidates = {
-        name: m
+def trusted_rows(pool: Pool) -> np.ndarray:
+    """The rows with a trusted label, or NotReadyError when too few, or of one class only, to
+    train a student on."""
+    trusted = pool.y >= 0
+    classes = np.unique(pool.y[trusted])
+    if trusted.sum() < MIN_LABELS or len(classes) < 2:
+        raise NotReadyError(
+            f"the student needs at least {MIN_LABELS} trusted labels (gold or human) in at "
+            f"least two classes; found {int(trusted.sum())} in {len(classes)}"
+        )
+    return trusted
+
+
+def fit_student(
+    project: Project,
+    pool: Pool,
+    X: np.ndarray,
+    trusted: np.ndarray,
+    engine: Engine,
+    embedder: Any,
+    *,
+    n_splits: int,
+    random_state: int,
+) -> np.ndarray:
+    """The student's probabilities for every item: out-of-fold for the trusted ones (so they
+    can be compared with the labelers' on the same rows), from the engine for the others."""
+    student = LogisticStudent(classes=np.arange(len(project.labels)))
+    student.fit(X[trusted], pool.y[trusted])
+    probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
+    probs[trusted] = cross_val_proba(student, X[trusted], pool.y[trusted], n_splits, random_state)
+    return probs
+
+
+def weak_labelers(
+    metrics: dict[str, dict[str, Any]], components: dict[str, np.ndarray], majority: float
+) -> list[str]:
+    """Labelers no better than always answering the majority class: they only add noise to
+    the stack, which leaves them out."""
+    return [
+        name
         for name, m in metrics.items()
-        if m["log_loss"] is not None and name not in leave_out
-    }
-    best = min(candidates, key=lambda name: candidates[name]["log_loss"])
+        if name in components and m["accuracy"] is not None and m["accuracy"] <= majority
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class Stacked:
+    """The stack's pooled probabilities, its figures on its training rows, each input's share
+    of its answers (rounded), and the same as words for the stored predictions' reasoning."""
+
+    probs: np.ndarray
+    metrics: dict[str, Any]
+    weights: dict[str, float]
+
+    @property
+    def reason(self) -> str:
+        return ", ".join(f"{name} {share:.0%}" for name, share in self.weights.items())
+
+
+def fit_stack(
+    inputs: list[np.ndarray],
+    names: list[str],
+    y: np.ndarray,
+    rows: np.ndarray,
+    n_labels: int,
+    *,
+    n_splits: int,
+    random_state: int,
+) -> Stacked:
+    """Pool the inputs' probabilities (one per name) with a stack trained on `rows`."""
+    stacked_inputs = np.stack(inputs, axis=1)
+    probs, meta = stack(stacked_inputs, y, rows, n_labels, n_splits, random_state)
+    shares = meta.influence(stacked_inputs[rows])
+    return Stacked(
+        probs=probs,
+        metrics=component_metrics(probs[rows], y[rows]),
+        weights={name: round(float(v), 4) for name, v in zip(names, shares, strict=True)},
+    )
+
+
+def model_version(embedder_id: str, used: list[str], n_splits: int, random_state: int) -> str:
+    """The prompt version student and stack are stored under: what they were trained from."""
+    key = f"{embedder_id}|{','.join(used)}|{n_splits}|{random_state}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def best_predictor(metrics: dict[str, dict[str, Any]]) -> str:
+    """The predictor with the lowest log loss on the trusted labels."""
+    candidates = {name: m for name, m in metrics.items() if m["log_loss"] is not None}
+    return min(candidates, key=lambda name: candidates[name]["log_loss"])
+
+
+def store_student_and_stack(
+    project: Project,
+    version: str,
+    ids: list[int],
+    trusted: np.ndarray,
+    values: Callable[[np.ndarray], dict[str, Any]],
+    student: tuple[np.ndarray, str],
+    stack: tuple[Stacked, str],
+) -> None:
+    """Store the student's and the stack's answers (with a title each) under `version`;
+    `values` gives a row's label fields. An answer on a trusted item says it is out-of-fold."""
+
+    def noted(title: str) -> Callable[[int], str]:
+        return lambda i: title + (" (out-of-fold)" if trusted[i] else "")
+
+    store_derived(project, STUDENT, version, ids, student[0], values, noted(student[1]))
+    stacked, title = stack
+    reason = f"{title} of {stacked.reason}"
+    store_derived(project, ENSEMBLE, version, ids, stacked.probs, values, noted(reason))
+
+
+def make_active(project: Project, best: str, version: str) -> None:
+    """Route with the best predictor: student or stack by this run's version, an LLM by its
+    own prompt version."""
     if best in DERIVED:
         project.set_active_predictor(best, version)
     else:
         model, _, prompt_version = best.partition("@")
         project.set_active_predictor(model, prompt_version)
-    return best
 
 
 def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, Any]]:
@@ -301,30 +394,6 @@ def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, A
         }
 
     return values
-
-
-def save_trained(
-    project: Project,
-    key: str,
-    ids: list[int],
-    trusted: np.ndarray,
-    values: Callable[[np.ndarray], dict[str, Any]],
-    student: tuple[np.ndarray, str],
-    stacked: tuple[np.ndarray, str, dict[str, float]],
-) -> str:
-    """Store the student's and the stack's answers (probabilities and a title each; the
-    stack's with each input's share) under one version, a hash of what trained them, and
-    return it. An answer on a trusted item says it is out-of-fold."""
-    version = hashlib.sha256(key.encode()).hexdigest()[:12]
-
-    def noted(title: str) -> Callable[[int], str]:
-        return lambda i: title + (" (out-of-fold)" if trusted[i] else "")
-
-    store_derived(project, STUDENT, version, ids, student[0], values, noted(student[1]))
-    probs, title, shares = stacked
-    reason = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
-    store_derived(project, ENSEMBLE, version, ids, probs, values, noted(f"{title} of {reason}"))
-    return version
 
 
 def store_derived(

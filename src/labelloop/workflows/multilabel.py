@@ -300,7 +300,21 @@ def select(
     )
 
 
-def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any) -> dict:
+@dataclass(frozen=True, slots=True)
+class MultiLabelAgreement(Result):
+    """Agreement of a multi-label project's raters (`Project.agreement`); `to_dict` is what
+    `agreement --json` sends."""
+
+    raters: list[str]
+    items: int  # items rated by at least two raters
+    krippendorff_alpha: dict[str, Any]  # estimate (MASI distance) and how to read it
+    per_label_kappa: dict[str, float | None]  # each label's Cohen's kappa, None: undefined
+    vs_majority: list[dict[str, Any]]  # each rater's micro F1 against the others' majority
+
+
+def agreement(
+    project: Project, *, n_boot: int = 1000, random_state: int = 0, **_: Any
+) -> MultiLabelAgreement:
     """Agreement of set-valued answers: Krippendorff's alpha with the MASI distance, each
     label's Cohen's kappa, and each rater's micro F1 against the majority of the others.
 
@@ -324,15 +338,15 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **
     kappas = per_label_kappa(data, labels)
     alpha = krippendorff_alpha_masi(data, labels)
     f1 = annotator_f1(data, labels, raters=raters, n_boot=n_boot, random_state=random_state)
-    return {
-        "raters": raters,
-        "items": len(items),
-        "krippendorff_alpha": {
+    return MultiLabelAgreement(
+        raters=raters,
+        items=len(items),
+        krippendorff_alpha={
             "estimate": _finite(alpha),
             "interpretation": "label sets compared with the MASI distance",
         },
-        "per_label_kappa": {label: _finite(kappas[label]) for label in labels},
-        "vs_majority": [
+        per_label_kappa={label: _finite(kappas[label]) for label in labels},
+        vs_majority=[
             {
                 **row.f1.to_dict(),
                 "rater": row.rater,
@@ -344,7 +358,7 @@ def agreement(project: Project, *, n_boot: int = 1000, random_state: int = 0, **
             }
             for row in f1
         ],
-    }
+    )
 
 
 def _finite(value: float) -> float | None:

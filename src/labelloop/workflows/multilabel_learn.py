@@ -40,9 +40,12 @@ from .learn import (
     ENSEMBLE,
     MIN_LABELS,
     STUDENT,
-    activate_best,
+    Stacked,
+    best_predictor,
+    make_active,
+    model_version,
     recalibrate_and_route,
-    save_trained,
+    store_student_and_stack,
     without_unset,
 )
 
@@ -154,9 +157,16 @@ def set_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str
 
 
 def stack_sets(
-    inputs: np.ndarray, y: np.ndarray, rows: np.ndarray, n_splits: int, random_state: int
-) -> tuple[np.ndarray, PerLabelPool]:
-    """Pooled per-label probabilities for every item, out-of-fold on the training `rows`.
+    inputs: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    names: list[str],
+    labels: list[str],
+    n_splits: int,
+    random_state: int,
+) -> Stacked:
+    """Pooled per-label probabilities for every item, out-of-fold on the training `rows`, with
+    their figures there and each input's share of the pooled log-odds.
 
     ``inputs`` holds each component's per-label probabilities, shape (items, components,
     labels)."""
@@ -168,7 +178,12 @@ def stack_sets(
     final = PerLabelPool().fit(inputs[rows], y[rows])
     if (~rows).any():
         out[~rows] = final.predict_proba(inputs[~rows])
-    return out, final
+    shares = final.influence(inputs[rows])
+    return Stacked(
+        probs=out,
+        metrics=set_metrics(out[rows], y[rows], labels),
+        weights={name: round(float(v), 4) for name, v in zip(names, shares, strict=True)},
+    )
 
 
 def set_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, Any]]:
@@ -223,27 +238,26 @@ def learn(
     metrics[STUDENT] = set_metrics(student_probs[rows], pool.y[rows], labels)
     names = [*components, STUDENT]
     inputs = np.stack([*components.values(), student_probs], axis=1)
-    stacked, pooled = stack_sets(inputs, pool.y, rows, n_splits, random_state)
-    metrics[ENSEMBLE] = set_metrics(stacked[rows], pool.y[rows], labels)
-    shares = pooled.influence(inputs[rows])
-    explanation = {name: round(float(v), 4) for name, v in zip(names, shares, strict=True)}
-
-    version = save_trained(
+    stacked = stack_sets(inputs, pool.y, rows, names, labels, n_splits, random_state)
+    metrics[ENSEMBLE] = stacked.metrics
+    version = model_version(embedder.model_id, [*components, "sets"], n_splits, random_state)
+    store_student_and_stack(
         project,
-        f"{embedder.model_id}|{','.join(components)}|{n_splits}|{random_state}|sets",
+        version,
         pool.ids,
         trusted,
         set_values(labels),
         (student_probs, "student: one logistic regression per label on embeddings"),
-        (stacked, "per-label stack", explanation),
+        (stacked, "per-label stack"),
     )
-    best = activate_best(project, metrics, version)
+    best = best_predictor(metrics)
+    make_active(project, best, version)
     rates = pool.y[trusted].mean(axis=0)
     return MultiLabelLearned(
         trusted_labels=int(trusted.sum()),
         label_rates={label: float(r) for label, r in zip(labels, rates, strict=True)},
         components=metrics,
-        stack_weights=explanation,
+        stack_weights=stacked.weights,
         best=best,
         active_predictor=project.settings.get("active_predictor"),
         embedder=embedder.model_id,
