@@ -103,7 +103,9 @@ def template(items: Items, cache: Path, *, with_llm: bool, embedder: Any) -> Pat
         with _open(path) as project:
             began = time.perf_counter()
             done = project.prelabel(model="local")
-            print(f"pre-labeled {done.labeled} items in {time.perf_counter() - began:.0f} s")
+            print(
+                f"pre-labeled {done.done} items ({done.failed} failed) in {time.perf_counter() - began:.0f} s"
+            )
     (path / MARKER).write_text(json.dumps({"items": len(items.uids)}))
     return path
 
