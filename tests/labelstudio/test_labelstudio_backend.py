@@ -409,3 +409,91 @@ def test_label_studio_gets_predictions_for_its_own_tasks_from_serve(label_studio
         "negative",
         "neutral",
     }
+
+
+ML_CONFIG = """<View>
+  <Text name="article" value="$body"/>
+  <Choices name="topics" toName="article" choice="multiple" showInLine="true">
+    <Choice value="business"/><Choice value="sport"/><Choice value="tech"/>
+  </Choices>
+</View>"""
+ML_TEXTS = ["sport and tech news", "business only", "nothing of the kind"]
+
+
+def test_label_studio_gets_label_sets_from_a_multi_label_project(label_studio, tmp_path) -> None:
+    """A multi-label project behind Label Studio: each task's prediction is the set of labels
+    the per-label decisions chose, with each label's probability in the result's meta; a
+    person's set made in Label Studio reaches labelloop as a set."""
+    from labelloop import Project
+    from labelloop.labelers.openai import OpenAILabeler
+    from labelloop.server.ml_backend import create_ml_backend_app
+    from labelloop.store import Annotation
+    from labelloop.testing.fake_openai import FakeConfig, keyword_decision, serve_fake_openai
+
+    project = Project.create(
+        tmp_path / "ml", task="Topics.", labels=["business", "sport", "tech"], multi_label=True
+    )
+    with serve_fake_openai(FakeConfig(decision_rule=keyword_decision)) as fake:
+        labeler = OpenAILabeler("fake-model", base_url=fake.base_url, concurrency=4)
+        app = create_ml_backend_app(project, labeler=labeler)
+        with serve_app(app) as backend_url:
+            ls = httpx.Client(
+                base_url=label_studio, headers={"Authorization": f"Token {TOKEN}"}, timeout=60
+            )
+            created = ls.post("/api/projects", json={"title": "topics", "label_config": ML_CONFIG})
+            assert created.status_code == 201, created.text
+            ls_project = created.json()["id"]
+            connected = ls.post(
+                "/api/ml", json={"project": ls_project, "url": backend_url, "title": "labelloop"}
+            )
+            assert connected.status_code == 201, connected.text
+            imported = ls.post(
+                f"/api/projects/{ls_project}/import", json=[{"body": t} for t in ML_TEXTS]
+            )
+            assert imported.status_code == 201, imported.text
+            action = ls.post(
+                "/api/dm/actions",
+                params={"id": "retrieve_tasks_predictions", "project": ls_project},
+                json={"selectedItems": {"all": True, "excluded": []}},
+            )
+            assert action.status_code == 200, action.text
+            tasks = ls.get("/api/tasks", params={"project": ls_project}).json()["tasks"]
+            rows = {r["id"]: r for r in project.iter_export_rows()}
+            expected = {ML_TEXTS[0]: ["sport", "tech"], ML_TEXTS[1]: ["business"], ML_TEXTS[2]: []}
+            for t in tasks:
+                (prediction,) = ls.get("/api/predictions", params={"task": t["id"]}).json()
+                row = rows[f"ls-{t['id']}"]
+                labels = expected[t["data"]["body"]]
+                assert row["llm_labels"] == labels
+                assert prediction["score"] == pytest.approx(row["confidence"])
+                assert prediction["model_version"].startswith("labelloop:fake-model@")
+                if not labels:
+                    assert prediction["result"] == []
+                    continue
+                (entry,) = prediction["result"]
+                assert (entry["from_name"], entry["to_name"]) == ("topics", "article")
+                assert entry["value"]["choices"] == labels
+                assert entry["meta"]["probs"] == pytest.approx(row["probs"], abs=1e-4)
+
+            first = next(t["id"] for t in tasks if t["data"]["body"] == ML_TEXTS[0])
+            chosen = [
+                {
+                    "from_name": "topics",
+                    "to_name": "article",
+                    "type": "choices",
+                    "value": {"choices": ["business", "sport"]},
+                }
+            ]
+            annotated = ls.post(f"/api/tasks/{first}/annotations", json={"result": chosen})
+            assert annotated.status_code == 201, annotated.text
+
+            def stored() -> list[list[str] | None]:
+                with project.store.session() as session:
+                    return list(session.scalars(select(Annotation.labels)))
+
+            wait_until(lambda: len(stored()) == 1, 10, "the annotation in labelloop's store")
+            assert stored() == [["business", "sport"]]
+        labeler.close()
+    row = {r["id"]: r for r in project.iter_export_rows()}[f"ls-{first}"]
+    project.close()
+    assert row["state"] == "human_labeled" and row["labels"] == ["business", "sport"]

@@ -133,10 +133,10 @@ class ReferenceIndex:
 
     def _list_bounds(self, rows: slice, lists: list[FloatArray]) -> None:
         """Lower the bounds of a pool block by its distance to the `lists` members it probes."""
-        flat_rows = np.repeat(np.arange(rows.start, rows.stop), self._n_probe)
-        flat_lists = self._probes[rows].ravel()
-        by_list = np.argsort(flat_lists, kind="stable")
-        flat_rows, flat_lists = flat_rows[by_list], flat_lists[by_list]
+        probing_rows = np.repeat(np.arange(rows.start, rows.stop), self._n_probe)
+        probed_lists = self._probes[rows].ravel()
+        by_list = np.argsort(probed_lists, kind="stable")
+        flat_rows, flat_lists = probing_rows[by_list], probed_lists[by_list]
         cuts = np.flatnonzero(np.diff(flat_lists)) + 1
         for group in np.split(np.arange(len(flat_rows)), cuts):
             if not len(group):

@@ -89,8 +89,8 @@ def spread_labels(
     total = F.sum(axis=1, keepdims=True)
     # A little of the prior everywhere: spread mass is a vote share, never a certainty.
     mass = total / (total + 1e-3)
-    F = np.where(total > 0, F / np.maximum(total, 1e-12), prior)
-    return np.asarray(mass * F + (1 - mass) * prior)
+    shares = np.where(total > 0, F / np.maximum(total, 1e-12), prior)
+    return np.asarray(mass * shares + (1 - mass) * prior)
 
 
 class SpreadingModel:

@@ -23,8 +23,10 @@ from labelloop.agreement.gold import mix_gold
 from labelloop.agreement.interpret import landis_koch
 from labelloop.agreement.label_issues import (
     LabelIssues,
+    LabelSetIssues,
     confident_joint,
     find_label_issues,
+    find_label_set_issues,
     label_quality_scores,
 )
 from labelloop.agreement.metrics import (
@@ -67,6 +69,7 @@ __all__ = [
     "GoldAccuracy",
     "Interval",
     "LabelIssues",
+    "LabelSetIssues",
     "LatentClassFit",
     "OverlapPolicy",
     "VsMajority",
@@ -81,6 +84,7 @@ __all__ = [
     "encode_label_sets",
     "expected_gain",
     "find_label_issues",
+    "find_label_set_issues",
     "fit_dawid_skene",
     "fleiss_kappa",
     "fleiss_kappa_by_category",

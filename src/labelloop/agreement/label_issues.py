@@ -137,3 +137,55 @@ def find_label_issues(
     others = pred_probs[indices].copy()
     others[np.arange(indices.size), labels[indices]] = -np.inf
     return LabelIssues(indices, scores[indices], others.argmax(axis=1), thresholds, joint)
+
+
+@dataclass(frozen=True)
+class LabelSetIssues:
+    """Suspect label decisions of multi-label items, most suspicious first: each pair (item,
+    label) whose decision (the label in the item's set, or not) the model confidently
+    disagrees with."""
+
+    items: np.ndarray  # item index of each suspect decision
+    labels: np.ndarray  # its label index
+    given: np.ndarray  # whether the item's set holds the label
+    scores: np.ndarray  # the model's probability of the given decision (low: likely wrong)
+
+    def item_scores(self, n_items: int) -> np.ndarray:
+        """Each item's lowest suspect score (1.0 for an item with no suspect decision)."""
+        out = np.ones(n_items)
+        np.minimum.at(out, self.items, self.scores)
+        return out
+
+
+def find_label_set_issues(
+    y: np.ndarray,
+    pred_probs: np.ndarray,
+    *,
+    filter_by: FilterBy = "prune_by_noise_rate",
+) -> LabelSetIssues:
+    """Suspect decisions of multi-label items from their sets (`y`, items × labels, boolean)
+    and out-of-fold per-label probabilities (`pred_probs`, each label's own probability).
+
+    Each label is its own two-class problem (the label applies or not), searched by
+    `find_label_issues` with per-class thresholds, as cleanlab's multi-label filter does; an
+    item is suspect when any of its decisions is.
+    """
+    y, probs = np.asarray(y), np.asarray(pred_probs, dtype=np.float64)
+    if y.ndim != 2 or y.shape != probs.shape:
+        raise ValueError("y and pred_probs must both be items × labels")
+    if y.dtype != np.bool_ and not np.isin(y, (0, 1)).all():
+        raise ValueError("y must say 0/1 (or False/True) per item and label")
+    if not np.all((probs >= 0.0) & (probs <= 1.0)):
+        raise ValueError("pred_probs must be probabilities in [0, 1]")
+    given = y.astype(bool)
+    found: list[tuple[np.ndarray, int, np.ndarray]] = []
+    for j in range(y.shape[1]):
+        binary = np.column_stack([1.0 - probs[:, j], probs[:, j]])
+        issues = find_label_issues(given[:, j].astype(np.int64), binary, filter_by=filter_by)
+        found.append((issues.indices, j, issues.scores))
+    items = np.concatenate([f[0] for f in found]).astype(np.int64)
+    labels = np.concatenate([np.full(f[0].size, f[1]) for f in found]).astype(np.int64)
+    scores = np.concatenate([f[2] for f in found])
+    order = np.lexsort((labels, items, scores))
+    items, labels, scores = items[order], labels[order], scores[order]
+    return LabelSetIssues(items, labels, given[items, labels], scores)

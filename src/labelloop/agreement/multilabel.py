@@ -120,12 +120,12 @@ def krippendorff_alpha_masi(reliability_data: Any, labels: Sequence[Any] | None 
     counts = sparse.csr_matrix(
         (np.ones(codes.size), (item_of, codes.ravel())), shape=(n_items, len(distinct))
     )
-    m = np.asarray(counts.sum(axis=1)).ravel()
-    pairable = m >= 2
+    ratings_per_item = np.asarray(counts.sum(axis=1)).ravel()
+    pairable = ratings_per_item >= 2
     if not pairable.any():
         raise ValueError("no item has two ratings to compare (one rater, or all missing?)")
     counts = counts[pairable]
-    m = m[pairable]
+    m = ratings_per_item[pairable]
     delta = masi_distances(distinct, distinct)
     block = max(1, _BLOCK_CELLS // max(len(distinct), 1))
     within = np.zeros(counts.shape[0])

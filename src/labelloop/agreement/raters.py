@@ -61,7 +61,7 @@ def plurality(
     votes = table.T.copy()  # categories × items: reductions run over contiguous rows
     categories = np.arange(votes.shape[0])[:, None]
     for row in removed:
-        votes -= row[None, :] == categories
+        np.subtract(votes, row[None, :] == categories, out=votes)
     best = votes.max(axis=0)
     top = votes == best
     unique = top.sum(axis=0) == 1

@@ -36,7 +36,7 @@ def _render_queue(result: dict[str, Any]) -> None:
             table.add_row(
                 item["uid"],
                 ", ".join(item["reasons"]),
-                item["label"] or "—",
+                _shown(item, "label") if item.get("labels") is not None else item["label"] or "—",
                 item["label_source"] or "—",
             )
         out.print(table)
@@ -80,11 +80,13 @@ def adjudicate_show(
         if case["suggestion"]:
             s = case["suggestion"]
             confidence = "—" if s["confidence"] is None else f"{100 * s['confidence']:.0f}%"
-            out.print(f"model: {s['label']} {confidence}", markup=False, highlight=False)
+            suggested = s["label"]
+            if case.get("suggested_set"):  # a multi-label item: the suggested set
+                suggested = _shown(case["suggested_set"], "label")
+            out.print(f"model: {suggested} {confidence}", markup=False, highlight=False)
         for a in case["answers"]:
-            out.print(
-                f"{a['annotator']}: {a['label'] or a['action']}", markup=False, highlight=False
-            )
+            given = _shown(a, "label") if a.get("labels") is not None else a["label"]
+            out.print(f"{a['annotator']}: {given or a['action']}", markup=False, highlight=False)
         for f in case["flags"]:
             out.print(
                 f"{f['annotator']} flagged: {f['reason'] or ''}", markup=False, highlight=False
@@ -96,7 +98,13 @@ def adjudicate_show(
 @adjudicate_app.command("decide")
 def adjudicate_decide(
     item: ItemUid,
-    label: Annotated[str, typer.Argument(help="The final label.")],
+    label: Annotated[
+        str,
+        typer.Argument(
+            help="The final label; on a multi-label project the set, its labels joined by "
+            "',', ';' or '|' (or a JSON list; '[]' is the empty set)."
+        ),
+    ],
     reviewer: Reviewer,
     note: Annotated[str | None, typer.Option(help="Why (up to 2000 characters).")] = None,
     project: ProjectDir = Path("."),
@@ -104,21 +112,35 @@ def adjudicate_decide(
     as_json: JsonOut = False,
 ) -> None:
     """Settle an item: LABEL becomes its final label (source `adjudicated`), with the note."""
+    from ..multilabel.sets import raw_label_list
     from ..review import adjudication
 
     with open_project(project, db) as proj:
         who = adjudication.reviewer_named(proj, reviewer)
-        result = adjudication.decide(proj, who, proj.item_id(item), label, note)
+        item_id = proj.item_id(item)
+        if proj.multi_label:
+            labels = raw_label_list(label)
+            result = adjudication.decide(proj, who, item_id, note=note, labels=labels)
+        else:
+            result = adjudication.decide(proj, who, item_id, label, note)
     result["item"] = item
     emit(
         result,
         as_json,
         lambda r: out.print(
-            f"{item}: {r['previous_label'] or 'no label'} → {r['label']} (adjudicated)",
+            f"{item}: {_shown(r, 'previous_label')} → {_shown(r, 'label')} (adjudicated)",
             markup=False,
             highlight=False,
         ),
     )
+
+
+def _shown(result: dict[str, Any], key: str) -> str:
+    """A label, or a multi-label item's set (`<key>s`), as the terminal shows it."""
+    labels = result.get(key + "s")
+    if labels is not None:
+        return ", ".join(labels) or "no label"
+    return result[key] or "no label"
 
 
 @adjudicate_app.command("undo")
@@ -142,6 +164,8 @@ def adjudicate_undo(
         "item": result["item"]["uid"],
         "label": result["item"]["label"],
     }
+    if "labels" in result["item"]:
+        summary["labels"] = result["item"]["labels"]
     emit(summary, as_json)
 
 

@@ -109,11 +109,15 @@ def serve(
             raise InputError(f"--ml-basic-auth must look like USER:PASSWORD ({ML_AUTH_ENV})")
         basic_auth = (user, password)
     labeler = None
-    if model != "none":
-        labeler = make_labeler(
-            model, base_url=base_url, api_key_env=api_key_env, concurrency=concurrency
-        )
     with open_project(project, db) as proj:
+        if model != "none":
+            labeler = make_labeler(
+                model,
+                multi_label=proj.multi_label,
+                base_url=base_url,
+                api_key_env=api_key_env,
+                concurrency=concurrency,
+            )
         if ml_backend_only:
             server = create_ml_backend_app(proj, basic_auth, max_body_bytes=max_bulk_body_bytes)
             what = "Label Studio ML backend"

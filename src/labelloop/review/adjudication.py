@@ -10,6 +10,10 @@ note. The decision is stored first; the item's label then becomes the decision's
 `adjudicated`) and stays so whatever answers come later, until the decision is undone, which
 recomputes the label from the answers (the label it had before, when they did not change).
 
+On a multi-label project answers and decisions are label sets: two people disagree when their
+sets differ, the reviewer sees each answer's set and decides with a set, and undoing the
+decision recomputes the set from the answers.
+
 Every query is in `labelloop.store.adjudication`; this module decides who may do what.
 """
 
@@ -19,21 +23,20 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from .. import routing
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import GOLD
 from ..store import adjudication as store
+from ..store.labelsets import resolve_item_sets
 from ..store.models import utcnow
 from ..store.reviews import item_context
 from ..vocabulary import Action
-from . import consensus
 from .accounts import Principal
 from .answers import checked_label, labels_and_settings_of, resolve_item
 from .common import ProjectScope, transaction
+from .labelsets import checked_set, is_multi_label
 from .queues import payload
+from .waiting import pending_among, reasons_for, settle
 
-DISAGREEMENT, REJECTED, FLAGGED = "disagreement", "rejected", "flagged"
-REASONS = (DISAGREEMENT, REJECTED, FLAGGED)
 #: The project setting that shows reviewers who gave each answer (off: blind adjudication).
 SHOW_NAMES = "adjudication_show_names"
 QUEUE_NAME = "adjudication"
@@ -47,28 +50,6 @@ def _item(conn: Any, item_id: int) -> Any:
     if found is None:
         raise LookupError(f"item {item_id} vanished inside its transaction")
     return found
-
-
-def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
-    """Why an item needs a reviewer (empty: it does not), from its live answers (annotator_id,
-    label, action, id), live flags and tasks (answers_needed, done).
-
-    Disagreement counts once no task waits for more answers (the overlap is complete); a
-    rejection by everyone counts once as many people as the task wanted rejected (one without a
-    task); a flag counts at once.
-    """
-    votes = [routing.Vote(a.annotator_id, a.label, a.action, a.id) for a in answers]
-    standing = consensus.latest_labels(votes)
-    reasons = []
-    if len({v.label for v in standing}) > 1 and all(t.done for t in tasks):
-        reasons.append(DISAGREEMENT)
-    rejecters = {a.annotator_id for a in answers if a.action == Action.REJECT}
-    wanted = max([int(t.answers_needed) for t in tasks], default=1)
-    if not standing and rejecters and len(rejecters) >= wanted:
-        reasons.append(REJECTED)
-    if flags:
-        reasons.append(FLAGGED)
-    return reasons
 
 
 def show_names(settings: dict[str, Any]) -> bool:
@@ -100,26 +81,13 @@ def check_note(note: str | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the queue
-def _pending(conn: Any, item_ids: Sequence[int]) -> list[tuple[int, list[str]]]:
-    """The items among `item_ids` that need a reviewer, with why."""
-    answers = store.answers_of(conn, item_ids)
-    flags = store.flags_of(conn, item_ids)
-    tasks = store.open_tasks_of(conn, item_ids)
-    found = []
-    for item_id in item_ids:
-        reasons = reasons_for(answers[item_id], flags[item_id], tasks[item_id])
-        if reasons:
-            found.append((item_id, reasons))
-    return found
-
-
 def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[int, list[str]]]:
     """(item id, reasons) of the items waiting for a reviewer, oldest item first."""
     with project.store.engine.connect() as conn:
-        candidates = store.candidate_items(conn, project.id)
+        candidates = store.candidate_items(conn, project.id, is_multi_label(project.settings))
         found: list[tuple[int, list[str]]] = []
         for start in range(0, len(candidates), MAX_LISTED):
-            found += _pending(conn, candidates[start : start + MAX_LISTED])
+            found += pending_among(conn, candidates[start : start + MAX_LISTED])
             if limit is not None and len(found) >= limit:
                 return found[:limit]
     return found
@@ -127,7 +95,8 @@ def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[in
 
 def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[str, Any]:
     """The adjudication queue for a reviewer: how many items wait, and the first `limit` of
-    them (id, uid, reasons, the item's label and its source)."""
+    them (id, uid, reasons, the item's label, or set `labels` on a multi-label project, and
+    its source)."""
     check_reviewer(who)
     waiting = pending(project)
     shown = waiting[: max(0, min(int(limit), MAX_LISTED))]
@@ -140,12 +109,30 @@ def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[st
                 "id": item_id,
                 "uid": rows[item_id].uid,
                 "reasons": reasons,
-                "label": rows[item_id].final_label,
+                **_label_of(rows[item_id]),
                 "label_source": rows[item_id].final_source,
             }
             for item_id, reasons in shown
         ],
     }
+
+
+def _sets(item: Any) -> bool:
+    """Whether the item's project takes label sets."""
+    return is_multi_label(labels_and_settings_of(item)[1])
+
+
+def _label_of(item: Any) -> dict[str, Any]:
+    """The item's final label as a reviewer is shown it: `label`, and on a multi-label project
+    also the set, `labels` (`label` stays null there)."""
+    if _sets(item):
+        return {"label": item.final_label, "labels": item.final_labels}
+    return {"label": item.final_label}
+
+
+def _answer_shown(a: Any, multi: bool) -> dict[str, Any]:
+    """An answer's label, and on a multi-label project its set."""
+    return {"label": a.label, "labels": a.labels} if multi else {"label": a.label}
 
 
 def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
@@ -169,6 +156,7 @@ def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
     tasks = store.open_tasks_of(conn, [item_id])[item_id]
     people = _people([*answers, *flags], show_names(labels_and_settings_of(item)[1]))
     decided = store.live_decision(conn, item_id)
+    multi = _sets(item)
     return {
         **payload(conn, item_id, QUEUE_NAME),
         "reasons": reasons_for(answers, flags, tasks) if decided is None else [],
@@ -176,19 +164,19 @@ def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
             {
                 "id": a.id,
                 "annotator": people[a.annotator_id],
-                "label": a.label,
+                **_answer_shown(a, multi),
                 "action": a.action,
                 "created_at": iso(a.created_at),
             }
             for a in answers
         ],
         "flags": [{"annotator": people[f.annotator_id], "reason": f.reason} for f in flags],
-        "label": item.final_label,
+        **_label_of(item),
         "label_source": item.final_source,
         "label_posterior": item.label_posterior,
         "decision": None
         if decided is None
-        else {"id": decided.id, "label": decided.label, "note": decided.note},
+        else {"id": decided.id, **_answer_shown(decided, multi), "note": decided.note},
     }
 
 
@@ -214,14 +202,46 @@ def next_case(
 
 
 # ----------------------------------------------------------------------------- decisions
+def _decided(item: Any, label: str | None, labels: Sequence[str] | None) -> dict[str, Any]:
+    """The label (single-label projects) or set (multi-label ones) a decision gives, checked
+    against the project's labels, as the decision's columns."""
+    label_set, settings = labels_and_settings_of(item)
+    if is_multi_label(settings):
+        if label is not None or labels is None:
+            raise InputError("a multi-label item is decided with `labels`, a list of labels")
+        chosen = checked_set(Action.LABEL, list(labels), None, label_set, settings)
+        return {"label": None, "labels": chosen}
+    if labels is not None or label is None:
+        raise InputError("a single-label item is decided with `label`, not a list")
+    return {"label": checked_label(label_set, label), "labels": None}
+
+
+def _resolve(conn: Any, item: Any) -> tuple[str, str | None, list[str] | None]:
+    """Recompute the item's state and final label or set (a decision in force outranks its
+    answers): (state, label, set)."""
+    label_set, settings = labels_and_settings_of(item)
+    if is_multi_label(settings):
+        state, final = resolve_item_sets(conn, item, label_set)
+        return state, None, final
+    result = resolve_item(conn, item, settings, 0)
+    return result.state, result.label, None
+
+
 def decide(
-    project: ProjectScope, who: Principal, item_id: int, label: str, note: str | None = None
+    project: ProjectScope,
+    who: Principal,
+    item_id: int,
+    label: str | None = None,
+    note: str | None = None,
+    *,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Settle an item: `label` becomes its final label (source `adjudicated`), with the note.
+    """Settle an item: `label` (on a multi-label project the set `labels`) becomes its final
+    label (source `adjudicated`), with the note.
 
     One transaction: the decision is stored first (with why the item was queued and the label
-    it replaces), then the item's label follows it. Any pool item may be decided, queued or not;
-    gold items keep their gold label.
+    or set it replaces), then the item's label follows it. Any pool item may be decided, queued
+    or not; gold items keep their gold label.
     """
     check_reviewer(who)
     kept_note = check_note(note)
@@ -231,32 +251,37 @@ def decide(
             raise NotFoundError(f"no item with id {item_id}")
         if item.split == GOLD:
             raise ConflictError(f"item {item_id} is a gold item: its label is the gold label")
-        chosen = checked_label(list(item.labels), label)
-        reasons = _pending(conn, [item_id])
+        chosen = _decided(item, label, labels)
+        multi = chosen["labels"] is not None
+        reasons = pending_among(conn, [item_id])
         decision_id = store.add_decision(
             conn,
             {
                 "project_id": project.id,
                 "item_id": item_id,
                 "reviewer_id": who.id,
-                "label": chosen,
+                **chosen,
                 "note": kept_note,
                 "reasons": ",".join(reasons[0][1]) if reasons else None,
                 "previous_label": item.final_label,
+                "previous_labels": item.final_labels if multi else None,
                 "previous_source": item.final_source,
                 "undone": False,
                 "created_at": utcnow(),
             },
         )
-        result = resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+        state, final_label, final_set = _resolve(conn, item)
+        settle(conn, project.id, [item_id])
+    shown = {"labels": final_set, "previous_labels": item.final_labels} if multi else {}
     return {
         "decision_id": decision_id,
         "item_id": item_id,
-        "label": result.label,
-        "state": result.state,
+        "label": final_label,
+        "state": state,
         "previous_label": item.final_label,
         "previous_source": item.final_source,
         "note": kept_note,
+        **shown,
     }
 
 
@@ -275,8 +300,8 @@ def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) 
         if found.reviewer_id != who.id and not who.is_admin:
             raise ForbiddenError("you can only undo your own decisions")
         store.mark_undone(conn, found.id)
-        item = _item(conn, found.item_id)
-        resolve_item(conn, item, labels_and_settings_of(item)[1], 0)
+        _resolve(conn, _item(conn, found.item_id))
+        settle(conn, project.id, [found.item_id])
         shown = _case(conn, project, found.item_id)
     return {"undone": found.id, "item": shown}
 
@@ -304,6 +329,7 @@ def flag(
                 "created_at": utcnow(),
             }
             store.add_flag(conn, values)
+            settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": True}
 
 
@@ -314,6 +340,7 @@ def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any
         if not store.item_exists(conn, project.id, item_id):
             raise NotFoundError(f"no item with id {item_id}")
         cleared = store.clear_flags(conn, item_id, who.id)
+        settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": False, "cleared": cleared}
 
 

@@ -20,6 +20,7 @@ from .accounts import Principal
 from .answers import answer_queue, check_action, check_time, gold_feedback_on
 from .common import ProjectScope, Result, transaction
 from .queues import next_in, queue_settings_of
+from .waiting import settle
 
 
 def is_multi_label(settings: dict[str, Any] | None) -> bool:
@@ -101,6 +102,7 @@ def annotate_set(
         state, final = labelsets.resolve_item_sets(conn, item, label_set)
         if answer.action != Action.SKIP:
             labelsets.settle_task(conn, item_id, queue)
+        settle(conn, project.id, [item_id])
     return SetAnswer(annotation_id, item.uid, state, final)
 
 
@@ -160,6 +162,7 @@ def submit_set(
             reviews.return_gold(conn, item_id, who.id)
             if action != Action.SKIP and gold_feedback_on(settings):
                 result["gold_feedback"] = gold_set_feedback(conn, project, annotation_id)
+        settle(conn, project.id, [item_id])
         if then_next:
             result["next"] = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
     return result

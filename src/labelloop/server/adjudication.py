@@ -29,7 +29,10 @@ Note = Annotated[str | None, Field(None, max_length=adjudication.MAX_NOTE)]
 
 
 class DecisionIn(BaseModel):
-    label: str = Field(max_length=200)
+    label: str | None = Field(None, max_length=200, description="Single-label projects.")
+    labels: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        None, max_length=1000, description="Multi-label projects: the set (may be empty)."
+    )
     note: Note = None
 
 
@@ -41,6 +44,8 @@ class DecisionOut(BaseModel):
     previous_label: str | None
     previous_source: str | None
     note: str | None
+    labels: list[str] | None = Field(None, description="Multi-label projects: the final set.")
+    previous_labels: list[str] | None = Field(None, description="The set it replaced.")
 
 
 class DecisionUndoIn(BaseModel):
@@ -93,9 +98,10 @@ def adjudication_item(item_id: StoreId, who: ReviewerUser, project: ProjectDep) 
     tags=["adjudication"],
 )
 def decide(item_id: StoreId, body: DecisionIn, who: ReviewerUser, project: ProjectDep) -> Any:
-    """Reviewers and admins: settle a pool item. Stores the decision (label, note, reviewer),
-    then sets the item's final label to it with source `adjudicated`."""
-    return adjudication.decide(project, who, item_id, body.label, body.note)
+    """Reviewers and admins: settle a pool item. Stores the decision (label, or on a
+    multi-label project the set `labels`; note; reviewer), then sets the item's final label
+    to it with source `adjudicated`."""
+    return adjudication.decide(project, who, item_id, body.label, body.note, labels=body.labels)
 
 
 @router.post("/adjudication/undo", tags=["adjudication"])

@@ -147,7 +147,8 @@ def setup(
     """Label Studio announces its project and label config; answer with the model version.
 
     The config's choices must be the project's labels (in any order): answers and predictions
-    are exchanged by label name.
+    are exchanged by label name; a multi-label project takes a `choice="multiple"` question,
+    a single-label one any other.
     """
     project = _project(request)
     schema = (body or {}).get("schema")
@@ -164,6 +165,13 @@ def setup(
                 f"missing {missing!r}, not in the project {unknown!r}"
             )
             raise HTTPException(400, detail[:1000])
+        if config.multiple != project.multi_label:
+            wanted_kind = "multiple" if project.multi_label else "single"
+            raise HTTPException(
+                400,
+                f'the label config\'s <Choices> must have choice="{wanted_kind}": the project '
+                f"is {'multi' if project.multi_label else 'single'}-label",
+            )
         stored = project.settings.get(SETTINGS_KEY) or {}
         wanted = {"label_config": schema, "project": (body or {}).get("project")}
         if {k: stored.get(k) for k in wanted} != wanted:
@@ -175,6 +183,10 @@ def setup(
 @router.post("/predict")
 def predict(request: Request, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     """One prediction per task, in the order given (`score` = calibrated confidence).
+
+    On a multi-label project the result holds the calibrated set as its `choices`, `score` is
+    the item's confidence (that every label decision on it is right) and the result's
+    `meta.probs` each label's calibrated probability.
 
     Tasks never seen become items and are labeled by the app's labeler (one call, batched),
     at most `ml_backend_max_new` of them per request: past that, the first ones are labeled and

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from ..multilabel.sets import resolve_label_sets
 from ..vocabulary import NO_LABEL_ACTIONS, Action, ItemState, LabelSource, Queue, Split
-from .db import Record
+from .adjudication import live_decision
+from .db import Record, Store
 from .models import (
     Annotation,
     Annotator,
@@ -169,14 +170,19 @@ def resolve_item_sets(
     """Recompute the item's state and final set from its live answers (gold items keep theirs).
 
     With a standing set the item is human-labeled; with only rejections or skips it is in
-    review again, its set cleared.
+    review again, its set cleared. A reviewer's decision in force outranks the answers: its
+    set is the item's (source `adjudicated`).
     """
     if item.split == "gold":
         return item.state, item.final_labels
     live = conn.execute(_LIVE_SETS, {"item": item.id}).all()
     given = [(a.annotator_id, a.labels) for a in live if a.action not in NO_LABEL_ACTIONS]
     final = resolve_label_sets(given, labels)
-    if final is not None:
+    decided = live_decision(conn, item.id)
+    if decided is not None and decided.labels is not None:
+        final = list(decided.labels)
+        state, source = ItemState.HUMAN_LABELED, LabelSource.ADJUDICATED
+    elif final is not None:
         state, source = ItemState.HUMAN_LABELED, LabelSource.HUMAN
     elif item.state == ItemState.HUMAN_LABELED or any(a.action == Action.REJECT for a in live):
         state, source = ItemState.IN_REVIEW, None
@@ -247,17 +253,23 @@ def gold_probabilities(
 
 
 def prediction_probabilities(
-    session: Session, project_id: int, model: str, version: str
+    session: Session,
+    project_id: int,
+    model: str,
+    version: str,
+    item_ids: Sequence[int] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
-    """(prediction id, each label's probability) of every answer of `model@version`."""
-    rows = session.execute(
-        select(Prediction.id, Prediction.probs).where(
-            Prediction.project_id == project_id,
-            Prediction.model == model,
-            Prediction.prompt_version == version,
-            Prediction.error.is_(None),
-        )
-    ).all()
+    """(prediction id, each label's probability) of every answer of `model@version` (or of its
+    answers on these items)."""
+    query = select(Prediction.id, Prediction.probs).where(
+        Prediction.project_id == project_id,
+        Prediction.model == model,
+        Prediction.prompt_version == version,
+        Prediction.error.is_(None),
+    )
+    if item_ids is not None:
+        query = query.where(Prediction.item_id.in_(list(item_ids)))
+    rows = session.execute(query).all()
     return [(pid, probs) for pid, probs in rows if probs]
 
 
@@ -369,3 +381,30 @@ def rater_sets(session: Session, project_id: int) -> list[tuple[str, int, list[s
         if labels is not None
     ]
     return out
+
+
+def labeled_set_probabilities(
+    store: Store, project_id: int, model: str, version: str | None = None
+) -> list[tuple[int, str, list[str], str | None, dict[str, Any]]]:
+    """(item id, uid, final set, its source, each label's probability from `model`, of
+    `version` when given) of every item with a final set and such a prediction, by item id:
+    what finding likely mislabeled multi-label items compares."""
+    query = (
+        select(Item.id, Item.uid, Item.final_labels, Item.final_source, Prediction.probs)
+        .join(Prediction, Prediction.item_id == Item.id)
+        .where(
+            Item.project_id == project_id,
+            Prediction.model == model,
+            Prediction.error.is_(None),
+        )
+        .order_by(Item.id)
+    )
+    if version is not None:
+        query = query.where(Prediction.prompt_version == version)
+    with store.session() as session:
+        rows = session.execute(query).all()
+    return [
+        (item_id, uid, final, source, probs)
+        for item_id, uid, final, source, probs in rows
+        if final is not None and probs
+    ]

@@ -102,21 +102,33 @@ def show_active_prediction(
 
 
 def shown_by_uid(store: Store, project_id: int, uids: Sequence[str]) -> list[Any]:
-    """(uid, id, llm_label, confidence, calibrated_confidence) of these items: the answer each
-    shows, for tools that ask by their own ids."""
+    """(uid, id, llm_label, llm_labels, confidence, calibrated_confidence, probs, model,
+    prompt_version) of these items: the answer each shows, for tools that ask by their own ids
+    (`llm_labels` and the prediction's per-label `probs` on multi-label projects)."""
     return fetch(
         store,
         select(
-            Item.uid, Item.id, Item.llm_label, Item.confidence, Item.calibrated_confidence
-        ).where(Item.project_id == project_id, Item.uid.in_(list(uids))),
+            Item.uid,
+            Item.id,
+            Item.llm_label,
+            Item.llm_labels,
+            Item.confidence,
+            Item.calibrated_confidence,
+            Prediction.probs,
+            Prediction.model,
+            Prediction.prompt_version,
+        )
+        .outerjoin(Prediction, Prediction.id == Item.prediction_id)
+        .where(Item.project_id == project_id, Item.uid.in_(list(uids))),
     )
 
 
 def key_answers(
     store: Store, project_id: int, model: str, version: str, item_ids: Sequence[int]
 ) -> list[Any]:
-    """(item_id, label, confidence, calibrated_confidence) of one key's answers on these items;
-    `label` is the calibrated one where calibration moved it, None for a failed answer."""
+    """(item_id, label, labels, confidence, calibrated_confidence, probs) of one key's answers
+    on these items; `label` (`labels`, the set of a multi-label answer) is the calibrated one
+    where calibration moved it, None for a failed answer."""
     rows: list[Any] = []
     with store.session() as session:
         for start in range(0, len(item_ids), CHUNK):
@@ -125,8 +137,12 @@ def key_answers(
                     select(
                         Prediction.item_id,
                         func.coalesce(Prediction.calibrated_label, Prediction.label).label("label"),
+                        func.coalesce(Prediction.calibrated_labels, Prediction.labels).label(
+                            "labels"
+                        ),
                         Prediction.confidence,
                         Prediction.calibrated_confidence,
+                        Prediction.probs,
                     ).where(
                         Prediction.project_id == project_id,
                         Prediction.model == model,

@@ -433,6 +433,7 @@ ITEM_CONTEXT = (
         _ITEMS.c.split,
         _ITEMS.c.state,
         _ITEMS.c.final_label,
+        _ITEMS.c.final_labels,
         _ITEMS.c.final_source,
         _ITEMS.c.label_posterior,
         _ITEMS.c.llm_label,

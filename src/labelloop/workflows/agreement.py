@@ -126,12 +126,24 @@ class Suspect:
 
 
 @dataclass(frozen=True, slots=True)
+class SetSuspect:
+    """A multi-label item some of whose label decisions the model confidently disagrees with."""
+
+    id: str  # the item's id in the user's data
+    labels: list[str]  # its final set
+    doubtful: list[str]  # the labels whose decision looks wrong (in the set, or missing)
+    suggested: list[str]  # the set with those decisions turned over
+    score: float  # the model's probability of the most doubtful decision: low is suspicious
+    scores: dict[str, float]  # each doubtful label's such probability
+
+
+@dataclass(frozen=True, slots=True)
 class LabelIssues(Result):
     """Likely-mislabeled items (`Project.label_issues`); `to_dict` is what `agreement --json`
-    sends as `label_issues`."""
+    sends as `label_issues`. On a multi-label project the suspects are `SetSuspect`s."""
 
     checked: int  # labeled items the student scored
-    suspects: list[Suspect]
+    suspects: list[Suspect] | list[SetSuspect]
     queued: int  # suspects queued for a second look
 
 

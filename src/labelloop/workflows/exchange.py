@@ -20,7 +20,7 @@ from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
 from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, parse_label_set, resolve_label_sets
-from ..review import MAX_LABELSTUDIO_USER, user_name_problem
+from ..review import MAX_LABELSTUDIO_USER, user_name_problem, waiting
 from ..review.common import Result
 from ..store import (
     GOLD,
@@ -174,8 +174,16 @@ def _validate_decision(item: ItemIn, label: _Labels) -> None:
 
     d, where = item.decision, item.where
     assert d is not None
-    d.label = label(d.label, item, "adjudication.label")
-    d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
+    if label.multi_label:
+        if d.labels is None:
+            raise where.error("a multi-label item's decision needs its labels", "adjudication")
+        d.labels = label.sets(d.labels, item, "adjudication.labels")
+        d.previous_labels = label.sets(d.previous_labels, item, "adjudication.previous_labels")
+    else:
+        if d.label is None:
+            raise where.error("a decision needs its label", "adjudication.label")
+        d.label = label(d.label, item, "adjudication.label")
+        d.previous_label = label(d.previous_label, item, "adjudication.previous_label")
     if d.reviewer is not None and (problem := user_name_problem(d.reviewer)):
         raise where.error(problem, "adjudication.reviewer", d.reviewer)
     try:
@@ -253,6 +261,7 @@ def ingest(project: Project, records: Iterable[ItemIn], fmt: str) -> Imported:
                 active_key,
                 label_set if multi else None,
             )
+        waiting.settle(session.connection(), project.id, list(ids.values()))
     return Imported(
         format=fmt,
         items=counts["items"],
@@ -365,9 +374,11 @@ def _add_decisions(
                 "item_id": ids[item.uid],
                 "reviewer_id": names.get(d.reviewer) if d.reviewer else None,
                 "label": d.label,
+                "labels": d.labels,
                 "note": d.note,
                 "reasons": ",".join(d.reasons) or None,
                 "previous_label": d.previous_label,
+                "previous_labels": d.previous_labels,
                 "previous_source": d.previous_source,
                 "undone": False,
                 "created_at": d.decided_at or utcnow(),
@@ -461,6 +472,7 @@ def _settle(
         final_set = None
         if item_id in decided:  # a reviewer's decision in force outranks the file and answers
             label = decided[item_id]["label"]
+            final_set = decided[item_id]["labels"]
             final: tuple[str, str | None, str | None, dict[str, Any] | None] = (
                 HUMAN_LABELED,
                 label,
@@ -521,15 +533,40 @@ def ensure_tasks(
     return [item.uid for item in items]
 
 
-def item_predictions(project: Project, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """uid → the active prediction shown for the item (label, confidences, item id)."""
+def _answer(
+    item_id: int, label: Any, labels: Any, row: Any, key: tuple[str, str] | None
+) -> dict[str, Any]:
+    """A stored answer as the Label Studio routes read it: the label, or on a multi-label
+    project the set (`labels`) with each label's own probability (`probs`), the confidences,
+    and the (model, prompt version) key that answered."""
     return {
-        r.uid: {
-            "item_id": r.id,
-            "label": r.llm_label,
-            "confidence": r.confidence,
-            "calibrated_confidence": r.calibrated_confidence,
-        }
+        "item_id": item_id,
+        "label": label,
+        "labels": labels,
+        "probs": row.probs if labels is not None else None,
+        "confidence": row.confidence,
+        "calibrated_confidence": row.calibrated_confidence,
+        "key": key,
+    }
+
+
+def has_answer(project: Project, answer: dict[str, Any]) -> bool:
+    """Whether an answer of `item_predictions` or `labeler_predictions` holds a prediction:
+    a label, or on a multi-label project a set (which may be empty)."""
+    return answer["labels" if project.multi_label else "label"] is not None
+
+
+def item_predictions(project: Project, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """uid → the active prediction shown for the item (label or set, confidences, item id)."""
+    multi = project.multi_label
+    return {
+        r.uid: _answer(
+            r.id,
+            None if multi else r.llm_label,
+            r.llm_labels if multi else None,
+            r,
+            (r.model, r.prompt_version) if r.model is not None else None,
+        )
         for r in predictions.shown_by_uid(project.store, project.id, uids)
     }
 
@@ -567,6 +604,14 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
     ids = [i for i in item_ids if i in texts]
     results = list(labeler.label_stream([texts[i] for i in ids], task))
     saved = project.save_predictions(model, version, [(ids[index], r) for index, r in results])
+    if project.multi_label:
+        from . import multilabel
+
+        per_label = multilabel.calibrator_in_force(project, (model, version))
+        if per_label is not None:
+            multilabel.apply(project, model, version, per_label, ids)
+        project.refresh_item_predictions(ids)
+        return saved
     calibration = active_calibration(project, model, version)
     if calibration is not None:
         with project.store.session() as session:
@@ -579,16 +624,18 @@ def label_items(project: Project, labeler: Any, item_ids: Sequence[int]) -> int:
 def labeler_predictions(
     project: Project, labeler: Any, item_ids: Sequence[int]
 ) -> dict[int, dict[str, Any]]:
-    """item id → the labeler's stored answer for it (calibrated label and confidences), for
-    the items it has answered under its current key. A failed answer has label None."""
+    """item id → the labeler's stored answer for it (calibrated label or set, confidences),
+    for the items it has answered under its current key. A failed answer has none."""
     _, model, version = labeler_key(project, labeler)
+    multi = project.multi_label
     return {
-        r.item_id: {
-            "item_id": r.item_id,
-            "label": r.label,
-            "confidence": r.confidence,
-            "calibrated_confidence": r.calibrated_confidence,
-        }
+        r.item_id: _answer(
+            r.item_id,
+            None if multi else r.label,
+            r.labels if multi else None,
+            r,
+            (model, version),
+        )
         for r in predictions.key_answers(project.store, project.id, model, version, item_ids)
     }
 
@@ -625,13 +672,15 @@ def labelstudio_predictions(
     so asking again calls no labeler. `score` is the calibrated confidence where the project
     has a calibration for the labeler, else its raw confidence.
     """
-    from ..data.formats.labelstudio import prediction_result
-
     uids = ensure_tasks(project, tasks, config, id_key)
     shown = item_predictions(project, uids)
     answered = len(uids)
-    missing = [shown[uid]["item_id"] for uid in uids if shown[uid]["label"] is None]
+    missing = [shown[uid]["item_id"] for uid in uids if not has_answer(project, shown[uid])]
     if missing and labeler is not None:
+        if project.multi_label:
+            from ..labelers.multilabel import as_multi_labeler
+
+            labeler = as_multi_labeler(labeler)
         own = labeler_predictions(project, labeler, missing)
         todo = [i for i in dict.fromkeys(missing) if i not in own]
         if max_new is not None and len(todo) > max_new:
@@ -641,25 +690,64 @@ def labelstudio_predictions(
             shown = item_predictions(project, uids)
             own = labeler_predictions(project, labeler, missing)
         for uid in uids:
-            if shown[uid]["label"] is None and shown[uid]["item_id"] in own:
+            if not has_answer(project, shown[uid]) and shown[uid]["item_id"] in own:
                 shown[uid] = own[shown[uid]["item_id"]]
     version = model_version(project, labeler)
-    results = []
-    for uid in uids[:answered]:
-        p = shown[uid]
-        score = p["calibrated_confidence"]
-        score = p["confidence"] if score is None else score
-        if p["label"] is None or p["label"] not in config.choices:
-            results.append({"result": [], "score": 0.0, "model_version": version})
-            continue
-        results.append(
-            {
-                "result": [prediction_result(p["label"], score, config)],
-                "score": score,
-                "model_version": version,
-            }
-        )
-    return results
+    chosen = [shown[uid] for uid in uids[:answered]]
+    if project.multi_label:
+        return _set_predictions(project, chosen, config, version)
+    return [_label_prediction(p, config, version) for p in chosen]
+
+
+def _score(answer: dict[str, Any]) -> float | None:
+    """The item-level confidence Label Studio records: calibrated where there is a calibration."""
+    score = answer["calibrated_confidence"]
+    return answer["confidence"] if score is None else score
+
+
+def _label_prediction(answer: dict[str, Any], config: Any, version: str) -> dict[str, Any]:
+    from ..data.formats.labelstudio import prediction_result
+
+    label, score = answer["label"], _score(answer)
+    if label is None or label not in config.choices:
+        return {"result": [], "score": 0.0, "model_version": version}
+    return {
+        "result": [prediction_result(label, score, config)],
+        "score": score,
+        "model_version": version,
+    }
+
+
+def _set_predictions(
+    project: Project, answers: Sequence[dict[str, Any]], config: Any, version: str
+) -> list[dict[str, Any]]:
+    """Multi-label answers as Label Studio predictions: the calibrated set as one result with
+    several choices, `score` the item's confidence (every decision on it right), each label's
+    calibrated probability in the result's `meta`. An empty set is an empty result."""
+    from ..data.formats.labelstudio import prediction_result
+    from .multilabel import label_scores
+
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for k, answer in enumerate(answers):
+        if answer["probs"] and answer["key"] is not None:
+            by_key.setdefault(answer["key"], []).append(k)
+    scores: list[dict[str, float | None] | None] = [None] * len(answers)
+    for key, ks in by_key.items():
+        found = label_scores(project, key, [answers[k]["probs"] for k in ks])
+        for k, per_label in zip(ks, found, strict=True):
+            scores[k] = per_label
+    out = []
+    for answer, per_label in zip(answers, scores, strict=True):
+        chosen = [lab for lab in answer["labels"] or [] if lab in config.choices]
+        score = _score(answer) if answer["labels"] is not None else 0.0
+        result = []
+        if chosen:
+            entry = prediction_result(chosen, score, config)
+            if per_label is not None:
+                entry["meta"] = {"probs": per_label}
+            result.append(entry)
+        out.append({"result": result, "score": score, "model_version": version})
+    return out
 
 
 def _annotation_ids(project: Project, external_ids: Sequence[str | None]) -> list[int]:
@@ -698,7 +786,7 @@ def labelstudio_event(
     (`labelstudio_annotator`); delete events withdraw only answers that came from Label Studio.
     """
     from ..data.formats.labelstudio import PROVENANCE_KEY, annotation_from_ls
-    from ..data.formats.records import Where
+    from ..data.formats.records import LabelPolicy, Where
 
     if not isinstance(payload, dict) or not isinstance(payload.get("action"), str):
         raise InputError("a Label Studio webhook needs an 'action'")
@@ -723,10 +811,13 @@ def labelstudio_event(
         if not isinstance(annotation, dict) or not isinstance(task, dict):
             raise InputError(f"{action} needs 'annotation' and 'task' objects")
         (uid,) = ensure_tasks(project, [task], config, id_key)
-        suggestion = item_predictions(project, [uid])[uid]["label"]
+        shown = item_predictions(project, [uid])[uid]
         # What Label Studio itself recorded, not provenance riding along under our key.
         made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
-        answer = annotation_from_ls(made_in_studio, config, where, suggestion)
+        policy = LabelPolicy.of(project)
+        suggestion = shown["labels" if policy.sets else "label"]
+        answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
+        given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
         annotator = labelstudio_annotator(project, annotation)
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
@@ -734,11 +825,11 @@ def labelstudio_event(
             project.annotate(
                 uid,
                 action=answer.action,
-                label=answer.label,
                 annotator=annotator,
                 time_spent_s=answer.time_spent_s,
                 source="labelstudio",
                 external_id=answer.external_id,
+                **given,
             ).to_dict()
         )
     return {**done, "retrain": True}

@@ -15,16 +15,20 @@ label).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import review
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
+from ..review import waiting
 from ..review.common import Result, Stats
 from ..store.labelsets import (
     gold_probabilities,
+    labeled_set_probabilities,
     pool_probabilities,
     predicted_items,
     prediction_probabilities,
@@ -34,10 +38,12 @@ from ..store.labelsets import (
 from ..store.predictions import active_calibration, save_calibration
 from ..store.projects import replace_predictions
 from ..store.routing import route_items
+from ..vocabulary import LabelSource
 from .calibrate import Calibrated
 
 if TYPE_CHECKING:
     from ..project import Project
+    from .agreement import LabelIssues
 
 MIN_GOLD = 10
 DEFAULT_BUDGET = 0.3
@@ -57,7 +63,7 @@ def _check(method: str, budget: float | None, target: float | None) -> None:
         )
 
 
-def _matrix(probs: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+def _matrix(probs: Sequence[Mapping[str, Any]], labels: list[str]) -> np.ndarray:
     """(n, L) per-label probabilities; a label a prediction lacks counts as 1/2 (no opinion)."""
     out = np.array([label_probabilities(p, labels) for p in probs], dtype=float)
     return np.where(np.isnan(out), 0.5, np.clip(out, 0.0, 1.0))
@@ -143,11 +149,18 @@ def calibrate(
     return Calibrated(model, version, len(gold), applied, report)
 
 
-def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
-    """Each prediction's calibrated set and least confident calibrated decision."""
+def apply(
+    project: Project,
+    model: str,
+    version: str,
+    calibrator: Any,
+    item_ids: Sequence[int] | None = None,
+) -> int:
+    """Each prediction's calibrated set and least confident calibrated decision (of every
+    prediction of the key, or of its predictions on these items)."""
     labels = project.labels
     with project.store.session() as session:
-        rows = prediction_probabilities(session, project.id, model, version)
+        rows = prediction_probabilities(session, project.id, model, version, item_ids)
         if not rows:
             return 0
         calibrated = calibrator.transform(_matrix([p for _, p in rows], labels))
@@ -164,11 +177,11 @@ def apply(project: Project, model: str, version: str, calibrator: Any) -> int:
                 for k, (pid, _) in enumerate(rows)
             ],
         )
-    project.refresh_item_predictions()
+    project.refresh_item_predictions(item_ids)
     return len(rows)
 
 
-def _calibrator(project: Project, key: tuple[str, str]) -> Any:
+def calibrator_in_force(project: Project, key: tuple[str, str]) -> Any:
     """The per-label calibrator in force for the predictor `key`, if any."""
     from ..multilabel import PerLabelCalibrator
 
@@ -185,7 +198,7 @@ def calibrated_probabilities(project: Project) -> tuple[list[int], np.ndarray]:
     active = project.active_predictor()
     if active is None:
         return [], np.empty((0, len(project.labels)))
-    calibrator = _calibrator(project, active)
+    calibrator = calibrator_in_force(project, active)
     with project.store.session() as session:
         rows = predicted_items(session, project.id)
         by_prediction = dict(prediction_probabilities(session, project.id, *active))
@@ -196,6 +209,30 @@ def calibrated_probabilities(project: Project) -> tuple[list[int], np.ndarray]:
     if calibrator is not None:
         proba = calibrator.transform(proba)
     return [item_id for item_id, _ in known], proba
+
+
+def label_scores(
+    project: Project, key: tuple[str, str], probs: Sequence[Mapping[str, Any] | None]
+) -> list[dict[str, float | None] | None]:
+    """Each prediction's per-label probabilities as a person or a tool is shown them:
+    calibrated by the per-label calibration in force for `key` when there is one; None for a
+    prediction without probabilities, and for a label its predictor gave none."""
+    labels = project.labels
+    known = [k for k, p in enumerate(probs) if p]
+    out: list[dict[str, float | None] | None] = [None] * len(probs)
+    if not known:
+        return out
+    raw = np.array([label_probabilities(probs[k], labels) for k in known], dtype=float)
+    proba = _matrix([probs[k] or {} for k in known], labels)
+    calibrator = calibrator_in_force(project, key)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    for row, k in enumerate(known):
+        out[k] = {
+            label: None if np.isnan(raw[row, j]) else round(float(proba[row, j]), 4)
+            for j, label in enumerate(labels)
+        }
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +276,7 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
     with project.store.session() as session:
         route_items(session, project.id, t, {})
         settle_routed_sets(session, project.id, uncertain)
+        waiting.settle(session.connection(), project.id)  # tasks came and went
     project.update_settings(threshold=t, routed=True)
     return MultiLabelRouting(t, project.stats())
 
@@ -280,7 +318,7 @@ def select(
     if not pool:
         raise InputError("the project has no pool items; import some first")
     proba = _matrix([probs or {} for _, _, probs, _ in pool], labels)
-    calibrator = _calibrator(project, active)
+    calibrator = calibrator_in_force(project, active)
     if calibrator is not None:
         proba = calibrator.transform(proba)
     done = np.array([taken for _, taken, _, _ in pool], dtype=bool)
@@ -364,3 +402,51 @@ def agreement(
 def _finite(value: float) -> float | None:
     """JSON has no NaN: an undefined statistic is null."""
     return None if value != value else float(value)
+
+
+def label_issues(project: Project, *, top: int = 50, queue: bool = True) -> LabelIssues:
+    """Multi-label items whose final set the model confidently disagrees with, label by label.
+
+    The per-label probabilities compared are the student's where it has scored labeled items
+    (out-of-fold), else the active labeler's own (it never saw anyone's labels), on the items
+    people or reviewers labeled and on gold. Each label is searched by confident learning on
+    its own (`agreement.find_label_set_issues`); an item's suspects are its doubtful labels.
+    The `top` most suspicious items go to the recheck queue.
+    """
+    from ..agreement import find_label_set_issues
+    from .agreement import RECHECK_QUEUE, LabelIssues, SetSuspect
+    from .learn import STUDENT
+
+    labels = project.labels
+    rows = labeled_set_probabilities(project.store, project.id, STUDENT)
+    if not rows:
+        active = project.active_predictor()
+        if active is None:
+            raise NotReadyError("no predictions yet; run `labelloop prelabel` first")
+        found = labeled_set_probabilities(project.store, project.id, *active)
+        rows = [r for r in found if r[3] != LabelSource.LLM]  # not the labeler's own sets
+    if not rows:
+        raise NotReadyError(
+            "no item with a set from people or gold has a prediction yet; label some items"
+        )
+    y = indicator([r[2] for r in rows], labels)
+    issues = find_label_set_issues(y, _matrix([r[4] for r in rows], labels))
+    doubtful: dict[int, dict[str, float]] = {}
+    for k, j, score in zip(issues.items, issues.labels, issues.scores, strict=True):
+        doubtful.setdefault(int(k), {})[labels[int(j)]] = round(float(score), 4)
+    ranked = sorted(doubtful, key=lambda k: (min(doubtful[k].values()), k))[:top]
+    suspects = [
+        SetSuspect(
+            id=rows[k][1],
+            labels=list(rows[k][2]),
+            doubtful=[lab for lab in labels if lab in doubtful[k]],
+            suggested=[lab for lab in labels if (lab in rows[k][2]) != (lab in doubtful[k])],
+            score=min(doubtful[k].values()),
+            scores={lab: doubtful[k][lab] for lab in labels if lab in doubtful[k]},
+        )
+        for k in ranked
+    ]
+    queued = 0
+    if queue and suspects:
+        queued = review.enqueue(project, [rows[k][0] for k in ranked], queue=RECHECK_QUEUE)
+    return LabelIssues(checked=len(rows), suspects=suspects, queued=queued)

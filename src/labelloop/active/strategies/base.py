@@ -185,7 +185,7 @@ def take_distinct(
     if embeddings is None:
         return np.asarray(order[:k], dtype=np.intp)
     taken: list[int] = []
-    taken_vectors = np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+    taken_vectors: NDArray[np.float32] = np.zeros((0, embeddings.shape[1]), dtype=np.float32)
     for start in range(0, len(order), chunk):
         block = order[start : start + chunk]
         vectors = _unit(embeddings[block])

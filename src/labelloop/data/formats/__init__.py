@@ -13,7 +13,9 @@
 | `prodigy` | Prodigy JSONL (`text`, `label`, `answer`, `meta`) | the same, or Prodigy's own |
 | `hf` | a `datasets` folder (`save_to_disk`) | a `datasets` folder |
 
-Multi-label projects use the tools' multi-label shapes (`formats.multilabel`).
+Multi-label projects use the tools' multi-label shapes: one reader per tool reads labels or
+sets as the project's `records.LabelPolicy` says; the exporters of sets are
+`formats.multilabel`'s.
 """
 
 from __future__ import annotations
@@ -44,14 +46,14 @@ SINGLE_EXPORTERS: dict[str, Exporter] = {
     "prodigy": export_prodigy,
     "hf": export_hf,
 }
-SINGLE_IMPORTERS: dict[str, Importer] = {
+IMPORTERS: dict[str, Importer] = {
     "labelloop": read_labelloop,
     "labelstudio": read_labelstudio,
     "argilla": read_argilla,
     "prodigy": read_prodigy,
     "hf": read_hf,
 }
-#: The tool formats of multi-label projects (`formats.multilabel`); labelloop's own rows are
+#: The tool formats multi-label projects export (`formats.multilabel`); labelloop's own rows are
 #: the same for both kinds of project.
 MULTI_EXPORTERS: dict[str, Exporter] = {
     "labelstudio": multilabel.export_labelstudio,
@@ -59,16 +61,10 @@ MULTI_EXPORTERS: dict[str, Exporter] = {
     "prodigy": multilabel.export_prodigy,
     "hf": multilabel.export_hf,
 }
-MULTI_IMPORTERS: dict[str, Importer] = {
-    "labelstudio": multilabel.read_labelstudio,
-    "argilla": multilabel.read_argilla,
-    "prodigy": multilabel.read_prodigy,
-    "hf": multilabel.read_hf,
-}
 
 
 def _by_project(single: Callable[..., Any], multi: Callable[..., Any] | None) -> Any:
-    """The format's reader or writer for the project's kind (single- or multi-label)."""
+    """The format's writer for the project's kind (single- or multi-label)."""
     if multi is None:
         return single
 
@@ -82,9 +78,6 @@ def _by_project(single: Callable[..., Any], multi: Callable[..., Any] | None) ->
 
 EXPORTERS: dict[str, Exporter] = {
     name: _by_project(fn, MULTI_EXPORTERS.get(name)) for name, fn in SINGLE_EXPORTERS.items()
-}
-IMPORTERS: dict[str, Importer] = {
-    name: _by_project(fn, MULTI_IMPORTERS.get(name)) for name, fn in SINGLE_IMPORTERS.items()
 }
 
 

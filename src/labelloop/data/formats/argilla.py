@@ -21,13 +21,15 @@ from ...vocabulary import LABELING_ACTIONS
 from ..readers import read_jsonl
 from ._optional import require
 from .provenance import item_from_row, iter_provenance_rows
-from .records import AnnotationIn, ItemIn, PredictionIn, Where, action_for, as_float
+from .records import AnnotationIn, Chosen, ItemIn, LabelPolicy, PredictionIn, Where, as_float
 from .tabular import write_jsonl
 
 if TYPE_CHECKING:
     from ...project import Project
 
 QUESTION = "label"
+SET_QUESTION = "labels"  # multi-label projects: a `MultiLabelQuestion`
+SINGLE = LabelPolicy()
 FIELD = "text"
 PROVENANCE_KEY = "labelloop_provenance"  # JSON text: the whole export row but the text
 USER_NAMESPACE = uuid.UUID("6f1c0c51-3e7a-4f43-9a5e-1a2b3c4d5e6f")
@@ -147,41 +149,64 @@ def parse_record(
     return record, metadata, text, restored
 
 
-def item_from_record(data: dict[str, Any], where: Where, text_field: str = FIELD) -> ItemIn:
-    """An Argilla record dict (as `to_dict()` gives it) as an item to import."""
+def _suggestion(suggestion: Any, where: Where, policy: LabelPolicy) -> PredictionIn:
+    """A record's suggestion as the active prediction: a label with its score, or (sets) the
+    suggested labels with one score each, kept as their probabilities."""
+    model = suggestion.agent or "argilla"
+    if not policy.sets:
+        return PredictionIn(
+            model=model,
+            prompt_version="argilla",
+            label=str(suggestion.value),
+            confidence=as_float(suggestion.score, where, "suggestions.score"),
+            active=True,
+        )
+    chosen = policy.names(suggestion.value, where, "suggestions.value")
+    scores = suggestion.score if isinstance(suggestion.score, list) else []
+    return PredictionIn(
+        model=model,
+        prompt_version="argilla",
+        label=None,
+        labels=chosen,
+        probs=dict(zip(chosen, map(float, scores), strict=False)) or None,
+        active=True,
+    )
+
+
+def item_from_record(
+    data: dict[str, Any], where: Where, text_field: str = FIELD, policy: LabelPolicy = SINGLE
+) -> ItemIn:
+    """An Argilla record dict (as `to_dict()` gives it) as an item to import: the answers of
+    its label question, or (sets) of its `MultiLabelQuestion`."""
     record, metadata, text, restored = parse_record(data, where, text_field)
     if restored is not None:
         return restored
-    suggestion = record.suggestions[QUESTION] if QUESTION in record.suggestions.to_dict() else None
+    if record.id is None:
+        raise where.error("the record has no id", "id")
+    question = SET_QUESTION if policy.sets else QUESTION
+    suggestion = record.suggestions[question] if question in record.suggestions.to_dict() else None
     predictions = []
     if suggestion is not None and suggestion.value is not None:
-        agent = suggestion.agent or "argilla"
-        predictions.append(
-            PredictionIn(
-                model=agent,
-                prompt_version="argilla",
-                label=str(suggestion.value),
-                confidence=as_float(suggestion.score, where, "suggestions.score"),
-                active=True,
-            )
-        )
-    suggested = predictions[0].label if predictions else None
+        predictions.append(_suggestion(suggestion, where, policy))
+    suggested = policy.suggestion(predictions)
     annotations = []
     for response in record.responses:
-        if response.question_name != QUESTION:
+        if response.question_name != question:
             continue
-        label = None if response.value is None else str(response.value)
+        chosen: Chosen = None
+        if response.value is not None:
+            chosen = (
+                policy.names(response.value, where, "responses")
+                if policy.sets
+                else str(response.value)
+            )
         annotations.append(
             AnnotationIn(
                 annotator=f"argilla:{response.user_id}",
-                action=action_for(label, suggested),
-                label=label,
                 source="argilla",
-                suggested_label=suggested,
+                **policy.answer(chosen, suggested),
             )
         )
-    if record.id is None:
-        raise where.error("the record has no id", "id")
     return ItemIn(
         uid=str(record.id),
         text=text,
@@ -193,7 +218,9 @@ def item_from_record(data: dict[str, Any], where: Where, text_field: str = FIELD
 
 
 def read_argilla(project: Project, path: Path, *, text_field: str = FIELD) -> Iterator[ItemIn]:
-    """Records from a JSONL file of `rg.Record.to_dict()` (or a JSON array of them)."""
+    """Records from a JSONL file of `rg.Record.to_dict()` (or a JSON array of them), with
+    labels or, on a multi-label project, sets (`LabelPolicy`)."""
+    policy = LabelPolicy.of(project)
     if path.suffix.lower() == ".json":
         from ..readers import read_json
 
@@ -204,4 +231,4 @@ def read_argilla(project: Project, path: Path, *, text_field: str = FIELD) -> It
         where = Where(str(path), line=number)
         if "fields" not in data:
             raise where.error("an Argilla record needs 'fields'", "fields")
-        yield item_from_record(data, where, text_field)
+        yield item_from_record(data, where, text_field, policy)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import InputError
 from ._optional import require
 from .provenance import is_provenance_row, item_from_row, iter_provenance_rows, parse_include
-from .records import ItemIn, Where
+from .records import ItemIn, LabelPolicy, Where
 
 if TYPE_CHECKING:
     from ...project import Project
@@ -138,22 +138,47 @@ def load(path: Path) -> Any:
     return loaded
 
 
+def _class_names(dataset: Any, policy: LabelPolicy) -> dict[str, list[str]]:
+    """The columns whose class ids read back as names: `label` (a `ClassLabel`), or (sets)
+    every `Sequence(ClassLabel)` column."""
+    if not policy.sets:
+        feature = dataset.features.get("label")
+        return {"label": feature.names} if hasattr(feature, "names") else {}
+    return {
+        name: feature.feature.names
+        for name, feature in dataset.features.items()
+        if hasattr(getattr(feature, "feature", None), "names")
+    }
+
+
+def _decoded(row: dict[str, Any], names: dict[str, list[str]], policy: LabelPolicy) -> dict:
+    """A row with its class ids as label names (a negative id, or None, is no label)."""
+    decoded = dict(row)
+    for name, classes in names.items():
+        value = decoded.get(name)
+        if value is None:
+            continue
+        if policy.sets:
+            decoded[name] = [classes[k] for k in value]
+        elif value >= 0:
+            decoded[name] = classes[value]
+    return decoded
+
+
 def read_hf(project: Project, path: Path, *, text_col: str = "text") -> Iterator[ItemIn]:
-    """A labelloop export, or any dataset with a text column (a label column becomes
-    `source_label` in the item's metadata, as in a plain import)."""
+    """A labelloop export, or any dataset with a text column (a `label` column, or on a
+    multi-label project a `labels` column of `Sequence(ClassLabel)`, becomes `source_label` in
+    the item's metadata, as in a plain import)."""
+    policy = LabelPolicy.of(project)
     dataset = load(path)
-    label_names = None
-    feature = dataset.features.get("label")
-    if feature is not None and hasattr(feature, "names"):
-        label_names = feature.names
+    names = _class_names(dataset, policy)
     for number, row in enumerate(dataset, start=1):
         where = Where(str(path), record=number)
-        if is_provenance_row(row):
-            yield item_from_row(row, where)
+        decoded = _decoded(row, names, policy) if policy.sets or not is_provenance_row(row) else row
+        if is_provenance_row(decoded):
+            yield item_from_row(decoded, where)
             continue
-        if label_names and row.get("label") is not None and row["label"] >= 0:
-            row = {**row, "label": label_names[row["label"]]}
-        yield plain_item(row, where, text_col)
+        yield plain_item(decoded, where, text_col, label_col="labels" if policy.sets else "label")
 
 
 def plain_item(

@@ -17,14 +17,22 @@ from xml.etree import ElementTree
 
 from ...errors import InputError
 from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS
-from .provenance import annotation_in, decision_in, iter_provenance_rows, row_prediction_labels
+from .provenance import (
+    annotation_in,
+    decision_in,
+    is_provenance_row,
+    item_from_row,
+    iter_provenance_rows,
+    row_prediction_labels,
+)
 from .records import (
     AnnotationIn,
+    Chosen,
     FinalIn,
     ItemIn,
+    LabelPolicy,
     PredictionIn,
     Where,
-    action_for,
     as_float,
     as_time,
     need,
@@ -37,6 +45,7 @@ ID_KEY = "labelloop_id"  # the data field that carries labelloop's item id
 PROVENANCE_KEY = "labelloop"
 SETTINGS_KEY = "labelstudio"  # project settings: {"label_config": "<View>…", "id_key": ...}
 MAX_CONFIG_CHARS = 1_000_000
+SINGLE = LabelPolicy()
 
 try:  # defusedxml refuses entity expansion and external references outright
     from defusedxml.ElementTree import fromstring as _parse_xml
@@ -53,14 +62,27 @@ class LabelConfig:
     data_key: str  # the task data field the <Text> shows ($text → "text")
     choices: tuple[str, ...]
     xml: str
+    multiple: bool = False  # choice="multiple": a question that takes a set of labels
 
 
-def default_label_config(labels: Sequence[str], data_key: str = "text") -> str:
-    """A minimal config for the project's labels: one text, one single-choice question."""
+#: The name of the default config's question: single labels, label sets.
+QUESTION, SET_QUESTION = "label", "labels"
+
+
+def default_label_config(
+    labels: Sequence[str], data_key: str = "text", *, multiple: bool = False
+) -> str:
+    """A minimal config for the project's labels: one text, one single-choice question (a
+    multiple-choice one for a multi-label project)."""
     view = ElementTree.Element("View")
     ElementTree.SubElement(view, "Text", name="text", value=f"${data_key}")
     choices = ElementTree.SubElement(
-        view, "Choices", name="label", toName="text", choice="single", showInLine="true"
+        view,
+        "Choices",
+        name=SET_QUESTION if multiple else QUESTION,
+        toName="text",
+        choice="multiple" if multiple else "single",
+        showInLine="true",
     )
     for label in labels:
         ElementTree.SubElement(choices, "Choice", value=label)
@@ -88,13 +110,15 @@ def parse_label_config(xml: str) -> LabelConfig:
     value = (target.get("value") or "") if target is not None else ""
     data_key = value[1:] if value.startswith("$") else to_name
     values = tuple(c.get("value") or c.get("alias") or "" for c in choices.iter("Choice"))
-    return LabelConfig(choices.get("name", ""), to_name, data_key, values, xml)
+    multiple = choices.get("choice", "single").strip().lower() == "multiple"
+    return LabelConfig(choices.get("name", ""), to_name, data_key, values, xml, multiple)
 
 
 def project_label_config(project: Project) -> LabelConfig:
     """The config stored with the project (set by Label Studio's /setup), else the default."""
     stored = (project.settings.get(SETTINGS_KEY) or {}).get("label_config")
-    return parse_label_config(stored or default_label_config(project.labels))
+    default = default_label_config(project.labels, multiple=project.multi_label)
+    return parse_label_config(stored or default)
 
 
 def task_uid(task: dict[str, Any], id_key: str | None = None) -> str:
@@ -138,12 +162,15 @@ def choice_of(results: Any, config: LabelConfig | None, where: Where, field: str
     return str(chosen[0])
 
 
-def prediction_result(label: str, score: float | None, config: LabelConfig) -> dict[str, Any]:
+def prediction_result(
+    label: str | Sequence[str], score: float | None, config: LabelConfig
+) -> dict[str, Any]:
+    """One `choices` result: the label, or a multi-label project's set, with its score."""
     entry: dict[str, Any] = {
         "from_name": config.from_name,
         "to_name": config.to_name,
         "type": "choices",
-        "value": {"choices": [label]},
+        "value": {"choices": [label] if isinstance(label, str) else list(label)},
     }
     if score is not None:
         entry["score"] = score
@@ -260,39 +287,52 @@ def _with_annotations(include: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- import
-def _annotator(annotation: dict[str, Any]) -> str:
+def annotator_name(annotation: dict[str, Any]) -> str:
+    """Who made a Label Studio annotation, as an import names them: `labelstudio:<user>`."""
     who = annotation.get("completed_by")
     if isinstance(who, dict):
         who = who.get("email") or who.get("id")
     return f"labelstudio:{who}" if who not in (None, "") else "labelstudio"
 
 
+def chosen_in(
+    results: Any, config: LabelConfig | None, where: Where, field: str, policy: LabelPolicy
+) -> Chosen:
+    """What a result list chose: the single label (None when the question was left empty), or
+    with a set policy the labels ticked (empty when none was)."""
+    if policy.sets:
+        return choices_of(results, config, where, field) or []
+    return choice_of(results, config, where, field)
+
+
 def annotation_from_ls(
     annotation: dict[str, Any],
     config: LabelConfig | None,
     where: Where,
-    suggestion: str | None,
+    suggestion: Chosen,
+    policy: LabelPolicy = SINGLE,
 ) -> AnnotationIn:
-    """A Label Studio annotation as a person's answer (a cancelled one is a skip)."""
+    """A Label Studio annotation as a person's answer, a label or a set (`policy`); a cancelled
+    one is a skip."""
     ours = annotation.get(PROVENANCE_KEY)
     if isinstance(ours, dict) and "action" in ours:
         return annotation_in(ours, where, "annotations.labelloop")
-    label = choice_of(annotation.get("result", []), config, where, "annotations.result")
+    chosen = chosen_in(annotation.get("result", []), config, where, "annotations.result", policy)
     if annotation.get("was_cancelled"):
-        label = None
+        chosen = None
     return AnnotationIn(
-        annotator=_annotator(annotation),
-        action=action_for(label, suggestion),
-        label=label,
+        annotator=annotator_name(annotation),
         source="labelstudio",
         external_id=None if annotation.get("id") is None else str(annotation["id"]),
-        suggested_label=suggestion,
         time_spent_s=as_float(annotation.get("lead_time"), where, "annotations.lead_time"),
         created_at=as_time(annotation.get("created_at"), where, "annotations.created_at"),
+        **policy.answer(chosen, suggestion),
     )
 
 
-def _prediction_from_ls(p: dict[str, Any], config: LabelConfig, where: Where) -> PredictionIn:
+def _prediction_from_ls(
+    p: dict[str, Any], config: LabelConfig, where: Where, policy: LabelPolicy
+) -> PredictionIn:
     ours = p.get(PROVENANCE_KEY)
     if isinstance(ours, dict) and ours.get("model"):
         return PredictionIn(
@@ -308,20 +348,34 @@ def _prediction_from_ls(p: dict[str, Any], config: LabelConfig, where: Where) ->
             reasoning=ours.get("reasoning"),
             created_at=as_time(ours.get("created_at"), where, "predictions.created_at"),
         )
-    label = choice_of(p.get("result", []), config, where, "predictions.result")
+    chosen = chosen_in(p.get("result", []), config, where, "predictions.result", policy)
     return PredictionIn(
         model=str(p.get("model_version") or "labelstudio"),
         prompt_version="labelstudio",
-        label=label,
         confidence=as_float(p.get("score"), where, "predictions.score"),
         created_at=as_time(p.get("created_at"), where, "predictions.created_at"),
+        **policy.prediction(chosen),
+    )
+
+
+def _is_gold(annotation: dict[str, Any], policy: LabelPolicy) -> bool:
+    """Whether an annotation holds the gold answer: labelloop's mark, or (sets) Label
+    Studio's own ground truth."""
+    ours = annotation.get(PROVENANCE_KEY)
+    return bool(isinstance(ours, dict) and ours.get("gold")) or (
+        policy.sets and bool(annotation.get("ground_truth"))
     )
 
 
 def item_from_task(
-    task: Any, config: LabelConfig, where: Where, id_key: str | None = None
+    task: Any,
+    config: LabelConfig,
+    where: Where,
+    id_key: str | None = None,
+    policy: LabelPolicy = SINGLE,
 ) -> ItemIn:
-    """A Label Studio task (from an export or a request) as an item to import."""
+    """A Label Studio task (from an export or a request) as an item to import, its answers
+    labels or sets (`policy`). A multi-label export carries its whole provenance row."""
     if not isinstance(task, dict):
         raise where.error("a task must be a JSON object", None, task)
     data = need(task, "data", where, dict)
@@ -331,23 +385,25 @@ def item_from_task(
             f"the task has no text in data.{config.data_key} (the field the label config shows)",
             f"data.{config.data_key}",
         )
+    ours = data.get(PROVENANCE_KEY) if isinstance(data.get(PROVENANCE_KEY), dict) else {}
+    if is_provenance_row({**ours, "text": text}):
+        return item_from_row({**ours, "text": text}, where)
     predictions = [
-        _prediction_from_ls(p, config, where)
+        _prediction_from_ls(p, config, where, policy)
         for p in task.get("predictions") or []
         if isinstance(p, dict)  # Label Studio exports list bare prediction ids by default
     ]
     if predictions:
         predictions[0].active = True
-    suggestion = predictions[0].label if predictions else None
-    ours = data.get(PROVENANCE_KEY) if isinstance(data.get(PROVENANCE_KEY), dict) else {}
+    suggestion = policy.suggestion(predictions)
     annotations, gold = [], None
     for a in need(task, "annotations", where, list) if "annotations" in task else []:
         if not isinstance(a, dict):
             raise where.error("an annotation must be an object", "annotations", a)
-        if isinstance(a.get(PROVENANCE_KEY), dict) and a[PROVENANCE_KEY].get("gold"):
-            gold = choice_of(a.get("result", []), config, where, "annotations.result")
+        if _is_gold(a, policy):
+            gold = chosen_in(a.get("result", []), config, where, "annotations.result", policy)
             continue
-        annotations.append(annotation_from_ls(a, config, where, suggestion))
+        annotations.append(annotation_from_ls(a, config, where, suggestion, policy))
     final = None
     if ours.get("state"):
         final = FinalIn(ours["state"], ours.get("label"), ours.get("label_source"))
@@ -356,8 +412,8 @@ def item_from_task(
         text=text,
         where=where,
         split="gold" if gold is not None else str(ours.get("split") or "pool"),
-        gold_label=gold,
         meta=ours.get("meta"),
+        **policy.gold(gold),
         predictions=predictions,
         annotations=annotations,
         final=final,
@@ -372,7 +428,9 @@ def read_labelstudio(
     label_config: str | Path | None = None,
     id_key: str | None = None,
 ) -> Iterator[ItemIn]:
-    """Tasks from a Label Studio JSON export (or a file written by `export_labelstudio`)."""
+    """Tasks from a Label Studio JSON export (or a file written by `export_labelstudio`), with
+    labels or, on a multi-label project, sets (`LabelPolicy`)."""
+    policy = LabelPolicy.of(project)
     if label_config is not None:
         xml = Path(label_config).read_text(encoding="utf-8")
         config = parse_label_config(xml)
@@ -392,4 +450,4 @@ def read_labelstudio(
     if not isinstance(tasks, list):
         raise InputError("expected a JSON array of Label Studio tasks", file=str(path))
     for number, task in enumerate(tasks, start=1):
-        yield item_from_task(task, config, Where(str(path), record=number), id_key)
+        yield item_from_task(task, config, Where(str(path), record=number), id_key, policy)

@@ -1,4 +1,5 @@
-"""Multi-label projects in other tools' formats, both ways.
+"""Multi-label projects' exports in other tools' formats (each tool's one reader takes sets
+through `records.LabelPolicy`, in the tool's own module).
 
 - Label Studio: `<Choices choice="multiple">`, results with several `choices`; the prediction's
   `score` is the set's, each label's probability rides under `labelloop`.
@@ -10,71 +11,36 @@
 
 As for single-label projects, every export also carries the whole provenance row (final,
 suggested, predicted and gold sets, per-label probabilities, every answer) where the tool keeps
-it, so that importing the file back restores it all; files made by the tools themselves are read
-from their own fields.
+it, so that importing the file back restores it all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree
 
-from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action
-from ..readers import read_jsonl
+from ...vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS
 from . import argilla, hf, labelstudio, prodigy
 from ._optional import require
-from .provenance import is_provenance_row, item_from_row, iter_provenance_rows
-from .records import AnnotationIn, ItemIn, PredictionIn, Where, as_float, as_time, need
+from .provenance import iter_provenance_rows
 from .tabular import write_jsonl
 
 if TYPE_CHECKING:
     from ...project import Project
 
-QUESTION = "labels"  # the Argilla question and the Label Studio <Choices> name
-
-
-def _answer_action(chosen: list[str] | None, suggested: list[str] | None) -> Action:
-    """The labelloop action a person's set amounts to, given the suggested set."""
-    if chosen is None:
-        return Action.SKIP
-    if suggested is None:
-        return Action.LABEL
-    return Action.ACCEPT if set(chosen) == set(suggested) else Action.CORRECT
-
-
-def _names(value: Any, where: Where, field: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise where.error("a label set must be a list of label names", field, value)
-    return list(value)
+QUESTION = argilla.SET_QUESTION  # the Argilla question and the Label Studio <Choices> name
 
 
 # ----------------------------------------------------------------------------- Label Studio
 def label_config(labels: list[str], data_key: str = "text") -> str:
     """A config for the project's labels: one text, one multiple-choice question."""
-    view = ElementTree.Element("View")
-    ElementTree.SubElement(view, "Text", name="text", value=f"${data_key}")
-    choices = ElementTree.SubElement(
-        view, "Choices", name=QUESTION, toName="text", choice="multiple", showInLine="true"
-    )
-    for label in labels:
-        ElementTree.SubElement(choices, "Choice", value=label)
-    return ElementTree.tostring(view, encoding="unicode")
+    return labelstudio.default_label_config(labels, data_key, multiple=True)
 
 
 def _ls_result(chosen: list[str], config: labelstudio.LabelConfig) -> list[dict[str, Any]]:
-    value = {"choices": chosen}
-    entry = {"from_name": config.from_name, "to_name": config.to_name, "type": "choices"}
-    return [{**entry, "value": value}]
-
-
-def ls_choices(
-    results: Any, config: labelstudio.LabelConfig | None, where: Where, field: str
-) -> list[str]:
-    """The labels chosen in a Label Studio result list (empty when none was ticked)."""
-    return labelstudio.choices_of(results, config, where, field) or []
+    return [labelstudio.prediction_result(chosen, None, config)]
 
 
 def ls_task(row: dict[str, Any], config: labelstudio.LabelConfig) -> dict[str, Any]:
@@ -126,8 +92,7 @@ def export_labelstudio(project: Project, out: Path, include: Any) -> int:
 
 
 def _ls_config(project: Project) -> labelstudio.LabelConfig:
-    stored = (project.settings.get(labelstudio.SETTINGS_KEY) or {}).get("label_config")
-    return labelstudio.parse_label_config(stored or label_config(project.labels))
+    return labelstudio.project_label_config(project)
 
 
 def _with_annotations(include: Any) -> str:
@@ -149,91 +114,6 @@ def _write_json_array(records: Iterable[dict[str, Any]], out: Path) -> int:
         handle.write("\n]\n")
     partial.replace(out)
     return count
-
-
-def ls_item(task: Any, config: labelstudio.LabelConfig, where: Where) -> ItemIn:
-    """A Label Studio task (ours, or made in Label Studio) as a multi-label item."""
-    if not isinstance(task, dict):
-        raise where.error("a task must be a JSON object", None, task)
-    data = need(task, "data", where, dict)
-    ours = data.get(labelstudio.PROVENANCE_KEY)
-    text = data.get(config.data_key)
-    if not isinstance(text, str):
-        raise where.error(f"the task has no text in data.{config.data_key}", config.data_key)
-    if isinstance(ours, dict) and is_provenance_row({**ours, "text": text}):
-        return item_from_row({**ours, "text": text}, where)
-    predictions = [
-        PredictionIn(
-            model=str(p.get("model_version") or "labelstudio"),
-            prompt_version="labelstudio",
-            label=None,
-            labels=ls_choices(p.get("result", []), config, where, "predictions.result"),
-            confidence=as_float(p.get("score"), where, "predictions.score"),
-            active=k == 0,
-        )
-        for k, p in enumerate(p for p in task.get("predictions") or [] if isinstance(p, dict))
-    ]
-    suggested = predictions[0].labels if predictions else None
-    annotations, gold = [], None
-    for a in task.get("annotations") or []:
-        if not isinstance(a, dict):
-            raise where.error("an annotation must be an object", "annotations", a)
-        chosen = ls_choices(a.get("result", []), config, where, "annotations.result")
-        if a.get("ground_truth"):
-            gold = chosen
-            continue
-        given = None if a.get("was_cancelled") else chosen
-        who = a.get("completed_by")
-        who = who.get("email") or who.get("id") if isinstance(who, dict) else who
-        annotations.append(
-            AnnotationIn(
-                annotator=f"labelstudio:{who}" if who not in (None, "") else "labelstudio",
-                action=_answer_action(given, suggested),
-                label=None,
-                labels=given,
-                source="labelstudio",
-                external_id=None if a.get("id") is None else str(a["id"]),
-                time_spent_s=as_float(a.get("lead_time"), where, "annotations.lead_time"),
-                created_at=as_time(a.get("created_at"), where, "annotations.created_at"),
-            )
-        )
-    return ItemIn(
-        uid=labelstudio.task_uid(task),
-        text=text,
-        where=where,
-        split="gold" if gold is not None else "pool",
-        gold_labels=gold,
-        predictions=predictions,
-        annotations=annotations,
-    )
-
-
-def read_labelstudio(
-    project: Project, path: Path, *, label_config: str | Path | None = None, **_: Any
-) -> Iterator[ItemIn]:
-    """Tasks of a Label Studio JSON export (or of `export_labelstudio`)."""
-    beside = path.with_name(path.stem + ".label_config.xml")
-    source = Path(label_config) if label_config is not None else beside
-    config = (
-        labelstudio.parse_label_config(source.read_text(encoding="utf-8"))
-        if source.is_file()
-        else _ls_config(project)
-    )
-    for number, task in enumerate(_json_array(path), start=1):
-        yield ls_item(task, config, Where(str(path), record=number))
-
-
-def _json_array(path: Path) -> list[Any]:
-    from ...errors import InputError
-
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not a JSON export: {exc}", file=str(path)) from exc
-    tasks = [tasks] if isinstance(tasks, dict) else tasks
-    if not isinstance(tasks, list):
-        raise InputError("expected a JSON array of tasks", file=str(path))
-    return tasks
 
 
 # ----------------------------------------------------------------------------- Argilla
@@ -302,64 +182,6 @@ def export_argilla(project: Project, out: Path, include: Any) -> int:
     return count
 
 
-def argilla_item(data: dict[str, Any], where: Where, text_field: str = argilla.FIELD) -> ItemIn:
-    """An Argilla record dict of a multi-label question as an item."""
-    record, metadata, text, restored = argilla.parse_record(data, where, text_field)
-    if restored is not None:
-        return restored
-    if record.id is None:
-        raise where.error("the record has no id", "id")
-    predictions = []
-    suggestion = record.suggestions[QUESTION] if QUESTION in record.suggestions.to_dict() else None
-    if suggestion is not None and suggestion.value is not None:
-        chosen = _names(suggestion.value, where, "suggestions.value")
-        scores = suggestion.score if isinstance(suggestion.score, list) else []
-        predictions.append(
-            PredictionIn(
-                model=suggestion.agent or "argilla",
-                prompt_version="argilla",
-                label=None,
-                labels=chosen,
-                probs=dict(zip(chosen, map(float, scores), strict=False)) or None,
-                active=True,
-            )
-        )
-    suggested = predictions[0].labels if predictions else None
-    annotations = []
-    for response in record.responses:
-        if response.question_name != QUESTION:
-            continue
-        given = None if response.value is None else _names(response.value, where, "responses")
-        annotations.append(
-            AnnotationIn(
-                annotator=f"argilla:{response.user_id}",
-                action=_answer_action(given, suggested),
-                label=None,
-                labels=given,
-                source="argilla",
-            )
-        )
-    return ItemIn(
-        uid=str(record.id),
-        text=text,
-        where=where,
-        meta={k: v for k, v in metadata.items() if v is not None} or None,
-        predictions=predictions,
-        annotations=annotations,
-    )
-
-
-def read_argilla(
-    project: Project, path: Path, *, text_field: str = argilla.FIELD
-) -> Iterator[ItemIn]:
-    """Records from a JSONL file of `rg.Record.to_dict()`."""
-    for number, data in read_jsonl(path):
-        where = Where(str(path), line=number)
-        if "fields" not in data:
-            raise where.error("an Argilla record needs 'fields'", "fields")
-        yield argilla_item(data, where, text_field)
-
-
 # ----------------------------------------------------------------------------- Prodigy
 def prodigy_task(row: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     """One export row as a Prodigy choice task: every label an option, the final set (else the
@@ -386,25 +208,6 @@ def export_prodigy(project: Project, out: Path, include: Any) -> int:
     labels = project.labels
     rows = iter_provenance_rows(project, include)
     return write_jsonl((prodigy_task(row, labels) for row in rows), out)
-
-
-def prodigy_item(task: dict[str, Any], where: Where) -> ItemIn:
-    """A Prodigy choice task (one annotator's answer): the accepted options are the set."""
-    if isinstance(task.get(prodigy.PROVENANCE_KEY), dict):
-        return item_from_row(task[prodigy.PROVENANCE_KEY], where)
-    text, action = prodigy.read_answer(task, where)
-    names = {
-        str(o.get("id")): o.get("text") for o in task.get("options") or [] if isinstance(o, dict)
-    }
-    accepted = [str(names.get(str(a)) or a) for a in task.get("accept") or []]
-    chosen = accepted if action == Action.LABEL else None
-    return prodigy.answer_item(task, where, text, action=action, label=None, labels=chosen)
-
-
-def read_prodigy(project: Project, path: Path) -> Iterator[ItemIn]:
-    for line, task in read_jsonl(path):
-        where = Where(str(path), line=line)
-        yield item_from_row(task, where) if is_provenance_row(task) else prodigy_item(task, where)
 
 
 # ----------------------------------------------------------------------------- Hugging Face
@@ -436,25 +239,3 @@ def export_hf(project: Project, out: Path, include: Any) -> int:
         return flat
 
     return hf.save_rows(project, out, include, features, encode)
-
-
-def read_hf(project: Project, path: Path, *, text_col: str = "text") -> Iterator[ItemIn]:
-    """A labelloop export (set columns of class ids), or any dataset whose `labels` column is a
-    `Sequence(ClassLabel)` (it becomes `source_label` in the item's metadata, as a plain
-    import does)."""
-    dataset = hf.load(path)
-    names = {
-        name: feature.feature.names
-        for name, feature in dataset.features.items()
-        if hasattr(getattr(feature, "feature", None), "names")
-    }
-    for number, row in enumerate(dataset, start=1):
-        where = Where(str(path), record=number)
-        decoded = dict(row)
-        for name, classes in names.items():  # class ids back to names; None stays no set
-            if decoded.get(name) is not None:
-                decoded[name] = [classes[k] for k in decoded[name]]
-        if is_provenance_row(decoded):
-            yield item_from_row(decoded, where)
-            continue
-        yield hf.plain_item(decoded, where, text_col, label_col="labels")

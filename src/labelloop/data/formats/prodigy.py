@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...vocabulary import Action
 from ..readers import read_jsonl
 from .provenance import is_provenance_row, item_from_row, iter_provenance_rows
-from .records import AnnotationIn, ItemIn, Where, as_time, need
+from .records import AnnotationIn, ItemIn, LabelPolicy, Where, as_time, need
 from .tabular import write_jsonl
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 ANSWERS = ("accept", "reject", "ignore")
 PROVENANCE_KEY = "_labelloop"
 META_KEYS = ("state", "label_source", "model", "prompt_version", "confidence")
+SINGLE = LabelPolicy()
 
 
 def task_from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -84,17 +85,26 @@ def _label(task: dict[str, Any], where: Where) -> str | None:
         raise where.error("accept must list at most one option (single-label)", "accept", accepted)
     if not accepted:
         return None
+    return _accepted(task)[0]
+
+
+def _accepted(task: dict[str, Any]) -> list[str]:
+    """A choice task's accepted options, by their text where the options name one."""
     names = {
         str(o.get("id")): o.get("text") for o in task.get("options") or [] if isinstance(o, dict)
     }
-    return str(names.get(str(accepted[0])) or accepted[0])
+    return [str(names.get(str(a)) or a) for a in task.get("accept") or []]
 
 
-def item_from_task(task: dict[str, Any], where: Where) -> ItemIn:
-    """A Prodigy line (an answer from one annotator) as an item with that answer."""
+def item_from_task(task: dict[str, Any], where: Where, policy: LabelPolicy = SINGLE) -> ItemIn:
+    """A Prodigy line (an answer from one annotator) as an item with that answer: a label, or
+    (sets) the accepted options of a choice task."""
     if isinstance(task.get(PROVENANCE_KEY), dict):
         return item_from_row(task[PROVENANCE_KEY], where)
     text, action = read_answer(task, where)
+    if policy.sets:
+        chosen = _accepted(task) if action == Action.LABEL else None
+        return answer_item(task, where, text, action=action, label=None, labels=chosen)
     label = _label(task, where)
     if action == Action.LABEL and label is None:
         raise where.error("an accepted task needs a label (or an accepted option)", "label")
@@ -141,9 +151,15 @@ def answer_item(task: dict[str, Any], where: Where, text: str, **answer: Any) ->
 
 
 def read_prodigy(project: Project, path: Path) -> Iterator[ItemIn]:
+    """Prodigy's JSONL (or an export of ours), with labels or, on a multi-label project, the
+    sets of choice tasks (`LabelPolicy`)."""
+    policy = LabelPolicy.of(project)
     for line, task in read_jsonl(path):
         where = Where(str(path), line=line)
-        yield item_from_row(task, where) if is_provenance_row(task) else item_from_task(task, where)
+        if is_provenance_row(task):
+            yield item_from_row(task, where)
+        else:
+            yield item_from_task(task, where, policy)
 
 
 __all__ = ["export_prodigy", "item_from_task", "read_prodigy", "task_from_row"]

@@ -126,8 +126,10 @@ def _answer_dict(annotation: Annotation, name: str | None, multi: bool = False) 
 
 
 def _decision_dict(decision: dict[str, Any]) -> dict[str, Any]:
-    """A reviewer's decision as exported: the label, who decided, the note, why the item was
-    queued, the label it replaced, and when."""
+    """A reviewer's decision as exported: the label (on a multi-label item also the set,
+    `labels`), who decided, the note, why the item was queued, the label (or set) it replaced,
+    and when."""
+    sets = decision.get("labels") is not None
     return {
         "label": decision["label"],
         "reviewer": decision["reviewer"],
@@ -136,6 +138,11 @@ def _decision_dict(decision: dict[str, Any]) -> dict[str, Any]:
         "previous_label": decision["previous_label"],
         "previous_source": decision["previous_source"],
         "decided_at": iso(decision["created_at"]),
+        **(
+            {"labels": decision["labels"], "previous_labels": decision["previous_labels"]}
+            if sets
+            else {}
+        ),
     }
 
 
@@ -302,13 +309,16 @@ def decision_in(value: Any, where: Where, field_name: str = "adjudication") -> D
     value = _nested(value, where, field_name)
     if value is None:
         return None
-    if not isinstance(value, dict) or not isinstance(value.get("label"), str):
+    sets = isinstance(value, dict) and isinstance(value.get("labels"), list)
+    if not isinstance(value, dict) or not (sets or isinstance(value.get("label"), str)):
         raise where.error("adjudication must be an object with a label", field_name, value)
     reasons = value.get("reasons") or []
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         raise where.error("adjudication reasons must be a list of words", field_name, reasons)
     return DecisionIn(
-        label=value["label"],
+        label=None if sets else value["label"],
+        labels=list(value["labels"]) if sets else None,
+        previous_labels=value.get("previous_labels") if sets else None,
         reviewer=_optional_str(value, "reviewer"),
         note=_optional_str(value, "note"),
         reasons=reasons,

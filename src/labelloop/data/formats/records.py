@@ -76,13 +76,15 @@ class DecisionIn:
     """A reviewer's decision as exported (`adjudication` in labelloop's rows), restored on
     import so that the item's label stays the reviewer's through later answers."""
 
-    label: str
+    label: str | None
     reviewer: str | None = None
     note: str | None = None
     reasons: list[str] = field(default_factory=list)
     previous_label: str | None = None
     previous_source: str | None = None
     decided_at: datetime | None = None
+    labels: list[str] | None = None  # a multi-label item's decision: the set
+    previous_labels: list[str] | None = None
 
 
 @dataclass
@@ -107,6 +109,69 @@ def action_for(label: str | None, suggestion: str | None) -> Action:
     if suggestion is None:
         return Action.LABEL
     return Action.ACCEPT if label == suggestion else Action.CORRECT
+
+
+def set_action_for(chosen: list[str] | None, suggested: list[str] | None) -> Action:
+    """The labelloop action a person's set amounts to, given the suggested set."""
+    if chosen is None:
+        return Action.SKIP
+    if suggested is None:
+        return Action.LABEL
+    return Action.ACCEPT if set(chosen) == set(suggested) else Action.CORRECT
+
+
+Chosen = str | list[str] | None
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """What a choice is on the project a tool's file is read into: one label (single-label
+    projects) or a set of labels (multi-label ones, `sets`). Each tool has one reader; it finds
+    what was chosen in the tool's own fields and this says which record fields it fills."""
+
+    sets: bool = False
+
+    @classmethod
+    def of(cls, project: Any) -> LabelPolicy:
+        """The policy of a project (its `settings` say whether it is multi-label)."""
+        from ...multilabel.sets import MULTI_LABEL
+
+        return cls(bool((project.settings or {}).get(MULTI_LABEL)))
+
+    def names(self, value: Any, where: Where, field_name: str) -> list[str]:
+        """A set as the tool wrote it: a list of label names, else bad input."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise where.error("a label set must be a list of label names", field_name, value)
+        return list(value)
+
+    def prediction(self, chosen: Chosen) -> dict[str, Any]:
+        """A prediction's `label` and `labels` fields."""
+        if self.sets:
+            return {"label": None, "labels": chosen}
+        return {"label": chosen, "labels": None}
+
+    def answer(self, chosen: Chosen, suggested: Chosen) -> dict[str, Any]:
+        """A person's answer's `action`, `label`, `labels` and `suggested_label` fields, given
+        what was suggested (None: no set given is a skip)."""
+        if self.sets:
+            assert not isinstance(chosen, str) and not isinstance(suggested, str)
+            return {"action": set_action_for(chosen, suggested), "label": None, "labels": chosen}
+        assert not isinstance(chosen, list) and not isinstance(suggested, list)
+        return {
+            "action": action_for(chosen, suggested),
+            "label": chosen,
+            "suggested_label": suggested,
+        }
+
+    def gold(self, chosen: Chosen) -> dict[str, Any]:
+        """An item's `gold_label` or `gold_labels` field."""
+        return {"gold_labels": chosen} if self.sets else {"gold_label": chosen}
+
+    def suggestion(self, predictions: list[PredictionIn]) -> Chosen:
+        """What people were shown: the first (active) prediction's label or set."""
+        if not predictions:
+            return None
+        return predictions[0].labels if self.sets else predictions[0].label
 
 
 def as_time(value: Any, where: Where, field_name: str) -> datetime | None:

@@ -1,11 +1,13 @@
 // The adjudication page: one waiting item at a time, every answer beside the model's suggestion;
-// number keys pick the label, n writes a note, Enter decides, Backspace undoes the last decision.
+// number keys pick the label (on multi-label projects: tick or untick it), n writes a note,
+// Enter decides, Backspace undoes the last decision.
 // Item texts, labels, names and notes are untrusted: they reach the page as text nodes only.
 "use strict";
 (() => {
-  const { showText, api, detail, say, labelButton } = window.labelloop; // page.js
+  const { showText, api, detail, say, labelButton, labelCheckbox } = window.labelloop; // page.js
   const $ = (id) => document.getElementById(id);
   let labels = [];
+  let multi = false; // a multi-label project: checkboxes, and decisions are sets
   let current = null; // the item on screen
   let picked = null; // index of the chosen label
   let later = []; // items put off with Space in this visit
@@ -28,14 +30,45 @@
     const box = $("choices");
     box.replaceChildren();
     labels.forEach((label, index) => {
-      const button = labelButton(label, index);
-      button.addEventListener("click", () => pick(index));
+      const button = multi ? labelCheckbox(label, index) : labelButton(label, index);
+      if (!multi) button.addEventListener("click", () => pick(index));
       box.append(button);
     });
   }
 
+  // A set as the page shows it: the labels, or "no label" for the empty set.
+  function setText(set) {
+    return set.length ? set.join(", ") : "no label";
+  }
+
+  // Multi-label items: the item's set now (else the suggested set) pre-ticked, each label's
+  // probability beside it.
+  function renderSet(item) {
+    const suggested = item.suggested_set;
+    const start = new Set(item.labels !== null ? item.labels : suggested ? suggested.labels : []);
+    const probs = suggested ? suggested.probs : {};
+    document.querySelectorAll(".choice").forEach((row) => {
+      const label = labels[Number(row.dataset.index)];
+      const p = Object.prototype.hasOwnProperty.call(probs, label) ? probs[label] : null;
+      row.querySelector("input").checked = start.has(label);
+      row.querySelector(".label-prob").textContent =
+        typeof p === "number" ? `${(100 * p).toFixed(0)}%` : "";
+    });
+    if (suggested) showText($("sugg-label"), setText(suggested.labels));
+  }
+
+  function tickedLabels() {
+    return labels.filter((_, index) =>
+      document.querySelector(`.choice[data-index="${index}"] input`).checked);
+  }
+
   function pick(index) {
     if (!current || index >= labels.length) return;
+    if (multi) {
+      const box = document.querySelector(`.choice[data-index="${index}"] input`);
+      box.checked = !box.checked;
+      return;
+    }
     picked = index;
     document.querySelectorAll(".choice").forEach((button) => {
       const chosen = Number(button.dataset.index) === picked;
@@ -47,7 +80,8 @@
 
   // The item's label now, where it came from, and the team's posterior when it is weighted.
   function standing(item) {
-    const now = item.label === null ? "no label yet" : `${item.label} (${item.label_source})`;
+    const given = multi ? (item.labels === null ? null : setText(item.labels)) : item.label;
+    const now = given === null ? "no label yet" : `${given} (${item.label_source})`;
     const posterior = item.label_posterior ? Object.entries(item.label_posterior)
       .sort((a, b) => b[1] - a[1])
       .map(([label, p]) => `${label} ${(100 * p).toFixed(0)}%`)
@@ -60,7 +94,7 @@
     $("case").hidden = empty;
     $("empty").hidden = !empty;
     picked = null;
-    $("btn-decide").disabled = true;
+    $("btn-decide").disabled = !multi;
     $("note").value = "";
     if (empty) return;
     showText($("text"), current.text);
@@ -79,14 +113,21 @@
       showText($("sugg-reason"), suggestion.reasoning || "");
     }
     showText($("standing"), standing(current));
-    $("answers").replaceChildren(...current.answers.map((a) => listItem([
-      ["annotator", a.annotator + ":"],
-      ["answer", a.label === null ? a.action : `${a.label} (${a.action})`],
-    ])));
+    $("answers").replaceChildren(...current.answers.map((a) => {
+      const given = multi ? (a.labels === null ? null : setText(a.labels)) : a.label;
+      return listItem([
+        ["annotator", a.annotator + ":"],
+        ["answer", given === null ? a.action : `${given} (${a.action})`],
+      ]);
+    }));
     $("flags").replaceChildren(...current.flags.map((f) => listItem([
       ["annotator", f.annotator + " flagged:"],
       ["reason", f.reason || "(no reason given)"],
     ])));
+    if (multi) {
+      renderSet(current);
+      return;
+    }
     document.querySelectorAll(".choice").forEach((button) => {
       button.classList.remove("chosen");
       button.setAttribute("aria-pressed", "false");
@@ -108,11 +149,11 @@
   }
 
   async function decide() {
-    if (!current || picked === null || busy) return;
+    if (!current || (!multi && picked === null) || busy) return;
     busy = true;
     try {
       const note = $("note").value.trim();
-      const body = { label: labels[picked] };
+      const body = multi ? { labels: tickedLabels() } : { label: labels[picked] };
       if (note) body.note = note;
       const response = await api("POST", `/api/v1/adjudication/items/${current.id}/decision`, body);
       if (response.status !== 201) {
@@ -122,7 +163,7 @@
       const saved = await response.json();
       decided += 1;
       $("done-count").textContent = String(decided);
-      say(`Decided: ${saved.label}.`);
+      say(`Decided: ${multi ? setText(saved.labels) : saved.label}.`);
       $("note").blur();
       await load();
     } catch (error) {
@@ -176,7 +217,8 @@
       } else if (key === "Escape") target.blur();
       return;
     }
-    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    if (target && (target.isContentEditable ||
+      (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) && target.type !== "checkbox"))) return;
     let handled = true;
     if (/^[1-9]$/.test(key)) pick(Number(key) - 1);
     else if (key === "Enter") decide();
@@ -191,7 +233,9 @@
 
   async function start() {
     const response = await api("GET", "/api/v1/project");
-    labels = (await response.json()).labels;
+    const project = await response.json();
+    labels = project.labels;
+    multi = Boolean(project.multi_label);
     renderChoices();
     await load();
   }
