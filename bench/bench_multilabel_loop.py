@@ -104,7 +104,8 @@ def template(items: Items, cache: Path, *, with_llm: bool, embedder: Any) -> Pat
             began = time.perf_counter()
             done = project.prelabel(model="local")
             print(
-                f"pre-labeled {done.done} items ({done.failed} failed) in {time.perf_counter() - began:.0f} s"
+                f"pre-labeled {done.done} items ({done.failed} failed) "
+                f"in {time.perf_counter() - began:.0f} s"
             )
     (path / MARKER).write_text(json.dumps({"items": len(items.uids)}))
     return path
