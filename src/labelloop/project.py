@@ -24,7 +24,7 @@ from .data.importer import (
     prepare_items,
 )
 from .data.readers import read_file, records_from_data
-from .errors import InputError, NotReadyError
+from .errors import InputError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues, waiting
 from .review.accounts import check_user_name
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from .workflows.exchange import Exported, Imported
     from .workflows.learn import Learned
     from .workflows.multilabel import MultiLabelAgreement, MultiLabelRouting, MultiLabelSelection
+    from .workflows.multilabel_learn import MultiLabelLearned
     from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
 
@@ -605,14 +606,14 @@ class Project:
 
         return calibrate(self, **options)
 
-    def learn(self, **options: Any) -> Learned:
+    def learn(self, **options: Any) -> Learned | MultiLabelLearned:
         """Train the student and the stack on trusted labels; the best predictor becomes active
-        and calibration and routing are refreshed (see `workflows.learn`)."""
+        and calibration and routing are refreshed (see `workflows.learn`; multi-label projects:
+        the one-vs-rest student stacked per label, `workflows.multilabel_learn`)."""
         if self.multi_label:
-            raise NotReadyError(
-                "learn trains single-label students; on a multi-label project calibrate, "
-                "route and select on the labeler's per-label probabilities"
-            )
+            from .workflows.multilabel_learn import learn as learn_sets
+
+            return learn_sets(self, **options)
         from .workflows.learn import learn
 
         return learn(self, **options)
