@@ -227,7 +227,7 @@ def test_the_server_retrains_a_multi_label_project_after_answers(ml_project):
         from labelloop.server.ml_backend import training_runtime
 
         done = training_runtime(client.app).last_training
-    assert done == {"learn": "done", "best": "ensemble"}
+    assert done is not None and done.to_dict() == {"learn": "done", "best": "ensemble"}
     assert ml_project.settings["active_predictor"]["model"] == "ensemble"
     assert ml_project.learn(recalibrate=False).trusted_labels == 82
 
