@@ -29,6 +29,7 @@ from labelloop.active import get_embedder
 from labelloop.labelers import get_labeler
 from labelloop.loop_simulation import (
     LabeledItems,
+    LoopSimulation,
     format_versus,
     plot_effort_curves,
     simulate_loop,
@@ -81,17 +82,17 @@ def accuracy_at(setting: dict, effort: float) -> dict | None:
     return {"mean": p["accuracy_mean"], "low": p["accuracy_low"], "high": p["accuracy_high"]}
 
 
-def table(result: dict, goal_effort: float) -> str:
-    level = round(100 * result["level"])
+def table(result: LoopSimulation, goal_effort: float) -> str:
+    level = round(100 * result.level)
     head = (
         f"| setting | accuracy at start | accuracy at {_pct(goal_effort)} effort | "
-        f"accuracy at {_pct(result['budget'])} | effort for {result['target_accuracy']} "
+        f"accuracy at {_pct(result.budget)} | effort for {result.target_accuracy} "
         f"({level}% interval, repeats reaching it) | vs random order ({level}% bootstrap) | "
         "routing predictor at the end: accuracy, held-out ECE |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     )
     rows = []
-    for name, s in result["settings"].items():
+    for name, s in result.settings.items():
         e = s["effort_to_target"]
         if e["mean"] is not None:
             bounds = f" [{_pct(e['low'])}, {_pct(e['high'])}]" if e["low"] is not None else ""
@@ -162,16 +163,16 @@ def main() -> None:
         text = (
             f"**{corpus}**: {len(items.uids)} items drawn at random ({len(items.label_set)} "
             f"labels), {args.gold} gold per repeat ({_pct(args.gold / len(items.uids))} of the "
-            f"effort), {args.repeats} repeats, {result['batch']} answers per round, budget "
-            f"{_pct(args.budget)}; LLM {result['labeler']}"
+            f"effort), {args.repeats} repeats, {result.batch} answers per round, budget "
+            f"{_pct(args.budget)}; LLM {result.labeler}"
             + (
                 f" reading the first {args.llm_tokens} tokens of each text"
                 if args.llm_tokens
                 else ""
             )
-            + f", embedder {result['embedder']}; loop "
+            + f", embedder {result.embedder}; loop "
             f"order: {', '.join(strategies)}; routing certifies the target at "
-            f"{result['confidence_level']}. Goal: {target} at ≤ {_pct(goal_effort)} effort. "
+            f"{result.confidence_level}. Goal: {target} at ≤ {_pct(goal_effort)} effort. "
             f"Wall time {elapsed / 60:.0f} min (LLM answers and embeddings from the cache "
             f"after the first run); load average at the end {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores. Curves: `docs/{plot.name}`.\n\n" + table(result, goal_effort)

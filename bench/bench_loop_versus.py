@@ -65,7 +65,9 @@ def child(args: argparse.Namespace) -> None:
     finally:
         if labeler is not None:
             labeler.close()
-    json.dump(result, sys.stdout, default=str)
+    # A baseline checkout may predate the typed result: its dict is sent as it is.
+    sent = result.to_dict() if hasattr(result, "to_dict") else result
+    json.dump(sent, sys.stdout, default=str)
 
 
 def run_checkout(src: Path, argv: list[str]) -> tuple[dict, float]:

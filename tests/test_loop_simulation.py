@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -64,24 +65,29 @@ def played(items, tmp_path_factory):
     return result, requests
 
 
+#: What `simulate --loop --json` sends, in order: the summary, then how it was played.
+SENT = ["settings", "target_accuracy", "budget", "level", "items", "gold", "batch", "repeats"]
+SENT += ["strategies", "confidence_level", "labeler", "embedder", "cache"]
+
+
 def _runs(result, name):
-    return result["settings"][name]["runs"]
+    return result.settings[name]["runs"]
 
 
 def test_every_setting_and_baseline_is_played_and_the_result_is_json(played):
     result, _ = played
-    assert list(result["settings"]) == [
+    assert list(result.settings) == [
         "loop",
         "random-order",
         "one-pass",
         "student-alone",
         "all-human",
     ]
-    for s in result["settings"].values():
+    for s in result.settings.values():
         assert len(s["runs"]) == 2
         assert {"curve", "effort_to_target", "accuracy_at_budget", "start", "end"} <= set(s)
-    json.dumps(result, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
-    assert Path(result["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(result.to_dict(), allow_nan=False)  # strict JSON: no NaN or infinity anywhere
+    assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_llm_answers_every_item_once_for_all_repeats_and_settings(played):
@@ -94,7 +100,7 @@ def test_the_llm_answers_every_item_once_for_all_repeats_and_settings(played):
 
 def test_effort_starts_at_the_gold_share_and_never_goes_back(played):
     result, _ = played
-    for name in result["settings"]:
+    for name in result.settings:
         for run in _runs(result, name):
             efforts = [p["effort"] for p in run]
             assert efforts[0] == pytest.approx(N_GOLD / N_ITEMS)
@@ -108,7 +114,7 @@ def test_labeling_everything_gives_a_perfect_dataset(played):
         for run in _runs(result, name):
             assert run[-1]["effort"] == pytest.approx(1.0)
             assert run[-1]["accuracy"] == pytest.approx(1.0)
-        assert result["settings"][name]["accuracy_at_budget"]["mean"] == pytest.approx(1.0)
+        assert result.settings[name]["accuracy_at_budget"]["mean"] == pytest.approx(1.0)
 
 
 def test_all_human_accuracy_is_its_effort(played):
@@ -116,8 +122,8 @@ def test_all_human_accuracy_is_its_effort(played):
     for run in _runs(result, "all-human"):
         for point in run:
             assert point["accuracy"] == pytest.approx(point["effort"])
-    effort = result["settings"]["all-human"]["effort_to_target"]
-    assert effort["mean"] == pytest.approx(result["target_accuracy"], abs=1e-9)
+    effort = result.settings["all-human"]["effort_to_target"]
+    assert effort["mean"] == pytest.approx(result.target_accuracy, abs=1e-9)
 
 
 def test_finished_dataset_is_human_labels_plus_the_predictor_s(played):
@@ -141,20 +147,30 @@ def test_settings_of_a_repeat_share_gold_and_llm_answers(played):
         starts = {_runs(result, name)[r][0]["accuracy"] for name in ("loop", "random-order")}
         assert len(starts) == 1
     # One routing pass trusts the LLM alone; the student alone never saw its answers.
-    assert result["settings"]["one-pass"]["start"] != result["settings"]["student-alone"]["start"]
+    assert result.settings["one-pass"]["start"] != result.settings["student-alone"]["start"]
 
 
 def test_curves_carry_means_and_intervals_and_the_text_names_every_setting(played):
     result, _ = played
     text = format_loop(result)
-    for name, s in result["settings"].items():
+    for name, s in result.settings.items():
         assert name in text
         efforts = [p["effort"] for p in s["curve"]]
         assert efforts == sorted(efforts) and efforts[0] >= N_GOLD / N_ITEMS - 1e-9
         for p in s["curve"]:
             assert 0.0 <= p["accuracy_low"] <= p["accuracy_mean"] <= p["accuracy_high"] <= 1.0
-    ratio = result["settings"]["all-human"]["effort_vs_random_order"]
+    ratio = result.settings["all-human"]["effort_vs_random_order"]
     assert ratio["ratio"] >= 1.0  # people alone never need less than the loop with an LLM
+
+
+def test_the_result_sends_its_keys_in_order_and_the_plot_only_when_drawn(played):
+    result, _ = played
+    sent = result.to_dict()
+    assert list(sent) == [*SENT, "plot"]
+    assert sent["plot"] == result.plot and sent["settings"] == result.settings
+    assert (sent["items"], sent["gold"], sent["batch"], sent["repeats"]) == (N_ITEMS, N_GOLD, 40, 2)
+    assert sent["strategies"] == ["review"] and sent["cache"] is None
+    assert list(replace(result, plot=None).to_dict()) == SENT
 
 
 def _write_labeled(path: Path, n: int) -> Path:
@@ -174,6 +190,7 @@ def test_cli_simulate_loop_without_an_llm(cli, capsys, tmp_path):
     args += ["--gold", 20, "--budget", 0.6, "--batch", 20, "--repeats", 1]
     assert cli(*args, "--plot", plot, "--json") == 0
     result = json.loads(capsys.readouterr().out)
+    assert list(result) == [*SENT, "plot"]
     assert list(result["settings"]) == ["loop", "random-order", "all-human"]
     assert result["labeler"] is None and result["items"] == 80
     for s in result["settings"].values():
@@ -218,6 +235,7 @@ def test_plan_gives_the_effort_for_a_target_from_the_project_gold(cli, capsys, m
         assert cli(*args, "--repeats", 2, "--batch", 10, "--json") == 0
         assert server.stats.total == asked  # the stored answers are played, nobody is asked
     result = json.loads(capsys.readouterr().out)
+    assert list(result) == [*SENT, "plan"]  # no plot asked for
     assert _counts(project) == before  # the project itself is left as it was
     assert result["items"] == 40 and result["gold"] == 12
     assert result["labeler"].startswith("fake-model@")
@@ -243,6 +261,7 @@ def test_cli_simulate_loop_certifies_routing_at_the_level_given(cli, capsys, tmp
     base += ["--gold", 20, "--budget", 0.5, "--batch", 20, "--repeats", 1, "--json"]
     assert cli(*base, "--confidence-level", 0.8, "--target-accuracy", 0.99) == 0
     certified = json.loads(capsys.readouterr().out)
+    assert list(certified) == SENT
     assert certified["confidence_level"] == 0.8
     # 20 gold items cannot certify 0.99: routing keeps every item for people, so the loop
     # spends its whole budget instead of declaring the dataset finished.

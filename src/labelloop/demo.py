@@ -161,15 +161,15 @@ def loop_outcome(project: Project, embedder: Any, *, log: Any = None) -> dict[st
         embedder=embedder,
         log=log,
     )
-    runs = {name: s["runs"][0] for name, s in result["settings"].items()}
+    runs = {name: s["runs"][0] for name, s in result.settings.items()}
     efforts = np.array([p["effort"] for p in runs[LOOP]])
     human = runs[ALL_HUMAN]
     alone = curve_on_grid([p["effort"] for p in human], [p["accuracy"] for p in human], efforts)
     return {
         "items": n,
         "gold": n_gold,
-        "batch": result["batch"],
-        "labeler": result["labeler"],
+        "batch": result.batch,
+        "labeler": result.labeler,
         "stand_in_for_people": f"the sample's reference labels ({REFERENCE})",
         "rounds": [
             {"effort": p["effort"], "accuracy": p["accuracy"], ALL_HUMAN: float(a)}

@@ -20,7 +20,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from .active.effort import (
 from .calibration.metrics import expected_calibration_error
 from .errors import InputError, NotReadyError
 from .labelers.base import LabelResult, LabelTask
+from .review.common import Result
 from .store import GOLD, HUMAN_LABELED
 from .store import items as stored_items
 from .workflows.embed import is_corpus_fitted, item_embeddings
@@ -93,6 +94,50 @@ class Setting:
 
 # People label in random order and nothing is predicted: the dataset is what they labeled.
 ALL_HUMAN_SETTING = Setting(ALL_HUMAN, False, "random", False, predictor=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSummary(Result):
+    """The settings' runs summarised (`summarise`): per setting its mean curve with
+    intervals, accuracy at the budget, effort to the target and its ratio to random review
+    order's, the mean first and last points and every run's own points, by setting name."""
+
+    settings: dict[str, dict[str, Any]]
+    target_accuracy: float
+    budget: float
+    level: float  # of the intervals over repeats
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSimulation(LoopSummary):
+    """A loop simulation (`simulate --loop`): the summary, sent first and flat, then how it
+    was played; the plot only when one was drawn."""
+
+    items: int
+    gold: int
+    batch: int
+    repeats: int
+    strategies: list[str]
+    confidence_level: float | None
+    labeler: str | None
+    embedder: str
+    cache: str | None  # the folder kept for later runs; None when the run cleaned up after itself
+    plot: str | None  # the PNG drawn, when asked for
+
+    def to_dict(self) -> dict[str, Any]:
+        sent = Result.to_dict(self)
+        if self.plot is None:
+            del sent["plot"]
+        return sent
+
+
+@dataclass(frozen=True, slots=True)
+class LoopPlan(LoopSimulation):
+    """A plan (`plan`): the simulation played on the project's gold, then the effort to
+    expect from its loop: `setting` and that setting's effort to target (mean, interval,
+    repeats that reached it)."""
+
+    plan: dict[str, Any]
 
 
 def default_settings(strategies: Sequence[str], with_llm: bool) -> list[Setting]:
@@ -345,7 +390,7 @@ def simulate_loop(
     level: float = 0.9,
     random_state: int = 0,
     log: Log | None = None,
-) -> dict[str, Any]:
+) -> LoopSimulation:
     """Accuracy of the finished dataset against human effort for the loop and its baselines.
 
     Calibration aims routing at `target_accuracy`, certified with `confidence_level` (None:
@@ -404,24 +449,26 @@ def simulate_loop(
     finally:
         if owned:
             shutil.rmtree(root, ignore_errors=True)
-    result = summarise(runs, budget=budget, target=target_accuracy, level=level)
-    result.update(
-        {
-            "items": n,
-            "gold": n_gold,
-            "batch": batch,
-            "repeats": repeats,
-            "strategies": list(strategies),
-            "confidence_level": confidence_level,
-            "labeler": getattr(labeler, "model_id", None)
-            or (", ".join(f"{m}@{v}" for m, v in predictions) if predictions else None),
-            "embedder": embedder.model_id,
-            "cache": None if owned else str(root),
-        }
+    summary = summarise(runs, budget=budget, target=target_accuracy, level=level)
+    return LoopSimulation(
+        **_fields_of(summary),
+        items=n,
+        gold=n_gold,
+        batch=batch,
+        repeats=repeats,
+        strategies=list(strategies),
+        confidence_level=confidence_level,
+        labeler=getattr(labeler, "model_id", None)
+        or (", ".join(f"{m}@{v}" for m, v in predictions) if predictions else None),
+        embedder=embedder.model_id,
+        cache=None if owned else str(root),
+        plot=None if plot is None else str(plot_effort_curves(summary, plot)),
     )
-    if plot is not None:
-        result["plot"] = str(plot_effort_curves(result, plot))
-    return result
+
+
+def _fields_of(result: LoopSummary) -> dict[str, Any]:
+    """A result's fields as keyword arguments, to build the result that extends it."""
+    return {f.name: getattr(result, f.name) for f in fields(result)}
 
 
 def _check(
@@ -462,7 +509,7 @@ def _check(
 
 def summarise(
     runs: dict[str, list[list[dict[str, Any]]]], *, budget: float, target: float, level: float
-) -> dict[str, Any]:
+) -> LoopSummary:
     """Curves on a common effort grid, effort to target and ratios to random review order."""
     step = 0.01 if budget > 0.1 else 0.001
     grid = np.round(np.arange(0.0, budget + step / 2, step), 6)
@@ -506,7 +553,7 @@ def summarise(
             "end": _mean_of(last),
             "runs": setting_runs,
         }
-    return {"settings": out, "target_accuracy": target, "budget": budget, "level": level}
+    return LoopSummary(settings=out, target_accuracy=target, budget=budget, level=level)
 
 
 def _versus(
@@ -550,24 +597,24 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def format_loop(result: dict[str, Any]) -> str:
+def format_loop(result: LoopSimulation) -> str:
     """A plain-text table of the loop simulation for the terminal."""
-    level = round(100 * result["level"])
+    level = round(100 * result.level)
     lines = [
-        f"{result['items']} items, {result['gold']} gold, {result['repeats']} repeats, "
-        f"batch {result['batch']}, budget {_pct(result['budget'])}; labeler "
-        f"{result.get('labeler') or 'none'}; embedder {result['embedder']}",
-        f"target accuracy {result['target_accuracy']:.3f}"
+        f"{result.items} items, {result.gold} gold, {result.repeats} repeats, "
+        f"batch {result.batch}, budget {_pct(result.budget)}; labeler "
+        f"{result.labeler or 'none'}; embedder {result.embedder}",
+        f"target accuracy {result.target_accuracy:.3f}"
         + (
-            f" certified at {result['confidence_level']:g}"
-            if result.get("confidence_level") is not None
+            f" certified at {result.confidence_level:g}"
+            if result.confidence_level is not None
             else ""
         )
         + f"; intervals: {level}% over repeats",
         f"{'setting':<18}{'start acc':>10}{'acc at budget':>24}{'effort to target':>26}"
         f"{'vs random order':>24}{'ECE end':>9}",
     ]
-    for name, s in result["settings"].items():
+    for name, s in result.settings.items():
         at = s["accuracy_at_budget"] or {}
         acc = f"{_num(at.get('mean'))} [{_num(at.get('low'))}, {_num(at.get('high'))}]"
         e = s["effort_to_target"]
@@ -593,12 +640,12 @@ def format_versus(r: dict[str, Any] | None) -> str:
     return f"{_num(r['ratio'])} [{_num(r['low'])}, {high}]"
 
 
-def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+def plot_effort_curves(result: LoopSummary, path: str | Path, title: str | None = None) -> Path:
     """Accuracy of the finished dataset against effort, mean and interval per setting (PNG)."""
     from .active.simulate import plot_curves
 
     curves = []
-    for name, s in result["settings"].items():
+    for name, s in result.settings.items():
         e = np.array([p["effort"] for p in s["curve"]])
         m = np.array([p["accuracy_mean"] for p in s["curve"]])
         band = None
@@ -610,7 +657,7 @@ def plot_effort_curves(result: dict[str, Any], path: str | Path, title: str | No
     return plot_curves(
         curves,
         path,
-        target=result["target_accuracy"],
+        target=result.target_accuracy,
         xlabel="human effort (share of items labeled by people, gold included)",
         ylabel="accuracy of the finished dataset",
         title=title or "The loop: accuracy against human effort",
@@ -710,7 +757,7 @@ def plan(
     embedder: Any = None,
     plot: str | Path | None = None,
     log: Log | None = None,
-) -> dict[str, Any]:
+) -> LoopPlan:
     """The effort to expect for `target_accuracy`, from the project's own gold items.
 
     The gold items are played as a small project: `gold_share` of them as its gold, the rest
@@ -742,6 +789,6 @@ def plan(
         plot=plot,
         log=log,
     )
-    loop = next(iter(result["settings"]))
-    result["plan"] = {"setting": loop, **result["settings"][loop]["effort_to_target"]}
-    return result
+    loop = next(iter(result.settings))
+    expected = {"setting": loop, **result.settings[loop]["effort_to_target"]}
+    return LoopPlan(**_fields_of(result), plan=expected)

@@ -24,6 +24,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ..loop_simulation import LoopPlan
     from ..workflows.compare import Comparison
     from ..workflows.learn import Learned
     from ..workflows.multilabel_learn import MultiLabelLearned
@@ -355,14 +356,14 @@ def plan(
     emit(result, as_json, _render_plan)
 
 
-def _render_plan(r: dict) -> None:
+def _render_plan(r: LoopPlan) -> None:
     from ..loop_simulation import format_loop
 
-    p = r["plan"]
-    target = f"{r['target_accuracy']:.3f}"
+    p = r.plan
+    target = f"{r.target_accuracy:.3f}"
     if p["mean"] is not None:
         interval = (
-            f" ({round(100 * r['level'])}% interval {percent(p['low'])}–{percent(p['high'])})"
+            f" ({round(100 * r.level)}% interval {percent(p['low'])}–{percent(p['high'])})"
             if p["low"] is not None
             else ""
         )
