@@ -4,6 +4,7 @@ prompts they reach (the fake OpenAI-compatible server, over HTTP; the local labe
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 
@@ -18,6 +19,8 @@ from test_prelabel_remote import TEXTS, call, prelabel
 
 #: A project over the fake endpoint's texts (`test_prelabel_remote`'s fixture, shared).
 project_dir = test_prelabel_remote.project_dir
+#: What `guidelines set/label/show --json` send of a version, in order.
+SENT = ["version", "text", "label_descriptions", "author", "source", "created_at"]
 GUIDE = "# How to label\n\nSarcastic praise is **negative**.\n"
 
 
@@ -25,22 +28,22 @@ def test_each_change_is_a_new_version_and_the_newest_is_in_force(make_project):
     project = make_project()
     assert project.guidelines() is None
     first = project.set_guidelines(GUIDE, author="ana", source="guide.md")
-    assert (first["version"], first["author"], first["source"]) == (1, "ana", "guide.md")
+    assert (first.version, first.author, first.source) == (1, "ana", "guide.md")
     second = project.set_guidelines(
         label_descriptions={"Negative": "Complaints, sarcasm"}, author="bo"
     )
-    assert second["version"] == 2
-    assert second["text"] == GUIDE  # the text is kept when only a description changes
-    assert second["label_descriptions"] == {"negative": "Complaints, sarcasm"}  # as spelled
+    assert second.version == 2
+    assert second.text == GUIDE  # the text is kept when only a description changes
+    assert second.label_descriptions == {"negative": "Complaints, sarcasm"}  # as spelled
     project.set_guidelines(label_descriptions={"positive": "Praise", "negative": ""})
     current = project.guidelines()
-    assert current["version"] == 3 and current["label_descriptions"] == {"positive": "Praise"}
+    assert current.version == 3 and current.label_descriptions == {"positive": "Praise"}
     again = project.set_guidelines(GUIDE)  # nothing changed: no new version
-    assert again["version"] == 3
+    assert again.version == 3
     history = project.guideline_history()
-    assert [v["version"] for v in history] == [1, 2, 3]
-    assert [v["author"] for v in history] == ["ana", "bo", None]
-    assert all(v["created_at"] for v in history)
+    assert [v.version for v in history] == [1, 2, 3]
+    assert [v.author for v in history] == ["ana", "bo", None]
+    assert all(v.created_at for v in history)
 
 
 def test_bad_guidelines_and_descriptions_are_refused(make_project):
@@ -66,13 +69,16 @@ def test_the_cli_sets_describes_and_shows(project_dir, tmp_path, capsys):
         "-p", project_dir, "--json",
     )  # fmt: skip
     assert status == 0, err
-    assert json.loads(out)["version"] == 1
+    stored = json.loads(out)
+    assert list(stored) == SENT and stored["version"] == 1
     status, out, err = call(
         capsys, "guidelines", "label", "negative", "Complaints", "-p", project_dir
     )
     assert status == 0, err
     status, out, _ = call(capsys, "guidelines", "show", "-p", project_dir, "--json")
     shown = json.loads(out)
+    assert list(shown) == SENT  # the keys, in order, `show --json` has always sent
+    assert datetime.fromisoformat(shown["created_at"]).isoformat() == shown["created_at"]
     assert shown["version"] == 2 and shown["text"] == GUIDE
     assert shown["label_descriptions"] == {
         "positive": "Praise",
@@ -80,6 +86,8 @@ def test_the_cli_sets_describes_and_shows(project_dir, tmp_path, capsys):
         "neutral": "Neither",
     }
     status, out, _ = call(capsys, "guidelines", "show", "--history", "-p", project_dir, "--json")
+    assert [list(v) for v in json.loads(out)] == [SENT, SENT]
+    assert json.loads(out)[-1] == shown
     assert [(v["version"], v["source"]) for v in json.loads(out)] == [
         (1, str(guide)),
         (2, "label"),

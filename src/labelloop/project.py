@@ -62,7 +62,7 @@ from .store.db import (
     read_stats,
     resolve_db,
 )
-from .store.guidelines import add_guidelines, guideline_history, latest_guidelines
+from .store.guidelines import Guidelines, add_guidelines, guideline_history, latest_guidelines
 from .store.models import utcnow
 from .store.routing import route_items
 from .vocabulary import ItemState, LabelSource, Queue, Role
@@ -304,13 +304,13 @@ class Project:
         return float(self.settings.get("threshold", routing.DEFAULT_THRESHOLD))
 
     # ----------------------------------------------------------------- guidelines
-    def guidelines(self) -> dict[str, Any] | None:
+    def guidelines(self) -> Guidelines | None:
         """The guidelines in force (Markdown text, label descriptions, version, when, by whom
         and from where), or None when none were set."""
         with self.store.session() as session:
             return latest_guidelines(session, self.id)
 
-    def guideline_history(self) -> list[dict[str, Any]]:
+    def guideline_history(self) -> list[Guidelines]:
         """Every version of the guidelines, oldest first."""
         with self.store.session() as session:
             return guideline_history(session, self.id)
@@ -322,7 +322,7 @@ class Project:
         label_descriptions: dict[str, str] | None = None,
         author: str | None = None,
         source: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Guidelines:
         """Store a new version of the guidelines, which is then in force.
 
         `text` replaces the Markdown (None keeps it); `label_descriptions` changes the named
@@ -335,14 +335,15 @@ class Project:
             for name, value in (label_descriptions or {}).items()
         }
         with self.store.session() as session:
-            current = latest_guidelines(session, self.id) or {}
-            new_text = current.get("text", "") if text is None else check_guidelines(text)
+            current = latest_guidelines(session, self.id)
+            kept = "" if current is None else current.text
+            new_text = kept if text is None else check_guidelines(text)
             descriptions = merge_descriptions(
-                current.get("label_descriptions", {}), changes, labels
+                {} if current is None else current.label_descriptions, changes, labels
             )
-            if current and (new_text, descriptions) == (
-                current["text"],
-                current["label_descriptions"],
+            if current is not None and (new_text, descriptions) == (
+                current.text,
+                current.label_descriptions,
             ):
                 return current  # nothing changed: no new version, no new prompt version
             return add_guidelines(
@@ -364,13 +365,13 @@ class Project:
         force and few-shot `examples` (text, label)."""
         from .labelers.base import LabelTask
 
-        found = self.guidelines() or {}
+        found = self.guidelines()
         return LabelTask(
             description=self.task,
             labels=self.labels,
             examples=list(examples),
-            label_descriptions=dict(found.get("label_descriptions") or {}),
-            guidelines=found.get("text", ""),
+            label_descriptions={} if found is None else dict(found.label_descriptions),
+            guidelines="" if found is None else found.text,
         )
 
     # ----------------------------------------------------------------- import

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ..errors import InputError
 from .app import app
 from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out
+
+if TYPE_CHECKING:
+    from ..store.guidelines import Guidelines
 
 guidelines_app = typer.Typer(
     help="Guidelines (Markdown) and label descriptions: shown to annotators, put in prompts.",
@@ -47,11 +50,11 @@ def _author(author: str | None) -> str | None:
         return None
 
 
-def _render_version(result: dict[str, Any]) -> None:
+def _render_version(result: Guidelines) -> None:
     out.print(
-        f"Guidelines version {result['version']} is in force "
-        f"({len(result['text']):,} characters, "
-        f"{len(result['label_descriptions'])} label descriptions).",
+        f"Guidelines version {result.version} is in force "
+        f"({len(result.text):,} characters, "
+        f"{len(result.label_descriptions)} label descriptions).",
         highlight=False,
     )
 
@@ -138,37 +141,42 @@ def guidelines_show(
     emit(result, as_json, _render_history if history else _render_current)
 
 
-def _render_current(result: dict[str, Any] | None) -> None:
+def _when(version: Guidelines) -> str | None:
+    """When a version was stored, as `--json` sends it."""
+    return version.to_dict()["created_at"]
+
+
+def _render_current(result: Guidelines | None) -> None:
     from rich.markup import escape
 
     if result is None:
         out.print("No guidelines yet; set them with `labelloop guidelines set FILE`.")
         return
     out.print(
-        f"Version {result['version']}, {result['created_at']}, by {result['author'] or '—'} "
-        f"from {result['source'] or '—'}",
+        f"Version {result.version}, {_when(result)}, by {result.author or '—'} "
+        f"from {result.source or '—'}",
         markup=False,
         highlight=False,
     )
-    for label, text in result["label_descriptions"].items():
+    for label, text in result.label_descriptions.items():
         out.print(f"[bold]{escape(label)}[/]: {escape(text)}", highlight=False)
-    if result["text"]:
+    if result.text:
         out.print()
-        out.print(result["text"], markup=False, highlight=False)
+        out.print(result.text, markup=False, highlight=False)
 
 
-def _render_history(versions: list[dict[str, Any]]) -> None:
+def _render_history(versions: list[Guidelines]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     table = Table("version", "when", "author", "source", "characters", "descriptions")
     for v in versions:
         table.add_row(
-            str(v["version"]),
-            str(v["created_at"]),
-            escape(v["author"] or "—"),
-            escape(v["source"] or "—"),
-            f"{len(v['text']):,}",
-            str(len(v["label_descriptions"])),
+            str(v.version),
+            str(_when(v)),
+            escape(v.author or "—"),
+            escape(v.source or "—"),
+            f"{len(v.text):,}",
+            str(len(v.label_descriptions)),
         )
     out.print(table)

@@ -22,15 +22,15 @@ def project_info(project: ProjectScope) -> dict[str, Any]:
     descriptions and the guidelines in force (Markdown; None when there are none)."""
     with project.store.session() as session:
         row = project_row(session, project.id)
-        guide = latest_guidelines(session, project.id) or {}
+        guide = latest_guidelines(session, project.id)
         return {
             "name": row.name,
             "task": row.task,
             "labels": list(row.labels),
             "multi_label": bool((row.settings or {}).get(MULTI_LABEL)),
-            "label_descriptions": guide.get("label_descriptions", {}),
-            "guidelines": guide.get("text") or None,
-            "guidelines_version": guide.get("version"),
+            "label_descriptions": {} if guide is None else guide.label_descriptions,
+            "guidelines": None if guide is None else guide.text or None,
+            "guidelines_version": None if guide is None else guide.version,
         }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -10,18 +12,41 @@ from sqlalchemy.orm import Session
 from .models import GuidelineVersion
 
 
-def guideline_dict(row: GuidelineVersion) -> dict[str, Any]:
-    return {
-        "version": row.version,
-        "text": row.text,
-        "label_descriptions": dict(row.label_descriptions or {}),
-        "author": row.author,
-        "source": row.source,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-    }
+@dataclass(frozen=True, slots=True)
+class Guidelines:
+    """A stored version of the guidelines as plain values (read after its transaction has
+    ended); `to_dict` is its JSON form, what `guidelines show --json` sends."""
+
+    version: int
+    text: str  # Markdown
+    label_descriptions: dict[str, str]
+    author: str | None
+    source: str | None  # the file it came from, or how it was set
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, row: GuidelineVersion) -> Guidelines:
+        return cls(
+            version=row.version,
+            text=row.text,
+            label_descriptions=dict(row.label_descriptions or {}),
+            author=row.author,
+            source=row.source,
+            created_at=row.created_at,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "text": self.text,
+            "label_descriptions": dict(self.label_descriptions),
+            "author": self.author,
+            "source": self.source,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+        }
 
 
-def latest_guidelines(session: Session, project_id: int) -> dict[str, Any] | None:
+def latest_guidelines(session: Session, project_id: int) -> Guidelines | None:
     """The version in force (the newest), or None when the project has none."""
     row = session.scalar(
         select(GuidelineVersion)
@@ -29,17 +54,17 @@ def latest_guidelines(session: Session, project_id: int) -> dict[str, Any] | Non
         .order_by(GuidelineVersion.version.desc())
         .limit(1)
     )
-    return None if row is None else guideline_dict(row)
+    return None if row is None else Guidelines.of(row)
 
 
-def guideline_history(session: Session, project_id: int) -> list[dict[str, Any]]:
+def guideline_history(session: Session, project_id: int) -> list[Guidelines]:
     """Every version, oldest first."""
     rows = session.scalars(
         select(GuidelineVersion)
         .where(GuidelineVersion.project_id == project_id)
         .order_by(GuidelineVersion.version)
     )
-    return [guideline_dict(row) for row in rows]
+    return [Guidelines.of(row) for row in rows]
 
 
 def add_guidelines(
@@ -50,7 +75,7 @@ def add_guidelines(
     label_descriptions: dict[str, str],
     author: str | None,
     source: str | None,
-) -> dict[str, Any]:
+) -> Guidelines:
     """Store a new version (numbered after the newest) and return it."""
     newest = session.scalar(
         select(func.max(GuidelineVersion.version)).where(GuidelineVersion.project_id == project_id)
@@ -65,7 +90,7 @@ def add_guidelines(
     )
     session.add(row)
     session.flush()
-    return guideline_dict(row)
+    return Guidelines.of(row)
 
 
 def description_in_force(
