@@ -125,13 +125,13 @@ def _answer(project: Project, items: Items, k: int) -> int:
         item = project.next_item(ANNOTATOR)
         if item is None:
             break
-        truth = items.sets[item["uid"]]
-        suggested = (item.get("suggested_set") or {}).get("labels")
+        truth = items.sets[item.uid]
+        suggested = (item.suggested_set or {}).get("labels")
         if suggested == truth:
-            project.annotate(item["id"], action="accept", annotator=ANNOTATOR)
+            project.annotate(item.id, action="accept", annotator=ANNOTATOR)
         else:
             action = "label" if suggested is None else "correct"
-            project.annotate(item["id"], action=action, labels=truth, annotator=ANNOTATOR)
+            project.annotate(item.id, action=action, labels=truth, annotator=ANNOTATOR)
         done += 1
     return done
 

@@ -178,7 +178,7 @@ def service_loop(folder: Path, url: str | None, count: int) -> tuple[list[float]
             item = review.next_item(project, who.id)
             nexts.append(time.perf_counter() - started)
             started = time.perf_counter()
-            review.submit(project, who, item["id"], action="accept", time_spent_s=1.0)
+            review.submit(project, who, item.id, action="accept", time_spent_s=1.0)
             answers.append(time.perf_counter() - started)
     return nexts, answers
 

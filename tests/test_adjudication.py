@@ -42,10 +42,10 @@ def split_team(project) -> tuple:
     (rita,) = people(project, "rita", role="reviewer")
     for who, second in ((ann, "positive"), (bob, "negative")):
         served = review.next_item(project, who.id)
-        assert served["id"] == ids[0]
+        assert served.id == ids[0]
         review.submit(project, who, ids[0], action="correct", label="positive")
         served = review.next_item(project, who.id)
-        review.submit(project, who, served["id"], action="correct", label=second)
+        review.submit(project, who, served.id, action="correct", label=second)
     return ids, ann, bob, rita
 
 
@@ -109,25 +109,25 @@ def test_rejected_by_everyone_and_flagged_items_wait_too(make_project) -> None:
     ann, bob = people(project, "ann", "bob")
     (rita,) = people(project, "rita", role="reviewer")
     served = review.next_item(project, ann.id)
-    review.submit(project, ann, served["id"], action="reject")
+    review.submit(project, ann, served.id, action="reject")
     assert adjudication.queue(project, rita).to_dict()["items"][0]["reasons"] == ["rejected"]
 
     with pytest.raises(review.ConflictError):  # never served to ann
         adjudication.flag(project, ann, ids[2], "unclear")
     served = review.next_item(project, bob.id)
-    assert served["id"] == ids[0]  # a rejection asks one more person
+    assert served.id == ids[0]  # a rejection asks one more person
     review.submit(project, bob, ids[0], action="skip")
     served = review.next_item(project, bob.id)
-    adjudication.flag(project, bob, served["id"], "is this about the film?")
-    adjudication.flag(project, bob, served["id"])  # once per person
+    adjudication.flag(project, bob, served.id, "is this about the film?")
+    adjudication.flag(project, bob, served.id)  # once per person
     listed = adjudication.queue(project, rita).to_dict()
     assert [(i["id"], i["reasons"]) for i in listed["items"]] == [
         (ids[0], ["rejected"]),
-        (served["id"], ["flagged"]),
+        (served.id, ["flagged"]),
     ]
-    shown = adjudication.case(project, rita, served["id"]).to_dict()
+    shown = adjudication.case(project, rita, served.id).to_dict()
     assert shown["flags"] == [{"annotator": "Annotator 1", "reason": "is this about the film?"}]
-    adjudication.unflag(project, bob, served["id"])
+    adjudication.unflag(project, bob, served.id)
     assert adjudication.queue(project, rita).count == 1
 
 

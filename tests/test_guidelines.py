@@ -211,18 +211,18 @@ def test_gold_feedback_is_off_by_default_and_then_shows_the_expected_label(make_
     random.seed(0)  # gold checks are drawn at random: the same draws on every run
 
     item = review.next_item(project, ann.id)
-    assert item["id"] in ids["gold"]
-    reply = review.submit(project, ann, item["id"], action="label", label="positive")
+    assert item.id in ids["gold"]
+    reply = review.submit(project, ann, item.id, action="label", label="positive")
     assert "gold_feedback" not in reply.to_dict()  # off by default: nothing is revealed
     review.undo(project, ann)  # and the answer may be undone
 
     project.set_gold_feedback(True)
-    wrong = next(label for label in project.labels if label != expected[item["id"]])
-    reply = review.submit(project, ann, item["id"], action="label", label=wrong)
+    wrong = next(label for label in project.labels if label != expected[item.id])
+    reply = review.submit(project, ann, item.id, action="label", label=wrong)
     feedback = reply.gold_feedback
-    assert feedback is not None and feedback.expected_label == expected[item["id"]]
+    assert feedback is not None and feedback.expected_label == expected[item.id]
     assert (feedback.your_label, feedback.correct) == (wrong, False)
-    assert feedback.description == described[expected[item["id"]]]
+    assert feedback.description == described[expected[item.id]]
     assert feedback.guidelines_version == 1
     with pytest.raises(ConflictError, match="cannot be undone"):
         review.undo(project, ann)  # the expected label was seen: the answer stays

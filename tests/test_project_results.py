@@ -51,8 +51,8 @@ def test_a_withdrawn_answer_and_the_audit_estimate_keep_their_keys(make_project)
     answered = []
     for action in ("accept", "accept", "reject"):
         item = review.next_item(project, ann.id)
-        assert item["id"] in ids["confident"]
-        answered.append(review.submit(project, ann, item["id"], action=action).to_dict())
+        assert item.id in ids["confident"]
+        answered.append(review.submit(project, ann, item.id, action=action).to_dict())
     estimate = sent(project.audit_estimate())
     assert list(estimate) == [
         "n_audited",
@@ -90,7 +90,7 @@ def test_the_dashboard_sends_its_sections_in_order(make_project) -> None:
     seed(project, 3, n_confident=2)
     ann = user(project, "ann")
     item = review.next_item(project, ann.id)
-    review.submit(project, ann, item["id"], action="correct", label="neutral")
+    review.submit(project, ann, item.id, action="correct", label="neutral")
     board = sent(review.dashboard(project))
     assert list(board) == BOARD
     assert board["stats"] == project.stats().to_dict()

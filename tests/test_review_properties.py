@@ -198,8 +198,8 @@ class Queues(RuleBasedStateMachine):
                     and not before.answered(task.item_id, who.id)
                 ), f"{task} was left out"
             return
-        served = item["id"]
-        assert item["queue"] != "gold" and served not in exclude
+        served = item.id
+        assert item.queue != "gold" and served not in exclude
         assert not before.answered(served, who.id), "served an item they answered"
         after = self.store()
         if before.items[served][1] == GOLD:

@@ -81,8 +81,8 @@ def drain(project, who: Principal, action: str = "accept", limit: int = 10_000) 
         item = review.next_item(project, who.id)
         if item is None:
             return seen
-        seen.append(item["id"])
-        review.submit(project, who, item["id"], action=action, time_spent_s=1.0)
+        seen.append(item.id)
+        review.submit(project, who, item.id, action=action, time_spent_s=1.0)
     raise AssertionError("the queue never ran dry")
 
 
@@ -96,17 +96,19 @@ def test_serves_lowest_confidence_first_with_suggestion_and_reasoning(make_proje
     ids = seed(project, 5, n_confident=3)
     ann = user(project, "ann")
     first = review.next_item(project, ann.id)
-    assert first["id"] == ids["review"][0]
-    assert first["queue"] == "review"
-    assert first["suggestion"] == {
+    assert first.id == ids["review"][0]
+    assert first.queue == "review"
+    # What the review API sends of it, in order (`suggested_set` on multi-label projects only).
+    assert list(first.to_dict()) == ["id", "uid", "text", "truncated", "suggestion", "queue"]
+    assert first.to_dict()["suggestion"] == {
         "label": "positive",
         "confidence": pytest.approx(0.30),
         "calibrated": False,
         "reasoning": "why 0",
     }
     # A lease held is served again (a reload shows the same item) unless it is excluded.
-    assert review.next_item(project, ann.id)["id"] == first["id"]
-    assert review.next_item(project, ann.id, exclude=[first["id"]])["id"] == ids["review"][1]
+    assert review.next_item(project, ann.id).id == first.id
+    assert review.next_item(project, ann.id, exclude=[first.id]).id == ids["review"][1]
     served = drain(project, ann)
     assert sorted(served) == sorted(ids["review"])  # confident items are not queued
     assert review.next_item(project, ann.id) is None
@@ -118,16 +120,16 @@ def test_two_annotators_never_share_a_leased_item(make_project) -> None:
     ann, bob = user(project, "ann"), user(project, "bob")
     a = review.next_item(project, ann.id)
     b = review.next_item(project, bob.id)
-    assert a["id"] != b["id"]
+    assert a.id != b.id
     # An expired lease is free again: bob takes ann's item after her lease ran out.
     with project.store.session() as session:
         session.execute(
             update(ReviewTask)
-            .where(ReviewTask.item_id == a["id"])
+            .where(ReviewTask.item_id == a.id)
             .values(lease_expires=datetime.now(UTC) - timedelta(seconds=1))
         )
-    c = review.next_item(project, bob.id, exclude=[b["id"]])
-    assert c["id"] == a["id"] == ids["review"][0]
+    c = review.next_item(project, bob.id, exclude=[b.id])
+    assert c.id == a.id == ids["review"][0]
 
 
 def test_parallel_annotators_lose_nothing_and_duplicate_nothing(make_project) -> None:
@@ -186,7 +188,7 @@ def test_the_same_answer_sent_twice_at_once_is_taken_once(make_project) -> None:
     seed(project, 8)
     ann = user(project, "ann")
     for _ in range(8):
-        item = review.next_item(project, ann.id)["id"]
+        item = review.next_item(project, ann.id).id
         assert twice_at_once(project, ann, item) == ["refused", "taken"]
     with project.store.session() as session:
         assert session.scalar(select(func.count()).select_from(Annotation)) == 8
@@ -252,8 +254,8 @@ def test_gold_item_payload_hides_the_queue(make_project) -> None:
     random.seed(0)  # gold checks are drawn at random: the same draws on every run
     ann = user(project, "ann")
     item = review.next_item(project, ann.id)
-    assert item["id"] in ids["gold"]
-    assert item["queue"] == "review"
+    assert item.id in ids["gold"]
+    assert item.queue == "review"
 
 
 def test_audit_sampling_and_auto_accepted_accuracy(make_project) -> None:
@@ -265,10 +267,10 @@ def test_audit_sampling_and_auto_accepted_accuracy(make_project) -> None:
     audited = []
     for i in range(10):
         item = review.next_item(project, ann.id)
-        assert item["queue"] == "audit" and item["id"] in ids["confident"]
-        audited.append(item["id"])
+        assert item.queue == "audit" and item.id in ids["confident"]
+        audited.append(item.id)
         # 7 confirmations, 3 rejections.
-        review.submit(project, ann, item["id"], action="accept" if i < 7 else "reject")
+        review.submit(project, ann, item.id, action="accept" if i < 7 else "reject")
     acc = review.dashboard(project).to_dict()["auto_accepted_accuracy"]["audit"]
     assert acc == {"n": 10, "accuracy": pytest.approx(0.7)}
     # A rejected auto-accepted item needs a label now: someone else is asked for it.
@@ -282,18 +284,18 @@ def test_undo_restores_the_item_and_gives_it_back(make_project) -> None:
     ids = seed(project, 3)
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)
-    done = review.submit(project, ann, item["id"], action="correct", label="neutral")
+    done = review.submit(project, ann, item.id, action="correct", label="neutral")
     assert project.stats().human_labeled == 1
     with pytest.raises(review.ConflictError):
-        review.submit(project, ann, item["id"], action="accept")  # no double answers
+        review.submit(project, ann, item.id, action="accept")  # no double answers
     with pytest.raises(review.ForbiddenError):
         review.undo(project, bob, done.annotation_id)
     back = review.undo(project, ann)
     assert back.undone == done.annotation_id
-    assert back.item["id"] == item["id"] == ids["review"][0]
+    assert back.item.id == item.id == ids["review"][0]
     assert project.stats().human_labeled == 0
     # The item is leased to ann again: bob gets another one.
-    assert review.next_item(project, bob.id)["id"] != item["id"]
+    assert review.next_item(project, bob.id).id != item.id
     with pytest.raises(review.NotFoundError):
         review.undo(project, bob)
 
@@ -303,9 +305,9 @@ def test_undone_rejection_no_longer_asks_for_another_person(make_project) -> Non
     seed(project, 1)
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)
-    review.submit(project, ann, item["id"], action="reject")
+    review.submit(project, ann, item.id, action="reject")
     review.undo(project, ann)
-    review.submit(project, ann, item["id"], action="accept")
+    review.submit(project, ann, item.id, action="accept")
     assert review.next_item(project, bob.id) is None
     assert project.stats().human_labeled == 1
 
@@ -315,9 +317,9 @@ def test_skip_frees_the_item_for_others_but_not_for_the_skipper(make_project) ->
     ids = seed(project, 1)
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)
-    review.submit(project, ann, item["id"], action="skip")
+    review.submit(project, ann, item.id, action="skip")
     assert review.next_item(project, ann.id) is None
-    assert review.next_item(project, bob.id)["id"] == ids["review"][0]
+    assert review.next_item(project, bob.id).id == ids["review"][0]
 
 
 def test_answers_outside_the_queue_are_refused(make_project) -> None:
@@ -339,16 +341,16 @@ def test_a_refused_answer_leaves_nothing_behind(make_project) -> None:
     ids = seed(project, 1)
     ann = user(project, "ann")
     item = review.next_item(project, ann.id)
-    review.submit(project, ann, item["id"], action="correct", label="negative")
+    review.submit(project, ann, item.id, action="correct", label="negative")
     with pytest.raises(review.ConflictError):
-        review.submit(project, ann, item["id"], action="accept")
+        review.submit(project, ann, item.id, action="accept")
     with project.store.session() as session:
         labels = session.scalars(select(Annotation.label)).all()
         task = session.execute(select(ReviewTask.answers, ReviewTask.done)).one()
     assert labels == ["negative"] and tuple(task) == (1, False)
     assert review.next_item(project, ann.id) is None  # answered: never served again
     bob = user(project, "bob")
-    assert review.next_item(project, bob.id)["id"] == ids["review"][0]
+    assert review.next_item(project, bob.id).id == ids["review"][0]
 
 
 def test_serving_queries_probe_indexes_after_analyze(tmp_path) -> None:
@@ -403,7 +405,7 @@ def test_a_new_predictor_reorders_the_review_queue_on_route(make_project) -> Non
     project.set_active_predictor("other", "v1")
     project.route(threshold=0.85)
     ann = user(project, "ann")
-    assert review.next_item(project, ann.id)["id"] == ids["review"][-1]
+    assert review.next_item(project, ann.id).id == ids["review"][-1]
 
 
 def test_enqueue_active_selections_in_order(make_project) -> None:
@@ -478,7 +480,7 @@ def test_an_answer_needs_the_callers_lease(make_project, clock) -> None:
     project = make_project()
     ids = seed(project, 3)
     ann, bob = user(project, "ann"), user(project, "bob")
-    item = review.next_item(project, ann.id)["id"]
+    item = review.next_item(project, ann.id).id
     refused(project, bob, item)  # leased to ann
     refused(project, bob, ids["review"][2], action="skip")  # leased to nobody
     # Bob's refusals left ann's lease alone: she answers, and bob is never served the item.
@@ -492,11 +494,11 @@ def test_a_lease_that_ran_out_counts_until_someone_else_takes_the_item(make_proj
     project.set_queue_settings(lease_minutes=5)
     seed(project, 2)
     ann, bob = user(project, "ann"), user(project, "bob")
-    first = review.next_item(project, ann.id)["id"]
-    second = review.next_item(project, ann.id, exclude=[first])["id"]
+    first = review.next_item(project, ann.id).id
+    second = review.next_item(project, ann.id, exclude=[first]).id
     clock.advance(minutes=6)
     review.submit(project, ann, first, action="accept")  # ran out, but nobody took it
-    assert review.next_item(project, bob.id)["id"] == second  # free for bob now
+    assert review.next_item(project, bob.id).id == second  # free for bob now
     refused(project, ann, second)
     review.submit(project, bob, second, action="accept")
 
@@ -505,7 +507,7 @@ def test_admins_label_directly_but_never_take_a_held_item(make_project, clock) -
     project = make_project()
     ids = seed(project, 2, n_confident=1)
     ann, boss = user(project, "ann"), user(project, "boss", role="admin")
-    held = review.next_item(project, ann.id)["id"]
+    held = review.next_item(project, ann.id).id
     refused(project, boss, held)
     # An item nobody holds: the admin's answer counts for its open task.
     free = ids["review"][1]
@@ -537,13 +539,13 @@ def test_unserved_gold_checks_are_refused_like_any_unserved_item(make_project, c
     project.set_queue_settings(gold_rate=0.99)
     random.seed(0)  # gold checks are drawn at random: the same draws on every run
     # Served to ann: a lease of her own, served again on a reload, answerable by her alone.
-    assert review.next_item(project, ann.id)["id"] == gold
-    assert review.next_item(project, ann.id)["id"] == gold
+    assert review.next_item(project, ann.id).id == gold
+    assert review.next_item(project, ann.id).id == gold
     refused(project, bob, gold, action="skip")
     review.submit(project, ann, gold, action="skip")
     refused(project, ann, gold, action="skip")  # once
     # Served to bob too: each person answers the same gold item once.
-    assert review.next_item(project, bob.id)["id"] == gold
+    assert review.next_item(project, bob.id).id == gold
     review.submit(project, bob, gold, action="correct", label=LABELS[0])
     assert gold not in drain(project, ann) + drain(project, bob)
 
@@ -555,7 +557,7 @@ def served_a_gold_check(make_project) -> tuple[Any, Principal, int]:
     project.set_queue_settings(gold_rate=0.99)
     random.seed(0)  # gold checks are drawn at random: the same draws on every run
     ann = user(project, "ann")
-    assert review.next_item(project, ann.id)["id"] == ids["gold"][0]
+    assert review.next_item(project, ann.id).id == ids["gold"][0]
     return project, ann, ids["gold"][0]
 
 
@@ -563,7 +565,7 @@ def test_undo_gives_a_gold_check_back_to_the_person_who_answered_it(make_project
     project, ann, gold = served_a_gold_check(make_project)
     review.submit(project, ann, gold, action="accept")
     back = review.undo(project, ann).item
-    assert back["id"] == gold and back["queue"] == "review"  # still looks like any item
+    assert back.id == gold and back.queue == "review"  # still looks like any item
     review.submit(project, ann, gold, action="correct", label="neutral")  # the lease came back
     assert review.release_leases(project, ann.id) == 0  # answered: nothing left held
 
@@ -588,10 +590,10 @@ def test_a_rejection_keeps_asking_for_another_answer(make_project, reapply) -> N
     project = make_project()
     ids = seed(project, 1)
     ann, bob = user(project, "ann"), user(project, "bob")
-    item = review.next_item(project, ann.id)["id"]
+    item = review.next_item(project, ann.id).id
     review.submit(project, ann, item, action="reject")
     reapply(project)
-    assert review.next_item(project, bob.id)["id"] == item == ids["review"][0]
+    assert review.next_item(project, bob.id).id == item == ids["review"][0]
     review.submit(project, bob, item, action="correct", label="neutral")
     assert project.stats().human_labeled == 1
     with project.store.session() as session:
@@ -607,7 +609,7 @@ def test_trusted_answers_count_rejections_and_leave_other_leases(make_project) -
     project.set_queue_settings(overlap=2)
     ids = seed(project, 1)
     ann = user(project, "ann")
-    item = review.next_item(project, ann.id)["id"]
+    item = review.next_item(project, ann.id).id
     project.annotate(item, action="reject", annotator="carl")
     review.apply_overlap(project)
     review.submit(project, ann, item, action="correct", label="neutral")  # still hers
@@ -624,7 +626,7 @@ def test_a_trusted_answer_counts_for_the_task_its_author_holds(make_project) -> 
     project = make_project()
     ids = seed(project, 1)
     project.enqueue(ids["review"], queue="active")  # served before the review task
-    item = project.next_item("ann")["id"]
+    item = project.next_item("ann").id
     project.annotate(item, action="label", label="neutral", annotator="ann")
     with project.store.session() as session:
         tasks = dict(session.execute(select(ReviewTask.queue, ReviewTask.done)).all())
@@ -670,5 +672,5 @@ def test_a_stored_setting_out_of_range_reads_as_the_default(make_project, clock)
     assert review.queue_settings(project).lease_minutes == review.DEFAULT_SETTINGS["lease_minutes"]
     assert review.queue_settings(project).overlap == 2
     ann, bob = user(project, "ann"), user(project, "bob")
-    item = review.next_item(project, ann.id)["id"]
-    assert review.next_item(project, bob.id)["id"] != item  # ann's lease did not run out
+    item = review.next_item(project, ann.id).id
+    assert review.next_item(project, bob.id).id != item  # ann's lease did not run out

@@ -286,10 +286,10 @@ def _answer(project: Project, annotator: int, truth: dict[str, str], k: int) -> 
         item = project.next_item(annotator)
         if item is None:
             break
-        label = truth[item["uid"]]
-        suggested = (item.get("suggestion") or {}).get("label")
+        label = truth[item.uid]
+        suggested = None if item.suggestion is None else item.suggestion.label
         action = "label" if suggested is None else ("accept" if suggested == label else "correct")
-        project.annotate(item["id"], action=action, label=label, annotator=annotator)
+        project.annotate(item.id, action=action, label=label, annotator=annotator)
         done += 1
     return done
 

@@ -868,7 +868,9 @@ class Project:
         """Overlap, gold rate, audit rate and lease length of the review queues."""
         return queues.set_queue_settings(self, **values)
 
-    def next_item(self, annotator: str | int, *, exclude: Sequence[int] = ()) -> Any:
+    def next_item(
+        self, annotator: str | int, *, exclude: Sequence[int] = ()
+    ) -> queues.ReviewItem | None:
         """An annotator's next item to review (leased to them), or None when done."""
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
         return queues.next_item(self, annotator_id, exclude=exclude)

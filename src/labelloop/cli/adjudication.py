@@ -80,13 +80,13 @@ def adjudicate_show(
     def render(case: Case) -> None:
         shown = case.shown
         out.print(f"[bold]{case.uid}[/] ({', '.join(case.reasons) or 'not waiting'})")
-        out.print(shown["text"], markup=False, highlight=False)
-        if shown["suggestion"]:
-            s = shown["suggestion"]
-            confidence = "—" if s["confidence"] is None else f"{100 * s['confidence']:.0f}%"
-            suggested = s["label"]
-            if shown.get("suggested_set"):  # a multi-label item: the suggested set
-                suggested = _shown(shown["suggested_set"], "label")
+        out.print(shown.text, markup=False, highlight=False)
+        if shown.suggestion is not None:
+            s = shown.suggestion
+            confidence = "—" if s.confidence is None else f"{100 * s.confidence:.0f}%"
+            suggested = s.label
+            if shown.suggested_set:  # a multi-label item: the suggested set
+                suggested = _shown(shown.suggested_set, "label")
             out.print(f"model: {suggested} {confidence}", markup=False, highlight=False)
         for a in case.answers:
             given = _shown(a.to_dict(), "label") if a.labels is not None else a.label

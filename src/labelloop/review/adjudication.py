@@ -35,7 +35,7 @@ from .accounts import Principal
 from .answers import checked_label, labels_and_settings_of, resolve_item
 from .common import ProjectScope, Result, transaction
 from .labelsets import checked_set, is_multi_label
-from .queues import payload
+from .queues import ReviewItem, payload
 from .waiting import pending_among, reasons_for, settle
 
 #: The project setting that shows reviewers who gave each answer (off: blind adjudication).
@@ -138,7 +138,7 @@ class Case(Result):
     """One item as a reviewer sees it: the item as people are shown it (`shown`, sent first,
     flat), why it waits, every live answer and flag, its label and the decision in force."""
 
-    shown: dict[str, Any]  # `labelloop.review.queues.payload`
+    shown: ReviewItem  # `labelloop.review.queues.payload`
     reasons: list[str]
     answers: list[CaseAnswer]
     flags: list[CaseFlag]
@@ -151,15 +151,15 @@ class Case(Result):
 
     @property
     def id(self) -> int:
-        return int(self.shown["id"])
+        return self.shown.id
 
     @property
     def uid(self) -> str:
-        return str(self.shown["uid"])
+        return self.shown.uid
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **self.shown,
+            **self.shown.to_dict(),
             "reasons": list(self.reasons),
             "answers": [a.to_dict() for a in self.answers],
             "flags": [f.to_dict() for f in self.flags],

@@ -31,7 +31,15 @@ from ..vocabulary import LABELING_ACTIONS, NO_LABEL_ACTIONS, Action, LabelSource
 from . import common, consensus
 from .accounts import Principal
 from .common import ProjectScope, Result, transaction
-from .queues import OVERLAP_QUEUES, lease_for, next_in, payload, queue_settings_of, settings_in
+from .queues import (
+    OVERLAP_QUEUES,
+    ReviewItem,
+    lease_for,
+    next_in,
+    payload,
+    queue_settings_of,
+    settings_in,
+)
 from .waiting import settle
 
 ACTIONS = tuple(Action)
@@ -326,7 +334,7 @@ class Submitted(Result):
     action: str
     gold_feedback: GoldFeedback | None = None  # after a gold check, when the project shows it
     next_asked: bool = False  # the caller asked for their next item in the same reply
-    next: dict[str, Any] | None = None  # that item (None: nothing is left for them)
+    next: ReviewItem | None = None  # that item (None: nothing is left for them)
 
     def to_dict(self) -> dict[str, Any]:
         """The API's reply: `gold_feedback` only when shown, `next` only when asked for."""
@@ -338,7 +346,7 @@ class Submitted(Result):
         if self.gold_feedback is not None:
             reply["gold_feedback"] = self.gold_feedback.to_dict()
         if self.next_asked:
-            reply["next"] = self.next
+            reply["next"] = None if self.next is None else self.next.to_dict()
         return reply
 
 
@@ -347,7 +355,10 @@ class Undone(Result):
     """An answer withdrawn through the review API, and its item given back to the caller."""
 
     undone: int  # the answer's id
-    item: dict[str, Any]  # the item as `next_item` shows it
+    item: ReviewItem  # the item as `next_item` shows it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"undone": self.undone, "item": self.item.to_dict()}
 
 
 def check_time(time_spent_s: float | None) -> float | None:

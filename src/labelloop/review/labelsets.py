@@ -164,7 +164,8 @@ def submit_set(
                 result["gold_feedback"] = gold_set_feedback(conn, project, annotation_id)
         settle(conn, project.id, [item_id])
         if then_next:
-            result["next"] = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
+            following = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
+            result["next"] = None if following is None else following.to_dict()
     return result
 
 

@@ -280,31 +280,71 @@ def settings_in(conn: Connection, project: ProjectScope) -> dict[str, Any]:
     return queue_settings_of(store.stored_settings(conn, project.id))
 
 
-def payload(conn: Connection, item_id: int, queue: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Suggestion(Result):
+    """The label suggested to a person, with its confidence (calibrated when a calibration is
+    in force) and the labeler's reasoning."""
+
+    label: str
+    confidence: float | None
+    calibrated: bool
+    reasoning: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem(Result):
+    """An item as a person is shown it (`next_item`); `to_dict` is what the review API sends.
+
+    Gold checks look like review items, so that people cannot tell them apart: their `queue`
+    is the review queue's. `suggested_set` is sent on a multi-label project only."""
+
+    id: int
+    uid: str
+    text: str  # cut at `MAX_TEXT_SHOWN`
+    truncated: bool
+    suggestion: Suggestion | None
+    queue: str
+    suggested_set: dict[str, Any] | None = None  # `labelloop.review.suggested_sets`
+    multi_label: bool = False  # not sent: whether `suggested_set` is
+
+    def to_dict(self) -> dict[str, Any]:
+        sent: dict[str, Any] = {
+            "id": self.id,
+            "uid": self.uid,
+            "text": self.text,
+            "truncated": self.truncated,
+            "suggestion": None if self.suggestion is None else self.suggestion.to_dict(),
+            "queue": self.queue,
+        }
+        if self.multi_label:
+            sent["suggested_set"] = self.suggested_set
+        return sent
+
+
+def payload(conn: Connection, item_id: int, queue: str) -> ReviewItem:
     """An item as a person is shown it: text (cut at `MAX_TEXT_SHOWN`) and suggestion, and
     on a multi-label project the suggested set with each label's probability."""
     item = store.shown_item(conn, item_id)
     calibrated = item.calibrated_confidence
     suggestion = None
     if item.llm_label is not None:
-        suggestion = {
-            "label": item.llm_label,
-            "confidence": calibrated if calibrated is not None else item.confidence,
-            "calibrated": calibrated is not None,
-            "reasoning": item.reasoning,
-        }
-    shown = {
-        "id": item.id,
-        "uid": item.uid,
-        "text": item.text[:MAX_TEXT_SHOWN],
-        "truncated": len(item.text) > MAX_TEXT_SHOWN,
-        "suggestion": suggestion,
-        # Gold checks look like review items, so that people cannot tell them apart.
-        "queue": Queue.REVIEW if queue == Queue.GOLD else queue,
-    }
-    if (item.settings or {}).get(MULTI_LABEL):
-        shown["suggested_set"] = suggested_set(conn, item_id)
-    return shown
+        suggestion = Suggestion(
+            label=item.llm_label,
+            confidence=calibrated if calibrated is not None else item.confidence,
+            calibrated=calibrated is not None,
+            reasoning=item.reasoning,
+        )
+    multi = bool((item.settings or {}).get(MULTI_LABEL))
+    return ReviewItem(
+        id=item.id,
+        uid=item.uid,
+        text=item.text[:MAX_TEXT_SHOWN],
+        truncated=len(item.text) > MAX_TEXT_SHOWN,
+        suggestion=suggestion,
+        queue=Queue.REVIEW if queue == Queue.GOLD else queue,
+        suggested_set=suggested_set(conn, item_id) if multi else None,
+        multi_label=multi,
+    )
 
 
 def _gold_item(conn: Connection, lease: Lease) -> int | None:
@@ -314,7 +354,7 @@ def _gold_item(conn: Connection, lease: Lease) -> int | None:
 
 def next_item(
     project: ProjectScope, annotator_id: int, *, exclude: Sequence[int] = ()
-) -> dict[str, Any] | None:
+) -> ReviewItem | None:
     """The caller's next item (leased to them), or None when nothing is left for them.
 
     A lease the caller already holds is served again first (a reload shows the same item),
@@ -342,7 +382,7 @@ def next_in(
     annotator_id: int,
     exclude: Sequence[int],
     settings: dict[str, Any],
-) -> dict[str, Any] | None:
+) -> ReviewItem | None:
     """`next_item` inside the caller's transaction."""
     lease = lease_for(project, annotator_id, settings, [int(i) for i in exclude][:MAX_EXCLUDE])
     held = store.held_task(conn, lease)

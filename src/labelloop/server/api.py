@@ -81,7 +81,7 @@ def queue_next(
     item = review.next_item(project, who.id, exclude=exclude)
     if item is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return item
+    return item.to_dict()
 
 
 @router.post(
