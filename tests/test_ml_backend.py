@@ -171,6 +171,15 @@ def test_webhook_rejects_labels_outside_the_label_set(project):
     )
 
 
+def test_webhook_answers_a_result_of_the_wrong_shape_with_a_bad_request(project):
+    client = TestClient(create_ml_backend_app(project), raise_server_exceptions=False)
+    client.post("/setup", json={"schema": CONFIG})
+    sent = event("ANNOTATION_CREATED", 1, 1, "x", "neutral")
+    sent["annotation"]["result"][0]["value"] = "neutral"  # not {"choices": [...]}
+    answer = client.post("/webhook", json=sent)
+    assert answer.status_code == 400 and "value.choices" in answer.json()["detail"]
+
+
 def test_training_runs_in_the_background_and_metrics_count_requests(project):
     client = client_for(project)
     started = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})

@@ -1,0 +1,59 @@
+"""Tools' files whose fields have the wrong JSON types, on both kinds of project: exit status 2
+with a message naming the file and the field, nothing imported (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+LABELS = ("business", "sport", "tech")
+
+
+def entry(value: object) -> dict:
+    """A `choices` result of the question the project's default config asks."""
+    return {"to_name": "text", "type": "choices", "value": value}
+
+
+def ls_task(**fields: object) -> dict:
+    return {"id": 1, "data": {"text": "a chip maker"}, **fields}
+
+
+#: name -> (format, file name, content, words the message must hold)
+CASES = {
+    "labelstudio-value-not-an-object": (
+        "labelstudio",
+        "t.json",
+        json.dumps([ls_task(annotations=[{"id": 1, "result": [entry("tech")]}])]),
+        ["annotations.result", "value.choices"],
+    ),
+    "labelstudio-predictions-not-a-list": (
+        "labelstudio",
+        "t.json",
+        json.dumps([ls_task(predictions=5)]),
+        ["'predictions'", "list"],
+    ),
+}
+
+
+def _bad_file_is_refused(case, multi_label, make_project, tmp_path, cli, capsys) -> None:
+    fmt, name, content, needles = case
+    project = make_project(labels=LABELS, multi_label=multi_label)
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    status = cli("import", path, "--format", fmt, "--project", project.path)
+    message = capsys.readouterr().err
+    assert status == 2, message
+    assert "Traceback" not in message
+    assert str(path) in message
+    for needle in needles:
+        assert needle in message
+    assert project.stats().items == 0
+
+
+@pytest.mark.parametrize("multi_label", [False, True], ids=["single", "multi"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_field_of_the_wrong_type_is_bad_input(
+    case, multi_label, make_project, tmp_path, cli, capsys
+):
+    _bad_file_is_refused(CASES[case], multi_label, make_project, tmp_path, cli, capsys)
