@@ -19,6 +19,20 @@ def ls_task(**fields: object) -> dict:
     return {"id": 1, "data": {"text": "a chip maker"}, **fields}
 
 
+def provenance(probs: dict) -> dict:
+    """A labelloop export row (as the tools' files carry it) whose prediction holds `probs`."""
+    return {
+        "id": "a",
+        "text": "a chip maker",
+        "state": "in_review",
+        "label_source": "llm",
+        "split": "pool",
+        "model": "m",
+        "prompt_version": "v1",
+        "probs": probs,
+    }
+
+
 #: name -> (format, file name, content, words the message must hold)
 CASES = {
     "labelstudio-value-not-an-object": (
@@ -32,6 +46,24 @@ CASES = {
         "t.json",
         json.dumps([ls_task(predictions=5)]),
         ["'predictions'", "list"],
+    ),
+    "labelstudio-probability-not-a-number": (
+        "labelstudio",
+        "t.json",
+        json.dumps([{"data": {"text": "a chip maker", "labelloop": provenance({"tech": "zz"})}}]),
+        ["prediction.probs", "zz"],
+    ),
+    "prodigy-probability-not-a-number": (
+        "prodigy",
+        "p.jsonl",
+        json.dumps({"text": "a chip maker", "_labelloop": provenance({"tech": [1]})}) + "\n",
+        ["line 1", "prediction.probs"],
+    ),
+    "prodigy-probability-out-of-range": (
+        "prodigy",
+        "p.jsonl",
+        json.dumps({"text": "a chip maker", "_labelloop": provenance({"tech": 7})}) + "\n",
+        ["line 1", "prediction.probs", "[0, 1]"],
     ),
 }
 

@@ -149,7 +149,7 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         p.label = label(p.label, item, "prediction.label")
         p.calibrated_label = label(p.calibrated_label, item, "prediction.calibrated_label")
         if p.probs is not None:
-            p.probs = {label(k, item, "prediction.probs"): float(v) for k, v in p.probs.items()}
+            p.probs = _probabilities(p.probs, item, label)
         for name, value in (("confidence", p.confidence), ("calibrated", p.calibrated_confidence)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise where.error("a confidence must lie in [0, 1]", name, value)
@@ -166,6 +166,25 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         item.final.label = label(item.final.label, item, "label")
     if item.decision is not None:
         _validate_decision(item, label)
+
+
+def _probabilities(probs: Any, item: ItemIn, label: _Labels) -> dict[str, float]:
+    """A prediction's label -> probability map, each a number in [0, 1] under a project label,
+    or fail naming the place (a file's probabilities feed calibration and learning)."""
+    if not isinstance(probs, dict):
+        raise item.where.error("probs must map labels to numbers", "prediction.probs", probs)
+    checked = {}
+    for name, value in probs.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not 0.0 <= number <= 1.0:  # NaN fails too
+            raise item.where.error(
+                "a probability must be a number in [0, 1]", "prediction.probs", {name: value}
+            )
+        checked[label(name, item, "prediction.probs")] = number
+    return checked
 
 
 def _validate_decision(item: ItemIn, label: _Labels) -> None:
