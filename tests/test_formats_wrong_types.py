@@ -68,6 +68,24 @@ CASES = {
 }
 
 
+#: Multi-label projects only: the sets of Prodigy's choice tasks.
+SET_CASES = {
+    "prodigy-accept-not-a-list": (
+        "prodigy",
+        "p.jsonl",
+        json.dumps({"text": "a chip maker", "answer": "accept", "accept": 5}) + "\n",
+        ["line 1", "'accept'"],
+    ),
+    "prodigy-options-not-a-list": (
+        "prodigy",
+        "p.jsonl",
+        json.dumps({"text": "a chip maker", "answer": "accept", "accept": ["t"], "options": 5})
+        + "\n",
+        ["line 1", "'options'"],
+    ),
+}
+
+
 def _bad_file_is_refused(case, multi_label, make_project, tmp_path, cli, capsys) -> None:
     fmt, name, content, needles = case
     project = make_project(labels=LABELS, multi_label=multi_label)
@@ -89,3 +107,8 @@ def test_a_field_of_the_wrong_type_is_bad_input(
     case, multi_label, make_project, tmp_path, cli, capsys
 ):
     _bad_file_is_refused(CASES[case], multi_label, make_project, tmp_path, cli, capsys)
+
+
+@pytest.mark.parametrize("case", sorted(SET_CASES))
+def test_a_choice_task_of_the_wrong_shape_is_bad_input(case, make_project, tmp_path, cli, capsys):
+    _bad_file_is_refused(SET_CASES[case], True, make_project, tmp_path, cli, capsys)
