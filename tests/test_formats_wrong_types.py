@@ -8,6 +8,7 @@ import json
 import pytest
 
 LABELS = ("business", "sport", "tech")
+PROVENANCE = "labelloop_provenance"  # Argilla metadata: labelloop's export row, as JSON text
 
 
 def entry(value: object) -> dict:
@@ -53,6 +54,20 @@ CASES = {
         json.dumps([{"data": {"text": "a chip maker", "labelloop": provenance({"tech": "zz"})}}]),
         ["prediction.probs", "zz"],
     ),
+    "argilla-provenance-not-json": (
+        "argilla",
+        "r.jsonl",
+        json.dumps({"id": "a", "fields": {"text": "a chip maker"}, "metadata": {PROVENANCE: "{zz"}})
+        + "\n",
+        ["line 1", PROVENANCE],
+    ),
+    "argilla-provenance-not-an-object": (
+        "argilla",
+        "r.jsonl",
+        json.dumps({"id": "a", "fields": {"text": "a chip maker"}, "metadata": {PROVENANCE: "[]"}})
+        + "\n",
+        ["line 1", PROVENANCE],
+    ),
     "prodigy-probability-not-a-number": (
         "prodigy",
         "p.jsonl",
@@ -88,6 +103,8 @@ SET_CASES = {
 
 def _bad_file_is_refused(case, multi_label, make_project, tmp_path, cli, capsys) -> None:
     fmt, name, content, needles = case
+    if fmt == "argilla":
+        pytest.importorskip("argilla")
     project = make_project(labels=LABELS, multi_label=multi_label)
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
