@@ -837,6 +837,7 @@ def labelstudio_event(
         answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
         given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
         annotator = labelstudio_annotator(project, annotation)
+        _check_answer(project, answer)  # a refused update leaves the answer it would replace
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
         done.update(
@@ -851,6 +852,17 @@ def labelstudio_event(
             ).to_dict()
         )
     return {**done, "retrain": True}
+
+
+def _check_answer(project: Project, answer: AnnotationIn) -> None:
+    """Refuse an answer whose label or set is not the project's, before anything is changed."""
+    from ..review.answers import checked_label
+    from ..review.labelsets import checked_set
+
+    if project.multi_label:
+        checked_set(answer.action, answer.labels, None, project.labels, project.settings)
+    elif answer.label is not None:
+        checked_label(project.labels, answer.label)
 
 
 def retrain(project: Project) -> dict[str, Any]:
