@@ -227,6 +227,23 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
 
 
+def test_the_terminal_shows_item_ids_as_written(make_project, cli, capsys) -> None:
+    project = make_project()
+    uids = ["x[/]", "[bold]y"]  # rich markup: shown as text, never read as styles
+    project.add_items([{"id": uid, "text": f"text of {uid}"} for uid in uids])
+    for uid in uids:
+        project.annotate(uid, action="label", label="positive", annotator="u1")
+        project.annotate(uid, action="label", label="negative", annotator="u2")
+    people(project, "rita", role="reviewer")
+    folder = str(project.path)
+    assert cli("adjudicate", "list", "--as", "rita", "--project", folder) == 0
+    listed = capsys.readouterr().out
+    assert all(uid in listed for uid in uids)
+    for uid in uids:
+        assert cli("adjudicate", "show", uid, "--as", "rita", "--project", folder) == 0
+        assert capsys.readouterr().out.startswith(f"{uid} (disagreement)")
+
+
 def test_stats_count_settled_and_waiting_items(team, cli, capsys) -> None:
     project, ids, _ann, _bob, rita = team
     folder = str(project.path)

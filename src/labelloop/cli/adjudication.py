@@ -27,16 +27,17 @@ ItemUid = Annotated[str, typer.Argument(help="The item's id in the imported data
 
 
 def _render_queue(result: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out.print(f"{result['count']} item(s) wait for a reviewer.", highlight=False)
     if result["items"]:
         table = Table("item", "why", "label now", "source")
         for item in result["items"]:
-            table.add_row(
-                item["uid"],
+            table.add_row(  # ids and labels are data: escaped, never read as rich markup
+                escape(item["uid"]),
                 ", ".join(item["reasons"]),
-                _shown(item, "label") if item.get("labels") is not None else item["label"] or "—",
+                escape(_shown(item, "label")),
                 item["label_source"] or "—",
             )
         out.print(table)
@@ -75,7 +76,10 @@ def adjudicate_show(
         result = adjudication.case(proj, who, proj.item_id(item))
 
     def render(case: dict[str, Any]) -> None:
-        out.print(f"[bold]{case['uid']}[/] ({', '.join(case['reasons']) or 'not waiting'})")
+        from rich.markup import escape
+
+        why = ", ".join(case["reasons"]) or "not waiting"
+        out.print(f"[bold]{escape(case['uid'])}[/] ({why})")
         out.print(case["text"], markup=False, highlight=False)
         if case["suggestion"]:
             s = case["suggestion"]
