@@ -86,8 +86,20 @@ def build(
             )
     with project.store.session() as session:
         bulk_insert(session, Annotation.__table__, answers)
+    settle_flags(project)
     analyze(project)
     return project, token
+
+
+def settle_flags(project: Project) -> None:
+    """Set each item's `needs_reviewer` as recording the answers through the service would
+    have (a checkout from before the flag has none to set)."""
+    try:
+        from labelloop.review import waiting
+    except ImportError:
+        return
+    with project.store.engine.begin() as conn:
+        waiting.settle(conn, project.id)
 
 
 def analyze(project: Project) -> None:

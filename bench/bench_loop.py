@@ -1,7 +1,7 @@
 """The loop, end to end: accuracy of the finished dataset against human effort on real corpora.
 
 For each corpus: a random sample of items with their reference labels playing the people, the
-embedded LLM pre-labeling once (cached), 200 gold items drawn per repeat, then
+embedded LLM pre-labeling once (cached), `--gold` items drawn as gold per repeat, then
 `simulate_loop`: the loop (rounds of the routing queue or a `select` strategy → answers →
 `learn`, which recalibrates and re-routes) beside the baselines run in the same call — random
 review order with retraining, one routing pass without retraining, the student alone without
@@ -170,7 +170,8 @@ def main() -> None:
                 else ""
             )
             + f", embedder {result['embedder']}; loop "
-            f"order: {', '.join(strategies)}. Goal: {target} at ≤ {_pct(goal_effort)} effort. "
+            f"order: {', '.join(strategies)}; routing certifies the target at "
+            f"{result['confidence_level']}. Goal: {target} at ≤ {_pct(goal_effort)} effort. "
             f"Wall time {elapsed / 60:.0f} min (LLM answers and embeddings from the cache "
             f"after the first run); load average at the end {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores. Curves: `docs/{plot.name}`.\n\n" + table(result, goal_effort)
@@ -178,7 +179,7 @@ def main() -> None:
         print(text, flush=True)
         command = (
             f"PYTHONPATH=src python bench/bench_loop.py --corpus '{corpus}' --items {args.items}"
-            f" --repeats {args.repeats} --budget {args.budget}"
+            f" --gold {args.gold} --repeats {args.repeats} --budget {args.budget}"
             + (f" --batch {args.batch}" if args.batch else "")
             + "".join(f" --strategy {s}" for s in strategies)
             + (f" --llm-tokens {args.llm_tokens}" if args.llm_tokens else "")

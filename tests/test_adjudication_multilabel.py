@@ -61,6 +61,7 @@ def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None
     project, ids, _ann, _bob, rita = team
     listed = adjudication.queue(project, rita)
     assert [(i["uid"], i["reasons"]) for i in listed["items"]] == [("m1", ["disagreement"])]
+    assert project.stats().adjudication_waiting == 1  # the kept flag says the same
     before = state_of(project, "m1")
     assert before[0] == "human_labeled" and listed["items"][0]["labels"] == before[1]
 
@@ -84,12 +85,14 @@ def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None
     assert done["label"] is None and done["state"] == "human_labeled"
     assert state_of(project, "m1") == ("human_labeled", ["sport", "tech"], "adjudicated")
     assert adjudication.queue(project, rita)["count"] == 0
+    assert project.stats().adjudication_waiting == 0
     decided = adjudication.case(project, rita, ids["m1"])["decision"]
     assert decided["labels"] == ["sport", "tech"] and decided["note"] == "both"
 
     undone = adjudication.undo(project, rita)
     assert undone["item"]["labels"] == before[1] and undone["item"]["reasons"] == ["disagreement"]
     assert state_of(project, "m1") == before
+    assert project.stats().adjudication_waiting == 1
 
     # A decision stands whatever answers come later.
     adjudication.decide(project, rita, ids["m1"], labels=["tech"])

@@ -1,9 +1,10 @@
 """Final labels, their sources and the adjudication queue under random work (hypothesis), on
 both stores.
 
-Annotators answer (every action), withdraw answers, flag and unflag items; a reviewer decides,
-undoes decisions, and decides-then-undoes at once; an admin switches the final-label method,
-the overlap, fixed or adaptive overlap, and whether reviewers see names; routing runs again.
+Annotators answer (every action), withdraw answers, flag and unflag items; a reviewer flags and
+unflags any item, decides, undoes decisions, and decides-then-undoes at once; an admin switches
+the final-label method, the overlap, fixed or adaptive overlap, and whether reviewers see names;
+routing runs again.
 After every step, checked against a model of what was done (not against the service's own
 code):
 
@@ -13,7 +14,8 @@ code):
   latest answer gives a label (under the majority, a label someone gave), else never `human`;
 - the adjudication queue holds exactly the pool items without a live decision whose standing
   answers disagree once their tasks are done, that everyone rejected (as many people as their
-  task wanted), or that someone flagged;
+  task wanted), or that someone flagged; exactly those items carry the `needs_reviewer` flag,
+  and `stats` counts them;
 - undoing a decision right after making it gives back the item's label, source, state and
   posterior, and its place in the queue.
 """
@@ -101,6 +103,17 @@ class Adjudication(RuleBasedStateMachine):
             return
         assert answered
         self.flags.add((item_id, who.id))
+
+    @rule(item=st.integers(0, 2), on=st.booleans())
+    def reviewer_flags(self, item: int, on: bool) -> None:
+        """A reviewer flags any item, answered or not, and withdraws the flag."""
+        item_id = self.items[item]
+        if on:
+            adjudication.flag(self.project, self.rita, item_id, "look again")
+            self.flags.add((item_id, self.rita.id))
+        else:
+            adjudication.unflag(self.project, self.rita, item_id)
+            self.flags.discard((item_id, self.rita.id))
 
     @rule(item=st.integers(0, 2), label=st.sampled_from(LABELS))
     def decide(self, item: int, label: str) -> None:
@@ -214,6 +227,13 @@ class Adjudication(RuleBasedStateMachine):
             ):
                 expected.add(item_id)
         assert self.queued() == expected
+        # Each item's kept flag says the same as the rule, and `stats` counts it.
+        mine = select(Item.id).where(Item.project_id == self.project.id)
+        with self.project.store.session() as session:
+            flagged = set(session.scalars(mine.where(Item.needs_reviewer.is_(True))))
+            unsettled = session.scalar(mine.where(Item.needs_reviewer.is_(None)))
+        assert flagged == expected and unsettled is None
+        assert self.project.stats().adjudication_waiting == len(expected)
 
 
 def test_labels_sources_and_queue_stay_consistent(make_project, db_url) -> None:

@@ -80,7 +80,7 @@ def test_measured_thread_counts_give_the_probabilities_of_one_fixed_count():
 
     texts = (POSITIVE + NEGATIVE) * 5
     plain = LocalLabeler.embedded("smollm2", n_threads=1, chunk_items=4)
-    tuned = LocalLabeler.embedded("smollm2", n_threads=None, chunk_items=4)
+    tuned = LocalLabeler.embedded("smollm2", n_threads=None, chunk_items=4, workers=1)
     try:
         expected = dict(plain.label_stream(texts, TASK))
         scorer = tuned._load()
@@ -93,6 +93,58 @@ def test_measured_thread_counts_give_the_probabilities_of_one_fixed_count():
     assert [got[i].probs for i in range(len(texts))] == [
         expected[i].probs for i in range(len(texts))
     ]
+
+
+def test_side_by_side_workers_give_the_probabilities_of_one_thread():
+    # Chunks decoded by two single-threaded contexts on shared weights, in any interleaving,
+    # against one context on one thread: the same numbers, in input order.
+    texts = (POSITIVE + NEGATIVE) * 4
+    plain = LocalLabeler.embedded("smollm2", n_threads=1, chunk_items=3)
+    parallel = LocalLabeler.embedded("smollm2", chunk_items=3, workers=2)
+    try:
+        expected = list(plain.label_stream(texts, TASK))
+        got = list(parallel.label_stream(texts, TASK))
+        assert len(parallel._siblings) == 1 and parallel._siblings[0]._prefix is not None
+        assert parallel._load().pinned is None  # later calls choose their threads again
+        assert plain._siblings == []
+    finally:
+        plain.close()
+        parallel.close()
+    assert [i for i, _ in got] == list(range(len(texts)))
+    assert [r.probs for _, r in got] == [r.probs for _, r in expected]
+
+
+def test_side_by_side_workers_match_the_full_prompt_evaluated_per_item():
+    # The straightforward way: each item's whole prompt evaluated on its own, no shared prefix,
+    # no batching. Small micro-batches keep llama.cpp on the same kernels for both.
+    labeler = LocalLabeler.embedded("smollm2", n_ubatch=32, chunk_items=2, workers=2)
+    labeler.calibrate = False
+    texts = POSITIVE + NEGATIVE + ["x"]
+    try:
+        got = dict(labeler.label_stream(texts, TASK))
+        naive = labeler.score(texts, TASK, naive=True)
+    finally:
+        labeler.close()
+    expected = naive - np.logaddexp.reduce(naive, axis=1, keepdims=True)
+    fast = np.array([[got[i].label_logprobs[label] for label in TASK.labels] for i in got])
+    np.testing.assert_allclose(fast, expected, atol=1e-4)
+
+
+def test_a_decode_of_few_tokens_runs_on_one_thread():
+    # The prefix and the content-free inputs are a few tokens: on two threads they gain little
+    # and, with a core taken by other work, cost many times the CPU of one thread.
+    from labelloop.labelers.llama_scorer import SMALL_DECODE
+
+    labeler = LocalLabeler.embedded("smollm2", n_threads=2, chunk_items=64, workers=1)
+    try:
+        scorer = labeler._load()
+        zero_shot = LabelTask(TASK.description, TASK.labels)
+        scorer.set_prefix(scorer.tokenize(labeler.prefix_text(zero_shot), bos=scorer.add_bos))
+        assert len(scorer._prefix or []) < SMALL_DECODE and scorer._threads_now == 1
+        labeler.score((POSITIVE + NEGATIVE) * 8, zero_shot)  # hundreds of tokens in one decode
+        assert scorer._threads_now == 2
+    finally:
+        labeler.close()
 
 
 def test_hostile_and_huge_texts_are_bounded(labeler):

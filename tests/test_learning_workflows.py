@@ -345,3 +345,37 @@ def test_learn_json_keeps_its_keys_and_their_order(learning_project, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == [*LEARN_KEYS, "calibration", "route"]
     assert printed["route"]["auto_accepted"] + printed["route"]["in_review"] > 0
+
+
+def test_learn_options_come_from_the_project_setting(learning_project):
+    project = learning_project
+    plain = project.learn()
+    project.update_settings(learning={"ngram_student": True, "self_training": True})
+    both = project.learn()
+    assert "student-ngrams" in both.stack_weights and "student-ngrams" not in plain.stack_weights
+    assert both.components["student-ngrams"]["n"] == plain.components["student"]["n"]
+    # the n-gram student lives only inside the stack: it is never stored nor made active
+    assert both.best != "student-ngrams"
+    # soft labels from the stack moved the embedding student's out-of-fold answers
+    assert both.components["student"]["log_loss"] != plain.components["student"]["log_loss"]
+    project.update_settings(learning={"self_trainng": True})
+    with pytest.raises(InputError, match="self_trainng"):
+        project.learn()
+    project.update_settings(learning={"student_c": 0})
+    with pytest.raises(InputError, match="student_c"):
+        project.learn()
+
+
+def test_learn_can_choose_the_students_regularisation(learning_project):
+    project = learning_project
+    fixed = project.learn()
+    project.update_settings(learning={"student_c": "auto"})
+    auto = project.learn()
+    # the chosen C is the grid's best out-of-fold fit: never worse than the fixed default
+    assert auto.components["student"]["log_loss"] < fixed.components["student"]["log_loss"]
+
+
+def test_select_queues_one_round_of_the_measured_loop_by_default(learning_project, capsys):
+    assert run(["select", "--json", "-p", str(learning_project.path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["queued"] == 20 and result["strategy"] == "margin"

@@ -235,3 +235,19 @@ def test_plan_needs_enough_gold(cli, capsys, make_project):
     project.add_items(_sample_rows("reviews_gold.csv", 12), id_col="id", split="gold")
     assert cli("plan", "--project", project.path) == 2
     assert "at least 30 gold items" in capsys.readouterr().err
+
+
+def test_cli_simulate_loop_certifies_routing_at_the_level_given(cli, capsys, tmp_path):
+    data = _write_labeled(tmp_path / "labeled.csv", 60)
+    base = ["simulate", "--loop", "--data", data, "--label-col", "sentiment", "--model", "none"]
+    base += ["--gold", 20, "--budget", 0.5, "--batch", 20, "--repeats", 1, "--json"]
+    assert cli(*base, "--confidence-level", 0.8, "--target-accuracy", 0.99) == 0
+    certified = json.loads(capsys.readouterr().out)
+    assert certified["confidence_level"] == 0.8
+    # 20 gold items cannot certify 0.99: routing keeps every item for people, so the loop
+    # spends its whole budget instead of declaring the dataset finished.
+    assert certified["settings"]["loop"]["runs"][0][-1]["effort"] == pytest.approx(0.5)
+    assert cli(*base, "--confidence-level", 0) == 0
+    assert json.loads(capsys.readouterr().out)["confidence_level"] is None
+    assert cli(*base, "--confidence-level", 1.5) == 2
+    assert "--confidence-level" in capsys.readouterr().err

@@ -195,3 +195,56 @@ def test_upgrade_reopens_tasks_whose_rejection_was_dropped(db_url):
             (items["audited"], 1, 1, 1, False),
         ]
     )
+
+
+def test_upgrade_to_the_reviewer_flag_leaves_only_possible_items_to_settle(
+    make_project, db_url, fast_password_hashing
+):
+    """0015_needs_reviewer starts every item that cannot wait for a reviewer as not waiting and
+    leaves the others unsettled; the first `stats` settles them by the review service's rule,
+    after which the lean path counts the flag alone."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from labelloop import review
+    from labelloop.review import adjudication
+    from labelloop.review.answers import AnswerIn
+    from labelloop.store import Item
+    from labelloop.store.db import _alembic_config, engine_reader, read_stats
+    from test_review_service import seed, user
+
+    project = make_project()
+    ids = seed(project, 4, n_gold=1)
+    ann, bob = user(project, "ann"), user(project, "bob")
+    split, agreed, flagged, quiet = ids["review"]
+    for who, label in ((ann, "positive"), (bob, "negative")):
+        review.annotate(project, split, AnswerIn("label", label, who.id))
+        review.annotate(project, agreed, AnswerIn("label", "positive", who.id))
+    rita = user(project, "rita", role="reviewer")
+    adjudication.flag(project, rita, flagged, "look")
+    waiting = {i for i, _ in adjudication.pending(project)}
+    assert waiting == {split, flagged} and project.stats().adjudication_waiting == 2
+
+    config = _alembic_config(project.store.engine)
+    command.downgrade(config, "0014_adjudication_sets")
+    command.upgrade(config, "head")
+
+    def flags() -> dict[int, bool | None]:
+        with project.store.session() as session:
+            mine = select(Item.id, Item.needs_reviewer).where(Item.project_id == project.id)
+            return dict(session.execute(mine).tuples().all())
+
+    assert flags() == {
+        split: None,  # answered: left to the rule
+        agreed: None,
+        flagged: None,
+        quiet: False,
+        ids["gold"][0]: False,
+    }
+    assert (
+        read_stats(engine_reader(project.store.engine), project.id)["adjudication_waiting"] is None
+    )
+    assert project.stats().adjudication_waiting == 2
+    assert {i for i, kept in flags().items() if kept} == {split, flagged}
+    assert None not in flags().values()
+    assert read_stats(engine_reader(project.store.engine), project.id)["adjudication_waiting"] == 2

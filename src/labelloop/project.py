@@ -26,9 +26,9 @@ from .data.importer import (
 from .data.readers import read_file, records_from_data
 from .errors import InputError, NotReadyError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
-from .review import accounts, answers, overview, queues
+from .review import accounts, answers, overview, queues, waiting
 from .review.accounts import check_user_name
-from .review.common import Result, Stats
+from .review.common import Result, Stats, transaction
 from .review.labelsets import (
     ALLOW_EMPTY,
     SetAnswer,
@@ -50,6 +50,7 @@ from .store import (
 from .store import accounts as account_rows
 from .store import predictions as prediction_rows
 from .store import projects as rows_of
+from .store.adjudication import unsettled_items
 from .store.db import (
     CONFIG_FILE,
     engine_reader,
@@ -429,6 +430,8 @@ class Project:
             rows_of.insert_items(session, new_rows)
             for item_id, item in upgrades:
                 rows_of.make_gold(session, item_id, item.gold_label, item.gold_labels)
+            if upgrades:  # gold items never wait for a reviewer
+                waiting.settle(session.connection(), self.id, [i for i, _ in upgrades])
         return ImportResult(
             rows=len(prepared.items) + prepared.duplicates_in_file,
             added=len(new_rows),
@@ -677,6 +680,7 @@ class Project:
                 route_items(session, self.id, 2.0, {})
             else:
                 route_items(session, self.id, threshold, label_thresholds)
+            waiting.settle(session.connection(), self.id)  # tasks came and went
         if threshold != settings.get("threshold") or not settings.get("routed"):
             self.update_settings(threshold=threshold, routed=True)
         audited = queues.sample_audit(self, random_state=int(settings.get("seed", 0)))
@@ -823,10 +827,10 @@ class Project:
         of gold items whose suggested set is exactly right), and the items reviewers settled and
         those waiting for one."""
         figures = read_stats(engine_reader(self.store.engine), self.id)
-        if figures["adjudication_waiting"] is None:
-            from .review.adjudication import pending
-
-            figures["adjudication_waiting"] = len(pending(self))
+        if figures["adjudication_waiting"] is None:  # left unsettled by the upgrade to it
+            with transaction(self) as conn:
+                waiting.settle(conn, self.id, unsettled_items(conn, self.id))
+            figures = read_stats(engine_reader(self.store.engine), self.id)
         return Stats(**figures)
 
     def iter_export_rows(self, include: str | None = "meta") -> Iterator[dict[str, Any]]:

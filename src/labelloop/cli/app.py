@@ -272,8 +272,8 @@ def prelabel(
         typer.Option(
             min=1,
             max=256,
-            help="CPU threads of the embedded model (default: LABELLOOP_THREADS, else the "
-            "count that measures fastest, up to the cores this process may use).",
+            help="CPU threads of the embedded model, each decoding its own items (default: "
+            "LABELLOOP_THREADS, else one per core this process may use).",
         ),
     ] = None,
     engine: Engine = "local",
@@ -541,7 +541,7 @@ def stats(project: ProjectDir = Path("."), db: DbUrl = None, as_json: JsonOut = 
     from ..store.db import project_stats  # the read-only path: no ORM, no project layer
 
     result = project_stats(project, db)
-    if result["adjudication_waiting"] is None:  # answers to weigh: the review service counts
+    if result["adjudication_waiting"] is None:  # items to settle: the review service does
         with open_project(project, db) as proj:
             result = proj.stats().to_dict()
     emit(result, as_json, _render_stats)

@@ -8,9 +8,11 @@ parallel sequences. Only the logits needed to score the continuations are comput
 cost is its own tokens, not the whole prompt: this is what makes a 135M model label tens of items
 per second on two cores.
 
-How many threads run a decode is measured, not assumed (`ThreadTuner`): llama.cpp's threads meet
-at a barrier after every operation, so a thread that loses its core to other work stalls the
-others, and on a shared machine fewer threads are often faster than one per core.
+llama.cpp's threads meet at a barrier after every operation, so a thread that loses its core to
+other work stalls the others. Many items are therefore best decoded by several single-threaded
+contexts side by side on the same weights (`LlamaScorer.sibling`, `LlamaWeights`); a decode of a
+few tokens runs on one thread; otherwise how many threads run a decode is measured, not assumed
+(`ThreadTuner`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["THREADS_ENV", "LlamaScorer", "ThreadTuner", "available_cores", "threads_override"]
+__all__ = [
+    "THREADS_ENV",
+    "LlamaScorer",
+    "LlamaWeights",
+    "ThreadTuner",
+    "available_cores",
+    "threads_override",
+]
+
+#: Decodes of fewer tokens (the prompt prefix, the content-free inputs, a few items) run on one
+#: thread: split between threads they save little, and when another process holds a core the
+#: threads wait for each other at every operation (measured 10x the CPU time of one thread).
+SMALL_DECODE = 64
 
 #: Environment variable fixing the embedded model's thread count (otherwise measured).
 THREADS_ENV = "LABELLOOP_THREADS"
@@ -101,8 +115,10 @@ class ThreadTuner:
     """Chooses the thread count of each decode from the speed measured on earlier ones.
 
     Candidates are `most` threads, halved down to 1. Each is tried on real work (no separate
-    calibration run) and rated by its seconds per token, an exponential average; the fastest is
-    used. Other work on the machine comes and goes, so the others are tried again now and then:
+    calibration run), one thread first: on a busy machine a first decode on many threads waits
+    at every barrier for a thread that lost its core, and a short run may decode only once.
+    Each is rated by its seconds per token, an exponential average; the fastest is used.
+    Other work on the machine comes and goes, so the others are tried again now and then:
     soon after the choice changed, seldom (up to every `longest` decodes) while it holds, which
     keeps the cost of checking near 1% on a quiet machine. Decodes of fewer than `min_tokens`
     tokens are not rated (their fixed cost would dominate). Thread count does not change
@@ -119,7 +135,7 @@ class ThreadTuner:
         min_tokens: int = 64,
     ) -> None:
         halvings = {max(1, most >> k) for k in range(most.bit_length())}
-        self.candidates = sorted(halvings, reverse=True)
+        self.candidates = sorted(halvings)
         self.shortest, self.longest = shortest, longest
         self.smoothing, self.min_tokens = smoothing, min_tokens
         self.rate: dict[int, float] = {}  # threads -> seconds per token
@@ -130,7 +146,7 @@ class ThreadTuner:
 
     @property
     def best(self) -> int:
-        """The fastest candidate measured so far (the most threads before any measurement)."""
+        """The fastest candidate measured so far (one thread before any measurement)."""
         return min(self.rate, key=self.rate.__getitem__) if self.rate else self.candidates[0]
 
     def choose(self) -> int:
@@ -159,6 +175,33 @@ class ThreadTuner:
             self._next_check = self.decodes + self._interval
 
 
+class LlamaWeights:
+    """A GGUF model loaded once, shared by the scorers (contexts) that run it: each context
+    adds only its KV cache and work buffers."""
+
+    def __init__(self, model_path: str) -> None:
+        ll = self._ll = _llama()
+        mparams = ll.llama_model_default_params()
+        # Plain CPU weight buffers: llama.cpp's AMX weight buffers (chosen automatically when it
+        # was built on a CPU with AMX) run tile instructions on threads whose tiles were never
+        # configured, and the process dies with SIGILL.
+        mparams.use_extra_bufts = False
+        self.model = ll.llama_model_load_from_file(str(model_path).encode(), mparams)
+        if not self.model:
+            raise ValueError(f"could not load a GGUF model from {model_path}")
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        self.n_vocab = int(ll.llama_vocab_n_tokens(self.vocab))
+        self.add_bos = bool(ll.llama_vocab_get_add_bos(self.vocab))
+        self.users = 0  # scorers running it: the model is freed when the last one closes
+
+    def release(self) -> None:
+        """One scorer is done with the weights; the last one frees them."""
+        self.users -= 1
+        if self.users <= 0 and self.model:
+            self._ll.llama_model_free(self.model)
+            self.model = None
+
+
 class LlamaScorer:
     """Scores continuations of ``prefix + suffix`` for many suffixes, reusing the prefix's KV.
 
@@ -176,30 +219,39 @@ class LlamaScorer:
         n_batch: int = 512,
         n_ubatch: int = 512,
         n_seq_max: int = 64,
+        weights: LlamaWeights | None = None,
     ) -> None:
         ll = _llama()
         self._ll = ll
-        mparams = ll.llama_model_default_params()
-        # Plain CPU weight buffers: llama.cpp's AMX weight buffers (chosen automatically when it
-        # was built on a CPU with AMX) run tile instructions on threads whose tiles were never
-        # configured, and the process dies with SIGILL.
-        mparams.use_extra_bufts = False
-        self._model = ll.llama_model_load_from_file(str(model_path).encode(), mparams)
-        if not self._model:
-            raise ValueError(f"could not load a GGUF model from {model_path}")
-        self._vocab = ll.llama_model_get_vocab(self._model)
-        self.n_vocab = int(ll.llama_vocab_n_tokens(self._vocab))
-        self.add_bos = bool(ll.llama_vocab_get_add_bos(self._vocab))
+        self.weights = weights or LlamaWeights(model_path)
+        self.weights.users += 1
+        self._model = self.weights.model
+        self._vocab = self.weights.vocab
+        self.n_vocab, self.add_bos = self.weights.n_vocab, self.weights.add_bos
         fixed = n_threads if n_threads is not None else threads_override()
         self.n_threads = fixed or available_cores()
         self.tuner = None if fixed else ThreadTuner(self.n_threads)
         self._threads_now = self.n_threads
+        #: A thread count that overrides the tuner while set (decodes run beside others').
+        self.pinned: int | None = None
         self.n_batch, self.n_ubatch = n_batch, n_ubatch
         self.n_seq_max = n_seq_max
         self._batch = ll.llama_batch_init(n_batch, 0, n_seq_max)
         self._ctx = None
         self.n_ctx = 0
         self._prefix: list[int] | None = None
+
+    def sibling(self) -> LlamaScorer:
+        """Another single-threaded scorer on the same loaded weights, with a context (and KV
+        cache) of its own, for running decodes side by side; closed before this one."""
+        return LlamaScorer(
+            "",
+            n_threads=1,
+            n_batch=self.n_batch,
+            n_ubatch=self.n_ubatch,
+            n_seq_max=self.n_seq_max,
+            weights=self.weights,
+        )
 
     def _context_for(self, n_prefix: int) -> None:
         """A context just large enough for the prefix plus one batch of items.
@@ -360,7 +412,14 @@ class LlamaScorer:
         batch.n_tokens = len(tokens)
 
     def _decode(self) -> None:
-        threads = self.tuner.choose() if self.tuner and self._warm else self._threads_now
+        small = self._batch.n_tokens < SMALL_DECODE
+        tuned = self.tuner is not None and self._warm and self.pinned is None and not small
+        if small:
+            threads = 1
+        elif tuned and self.tuner:
+            threads = self.tuner.choose()
+        else:
+            threads = self.pinned or self.n_threads
         if threads != self._threads_now:
             self._ll.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads
@@ -368,7 +427,7 @@ class LlamaScorer:
         status = self._ll.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")
-        if self.tuner and self._warm:
+        if tuned and self.tuner:
             self.tuner.record(threads, time.perf_counter() - began, self._batch.n_tokens)
         self._warm = True
 
@@ -395,7 +454,7 @@ class LlamaScorer:
             if self._ctx is not None:
                 ll.llama_free(self._ctx)
             ll.llama_batch_free(self._batch)
-            ll.llama_model_free(self._model)
+            self.weights.release()
             self._ctx = self._model = None
 
     def __del__(self) -> None:

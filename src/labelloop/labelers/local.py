@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import queue
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +83,27 @@ def embedded_model_path(name: str = DEFAULT_EMBEDDED) -> str:
     raise ValueError(f"unknown embedded model {name!r}; choose from {EMBEDDED_MODELS}")
 
 
+#: Chunks queued per worker. Results leave in input order, so a worker slowed by other work
+#: holds the others' finished chunks back; a few chunks of slack keep the fast ones busy.
+AHEAD = 4
+
+#: A chunk of items: their indices, token suffixes and whether each was cut.
+_Job = tuple[range, list[list[int]], list[bool]]
+
+
+def _score_job(
+    scorer: LlamaScorer, job: _Job, prefix: list[int], continuations: list[list[int]]
+) -> tuple[np.ndarray | Exception, float]:
+    """One chunk's label scores on `scorer` (or the exception that failed it), and its seconds."""
+    began = time.perf_counter()
+    try:
+        scorer.set_prefix(prefix)  # evaluated once per scorer
+        scores: np.ndarray | Exception = scorer.score(job[1], continuations)
+    except Exception as exc:  # reported per item by the caller
+        scores = exc
+    return scores, time.perf_counter() - began
+
+
 class LocalLabeler:
     """Few-shot label scoring with a GGUF model; results stream back chunk by chunk.
 
@@ -87,7 +111,9 @@ class LocalLabeler:
     ----------
     model_path : a GGUF file.
     n_threads : CPU threads for llama.cpp; None (default): ``LABELLOOP_THREADS`` when set, else
-        the count, up to the cores this process may use, that measures fastest while it runs.
+        one per core this process may use. Many items run as that many single-threaded
+        workers (below); a lone chunk runs on up to that many threads, the count that measures
+        fastest unless it was fixed.
     examples_per_label : few-shot examples per label, chosen from ``task.examples``.
     calibrate : divide by the content-free label prior (contextual calibration).
     shrink : how far that prior is pulled toward uniform first (0 = as published, 1 = off);
@@ -98,6 +124,9 @@ class LocalLabeler:
         those for fewer, so a label log-score can move by ~0.1 with how items are grouped; the
         same texts in the same order always give the same probabilities. ``n_ubatch=32`` makes
         every item independent of its neighbours, at a cost in speed.
+    workers : chunks decoded side by side, each by a single-threaded llama.cpp context on the
+        same weights; None: one per thread allowed (see ``n_threads``). With one worker, its
+        context runs ``n_threads`` threads. The probabilities do not depend on it.
     bf16 : run a BF16 copy of the weights (same values, faster kernels; see ``reencode``),
         written once to the model cache. Default: when the CPU has AVX-512 BF16.
     """
@@ -115,6 +144,7 @@ class LocalLabeler:
         chunk_items: int = 16,
         n_ubatch: int = 512,
         bf16: bool | None = None,
+        workers: int | None = None,
     ) -> None:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"GGUF model file not found: {model_path}")
@@ -125,7 +155,9 @@ class LocalLabeler:
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
         self.bf16 = bf16
+        self.workers = workers
         self._scorer: LlamaScorer | None = None  # loaded on first use
+        self._siblings: list[LlamaScorer] = []  # more decoders on the same weights
         self._content_free: dict[str, np.ndarray] = {}
 
     @classmethod
@@ -162,33 +194,73 @@ class LocalLabeler:
             return
         scorer = self._load()
         continuations = [scorer.tokenize(" " + label) for label in task.labels]
-        scorer.set_prefix(scorer.tokenize(self.prefix_text(task), bos=scorer.add_bos))
+        prefix = scorer.tokenize(self.prefix_text(task), bos=scorer.add_bos)
+        scorer.set_prefix(prefix)
         prior = self._prior(task, continuations) if self.calibrate else None
-        for start in range(0, len(texts), self.chunk_items):
-            rows = range(start, min(len(texts), start + self.chunk_items))
-            began = time.perf_counter()
-            suffixes, cut = zip(*(self._suffix(texts[i]) for i in rows), strict=True)
-            try:
-                scores = scorer.score(suffixes, continuations)
-            except Exception as exc:  # a model failure fails these items; the run goes on
+        chunks = [
+            range(start, min(len(texts), start + self.chunk_items))
+            for start in range(0, len(texts), self.chunk_items)
+        ]
+        jobs = (self._job(texts, rows) for rows in chunks)  # tokenized as the workers go
+        scored = self._scored(jobs, len(chunks), prefix, continuations)
+        for (rows, suffixes, cut), outcome, seconds in scored:
+            if isinstance(outcome, Exception):  # a model failure fails these items; the run goes on
+                error = f"{type(outcome).__name__}: {outcome}"
                 for i, truncated in zip(rows, cut, strict=True):
-                    yield (
-                        i,
-                        LabelResult(
-                            None,
-                            None,
-                            None,
-                            error=f"{type(exc).__name__}: {exc}",
-                            truncated=truncated,
-                        ),
-                    )
+                    yield i, LabelResult(None, None, None, error=error, truncated=truncated)
                 continue
-            probs = contextual_calibrate(scores, prior, self.shrink)
-            per_item = (time.perf_counter() - began) / len(rows)
+            probs = contextual_calibrate(outcome, prior, self.shrink)
+            per_item = seconds / len(rows)
             for k, i in enumerate(rows):
-                yield i, self._result(task, scores[k], probs[k], suffixes[k], cut[k], per_item)
+                yield i, self._result(task, outcome[k], probs[k], suffixes[k], cut[k], per_item)
+
+    def _scored(
+        self, jobs: Iterator[_Job], n_jobs: int, prefix: list[int], continuations: list[list[int]]
+    ) -> Iterator[tuple[_Job, np.ndarray | Exception, float]]:
+        """Each chunk's label scores (or the exception that failed it) and seconds, in order.
+
+        With several workers, chunks are decoded side by side, each by a single-threaded
+        context on the shared weights: no thread waits for another at llama.cpp's per-operation
+        barriers, so two cores give nearly twice one core's rate, and a core lost to other work
+        slows one worker instead of stalling all of them. Chunks are made as with one worker,
+        so the probabilities are the same numbers. A lone chunk runs on the first scorer with
+        as many threads as its tuner finds fastest."""
+        scorers = self._pool(n_jobs)
+        if len(scorers) == 1:
+            for job in jobs:
+                yield job, *_score_job(scorers[0], job, prefix, continuations)
+            return
+        idle: queue.SimpleQueue[LlamaScorer] = queue.SimpleQueue()
+        for scorer in scorers:
+            idle.put(scorer)
+
+        def run(job: _Job) -> tuple[np.ndarray | Exception, float]:
+            scorer = idle.get()
+            try:
+                return _score_job(scorer, job, prefix, continuations)
+            finally:
+                idle.put(scorer)
+
+        pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
+        executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
+        scorers[0].pinned = 1  # one thread each, like its siblings, while they run
+        try:
+            for job in jobs:
+                pending.append((job, executor.submit(run, job)))
+                if len(pending) >= AHEAD * len(scorers):
+                    done, future = pending.popleft()
+                    yield done, *future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, *future.result()
+        finally:  # stopped early (Ctrl-C, closed stream): drop what has not started
+            executor.shutdown(wait=True, cancel_futures=True)
+            scorers[0].pinned = None
 
     def close(self) -> None:
+        for sibling in self._siblings:
+            sibling.close()
+        self._siblings = []
         if self._scorer is not None:
             self._scorer.close()
             self._scorer = None
@@ -226,6 +298,15 @@ class LocalLabeler:
             self.bf16 = cpu_has_bf16()
         return self.bf16
 
+    def _workers(self) -> int:
+        """Decoders run side by side: one per thread allowed (``n_threads``, else
+        ``LABELLOOP_THREADS``, else one per core this process may use)."""
+        from labelloop.labelers.llama_scorer import available_cores, threads_override
+
+        if self.workers is not None:
+            return self.workers
+        return self.n_threads or threads_override() or available_cores()
+
     def _load(self) -> LlamaScorer:
         if self._scorer is None:
             from labelloop.labelers.llama_scorer import LlamaScorer
@@ -237,6 +318,18 @@ class LocalLabeler:
                 path = str(bf16_copy(path))
             self._scorer = LlamaScorer(path, n_threads=self.n_threads, n_ubatch=self.n_ubatch)
         return self._scorer
+
+    def _pool(self, n_jobs: int) -> list[LlamaScorer]:
+        """The scorers for `n_jobs` chunks: the first one, and siblings made on first use."""
+        first = self._load()
+        wanted = max(1, min(self._workers(), n_jobs))
+        while 1 + len(self._siblings) < wanted:
+            self._siblings.append(first.sibling())
+        return [first, *self._siblings[: wanted - 1]]
+
+    def _job(self, texts: Sequence[str], rows: range) -> _Job:
+        suffixes, cut = zip(*(self._suffix(texts[i]) for i in rows), strict=True)
+        return rows, list(suffixes), list(cut)
 
     def _examples(self, task: LabelTask) -> list[tuple[str, str]]:
         return select_examples(task.examples, task.labels, self.examples_per_label)

@@ -19,12 +19,10 @@ Every query is in `labelloop.store.adjudication`; this module decides who may do
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from .. import routing
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from ..store import GOLD
 from ..store import adjudication as store
@@ -32,15 +30,13 @@ from ..store.labelsets import resolve_item_sets
 from ..store.models import utcnow
 from ..store.reviews import item_context
 from ..vocabulary import Action
-from . import consensus
 from .accounts import Principal
 from .answers import checked_label, labels_and_settings_of, resolve_item
 from .common import ProjectScope, transaction
 from .labelsets import checked_set, is_multi_label
 from .queues import payload
+from .waiting import pending_among, reasons_for, settle
 
-DISAGREEMENT, REJECTED, FLAGGED = "disagreement", "rejected", "flagged"
-REASONS = (DISAGREEMENT, REJECTED, FLAGGED)
 #: The project setting that shows reviewers who gave each answer (off: blind adjudication).
 SHOW_NAMES = "adjudication_show_names"
 QUEUE_NAME = "adjudication"
@@ -54,35 +50,6 @@ def _item(conn: Any, item_id: int) -> Any:
     if found is None:
         raise LookupError(f"item {item_id} vanished inside its transaction")
     return found
-
-
-def _given(answer: Any) -> str | None:
-    """What an answer gave, comparable across answers: its label, or its set (`labels`, on a
-    multi-label project) as one text, equal for two answers exactly when their sets are."""
-    labels = getattr(answer, "labels", None)
-    return answer.label if labels is None else json.dumps(sorted(labels))
-
-
-def reasons_for(answers: Sequence[Any], flags: Sequence[Any], tasks: Sequence[Any]) -> list[str]:
-    """Why an item needs a reviewer (empty: it does not), from its live answers (annotator_id,
-    label or set `labels`, action, id), live flags and tasks (answers_needed, done).
-
-    Disagreement (different labels, or different sets) counts once no task waits for more
-    answers (the overlap is complete); a rejection by everyone counts once as many people as
-    the task wanted rejected (one without a task); a flag counts at once.
-    """
-    votes = [routing.Vote(a.annotator_id, _given(a), a.action, a.id) for a in answers]
-    standing = consensus.latest_labels(votes)
-    reasons = []
-    if len({v.label for v in standing}) > 1 and all(t.done for t in tasks):
-        reasons.append(DISAGREEMENT)
-    rejecters = {a.annotator_id for a in answers if a.action == Action.REJECT}
-    wanted = max([int(t.answers_needed) for t in tasks], default=1)
-    if not standing and rejecters and len(rejecters) >= wanted:
-        reasons.append(REJECTED)
-    if flags:
-        reasons.append(FLAGGED)
-    return reasons
 
 
 def show_names(settings: dict[str, Any]) -> bool:
@@ -114,26 +81,13 @@ def check_note(note: str | None) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the queue
-def _pending(conn: Any, item_ids: Sequence[int]) -> list[tuple[int, list[str]]]:
-    """The items among `item_ids` that need a reviewer, with why."""
-    answers = store.answers_of(conn, item_ids)
-    flags = store.flags_of(conn, item_ids)
-    tasks = store.open_tasks_of(conn, item_ids)
-    found = []
-    for item_id in item_ids:
-        reasons = reasons_for(answers[item_id], flags[item_id], tasks[item_id])
-        if reasons:
-            found.append((item_id, reasons))
-    return found
-
-
 def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[int, list[str]]]:
     """(item id, reasons) of the items waiting for a reviewer, oldest item first."""
     with project.store.engine.connect() as conn:
         candidates = store.candidate_items(conn, project.id, is_multi_label(project.settings))
         found: list[tuple[int, list[str]]] = []
         for start in range(0, len(candidates), MAX_LISTED):
-            found += _pending(conn, candidates[start : start + MAX_LISTED])
+            found += pending_among(conn, candidates[start : start + MAX_LISTED])
             if limit is not None and len(found) >= limit:
                 return found[:limit]
     return found
@@ -299,7 +253,7 @@ def decide(
             raise ConflictError(f"item {item_id} is a gold item: its label is the gold label")
         chosen = _decided(item, label, labels)
         multi = chosen["labels"] is not None
-        reasons = _pending(conn, [item_id])
+        reasons = pending_among(conn, [item_id])
         decision_id = store.add_decision(
             conn,
             {
@@ -317,6 +271,7 @@ def decide(
             },
         )
         state, final_label, final_set = _resolve(conn, item)
+        settle(conn, project.id, [item_id])
     shown = {"labels": final_set, "previous_labels": item.final_labels} if multi else {}
     return {
         "decision_id": decision_id,
@@ -346,6 +301,7 @@ def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) 
             raise ForbiddenError("you can only undo your own decisions")
         store.mark_undone(conn, found.id)
         _resolve(conn, _item(conn, found.item_id))
+        settle(conn, project.id, [found.item_id])
         shown = _case(conn, project, found.item_id)
     return {"undone": found.id, "item": shown}
 
@@ -373,6 +329,7 @@ def flag(
                 "created_at": utcnow(),
             }
             store.add_flag(conn, values)
+            settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": True}
 
 
@@ -383,6 +340,7 @@ def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any
         if not store.item_exists(conn, project.id, item_id):
             raise NotFoundError(f"no item with id {item_id}")
         cleared = store.clear_flags(conn, item_id, who.id)
+        settle(conn, project.id, [item_id])
     return {"item_id": item_id, "flagged": False, "cleared": cleared}
 
 

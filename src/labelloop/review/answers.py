@@ -32,6 +32,7 @@ from . import common, consensus
 from .accounts import Principal
 from .common import ProjectScope, Result, transaction
 from .queues import OVERLAP_QUEUES, lease_for, next_in, payload, queue_settings_of, settings_in
+from .waiting import settle
 
 ACTIONS = tuple(Action)
 #: The project setting that shows annotators the expected label after a gold check.
@@ -190,6 +191,7 @@ def record(conn: Connection, item: Any, answer: AnswerIn, queue: str | None) -> 
         _settle_task(conn, result, item.id, queue, settings)
     if answer.annotator_id is not None:
         store.release_item(conn, item.id, answer.annotator_id)
+    settle(conn, item.project_id, [item.id])
     return result
 
 
@@ -204,10 +206,12 @@ def withdraw(conn: Connection, project_id: int, annotation_id: int) -> Answer:
     assert item is not None  # an answer's item stays while the answer does
     labels, settings = labels_and_settings_of(item)
     if settings.get(MULTI_LABEL):  # label sets: resolved label by label
-        return _withdraw_set(conn, item, labels, found, annotation_id)
-    result = resolve_item(conn, item, settings, annotation_id)
-    if found.action != Action.SKIP:
-        _settle_task(conn, result, found.item_id, found.queue, settings)
+        result = _withdraw_set(conn, item, labels, found, annotation_id)
+    else:
+        result = resolve_item(conn, item, settings, annotation_id)
+        if found.action != Action.SKIP:
+            _settle_task(conn, result, found.item_id, found.queue, settings)
+    settle(conn, project_id, [found.item_id])
     return result
 
 

@@ -19,6 +19,7 @@ from .accounts import Principal
 from .answers import answer_queue, check_action, check_time
 from .common import ProjectScope, Result, transaction
 from .queues import next_in, queue_settings_of
+from .waiting import settle
 
 
 def is_multi_label(settings: dict[str, Any] | None) -> bool:
@@ -100,6 +101,7 @@ def annotate_set(
         state, final = labelsets.resolve_item_sets(conn, item, label_set)
         if answer.action != Action.SKIP:
             labelsets.settle_task(conn, item_id, queue)
+        settle(conn, project.id, [item_id])
     return SetAnswer(annotation_id, item.uid, state, final)
 
 
@@ -155,6 +157,7 @@ def submit_set(
             labelsets.settle_task(conn, item_id, queue)
         if queue == Queue.GOLD:
             reviews.return_gold(conn, item_id, who.id)
+        settle(conn, project.id, [item_id])
         result: dict[str, Any] = {"annotation_id": annotation_id, "item_id": item_id}
         result["action"] = action
         if then_next:

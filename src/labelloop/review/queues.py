@@ -34,6 +34,7 @@ from ..vocabulary import TASK_QUEUES, Queue
 from . import common
 from .common import ProjectScope, transaction, writing
 from .suggested_sets import suggested_set
+from .waiting import settle
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
 MAX_EXCLUDE = 8
@@ -165,7 +166,7 @@ def apply_overlap(project: ProjectScope) -> int:
     """
     settings = queue_settings(project)
     with writing(project) as session:
-        return store.set_answers_needed(
+        changed = store.set_answers_needed(
             session,
             project.id,
             OVERLAP_QUEUES,
@@ -173,6 +174,9 @@ def apply_overlap(project: ProjectScope) -> int:
             share=float(settings["overlap_share"]),
             adaptive=settings["overlap_mode"] == "adaptive",
         )
+        if changed:  # rejections wait for as many people as a task wants
+            settle(session.connection(), project.id)
+        return changed
 
 
 def enqueue(
@@ -208,6 +212,7 @@ def enqueue(
                 i: float(priority_of[i]) for i in chunk if i not in queued and split_of[i] != GOLD
             }
             added += store.add_tasks(session, project.id, queue, new)
+            settle(session.connection(), project.id, list(new))  # disagreements wait for them
     if queue != Queue.AUDIT:
         apply_overlap(project)
     return added
@@ -235,6 +240,7 @@ def sample_audit(project: ProjectScope, rate: float | None = None, random_state:
             chunk = chosen[start : start + store.CHUNK]
             store.mark_audited(session, chunk)
             store.add_tasks(session, project.id, Queue.AUDIT, {i: rng.random() for i in chunk})
+            settle(session.connection(), project.id, chunk)
         return len(chosen)
 
 

@@ -8,12 +8,12 @@ caller's connection, so that a decision and the item's new label are one transac
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 
-from ..vocabulary import LABELING_ACTIONS, Action, Split
+from ..vocabulary import LABELING_ACTIONS, MULTI_LABEL, Action, Split
 from .models import (
     Adjudication,
     Annotation,
@@ -21,6 +21,7 @@ from .models import (
     GoldLease,
     Item,
     ItemFlag,
+    ProjectRow,
     ReviewTask,
     table_of,
 )
@@ -28,6 +29,7 @@ from .models import (
 _DECISIONS, _FLAGS = table_of(Adjudication), table_of(ItemFlag)
 _ITEMS, _ANSWERS = table_of(Item), table_of(Annotation)
 _TASKS, _PEOPLE = table_of(ReviewTask), table_of(Annotator)
+_PROJECTS = table_of(ProjectRow)
 
 #: The item's decision in force: its newest live one.
 _LIVE_DECISION = (
@@ -125,24 +127,32 @@ def has_live_flag(conn: Connection, item_id: int, annotator_id: int) -> bool:
     return bool(conn.execute(query).scalar())
 
 
-def candidate_items(conn: Connection, project_id: int, sets: bool = False) -> list[int]:
+def candidate_items(
+    conn: Connection, project_id: int, sets: bool = False, item_ids: Sequence[int] | None = None
+) -> list[int]:
     """Pool items without a decision in force that may need one: flagged, answered with two
     different labels (with `sets`, the answers of a multi-label project: answered by two
     people), or rejected with no label given (a superset: the service decides from each
-    item's standing answers). In id order."""
+    item's standing answers). In id order; among `item_ids` (at most `CHUNK`) when given,
+    reading only those items' answers and flags (the answer path settles one item at a time)."""
+    mine = _ANSWERS.c.project_id == project_id
+    flags = _FLAGS.c.project_id == project_id
+    if item_ids is not None:
+        mine = and_(mine, _ANSWERS.c.item_id.in_(list(item_ids)))
+        flags = and_(flags, _FLAGS.c.item_id.in_(list(item_ids)))
     labeling = and_(_LIVE_ANSWER, _ANSWERS.c.action.in_(list(LABELING_ACTIONS)))
     differ = _ANSWERS.c.annotator_id if sets else _ANSWERS.c.label
     disagree = (
         select(_ANSWERS.c.item_id)
-        .where(_ANSWERS.c.project_id == project_id, labeling)
+        .where(mine, labeling)
         .group_by(_ANSWERS.c.item_id)
         .having(func.count(func.distinct(differ)) > 1)
     )
     rejects = select(_ANSWERS.c.item_id).where(
-        _ANSWERS.c.project_id == project_id, _LIVE_ANSWER, _ANSWERS.c.action == Action.REJECT
+        mine, _LIVE_ANSWER, _ANSWERS.c.action == Action.REJECT
     )
-    labeled = select(_ANSWERS.c.item_id).where(_ANSWERS.c.project_id == project_id, labeling)
-    flagged = select(_FLAGS.c.item_id).where(_FLAGS.c.project_id == project_id, _LIVE_FLAG)
+    labeled = select(_ANSWERS.c.item_id).where(mine, labeling)
+    flagged = select(_FLAGS.c.item_id).where(flags, _LIVE_FLAG)
     decided = exists().where(_DECISIONS.c.item_id == _ITEMS.c.id, _DECISIONS.c.undone.is_(False))
     query = (
         select(_ITEMS.c.id)
@@ -158,7 +168,58 @@ def candidate_items(conn: Connection, project_id: int, sets: bool = False) -> li
         )
         .order_by(_ITEMS.c.id)
     )
+    if item_ids is not None:
+        query = query.where(_ITEMS.c.id.in_(list(item_ids)))
     return [int(i) for i in conn.scalars(query)]
+
+
+#: Ids per IN list.
+CHUNK = 5_000
+
+
+def set_needs_reviewer(
+    conn: Connection, project_id: int, checked: Sequence[int] | None, waiting: Collection[int]
+) -> None:
+    """Mark the `waiting` items as waiting for a reviewer and the other `checked` ones (None:
+    every other item of the project) as not."""
+    flag = _ITEMS.c.needs_reviewer
+    if checked is None:
+        conn.execute(
+            update(_ITEMS)
+            .where(_ITEMS.c.project_id == project_id, flag.is_distinct_from(False))
+            .values(needs_reviewer=False)
+        )
+    else:
+        _mark(conn, [i for i in dict.fromkeys(checked) if i not in waiting], False)
+    _mark(conn, sorted(waiting), True)
+
+
+def _mark(conn: Connection, item_ids: Sequence[int], waiting: bool) -> None:
+    flag = _ITEMS.c.needs_reviewer
+    for start in range(0, len(item_ids), CHUNK):
+        chunk = list(item_ids[start : start + CHUNK])
+        conn.execute(
+            update(_ITEMS)
+            .where(_ITEMS.c.id.in_(chunk), flag.is_distinct_from(waiting))
+            .values(needs_reviewer=waiting)
+        )
+
+
+def answers_are_sets(conn: Connection, project_id: int) -> bool:
+    """Whether the project is multi-label (its answers give sets, `candidate_items(sets=)`)."""
+    settings = conn.execute(
+        select(_PROJECTS.c.settings).where(_PROJECTS.c.id == project_id)
+    ).scalar()
+    return bool((settings or {}).get(MULTI_LABEL))
+
+
+def unsettled_items(conn: Connection, project_id: int) -> list[int]:
+    """Items whose `needs_reviewer` is not settled yet (null: left so by the upgrade that
+    added it)."""
+    query = select(_ITEMS.c.id).where(
+        _ITEMS.c.project_id == project_id, _ITEMS.c.needs_reviewer.is_(None)
+    )
+    return [int(i) for i in conn.scalars(query.order_by(_ITEMS.c.id))]
 
 
 def _by_item(rows: Any) -> dict[int, list[Any]]:

@@ -43,7 +43,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: The newest migration's revision. Opening a store whose schema is at this revision reads one
 #: row and loads no Alembic (a quarter of a second per command); a test keeps it equal to the
 #: head of `migrations/versions`.
-HEAD_REVISION = "0014_adjudication_sets"
+HEAD_REVISION = "0015_needs_reviewer"
 
 #: A project folder's settings file, its default SQLite store, and the variable naming another.
 CONFIG_FILE = "labelloop.json"
@@ -331,8 +331,9 @@ def find_project_id(reader: Reader, name: str | None) -> int:
 
 
 def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
-    """Counts per state, review rate, the LLM's accuracy on gold, items reviewers settled (see
-    `Project.stats`); ``adjudication_waiting`` is None when only the review service can tell."""
+    """Counts per state, review rate, the LLM's accuracy on gold, items reviewers settled and
+    those waiting for one (see `Project.stats`); ``adjudication_waiting`` is None while items
+    whose flag an upgrade could not settle remain (the review service settles them)."""
     (totals,) = reader.rows(
         "SELECT COUNT(*),"
         " SUM(CASE WHEN split = :gold THEN 1 ELSE 0 END),"
@@ -340,7 +341,9 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
         " SUM(CASE WHEN split = :gold AND llm_label IS NOT NULL THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN split = :gold AND llm_label = gold_label THEN 1 ELSE 0 END),"
         " SUM(CASE WHEN split = :pool AND state = :human THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN final_source = :adjudicated THEN 1 ELSE 0 END)"
+        " SUM(CASE WHEN final_source = :adjudicated THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN needs_reviewer THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN needs_reviewer IS NULL THEN 1 ELSE 0 END)"
         " FROM items WHERE project_id = :project",
         gold=Split.GOLD.value,
         pool=Split.POOL.value,
@@ -349,8 +352,9 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
         project=project_id,
     )
     items, gold, predicted, gold_predicted, gold_correct, pool_human, adjudicated = (
-        int(value or 0) for value in totals
+        int(value or 0) for value in totals[:7]
     )
+    waiting, unsettled = (int(value or 0) for value in totals[7:])
     counts = read_state_counts(reader, project_id)
     settings = read_settings(reader, project_id)
     if settings.get(MULTI_LABEL):  # subset accuracy: the whole suggested set is right
@@ -369,19 +373,10 @@ def read_stats(reader: Reader, project_id: int) -> dict[str, Any]:
         "active_predictor": settings.get("active_predictor"),
         "audit": read_audit_estimate(reader, project_id),
         "adjudicated": adjudicated,
-        # Which answered or flagged items wait for a reviewer is the review service's rule
-        # (`review.adjudication.pending`); with neither, none can.
-        "adjudication_waiting": None if _has_answers_or_flags(reader, project_id) else 0,
+        # The review service keeps each item's flag by its rule (`review.waiting`); items an
+        # upgrade left unsettled are its to settle first.
+        "adjudication_waiting": None if unsettled else waiting,
     }
-
-
-def _has_answers_or_flags(reader: Reader, project_id: int) -> bool:
-    found = reader.rows(
-        "SELECT 1 FROM annotations WHERE project_id = :project"
-        " UNION ALL SELECT 1 FROM item_flags WHERE project_id = :project LIMIT 1",
-        project=project_id,
-    )
-    return bool(found)
 
 
 def read_gold_set_counts(reader: Reader, project_id: int) -> tuple[int, int]:
@@ -461,8 +456,8 @@ def read_audit_estimate(
 
 def project_stats(path: Path, db: str | None = None) -> dict[str, Any]:
     """`Project.open(path, db=db).stats()` without loading the ORM, but for
-    ``adjudication_waiting`` where answers or flags make it the review service's to count
-    (None): what `labelloop stats` runs first."""
+    ``adjudication_waiting`` while items are left unsettled by an upgrade (None): what
+    `labelloop stats` runs first."""
     path = path.resolve()
     config = read_project_config(path)
     with open_reader(resolve_db(path, db, config)) as reader:

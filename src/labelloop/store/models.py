@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,6 +75,7 @@ class Item(Base):
         UniqueConstraint("project_id", "uid", name="uq_items_project_uid"),
         Index("ix_items_project_state", "project_id", "state"),
         Index("ix_items_project_split", "project_id", "split"),
+        Index("ix_items_needs_reviewer", "project_id", "needs_reviewer"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -102,6 +104,12 @@ class Item(Base):
     llm_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     # The labels whose decision routing found uncertain: what a reviewer is asked about.
     uncertain_labels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    # Whether the item waits for a reviewer (`review.waiting`), kept with its answers, flags,
+    # tasks and decisions so that counting the queue is one query; null: not settled yet (an
+    # item the upgrade to this column could not decide in SQL; the review service settles it).
+    needs_reviewer: Mapped[bool | None] = mapped_column(
+        Boolean, nullable=True, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

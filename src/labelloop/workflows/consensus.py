@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import routing
-from ..review import common
+from ..review import common, waiting
 from ..review import consensus as team
 from ..review.answers import resolve_item, settle_overlap
 from ..review.common import Result
@@ -108,6 +108,7 @@ def refit(project: ProjectScope) -> Consensus:
             result = resolve_item(conn, item, settings, 0)
             settle_overlap(conn, result, item_id, settings)
             changed += result.label != item.final_label
+        waiting.settle(conn, project.id, answered)  # adaptive overlap may have moved tasks
     return Consensus(method, answers, annotators, changed)
 
 

@@ -20,7 +20,7 @@ from ..data.formats.records import AnnotationIn, ItemIn, PredictionIn, iso
 from ..data.importer import MAX_ID_CHARS, MAX_TEXT_CHARS, canonical_labels, match_label, text_hash
 from ..errors import InputError
 from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, parse_label_set, resolve_label_sets
-from ..review import MAX_LABELSTUDIO_USER, user_name_problem
+from ..review import MAX_LABELSTUDIO_USER, user_name_problem, waiting
 from ..review.common import Result
 from ..store import (
     GOLD,
@@ -280,6 +280,7 @@ def ingest(project: Project, records: Iterable[ItemIn], fmt: str) -> Imported:
                 active_key,
                 label_set if multi else None,
             )
+        waiting.settle(session.connection(), project.id, list(ids.values()))
     return Imported(
         format=fmt,
         items=counts["items"],

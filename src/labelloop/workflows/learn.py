@@ -8,15 +8,23 @@ items it was trained on, and the stack's over those out-of-fold inputs.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.base import clone
 
-from ..active import LogisticStudent, cross_val_proba, get_embedder
-from ..active.students import cross_fit_splits
+from ..active import LogisticStudent, get_embedder
+from ..active.pool_training import ngram_features, soft_labels
+from ..active.students import (
+    ExtraRows,
+    cross_fit_splits,
+    cross_val_select,
+    with_extra,
+)
 from ..calibration.metrics import auroc
-from ..errors import NotReadyError
+from ..errors import InputError, NotReadyError
 from ..labelers.zero_shot import ZeroShotLabeler
 from ..review.common import Result
 from ..stacking import LogLinearPool
@@ -30,6 +38,10 @@ if TYPE_CHECKING:
     from ..project import Project
 
 STUDENT, ENSEMBLE = "student", "ensemble"
+NGRAM_STUDENT = "student-ngrams"
+LEARNING = "learning"  # the project setting holding `LearnOptions`
+AUTO = "auto"
+STUDENT_C_GRID = (1.0, 10.0, 100.0)
 DERIVED = (STUDENT, ENSEMBLE)
 ZERO_SHOT = "zero-shot"
 MIN_LABELS = 20
@@ -194,40 +206,38 @@ def learn(
 ) -> Learned:
     """Train student and stack, store their predictions, make the best predictor active."""
     labels = project.labels
+    options = LearnOptions.from_settings(project.settings)
     pool = load_pool(project)
     trusted = trusted_rows(pool)
     embedder = embedder or get_embedder("auto")
     engine = engine or LocalEngine()
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
-    student_probs = fit_student(
-        project, pool, X, trusted, engine, embedder, n_splits=n_splits, random_state=random_state
-    )
+    split = (n_splits, random_state)
+    students = _Students(options, pool, trusted, len(labels), split)
+    students.add(STUDENT, X, lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0])
+    if options.ngram_student:
+        ngrams = ngram_features(pool.texts, seed=random_state)
+        students.add(NGRAM_STUDENT, ngrams, lambda s: s.predict_proba(ngrams))
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
     computed = {} if components else pool_components(project, X, embedder)
     components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
-    metrics = {
-        name: component_metrics(p[trusted], pool.y[trusted]) for name, p in components.items()
-    }
-    metrics[STUDENT] = component_metrics(student_probs[trusted], pool.y[trusted])
-    weak = weak_labelers(metrics, components, majority)
-    used = [name for name in components if name not in weak]
-    stacked = fit_stack(
-        [components[name] for name in used] + [student_probs],
-        [*used, STUDENT],
-        pool.y,
-        trusted & ~pool.excluded,  # few-shot examples get the final model's answer
-        len(labels),
-        n_splits=n_splits,
-        random_state=random_state,
+    probs = students.fit()
+    stack_all = (pool, trusted, majority, len(labels), split)
+    metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
+    if options.self_training:
+        extra = _soft_rows(students.features, stacked.probs, trusted, options)
+        if extra is not None:
+            probs = students.fit(extra)
+            metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
+    version = model_version(embedder.model_id, used, n_splits, random_state, options)
+    _store_student_and_stack(project, version, pool, trusted, probs[STUDENT], stacked)
+    # Predictors computed here from the pool, and the n-gram student, live only in the stack.
+    best = best_predictor(
+        {name: m for name, m in metrics.items() if name not in computed and name != NGRAM_STUDENT}
     )
-    metrics[ENSEMBLE] = stacked.metrics
-    version = model_version(embedder.model_id, used, n_splits, random_state)
-    _store_student_and_stack(project, version, pool, trusted, student_probs, stacked)
-    # Predictors computed here from the pool are stored only inside the stack.
-    best = best_predictor({name: m for name, m in metrics.items() if name not in computed})
     _make_active(project, best, version)
     return Learned(
         trusted_labels=int(trusted.sum()),
@@ -242,6 +252,155 @@ def learn(
     )
 
 
+class _Students:
+    """The students `learn` trains, each on its own features of the pool: fitted on the
+    trusted labels (plus soft rows when self-training), out-of-fold for the trusted items."""
+
+    def __init__(
+        self,
+        options: LearnOptions,
+        pool: Pool,
+        trusted: np.ndarray,
+        n_labels: int,
+        split: tuple[int, int],
+    ) -> None:
+        self.pool, self.trusted, self.split = pool, trusted, split
+        self.template = LogisticStudent(classes=np.arange(n_labels))
+        self.c_grid = STUDENT_C_GRID if options.student_c == AUTO else (float(options.student_c),)
+        self.features: dict[str, Any] = {}
+        self.predictors: dict[str, Callable[[LogisticStudent], np.ndarray]] = {}
+
+    def add(self, name: str, X: Any, predict: Callable[[LogisticStudent], np.ndarray]) -> None:
+        self.features[name], self.predictors[name] = X, predict
+
+    def fit(self, extra: dict[str, ExtraRows] | None = None) -> dict[str, np.ndarray]:
+        return {
+            name: _student_probs(
+                X,
+                self.pool.y,
+                self.trusted,
+                self.template,
+                self.predictors[name],
+                self.split,
+                (extra or {}).get(name),
+                self.c_grid,
+            )
+            for name, X in self.features.items()
+        }
+
+
+def _stack_all(
+    components: dict[str, np.ndarray],
+    students: dict[str, np.ndarray],
+    pool: Pool,
+    trusted: np.ndarray,
+    majority: float,
+    n_labels: int,
+    split: tuple[int, int],
+) -> tuple[dict[str, dict[str, Any]], list[str], list[str], Stacked]:
+    """Every input's figures on the trusted labels, the weak labelers left out, the labelers
+    used, and the stack of those with the students."""
+    yt = pool.y[trusted]
+    metrics = {
+        name: component_metrics(p[trusted], yt) for name, p in {**components, **students}.items()
+    }
+    weak = weak_labelers(metrics, components, majority)
+    used = [name for name in components if name not in weak]
+    stacked = fit_stack(
+        [components[name] for name in used] + list(students.values()),
+        [*used, *students],
+        pool.y,
+        trusted & ~pool.excluded,  # few-shot examples get the final model's answer
+        n_labels,
+        n_splits=split[0],
+        random_state=split[1],
+    )
+    metrics[ENSEMBLE] = stacked.metrics
+    return metrics, weak, used, stacked
+
+
+@dataclass(frozen=True)
+class LearnOptions:
+    """How `learn` trains its students, read from the project setting `learning` (a dict of
+    these fields; missing ones take these defaults, measured in the loop simulation).
+
+    `self_training`: after a first stack, items no person labeled join the students' training
+    with the stack's probabilities as soft labels (one row per label, weighted by its
+    probability times `self_training_weight`), at most `self_training_max_ratio` such items per
+    trusted label, the most confident first, none below `self_training_min_confidence`; the
+    students and the stack are then refitted. `ngram_student`: a second student on word and
+    character n-grams of the pool's texts joins the stack. `student_c`: the students' inverse
+    regularisation strength, or "auto" to take the one of `STUDENT_C_GRID` with the lowest
+    out-of-fold log loss at every fit.
+    """
+
+    self_training: bool = False
+    self_training_weight: float = 1.0
+    self_training_min_confidence: float = 0.0
+    self_training_max_ratio: float = 4.0
+    ngram_student: bool = False
+    student_c: float | str = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> LearnOptions:
+        stored = settings.get(LEARNING) or {}
+        if not isinstance(stored, dict):
+            raise InputError(f"the project setting {LEARNING!r} must be a mapping")
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(stored) - set(known))
+        if unknown:
+            raise InputError(f"unknown {LEARNING} settings: {', '.join(unknown)}")
+        options = cls(**stored)
+        if not 0.0 <= options.self_training_min_confidence <= 1.0:
+            raise InputError("self_training_min_confidence must lie in [0, 1]")
+        c = options.student_c
+        if not (c == AUTO or (isinstance(c, int | float) and not isinstance(c, bool) and c > 0)):
+            raise InputError(f"student_c must be a positive number or {AUTO!r}, not {c!r}")
+        if options.self_training_weight < 0 or options.self_training_max_ratio < 0:
+            raise InputError("self_training_weight and self_training_max_ratio must be >= 0")
+        return options
+
+
+def _student_probs(
+    X: Any,
+    y: np.ndarray,
+    trusted: np.ndarray,
+    student: LogisticStudent,
+    predict: Callable[[LogisticStudent], np.ndarray],
+    split: tuple[int, int],
+    extra: ExtraRows | None = None,
+    c_grid: tuple[float, ...] = (1.0,),
+) -> np.ndarray:
+    """A student's probabilities for the pool: fitted on the trusted labels (and `extra`
+    rows), out-of-fold for the trusted items themselves, with the `C` of `c_grid` whose
+    out-of-fold log loss is lowest."""
+    Xt, yt = X[trusted], y[trusted]
+    c, oof = cross_val_select(student, Xt, yt, "C", c_grid, *split, extra=extra)
+    X_fit, y_fit, weights = with_extra(Xt, yt, extra)
+    fitted = clone(student).set_params(C=c).fit(X_fit, y_fit, sample_weight=weights)
+    probs = predict(fitted)
+    probs[trusted] = oof
+    return probs
+
+
+def _soft_rows(
+    features: dict[str, Any], stacked: np.ndarray, trusted: np.ndarray, options: LearnOptions
+) -> dict[str, ExtraRows] | None:
+    """The stack's soft labels for items no person labeled, as extra rows per student."""
+    soft = soft_labels(
+        stacked,
+        ~trusted,
+        min_confidence=options.self_training_min_confidence,
+        max_items=int(options.self_training_max_ratio * trusted.sum()),
+        weight=options.self_training_weight,
+    )
+    if not len(soft):
+        return None
+    return {
+        name: ExtraRows(X[soft.rows], soft.labels, soft.weights) for name, X in features.items()
+    }
+
+
 def trusted_rows(pool: Pool) -> np.ndarray:
     """The rows with a trusted label, or NotReadyError when too few, or of one class only, to
     train a student on."""
@@ -253,26 +412,6 @@ def trusted_rows(pool: Pool) -> np.ndarray:
             f"least two classes; found {int(trusted.sum())} in {len(classes)}"
         )
     return trusted
-
-
-def fit_student(
-    project: Project,
-    pool: Pool,
-    X: np.ndarray,
-    trusted: np.ndarray,
-    engine: Engine,
-    embedder: Any,
-    *,
-    n_splits: int,
-    random_state: int,
-) -> np.ndarray:
-    """The student's probabilities for every item: out-of-fold for the trusted ones (so they
-    can be compared with the labelers' on the same rows), from the engine for the others."""
-    student = LogisticStudent(classes=np.arange(len(project.labels)))
-    student.fit(X[trusted], pool.y[trusted])
-    probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
-    probs[trusted] = cross_val_proba(student, X[trusted], pool.y[trusted], n_splits, random_state)
-    return probs
 
 
 def weak_labelers(
@@ -322,9 +461,17 @@ def fit_stack(
     )
 
 
-def model_version(embedder_id: str, used: list[str], n_splits: int, random_state: int) -> str:
+def model_version(
+    embedder_id: str,
+    used: list[str],
+    n_splits: int,
+    random_state: int,
+    options: LearnOptions | None = None,
+) -> str:
     """The prompt version student and stack are stored under: what they were trained from."""
     key = f"{embedder_id}|{','.join(used)}|{n_splits}|{random_state}"
+    if options is not None and options != LearnOptions():
+        key += f"|{options}"  # the defaults keep the versions they had
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 

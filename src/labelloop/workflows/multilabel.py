@@ -24,6 +24,7 @@ import numpy as np
 from .. import review
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
+from ..review import waiting
 from ..review.common import Result, Stats
 from ..store.labelsets import (
     gold_probabilities,
@@ -255,6 +256,7 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
                 uncertain = {item_id: asked[k] for k, (item_id, _) in enumerate(known) if asked[k]}
         route_items(session, project.id, t, {})
         settle_routed_sets(session, project.id, uncertain)
+        waiting.settle(session.connection(), project.id)  # tasks came and went
     project.update_settings(threshold=t, routed=True)
     return MultiLabelRouting(t, project.stats())
 
