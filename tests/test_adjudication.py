@@ -4,6 +4,7 @@ decision's label and source, undo, flags, the name setting, roles, and the expor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -205,15 +206,20 @@ def test_the_jsonl_row_of_a_decided_item(team, tmp_path) -> None:
     assert rows["r0"]["adjudication"] is None
 
 
-def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
-    project, ids, _ann, _bob, _rita = team
-    folder = str(project.path)
+def adjudicate_command(cli, capsys, project) -> Callable[..., tuple[int, Any]]:
+    """`labelloop adjudicate ARGS --json` on the project: (exit status, its JSON or None)."""
 
     def run(*args: str) -> tuple[int, Any]:
-        code = cli("adjudicate", *args, "--project", folder, "--json")
+        code = cli("adjudicate", *args, "--project", str(project.path), "--json")
         captured = capsys.readouterr().out
         return code, json.loads(captured) if captured else None
 
+    return run
+
+
+def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, _rita = team
+    run = adjudicate_command(cli, capsys, project)
     code, listed = run("list")
     assert code == 0 and [i["uid"] for i in listed["items"]] == ["r1"]
     assert run("decide", "r1", "neutral", "--as", "ann")[0] == 2  # an annotator

@@ -5,7 +5,6 @@ set back; the API, the command line and the exports take sets."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,7 @@ from labelloop.labelers.multilabel import multi_label_result
 from labelloop.review import adjudication
 from labelloop.review.accounts import Principal
 from labelloop.server import create_app
-from test_adjudication import people
+from test_adjudication import adjudicate_command, people
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 LABELS = ("business", "sport", "tech")
@@ -128,13 +127,7 @@ def test_the_api_takes_a_set(team) -> None:
 
 def test_the_command_line_decides_with_a_set(team, cli, capsys) -> None:
     project, _ids, _ann, _bob, _rita = team
-    folder = str(project.path)
-
-    def run(*args: str) -> tuple[int, Any]:
-        code = cli("adjudicate", *args, "--project", folder, "--json")
-        captured = capsys.readouterr().out
-        return code, json.loads(captured) if captured else None
-
+    run = adjudicate_command(cli, capsys, project)
     code, listed = run("list")
     assert code == 0 and [i["uid"] for i in listed["items"]] == ["m1"]
     assert run("decide", "m1", "weather", "--as", "rita")[0] == 2
