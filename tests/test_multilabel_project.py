@@ -316,6 +316,22 @@ def test_agreement_of_label_sets(ml_project):
     json.dumps(report.to_dict())  # JSON-able as the CLI prints it
 
 
+def test_the_agreement_command_shows_each_labels_kappa_and_names_as_written(
+    ml_project, cli, capsys
+):
+    ml_project.add_items([{"id": f"a{k}", "text": f"text {k}"} for k in range(4)])
+    raters = {"ann[/]": ["sport"], "[bold]bob": ["sport", "tech"]}  # names from files: text
+    for name, labels in raters.items():
+        for k in range(4):
+            given = labels if k % 2 else ["business"]
+            ml_project.annotate(f"a{k}", action="label", labels=given, annotator=name)
+    status = cli("agreement", "--bootstrap", "20", "--no-issues", "--project", ml_project.path)
+    shown = capsys.readouterr().out
+    assert status == 0, shown
+    assert all(f"κ {label} (label applies or not)" in shown for label in LABELS)
+    assert all(f"{name} vs the majority" in shown for name in raters)
+
+
 def test_learn_says_what_a_multi_label_project_can_do_instead(ml_project):
     from labelloop.errors import NotReadyError
 
