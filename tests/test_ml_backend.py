@@ -184,6 +184,24 @@ def test_a_refused_update_keeps_the_answer_it_would_have_replaced(project):
     assert (row["state"], row["label"]) == ("human_labeled", "neutral")
 
 
+def test_a_bulk_event_with_one_refused_answer_stores_none(project):
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    good, bad = (
+        event("ANNOTATION_CREATED", n, n, f"t{n}", label)
+        for n, label in ((1, "neutral"), (2, "furious"))
+    )
+    bulk = {
+        "action": "ANNOTATIONS_CREATED",
+        "annotation": [good["annotation"], bad["annotation"]],
+        "task": [good["task"], bad["task"]],
+    }
+    refused = client.post("/webhook", json=bulk)
+    assert refused.status_code == 400 and "furious" in refused.json()["detail"]
+    with project.store.session() as session:
+        assert session.scalars(select(Annotation)).all() == []
+
+
 def test_webhook_answers_a_result_of_the_wrong_shape_with_a_bad_request(project):
     client = TestClient(create_ml_backend_app(project), raise_server_exceptions=False)
     client.post("/setup", json={"schema": CONFIG})

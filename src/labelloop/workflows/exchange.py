@@ -825,7 +825,8 @@ def labelstudio_event(
         annotations, tasks = [annotations], [tasks]
     if not isinstance(tasks, list) or len(tasks) != len(annotations):
         raise InputError(f"{action} needs as many 'task' objects as 'annotation' objects")
-    done: dict[str, Any] = {"action": action, "replaced": 0}
+    policy = LabelPolicy.of(project)
+    read = []  # every answer is read and checked before any is stored: a bad one stores none
     for annotation, task in zip(annotations, tasks, strict=True):
         if not isinstance(annotation, dict) or not isinstance(task, dict):
             raise InputError(f"{action} needs 'annotation' and 'task' objects")
@@ -833,12 +834,13 @@ def labelstudio_event(
         shown = item_predictions(project, [uid])[uid]
         # What Label Studio itself recorded, not provenance riding along under our key.
         made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
-        policy = LabelPolicy.of(project)
         suggestion = shown["labels" if policy.sets else "label"]
         answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
-        given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
-        annotator = labelstudio_annotator(project, annotation)
         _check_answer(project, answer)  # a refused update leaves the answer it would replace
+        read.append((uid, answer, labelstudio_annotator(project, annotation)))
+    done: dict[str, Any] = {"action": action, "replaced": 0}
+    for uid, answer, annotator in read:
+        given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
         replaced = _annotation_ids(project, [answer.external_id])
         done["replaced"] += len([project.undo_annotation(i) for i in replaced])
         done.update(
