@@ -100,6 +100,14 @@ def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None
     assert state_of(project, "m1") == ("human_labeled", ["tech"], "adjudicated")
 
 
+def test_a_set_given_without_a_name_disagrees_like_a_named_one(team) -> None:
+    project, _ids, _ann, _bob, rita = team
+    project.annotate("m2", action="correct", labels=["tech"])  # no annotator (the Python API)
+    listed = adjudication.queue(project, rita)
+    assert [i["uid"] for i in listed["items"]] == ["m1", "m2"]
+    assert project.stats().adjudication_waiting == 2
+
+
 def test_a_single_label_item_is_not_decided_with_a_set(make_project) -> None:
     project = make_project()
     project.add_items([{"id": "s", "text": "a text"}])
