@@ -59,12 +59,12 @@ def team(make_project):
 
 def test_disagreement_waits_for_a_reviewer_whose_decision_sets_the_label(team) -> None:
     project, ids, _ann, _bob, rita = team
-    listed = adjudication.queue(project, rita)
+    listed = adjudication.queue(project, rita).to_dict()
     assert listed["count"] == 1
     assert listed["items"][0]["id"] == ids[1]
     assert listed["items"][0]["reasons"] == ["disagreement"]
 
-    shown = adjudication.next_case(project, rita)
+    shown = adjudication.next_case(project, rita).to_dict()
     assert shown["id"] == ids[1] and shown["queue"] == "adjudication"
     assert [(a["annotator"], a["label"]) for a in shown["answers"]] == [
         ("Annotator 1", "positive"),
@@ -73,16 +73,16 @@ def test_disagreement_waits_for_a_reviewer_whose_decision_sets_the_label(team) -
     assert shown["suggestion"]["label"] == "negative"  # seed: item i suggested LABELS[i % 3]
     before = item_row(project, ids[1])
 
-    done = adjudication.decide(project, rita, ids[1], "NEGATIVE", note="sarcasm\x00 ")
+    done = adjudication.decide(project, rita, ids[1], "NEGATIVE", note="sarcasm\x00 ").to_dict()
     assert done["label"] == "negative" and done["note"] == "sarcasm"
     assert item_row(project, ids[1]) == ("human_labeled", "negative", "adjudicated")
-    assert adjudication.queue(project, rita)["count"] == 0
+    assert adjudication.queue(project, rita).count == 0
     assert adjudication.next_case(project, rita) is None
 
-    undone = adjudication.undo(project, rita)
+    undone = adjudication.undo(project, rita).to_dict()
     assert undone["item"]["id"] == ids[1] and undone["item"]["reasons"] == ["disagreement"]
     assert item_row(project, ids[1]) == before
-    assert adjudication.queue(project, rita)["count"] == 1
+    assert adjudication.queue(project, rita).count == 1
 
 
 def test_a_decision_stands_when_answers_change_and_through_a_refit(team) -> None:
@@ -100,7 +100,7 @@ def test_a_decision_stands_when_answers_change_and_through_a_refit(team) -> None
 def test_names_are_shown_only_when_the_project_says_so(team) -> None:
     project, ids, _ann, _bob, rita = team
     adjudication.set_show_names(project, True)
-    shown = adjudication.case(project, rita, ids[1])
+    shown = adjudication.case(project, rita, ids[1]).to_dict()
     assert [a["annotator"] for a in shown["answers"]] == ["ann", "bob"]
 
 
@@ -111,7 +111,7 @@ def test_rejected_by_everyone_and_flagged_items_wait_too(make_project) -> None:
     (rita,) = people(project, "rita", role="reviewer")
     served = review.next_item(project, ann.id)
     review.submit(project, ann, served["id"], action="reject")
-    assert adjudication.queue(project, rita)["items"][0]["reasons"] == ["rejected"]
+    assert adjudication.queue(project, rita).to_dict()["items"][0]["reasons"] == ["rejected"]
 
     with pytest.raises(review.ConflictError):  # never served to ann
         adjudication.flag(project, ann, ids[2], "unclear")
@@ -121,15 +121,15 @@ def test_rejected_by_everyone_and_flagged_items_wait_too(make_project) -> None:
     served = review.next_item(project, bob.id)
     adjudication.flag(project, bob, served["id"], "is this about the film?")
     adjudication.flag(project, bob, served["id"])  # once per person
-    listed = adjudication.queue(project, rita)
+    listed = adjudication.queue(project, rita).to_dict()
     assert [(i["id"], i["reasons"]) for i in listed["items"]] == [
         (ids[0], ["rejected"]),
         (served["id"], ["flagged"]),
     ]
-    shown = adjudication.case(project, rita, served["id"])
+    shown = adjudication.case(project, rita, served["id"]).to_dict()
     assert shown["flags"] == [{"annotator": "Annotator 1", "reason": "is this about the film?"}]
     adjudication.unflag(project, bob, served["id"])
-    assert adjudication.queue(project, rita)["count"] == 1
+    assert adjudication.queue(project, rita).count == 1
 
 
 def test_only_reviewers_and_admins_adjudicate(team) -> None:
@@ -140,7 +140,7 @@ def test_only_reviewers_and_admins_adjudicate(team) -> None:
         adjudication.decide(project, ann, ids[1], "positive")
     (boss,) = people(project, "boss", role="admin")
     adjudication.decide(project, rita, ids[1], "positive")
-    decision = adjudication.case(project, boss, ids[1])["decision"]
+    decision = adjudication.case(project, boss, ids[1]).to_dict()["decision"]
     (ravi,) = people(project, "ravi", role="reviewer")
     with pytest.raises(review.ForbiddenError):  # another reviewer's decision
         adjudication.undo(project, ravi, decision["id"])
@@ -277,7 +277,7 @@ def test_user_add_makes_reviewers(team, cli, capsys, monkeypatch) -> None:
     assert code == 0 and json.loads(capsys.readouterr().out)["role"] == "reviewer"
     ravi = review.authenticate(project, "ravi", "ravi-password")
     assert ravi is not None and ravi.is_reviewer and not ravi.is_admin
-    assert adjudication.queue(project, ravi)["count"] == 1
+    assert adjudication.queue(project, ravi).count == 1
 
 
 @pytest.mark.parametrize(
@@ -295,7 +295,7 @@ def test_a_decision_comes_back_from_every_export(team, make_project, tmp_path, f
     item = copy.item_id("r1")
     assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")
     reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
-    shown = adjudication.case(copy, reviewer, item)
+    shown = adjudication.case(copy, reviewer, item).to_dict()
     assert shown["decision"]["note"] == "neither, really"
     copy.resolve(final_label="majority")  # the answers alone would say positive or negative
     assert item_row(copy, item) == ("human_labeled", "neutral", "adjudicated")

@@ -58,13 +58,13 @@ def team(make_project):
 
 def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None:
     project, ids, _ann, _bob, rita = team
-    listed = adjudication.queue(project, rita)
+    listed = adjudication.queue(project, rita).to_dict()
     assert [(i["uid"], i["reasons"]) for i in listed["items"]] == [("m1", ["disagreement"])]
     assert project.stats().adjudication_waiting == 1  # the kept flag says the same
     before = state_of(project, "m1")
     assert before[0] == "human_labeled" and listed["items"][0]["labels"] == before[1]
 
-    shown = adjudication.next_case(project, rita)
+    shown = adjudication.next_case(project, rita).to_dict()
     assert shown["id"] == ids["m1"]
     assert [(a["annotator"], a["labels"], a["action"]) for a in shown["answers"]] == [
         ("Annotator 1", ["business"], "correct"),
@@ -79,16 +79,18 @@ def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None
         adjudication.decide(project, rita, ids["m1"], labels=["weather"])
     with pytest.raises(InputError, match="empty"):
         adjudication.decide(project, rita, ids["m1"], labels=[])
-    done = adjudication.decide(project, rita, ids["m1"], labels=["TECH", "sport"], note="both")
+    done = adjudication.decide(
+        project, rita, ids["m1"], labels=["TECH", "sport"], note="both"
+    ).to_dict()
     assert done["labels"] == ["sport", "tech"] and done["previous_labels"] == before[1]
     assert done["label"] is None and done["state"] == "human_labeled"
     assert state_of(project, "m1") == ("human_labeled", ["sport", "tech"], "adjudicated")
-    assert adjudication.queue(project, rita)["count"] == 0
+    assert adjudication.queue(project, rita).count == 0
     assert project.stats().adjudication_waiting == 0
-    decided = adjudication.case(project, rita, ids["m1"])["decision"]
+    decided = adjudication.case(project, rita, ids["m1"]).to_dict()["decision"]
     assert decided["labels"] == ["sport", "tech"] and decided["note"] == "both"
 
-    undone = adjudication.undo(project, rita)
+    undone = adjudication.undo(project, rita).to_dict()
     assert undone["item"]["labels"] == before[1] and undone["item"]["reasons"] == ["disagreement"]
     assert state_of(project, "m1") == before
     assert project.stats().adjudication_waiting == 1
@@ -158,7 +160,7 @@ def test_a_decided_set_comes_back_from_an_export(team, make_project, tmp_path) -
     assert copy.import_from(out, "labelloop").decisions == 1
     assert state_of(copy, "m1") == ("human_labeled", ["sport"], "adjudicated")
     reviewer = Principal(copy.annotator_id("rita", create=False), "rita", "admin")
-    shown = adjudication.case(copy, reviewer, copy.item_id("m1"))
+    shown = adjudication.case(copy, reviewer, copy.item_id("m1")).to_dict()
     assert shown["decision"]["labels"] == ["sport"] and shown["decision"]["note"] == "only sport"
 
 

@@ -119,7 +119,7 @@ class Adjudication(RuleBasedStateMachine):
     def decide(self, item: int, label: str) -> None:
         item_id = self.items[item]
         try:
-            made = adjudication.decide(self.project, self.rita, item_id, label, "note")
+            made = adjudication.decide(self.project, self.rita, item_id, label, "note").to_dict()
         except review.ConflictError:
             assert item_id in self.gold
             return
@@ -129,7 +129,7 @@ class Adjudication(RuleBasedStateMachine):
     @rule()
     def undo_decision(self) -> None:
         try:
-            undone = adjudication.undo(self.project, self.rita)
+            undone = adjudication.undo(self.project, self.rita).to_dict()
         except review.NotFoundError:
             assert not self.decisions
             return

@@ -158,7 +158,7 @@ def test_dashboard_shows_accuracy_intervals_and_drift(make_project, fast_passwor
 
     project = team_project(make_project)
     project.add_user("root", role="admin", password="root-password")
-    board = project.dashboard()
+    board = project.dashboard().to_dict()
     assert board["annotator_quality"]["good"]["against_gold"]["estimate"] == 1.0
     with TestClient(create_app(project), follow_redirects=False) as client:
         login(client, "root", "root-password")
@@ -228,7 +228,7 @@ def test_adaptive_overlap_settings_are_checked(make_project) -> None:
     for name, value in (("overlap_mode", "sometimes"), ("overlap_target", 1.0), ("overlap_cap", 0)):
         with pytest.raises(InputError, match=f"^{name} must be "):
             review.set_queue_settings(project, **{name: value})
-    assert review.queue_settings(project)["overlap_mode"] == "fixed"
+    assert review.queue_settings(project).overlap_mode == "fixed"
 
 
 def test_resolve_json_keeps_its_keys_and_their_order(make_project, cli, capsys) -> None:

@@ -42,7 +42,7 @@ def test_plots_are_redrawn_when_the_calibration_changes(make_project, monkeypatc
     assert second.threshold != first.threshold
     assert plots_record(folder)["threshold"] == first.threshold  # stale until looked at
 
-    board = project.dashboard()
+    board = project.dashboard().to_dict()
     shown = board["calibration_plots"]
     calibration = active_calibration(project, "m", "v1")
     assert shown["calibration_id"] == calibration.id and shown["current"]
@@ -67,7 +67,7 @@ def test_plots_of_another_predictor_say_so(make_project, monkeypatch):
 
     project.save_predictions("other", "v2", [(i, Result("positive", 0.9, None)) for i in ids])
     project.set_active_predictor("other", "v2")
-    board = project.dashboard()
+    board = project.dashboard().to_dict()
     assert board["calibration_plots"]["model"] == "m"
     assert not board["calibration_plots"]["current"]
     assert "not the calibration routing uses now" in dashboard_html(project, monkeypatch)
@@ -81,13 +81,13 @@ def test_gold_accuracy_names_the_routing_predictor(make_project, monkeypatch):
     project.update_settings(active_predictor={"model": "ensemble", "prompt_version": "x"})
     html = dashboard_html(project, monkeypatch)
     assert "stack (LLMs + student)" in html and "LLM accuracy" not in html
-    assert project.dashboard()["calibration_plots"] is None  # none drawn, none asked
+    assert project.dashboard().to_dict()["calibration_plots"] is None  # none drawn, none asked
 
 
 def test_plots_are_drawn_for_a_calibration_that_drew_none(make_project, monkeypatch):
     project = overconfident_project(make_project)
     project.calibrate(budget=0.3)  # no plots asked for, no plots/ folder
-    board = project.dashboard()
+    board = project.dashboard().to_dict()
     assert board["calibration_plots"]["current"]
     assert set(PLOTS.values()) <= set(board["plots"])  # listed on the first view
     html = dashboard_html(project, monkeypatch)

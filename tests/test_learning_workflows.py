@@ -185,6 +185,20 @@ def test_simulate_cli(tmp_path, capsys):
         )
         assert 0 <= entry["aulc"] <= 1 and "labels_to_target" in entry
     assert plot.stat().st_size > 1000
+    assert list(result) == [
+        "strategies",
+        "full_accuracy",
+        "target_accuracy",
+        "settings",
+        "items",
+        "labels",
+        "embedder",
+        "plot",
+    ]
+    assert (result["items"], result["plot"]) == (200, str(plot))
+    args = ["simulate", "--data", str(data), "--strategy", "random", "--rounds", "2"]
+    assert run([*args, "--seed-size", "6", "--batch", "6", "--repeats", "1"]) == 0
+    assert "full-pool accuracy" in capsys.readouterr().out  # the text table
 
 
 def test_agreement_and_label_issues(learning_project, capsys):

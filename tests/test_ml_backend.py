@@ -326,7 +326,7 @@ def test_webhook_credits_the_label_studio_user_never_a_name_in_the_payload(proje
         ("labelstudio:7", "21", "positive"),
         ("alice", "22", "negative"),
     ]
-    board = {a["name"] for a in review.dashboard(project)["annotators"]}
+    board = {a["name"] for a in review.dashboard(project).to_dict()["annotators"]}
     assert board == {"labelstudio:7", "alice"}
     for bad in ("admin", True, -1, 2**40, 1.5):
         wrong = event("ANNOTATION_CREATED", 23, 3, "meh", "neutral")
@@ -501,3 +501,30 @@ def test_serve_labels_unseen_tasks_with_its_model_option(cli, project, monkeypat
         2: ["positive", "negative", "neutral"],
         3: [None, None, None],
     }
+
+
+def test_every_webhook_reply_keeps_its_keys_in_order(project):
+    """What Label Studio is sent back, per kind of event, key by key."""
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    created = client.post("/webhook", json=event("ANNOTATION_CREATED", 21, 8, "so-so", "neutral"))
+    answer = ["annotation_id", "item", "state", "label"]
+    assert list(created.json()) == ["status", "action", "replaced", *answer]
+    assert created.json()["replaced"] == 0 and created.json()["item"] == "ls-8"
+    updated = client.post("/webhook", json=event("ANNOTATION_UPDATED", 21, 8, "so-so", "positive"))
+    assert list(updated.json()) == ["status", "action", "replaced", *answer]
+    assert (updated.json()["replaced"], updated.json()["label"]) == (1, "positive")
+    deleted = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 21}], "project": {}}
+    assert client.post("/webhook", json=deleted).json() == {
+        "status": "ok",
+        "action": "ANNOTATIONS_DELETED",
+        "undone": 1,
+    }
+    started = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})
+    assert started.json() == {"status": "ok", "action": "START_TRAINING"}
+    assert client.post("/webhook", json={"action": "PROJECT_UPDATED"}).json() == {
+        "status": "ok",
+        "action": "PROJECT_UPDATED",
+        "ignored": True,
+    }
+    assert list(client.get("/metrics").json()["last_training"]) == ["learn"]

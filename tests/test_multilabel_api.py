@@ -174,3 +174,54 @@ def test_a_persons_own_answers_carry_their_sets(project):
         assert answered.status_code == 201, answered.text
         (mine,) = client.get("/api/v1/annotations/mine", headers=ann).json()
     assert (mine["item_id"], mine["label"], mine["labels"]) == (item, None, ["sport", "tech"])
+
+
+def test_a_gold_check_on_sets_shows_what_was_missed_and_added(project):
+    import random
+
+    project.add_items(
+        [{"id": f"g{k}", "text": f"gold {k}", "labels": ["sport", "tech"]} for k in range(3)],
+        label_col="labels",
+        split="gold",
+    )
+    review.set_queue_settings(project, gold_rate=0.99)
+    project.set_guidelines(label_descriptions={"sport": "Games and athletes", "tech": ""})
+    random.seed(0)  # gold checks are drawn at random: the same draws on every run
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(project, 'ann')}"}
+        served = client.get("/api/v1/queue/next", headers=ann).json()
+        assert served["uid"].startswith("g")
+        quiet = client.post(
+            f"/api/v1/items/{served['id']}/annotations",
+            json={"action": "label", "labels": ["tech", "business"]},
+            headers=ann,
+        )
+        assert quiet.status_code == 201 and "gold_feedback" not in quiet.json()  # off by default
+        assert client.post("/api/v1/undo", headers=ann).status_code == 200
+        project.set_gold_feedback(True)
+        answered = client.post(
+            f"/api/v1/items/{served['id']}/annotations",
+            json={"action": "label", "labels": ["tech", "business"]},
+            headers=ann,
+        )
+        assert answered.status_code == 201, answered.text
+        assert answered.json()["gold_feedback"] == {
+            "expected_labels": ["sport", "tech"],
+            "your_labels": ["business", "tech"],
+            "correct": False,
+            "missing": ["sport"],
+            "extra": ["business"],
+            "descriptions": {"sport": "Games and athletes"},
+            "guidelines_version": 1,
+        }
+        again = client.post("/api/v1/undo", headers=ann)
+        assert again.status_code == 409  # the gold set was shown: the answer stays
+        following = client.get("/api/v1/queue/next", headers=ann).json()
+        right = client.post(
+            f"/api/v1/items/{following['id']}/annotations",
+            json={"action": "label", "labels": ["tech", "sport"]},
+            headers=ann,
+        )
+    assert following["uid"].startswith("g") and following["id"] != served["id"]
+    feedback = right.json()["gold_feedback"]
+    assert feedback["correct"] and feedback["missing"] == feedback["extra"] == []

@@ -332,13 +332,6 @@ def test_the_agreement_command_shows_each_labels_kappa_and_names_as_written(
     assert all(f"{name} vs the majority" in shown for name in raters)
 
 
-def test_learn_says_what_a_multi_label_project_can_do_instead(ml_project):
-    from labelloop.errors import NotReadyError
-
-    with pytest.raises(NotReadyError, match="per-label probabilities"):
-        ml_project.learn()
-
-
 def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):
     folder = tmp_path / "cli"
     with Project.create(folder, task="Topics.", labels=LABELS, multi_label=True) as project:

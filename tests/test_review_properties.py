@@ -288,13 +288,13 @@ class Queues(RuleBasedStateMachine):
 
     def tasks_count_their_live_answers(self, store: Store) -> None:
         queue_settings = review.queue_settings(self.project)
-        share = round(queue_settings["overlap_share"] * 1000)
+        share = round(queue_settings.overlap_share * 1000)
         for t in store.tasks:
             given = [a for a in store.live(item_id=t.item_id, queue=t.queue) if a.action != "skip"]
             assert t.answers == len(given), t
             assert t.rejections == len([a for a in given if a.action == "reject"]), t
             assert t.done == (t.answers >= t.answers_needed + t.rejections), t
-            overlap = queue_settings["overlap"] if t.item_id * 7919 % 1000 < share else 1
+            overlap = queue_settings.overlap if t.item_id * 7919 % 1000 < share else 1
             assert t.answers_needed == (overlap if t.queue in ("review", "active") else 1), t
 
     def nothing_in_review_is_stranded(self, store: Store) -> None:

@@ -202,7 +202,7 @@ def test_overlap_shows_an_item_to_n_different_people(make_project) -> None:
         assert len(items) == len(set(items)), f"{name} saw an item twice"
     counts = {item: sum(item in items for items in seen.values()) for item in ids["review"]}
     assert set(counts.values()) == {3}
-    board = review.dashboard(project)
+    board = review.dashboard(project).to_dict()
     assert board["queues"]["review"]["overlap"] == 6
     assert board["agreement"]["n_items"] == 6
     assert board["agreement"]["percent_agreement"]["estimate"] == pytest.approx(1.0)
@@ -237,7 +237,7 @@ def test_gold_checks_are_disguised_and_scored_per_annotator(make_project) -> Non
     with project.store.session() as session:
         queues = dict(session.execute(select(Annotation.item_id, Annotation.queue)).all())
     assert {queues[item] for item in gold_served} == {"gold"}
-    row = next(a for a in review.dashboard(project)["annotators"] if a["name"] == "ann")
+    row = next(a for a in review.dashboard(project).to_dict()["annotators"] if a["name"] == "ann")
     # "accept" takes the LLM's "positive"; gold labels cycle positive/negative/neutral.
     gold_labels = {ids["gold"][i]: LABELS[i % 3] for i in range(6)}
     expected = sum(gold_labels[item] == "positive" for item in gold_served) / len(gold_served)
@@ -269,7 +269,7 @@ def test_audit_sampling_and_auto_accepted_accuracy(make_project) -> None:
         audited.append(item["id"])
         # 7 confirmations, 3 rejections.
         review.submit(project, ann, item["id"], action="accept" if i < 7 else "reject")
-    acc = review.dashboard(project)["auto_accepted_accuracy"]["audit"]
+    acc = review.dashboard(project).to_dict()["auto_accepted_accuracy"]["audit"]
     assert acc == {"n": 10, "accuracy": pytest.approx(0.7)}
     # A rejected auto-accepted item needs a label now: someone else is asked for it.
     bob = user(project, "bob")
@@ -667,10 +667,8 @@ def test_a_stored_setting_out_of_range_reads_as_the_default(make_project, clock)
     project = make_project()
     seed(project, 2)
     project.update_settings(review={"lease_minutes": 5e-324, "overlap": 2})
-    assert (
-        review.queue_settings(project)["lease_minutes"] == review.DEFAULT_SETTINGS["lease_minutes"]
-    )
-    assert review.queue_settings(project)["overlap"] == 2
+    assert review.queue_settings(project).lease_minutes == review.DEFAULT_SETTINGS["lease_minutes"]
+    assert review.queue_settings(project).overlap == 2
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id)["id"]
     assert review.next_item(project, bob.id)["id"] != item  # ann's lease did not run out

@@ -360,7 +360,7 @@ def test_answers_retrain_in_the_background(project, client, monkeypatch) -> None
         assert answer.status_code == 201
         assert len(calls) == expected  # TestClient runs background tasks before returning
     runtime = training_runtime(client.app)
-    assert runtime.last_training == {"learn": "done", "best": "student"}
+    assert list(runtime.last_training.to_dict().items()) == [("learn", "done"), ("best", "student")]
 
 
 def test_retraining_after_answers_can_be_turned_off(project, monkeypatch) -> None:

@@ -248,3 +248,37 @@ def test_upgrade_to_the_reviewer_flag_leaves_only_possible_items_to_settle(
     assert {i for i, kept in flags().items() if kept} == {split, flagged}
     assert None not in flags().values()
     assert read_stats(engine_reader(project.store.engine), project.id)["adjudication_waiting"] == 2
+
+
+def test_downgrading_and_upgrading_every_revision_keeps_answers_and_predictions(
+    make_project, fast_password_hashing
+):
+    """Down to the first revision that rebuilt tables on SQLite and back: a batch copy drops a
+    table, and with foreign keys on, dropping `items` would delete every answer, prediction and
+    task that cascades from it."""
+    from alembic import command
+
+    from labelloop import review
+    from labelloop.review.answers import AnswerIn
+    from labelloop.store.db import _alembic_config
+    from test_review_service import seed, user
+
+    project = make_project()
+    ids = seed(project, 3, n_confident=2, n_gold=1)
+    ann = user(project, "ann")
+    for item in ids["review"]:
+        review.annotate(project, item, AnswerIn("label", "positive", ann.id))
+    tables = ("items", "predictions", "annotations", "review_tasks", "annotators")
+
+    def counts() -> dict[str, int]:
+        with project.store.engine.connect() as conn:
+            count = sa.select(sa.func.count())
+            return {t: conn.execute(count.select_from(sa.table(t))).scalar_one() for t in tables}
+
+    before = counts()
+    assert before["annotations"] == 3 and before["predictions"] >= 5
+    config = _alembic_config(project.store.engine)
+    command.downgrade(config, "0010_consensus")
+    assert counts() == before
+    command.upgrade(config, "head")
+    assert counts() == before

@@ -24,11 +24,11 @@ from .data.importer import (
     prepare_items,
 )
 from .data.readers import read_file, records_from_data
-from .errors import InputError, NotReadyError
+from .errors import InputError
 from .guidelines import canonical_label, check_guidelines, merge_descriptions
 from .review import accounts, answers, overview, queues, waiting
 from .review.accounts import check_user_name
-from .review.common import Result, Stats, transaction
+from .review.common import AuditEstimate, Result, Stats, transaction
 from .review.labelsets import (
     ALLOW_EMPTY,
     SetAnswer,
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from .workflows.exchange import Exported, Imported
     from .workflows.learn import Learned
     from .workflows.multilabel import MultiLabelAgreement, MultiLabelRouting, MultiLabelSelection
+    from .workflows.multilabel_learn import MultiLabelLearned
     from .workflows.prelabel import Prelabeled
     from .workflows.select import Selection
 
@@ -605,14 +606,14 @@ class Project:
 
         return calibrate(self, **options)
 
-    def learn(self, **options: Any) -> Learned:
+    def learn(self, **options: Any) -> Learned | MultiLabelLearned:
         """Train the student and the stack on trusted labels; the best predictor becomes active
-        and calibration and routing are refreshed (see `workflows.learn`)."""
+        and calibration and routing are refreshed (see `workflows.learn`; multi-label projects:
+        the one-vs-rest student stacked per label, `workflows.multilabel_learn`)."""
         if self.multi_label:
-            raise NotReadyError(
-                "learn trains single-label students; on a multi-label project calibrate, "
-                "route and select on the labeler's per-label probabilities"
-            )
+            from .workflows.multilabel_learn import learn as learn_sets
+
+            return learn_sets(self, **options)
         from .workflows.learn import learn
 
         return learn(self, **options)
@@ -762,9 +763,11 @@ class Project:
             "warnings": warnings,
         }
 
-    def audit_estimate(self, confidence_level: float = 0.95) -> dict[str, Any] | None:
-        """Accuracy of auto-accepted labels measured on audited items, with an interval."""
-        return read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
+    def audit_estimate(self, confidence_level: float = 0.95) -> AuditEstimate | None:
+        """Accuracy of auto-accepted labels measured on audited items, with an interval; None
+        before any audit."""
+        found = read_audit_estimate(engine_reader(self.store.engine), self.id, confidence_level)
+        return None if found is None else AuditEstimate(**found)
 
     # ----------------------------------------------------------------- annotations
     def annotator_id(self, name: str, *, create: bool = True, role: str = Role.ANNOTATOR) -> int:
@@ -817,9 +820,9 @@ class Project:
         given = answers.AnswerIn(action, label, annotator_id, time_spent_s, source, external_id)
         return answers.annotate(self, item_id, given, queue=queue, shown_as=item)
 
-    def undo_annotation(self, annotation_id: int) -> dict[str, Any]:
+    def undo_annotation(self, annotation_id: int) -> answers.Answer:
         """Withdraw an answer (the review UI's Backspace) and restore the item's state."""
-        return answers.unannotate(self, annotation_id).to_dict()
+        return answers.unannotate(self, annotation_id)
 
     # ----------------------------------------------------------------- stats / export
     def stats(self) -> Stats:
@@ -860,7 +863,7 @@ class Project:
         """Queue a random share of auto-accepted items for audit."""
         return queues.sample_audit(self, rate, random_state)
 
-    def set_queue_settings(self, **values: Any) -> dict[str, Any]:
+    def set_queue_settings(self, **values: Any) -> queues.QueueSettings:
         """Overlap, gold rate, audit rate and lease length of the review queues."""
         return queues.set_queue_settings(self, **values)
 
@@ -869,7 +872,7 @@ class Project:
         annotator_id = self.annotator_id(annotator) if isinstance(annotator, str) else annotator
         return queues.next_item(self, annotator_id, exclude=exclude)
 
-    def dashboard(self) -> dict[str, Any]:
+    def dashboard(self) -> overview.LearningDashboard:
         """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work, and
         the calibration plots (redrawn first when they do not show the calibration in force)."""
         from .workflows.calibrate import current_plots
@@ -878,10 +881,12 @@ class Project:
 
         calibration_plots = current_plots(self)  # first: it may draw files the board lists
         board = overview.dashboard(self)
-        board["calibration_plots"] = calibration_plots
-        board["annotator_quality"] = annotator_quality(self)
-        board["predictor"] = predictor_title(board["stats"].get("active_predictor"))
-        return board
+        return overview.LearningDashboard(
+            board,
+            calibration_plots,
+            annotator_quality(self),
+            predictor_title(board.stats.active_predictor),
+        )
 
     # --- exchange: tool formats (thin delegates to `labelloop.workflows.exchange`)
     def export(

@@ -48,7 +48,7 @@ def test_a_reviewer_settles_different_sets_with_checkboxes(live_server, page: Pa
     expect(page.locator("#empty")).to_be_visible()
     expect(page.locator("#message")).to_have_text("Decided: sport, tech.")
     assert state_of(project, "m1") == ("human_labeled", ["sport", "tech"], "adjudicated")
-    decision = adjudication.case(project, rita, ids["m1"])["decision"]
+    decision = adjudication.case(project, rita, ids["m1"]).to_dict()["decision"]
     assert decision["labels"] == ["sport", "tech"]
 
     page.keyboard.press("Backspace")

@@ -53,7 +53,7 @@ def test_a_reviewer_settles_a_disagreement_with_the_keyboard(live_server, page: 
     expect(page.locator("#empty")).to_be_visible()
     expect(page.locator("#message")).to_have_text("Decided: neutral.")
     assert item_row(project, ids[1]) == ("human_labeled", "neutral", "adjudicated")
-    decision = adjudication.case(project, rita, ids[1])["decision"]
+    decision = adjudication.case(project, rita, ids[1]).to_dict()["decision"]
     assert decision["note"] == HOSTILE_NOTE
 
     page.keyboard.press("Backspace")
@@ -89,24 +89,24 @@ def test_annotators_flag_from_the_review_page_and_cannot_adjudicate(
     expect(page.locator("#message")).to_have_text("Flagged for a reviewer.")
     expect(page.locator("#flag-form")).to_be_hidden()
     expect(page.locator("#flagged")).to_be_visible()
-    listed = adjudication.queue(project, rita)["items"]
+    listed = adjudication.queue(project, rita).to_dict()["items"]
     assert [(i["uid"], i["reasons"]) for i in listed] == [
         ("r1", ["disagreement"]),
         ("r9", ["flagged"]),
     ]
-    case = adjudication.case(project, rita, listed[1]["id"])
+    case = adjudication.case(project, rita, listed[1]["id"]).to_dict()
     assert [f["reason"] for f in case["flags"]] == ["1x" + HOSTILE_NOTE]
     showing(page, "review text 9")  # the item stays on screen, unanswered
 
     page.keyboard.press("f")  # again: the flag is taken back
     expect(page.locator("#message")).to_have_text("Flag taken back.")
     expect(page.locator("#flagged")).to_be_hidden()
-    assert [i["uid"] for i in adjudication.queue(project, rita)["items"]] == ["r1"]
+    assert [i["uid"] for i in adjudication.queue(project, rita).to_dict()["items"]] == ["r1"]
     page.keyboard.press("f")  # a third time: the form again; Escape leaves without a flag
     expect(page.locator("#flag-reason")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.locator("#flag-form")).to_be_hidden()
-    assert adjudication.queue(project, rita)["count"] == 1
+    assert adjudication.queue(project, rita).count == 1
     showing(page, "review text 9")
 
     response = page.goto(f"{base}/adjudicate")

@@ -63,7 +63,7 @@ def test_each_annotator_s_accuracy_with_intervals_and_drift(
     from labelloop.testing.server import serve_app
 
     project = quality_project(make_project)
-    quality = project.dashboard()["annotator_quality"]
+    quality = project.dashboard().to_dict()["annotator_quality"]
     with serve_app(create_app(project)) as base:
         log_in_to(page, base, "/dashboard", "root")
         expect(page.get_by_text("estimated accuracy vs consensus")).to_be_visible()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from test_review_page import SCREENSHOT, review_predictions
+from test_review_page import SCREENSHOT, log_in, review_predictions
 
+from labelloop import review
 from labelloop.labelers.multilabel import multi_label_result
 from labelloop.store import Annotation, Item
 
@@ -89,3 +90,43 @@ def test_tick_labels_with_number_keys_and_submit_the_set(live_server, page: Page
         ["business", HOSTILE],
         ["business"],
     ]
+
+
+@pytest.mark.parametrize(
+    "live_server", [{"labels": LABELS, "task": "Topics.", "multi_label": True}], indirect=True
+)
+def test_a_gold_check_shows_the_missed_and_added_labels(live_server, page: Page) -> None:
+    import random
+
+    base, project = live_server
+    project.add_items(
+        [{"id": "g0", "text": "gold text 0", "labels": ["business", "sport"]}],
+        label_col="labels",
+        split="gold",
+    )
+    project.add_items([{"id": "m0", "text": "topic text 0"}])
+    project.save_predictions(
+        "fake", "v1", [(project.item_id("m0"), multi_label_result(LABELS, P_YES))]
+    )
+    project.set_active_predictor("fake", "v1")
+    project.route(threshold=0.9)  # m0 goes to review: gold checks are served among its items
+    review.set_queue_settings(project, gold_rate=0.99)
+    project.set_guidelines(label_descriptions={"sport": "Games", HOSTILE: "Never " + HOSTILE})
+    project.set_gold_feedback(True)
+    review.add_user(project, "ann", password="ann-password")
+    random.seed(0)  # gold checks are drawn at random (in this process: the server's thread)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, base, "ann", "ann-password")
+    expect(page.locator("#text")).to_have_text("gold text 0")
+    page.keyboard.press("1")  # business
+    page.keyboard.press("3")  # the third label: not in the gold set
+    page.keyboard.press("Enter")
+    message = page.locator("#message")
+    expect(message).to_have_text(
+        f"Gold check missed: expected business, sport, you gave business, {HOSTILE}; "
+        f"missed sport; added {HOSTILE} — sport: Games; {HOSTILE}: Never {HOSTILE}"
+    )
+    expect(message).to_have_class("message error")
+    expect(page.locator("#message img")).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None and dialogs == []

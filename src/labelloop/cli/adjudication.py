@@ -7,12 +7,15 @@ admin account a decision is recorded for, so that exports say who made it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .app import app
 from .common import DbUrl, JsonOut, ProjectDir, emit, open_project, out
+
+if TYPE_CHECKING:
+    from ..review.adjudication import AdjudicationQueue, Case
 
 adjudicate_app = typer.Typer(
     help="Settle disagreements, items everyone rejected, and flagged items (reviewers).",
@@ -26,19 +29,19 @@ Reviewer = Annotated[
 ItemUid = Annotated[str, typer.Argument(help="The item's id in the imported data.")]
 
 
-def _render_queue(result: dict[str, Any]) -> None:
+def _render_queue(result: AdjudicationQueue) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    out.print(f"{result['count']} item(s) wait for a reviewer.", highlight=False)
-    if result["items"]:
+    out.print(f"{result.count} item(s) wait for a reviewer.", highlight=False)
+    if result.items:
         table = Table("item", "why", "label now", "source")
-        for item in result["items"]:
+        for item in result.items:
             table.add_row(  # ids and labels are data: escaped, never read as rich markup
-                escape(item["uid"]),
-                ", ".join(item["reasons"]),
-                escape(_shown(item, "label")),
-                item["label_source"] or "—",
+                escape(item.uid),
+                ", ".join(item.reasons),
+                escape(_shown(item.to_dict(), "label")),
+                item.label_source or "—",
             )
         out.print(table)
 
@@ -75,26 +78,25 @@ def adjudicate_show(
         who = _caller(proj, reviewer)
         result = adjudication.case(proj, who, proj.item_id(item))
 
-    def render(case: dict[str, Any]) -> None:
+    def render(case: Case) -> None:
         from rich.markup import escape
 
-        why = ", ".join(case["reasons"]) or "not waiting"
-        out.print(f"[bold]{escape(case['uid'])}[/] ({why})")
-        out.print(case["text"], markup=False, highlight=False)
-        if case["suggestion"]:
-            s = case["suggestion"]
+        shown = case.shown
+        why = ", ".join(case.reasons) or "not waiting"
+        out.print(f"[bold]{escape(case.uid)}[/] ({why})")
+        out.print(shown["text"], markup=False, highlight=False)
+        if shown["suggestion"]:
+            s = shown["suggestion"]
             confidence = "—" if s["confidence"] is None else f"{100 * s['confidence']:.0f}%"
             suggested = s["label"]
-            if case.get("suggested_set"):  # a multi-label item: the suggested set
-                suggested = _shown(case["suggested_set"], "label")
+            if shown.get("suggested_set"):  # a multi-label item: the suggested set
+                suggested = _shown(shown["suggested_set"], "label")
             out.print(f"model: {suggested} {confidence}", markup=False, highlight=False)
-        for a in case["answers"]:
-            given = _shown(a, "label") if a.get("labels") is not None else a["label"]
-            out.print(f"{a['annotator']}: {given or a['action']}", markup=False, highlight=False)
-        for f in case["flags"]:
-            out.print(
-                f"{f['annotator']} flagged: {f['reason'] or ''}", markup=False, highlight=False
-            )
+        for a in case.answers:
+            given = _shown(a.to_dict(), "label") if a.labels is not None else a.label
+            out.print(f"{a.annotator}: {given or a.action}", markup=False, highlight=False)
+        for f in case.flags:
+            out.print(f"{f.annotator} flagged: {f.reason or ''}", markup=False, highlight=False)
 
     emit(result, as_json, render)
 
@@ -127,9 +129,8 @@ def adjudicate_decide(
             result = adjudication.decide(proj, who, item_id, note=note, labels=labels)
         else:
             result = adjudication.decide(proj, who, item_id, label, note)
-    result["item"] = item
     emit(
-        result,
+        {**result.to_dict(), "item": item},
         as_json,
         lambda r: out.print(
             f"{item}: {_shown(r, 'previous_label')} → {_shown(r, 'label')} (adjudicated)",
@@ -163,13 +164,9 @@ def adjudicate_undo(
     with open_project(project, db) as proj:
         who = adjudication.reviewer_named(proj, reviewer)
         result = adjudication.undo(proj, who, decision)
-    summary = {
-        "undone": result["undone"],
-        "item": result["item"]["uid"],
-        "label": result["item"]["label"],
-    }
-    if "labels" in result["item"]:
-        summary["labels"] = result["item"]["labels"]
+    summary = {"undone": result.undone, "item": result.item.uid, "label": result.item.label}
+    if result.item.multi_label:
+        summary["labels"] = result.item.labels
     emit(summary, as_json)
 
 

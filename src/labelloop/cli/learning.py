@@ -26,13 +26,19 @@ from .common import (
 if TYPE_CHECKING:
     from ..workflows.compare import Comparison
     from ..workflows.learn import Learned
+    from ..workflows.multilabel_learn import MultiLabelLearned
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def _render_learn(r: Learned) -> None:
+def _render_learn(r: Learned | MultiLabelLearned) -> None:
+    from ..workflows.multilabel_learn import MultiLabelLearned  # loaded by `learn` already
+
+    if isinstance(r, MultiLabelLearned):
+        _render_learn_sets(r)
+        return
     out.print(
         f"trained on {r.trusted_labels} trusted labels "
         f"(majority class {percent(r.majority_rate)}); cross-validated:"
@@ -49,6 +55,22 @@ def _render_learn(r: Learned) -> None:
         )
     out.print(f"stack weights: {json.dumps(r.stack_weights)}", highlight=False)
     out.print(f"best predictor (lowest log loss): {r.best} — now used for routing")
+
+
+def _render_learn_sets(r: MultiLabelLearned) -> None:
+    out.print(
+        f"trained on {r.trusted_labels} trusted label sets; cross-validated, each label a "
+        "yes/no decision:"
+    )
+    for name, m in r.components.items():
+        out.print(
+            f"  {name:<40} log loss {_fmt(m['log_loss'])}  AUROC {_fmt(m['auroc'])}"
+            f"  micro-F1 {_fmt(m['micro_f1'])}  sets right {percent(m['subset_accuracy']):>7}"
+            f"  (n={m['n']})",
+            highlight=False,
+        )
+    out.print(f"stack weights: {json.dumps(r.stack_weights)}", highlight=False)
+    out.print(f"best predictor (lowest per-label log loss): {r.best} — now used for routing")
 
 
 @app.command()
@@ -245,7 +267,7 @@ def simulate(
         cold_start=cold_start,
         plot=plot,
     )
-    emit(result, as_json, lambda r: out.print(format_simulation(r), highlight=False))
+    emit(result, as_json, lambda r: out.print(format_simulation(r.curves), highlight=False))
 
 
 def _certified(level: float | None) -> float | None:

@@ -108,3 +108,14 @@ class PerLabelPool:
     def predict_proba(self, probs: ArrayLike) -> NDArray[np.float64]:
         """Pooled per-label probabilities (n, L)."""
         return expit(self.decision_function(probs))
+
+    def influence(self, probs: ArrayLike) -> NDArray[np.float64]:
+        """Share of the pooled log-odds each component carries on these items, over all labels
+        (sums to 1): each label's weight on a component times that component's mean |log-odds|
+        there."""
+        spread = np.abs(_log_odds(probs)).mean(axis=0)  # (M, L)
+        weight = (self.weights_.T * spread).sum(axis=1)
+        total = weight.sum()
+        if total > 0:
+            return np.asarray(weight / total, dtype=np.float64)
+        return np.full(len(weight), 1.0 / len(weight))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConflictError, ForbiddenError, InputError, NotFoundError
@@ -32,7 +33,7 @@ from ..store.reviews import item_context
 from ..vocabulary import Action
 from .accounts import Principal
 from .answers import checked_label, labels_and_settings_of, resolve_item
-from .common import ProjectScope, transaction
+from .common import ProjectScope, Result, transaction
 from .labelsets import checked_set, is_multi_label
 from .queues import payload
 from .waiting import pending_among, reasons_for, settle
@@ -42,6 +43,197 @@ SHOW_NAMES = "adjudication_show_names"
 QUEUE_NAME = "adjudication"
 MAX_NOTE = 2_000  # characters of a reviewer's note or a flag's reason
 MAX_LISTED = 500
+
+
+# ----------------------------------------------------------------------------- results
+def _label_fields(label: str | None, labels: list[str] | None, multi: bool) -> dict[str, Any]:
+    """A label as a reviewer is sent it: `label`, and on a multi-label project also the set,
+    `labels` (`label` stays null there); single-label projects never send `labels`."""
+    return {"label": label, "labels": labels} if multi else {"label": label}
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting(Result):
+    """An item of the adjudication queue: why it waits, and its label (or set) and source."""
+
+    id: int
+    uid: str
+    reasons: list[str]
+    label: str | None
+    labels: list[str] | None
+    label_source: str | None
+    multi_label: bool  # not sent: whether `labels` is
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "uid": self.uid,
+            "reasons": list(self.reasons),
+            **_label_fields(self.label, self.labels, self.multi_label),
+            "label_source": self.label_source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AdjudicationQueue(Result):
+    """The adjudication queue: how many items wait, and the first of them."""
+
+    count: int
+    items: list[Waiting]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "items": [item.to_dict() for item in self.items]}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseAnswer(Result):
+    """A live answer as the reviewer sees it: who (a name or "Annotator n") and what."""
+
+    id: int
+    annotator: str
+    label: str | None
+    labels: list[str] | None
+    action: str
+    created_at: str | None
+    multi_label: bool  # not sent: whether `labels` is
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "annotator": self.annotator,
+            **_label_fields(self.label, self.labels, self.multi_label),
+            "action": self.action,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFlag(Result):
+    """A live flag: who asked a reviewer to look, and why."""
+
+    annotator: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDecision(Result):
+    """The decision in force on an item."""
+
+    id: int
+    label: str | None
+    labels: list[str] | None
+    note: str | None
+    multi_label: bool  # not sent: whether `labels` is
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **_label_fields(self.label, self.labels, self.multi_label),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Case(Result):
+    """One item as a reviewer sees it: the item as people are shown it (`shown`, sent first,
+    flat), why it waits, every live answer and flag, its label and the decision in force."""
+
+    shown: dict[str, Any]  # `labelloop.review.queues.payload`
+    reasons: list[str]
+    answers: list[CaseAnswer]
+    flags: list[CaseFlag]
+    label: str | None
+    labels: list[str] | None
+    label_source: str | None
+    label_posterior: float | None
+    decision: CaseDecision | None
+    multi_label: bool  # not sent: whether `labels` is
+
+    @property
+    def id(self) -> int:
+        return int(self.shown["id"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.shown["uid"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.shown,
+            "reasons": list(self.reasons),
+            "answers": [a.to_dict() for a in self.answers],
+            "flags": [f.to_dict() for f in self.flags],
+            **_label_fields(self.label, self.labels, self.multi_label),
+            "label_source": self.label_source,
+            "label_posterior": self.label_posterior,
+            "decision": None if self.decision is None else self.decision.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Decided(Result):
+    """A decision just made: the item's label (or set) now, and what it replaced."""
+
+    decision_id: int
+    item_id: int
+    label: str | None
+    state: str
+    previous_label: str | None
+    previous_source: str | None
+    note: str | None
+    labels: list[str] | None
+    previous_labels: list[str] | None
+    multi_label: bool  # not sent: whether the sets are
+
+    def to_dict(self) -> dict[str, Any]:
+        sets = {"labels": self.labels, "previous_labels": self.previous_labels}
+        return {
+            "decision_id": self.decision_id,
+            "item_id": self.item_id,
+            "label": self.label,
+            "state": self.state,
+            "previous_label": self.previous_label,
+            "previous_source": self.previous_source,
+            "note": self.note,
+            **(sets if self.multi_label else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Undone(Result):
+    """A withdrawn decision, and its item as `case` shows it now."""
+
+    undone: int
+    item: Case
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"undone": self.undone, "item": self.item.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged(Result):
+    """An item's flag by the caller after `flag` (True) or `unflag` (False, with how many of
+    the caller's flags were cleared)."""
+
+    item_id: int
+    flagged: bool
+    cleared: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        sent: dict[str, Any] = {"item_id": self.item_id, "flagged": self.flagged}
+        if self.cleared is not None:
+            sent["cleared"] = self.cleared
+        return sent
+
+
+@dataclass(frozen=True, slots=True)
+class ShowNames(Result):
+    """Whether reviewers now see who gave each answer."""
+
+    shown: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {SHOW_NAMES: self.shown}
 
 
 def _item(conn: Any, item_id: int) -> Any:
@@ -56,10 +248,10 @@ def show_names(settings: dict[str, Any]) -> bool:
     return bool(settings.get(SHOW_NAMES, False))
 
 
-def set_show_names(project: ProjectScope, shown: bool) -> dict[str, Any]:
+def set_show_names(project: ProjectScope, shown: bool) -> ShowNames:
     """Show reviewers the annotators' names (True) or hide them (False, the default)."""
     project.update_settings(**{SHOW_NAMES: bool(shown)})
-    return {SHOW_NAMES: bool(shown)}
+    return ShowNames(bool(shown))
 
 
 def check_reviewer(who: Principal) -> None:
@@ -93,7 +285,7 @@ def pending(project: ProjectScope, *, limit: int | None = None) -> list[tuple[in
     return found
 
 
-def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[str, Any]:
+def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> AdjudicationQueue:
     """The adjudication queue for a reviewer: how many items wait, and the first `limit` of
     them (id, uid, reasons, the item's label, or set `labels` on a multi-label project, and
     its source)."""
@@ -102,37 +294,24 @@ def queue(project: ProjectScope, who: Principal, *, limit: int = 100) -> dict[st
     shown = waiting[: max(0, min(int(limit), MAX_LISTED))]
     with project.store.engine.connect() as conn:
         rows = {item_id: _item(conn, item_id) for item_id, _ in shown}
-    return {
-        "count": len(waiting),
-        "items": [
-            {
-                "id": item_id,
-                "uid": rows[item_id].uid,
-                "reasons": reasons,
-                **_label_of(rows[item_id]),
-                "label_source": rows[item_id].final_source,
-            }
-            for item_id, reasons in shown
-        ],
-    }
+    items = [
+        Waiting(
+            item_id,
+            rows[item_id].uid,
+            reasons,
+            rows[item_id].final_label,
+            rows[item_id].final_labels,
+            rows[item_id].final_source,
+            _sets(rows[item_id]),
+        )
+        for item_id, reasons in shown
+    ]
+    return AdjudicationQueue(len(waiting), items)
 
 
 def _sets(item: Any) -> bool:
     """Whether the item's project takes label sets."""
     return is_multi_label(labels_and_settings_of(item)[1])
-
-
-def _label_of(item: Any) -> dict[str, Any]:
-    """The item's final label as a reviewer is shown it: `label`, and on a multi-label project
-    also the set, `labels` (`label` stays null there)."""
-    if _sets(item):
-        return {"label": item.final_label, "labels": item.final_labels}
-    return {"label": item.final_label}
-
-
-def _answer_shown(a: Any, multi: bool) -> dict[str, Any]:
-    """An answer's label, and on a multi-label project its set."""
-    return {"label": a.label, "labels": a.labels} if multi else {"label": a.label}
 
 
 def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
@@ -145,7 +324,7 @@ def _people(rows: Sequence[Any], names: bool) -> dict[int | None, str]:
     return shown
 
 
-def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
+def _case(conn: Any, project: ProjectScope, item_id: int) -> Case:
     from ..data.formats.records import iso  # the formats load with a case, not with `stats`
 
     item = item_context(conn, item_id)
@@ -157,30 +336,34 @@ def _case(conn: Any, project: ProjectScope, item_id: int) -> dict[str, Any]:
     people = _people([*answers, *flags], show_names(labels_and_settings_of(item)[1]))
     decided = store.live_decision(conn, item_id)
     multi = _sets(item)
-    return {
-        **payload(conn, item_id, QUEUE_NAME),
-        "reasons": reasons_for(answers, flags, tasks) if decided is None else [],
-        "answers": [
-            {
-                "id": a.id,
-                "annotator": people[a.annotator_id],
-                **_answer_shown(a, multi),
-                "action": a.action,
-                "created_at": iso(a.created_at),
-            }
+    return Case(
+        shown=payload(conn, item_id, QUEUE_NAME),
+        reasons=reasons_for(answers, flags, tasks) if decided is None else [],
+        answers=[
+            CaseAnswer(
+                a.id,
+                people[a.annotator_id],
+                a.label,
+                a.labels,
+                a.action,
+                iso(a.created_at),
+                multi,
+            )
             for a in answers
         ],
-        "flags": [{"annotator": people[f.annotator_id], "reason": f.reason} for f in flags],
-        **_label_of(item),
-        "label_source": item.final_source,
-        "label_posterior": item.label_posterior,
-        "decision": None
+        flags=[CaseFlag(people[f.annotator_id], f.reason) for f in flags],
+        label=item.final_label,
+        labels=item.final_labels,
+        label_source=item.final_source,
+        label_posterior=item.label_posterior,
+        decision=None
         if decided is None
-        else {"id": decided.id, **_answer_shown(decided, multi), "note": decided.note},
-    }
+        else CaseDecision(decided.id, decided.label, decided.labels, decided.note, multi),
+        multi_label=multi,
+    )
 
 
-def case(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any]:
+def case(project: ProjectScope, who: Principal, item_id: int) -> Case:
     """One item as the reviewer sees it: text, suggestion (with calibrated confidence), every
     live answer and flag, why it is in the queue, its label and the decision in force."""
     check_reviewer(who)
@@ -188,9 +371,7 @@ def case(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any]:
         return _case(conn, project, item_id)
 
 
-def next_case(
-    project: ProjectScope, who: Principal, *, exclude: Sequence[int] = ()
-) -> dict[str, Any] | None:
+def next_case(project: ProjectScope, who: Principal, *, exclude: Sequence[int] = ()) -> Case | None:
     """The first item waiting for a reviewer that is not in `exclude`, as `case`; None when the
     queue is empty."""
     check_reviewer(who)
@@ -235,7 +416,7 @@ def decide(
     note: str | None = None,
     *,
     labels: Sequence[str] | None = None,
-) -> dict[str, Any]:
+) -> Decided:
     """Settle an item: `label` (on a multi-label project the set `labels`) becomes its final
     label (source `adjudicated`), with the note.
 
@@ -272,20 +453,21 @@ def decide(
         )
         state, final_label, final_set = _resolve(conn, item)
         settle(conn, project.id, [item_id])
-    shown = {"labels": final_set, "previous_labels": item.final_labels} if multi else {}
-    return {
-        "decision_id": decision_id,
-        "item_id": item_id,
-        "label": final_label,
-        "state": state,
-        "previous_label": item.final_label,
-        "previous_source": item.final_source,
-        "note": kept_note,
-        **shown,
-    }
+    return Decided(
+        decision_id=decision_id,
+        item_id=item_id,
+        label=final_label,
+        state=state,
+        previous_label=item.final_label,
+        previous_source=item.final_source,
+        note=kept_note,
+        labels=final_set,
+        previous_labels=item.final_labels if multi else None,
+        multi_label=multi,
+    )
 
 
-def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) -> dict[str, Any]:
+def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) -> Undone:
     """Withdraw the caller's latest decision (or a given one: a reviewer's own, anyone's for an
     admin); the item's label is recomputed from its answers, and the item is returned as `case`
     shows it (back in the queue when it still needs a reviewer)."""
@@ -303,13 +485,11 @@ def undo(project: ProjectScope, who: Principal, decision_id: int | None = None) 
         _resolve(conn, _item(conn, found.item_id))
         settle(conn, project.id, [found.item_id])
         shown = _case(conn, project, found.item_id)
-    return {"undone": found.id, "item": shown}
+    return Undone(found.id, shown)
 
 
 # ----------------------------------------------------------------------------- flags
-def flag(
-    project: ProjectScope, who: Principal, item_id: int, reason: str | None = None
-) -> dict[str, Any]:
+def flag(project: ProjectScope, who: Principal, item_id: int, reason: str | None = None) -> Flagged:
     """Ask a reviewer to look at an item. Annotators flag what they were served or answered;
     reviewers and admins any item. A flag on a gold item is taken and changes nothing (so that
     flagging tells nothing about the item); a second flag by the same person is one flag."""
@@ -330,10 +510,10 @@ def flag(
             }
             store.add_flag(conn, values)
             settle(conn, project.id, [item_id])
-    return {"item_id": item_id, "flagged": True}
+    return Flagged(item_id, True)
 
 
-def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any]:
+def unflag(project: ProjectScope, who: Principal, item_id: int) -> Flagged:
     """Withdraw the caller's flag on an item (the item leaves the queue unless another reason
     or person keeps it there)."""
     with transaction(project) as conn:
@@ -341,7 +521,7 @@ def unflag(project: ProjectScope, who: Principal, item_id: int) -> dict[str, Any
             raise NotFoundError(f"no item with id {item_id}")
         cleared = store.clear_flags(conn, item_id, who.id)
         settle(conn, project.id, [item_id])
-    return {"item_id": item_id, "flagged": False, "cleared": cleared}
+    return Flagged(item_id, False, cleared)
 
 
 def reviewer_named(project: ProjectScope, name: str) -> Principal:

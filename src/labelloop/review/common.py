@@ -50,6 +50,19 @@ class Stats(Result):
     adjudication_waiting: int  # items waiting for a reviewer
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEstimate(Result):
+    """The accuracy of auto-accepted labels measured on audited items (each counted once, by
+    its first answer), with its interval at `confidence_level` (`Project.audit_estimate`)."""
+
+    n_audited: int
+    n_correct: int
+    accuracy: float | None
+    lower: float
+    upper: float
+    confidence_level: float
+
+
 class ProjectScope(Protocol):
     """What the review services need of a project (`labelloop.Project` is one).
 

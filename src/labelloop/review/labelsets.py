@@ -13,10 +13,11 @@ from typing import Any
 
 from ..errors import ConflictError, InputError, NotFoundError
 from ..multilabel.sets import ALLOW_EMPTY, MULTI_LABEL, check_multilabel_names, parse_label_set
-from ..store import labelsets, reviews
+from ..store import Connection, labelsets, reviews
+from ..store.guidelines import description_in_force
 from ..vocabulary import NO_LABEL_ACTIONS, Action, Queue
 from .accounts import Principal
-from .answers import answer_queue, check_action, check_time
+from .answers import answer_queue, check_action, check_time, gold_feedback_on
 from .common import ProjectScope, Result, transaction
 from .queues import next_in, queue_settings_of
 from .waiting import settle
@@ -155,11 +156,50 @@ def submit_set(
         labelsets.resolve_item_sets(conn, sets, label_set)
         if action != Action.SKIP:
             labelsets.settle_task(conn, item_id, queue)
-        if queue == Queue.GOLD:
-            reviews.return_gold(conn, item_id, who.id)
-        settle(conn, project.id, [item_id])
         result: dict[str, Any] = {"annotation_id": annotation_id, "item_id": item_id}
         result["action"] = action
+        if queue == Queue.GOLD:
+            reviews.return_gold(conn, item_id, who.id)
+            if action != Action.SKIP and gold_feedback_on(settings):
+                result["gold_feedback"] = gold_set_feedback(conn, project, annotation_id)
+        settle(conn, project.id, [item_id])
         if then_next:
             result["next"] = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class SetGoldFeedback(Result):
+    """What a person is shown after answering a gold check on a multi-label project (when the
+    project shows it): the gold set, theirs, the labels they missed and the ones they added,
+    and those labels' descriptions in the guidelines in force (what to read again)."""
+
+    expected_labels: list[str]
+    your_labels: list[str] | None  # None: a rejection gives no set
+    correct: bool
+    missing: list[str]
+    extra: list[str]
+    descriptions: dict[str, str]  # of the missed and added labels that have one
+    guidelines_version: int | None
+
+
+def gold_set_feedback(
+    conn: Connection, project: ProjectScope, annotation_id: int
+) -> dict[str, Any]:
+    """The gold check's feedback as the review API sends it."""
+    row = labelsets.gold_set_answer(conn, annotation_id)
+    expected, given = list(row.gold_labels or []), row.labels
+    chosen = set(given or [])
+    missing = [label for label in expected if label not in chosen]
+    extra = [label for label in project.labels if label in chosen and label not in expected]
+    found = {label: description_in_force(conn, project.id, label)[0] for label in missing + extra}
+    version = description_in_force(conn, project.id, "")[1]  # the guidelines in force
+    return SetGoldFeedback(
+        expected_labels=expected,
+        your_labels=None if given is None else list(given),
+        correct=given is not None and not missing and not extra,
+        missing=missing,
+        extra=extra,
+        descriptions={label: text for label, text in found.items() if text},
+        guidelines_version=version,
+    ).to_dict()

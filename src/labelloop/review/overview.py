@@ -13,8 +13,8 @@ from ..store import reviews as store
 from ..store.guidelines import latest_guidelines
 from ..store.projects import project_row
 from . import common
-from .common import ProjectScope, Result
-from .queues import queue_settings
+from .common import ProjectScope, Result, Stats
+from .queues import QueueSettings, queue_settings
 
 
 def project_info(project: ProjectScope) -> dict[str, Any]:
@@ -132,7 +132,58 @@ def plot_files(project: ProjectScope) -> list[str]:
     return sorted(p.name for p in folder.glob("*.png") if p.is_file())
 
 
-def dashboard(project: ProjectScope) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Dashboard(Result):
+    """The admin dashboard's figures; `to_dict` is what `GET /dashboard` sends and the page
+    shows, in this order."""
+
+    stats: Stats
+    progress: float | None  # share of the pool labeled, by people or automatically
+    review_rate: float | None
+    answers_last_hour: int
+    queues: dict[str, QueueCounts]
+    queue_settings: QueueSettings
+    annotators: list[dict[str, Any]]
+    auto_accepted_accuracy: dict[str, Any]
+    agreement: dict[str, Any] | None
+    plots: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stats": self.stats.to_dict(),
+            "progress": self.progress,
+            "review_rate": self.review_rate,
+            "answers_last_hour": self.answers_last_hour,
+            "queues": {queue: counts.to_dict() for queue, counts in self.queues.items()},
+            "queue_settings": self.queue_settings.to_dict(),
+            "annotators": self.annotators,
+            "auto_accepted_accuracy": self.auto_accepted_accuracy,
+            "agreement": self.agreement,
+            "plots": self.plots,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LearningDashboard(Result):
+    """The dashboard with what the learning side adds (`Project.dashboard`): the calibration
+    plots in force, each annotator's estimated quality and whose labels routing uses; sent
+    after the dashboard's own sections."""
+
+    board: Dashboard
+    calibration_plots: dict[str, Any] | None
+    annotator_quality: dict[str, dict[str, Any]]
+    predictor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.board.to_dict(),
+            "calibration_plots": self.calibration_plots,
+            "annotator_quality": self.annotator_quality,
+            "predictor": self.predictor,
+        }
+
+
+def dashboard(project: ProjectScope) -> Dashboard:
     """Progress, review rate, auto-accepted accuracy, agreement, per-annotator work, plots."""
     stats = project.stats()
     with project.store.session() as session:
@@ -142,15 +193,15 @@ def dashboard(project: ProjectScope) -> dict[str, Any]:
         agreement = _agreement(session, project)
     pool = stats.pool
     labeled = stats.human_labeled + stats.auto_accepted
-    return {
-        "stats": stats.to_dict(),
-        "progress": (labeled - stats.gold) / pool if pool else None,
-        "review_rate": stats.review_rate,
-        "answers_last_hour": sum(a["answers_last_hour"] for a in annotators),
-        "queues": {queue: counts.to_dict() for queue, counts in queues.items()},
-        "queue_settings": queue_settings(project),
-        "annotators": annotators,
-        "auto_accepted_accuracy": accuracy,
-        "agreement": agreement,
-        "plots": plot_files(project),
-    }
+    return Dashboard(
+        stats=stats,
+        progress=(labeled - stats.gold) / pool if pool else None,
+        review_rate=stats.review_rate,
+        answers_last_hour=sum(a["answers_last_hour"] for a in annotators),
+        queues=queues,
+        queue_settings=queue_settings(project),
+        annotators=annotators,
+        auto_accepted_accuracy=accuracy,
+        agreement=agreement,
+        plots=plot_files(project),
+    )

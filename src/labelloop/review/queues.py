@@ -32,7 +32,7 @@ from ..store.items import splits_of
 from ..store.reviews import Lease
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
-from .common import ProjectScope, transaction, writing
+from .common import ProjectScope, Result, transaction, writing
 from .suggested_sets import suggested_set
 from .waiting import settle
 
@@ -130,11 +130,26 @@ def check_setting(name: str, value: Any) -> float | int | str:
     return SETTING_BOUNDS[name].check(name, value)
 
 
-def queue_settings(project: ProjectScope) -> dict[str, Any]:
-    return queue_settings_of(project.settings)
+@dataclass(frozen=True, slots=True)
+class QueueSettings(Result):
+    """A project's queue settings as `queue_settings_of` reads them (see `DEFAULT_SETTINGS`);
+    `to_dict` is what the API and the dashboard send, in that order."""
+
+    overlap: int
+    overlap_share: float
+    gold_rate: float
+    audit_rate: float
+    lease_minutes: float
+    overlap_mode: str
+    overlap_target: float
+    overlap_cap: int
 
 
-def set_queue_settings(project: ProjectScope, **values: Any) -> dict[str, Any]:
+def queue_settings(project: ProjectScope) -> QueueSettings:
+    return QueueSettings(**queue_settings_of(project.settings))
+
+
+def set_queue_settings(project: ProjectScope, **values: Any) -> QueueSettings:
     """Change overlap, gold rate, audit rate or lease length, and apply them to the queues.
 
     Values of None are left as they are; each given value is checked against its range
@@ -144,12 +159,12 @@ def set_queue_settings(project: ProjectScope, **values: Any) -> dict[str, Any]:
     if unknown:
         raise InputError(f"unknown queue settings: {', '.join(sorted(unknown))}")
     given = {name: check_setting(name, v) for name, v in values.items() if v is not None}
-    merged = {**queue_settings(project), **given}
+    merged = {**queue_settings_of(project.settings), **given}
     project.update_settings(review=merged)
     apply_overlap(project)
     if "audit_rate" in given:
         sample_audit(project)
-    return merged
+    return QueueSettings(**merged)
 
 
 def apply_overlap(project: ProjectScope) -> int:
@@ -170,9 +185,9 @@ def apply_overlap(project: ProjectScope) -> int:
             session,
             project.id,
             OVERLAP_QUEUES,
-            overlap=int(settings["overlap"]),
-            share=float(settings["overlap_share"]),
-            adaptive=settings["overlap_mode"] == "adaptive",
+            overlap=int(settings.overlap),
+            share=float(settings.overlap_share),
+            adaptive=settings.overlap_mode == "adaptive",
         )
         if changed:  # rejections wait for as many people as a task wants
             settle(session.connection(), project.id)
@@ -224,7 +239,7 @@ def sample_audit(project: ProjectScope, rate: float | None = None, random_state:
     Idempotent: a second call with the same rate adds only what new auto-accepted items need.
     """
     if rate is None:
-        rate = queue_settings(project)["audit_rate"]
+        rate = queue_settings(project).audit_rate
     rate = float(check_setting("audit_rate", rate))
     rng = random.Random(random_state)
     with writing(project) as session:

@@ -68,7 +68,7 @@ def adjudication_queue(
 ) -> dict[str, Any]:
     """Reviewers and admins: the items waiting for a decision (disagreement, rejected by
     everyone, flagged), oldest first. Reads only."""
-    return adjudication.queue(project, who, limit=limit)
+    return adjudication.queue(project, who, limit=limit).to_dict()
 
 
 @router.get("/adjudication/next", tags=["adjudication"], responses=NO_CONTENT)
@@ -82,13 +82,13 @@ def adjudication_next(
     found = adjudication.next_case(project, who, exclude=exclude)
     if found is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return found
+    return found.to_dict()
 
 
 @router.get("/adjudication/items/{item_id}", tags=["adjudication"])
 def adjudication_item(item_id: StoreId, who: ReviewerUser, project: ProjectDep) -> Any:
     """Reviewers and admins: one item as the reviewer sees it. Reads only."""
-    return adjudication.case(project, who, item_id)
+    return adjudication.case(project, who, item_id).to_dict()
 
 
 @router.post(
@@ -101,7 +101,9 @@ def decide(item_id: StoreId, body: DecisionIn, who: ReviewerUser, project: Proje
     """Reviewers and admins: settle a pool item. Stores the decision (label, or on a
     multi-label project the set `labels`; note; reviewer), then sets the item's final label
     to it with source `adjudicated`."""
-    return adjudication.decide(project, who, item_id, body.label, body.note, labels=body.labels)
+    return adjudication.decide(
+        project, who, item_id, body.label, body.note, labels=body.labels
+    ).to_dict()
 
 
 @router.post("/adjudication/undo", tags=["adjudication"])
@@ -110,7 +112,7 @@ def undo_decision(
 ) -> Any:
     """Reviewers (their own decisions) and admins (anyone's): withdraw a decision, by default
     the caller's latest; the item's label is recomputed from its answers."""
-    return adjudication.undo(project, who, body.decision_id if body else None)
+    return adjudication.undo(project, who, body.decision_id if body else None).to_dict()
 
 
 @router.post("/items/{item_id}/flag", status_code=status.HTTP_201_CREATED, tags=["review"])
@@ -119,20 +121,20 @@ def flag(
 ) -> Any:
     """People: ask a reviewer to look at an item you were served or answered (reviewers and
     admins: any item). Adds your flag, with an optional reason; nothing else changes."""
-    return adjudication.flag(project, who, item_id, body.reason if body else None)
+    return adjudication.flag(project, who, item_id, body.reason if body else None).to_dict()
 
 
 @router.delete("/items/{item_id}/flag", tags=["review"])
 def unflag(item_id: StoreId, who: CurrentUser, project: ProjectDep) -> Any:
     """People: withdraw your own flag on an item. Changes nobody else's flags."""
-    return adjudication.unflag(project, who, item_id)
+    return adjudication.unflag(project, who, item_id).to_dict()
 
 
 @router.put("/adjudication/settings", tags=["admin"])
 def settings(body: AdjudicationSettings, who: AdminUser, project: ProjectDep) -> Any:
     """Admins: show reviewers the annotators' names, or hide them (blind adjudication).
     Changes the project's `adjudication_show_names` setting."""
-    return adjudication.set_show_names(project, body.show_names)
+    return adjudication.set_show_names(project, body.show_names).to_dict()
 
 
 @pages.get("/adjudicate", response_class=HTMLResponse)

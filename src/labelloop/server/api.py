@@ -259,13 +259,13 @@ def revoke(name: AccountName, who: AdminUser, project: ProjectDep) -> Any:
 def queues(who: AdminUser, project: ProjectDep) -> Any:
     counts = review.queue_counts(project)
     queues = {queue: numbers.to_dict() for queue, numbers in counts.items()}
-    return {"settings": review.queue_settings(project), "queues": queues}
+    return {"settings": review.queue_settings(project).to_dict(), "queues": queues}
 
 
 @router.put("/queues/settings", response_model=dict[str, Any], tags=["admin"])
 def set_queues(body: QueueSettings, who: AdminUser, project: ProjectDep) -> Any:
     """Overlap (answers per item, share of items), gold-check rate, audit rate, lease length."""
-    return review.set_queue_settings(project, **body.model_dump(exclude_none=True))
+    return review.set_queue_settings(project, **body.model_dump(exclude_none=True)).to_dict()
 
 
 @router.post(
@@ -291,4 +291,4 @@ def sample_audit(who: AdminUser, project: ProjectDep, body: AuditIn | None = Non
 @router.get("/dashboard", response_model=dict[str, Any], tags=["admin"])
 def dashboard(who: AdminUser, project: ProjectDep) -> Any:
     """Progress, review rate, auto-accepted accuracy, agreement and per-annotator work."""
-    return project.dashboard()
+    return project.dashboard().to_dict()

@@ -114,7 +114,7 @@ class _Runtime:
         self.labeling = threading.Lock()  # local models are not safe to call concurrently
         self.training = threading.Lock()
         self.pending = False
-        self.last_training: dict[str, Any] | None = None
+        self.last_training: exchange.Retrained | None = None
         self.answers_since_training = 0  # review answers since the last retraining began
 
 
@@ -258,9 +258,9 @@ def webhook(
     except InputError as exc:
         raise _bad_request(exc) from exc
     runtime.counts[f"webhook_{body.get('action', 'unknown').lower()}"] += 1
-    if result.pop("retrain", False):
+    if result.retrain:
         background.add_task(retrain_in_background, project, runtime)
-    return {"status": "ok", **result}
+    return {"status": "ok", **result.to_dict()}
 
 
 @router.get("/metrics")
@@ -270,7 +270,7 @@ def metrics(request: Request) -> dict[str, Any]:
     return {
         "model_version": exchange.model_version(_project(request), _state(request, "labeler")),
         "requests": dict(runtime.counts),
-        "last_training": runtime.last_training,
+        "last_training": None if runtime.last_training is None else runtime.last_training.to_dict(),
         "project": _project(request).stats().to_dict(),
     }
 

@@ -159,7 +159,7 @@ def review_page(request: Request, who: PageUser, project: ProjectDep) -> Respons
 def dashboard_page(request: Request, who: PageUser, project: ProjectDep) -> Response:
     if not who.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
-    return _page(request, "dashboard.html", who, board=project.dashboard())
+    return _page(request, "dashboard.html", who, board=project.dashboard().to_dict())
 
 
 @router.get("/plots/{name}")

@@ -72,12 +72,22 @@ class AnnotationIn(BaseModel):
 
 
 class GoldFeedback(BaseModel):
-    """Shown after a gold check when the project's `gold_feedback` setting is on."""
+    """Shown after a gold check when the project's `gold_feedback` setting is on: on a
+    single-label project the expected label and yours, on a multi-label one the sets."""
 
-    expected_label: str
-    your_label: str | None
+    expected_label: str | None = None
+    your_label: str | None = None
     correct: bool
-    description: str | None = Field(description="The expected label's description, if any.")
+    description: str | None = Field(
+        None, description="The expected label's description, if any (single-label)."
+    )
+    expected_labels: list[str] | None = Field(None, description="The gold set (multi-label).")
+    your_labels: list[str] | None = Field(None, description="Your set (multi-label).")
+    missing: list[str] | None = Field(None, description="Gold labels you left out.")
+    extra: list[str] | None = Field(None, description="Labels you gave that gold lacks.")
+    descriptions: dict[str, str] | None = Field(
+        None, description="The missed and added labels' descriptions (multi-label)."
+    )
     guidelines_version: int | None
 
 

@@ -258,8 +258,9 @@ def gold_items(store: Store, project_id: int) -> list[Any]:
 
 
 def learning_rows(store: Store, project_id: int) -> list[Any]:
-    """(id, text, split, state, final_label, gold_label, final_source) of every item, by id:
-    what tells a trusted label (gold, or given by people) from the rest."""
+    """(id, text, split, state, final_label, gold_label, final_source, final_labels,
+    gold_labels) of every item, by id: what tells a trusted label or label set (gold, or given
+    by people) from the rest."""
     return fetch(
         store,
         select(
@@ -270,6 +271,8 @@ def learning_rows(store: Store, project_id: int) -> list[Any]:
             Item.final_label,
             Item.gold_label,
             Item.final_source,
+            Item.final_labels,
+            Item.gold_labels,
         )
         .where(Item.project_id == project_id)
         .order_by(Item.id),

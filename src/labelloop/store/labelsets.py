@@ -73,6 +73,12 @@ _CALIBRATOR = (
     .order_by(_CALIBRATIONS.c.id.desc())
     .limit(1)
 )
+#: An answer on a gold item beside the item's gold set.
+_GOLD_SET_ANSWER = (
+    select(_ITEMS.c.gold_labels, _ANNOTATIONS.c.labels)
+    .join_from(_ANNOTATIONS, _ITEMS, _ITEMS.c.id == _ANNOTATIONS.c.item_id)
+    .where(_ANNOTATIONS.c.id == bindparam("annotation"))
+)
 _LIVE_SETS = (
     select(
         _ANNOTATIONS.c.id,
@@ -146,6 +152,11 @@ def insert_answer(
     ).inserted_primary_key
     assert inserted is not None  # an INSERT of one row
     return int(inserted[0])
+
+
+def gold_set_answer(conn: Connection, annotation_id: int) -> Record:
+    """An answer on a gold item beside the item's gold set: (gold_labels, labels)."""
+    return conn.execute(_GOLD_SET_ANSWER, {"annotation": annotation_id}).one()
 
 
 def open_queue(conn: Connection, item_id: int) -> str | None:

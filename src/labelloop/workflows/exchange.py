@@ -795,9 +795,54 @@ def labelstudio_annotator(project: Project, annotation: dict[str, Any]) -> int:
     return linked if linked is not None else project.annotator_id(f"labelstudio:{who}")
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookReply(Result):
+    """What a Label Studio event did: answers withdrawn (`undone`), or replaced and recorded
+    (`answer`, the last one), or nothing (`ignored`); `retrain` says whether the caller should
+    retrain in the background. `to_dict` is the reply Label Studio is sent (without `retrain`,
+    which is for the server)."""
+
+    action: str
+    retrain: bool
+    undone: int | None = None
+    ignored: bool = False
+    replaced: int | None = None
+    answer: Result | None = None  # `Answer`, or `SetAnswer` on a multi-label project
+
+    def to_dict(self) -> dict[str, Any]:
+        reply: dict[str, Any] = {"action": self.action}
+        if self.undone is not None:
+            reply["undone"] = self.undone
+        if self.ignored:
+            reply["ignored"] = True
+        if self.replaced is not None:
+            reply["replaced"] = self.replaced
+        if self.answer is not None:
+            reply.update(self.answer.to_dict())
+        return reply
+
+
+@dataclass(frozen=True, slots=True)
+class Retrained(Result):
+    """A retraining after new human labels: `learn` ("done", or why not) with the best
+    predictor when done, and `calibrate` when the options last used were re-applied."""
+
+    learn: str
+    best: str | None = None
+    calibrate: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        done: dict[str, Any] = {"learn": self.learn}
+        if self.best is not None:
+            done["best"] = self.best
+        if self.calibrate is not None:
+            done["calibrate"] = self.calibrate
+        return done
+
+
 def labelstudio_event(
     project: Project, payload: Any, config: Any, id_key: str | None = None
-) -> dict[str, Any]:
+) -> WebhookReply:
     """Apply a Label Studio webhook event to the store. Returns what was done and whether the
     predictor should be recalibrated / retrained (which the caller does in the background).
 
@@ -815,11 +860,11 @@ def labelstudio_event(
         found = payload.get("annotations") or [payload.get("annotation") or {}]
         ids = [str(a["id"]) for a in found if isinstance(a, dict) and a.get("id") is not None]
         undone = [project.undo_annotation(i) for i in _annotation_ids(project, ids)]
-        return {"action": action, "undone": len(undone), "retrain": bool(undone)}
+        return WebhookReply(action, retrain=bool(undone), undone=len(undone))
     if action == "START_TRAINING":
-        return {"action": action, "retrain": True}
+        return WebhookReply(action, retrain=True)
     if action not in EVENTS_THAT_TEACH:
-        return {"action": action, "ignored": True, "retrain": False}
+        return WebhookReply(action, retrain=False, ignored=True)
     annotations, tasks = payload.get("annotation"), payload.get("task")
     if not isinstance(annotations, list):  # ANNOTATIONS_CREATED sends lists, the others one
         annotations, tasks = [annotations], [tasks]
@@ -838,23 +883,21 @@ def labelstudio_event(
         answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
         _check_answer(project, answer)  # a refused update leaves the answer it would replace
         read.append((uid, answer, labelstudio_annotator(project, annotation)))
-    done: dict[str, Any] = {"action": action, "replaced": 0}
+    replaced_in_all, answered = 0, None
     for uid, answer, annotator in read:
         given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
         replaced = _annotation_ids(project, [answer.external_id])
-        done["replaced"] += len([project.undo_annotation(i) for i in replaced])
-        done.update(
-            project.annotate(
-                uid,
-                action=answer.action,
-                annotator=annotator,
-                time_spent_s=answer.time_spent_s,
-                source="labelstudio",
-                external_id=answer.external_id,
-                **given,
-            ).to_dict()
+        replaced_in_all += len([project.undo_annotation(i) for i in replaced])
+        answered = project.annotate(
+            uid,
+            action=answer.action,
+            annotator=annotator,
+            time_spent_s=answer.time_spent_s,
+            source="labelstudio",
+            external_id=answer.external_id,
+            **given,
         )
-    return {**done, "retrain": True}
+    return WebhookReply(action, retrain=True, replaced=replaced_in_all, answer=answered)
 
 
 def _check_answer(project: Project, answer: AnnotationIn) -> None:
@@ -868,20 +911,21 @@ def _check_answer(project: Project, answer: AnnotationIn) -> None:
         checked_label(project.labels, answer.label)
 
 
-def retrain(project: Project) -> dict[str, Any]:
+def retrain(project: Project) -> Retrained:
     """Retrain student and stack after new human labels; `learn` recalibrates and re-routes with
     the options last used. A project not ready to learn (too few trusted labels) is still
     recalibrated with those options; a project not ready for either is left as it is."""
     try:
         report = project.learn()
-        return {"learn": "done", "best": report.best}
+        return Retrained("done", report.best)
     except InputError as exc:  # NotReadyError included
-        done: dict[str, Any] = {"learn": f"not ready: {exc}"}
+        not_learned = f"not ready: {exc}"
     options = project.settings.get("calibration_options")
-    if options is not None:
-        try:
-            project.calibrate(**options)
-            done["calibrate"] = "done"
-        except InputError as exc:
-            done["calibrate"] = f"not ready: {exc}"
-    return done
+    if options is None:
+        return Retrained(not_learned)
+    try:
+        project.calibrate(**options)
+        calibrated = "done"
+    except InputError as exc:
+        calibrated = f"not ready: {exc}"
+    return Retrained(not_learned, calibrate=calibrated)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sklearn.base import clone
@@ -35,6 +35,8 @@ from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from ..project import Project
 
 STUDENT, ENSEMBLE = "student", "ensemble"
@@ -77,12 +79,18 @@ class Learned(Result):
     route: dict[str, Any] | None = None  # re-routed with the settings last used
 
     def to_dict(self) -> dict[str, Any]:
-        optional = {f.name for f in fields(self) if f.default is None}
-        return {
-            key: value
-            for key, value in Result.to_dict(self).items()
-            if not (key in optional and value is None)
-        }
+        return without_unset(self)
+
+
+def without_unset(result: Result) -> dict[str, Any]:
+    """`result.to_dict()` less the optional fields (default None) that were left unset: what
+    `learn --json` sends names `calibration` and `route` only when they were refreshed."""
+    optional = {f.name for f in fields(cast("DataclassInstance", result)) if f.default is None}
+    return {
+        key: value
+        for key, value in Result.to_dict(result).items()
+        if not (key in optional and value is None)
+    }
 
 
 @dataclass
@@ -233,12 +241,20 @@ def learn(
             probs = students.fit(extra)
             metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
     version = model_version(embedder.model_id, used, n_splits, random_state, options)
-    _store_student_and_stack(project, version, pool, trusted, probs[STUDENT], stacked)
+    store_student_and_stack(
+        project,
+        version,
+        pool.ids,
+        trusted,
+        single_label_values(labels),
+        (probs[STUDENT], "student: logistic regression on embeddings"),
+        (stacked, "stack"),
+    )
     # Predictors computed here from the pool, and the n-gram student, live only in the stack.
     best = best_predictor(
         {name: m for name, m in metrics.items() if name not in computed and name != NGRAM_STUDENT}
     )
-    _make_active(project, best, version)
+    make_active(project, best, version)
     return Learned(
         trusted_labels=int(trusted.sum()),
         majority_rate=majority,
@@ -248,7 +264,7 @@ def learn(
         best=best,
         active_predictor=project.settings.get("active_predictor"),
         embedder=embedder.model_id,
-        **(_recalibrate(project) if recalibrate else {}),
+        **(recalibrate_and_route(project) if recalibrate else {}),
     )
 
 
@@ -481,96 +497,95 @@ def best_predictor(metrics: dict[str, dict[str, Any]]) -> str:
     return min(candidates, key=lambda name: candidates[name]["log_loss"])
 
 
-def _store_student_and_stack(
+def store_student_and_stack(
     project: Project,
     version: str,
-    pool: Pool,
+    ids: list[int],
     trusted: np.ndarray,
-    student_probs: np.ndarray,
-    stacked: Stacked,
+    values: Callable[[np.ndarray], dict[str, Any]],
+    student: tuple[np.ndarray, str],
+    stack: tuple[Stacked, str],
 ) -> None:
-    def fold(i: int) -> str:
-        return " (out-of-fold)" if trusted[i] else ""
+    """Store the student's and the stack's answers (with a title each) under `version`;
+    `values` gives a row's label fields. An answer on a trusted item says it is out-of-fold."""
 
-    _store(
-        project,
-        STUDENT,
-        version,
-        pool.ids,
-        student_probs,
-        project.labels,
-        lambda i: "student: logistic regression on embeddings" + fold(i),
-    )
-    reason = stacked.reason
-    _store(
-        project,
-        ENSEMBLE,
-        version,
-        pool.ids,
-        stacked.probs,
-        project.labels,
-        lambda i: f"stack of {reason}" + fold(i),
-    )
+    def noted(title: str) -> Callable[[int], str]:
+        return lambda i: title + (" (out-of-fold)" if trusted[i] else "")
+
+    store_derived(project, STUDENT, version, ids, student[0], values, noted(student[1]))
+    stacked, title = stack
+    reason = f"{title} of {stacked.reason}"
+    store_derived(project, ENSEMBLE, version, ids, stacked.probs, values, noted(reason))
 
 
-def _make_active(project: Project, best: str, version: str) -> None:
+def make_active(project: Project, best: str, version: str) -> None:
     """Route with the best predictor: student or stack by this run's version, an LLM by its
     own prompt version."""
-    if best in (STUDENT, ENSEMBLE):
+    if best in DERIVED:
         project.set_active_predictor(best, version)
     else:
         model, _, prompt_version = best.partition("@")
         project.set_active_predictor(model, prompt_version)
 
 
-def _store(
+def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, Any]]:
+    """A prediction's label fields from one distribution over the labels."""
+
+    def values(p: np.ndarray) -> dict[str, Any]:
+        best = int(np.argmax(p))
+        return {
+            "label": labels[best],
+            "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
+            "confidence": float(p[best]),
+        }
+
+    return values
+
+
+def store_derived(
     project: Project,
     model: str,
     version: str,
     ids: list[int],
     probs: np.ndarray,
-    labels: list[str],
-    reasoning: Any,
+    values: Callable[[np.ndarray], dict[str, Any]],
+    reasoning: Callable[[int], str],
 ) -> None:
-    """Replace this model's predictions: a retrained model supersedes its previous answers."""
-    rows = []
-    for i, item_id in enumerate(ids):
-        p = probs[i]
-        best = int(np.argmax(p))
-        rows.append(
-            {
-                "project_id": project.id,
-                "item_id": item_id,
-                "model": model,
-                "prompt_version": version,
-                "label": labels[best],
-                "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
-                "confidence": float(p[best]),
-                "calibrated_confidence": None,
-                "calibrated_label": None,
-                "reasoning": reasoning(i),
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "latency_s": 0.0,
-                "cost_usd": 0.0,
-                "error": None,
-                "raw": None,
-            }
-        )
+    """Replace this model's predictions: a retrained model supersedes its previous answers.
+    `values` gives a row's label fields (label, probs, confidence, and a multi-label set)."""
+    rows = [
+        {
+            "project_id": project.id,
+            "item_id": item_id,
+            "model": model,
+            "prompt_version": version,
+            **values(probs[i]),
+            "calibrated_confidence": None,
+            "calibrated_label": None,
+            "reasoning": reasoning(i),
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "latency_s": 0.0,
+            "cost_usd": 0.0,
+            "error": None,
+            "raw": None,
+        }
+        for i, item_id in enumerate(ids)
+    ]
     predictions.replace_answers(project.store, project.id, model, rows)
 
 
-def _recalibrate(project: Project) -> dict[str, Any]:
-    """Refit calibration and re-route with the settings last used, when they exist."""
-    from .calibrate import calibrate, summary
+def recalibrate_and_route(project: Project) -> dict[str, Any]:
+    """Refit calibration and re-route with the settings last used, when they exist (each kind
+    of project its own way: `Project.calibrate` and `Project.route` choose)."""
+    from .calibrate import summary
 
     settings = project.settings
     options = settings.get("calibration_options")
     out: dict[str, Any] = {}
     if options is not None:
         try:
-            report = calibrate(project, **options)
-            out["calibration"] = summary(report)
+            out["calibration"] = summary(project.calibrate(**options))
         except NotReadyError as exc:
             out["calibration"] = {"skipped": str(exc)}
     if settings.get("routed"):

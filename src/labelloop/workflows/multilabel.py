@@ -136,7 +136,16 @@ def calibrate(
         report=report,
     )
     applied = apply(project, model, version, calibrator)
-    project.update_settings(threshold=chosen.threshold, label_thresholds=None)
+    project.update_settings(
+        threshold=chosen.threshold,
+        label_thresholds=None,
+        # Remembered so that `learn` (and retraining in the server) recalibrates the same way.
+        calibration_options={
+            "method": method,
+            "budget": budget,
+            "target_accuracy": target_accuracy,
+        },
+    )
     return Calibrated(model, version, len(gold), applied, report)
 
 
@@ -180,6 +189,26 @@ def calibrator_in_force(project: Project, key: tuple[str, str]) -> Any:
     if stored is None or stored.calibrator.get("kind") != "per_label":
         return None
     return PerLabelCalibrator.from_dict(stored.calibrator)
+
+
+def calibrated_probabilities(project: Project) -> tuple[list[int], np.ndarray]:
+    """The item ids showing a prediction of the active predictor and their (items x labels)
+    probabilities, calibrated by the per-label calibration in force (as given where there is
+    none): what routing decides on, and what calibration error is measured on."""
+    active = project.active_predictor()
+    if active is None:
+        return [], np.empty((0, len(project.labels)))
+    calibrator = calibrator_in_force(project, active)
+    with project.store.session() as session:
+        rows = predicted_items(session, project.id)
+        by_prediction = dict(prediction_probabilities(session, project.id, *active))
+    known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
+    if not known:
+        return [], np.empty((0, len(project.labels)))
+    proba = _matrix([p for _, p in known], project.labels)
+    if calibrator is not None:
+        proba = calibrator.transform(proba)
+    return [item_id for item_id, _ in known], proba
 
 
 def label_scores(
@@ -239,21 +268,12 @@ def route(project: Project, threshold: float | None = None) -> MultiLabelRouting
     t = float(settings.get("threshold", 0.9) if threshold is None else threshold)
     if not 0.0 <= t <= 1.0:
         raise InputError(f"the threshold must lie in [0, 1], not {t}")
-    active = project.active_predictor()
-    labels = project.labels
     uncertain: dict[int, list[str]] = {}
-    calibrator = calibrator_in_force(project, active) if active is not None else None
+    known, proba = calibrated_probabilities(project)
+    if known:
+        asked = route_labels(proba, t).uncertain_labels(project.labels)
+        uncertain = {item_id: asked[k] for k, item_id in enumerate(known) if asked[k]}
     with project.store.session() as session:
-        if active is not None:
-            rows = predicted_items(session, project.id)
-            by_prediction = dict(prediction_probabilities(session, project.id, *active))
-            known = [(item_id, by_prediction[pid]) for item_id, pid in rows if pid in by_prediction]
-            if known:
-                proba = _matrix([p for _, p in known], labels)
-                if calibrator is not None:
-                    proba = calibrator.transform(proba)
-                asked = route_labels(proba, t).uncertain_labels(labels)
-                uncertain = {item_id: asked[k] for k, (item_id, _) in enumerate(known) if asked[k]}
         route_items(session, project.id, t, {})
         settle_routed_sets(session, project.id, uncertain)
         waiting.settle(session.connection(), project.id)  # tasks came and went

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,27 @@ from ..active import simulate as run_simulation
 from ..active.strategies import STRATEGIES
 from ..data.readers import read_file
 from ..errors import InputError
+from ..review.common import Result
+
+
+@dataclass(frozen=True, slots=True)
+class Simulated(Result):
+    """A simulation on a labeled file: the curves `labelloop.active.simulate` measured (its
+    `strategies`, accuracies and settings, sent first and flat), the file's size and labels,
+    the embedder, and the plot when one was drawn."""
+
+    curves: dict[str, Any]
+    items: int
+    labels: list[str]
+    embedder: str
+    plot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        sent = {**self.curves, "items": self.items, "labels": self.labels}
+        sent["embedder"] = self.embedder
+        if self.plot is not None:
+            sent["plot"] = self.plot
+        return sent
 
 
 def load_labeled(file: str | Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
@@ -51,7 +73,7 @@ def simulate(
     plot: str | Path | None = None,
     embedder: Any = None,
     random_state: int = 0,
-) -> dict[str, Any]:
+) -> Simulated:
     """Learning curves, area under them and labels to reach the target, per strategy."""
     unknown = [name for name in strategies if name not in STRATEGIES]
     if unknown or not strategies:
@@ -78,7 +100,7 @@ def simulate(
     X = embedder.fit(texts).embed(texts) if hasattr(embedder, "fit") else embedder.embed(texts)
     names = sorted(set(labels))
     y = np.array([names.index(label) for label in labels])
-    result = run_simulation(
+    curves = run_simulation(
         X,
         y,
         strategies,
@@ -90,9 +112,7 @@ def simulate(
         cold_start=cold_start,
         random_state=random_state,
     )
-    result["items"] = len(texts)
-    result["labels"] = names
-    result["embedder"] = embedder.model_id
+    drawn = None
     if plot is not None:
-        result["plot"] = str(plot_learning_curves(result, plot, title=Path(file).name))
-    return result
+        drawn = str(plot_learning_curves(curves, plot, title=Path(file).name))
+    return Simulated(curves, len(texts), names, embedder.model_id, drawn)

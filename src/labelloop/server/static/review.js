@@ -65,9 +65,23 @@
   // After a gold check (when the project shows them): the expected label and what it means.
   function showGoldFeedback(feedback) {
     const verdict = feedback.correct ? "Gold check passed" : "Gold check missed";
+    if (Array.isArray(feedback.expected_labels)) {
+      showGoldSetFeedback(verdict, feedback);
+      return;
+    }
     const yours = feedback.your_label === null ? "no label" : feedback.your_label;
     const meaning = feedback.description ? ` — ${feedback.expected_label}: ${feedback.description}` : "";
     say(`${verdict}: expected ${feedback.expected_label}, you gave ${yours}${meaning}`, !feedback.correct);
+  }
+
+  // A multi-label gold check: the sets, what was missed or added, and those labels' meaning.
+  function showGoldSetFeedback(verdict, feedback) {
+    const named = (set) => (set && set.length ? set.join(", ") : "no label");
+    const parts = [`${verdict}: expected ${named(feedback.expected_labels)}, you gave ${named(feedback.your_labels)}`];
+    if (feedback.missing.length) parts.push(`missed ${feedback.missing.join(", ")}`);
+    if (feedback.extra.length) parts.push(`added ${feedback.extra.join(", ")}`);
+    const meanings = Object.entries(feedback.descriptions || {}).map(([label, text]) => `${label}: ${text}`);
+    say(parts.join("; ") + (meanings.length ? ` — ${meanings.join("; ")}` : ""), !feedback.correct);
   }
 
   function describe(label) {

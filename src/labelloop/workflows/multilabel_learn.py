@@ -1,0 +1,265 @@
+"""`learn` on a multi-label project: the one-vs-rest student, stacked per label with every
+labeler, and the best predictor made the one routing uses.
+
+The multi-label form of `workflows.learn`. Trusted sets are gold sets and the sets people gave.
+The student (`active.OneVsRestStudent`) answers each label's yes/no question from the item
+embeddings; the stack (`multilabel.PerLabelPool`) pools, label by label, the log-odds of every
+labeler and of the student with non-negative weights and a bias, so it can reproduce any one of
+them and recalibrates an LLM whose p(yes) ranks well but runs too high or too low. Every
+probability that calibration or thresholds will see for a trusted item is out-of-fold: the
+student's for the items it was trained on, the stack's over those out-of-fold inputs, on item
+folds shared by every label so that item-level figures (subset accuracy, routing) stay honest.
+The predictor with the lowest mean per-label log loss becomes the active one, which `calibrate`,
+`route` and `select` then use; calibration and routing are refreshed with their last settings.
+
+No labeler is left out of the stack for being weak: a useless input gets weight 0 on a label,
+and an LLM whose raw log loss is poor may still rank a label well, which the stack uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..active import OneVsRestStudent, cross_val_proba_multilabel, get_embedder
+from ..calibration.metrics import auroc
+from ..errors import NotReadyError
+from ..labelers.multilabel import multi_label_result
+from ..multilabel import PerLabelPool, item_folds
+from ..multilabel.sets import indicator, label_probabilities
+from ..review.common import Result
+from ..store import GOLD, HUMAN_LABELED, predictions
+from ..store import items as stored_items
+from ..vocabulary import PEOPLE_SOURCES
+from .embed import item_embeddings
+from .engine import Engine, LocalEngine
+from .learn import (
+    DERIVED,
+    ENSEMBLE,
+    MIN_LABELS,
+    STUDENT,
+    Stacked,
+    best_predictor,
+    make_active,
+    model_version,
+    recalibrate_and_route,
+    store_student_and_stack,
+    without_unset,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..project import Project
+
+EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class MultiLabelLearned(Result):
+    """What `learn` trained and chose on a multi-label project (`Project.learn`); `to_dict` is
+    what `learn --json` sends, naming `calibration` and `route` only when they were refreshed.
+
+    `components` holds, per predictor, on the trusted items (out-of-fold where trained on
+    them): `n`, `log_loss` (binary log loss averaged over labels, what chooses `best`),
+    `auroc` (mean over labels of p(yes) ranking the items a label applies to), `micro_f1`,
+    `hamming_accuracy` and `subset_accuracy` of the sets p >= 1/2, and `per_label_log_loss`."""
+
+    trusted_labels: int  # items with a trusted set
+    label_rates: dict[str, float]  # share of those items each label applies to
+    components: dict[str, dict[str, Any]]
+    stack_weights: dict[str, float]  # share of the pooled log-odds each input carries
+    best: str
+    active_predictor: dict[str, Any] | None
+    embedder: str
+    calibration: dict[str, Any] | None = None
+    route: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return without_unset(self)
+
+
+@dataclass
+class SetPool:
+    """Every item of the project, with its trusted set where there is one."""
+
+    ids: list[int]
+    texts: list[str]
+    y: np.ndarray  # (items, labels): which labels the trusted set holds; False elsewhere
+    trusted: np.ndarray  # items with a gold set or a set people gave
+    excluded: np.ndarray  # few-shot examples: leaky for the LLM inputs
+
+
+def load_set_pool(project: Project) -> SetPool:
+    labels = project.labels
+    known = set(labels)
+    few_shot = set(project.settings.get("few_shot_item_ids") or [])
+    rows = stored_items.learning_rows(project.store, project.id)
+    sets: list[list[str] | None] = []
+    for row in rows:
+        if row.split == GOLD:
+            chosen = row.gold_labels
+        elif row.state == HUMAN_LABELED and row.final_source in PEOPLE_SOURCES:
+            chosen = row.final_labels
+        else:
+            chosen = None
+        sets.append(None if chosen is None else [lab for lab in chosen if lab in known])
+    return SetPool(
+        ids=[row.id for row in rows],
+        texts=[row.text for row in rows],
+        y=indicator(sets, labels),
+        trusted=np.array([chosen is not None for chosen in sets], dtype=bool),
+        excluded=np.array([row.id in few_shot for row in rows], dtype=bool),
+    )
+
+
+def labeler_components(project: Project, pool: SetPool) -> dict[str, np.ndarray]:
+    """Each labeler's (model @ prompt version) per-label p(yes) on the pool's items; NaN where it
+    gave no answer (a failure, or an item it never saw)."""
+    labels = project.labels
+    position = {item_id: i for i, item_id in enumerate(pool.ids)}
+    out: dict[str, np.ndarray] = {}
+    for answer in predictions.labeler_answers(project.store, project.id, DERIVED):
+        name = f"{answer.model}@{answer.prompt_version}"
+        matrix = out.setdefault(name, np.full((len(pool.ids), len(labels)), np.nan))
+        if answer.probs and answer.item_id in position:
+            matrix[position[answer.item_id]] = np.clip(
+                label_probabilities(answer.probs, labels), 0.0, 1.0
+            )
+    return out
+
+
+def set_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """How well per-label probabilities fit the trusted sets, on the rows with an answer."""
+    answered = ~np.isnan(probs).any(axis=1)
+    p, t = probs[answered], y[answered]
+    if len(t) == 0:
+        return dict.fromkeys(
+            ("log_loss", "auroc", "micro_f1", "hamming_accuracy", "subset_accuracy"), None
+        ) | {"n": 0, "per_label_log_loss": None}
+    clipped = np.clip(p, EPS, 1.0 - EPS)
+    losses = -np.where(t, np.log(clipped), np.log(1.0 - clipped)).mean(axis=0)
+    areas = [auroc(p[:, j], t[:, j]) for j in range(t.shape[1])]
+    ranked = [a for a in areas if a == a]
+    chosen = p >= 0.5
+    tp, fp, fn = (chosen & t).sum(), (chosen & ~t).sum(), (~chosen & t).sum()
+    return {
+        "n": len(t),
+        "log_loss": float(losses.mean()),
+        "auroc": float(np.mean(ranked)) if ranked else None,
+        "micro_f1": float(2 * tp / (2 * tp + fp + fn)) if 2 * tp + fp + fn else None,
+        "hamming_accuracy": float((chosen == t).mean()),
+        "subset_accuracy": float(np.all(chosen == t, axis=1).mean()),
+        "per_label_log_loss": {label: float(v) for label, v in zip(labels, losses, strict=True)},
+    }
+
+
+def stack_sets(
+    inputs: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    names: list[str],
+    labels: list[str],
+    n_splits: int,
+    random_state: int,
+) -> Stacked:
+    """Pooled per-label probabilities for every item, out-of-fold on the training `rows`, with
+    their figures there and each input's share of the pooled log-odds.
+
+    ``inputs`` holds each component's per-label probabilities, shape (items, components,
+    labels)."""
+    out = np.empty(y.shape)
+    train_rows = np.flatnonzero(rows)
+    for train, test in item_folds(len(train_rows), n_splits, random_state):
+        fitted = PerLabelPool().fit(inputs[train_rows[train]], y[train_rows[train]])
+        out[train_rows[test]] = fitted.predict_proba(inputs[train_rows[test]])
+    final = PerLabelPool().fit(inputs[rows], y[rows])
+    if (~rows).any():
+        out[~rows] = final.predict_proba(inputs[~rows])
+    shares = final.influence(inputs[rows])
+    return Stacked(
+        probs=out,
+        metrics=set_metrics(out[rows], y[rows], labels),
+        weights={name: round(float(v), 4) for name, v in zip(names, shares, strict=True)},
+    )
+
+
+def set_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, Any]]:
+    """A prediction's label fields from each label's probability of applying: the same set,
+    top label and confidence a multi-label labeler's answer carries."""
+
+    def values(p: np.ndarray) -> dict[str, Any]:
+        result = multi_label_result(labels, p.tolist())
+        return {
+            "label": result.label,
+            "probs": result.probs,
+            "confidence": result.confidence,
+            "labels": result.labels,
+            "calibrated_labels": None,
+        }
+
+    return values
+
+
+def learn(
+    project: Project,
+    *,
+    embedder: Any = None,
+    n_splits: int = 5,
+    random_state: int = 0,
+    progress: Any = None,
+    recalibrate: bool = True,
+    engine: Engine | None = None,
+) -> MultiLabelLearned:
+    """Train student and stack on the trusted sets, store their predictions, make the best
+    predictor active and refresh calibration and routing."""
+    labels = project.labels
+    pool = load_set_pool(project)
+    trusted = pool.trusted
+    if trusted.sum() < MIN_LABELS:
+        raise NotReadyError(
+            f"the student needs at least {MIN_LABELS} trusted label sets (gold or given by "
+            f"people); found {int(trusted.sum())}"
+        )
+    embedder = embedder or get_embedder("auto")
+    engine = engine or LocalEngine()
+    engine.prefill_embeddings(project, embedder)
+    X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
+    student = OneVsRestStudent(random_state=random_state).fit(X[trusted], pool.y[trusted])
+    student_probs = engine.predict(project, [student], pool.ids, X, embedder)[0]
+    student_probs[trusted] = cross_val_proba_multilabel(
+        student, X[trusted], pool.y[trusted], n_splits, random_state
+    )
+    components = labeler_components(project, pool)
+    rows = trusted & ~pool.excluded  # few-shot examples: leaky for the LLM inputs
+    metrics = {name: set_metrics(p[rows], pool.y[rows], labels) for name, p in components.items()}
+    metrics[STUDENT] = set_metrics(student_probs[rows], pool.y[rows], labels)
+    names = [*components, STUDENT]
+    inputs = np.stack([*components.values(), student_probs], axis=1)
+    stacked = stack_sets(inputs, pool.y, rows, names, labels, n_splits, random_state)
+    metrics[ENSEMBLE] = stacked.metrics
+    version = model_version(embedder.model_id, [*components, "sets"], n_splits, random_state)
+    store_student_and_stack(
+        project,
+        version,
+        pool.ids,
+        trusted,
+        set_values(labels),
+        (student_probs, "student: one logistic regression per label on embeddings"),
+        (stacked, "per-label stack"),
+    )
+    best = best_predictor(metrics)
+    make_active(project, best, version)
+    rates = pool.y[trusted].mean(axis=0)
+    return MultiLabelLearned(
+        trusted_labels=int(trusted.sum()),
+        label_rates={label: float(r) for label, r in zip(labels, rates, strict=True)},
+        components=metrics,
+        stack_weights=stacked.weights,
+        best=best,
+        active_predictor=project.settings.get("active_predictor"),
+        embedder=embedder.model_id,
+        **(recalibrate_and_route(project) if recalibrate else {}),
+    )
