@@ -106,7 +106,7 @@ def test_a_set_given_without_a_name_disagrees_like_a_named_one(team) -> None:
     project, _ids, _ann, _bob, rita = team
     project.annotate("m2", action="correct", labels=["tech"])  # no annotator (the Python API)
     listed = adjudication.queue(project, rita)
-    assert [i["uid"] for i in listed["items"]] == ["m1", "m2"]
+    assert [i.uid for i in listed.items] == ["m1", "m2"]
     assert project.stats().adjudication_waiting == 2
 
 

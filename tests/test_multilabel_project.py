@@ -290,7 +290,7 @@ def test_undo_recomputes_the_final_set(ml_project):
     second = ml_project.annotate("a", action="label", labels=["tech"], annotator="bob")
     assert second.labels == ["tech"]  # a tie on both: the newest set decides
     undone = ml_project.undo_annotation(second.annotation_id)
-    assert undone["state"] == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
+    assert undone.state == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
     ml_project.undo_annotation(first.annotation_id)
     item = _items(ml_project)["a"]
     assert item.state == "in_review" and item.final_labels is None
