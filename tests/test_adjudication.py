@@ -4,6 +4,7 @@ decision's label and source, undo, flags, the name setting, roles, and the expor
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -205,15 +206,20 @@ def test_the_jsonl_row_of_a_decided_item(team, tmp_path) -> None:
     assert rows["r0"]["adjudication"] is None
 
 
-def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
-    project, ids, _ann, _bob, _rita = team
-    folder = str(project.path)
+def adjudicate_command(cli, capsys, project) -> Callable[..., tuple[int, Any]]:
+    """`labelloop adjudicate ARGS --json` on the project: (exit status, its JSON or None)."""
 
     def run(*args: str) -> tuple[int, Any]:
-        code = cli("adjudicate", *args, "--project", folder, "--json")
+        code = cli("adjudicate", *args, "--project", str(project.path), "--json")
         captured = capsys.readouterr().out
         return code, json.loads(captured) if captured else None
 
+    return run
+
+
+def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
+    project, ids, _ann, _bob, _rita = team
+    run = adjudicate_command(cli, capsys, project)
     code, listed = run("list")
     assert code == 0 and [i["uid"] for i in listed["items"]] == ["r1"]
     assert run("decide", "r1", "neutral", "--as", "ann")[0] == 2  # an annotator
@@ -225,6 +231,23 @@ def test_the_command_line_lists_decides_and_undoes(team, cli, capsys) -> None:
     assert code == 0 and undone["item"] == "r1"
     assert run("list")[1]["count"] == 1
     assert run("names", "shown")[1] == {"adjudication_show_names": True}
+
+
+def test_the_terminal_shows_item_ids_as_written(make_project, cli, capsys) -> None:
+    project = make_project()
+    uids = ["x[/]", "[bold]y"]  # rich markup: shown as text, never read as styles
+    project.add_items([{"id": uid, "text": f"text of {uid}"} for uid in uids])
+    for uid in uids:
+        project.annotate(uid, action="label", label="positive", annotator="u1")
+        project.annotate(uid, action="label", label="negative", annotator="u2")
+    people(project, "rita", role="reviewer")
+    folder = str(project.path)
+    assert cli("adjudicate", "list", "--as", "rita", "--project", folder) == 0
+    listed = capsys.readouterr().out
+    assert all(uid in listed for uid in uids)
+    for uid in uids:
+        assert cli("adjudicate", "show", uid, "--as", "rita", "--project", folder) == 0
+        assert capsys.readouterr().out.startswith(f"{uid} (disagreement)")
 
 
 def test_stats_count_settled_and_waiting_items(team, cli, capsys) -> None:

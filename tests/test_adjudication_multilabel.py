@@ -5,7 +5,6 @@ set back; the API, the command line and the exports take sets."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,7 +15,7 @@ from labelloop.labelers.multilabel import multi_label_result
 from labelloop.review import adjudication
 from labelloop.review.accounts import Principal
 from labelloop.server import create_app
-from test_adjudication import people
+from test_adjudication import adjudicate_command, people
 
 pytestmark = pytest.mark.usefixtures("fast_password_hashing")
 LABELS = ("business", "sport", "tech")
@@ -103,6 +102,14 @@ def test_different_sets_wait_for_a_reviewer_who_decides_with_a_set(team) -> None
     assert state_of(project, "m1") == ("human_labeled", ["tech"], "adjudicated")
 
 
+def test_a_set_given_without_a_name_disagrees_like_a_named_one(team) -> None:
+    project, _ids, _ann, _bob, rita = team
+    project.annotate("m2", action="correct", labels=["tech"])  # no annotator (the Python API)
+    listed = adjudication.queue(project, rita)
+    assert [i.uid for i in listed.items] == ["m1", "m2"]
+    assert project.stats().adjudication_waiting == 2
+
+
 def test_a_single_label_item_is_not_decided_with_a_set(make_project) -> None:
     project = make_project()
     project.add_items([{"id": "s", "text": "a text"}])
@@ -130,13 +137,7 @@ def test_the_api_takes_a_set(team) -> None:
 
 def test_the_command_line_decides_with_a_set(team, cli, capsys) -> None:
     project, _ids, _ann, _bob, _rita = team
-    folder = str(project.path)
-
-    def run(*args: str) -> tuple[int, Any]:
-        code = cli("adjudicate", *args, "--project", folder, "--json")
-        captured = capsys.readouterr().out
-        return code, json.loads(captured) if captured else None
-
+    run = adjudicate_command(cli, capsys, project)
     code, listed = run("list")
     assert code == 0 and [i["uid"] for i in listed["items"]] == ["m1"]
     assert run("decide", "m1", "weather", "--as", "rita")[0] == 2

@@ -171,6 +171,46 @@ def test_webhook_rejects_labels_outside_the_label_set(project):
     )
 
 
+def test_a_refused_update_keeps_the_answer_it_would_have_replaced(project):
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    client.post("/webhook", json=event("ANNOTATION_CREATED", 11, 5, "meh", "neutral"))
+    refused = client.post("/webhook", json=event("ANNOTATION_UPDATED", 11, 5, "meh", "furious"))
+    assert refused.status_code == 400 and "furious" in refused.json()["detail"]
+    with project.store.session() as session:
+        answers = session.scalars(select(Annotation)).all()
+    assert [(a.label, a.undone) for a in answers] == [("neutral", False)]
+    row = {r["id"]: r for r in project.iter_export_rows()}["ls-5"]
+    assert (row["state"], row["label"]) == ("human_labeled", "neutral")
+
+
+def test_a_bulk_event_with_one_refused_answer_stores_none(project):
+    client = client_for(project)
+    client.post("/setup", json={"schema": CONFIG})
+    good, bad = (
+        event("ANNOTATION_CREATED", n, n, f"t{n}", label)
+        for n, label in ((1, "neutral"), (2, "furious"))
+    )
+    bulk = {
+        "action": "ANNOTATIONS_CREATED",
+        "annotation": [good["annotation"], bad["annotation"]],
+        "task": [good["task"], bad["task"]],
+    }
+    refused = client.post("/webhook", json=bulk)
+    assert refused.status_code == 400 and "furious" in refused.json()["detail"]
+    with project.store.session() as session:
+        assert session.scalars(select(Annotation)).all() == []
+
+
+def test_webhook_answers_a_result_of_the_wrong_shape_with_a_bad_request(project):
+    client = TestClient(create_ml_backend_app(project), raise_server_exceptions=False)
+    client.post("/setup", json={"schema": CONFIG})
+    sent = event("ANNOTATION_CREATED", 1, 1, "x", "neutral")
+    sent["annotation"]["result"][0]["value"] = "neutral"  # not {"choices": [...]}
+    answer = client.post("/webhook", json=sent)
+    assert answer.status_code == 400 and "value.choices" in answer.json()["detail"]
+
+
 def test_training_runs_in_the_background_and_metrics_count_requests(project):
     client = client_for(project)
     started = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 1}})

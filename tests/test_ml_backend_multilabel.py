@@ -172,3 +172,23 @@ def test_webhook_records_label_sets(ml_project):
     assert (stored.label, stored.source) == (None, "labelstudio")
     row = {r["id"]: r for r in ml_project.iter_export_rows()}["ls-7"]
     assert row["state"] == "human_labeled" and sorted(row["labels"]) == ["business", "tech"]
+
+
+def test_a_refused_update_keeps_the_set_it_would_have_replaced(ml_project):
+    client = TestClient(create_ml_backend_app(ml_project))
+    client.post("/setup", json={"schema": CONFIG})
+
+    def event(action: str, chosen: list[str]) -> dict:
+        result = [{"from_name": "topics", "to_name": "article", "type": "choices"}]
+        result[0]["value"] = {"choices": chosen}
+        annotation = {"id": 5, "completed_by": 3, "result": result}
+        return {"action": action, "annotation": annotation, "task": task(7, "chips")}
+
+    assert client.post("/webhook", json=event("ANNOTATION_CREATED", ["tech"])).status_code == 200
+    refused = client.post("/webhook", json=event("ANNOTATION_UPDATED", ["tech", "weather"]))
+    assert refused.status_code == 400 and "weather" in refused.json()["detail"]
+    with ml_project.store.session() as session:
+        answers = session.scalars(select(Annotation)).all()
+    assert [(a.labels, a.undone) for a in answers] == [(["tech"], False)]
+    row = {r["id"]: r for r in ml_project.iter_export_rows()}["ls-7"]
+    assert (row["state"], row["labels"]) == ("human_labeled", ["tech"])

@@ -162,6 +162,20 @@ def test_served_probabilities_are_the_calibrated_ones(tmp_path, db_url):
     assert shown["labels"] == expected_set and shown["uncertain"] == asked
 
 
+def test_a_persons_own_answers_carry_their_sets(project):
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        ann = {"Authorization": f"Bearer {review.create_token(project, 'ann')}"}
+        item = client.get("/api/v1/queue/next", headers=ann).json()["id"]
+        answered = client.post(
+            f"/api/v1/items/{item}/annotations",
+            json={"action": "correct", "labels": ["tech", "sport"]},
+            headers=ann,
+        )
+        assert answered.status_code == 201, answered.text
+        (mine,) = client.get("/api/v1/annotations/mine", headers=ann).json()
+    assert (mine["item_id"], mine["label"], mine["labels"]) == (item, None, ["sport", "tech"])
+
+
 def test_a_gold_check_on_sets_shows_what_was_missed_and_added(project):
     import random
 

@@ -290,7 +290,7 @@ def test_undo_recomputes_the_final_set(ml_project):
     second = ml_project.annotate("a", action="label", labels=["tech"], annotator="bob")
     assert second.labels == ["tech"]  # a tie on both: the newest set decides
     undone = ml_project.undo_annotation(second.annotation_id)
-    assert undone["state"] == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
+    assert undone.state == "human_labeled" and _items(ml_project)["a"].final_labels == ["sport"]
     ml_project.undo_annotation(first.annotation_id)
     item = _items(ml_project)["a"]
     assert item.state == "in_review" and item.final_labels is None
@@ -314,6 +314,22 @@ def test_agreement_of_label_sets(ml_project):
     assert {row["rater"] for row in report.vs_majority} == {"ann", "bob"}
     assert all(0.0 <= row["estimate"] <= 1.0 for row in report.vs_majority)
     json.dumps(report.to_dict())  # JSON-able as the CLI prints it
+
+
+def test_the_agreement_command_shows_each_labels_kappa_and_names_as_written(
+    ml_project, cli, capsys
+):
+    ml_project.add_items([{"id": f"a{k}", "text": f"text {k}"} for k in range(4)])
+    raters = {"ann[/]": ["sport"], "[bold]bob": ["sport", "tech"]}  # names from files: text
+    for name, labels in raters.items():
+        for k in range(4):
+            given = labels if k % 2 else ["business"]
+            ml_project.annotate(f"a{k}", action="label", labels=given, annotator=name)
+    status = cli("agreement", "--bootstrap", "20", "--no-issues", "--project", ml_project.path)
+    shown = capsys.readouterr().out
+    assert status == 0, shown
+    assert all(f"κ {label} (label applies or not)" in shown for label in LABELS)
+    assert all(f"{name} vs the majority" in shown for name in raters)
 
 
 def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):

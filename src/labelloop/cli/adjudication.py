@@ -30,16 +30,17 @@ ItemUid = Annotated[str, typer.Argument(help="The item's id in the imported data
 
 
 def _render_queue(result: AdjudicationQueue) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     out.print(f"{result.count} item(s) wait for a reviewer.", highlight=False)
     if result.items:
         table = Table("item", "why", "label now", "source")
         for item in result.items:
-            table.add_row(
-                item.uid,
+            table.add_row(  # ids and labels are data: escaped, never read as rich markup
+                escape(item.uid),
                 ", ".join(item.reasons),
-                _shown(item.to_dict(), "label") if item.labels is not None else item.label or "—",
+                escape(_shown(item.to_dict(), "label")),
                 item.label_source or "—",
             )
         out.print(table)
@@ -78,8 +79,11 @@ def adjudicate_show(
         result = adjudication.case(proj, who, proj.item_id(item))
 
     def render(case: Case) -> None:
+        from rich.markup import escape
+
         shown = case.shown
-        out.print(f"[bold]{case.uid}[/] ({', '.join(case.reasons) or 'not waiting'})")
+        why = ", ".join(case.reasons) or "not waiting"
+        out.print(f"[bold]{escape(case.uid)}[/] ({why})")
         out.print(shown.text, markup=False, highlight=False)
         if shown.suggestion is not None:
             s = shown.suggestion

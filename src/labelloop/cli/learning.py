@@ -387,6 +387,8 @@ def _interval(v: dict | None, signed: bool = False) -> str:
 
 
 def _render_agreement(r: dict) -> None:
+    """The agreement report for people; names come from files and accounts, so every line is
+    printed as text, never read as rich markup."""
     for key in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha", "gwet_ac1"):
         m = r.get(key) or {}
         if m.get("estimate") is not None:
@@ -394,27 +396,35 @@ def _render_agreement(r: dict) -> None:
             reading = f" — {m['interpretation']}" if m.get("interpretation") else ""
             out.print(
                 f"{key.replace('_', ' '):<20} {m['estimate']:.3f}{interval}{reading}",
+                markup=False,
                 highlight=False,
             )
     for entry in r.get("pairwise_cohen", []):
         out.print(
             f"  κ {entry['a']} / {entry['b']}: {_fmt(entry['estimate'])} (n={entry['n_items']})",
+            markup=False,
             highlight=False,
+        )
+    for label, kappa in (r.get("per_label_kappa") or {}).items():  # multi-label projects
+        out.print(
+            f"  κ {label} (label applies or not): {_fmt(kappa)}", markup=False, highlight=False
         )
     for entry in r.get("vs_majority", []):
         out.print(
             f"  {entry.get('measure', 'κ')} {entry['rater']} vs the majority of the others: "
             f"{_fmt(entry['estimate'])} — {entry['interpretation']}",
+            markup=False,
             highlight=False,
         )
     for flag in r.get("flags", []):
-        out.print(f"  flag: {flag}", highlight=False)
+        out.print(f"  flag: {flag}", markup=False, highlight=False)
     for q in r.get("annotator_quality", []):
         change = q["drift"]["recent_change"]
         out.print(
             f"  {q['annotator']}: accuracy vs gold {_interval(q['against_gold'])} "
             f"(n={q['n_gold']}), vs consensus {_interval(q['against_consensus'])}; "
             f"last {q['drift']['window']} answers vs earlier: {_interval(change, signed=True)}",
+            markup=False,
             highlight=False,
         )
     issues = r.get("label_issues")

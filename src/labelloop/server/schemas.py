@@ -118,6 +118,7 @@ class MyAnnotation(BaseModel):
     uid: str
     action: str
     label: str | None
+    labels: list[str] | None = Field(None, description="Multi-label projects: the set given.")
     suggested_label: str | None
     time_spent_s: float | None
     undone: bool

@@ -141,7 +141,8 @@ def candidate_items(
         mine = and_(mine, _ANSWERS.c.item_id.in_(list(item_ids)))
         flags = and_(flags, _FLAGS.c.item_id.in_(list(item_ids)))
     labeling = and_(_LIVE_ANSWER, _ANSWERS.c.action.in_(list(LABELING_ACTIONS)))
-    differ = _ANSWERS.c.annotator_id if sets else _ANSWERS.c.label
+    # Answers given without a name count as one more person, as the rule counts them.
+    differ = func.coalesce(_ANSWERS.c.annotator_id, -1) if sets else _ANSWERS.c.label
     disagree = (
         select(_ANSWERS.c.item_id)
         .where(mine, labeling)

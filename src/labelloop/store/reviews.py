@@ -645,6 +645,7 @@ class OwnAnswer:
     uid: str
     action: str
     label: str | None
+    labels: list[str] | None  # a multi-label answer's set
     suggested_label: str | None
     time_spent_s: float | None
     undone: bool
@@ -663,6 +664,7 @@ def answers_of(
             Item.uid,
             Annotation.action,
             Annotation.label,
+            Annotation.labels,
             Annotation.suggested_label,
             Annotation.time_spent_s,
             Annotation.undone,

@@ -149,7 +149,7 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         p.label = label(p.label, item, "prediction.label")
         p.calibrated_label = label(p.calibrated_label, item, "prediction.calibrated_label")
         if p.probs is not None:
-            p.probs = {label(k, item, "prediction.probs"): float(v) for k, v in p.probs.items()}
+            p.probs = _probabilities(p.probs, item, label)
         for name, value in (("confidence", p.confidence), ("calibrated", p.calibrated_confidence)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise where.error("a confidence must lie in [0, 1]", name, value)
@@ -166,6 +166,25 @@ def _validate(item: ItemIn, label: _Labels) -> None:
         item.final.label = label(item.final.label, item, "label")
     if item.decision is not None:
         _validate_decision(item, label)
+
+
+def _probabilities(probs: Any, item: ItemIn, label: _Labels) -> dict[str, float]:
+    """A prediction's label -> probability map, each a number in [0, 1] under a project label,
+    or fail naming the place (a file's probabilities feed calibration and learning)."""
+    if not isinstance(probs, dict):
+        raise item.where.error("probs must map labels to numbers", "prediction.probs", probs)
+    checked = {}
+    for name, value in probs.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not 0.0 <= number <= 1.0:  # NaN fails too
+            raise item.where.error(
+                "a probability must be a number in [0, 1]", "prediction.probs", {name: value}
+            )
+        checked[label(name, item, "prediction.probs")] = number
+    return checked
 
 
 def _validate_decision(item: ItemIn, label: _Labels) -> None:
@@ -851,7 +870,8 @@ def labelstudio_event(
         annotations, tasks = [annotations], [tasks]
     if not isinstance(tasks, list) or len(tasks) != len(annotations):
         raise InputError(f"{action} needs as many 'task' objects as 'annotation' objects")
-    replaced_in_all, answered = 0, None
+    policy = LabelPolicy.of(project)
+    read = []  # every answer is read and checked before any is stored: a bad one stores none
     for annotation, task in zip(annotations, tasks, strict=True):
         if not isinstance(annotation, dict) or not isinstance(task, dict):
             raise InputError(f"{action} needs 'annotation' and 'task' objects")
@@ -859,11 +879,13 @@ def labelstudio_event(
         shown = item_predictions(project, [uid])[uid]
         # What Label Studio itself recorded, not provenance riding along under our key.
         made_in_studio = {k: v for k, v in annotation.items() if k != PROVENANCE_KEY}
-        policy = LabelPolicy.of(project)
         suggestion = shown["labels" if policy.sets else "label"]
         answer = annotation_from_ls(made_in_studio, config, where, suggestion, policy)
+        _check_answer(project, answer)  # a refused update leaves the answer it would replace
+        read.append((uid, answer, labelstudio_annotator(project, annotation)))
+    replaced_in_all, answered = 0, None
+    for uid, answer, annotator in read:
         given = {"labels": answer.labels} if policy.sets else {"label": answer.label}
-        annotator = labelstudio_annotator(project, annotation)
         replaced = _annotation_ids(project, [answer.external_id])
         replaced_in_all += len([project.undo_annotation(i) for i in replaced])
         answered = project.annotate(
@@ -876,6 +898,17 @@ def labelstudio_event(
             **given,
         )
     return WebhookReply(action, retrain=True, replaced=replaced_in_all, answer=answered)
+
+
+def _check_answer(project: Project, answer: AnnotationIn) -> None:
+    """Refuse an answer whose label or set is not the project's, before anything is changed."""
+    from ..review.answers import checked_label
+    from ..review.labelsets import checked_set
+
+    if project.multi_label:
+        checked_set(answer.action, answer.labels, None, project.labels, project.settings)
+    elif answer.label is not None:
+        checked_label(project.labels, answer.label)
 
 
 def retrain(project: Project) -> Retrained:

@@ -145,8 +145,22 @@ def parse_record(
         raise where.error(f"the record has no text field {text_field!r}", f"fields.{text_field}")
     restored = None
     if isinstance(metadata.get(PROVENANCE_KEY), str):
-        restored = item_from_row({**json.loads(metadata[PROVENANCE_KEY]), "text": text}, where)
+        restored = item_from_row(
+            {**_provenance(metadata[PROVENANCE_KEY], where), "text": text}, where
+        )
     return record, metadata, text, restored
+
+
+def _provenance(value: str, where: Where) -> dict[str, Any]:
+    """labelloop's export row riding in a record's metadata (JSON text), else bad input."""
+    field = f"metadata.{PROVENANCE_KEY}"
+    try:
+        row = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise where.error(f"not JSON ({exc})", field) from exc
+    if not isinstance(row, dict):
+        raise where.error("must hold a JSON object (labelloop's export row)", field)
+    return row
 
 
 def _suggestion(suggestion: Any, where: Where, policy: LabelPolicy) -> PredictionIn:

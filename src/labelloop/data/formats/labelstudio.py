@@ -35,6 +35,7 @@ from .records import (
     Where,
     as_float,
     as_time,
+    listed,
     need,
 )
 
@@ -141,7 +142,8 @@ def choices_of(
             continue
         if config is not None and entry.get("from_name") not in (None, config.from_name):
             continue
-        chosen = (entry.get("value") or {}).get("choices")
+        value = entry.get("value")
+        chosen = value.get("choices") if isinstance(value, dict) else None
         if not isinstance(chosen, list) or not all(isinstance(c, str) for c in chosen):
             raise where.error(
                 "a choices result needs value.choices, a list of labels", field, entry
@@ -390,14 +392,14 @@ def item_from_task(
         return item_from_row({**ours, "text": text}, where)
     predictions = [
         _prediction_from_ls(p, config, where, policy)
-        for p in task.get("predictions") or []
+        for p in listed(task, "predictions", where)
         if isinstance(p, dict)  # Label Studio exports list bare prediction ids by default
     ]
     if predictions:
         predictions[0].active = True
     suggestion = policy.suggestion(predictions)
     annotations, gold = [], None
-    for a in need(task, "annotations", where, list) if "annotations" in task else []:
+    for a in listed(task, "annotations", where):
         if not isinstance(a, dict):
             raise where.error("an annotation must be an object", "annotations", a)
         if _is_gold(a, policy):

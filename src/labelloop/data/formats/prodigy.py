@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ...vocabulary import Action
 from ..readers import read_jsonl
 from .provenance import is_provenance_row, item_from_row, iter_provenance_rows
-from .records import AnnotationIn, ItemIn, LabelPolicy, Where, as_time, need
+from .records import AnnotationIn, ItemIn, LabelPolicy, Where, as_time, listed, need
 from .tabular import write_jsonl
 
 if TYPE_CHECKING:
@@ -85,15 +85,14 @@ def _label(task: dict[str, Any], where: Where) -> str | None:
         raise where.error("accept must list at most one option (single-label)", "accept", accepted)
     if not accepted:
         return None
-    return _accepted(task)[0]
+    return _accepted(task, where)[0]
 
 
-def _accepted(task: dict[str, Any]) -> list[str]:
+def _accepted(task: dict[str, Any], where: Where) -> list[str]:
     """A choice task's accepted options, by their text where the options name one."""
-    names = {
-        str(o.get("id")): o.get("text") for o in task.get("options") or [] if isinstance(o, dict)
-    }
-    return [str(names.get(str(a)) or a) for a in task.get("accept") or []]
+    options = listed(task, "options", where)
+    names = {str(o.get("id")): o.get("text") for o in options if isinstance(o, dict)}
+    return [str(names.get(str(a)) or a) for a in listed(task, "accept", where)]
 
 
 def item_from_task(task: dict[str, Any], where: Where, policy: LabelPolicy = SINGLE) -> ItemIn:
@@ -103,7 +102,7 @@ def item_from_task(task: dict[str, Any], where: Where, policy: LabelPolicy = SIN
         return item_from_row(task[PROVENANCE_KEY], where)
     text, action = read_answer(task, where)
     if policy.sets:
-        chosen = _accepted(task) if action == Action.LABEL else None
+        chosen = _accepted(task, where) if action == Action.LABEL else None
         return answer_item(task, where, text, action=action, label=None, labels=chosen)
     label = _label(task, where)
     if action == Action.LABEL and label is None:

@@ -209,6 +209,16 @@ def as_float(value: Any, where: Where, field_name: str) -> float | None:
     return number
 
 
+def listed(record: dict[str, Any], key: str, where: Where) -> list[Any]:
+    """record[key] where it must be a list when given (missing or null: an empty one)."""
+    value = record.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise where.error(f"the field {key!r} must be a list", key, value)
+    return value
+
+
 def need(record: dict[str, Any], key: str, where: Where, kind: type | tuple = str) -> Any:
     """record[key], which must be present and of `kind`."""
     if key not in record or record[key] is None:
