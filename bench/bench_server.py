@@ -171,7 +171,7 @@ def service_loop(folder: Path, url: str | None, count: int) -> tuple[list[float]
     """The same rounds without HTTP: the service layer's own share of a request."""
     with Project.open(folder, db=url) as project:
         made = review.add_user(project, "in-process", password="bench-password")
-        who = review.Principal(made["id"], made["name"], made["role"])
+        who = review.Principal(made.id, made.name, made.role)
         nexts, answers = [], []
         for _ in range(count):
             started = time.perf_counter()
