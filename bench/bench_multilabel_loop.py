@@ -126,7 +126,7 @@ def _answer(project: Project, items: Items, k: int) -> int:
         if item is None:
             break
         truth = items.sets[item.uid]
-        suggested = (item.suggested_set or {}).get("labels")
+        suggested = None if item.suggested_set is None else item.suggested_set.labels
         if suggested == truth:
             project.annotate(item.id, action="accept", annotator=ANNOTATOR)
         else:

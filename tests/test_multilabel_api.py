@@ -225,3 +225,47 @@ def test_a_gold_check_on_sets_shows_what_was_missed_and_added(project):
     assert following["uid"].startswith("g") and following["id"] != served["id"]
     feedback = right.json()["gold_feedback"]
     assert feedback["correct"] and feedback["missing"] == feedback["extra"] == []
+
+
+SET_REPLY = ["annotation_id", "item_id", "action", "gold_feedback", "next"]
+SET_FEEDBACK = ["expected_labels", "your_labels", "correct", "missing", "extra", "descriptions"]
+SHOWN = ["id", "uid", "text", "truncated", "suggestion", "queue", "suggested_set"]
+SUGGESTED_SET = ["labels", "probs", "calibrated", "uncertain"]
+
+
+def test_the_set_answer_reply_keeps_its_keys_and_their_order(project):
+    """What `submit_set` sends after a set answer, key by key in order (`--json` and API
+    clients read it), and what the API sends of it."""
+    import random
+
+    from labelloop.review.accounts import Principal
+    from labelloop.review.labelsets import submit_set
+
+    project.add_items(
+        [{"id": "g0", "text": "gold 0", "labels": ["sport"]}], label_col="labels", split="gold"
+    )
+    review.set_queue_settings(project, gold_rate=0.99)
+    project.set_gold_feedback(True)
+    ann = Principal(review.get_user(project, "ann").id, "ann", "annotator")
+    random.seed(0)  # gold checks are drawn at random: the same draws on every run
+    served = review.next_item(project, ann.id)
+    assert served is not None and served.uid == "g0"
+    gold = submit_set(project, ann, served.id, action="label", labels=["tech"], then_next=True)
+    sent = gold.to_dict()
+    assert list(sent) == SET_REPLY
+    assert list(sent["gold_feedback"]) == [*SET_FEEDBACK, "guidelines_version"]
+    assert list(sent["next"]) == SHOWN and list(sent["next"]["suggested_set"]) == SUGGESTED_SET
+    plain = submit_set(project, ann, sent["next"]["id"], action="accept").to_dict()
+    assert list(plain) == SET_REPLY[:3]
+    review.set_queue_settings(project, gold_rate=0.0)
+    with TestClient(create_app(project), follow_redirects=False) as client:
+        bob = {"Authorization": f"Bearer {review.create_token(project, 'bob')}"}
+        item = client.get("/api/v1/queue/next", headers=bob).json()["id"]
+        replied = client.post(
+            f"/api/v1/items/{item}/annotations?next=true",
+            json={"action": "label", "labels": ["tech"]},
+            headers=bob,
+        ).json()
+    assert list(replied) == ["annotation_id", "item_id", "action", "next"]
+    assert list(replied["next"]) == SHOWN
+    assert list(replied["next"]["suggested_set"]) == SUGGESTED_SET

@@ -89,8 +89,8 @@ def adjudicate_show(
             s = shown.suggestion
             confidence = "—" if s.confidence is None else f"{100 * s.confidence:.0f}%"
             suggested = s.label
-            if shown.suggested_set:  # a multi-label item: the suggested set
-                suggested = _shown(shown.suggested_set, "label")
+            if shown.suggested_set is not None:  # a multi-label item: the suggested set
+                suggested = _shown(shown.suggested_set.to_dict(), "label")
             out.print(f"model: {suggested} {confidence}", markup=False, highlight=False)
         for a in case.answers:
             given = _shown(a.to_dict(), "label") if a.labels is not None else a.label

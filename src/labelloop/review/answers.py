@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import routing
 from ..data.importer import canonical_labels, match_label
@@ -41,6 +41,9 @@ from .queues import (
     settings_in,
 )
 from .waiting import settle
+
+if TYPE_CHECKING:
+    from .labelsets import SetGoldFeedback
 
 ACTIONS = tuple(Action)
 #: The project setting that shows annotators the expected label after a gold check.
@@ -327,12 +330,14 @@ class GoldFeedback(Result):
 
 @dataclass(frozen=True, slots=True)
 class Submitted(Result):
-    """An answer taken through the review API, and what its reply carries besides."""
+    """An answer taken through the review API (a label, or a set on a multi-label project:
+    `labelsets.submit_set`), and what its reply carries besides."""
 
     annotation_id: int
     item_id: int
     action: str
-    gold_feedback: GoldFeedback | None = None  # after a gold check, when the project shows it
+    # after a gold check, when the project shows it (on a set: `labelsets.SetGoldFeedback`)
+    gold_feedback: GoldFeedback | SetGoldFeedback | None = None
     next_asked: bool = False  # the caller asked for their next item in the same reply
     next: ReviewItem | None = None  # that item (None: nothing is left for them)
 

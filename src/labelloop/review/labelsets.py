@@ -17,7 +17,7 @@ from ..store import Connection, labelsets, reviews
 from ..store.guidelines import description_in_force
 from ..vocabulary import NO_LABEL_ACTIONS, Action, Queue
 from .accounts import Principal
-from .answers import answer_queue, check_action, check_time, gold_feedback_on
+from .answers import Submitted, answer_queue, check_action, check_time, gold_feedback_on
 from .common import ProjectScope, Result, transaction
 from .queues import next_in, queue_settings_of
 from .waiting import settle
@@ -128,7 +128,7 @@ def submit_set(
     time_spent_s: float | None = None,
     then_next: bool = False,
     exclude: Sequence[int] = (),
-) -> dict[str, Any]:
+) -> Submitted:
     """The review API's answer on a multi-label item the caller holds (`answers.answer_queue`
     says which): one transaction, as `answers.submit`; a refusal changes nothing."""
     check_action(action)
@@ -156,17 +156,16 @@ def submit_set(
         labelsets.resolve_item_sets(conn, sets, label_set)
         if action != Action.SKIP:
             labelsets.settle_task(conn, item_id, queue)
-        result: dict[str, Any] = {"annotation_id": annotation_id, "item_id": item_id}
-        result["action"] = action
+        feedback = None
         if queue == Queue.GOLD:
             reviews.return_gold(conn, item_id, who.id)
             if action != Action.SKIP and gold_feedback_on(settings):
-                result["gold_feedback"] = gold_set_feedback(conn, project, annotation_id)
+                feedback = gold_set_feedback(conn, project, annotation_id)
         settle(conn, project.id, [item_id])
+        following = None
         if then_next:
             following = next_in(conn, project, who.id, exclude, queue_settings_of(settings))
-            result["next"] = None if following is None else following.to_dict()
-    return result
+    return Submitted(annotation_id, item_id, action, feedback, then_next, following)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +185,8 @@ class SetGoldFeedback(Result):
 
 def gold_set_feedback(
     conn: Connection, project: ProjectScope, annotation_id: int
-) -> dict[str, Any]:
-    """The gold check's feedback as the review API sends it."""
+) -> SetGoldFeedback:
+    """The gold check's feedback on a person's set."""
     row = labelsets.gold_set_answer(conn, annotation_id)
     expected, given = list(row.gold_labels or []), row.labels
     chosen = set(given or [])
@@ -203,4 +202,4 @@ def gold_set_feedback(
         extra=extra,
         descriptions={label: text for label, text in found.items() if text},
         guidelines_version=version,
-    ).to_dict()
+    )

@@ -33,7 +33,7 @@ from ..store.reviews import Lease
 from ..vocabulary import TASK_QUEUES, Queue
 from . import common
 from .common import ProjectScope, Result, transaction, writing
-from .suggested_sets import suggested_set
+from .suggested_sets import SuggestedSet, suggested_set
 from .waiting import settle
 
 MAX_TEXT_SHOWN = 200_000  # characters of an item sent to the browser; longer texts are cut
@@ -304,7 +304,7 @@ class ReviewItem(Result):
     truncated: bool
     suggestion: Suggestion | None
     queue: str
-    suggested_set: dict[str, Any] | None = None  # `labelloop.review.suggested_sets`
+    suggested_set: SuggestedSet | None = None
     multi_label: bool = False  # not sent: whether `suggested_set` is
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,7 +317,8 @@ class ReviewItem(Result):
             "queue": self.queue,
         }
         if self.multi_label:
-            sent["suggested_set"] = self.suggested_set
+            shown = self.suggested_set
+            sent["suggested_set"] = None if shown is None else shown.to_dict()
         return sent
 
 

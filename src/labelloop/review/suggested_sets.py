@@ -7,7 +7,7 @@ there is one, and the labels routing asks the reviewer about.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,9 +15,21 @@ from ..multilabel import PerLabelCalibrator
 from ..multilabel.sets import label_probabilities
 from ..store import Connection
 from ..store import labelsets as store
+from .common import Result
 
 
-def suggested_set(conn: Connection, item_id: int) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class SuggestedSet(Result):
+    """A multi-label item's suggestion as a reviewer is shown it (`ReviewItem.suggested_set`);
+    `to_dict` is what the review API sends, in this order."""
+
+    labels: list[str]  # the suggested set
+    probs: dict[str, float | None]  # each label's probability (None: the predictor gave none)
+    calibrated: bool  # whether `probs` went through the per-label calibration in force
+    uncertain: list[str]  # the labels routing asks the reviewer about
+
+
+def suggested_set(conn: Connection, item_id: int) -> SuggestedSet | None:
     """The item's suggested set, each label's probability (None where the predictor gave
     none), whether they are calibrated, and the uncertain labels; None without a prediction."""
     row = store.shown_set(conn, item_id)
@@ -35,9 +47,9 @@ def suggested_set(conn: Connection, item_id: int) -> dict[str, Any] | None:
         label: None if missing[j] else round(float(proba[0, j]), 4)
         for j, label in enumerate(labels)
     }
-    return {
-        "labels": list(row.llm_labels or []),
-        "probs": probs,
-        "calibrated": calibrated,
-        "uncertain": list(row.uncertain_labels or []),
-    }
+    return SuggestedSet(
+        labels=list(row.llm_labels or []),
+        probs=probs,
+        calibrated=calibrated,
+        uncertain=list(row.uncertain_labels or []),
+    )

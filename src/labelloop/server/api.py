@@ -126,7 +126,7 @@ def annotate(
         if runtime.answers_since_training >= every:
             runtime.answers_since_training = 0
             background.add_task(retrain_in_background, project, runtime)
-    return result
+    return result.to_dict()
 
 
 def _submit(
@@ -136,7 +136,7 @@ def _submit(
     body: AnnotationIn,
     then_next: bool,
     exclude: list[int],
-) -> dict[str, Any]:
+) -> review.Submitted:
     """The answer as the project takes it: a label, or on a multi-label project a set."""
     if is_multi_label(project.settings):
         if body.label is not None:
@@ -162,7 +162,7 @@ def _submit(
         time_spent_s=body.time_spent_s,
         then_next=then_next,
         exclude=exclude,
-    ).to_dict()
+    )
 
 
 @router.post("/undo", response_model=UndoOut, response_model_exclude_unset=True, tags=["review"])
