@@ -674,3 +674,23 @@ def test_a_stored_setting_out_of_range_reads_as_the_default(make_project, clock)
     ann, bob = user(project, "ann"), user(project, "bob")
     item = review.next_item(project, ann.id).id
     assert review.next_item(project, bob.id).id != item  # ann's lease did not run out
+
+
+def test_project_info_keeps_its_keys_and_their_order(make_project) -> None:
+    """What the review page and `GET /project` are sent once, key by key in order."""
+    project = make_project()
+    bare = review.project_info(project)
+    assert (bare.guidelines, bare.guidelines_version, bare.label_descriptions) == (None, None, {})
+    project.set_guidelines("Read twice.", label_descriptions={"positive": "Glad"})
+    info = review.project_info(project)
+    assert list(info.to_dict()) == [
+        "name",
+        "task",
+        "labels",
+        "multi_label",
+        "label_descriptions",
+        "guidelines",
+        "guidelines_version",
+    ]
+    assert (info.guidelines, info.label_descriptions) == ("Read twice.", {"positive": "Glad"})
+    assert info.labels == project.labels and info.multi_label is False

@@ -58,6 +58,7 @@ from .answers import (
 )
 from .common import ProjectScope, Stats
 from .overview import (
+    ProjectInfo,
     QueueCounts,
     annotations_of,
     dashboard,
@@ -101,6 +102,7 @@ __all__ = [
     "InputError",
     "NotFoundError",
     "Principal",
+    "ProjectInfo",
     "ProjectScope",
     "QueueCounts",
     "Stats",

@@ -17,21 +17,35 @@ from .common import ProjectScope, Result, Stats
 from .queues import QueueSettings, queue_settings
 
 
-def project_info(project: ProjectScope) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ProjectInfo(Result):
+    """What the review page needs once (`project_info`); `to_dict` is what the API sends, in
+    this order."""
+
+    name: str
+    task: str
+    labels: list[str]  # in order: key 1 picks the first
+    multi_label: bool
+    label_descriptions: dict[str, str]
+    guidelines: str | None  # Markdown; None when there are none
+    guidelines_version: int | None
+
+
+def project_info(project: ProjectScope) -> ProjectInfo:
     """What the review page needs once: the task, the ordered label set, the labels'
-    descriptions and the guidelines in force (Markdown; None when there are none)."""
+    descriptions and the guidelines in force."""
     with project.store.session() as session:
         row = project_row(session, project.id)
         guide = latest_guidelines(session, project.id)
-        return {
-            "name": row.name,
-            "task": row.task,
-            "labels": list(row.labels),
-            "multi_label": bool((row.settings or {}).get(MULTI_LABEL)),
-            "label_descriptions": {} if guide is None else guide.label_descriptions,
-            "guidelines": None if guide is None else guide.text or None,
-            "guidelines_version": None if guide is None else guide.version,
-        }
+        return ProjectInfo(
+            name=row.name,
+            task=row.task,
+            labels=list(row.labels),
+            multi_label=bool((row.settings or {}).get(MULTI_LABEL)),
+            label_descriptions={} if guide is None else guide.label_descriptions,
+            guidelines=None if guide is None else guide.text or None,
+            guidelines_version=None if guide is None else guide.version,
+        )
 
 
 def annotations_of(

@@ -142,8 +142,7 @@ def adjudicate_page(request: Request, who: PageUser, project: ProjectDep) -> Res
     """Reviewers and admins: the adjudication page (keyboard first). Reads only; decisions go
     through the API routes above."""
     adjudication.check_reviewer(who)
-    info = review.project_info(project)
-    text = info["guidelines"]
+    text = review.project_info(project).guidelines
     return templates.TemplateResponse(
         request,
         "adjudicate.html",

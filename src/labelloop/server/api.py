@@ -62,7 +62,7 @@ def me(who: AnyUser) -> Any:
 @router.get("/project", response_model=ProjectInfo, tags=["review"])
 def project_info(who: CurrentUser, project: ProjectDep) -> Any:
     """The task and the label set (in order: key 1 picks the first label)."""
-    return review.project_info(project)
+    return review.project_info(project).to_dict()
 
 
 @router.get(

@@ -145,13 +145,13 @@ def review_page(request: Request, who: PageUser, project: ProjectDep) -> Respons
     """The review page, with the guidelines in force rendered in (as safe HTML: raw HTML in
     them is escaped and only http(s) links are kept, see `labelloop.guidelines`)."""
     info = review.project_info(project)
-    text = info["guidelines"]
+    text = info.guidelines
     return _page(
         request,
         "review.html",
         who,
         guidelines_html=Markup(render_markdown(text)) if text else None,
-        guidelines_version=info["guidelines_version"],
+        guidelines_version=info.guidelines_version,
     )
 
 
