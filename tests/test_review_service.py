@@ -694,3 +694,33 @@ def test_project_info_keeps_its_keys_and_their_order(make_project) -> None:
     ]
     assert (info.guidelines, info.label_descriptions) == ("Read twice.", {"positive": "Glad"})
     assert info.labels == project.labels and info.multi_label is False
+
+
+def test_a_persons_own_answers_keep_their_keys_and_their_order(make_project) -> None:
+    """What `GET /annotations/mine` is sent of each answer, key by key in order."""
+    project = make_project()
+    seed(project, 2)
+    ann = user(project, "ann")
+    served = review.next_item(project, ann.id)
+    assert served is not None
+    review.submit(project, ann, served.id, action="correct", label="negative", time_spent_s=3.0)
+    (mine,) = review.annotations_of(project, ann.id)
+    assert list(mine.to_dict()) == [
+        "id",
+        "item_id",
+        "uid",
+        "action",
+        "label",
+        "labels",
+        "suggested_label",
+        "time_spent_s",
+        "undone",
+        "created_at",
+    ]
+    assert (mine.item_id, mine.label, mine.labels, mine.time_spent_s) == (
+        served.id,
+        "negative",
+        None,
+        3.0,
+    )
+    assert mine.created_at is not None and "T" in mine.created_at  # ISO 8601, as sent

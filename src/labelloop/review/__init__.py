@@ -58,6 +58,7 @@ from .answers import (
 )
 from .common import ProjectScope, Stats
 from .overview import (
+    MyAnswer,
     ProjectInfo,
     QueueCounts,
     annotations_of,
@@ -100,6 +101,7 @@ __all__ = [
     "ForbiddenError",
     "GoldFeedback",
     "InputError",
+    "MyAnswer",
     "NotFoundError",
     "Principal",
     "ProjectInfo",

@@ -48,19 +48,33 @@ def project_info(project: ProjectScope) -> ProjectInfo:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class MyAnswer(Result):
+    """One of a person's own answers (`annotations_of`); `to_dict` is what the API sends, in
+    this order. The queue it counted for is not shown: gold checks stay hidden."""
+
+    id: int
+    item_id: int
+    uid: str
+    action: str
+    label: str | None
+    labels: list[str] | None  # a multi-label answer's set
+    suggested_label: str | None
+    time_spent_s: float | None
+    undone: bool
+    created_at: str | None  # ISO 8601
+
+
 def annotations_of(
     project: ProjectScope, annotator_id: int, *, limit: int = 50, before: int | None = None
-) -> list[dict[str, Any]]:
-    """A person's latest answers, newest first (the queue is not shown: gold stays hidden)."""
+) -> list[MyAnswer]:
+    """A person's latest answers, newest first."""
     with project.store.session() as session:
         rows = store.answers_of(
             session, project.id, annotator_id, max(1, min(int(limit), 500)), before
         )
     return [
-        {
-            **asdict(a),
-            "created_at": a.created_at.isoformat() if a.created_at else None,
-        }
+        MyAnswer(**{**asdict(a), "created_at": a.created_at.isoformat() if a.created_at else None})
         for a in rows
     ]
 

@@ -187,7 +187,8 @@ def my_annotations(
     ] = None,
 ) -> Any:
     """Your own answers, newest first."""
-    return review.annotations_of(project, who.id, limit=limit, before=before)
+    mine = review.annotations_of(project, who.id, limit=limit, before=before)
+    return [answer.to_dict() for answer in mine]
 
 
 @router.post("/leases/release", response_model=Count, tags=["review"])
