@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,10 +121,18 @@ def settings_dict(labels: list[str], guidelines: str | None = None) -> dict[str,
     }
 
 
-def export_argilla(project: Project, out: Path, include: Any) -> int:
+def export_argilla(
+    project: Project,
+    out: Path,
+    include: Any,
+    record: Callable[[dict[str, Any]], Any] = record_from_row,
+    settings_of: Callable[[list[str], str | None], dict[str, Any]] = settings_dict,
+) -> int:
+    """Argilla records as JSONL and the dataset settings beside them; `record` and
+    `settings_of` build them (multi-label projects pass theirs)."""
     rows = iter_provenance_rows(project, "annotations,meta" if include is None else include)
-    count = write_jsonl((record_from_row(row).to_dict() for row in rows), out)
-    settings = settings_dict(project.labels, project.task)
+    count = write_jsonl((record(row).to_dict() for row in rows), out)
+    settings = settings_of(project.labels, project.task)
     out.with_name(out.stem + ".settings.json").write_text(json.dumps(settings, indent=2) + "\n")
     return count
 

@@ -9,7 +9,7 @@ has no place for rides along under `labelloop` keys, which Label Studio ignores 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from .records import (
     listed,
     need,
 )
+from .tabular import write_json_array
 
 if TYPE_CHECKING:
     from ...project import Project
@@ -264,21 +265,18 @@ def task_from_row(row: dict[str, Any], config: LabelConfig) -> dict[str, Any]:
     }
 
 
-def export_labelstudio(project: Project, out: Path, include: Any) -> int:
-    """A JSON array of tasks (Label Studio's import format) and the label config beside it."""
+def export_labelstudio(
+    project: Project,
+    out: Path,
+    include: Any,
+    task: Callable[[dict[str, Any], LabelConfig], dict[str, Any]] = task_from_row,
+) -> int:
+    """A JSON array of tasks (Label Studio's import format) and the label config beside it;
+    `task` builds one task from a provenance row (multi-label projects pass theirs)."""
     config = project_label_config(project)
     wanted = "annotations,meta" if include is None else include
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    count = 0
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write("[")
-        for row in iter_provenance_rows(project, _with_annotations(wanted)):
-            handle.write(("," if count else "") + "\n")
-            handle.write(json.dumps(task_from_row(row, config), ensure_ascii=False))
-            count += 1
-        handle.write("\n]\n")
-    partial.replace(out)
+    rows = iter_provenance_rows(project, _with_annotations(wanted))
+    count = write_json_array((task(row, config) for row in rows), out)
     out.with_name(out.stem + ".label_config.xml").write_text(config.xml + "\n", encoding="utf-8")
     return count
 

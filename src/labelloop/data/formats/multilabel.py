@@ -17,7 +17,6 @@ it, so that importing the file back restores it all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,36 +83,7 @@ def ls_task(row: dict[str, Any], config: labelstudio.LabelConfig) -> dict[str, A
 
 def export_labelstudio(project: Project, out: Path, include: Any) -> int:
     """A JSON array of tasks and, beside it, the multiple-choice label config."""
-    config = _ls_config(project)
-    rows = iter_provenance_rows(project, _with_annotations(include))
-    count = _write_json_array((ls_task(row, config) for row in rows), out)
-    out.with_name(out.stem + ".label_config.xml").write_text(config.xml + "\n", encoding="utf-8")
-    return count
-
-
-def _ls_config(project: Project) -> labelstudio.LabelConfig:
-    return labelstudio.project_label_config(project)
-
-
-def _with_annotations(include: Any) -> str:
-    if include is None:
-        return "annotations,meta"
-    parts = include.split(",") if isinstance(include, str) else list(include)
-    return ",".join(sorted({*parts, "annotations"}))
-
-
-def _write_json_array(records: Iterable[dict[str, Any]], out: Path) -> int:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    count = 0
-    with partial.open("w", encoding="utf-8") as handle:
-        handle.write("[")
-        for record in records:
-            handle.write(("," if count else "") + "\n" + json.dumps(record, ensure_ascii=False))
-            count += 1
-        handle.write("\n]\n")
-    partial.replace(out)
-    return count
+    return labelstudio.export_labelstudio(project, out, include, task=ls_task)
 
 
 # ----------------------------------------------------------------------------- Argilla
@@ -175,11 +145,10 @@ def argilla_settings(labels: list[str], guidelines: str | None = None) -> dict[s
 
 
 def export_argilla(project: Project, out: Path, include: Any) -> int:
-    rows = iter_provenance_rows(project, "annotations,meta" if include is None else include)
-    count = write_jsonl((argilla_record(row).to_dict() for row in rows), out)
-    settings = argilla_settings(project.labels, project.task)
-    out.with_name(out.stem + ".settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-    return count
+    """Records with a `MultiLabelQuestion` as JSONL and the dataset settings beside them."""
+    return argilla.export_argilla(
+        project, out, include, record=argilla_record, settings_of=argilla_settings
+    )
 
 
 # ----------------------------------------------------------------------------- Prodigy

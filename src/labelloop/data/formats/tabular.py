@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,22 @@ if TYPE_CHECKING:
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: Path) -> int:
     return export_rows(rows, out, "jsonl")
+
+
+def write_json_array(records: Iterable[dict[str, Any]], out: Path) -> int:
+    """Stream `records` into a JSON array at `out` (written aside, then moved into place), one
+    record per line; the number written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        handle.write("[")
+        for record in records:
+            handle.write(("," if count else "") + "\n" + json.dumps(record, ensure_ascii=False))
+            count += 1
+        handle.write("\n]\n")
+    partial.replace(out)
+    return count
 
 
 def exporter(fmt: str):
