@@ -150,12 +150,6 @@ class LabelSetIssues:
     given: np.ndarray  # whether the item's set holds the label
     scores: np.ndarray  # the model's probability of the given decision (low: likely wrong)
 
-    def item_scores(self, n_items: int) -> np.ndarray:
-        """Each item's lowest suspect score (1.0 for an item with no suspect decision)."""
-        out = np.ones(n_items)
-        np.minimum.at(out, self.items, self.scores)
-        return out
-
 
 def find_label_set_issues(
     y: np.ndarray,

@@ -111,11 +111,6 @@ def label_probabilities(probs: Mapping[str, Any] | None, labels: Sequence[str]) 
     return [float(probs[label]) if label in probs else float("nan") for label in labels]
 
 
-def decided_set(probs: Mapping[str, float], labels: Sequence[str]) -> list[str]:
-    """The labels whose own probability is at least one half, in the project's order."""
-    return [label for label in labels if float(probs.get(label, 0.0)) >= 0.5]
-
-
 def resolve_label_sets(
     answers: Sequence[tuple[Any, Sequence[str] | None]], labels: Sequence[str]
 ) -> list[str] | None:
