@@ -349,3 +349,29 @@ def test_an_answer_keeps_the_form_the_label_studio_backend_replies_with(ml_proje
     answer = ml_project.annotate("p0", action="label", labels=["sport"], annotator="ann")
     assert list(answer.to_dict()) == ["annotation_id", "item", "state", "labels"]
     assert answer.to_dict()["item"] == "p0" and answer.labels == ["sport"]
+
+
+def test_calibrate_by_default_shares_one_map_across_labels_and_every_reader_applies_it(
+    ml_project,
+):
+    import numpy as np
+
+    from labelloop.multilabel import SharedPlattCalibrator
+    from labelloop.review.suggested_sets import suggested_set
+    from labelloop.workflows.multilabel import calibrated_probabilities, calibrator_in_force
+
+    _simulated(ml_project)
+    report = ml_project.calibrate(budget=0.5)
+    assert all(
+        m.startswith(("shared platt", "none")) for m in report.details["label_methods"].values()
+    )
+    calibrator = calibrator_in_force(ml_project, ("m", "v1"))
+    assert isinstance(calibrator, SharedPlattCalibrator)
+    ids, calibrated = calibrated_probabilities(ml_project)
+    same_ids, raw = calibrated_probabilities(ml_project, raw=True)
+    assert ids == same_ids and not np.allclose(calibrated, raw)
+    np.testing.assert_allclose(calibrated, calibrator.transform(raw))
+    with ml_project.store.session() as session:
+        shown = suggested_set(session.connection(), ids[0])
+    assert shown is not None and shown.calibrated
+    assert [shown.probs[lab] for lab in LABELS] == pytest.approx(calibrated[0], abs=1e-4)

@@ -9,9 +9,14 @@ in `labelloop.agreement.multilabel`.
 
 from labelloop.multilabel.calibration import (
     BINARY_METHODS,
+    LABEL_CALIBRATOR_KINDS,
+    LabelCalibrator,
     PerLabelCalibrator,
+    SharedPlattCalibrator,
     cross_fit_per_label,
     item_folds,
+    label_calibrator_from_dict,
+    make_label_calibrator,
 )
 from labelloop.multilabel.metrics import (
     clopper_pearson,
@@ -39,11 +44,14 @@ from labelloop.multilabel.stacking import PerLabelPool
 
 __all__ = [
     "BINARY_METHODS",
+    "LABEL_CALIBRATOR_KINDS",
+    "LabelCalibrator",
     "PerLabelCalibrator",
     "PerLabelPool",
     "Routing",
     "RoutingCurve",
     "RoutingResult",
+    "SharedPlattCalibrator",
     "choose_threshold",
     "clopper_pearson",
     "cross_fit_per_label",
@@ -51,7 +59,9 @@ __all__ = [
     "evaluate_threshold",
     "hamming_accuracy",
     "item_folds",
+    "label_calibrator_from_dict",
     "macro_f1",
+    "make_label_calibrator",
     "micro_f1",
     "multilabel_summary",
     "per_label_accuracy",

@@ -1,12 +1,15 @@
 """Calibration and routing of multi-label projects, one decision per label.
 
-`calibrate` fits one calibrator per label on the gold items (`multilabel.PerLabelCalibrator`),
-measures each label's calibration error on out-of-fold calibrated probabilities, and chooses the
-symmetric cut t on the decisions' confidence max(p, 1 - p) for a review budget or a target
-subset accuracy (`multilabel.choose_threshold`). Every prediction of the active predictor then
-gets its calibrated set (p >= 1/2) and, as its calibrated confidence, its least confident
-decision: an item is auto-accepted when that reaches t, i.e. when every decision on it is
-confident, which is the single-label routing statement applied to that number.
+`calibrate` fits per-label calibration on the gold items (by default
+`multilabel.SharedPlattCalibrator`, each label's Platt map shrunk toward one shared by every
+label, so a label with a handful of positives among the gold borrows the others' strength; with
+a binary method, `multilabel.PerLabelCalibrator`, one map per label), measures each label's
+calibration error on out-of-fold calibrated probabilities, and chooses the symmetric cut t on
+the decisions' confidence max(p, 1 - p) for a review budget or a target subset accuracy
+(`multilabel.choose_threshold`). Every prediction of the active predictor then gets its
+calibrated set (p >= 1/2) and, as its calibrated confidence, its least confident decision: an
+item is auto-accepted when that reaches t, i.e. when every decision on it is confident, which
+is the single-label routing statement applied to that number.
 `route` does so and records, for items in review, the labels their reviewer is asked about.
 `select` queues for people the pool items a multi-label strategy ranks first on the same
 calibrated per-label probabilities (an item never pre-labeled counts as undecided on every
@@ -47,7 +50,7 @@ if TYPE_CHECKING:
 
 MIN_GOLD = 10
 DEFAULT_BUDGET = 0.3
-METHODS = ("auto", "none", "platt", "isotonic", "histogram")
+METHODS = ("auto", "shared", "none", "platt", "isotonic", "histogram")
 
 
 def _check(method: str, budget: float | None, target: float | None) -> None:
@@ -83,7 +86,7 @@ def calibrate(
     `target_accuracy` is the subset accuracy (items exactly right) of the finished dataset on
     gold; without it or a `budget`, at most 30% of the items go to review.
     """
-    from ..multilabel import PerLabelCalibrator, choose_threshold, cross_fit_per_label
+    from ..multilabel import choose_threshold, cross_fit_per_label, make_label_calibrator
     from ..multilabel.metrics import per_label_ece
 
     _check(method, budget, target_accuracy)
@@ -105,7 +108,7 @@ def calibrate(
     if budget is None and target_accuracy is None:
         budget = DEFAULT_BUDGET
     chosen = choose_threshold(out_of_fold, y, budget=budget, target=target_accuracy)
-    calibrator = PerLabelCalibrator(method, random_state=random_state).fit(proba, y)
+    calibrator = make_label_calibrator(method, random_state=random_state).fit(proba, y)
     before = [iv.estimate for iv in per_label_ece(y, proba, n_boot=200)]
     after = [iv.estimate for iv in per_label_ece(y, out_of_fold, n_boot=200)]
     report: dict[str, Any] = {
@@ -183,22 +186,24 @@ def apply(
 
 def calibrator_in_force(project: Project, key: tuple[str, str]) -> Any:
     """The per-label calibrator in force for the predictor `key`, if any."""
-    from ..multilabel import PerLabelCalibrator
+    from ..multilabel import LABEL_CALIBRATOR_KINDS, label_calibrator_from_dict
 
     stored = active_calibration(project.store, project.id, *key)
-    if stored is None or stored.calibrator.get("kind") != "per_label":
+    if stored is None or stored.calibrator.get("kind") not in LABEL_CALIBRATOR_KINDS:
         return None
-    return PerLabelCalibrator.from_dict(stored.calibrator)
+    return label_calibrator_from_dict(stored.calibrator)
 
 
-def calibrated_probabilities(project: Project) -> tuple[list[int], np.ndarray]:
+def calibrated_probabilities(
+    project: Project, *, raw: bool = False
+) -> tuple[list[int], np.ndarray]:
     """The item ids showing a prediction of the active predictor and their (items x labels)
     probabilities, calibrated by the per-label calibration in force (as given where there is
-    none): what routing decides on, and what calibration error is measured on."""
+    none, or with `raw`): what routing decides on, and what calibration error is measured on."""
     active = project.active_predictor()
     if active is None:
         return [], np.empty((0, len(project.labels)))
-    calibrator = calibrator_in_force(project, active)
+    calibrator = None if raw else calibrator_in_force(project, active)
     with project.store.session() as session:
         rows = predicted_items(session, project.id)
         by_prediction = dict(prediction_probabilities(session, project.id, *active))
