@@ -354,7 +354,11 @@ def report(items: Items, args: Any, results: dict[str, dict[str, Any]], wall: fl
         lines.append(
             f"| {name} | {m['log_loss']:.3f} | {m['auroc']:.3f} | {m['micro_f1'] or 0:.3f} |"
         )
-    lines.append(f"\nStack weights: {json.dumps(learned['stack_weights'])}.")
+    pooling = learned["components"].get("ensemble", {}).get("pooling")
+    lines.append(
+        f"\nStack weights: {json.dumps(learned['stack_weights'])}"
+        + (f" ({pooling}, chosen out of fold)." if pooling else ".")
+    )
     return "\n".join(lines)
 
 
@@ -393,8 +397,11 @@ def main() -> None:
             setting,
             f"{r['seconds']:.0f} s",
             {k: round(r["summary"][k]["estimate"], 4) for k in ("micro_f1", "macro_f1")},
-            {"ece": round(float(np.mean(list(r["ece"].values()))), 4)},
-            {name: round(float(np.mean(e)), 4) for name, e in r["calibrators"].items()},
+            {"ece mean, max": [round(f(list(r["ece"].values())), 4) for f in (np.mean, np.max)]},
+            {
+                name: [round(float(f(e)), 4) for f in (np.mean, np.max)]
+                for name, e in r["calibrators"].items()
+            },
             flush=True,
         )
     if set(results) != set(SETTINGS):

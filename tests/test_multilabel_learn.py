@@ -241,3 +241,25 @@ def test_per_label_pool_influence_follows_its_weights():
     pool = PerLabelPool().fit(probs, y)
     shares = pool.influence(probs)
     assert shares.sum() == pytest.approx(1.0) and shares[0] > 0.9
+
+
+def test_the_stack_leaves_out_an_input_that_carries_nothing_and_keeps_complementary_ones():
+    from scipy.special import expit
+
+    from labelloop.workflows.multilabel_learn import stack_sets
+
+    names, labels = ["noise", "good"], [str(j) for j in range(8)]
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = rng.random((200, 8)) < 0.25
+        good = expit(np.where(y, 1.5, -1.5) + rng.normal(0.0, 1.5, y.shape) - 1.0)
+        noise = expit(rng.normal(0.0, 2.0, y.shape))
+        rows = np.ones(200, dtype=bool)
+        stacked = stack_sets(np.stack([noise, good], axis=1), y, rows, names, labels, 5, 0)
+        assert stacked.weights["noise"] == 0.0 and stacked.weights["good"] == 1.0
+        # Each input knows half of the labels: both stay, weighed label by label.
+        first = np.arange(8) < 4
+        halves = np.stack([np.where(first, good, noise), np.where(first, noise, good)], axis=1)
+        both = stack_sets(halves, y, rows, ["a", "b"], labels, 5, 0)
+        assert both.metrics["pooling"] == "one weight per input and label"
+        assert min(both.weights.values()) > 0.4
