@@ -431,7 +431,12 @@ def print_prelabel_summary(result: Prelabeled) -> None:
 @app.command()
 def calibrate(
     method: Annotated[
-        str, typer.Option(help="auto, isotonic, platt, temperature, vector, histogram or none.")
+        str,
+        typer.Option(
+            help="auto, isotonic, platt, temperature, vector, histogram or none "
+            "(multi-label: auto or shared, one map shared by the labels with per-label "
+            "departures, or a binary method per label)."
+        ),
     ] = "auto",
     budget: Annotated[
         float | None, typer.Option(help="Largest share of items sent to review (default 0.3).")
