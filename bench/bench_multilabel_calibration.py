@@ -25,19 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _active_corpora import embedded, nrc_emotion_lexicon
 from _report import write_section
+from bench_multilabel_loop import CALIBRATORS
 from labelloop.active import OneVsRestStudent, cross_val_proba_multilabel, get_embedder
-from labelloop.multilabel import (
-    PerLabelCalibrator,
-    SharedPlattCalibrator,
-    micro_f1,
-    per_label_ece,
-)
+from labelloop.multilabel import micro_f1, per_label_ece
 
 SECTION = "Multi-label calibration, paired"
-CALIBRATORS = {
-    "one map per label (auto per label)": lambda: PerLabelCalibrator("auto"),
-    "shared, shrunk per label": SharedPlattCalibrator,
-}
 
 
 def one_repeat(x: np.ndarray, y: np.ndarray, gold: np.ndarray, pool: np.ndarray, seed: int):
