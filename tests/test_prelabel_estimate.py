@@ -76,10 +76,22 @@ def test_the_estimate_asks_nothing_and_matches_the_run_that_follows(project) -> 
             labeler.close()
 
 
+def prelabel_args(project, fake) -> list:
+    """`labelloop prelabel` on `project` with the fake endpoint's model."""
+    return [
+        "prelabel",
+        "--project",
+        project.path,
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        fake.base_url,
+    ]
+
+
 def test_prelabel_dry_run_command(project, cli, capsys) -> None:
     with serve_fake_openai() as fake:
-        endpoint = ["--model", "gpt-4o-mini", "--base-url", fake.base_url]
-        args = ["prelabel", "--project", project.path, *endpoint, "--dry-run"]
+        args = [*prelabel_args(project, fake), "--dry-run"]
         assert cli(*args, "--json", "--limit", 10) == 0
         result = json.loads(capsys.readouterr().out)
         assert list(result) == [
@@ -149,8 +161,7 @@ def test_a_multi_label_estimate_counts_every_labels_request(ml_project) -> None:
 
 def test_the_dry_run_command_estimates_a_multi_label_run(ml_project, cli, capsys) -> None:
     with serve_fake_openai() as fake:
-        endpoint = ["--model", "gpt-4o-mini", "--base-url", fake.base_url]
-        args = ["prelabel", "--project", ml_project.path, *endpoint, "--json"]
+        args = [*prelabel_args(ml_project, fake), "--json"]
         assert cli(*args, "--dry-run") == 0
         estimate = json.loads(capsys.readouterr().out)
         assert fake.stats.total == 0
