@@ -39,11 +39,11 @@ SRC = HERE.parent / "src"
 
 def child(args: argparse.Namespace) -> None:
     """Run the loop with whatever `labelloop` is first on the path; JSON on stdout."""
+    import logging
+
     from labelloop.active import get_embedder
     from labelloop.labelers import get_labeler
     from labelloop.loop_simulation import Setting, simulate_loop
-
-    import logging
 
     # The cost of each fine-tune of the student's encoder, when `--learning` asks for them.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

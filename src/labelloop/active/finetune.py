@@ -48,8 +48,8 @@ from .embeddings import MAX_TOKENS, OnnxEmbedder, _clean, _package_dir
 __all__ = [
     "FineTuned",
     "contrastive_pairs",
-    "float_model_dir",
     "fine_tune",
+    "float_model_dir",
     "require_torch",
     "tuned_embedder",
 ]
@@ -104,7 +104,7 @@ def _encoder_class(torch: Any) -> Any:
     states; built on first use so that this module imports without torch."""
     nn = torch.nn
 
-    class Layer(nn.Module):  # type: ignore[misc, name-defined]
+    class Layer(nn.Module):  # type: ignore[name-defined]
         def __init__(self, hidden: int, heads: int, inner: int, eps: float, p: float) -> None:
             super().__init__()
             self.heads = heads
@@ -127,7 +127,7 @@ def _encoder_class(torch: Any) -> Any:
             y = self.out(nn.functional.gelu(self.inner(x)))
             return self.out_norm(x + self.dropout(y))
 
-    class Encoder(nn.Module):  # type: ignore[misc, name-defined]
+    class Encoder(nn.Module):  # type: ignore[name-defined]
         def __init__(self, config: dict[str, Any]) -> None:
             super().__init__()
             hidden, eps = config["hidden_size"], config["layer_norm_eps"]
@@ -340,7 +340,9 @@ def train_encoder(
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             # Each text of the batch is encoded once, even when it appears in several pairs.
-            members, where = np.unique(np.concatenate([left[rows], right[rows]]), return_inverse=True)
+            members, where = np.unique(
+                np.concatenate([left[rows], right[rows]]), return_inverse=True
+            )
             t, m = tokens.batch(torch, [ids[i] for i in members])
             vectors = pooled(torch, encoder, t, m)
             a, b = vectors[where[: len(rows)]], vectors[where[len(rows) :]]

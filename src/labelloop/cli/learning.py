@@ -231,8 +231,8 @@ def simulate(
     learning: Annotated[
         str | None,
         typer.Option(
-            help='With --loop: how `learn` trains, as the project setting `learning` (JSON, e.g. '
-            '\'{"fine_tune": true}\').'
+            help="With --loop: how `learn` trains, as the project setting `learning` (JSON, e.g. "
+            "'{\"fine_tune\": true}')."
         ),
     ] = None,
     as_json: JsonOut = False,

@@ -59,8 +59,8 @@ def student_features(
 
     require_torch()  # fail early, naming the extra, even before enough labels exist
     rows = np.flatnonzero((pool.y >= 0) & ~pool.gold)  # the people's labels
-    record = project.settings.get(FINE_TUNED)
-    usable = record is not None and (project.path / record["file"]).is_file()
+    record: dict[str, Any] = project.settings.get(FINE_TUNED) or {}
+    usable = bool(record) and (project.path / record["file"]).is_file()
     if len(rows) < options.fine_tune_min_labels and not usable:
         return StudentFeatures(X, embedder)
     tuned = None
@@ -75,7 +75,7 @@ def student_features(
             max_pairs=options.fine_tune_pairs,
             epochs=options.fine_tune_epochs,
         )
-        if record is not None:  # the replaced encoder: its file and its vectors
+        if record:  # the replaced encoder: its file and its vectors
             if (project.path / record["file"]).parent != folder:
                 shutil.rmtree((project.path / record["file"]).parent, ignore_errors=True)
             if record["model_id"] != tuned.embedder.model_id:
@@ -96,6 +96,8 @@ def student_features(
             tuned.cpu_seconds,
             tuned.wall_seconds,
         )
-    embedder = tuned.embedder if tuned is not None else tuned_embedder(project.path / record["file"])
+    embedder = (
+        tuned.embedder if tuned is not None else tuned_embedder(project.path / record["file"])
+    )
     X_tuned = item_embeddings(project, embedder, pool.ids, pool.texts)
     return StudentFeatures(X_tuned, embedder, record)

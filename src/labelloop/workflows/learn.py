@@ -392,9 +392,11 @@ class LearnOptions:
             raise InputError(f"student_c must be a positive number or {AUTO!r}, not {c!r}")
         if options.self_training_weight < 0 or options.self_training_max_ratio < 0:
             raise InputError("self_training_weight and self_training_max_ratio must be >= 0")
-        if options.fine_tune_growth < 0 or min(
-            options.fine_tune_min_labels, options.fine_tune_pairs, options.fine_tune_epochs
-        ) < 1:
+        if (
+            options.fine_tune_growth < 0
+            or min(options.fine_tune_min_labels, options.fine_tune_pairs, options.fine_tune_epochs)
+            < 1
+        ):
             raise InputError(
                 "fine_tune_growth must be >= 0, and fine_tune_min_labels, fine_tune_pairs and "
                 "fine_tune_epochs >= 1"
