@@ -122,6 +122,7 @@ def test_the_learning_setting_fine_tunes_the_students_encoder_and_only_when_labe
     plain = project.learn(recalibrate=False)
     assert plain.fine_tune is None and "fine_tune" not in plain.to_dict()
     setting = {"fine_tune": True, "fine_tune_min_labels": 10, "fine_tune_pairs": 64}
+    setting["fine_tune_growth"] = 0.5
     project.update_settings(learning=setting)
     first = project.learn(recalibrate=False)
     record = first.fine_tune

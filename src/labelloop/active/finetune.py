@@ -306,7 +306,7 @@ def train_encoder(
     texts: Sequence[str],
     y: NDArray[np.integer],
     *,
-    max_pairs: int = 400,
+    max_pairs: int = 200,
     epochs: int = 1,
     batch_size: int = 16,
     learning_rate: float = 2e-5,

@@ -3,7 +3,7 @@
 With the project setting `learning: {"fine_tune": true}` (`LearnOptions.fine_tune`), `learn`
 trains its student on the vectors of an encoder fine-tuned contrastively on the labels people
 gave (`active.finetune`, needs `labelloop[finetune]`). Fine-tuning is the costly part, so it
-runs only when those labels have grown by `fine_tune_growth` (50% by default) since the last
+runs only when those labels have grown by `fine_tune_growth` (doubled, by default) since the last
 fine-tune; in between, the last encoder is reused from `<project>/encoders/` and its vectors
 from the store. Gold labels never take part: calibration measures the predictor on gold, and
 an encoder tuned on those very items would make its confidence look earned when it is not.

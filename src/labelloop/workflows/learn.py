@@ -371,8 +371,8 @@ class LearnOptions:
     student_c: float | str = 1.0
     fine_tune: bool = False
     fine_tune_min_labels: int = 40
-    fine_tune_growth: float = 0.5
-    fine_tune_pairs: int = 400
+    fine_tune_growth: float = 1.0
+    fine_tune_pairs: int = 200
     fine_tune_epochs: int = 1
 
     @classmethod
