@@ -55,6 +55,13 @@ def _render_learn(r: Learned | MultiLabelLearned) -> None:
         out.print(
             "  below the majority-class rate, left out of the stack: " + ", ".join(r.weak_labelers)
         )
+    if r.fine_tune:
+        t = r.fine_tune
+        out.print(
+            f"student encoder fine-tuned on {t['labels']} people's labels ({t['pairs']} pairs, "
+            f"{t['cpu_seconds']} CPU s)",
+            highlight=False,
+        )
     out.print(f"stack weights: {json.dumps(r.stack_weights)}", highlight=False)
     out.print(f"best predictor (lowest log loss): {r.best} — now used for routing")
 
