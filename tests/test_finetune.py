@@ -116,7 +116,7 @@ def _label_more(project, start: int, stop: int) -> None:
 
 
 def test_the_learning_setting_fine_tunes_the_students_encoder_and_only_when_labels_grew(
-    labeled_project,
+    labeled_project, capsys
 ):
     project = labeled_project
     plain = project.learn(recalibrate=False)
@@ -137,6 +137,11 @@ def test_the_learning_setting_fine_tunes_the_students_encoder_and_only_when_labe
     again = project.learn(recalibrate=False).fine_tune
     assert again["model_id"] != record["model_id"] and again["labels"] == 24
     assert not (project.path / record["file"]).exists()
+    from labelloop.cli import run
+
+    capsys.readouterr()
+    assert run(["learn", "-p", str(project.path)]) == 0  # reuses the encoder: 24 < 2 × 24
+    assert "student encoder fine-tuned on 24 people's labels" in capsys.readouterr().out
 
 
 def test_learn_names_the_extra_when_torch_is_missing(labeled_project, monkeypatch):
