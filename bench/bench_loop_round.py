@@ -123,6 +123,7 @@ def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str 
     from labelloop.active import get_embedder
     from labelloop.labelers.base import LabelResult
     from labelloop.store.embeddings import save_vectors
+    from labelloop.store.items import uids_of
 
     started = time.perf_counter()
     texts, labels = corpus(n + n_gold)
@@ -138,7 +139,8 @@ def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str 
         golds = [{"id": uids[i], "text": texts[i], "label": labels[i]} for i in gold]
         project.add_items(golds, id_col="id", split="gold")
         print(f"imported {len(pool)} + {len(gold)} gold", file=sys.stderr, flush=True)
-        ids = [project.item_id(uid) for uid in uids]
+        id_of = {uid: i for i, uid in uids_of(project.store, project.id).items()}
+        ids = [id_of[uid] for uid in uids]
         embedder = get_embedder("auto")
         vectors = embeddings(texts, embedder, cache)
         for start in range(0, len(ids), EMBED_CHUNK):
@@ -323,7 +325,15 @@ def main() -> None:
             pg.drop(tpl_db)
             pg.copy("template0", tpl_db)
             db = pg.named(tpl_db)
-        build(template, args.cache, args.n, args.gold, args.human, db)
+        # In a process of its own: a child started by this one would count its memory.
+        code = (
+            f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path;"
+            "from bench_loop_round import build;"
+            f"build(Path({str(template)!r}), Path({str(args.cache)!r}), {args.n}, {args.gold},"
+            f" {args.human}, {db!r})"
+        )
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
         if pg:
             pg.admin.dispose()
     built = json.loads((template / "built.json").read_text())
