@@ -40,11 +40,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
-
-import numpy as np
 
 ENTRY = "import sys; from labelloop.cli import main; sys.argv[0] = 'labelloop'; main()"
 LABELS = ["fresh", "rotten"]
@@ -163,7 +163,9 @@ def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str 
         project.learn()
     (folder / "truth.json").write_text(json.dumps(dict(zip(uids, labels, strict=True))))
     (folder / "built.json").write_text(
-        json.dumps({"n": n, "gold": n_gold, "human": n_human, "seconds": time.perf_counter() - started})
+        json.dumps(
+            {"n": n, "gold": n_gold, "human": n_human, "seconds": time.perf_counter() - started}
+        )
     )
 
 
@@ -386,7 +388,8 @@ def report(args, runs, built, backend, load_before, load_after) -> None:
             f"{med(tree, name, 'peak_rss_mb'):.0f}" if tree in runs else "—"
             for tree in ("baseline", "this")
         ]
-        lines.append(f"| `labelloop {' '.join(dict(ROUND)[name])}` | " + " | ".join(cells + rss) + " |")
+        command = " ".join(dict(ROUND)[name])
+        lines.append(f"| `labelloop {command}` | " + " | ".join(cells + rss) + " |")
     cells = []
     for field in ("wall_s", "cpu_s"):
         b = total("baseline", field) if "baseline" in runs else float("nan")
