@@ -219,6 +219,35 @@ with Project.open(folder, db=db) as project:
 """
 
 
+#: What the round leaves in the store, item by item (not ids or times): equal across trees.
+STATE = {
+    "items": "SELECT i.uid, i.state, i.final_label, i.final_source, i.llm_label, i.confidence, "
+    "i.calibrated_confidence FROM items i",
+    "predictions": "SELECT i.uid, p.model, p.prompt_version, p.label, p.probs, p.confidence, "
+    "p.calibrated_confidence, p.calibrated_label, p.reasoning FROM predictions p "
+    "JOIN items i ON i.id = p.item_id",
+    "tasks": "SELECT i.uid, t.queue, t.priority, t.done, t.answers FROM review_tasks t "
+    "JOIN items i ON i.id = t.item_id",
+}
+
+
+def state_digest(work: Path, db: str | None) -> dict[str, str]:
+    """A digest per table of what the round left (floats to 12 significant digits)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db or f"sqlite:///{work / 'labelloop.db'}")
+    digests = {}
+    with engine.connect() as conn:
+        for name, query in STATE.items():
+            rows = sorted(
+                tuple(f"{v:.12g}" if isinstance(v, float) else str(v) for v in row)
+                for row in conn.execute(text(query))
+            )
+            digests[name] = hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+    engine.dispose()
+    return digests
+
+
 def play_round(src: Path, template: Path, work: Path, db: str | None) -> dict[str, Run]:
     """One round from a copy of `template`, every command from the tree `src`."""
     shutil.rmtree(work, ignore_errors=True)
@@ -234,6 +263,7 @@ def play_round(src: Path, template: Path, work: Path, db: str | None) -> dict[st
             argv = [sys.executable, "-c", ENTRY, *args, *where]
         runs[name] = timed(argv, env)
         print(f"    {name}: {runs[name].wall_s:.1f} s", file=sys.stderr, flush=True)
+    runs["state"] = Run(0.0, 0.0, 0.0, state_digest(work, db))
     return runs
 
 
@@ -296,6 +326,7 @@ def results_of(runs: dict[str, Run]) -> dict:
             "learn": {k: learn.get(k) for k in ("components", "stack_weights", "best")},
             "calibrate": {k: calibrate.get(k) for k in ("threshold", "ece_after", "review_rate")},
             "route": {k: route.get(k) for k in ("auto_accepted", "in_review", "human_labeled")},
+            "store": runs["state"].result,
         }
     )
 
@@ -422,7 +453,10 @@ def report(args, runs, built, backend, load_before, load_after) -> None:
         "`select` and `learn` are not counted.\n"
     )
     if same is not None:
-        text += f"\nSame results from both trees (selection, stack, threshold, routing): {same}.\n"
+        text += (
+            "\nSame results from both trees (the selection, the stack, the threshold, the "
+            f"routing counts, and every item's, prediction's and task's stored values): {same}.\n"
+        )
     if this_total is not None:
         met = "met" if this_total <= 60 else "not met"
         text += f"\nGoal ≤ 60 s for the round on 2 cores: **{met}** ({this_total:.1f} s).\n"

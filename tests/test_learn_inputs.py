@@ -36,3 +36,21 @@ def test_each_labeler_answer_becomes_a_normalised_row_of_its_items(make_project)
     np.testing.assert_array_equal(m1[row[ids[3]]], [0.05, 0.9, 0.05])
     assert np.isnan(m1[[row[ids[4]], row[ids[5]]]]).all()
     assert np.isnan(got["m2@v9"]).all()  # a labeler whose only answer is no label
+
+
+def test_calibration_reads_probabilities_only_when_every_row_agrees_with_its_label():
+    from labelloop.workflows.calibrate import score_matrix
+
+    labels = ["a", "b", "c"]
+    rows = [("b", {"a": 0.2, "b": 0.5, "c": 0.3}, None), ("a", {"a": 0.4, "b": 0.4, "c": 0.2}, 1)]
+    np.testing.assert_array_equal(score_matrix(rows, labels), [[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])
+    assert score_matrix([], labels) is None
+    tie_read_last = [("b", {"a": 0.4, "b": 0.4, "c": 0.2}, None)]  # a tie goes to the first
+    for bad in (
+        tie_read_last,
+        [("c", {"a": 0.2, "b": 0.5, "c": 0.3}, None)],  # the label is not the largest
+        [(None, {"a": 0.2, "b": 0.5, "c": 0.3}, None)],  # no label
+        [("b", {"a": 0.5, "b": 0.5}, None)],  # a label missing
+        [("b", None, 0.5)],  # no probabilities
+    ):
+        assert score_matrix(rows + bad, labels) is None

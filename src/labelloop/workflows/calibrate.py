@@ -111,13 +111,15 @@ def score_matrix(
     """
     if not rows:
         return None
-    matrix = np.empty((len(rows), len(labels)))
-    for i, (label, probs, _) in enumerate(rows):
-        if not probs or any(name not in probs for name in labels):
+    values = []
+    for label, probs, _ in rows:
+        if label is None or not probs or any(name not in probs for name in labels):
             return None
-        matrix[i] = [float(probs[name]) for name in labels]
-        if label is None or labels[int(np.argmax(matrix[i]))] != label:
-            return None
+        values.append([float(probs[name]) for name in labels])
+    matrix = np.array(values, dtype=float).reshape(len(rows), len(labels))
+    first = matrix.argmax(axis=1).tolist()  # the first largest, as `np.argmax` of each row
+    if any(labels[j] != label for j, (label, _, _) in zip(first, rows, strict=True)):
+        return None
     return matrix
 
 
@@ -301,8 +303,8 @@ def _calibrated(
     ]
     if not use_matrix:
         values = calibrator.transform(np.array([batch[i].confidence for i in usable], float))
-        for i, value in zip(usable, values, strict=True):
-            out[i] = (batch[i].label, float(value))
+        for i, value in zip(usable, np.asarray(values, dtype=float).tolist(), strict=True):
+            out[i] = (batch[i].label, value)
         return out
     matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
     groups: list[tuple[list[int], np.ndarray | None]]
@@ -315,9 +317,10 @@ def _calibrated(
     for group, rows in groups:
         if rows is None:
             continue
-        values, predicted = calibrator.transform(rows), calibrator.predict(rows)
+        values = np.asarray(calibrator.transform(rows), dtype=float).tolist()
+        predicted = np.asarray(calibrator.predict(rows)).astype(int).tolist()
         for i, value, column in zip(group, values, predicted, strict=True):
-            out[i] = (labels[int(column)], float(value))
+            out[i] = (labels[column], value)
     return out
 
 
