@@ -62,3 +62,42 @@ def test_bulk_update_stores_what_the_orm_bulk_update_stores(tmp_path, db_url):
     assert orm == bulk
     assert {row.calibrated_label for row in bulk} == {None, "y"}  # the changes were written
     project.close()
+
+
+def test_bulk_insert_converts_each_column_and_fills_the_defaults(tmp_path, db_url):
+    from labelloop.store.bulk import bulk_insert
+
+    project = Project.create(tmp_path / "p", task="t", labels=["x", "y"], db=db_url)
+    project.add_items([{"text": f"item {i}"} for i in range(5)])
+    with project.store.session() as session:
+        ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id)))
+    rows = [
+        {
+            "project_id": project.id,
+            "item_id": item_id,
+            "model": "m",
+            "prompt_version": "v",
+            "label": "x" if n % 2 else None,
+            "probs": {"x": n / 10, "y": 1 - n / 10} if n % 2 else None,
+            "labels": ["ü"] if n == 1 else None,
+        }
+        for n, item_id in enumerate(ids)
+    ]
+    with project.store.session() as session:
+        assert bulk_insert(session, table_of(Prediction), rows, batch=2) == len(ids)
+    with project.store.session() as session:
+        stored = session.execute(
+            select(Prediction.probs, Prediction.labels, Prediction.tokens_in, Prediction.created_at)
+            .where(Prediction.model == "m")
+            .order_by(Prediction.item_id)
+        ).all()
+    assert [row.probs for row in stored] == [row["probs"] for row in rows]
+    assert [row.labels for row in stored] == [row["labels"] for row in rows]
+    assert {row.tokens_in for row in stored} == {0}  # the column's default
+    assert all(row.created_at is not None for row in stored)
+    with project.store.engine.connect() as connection:  # None is SQL NULL, not JSON null
+        nulls = connection.execute(
+            text("SELECT COUNT(*) FROM predictions WHERE model = 'm' AND probs IS NULL")
+        ).scalar()
+    assert nulls == 3
+    project.close()

@@ -50,10 +50,12 @@ def bulk_insert(
             _process(default.arg(None) if default.is_callable else default.arg, process)
             for default, process in zip(defaults.values(), processors[len(given) :], strict=True)
         )
-        params = [tuple(row[name] for name in given) + fixed for row in chunk]
-        if process_given:
-            params = [_apply(values, process_given) for values in params]
-        connection.exec_driver_sql(sql, params)
+        # Column by column: each column's values converted in one pass, then zipped into rows.
+        columns: list[Sequence[Any]] = [[row[name] for row in chunk] for name in given]
+        for i, process in process_given:
+            columns[i] = [None if value is None else process(value) for value in columns[i]]
+        columns += [[value] * len(chunk) for value in fixed]
+        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
     return len(rows)
 
 
@@ -103,15 +105,6 @@ def _processor(column_type: Any, dialect: Any) -> Any:
 
 def _process(value: Any, process: Any) -> Any:
     return value if value is None or process is None else process(value)
-
-
-def _apply(values: tuple, processors: list[tuple[int, Any]]) -> tuple:
-    """Convert the values of the columns whose type needs it (JSON, dates, booleans)."""
-    converted = list(values)
-    for i, process in processors:
-        if converted[i] is not None:
-            converted[i] = process(converted[i])
-    return tuple(converted)
 
 
 def _apply_all(values: tuple, processors: list[tuple[int, Any]]) -> tuple:

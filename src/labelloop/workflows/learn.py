@@ -540,10 +540,11 @@ def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, A
 
     def values(p: np.ndarray) -> dict[str, Any]:
         best = int(np.argmax(p))
+        row = p.tolist()  # Python floats, as float() of each
         return {
             "label": labels[best],
-            "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
-            "confidence": float(p[best]),
+            "probs": dict(zip(labels, row, strict=True)),
+            "confidence": row[best],
         }
 
     return values
