@@ -275,21 +275,19 @@ def write_calibrated(
     session: Session, rows: Sequence[Any], labels: list[str], calibration: CalibrationRecord
 ) -> int:
     """Store the calibrated label and confidence of these prediction rows (id, label, probs,
-    confidence); returns how many could be calibrated."""
+    confidence, and the calibrated label and confidence they hold now: rows that already hold
+    theirs are not rewritten); returns how many could be calibrated."""
     calibrator = calibrator_from_dict(calibration.calibrator)
     use_matrix = calibration.calibrator.get("scores") == "probabilities"
     values = _calibrated(rows, labels, calibrator, use_matrix)
-    projects.replace_predictions(
-        session,
-        [
-            {
-                "id": row.id,
-                "calibrated_label": label if label != row.label else None,
-                "calibrated_confidence": confidence,
-            }
-            for row, (label, confidence) in zip(rows, values, strict=True)
-        ],
-    )
+    changed = []
+    for row, (label, confidence) in zip(rows, values, strict=True):
+        moved = label if label != row.label else None
+        if moved != row.calibrated_label or confidence != row.calibrated_confidence:
+            changed.append(
+                {"id": row.id, "calibrated_label": moved, "calibrated_confidence": confidence}
+            )
+    projects.replace_predictions(session, changed)
     return sum(confidence is not None for _, confidence in values)
 
 
