@@ -458,8 +458,18 @@ def report(args, runs, built, backend, load_before, load_after) -> None:
             f"routing counts, and every item's, prediction's and task's stored values): {same}.\n"
         )
     if this_total is not None:
-        met = "met" if this_total <= 60 else "not met"
-        text += f"\nGoal ≤ 60 s for the round on 2 cores: **{met}** ({this_total:.1f} s).\n"
+        cpu = total("this", "cpu_s")
+
+        def verdict(seconds: float) -> str:
+            return f"**{'met' if seconds <= 60 else 'not met'}** ({seconds:.1f} s)"
+
+        text += (
+            f"\nGoal ≤ 60 s for the round on 2 cores: by wall time as measured here "
+            f"{verdict(this_total)}; by CPU time {verdict(cpu)}. With the machine shared (load "
+            "above), wall time includes waiting for a core; on an otherwise idle 2-core machine a "
+            "round takes about its CPU time (the commands run on one core, but for the embedding "
+            "model's and BLAS's threads).\n"
+        )
     print(text)
     if not args.no_write and both:
         from _report import write_section
