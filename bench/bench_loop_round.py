@@ -263,7 +263,13 @@ def play_round(src: Path, template: Path, work: Path, db: str | None) -> dict[st
             argv = [sys.executable, "-c", ENTRY, *args, *where]
         runs[name] = timed(argv, env)
         print(f"    {name}: {runs[name].wall_s:.1f} s", file=sys.stderr, flush=True)
-    runs["state"] = Run(0.0, 0.0, 0.0, state_digest(work, db))
+    # In a process of its own: what this one holds would count in the next commands' peak RSS.
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path;"
+        "from bench_loop_round import state_digest;"
+        f"print(json.dumps(state_digest(Path({str(work)!r}), {db!r})))"
+    )
+    runs["state"] = timed([sys.executable, "-c", code], {**os.environ, "PYTHONPATH": str(SRC)})
     return runs
 
 
