@@ -204,18 +204,11 @@ def timed(argv: list[str], env: dict[str, str]) -> Run:
 ANSWER = """
 import json, sys
 from labelloop import Project
+from labelloop.loop_simulation import _answer  # people answer what their queues serve
 folder, db = sys.argv[1], sys.argv[2] or None
 truth = json.loads(open(sys.argv[3]).read())
 with Project.open(folder, db=db) as project:
-    annotator = project.annotator_id({annotator!r})
-    for _ in range({k}):
-        item = project.next_item(annotator)
-        if item is None:
-            break
-        label = truth[item.uid]
-        said = None if item.suggestion is None else item.suggestion.label
-        action = "label" if said is None else ("accept" if said == label else "correct")
-        project.annotate(item.id, action=action, label=label, annotator=annotator)
+    _answer(project, project.annotator_id({annotator!r}), truth, {k})
 """
 
 

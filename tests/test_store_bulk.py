@@ -6,7 +6,6 @@ from sqlalchemy import select, text, update
 
 from labelloop import Project
 from labelloop.labelers import LabelResult
-from labelloop.store import Item
 from labelloop.store.bulk import bulk_update
 from labelloop.store.models import Prediction, table_of
 
@@ -27,11 +26,15 @@ def _stored(project: Project, model: str) -> list[tuple]:
         )
 
 
-def test_bulk_update_stores_what_the_orm_bulk_update_stores(tmp_path, db_url):
+def _project(tmp_path, db_url: str, n: int) -> Project:
     project = Project.create(tmp_path / "p", task="t", labels=["x", "y"], db=db_url)
-    project.add_items([{"text": f"item {i}"} for i in range(7)])
-    with project.store.session() as session:
-        ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id)))
+    project.add_items([{"id": f"i{k}", "text": f"item {k}"} for k in range(n)], id_col="id")
+    return project
+
+
+def test_bulk_update_stores_what_the_orm_bulk_update_stores(tmp_path, db_url):
+    project = _project(tmp_path, db_url, 7)
+    ids = [project.item_id(f"i{n}") for n in range(7)]
     result = LabelResult("x", {"x": 0.75, "y": 0.25}, 0.75, "because")
     for model in ("orm", "bulk"):
         project.save_predictions(model, "v1", [(i, result) for i in ids])
@@ -67,10 +70,8 @@ def test_bulk_update_stores_what_the_orm_bulk_update_stores(tmp_path, db_url):
 def test_bulk_insert_converts_each_column_and_fills_the_defaults(tmp_path, db_url):
     from labelloop.store.bulk import bulk_insert
 
-    project = Project.create(tmp_path / "p", task="t", labels=["x", "y"], db=db_url)
-    project.add_items([{"text": f"item {i}"} for i in range(5)])
-    with project.store.session() as session:
-        ids = list(session.scalars(select(Item.id).where(Item.project_id == project.id)))
+    project = _project(tmp_path, db_url, 5)
+    ids = [project.item_id(f"i{n}") for n in range(5)]
     rows = [
         {
             "project_id": project.id,
