@@ -465,9 +465,10 @@ def report(args, runs, built, backend, load_before, load_after) -> None:
         text += (
             f"\nGoal ≤ 60 s for the round on 2 cores: by wall time as measured here "
             f"{verdict(this_total)}; by CPU time {verdict(cpu)}. With the machine shared (load "
-            "above), wall time includes waiting for a core; on an otherwise idle 2-core machine a "
-            "round takes about its CPU time (the commands run on one core, but for the embedding "
-            "model's and BLAS's threads).\n"
+            "above), wall time includes waiting for a core, and CPU time (what the round costs "
+            "the machine) is the closer figure to an idle machine's wall time, which was not "
+            "measured here: the commands run on one core, but for BLAS's and onnxruntime's "
+            "threads, which can make wall time shorter than CPU time.\n"
         )
     print(text)
     if not args.no_write and both:
