@@ -51,11 +51,11 @@ def bulk_insert(
             for default, process in zip(defaults.values(), processors[len(given) :], strict=True)
         )
         # Column by column: each column's values converted in one pass, then zipped into rows.
-        columns: list[Sequence[Any]] = [[row[name] for row in chunk] for name in given]
+        by_column: list[list[Any]] = [[row[name] for row in chunk] for name in given]
         for i, process in process_given:
-            columns[i] = [None if value is None else process(value) for value in columns[i]]
-        columns += [[value] * len(chunk) for value in fixed]
-        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+            by_column[i] = [None if value is None else process(value) for value in by_column[i]]
+        by_column += [[value] * len(chunk) for value in fixed]
+        connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
     return len(rows)
 
 
