@@ -13,9 +13,12 @@ ratios come from the same minutes of a shared machine; the labels and probabilit
 trees stored for the same items are compared. `--contended` keeps one core busy with a
 CPU-bound process (pinned to it) during every run. `--cold` adds one run with an empty model
 cache, which pays the one-time costs (joining the shipped chunks, writing the BF16 copy).
+`--multi-label` runs a multi-label project on the same texts instead (four aspects of a review,
+one yes/no decision per label on a shared prefix): the per-label decisions' rate.
 
     git worktree add /tmp/speed-base main
-    PYTHONPATH=src python bench/bench_prelabel_local.py --before /tmp/speed-base/src [--contended]
+    PYTHONPATH=src python bench/bench_prelabel_local.py --before /tmp/speed-base/src \
+        [--contended] [--multi-label]
 """
 
 from __future__ import annotations
@@ -47,18 +50,22 @@ class Run:
     load: float  # 1-minute load average, mean of start and end
 
 
-def make_template(folder: Path, src: Path) -> Path:
+#: The multi-label project's task and labels (`--multi-label`): aspects a review talks about.
+MULTI_LABEL_TASK = (
+    "Aspects of a film that a movie review talks about.",
+    "acting,story,visuals,music",
+)
+
+
+def make_template(folder: Path, src: Path, multi_label: bool = False) -> Path:
     """The sample pool as a project made by the tree `src` (zero-shot: no gold)."""
     project = folder / "template"
+    task, labels = (
+        MULTI_LABEL_TASK if multi_label else ("Sentiment of a movie review.", "positive,negative")
+    )
+    kind = ("--multi-label", "--allow-empty") if multi_label else ()
     steps = [
-        (
-            "init",
-            str(project),
-            "--task",
-            "Sentiment of a movie review.",
-            "--labels",
-            "positive,negative",
-        ),
+        ("init", str(project), "--task", task, "--labels", labels, *kind),
         ("import", str(SAMPLE / "reviews_pool.csv"), "--project", str(project)),
     ]
     for step in steps:
@@ -143,6 +150,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout's src folder")
     parser.add_argument("--contended", action="store_true", help="one core kept busy")
     parser.add_argument("--cold", action="store_true", help="also one run on an empty cache")
+    parser.add_argument(
+        "--multi-label", action="store_true", help="a multi-label project (per-label decisions)"
+    )
     options = parser.parse_args()
 
     trees = [("after", SRC)] + ([("before", options.before.resolve())] if options.before else [])
@@ -160,7 +170,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="speed-bench-") as tmp:
             work = Path(tmp)
-            templates = {t: make_template(work / t, src) for t, src in trees}
+            templates = {t: make_template(work / t, src, options.multi_label) for t, src in trees}
             for tree, src in trees:  # warm: the model cache is filled, files are in memory
                 prelabel(src, templates[tree], options.short, work / tree, None)
             for round_ in range(options.rounds):
@@ -196,7 +206,9 @@ def main() -> None:
     command = "PYTHONPATH=src python bench/bench_prelabel_local.py"
     command += " --before OLD/src" if options.before else ""
     command += " --contended" if options.contended else ""
-    name = "prelabel-local-contended" if options.contended else "prelabel-local"
+    command += " --multi-label" if options.multi_label else ""
+    name = "prelabel-local" + ("-multilabel" if options.multi_label else "")
+    name += "-contended" if options.contended else ""
     write_section(name, report, command)
 
 
@@ -230,9 +242,15 @@ def render(options, trees, runs, cold: Run | None, same: str) -> str:
             f"{statistics.median(r.cpu_s / r.wall_s for r in everything):.2f} | "
             f"{statistics.mean(r.load for r in everything):.1f} |"
         )
+    project = "(Rotten Tomatoes snippets, zero-shot)"
+    if options.multi_label:
+        project = (
+            f"made multi-label (Rotten Tomatoes snippets, zero-shot, labels "
+            f"{MULTI_LABEL_TASK[1].replace(',', ', ')}: one yes/no decision per label)"
+        )
     text = (
         f"`labelloop prelabel --model local --limit N` on fresh copies of the sample project "
-        f"(Rotten Tomatoes snippets, zero-shot), each run its own process, {options.rounds} "
+        f"{project}, each run its own process, {options.rounds} "
         f"rounds of a {options.short}-item and a {options.items}-item run per tree, interleaved. "
         f"{CONTENDED if options.contended else ''}"
         "Rates and first-use costs (wall and CPU) come from the two run lengths (see the "
@@ -255,6 +273,12 @@ def render(options, trees, runs, cold: Run | None, same: str) -> str:
         )
     after = per_round["after"]
     cpu_ms = 1000 * statistics.median(f[2] for f in after)
+    if options.multi_label:
+        text += (
+            f"\nReading: labeling costs {1000 * statistics.median(f[2] for f in after):.0f} ms "
+            "of CPU per item here (every label's decision included).\n"
+        )
+        return text
     text += (
         f"\nReading: labeling costs {cpu_ms:.0f} ms of CPU per item here, so with both cores "
         f"free the command could label at most about {2000 / cpu_ms:.0f} items/s, and with one "

@@ -131,3 +131,34 @@ def test_embedded_model_scores_each_label_once_on_a_shared_prefix():
 def shift_of(results, raw, i) -> np.ndarray:
     p = np.array([results[i].probs[label] for label in LABELS])
     return np.log(p / (1 - p)) - raw[i]
+
+
+@pytest.mark.slow
+def test_side_by_side_workers_give_the_probabilities_of_one_context():
+    # Chunks decoded by two single-threaded contexts on shared weights, each holding the prefix
+    # in its own cache, against one context (on one thread, and on two as before): the same
+    # numbers, in input order, and those of scoring each chunk directly.
+    texts = [*TEXTS, "The striker scored twice in the final.", "Shares fell after the report."] * 3
+    one = LocalMultiLabeler.embedded("smollm2", n_threads=1, workers=1, chunk_items=3)
+    two_threads = LocalMultiLabeler.embedded("smollm2", n_threads=2, workers=1, chunk_items=3)
+    workers = LocalMultiLabeler.embedded("smollm2", chunk_items=3, workers=2)
+    try:
+        expected = list(one.label_stream(texts, TASK))
+        before = list(two_threads.label_stream(texts, TASK))
+        got = list(workers.label_stream(texts, TASK))
+        assert len(workers._siblings) == 1 and workers._siblings[0]._prefix is not None
+        assert workers._siblings[0]._prefix == workers._scorer._prefix
+        assert workers._scorer.pinned is None  # later calls choose their threads again
+        assert one._siblings == [] and two_threads._siblings == []
+        prior = one._prior(TASK)
+        direct = np.vstack([one.log_odds(texts[s : s + 3], TASK) for s in range(0, len(texts), 3)])
+    finally:
+        one.close()
+        two_threads.close()
+        workers.close()
+    assert [i for i, _ in got] == list(range(len(texts)))
+    assert [r.probs for _, r in got] == [r.probs for _, r in expected]
+    assert [r.probs for _, r in before] == [r.probs for _, r in expected]
+    p_direct = 1.0 / (1.0 + np.exp(-(direct - prior)))
+    p_got = np.array([[r.probs[label] for label in LABELS] for _, r in got])
+    assert np.array_equal(p_got, p_direct)

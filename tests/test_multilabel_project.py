@@ -159,14 +159,19 @@ def test_cli_init_multi_label(cli, capsys, tmp_path):
         assert project.multi_label and project.allow_empty
 
 
-def _simulated(project: Project, n_gold: int = 60, n_pool: int = 40, seed: int = 0) -> None:
+def _simulated(
+    project: Project, n_gold: int = 60, n_pool: int = 40, seed: int = 0, pool_raw=None
+) -> None:
     """Gold and pool items with predictions whose 'sport' probabilities run too high: the
-    label applies where p > 0.75, while the labeler says yes from 0.5."""
+    label applies where p > 0.75, while the labeler says yes from 0.5. `pool_raw`: the pool's
+    predictions instead (items x labels)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     n = n_gold + n_pool
     raw = rng.uniform(0, 1, size=(n, len(LABELS)))
+    if pool_raw is not None:
+        raw[n_gold:] = pool_raw
     truth = raw > np.array([0.5, 0.75, 0.5])
     gold = [
         {
@@ -342,6 +347,9 @@ def test_cli_select_json_keeps_its_keys_and_their_order(cli, capsys, tmp_path):
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == ["strategy", "k", "selected", "queued", "trusted_labels", "stopping"]
     assert printed["selected"] == printed["queued"] == 2
+    rules = printed["stopping"]
+    assert {"stabilizing_predictions", "pool_uncertainty", "stop"} <= set(rules)
+    assert all(isinstance(rules[name]["reason"], str) for name in rules if name != "stop")
 
 
 def test_an_answer_keeps_the_form_the_label_studio_backend_replies_with(ml_project):
@@ -349,3 +357,67 @@ def test_an_answer_keeps_the_form_the_label_studio_backend_replies_with(ml_proje
     answer = ml_project.annotate("p0", action="label", labels=["sport"], annotator="ann")
     assert list(answer.to_dict()) == ["annotation_id", "item", "state", "labels"]
     assert answer.to_dict()["item"] == "p0" and answer.labels == ["sport"]
+
+
+def _predict(project: Project, version: str, raw, n_pool: int = 40) -> None:
+    """Pool predictions of `raw` (items x labels) as the active predictor `m@version`."""
+    results = [
+        (project.item_id(f"p{i}"), multi_label_result(LABELS, raw[i])) for i in range(n_pool)
+    ]
+    project.save_predictions("m", version, results)
+    project.set_active_predictor("m", version)
+
+
+def test_select_stops_once_every_labels_decisions_settle_over_answered_rounds(ml_project):
+    import numpy as np
+
+    _simulated(ml_project)
+    rng = np.random.default_rng(3)
+
+    def round_(answer: int | None) -> dict:
+        if answer is not None:  # a person labels one more item before the round
+            ml_project.annotate(f"p{answer}", action="label", labels=["tech"], annotator="ann")
+        return ml_project.select("ml-mean-uncertainty", 2).stopping
+
+    # Rounds with no answer in between see the same decisions: they are not evidence.
+    idle = [round_(None)["stabilizing_predictions"]["stop"] for _ in range(4)]
+    changing, settled = [], []
+    for r in range(3):
+        _predict(ml_project, f"changing-{r}", rng.uniform(0, 1, (40, 3)))
+        changing.append(round_(r)["stabilizing_predictions"]["stop"])
+    fixed = rng.uniform(0, 1, (40, 3))
+    for r in range(4):
+        _predict(ml_project, f"settled-{r}", fixed)
+        settled.append(round_(3 + r))
+    assert idle == [False] * 4 and changing == [False] * 3
+    assert [s["stabilizing_predictions"]["stop"] for s in settled] == [False, False, False, True]
+    assert [s["stop"] for s in settled] == [False, False, False, True]
+    assert "least per-label kappa" in settled[-1]["stabilizing_predictions"]["reason"]
+    last = ml_project.select("ml-mean-uncertainty", 1, label_budget_total=5, target=0.99)
+    assert last.trusted_labels == 7  # pool items people labeled
+    assert last.stopping["label_budget"]["stop"] is True
+    assert last.stopping["target_accuracy"]["stop"] is False  # uncalibrated sets on gold
+    assert "subset accuracy" in last.stopping["target_accuracy"]["reason"]
+
+
+def test_pool_uncertainty_rule_reads_calibrated_probabilities_only(tmp_path, db_url):
+    import numpy as np
+
+    sure = np.where(np.arange(120).reshape(40, 3) % 2, 0.001, 0.999)  # every decision sure
+    decisions = {}
+    for pool, name in ((None, "unsure"), (sure, "sure")):
+        project = Project.create(
+            tmp_path / name, task="Topics.", labels=LABELS, db=db_url, multi_label=True
+        )
+        try:
+            _simulated(project, pool_raw=pool)
+            before = project.select("ml-max-uncertainty", 2).stopping["pool_uncertainty"]
+            assert before["stop"] is False and "calibrate" in before["reason"]
+            project.calibrate(method="isotonic")
+            decisions[name] = project.select("ml-max-uncertainty", 2).stopping
+        finally:
+            project.close()
+    assert decisions["unsure"]["pool_uncertainty"]["stop"] is False
+    assert "bound" in decisions["unsure"]["pool_uncertainty"]["reason"]
+    assert decisions["sure"]["pool_uncertainty"]["stop"] is True
+    assert decisions["sure"]["stop"] is True

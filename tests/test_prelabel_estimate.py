@@ -76,10 +76,22 @@ def test_the_estimate_asks_nothing_and_matches_the_run_that_follows(project) -> 
             labeler.close()
 
 
+def prelabel_args(project, fake) -> list:
+    """`labelloop prelabel` on `project` with the fake endpoint's model."""
+    return [
+        "prelabel",
+        "--project",
+        project.path,
+        "--model",
+        "gpt-4o-mini",
+        "--base-url",
+        fake.base_url,
+    ]
+
+
 def test_prelabel_dry_run_command(project, cli, capsys) -> None:
     with serve_fake_openai() as fake:
-        endpoint = ["--model", "gpt-4o-mini", "--base-url", fake.base_url]
-        args = ["prelabel", "--project", project.path, *endpoint, "--dry-run"]
+        args = [*prelabel_args(project, fake), "--dry-run"]
         assert cli(*args, "--json", "--limit", 10) == 0
         result = json.loads(capsys.readouterr().out)
         assert list(result) == [
@@ -109,3 +121,54 @@ def test_prelabel_dry_run_command(project, cli, capsys) -> None:
     assert stored(project)[0] == 0
     local = ["prelabel", "--project", project.path, "--dry-run", "--price-in", 1]
     assert cli(*local) == 2
+
+
+TOPICS = ["sport", "business", "politics"]
+
+
+@pytest.fixture
+def ml_project(make_project):
+    project = make_project(labels=TOPICS, task="Topics of a news text.", multi_label=True)
+    project.update_settings(allow_empty=True)
+    pool = [{"id": f"p{i}", "text": f"sport news {i} " + "word " * (i % 30)} for i in range(40)]
+    project.add_items(pool, id_col="id")
+    return project
+
+
+def test_a_multi_label_estimate_counts_every_labels_request(ml_project) -> None:
+    """A multi-label run asks one yes/no request per label and item: the estimate's input
+    tokens are those of all of them (as the fake server counts them), its key is the run's."""
+    from labelloop.labelers.multilabel import PerLabelDecisions
+    from labelloop.testing.fake_openai import FakeConfig, keyword_decision
+
+    with serve_fake_openai(FakeConfig(decision_rule=keyword_decision)) as fake:
+        inner = OpenAILabeler("gpt-4o-mini", base_url=fake.base_url, concurrency=4)
+        labeler = PerLabelDecisions(inner)
+        try:
+            estimate = estimate_prelabel(ml_project, labeler)
+            single = estimate_prelabel(ml_project, inner)
+            assert fake.stats.total == 0
+            assert estimate.items == single.items == 40
+            assert estimate.tokens_out == len(TOPICS) * single.tokens_out  # assumed, per answer
+            result = ml_project.prelabel(labeler)
+            n, tokens_in, _ = stored(ml_project)
+            assert (result.done, n) == (40, 40) and fake.stats.total == 40 * len(TOPICS)
+            assert estimate.tokens_in == pytest.approx(tokens_in, rel=0.03)
+            assert estimate_prelabel(ml_project, labeler).items == 0  # nothing left to ask
+        finally:
+            labeler.close()
+
+
+def test_the_dry_run_command_estimates_a_multi_label_run(ml_project, cli, capsys) -> None:
+    with serve_fake_openai() as fake:
+        args = [*prelabel_args(ml_project, fake), "--json"]
+        assert cli(*args, "--dry-run") == 0
+        estimate = json.loads(capsys.readouterr().out)
+        assert fake.stats.total == 0
+        assert cli(*args, "--limit", 5) == 0
+        capsys.readouterr()
+        assert cli(*args, "--dry-run") == 0
+        after = json.loads(capsys.readouterr().out)
+    assert estimate["prompt_version"] == ml_project.active_predictor()[1]
+    assert (estimate["items"], after["items"]) == (40, 35)
+    assert any("one request per label: 3 per item" in note for note in estimate["notes"])

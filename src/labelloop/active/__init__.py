@@ -22,9 +22,11 @@ from labelloop.active.simulate import (
     simulate,
 )
 from labelloop.active.stopping import (
+    StabilizingLabelSets,
     StabilizingPredictions,
     StopDecision,
     label_budget,
+    pool_uncertainty,
     target_accuracy,
 )
 from labelloop.active.strategies import (
@@ -54,6 +56,7 @@ __all__ = [
     "QueryStrategy",
     "RoundResult",
     "SklearnStudent",
+    "StabilizingLabelSets",
     "StabilizingPredictions",
     "StopDecision",
     "Student",
@@ -73,6 +76,7 @@ __all__ = [
     "labels_ratio_interval",
     "min_cosine_distance",
     "plot_learning_curves",
+    "pool_uncertainty",
     "select_round",
     "simulate",
     "target_accuracy",

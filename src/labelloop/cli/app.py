@@ -378,12 +378,12 @@ def _estimate(
         if model.startswith("local") or model.lower().endswith(".gguf"):
             raise InputError("--price-in / --price-out apply to a model at an endpoint")
         options["price_per_mtok"] = tuple(p or 0.0 for p in price)
-    labeler = make_labeler(model, **options)
-    try:
-        with open_project(project, db) as proj:
+    with open_project(project, db) as proj:
+        labeler = make_labeler(model, multi_label=proj.multi_label, **options)
+        try:
             result = estimate_prelabel(proj, labeler, limit=limit, retry_failed=retry_failed)
-    finally:
-        labeler.close()
+        finally:
+            labeler.close()
     emit(result, as_json, _render_estimate)
 
 

@@ -104,6 +104,72 @@ def _score_job(
     return scores, time.perf_counter() - began
 
 
+def workers_allowed(workers: int | None, n_threads: int | None) -> int:
+    """Decoders run side by side: `workers` when given, else one per thread allowed
+    (`n_threads`, else ``LABELLOOP_THREADS``, else one per core this process may use)."""
+    from labelloop.labelers.llama_scorer import available_cores, threads_override
+
+    if workers is not None:
+        return workers
+    return n_threads or threads_override() or available_cores()
+
+
+def scorer_pool(first: LlamaScorer, siblings: list[LlamaScorer], wanted: int) -> list[LlamaScorer]:
+    """`wanted` scorers (at least one): `first` and its siblings, made (into `siblings`, which
+    their owner closes) on first use."""
+    wanted = max(1, wanted)
+    while 1 + len(siblings) < wanted:
+        siblings.append(first.sibling())
+    return [first, *siblings[: wanted - 1]]
+
+
+def scored_side_by_side(
+    scorers: list[LlamaScorer],
+    jobs: Iterator[_Job],
+    prefix: list[int],
+    continuations: list[list[int]],
+) -> Iterator[tuple[_Job, np.ndarray | Exception, float]]:
+    """Each chunk's scores of `continuations` after `prefix` (or the exception that failed
+    it) and seconds, in input order.
+
+    With several scorers, chunks are decoded side by side, each by a single-threaded context
+    on the shared weights, each holding the prefix in its own cache: no thread waits for
+    another at llama.cpp's per-operation barriers, so two cores give nearly twice one core's
+    rate, and a core lost to other work slows one worker instead of stalling all of them.
+    Each chunk is scored as one scorer alone would score it, so the scores are the same
+    numbers. With one scorer, it runs with as many threads as its tuner finds fastest."""
+    if len(scorers) == 1:
+        for job in jobs:
+            yield job, *_score_job(scorers[0], job, prefix, continuations)
+        return
+    idle: queue.SimpleQueue[LlamaScorer] = queue.SimpleQueue()
+    for scorer in scorers:
+        idle.put(scorer)
+
+    def run(job: _Job) -> tuple[np.ndarray | Exception, float]:
+        scorer = idle.get()
+        try:
+            return _score_job(scorer, job, prefix, continuations)
+        finally:
+            idle.put(scorer)
+
+    pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
+    executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
+    scorers[0].pinned = 1  # one thread each, like its siblings, while they run
+    try:
+        for job in jobs:
+            pending.append((job, executor.submit(run, job)))
+            if len(pending) >= AHEAD * len(scorers):
+                done, future = pending.popleft()
+                yield done, *future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, *future.result()
+    finally:  # stopped early (Ctrl-C, closed stream): drop what has not started
+        executor.shutdown(wait=True, cancel_futures=True)
+        scorers[0].pinned = None
+
+
 class LocalLabeler:
     """Few-shot label scoring with a GGUF model; results stream back chunk by chunk.
 
@@ -217,45 +283,9 @@ class LocalLabeler:
     def _scored(
         self, jobs: Iterator[_Job], n_jobs: int, prefix: list[int], continuations: list[list[int]]
     ) -> Iterator[tuple[_Job, np.ndarray | Exception, float]]:
-        """Each chunk's label scores (or the exception that failed it) and seconds, in order.
-
-        With several workers, chunks are decoded side by side, each by a single-threaded
-        context on the shared weights: no thread waits for another at llama.cpp's per-operation
-        barriers, so two cores give nearly twice one core's rate, and a core lost to other work
-        slows one worker instead of stalling all of them. Chunks are made as with one worker,
-        so the probabilities are the same numbers. A lone chunk runs on the first scorer with
-        as many threads as its tuner finds fastest."""
-        scorers = self._pool(n_jobs)
-        if len(scorers) == 1:
-            for job in jobs:
-                yield job, *_score_job(scorers[0], job, prefix, continuations)
-            return
-        idle: queue.SimpleQueue[LlamaScorer] = queue.SimpleQueue()
-        for scorer in scorers:
-            idle.put(scorer)
-
-        def run(job: _Job) -> tuple[np.ndarray | Exception, float]:
-            scorer = idle.get()
-            try:
-                return _score_job(scorer, job, prefix, continuations)
-            finally:
-                idle.put(scorer)
-
-        pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
-        executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
-        scorers[0].pinned = 1  # one thread each, like its siblings, while they run
-        try:
-            for job in jobs:
-                pending.append((job, executor.submit(run, job)))
-                if len(pending) >= AHEAD * len(scorers):
-                    done, future = pending.popleft()
-                    yield done, *future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, *future.result()
-        finally:  # stopped early (Ctrl-C, closed stream): drop what has not started
-            executor.shutdown(wait=True, cancel_futures=True)
-            scorers[0].pinned = None
+        """Each chunk's label scores (or the exception that failed it) and seconds, in order
+        (`scored_side_by_side`)."""
+        yield from scored_side_by_side(self._pool(n_jobs), jobs, prefix, continuations)
 
     def close(self) -> None:
         for sibling in self._siblings:
@@ -299,13 +329,8 @@ class LocalLabeler:
         return self.bf16
 
     def _workers(self) -> int:
-        """Decoders run side by side: one per thread allowed (``n_threads``, else
-        ``LABELLOOP_THREADS``, else one per core this process may use)."""
-        from labelloop.labelers.llama_scorer import available_cores, threads_override
-
-        if self.workers is not None:
-            return self.workers
-        return self.n_threads or threads_override() or available_cores()
+        """Decoders run side by side (`workers_allowed`)."""
+        return workers_allowed(self.workers, self.n_threads)
 
     def _load(self) -> LlamaScorer:
         if self._scorer is None:
@@ -321,11 +346,7 @@ class LocalLabeler:
 
     def _pool(self, n_jobs: int) -> list[LlamaScorer]:
         """The scorers for `n_jobs` chunks: the first one, and siblings made on first use."""
-        first = self._load()
-        wanted = max(1, min(self._workers(), n_jobs))
-        while 1 + len(self._siblings) < wanted:
-            self._siblings.append(first.sibling())
-        return [first, *self._siblings[: wanted - 1]]
+        return scorer_pool(self._load(), self._siblings, min(self._workers(), n_jobs))
 
     def _job(self, texts: Sequence[str], rows: range) -> _Job:
         suffixes, cut = zip(*(self._suffix(texts[i]) for i in rows), strict=True)

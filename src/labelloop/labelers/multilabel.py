@@ -12,7 +12,9 @@ distribution: each is the probability that its label applies. Two backends:
   evaluated once into llama.cpp's cache, each item's text once on top of it, and per label a
   branch scoring the question followed by " yes" and by " no"; p(yes) is the two answers'
   softmax, with the label's content-free log-odds (half of them, as `LocalLabeler`'s
-  contextual calibration) taken off.
+  contextual calibration) taken off. Chunks of items are decoded side by side, as
+  `LocalLabeler` does, by single-threaded contexts on the shared weights, each holding the
+  prefix in its own cache; the probabilities are those of one context.
 
 Both return `MultiLabelResult`: `probs` maps every label to its own probability, `labels` is
 the decided set (p >= 1/2), `label` the most probable label, and `confidence` the probability
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from labelloop.labelers.base import (
 
 if TYPE_CHECKING:
     from labelloop.labelers.llama_scorer import LlamaScorer
+    from labelloop.labelers.local import _Job
 
 __all__ = [
     "DECISION_LABELS",
@@ -196,11 +198,16 @@ class LocalMultiLabeler:
     Parameters
     ----------
     model_path : a GGUF file.
-    n_threads : CPU threads for llama.cpp.
+    n_threads : CPU threads for llama.cpp; None (default): ``LABELLOOP_THREADS`` when set, else
+        one per core this process may use. Many items run as that many single-threaded
+        workers; a lone chunk runs on up to that many threads (as `LocalLabeler`).
     calibrate : take the content-free log-odds of each label (shrunk by `shrink`) off.
     shrink : how much of the content-free log-odds is kept out of the correction.
     max_item_tokens : longer item texts are cut (and flagged ``truncated``).
     chunk_items : items per streamed batch of results.
+    workers : chunks decoded side by side, each by a single-threaded llama.cpp context on the
+        same weights holding the shared prefix in its own cache; None: one per thread allowed
+        (see ``n_threads``). The probabilities do not depend on it.
     """
 
     multi_label = True
@@ -210,11 +217,12 @@ class LocalMultiLabeler:
         model_path: str,
         *,
         model_id: str | None = None,
-        n_threads: int = 2,
+        n_threads: int | None = None,
         calibrate: bool = True,
         shrink: float = 0.5,
         max_item_tokens: int = 256,
         chunk_items: int = 16,
+        workers: int | None = None,
     ) -> None:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"GGUF model file not found: {model_path}")
@@ -223,7 +231,9 @@ class LocalMultiLabeler:
         self.n_threads = n_threads
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
+        self.workers = workers
         self._scorer: LlamaScorer | None = None
+        self._siblings: list[LlamaScorer] = []  # more decoders on the same weights
         self._scorer_shape: tuple[int, int] = (0, 0)
         self._content_free: dict[str, np.ndarray] = {}
 
@@ -252,6 +262,12 @@ class LocalMultiLabeler:
         head = instructions(PREFIX_TEMPLATE, task, GUIDELINES_CHARS)
         return head + ITEM_OPEN
 
+    def decision_chars(self, task: LabelTask) -> int:
+        """Characters each item adds to its text: the closing fence, and per label the question
+        with each of its two answers (as `prelabel --dry-run` counts what the model reads)."""
+        questions = (len(QUESTION.format(label=escape_fenced(label))) for label in task.labels)
+        return len(ITEM_CLOSE) + sum(2 * q + len(" yes") + len(" no") for q in questions)
+
     def log_odds(self, texts: Sequence[str], task: LabelTask) -> np.ndarray:
         """Raw log p(yes) - log p(no) per item and label, shape (n, L)."""
         scorer, continuations = self._ready(task)
@@ -265,21 +281,29 @@ class LocalMultiLabeler:
         """Yield ``(index, MultiLabelResult)`` chunk by chunk, in input order."""
         if not texts:
             return
+        from labelloop.labelers.local import scored_side_by_side, scorer_pool, workers_allowed
+
         prior = self._prior(task) if self.calibrate else np.zeros(len(task.labels))
         scorer, continuations = self._ready(task)
-        for start in range(0, len(texts), self.chunk_items):
-            rows = range(start, min(len(texts), start + self.chunk_items))
-            began = time.perf_counter()
-            suffixes, cut = zip(*(self._suffix(scorer, texts[i]) for i in rows), strict=True)
-            try:
-                scores = scorer.score(suffixes, continuations)
-            except Exception as exc:  # a model failure fails these items; the run goes on
+        prefix = scorer.tokenize(self.prefix_text(task), bos=scorer.add_bos)
+        chunks = [
+            range(start, min(len(texts), start + self.chunk_items))
+            for start in range(0, len(texts), self.chunk_items)
+        ]
+        jobs = (self._job(scorer, texts, rows) for rows in chunks)  # tokenized as workers go
+        scorers = scorer_pool(
+            scorer, self._siblings, min(workers_allowed(self.workers, self.n_threads), len(chunks))
+        )
+        for (rows, suffixes, cut), outcome, seconds in scored_side_by_side(
+            scorers, jobs, prefix, continuations
+        ):
+            if isinstance(outcome, Exception):  # a model failure fails these items; the run goes on
                 for i, truncated in zip(rows, cut, strict=True):
-                    yield i, _failed(f"{type(exc).__name__}: {exc}", truncated=truncated)
+                    yield i, _failed(f"{type(outcome).__name__}: {outcome}", truncated=truncated)
                 continue
-            odds = scores[:, 0::2] - scores[:, 1::2] - prior
+            odds = outcome[:, 0::2] - outcome[:, 1::2] - prior
             p_yes = 1.0 / (1.0 + np.exp(-odds))
-            per_item = (time.perf_counter() - began) / len(rows)
+            per_item = seconds / len(rows)
             for k, i in enumerate(rows):
                 yield (
                     i,
@@ -293,6 +317,9 @@ class LocalMultiLabeler:
                 )
 
     def close(self) -> None:
+        for sibling in self._siblings:
+            sibling.close()
+        self._siblings = []
         if self._scorer is not None:
             self._scorer.close()
             self._scorer = None
@@ -331,6 +358,10 @@ class LocalMultiLabeler:
         )
         self._scorer_shape = need
         return self._scorer
+
+    def _job(self, scorer: LlamaScorer, texts: Sequence[str], rows: range) -> _Job:
+        suffixes, cut = zip(*(self._suffix(scorer, texts[i]) for i in rows), strict=True)
+        return rows, list(suffixes), list(cut)
 
     def _suffix(self, scorer: LlamaScorer, text: str) -> tuple[list[int], bool]:
         """The item's own tokens: its (escaped, bounded) text and the closing fence."""

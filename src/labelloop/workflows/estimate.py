@@ -8,6 +8,10 @@ answers in the project, else `ANSWER_TOKENS`. Cost uses the labeler's price tabl
 Time: an embedded model labels a sample of the items (nothing is stored, its start-up is not
 counted); an endpoint's is its earlier answers' latency spread over the concurrency, unknown
 before its first run.
+
+Multi-label projects: an endpoint is asked one yes/no request per label and item
+(`PerLabelDecisions`), so every label's request counts; the embedded model reads each text once
+and then, per label, a question with its two answers (`LocalMultiLabeler`), which count too.
 """
 
 from __future__ import annotations
@@ -104,41 +108,51 @@ def estimate_prelabel(
     project: Project, labeler: Any, *, limit: int | None = None, retry_failed: bool = True
 ) -> PrelabelEstimate:
     """The items, tokens, cost and time of `prelabel` with this labeler (see the module doc)."""
+    from ..labelers.multilabel import LocalMultiLabeler, PerLabelDecisions, decision_task
     from ..labelers.openai import OpenAILabeler, build_messages, estimate_cost, system_prompt
 
     examples = [(text, label) for _, text, label in few_shot_examples(project)]
     task = project.label_task(examples)
     model, version = labeler.model_id, labeler.prompt_version(task)
     pending = _pending(project, model, version, limit, retry_failed)
-    remote = isinstance(labeler, OpenAILabeler)
+    per_label = isinstance(labeler, PerLabelDecisions)
+    backend = labeler.inner if per_label else labeler  # what answers each request
+    asked = [decision_task(task, label) for label in task.labels] if per_label else [task]
+    remote = isinstance(backend, OpenAILabeler)
     n, text_chars = stored_items.text_chars(
-        project.store, pending, labeler.max_chars if remote else None
+        project.store, pending, backend.max_chars if remote else None
     )
     notes = [f"input tokens counted as characters / {CHARS_PER_TOKEN:g}"]
+    if per_label:
+        notes.append(f"one request per label: {len(asked)} per item")
     if remote:
-        shots = select_examples(task.examples, task.labels, labeler.examples_per_label)
-        empty, _ = build_messages("", system_prompt(task, shots), labeler.max_chars)
-        per_item = sum(len(m["content"]) for m in empty)  # everything but the text itself
-        tokens_in = math.ceil((n * per_item + text_chars) / CHARS_PER_TOKEN)
+        per_item = 0  # everything but the text itself, in every request about an item
+        for request in asked:
+            shots = select_examples(request.examples, request.labels, backend.examples_per_label)
+            empty, _ = build_messages("", system_prompt(request, shots), backend.max_chars)
+            per_item += sum(len(m["content"]) for m in empty)
+        tokens_in = math.ceil((n * per_item + len(asked) * text_chars) / CHARS_PER_TOKEN)
     else:  # the embedded model reads the shared instructions once, then each text
-        tokens_in = math.ceil(text_chars / CHARS_PER_TOKEN)
+        extra = labeler.decision_chars(task) if isinstance(labeler, LocalMultiLabeler) else 0
+        tokens_in = math.ceil((text_chars + n * extra) / CHARS_PER_TOKEN)
     answered, tokens_out_mean, latency = predictions.answer_history(
         project.store, project.id, model
     )
-    if tokens_out_mean is None and remote:
-        tokens_out_mean = ANSWER_TOKENS * labeler.self_consistency
+    if tokens_out_mean is None and remote:  # an item's answers: one per request about it
+        tokens_out_mean = ANSWER_TOKENS * backend.self_consistency * len(asked)
         notes.append(f"output tokens assumed: {tokens_out_mean} per item (no earlier answers)")
     tokens_out = math.ceil(n * tokens_out_mean) if remote and tokens_out_mean else 0
     price = None
     cost = 0.0
     if remote:
-        cost = estimate_cost(model, tokens_in, tokens_out, labeler.price_per_mtok)
-        price = labeler.price_per_mtok or (
+        cost = estimate_cost(model, tokens_in, tokens_out, backend.price_per_mtok)
+        price = backend.price_per_mtok or (
             1e6 * estimate_cost(model, 1, 0),
             1e6 * estimate_cost(model, 0, 1),
         )
     if remote:
-        speed = labeler.concurrency / latency if latency else None
+        # An item's recorded latency is the sum of its requests', which run `concurrency` at once.
+        speed = backend.concurrency / latency if latency else None
         time_from = f"latency of {answered} earlier answers" if latency else None
         if speed is None:
             notes.append("time unknown: no earlier answers from this model (try --limit 20)")

@@ -22,10 +22,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import review
+from ..active.stopping import (
+    StabilizingLabelSets,
+    label_budget,
+    pool_uncertainty,
+    stop_set,
+    target_accuracy,
+)
 from ..errors import InputError, NotReadyError
 from ..multilabel.sets import indicator, label_probabilities
 from ..review import waiting
 from ..review.common import Result, Stats
+from ..store import items as stored_items
+from ..store import rounds
 from ..store.labelsets import (
     gold_probabilities,
     labeled_set_probabilities,
@@ -294,10 +303,18 @@ class MultiLabelSelection(Result):
 
 
 def select(
-    project: Project, strategy: str, k: int, *, random_state: int = 0, **_: Any
+    project: Project,
+    strategy: str,
+    k: int,
+    *,
+    random_state: int = 0,
+    label_budget_total: int | None = None,
+    target: float | None = None,
+    **_: Any,
 ) -> MultiLabelSelection:
     """Queue the `k` pool items the multi-label `strategy` ranks first (see
-    `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc)."""
+    `active.strategies.multilabel`: ml-mean-uncertainty, ml-max-uncertainty, mmc), and check
+    the stopping rules (`_stopping`)."""
     from ..active.strategies import MULTILABEL_STRATEGIES, get_multilabel_strategy
     from ..review.queues import enqueue
     from ..vocabulary import Queue
@@ -327,15 +344,106 @@ def select(
     picked = chooser.select(k, proba=proba, labeled_mask=done, random_state=random_state)
     chosen = [pool[int(i)][0] for i in picked]
     queued = enqueue(project, chosen, queue=Queue.ACTIVE)
-    return MultiLabelSelection(
+    trusted = sum(final is not None for *_, final in pool)
+    stopping, decisions = _stopping(
+        project,
+        [item_id for item_id, *_ in pool],
+        proba,
+        done,
+        calibrated=calibrator is not None,
+        trusted=trusted,
+        budget=label_budget_total,
+        target=target,
+    )
+    uids = stored_items.uids_of(project.store, project.id, chosen) if chosen else {}
+    rounds.save_round(
+        project.store,
+        project.id,
         strategy,
         k,
-        len(chosen),
-        queued,
-        sum(final is not None for *_, final in pool),
-        # Stopping rules read the student's learning curve; no student is trained here yet.
-        {"stop": None, "why": "stopping rules need the student"},
+        [uids[item_id] for item_id in chosen],
+        {"trusted_labels": trusted, "stopping": stopping, "stop_set_decisions": decisions},
     )
+    return MultiLabelSelection(strategy, k, len(chosen), queued, trusted, stopping)
+
+
+#: Stopping rule `pool_uncertainty`: the largest mean per-label uncertainty of calibrated
+#: decisions on the unlabeled items (their expected share of wrong decisions) at which to stop.
+UNCERTAINTY_BOUND = 0.05
+
+
+def _stopping(
+    project: Project,
+    ids: list[int],
+    proba: np.ndarray,
+    done: np.ndarray,
+    *,
+    calibrated: bool,
+    trusted: int,
+    budget: int | None,
+    target: float | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The single-label rules for label sets, each decision with its reason, and `stop` when
+    any says so: the label budget; the target subset accuracy of the calibrated sets on gold
+    (Clopper–Pearson lower bound); stabilising decisions, every label's on a fixed stop set
+    (`StabilizingLabelSets`); and, once calibrated, the pool's mean per-label uncertainty
+    below `UNCERTAINTY_BOUND`. Also this round's decisions on the stop set, which the next
+    round compares with (one string of 0/1 per item).
+
+    A round counts towards stability only when people labeled items since the previous one:
+    `select` run again on the same answers sees the same decisions, which says nothing."""
+    labels = project.labels
+    rules: dict[str, Any] = {}
+    if budget is not None:
+        decision = label_budget(trusted, budget)
+        rules["label_budget"] = {"stop": decision.stop, "reason": decision.reason}
+    active = project.active_predictor()
+    if target is not None and active is not None:
+        with project.store.session() as session:
+            gold = gold_probabilities(session, project.id, *active)
+        match = np.zeros(len(gold), dtype=int)
+        if gold:
+            predicted = _matrix([p for p, _ in gold], labels)
+            calibrator = calibrator_in_force(project, active)
+            if calibrator is not None:
+                predicted = calibrator.transform(predicted)
+            truth = indicator([g for _, g in gold], labels).astype(bool)
+            match = np.all((predicted >= 0.5) == truth, axis=1).astype(int)
+        decision = target_accuracy(np.ones_like(match), match, target, measure="subset accuracy")
+        rules["target_accuracy"] = {"stop": decision.stop, "reason": decision.reason}
+    chosen = stop_set(ids)
+    current = [_bits(row) for row in proba[chosen] >= 0.5]
+    history: list[tuple[int, list[str]]] = []
+    for metrics in rounds.round_metrics(project.store, project.id):
+        previous = metrics.get("stop_set_decisions")
+        if previous and len(previous) == len(current):
+            history.append((int(metrics.get("trusted_labels", 0)), previous))
+    history.append((trusted, current))
+    # Of rounds with no new answers in between, the latest stands for them all.
+    counted = [
+        bits
+        for (answers, bits), after in zip(history, [*history[1:], None], strict=True)
+        if after is None or after[0] != answers
+    ]
+    stability = StabilizingLabelSets(labels=labels)
+    for bits in counted:
+        decision = stability.update(np.array([[c == "1" for c in b] for b in bits], dtype=bool))
+    rules["stabilizing_predictions"] = {"stop": decision.stop, "reason": decision.reason}
+    if calibrated:
+        decision = pool_uncertainty(proba[~done], UNCERTAINTY_BOUND, labels)
+        rules["pool_uncertainty"] = {"stop": decision.stop, "reason": decision.reason}
+    else:
+        rules["pool_uncertainty"] = {
+            "stop": False,
+            "reason": "needs calibrated probabilities: run `labelloop calibrate`",
+        }
+    rules["stop"] = any(verdict["stop"] for verdict in rules.values())
+    return rules, current
+
+
+def _bits(row: np.ndarray) -> str:
+    """One item's decisions as a string of 0/1, a label per character."""
+    return "".join("1" if applies else "0" for applies in row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from ..active import (
     select_round,
     target_accuracy,
 )
+from ..active.stopping import stop_set as stop_set_of
 from ..active.strategies import StrategyNotReady
 from ..errors import InputError
 from ..review.common import Result
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..project import Project
 
 ACTIVE_QUEUE = Queue.ACTIVE
-STOP_SET_SIZE = 2_000
 COMMITTEE_SIZE = 5
 
 
@@ -65,12 +64,6 @@ def _llm_proba(project: Project, pool: Any) -> np.ndarray | None:
         return None
     probs = max(components.values(), key=lambda p: int((~np.isnan(p).any(axis=1)).sum()))
     return np.where(np.isnan(probs), 1.0 / probs.shape[1], probs)
-
-
-def _stop_set(ids: list[int]) -> np.ndarray:
-    """A fixed pseudo-random subset of items whose predictions are compared across rounds."""
-    keys = [hashlib.blake2b(str(i).encode(), digest_size=8).digest() for i in ids]
-    return np.argsort(keys)[:STOP_SET_SIZE]
 
 
 def select(
@@ -191,7 +184,7 @@ def _stopping(
     if target is not None and gold.any():
         decision = target_accuracy(pool.y[gold], predictions[gold], target)
         decisions["target_accuracy"] = {"stop": decision.stop, "reason": decision.reason}
-    stop_set = _stop_set(pool.ids)
+    stop_set = stop_set_of(pool.ids)
     rule = StabilizingPredictions()
     for metrics in rounds.round_metrics(project.store, project.id):
         previous = metrics.get("stop_set_predictions")
