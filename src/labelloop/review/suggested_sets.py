@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..multilabel import PerLabelCalibrator
 from ..multilabel.sets import label_probabilities
 from ..store import Connection
 from ..store import labelsets as store
@@ -42,6 +41,8 @@ def suggested_set(conn: Connection, item_id: int) -> SuggestedSet | None:
     stored = store.calibrator_in_force(conn, row.project_id, row.model, row.prompt_version)
     calibrated = stored is not None and stored.get("kind") == "per_label"
     if stored is not None and calibrated:
+        from ..multilabel import PerLabelCalibrator  # scikit-learn: only for such a project
+
         proba = PerLabelCalibrator.from_dict(stored).transform(proba)
     probs = {
         label: None if missing[j] else round(float(proba[0, j]), 4)

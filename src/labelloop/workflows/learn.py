@@ -129,22 +129,29 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
     """Per-label probabilities of every labeler (model @ prompt version); NaN rows if missing."""
     labels = project.labels
     position = {item_id: i for i, item_id in enumerate(pool.ids)}
-    components: dict[str, np.ndarray] = {}
+    soft = [0.1 / max(len(labels) - 1, 1)] * len(labels)
+    found: dict[str, tuple[list[int], list[list[float]]]] = {}
     for answer in predictions.labeler_answers(project.store, project.id, DERIVED):
-        name = f"{answer.model}@{answer.prompt_version}"
-        if name not in components:
-            components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+        rows, vectors = found.setdefault(f"{answer.model}@{answer.prompt_version}", ([], []))
         probs, label = answer.probs, answer.label
         if probs and all(k in probs for k in labels):
-            vector = np.array([float(probs[k]) for k in labels])
+            vector = [float(probs[k]) for k in labels]
         elif label in labels:  # a bare label: a soft one-hot
-            vector = np.full(len(labels), 0.1 / max(len(labels) - 1, 1))
+            vector = soft.copy()
             vector[labels.index(label)] = 0.9
         else:
             continue
-        total = vector.sum()
-        if total > 0:
-            components[name][position[answer.item_id]] = vector / total
+        rows.append(position[answer.item_id])
+        vectors.append(vector)
+    components: dict[str, np.ndarray] = {}
+    for name, (rows, vectors) in found.items():
+        components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+        if not rows:
+            continue
+        matrix = np.array(vectors, dtype=float)
+        totals = matrix.sum(axis=1)
+        kept = totals > 0
+        components[name][np.array(rows)[kept]] = matrix[kept] / totals[kept, None]
     return components
 
 
@@ -560,10 +567,11 @@ def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, A
 
     def values(p: np.ndarray) -> dict[str, Any]:
         best = int(np.argmax(p))
+        row = p.tolist()  # Python floats, as float() of each
         return {
             "label": labels[best],
-            "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
-            "confidence": float(p[best]),
+            "probs": dict(zip(labels, row, strict=True)),
+            "confidence": row[best],
         }
 
     return values
