@@ -3,13 +3,16 @@
 Each checkout runs `simulate_loop` (the loop only: routing queue → answers → `learn`, which
 recalibrates and re-routes) in a process of its own with its own `src` first on the path; both
 share one cache, so the embedded LLM pre-labels each pool once and both read the same answers.
-`--no-llm` plays the loop with the student and its stack alone. Reported per corpus: each
+`--no-llm` plays the loop with the student and its stack alone; `--learning JSON` gives this
+checkout's runs that project setting (how `learn` trains; the baseline keeps its defaults), so
+a setting is measured against the same checkout without it. Reported per corpus: each
 checkout's accuracy of the finished dataset at the goal's effort and at the budget, its routing
 predictor's held-out ECE at the end, and the paired difference (this − baseline) per repeat.
 
     git worktree add /tmp/labelloop-main main
     PYTHONPATH=src python bench/bench_loop_versus.py --baseline /tmp/labelloop-main/src \
         [--corpus NAME] [--items 600] [--gold 60] [--repeats 1] [--budget 0.4] [--batch 20]
+        [--learning '{"fine_tune": true}']
 """
 
 from __future__ import annotations
@@ -36,10 +39,15 @@ SRC = HERE.parent / "src"
 
 def child(args: argparse.Namespace) -> None:
     """Run the loop with whatever `labelloop` is first on the path; JSON on stdout."""
+    import logging
+
     from labelloop.active import get_embedder
     from labelloop.labelers import get_labeler
     from labelloop.loop_simulation import Setting, simulate_loop
 
+    # The cost of each fine-tune of the student's encoder, when `--learning` asks for them.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger("labelloop.workflows.finetune").setLevel(logging.INFO)
     corpus = args.corpus[0]
     task, _, target, _ = TASKS[corpus]
     items = sample(corpus, args.items)
@@ -61,6 +69,7 @@ def child(args: argparse.Namespace) -> None:
             settings=[Setting("loop", not args.no_llm, "review", True)],
             cache=args.cache,
             log=lambda m: print(m, file=sys.stderr, flush=True),
+            **({"learning": json.loads(args.learning)} if args.learning else {}),
         )
     finally:
         if labeler is not None:
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--llm-tokens", type=int, default=48, help="BBC News only")
     parser.add_argument("--no-llm", action="store_true")
+    parser.add_argument("--learning", help="this checkout's `learning` setting (JSON)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "labelloop-loop")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,19 +157,24 @@ def main() -> None:
             *(["--no-llm"] if args.no_llm else []),
         ]
         results, times = {}, {}
-        for name, src in (("baseline", args.baseline), ("this", SRC)):
-            results[name], times[name] = run_checkout(src, argv)
+        learning = ["--learning", args.learning] if args.learning else []
+        for name, src, extra in (("baseline", args.baseline, []), ("this", SRC, learning)):
+            results[name], times[name] = run_checkout(src, [*argv, *extra])
         text = compare(corpus, results, goal, args.budget) + (
             f" {args.items} items, {args.gold} gold, {args.repeats} repeats, batch "
             f"{args.batch}. Wall time {times['baseline'] / 60:.0f} + {times['this'] / 60:.0f} "
             f"min; load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
         )
         print(text, flush=True)
-        what = "no LLM" if args.no_llm else "embedded LLM"
+        what = ("no LLM" if args.no_llm else "embedded LLM") + (
+            f", learning {args.learning}" if args.learning else ""
+        )
         command = (
             f"PYTHONPATH=src python bench/bench_loop_versus.py --baseline MAIN/src --corpus "
             f"'{corpus}' --items {args.items} --gold {args.gold} --repeats {args.repeats} "
-            f"--budget {args.budget} --batch {args.batch}" + (" --no-llm" if args.no_llm else "")
+            f"--budget {args.budget} --batch {args.batch}"
+            + (" --no-llm" if args.no_llm else "")
+            + (f" --learning '{args.learning}'" if args.learning else "")
         )
         write_section(
             f"The loop against a baseline checkout: {corpus}, {what}",

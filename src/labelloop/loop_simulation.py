@@ -307,8 +307,10 @@ def play(
     embedder: Any,
     random_state: int,
     confidence_level: float | None = None,
+    learning: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """One run of one setting from a copy of `template`; the measure after every round.
+    `learning` is the project setting of that name (how `learn` trains), None for defaults.
 
     Calibration aims routing at the target accuracy (`calibrate --target-accuracy`, with
     `--confidence-level` when given), so the routing queue holds what the predictor believes
@@ -321,6 +323,8 @@ def play(
     aim = {"target_accuracy": target, "confidence_level": confidence_level}
     with _open(folder) as project:
         project.add_items(_records(items, gold, True), id_col="id", split="gold")
+        if learning:
+            project.update_settings(learning=learning)
         annotator = project.annotator_id(ANNOTATOR)
 
         def learned() -> bool:
@@ -390,6 +394,7 @@ def simulate_loop(
     level: float = 0.9,
     random_state: int = 0,
     log: Log | None = None,
+    learning: dict[str, Any] | None = None,
 ) -> LoopSimulation:
     """Accuracy of the finished dataset against human effort for the loop and its baselines.
 
@@ -400,9 +405,14 @@ def simulate_loop(
     gold set, which every setting shares (a paired comparison). Returns per setting the mean
     curve with a t interval over repeats, the effort to reach `target_accuracy` (mean, t
     interval, repeats that reached it) and its ratio to random review order's with a paired
-    bootstrap interval, plus every run's own points.
+    bootstrap interval, plus every run's own points. `learning` is the project setting of that
+    name every run's `learn` reads (e.g. `{"fine_tune": true}`); None keeps the defaults.
     """
     log = log or (lambda _message: None)
+    if learning is not None:
+        from .workflows.learn import LEARNING, LearnOptions
+
+        LearnOptions.from_settings({LEARNING: learning})  # a bad setting fails before any run
     n = len(items.uids)
     _check(items, n_gold, budget, batch, repeats, target_accuracy, strategies)
     if confidence_level is not None and not 0.0 < confidence_level < 1.0:
@@ -442,6 +452,7 @@ def simulate_loop(
                         embedder=embedder,
                         random_state=random_state + 1000 * r,
                         confidence_level=confidence_level,
+                        learning=learning,
                     )
                 finally:
                     shutil.rmtree(run_dir, ignore_errors=True)

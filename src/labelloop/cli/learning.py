@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..errors import InputError
 from .app import app
 from .common import (
     DbUrl,
@@ -53,6 +54,13 @@ def _render_learn(r: Learned | MultiLabelLearned) -> None:
     if r.weak_labelers:
         out.print(
             "  below the majority-class rate, left out of the stack: " + ", ".join(r.weak_labelers)
+        )
+    if r.fine_tune:
+        t = r.fine_tune
+        out.print(
+            f"student encoder fine-tuned on {t['labels']} people's labels ({t['pairs']} pairs, "
+            f"{t['cpu_seconds']} CPU s)",
+            highlight=False,
         )
     out.print(f"stack weights: {json.dumps(r.stack_weights)}", highlight=False)
     out.print(f"best predictor (lowest log loss): {r.best} — now used for routing")
@@ -227,6 +235,13 @@ def simulate(
         typer.Option(help="With --loop: keep LLM answers and embeddings here for later runs."),
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write the curves as a PNG.")] = None,
+    learning: Annotated[
+        str | None,
+        typer.Option(
+            help="With --loop: how `learn` trains, as the project setting `learning` (JSON, e.g. "
+            "'{\"fine_tune\": true}')."
+        ),
+    ] = None,
     as_json: JsonOut = False,
 ) -> None:
     """Learning curves on a labeled file with gold labels as the oracle; with --loop, the whole
@@ -249,6 +264,7 @@ def simulate(
             confidence_level=_certified(confidence_level),
             cache=cache,
             plot=plot,
+            learning=_json_mapping("--learning", learning),
             as_json=as_json,
         )
         return
@@ -269,6 +285,19 @@ def simulate(
         plot=plot,
     )
     emit(result, as_json, lambda r: out.print(format_simulation(r.curves), highlight=False))
+
+
+def _json_mapping(option: str, text: str | None) -> dict[str, Any] | None:
+    """A JSON object given on the command line, or InputError naming the option."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{option} must be a JSON object: {exc}", value=text) from exc
+    if not isinstance(value, dict):
+        raise InputError(f"{option} must be a JSON object", value=text)
+    return value
 
 
 def _certified(level: float | None) -> float | None:

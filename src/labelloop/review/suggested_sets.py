@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..multilabel import LABEL_CALIBRATOR_KINDS, label_calibrator_from_dict
 from ..multilabel.sets import label_probabilities
 from ..store import Connection
 from ..store import labelsets as store
@@ -40,9 +39,14 @@ def suggested_set(conn: Connection, item_id: int) -> SuggestedSet | None:
     missing = np.isnan(raw[0])
     proba = np.where(np.isnan(raw), 0.5, np.clip(raw, 0.0, 1.0))
     stored = store.calibrator_in_force(conn, row.project_id, row.model, row.prompt_version)
-    calibrated = stored is not None and stored.get("kind") in LABEL_CALIBRATOR_KINDS
-    if stored is not None and calibrated:
-        proba = label_calibrator_from_dict(stored).transform(proba)
+    calibrated = False
+    if stored is not None:
+        # scikit-learn: only for a project calibrated per label
+        from ..multilabel import LABEL_CALIBRATOR_KINDS, label_calibrator_from_dict
+
+        calibrated = stored.get("kind") in LABEL_CALIBRATOR_KINDS
+        if calibrated:
+            proba = label_calibrator_from_dict(stored).transform(proba)
     probs = {
         label: None if missing[j] else round(float(proba[0, j]), 4)
         for j, label in enumerate(labels)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from .bulk import bulk_insert
 from .db import Store
@@ -56,6 +56,14 @@ def save_vectors(
         ]
         bulk_insert(session, table_of(Embedding), rows)
     return len(rows)
+
+
+def drop_vectors(store: Store, project_id: int, model: str) -> None:
+    """Forget the project's vectors under `model` (an encoder that was replaced)."""
+    with store.session() as session:
+        session.execute(
+            delete(Embedding).where(Embedding.project_id == project_id, Embedding.model == model)
+        )
 
 
 def items_without_vector(project_id: int, model: str) -> ItemRows:

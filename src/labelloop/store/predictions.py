@@ -275,9 +275,17 @@ def to_calibrate(
     version: str,
     item_ids: Sequence[int] | None = None,
 ) -> list[Any]:
-    """(id, label, probs, confidence) of one key's predictions (all, or on these items), by id:
-    what a calibrator reads to write calibrated labels and confidences."""
-    query = select(Prediction.id, Prediction.label, Prediction.probs, Prediction.confidence).where(
+    """(id, label, probs, confidence, calibrated_label, calibrated_confidence) of one key's
+    predictions (all, or on these items), by id: what a calibrator reads to write calibrated
+    labels and confidences, and what they are now."""
+    query = select(
+        Prediction.id,
+        Prediction.label,
+        Prediction.probs,
+        Prediction.confidence,
+        Prediction.calibrated_label,
+        Prediction.calibrated_confidence,
+    ).where(
         Prediction.project_id == project_id,
         Prediction.model == model,
         Prediction.prompt_version == version,

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..vocabulary import ItemState, LabelSource, Split
-from .bulk import bulk_insert
+from .bulk import bulk_insert, bulk_update
 from .db import Record
 from .models import Item, Prediction, ProjectRow, ReviewTask, table_of
 
@@ -137,8 +137,7 @@ def stored_predictions(
 
 def replace_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Overwrite stored predictions by id (dict rows holding `id` and the new values)."""
-    if rows:
-        session.execute(update(Prediction), rows)
+    bulk_update(session, table_of(Prediction), rows)
 
 
 # ----------------------------------------------------------------------------- counts

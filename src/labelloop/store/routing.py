@@ -66,9 +66,16 @@ def route_items(
             state=ItemState.AUTO_ACCEPTED, final_label=Item.llm_label, final_source=LabelSource.LLM
         )
     )
+    already_in_review = and_(
+        Item.state == ItemState.IN_REVIEW, Item.final_label.is_(None), Item.final_source.is_(None)
+    )
     session.execute(
         update(Item)
-        .where(open_items, ~accept | Item.llm_label.is_(None) | CONFIDENCE.is_(None))
+        .where(
+            open_items,
+            ~accept | Item.llm_label.is_(None) | CONFIDENCE.is_(None),
+            ~already_in_review,  # rewriting a row with its own values costs a page write
+        )
         .values(state=ItemState.IN_REVIEW, final_label=None, final_source=None)
     )
     queued = select(ReviewTask.id).where(

@@ -111,13 +111,15 @@ def score_matrix(
     """
     if not rows:
         return None
-    matrix = np.empty((len(rows), len(labels)))
-    for i, (label, probs, _) in enumerate(rows):
-        if not probs or any(name not in probs for name in labels):
+    values = []
+    for label, probs, _ in rows:
+        if label is None or not probs or any(name not in probs for name in labels):
             return None
-        matrix[i] = [float(probs[name]) for name in labels]
-        if label is None or labels[int(np.argmax(matrix[i]))] != label:
-            return None
+        values.append([float(probs[name]) for name in labels])
+    matrix = np.array(values, dtype=float).reshape(len(rows), len(labels))
+    first = matrix.argmax(axis=1).tolist()  # the first largest, as `np.argmax` of each row
+    if any(labels[j] != label for j, (label, _, _) in zip(first, rows, strict=True)):
+        return None
     return matrix
 
 
@@ -273,21 +275,19 @@ def write_calibrated(
     session: Session, rows: Sequence[Any], labels: list[str], calibration: CalibrationRecord
 ) -> int:
     """Store the calibrated label and confidence of these prediction rows (id, label, probs,
-    confidence); returns how many could be calibrated."""
+    confidence, and the calibrated label and confidence they hold now: rows that already hold
+    theirs are not rewritten); returns how many could be calibrated."""
     calibrator = calibrator_from_dict(calibration.calibrator)
     use_matrix = calibration.calibrator.get("scores") == "probabilities"
     values = _calibrated(rows, labels, calibrator, use_matrix)
-    projects.replace_predictions(
-        session,
-        [
-            {
-                "id": row.id,
-                "calibrated_label": label if label != row.label else None,
-                "calibrated_confidence": confidence,
-            }
-            for row, (label, confidence) in zip(rows, values, strict=True)
-        ],
-    )
+    changed = []
+    for row, (label, confidence) in zip(rows, values, strict=True):
+        moved = label if label != row.label else None
+        if moved != row.calibrated_label or confidence != row.calibrated_confidence:
+            changed.append(
+                {"id": row.id, "calibrated_label": moved, "calibrated_confidence": confidence}
+            )
+    projects.replace_predictions(session, changed)
     return sum(confidence is not None for _, confidence in values)
 
 
@@ -301,8 +301,8 @@ def _calibrated(
     ]
     if not use_matrix:
         values = calibrator.transform(np.array([batch[i].confidence for i in usable], float))
-        for i, value in zip(usable, values, strict=True):
-            out[i] = (batch[i].label, float(value))
+        for i, value in zip(usable, np.asarray(values, dtype=float).tolist(), strict=True):
+            out[i] = (batch[i].label, value)
         return out
     matrix = score_matrix([(batch[i].label, batch[i].probs, None) for i in usable], labels)
     groups: list[tuple[list[int], np.ndarray | None]]
@@ -315,9 +315,10 @@ def _calibrated(
     for group, rows in groups:
         if rows is None:
             continue
-        values, predicted = calibrator.transform(rows), calibrator.predict(rows)
+        values = np.asarray(calibrator.transform(rows), dtype=float).tolist()
+        predicted = np.asarray(calibrator.predict(rows)).astype(int).tolist()
         for i, value, column in zip(group, values, predicted, strict=True):
-            out[i] = (labels[int(column)], float(value))
+            out[i] = (labels[column], value)
     return out
 
 

@@ -33,6 +33,7 @@ from ..store import items as stored_items
 from ..vocabulary import PEOPLE_SOURCES
 from .embed import is_corpus_fitted, item_embeddings
 from .engine import Engine, LocalEngine
+from .finetune import student_features
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -77,6 +78,7 @@ class Learned(Result):
     embedder: str
     calibration: dict[str, Any] | None = None  # the refit's summary, or why it was skipped
     route: dict[str, Any] | None = None  # re-routed with the settings last used
+    fine_tune: dict[str, Any] | None = None  # the student's fine-tuned encoder, when used
 
     def to_dict(self) -> dict[str, Any]:
         return without_unset(self)
@@ -101,6 +103,7 @@ class Pool:
     texts: list[str]
     y: np.ndarray  # label index, -1 where no trusted label
     excluded: np.ndarray  # few-shot examples: leaky for the LLM features
+    gold: np.ndarray  # gold items (their labels calibrate; the encoder is never tuned on them)
 
 
 def load_pool(project: Project) -> Pool:
@@ -118,6 +121,7 @@ def load_pool(project: Project) -> Pool:
         texts=[row.text for row in rows],
         y=y,
         excluded=np.array([row.id in few_shot for row in rows], dtype=bool),
+        gold=np.array([row.split == GOLD for row in rows], dtype=bool),
     )
 
 
@@ -125,22 +129,29 @@ def llm_components(project: Project, pool: Pool) -> dict[str, np.ndarray]:
     """Per-label probabilities of every labeler (model @ prompt version); NaN rows if missing."""
     labels = project.labels
     position = {item_id: i for i, item_id in enumerate(pool.ids)}
-    components: dict[str, np.ndarray] = {}
+    soft = [0.1 / max(len(labels) - 1, 1)] * len(labels)
+    found: dict[str, tuple[list[int], list[list[float]]]] = {}
     for answer in predictions.labeler_answers(project.store, project.id, DERIVED):
-        name = f"{answer.model}@{answer.prompt_version}"
-        if name not in components:
-            components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+        rows, vectors = found.setdefault(f"{answer.model}@{answer.prompt_version}", ([], []))
         probs, label = answer.probs, answer.label
         if probs and all(k in probs for k in labels):
-            vector = np.array([float(probs[k]) for k in labels])
+            vector = [float(probs[k]) for k in labels]
         elif label in labels:  # a bare label: a soft one-hot
-            vector = np.full(len(labels), 0.1 / max(len(labels) - 1, 1))
+            vector = soft.copy()
             vector[labels.index(label)] = 0.9
         else:
             continue
-        total = vector.sum()
-        if total > 0:
-            components[name][position[answer.item_id]] = vector / total
+        rows.append(position[answer.item_id])
+        vectors.append(vector)
+    components: dict[str, np.ndarray] = {}
+    for name, (rows, vectors) in found.items():
+        components[name] = np.full((len(pool.ids), len(labels)), np.nan)
+        if not rows:
+            continue
+        matrix = np.array(vectors, dtype=float)
+        totals = matrix.sum(axis=1)
+        kept = totals > 0
+        components[name][np.array(rows)[kept]] = matrix[kept] / totals[kept, None]
     return components
 
 
@@ -222,8 +233,13 @@ def learn(
     engine.prefill_embeddings(project, embedder)
     X = item_embeddings(project, embedder, pool.ids, pool.texts, progress)
     split = (n_splits, random_state)
+    tuned = student_features(project, pool, options, X, embedder, random_state)
     students = _Students(options, pool, trusted, len(labels), split)
-    students.add(STUDENT, X, lambda s: engine.predict(project, [s], pool.ids, X, embedder)[0])
+    students.add(
+        STUDENT,
+        tuned.X,
+        lambda s: engine.predict(project, [s], pool.ids, tuned.X, tuned.embedder)[0],
+    )
     if options.ngram_student:
         ngrams = ngram_features(pool.texts, seed=random_state)
         students.add(NGRAM_STUDENT, ngrams, lambda s: s.predict_proba(ngrams))
@@ -240,7 +256,7 @@ def learn(
         if extra is not None:
             probs = students.fit(extra)
             metrics, weak, used, stacked = _stack_all(components, probs, *stack_all)
-    version = model_version(embedder.model_id, used, n_splits, random_state, options)
+    version = model_version(tuned.embedder.model_id, used, n_splits, random_state, options)
     store_student_and_stack(
         project,
         version,
@@ -264,6 +280,7 @@ def learn(
         best=best,
         active_predictor=project.settings.get("active_predictor"),
         embedder=embedder.model_id,
+        fine_tune=tuned.fine_tune,
         **(recalibrate_and_route(project) if recalibrate else {}),
     )
 
@@ -347,7 +364,10 @@ class LearnOptions:
     students and the stack are then refitted. `ngram_student`: a second student on word and
     character n-grams of the pool's texts joins the stack. `student_c`: the students' inverse
     regularisation strength, or "auto" to take the one of `STUDENT_C_GRID` with the lowest
-    out-of-fold log loss at every fit.
+    out-of-fold log loss at every fit. `fine_tune`: the student reads the vectors of an encoder
+    fine-tuned contrastively on the people's labels (`workflows.finetune`; needs
+    `labelloop[finetune]`), once at least `fine_tune_min_labels` exist, again whenever they grew
+    by `fine_tune_growth`, on at most `fine_tune_pairs` pairs for `fine_tune_epochs` epochs.
     """
 
     self_training: bool = False
@@ -356,6 +376,11 @@ class LearnOptions:
     self_training_max_ratio: float = 4.0
     ngram_student: bool = False
     student_c: float | str = 1.0
+    fine_tune: bool = False
+    fine_tune_min_labels: int = 40
+    fine_tune_growth: float = 1.0
+    fine_tune_pairs: int = 200
+    fine_tune_epochs: int = 1
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> LearnOptions:
@@ -374,6 +399,15 @@ class LearnOptions:
             raise InputError(f"student_c must be a positive number or {AUTO!r}, not {c!r}")
         if options.self_training_weight < 0 or options.self_training_max_ratio < 0:
             raise InputError("self_training_weight and self_training_max_ratio must be >= 0")
+        if (
+            options.fine_tune_growth < 0
+            or min(options.fine_tune_min_labels, options.fine_tune_pairs, options.fine_tune_epochs)
+            < 1
+        ):
+            raise InputError(
+                "fine_tune_growth must be >= 0, and fine_tune_min_labels, fine_tune_pairs and "
+                "fine_tune_epochs >= 1"
+            )
         return options
 
 
@@ -533,10 +567,11 @@ def single_label_values(labels: list[str]) -> Callable[[np.ndarray], dict[str, A
 
     def values(p: np.ndarray) -> dict[str, Any]:
         best = int(np.argmax(p))
+        row = p.tolist()  # Python floats, as float() of each
         return {
             "label": labels[best],
-            "probs": {label: float(v) for label, v in zip(labels, p, strict=True)},
-            "confidence": float(p[best]),
+            "probs": dict(zip(labels, row, strict=True)),
+            "confidence": row[best],
         }
 
     return values

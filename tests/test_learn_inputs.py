@@ -1,0 +1,56 @@
+"""What `learn` and `select` read of the labelers' stored answers: one probability row per item."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelloop.labelers import LabelResult
+from labelloop.workflows.learn import llm_components, load_pool
+
+
+def test_each_labeler_answer_becomes_a_normalised_row_of_its_items(make_project):
+    project = make_project(labels=("a", "b", "c"))
+    project.add_items([{"id": f"i{n}", "text": f"item {n}"} for n in range(6)], id_col="id")
+    ids = [project.item_id(f"i{n}") for n in range(6)]
+    project.save_predictions(
+        "m1",
+        "v1",
+        [
+            (ids[0], LabelResult("a", {"a": 0.5, "b": 0.25, "c": 0.25}, 0.5)),
+            (ids[1], LabelResult("b", {"a": 1.0, "b": 2.0, "c": 1.0}, 0.5)),  # not summing to 1
+            (ids[2], LabelResult("c", None, 0.9)),  # a bare label: a soft one-hot
+            (ids[3], LabelResult("b", {"a": 0.4, "b": 0.6}, 0.6)),  # a label missing: bare
+            (ids[4], LabelResult("a", {"a": 0.0, "b": 0.0, "c": 0.0}, 0.0)),  # nothing: no row
+        ],
+    )
+    project.save_predictions("m2", "v9", [(ids[5], LabelResult("nonsense", None, 0.9))])
+    pool = load_pool(project)
+    got = llm_components(project, pool)
+    assert list(got) == ["m1@v1", "m2@v9"]
+    row = {item_id: n for n, item_id in enumerate(pool.ids)}
+    m1 = got["m1@v1"]
+    assert m1.shape == (6, 3)
+    np.testing.assert_array_equal(m1[row[ids[0]]], [0.5, 0.25, 0.25])
+    np.testing.assert_array_equal(m1[row[ids[1]]], [0.25, 0.5, 0.25])
+    np.testing.assert_array_equal(m1[row[ids[2]]], [0.05, 0.05, 0.9])
+    np.testing.assert_array_equal(m1[row[ids[3]]], [0.05, 0.9, 0.05])
+    assert np.isnan(m1[[row[ids[4]], row[ids[5]]]]).all()
+    assert np.isnan(got["m2@v9"]).all()  # a labeler whose only answer is no label
+
+
+def test_calibration_reads_probabilities_only_when_every_row_agrees_with_its_label():
+    from labelloop.workflows.calibrate import score_matrix
+
+    labels = ["a", "b", "c"]
+    rows = [("b", {"a": 0.2, "b": 0.5, "c": 0.3}, None), ("a", {"a": 0.4, "b": 0.4, "c": 0.2}, 1)]
+    np.testing.assert_array_equal(score_matrix(rows, labels), [[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]])
+    assert score_matrix([], labels) is None
+    tie_read_last = [("b", {"a": 0.4, "b": 0.4, "c": 0.2}, None)]  # a tie goes to the first
+    for bad in (
+        tie_read_last,
+        [("c", {"a": 0.2, "b": 0.5, "c": 0.3}, None)],  # the label is not the largest
+        [(None, {"a": 0.2, "b": 0.5, "c": 0.3}, None)],  # no label
+        [("b", {"a": 0.5, "b": 0.5}, None)],  # a label missing
+        [("b", None, 0.5)],  # no probabilities
+    ):
+        assert score_matrix(rows + bad, labels) is None
