@@ -7,7 +7,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score, hamming_loss
 
 from labelloop.calibration import expected_calibration_error, reliability_bins
-from labelloop.multilabel import (
+from labelloop.multilabel.metrics import (
     clopper_pearson,
     hamming_accuracy,
     macro_f1,
