@@ -21,6 +21,7 @@ from sklearn.model_selection import KFold
 from labelloop.calibration import Calibrator, calibrator_from_dict, make_calibrator
 from labelloop.calibration import select_calibrator as select_binary_calibrator
 from labelloop.multilabel._validation import as_indicator, as_label_proba, same_shape
+from labelloop.multilabel.metrics import per_label_log_loss
 
 #: Methods that map one binary probability; "auto" picks among them by cross-validated log loss.
 BINARY_METHODS = ("none", "platt", "isotonic", "histogram")
@@ -128,8 +129,7 @@ def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _mean_log_loss(q: NDArray[np.float64], t: NDArray[np.bool_]) -> float:
     """Binary log loss over every (item, label) cell."""
-    c = np.clip(q, EPS, 1.0 - EPS)
-    return float(-np.where(t, np.log(c), np.log1p(-c)).mean())
+    return float(per_label_log_loss(q, t, EPS).mean())
 
 
 def _fit_shared_platt(

@@ -253,6 +253,15 @@ def _check_calibration_input(
     return t, p
 
 
+def per_label_log_loss(
+    proba: ArrayLike, y_true: ArrayLike, eps: float = 1e-6
+) -> NDArray[np.float64]:
+    """Each label's mean binary log loss, probabilities clipped to [eps, 1 - eps]."""
+    p = np.clip(np.asarray(proba, dtype=np.float64), eps, 1.0 - eps)
+    t = np.asarray(y_true, dtype=bool)
+    return np.asarray(-np.where(t, np.log(p), np.log1p(-p)).mean(axis=0), dtype=np.float64)
+
+
 def per_label_reliability(
     y_true: ArrayLike, proba: ArrayLike, n_bins: int = 15
 ) -> list[ReliabilityBins]:

@@ -28,6 +28,7 @@ from ..calibration.metrics import auroc
 from ..errors import NotReadyError
 from ..labelers.multilabel import multi_label_result
 from ..multilabel import PerLabelPool, item_folds
+from ..multilabel.metrics import per_label_log_loss
 from ..multilabel.sets import indicator, label_probabilities
 from ..review.common import Result
 from ..store import GOLD, HUMAN_LABELED, predictions
@@ -139,8 +140,7 @@ def set_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str
         return dict.fromkeys(
             ("log_loss", "auroc", "micro_f1", "hamming_accuracy", "subset_accuracy"), None
         ) | {"n": 0, "per_label_log_loss": None}
-    clipped = np.clip(p, EPS, 1.0 - EPS)
-    losses = -np.where(t, np.log(clipped), np.log(1.0 - clipped)).mean(axis=0)
+    losses = per_label_log_loss(p, t, EPS)
     areas = [auroc(p[:, j], t[:, j]) for j in range(t.shape[1])]
     ranked = [a for a in areas if a == a]
     chosen = p >= 0.5
