@@ -191,3 +191,28 @@ def test_bf16_copy_is_written_once_and_scores_like_the_shipped_weights(tmp_path,
     assert not np.array_equal(shipped, reencoded)  # the copy is what ran
     versions = {LocalLabeler(source, bf16=b).prompt_version(TASK) for b in (False, True)}
     assert len(versions) == 2  # predictions of the two are never mixed
+
+
+def test_features_are_each_items_hidden_state_and_leave_the_probabilities_alone():
+    # The hidden state is read off the decode that scores the labels: the probabilities must
+    # be the same numbers as without it, and each item must get its own row (the same text
+    # scored at another place in the chunk finds its own state, not a neighbour's).
+    texts = POSITIVE + NEGATIVE
+    plain = LocalLabeler.embedded(features=False, workers=1)
+    kept = LocalLabeler.embedded(workers=1)
+    try:
+        without = dict(plain.label_stream(texts, TASK))
+        forward = dict(kept.label_stream(texts, TASK))
+        backward = dict(kept.label_stream(texts[::-1], TASK))
+    finally:
+        plain.close()
+        kept.close()
+    assert all(without[i].probs == forward[i].probs for i in without)
+    assert all(without[i].features is None for i in without)
+    F = np.stack([forward[i].features for i in range(len(texts))])
+    B = np.stack([backward[len(texts) - 1 - i].features for i in range(len(texts))])
+    assert F.dtype == np.float32 and F.shape[1] >= 64 and np.isfinite(F).all()
+    unit = lambda X: X / np.linalg.norm(X, axis=1, keepdims=True)  # noqa: E731
+    similarity = unit(F) @ unit(B).T
+    assert (similarity.argmax(axis=1) == np.arange(len(texts))).all(), similarity
+    assert np.diag(similarity).min() > 0.99

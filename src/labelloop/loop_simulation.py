@@ -208,6 +208,8 @@ def llm_template(
         task = LabelTask(project.task, project.labels)
     if labeler is not None:
         key = f"{labeler.model_id}@{labeler.prompt_version(task)}"
+        if getattr(labeler, "features", False):  # answers stored with the model's features
+            key += "+features"
     else:
         key = ",".join(f"{m}@{v}" for m, v in sorted(predictions or {}))
         key += hashlib.sha256(

@@ -14,7 +14,10 @@ import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "FENCE_END",
@@ -79,6 +82,9 @@ class LabelResult:
     # The number the model wrote, kept only where the endpoint gave no usable probabilities
     # (``confidence`` is then that same self-reported number, which routing must not trust).
     reported_confidence: float | None = None
+    # The model's own representation of the item where it gives the label (a local model's
+    # final hidden state): features a student can learn the task from. Stored beside the answer.
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "HIDDEN_TENSOR",
     "THREADS_ENV",
     "LlamaScorer",
     "LlamaWeights",
@@ -64,6 +65,72 @@ def _llama():
             llama_cpp.llama_backend_init()
             _BACKEND_READY = True
     return llama_cpp
+
+
+#: The graph node llama.cpp names the final, normed hidden state of each output row (the input
+#: of the output layer) in every model it builds.
+HIDDEN_TENSOR = b"result_norm"
+
+_GGML: Any = None
+
+
+def _ggml() -> Any:
+    """ggml's tensor functions (from the library llama_cpp ships) that reading a node needs."""
+    global _GGML
+    if _GGML is None:
+        import llama_cpp
+
+        folder = os.path.join(os.path.dirname(llama_cpp.__file__), "lib")
+        lib = ctypes.CDLL(os.path.join(folder, "libggml-base.so"))
+        lib.ggml_get_name.restype = ctypes.c_char_p
+        lib.ggml_get_name.argtypes = [ctypes.c_void_p]
+        lib.ggml_nelements.restype = ctypes.c_int64
+        lib.ggml_nelements.argtypes = [ctypes.c_void_p]
+        lib.ggml_nbytes.restype = ctypes.c_size_t
+        lib.ggml_nbytes.argtypes = [ctypes.c_void_p]
+        lib.ggml_backend_tensor_get.restype = None
+        lib.ggml_backend_tensor_get.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_size_t,
+        ]
+        _GGML = lib
+    return _GGML
+
+
+class HiddenCapture:
+    """Keeps the final hidden state of every output row of a decode, read from the graph as it
+    runs (llama.cpp's evaluation callback), so one decode yields both the rows' logits and the
+    states they were computed from.
+
+    Asking llama.cpp for embeddings instead makes it compute the output layer for every token
+    of the batch (a 262k-word vocabulary: several times the cost of the decode itself)."""
+
+    def __init__(self, n_embd: int) -> None:
+        self.n_embd = n_embd
+        self.parts: list[np.ndarray] = []
+        self._lib = _ggml()
+        self.callback = _llama().ggml_backend_sched_eval_callback(self._on_node)
+
+    def _on_node(self, tensor: int, ask: bool, user_data: Any) -> bool:
+        lib = self._lib
+        if lib.ggml_get_name(tensor) != HIDDEN_TENSOR:
+            return not ask  # not wanted; after a computed node: go on
+        if ask:
+            return True
+        values = np.empty(int(lib.ggml_nelements(tensor)), dtype=np.float32)
+        lib.ggml_backend_tensor_get(tensor, values.ctypes.data, 0, lib.ggml_nbytes(tensor))
+        self.parts.append(values)
+        return True
+
+    def rows(self) -> np.ndarray:
+        """The rows captured since the last call (one per output, in batch order)."""
+        if not self.parts:
+            return np.zeros((0, self.n_embd), dtype=np.float32)
+        rows = np.concatenate(self.parts).reshape(-1, self.n_embd)
+        self.parts = []
+        return rows
 
 
 def _ignore_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
@@ -220,6 +287,7 @@ class LlamaScorer:
         n_ubatch: int = 512,
         n_seq_max: int = 64,
         weights: LlamaWeights | None = None,
+        hidden: bool = False,
     ) -> None:
         ll = _llama()
         self._ll = ll
@@ -240,6 +308,21 @@ class LlamaScorer:
         self._ctx = None
         self.n_ctx = 0
         self._prefix: list[int] | None = None
+        n_embd = int(ll.llama_model_n_embd(self._model))
+        #: With `hidden`, each `score` also keeps every item's final hidden state at the position
+        #: that predicts its label (`take_hidden`).
+        self._capture = HiddenCapture(n_embd) if hidden else None
+        self._hidden: np.ndarray | None = None
+
+    @property
+    def hidden(self) -> bool:
+        return self._capture is not None
+
+    def take_hidden(self) -> np.ndarray | None:
+        """The hidden states of the items of the last `score`, shape (n, n_embd), once; None
+        unless the scorer keeps them."""
+        hidden, self._hidden = self._hidden, None
+        return hidden
 
     def sibling(self) -> LlamaScorer:
         """Another single-threaded scorer on the same loaded weights, with a context (and KV
@@ -251,6 +334,7 @@ class LlamaScorer:
             n_ubatch=self.n_ubatch,
             n_seq_max=self.n_seq_max,
             weights=self.weights,
+            hidden=self.hidden,
         )
 
     def _context_for(self, n_prefix: int) -> None:
@@ -273,6 +357,8 @@ class LlamaScorer:
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
         cparams.no_perf = True
+        if self._capture is not None:
+            cparams.cb_eval = self._capture.callback
         for name, value in (("kv_unified", True), ("swa_full", True)):
             if hasattr(cparams, name):  # shared prefix cells across sequences, no SWA eviction
                 setattr(cparams, name, value)
@@ -321,8 +407,12 @@ class LlamaScorer:
         if self._prefix is None:
             raise RuntimeError("set_prefix must be called first")
         out = np.empty((len(suffixes), len(continuations)))
+        hidden = None if self._capture is None else np.empty((len(suffixes), self._capture.n_embd))
         for rows in self._chunks(suffixes, continuations):
-            out[rows] = self._score_chunk([suffixes[i] for i in rows], continuations)
+            out[rows], states = self._score_chunk([suffixes[i] for i in rows], continuations)
+            if hidden is not None:
+                hidden[rows] = states
+        self._hidden = None if hidden is None else hidden.astype(np.float32)
         return out
 
     def _chunks(
@@ -352,7 +442,8 @@ class LlamaScorer:
 
     def _score_chunk(
         self, suffixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The items' label scores, and (when kept) their hidden states at the label position."""
         ll, mem = self._ll, self._mem
         n_prefix = len(self._prefix or [])
         multi = [j for j, c in enumerate(continuations) if len(c) > 1]
@@ -390,10 +481,21 @@ class LlamaScorer:
                 else:
                     wanted_token = np.array([continuations[j][k]])
                     scores[item, j] += _log_softmax_at(row, wanted_token, work)[0]
-            return scores
+            return scores, self._trunk_states(wanted)
         finally:
             for s in used_seqs:
                 ll.llama_memory_seq_rm(mem, s, -1, -1)
+
+    def _trunk_states(self, wanted: list[tuple[int, int, int]]) -> np.ndarray | None:
+        """Each item's hidden state where its label is predicted (its trunk's output row)."""
+        if self._capture is None:
+            return None
+        rows = self._capture.rows()
+        if len(rows) != len(wanted):
+            raise RuntimeError(
+                f"the model gave {len(rows)} hidden-state rows for {len(wanted)} outputs"
+            )
+        return rows[[index for index, (_, j, _) in enumerate(wanted) if j < 0]]
 
     def _fill(self, tokens: Sequence[tuple[int, int, tuple[int, ...], bool]]) -> None:
         batch = self._batch
@@ -424,6 +526,8 @@ class LlamaScorer:
             self._ll.llama_set_n_threads(self._ctx, threads, threads)
             self._threads_now = threads
         began = time.perf_counter()
+        if self._capture is not None:
+            self._capture.parts = []
         status = self._ll.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")

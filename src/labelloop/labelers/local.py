@@ -91,17 +91,23 @@ AHEAD = 4
 _Job = tuple[range, list[list[int]], list[bool]]
 
 
+#: One chunk's outcome: its label scores (or the exception that failed it), its seconds, and
+#: the items' hidden states when the scorer keeps them.
+_Scored = tuple[np.ndarray | Exception, float, np.ndarray | None]
+
+
 def _score_job(
     scorer: LlamaScorer, job: _Job, prefix: list[int], continuations: list[list[int]]
-) -> tuple[np.ndarray | Exception, float]:
-    """One chunk's label scores on `scorer` (or the exception that failed it), and its seconds."""
+) -> _Scored:
+    """One chunk's label scores on `scorer` (or the exception that failed it), its seconds,
+    and its items' hidden states (None unless the scorer keeps them)."""
     began = time.perf_counter()
     try:
         scorer.set_prefix(prefix)  # evaluated once per scorer
         scores: np.ndarray | Exception = scorer.score(job[1], continuations)
     except Exception as exc:  # reported per item by the caller
         scores = exc
-    return scores, time.perf_counter() - began
+    return scores, time.perf_counter() - began, scorer.take_hidden()
 
 
 def workers_allowed(workers: int | None, n_threads: int | None) -> int:
@@ -128,9 +134,9 @@ def scored_side_by_side(
     jobs: Iterator[_Job],
     prefix: list[int],
     continuations: list[list[int]],
-) -> Iterator[tuple[_Job, np.ndarray | Exception, float]]:
+) -> Iterator[tuple[_Job, np.ndarray | Exception, float, np.ndarray | None]]:
     """Each chunk's scores of `continuations` after `prefix` (or the exception that failed
-    it) and seconds, in input order.
+    it), seconds and hidden states (`_score_job`), in input order.
 
     With several scorers, chunks are decoded side by side, each by a single-threaded context
     on the shared weights, each holding the prefix in its own cache: no thread waits for
@@ -146,14 +152,14 @@ def scored_side_by_side(
     for scorer in scorers:
         idle.put(scorer)
 
-    def run(job: _Job) -> tuple[np.ndarray | Exception, float]:
+    def run(job: _Job) -> _Scored:
         scorer = idle.get()
         try:
             return _score_job(scorer, job, prefix, continuations)
         finally:
             idle.put(scorer)
 
-    pending: deque[tuple[_Job, Future[tuple[np.ndarray | Exception, float]]]] = deque()
+    pending: deque[tuple[_Job, Future[_Scored]]] = deque()
     executor = ThreadPoolExecutor(len(scorers), thread_name_prefix="labelloop-llama")
     scorers[0].pinned = 1  # one thread each, like its siblings, while they run
     try:
@@ -195,6 +201,9 @@ class LocalLabeler:
         context runs ``n_threads`` threads. The probabilities do not depend on it.
     bf16 : run a BF16 copy of the weights (same values, faster kernels; see ``reencode``),
         written once to the model cache. Default: when the CPU has AVX-512 BF16.
+    features : give each result the model's final hidden state where it predicts the label
+        (``LabelResult.features``): read off the same decode, so it costs no model time; a
+        student trained on them learns the task from the people's labels (``learn``).
     """
 
     def __init__(
@@ -211,6 +220,7 @@ class LocalLabeler:
         n_ubatch: int = 512,
         bf16: bool | None = None,
         workers: int | None = None,
+        features: bool = True,
     ) -> None:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"GGUF model file not found: {model_path}")
@@ -222,6 +232,7 @@ class LocalLabeler:
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
         self.bf16 = bf16
         self.workers = workers
+        self.features = features
         self._scorer: LlamaScorer | None = None  # loaded on first use
         self._siblings: list[LlamaScorer] = []  # more decoders on the same weights
         self._content_free: dict[str, np.ndarray] = {}
@@ -269,7 +280,7 @@ class LocalLabeler:
         ]
         jobs = (self._job(texts, rows) for rows in chunks)  # tokenized as the workers go
         scored = self._scored(jobs, len(chunks), prefix, continuations)
-        for (rows, suffixes, cut), outcome, seconds in scored:
+        for (rows, suffixes, cut), outcome, seconds, hidden in scored:
             if isinstance(outcome, Exception):  # a model failure fails these items; the run goes on
                 error = f"{type(outcome).__name__}: {outcome}"
                 for i, truncated in zip(rows, cut, strict=True):
@@ -278,13 +289,16 @@ class LocalLabeler:
             probs = contextual_calibrate(outcome, prior, self.shrink)
             per_item = seconds / len(rows)
             for k, i in enumerate(rows):
-                yield i, self._result(task, outcome[k], probs[k], suffixes[k], cut[k], per_item)
+                result = self._result(task, outcome[k], probs[k], suffixes[k], cut[k], per_item)
+                if hidden is not None:
+                    result.features = hidden[k]
+                yield i, result
 
     def _scored(
         self, jobs: Iterator[_Job], n_jobs: int, prefix: list[int], continuations: list[list[int]]
-    ) -> Iterator[tuple[_Job, np.ndarray | Exception, float]]:
-        """Each chunk's label scores (or the exception that failed it) and seconds, in order
-        (`scored_side_by_side`)."""
+    ) -> Iterator[tuple[_Job, np.ndarray | Exception, float, np.ndarray | None]]:
+        """Each chunk's label scores (or the exception that failed it), seconds and hidden
+        states, in order (`scored_side_by_side`)."""
         yield from scored_side_by_side(self._pool(n_jobs), jobs, prefix, continuations)
 
     def close(self) -> None:
@@ -341,7 +355,9 @@ class LocalLabeler:
                 from labelloop.labelers.reencode import bf16_copy
 
                 path = str(bf16_copy(path))
-            self._scorer = LlamaScorer(path, n_threads=self.n_threads, n_ubatch=self.n_ubatch)
+            self._scorer = LlamaScorer(
+                path, n_threads=self.n_threads, n_ubatch=self.n_ubatch, hidden=self.features
+            )
         return self._scorer
 
     def _pool(self, n_jobs: int) -> list[LlamaScorer]:

@@ -294,7 +294,7 @@ class LocalMultiLabeler:
         scorers = scorer_pool(
             scorer, self._siblings, min(workers_allowed(self.workers, self.n_threads), len(chunks))
         )
-        for (rows, suffixes, cut), outcome, seconds in scored_side_by_side(
+        for (rows, suffixes, cut), outcome, seconds, _ in scored_side_by_side(
             scorers, jobs, prefix, continuations
         ):
             if isinstance(outcome, Exception):  # a model failure fails these items; the run goes on

@@ -16,6 +16,50 @@ if TYPE_CHECKING:
 EMBED_BATCH = 512
 
 
+#: Before ``model@version`` in the embedding-cache name of a labeler's own features.
+FEATURES = "features:"
+
+
+def labeler_features_key(model: str, version: str) -> str:
+    """The embedding-cache name of a labeler's own features (`LabelResult.features`) under a
+    prompt: they describe the item as that model read that prompt."""
+    return f"{FEATURES}{model}@{version}"
+
+
+def save_labeler_features(
+    project: Project, model: str, version: str, results: Sequence[tuple[int, Any]]
+) -> int:
+    """Store the features the results carry (once per item); returns how many were new."""
+    found = [
+        (item_id, r.features) for item_id, r in results if getattr(r, "features", None) is not None
+    ]
+    if not found:
+        return 0
+    ids = [item_id for item_id, _ in found]
+    vectors = np.stack([np.asarray(v, dtype=np.float32) for _, v in found])
+    return save_vectors(
+        project.store, project.id, labeler_features_key(model, version), ids, vectors
+    )
+
+
+def labeler_features(
+    project: Project, name: str, item_ids: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The stored features of labeler `name` (``model@version``) for these items, zero rows
+    where an item has none, and which items have them; None when no item has."""
+    vectors = stored_vectors(project.store, FEATURES + name, item_ids)
+    if not vectors:
+        return None
+    width = len(next(iter(vectors.values())))
+    X = np.zeros((len(item_ids), width), dtype=np.float32)
+    has = np.zeros(len(item_ids), dtype=bool)
+    for row, item_id in enumerate(item_ids):
+        vector = vectors.get(item_id)
+        if vector is not None and len(vector) == width:
+            X[row], has[row] = vector, True
+    return X, has
+
+
 def is_corpus_fitted(embedder: Any) -> bool:
     """TF-IDF is fitted on the texts at hand: its vectors are not comparable across runs."""
     return isinstance(embedder, TfidfEmbedder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -31,7 +32,7 @@ from ..stacking import LogLinearPool
 from ..store import GOLD, HUMAN_LABELED, predictions
 from ..store import items as stored_items
 from ..vocabulary import PEOPLE_SOURCES
-from .embed import is_corpus_fitted, item_embeddings
+from .embed import is_corpus_fitted, item_embeddings, labeler_features
 from .engine import Engine, LocalEngine
 from .finetune import student_features
 
@@ -47,6 +48,9 @@ AUTO = "auto"
 STUDENT_C_GRID = (1.0, 10.0, 100.0)
 DERIVED = (STUDENT, ENSEMBLE)
 ZERO_SHOT = "zero-shot"
+#: Before a labeler's name: a student on that labeler's own features of the items.
+PROBE = "probe:"
+PROBE_C_GRID = (1.0, 10.0)
 MIN_LABELS = 20
 EPS = 1e-6
 
@@ -171,6 +175,56 @@ def pool_components(project: Project, X: np.ndarray, embedder: Any) -> dict[str,
     return out
 
 
+def probe_components(
+    project: Project,
+    pool: Pool,
+    labelers: list[str],
+    trusted: np.ndarray,
+    n_labels: int,
+    split: tuple[int, int],
+) -> dict[str, np.ndarray]:
+    """A student per labeler that stored its own features of the items (a local model's hidden
+    state where it gives the label): logistic regression on them, trained on the people's and
+    gold labels, out-of-fold for those items, NaN for items without features.
+
+    The model reads the prompt and the item to answer; a probe on what it computed learns the
+    task from the labels instead of from the prompt alone (Rotten Tomatoes, 200 labels: the
+    270M model's own answer 0.68, the MiniLM student 0.69, this probe 0.80; docs/benchmarks.md)."""
+    out: dict[str, np.ndarray] = {}
+    for name in labelers:
+        found = labeler_features(project, name, pool.ids)
+        if found is None:
+            continue
+        X, has = found
+        fit_rows = trusted & has
+        if fit_rows.sum() < MIN_LABELS or len(np.unique(pool.y[fit_rows])) < 2:
+            continue
+        Z = standardized_rows(X[has])
+        probs = np.full((len(pool.ids), n_labels), np.nan)
+        probs[has] = _student_probs(
+            Z,
+            pool.y[has],
+            trusted[has],
+            LogisticStudent(classes=np.arange(n_labels)),
+            partial(_predict_rows, rows=Z),
+            split,
+            c_grid=PROBE_C_GRID,
+        )
+        out[PROBE + name] = probs
+    return out
+
+
+def _predict_rows(student: LogisticStudent, rows: np.ndarray) -> np.ndarray:
+    return cast(np.ndarray, student.predict_proba(rows))
+
+
+def standardized_rows(X: np.ndarray) -> np.ndarray:
+    """Each column centred and scaled over the rows (a hidden state's few huge dimensions
+    would otherwise decide every distance), then each row to unit length."""
+    Z = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-6)
+    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+
 def stack(
     inputs: np.ndarray,
     y: np.ndarray,
@@ -246,6 +300,7 @@ def learn(
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
     computed = {} if components else pool_components(project, X, embedder)
+    computed.update(probe_components(project, pool, list(components), trusted, len(labels), split))
     components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
     probs = students.fit()

@@ -14,6 +14,7 @@ from ..labelers.base import Labeler, LabelResult, LabelTask
 from ..review.common import Result
 from ..store import items as stored_items
 from ..store import predictions
+from .embed import save_labeler_features
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -209,10 +210,12 @@ class Tally:
 
 
 def save_batch(project: Project, model: str, version: str, results: list[tuple[int, Any]]) -> int:
-    """Store results (idempotently, by key) and show them on their items."""
+    """Store results (idempotently, by key), with the features they carry, and show them on
+    their items."""
     if not results:
         return 0
     added = project.save_predictions(model, version, results)
+    save_labeler_features(project, model, version, results)
     project.refresh_item_predictions([item_id for item_id, _ in results])
     return added
 
