@@ -300,7 +300,11 @@ def learn(
     components = llm_components(project, pool)
     # The cold start only: beside an LLM's answers it added nothing (measured).
     computed = {} if components else pool_components(project, X, embedder)
-    computed.update(probe_components(project, pool, list(components), trusted, len(labels), split))
+    # Few-shot examples read themselves, label included, in the prompt: not trained on.
+    probes = probe_components(
+        project, pool, list(components), trusted & ~pool.excluded, len(labels), split
+    )
+    computed.update(probes)
     components.update(computed)
     majority = float(np.bincount(pool.y[trusted]).max() / trusted.sum())
     probs = students.fit()
