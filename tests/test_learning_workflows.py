@@ -395,6 +395,7 @@ def test_select_queues_one_round_of_the_measured_loop_by_default(learning_projec
     assert result["queued"] == 20 and result["strategy"] == "margin"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # not a store test
 def test_select_and_learn_load_no_model_when_every_vector_is_stored(learning_project, monkeypatch):
     import onnxruntime
 
