@@ -155,6 +155,48 @@ def test_a_vector_does_not_depend_on_its_batch(onnx):
     np.testing.assert_allclose(mixed, alone, atol=1e-5, rtol=0)
 
 
+def test_the_int8_probe_graph_is_the_one_onnx_builds():
+    from onnx import TensorProto, helper, load_from_string, numpy_helper
+
+    _, _, w, w_scale = int8_graph.probe_values()
+    node = helper.make_node(
+        "MatMulIntegerToFloat", ["a", "w", "a_scale", "w_scale"], ["y"], domain="com.microsoft"
+    )
+    graph = helper.make_graph(
+        [node],
+        "probe",
+        [
+            helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 3, 64]),
+            helper.make_tensor_value_info("a_scale", TensorProto.FLOAT, [2, 3, 1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 8])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_scale, "w_scale")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    model.ir_version = 8
+    assert load_from_string(int8_graph.PROBE_GRAPH.read_bytes()) == model
+
+
+def test_the_model_loads_at_the_first_vector_only(monkeypatch):
+    import onnxruntime
+
+    int8_graph.int8_kernels_exact()  # the CPU's probe, once per process
+    made = []
+    real = onnxruntime.InferenceSession
+    monkeypatch.setattr(
+        onnxruntime, "InferenceSession", lambda *a, **kw: made.append(a) or real(*a, **kw)
+    )
+    embedder = get_embedder("auto")
+    assert embedder.model_id in (emb_module.FLOAT_MODEL_ID, emb_module.INT8_MODEL_ID)
+    assert made == []  # the session waits for a text to embed
+    first = embedder.embed(SENTENCES[:2])
+    again = embedder.embed(SENTENCES[:2])
+    assert len(made) == 1
+    np.testing.assert_array_equal(first, again)
+
+
 @pytest.mark.parametrize("missing", ["exact int8 kernels", "onnx"])
 def test_float_products_when_int8_ones_are_unavailable(monkeypatch, shipped, missing):
     if missing == "onnx":

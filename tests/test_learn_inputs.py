@@ -54,3 +54,36 @@ def test_calibration_reads_probabilities_only_when_every_row_agrees_with_its_lab
         [("b", None, 0.5)],  # no probabilities
     ):
         assert score_matrix(rows + bad, labels) is None
+
+
+def test_answers_and_predictions_to_calibrate_read_probabilities_as_stored(make_project):
+    from labelloop.store import predictions
+
+    labels = ("a", "b", 'c "quoted" é')
+    project = make_project(labels=labels)
+    project.add_items([{"id": f"i{n}", "text": f"item {n}"} for n in range(4)], id_col="id")
+    ids = [project.item_id(f"i{n}") for n in range(4)]
+    third = 1.0 / 3.0
+    probs = {"a": third, "b": 1e-300, labels[2]: 1.0 - third - 1e-300}
+    project.save_predictions(
+        "m1",
+        "v1",
+        [
+            (ids[0], LabelResult("a", probs, third)),
+            (ids[1], LabelResult("b", None, 0.9)),  # no probabilities
+            (ids[2], LabelResult(labels[2], {"a": 0.1, "b": 0.2, labels[2]: 0.7}, 0.7)),
+        ],
+    )
+    got = {a.item_id: a for a in predictions.labeler_answers(project.store, project.id, ())}
+    assert set(got) == set(ids[:3])
+    assert got[ids[0]].probs == probs and got[ids[0]].probs["a"] == third  # to the last bit
+    assert got[ids[1]].probs is None and got[ids[1]].label == "b"
+    assert (got[ids[2]].model, got[ids[2]].prompt_version) == ("m1", "v1")
+    with project.store.session() as session:
+        rows = predictions.to_calibrate(session, project.id, "m1", "v1")
+        assert [r.probs for r in rows] == [probs, None, {"a": 0.1, "b": 0.2, labels[2]: 0.7}]
+        assert [r.label for r in rows] == ["a", "b", labels[2]]
+        assert predictions.to_calibrate(session, project.id, "m1", "v1", [ids[3]]) == []
+    # One pass over the rows' JSON texts, each row rebuilt with its decoded value.
+    rebuilt = predictions.with_probs([(1, '{"x": 0.5}', 2), (3, None, 4)], 1, tuple)
+    assert rebuilt == [(1, {"x": 0.5}, 2), (3, None, 4)]

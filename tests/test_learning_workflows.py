@@ -393,3 +393,34 @@ def test_select_queues_one_round_of_the_measured_loop_by_default(learning_projec
     assert run(["select", "--json", "-p", str(learning_project.path)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["queued"] == 20 and result["strategy"] == "margin"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # not a store test
+def test_select_and_learn_load_no_model_when_every_vector_is_stored(learning_project, monkeypatch):
+    import onnxruntime
+
+    from labelloop.active import get_embedder
+    from labelloop.active._int8_graph import int8_kernels_exact
+    from labelloop.workflows.embed import item_embeddings
+    from labelloop.workflows.learn import load_pool
+
+    project = learning_project
+    pool = load_pool(project)
+    stored = item_embeddings(project, get_embedder("auto"), pool.ids, pool.texts)
+    int8_kernels_exact()  # the CPU's probe, once per process
+    made = []
+    real = onnxruntime.InferenceSession
+    monkeypatch.setattr(
+        onnxruntime, "InferenceSession", lambda *a, **kw: made.append(a) or real(*a, **kw)
+    )
+    project.select("margin", 5)
+    project.learn()
+    assert made == []
+    # A new item's vector needs the model: it is loaded then, once, and the stored vectors stay.
+    project.add_items([{"id": "late", "text": "The cast was superb."}], id_col="id")
+    project.select("margin", 5)
+    assert len(made) == 1
+    embedder = get_embedder("auto")
+    np.testing.assert_array_equal(item_embeddings(project, embedder, pool.ids, pool.texts), stored)
+    late = item_embeddings(project, embedder, [project.item_id("late")], ["The cast was superb."])
+    np.testing.assert_allclose(late, embedder.embed(["The cast was superb."]), atol=1e-6)

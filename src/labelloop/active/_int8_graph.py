@@ -1,20 +1,43 @@
 """Int8 products for an ONNX graph whose weights are int8 dequantized in the graph.
 
-Pure graph rewriting (no I/O): `int8_product_graph` turns each product by such a weight into
-onnxruntime's `MatMulIntegerToFloat` with activations quantized row by row, so results never
-depend on the other rows of a batch. `OnnxEmbedder` applies it to the sentence-embedding model.
+Graph rewriting (no I/O but reading the CPU's probe): `int8_product_graph` turns each product
+by such a weight into onnxruntime's `MatMulIntegerToFloat` with activations quantized row by
+row, so results never depend on the other rows of a batch. `OnnxEmbedder` applies it to the
+sentence-embedding model.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["int8_kernels_exact", "int8_product_graph"]
+__all__ = ["int8_kernels_exact", "int8_product_graph", "int8_products_possible"]
 
 logger = logging.getLogger(__name__)
+
+
+#: The probe `int8_kernels_exact` runs: one com.microsoft MatMulIntegerToFloat of a uint8
+#: input `a` (2×3×64) with per-row scales `a_scale` (2×3×1) by the int8 weight `w` (64×8) with
+#: per-column scales, built by `onnx.helper` (tests/test_active_embeddings.py builds it again and
+#: compares) and kept serialized, so that probing needs onnxruntime only, not `onnx`.
+PROBE_GRAPH = Path(__file__).resolve().parent / "resources" / "int8-probe.onnx"
+
+
+def probe_values() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(a, a_scale, w, w_scale) of the probe: rows of 255 and of random bytes against columns of
+    ±127, the worst case for products added in saturating 16-bit pairs."""
+    rng = np.random.default_rng(0)
+    a = np.full((2, 3, 64), 255, np.uint8)
+    a[1, :, 1::2] = rng.integers(0, 256, (3, 32), dtype=np.uint8)
+    w = np.full((64, 8), 127, np.int8)
+    w[:, 1::2] = -127
+    a_scale = rng.uniform(0.5, 2.0, (2, 3, 1)).astype(np.float32)
+    w_scale = rng.uniform(0.5, 2.0, 8).astype(np.float32)
+    return a, a_scale, w, w_scale
 
 
 @functools.cache
@@ -23,43 +46,29 @@ def int8_kernels_exact() -> bool:
     per column of B. x86 CPUs without VNNI add byte products in saturating 16-bit pairs."""
     try:
         import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return False
-    rng = np.random.default_rng(0)
-    a = np.full((2, 3, 64), 255, np.uint8)
-    a[1, :, 1::2] = rng.integers(0, 256, (3, 32), dtype=np.uint8)
-    w = np.full((64, 8), 127, np.int8)
-    w[:, 1::2] = -127
-    a_scale = rng.uniform(0.5, 2.0, (2, 3, 1)).astype(np.float32)
-    w_scale = rng.uniform(0.5, 2.0, 8).astype(np.float32)
-    node = helper.make_node(
-        "MatMulIntegerToFloat", ["a", "w", "a_scale", "w_scale"], ["y"], domain="com.microsoft"
-    )
-    graph = helper.make_graph(
-        [node],
-        "probe",
-        [
-            helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 3, 64]),
-            helper.make_tensor_value_info("a_scale", TensorProto.FLOAT, [2, 3, 1]),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 8])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_scale, "w_scale")],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    )
-    model.ir_version = 8
+    a, a_scale, w, w_scale = probe_values()
     try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(PROBE_GRAPH.read_bytes(), providers=["CPUExecutionProvider"])
         got = session.run(None, {"a": a, "a_scale": a_scale})[0]
     except Exception as exc:  # an onnxruntime without these kernels or scale shapes
         logger.info("int8 products unavailable: %s", exc)
         return False
     want = (a.astype(np.int64) @ w.astype(np.int64)) * a_scale.astype(np.float64) * w_scale
     return bool(np.allclose(got, want, rtol=1e-5, atol=0))
+
+
+def int8_products_possible() -> bool:
+    """Whether `int8_product_graph` can rewrite a graph here: `onnx` is installed (looked up,
+    not imported) and this CPU's int8 kernels are exact. Says why not in the log."""
+    if importlib.util.find_spec("onnx") is None:
+        logger.warning("onnx is not installed; the embedding model runs with float32 products")
+        return False
+    if not int8_kernels_exact():
+        logger.info("this CPU's int8 products are not exact; float32 products are used")
+        return False
+    return True
 
 
 def int8_product_graph(graph: bytes) -> bytes | None:
@@ -73,15 +82,11 @@ def int8_product_graph(graph: bytes) -> bytes | None:
     MatMulIntegerToFloat(u, q) · s_r · scale - s_r z_r · Σ_k q[k, :] · scale,
     i.e. (u - z_r) q rescaled, with exact int32 sums. The weights themselves are unchanged.
     """
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        logger.warning("onnx is not installed; the embedding model runs with float32 products")
+    if not int8_products_possible():
         return None
-    if not int8_kernels_exact():
-        logger.info("this CPU's int8 products are not exact; float32 products are used")
-        return None
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     model = onnx.load_from_string(graph)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     g = model.graph

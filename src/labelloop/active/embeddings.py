@@ -11,14 +11,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from labelloop.active._int8_graph import int8_product_graph
+from labelloop.active._int8_graph import int8_product_graph, int8_products_possible
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class OnnxEmbedder:
     The rewrite is skipped, and the graph runs as shipped, when `int8_products=False`, when
     `onnx` is missing, or when this CPU's uint8×int8 kernels are not exact (x86 without VNNI adds
     byte products in saturating 16-bit pairs); `model_id` tells which graph made the vectors.
+    It is known at construction (the kernels are probed without importing `onnx`); the
+    inference session is made at the first `embed` (`session`), so that a caller whose vectors
+    are all stored under `model_id` never loads the model.
     """
 
     dim = 384
@@ -107,7 +111,7 @@ class OnnxEmbedder:
         num_threads: int | None = None,
         int8_products: bool = True,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (missing: ImportError, and `get_embedder` falls back)
         from tokenizers import Tokenizer
 
         if model_path is None or tokenizer_path is None:
@@ -118,29 +122,47 @@ class OnnxEmbedder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.no_padding()
-        graph: str | bytes = str(self.model_path)
+        self.num_threads = num_threads
+        self._graph: str | bytes = str(self.model_path)
         self.model_id = FLOAT_MODEL_ID
-        if int8_products:
+        if int8_products and int8_products_possible():
             rewritten = int8_product_graph(self.model_path.read_bytes())
             if rewritten is not None:
-                graph, self.model_id = rewritten, INT8_MODEL_ID
+                self._graph, self.model_id = rewritten, INT8_MODEL_ID
+        self._session: Any = None
+        self._inputs: set[str] = set()
+        self._loading = threading.Lock()
+
+    @property
+    def session(self) -> Any:
+        """The onnxruntime session, made at first use: reading vectors already stored under
+        `model_id` never needs it (about half a second of CPU)."""
+        with self._loading:
+            if self._session is None:
+                self._session = self._load()
+            return self._session
+
+    def _load(self) -> Any:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or min(os.cpu_count() or 1, 4)
+        options.intra_op_num_threads = self.num_threads or min(os.cpu_count() or 1, 4)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning threads burn the cores between batches; on a shared machine that costs more
         # than the wake-up latency it saves.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            graph,
+        session = ort.InferenceSession(
+            self._graph,
             options,
             providers=["CPUExecutionProvider"],
             # The fused residual Add + LayerNormalization kernel is slower on CPU than the two
             # ops it replaces (~7% of a float32 run, ~13% of an int8 one).
             disabled_optimizers=["SkipLayerNormFusion"],
         )
-        self._inputs = {i.name for i in self.session.get_inputs()}
+        self._inputs = {i.name for i in session.get_inputs()}
+        return session
 
     def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Embeddings in input order. Texts are sorted by length so each batch pads little."""
@@ -162,7 +184,8 @@ class OnnxEmbedder:
         padded = np.zeros_like(mask)
         padded[mask.astype(bool)] = np.concatenate(ids)
         feed = {"input_ids": padded, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
-        hidden = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        session = self.session
+        hidden = session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
         m = mask[:, :, None].astype(np.float32)
         pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
         return _l2_normalise(pooled)

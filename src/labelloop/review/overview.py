@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,20 +49,18 @@ def project_info(project: ProjectScope) -> ProjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class MyAnswer(Result):
-    """One of a person's own answers (`annotations_of`); `to_dict` is what the API sends, in
-    this order. The queue it counted for is not shown: gold checks stay hidden."""
+class MyAnswer(store.AnswerFields, Result):
+    """One of a person's own answers (`annotations_of`): the stored answer's fields with its
+    time as text; `to_dict` is what the API sends, in this order. The queue it counted for is
+    not shown: gold checks stay hidden."""
 
-    id: int
-    item_id: int
-    uid: str
-    action: str
-    label: str | None
-    labels: list[str] | None  # a multi-label answer's set
-    suggested_label: str | None
-    time_spent_s: float | None
-    undone: bool
     created_at: str | None  # ISO 8601
+
+    @classmethod
+    def of(cls, answer: store.OwnAnswer) -> MyAnswer:
+        shared = {f.name: getattr(answer, f.name) for f in fields(store.AnswerFields)}
+        created = answer.created_at
+        return cls(**shared, created_at=created.isoformat() if created else None)
 
 
 def annotations_of(
@@ -73,10 +71,7 @@ def annotations_of(
         rows = store.answers_of(
             session, project.id, annotator_id, max(1, min(int(limit), 500)), before
         )
-    return [
-        MyAnswer(**{**asdict(a), "created_at": a.created_at.isoformat() if a.created_at else None})
-        for a in rows
-    ]
+    return [MyAnswer.of(a) for a in rows]
 
 
 # ----------------------------------------------------------------------------- dashboard

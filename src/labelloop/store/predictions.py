@@ -9,12 +9,13 @@ uncommitted writes, take the caller's `Session`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import Text, and_, case, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from .bulk import bulk_insert
@@ -24,6 +25,7 @@ from .models import GOLD, HUMAN_LABELED, POOL, Calibration, Item, Prediction, ta
 
 #: Ids per IN list.
 CHUNK = 5_000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +215,20 @@ def answer_history(store: Store, project_id: int, model: str) -> tuple[int, Any,
     return int(n), tokens_out, latency
 
 
+class LabelerAnswer(NamedTuple):
+    """An answer as `labeler_answers` reads it."""
+
+    item_id: int
+    model: str
+    prompt_version: str
+    label: str | None
+    probs: dict[str, Any] | None
+    confidence: float | None
+
+
 def labeler_answers(
     store: Store, project_id: int, leave_out: Sequence[str], item_ids: Sequence[int] | None = None
-) -> list[Any]:
+) -> list[LabelerAnswer]:
     """(item_id, model, prompt_version, label, probs, confidence) of every answer (on these
     items, or all), except those of the `leave_out` models: labelers that are raters and stack
     inputs, not models trained on people's labels. A failed answer has label None."""
@@ -224,13 +237,26 @@ def labeler_answers(
         Prediction.model,
         Prediction.prompt_version,
         Prediction.label,
-        Prediction.probs,
+        cast(Prediction.probs, Text),
         Prediction.confidence,
     ).where(Prediction.project_id == project_id, Prediction.model.not_in(list(leave_out)))
     if item_ids is not None:
         query = query.where(Prediction.item_id.in_(list(item_ids)))
     with store.session() as session:
-        return list(session.execute(query).all())
+        return with_probs(session.execute(query).all(), 4, LabelerAnswer._make)
+
+
+def with_probs(rows: Sequence[Any], at: int, make: Callable[[tuple[Any, ...]], T]) -> list[T]:
+    """The rows with their column `at`, `probs` read as JSON text, decoded in one pass over
+    all of them (what the JSON type does row by row, for a fifth of the time): `make` builds a
+    row from its values."""
+    if not rows:
+        return []
+    texts = [row[at] for row in rows]
+    values = json.loads("[" + ",".join("null" if t is None else t for t in texts) + "]")
+    return [
+        make((*row[:at], value, *row[at + 1 :])) for row, value in zip(rows, values, strict=True)
+    ]
 
 
 def add_predictions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -268,20 +294,31 @@ def model_probs_on_labeled(store: Store, project_id: int, model: str) -> list[An
 
 
 # ----------------------------------------------------------------------------- calibration
+class ToCalibrate(NamedTuple):
+    """A prediction as `to_calibrate` reads it."""
+
+    id: int
+    label: str | None
+    probs: dict[str, Any] | None
+    confidence: float | None
+    calibrated_label: str | None
+    calibrated_confidence: float | None
+
+
 def to_calibrate(
     session: Session,
     project_id: int,
     model: str,
     version: str,
     item_ids: Sequence[int] | None = None,
-) -> list[Any]:
+) -> list[ToCalibrate]:
     """(id, label, probs, confidence, calibrated_label, calibrated_confidence) of one key's
     predictions (all, or on these items), by id: what a calibrator reads to write calibrated
     labels and confidences, and what they are now."""
     query = select(
         Prediction.id,
         Prediction.label,
-        Prediction.probs,
+        cast(Prediction.probs, Text),
         Prediction.confidence,
         Prediction.calibrated_label,
         Prediction.calibrated_confidence,
@@ -292,7 +329,7 @@ def to_calibrate(
     )
     if item_ids is not None:
         query = query.where(Prediction.item_id.in_(list(item_ids)))
-    return list(session.execute(query.order_by(Prediction.id)).all())
+    return with_probs(session.execute(query.order_by(Prediction.id)).all(), 2, ToCalibrate._make)
 
 
 def active_calibration(

@@ -637,8 +637,10 @@ def gold_answer(conn: Connection, annotation_id: int) -> Record:
 
 
 @dataclass(frozen=True, slots=True)
-class OwnAnswer:
-    """One of a person's answers with its item's uid, as plain values."""
+class AnswerFields:
+    """What the store's record of a person's answer (`OwnAnswer`) and the API's
+    (`review.overview.MyAnswer`) share, in the order the API sends it; each adds its
+    `created_at`, a datetime here and ISO 8601 text there."""
 
     id: int
     item_id: int
@@ -649,6 +651,12 @@ class OwnAnswer:
     suggested_label: str | None
     time_spent_s: float | None
     undone: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OwnAnswer(AnswerFields):
+    """One of a person's answers with its item's uid, as plain values."""
+
     created_at: datetime | None
 
 
