@@ -4,7 +4,6 @@ label): stored beside its answers by `prelabel`, learned from by a probe student
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from labelloop.active import get_embedder
 from labelloop.labelers import LabelResult, LabelTask
@@ -15,7 +14,8 @@ LABELS = ("a", "b")
 
 
 class FeaturesLabeler:
-    """Answers no better than a coin, with features that carry the true label."""
+    """Answers no better than a coin, with features of two views: the middle one carries the
+    true label, the last one is noise."""
 
     model_id = "feat"
 
@@ -31,7 +31,8 @@ class FeaturesLabeler:
             self.asked.append(text)
             signal = np.zeros(8, dtype=np.float32)
             signal[LABELS.index(self.truth[text])] = 3.0
-            features = signal + self.rng.normal(size=8).astype(np.float32)
+            middle = signal + self.rng.normal(size=8).astype(np.float32)
+            features = {"middle": middle, "last": self.rng.normal(size=8).astype(np.float32)}
             label = LABELS[int(self.rng.integers(2))]
             yield (
                 i,
@@ -60,16 +61,19 @@ def test_prelabel_stores_the_features_the_answers_carry_once_per_item(make_proje
     labeler = FeaturesLabeler(truth)
     project.prelabel(labeler)
     ids = [project.item_id(r["id"]) for r in rows]
-    X, has = labeler_features(project, "feat@v1", ids)
+    X, has = labeler_features(project, "middle", "feat@v1", ids)
     assert has.all() and X.shape == (30, 8)
+    noise, _ = labeler_features(project, "last", "feat@v1", ids)
+    assert not np.allclose(noise, X)
     label_of = np.array([LABELS.index(truth[r["text"]]) for r in rows])
     assert (X[:, :2].argmax(axis=1) == label_of).mean() > 0.8  # each row is its own item's
     project.prelabel(labeler)  # nothing left to ask, nothing stored twice
     assert len(labeler.asked) == 30
-    assert labeler_features(project, "feat@v2", ids) is None
+    assert labeler_features(project, "middle", "feat@v2", ids) is None
 
 
-def test_learn_stacks_a_probe_on_the_features_that_beats_the_answers(make_project):
+def test_learn_stacks_a_probe_on_the_view_that_carries_the_task(make_project):
+    # The probe on the noise view would be near chance: the 0.9 below needs the middle one.
     project, truth, _ = _project(make_project)
     project.prelabel(FeaturesLabeler(truth))
     learned = learn(project, embedder=get_embedder("tfidf"))
@@ -97,3 +101,11 @@ def test_learn_without_features_has_no_probe(make_project):
     project.prelabel(labeler)
     learned = learn(project, embedder=get_embedder("tfidf"))
     assert not [name for name in learned.components if name.startswith(PROBE)]
+
+
+def test_features_are_read_in_the_middle_of_the_model():
+    from labelloop.labelers.llama_scorer import feature_layers
+
+    assert feature_layers(18) == (8, 9, 10)  # the embedded 270M model
+    assert feature_layers(30) == (13, 14, 15, 16, 17)
+    assert feature_layers(1) == (0,)

@@ -41,6 +41,11 @@ FENCE_END = "TEXT>>>"
 DEFAULT_MAX_CHARS = 2000
 
 
+#: The views of an item a labeler's features may hold (`LabelResult.features`): a local
+#: model's middle layers and its last layer.
+FEATURE_VIEWS = ("middle", "last")
+
+
 @dataclass
 class LabelTask:
     """What to label: a description, the ordered label set, optional few-shot examples, and
@@ -82,9 +87,10 @@ class LabelResult:
     # The number the model wrote, kept only where the endpoint gave no usable probabilities
     # (``confidence`` is then that same self-reported number, which routing must not trust).
     reported_confidence: float | None = None
-    # The model's own representation of the item where it gives the label (a local model's
-    # final hidden state): features a student can learn the task from. Stored beside the answer.
-    features: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The model's own representations of the item where it gives the label, by view (a local
+    # model's hidden states: `FEATURE_VIEWS`): features a student can learn the task from.
+    # Stored beside the answer.
+    features: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

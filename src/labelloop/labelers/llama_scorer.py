@@ -27,9 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from labelloop.labelers.base import FEATURE_VIEWS
+
 __all__ = [
-    "HIDDEN_TENSOR",
+    "FEATURE_DEPTH",
+    "LAST",
+    "MIDDLE",
     "THREADS_ENV",
+    "HiddenCapture",
     "LlamaScorer",
     "LlamaWeights",
     "ThreadTuner",
@@ -67,9 +72,23 @@ def _llama():
     return llama_cpp
 
 
-#: The graph node llama.cpp names the final, normed hidden state of each output row (the input
-#: of the output layer) in every model it builds.
-HIDDEN_TENSOR = b"result_norm"
+#: The model's states an item's features are read from, by view: the mean of the layers'
+#: outputs from 45% to 60% of its depth ("middle"), and the last layer, normed ("last"). A
+#: linear probe on a language model's middle layers can learn a task from fewer labels than one
+#: on its last, shaped to predict the next word; which is better depends on the task (embedded
+#: 270M model, 200 labels: Rotten Tomatoes 0.83 against 0.80, BBC News 0.84 against 0.94), so
+#: both are kept and `learn` chooses out of fold.
+FEATURE_DEPTH = (0.45, 0.60)
+MIDDLE, LAST = FEATURE_VIEWS
+#: The graph node llama.cpp names the last layer's normed output (the output layer's input).
+LAST_NODE = b"result_norm"
+
+
+def feature_layers(n_layer: int) -> tuple[int, ...]:
+    """The layers whose outputs are averaged into the "middle" view (`FEATURE_DEPTH`)."""
+    low, high = (round(share * (n_layer - 1)) for share in FEATURE_DEPTH)
+    return tuple(range(low, max(low, high) + 1))
+
 
 _GGML: Any = None
 
@@ -100,37 +119,55 @@ def _ggml() -> Any:
 
 
 class HiddenCapture:
-    """Keeps the final hidden state of every output row of a decode, read from the graph as it
-    runs (llama.cpp's evaluation callback), so one decode yields both the rows' logits and the
-    states they were computed from.
+    """Keeps hidden states of the output rows of a decode, read from the graph as it runs
+    (llama.cpp's evaluation callback): the chosen layers' outputs (nodes ``l_out-<layer>``)
+    and the last layer's normed output, so one decode yields both the rows' logits and an
+    item's features.
 
-    Asking llama.cpp for embeddings instead makes it compute the output layer for every token
-    of the batch (a 262k-word vocabulary: several times the cost of the decode itself)."""
+    Asking llama.cpp for embeddings instead gives the last layer only, and makes it compute the
+    output layer for every token of the batch (a 262k-word vocabulary: several times the cost
+    of the decode itself)."""
 
-    def __init__(self, n_embd: int) -> None:
+    def __init__(self, n_embd: int, layers: Sequence[int]) -> None:
         self.n_embd = n_embd
-        self.parts: list[np.ndarray] = []
+        self.middle = {f"l_out-{layer}".encode() for layer in layers}
+        self.parts: dict[bytes, list[np.ndarray]] = {}
         self._lib = _ggml()
         self.callback = _llama().ggml_backend_sched_eval_callback(self._on_node)
 
     def _on_node(self, tensor: int, ask: bool, user_data: Any) -> bool:
         lib = self._lib
-        if lib.ggml_get_name(tensor) != HIDDEN_TENSOR:
+        name = lib.ggml_get_name(tensor)
+        if name != LAST_NODE and name not in self.middle:
             return not ask  # not wanted; after a computed node: go on
         if ask:
             return True
         values = np.empty(int(lib.ggml_nelements(tensor)), dtype=np.float32)
         lib.ggml_backend_tensor_get(tensor, values.ctypes.data, 0, lib.ggml_nbytes(tensor))
-        self.parts.append(values)
+        self.parts.setdefault(name, []).append(values.reshape(-1, self.n_embd))
         return True
 
-    def rows(self) -> np.ndarray:
-        """The rows captured since the last call (one per output, in batch order)."""
-        if not self.parts:
-            return np.zeros((0, self.n_embd), dtype=np.float32)
-        rows = np.concatenate(self.parts).reshape(-1, self.n_embd)
-        self.parts = []
-        return rows
+    def rows(self, outputs: Sequence[int], n_tokens: int) -> dict[str, np.ndarray]:
+        """Each view's rows for the outputs of the last decode, in output order. A layer holds
+        every token of the batch, or (the last ones, which llama.cpp cuts to the outputs
+        early) the output rows only."""
+        parts, self.parts = self.parts, {}
+        if len(parts) != len(self.middle) + 1:
+            raise RuntimeError(f"the model computed {len(parts)} of {len(self.middle) + 1} states")
+
+        def at_outputs(name: bytes) -> np.ndarray:
+            layer = np.concatenate(parts[name])
+            if len(layer) == n_tokens:
+                return layer[list(outputs)]
+            if len(layer) != len(outputs):
+                raise RuntimeError(
+                    f"{name.decode()} has {len(layer)} rows for {n_tokens} tokens and "
+                    f"{len(outputs)} outputs"
+                )
+            return layer
+
+        middle = np.mean([at_outputs(name) for name in sorted(self.middle)], axis=0)
+        return {MIDDLE: middle.astype(np.float32), LAST: at_outputs(LAST_NODE)}
 
 
 def _ignore_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
@@ -309,18 +346,19 @@ class LlamaScorer:
         self.n_ctx = 0
         self._prefix: list[int] | None = None
         n_embd = int(ll.llama_model_n_embd(self._model))
-        #: With `hidden`, each `score` also keeps every item's final hidden state at the position
-        #: that predicts its label (`take_hidden`).
-        self._capture = HiddenCapture(n_embd) if hidden else None
-        self._hidden: np.ndarray | None = None
+        layers = feature_layers(int(ll.llama_model_n_layer(self._model)))
+        #: With `hidden`, each `score` also keeps every item's hidden states (`HiddenCapture`)
+        #: at the position that predicts its label (`take_hidden`).
+        self._capture = HiddenCapture(n_embd, layers) if hidden else None
+        self._hidden: dict[str, np.ndarray] | None = None
 
     @property
     def hidden(self) -> bool:
         return self._capture is not None
 
-    def take_hidden(self) -> np.ndarray | None:
-        """The hidden states of the items of the last `score`, shape (n, n_embd), once; None
-        unless the scorer keeps them."""
+    def take_hidden(self) -> dict[str, np.ndarray] | None:
+        """The hidden states of the items of the last `score` by view (`MIDDLE`, `LAST`), each
+        of shape (n, n_embd), once; None unless the scorer keeps them."""
         hidden, self._hidden = self._hidden, None
         return hidden
 
@@ -407,12 +445,13 @@ class LlamaScorer:
         if self._prefix is None:
             raise RuntimeError("set_prefix must be called first")
         out = np.empty((len(suffixes), len(continuations)))
-        hidden = None if self._capture is None else np.empty((len(suffixes), self._capture.n_embd))
+        hidden: dict[str, np.ndarray] = {}
         for rows in self._chunks(suffixes, continuations):
             out[rows], states = self._score_chunk([suffixes[i] for i in rows], continuations)
-            if hidden is not None:
-                hidden[rows] = states
-        self._hidden = None if hidden is None else hidden.astype(np.float32)
+            for view, values in (states or {}).items():
+                hidden.setdefault(view, np.empty((len(suffixes), values.shape[1]), np.float32))
+                hidden[view][rows] = values
+        self._hidden = hidden if self._capture is not None else None
         return out
 
     def _chunks(
@@ -442,7 +481,7 @@ class LlamaScorer:
 
     def _score_chunk(
         self, suffixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
         """The items' label scores, and (when kept) their hidden states at the label position."""
         ll, mem = self._ll, self._mem
         n_prefix = len(self._prefix or [])
@@ -486,16 +525,13 @@ class LlamaScorer:
             for s in used_seqs:
                 ll.llama_memory_seq_rm(mem, s, -1, -1)
 
-    def _trunk_states(self, wanted: list[tuple[int, int, int]]) -> np.ndarray | None:
-        """Each item's hidden state where its label is predicted (its trunk's output row)."""
+    def _trunk_states(self, wanted: list[tuple[int, int, int]]) -> dict[str, np.ndarray] | None:
+        """Each item's hidden states where its label is predicted (its trunk's output row)."""
         if self._capture is None:
             return None
-        rows = self._capture.rows()
-        if len(rows) != len(wanted):
-            raise RuntimeError(
-                f"the model gave {len(rows)} hidden-state rows for {len(wanted)} outputs"
-            )
-        return rows[[index for index, (_, j, _) in enumerate(wanted) if j < 0]]
+        trunks = [index for index, (_, j, _) in enumerate(wanted) if j < 0]
+        views = self._capture.rows(self._outputs, self._batch.n_tokens)
+        return {view: rows[trunks] for view, rows in views.items()}
 
     def _fill(self, tokens: Sequence[tuple[int, int, tuple[int, ...], bool]]) -> None:
         batch = self._batch
@@ -527,7 +563,7 @@ class LlamaScorer:
             self._threads_now = threads
         began = time.perf_counter()
         if self._capture is not None:
-            self._capture.parts = []
+            self._capture.parts = {}
         status = self._ll.llama_decode(self._ctx, self._batch)
         if status != 0:
             raise RuntimeError(f"llama_decode failed with status {status}")

@@ -93,7 +93,7 @@ _Job = tuple[range, list[list[int]], list[bool]]
 
 #: One chunk's outcome: its label scores (or the exception that failed it), its seconds, and
 #: the items' hidden states when the scorer keeps them.
-_Scored = tuple[np.ndarray | Exception, float, np.ndarray | None]
+_Scored = tuple[np.ndarray | Exception, float, dict[str, np.ndarray] | None]
 
 
 def _score_job(
@@ -134,7 +134,7 @@ def scored_side_by_side(
     jobs: Iterator[_Job],
     prefix: list[int],
     continuations: list[list[int]],
-) -> Iterator[tuple[_Job, np.ndarray | Exception, float, np.ndarray | None]]:
+) -> Iterator[tuple[_Job, *_Scored]]:
     """Each chunk's scores of `continuations` after `prefix` (or the exception that failed
     it), seconds and hidden states (`_score_job`), in input order.
 
@@ -201,9 +201,10 @@ class LocalLabeler:
         context runs ``n_threads`` threads. The probabilities do not depend on it.
     bf16 : run a BF16 copy of the weights (same values, faster kernels; see ``reencode``),
         written once to the model cache. Default: when the CPU has AVX-512 BF16.
-    features : give each result the model's final hidden state where it predicts the label
-        (``LabelResult.features``): read off the same decode, so it costs no model time; a
-        student trained on them learns the task from the people's labels (``learn``).
+    features : give each result the model's hidden states where it predicts the label
+        (``LabelResult.features``: a middle and the last layer, ``llama_scorer.HiddenCapture``),
+        read off the same decode; a student trained on them learns the task from the people's
+        labels (``learn``).
     """
 
     def __init__(
@@ -291,12 +292,12 @@ class LocalLabeler:
             for k, i in enumerate(rows):
                 result = self._result(task, outcome[k], probs[k], suffixes[k], cut[k], per_item)
                 if hidden is not None:
-                    result.features = hidden[k]
+                    result.features = {view: rows[k] for view, rows in hidden.items()}
                 yield i, result
 
     def _scored(
         self, jobs: Iterator[_Job], n_jobs: int, prefix: list[int], continuations: list[list[int]]
-    ) -> Iterator[tuple[_Job, np.ndarray | Exception, float, np.ndarray | None]]:
+    ) -> Iterator[tuple[_Job, *_Scored]]:
         """Each chunk's label scores (or the exception that failed it), seconds and hidden
         states, in order (`scored_side_by_side`)."""
         yield from scored_side_by_side(self._pool(n_jobs), jobs, prefix, continuations)

@@ -16,38 +16,42 @@ if TYPE_CHECKING:
 EMBED_BATCH = 512
 
 
-#: Before ``model@version`` in the embedding-cache name of a labeler's own features.
-FEATURES = "features:"
-
-
-def labeler_features_key(model: str, version: str) -> str:
-    """The embedding-cache name of a labeler's own features (`LabelResult.features`) under a
-    prompt: they describe the item as that model read that prompt."""
-    return f"{FEATURES}{model}@{version}"
+def labeler_features_key(view: str, name: str) -> str:
+    """The embedding-cache name of a labeler's own features of one view (`LabelResult.features`)
+    under a prompt (`name` is ``model@version``): they describe the item as that model read
+    that prompt."""
+    return f"features:{view}:{name}"
 
 
 def save_labeler_features(
     project: Project, model: str, version: str, results: Sequence[tuple[int, Any]]
 ) -> int:
-    """Store the features the results carry (once per item); returns how many were new."""
-    found = [
-        (item_id, r.features) for item_id, r in results if getattr(r, "features", None) is not None
-    ]
-    if not found:
-        return 0
-    ids = [item_id for item_id, _ in found]
-    vectors = np.stack([np.asarray(v, dtype=np.float32) for _, v in found])
-    return save_vectors(
-        project.store, project.id, labeler_features_key(model, version), ids, vectors
+    """Store the features the results carry (once per item and view); returns how many
+    vectors were new."""
+    by_view: dict[str, tuple[list[int], list[np.ndarray]]] = {}
+    for item_id, result in results:
+        for view, vector in (getattr(result, "features", None) or {}).items():
+            ids, vectors = by_view.setdefault(view, ([], []))
+            ids.append(item_id)
+            vectors.append(np.asarray(vector, dtype=np.float32))
+    return sum(
+        save_vectors(
+            project.store,
+            project.id,
+            labeler_features_key(view, f"{model}@{version}"),
+            ids,
+            np.stack(vectors),
+        )
+        for view, (ids, vectors) in by_view.items()
     )
 
 
 def labeler_features(
-    project: Project, name: str, item_ids: Sequence[int]
+    project: Project, view: str, name: str, item_ids: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The stored features of labeler `name` (``model@version``) for these items, zero rows
-    where an item has none, and which items have them; None when no item has."""
-    vectors = stored_vectors(project.store, FEATURES + name, item_ids)
+    """The stored features of labeler `name` (``model@version``) in one view for these items,
+    zero rows where an item has none, and which items have them; None when no item has."""
+    vectors = stored_vectors(project.store, labeler_features_key(view, name), item_ids)
     if not vectors:
         return None
     width = len(next(iter(vectors.values())))

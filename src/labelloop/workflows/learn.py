@@ -26,6 +26,7 @@ from ..active.students import (
 )
 from ..calibration.metrics import auroc
 from ..errors import InputError, NotReadyError
+from ..labelers.base import FEATURE_VIEWS
 from ..labelers.zero_shot import ZeroShotLabeler
 from ..review.common import Result
 from ..stacking import LogLinearPool
@@ -184,34 +185,54 @@ def probe_components(
     split: tuple[int, int],
 ) -> dict[str, np.ndarray]:
     """A student per labeler that stored its own features of the items (a local model's hidden
-    state where it gives the label): logistic regression on them, trained on the people's and
-    gold labels, out-of-fold for those items, NaN for items without features.
+    states where it gives the label): logistic regression on them, trained on the people's and
+    gold labels, out-of-fold for those items, NaN for items without features. Of the views
+    stored (`FEATURE_VIEWS`), the one whose probe has the lowest out-of-fold log loss is kept.
 
     The model reads the prompt and the item to answer; a probe on what it computed learns the
     task from the labels instead of from the prompt alone (Rotten Tomatoes, 200 labels: the
-    270M model's own answer 0.68, the MiniLM student 0.69, this probe 0.80; docs/benchmarks.md)."""
+    270M model's own answer 0.68, the MiniLM student 0.69, a probe 0.80–0.83;
+    docs/benchmarks.md, "The loop: the LLM's own features")."""
     out: dict[str, np.ndarray] = {}
     for name in labelers:
-        found = labeler_features(project, name, pool.ids)
-        if found is None:
-            continue
-        X, has = found
-        fit_rows = trusted & has
-        if fit_rows.sum() < MIN_LABELS or len(np.unique(pool.y[fit_rows])) < 2:
-            continue
-        Z = standardized_rows(X[has])
-        probs = np.full((len(pool.ids), n_labels), np.nan)
-        probs[has] = _student_probs(
-            Z,
-            pool.y[has],
-            trusted[has],
-            LogisticStudent(classes=np.arange(n_labels)),
-            partial(_predict_rows, rows=Z),
-            split,
-            c_grid=PROBE_C_GRID,
-        )
-        out[PROBE + name] = probs
+        probes = [
+            _probe(project, pool, view, name, trusted, n_labels, split) for view in FEATURE_VIEWS
+        ]
+        found = [probe for probe in probes if probe is not None]
+        if found:
+            out[PROBE + name] = min(found, key=lambda probe: probe[1])[0]
     return out
+
+
+def _probe(
+    project: Project,
+    pool: Pool,
+    view: str,
+    name: str,
+    trusted: np.ndarray,
+    n_labels: int,
+    split: tuple[int, int],
+) -> tuple[np.ndarray, float] | None:
+    """One view's probe: its probabilities for the pool and its out-of-fold log loss."""
+    found = labeler_features(project, view, name, pool.ids)
+    if found is None:
+        return None
+    X, has = found
+    fit_rows = trusted & has
+    if fit_rows.sum() < MIN_LABELS or len(np.unique(pool.y[fit_rows])) < 2:
+        return None
+    Z = standardized_rows(X[has])
+    probs = np.full((len(pool.ids), n_labels), np.nan)
+    probs[has] = _student_probs(
+        Z,
+        pool.y[has],
+        trusted[has],
+        LogisticStudent(classes=np.arange(n_labels)),
+        partial(_predict_rows, rows=Z),
+        split,
+        c_grid=PROBE_C_GRID,
+    )
+    return probs, float(component_metrics(probs[fit_rows], pool.y[fit_rows])["log_loss"])
 
 
 def _predict_rows(student: LogisticStudent, rows: np.ndarray) -> np.ndarray:
