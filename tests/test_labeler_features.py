@@ -7,10 +7,12 @@ import numpy as np
 
 from labelloop.active import get_embedder
 from labelloop.labelers import LabelResult, LabelTask
+from labelloop.labelers.base import FEATURE_VIEWS
 from labelloop.workflows.embed import labeler_features
 from labelloop.workflows.learn import PROBE, learn
 
 LABELS = ("a", "b")
+MIDDLE, LAST = FEATURE_VIEWS
 
 
 class FeaturesLabeler:
@@ -32,7 +34,7 @@ class FeaturesLabeler:
             signal = np.zeros(8, dtype=np.float32)
             signal[LABELS.index(self.truth[text])] = 3.0
             middle = signal + self.rng.normal(size=8).astype(np.float32)
-            features = {"middle": middle, "last": self.rng.normal(size=8).astype(np.float32)}
+            features = {MIDDLE: middle, LAST: self.rng.normal(size=8).astype(np.float32)}
             label = LABELS[int(self.rng.integers(2))]
             yield (
                 i,
@@ -61,15 +63,15 @@ def test_prelabel_stores_the_features_the_answers_carry_once_per_item(make_proje
     labeler = FeaturesLabeler(truth)
     project.prelabel(labeler)
     ids = [project.item_id(r["id"]) for r in rows]
-    X, has = labeler_features(project, "middle", "feat@v1", ids)
+    X, has = labeler_features(project, MIDDLE, "feat@v1", ids)
     assert has.all() and X.shape == (30, 8)
-    noise, _ = labeler_features(project, "last", "feat@v1", ids)
+    noise, _ = labeler_features(project, LAST, "feat@v1", ids)
     assert not np.allclose(noise, X)
     label_of = np.array([LABELS.index(truth[r["text"]]) for r in rows])
     assert (X[:, :2].argmax(axis=1) == label_of).mean() > 0.8  # each row is its own item's
     project.prelabel(labeler)  # nothing left to ask, nothing stored twice
     assert len(labeler.asked) == 30
-    assert labeler_features(project, "middle", "feat@v2", ids) is None
+    assert labeler_features(project, MIDDLE, "feat@v2", ids) is None
 
 
 def test_learn_stacks_a_probe_on_the_view_that_carries_the_task(make_project):

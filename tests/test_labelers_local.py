@@ -209,13 +209,16 @@ def test_features_are_each_items_hidden_state_and_leave_the_probabilities_alone(
         kept.close()
     assert all(without[i].probs == forward[i].probs for i in without)
     assert all(without[i].features is None for i in without)
-    assert set(forward[0].features) == {"middle", "last"}
+    from labelloop.labelers.base import FEATURE_VIEWS
+
+    middle, last = FEATURE_VIEWS
+    assert set(forward[0].features) == {middle, last}
     unit = lambda X: X / np.linalg.norm(X, axis=1, keepdims=True)  # noqa: E731
-    for view in ("middle", "last"):
+    for view in FEATURE_VIEWS:
         F = np.stack([forward[i].features[view] for i in range(len(texts))])
         B = np.stack([backward[len(texts) - 1 - i].features[view] for i in range(len(texts))])
         assert F.dtype == np.float32 and F.shape[1] >= 64 and np.isfinite(F).all()
         similarity = unit(F) @ unit(B).T
         assert (similarity.argmax(axis=1) == np.arange(len(texts))).all(), (view, similarity)
         assert np.diag(similarity).min() > 0.99
-    assert not np.allclose(forward[0].features["middle"], forward[0].features["last"])
+    assert not np.allclose(forward[0].features[middle], forward[0].features[last])

@@ -209,7 +209,7 @@ def llm_template(
     if labeler is not None:
         key = f"{labeler.model_id}@{labeler.prompt_version(task)}"
         if getattr(labeler, "features", False):  # answers stored with the model's features
-            key += "+features"
+            key += f"+features-{labeler.features_version}"
     else:
         key = ",".join(f"{m}@{v}" for m, v in sorted(predictions or {}))
         key += hashlib.sha256(

@@ -41,9 +41,13 @@ FENCE_END = "TEXT>>>"
 DEFAULT_MAX_CHARS = 2000
 
 
+#: Where a local model's "middle" view of an item is read: the mean of its layers' outputs from
+#: 45% to 60% of its depth (`llama_scorer.feature_layers`).
+FEATURE_DEPTH = (0.45, 0.60)
 #: The views of an item a labeler's features may hold (`LabelResult.features`): a local
-#: model's middle layers and its last layer.
-FEATURE_VIEWS = ("middle", "last")
+#: model's middle layers (named with their depth, so that vectors read elsewhere in the model
+#: are never mixed with them) and its last layer, normed.
+FEATURE_VIEWS = ("middle-{:.2f}-{:.2f}".format(*FEATURE_DEPTH), "last")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labelloop.labelers.base import (
+    FEATURE_VIEWS,
     FENCE_END,
     FENCE_START,
     LabelResult,
@@ -243,6 +244,11 @@ class LocalLabeler:
         """One of the models shipped in PyPI packages (``smollm2`` or ``gemma3``)."""
         name = name or DEFAULT_EMBEDDED
         return cls(embedded_model_path(name), model_id=f"local:{name}", **options)  # type: ignore[arg-type]
+
+    @property
+    def features_version(self) -> str:
+        """What the features are (their views): stored features are reused only under it."""
+        return stable_hash(FEATURE_VIEWS)[:12]
 
     # -- contract -------------------------------------------------------------------------
     def prompt_version(self, task: LabelTask) -> str:
