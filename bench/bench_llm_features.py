@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shlex
 import sys
 import time
 import warnings
@@ -160,7 +161,7 @@ def main() -> None:
     body = intro + "\n\n" + "\n\n".join(parts)
     print(body)
     write_section(
-        "The loop: the LLM's own features", body, "PYTHONPATH=src python " + " ".join(sys.argv)
+        "The loop: the LLM's own features", body, "PYTHONPATH=src python " + shlex.join(sys.argv)
     )
 
 

@@ -169,6 +169,52 @@ def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str 
     )
 
 
+def with_features(template: Path) -> Path:
+    """A copy of `template` whose LLM answers carry features in both views the embedded model
+    gives: a fixed random map of each item's MiniLM vector to 640 dimensions plus noise (what
+    the probe learns from matters little here; its cost is what is measured)."""
+    folder = template.with_name(template.name + "-features")
+    if (folder / "built.json").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(template, folder)
+    (folder / "built.json").unlink()
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path;"
+        f"from bench_loop_round import store_features; store_features(Path({str(folder)!r}))"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(SRC)}
+    )
+    shutil.copy(template / "built.json", folder / "built.json")
+    return folder
+
+
+def store_features(folder: Path) -> None:
+    from labelloop import Project
+    from labelloop.active import get_embedder
+    from labelloop.labelers.base import FEATURE_VIEWS
+    from labelloop.store.embeddings import item_vectors, save_vectors
+    from labelloop.workflows.embed import labeler_features_key
+
+    with Project.open(folder) as project:
+        model = get_embedder("auto").model_id
+        with project.store.session() as session:
+            rows = session.execute(item_vectors(project.id, model).query).all()
+        ids = [item_id for item_id, _ in rows]
+        X = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in rows])
+        rng = np.random.default_rng(3)
+        for view in FEATURE_VIEWS:
+            features = X @ rng.normal(size=(X.shape[1], 640)) + rng.normal(size=(len(X), 640))
+            key = labeler_features_key(view, "@".join(LLM))
+            for start in range(0, len(ids), EMBED_CHUNK):
+                rows_ = slice(start, start + EMBED_CHUNK)
+                save_vectors(
+                    project.store, project.id, key, ids[rows_], features[rows_].astype(np.float32)
+                )
+            print(f"stored {len(ids)} features ({view})", file=sys.stderr, flush=True)
+
+
 # ----------------------------------------------------------------------------- one round
 @dataclass(frozen=True)
 class Run:
@@ -343,6 +389,12 @@ def main() -> None:
     parser.add_argument("--postgres", help="a PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--only", choices=["baseline", "this"], help="play one tree only")
     parser.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md be")
+    parser.add_argument(
+        "--features",
+        action="store_true",
+        help="store LLM features (two 640-wide views per item, as the embedded model gives) "
+        "in a copy of the project, so that `learn` trains its probe (SQLite only)",
+    )
     args = parser.parse_args()
 
     backend = "postgres" if args.postgres else "sqlite"
@@ -369,6 +421,8 @@ def main() -> None:
         if pg:
             pg.admin.dispose()
     built = json.loads((template / "built.json").read_text())
+    if args.features:
+        template = with_features(template)
     trees = {"baseline": args.baseline.resolve(), "this": SRC}
     if args.only:
         trees = {args.only: trees[args.only]}
