@@ -222,3 +222,20 @@ def test_features_are_each_items_hidden_state_and_leave_the_probabilities_alone(
         assert (similarity.argmax(axis=1) == np.arange(len(texts))).all(), (view, similarity)
         assert np.diag(similarity).min() > 0.99
     assert not np.allclose(forward[0].features[middle], forward[0].features[last])
+
+
+def test_a_model_whose_states_cannot_be_read_still_answers(monkeypatch):
+    # Features are extra: when the graph does not hold the layers they are read from, the
+    # items are labeled as before and carry none.
+    from labelloop.labelers.llama_scorer import HiddenCapture
+
+    def unreadable(self, outputs, n_tokens):
+        raise RuntimeError("no such layer")
+
+    monkeypatch.setattr(HiddenCapture, "rows", unreadable)
+    labeler = LocalLabeler.embedded(workers=1)
+    try:
+        results = dict(labeler.label_stream(POSITIVE + NEGATIVE, TASK))
+    finally:
+        labeler.close()
+    assert all(result.ok and result.features is None for result in results.values())

@@ -444,13 +444,16 @@ class LlamaScorer:
         if self._prefix is None:
             raise RuntimeError("set_prefix must be called first")
         out = np.empty((len(suffixes), len(continuations)))
-        hidden: dict[str, np.ndarray] = {}
+        hidden: dict[str, np.ndarray] | None = {} if self._capture is not None else None
         for rows in self._chunks(suffixes, continuations):
             out[rows], states = self._score_chunk([suffixes[i] for i in rows], continuations)
-            for view, values in (states or {}).items():
+            if hidden is None or states is None:
+                hidden = None  # every item's features, or none
+                continue
+            for view, values in states.items():
                 hidden.setdefault(view, np.empty((len(suffixes), values.shape[1]), np.float32))
                 hidden[view][rows] = values
-        self._hidden = hidden if self._capture is not None else None
+        self._hidden = hidden
         return out
 
     def _chunks(
@@ -529,7 +532,10 @@ class LlamaScorer:
         if self._capture is None:
             return None
         trunks = [index for index, (_, j, _) in enumerate(wanted) if j < 0]
-        views = self._capture.rows(self._outputs, self._batch.n_tokens)
+        try:
+            views = self._capture.rows(self._outputs, self._batch.n_tokens)
+        except RuntimeError:  # a model whose graph names its layers otherwise: answers only
+            return None
         return {view: rows[trunks] for view, rows in views.items()}
 
     def _fill(self, tokens: Sequence[tuple[int, int, tuple[int, ...], bool]]) -> None:
