@@ -131,7 +131,8 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     ray_address: str, tmp_path: Path, cli, capsys
 ) -> None:
     """A worker dies mid-run; with `limit` the run still labels exactly the first items by id,
-    each once, and the next run labels only the rest."""
+    each once, and the next run labels only the rest. Whether the dead worker had a batch in
+    flight (then asked again) depends on when the kill lands, so it is not asserted."""
     project = _project(tmp_path / "p", 312, gold=12)
     killed: list[int] = []
 
@@ -157,11 +158,9 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
             engine=engine_for("ray", address=ray_address, run_id="kill", batch_size=16),
         )  # fmt: skip
         killer.join(timeout=5)
-        asked_twice = {text for text, count in server.stats.requests.items() if count > 1}
     assert killed, "no worker was killed: the test did not test anything"
     assert result.done == 212 and result.failed == 0  # gold first, outside the limit
     assert result.workers >= 3  # the pool replaced the dead actor
-    assert asked_twice  # the killed worker's batch was in flight and was sent again
     assert _copies_per_item(project) == {1}
     first = set(_predictions(project))
     assert first == {f"g{i}" for i in range(12)} | {f"p{i}" for i in range(200)}
