@@ -298,7 +298,7 @@ class LocalLabeler:
             for k, i in enumerate(rows):
                 result = self._result(task, outcome[k], probs[k], suffixes[k], cut[k], per_item)
                 if hidden is not None:
-                    result.features = {view: rows[k] for view, rows in hidden.items()}
+                    result.features = {view: states[k] for view, states in hidden.items()}
                 yield i, result
 
     def _scored(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -228,15 +227,11 @@ def _probe(
         pool.y[has],
         trusted[has],
         LogisticStudent(classes=np.arange(n_labels)),
-        partial(_predict_rows, rows=Z),
+        lambda student: student.predict_proba(Z),
         split,
         c_grid=PROBE_C_GRID,
     )
     return probs, float(component_metrics(probs[fit_rows], pool.y[fit_rows])["log_loss"])
-
-
-def _predict_rows(student: LogisticStudent, rows: np.ndarray) -> np.ndarray:
-    return cast(np.ndarray, student.predict_proba(rows))
 
 
 def standardized_rows(X: np.ndarray) -> np.ndarray:
