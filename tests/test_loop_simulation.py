@@ -62,7 +62,8 @@ def played(items, tmp_path_factory):
         finally:
             labeler.close()
         requests = dict(server.stats.requests)
-    return result, requests
+        prompts = list(server.stats.prompts)
+    return result, requests, prompts
 
 
 #: What `simulate --loop --json` sends, in order: the summary, then how it was played.
@@ -75,7 +76,7 @@ def _runs(result, name):
 
 
 def test_every_setting_and_baseline_is_played_and_the_result_is_json(played):
-    result, _ = played
+    result, _, _ = played
     assert list(result.settings) == [
         "loop",
         "random-order",
@@ -90,16 +91,27 @@ def test_every_setting_and_baseline_is_played_and_the_result_is_json(played):
     assert Path(result.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_llm_answers_every_item_once_for_all_repeats_and_settings(played):
-    _, requests = played
-    # Ten runs played from one template: a run that asked again would double a count.
+def test_the_llm_answers_every_item_once_per_gold_draw_with_examples_from_that_gold(played, items):
+    _, requests, prompts = played
+    # Two repeats of five settings: each gold draw's template is pre-labeled once, then its
+    # settings play from copies; a run that asked again would raise a count.
     assert len(requests) == N_ITEMS
     assert set(requests.values()) == {min(requests.values())}
-    assert min(requests.values()) <= SAMPLES
+    assert 2 <= min(requests.values()) <= 2 * SAMPLES
+    # As `prelabel` asks in a project with gold: few-shot examples from the draw's gold, so
+    # the two draws asked with two different prompts around the items.
+    shared = {json.dumps(messages[:-1], sort_keys=True) for messages in prompts}
+    assert len(shared) == 2
+    shown = [
+        text
+        for text in items.texts
+        if any(text[:60] in json.dumps(m, ensure_ascii=False) for m in prompts[0][:-1])
+    ]
+    assert shown  # the examples are items of the pool (its gold)
 
 
 def test_effort_starts_at_the_gold_share_and_never_goes_back(played):
-    result, _ = played
+    result, _, _ = played
     for name in result.settings:
         for run in _runs(result, name):
             efforts = [p["effort"] for p in run]
@@ -109,7 +121,7 @@ def test_effort_starts_at_the_gold_share_and_never_goes_back(played):
 
 
 def test_labeling_everything_gives_a_perfect_dataset(played):
-    result, _ = played
+    result, _, _ = played
     for name in ("random-order", "all-human"):
         for run in _runs(result, name):
             assert run[-1]["effort"] == pytest.approx(1.0)
@@ -118,7 +130,7 @@ def test_labeling_everything_gives_a_perfect_dataset(played):
 
 
 def test_all_human_accuracy_is_its_effort(played):
-    result, _ = played
+    result, _, _ = played
     for run in _runs(result, "all-human"):
         for point in run:
             assert point["accuracy"] == pytest.approx(point["effort"])
@@ -128,7 +140,7 @@ def test_all_human_accuracy_is_its_effort(played):
 
 def test_finished_dataset_is_human_labels_plus_the_predictor_s(played):
     """Accuracy = effort (people are right) + the rest at the routing predictor's accuracy."""
-    result, _ = played
+    result, _, _ = played
     for name in ("loop", "random-order", "one-pass", "student-alone"):
         for run in _runs(result, name):
             for p in run:
@@ -141,7 +153,7 @@ def test_finished_dataset_is_human_labels_plus_the_predictor_s(played):
 
 
 def test_settings_of_a_repeat_share_gold_and_llm_answers(played):
-    result, _ = played
+    result, _, _ = played
     for r in range(2):
         # Both retraining settings learn from the same gold before anyone answers.
         starts = {_runs(result, name)[r][0]["accuracy"] for name in ("loop", "random-order")}
@@ -151,7 +163,7 @@ def test_settings_of_a_repeat_share_gold_and_llm_answers(played):
 
 
 def test_curves_carry_means_and_intervals_and_the_text_names_every_setting(played):
-    result, _ = played
+    result, _, _ = played
     text = format_loop(result)
     for name, s in result.settings.items():
         assert name in text
@@ -164,7 +176,7 @@ def test_curves_carry_means_and_intervals_and_the_text_names_every_setting(playe
 
 
 def test_the_result_sends_its_keys_in_order_and_the_plot_only_when_drawn(played):
-    result, _ = played
+    result, _, _ = played
     sent = result.to_dict()
     assert list(sent) == [*SENT, "plot"]
     assert sent["plot"] == result.plot and sent["settings"] == result.settings

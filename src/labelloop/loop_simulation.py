@@ -8,8 +8,11 @@ and `learn` (which recalibrates and re-routes), until the human-effort budget is
 every round the dataset one would export is scored against the labels: items people labeled
 keep their label, every other item takes the routing predictor's label.
 
-LLM answers and embeddings are computed once per (items, model, prompt version, embedder) in a
-template store; repeats and settings start from copies of it, so they cost no LLM calls.
+Embeddings are computed once per (items, embedder) in a template store. An LLM asked here
+pre-labels as a team's project would, after its gold is imported: the prompt holds few-shot
+examples from the gold, so each gold draw has its own template of answers (cached per items,
+model, prompt version and gold); settings of one repeat start from copies of it, and the
+answers stored under a name (`predictions`) are shared by every repeat.
 """
 
 from __future__ import annotations
@@ -200,16 +203,22 @@ def llm_template(
     labeler: Any = None,
     predictions: dict[tuple[str, str], dict[str, LabelResult]] | None = None,
     *,
+    gold: list[dict[str, str]] | None = None,
     log: Log,
 ) -> Path:
-    """A copy of `base` with LLM answers for every item: asked of `labeler` (zero-shot: no item
-    is labeled yet), or given as stored answers by (model, prompt version) → uid → result."""
+    """A copy of `base` with LLM answers for every item: asked of `labeler`, or given as stored
+    answers by (model, prompt version) → uid → result. With `gold` (records with their labels)
+    the copy imports them first, so `labeler` is asked as `prelabel` asks it in a project with
+    that gold: few-shot examples from it in the prompt."""
     with _open(base) as project:
         task = LabelTask(project.task, project.labels)
     if labeler is not None:
         key = f"{labeler.model_id}@{labeler.prompt_version(task)}"
         if getattr(labeler, "features", False):  # answers stored with the model's features
             key += f"+features-{labeler.features_version}"
+        if gold:
+            shown = json.dumps(sorted((r["id"], r["label"]) for r in gold)).encode()
+            key += f"+gold-{hashlib.sha256(shown).hexdigest()[:12]}"
     else:
         key = ",".join(f"{m}@{v}" for m, v in sorted(predictions or {}))
         key += hashlib.sha256(
@@ -228,8 +237,10 @@ def llm_template(
         shutil.copytree(base, path)
         (path / MARKER).unlink()
     with _open(path) as project:
+        if gold:
+            project.add_items(gold, id_col="id", split="gold")
         if labeler is not None:
-            log(f"pre-labeling with {labeler.model_id} (once; repeats and settings reuse it)")
+            log(f"pre-labeling with {labeler.model_id} (once per gold set; settings reuse it)")
             result = project.prelabel(labeler)
             if result.failed:
                 log(f"{result.failed} items got no answer; they go to review in every run")
@@ -310,9 +321,11 @@ def play(
     random_state: int,
     confidence_level: float | None = None,
     learning: dict[str, Any] | None = None,
+    gold_stored: bool = False,
 ) -> list[dict[str, Any]]:
     """One run of one setting from a copy of `template`; the measure after every round.
-    `learning` is the project setting of that name (how `learn` trains), None for defaults.
+    `learning` is the project setting of that name (how `learn` trains), None for defaults;
+    `gold_stored`: the template already holds the `gold` items with their labels.
 
     Calibration aims routing at the target accuracy (`calibrate --target-accuracy`, with
     `--confidence-level` when given), so the routing queue holds what the predictor believes
@@ -324,7 +337,8 @@ def play(
     n = len(items.uids)
     aim = {"target_accuracy": target, "confidence_level": confidence_level}
     with _open(folder) as project:
-        project.add_items(_records(items, gold, True), id_col="id", split="gold")
+        if not gold_stored:
+            project.add_items(_records(items, gold, True), id_col="id", split="gold")
         if learning:
             project.update_settings(learning=learning)
         annotator = project.annotator_id(ANNOTATOR)
@@ -431,12 +445,17 @@ def simulate_loop(
     try:
         base = base_template(items, task, embedder, root, log)
         templates = {False: base}
-        if with_llm:
-            templates[True] = llm_template(base, labeler, predictions, log=log)
+        if predictions:
+            templates[True] = llm_template(base, predictions=predictions, log=log)
         runs: dict[str, list[list[dict[str, Any]]]] = {s.name: [] for s in chosen}
         for r in range(repeats):
             rng = np.random.RandomState(random_state + r)
             gold = draw_gold(items.labels, n_gold, rng)
+            if labeler is not None and any(s.llm for s in chosen):
+                # Asked as a project asks it: after the gold is in, few-shot from it.
+                templates[True] = llm_template(
+                    base, labeler, gold=_records(items, gold, True), log=log
+                )
             for s in chosen:
                 log(f"repeat {r + 1}/{repeats}: {s.name}")
                 # A folder of its own: several simulations may share one cache.
@@ -455,6 +474,7 @@ def simulate_loop(
                         random_state=random_state + 1000 * r,
                         confidence_level=confidence_level,
                         learning=learning,
+                        gold_stored=s.llm and labeler is not None,
                     )
                 finally:
                     shutil.rmtree(run_dir, ignore_errors=True)
