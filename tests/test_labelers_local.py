@@ -14,6 +14,8 @@ EXAMPLES = [
     ("A moving, beautifully acted film. I loved it.", "positive"),
     ("Dull, clumsy and far too long. A waste of time.", "negative"),
 ]
+POSITIVE_SHOTS = [(f"A fine film, number {k}, well worth seeing.", "positive") for k in range(3)]
+NEGATIVE_SHOTS = [(f"A poor film, number {k}, not worth seeing.", "negative") for k in range(3)]
 TASK = LabelTask("Classify the sentiment of this movie review.", ["positive", "negative"], EXAMPLES)
 POSITIVE = [
     "Wonderful! The best film I have seen this year, a joy from start to finish.",
@@ -239,3 +241,20 @@ def test_a_model_whose_states_cannot_be_read_still_answers(monkeypatch):
     finally:
         labeler.close()
     assert all(result.ok and result.features is None for result in results.values())
+
+
+def test_the_prompt_shows_two_examples_per_label_from_those_offered(labeler):
+    """A small model learns the task from its examples: `prelabel` offers two per label from
+    the gold, and the embedded model's prompt shows both (one per label answered worse)."""
+    offered = [*EXAMPLES, *POSITIVE_SHOTS, *NEGATIVE_SHOTS]
+    prefix = labeler.prefix_text(LabelTask(TASK.description, TASK.labels, offered))
+    assert prefix.count("\nLabel: positive\n") == 2
+    assert prefix.count("\nLabel: negative\n") == 2
+    one = LocalLabeler.embedded(examples_per_label=1)
+    try:
+        assert (
+            one.prefix_text(LabelTask(TASK.description, TASK.labels, offered)).count("\nLabel: ")
+            == 2
+        )
+    finally:
+        one.close()
