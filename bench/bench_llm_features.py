@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,9 +42,12 @@ from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
 from labelloop.workflows.learn import standardized_rows  # noqa: E402
 
 
-def labeled(texts: list[str], task: LabelTask, tokens: int) -> dict[str, np.ndarray]:
-    """The embedded model's answers and features for `texts`, cached."""
-    labeler = LocalLabeler.embedded(max_item_tokens=tokens)
+def labeled(
+    texts: list[str], task: LabelTask, tokens: int, **options: Any
+) -> dict[str, np.ndarray]:
+    """The embedded model's answers and features for `texts` (`options` go to the labeler),
+    cached."""
+    labeler = LocalLabeler.embedded(max_item_tokens=tokens, **options)
     key = "\x00".join([*texts, labeler.prompt_version(task), labeler.features_version])
     path = CACHE / f"llm-features-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():

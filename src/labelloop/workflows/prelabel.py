@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, zip_longest
 from typing import TYPE_CHECKING, Any
@@ -80,24 +80,29 @@ class Prelabeled(Result):
 
 
 def few_shot_examples(project: Project, per_label: int = EXAMPLES_PER_LABEL) -> list[tuple]:
-    """Balanced examples from trusted labels: gold first, shortest texts, stable order.
+    """Balanced examples from trusted labels (`pick_examples`), in a stable order.
 
     Stable choices keep the prompt (and so the prediction cache key) unchanged between runs.
     """
-    labels = project.labels
     rows = stored_items.trusted_labels(project.store, project.id)
-    per_label_rows: list[list[tuple[int, str, str]]] = []
+    return pick_examples([tuple(r) for r in rows], project.labels, per_label)
+
+
+def pick_examples(
+    rows: Sequence[tuple[Any, str, str]], labels: Sequence[str], per_label: int
+) -> list[tuple[Any, str, str]]:
+    """Up to `per_label` of the (id, text, label) `rows` per label, of medium length (they
+    teach more than the shortest), labels interleaved so that none is always shown last
+    (recency bias)."""
+    per_label_rows: list[list[tuple[Any, str, str]]] = []
     for label in labels:
         candidates = sorted(
-            (r for r in rows if r.final_label == label and 20 <= len(r.text) <= 400),
-            key=lambda r: (len(r.text), r.id),
+            (r for r in rows if r[2] == label and 20 <= len(r[1]) <= 400),
+            key=lambda r: (len(r[1]), r[0]),
         )
-        # Medium-length examples teach more than the shortest ones.
         middle = len(candidates) // 2
         start = max(0, middle - per_label // 2)
-        picked = candidates[start : start + per_label]
-        per_label_rows.append([(r.id, r.text, r.final_label) for r in picked])
-    # Interleave labels so that no label is always the last one shown (recency bias).
+        per_label_rows.append(list(candidates[start : start + per_label]))
     return [row for row in chain.from_iterable(zip_longest(*per_label_rows)) if row]
 
 
