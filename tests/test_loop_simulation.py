@@ -282,3 +282,30 @@ def test_cli_simulate_loop_certifies_routing_at_the_level_given(cli, capsys, tmp
     assert json.loads(capsys.readouterr().out)["confidence_level"] is None
     assert cli(*base, "--confidence-level", 1.5) == 2
     assert "--confidence-level" in capsys.readouterr().err
+
+
+def test_a_labeler_showing_more_examples_is_asked_again(items, tmp_path):
+    """The template of answers is keyed by what the prompt shows: the gold and how many of its
+    examples per label the labeler takes."""
+    from labelloop.active import get_embedder
+    from labelloop.loop_simulation import base_template, llm_template
+
+    base = base_template(items, "Sentiment.", get_embedder("auto"), tmp_path, print)
+    gold = [
+        {"id": u, "text": t, "label": label}
+        for u, t, label in list(zip(items.uids, items.texts, items.labels, strict=True))[:N_GOLD]
+    ]
+    truth = dict(zip(items.texts, items.labels, strict=True))
+    with serve_fake_openai(FakeConfig(rule=noisy_rule(truth))) as server:
+        paths = []
+        for shots in (1, 2, 2):
+            labeler = OpenAILabeler(
+                "fake-model", base_url=server.base_url, examples_per_label=shots
+            )
+            try:
+                paths.append(llm_template(base, labeler, gold=gold, log=print))
+            finally:
+                labeler.close()
+        asked = dict(server.stats.requests)
+    assert paths[0] != paths[1] == paths[2]
+    assert set(asked.values()) == {2}  # once per number of examples; the third reused

@@ -216,9 +216,10 @@ def llm_template(
         key = f"{labeler.model_id}@{labeler.prompt_version(task)}"
         if getattr(labeler, "features", False):  # answers stored with the model's features
             key += f"+features-{labeler.features_version}"
-        if gold:
+        if gold:  # the prompt's examples: those the labeler takes from this gold
             shown = json.dumps(sorted((r["id"], r["label"]) for r in gold)).encode()
             key += f"+gold-{hashlib.sha256(shown).hexdigest()[:12]}"
+            key += f"+shots-{getattr(labeler, 'examples_per_label', 0)}"
     else:
         key = ",".join(f"{m}@{v}" for m, v in sorted(predictions or {}))
         key += hashlib.sha256(
