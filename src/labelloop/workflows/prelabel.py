@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 EXAMPLES_PER_LABEL = 2
+#: Few-shot examples are chosen among texts of this many characters when a label has them.
+EXAMPLE_CHARS = (20, 400)
 #: What only a run on this machine reports, and only a run on a Ray cluster.
 LOCAL_ONLY = ("retried", "failed_not_retried", "interrupted")
 RAY_ONLY = (
@@ -93,16 +95,21 @@ def pick_examples(
 ) -> list[tuple[Any, str, str]]:
     """Up to `per_label` of the (id, text, label) `rows` per label, of medium length (they
     teach more than the shortest), labels interleaved so that none is always shown last
-    (recency bias)."""
+    (recency bias). A label whose texts are all long (articles) gets its shortest ones: the
+    prompt shows their start, and a small model answered far better with them than without
+    (docs/benchmarks.md, "The LLM's prompt: few-shot examples from the gold")."""
+    shortest, longest = EXAMPLE_CHARS
     per_label_rows: list[list[tuple[Any, str, str]]] = []
     for label in labels:
         candidates = sorted(
-            (r for r in rows if r[2] == label and 20 <= len(r[1]) <= 400),
+            (r for r in rows if r[2] == label and len(r[1]) >= shortest),
             key=lambda r: (len(r[1]), r[0]),
         )
-        middle = len(candidates) // 2
-        start = max(0, middle - per_label // 2)
-        per_label_rows.append(list(candidates[start : start + per_label]))
+        medium = [r for r in candidates if len(r[1]) <= longest]
+        start = max(0, len(medium) // 2 - per_label // 2)
+        picked = medium[start : start + per_label]
+        picked += candidates[len(medium) : len(medium) + per_label - len(picked)]
+        per_label_rows.append(picked)
     return [row for row in chain.from_iterable(zip_longest(*per_label_rows)) if row]
 
 
