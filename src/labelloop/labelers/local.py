@@ -47,10 +47,11 @@ SHOT_TEMPLATE = "Text: {fenced}\nLabel: {label}\n\n"
 ITEM_OPEN = f"Text: {FENCE_START}\n"
 ITEM_CLOSE = f"\n{FENCE_END}\nLabel:"
 
-#: Few-shot examples per label in a small local model's prompt. It learns the task from them far
-#: more than a large remote model does (embedded 270M model, 2,200 items, examples from the
-#: gold: Rotten Tomatoes' answers right 0.73 zero-shot, 0.80 with one example per label, 0.84
-#: with two; BBC News 0.45, 0.49, 0.67), for a longer shared prefix (docs/benchmarks.md).
+#: Few-shot examples per label in a small local model's prompt: it learns the task from them
+#: (embedded 270M model, examples picked from 200 gold as `prelabel` picks them, answers right
+#: zero-shot / with one / with two per label: Rotten Tomatoes 0.73, 0.72, 0.84; BBC News 0.45,
+#: 0.63, 0.65), for a longer shared prefix (labeling CPU 1.1x and 1.6x zero-shot's;
+#: docs/benchmarks.md, "The LLM's prompt: few-shot examples from the gold").
 EXAMPLES_PER_LABEL = 2
 #: Characters of the guidelines in the prefix: small models have short contexts.
 GUIDELINES_CHARS = 1000
