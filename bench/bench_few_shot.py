@@ -30,7 +30,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _report import write_section  # noqa: E402
-from bench_llm_features import accuracy, labeled, oof_log_loss  # noqa: E402
+from bench_llm_features import (  # noqa: E402
+    accuracy,
+    labeled,
+    oof_log_loss,
+    sample_arguments,
+)
 from bench_loop import TASKS, sample  # noqa: E402
 from labelloop.labelers import LabelTask, LocalLabeler  # noqa: E402
 from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
@@ -89,12 +94,9 @@ def run(corpus: str, args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", choices=list(TASKS), action="append")
-    parser.add_argument("--items", type=int, default=2200)
+    sample_arguments(parser)
     parser.add_argument("--gold", type=int, default=200)
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--llm-tokens", type=int, default=48, help="BBC News only")
-    parser.add_argument("--timing", type=int, default=200)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     parts = [run(corpus, args) for corpus in args.corpus or list(TASKS)]

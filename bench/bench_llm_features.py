@@ -145,14 +145,19 @@ def run(corpus: str, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """The corpora, their sample, how much of a BBC article the model reads, items timed."""
     parser.add_argument("--corpus", choices=list(TASKS), action="append")
     parser.add_argument("--items", type=int, default=2200)
-    parser.add_argument("--labels", type=int, nargs="+", default=[100, 200, 400])
-    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--llm-tokens", type=int, default=48, help="BBC News only")
     parser.add_argument("--timing", type=int, default=200)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sample_arguments(parser)
+    parser.add_argument("--labels", type=int, nargs="+", default=[100, 200, 400])
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
