@@ -2,7 +2,8 @@
 
 Each checkout runs `simulate_loop` (the loop only: routing queue → answers → `learn`, which
 recalibrates and re-routes) in a process of its own with its own `src` first on the path; both
-share one cache, so the embedded LLM pre-labels each pool once and both read the same answers.
+share one cache, so answers asked under the same key (pool, model, prompt version and, where
+the prompt holds examples from the gold, that gold) are asked once and read by both.
 `--no-llm` plays the loop with the student and its stack alone; `--learning JSON` gives this
 checkout's runs that project setting (how `learn` trains; the baseline keeps its defaults), so
 a setting is measured against the same checkout without it. Reported per corpus: each
