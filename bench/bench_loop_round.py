@@ -117,12 +117,20 @@ def embeddings(texts: list[str], embedder, cache: Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def save_in_chunks(project, key: str, ids: list[int], vectors: np.ndarray) -> None:
+    """Store `vectors` under `key`, `EMBED_CHUNK` rows per write (a bounded transaction)."""
+    from labelloop.store.embeddings import save_vectors
+
+    for start in range(0, len(ids), EMBED_CHUNK):
+        rows = slice(start, start + EMBED_CHUNK)
+        save_vectors(project.store, project.id, key, ids[rows], vectors[rows])
+
+
 def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str | None) -> None:
     """The project a round starts from (see the module's docstring), with `truth.json`."""
     from labelloop import Project
     from labelloop.active import get_embedder
     from labelloop.labelers.base import LabelResult
-    from labelloop.store.embeddings import save_vectors
     from labelloop.store.items import uids_of
 
     started = time.perf_counter()
@@ -143,9 +151,7 @@ def build(folder: Path, cache: Path, n: int, n_gold: int, n_human: int, db: str 
         ids = [id_of[uid] for uid in uids]
         embedder = get_embedder("auto")
         vectors = embeddings(texts, embedder, cache)
-        for start in range(0, len(ids), EMBED_CHUNK):
-            rows = slice(start, start + EMBED_CHUNK)
-            save_vectors(project.store, project.id, embedder.model_id, ids[rows], vectors[rows])
+        save_in_chunks(project, embedder.model_id, ids, vectors)
         answers = llm_answers(labels)
         results = [
             (item_id, LabelResult(label=a[0], probs=a[1], confidence=a[2]))
@@ -194,7 +200,7 @@ def store_features(folder: Path) -> None:
     from labelloop import Project
     from labelloop.active import get_embedder
     from labelloop.labelers.base import FEATURE_VIEWS
-    from labelloop.store.embeddings import item_vectors, save_vectors
+    from labelloop.store.embeddings import item_vectors
     from labelloop.workflows.embed import labeler_features_key
 
     with Project.open(folder) as project:
@@ -207,11 +213,7 @@ def store_features(folder: Path) -> None:
         for view in FEATURE_VIEWS:
             features = X @ rng.normal(size=(X.shape[1], 640)) + rng.normal(size=(len(X), 640))
             key = labeler_features_key(view, "@".join(LLM))
-            for start in range(0, len(ids), EMBED_CHUNK):
-                rows_ = slice(start, start + EMBED_CHUNK)
-                save_vectors(
-                    project.store, project.id, key, ids[rows_], features[rows_].astype(np.float32)
-                )
+            save_in_chunks(project, key, ids, features.astype(np.float32))
             print(f"stored {len(ids)} features ({view})", file=sys.stderr, flush=True)
 
 
