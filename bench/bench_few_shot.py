@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,25 +32,15 @@ from _report import write_section  # noqa: E402
 from bench_llm_features import (  # noqa: E402
     accuracy,
     labeled,
+    labeling_cpu,
     oof_log_loss,
     sample_arguments,
 )
 from bench_loop import TASKS, sample  # noqa: E402
-from labelloop.labelers import LabelTask, LocalLabeler  # noqa: E402
+from labelloop.labelers import LabelTask  # noqa: E402
 from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
 from labelloop.workflows.learn import standardized_rows  # noqa: E402
 from labelloop.workflows.prelabel import pick_examples  # noqa: E402
-
-
-def labeling_seconds(texts: list[str], task: LabelTask, tokens: int, shots: int) -> float:
-    """CPU seconds to label `texts` with `shots` examples per label, prefix already evaluated."""
-    labeler = LocalLabeler.embedded(max_item_tokens=tokens, examples_per_label=max(1, shots))
-    list(labeler.label_stream(texts[:8], task))
-    began = time.process_time()
-    list(labeler.label_stream(texts, task))
-    spent = time.process_time() - began
-    labeler.close()
-    return spent
 
 
 def run(corpus: str, args: argparse.Namespace) -> str:
@@ -70,20 +59,21 @@ def run(corpus: str, args: argparse.Namespace) -> str:
         + f" | CPU s to label {args.timing} items |",
         "| ---: | ---: | ---: | " + " | ".join("---:" for _ in FEATURE_VIEWS) + " | ---: |",
     ]
+    rows = [(int(i), items.texts[i], items.labels[i]) for i in gold]
     for shots in args.shots:
-        rows = [(int(i), items.texts[i], items.labels[i]) for i in gold]
         examples = pick_examples(rows, labels, shots) if shots else []
         task = LabelTask(TASKS[corpus][0], labels, [(text, label) for _, text, label in examples])
-        found = labeled(items.texts, task, tokens, examples_per_label=max(1, shots))
+        shown = {"examples_per_label": max(1, shots)}
+        found = labeled(items.texts, task, tokens, **shown)
         train = np.setdiff1d(gold, [i for i, _, _ in examples])
         answer = float((found["probs"][rest].argmax(axis=1) == y[rest]).mean())
         probe, losses = {}, {}
         for view in FEATURE_VIEWS:
-            X = standardized_rows(found[view].astype(float))
+            X = standardized_rows(np.array(found[view], dtype=np.float32))
             probe[view] = accuracy(X, y, train, rest)
             losses[view] = oof_log_loss(X, y, train)
         kept = probe[min(losses, key=losses.__getitem__)]
-        cost = labeling_seconds(items.texts[: args.timing], task, tokens, shots)
+        cost = labeling_cpu(items.texts[: args.timing], task, tokens, **shown)
         lines.append(
             f"| {shots} | {answer:.3f} | {kept:.3f} | "
             + " | ".join(f"{probe[v]:.3f}" for v in FEATURE_VIEWS)

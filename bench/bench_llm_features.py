@@ -91,13 +91,20 @@ def timing(texts: list[str], task: LabelTask, tokens: int, rounds: int) -> dict[
     seconds: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(rounds):
         for features in (False, True):
-            labeler = LocalLabeler.embedded(max_item_tokens=tokens, features=features)
-            list(labeler.label_stream(texts[:8], task))  # model loaded, prefix evaluated
-            began = time.process_time()
-            list(labeler.label_stream(texts, task))
-            seconds[features].append(time.process_time() - began)
-            labeler.close()
+            seconds[features].append(labeling_cpu(texts, task, tokens, features=features))
     return seconds
+
+
+def labeling_cpu(texts: list[str], task: LabelTask, tokens: int, **options: Any) -> float:
+    """CPU seconds the embedded model (`options` go to it) takes to label `texts`, once it is
+    loaded and has read the prompt's shared prefix."""
+    labeler = LocalLabeler.embedded(max_item_tokens=tokens, **options)
+    list(labeler.label_stream(texts[:8], task))  # model loaded, prefix evaluated
+    began = time.process_time()
+    list(labeler.label_stream(texts, task))
+    spent = time.process_time() - began
+    labeler.close()
+    return spent
 
 
 def run(corpus: str, args: argparse.Namespace) -> str:
@@ -107,7 +114,9 @@ def run(corpus: str, args: argparse.Namespace) -> str:
     tokens = args.llm_tokens if corpus == "BBC News" else 256
     found = labeled(items.texts, task, tokens)
     y = np.array([items.label_set.index(label) for label in items.labels])
-    views = {view: standardized_rows(found[view].astype(float)) for view in FEATURE_VIEWS}
+    views = {
+        view: standardized_rows(np.array(found[view], dtype=np.float32)) for view in FEATURE_VIEWS
+    }
     minilm = embedded(items.texts, get_embedder("auto"))
     llm_right = found["probs"].argmax(axis=1) == y
     lines = [
