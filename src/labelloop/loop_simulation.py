@@ -322,11 +322,11 @@ def play(
     random_state: int,
     confidence_level: float | None = None,
     learning: dict[str, Any] | None = None,
-    gold_stored: bool = False,
 ) -> list[dict[str, Any]]:
     """One run of one setting from a copy of `template`; the measure after every round.
-    `learning` is the project setting of that name (how `learn` trains), None for defaults;
-    `gold_stored`: the template already holds the `gold` items with their labels.
+    `learning` is the project setting of that name (how `learn` trains), None for defaults.
+    Importing the gold leaves a template that already holds it (an LLM's, `llm_template`) as
+    it is.
 
     Calibration aims routing at the target accuracy (`calibrate --target-accuracy`, with
     `--confidence-level` when given), so the routing queue holds what the predictor believes
@@ -338,8 +338,7 @@ def play(
     n = len(items.uids)
     aim = {"target_accuracy": target, "confidence_level": confidence_level}
     with _open(folder) as project:
-        if not gold_stored:
-            project.add_items(_records(items, gold, True), id_col="id", split="gold")
+        project.add_items(_records(items, gold, True), id_col="id", split="gold")
         if learning:
             project.update_settings(learning=learning)
         annotator = project.annotator_id(ANNOTATOR)
@@ -475,7 +474,6 @@ def simulate_loop(
                         random_state=random_state + 1000 * r,
                         confidence_level=confidence_level,
                         learning=learning,
-                        gold_stored=s.llm and labeler is not None,
                     )
                 finally:
                     shutil.rmtree(run_dir, ignore_errors=True)
