@@ -9,6 +9,10 @@ the LLM, and people alone in random order. Effort counts the gold items.
 
     PYTHONPATH=src python bench/bench_loop.py [--corpus NAME] [--items 2200] [--repeats 3]
         [--budget 0.4] [--batch 44] [--strategy review --strategy margin] [--cache DIR]
+        [--setting loop --setting random-order]
+
+`--setting` plays only the settings named (say the loop and random review order to a budget
+large enough for random order to reach the target); its section is then a section of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from labelloop.labelers import get_labeler
 from labelloop.loop_simulation import (
     LabeledItems,
     LoopSimulation,
+    default_settings,
     format_versus,
     plot_effort_curves,
     simulate_loop,
@@ -127,8 +132,15 @@ def main() -> None:
         help="Cut each text to this many tokens for the LLM.",
     )
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "labelloop-loop")
+    parser.add_argument("--setting", action="append", help="Play only the settings named.")
     args = parser.parse_args()
     strategies = args.strategy or ["review"]
+    settings = default_settings(strategies, with_llm=True)
+    if args.setting:
+        unknown = set(args.setting) - {s.name for s in settings}
+        if unknown:
+            parser.error(f"unknown settings {sorted(unknown)}; known: {[s.name for s in settings]}")
+        settings = [s for s in settings if s.name in args.setting]
     embedder = get_embedder("onnx")
     for corpus in args.corpus or list(CORPORA):
         task, _, target, goal_effort = TASKS[corpus]
@@ -145,6 +157,7 @@ def main() -> None:
                 budget=args.budget,
                 batch=args.batch,
                 strategies=strategies,
+                settings=settings,
                 repeats=args.repeats,
                 target_accuracy=target,
                 embedder=embedder,
@@ -155,6 +168,8 @@ def main() -> None:
             labeler.close()
         elapsed = time.perf_counter() - t0
         slug = corpus.lower().replace(" ", "-")
+        if args.setting:
+            slug += "-" + "-".join(s.name.replace(":", "-") for s in settings)
         plot = plot_effort_curves(
             result,
             DOCS / f"loop-{slug}.png",
@@ -184,10 +199,12 @@ def main() -> None:
             + (f" --batch {args.batch}" if args.batch else "")
             + "".join(f" --strategy {s}" for s in strategies)
             + (f" --llm-tokens {args.llm_tokens}" if args.llm_tokens else "")
+            + "".join(f" --setting {s.name}" for s in settings if args.setting)
         )
-        write_section(
-            f"The loop, end to end: {corpus}", __doc__.split("\n\n")[1] + "\n\n" + text, command
-        )
+        title = f"The loop, end to end: {corpus}"
+        if args.setting:
+            title += f", {' and '.join(s.name for s in settings)} to {_pct(args.budget)}"
+        write_section(title, __doc__.split("\n\n")[1] + "\n\n" + text, command)
 
 
 if __name__ == "__main__":
