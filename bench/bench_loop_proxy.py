@@ -1,0 +1,239 @@
+"""A fast stand-in for the loop, to try what the stack learns from in seconds, not in hours.
+
+The loop itself (`bench_loop.py`, through the store and `learn`) is the figure of record; this
+replays its arithmetic on stored arrays so that many variants of the stack's inputs can be
+compared on the same draws. Each corpus's sample (`bench_loop.sample`) is labeled by the
+embedded model with two examples per label picked from a gold draw as `prelabel` picks them
+(answers and features cached, as in `bench_few_shot.py`). For each seed, the gold is those
+examples plus a random draw; then rounds of `--batch` items, least confident first, get their
+reference label, and the stack is refitted with `learn`'s own pieces: the probe on the view with
+the lower out-of-fold log loss, the MiniLM student, the log-linear pool, all out-of-fold on the
+trusted items. The finished dataset is the trusted labels plus the stack's answers for the rest.
+
+Variants (`--variant`, each against `base` on the same seeds):
+- `concat`: one more probe, on the middle view and the MiniLM embedding side by side;
+- `ngram`: the n-gram student joins the stack;
+- `student-c-auto`: the student's C chosen from (1, 10, 100) by out-of-fold log loss;
+- `self-training`: the probe refitted with the stack's soft labels on up to as many unlabeled
+  items as trusted ones, confidence ≥ 0.9, weight 0.5;
+- `whitened`: the features whitened over the pool (PCA, 256 dimensions) instead of standardised;
+- `second-prompt`: a second labeling with four examples per label, its answer and probe stacked
+  beside the first (twice the labeling).
+
+    PYTHONPATH=src nice -n 10 python bench/bench_loop_proxy.py [--corpus NAME] [--items 2200]
+        [--gold 200] [--seeds 0 1 2 3] [--batch 20] [--variant concat --variant ngram]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _active_corpora import embedded  # noqa: E402
+from _report import write_section  # noqa: E402
+from bench_llm_features import labeled, sample_arguments  # noqa: E402
+from bench_loop import TASKS, sample  # noqa: E402
+from labelloop.active import LogisticStudent, get_embedder  # noqa: E402
+from labelloop.active.pool_training import ngram_features, soft_labels  # noqa: E402
+from labelloop.active.students import ExtraRows  # noqa: E402
+from labelloop.labelers import LabelTask  # noqa: E402
+from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
+from labelloop.workflows.learn import (  # noqa: E402
+    PROBE_C_GRID,
+    STUDENT_C_GRID,
+    _student_probs,
+    component_metrics,
+    fit_stack,
+    standardized_rows,
+)
+from labelloop.workflows.prelabel import pick_examples  # noqa: E402
+
+VARIANTS = ("concat", "ngram", "student-c-auto", "self-training", "whitened", "second-prompt")
+EFFORTS = (0.2, 0.3, 0.4)
+SPLIT = (5, 0)
+
+
+class Corpus:
+    """One corpus's sample, its reference labels, and the stored outputs every variant reads."""
+
+    def __init__(self, name: str, args: argparse.Namespace) -> None:
+        items = sample(name, args.items, 0)
+        self.labels = list(items.label_set)
+        self.y = np.array([self.labels.index(label) for label in items.labels])
+        self.texts = items.texts
+        gold = np.random.default_rng(0).permutation(len(self.y))[: args.gold]
+        self.rows = [(int(i), items.texts[i], items.labels[i]) for i in gold]
+        self.task_text, self.tokens = TASKS[name][0], args.llm_tokens if name == "BBC News" else 256
+        self.examples, self.first = self.labeling(2)
+        self.embeddings = np.asarray(embedded(self.texts, get_embedder("onnx")), np.float32)
+
+    def labeling(self, shots: int) -> tuple[list[int], dict[str, np.ndarray]]:
+        """The example rows and the model's answers and features with `shots` per label."""
+        examples = pick_examples(self.rows, self.labels, shots)
+        task = LabelTask(self.task_text, self.labels, [(t, label) for _, t, label in examples])
+        found = labeled(self.texts, task, self.tokens, examples_per_label=shots)
+        return [i for i, _, _ in examples], found
+
+
+def whitened(X: np.ndarray, dims: int = 256) -> np.ndarray:
+    """PCA-whitened over the pool (eigenvalues shrunk by their mean), rows to unit length."""
+    X = np.asarray(X, dtype=np.float64) - np.mean(X, axis=0)
+    _, s, vt = np.linalg.svd(X, full_matrices=False)
+    variance = s[:dims] ** 2 / len(X)
+    Z = (X @ vt[:dims].T) / np.sqrt(variance + variance.mean())
+    return (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def fitted(
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    c_grid: tuple[float, ...],
+    extra: ExtraRows | None = None,
+) -> np.ndarray:
+    """`learn`'s student on `X`: out-of-fold on `rows`, the final fit's answer elsewhere."""
+    student = LogisticStudent(classes=np.arange(int(y.max()) + 1))
+    return _student_probs(X, y, rows, student, lambda s: s.predict_proba(X), SPLIT, extra, c_grid)
+
+
+def probe(views: list[np.ndarray], y: np.ndarray, rows: np.ndarray, soft=None) -> np.ndarray:
+    """The probe `learn` keeps: of the views, the one with the lowest out-of-fold log loss."""
+    best: tuple[np.ndarray, float] | None = None
+    for Z in views:
+        extra = None if soft is None else ExtraRows(Z[soft.rows], soft.labels, soft.weights)
+        p = fitted(Z, y, rows, PROBE_C_GRID, extra)
+        loss = component_metrics(p[rows], y[rows])["log_loss"]
+        if best is None or loss < best[1]:
+            best = (p, loss)
+    assert best is not None
+    return best[0]
+
+
+def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The stack's probabilities for the pool given the trusted rows, as `variant` builds it."""
+    y, K = corpus.y, len(corpus.labels)
+    excluded = np.zeros(len(y), dtype=bool)
+    excluded[corpus.examples] = True
+    prepare = whitened if variant == "whitened" else standardized_rows
+    views = [prepare(np.array(corpus.first[v], dtype=np.float32)) for v in FEATURE_VIEWS]
+    E = corpus.embeddings
+    second = None
+    if variant == "second-prompt":
+        more, found = corpus.labeling(4)
+        excluded[more] = True
+        second = found["probs"], [standardized_rows(np.array(found[v])) for v in FEATURE_VIEWS]
+    side_by_side = (
+        np.hstack([views[0], standardized_rows(E.copy())]) if variant == "concat" else None
+    )
+    ngrams = ngram_features(corpus.texts, seed=0) if variant == "ngram" else None
+    c_grid = STUDENT_C_GRID if variant == "student-c-auto" else (1.0,)
+
+    def predict(trusted: np.ndarray) -> np.ndarray:
+        fit = trusted & ~excluded
+        inputs = [corpus.first["probs"], probe(views, y, fit), fitted(E, y, trusted, c_grid)]
+        if second is not None:
+            inputs += [second[0], probe(second[1], y, fit)]
+        if side_by_side is not None:
+            inputs.append(fitted(side_by_side, y, fit, PROBE_C_GRID))
+        if ngrams is not None:
+            inputs.append(fitted(ngrams, y, trusted, (1.0,)))
+        names = [str(i) for i in range(len(inputs))]
+        probs = fit_stack(inputs, names, y, fit, K, n_splits=5, random_state=0).probs
+        if variant == "self-training":
+            soft = soft_labels(
+                probs, ~trusted, min_confidence=0.9, max_items=int(trusted.sum()), weight=0.5
+            )
+            inputs[1] = probe(views, y, fit, soft if len(soft) else None)
+            probs = fit_stack(inputs, names, y, fit, K, n_splits=5, random_state=0).probs
+        return probs
+
+    return predict
+
+
+def curve(corpus: Corpus, predict, seed: int, gold: int, batch: int) -> np.ndarray:
+    """Finished-dataset accuracy at `EFFORTS`, reviewing least confident first."""
+    y = corpus.y
+    trusted = np.zeros(len(y), dtype=bool)
+    others = [
+        i for i in np.random.default_rng(seed).permutation(len(y)) if i not in corpus.examples
+    ]
+    trusted[corpus.examples + others[: gold - len(corpus.examples)]] = True
+    points = []
+    while True:
+        probs = predict(trusted)
+        points.append((trusted.mean(), np.where(trusted, y, probs.argmax(axis=1)) == y))
+        if trusted.mean() >= max(EFFORTS) - 1e-9:
+            break
+        confidence = np.where(trusted, np.inf, probs.max(axis=1))
+        trusted[np.argsort(confidence, kind="stable")[:batch]] = True
+    effort = np.array([e for e, _ in points])
+    accuracy = np.array([c.mean() for _, c in points])
+    return np.interp(EFFORTS, effort, accuracy)
+
+
+def interval(d: np.ndarray) -> str:
+    """Mean difference with its 90% t interval over the seeds."""
+    if len(d) < 2:
+        return f"{d.mean():+.4f}"
+    half = stats.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.4f} [{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]"
+
+
+def run(name: str, args: argparse.Namespace) -> str:
+    corpus = Corpus(name, args)
+    variants = ["base", *(args.variant or VARIANTS)]
+    found: dict[str, np.ndarray] = {}
+    for variant in variants:
+        t0 = time.process_time()
+        predict = stack_for(corpus, variant)
+        found[variant] = np.array(
+            [curve(corpus, predict, s, args.gold, args.batch) for s in args.seeds]
+        )
+        seconds = time.process_time() - t0
+        print(f"{name} {variant}: {found[variant].mean(axis=0)} ({seconds:.0f} CPU s)", flush=True)
+    head = " | ".join(f"at {e:.0%}" for e in EFFORTS)
+    lines = [
+        f"**{name}**: {len(corpus.y)} items, {args.gold} gold, seeds {args.seeds}, "
+        f"{args.batch} answers per round.",
+        "",
+        f"| variant | {head} | − base at {EFFORTS[1]:.0%} (90% t interval) |",
+        "| --- | " + " | ".join("---:" for _ in EFFORTS) + " | ---: |",
+    ]
+    for variant, accuracy in found.items():
+        mean = " | ".join(f"{a:.4f}" for a in accuracy.mean(axis=0))
+        versus = "—" if variant == "base" else interval(accuracy[:, 1] - found["base"][:, 1])
+        lines.append(f"| {variant} | {mean} | {versus} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sample_arguments(parser)
+    parser.add_argument("--gold", type=int, default=200)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--variant", choices=VARIANTS, action="append")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    body = "\n\n".join(run(corpus, args) for corpus in args.corpus or list(TASKS))
+    print(body)
+    write_section(
+        "The loop's stand-in: what the stack learns from",
+        body,
+        "PYTHONPATH=src python " + shlex.join(sys.argv),
+    )
+
+
+if __name__ == "__main__":
+    main()
