@@ -43,13 +43,35 @@ from labelloop.workflows.learn import standardized_rows  # noqa: E402
 from labelloop.workflows.prelabel import pick_examples  # noqa: E402
 
 
+class GoldDraw:
+    """A corpus's sample (`bench_loop.sample`), its reference labels and a gold draw of
+    `--gold` items (seed 0), labeled by the embedded model with examples from that gold."""
+
+    def __init__(self, corpus: str, args: argparse.Namespace) -> None:
+        items = sample(corpus, args.items, 0)
+        self.texts, self.labels = items.texts, list(items.label_set)
+        self.y = np.array([self.labels.index(label) for label in items.labels])
+        self.gold = np.random.default_rng(0).permutation(len(self.y))[: args.gold]
+        self.rows = [(int(i), items.texts[i], items.labels[i]) for i in self.gold]
+        self.description = TASKS[corpus][0]
+        self.tokens = args.llm_tokens if corpus == "BBC News" else 256
+
+    def task(self, shots: int) -> tuple[list[int], LabelTask]:
+        """The rows of the examples `prelabel` picks with `shots` per label, and the task."""
+        examples = pick_examples(self.rows, self.labels, shots) if shots else []
+        shown = [(text, label) for _, text, label in examples]
+        return [i for i, _, _ in examples], LabelTask(self.description, self.labels, shown)
+
+    def labeling(self, shots: int) -> tuple[list[int], dict[str, np.ndarray]]:
+        """The example rows, and the model's answers and features with `shots` per label."""
+        examples, task = self.task(shots)
+        return examples, labeled(self.texts, task, self.tokens, examples_per_label=max(1, shots))
+
+
 def run(corpus: str, args: argparse.Namespace) -> str:
-    items = sample(corpus, args.items, 0)
-    labels = list(items.label_set)
-    y = np.array([labels.index(label) for label in items.labels])
-    gold = np.random.default_rng(0).permutation(len(y))[: args.gold]
+    draw = GoldDraw(corpus, args)
+    labels, y, gold = draw.labels, draw.y, draw.gold
     rest = np.setdiff1d(np.arange(len(y)), gold)
-    tokens = args.llm_tokens if corpus == "BBC News" else 256
     lines = [
         f"**{corpus}**: {len(y)} items ({len(labels)} labels), {args.gold} gold; accuracy on "
         f"the other {len(rest)}.",
@@ -59,13 +81,9 @@ def run(corpus: str, args: argparse.Namespace) -> str:
         + f" | CPU s to label {args.timing} items |",
         "| ---: | ---: | ---: | " + " | ".join("---:" for _ in FEATURE_VIEWS) + " | ---: |",
     ]
-    rows = [(int(i), items.texts[i], items.labels[i]) for i in gold]
     for shots in args.shots:
-        examples = pick_examples(rows, labels, shots) if shots else []
-        task = LabelTask(TASKS[corpus][0], labels, [(text, label) for _, text, label in examples])
-        shown = {"examples_per_label": max(1, shots)}
-        found = labeled(items.texts, task, tokens, **shown)
-        train = np.setdiff1d(gold, [i for i, _, _ in examples])
+        examples, found = draw.labeling(shots)
+        train = np.setdiff1d(gold, examples)
         answer = float((found["probs"][rest].argmax(axis=1) == y[rest]).mean())
         probe, losses = {}, {}
         for view in FEATURE_VIEWS:
@@ -73,7 +91,12 @@ def run(corpus: str, args: argparse.Namespace) -> str:
             probe[view] = accuracy(X, y, train, rest)
             losses[view] = oof_log_loss(X, y, train)
         kept = probe[min(losses, key=losses.__getitem__)]
-        cost = labeling_cpu(items.texts[: args.timing], task, tokens, **shown)
+        cost = labeling_cpu(
+            draw.texts[: args.timing],
+            draw.task(shots)[1],
+            draw.tokens,
+            examples_per_label=max(1, shots),
+        )
         lines.append(
             f"| {shots} | {answer:.3f} | {kept:.3f} | "
             + " | ".join(f"{probe[v]:.3f}" for v in FEATURE_VIEWS)

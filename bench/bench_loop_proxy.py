@@ -17,6 +17,8 @@ Variants (`--variant`, each against `base` on the same seeds):
 - `self-training`: the probe refitted with the stack's soft labels on up to as many unlabeled
   items as trusted ones, confidence ≥ 0.9, weight 0.5;
 - `whitened`: the features whitened over the pool (PCA, 256 dimensions) instead of standardised;
+- `kernel-probe`: the probe on an RBF kernel's approximate feature map of the standardised
+  features (Nystroem, 600 components, gamma 0.5) instead of the features themselves;
 - `second-prompt`: a second labeling with four examples per label, its answer and probe stacked
   beside the first (twice the labeling).
 
@@ -36,18 +38,19 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from sklearn.kernel_approximation import Nystroem
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from _active_corpora import embedded  # noqa: E402
 from _report import write_section  # noqa: E402
-from bench_llm_features import labeled, sample_arguments  # noqa: E402
-from bench_loop import TASKS, sample  # noqa: E402
+from bench_few_shot import GoldDraw  # noqa: E402
+from bench_llm_features import sample_arguments  # noqa: E402
+from bench_loop import TASKS  # noqa: E402
 from labelloop.active import LogisticStudent, get_embedder  # noqa: E402
 from labelloop.active.pool_training import ngram_features, soft_labels  # noqa: E402
 from labelloop.active.students import ExtraRows  # noqa: E402
-from labelloop.labelers import LabelTask  # noqa: E402
 from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
 from labelloop.workflows.learn import (  # noqa: E402
     PROBE_C_GRID,
@@ -57,33 +60,28 @@ from labelloop.workflows.learn import (  # noqa: E402
     fit_stack,
     standardized_rows,
 )
-from labelloop.workflows.prelabel import pick_examples  # noqa: E402
 
-VARIANTS = ("concat", "ngram", "student-c-auto", "self-training", "whitened", "second-prompt")
+VARIANTS = (
+    "concat",
+    "ngram",
+    "student-c-auto",
+    "self-training",
+    "whitened",
+    "kernel-probe",
+    "second-prompt",
+)
 EFFORTS = (0.2, 0.3, 0.4)
 SPLIT = (5, 0)
 
 
-class Corpus:
-    """One corpus's sample, its reference labels, and the stored outputs every variant reads."""
+class Corpus(GoldDraw):
+    """A gold draw (`bench_few_shot.GoldDraw`) labeled with two examples per label, and the
+    MiniLM embeddings of its sample: what every variant reads."""
 
     def __init__(self, name: str, args: argparse.Namespace) -> None:
-        items = sample(name, args.items, 0)
-        self.labels = list(items.label_set)
-        self.y = np.array([self.labels.index(label) for label in items.labels])
-        self.texts = items.texts
-        gold = np.random.default_rng(0).permutation(len(self.y))[: args.gold]
-        self.rows = [(int(i), items.texts[i], items.labels[i]) for i in gold]
-        self.task_text, self.tokens = TASKS[name][0], args.llm_tokens if name == "BBC News" else 256
+        super().__init__(name, args)
         self.examples, self.first = self.labeling(2)
         self.embeddings = np.asarray(embedded(self.texts, get_embedder("onnx")), np.float32)
-
-    def labeling(self, shots: int) -> tuple[list[int], dict[str, np.ndarray]]:
-        """The example rows and the model's answers and features with `shots` per label."""
-        examples = pick_examples(self.rows, self.labels, shots)
-        task = LabelTask(self.task_text, self.labels, [(t, label) for _, t, label in examples])
-        found = labeled(self.texts, task, self.tokens, examples_per_label=shots)
-        return [i for i, _, _ in examples], found
 
 
 def whitened(X: np.ndarray, dims: int = 256) -> np.ndarray:
@@ -93,6 +91,12 @@ def whitened(X: np.ndarray, dims: int = 256) -> np.ndarray:
     variance = s[:dims] ** 2 / len(X)
     Z = (X @ vt[:dims].T) / np.sqrt(variance + variance.mean())
     return (Z / np.linalg.norm(Z, axis=1, keepdims=True)).astype(np.float32)
+
+
+def kernel_map(Z: np.ndarray) -> np.ndarray:
+    """An RBF kernel's approximate feature map, fitted on the pool."""
+    nystroem = Nystroem(gamma=0.5, n_components=600, random_state=0)
+    return nystroem.fit_transform(Z).astype(np.float32)
 
 
 def fitted(
@@ -127,6 +131,8 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
     excluded[corpus.examples] = True
     prepare = whitened if variant == "whitened" else standardized_rows
     views = [prepare(np.array(corpus.first[v], dtype=np.float32)) for v in FEATURE_VIEWS]
+    if variant == "kernel-probe":
+        views = [kernel_map(Z) for Z in views]
     E = corpus.embeddings
     second = None
     if variant == "second-prompt":
