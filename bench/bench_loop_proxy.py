@@ -37,7 +37,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 from sklearn.kernel_approximation import Nystroem
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +48,8 @@ from bench_few_shot import GoldDraw  # noqa: E402
 from bench_llm_features import sample_arguments  # noqa: E402
 from bench_loop import TASKS  # noqa: E402
 from labelloop.active import LogisticStudent, get_embedder  # noqa: E402
-from labelloop.active.pool_training import ngram_features, soft_labels  # noqa: E402
+from labelloop.active.effort import t_interval  # noqa: E402
+from labelloop.active.pool_training import SoftLabels, ngram_features, soft_labels  # noqa: E402
 from labelloop.active.students import ExtraRows  # noqa: E402
 from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
 from labelloop.workflows.learn import (  # noqa: E402
@@ -111,7 +111,9 @@ def fitted(
     return _student_probs(X, y, rows, student, lambda s: s.predict_proba(X), SPLIT, extra, c_grid)
 
 
-def probe(views: list[np.ndarray], y: np.ndarray, rows: np.ndarray, soft=None) -> np.ndarray:
+def probe(
+    views: list[np.ndarray], y: np.ndarray, rows: np.ndarray, soft: SoftLabels | None = None
+) -> np.ndarray:
     """The probe `learn` keeps: of the views, the one with the lowest out-of-fold log loss."""
     best: tuple[np.ndarray, float] | None = None
     for Z in views:
@@ -124,7 +126,7 @@ def probe(views: list[np.ndarray], y: np.ndarray, rows: np.ndarray, soft=None) -
     return best[0]
 
 
-def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray], np.ndarray]:
     """The stack's probabilities for the pool given the trusted rows, as `variant` builds it."""
     y, K = corpus.y, len(corpus.labels)
     excluded = np.zeros(len(y), dtype=bool)
@@ -145,6 +147,10 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
     ngrams = ngram_features(corpus.texts, seed=0) if variant == "ngram" else None
     c_grid = STUDENT_C_GRID if variant == "student-c-auto" else (1.0,)
 
+    def pooled(inputs: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        names = [str(i) for i in range(len(inputs))]
+        return fit_stack(inputs, names, y, rows, K, n_splits=SPLIT[0], random_state=SPLIT[1]).probs
+
     def predict(trusted: np.ndarray) -> np.ndarray:
         fit = trusted & ~excluded
         inputs = [corpus.first["probs"], probe(views, y, fit), fitted(E, y, trusted, c_grid)]
@@ -154,20 +160,25 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
             inputs.append(fitted(side_by_side, y, fit, PROBE_C_GRID))
         if ngrams is not None:
             inputs.append(fitted(ngrams, y, trusted, (1.0,)))
-        names = [str(i) for i in range(len(inputs))]
-        probs = fit_stack(inputs, names, y, fit, K, n_splits=5, random_state=0).probs
+        probs = pooled(inputs, fit)
         if variant == "self-training":
             soft = soft_labels(
                 probs, ~trusted, min_confidence=0.9, max_items=int(trusted.sum()), weight=0.5
             )
             inputs[1] = probe(views, y, fit, soft if len(soft) else None)
-            probs = fit_stack(inputs, names, y, fit, K, n_splits=5, random_state=0).probs
+            probs = pooled(inputs, fit)
         return probs
 
     return predict
 
 
-def curve(corpus: Corpus, predict, seed: int, gold: int, batch: int) -> np.ndarray:
+def curve(
+    corpus: Corpus,
+    predict: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    gold: int,
+    batch: int,
+) -> np.ndarray:
     """Finished-dataset accuracy at `EFFORTS`, reviewing least confident first."""
     y = corpus.y
     trusted = np.zeros(len(y), dtype=bool)
@@ -190,10 +201,10 @@ def curve(corpus: Corpus, predict, seed: int, gold: int, batch: int) -> np.ndarr
 
 def interval(d: np.ndarray) -> str:
     """Mean difference with its 90% t interval over the seeds."""
-    if len(d) < 2:
-        return f"{d.mean():+.4f}"
-    half = stats.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.4f} [{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]"
+    found = t_interval(d, level=0.9)
+    if found.low is None or found.high is None:
+        return f"{found.mean:+.4f}"
+    return f"{found.mean:+.4f} [{found.low:+.4f}, {found.high:+.4f}]"
 
 
 def run(name: str, args: argparse.Namespace) -> str:
