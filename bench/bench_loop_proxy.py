@@ -20,7 +20,15 @@ Variants (`--variant`, each against `base` on the same seeds):
 - `kernel-probe`: the probe on an RBF kernel's approximate feature map of the standardised
   features (Nystroem, 600 components, gamma 0.5) instead of the features themselves;
 - `second-prompt`: a second labeling with four examples per label, its answer and probe stacked
-  beside the first (twice the labeling).
+  beside the first (twice the labeling);
+- `both-views`: the probes of both views stacked, instead of the one with the lower loss;
+- `views-side-by-side`: one probe on both views side by side;
+- `knn`: a k-nearest-neighbour vote (cosine on the middle view, 25 trusted neighbours, weighted
+  by similarity; leave-one-out on the trusted items) joins the stack;
+- `stack-on-gold`: the log-linear pool fitted on the gold only (a random draw of the pool)
+  instead of every trusted item (mostly those review picked for being hard).
+
+Variants combine with `+` (`kernel-probe+concat`).
 
     PYTHONPATH=src nice -n 10 python bench/bench_loop_proxy.py [--corpus NAME] [--items 2200]
         [--gold 200] [--seeds 0 1 2 3] [--batch 20] [--variant concat --variant ngram]
@@ -33,7 +41,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +77,10 @@ VARIANTS = (
     "whitened",
     "kernel-probe",
     "second-prompt",
+    "both-views",
+    "views-side-by-side",
+    "knn",
+    "stack-on-gold",
 )
 EFFORTS = (0.2, 0.3, 0.4)
 SPLIT = (5, 0)
@@ -99,6 +111,21 @@ def kernel_map(Z: np.ndarray) -> np.ndarray:
     return nystroem.fit_transform(Z).astype(np.float32)
 
 
+def knn_vote(Z: np.ndarray, y: np.ndarray, rows: np.ndarray, K: int, k: int = 25) -> np.ndarray:
+    """Each item's label distribution among its `k` most similar `rows` (cosine on unit rows),
+    weighted by similarity; a row of `rows` does not vote for itself."""
+    train = np.flatnonzero(rows)
+    similarity = Z @ Z[train].T
+    similarity[train, np.arange(len(train))] = -np.inf
+    k = min(k, len(train) - 1)
+    nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
+    weights = np.maximum(np.take_along_axis(similarity, nearest, axis=1), 0.0) + 1e-3
+    votes = np.zeros((len(Z), K))
+    np.add.at(votes, (np.arange(len(Z))[:, None], y[train][nearest]), weights)
+    votes += 0.5
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
 def fitted(
     X: np.ndarray,
     y: np.ndarray,
@@ -126,76 +153,114 @@ def probe(
     return best[0]
 
 
-def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The stack's probabilities for the pool given the trusted rows, as `variant` builds it."""
+def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The stack's probabilities for the pool given the trusted rows and the gold among them, as
+    `variant` (parts joined by `+`) builds it."""
+    parts = set(variant.split("+")) - {"base"}
     y, K = corpus.y, len(corpus.labels)
     excluded = np.zeros(len(y), dtype=bool)
     excluded[corpus.examples] = True
-    prepare = whitened if variant == "whitened" else standardized_rows
+    prepare = whitened if "whitened" in parts else standardized_rows
     views = [prepare(np.array(corpus.first[v], dtype=np.float32)) for v in FEATURE_VIEWS]
-    if variant == "kernel-probe":
+    middle = views[0]
+    if "views-side-by-side" in parts:
+        views = [standardized_rows(np.hstack(views))]
+    if "kernel-probe" in parts:
         views = [kernel_map(Z) for Z in views]
     E = corpus.embeddings
     second = None
-    if variant == "second-prompt":
+    if "second-prompt" in parts:
         more, found = corpus.labeling(4)
         excluded[more] = True
         second = found["probs"], [standardized_rows(np.array(found[v])) for v in FEATURE_VIEWS]
-    side_by_side = (
-        np.hstack([views[0], standardized_rows(E.copy())]) if variant == "concat" else None
-    )
-    ngrams = ngram_features(corpus.texts, seed=0) if variant == "ngram" else None
-    c_grid = STUDENT_C_GRID if variant == "student-c-auto" else (1.0,)
+    side_by_side = np.hstack([middle, standardized_rows(E.copy())]) if "concat" in parts else None
+    ngrams = ngram_features(corpus.texts, seed=0) if "ngram" in parts else None
+    c_grid = STUDENT_C_GRID if "student-c-auto" in parts else (1.0,)
 
     def pooled(inputs: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
         names = [str(i) for i in range(len(inputs))]
         return fit_stack(inputs, names, y, rows, K, n_splits=SPLIT[0], random_state=SPLIT[1]).probs
 
-    def predict(trusted: np.ndarray) -> np.ndarray:
+    def probes(fit: np.ndarray, soft: SoftLabels | None = None) -> list[np.ndarray]:
+        if "both-views" in parts:
+            return [probe([Z], y, fit, soft) for Z in views]
+        return [probe(views, y, fit, soft)]
+
+    def predict(trusted: np.ndarray, gold: np.ndarray) -> np.ndarray:
         fit = trusted & ~excluded
-        inputs = [corpus.first["probs"], probe(views, y, fit), fitted(E, y, trusted, c_grid)]
+        pool_rows = fit & gold if "stack-on-gold" in parts else fit
+        own = probes(fit)
+        inputs = [corpus.first["probs"], *own, fitted(E, y, trusted, c_grid)]
         if second is not None:
             inputs += [second[0], probe(second[1], y, fit)]
         if side_by_side is not None:
             inputs.append(fitted(side_by_side, y, fit, PROBE_C_GRID))
         if ngrams is not None:
             inputs.append(fitted(ngrams, y, trusted, (1.0,)))
-        probs = pooled(inputs, fit)
-        if variant == "self-training":
+        if "knn" in parts:
+            inputs.append(knn_vote(middle, y, fit, K))
+        probs = pooled(inputs, pool_rows)
+        if "self-training" in parts:
             soft = soft_labels(
                 probs, ~trusted, min_confidence=0.9, max_items=int(trusted.sum()), weight=0.5
             )
-            inputs[1] = probe(views, y, fit, soft if len(soft) else None)
-            probs = pooled(inputs, fit)
+            inputs[1 : 1 + len(own)] = probes(fit, soft if len(soft) else None)
+            probs = pooled(inputs, pool_rows)
         return probs
 
     return predict
 
 
+def gold_mask(corpus: Corpus, seed: int, gold: int) -> np.ndarray:
+    """The prompt's examples plus a random draw, `gold` items in all: what people start from."""
+    mask = np.zeros(len(corpus.y), dtype=bool)
+    others = [
+        i for i in np.random.default_rng(seed).permutation(len(mask)) if i not in corpus.examples
+    ]
+    mask[corpus.examples + others[: gold - len(corpus.examples)]] = True
+    return mask
+
+
+def reviewed(
+    corpus: Corpus,
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    seed: int,
+    gold: int,
+    batch: int,
+    until: float,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The trusted rows and the stack's probabilities after each round of `batch` answers,
+    least confident first, from the gold until `until` of the pool is trusted."""
+    drawn = gold_mask(corpus, seed, gold)
+    trusted = drawn.copy()
+    while True:
+        probs = predict(trusted, drawn)
+        yield trusted.copy(), probs
+        if trusted.mean() >= until - 1e-9:
+            return
+        confidence = np.where(trusted, np.inf, probs.max(axis=1))
+        trusted[np.argsort(confidence, kind="stable")[:batch]] = True
+
+
+def finished(y: np.ndarray, trusted: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Whether each item of the finished dataset is right: people's where trusted, else the
+    stack's answer."""
+    return np.where(trusted, y, probs.argmax(axis=1)) == y
+
+
 def curve(
     corpus: Corpus,
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
     seed: int,
     gold: int,
     batch: int,
 ) -> np.ndarray:
     """Finished-dataset accuracy at `EFFORTS`, reviewing least confident first."""
-    y = corpus.y
-    trusted = np.zeros(len(y), dtype=bool)
-    others = [
-        i for i in np.random.default_rng(seed).permutation(len(y)) if i not in corpus.examples
+    points = [
+        (trusted.mean(), finished(corpus.y, trusted, probs).mean())
+        for trusted, probs in reviewed(corpus, predict, seed, gold, batch, max(EFFORTS))
     ]
-    trusted[corpus.examples + others[: gold - len(corpus.examples)]] = True
-    points = []
-    while True:
-        probs = predict(trusted)
-        points.append((trusted.mean(), np.where(trusted, y, probs.argmax(axis=1)) == y))
-        if trusted.mean() >= max(EFFORTS) - 1e-9:
-            break
-        confidence = np.where(trusted, np.inf, probs.max(axis=1))
-        trusted[np.argsort(confidence, kind="stable")[:batch]] = True
-    effort = np.array([e for e, _ in points])
-    accuracy = np.array([c.mean() for _, c in points])
+    effort, accuracy = np.array(points).T
     return np.interp(EFFORTS, effort, accuracy)
 
 
@@ -240,8 +305,14 @@ def main() -> None:
     parser.add_argument("--gold", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--variant", choices=VARIANTS, action="append")
+    parser.add_argument(
+        "--variant", action="append", help="parts joined by +: " + ", ".join(VARIANTS)
+    )
     args = parser.parse_args()
+    for variant in args.variant or ():
+        unknown = set(variant.split("+")) - set(VARIANTS)
+        if unknown:
+            parser.error(f"unknown variant part(s) {sorted(unknown)}; choose from {VARIANTS}")
     warnings.filterwarnings("ignore")
     body = "\n\n".join(run(corpus, args) for corpus in args.corpus or list(TASKS))
     print(body)
