@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from labelloop import Project
 from labelloop.labelers import LabelTask, OpenAILabeler
+from labelloop.labelers.base import FEATURE_VIEWS
 from labelloop.labelers.multilabel import LocalMultiLabeler, PerLabelDecisions
 from labelloop.store import Item, Prediction
 from labelloop.testing.fake_openai import FakeConfig, keyword_decision, serve_fake_openai
@@ -128,6 +129,21 @@ def test_embedded_model_scores_each_label_once_on_a_shared_prefix():
         shift = np.log(p / (1 - p)) - raw[i]
         assert np.allclose(shift, shift_of(results, raw, 0), atol=0.2)
     assert json.dumps(results[0].probs)  # plain floats, ready for the store
+    # The same decode keeps each item's hidden states at the end of its text, in both views.
+    for view in FEATURE_VIEWS:
+        states = np.stack([results[i].features[view] for i in range(3)])
+        assert states.shape[0] == 3 and states.shape[1] >= 64 and np.isfinite(states).all()
+        assert not np.allclose(states[0], states[1])  # each item's own
+
+
+@pytest.mark.slow
+def test_embedded_model_without_features_keeps_none():
+    labeler = LocalMultiLabeler.embedded("smollm2", features=False)
+    try:
+        results = dict(labeler.label_stream(["The striker scored twice in the final."], TASK))
+    finally:
+        labeler.close()
+    assert results[0].features is None and set(results[0].probs) == set(LABELS)
 
 
 def shift_of(results, raw, i) -> np.ndarray:

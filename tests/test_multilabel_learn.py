@@ -13,10 +13,13 @@ from sqlalchemy import select
 from labelloop import Project, review
 from labelloop.cli import run
 from labelloop.errors import NotReadyError
+from labelloop.labelers.base import FEATURE_VIEWS
 from labelloop.labelers.multilabel import multi_label_result
 from labelloop.multilabel import PerLabelPool
 from labelloop.server import create_app
 from labelloop.store import Item, Prediction
+from labelloop.workflows.embed import save_labeler_features
+from labelloop.workflows.learn import PROBE
 
 LABELS = ["sport", "tech", "urgent"]
 #: Words that give "sport" and "tech" away; "urgent" has none (only the labeler knows it).
@@ -127,6 +130,48 @@ def test_learn_stacks_the_student_with_the_labeler_and_beats_it_per_label(ml_pro
     rows = list(ml_project.iter_export_rows())
     assert all("out-of-fold" in r["reasoning"] for r in rows if r["split"] == "gold")
     assert all(r["probs"] is not None and set(r["probs"]) == set(LABELS) for r in rows)
+
+
+def _store_features(project: Project, corpus: dict, carried: int) -> None:
+    """The toy labeler's features of every item, as a local model stores them beside its
+    answers: the middle view carries label `carried`, the last view is noise."""
+    rng = np.random.default_rng(3)
+    truth, n_gold = corpus["truth"], corpus["n_gold"]
+    middle, last = FEATURE_VIEWS
+    results = []
+    for i, t in enumerate(truth):
+        signal = np.zeros(8, dtype=np.float32)
+        signal[0] = 3.0 if t[carried] else -3.0
+        result = multi_label_result(LABELS, corpus["p"][i])
+        result.features = {
+            middle: signal + rng.normal(size=8).astype(np.float32),
+            last: rng.normal(size=8).astype(np.float32),
+        }
+        uid = f"g{i}" if i < n_gold else f"p{i}"
+        results.append((project.item_id(uid), result))
+    save_labeler_features(project, "toy-llm", "v1", results)
+
+
+def test_learn_stacks_a_probe_per_label_on_the_labelers_features(ml_project, corpus):
+    # "urgent" is in no word of the text, and the labeler's answer only ranks it: the probe on
+    # its features knows it, and the stack takes it from there. Without features, no probe.
+    before = ml_project.learn()
+    assert not [name for name in before.components if name.startswith(PROBE)]
+    _store_features(ml_project, corpus, carried=LABELS.index("urgent"))
+    after = ml_project.learn()
+    probe = after.components[PROBE + "toy-llm@v1"]
+    assert probe["n"] == 80  # every gold set, out of fold
+    llm = after.components["toy-llm@v1"]
+    assert probe["per_label_log_loss"]["urgent"] < llm["per_label_log_loss"]["urgent"] - 0.2
+    # The middle view was kept: on the noise view the probe could not know "urgent".
+    assert probe["per_label_log_loss"]["urgent"] < 0.3
+    urgent_before, urgent_after = (
+        r.components["ensemble"]["per_label_log_loss"]["urgent"] for r in (before, after)
+    )
+    assert urgent_after < urgent_before - 0.1
+    assert after.stack_weights[PROBE + "toy-llm@v1"] > 0.1
+    assert after.best != PROBE + "toy-llm@v1"  # a probe has no stored answers to activate
+    assert ml_project.settings["active_predictor"]["model"] in {"ensemble", "student", "toy-llm"}
 
 
 def test_calibration_and_routing_follow_the_stack(ml_project):

@@ -126,6 +126,10 @@ def stable_hash(*parts: object) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+#: What a local labeler's features are (their views): stored features are reused only under it.
+FEATURES_VERSION = stable_hash(FEATURE_VIEWS)[:12]
+
+
 def normalise_label(label: str) -> str:
     """Case- and whitespace-insensitive form of a label, for matching answers to the label set."""
     text = unicodedata.normalize("NFKC", str(label)).casefold()

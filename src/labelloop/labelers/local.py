@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labelloop.labelers.base import (
-    FEATURE_VIEWS,
+    FEATURES_VERSION,
     FENCE_END,
     FENCE_START,
     LabelResult,
@@ -255,7 +255,7 @@ class LocalLabeler:
     @property
     def features_version(self) -> str:
         """What the features are (their views): stored features are reused only under it."""
-        return stable_hash(FEATURE_VIEWS)[:12]
+        return FEATURES_VERSION
 
     # -- contract -------------------------------------------------------------------------
     def prompt_version(self, task: LabelTask) -> str:

@@ -14,7 +14,9 @@ distribution: each is the probability that its label applies. Two backends:
   softmax, with the label's content-free log-odds (half of them, as `LocalLabeler`'s
   contextual calibration) taken off. Chunks of items are decoded side by side, as
   `LocalLabeler` does, by single-threaded contexts on the shared weights, each holding the
-  prefix in its own cache; the probabilities are those of one context.
+  prefix in its own cache; the probabilities are those of one context. The same decode gives
+  each item's hidden states at the end of its text (`LabelResult.features`, as `LocalLabeler`
+  keeps them), from which `learn` trains a probe per label.
 
 Both return `MultiLabelResult`: `probs` maps every label to its own probability, `labels` is
 the decided set (p >= 1/2), `label` the most probable label, and `confidence` the probability
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelloop.labelers.base import (
+    FEATURES_VERSION,
     FENCE_END,
     FENCE_START,
     Labeler,
@@ -208,6 +211,10 @@ class LocalMultiLabeler:
     workers : chunks decoded side by side, each by a single-threaded llama.cpp context on the
         same weights holding the shared prefix in its own cache; None: one per thread allowed
         (see ``n_threads``). The probabilities do not depend on it.
+    features : give each result the model's hidden states at the end of the item's text,
+        where every label's question branches off (``LabelResult.features``, the views of
+        `LocalLabeler`'s); a probe per label trained on them learns what the people's sets
+        mean (``learn``).
     """
 
     multi_label = True
@@ -223,6 +230,7 @@ class LocalMultiLabeler:
         max_item_tokens: int = 256,
         chunk_items: int = 16,
         workers: int | None = None,
+        features: bool = True,
     ) -> None:
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"GGUF model file not found: {model_path}")
@@ -232,6 +240,7 @@ class LocalMultiLabeler:
         self.calibrate, self.shrink = calibrate, shrink
         self.max_item_tokens, self.chunk_items = max_item_tokens, chunk_items
         self.workers = workers
+        self.features = features
         self._scorer: LlamaScorer | None = None
         self._siblings: list[LlamaScorer] = []  # more decoders on the same weights
         self._scorer_shape: tuple[int, int] = (0, 0)
@@ -244,6 +253,11 @@ class LocalMultiLabeler:
 
         name = name or DEFAULT_EMBEDDED
         return cls(embedded_model_path(name), model_id=f"local:{name}", **options)
+
+    @property
+    def features_version(self) -> str:
+        """What the features are (their views): stored features are reused only under it."""
+        return FEATURES_VERSION
 
     def prompt_version(self, task: LabelTask) -> str:
         settings = {
@@ -294,7 +308,7 @@ class LocalMultiLabeler:
         scorers = scorer_pool(
             scorer, self._siblings, min(workers_allowed(self.workers, self.n_threads), len(chunks))
         )
-        for (rows, suffixes, cut), outcome, seconds, _ in scored_side_by_side(
+        for (rows, suffixes, cut), outcome, seconds, hidden in scored_side_by_side(
             scorers, jobs, prefix, continuations
         ):
             if isinstance(outcome, Exception):  # a model failure fails these items; the run goes on
@@ -305,16 +319,16 @@ class LocalMultiLabeler:
             p_yes = 1.0 / (1.0 + np.exp(-odds))
             per_item = seconds / len(rows)
             for k, i in enumerate(rows):
-                yield (
-                    i,
-                    multi_label_result(
-                        task.labels,
-                        p_yes[k],
-                        tokens_in=len(suffixes[k]),
-                        latency_s=per_item,
-                        truncated=cut[k],
-                    ),
+                result = multi_label_result(
+                    task.labels,
+                    p_yes[k],
+                    tokens_in=len(suffixes[k]),
+                    latency_s=per_item,
+                    truncated=cut[k],
                 )
+                if hidden is not None:
+                    result.features = {view: states[k] for view, states in hidden.items()}
+                yield i, result
 
     def close(self) -> None:
         for sibling in self._siblings:
@@ -354,7 +368,11 @@ class LocalMultiLabeler:
 
         self.close()
         self._scorer = LlamaScorer(
-            self.model_path, n_threads=self.n_threads, n_seq_max=need[0], n_batch=need[1]
+            self.model_path,
+            n_threads=self.n_threads,
+            n_seq_max=need[0],
+            n_batch=need[1],
+            hidden=self.features,
         )
         self._scorer_shape = need
         return self._scorer

@@ -14,6 +14,11 @@ The predictor with the lowest mean per-label log loss becomes the active one, wh
 
 No labeler is left out of the stack for being weak: a useless input gets weight 0 on a label,
 and an LLM whose raw log loss is poor may still rank a label well, which the stack uses.
+
+A local labeler stores its hidden states of each item (`LabelResult.features`); a probe per
+label on them (the one-vs-rest student on those features instead of the embeddings) joins the
+stack, as in single-label `learn`: the model's own answers may be poor while what it computed
+of the item still separates the people's sets (docs/benchmarks.md, "Multi-label loop").
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 from ..active import OneVsRestStudent, cross_val_proba_multilabel, get_embedder
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
+from ..labelers.base import FEATURE_VIEWS
 from ..labelers.multilabel import multi_label_result
 from ..multilabel import PerLabelPool, item_folds
 from ..multilabel.metrics import per_label_log_loss
@@ -34,18 +40,20 @@ from ..review.common import Result
 from ..store import GOLD, HUMAN_LABELED, predictions
 from ..store import items as stored_items
 from ..vocabulary import PEOPLE_SOURCES
-from .embed import item_embeddings
+from .embed import item_embeddings, labeler_features
 from .engine import Engine, LocalEngine
 from .learn import (
     DERIVED,
     ENSEMBLE,
     MIN_LABELS,
+    PROBE,
     STUDENT,
     Stacked,
     best_predictor,
     make_active,
     model_version,
     recalibrate_and_route,
+    standardized_rows,
     store_student_and_stack,
     without_unset,
 )
@@ -129,6 +137,45 @@ def labeler_components(project: Project, pool: SetPool) -> dict[str, np.ndarray]
             matrix[position[answer.item_id]] = np.clip(
                 label_probabilities(answer.probs, labels), 0.0, 1.0
             )
+    return out
+
+
+def set_probe_components(
+    project: Project,
+    pool: SetPool,
+    labelers: list[str],
+    rows: np.ndarray,
+    n_splits: int,
+    random_state: int,
+) -> dict[str, np.ndarray]:
+    """A one-vs-rest probe per labeler that stored its features of the items, trained on the
+    trusted sets of `rows`: out-of-fold there, NaN for items without features. Of the views
+    (`FEATURE_VIEWS`), the one with the lowest out-of-fold per-label log loss is kept."""
+    labels = project.labels
+    out: dict[str, np.ndarray] = {}
+    for name in labelers:
+        found: list[tuple[np.ndarray, float]] = []
+        for view in FEATURE_VIEWS:
+            stored = labeler_features(project, view, name, pool.ids)
+            if stored is None:
+                continue
+            X, has = stored
+            fit_rows = rows & has
+            if fit_rows.sum() < MIN_LABELS:
+                continue
+            Z = standardized_rows(X[has])
+            fit = fit_rows[has]
+            probe = OneVsRestStudent(random_state=random_state).fit(Z[fit], pool.y[has][fit])
+            probs = np.full(pool.y.shape, np.nan)
+            probs[has] = probe.predict_proba(Z)
+            probs[fit_rows] = cross_val_proba_multilabel(
+                probe, Z[fit], pool.y[has][fit], n_splits, random_state
+            )
+            found.append(
+                (probs, set_metrics(probs[fit_rows], pool.y[fit_rows], labels)["log_loss"])
+            )
+        if found:
+            out[PROBE + name] = min(found, key=lambda probe: probe[1])[0]
     return out
 
 
@@ -256,6 +303,8 @@ def learn(
     )
     components = labeler_components(project, pool)
     rows = trusted & ~pool.excluded  # few-shot examples: leaky for the LLM inputs
+    probes = set_probe_components(project, pool, list(components), rows, n_splits, random_state)
+    components.update(probes)
     metrics = {name: set_metrics(p[rows], pool.y[rows], labels) for name, p in components.items()}
     metrics[STUDENT] = set_metrics(student_probs[rows], pool.y[rows], labels)
     names = [*components, STUDENT]
@@ -272,7 +321,8 @@ def learn(
         (student_probs, "student: one logistic regression per label on embeddings"),
         (stacked, "per-label stack"),
     )
-    best = best_predictor(metrics)
+    # A probe is computed here and stored only inside the stack: never the one routing uses.
+    best = best_predictor({name: m for name, m in metrics.items() if name not in probes})
     make_active(project, best, version)
     rates = pool.y[trusted].mean(axis=0)
     return MultiLabelLearned(
