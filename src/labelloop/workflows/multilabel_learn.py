@@ -175,7 +175,7 @@ def set_probe_components(
                 (probs, set_metrics(probs[fit_rows], pool.y[fit_rows], labels)["log_loss"])
             )
         if found:
-            out[PROBE + name] = min(found, key=lambda probe: probe[1])[0]
+            out[PROBE + name] = min(found, key=lambda candidate: candidate[1])[0]
     return out
 
 
