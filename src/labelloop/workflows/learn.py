@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -194,13 +195,24 @@ def probe_components(
     docs/benchmarks.md, "The loop: the LLM's own features")."""
     out: dict[str, np.ndarray] = {}
     for name in labelers:
-        probes = [
-            _probe(project, pool, view, name, trusted, n_labels, split) for view in FEATURE_VIEWS
-        ]
-        found = [probe for probe in probes if probe is not None]
-        if found:
-            out[PROBE + name] = min(found, key=lambda probe: probe[1])[0]
+        kept = lowest_loss_view(
+            partial(
+                _probe, project, pool, name=name, trusted=trusted, n_labels=n_labels, split=split
+            )
+        )
+        if kept is not None:
+            out[PROBE + name] = kept
     return out
+
+
+def lowest_loss_view(
+    probe_of: Callable[[str], tuple[np.ndarray, float] | None],
+) -> np.ndarray | None:
+    """Of the probes `probe_of` fits on each stored view (`FEATURE_VIEWS`; None where a view
+    has no features or too few labels), the probabilities of the one with the lowest
+    out-of-fold log loss; None when there is none."""
+    found = [probe for probe in map(probe_of, FEATURE_VIEWS) if probe is not None]
+    return min(found, key=lambda probe: probe[1])[0] if found else None
 
 
 def _probe(

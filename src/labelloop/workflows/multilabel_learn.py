@@ -24,6 +24,7 @@ of the item still separates the people's sets (docs/benchmarks.md, "Multi-label 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +32,6 @@ import numpy as np
 from ..active import OneVsRestStudent, cross_val_proba_multilabel, get_embedder
 from ..calibration.metrics import auroc
 from ..errors import NotReadyError
-from ..labelers.base import FEATURE_VIEWS
 from ..labelers.multilabel import multi_label_result
 from ..multilabel import PerLabelPool, item_folds
 from ..multilabel.metrics import per_label_log_loss
@@ -50,6 +50,7 @@ from .learn import (
     STUDENT,
     Stacked,
     best_predictor,
+    lowest_loss_view,
     make_active,
     model_version,
     recalibrate_and_route,
@@ -151,32 +152,49 @@ def set_probe_components(
     """A one-vs-rest probe per labeler that stored its features of the items, trained on the
     trusted sets of `rows`: out-of-fold there, NaN for items without features. Of the views
     (`FEATURE_VIEWS`), the one with the lowest out-of-fold per-label log loss is kept."""
-    labels = project.labels
     out: dict[str, np.ndarray] = {}
     for name in labelers:
-        found: list[tuple[np.ndarray, float]] = []
-        for view in FEATURE_VIEWS:
-            stored = labeler_features(project, view, name, pool.ids)
-            if stored is None:
-                continue
-            X, has = stored
-            fit_rows = rows & has
-            if fit_rows.sum() < MIN_LABELS:
-                continue
-            Z = standardized_rows(X[has])
-            fit = fit_rows[has]
-            probe = OneVsRestStudent(random_state=random_state).fit(Z[fit], pool.y[has][fit])
-            probs = np.full(pool.y.shape, np.nan)
-            probs[has] = probe.predict_proba(Z)
-            probs[fit_rows] = cross_val_proba_multilabel(
-                probe, Z[fit], pool.y[has][fit], n_splits, random_state
+        kept = lowest_loss_view(
+            partial(
+                _set_probe,
+                project,
+                pool,
+                name=name,
+                rows=rows,
+                n_splits=n_splits,
+                random_state=random_state,
             )
-            found.append(
-                (probs, set_metrics(probs[fit_rows], pool.y[fit_rows], labels)["log_loss"])
-            )
-        if found:
-            out[PROBE + name] = min(found, key=lambda candidate: candidate[1])[0]
+        )
+        if kept is not None:
+            out[PROBE + name] = kept
     return out
+
+
+def _set_probe(
+    project: Project,
+    pool: SetPool,
+    view: str,
+    name: str,
+    rows: np.ndarray,
+    n_splits: int,
+    random_state: int,
+) -> tuple[np.ndarray, float] | None:
+    """One view's probe: its per-label probabilities for the pool and its out-of-fold mean
+    per-label log loss."""
+    stored = labeler_features(project, view, name, pool.ids)
+    if stored is None:
+        return None
+    X, has = stored
+    fit_rows = rows & has
+    if fit_rows.sum() < MIN_LABELS:
+        return None
+    Z = standardized_rows(X if has.all() else X[has])  # in place when every item has features
+    fit, Y = fit_rows[has], pool.y[has]
+    probe = OneVsRestStudent(random_state=random_state).fit(Z[fit], Y[fit])
+    probs = np.full(pool.y.shape, np.nan)
+    probs[has] = probe.predict_proba(Z)
+    probs[fit_rows] = cross_val_proba_multilabel(probe, Z[fit], Y[fit], n_splits, random_state)
+    return probs, set_metrics(probs[fit_rows], pool.y[fit_rows], project.labels)["log_loss"]
 
 
 def set_metrics(probs: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
