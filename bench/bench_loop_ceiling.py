@@ -42,17 +42,19 @@ from bench_loop import TASKS  # noqa: E402
 from bench_loop_proxy import (  # noqa: E402
     SPLIT,
     Corpus,
+    feature_views,
     finished,
     fitted,
     gold_mask,
+    interval,
     kernel_map,
+    pooled,
     probe,
+    review_least_confident,
     reviewed,
     stack_for,
 )
-from labelloop.active.effort import t_interval  # noqa: E402
-from labelloop.labelers.base import FEATURE_VIEWS  # noqa: E402
-from labelloop.workflows.learn import fit_stack, standardized_rows  # noqa: E402
+from labelloop.workflows.learn import standardized_rows  # noqa: E402
 
 
 def mlp_probs(X: np.ndarray, y: np.ndarray, rows: np.ndarray, n_labels: int) -> np.ndarray:
@@ -73,7 +75,7 @@ def all_label_stacks(corpus: Corpus) -> dict[str, np.ndarray]:
     more, second = corpus.labeling(4)
     rows = np.ones(len(y), dtype=bool)
     rows[corpus.examples + more] = False
-    views = [standardized_rows(np.array(corpus.first[v], dtype=np.float32)) for v in FEATURE_VIEWS]
+    views = feature_views(corpus.first)
     side_by_side = np.hstack([*views, standardized_rows(corpus.embeddings.copy())])
     shipped = [
         corpus.first["probs"],
@@ -89,38 +91,18 @@ def all_label_stacks(corpus: Corpus) -> dict[str, np.ndarray]:
         "+ MLP on both views and MiniLM": [mlp_probs(side_by_side, y, rows, K)],
         "+ a second labeling (four examples per label): its answer and probe": [
             second["probs"],
-            probe([standardized_rows(np.array(second[v])) for v in FEATURE_VIEWS], y, rows),
+            probe(feature_views(second), y, rows),
         ],
     }
-    out = {}
-    for name, more in extra.items():
-        inputs = shipped + more
-        out[name] = fit_stack(
-            inputs,
-            [str(i) for i in range(len(inputs))],
-            y,
-            rows,
-            K,
-            n_splits=SPLIT[0],
-            random_state=SPLIT[1],
-        ).probs
-    return out
+    return {name: pooled(shipped + more, y, rows, K) for name, more in extra.items()}
 
 
 def ordered_by(corpus: Corpus, probs: np.ndarray, seed: int, gold: int, budget: float) -> float:
     """Finished accuracy when `probs` orders the review after the gold and labels the rest."""
     trusted = gold_mask(corpus, seed, gold)
     spend = round(budget * len(trusted)) - int(trusted.sum())
-    confidence = np.where(trusted, np.inf, probs.max(axis=1))
-    trusted[np.argsort(confidence, kind="stable")[:spend]] = True
+    review_least_confident(trusted, probs, spend)
     return float(finished(corpus.y, trusted, probs).mean())
-
-
-def mean_interval(values: list[float]) -> str:
-    found = t_interval(np.array(values), level=0.9)
-    if found.low is None or found.high is None:
-        return f"{found.mean:.4f}"
-    return f"{found.mean:.4f} [{found.low:.4f}, {found.high:.4f}]"
 
 
 def run(name: str, args: argparse.Namespace) -> str:
@@ -143,18 +125,18 @@ def run(name: str, args: argparse.Namespace) -> str:
         f"finished dataset at {budget:.0%} |",
         "| --- | ---: | ---: |",
         f"| the loop's stand-in, as shipped ({args.batch} answers per round) | — | "
-        f"{mean_interval(loop)} |",
+        f"{interval(loop, '.4f')} |",
     ]
     for label, probs in stacks.items():
         right = float((probs.argmax(axis=1) == corpus.y).mean())
         reached = [ordered_by(corpus, probs, s, args.gold, budget) for s in args.seeds]
         lines.append(
-            f"| stack trained on every label, {label} | {right:.4f} | {mean_interval(reached)} |"
+            f"| stack trained on every label, {label} | {right:.4f} | {interval(reached, '.4f')} |"
         )
     lines += [
         "",
         f"On the items the stand-in left to the machine at {budget:.0%}: its own stack is right "
-        f"{mean_interval(left)}, the stack trained on every label {mean_interval(on_left)}.",
+        f"{interval(left, '.4f')}, the stack trained on every label {interval(on_left, '.4f')}.",
     ]
     return "\n".join(lines)
 

@@ -153,6 +153,27 @@ def probe(
     return best[0]
 
 
+def feature_views(
+    found: dict[str, np.ndarray], prepare: Callable[[np.ndarray], np.ndarray] = standardized_rows
+) -> list[np.ndarray]:
+    """Each view of a labeling's features (`FEATURE_VIEWS`), prepared as `learn` prepares them."""
+    return [prepare(np.array(found[v], dtype=np.float32)) for v in FEATURE_VIEWS]
+
+
+def pooled(inputs: list[np.ndarray], y: np.ndarray, rows: np.ndarray, n_labels: int) -> np.ndarray:
+    """`learn`'s log-linear pool of `inputs`, trained on `rows` (out of fold there)."""
+    names = [str(i) for i in range(len(inputs))]
+    return fit_stack(
+        inputs, names, y, rows, n_labels, n_splits=SPLIT[0], random_state=SPLIT[1]
+    ).probs
+
+
+def review_least_confident(trusted: np.ndarray, probs: np.ndarray, n: int) -> None:
+    """Mark the `n` least confident untrusted items trusted (people answered them), in place."""
+    confidence = np.where(trusted, np.inf, probs.max(axis=1))
+    trusted[np.argsort(confidence, kind="stable")[:n]] = True
+
+
 def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The stack's probabilities for the pool given the trusted rows and the gold among them, as
     `variant` (parts joined by `+`) builds it."""
@@ -161,7 +182,7 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
     excluded = np.zeros(len(y), dtype=bool)
     excluded[corpus.examples] = True
     prepare = whitened if "whitened" in parts else standardized_rows
-    views = [prepare(np.array(corpus.first[v], dtype=np.float32)) for v in FEATURE_VIEWS]
+    views = feature_views(corpus.first, prepare)
     middle = views[0]
     if "views-side-by-side" in parts:
         views = [standardized_rows(np.hstack(views))]
@@ -172,14 +193,10 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
     if "second-prompt" in parts:
         more, found = corpus.labeling(4)
         excluded[more] = True
-        second = found["probs"], [standardized_rows(np.array(found[v])) for v in FEATURE_VIEWS]
+        second = found["probs"], feature_views(found)
     side_by_side = np.hstack([middle, standardized_rows(E.copy())]) if "concat" in parts else None
     ngrams = ngram_features(corpus.texts, seed=0) if "ngram" in parts else None
     c_grid = STUDENT_C_GRID if "student-c-auto" in parts else (1.0,)
-
-    def pooled(inputs: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
-        names = [str(i) for i in range(len(inputs))]
-        return fit_stack(inputs, names, y, rows, K, n_splits=SPLIT[0], random_state=SPLIT[1]).probs
 
     def probes(fit: np.ndarray, soft: SoftLabels | None = None) -> list[np.ndarray]:
         if "both-views" in parts:
@@ -199,13 +216,13 @@ def stack_for(corpus: Corpus, variant: str) -> Callable[[np.ndarray, np.ndarray]
             inputs.append(fitted(ngrams, y, trusted, (1.0,)))
         if "knn" in parts:
             inputs.append(knn_vote(middle, y, fit, K))
-        probs = pooled(inputs, pool_rows)
+        probs = pooled(inputs, y, pool_rows, K)
         if "self-training" in parts:
             soft = soft_labels(
                 probs, ~trusted, min_confidence=0.9, max_items=int(trusted.sum()), weight=0.5
             )
             inputs[1 : 1 + len(own)] = probes(fit, soft if len(soft) else None)
-            probs = pooled(inputs, pool_rows)
+            probs = pooled(inputs, y, pool_rows, K)
         return probs
 
     return predict
@@ -238,8 +255,7 @@ def reviewed(
         yield trusted.copy(), probs
         if trusted.mean() >= until - 1e-9:
             return
-        confidence = np.where(trusted, np.inf, probs.max(axis=1))
-        trusted[np.argsort(confidence, kind="stable")[:batch]] = True
+        review_least_confident(trusted, probs, batch)
 
 
 def finished(y: np.ndarray, trusted: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -264,12 +280,12 @@ def curve(
     return np.interp(EFFORTS, effort, accuracy)
 
 
-def interval(d: np.ndarray) -> str:
-    """Mean difference with its 90% t interval over the seeds."""
-    found = t_interval(d, level=0.9)
+def interval(values: np.ndarray | list[float], fmt: str = "+.4f") -> str:
+    """The mean over the seeds with its 90% t interval, each as `fmt`."""
+    found = t_interval(np.asarray(values), level=0.9)
     if found.low is None or found.high is None:
-        return f"{found.mean:+.4f}"
-    return f"{found.mean:+.4f} [{found.low:+.4f}, {found.high:+.4f}]"
+        return f"{found.mean:{fmt}}"
+    return f"{found.mean:{fmt}} [{found.low:{fmt}}, {found.high:{fmt}}]"
 
 
 def run(name: str, args: argparse.Namespace) -> str:
